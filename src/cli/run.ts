@@ -1,0 +1,64 @@
+import { loadConfigFile } from '../config/load.js';
+import { Daemon } from '../daemon.js';
+import { ConfigError, ListenError } from '../errors.js';
+import { createLogger } from '../observe/log.js';
+import { parse, required, type Command } from './command.js';
+import { help } from './validate.js';
+
+export const run: Command = {
+  name: 'run',
+  summary: 'run the daemon in the foreground (SIGTERM/SIGINT: graceful stop; a second signal: stop now)',
+  usage: 'licgate run --config FILE',
+  async run(args) {
+    const { values } = parse(args, { config: { type: 'string', short: 'c' } });
+    if (values.help) return help(this);
+    const file = required(values.config, '--config FILE');
+    let cfg;
+    try {
+      cfg = loadConfigFile(file);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        process.stderr.write(e.issues.map(String).join('\n') + '\n');
+        return 2;
+      }
+      throw e;
+    }
+    const log = createLogger(cfg.log);
+    const daemon = new Daemon(cfg, log);
+    try {
+      await daemon.start();
+    } catch (e) {
+      if (e instanceof ListenError) {
+        process.stderr.write(`licgate: ${e.message}\n`);
+        return 1;
+      }
+      throw e;
+    }
+    return runUntilSignal(daemon, cfg.shutdown_grace);
+  },
+};
+
+/** Resolves with the exit code once a signal has stopped the daemon. */
+export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => Promise<void>): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        daemon.log.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      daemon.log.info({ signal }, 'signal received');
+      void daemon
+        .shutdown(graceMs)
+        .then(() => onStop?.())
+        .then(() => {
+          daemon.log.info('stopped');
+          daemon.log.flush();
+          resolve(0);
+        });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,31 @@
+import { loadConfigFile } from '../config/load.js';
+import { ConfigError } from '../errors.js';
+import { parse, required, type Command } from './command.js';
+
+export const validate: Command = {
+  name: 'validate',
+  summary: 'check a config file; exit 0 if valid, else 2 with FILE:LINE:COL: message per error',
+  usage: 'licgate validate --config FILE',
+  async run(args) {
+    const { values } = parse(args, { config: { type: 'string', short: 'c' } });
+    if (values.help) return help(this);
+    const file = required(values.config, '--config FILE');
+    try {
+      const cfg = loadConfigFile(file);
+      const roles = [cfg.frontends.length ? `proxy (${cfg.frontends.length} frontends)` : '', cfg.status || cfg.agent ? 'sidecar responders' : ''].filter(Boolean).join(' + ');
+      process.stdout.write(`${file}: valid — ${roles || 'admin only'}, ${cfg.backends.length} backends, ${cfg.backends.reduce((n, b) => n + b.servers.length, 0)} servers\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        process.stderr.write(e.issues.map(String).join('\n') + '\n');
+        return 2;
+      }
+      throw e;
+    }
+  },
+};
+
+export function help(cmd: Command): number {
+  process.stdout.write(`${cmd.usage}\n\n${cmd.summary}\n`);
+  return 0;
+}

@@ -1,0 +1,41 @@
+import { isIP } from 'node:net';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Parses `host:port`, `[v6]:port` or `v6-literal` forms. Returns an error string (what was expected)
+ * instead of throwing so the config loader can position it.
+ */
+export function parseHostPort(text: string, opts: { allowPortZero?: boolean } = {}): HostPort | string {
+  let host: string;
+  let portText: string;
+  const bracket = /^\[([^\]]+)\]:(\d+)$/.exec(text);
+  if (bracket) {
+    host = bracket[1]!;
+    portText = bracket[2]!;
+    if (isIP(host) !== 6) return `expected an IPv6 address inside [], found "${host}"`;
+  } else {
+    const i = text.lastIndexOf(':');
+    if (i <= 0) return `expected host:port (e.g. 10.0.0.11:27000 or [::1]:27000), found "${text}"`;
+    host = text.slice(0, i);
+    portText = text.slice(i + 1);
+    if (host.includes(':')) return `expected an IPv6 address in brackets, e.g. [${host}]:${portText}`;
+  }
+  if (!/^\d+$/.test(portText)) return `expected a port number after ':', found "${portText}"`;
+  const port = Number(portText);
+  const min = opts.allowPortZero ? 0 : 1;
+  if (port < min || port > 65535) return `expected a port ${min}-65535, found ${port}`;
+  if (host === '*') host = '0.0.0.0';
+  return { host, port };
+}
+
+export function formatHostPort(hp: HostPort): string {
+  return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

@@ -1,0 +1,294 @@
+import type { Node } from 'yaml';
+import type { HostPort } from './address.js';
+import type { YamlReader } from './yaml-reader.js';
+
+/** A literal substring, or a regular expression written as "/pattern/flags". */
+export type Matcher = { literal: string } | { regex: RegExp };
+
+export type CheckType = 'tcp' | 'status' | 'send-expect' | 'http' | 'exec' | 'agent' | 'none';
+export const CHECK_TYPES: readonly CheckType[] = ['tcp', 'status', 'send-expect', 'http', 'exec', 'agent', 'none'];
+export type Balance = 'roundrobin' | 'leastconn' | 'source';
+export type Failback = 'auto' | 'manual';
+export type LicenseParser = 'lmstat' | 'dsls';
+
+export interface CheckConfig {
+  type: CheckType;
+  inter: number;
+  fastinter: number;
+  downinter: number;
+  rise: number;
+  fall: number;
+  timeout: number;
+  /** Probe this port on the server's host instead of its service port (e.g. a sidecar's status port). */
+  port: number | null;
+  /** send-expect: bytes to send ("" sends nothing and only reads). */
+  send: string;
+  /** send-expect / http body / exec stdout. */
+  expect: Matcher | null;
+  /** Bytes read from a check reply before it counts as a failure. */
+  read_limit: number;
+  /** http */
+  path: string;
+  expect_status: number[];
+  /** exec: argv array, never a shell. */
+  argv: string[];
+  exit_code: number;
+  parse: LicenseParser | null;
+}
+
+export interface ServerConfig {
+  name: string;
+  address: HostPort;
+  weight: number;
+  tier: number;
+  maxconn: number;
+}
+
+export interface BackendConfig {
+  name: string;
+  balance: Balance;
+  stick: 'source' | null;
+  stick_ttl: number;
+  stick_size: number;
+  failback: Failback;
+  retries: number;
+  observe_errors: number;
+  connect_timeout: number;
+  check: CheckConfig;
+  servers: ServerConfig[];
+}
+
+export interface FrontendConfig {
+  name: string;
+  listen: HostPort;
+  backend: string;
+  server_port: number | null;
+  inband_status: boolean;
+  idle_timeout: number;
+  keepalive: boolean;
+  maxconn: number;
+}
+
+export interface AdminConfig {
+  listen: HostPort;
+  token_file: string | null;
+}
+
+export interface WebhookConfig {
+  url: string;
+  headers: Record<string, string>;
+  events: string[] | null;
+}
+
+export interface Config {
+  file: string;
+  admin: AdminConfig | null;
+  status: { listen: HostPort; backend: string | null } | null;
+  agent: { listen: HostPort; backend: string; server: string | null } | null;
+  notify: { webhooks: WebhookConfig[] };
+  log: { level: LogLevel; format: 'json' | 'pretty' };
+  shutdown_grace: number;
+  frontends: FrontendConfig[];
+  backends: BackendConfig[];
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export const DEFAULTS = {
+  adminListen: { host: '127.0.0.1', port: 8404 },
+  shutdownGrace: 30_000,
+  check: { inter: 2000, rise: 2, fall: 3, timeout: 1000, readLimit: 16 * 1024 },
+  connectTimeout: 3000,
+  retries: 2,
+  observeErrors: 1,
+  weight: 1,
+  stickTtl: 8 * 3_600_000,
+  stickSize: 100_000,
+} as const;
+
+export const LIMITS = { maxWeight: 256, maxTier: 9, maxRetries: 16, maxReadLimit: 1024 * 1024 } as const;
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const NAME_TEXT = 'a name of 1-64 letters, digits, "_", "." or "-"';
+
+/** Reads the whole document into a Config, recording every problem on the reader. */
+export function readConfig(r: YamlReader, root: Node | null): Config | undefined {
+  const top = r.map(root, 'config', ['admin', 'status', 'agent', 'notify', 'log', 'shutdown_grace', 'frontends', 'backends']);
+  if (!top) return undefined;
+  const opt = <T>(key: string, read: (n: Node | null) => T | undefined): T | null | undefined =>
+    top.has(key) ? read(top.get(key)!) : null;
+
+  const cfg = {
+    file: r.file,
+    admin: opt('admin', (n) => readAdmin(r, n)),
+    status: opt('status', (n) => {
+      const m = r.map(n, 'status', ['listen', 'backend']);
+      if (!m) return undefined;
+      return r.mark({ listen: req(r, m, n, 'status', 'listen', (v) => r.hostPort(v, 'status.listen', { allowPortZero: true })), backend: m.has('backend') ? r.string(m.get('backend')!, 'status.backend') : null }, m, n);
+    }),
+    agent: opt('agent', (n) => {
+      const m = r.map(n, 'agent', ['listen', 'backend', 'server']);
+      if (!m) return undefined;
+      return r.mark({
+        listen: req(r, m, n, 'agent', 'listen', (v) => r.hostPort(v, 'agent.listen', { allowPortZero: true })),
+        backend: req(r, m, n, 'agent', 'backend', (v) => r.string(v, 'agent.backend')),
+        server: m.has('server') ? r.string(m.get('server')!, 'agent.server') : null,
+      }, m, n);
+    }),
+    notify: opt('notify', (n) => readNotify(r, n)) ?? { webhooks: [] },
+    log: opt('log', (n) => {
+      const m = r.map(n, 'log', ['level', 'format']);
+      if (!m) return undefined;
+      return {
+        level: m.has('level') ? r.oneOf(m.get('level')!, 'log.level', LOG_LEVELS) : 'info',
+        format: m.has('format') ? r.oneOf(m.get('format')!, 'log.format', ['json', 'pretty'] as const) : 'json',
+      };
+    }) ?? { level: 'info', format: 'json' },
+    shutdown_grace: opt('shutdown_grace', (n) => r.duration(n, 'shutdown_grace')) ?? DEFAULTS.shutdownGrace,
+    frontends: opt('frontends', (n) => r.seq(n, 'frontends')?.map((f, i) => readFrontend(r, f, i))) ?? [],
+    backends: opt('backends', (n) => r.seq(n, 'backends')?.map((b, i) => readBackend(r, b, i))) ?? [],
+  };
+  return cfg as Config;
+}
+
+function req<T>(r: YamlReader, m: Map<string, Node | null>, parent: Node | null, what: string, key: string, read: (n: Node | null) => T | undefined): T | undefined {
+  if (!m.has(key)) return r.error(parent, `${what}: missing required key "${key}"`);
+  return read(m.get(key)!);
+}
+
+function readAdmin(r: YamlReader, n: Node | null): AdminConfig | undefined {
+  const m = r.map(n, 'admin', ['listen', 'token_file']);
+  if (!m) return undefined;
+  return r.mark({
+    listen: m.has('listen') ? r.hostPort(m.get('listen')!, 'admin.listen', { allowPortZero: true })! : DEFAULTS.adminListen,
+    token_file: m.has('token_file') ? r.string(m.get('token_file')!, 'admin.token_file')! : null,
+  }, m, n);
+}
+
+function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined {
+  const m = r.map(n, 'notify', ['webhooks']);
+  if (!m) return undefined;
+  const hooks = m.has('webhooks') ? r.seq(m.get('webhooks')!, 'notify.webhooks') : [];
+  return {
+    webhooks: (hooks ?? []).map((h, i) => {
+      const what = `notify.webhooks[${i}]`;
+      const hm = r.map(h, what, ['url', 'headers', 'events']);
+      if (!hm) return undefined as unknown as WebhookConfig;
+      const url = req(r, hm, h, what, 'url', (v) => r.string(v, `${what}.url`, { pattern: /^https?:\/\/\S+$/, patternText: 'an http:// or https:// URL' }));
+      const headers = hm.has('headers') ? r.stringMap(hm.get('headers')!, `${what}.headers`) ?? {} : {};
+      return { url: url!, headers, events: hm.has('events') ? r.stringList(hm.get('events')!, `${what}.events`) ?? null : null };
+    }),
+  };
+}
+
+function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig | undefined {
+  const what = `frontends[${i}]`;
+  const m = r.map(n, what, ['name', 'listen', 'backend', 'server_port', 'inband_status', 'idle_timeout', 'keepalive', 'maxconn']);
+  if (!m) return undefined;
+  const name = req(r, m, n, what, 'name', (v) => r.string(v, `${what}.name`, { pattern: NAME, patternText: NAME_TEXT }));
+  const w = name ? `frontend "${name}"` : what;
+  return r.mark({
+    name: name!,
+    listen: req(r, m, n, w, 'listen', (v) => r.hostPort(v, `${w}.listen`, { allowPortZero: true }))!,
+    backend: req(r, m, n, w, 'backend', (v) => r.string(v, `${w}.backend`))!,
+    server_port: m.has('server_port') ? r.int(m.get('server_port')!, `${w}.server_port`, 1, 65535)! : null,
+    inband_status: m.has('inband_status') ? r.bool(m.get('inband_status')!, `${w}.inband_status`)! : true,
+    idle_timeout: m.has('idle_timeout') ? r.duration(m.get('idle_timeout')!, `${w}.idle_timeout`)! : 0,
+    keepalive: m.has('keepalive') ? r.bool(m.get('keepalive')!, `${w}.keepalive`)! : true,
+    maxconn: m.has('maxconn') ? r.int(m.get('maxconn')!, `${w}.maxconn`, 0, 10_000_000)! : 0,
+  }, m, n);
+}
+
+const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'check', 'servers'];
+
+function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | undefined {
+  const what = `backends[${i}]`;
+  const m = r.map(n, what, BACKEND_KEYS);
+  if (!m) return undefined;
+  const name = req(r, m, n, what, 'name', (v) => r.string(v, `${what}.name`, { pattern: NAME, patternText: NAME_TEXT }));
+  const w = name ? `backend "${name}"` : what;
+  const get = <T>(key: string, read: (v: Node | null) => T | undefined, dflt: T): T => (m.has(key) ? (read(m.get(key)!) as T) : dflt);
+  const servers = req(r, m, n, w, 'servers', (v) => r.seq(v, `${w}.servers`));
+  if (servers && servers.length === 0) r.error(m.get('servers')!, `${w}.servers: expected at least one server`);
+  return r.mark({
+    name: name!,
+    balance: get('balance', (v) => r.oneOf(v, `${w}.balance`, ['roundrobin', 'leastconn', 'source'] as const), 'roundrobin'),
+    stick: get('stick', (v) => r.oneOf(v, `${w}.stick`, ['source'] as const), null),
+    stick_ttl: get('stick_ttl', (v) => r.duration(v, `${w}.stick_ttl`, 1000), DEFAULTS.stickTtl),
+    stick_size: get('stick_size', (v) => r.int(v, `${w}.stick_size`, 1, 10_000_000), DEFAULTS.stickSize),
+    failback: get('failback', (v) => r.oneOf(v, `${w}.failback`, ['auto', 'manual'] as const), 'auto'),
+    retries: get('retries', (v) => r.int(v, `${w}.retries`, 0, LIMITS.maxRetries), DEFAULTS.retries),
+    observe_errors: get('observe_errors', (v) => r.int(v, `${w}.observe_errors`, 0, 1000), DEFAULTS.observeErrors),
+    connect_timeout: get('connect_timeout', (v) => r.duration(v, `${w}.connect_timeout`, 1, 600_000), DEFAULTS.connectTimeout),
+    check: readCheck(r, m.has('check') ? m.get('check')! : null, `${w}.check`)!,
+    servers: (servers ?? []).map((s, j) => readServer(r, s, `${w}.servers[${j}]`)!),
+  }, m, n);
+}
+
+const CHECK_KEYS = ['type', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'timeout', 'port', 'send', 'expect', 'read_limit', 'path', 'expect_status', 'argv', 'exit_code', 'parse'];
+
+export function readCheck(r: YamlReader, n: Node | null, what: string): CheckConfig | undefined {
+  const m = n === null ? new Map<string, Node | null>() : r.map(n, what, CHECK_KEYS);
+  if (!m) return undefined;
+  const get = <T>(key: string, read: (v: Node | null) => T | undefined, dflt: T): T => (m.has(key) ? (read(m.get(key)!) as T) : dflt);
+  const type = get('type', (v) => r.oneOf(v, `${what}.type`, CHECK_TYPES), n === null ? 'tcp' : ('tcp' as CheckType));
+  const inter = get('inter', (v) => r.duration(v, `${what}.inter`, 10), DEFAULTS.check.inter);
+  const argv = get('argv', (v) => r.stringList(v, `${what}.argv`), [] as string[]);
+  if (type === 'exec' && !m.has('argv')) r.error(n, `${what}: type exec needs "argv", a list like [lmutil, lmstat, -a, -c, 27000@localhost]`);
+  if (type !== 'exec' && m.has('argv')) r.error(m.get('argv')!, `${what}.argv: only used by type exec`);
+  if (type === 'send-expect' && !m.has('expect') && !m.has('send')) r.error(n, `${what}: type send-expect needs "send" and/or "expect"`);
+  return {
+    type,
+    inter,
+    fastinter: get('fastinter', (v) => r.duration(v, `${what}.fastinter`, 10), inter),
+    downinter: get('downinter', (v) => r.duration(v, `${what}.downinter`, 10), inter),
+    rise: get('rise', (v) => r.int(v, `${what}.rise`, 1, 100), DEFAULTS.check.rise),
+    fall: get('fall', (v) => r.int(v, `${what}.fall`, 1, 100), DEFAULTS.check.fall),
+    timeout: get('timeout', (v) => r.duration(v, `${what}.timeout`, 1, 600_000), DEFAULTS.check.timeout),
+    port: get('port', (v) => r.int(v, `${what}.port`, 1, 65535), null),
+    send: get('send', (v) => (r.scalar(v) === '' ? '' : r.string(v, `${what}.send`)), ''),
+    expect: get('expect', (v) => readMatcher(r, v, `${what}.expect`), null),
+    read_limit: get('read_limit', (v) => r.int(v, `${what}.read_limit`, 16, LIMITS.maxReadLimit), DEFAULTS.check.readLimit),
+    path: get('path', (v) => r.string(v, `${what}.path`, { pattern: /^\//, patternText: 'a path starting with /' }), '/'),
+    expect_status: get('expect_status', (v) => {
+      const one = r.scalar(v);
+      if (typeof one === 'number') return [r.int(v, `${what}.expect_status`, 100, 599)!];
+      const list = r.seq(v, `${what}.expect_status`);
+      return list?.map((x, i) => r.int(x, `${what}.expect_status[${i}]`, 100, 599)!);
+    }, [200]),
+    argv,
+    exit_code: get('exit_code', (v) => r.int(v, `${what}.exit_code`, 0, 255), 0),
+    parse: get('parse', (v) => r.oneOf(v, `${what}.parse`, ['lmstat', 'dsls'] as const), null),
+  };
+}
+
+function readMatcher(r: YamlReader, n: Node | null, what: string): Matcher | undefined {
+  const s = r.string(n, what);
+  if (s === undefined) return undefined;
+  const re = /^\/(.*)\/([dgimsuy]*)$/s.exec(s);
+  if (!re) return { literal: s };
+  try {
+    return { regex: new RegExp(re[1]!, re[2]!.replace('g', '')) };
+  } catch (e) {
+    return r.error(n, `${what}: expected a valid /regex/, found ${s} (${(e as Error).message})`);
+  }
+}
+
+function readServer(r: YamlReader, n: Node | null, what: string): ServerConfig | undefined {
+  const m = r.map(n, what, ['name', 'address', 'weight', 'backup', 'tier', 'maxconn']);
+  if (!m) return undefined;
+  const name = req(r, m, n, what, 'name', (v) => r.string(v, `${what}.name`, { pattern: NAME, patternText: NAME_TEXT }));
+  const w = name ? `server "${name}"` : what;
+  const backup = m.has('backup') ? r.bool(m.get('backup')!, `${w}.backup`) : false;
+  let tier = m.has('tier') ? r.int(m.get('tier')!, `${w}.tier`, 0, LIMITS.maxTier) : undefined;
+  if (backup && tier !== undefined && tier !== 1) r.error(m.get('tier')!, `${w}: "backup: true" means tier 1, but tier is ${tier}; use one or the other`);
+  tier ??= backup ? 1 : 0;
+  return r.mark({
+    name: name!,
+    address: req(r, m, n, w, 'address', (v) => r.hostPort(v, `${w}.address`))!,
+    weight: m.has('weight') ? r.int(m.get('weight')!, `${w}.weight`, 0, LIMITS.maxWeight)! : DEFAULTS.weight,
+    tier,
+    maxconn: m.has('maxconn') ? r.int(m.get('maxconn')!, `${w}.maxconn`, 0, 10_000_000)! : 0,
+  }, m, n);
+}

@@ -1,0 +1,190 @@
+import { isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node, type Pair } from 'yaml';
+import { ConfigIssue, type SourcePosition } from '../errors.js';
+import { parseDuration } from './duration.js';
+import { parseHostPort, type HostPort } from './address.js';
+
+/**
+ * Typed reads of YAML nodes that keep going after a problem: each reader records a positioned
+ * ConfigIssue and returns undefined, so one pass over the file reports every error.
+ */
+export class YamlReader {
+  readonly issues: ConfigIssue[] = [];
+  private readonly marks = new WeakMap<object, { node: Node | null; keys: Map<string, Node | null> }>();
+
+  constructor(readonly file: string, readonly lines: LineCounter, readonly doc: Document) {}
+
+  pos(node: Node | Pair | null | undefined): SourcePosition {
+    const range = node && 'range' in node ? node.range : node && 'key' in node ? (node.key as Node | null)?.range : undefined;
+    const [line, col] = range ? Object.values(this.lines.linePos(range[0])) as [number, number] : [1, 1];
+    return { file: this.file, line, col };
+  }
+
+  error(node: Node | Pair | null | undefined, message: string): undefined {
+    this.issues.push(new ConfigIssue(this.pos(node), message));
+    return undefined;
+  }
+
+  /** Remembers where an object's keys came from, for checks that run after reading (names, references). */
+  mark<T extends object>(obj: T, keys: Map<string, Node | null>, node: Node | null): T {
+    this.marks.set(obj, { node, keys });
+    return obj;
+  }
+
+  errorAt(obj: object, key: string | null, message: string): void {
+    const m = this.marks.get(obj);
+    this.error((key !== null ? m?.keys.get(key) : undefined) ?? m?.node ?? null, message);
+  }
+
+  deref(node: unknown): Node | null {
+    if (node == null) return null;
+    if (isAlias(node)) return (node.resolve(this.doc) as Node | undefined) ?? null;
+    return node as Node;
+  }
+
+  /** Map entries keyed by string; unknown keys are reported with the closest known key. */
+  map(node: Node | null, what: string, known: readonly string[]): Map<string, Node | null> | undefined {
+    node = this.deref(node);
+    if (!isMap(node)) return this.error(node, `${what}: expected a mapping (key: value), found ${describe(node)}`);
+    const out = new Map<string, Node | null>();
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key === undefined) {
+        this.error(pair as Pair, `${what}: expected a plain key`);
+        continue;
+      }
+      if (!known.includes(key)) {
+        const hint = closest(key, known);
+        this.error(pair.key as Node, `${what}: unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}; expected one of ${known.join(', ')}`);
+        continue;
+      }
+      if (out.has(key)) {
+        this.error(pair.key as Node, `${what}: duplicate key "${key}"`);
+        continue;
+      }
+      out.set(key, this.deref(pair.value));
+    }
+    return out;
+  }
+
+  seq(node: Node | null, what: string): (Node | null)[] | undefined {
+    node = this.deref(node);
+    if (!isSeq(node)) return this.error(node, `${what}: expected a list, found ${describe(node)}`);
+    return node.items.map((n) => this.deref(n));
+  }
+
+  scalar(node: Node | null): unknown {
+    return isScalar(node) ? node.value : undefined;
+  }
+
+  string(node: Node | null, what: string, opts: { pattern?: RegExp; patternText?: string } = {}): string | undefined {
+    const v = this.scalar(node);
+    if (typeof v !== 'string' || v === '') return this.error(node, `${what}: expected a non-empty string, found ${describe(node)}`);
+    if (opts.pattern && !opts.pattern.test(v)) return this.error(node, `${what}: expected ${opts.patternText}, found "${v}"`);
+    return v;
+  }
+
+  int(node: Node | null, what: string, min: number, max: number): number | undefined {
+    const v = this.scalar(node);
+    if (typeof v !== 'number' || !Number.isInteger(v)) return this.error(node, `${what}: expected a whole number ${min}-${max}, found ${describe(node)}`);
+    if (v < min || v > max) return this.error(node, `${what}: expected a whole number ${min}-${max}, found ${v}`);
+    return v;
+  }
+
+  bool(node: Node | null, what: string): boolean | undefined {
+    const v = this.scalar(node);
+    if (typeof v !== 'boolean') return this.error(node, `${what}: expected true or false, found ${describe(node)}`);
+    return v;
+  }
+
+  duration(node: Node | null, what: string, min = 0, max = 365 * 86_400_000): number | undefined {
+    const ms = parseDuration(this.scalar(node));
+    if (ms === null) return this.error(node, `${what}: expected a duration like 500ms, 2s, 5m or 8h, found ${describe(node)}`);
+    if (ms < min || ms > max) return this.error(node, `${what}: expected a duration between ${min}ms and ${max}ms, found ${ms}ms`);
+    return ms;
+  }
+
+  oneOf<T extends string>(node: Node | null, what: string, values: readonly T[]): T | undefined {
+    const v = this.scalar(node);
+    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as T;
+    const hint = typeof v === 'string' ? closest(v, values) : undefined;
+    return this.error(node, `${what}: expected one of ${values.join(' | ')}, found ${describe(node)}${hint ? ` (did you mean "${hint}"?)` : ''}`);
+  }
+
+  hostPort(node: Node | null, what: string, opts: { allowPortZero?: boolean } = {}): HostPort | undefined {
+    const v = this.scalar(node);
+    if (typeof v !== 'string') return this.error(node, `${what}: expected host:port, found ${describe(node)}`);
+    const hp = parseHostPort(v, opts);
+    return typeof hp === 'string' ? this.error(node, `${what}: ${hp}`) : hp;
+  }
+
+  regex(node: Node | null, what: string): RegExp | undefined {
+    const v = this.string(node, what);
+    if (v === undefined) return undefined;
+    try {
+      return new RegExp(v);
+    } catch (e) {
+      return this.error(node, `${what}: expected a regular expression, found "${v}" (${(e as Error).message})`);
+    }
+  }
+
+  /** A mapping of free-form string keys to string values (e.g. HTTP headers). */
+  stringMap(node: Node | null, what: string): Record<string, string> | undefined {
+    node = this.deref(node);
+    if (!isMap(node)) return this.error(node, `${what}: expected a mapping of names to strings, found ${describe(node)}`);
+    const out: Record<string, string> = {};
+    for (const pair of node.items) {
+      const k = isScalar(pair.key) ? String(pair.key.value) : '';
+      const v = this.string(this.deref(pair.value), `${what}.${k}`);
+      if (k && v !== undefined) out[k] = v;
+    }
+    return out;
+  }
+
+  stringList(node: Node | null, what: string): string[] | undefined {
+    const items = this.seq(node, what);
+    if (!items) return undefined;
+    const out = items.map((n, i) => this.string(n, `${what}[${i}]`));
+    return out.every((s) => s !== undefined) ? (out as string[]) : undefined;
+  }
+}
+
+export function describe(node: Node | null | undefined): string {
+  if (node == null) return 'nothing';
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (isScalar(node)) {
+    const v = node.value;
+    if (v === null) return 'nothing';
+    if (typeof v === 'string') return `"${v.length > 40 ? v.slice(0, 40) + '…' : v}"`;
+    return `${typeof v} ${String(v)}`;
+  }
+  return 'an unsupported YAML node';
+}
+
+/** The known word within edit distance 2 (or a third of its length) of `word`, for "did you mean". */
+export function closest(word: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const k of known) {
+    const d = editDistance(word.toLowerCase(), k.toLowerCase());
+    if (d < bestDist) {
+      best = k;
+      bestDist = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}

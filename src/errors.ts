@@ -1,0 +1,56 @@
+/** Every error licgate raises on purpose carries a stable `code` that logs, tests and the CLI key on. */
+export class LicgateError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export interface SourcePosition {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** One problem in a config file, positioned at the YAML node that caused it. */
+export class ConfigIssue {
+  constructor(readonly pos: SourcePosition, readonly message: string) {}
+  toString(): string {
+    return `${this.pos.file}:${this.pos.line}:${this.pos.col}: ${this.message}`;
+  }
+}
+
+/** The config could not be used; `issues` holds every problem found, not only the first. */
+export class ConfigError extends LicgateError {
+  constructor(readonly issues: ConfigIssue[]) {
+    super('E_CONFIG', issues.map(String).join('\n'));
+  }
+}
+
+/** A listener could not be bound (port in use, address not local, permission). */
+export class ListenError extends LicgateError {
+  constructor(readonly what: string, readonly address: string, cause: NodeJS.ErrnoException) {
+    super('E_LISTEN', `cannot listen for ${what} on ${address}: ${cause.code ?? ''} ${cause.message}`.trim());
+  }
+}
+
+/** A health probe failed; `reason` is short and goes into /status, STATUS replies and logs. */
+export class ProbeError extends LicgateError {
+  constructor(code: string, readonly reason: string) {
+    super(code, reason);
+  }
+}
+
+/** A runtime admin request was rejected; `status` is the HTTP status it maps to. */
+export class AdminError extends LicgateError {
+  constructor(code: string, readonly status: number, message: string) {
+    super(code, message);
+  }
+}
+
+/** Bad command-line usage; the CLI prints it with the command's help and exits 2. */
+export class UsageError extends LicgateError {
+  constructor(message: string) {
+    super('E_USAGE', message);
+  }
+}

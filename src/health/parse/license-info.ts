@@ -1,0 +1,12 @@
+/**
+ * What a license-output parser (lmstat, DSLS, ...) learned about one license service. It is the
+ * `license:` part of GET /status, so the field names follow that JSON shape.
+ */
+export interface LicenseInfo {
+  servers: { host: string; up: boolean; master: boolean }[];
+  vendors: { name: string; up: boolean; version?: string }[];
+  /** `issued` is null for uncounted (node-locked) features, which have no pool to exhaust. */
+  features: { name: string; issued: number | null; in_use: number }[];
+  /** Error lines recognised in the output, trimmed, e.g. "lmgrd is not running: Cannot connect to license server system. (-15,570:111 ...)". */
+  errors: string[];
+}

@@ -1,0 +1,166 @@
+import type { LicenseInfo } from './license-info.js';
+
+type Server = LicenseInfo['servers'][number];
+type Vendor = LicenseInfo['vendors'][number];
+type Feature = LicenseInfo['features'][number];
+
+// No real lmstat line comes near this length; skipping longer lines keeps a flood of garbage from
+// costing regex time in proportion to its length.
+const MAX_LINE_CHARS = 4096;
+// The errors list ends up in /status and logs, so a misbehaving server must not be able to bloat it.
+const MAX_ERRORS = 20;
+const MAX_ERROR_CHARS = 200;
+
+const SERVER_LIST = /^License server status:\s*(.*)$/i;
+const SERVER_STATE = /^(\S+): license server (UP|DOWN)\b(.*)$/i;
+const SERVER_UNREACHABLE = /^(\S+): Cannot connect to license server system/i;
+const VENDOR_SECTION = /^Vendor daemon status\b/i;
+const VENDOR_STATE = /^(\S+): (UP|DOWN)\b\s*(?:v?(\S+))?/i;
+// Anything else in the vendor section is the daemon's error text, e.g. "MLM: The desired vendor
+// daemon is down. (-97,121)" — the daemon is not serving.
+const VENDOR_OTHER = /^(\S+): (.+)$/;
+const FEATURE_SECTION = /^Feature usage info:/i;
+const USERS_OF = /^Users of (\S+?):\s*(.*)$/i;
+const COUNTED = /^\(Total of (\d+) licenses? (?:issued|available)(?:;\s*Total of (\d+) licenses? in use)?\)/i;
+const UNCOUNTED = /^\(Uncounted\b/i;
+const ERROR_TEXT =
+  /cannot connect to license server system|lmgrd is not running|license server machine is down|not responding|cannot find license file|cannot read data from license server|vendor daemon is down|error getting status|cannot get users of|\(error:/i;
+
+type Section = 'none' | 'servers' | 'vendors' | 'features';
+
+/**
+ * Reads `lmutil lmstat -a` text. The exit code of lmutil says little (it is 0 with a dead triad
+ * member and sometimes with no server at all), so everything comes from the text. Tolerates the
+ * Windows flavour: CRLF and extra indentation on every line.
+ */
+export function parseLmstat(text: string): LicenseInfo {
+  const servers = new Map<string, Server>();
+  const vendors = new Map<string, Vendor>();
+  const features = new Map<string, Feature>();
+  const errors: string[] = [];
+  let section: Section = 'none';
+
+  const serverFor = (host: string): Server => {
+    const key = host.toLowerCase();
+    let s = servers.get(key);
+    if (!s) {
+      s = { host, up: false, master: false };
+      servers.set(key, s);
+    }
+    return s;
+  };
+  const addError = (line: string): void => {
+    const e = line.length > MAX_ERROR_CHARS ? `${line.slice(0, MAX_ERROR_CHARS - 1)}…` : line;
+    if (errors.length < MAX_ERRORS && !errors.includes(e)) errors.push(e);
+  };
+
+  for (const raw of text.split(/\r\n|\r|\n/)) {
+    if (raw.length > MAX_LINE_CHARS) continue;
+    const line = raw.trim();
+    if (line === '') continue;
+
+    let m: RegExpMatchArray | null;
+    if ((m = SERVER_LIST.exec(line))) {
+      section = 'servers';
+      // Listed members start DOWN: one that prints no state line (or only an error) is not serving.
+      for (const entry of (m[1] ?? '').split(/[,;\s]+/)) {
+        const at = entry.lastIndexOf('@');
+        if (at >= 0 && at < entry.length - 1) serverFor(entry.slice(at + 1));
+      }
+    } else if ((m = SERVER_STATE.exec(line))) {
+      const s = serverFor(m[1]!);
+      s.up = m[2]!.toUpperCase() === 'UP';
+      s.master = s.up && /\(MASTER\)/i.test(m[3] ?? '');
+    } else if (section !== 'vendors' && (m = SERVER_UNREACHABLE.exec(line))) {
+      serverFor(m[1]!).up = false;
+    } else if (VENDOR_SECTION.test(line)) {
+      section = 'vendors';
+    } else if (FEATURE_SECTION.test(line)) {
+      section = 'features';
+    } else if ((m = USERS_OF.exec(line))) {
+      section = 'features';
+      const feature = parseUsage(m[1]!, m[2] ?? '');
+      // A feature is listed once per lmstat run; a repeat (app1 lists feature42 twice, identically)
+      // is the same pool again, so summing would double-count it.
+      if (feature && !features.has(feature.name)) features.set(feature.name, feature);
+    } else if (section === 'vendors' && (m = VENDOR_STATE.exec(line))) {
+      const up = m[2]!.toUpperCase() === 'UP';
+      vendors.set(m[1]!, up && m[3] ? { name: m[1]!, up, version: m[3] } : { name: m[1]!, up });
+    } else if (section === 'vendors' && (m = VENDOR_OTHER.exec(line))) {
+      vendors.set(m[1]!, { name: m[1]!, up: false });
+      addError(line);
+    }
+
+    if (ERROR_TEXT.test(line)) addError(line);
+  }
+
+  return { servers: [...servers.values()], vendors: [...vendors.values()], features: [...features.values()], errors };
+}
+
+/** Counts from the part after "Users of NAME:"; null when the line reports an error instead. */
+function parseUsage(name: string, rest: string): Feature | null {
+  const counted = COUNTED.exec(rest);
+  if (counted) return { name, issued: Number(counted[1]), in_use: counted[2] === undefined ? 0 : Number(counted[2]) };
+  if (UNCOUNTED.test(rest)) return { name, issued: null, in_use: 0 };
+  return null;
+}
+
+/**
+ * The health verdict for one lmstat run. `localHost` is the lmgrd this sidecar guards: in a triad
+ * every member prints the same status, so "some server is UP" would keep a dead member in rotation.
+ */
+export function lmstatHealthy(info: LicenseInfo, localHost?: string): { ok: boolean; reason: string } {
+  const up = info.servers.filter((s) => s.up);
+  if (up.length === 0) {
+    const why = info.errors[0] ?? (info.servers.length === 0 ? 'no license server status in lmstat output' : 'no license server UP');
+    return { ok: false, reason: why };
+  }
+
+  let lmgrd: string;
+  if (localHost !== undefined) {
+    const local = info.servers.find((s) => sameHost(s.host, localHost));
+    if (!local) {
+      const listed = info.servers.map((s) => s.host).join(', ');
+      return { ok: false, reason: `expected local host ${localHost} among license servers, found ${listed}` };
+    }
+    if (!local.up) {
+      const prefix = `${local.host.toLowerCase()}:`;
+      const detail = info.errors.find((e) => e.toLowerCase().startsWith(prefix));
+      return { ok: false, reason: `lmgrd on ${local.host} DOWN${detail ? `: ${detail.slice(prefix.length).trim()}` : ''}` };
+    }
+    lmgrd = local.master ? 'lmgrd UP (MASTER)' : 'lmgrd UP';
+  } else if (info.servers.length === 1) {
+    lmgrd = up[0]!.master ? 'lmgrd UP (MASTER)' : 'lmgrd UP';
+  } else {
+    const master = up.find((s) => s.master);
+    lmgrd = `lmgrd UP ${up.length}/${info.servers.length}${master ? ` (MASTER ${master.host})` : ', no MASTER'}`;
+  }
+  if (localHost !== undefined && info.servers.length > 1) lmgrd += ` [${up.length}/${info.servers.length} servers UP]`;
+
+  if (info.vendors.length === 0) return { ok: false, reason: `${lmgrd}, but no vendor daemon listed` };
+  const down = info.vendors.filter((v) => !v.up).map((v) => v.name);
+  if (down.length > 0) {
+    return { ok: false, reason: `vendor daemon${down.length > 1 ? 's' : ''} ${down.join(', ')} DOWN` };
+  }
+
+  const names = info.vendors.map((v) => v.name).join(', ');
+  const n = info.features.length;
+  return {
+    ok: true,
+    reason: `${lmgrd}, vendor${info.vendors.length > 1 ? 's' : ''} ${names} UP, ${n} feature${n === 1 ? '' : 's'}`,
+  };
+}
+
+/**
+ * lmstat prints whatever name the license file's SERVER line used, which is often the short name
+ * while the sidecar knows its FQDN (or the other way round).
+ */
+function sameHost(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  if (x === y) return true;
+  // "10.0.0.1" and "10.0.0.2" share a first label; short-name matching only makes sense for names.
+  const ip = /^[\d.]+$|:/;
+  if (ip.test(x) || ip.test(y)) return false;
+  return x.split('.')[0] === y.split('.')[0];
+}

@@ -1,0 +1,21 @@
+import type { CheckConfig } from '../../config/schema.js';
+import { LicgateError } from '../../errors.js';
+import type { Probe } from './probe.js';
+import { SendExpectProbe, StatusProbe } from './send-expect.js';
+import { TcpProbe } from './tcp.js';
+
+/** The probe for a backend's check config; null for `type: none`. */
+export function createProbe(check: CheckConfig): Probe | null {
+  switch (check.type) {
+    case 'none':
+      return null;
+    case 'tcp':
+      return new TcpProbe();
+    case 'status':
+      return new StatusProbe(check.read_limit);
+    case 'send-expect':
+      return new SendExpectProbe(check.send, check.expect, check.read_limit);
+    default:
+      throw new LicgateError('E_CHECK_TYPE', `check type "${check.type}" is not implemented yet`);
+  }
+}

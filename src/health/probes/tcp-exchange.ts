@@ -1,0 +1,66 @@
+import { connect } from 'node:net';
+import type { Matcher } from '../../config/schema.js';
+import type { ProbeTarget } from './probe.js';
+
+export interface Exchange {
+  /** Everything read (at most `readLimit` bytes), as latin1 so binary replies cannot throw. */
+  reply: string;
+  matched: boolean;
+  /** Why reading stopped: the matcher hit, the peer closed, or the limit was reached. */
+  stop: 'match' | 'eof' | 'limit' | 'connected';
+}
+
+/**
+ * Connects, optionally sends, and reads until `expect` matches, the peer closes or `readLimit` is
+ * reached. Rejects with a short reason (refused, timeout, reset) that becomes the check's reason.
+ */
+export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: string, expect: Matcher | null, readLimit: number): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: target.host, port: target.port, noDelay: true });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const done = (err: string | null, ex?: Exchange): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      sock.destroy();
+      if (err !== null) reject(new Error(err));
+      else resolve(ex!);
+    };
+    const onAbort = (): void => done(size ? `timeout (read ${size} bytes, no match)` : sock.connecting ? 'connect timeout' : 'timeout waiting for reply');
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort);
+    sock.on('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'connection refused' : e.code === 'ECONNRESET' ? 'connection reset' : (e.code ?? e.message)));
+    sock.on('connect', () => {
+      if (send) sock.write(send);
+      if (!expect && !send) done(null, { reply: '', matched: true, stop: 'connected' });
+    });
+    sock.on('data', (chunk: Buffer) => {
+      const room = readLimit - size;
+      chunks.push(room < chunk.length ? chunk.subarray(0, room) : chunk);
+      size += Math.min(room, chunk.length);
+      const reply = Buffer.concat(chunks, size).toString('latin1');
+      if (expect && matches(expect, reply)) return done(null, { reply, matched: true, stop: 'match' });
+      if (size >= readLimit) done(null, { reply, matched: false, stop: 'limit' });
+    });
+    sock.on('end', () => {
+      const reply = Buffer.concat(chunks, size).toString('latin1');
+      done(null, { reply, matched: expect ? matches(expect, reply) : true, stop: 'eof' });
+    });
+  });
+}
+
+export function matches(m: Matcher, text: string): boolean {
+  return 'literal' in m ? text.includes(m.literal) : m.regex.test(text);
+}
+
+export function describeMatcher(m: Matcher): string {
+  return 'literal' in m ? `"${m.literal}"` : String(m.regex);
+}
+
+/** First line of a reply, trimmed and shortened, for a failure reason. */
+export function firstLine(reply: string): string {
+  const line = reply.split(/\r?\n/, 1)[0]!.trim();
+  return line.length > 80 ? `${line.slice(0, 80)}…` : line || '(empty reply)';
+}

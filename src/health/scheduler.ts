@@ -1,0 +1,83 @@
+import type { CheckConfig } from '../config/schema.js';
+import type { Backend } from '../model/backend.js';
+import type { ModelEvents } from '../model/events.js';
+import type { Server } from '../model/server.js';
+import type { Probe } from './probes/probe.js';
+
+/**
+ * Runs one backend's active checks: `inter` when a server is fully UP, `fastinter` while it is
+ * transitional, `downinter` when fully DOWN. First checks are spread over a short window so a
+ * backend of many servers is not probed in the same millisecond, and every later interval gets a
+ * little jitter for the same reason (HAProxy's spread-checks).
+ */
+export class CheckScheduler {
+  private readonly timers = new Map<Server, NodeJS.Timeout>();
+  private readonly inflight = new Map<Server, AbortController>();
+  private stopped = false;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly check: CheckConfig,
+    private readonly probe: Probe,
+    private readonly events: ModelEvents,
+  ) {}
+
+  start(): void {
+    const n = this.backend.servers.length;
+    const window = Math.min(this.check.inter, 200);
+    this.backend.servers.forEach((s, i) => this.schedule(s, Math.floor((window * i) / Math.max(n, 1))));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    for (const c of this.inflight.values()) c.abort();
+    this.timers.clear();
+    this.inflight.clear();
+  }
+
+  /** Check a server now (admin "check now", tests); the regular rhythm resumes afterwards. */
+  runNow(server: Server): Promise<void> {
+    clearTimeout(this.timers.get(server));
+    return this.run(server);
+  }
+
+  private schedule(server: Server, delay: number): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => void this.run(server), delay);
+    t.unref();
+    this.timers.set(server, t);
+  }
+
+  private nextDelay(server: Server): number {
+    const phase = server.health.phase;
+    const base = phase === 'up' ? this.check.inter : phase === 'down' ? this.check.downinter : this.check.fastinter;
+    return Math.max(1, Math.round(base * (1 - 0.05 * Math.random())));
+  }
+
+  private async run(server: Server): Promise<void> {
+    if (this.stopped || this.inflight.has(server)) return;
+    const ctl = new AbortController();
+    this.inflight.set(server, ctl);
+    const timer = setTimeout(() => ctl.abort(), this.check.timeout);
+    const started = performance.now();
+    const target = { host: server.address.host, port: this.check.port ?? server.address.port };
+    let outcome;
+    try {
+      outcome = await this.probe.run(target, ctl.signal);
+    } catch (e) {
+      outcome = { ok: false, reason: `check error: ${(e as Error).message}` };
+    } finally {
+      clearTimeout(timer);
+      this.inflight.delete(server);
+    }
+    if (this.stopped) return;
+    const durationMs = Math.round((performance.now() - started) * 10) / 10;
+    const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: Date.now(), ...(outcome.license ? { license: outcome.license } : {}) };
+    if (outcome.agent !== undefined) server.setAgent(outcome.agent, `agent: ${outcome.agent.reason}`);
+    if (outcome.ok) server.checkSucceeded(result);
+    else server.checkFailed(result);
+    this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: outcome.ok, durationMs, reason: outcome.reason });
+    this.schedule(server, this.nextDelay(server));
+  }
+}

@@ -1,0 +1,84 @@
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { formatHostPort, type HostPort } from '../config/address.js';
+import { ListenError } from '../errors.js';
+
+export interface LineServerOptions {
+  what: string;
+  /** Longest line accepted, terminator included; a longer one gets the peer cut off. */
+  maxLine: number;
+  /** A peer that has not sent a full line by then is cut off. */
+  timeoutMs: number;
+  /** Reply to one request line (without its \r\n), or null to close without a reply. */
+  answer: (line: string, peer: Socket) => string | null;
+  /** Counted abuse: 'too-long' or 'timeout'. */
+  onReject?: (why: 'too-long' | 'timeout') => void;
+}
+
+/**
+ * A one-request line protocol listener (STATUS and friends): read one line, answer, close.
+ * Memory per peer is bounded by maxLine and time by timeoutMs, so garbage or silence from one
+ * peer cannot hurt the others.
+ */
+export class LineServer {
+  private readonly server: NetServer;
+
+  constructor(private readonly listenAt: HostPort, private readonly opts: LineServerOptions) {
+    this.server = createServer(this.accept);
+    this.server.on('error', () => {
+      // Accept errors (EMFILE) surface here; keep the listener running.
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(this.opts.what, formatHostPort(this.listenAt), err));
+      this.server.once('error', onError);
+      this.server.listen({ host: this.listenAt.host, port: this.listenAt.port }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private readonly accept = (sock: Socket): void => {
+    let buf = '';
+    sock.setEncoding('latin1');
+    sock.setTimeout(this.opts.timeoutMs, () => {
+      this.opts.onReject?.('timeout');
+      sock.destroy();
+    });
+    sock.on('error', () => sock.destroy());
+    const onData = (chunk: string): void => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) {
+        if (buf.length >= this.opts.maxLine) {
+          this.opts.onReject?.('too-long');
+          sock.destroy();
+        }
+        return;
+      }
+      if (nl + 1 > this.opts.maxLine) {
+        this.opts.onReject?.('too-long');
+        sock.destroy();
+        return;
+      }
+      sock.off('data', onData);
+      sock.setTimeout(0);
+      const line = buf.slice(0, nl).replace(/\r$/, '');
+      const reply = this.opts.answer(line, sock);
+      if (reply === null) sock.end();
+      else sock.end(reply);
+    };
+    sock.on('data', onData);
+    sock.on('end', () => sock.end());
+  };
+}

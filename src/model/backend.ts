@@ -1,0 +1,107 @@
+import type { BackendConfig } from '../config/schema.js';
+import type { Balancer } from '../balance/balancer.js';
+import { LeastConn } from '../balance/least-conn.js';
+import { SmoothRoundRobin } from '../balance/smooth-round-robin.js';
+import { SourceHash } from '../balance/source-hash.js';
+import { StickTable } from '../balance/stick-table.js';
+import { tierName, type ModelEvents } from './events.js';
+import { Server } from './server.js';
+
+/**
+ * A named set of servers in tiers. The best tier with an eligible server serves new connections
+ * (with `failback: manual`, the tier in use keeps serving while it can). Inside the tier the
+ * balancer picks; a sticky client keeps its server for as long as that server is usable.
+ */
+export class Backend {
+  readonly name: string;
+  readonly servers: Server[];
+  readonly stick: StickTable | null;
+  servingTier: number | null = null;
+  private readonly tiers: { tier: number; servers: Server[] }[];
+  private readonly balancer: Balancer;
+
+  constructor(readonly cfg: BackendConfig, private readonly events: ModelEvents) {
+    this.name = cfg.name;
+    const checked = cfg.check.type !== 'none';
+    this.servers = cfg.servers.map((s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, (srv, from, reason, usableBefore) => this.serverChanged(srv, from, reason, usableBefore)));
+    const tierNums = [...new Set(this.servers.map((s) => s.tier))].sort((a, b) => a - b);
+    this.tiers = tierNums.map((tier) => ({ tier, servers: this.servers.filter((s) => s.tier === tier) }));
+    this.balancer = cfg.balance === 'leastconn' ? new LeastConn() : cfg.balance === 'source' ? new SourceHash() : new SmoothRoundRobin();
+    this.stick = cfg.stick ? new StickTable(cfg.stick_ttl, cfg.stick_size) : null;
+    this.servingTier = this.bestTier();
+  }
+
+  server(name: string): Server | undefined {
+    return this.servers.find((s) => s.name === name);
+  }
+
+  /**
+   * The server for a new connection from `clientKey`, skipping those already tried for it.
+   * Tries the serving tier first, then every other tier in order, so a retry can reach the backup.
+   */
+  choose(clientKey: string, tried: readonly Server[] | null): Server | null {
+    const ok = tried === null ? isUsable : (s: Server) => s.usable && !tried.includes(s);
+    if (this.stick) {
+      const name = this.stick.get(clientKey);
+      const stuck = name === undefined ? undefined : this.server(name);
+      if (stuck && ok(stuck)) {
+        this.stick.set(clientKey, stuck.name);
+        return stuck;
+      }
+    }
+    const serving = this.servingTier;
+    let chosen: Server | null = null;
+    if (serving !== null) chosen = this.balancer.pick(this.tierServers(serving), ok, clientKey);
+    for (let i = 0; chosen === null && i < this.tiers.length; i++) {
+      if (this.tiers[i]!.tier !== serving) chosen = this.balancer.pick(this.tiers[i]!.servers, ok, clientKey);
+    }
+    if (chosen && this.stick) this.stick.set(clientKey, chosen.name);
+    return chosen;
+  }
+
+  /** STATUS "Running": at least one server UP and not in MAINT (a DRAINed server still counts). */
+  get running(): boolean {
+    return this.servers.some((s) => s.up && !s.inMaint);
+  }
+
+  get upCount(): number {
+    let n = 0;
+    for (const s of this.servers) if (s.up && !s.inMaint) n++;
+    return n;
+  }
+
+  get allChecked(): boolean {
+    return this.servers.every((s) => s.firstCheckDone);
+  }
+
+  /** Admin action for `failback: manual`: serve from the best tier again. */
+  failback(reason: string): void {
+    this.setServing(this.bestTier(), reason);
+  }
+
+  private tierServers(tier: number): readonly Server[] {
+    return this.tiers.find((t) => t.tier === tier)?.servers ?? [];
+  }
+
+  private bestTier(): number | null {
+    for (const t of this.tiers) if (t.servers.some((s) => s.eligible)) return t.tier;
+    return null;
+  }
+
+  private serverChanged(server: Server, from: string, reason: string, usableBefore: boolean): void {
+    const usableChanged = usableBefore !== server.eligible;
+    this.events.emit('server-state', { backend: this.name, server: server.name, from, to: server.stateText, reason, usableChanged });
+    if (!usableChanged) return;
+    const keep = this.cfg.failback === 'manual' && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible);
+    if (!keep) this.setServing(this.bestTier(), `${server.name} ${server.stateText}: ${reason}`);
+  }
+
+  private setServing(tier: number | null, reason: string): void {
+    if (tier === this.servingTier) return;
+    const from = this.servingTier;
+    this.servingTier = tier;
+    this.events.emit('tier-change', { backend: this.name, from, to: tier, reason: `${tierName(from)} -> ${tierName(tier)}: ${reason}` });
+  }
+}
+
+const isUsable = (s: Server): boolean => s.usable;

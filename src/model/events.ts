@@ -1,0 +1,35 @@
+import { EventEmitter } from 'node:events';
+
+export interface ServerStateEvent {
+  backend: string;
+  server: string;
+  from: string;
+  to: string;
+  reason: string;
+  /** Did the server's usability for new connections change (not only its transitional count)? */
+  usableChanged: boolean;
+}
+
+export interface TierChangeEvent {
+  backend: string;
+  from: number | null;
+  to: number | null;
+  reason: string;
+}
+
+export interface ModelEventMap {
+  'server-state': [ServerStateEvent];
+  'tier-change': [TierChangeEvent];
+  'check-done': [{ backend: string; server: string; ok: boolean; durationMs: number; reason: string }];
+  'connect-error': [{ backend: string; server: string; reason: string }];
+}
+
+/** One bus per daemon: the model emits, observers (log, metrics, notifier) listen. */
+export class ModelEvents extends EventEmitter<ModelEventMap> {}
+
+export function tierName(tier: number | null): string {
+  if (tier === null) return 'none';
+  if (tier === 0) return 'active';
+  if (tier === 1) return 'backup';
+  return 'dr';
+}

@@ -1,0 +1,17 @@
+import type { Config } from '../config/schema.js';
+import { Backend } from './backend.js';
+import { ModelEvents } from './events.js';
+
+/** Every backend of a running config, and the event bus their state changes go out on. */
+export class Model {
+  readonly events = new ModelEvents();
+  readonly backends = new Map<string, Backend>();
+
+  constructor(cfg: Config) {
+    for (const b of cfg.backends) this.backends.set(b.name, new Backend(b, this.events));
+  }
+
+  backend(name: string): Backend | undefined {
+    return this.backends.get(name);
+  }
+}

@@ -1,0 +1,153 @@
+import type { HostPort } from '../config/address.js';
+import type { ServerConfig } from '../config/schema.js';
+import { HealthState } from '../health/health-state.js';
+import type { LicenseInfo } from '../health/parse/license-info.js';
+
+export type AdminState = 'ready' | 'drain' | 'maint';
+
+/** What a sidecar's agent said last (HAProxy agent-check semantics). */
+export interface AgentView {
+  /** 'up' (or a bare weight) clears the agent's own down/drain/maint. */
+  state: 'up' | 'down' | 'drain' | 'maint' | 'ready';
+  weightPercent: number | null;
+  reason: string;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  reason: string;
+  durationMs: number;
+  at: number;
+  license?: LicenseInfo;
+}
+
+export type ServerChange = (server: Server, from: string, reason: string, usableBefore: boolean) => void;
+
+/**
+ * One license server as the proxy sees it: health (active + passive), admin state, runtime weight
+ * and connection counts. Every mutation goes through a method that reports the change, so the
+ * backend can recompute its serving tier and observers hear about it exactly once.
+ */
+export class Server {
+  readonly name: string;
+  readonly address: HostPort;
+  readonly tier: number;
+  readonly configuredWeight: number;
+  readonly maxconn: number;
+  readonly health: HealthState;
+  /** Checks of type none: always UP. */
+  readonly checked: boolean;
+
+  weight: number;
+  admin: AdminState = 'ready';
+  agent: AgentView | null = null;
+  active = 0;
+  total = 0;
+  connectErrors = 0;
+  private consecutiveErrors = 0;
+  lastCheck: CheckResult | null = null;
+  /** Set after the first active check, so /ready knows every server has been looked at. */
+  firstCheckDone: boolean;
+  stateSince = Date.now();
+
+  constructor(cfg: ServerConfig, rise: number, fall: number, checked: boolean, private readonly onChange: ServerChange) {
+    this.name = cfg.name;
+    this.address = cfg.address;
+    this.tier = cfg.tier;
+    this.configuredWeight = cfg.weight;
+    this.weight = cfg.weight;
+    this.maxconn = cfg.maxconn;
+    this.checked = checked;
+    this.firstCheckDone = !checked;
+    this.health = new HealthState(rise, fall);
+  }
+
+  get up(): boolean {
+    return this.health.up && this.agent?.state !== 'down';
+  }
+
+  get draining(): boolean {
+    return this.admin === 'drain' || this.agent?.state === 'drain';
+  }
+
+  get inMaint(): boolean {
+    return this.admin === 'maint' || this.agent?.state === 'maint';
+  }
+
+  /** Runtime weight scaled by the agent's percentage, as HAProxy applies agent weights to the initial weight. */
+  get effectiveWeight(): number {
+    const pct = this.agent?.weightPercent;
+    return pct == null ? this.weight : (this.weight * pct) / 100;
+  }
+
+  /** May this server take a new connection? */
+  get usable(): boolean {
+    return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0 && (this.maxconn === 0 || this.active < this.maxconn);
+  }
+
+  /** Same as usable but ignoring maxconn: whether the server counts for tier selection. */
+  get eligible(): boolean {
+    return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0;
+  }
+
+  /** HAProxy stats-page state: MAINT, DRAIN, UP, UP 1/3, DOWN, DOWN 1/2, or "no check". */
+  get stateText(): string {
+    if (this.inMaint) return 'MAINT';
+    if (!this.checked) return this.draining ? 'DRAIN' : 'no check';
+    if (this.agent?.state === 'down') return 'DOWN (agent)';
+    if (this.draining && this.health.up) return 'DRAIN';
+    return this.health.text;
+  }
+
+  private change(reason: string, mutate: () => void): void {
+    const from = this.stateText;
+    const usableBefore = this.eligible;
+    mutate();
+    if (this.stateText !== from || this.eligible !== usableBefore) {
+      if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = Date.now();
+      this.onChange(this, from, reason, usableBefore);
+    }
+  }
+
+  checkSucceeded(result: CheckResult): void {
+    this.lastCheck = result;
+    this.firstCheckDone = true;
+    this.change(result.reason, () => {
+      this.health.success();
+      this.consecutiveErrors = 0;
+    });
+  }
+
+  checkFailed(result: CheckResult): void {
+    this.lastCheck = result;
+    this.firstCheckDone = true;
+    this.change(result.reason, () => this.health.failure());
+  }
+
+  /** A refused/reset/timed-out connect seen on live traffic (HAProxy `observe layer4`). */
+  connectFailed(reason: string, observeErrors: number): void {
+    this.connectErrors++;
+    this.consecutiveErrors++;
+    if (observeErrors > 0 && this.consecutiveErrors >= observeErrors && this.health.up && this.checked) {
+      this.change(`passive: ${reason}`, () => this.health.forceDown());
+    }
+  }
+
+  connectSucceeded(): void {
+    this.consecutiveErrors = 0;
+  }
+
+  setAdmin(state: AdminState, reason: string): void {
+    this.change(reason, () => (this.admin = state));
+  }
+
+  setWeight(weight: number, reason: string): void {
+    this.change(reason, () => (this.weight = weight));
+  }
+
+  setAgent(view: AgentView | null, reason: string): void {
+    this.change(reason, () => (this.agent = view));
+  }
+}
+
+const firstWord = (s: string): string => s.split(' ', 1)[0]!;

@@ -1,0 +1,105 @@
+import { connect, type Socket } from 'node:net';
+import type { Backend } from '../model/backend.js';
+import type { Server } from '../model/server.js';
+
+export const KEEPALIVE_DELAY_MS = 60_000;
+
+export interface ConnectOutcome {
+  socket: Socket;
+  server: Server;
+  /** Servers that failed before this one (for logs and the retries metric). */
+  failed: number;
+}
+
+export interface ConnectFailure {
+  reason: string;
+  tried: number;
+}
+
+/**
+ * Connects a new session to a server of `backend`, retrying on the next server after a refused,
+ * reset or timed-out connect (HAProxy `retries` + `redispatch`). Each failure counts against its
+ * server (passive health). The client sees a failure only when every attempt failed.
+ */
+export class Connector {
+  private tried: Server[] | null = null;
+  private attempt: Socket | null = null;
+  private server: Server | null = null;
+  private cancelled = false;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly clientKey: string,
+    private readonly port: number | null,
+    private readonly onConnected: (o: ConnectOutcome) => void,
+    private readonly onFailed: (f: ConnectFailure) => void,
+    private readonly onAttemptFailed: (server: Server, reason: string) => void,
+  ) {}
+
+  start(): void {
+    const server = this.backend.choose(this.clientKey, this.tried);
+    if (!server) {
+      this.onFailed({ reason: this.tried ? `all ${this.tried.length} tried servers failed` : 'no usable server', tried: this.tried?.length ?? 0 });
+      return;
+    }
+    this.server = server;
+    server.active++;
+    const sock = connect({ host: server.address.host, port: this.port ?? server.address.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS });
+    this.attempt = sock;
+    sock.setTimeout(this.backend.cfg.connect_timeout);
+    sock.once('connect', this.connected);
+    sock.once('timeout', this.timedOut);
+    sock.once('error', this.errored);
+  }
+
+  /** The client went away (or asked for STATUS) before we connected. */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    if (this.attempt) {
+      this.attempt.destroy();
+      this.release();
+    }
+  }
+
+  private release(): void {
+    if (this.server) this.server.active--;
+    this.server = null;
+    this.attempt = null;
+  }
+
+  private readonly connected = (): void => {
+    const sock = this.attempt!;
+    const server = this.server!;
+    sock.setTimeout(0);
+    sock.off('timeout', this.timedOut);
+    sock.off('error', this.errored);
+    server.connectSucceeded();
+    server.total++;
+    this.attempt = null;
+    this.onConnected({ socket: sock, server, failed: this.tried?.length ?? 0 });
+  };
+
+  private readonly timedOut = (): void => {
+    this.failAttempt(`connect timeout after ${this.backend.cfg.connect_timeout}ms`);
+  };
+
+  private readonly errored = (err: NodeJS.ErrnoException): void => {
+    this.failAttempt(err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ECONNRESET' ? 'connection reset' : (err.code ?? err.message));
+  };
+
+  private failAttempt(reason: string): void {
+    const server = this.server!;
+    this.attempt!.destroy();
+    this.release();
+    if (this.cancelled) return;
+    server.connectFailed(reason, this.backend.cfg.observe_errors);
+    this.onAttemptFailed(server, reason);
+    (this.tried ??= []).push(server);
+    if (this.tried.length > this.backend.cfg.retries) {
+      this.onFailed({ reason: `${server.name}: ${reason} (after ${this.tried.length} attempts)`, tried: this.tried.length });
+      return;
+    }
+    this.start();
+  }
+}

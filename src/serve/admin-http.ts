@@ -1,0 +1,97 @@
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { formatHostPort, type HostPort } from '../config/address.js';
+import { ListenError } from '../errors.js';
+import type { DaemonView } from '../daemon-view.js';
+import { backendJson } from './status-json.js';
+
+export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>;
+
+/**
+ * The admin listener: health and readiness for keepalived and HAProxy, /status for people and
+ * tools. Read-only routes need no token; routes that change state check one (see admin-api).
+ * Timeouts are short because only local tools and load balancers should be talking to it.
+ */
+export class AdminHttp {
+  private readonly server: HttpServer;
+  private readonly routes: { method: string; pattern: RegExp; route: Route }[] = [];
+
+  constructor(private readonly listenAt: HostPort, private readonly view: DaemonView) {
+    this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res));
+    this.server.on('clientError', (_err, sock) => sock.destroy());
+    this.add('GET', /^\/health$/, (_q, res) => {
+      const v = this.view.healthVerdict();
+      sendJson(res, v.ok ? 200 : 503, v);
+    });
+    this.add('GET', /^\/ready$/, (_q, res) => {
+      const r = this.view.readiness();
+      sendJson(res, r.ready ? 200 : 503, r);
+    });
+    this.add('GET', /^\/status$/, (_q, res) => sendJson(res, 200, this.statusJson()));
+  }
+
+  add(method: string, pattern: RegExp, route: Route): void {
+    this.routes.push({ method, pattern, route });
+  }
+
+  statusJson() {
+    const v = this.view;
+    return {
+      version: v.version,
+      pid: process.pid,
+      uptime_s: Math.round((Date.now() - v.startedAt) / 1000),
+      shutting_down: v.shuttingDown,
+      frontends: v.frontends.map((f) => ({ name: f.name, listen: formatHostPort(f.cfg.listen), port: f.address()?.port ?? null, backend: f.backend.name, active: f.sessions.size })),
+      backends: [...v.model.backends.values()].map(backendJson),
+    };
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError('admin', formatHostPort(this.listenAt), err));
+      this.server.once('error', onError);
+      this.server.listen({ host: this.listenAt.host, port: this.listenAt.port }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    let pathMatched = false;
+    for (const r of this.routes) {
+      const m = r.pattern.exec(path);
+      if (!m) continue;
+      pathMatched = true;
+      if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue;
+      try {
+        await r.route(req, res, m.slice(1).map(decodeURIComponent));
+      } catch (e) {
+        if (!res.headersSent) sendJson(res, 500, { error: (e as Error).message });
+      }
+      return;
+    }
+    if (pathMatched) {
+      res.setHeader('Allow', this.routes.filter((r) => r.pattern.test(path)).map((r) => r.method).join(', '));
+      sendJson(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+      return;
+    }
+    sendJson(res, 404, { error: `no route ${path}` });
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}

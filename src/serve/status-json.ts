@@ -1,0 +1,47 @@
+import { formatHostPort } from '../config/address.js';
+import { tierName } from '../model/events.js';
+import type { Backend } from '../model/backend.js';
+import type { Server } from '../model/server.js';
+
+/** The JSON shapes of GET /status; also what `licgate ctl` and the stats page render. */
+export function serverJson(s: Server) {
+  return {
+    name: s.name,
+    address: formatHostPort(s.address),
+    tier: s.tier,
+    tier_name: tierName(s.tier),
+    state: s.stateText,
+    usable: s.usable,
+    admin: s.admin,
+    weight: s.weight,
+    configured_weight: s.configuredWeight,
+    effective_weight: s.effectiveWeight,
+    agent: s.agent,
+    active: s.active,
+    total: s.total,
+    connect_errors: s.connectErrors,
+    since: new Date(s.stateSince).toISOString(),
+    last_check: s.lastCheck && {
+      ok: s.lastCheck.ok,
+      reason: s.lastCheck.reason,
+      duration_ms: s.lastCheck.durationMs,
+      at: new Date(s.lastCheck.at).toISOString(),
+      ...(s.lastCheck.license ? { license: s.lastCheck.license } : {}),
+    },
+  };
+}
+
+export function backendJson(b: Backend) {
+  return {
+    name: b.name,
+    balance: b.cfg.balance,
+    failback: b.cfg.failback,
+    check: b.cfg.check.type,
+    running: b.running,
+    serving_tier: b.servingTier,
+    tier: tierName(b.servingTier),
+    servers_up: `${b.upCount}/${b.servers.length}`,
+    stick_entries: b.stick ? b.stick.size : null,
+    servers: b.servers.map(serverJson),
+  };
+}
