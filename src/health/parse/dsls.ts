@@ -1,0 +1,136 @@
+import type { LicenseInfo } from './license-info.js';
+
+type Feature = LicenseInfo['features'][number];
+type Columns = { feature: number; count: number; inuse: number };
+
+// The admin tool's output ends up in /status and logs, so a misbehaving server must not bloat it.
+const MAX_ERRORS = 20;
+const MAX_ERROR_CHARS = 200;
+// No real line is near this; skipping longer ones bounds the work on garbage.
+const MAX_LINE_CHARS = 65_536;
+
+const CONNECT_COMMAND = /^(?:\S*>\s*)?connect\s+([^\s:]+)/i;
+const CONNECTED_TO = /^(?:\S*>\s*)?Connected to\s+([^\s:,;()]+)/i;
+const ERROR_TEXT = /not connected|cannot connect|\berror\b/i;
+
+/**
+ * Reads the output of `echo -e "connect HOST 4084\ngetLicenseUsage -csv" | DSLicSrv -admin`:
+ * banner and prompt lines, then a CSV whose header names the columns. The tool's exit code does
+ * not tell a refused connection from success, so the CSV header is the proof the server answered.
+ */
+export function parseDslsUsage(text: string): LicenseInfo {
+  let connectHost: string | undefined;
+  let connectedHost: string | undefined;
+  const errors: string[] = [];
+  const features = new Map<string, Feature>();
+  let columns: Columns | undefined;
+
+  for (const raw of text.split(/\r\n|\r|\n/)) {
+    if (raw.length > MAX_LINE_CHARS) continue;
+    const line = raw.trim();
+    if (line === '') continue;
+
+    if (columns) {
+      addRow(features, splitCsvLine(line), columns);
+      continue;
+    }
+
+    let m: RegExpExecArray | null;
+    if ((m = CONNECTED_TO.exec(line))) connectedHost = m[1];
+    else if ((m = CONNECT_COMMAND.exec(line))) connectHost = m[1];
+    else if (line.includes('Feature') && line.includes('Count') && line.includes('Inuse')) {
+      columns = headerColumns(splitCsvLine(line));
+      if (columns) continue;
+    }
+    if (ERROR_TEXT.test(line) && errors.length < MAX_ERRORS) {
+      errors.push(line.length > MAX_ERROR_CHARS ? `${line.slice(0, MAX_ERROR_CHARS - 1)}…` : line);
+    }
+  }
+
+  const answered = columns !== undefined;
+  const host = connectedHost ?? connectHost;
+  const servers: LicenseInfo['servers'] = answered
+    ? [{ host: host ?? 'localhost', up: true, master: true }]
+    : host !== undefined
+      ? [{ host, up: false, master: false }]
+      : [];
+  return {
+    servers,
+    vendors: [{ name: 'DSLS', up: answered }],
+    features: [...features.values()],
+    errors,
+  };
+}
+
+/** Column positions by name, since DSLS versions have added columns over time. */
+function headerColumns(fields: string[]): Columns | undefined {
+  const index = new Map(fields.map((f, i) => [f.trim().toLowerCase(), i] as const));
+  const feature = index.get('feature');
+  const count = index.get('count');
+  const inuse = index.get('inuse');
+  if (feature === undefined || count === undefined || inuse === undefined) return undefined;
+  return { feature, count, inuse };
+}
+
+/**
+ * One license may appear on several rows, one per user session, each repeating the license's
+ * columns; the largest figure seen is the license's, so rows are folded with max, never summed.
+ */
+function addRow(features: Map<string, Feature>, fields: string[], columns: Columns): void {
+  const name = fields[columns.feature]?.trim();
+  const count = wholeNumber(fields[columns.count]);
+  // A line without a feature and a numeric Count is the tool talking (a prompt, a message), not a license.
+  if (!name || count === null) return;
+  const inuse = wholeNumber(fields[columns.inuse]) ?? 0;
+  const seen = features.get(name);
+  if (!seen) {
+    features.set(name, { name, issued: count, in_use: inuse });
+    return;
+  }
+  seen.issued = Math.max(seen.issued ?? 0, count);
+  seen.in_use = Math.max(seen.in_use, inuse);
+}
+
+function wholeNumber(field: string | undefined): number | null {
+  const t = field?.trim() ?? '';
+  return /^\d+$/.test(t) ? Number(t) : null;
+}
+
+/**
+ * RFC 4180 fields within one line: a field that starts with a quote may hold commas, and `""` in it
+ * is a literal quote. Slices rather than per-character appends, so garbage costs little.
+ */
+function splitCsvLine(line: string): string[] {
+  if (!line.includes('"')) return line.split(',');
+  const fields: string[] = [];
+  let i = 0;
+  for (;;) {
+    let value = '';
+    if (line[i] === '"') {
+      let from = i + 1;
+      for (;;) {
+        const q = line.indexOf('"', from);
+        if (q < 0) {
+          // Unterminated quote: keep the rest rather than lose the row.
+          value += line.slice(from);
+          i = line.length;
+          break;
+        }
+        value += line.slice(from, q);
+        if (line[q + 1] !== '"') {
+          i = q + 1;
+          break;
+        }
+        value += '"';
+        from = q + 2;
+      }
+    }
+    const comma = line.indexOf(',', i);
+    if (comma < 0) {
+      fields.push(value + line.slice(i));
+      return fields;
+    }
+    fields.push(value + line.slice(i, comma));
+    i = comma + 1;
+  }
+}

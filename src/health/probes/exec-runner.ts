@@ -1,0 +1,163 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
+
+export interface ExecOptions {
+  timeoutMs: number;
+  /** Per stream; default 64 KiB. */
+  maxOutputBytes?: number;
+  env?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  truncated: boolean;
+  durationMs: number;
+  /** Set when the command could not be started at all (e.g. "ENOENT: spawn lmutil"). */
+  spawnError?: string;
+}
+
+const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
+// After the group is killed, a process that escaped it (setsid) may still hold our pipes open;
+// waiting for it would turn a bounded check into an unbounded one.
+const CLOSE_GRACE_MS = 500;
+
+/**
+ * Runs a check command without a shell, in its own process group, and always settles: on timeout,
+ * abort or an output flood the whole group is SIGKILLed, because license tools (lmutil on a dead
+ * triad member) hang and wrapper scripts leave grandchildren that a plain child.kill() would orphan.
+ */
+export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecResult> {
+  const command = argv[0];
+  if (command === undefined || command === '') {
+    throw new TypeError(`runExec: expected a command in argv[0], found ${JSON.stringify(argv)}`);
+  }
+  const maxBytes = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  const started = performance.now();
+  const elapsed = (): number => Math.round(performance.now() - started);
+
+  if (opts.signal?.aborted) {
+    return blank({ durationMs: elapsed(), spawnError: 'aborted before the command was started' });
+  }
+
+  let child: ChildProcess;
+  try {
+    child = spawn(command, argv.slice(1), {
+      shell: false,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Tools print localized (and differently formatted) text otherwise, and the parsers read text.
+      env: { ...process.env, ...opts.env, LANG: 'C', LC_ALL: 'C' },
+    });
+  } catch (err) {
+    // spawn throws synchronously for malformed arguments (e.g. a NUL byte) rather than emitting 'error'.
+    return blank({ durationMs: elapsed(), spawnError: describe(err) });
+  }
+
+  return new Promise<ExecResult>((resolve) => {
+    let timedOut = false;
+    let truncated = false;
+    let killed = false;
+    let settled = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+
+    const killGroup = (): void => {
+      if (killed || child.pid === undefined) return;
+      killed = true;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch (err) {
+        // ESRCH: the whole group is already gone, which is what we wanted. Anything else (EPERM
+        // after a setuid exec) must not throw out of a timer; the direct child is the best we can do.
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') child.kill('SIGKILL');
+      }
+      if (child.exitCode !== null || child.signalCode !== null) startGrace();
+    };
+    const startGrace = (): void => {
+      graceTimer ??= setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, CLOSE_GRACE_MS);
+    };
+    const onOverflow = (): void => {
+      truncated = true;
+      killGroup();
+    };
+    const onAbort = (): void => killGroup();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, opts.timeoutMs);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const stdout = capture(child.stdout, maxBytes, onOverflow);
+    const stderr = capture(child.stderr, maxBytes, onOverflow);
+
+    const finish = (exitCode: number | null, signal: string | null, spawnError?: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(graceTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      const result: ExecResult = {
+        exitCode,
+        signal,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        timedOut,
+        truncated,
+        durationMs: elapsed(),
+      };
+      if (spawnError !== undefined) result.spawnError = spawnError;
+      resolve(result);
+    };
+
+    child.once('error', (err) => {
+      // With a pid the process did start; such errors come from signalling it and 'close' still follows.
+      if (child.pid === undefined) finish(null, null, describe(err));
+    });
+    child.once('exit', () => {
+      if (killed) startGrace();
+    });
+    child.once('close', (code, signal) => finish(code, signal));
+  });
+}
+
+interface Captured {
+  text(): string;
+}
+
+/** Keeps at most `maxBytes` of a stream as Buffers, decoded once at the end. */
+function capture(stream: Readable | null, maxBytes: number, onOverflow: () => void): Captured {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let full = false;
+  stream?.on('data', (chunk: Buffer) => {
+    if (full) return;
+    if (bytes + chunk.length <= maxBytes) {
+      chunks.push(chunk);
+      bytes += chunk.length;
+      return;
+    }
+    chunks.push(chunk.subarray(0, maxBytes - bytes));
+    bytes = maxBytes;
+    full = true;
+    onOverflow();
+  });
+  return { text: () => Buffer.concat(chunks, bytes).toString('utf8') };
+}
+
+function blank(extra: { durationMs: number; spawnError: string }): ExecResult {
+  return { exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, truncated: false, ...extra };
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,100 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseDslsUsage } from '../../../src/health/parse/dsls.js';
+
+function fixture(name: string): string {
+  return readFileSync(new URL(`../../fixtures/dsls/${name}`, import.meta.url), 'utf8');
+}
+
+const HEADER =
+  'Editor,EditorId,Feature,Model,Commercial Type,Max Release Number,Max Release Date,Pricing Structure,Max Casual Duration,Expiration Date,Customer ID,Count,Inuse,Tokens,Casual Usage (mn),Host,User,Internal ID,Active Process,Client Code Version,Session ID,Granted Since,Last Used At,Granted At,Queue Position';
+
+describe('parseDslsUsage on license-usage.csv.txt', () => {
+  const info = parseDslsUsage(fixture('license-usage.csv.txt'));
+
+  it('takes the server from "Connected to", up and master', () => {
+    expect(info.servers).toEqual([{ host: 'lic1', up: true, master: true }]);
+    expect(info.vendors).toEqual([{ name: 'DSLS', up: true }]);
+  });
+
+  it('folds the per-session rows into one entry per feature', () => {
+    expect(info.features).toEqual([
+      { name: 'MD2', issued: 10, in_use: 3 },
+      { name: 'HD2', issued: 5, in_use: 2 },
+      { name: 'KIN', issued: 2, in_use: 0 },
+    ]);
+  });
+
+  it('finds no errors', () => {
+    expect(info.errors).toEqual([]);
+  });
+
+  it('parses identically with CRLF line endings', () => {
+    expect(parseDslsUsage(fixture('license-usage.csv.txt').replaceAll('\n', '\r\n'))).toEqual(info);
+  });
+});
+
+describe('parseDslsUsage on not-connected.txt', () => {
+  const info = parseDslsUsage(fixture('not-connected.txt'));
+
+  it('reports the host from the connect command as DOWN', () => {
+    expect(info.servers).toEqual([{ host: 'lic1', up: false, master: false }]);
+    expect(info.vendors).toEqual([{ name: 'DSLS', up: false }]);
+    expect(info.features).toEqual([]);
+  });
+
+  it('records both error lines', () => {
+    expect(info.errors).toEqual(['ERROR: Cannot connect to lic1:4084 (Connection refused)', 'not connected']);
+  });
+});
+
+describe('parseDslsUsage on synthetic output', () => {
+  it('maps columns by name, not position, through quoted commas', () => {
+    const text = [
+      'Connected to lic2:4084',
+      'Queue Position,"Editor, quoted",Inuse,Feature,Count',
+      ',"Dassault Systemes, SE",4,"ED2",7',
+      ',"Dassault Systemes, SE",6,ED2,7',
+      ',"x ""y"", z",1,"DIC, special",3',
+    ].join('\n');
+    expect(parseDslsUsage(text).features).toEqual([
+      { name: 'ED2', issued: 7, in_use: 6 },
+      { name: 'DIC, special', issued: 3, in_use: 1 },
+    ]);
+  });
+
+  it('falls back to the connect command, then to localhost, for the host', () => {
+    const csv = `${HEADER}\n`;
+    expect(parseDslsUsage(`connect lic3 4084\n${csv}`).servers).toEqual([{ host: 'lic3', up: true, master: true }]);
+    expect(parseDslsUsage(csv).servers).toEqual([{ host: 'localhost', up: true, master: true }]);
+  });
+
+  it('counts a CSV header with no rows as an answering server with no features', () => {
+    const info = parseDslsUsage(`Connected to lic1:4084\n${HEADER}\n`);
+    expect(info.vendors).toEqual([{ name: 'DSLS', up: true }]);
+    expect(info.features).toEqual([]);
+  });
+
+  it('ignores rows without a numeric Count, such as a trailing prompt', () => {
+    const row = 'Dassault Systemes,1,MD2,ConcurrentUser,STD,424,,YLC,0,,1,n/a,1,0,0,,,,,,,,,,';
+    expect(parseDslsUsage(`${HEADER}\n${row}\n> quit\n`).features).toEqual([]);
+  });
+
+  it('returns no server and a DOWN vendor for empty output', () => {
+    expect(parseDslsUsage('')).toEqual({
+      servers: [],
+      vendors: [{ name: 'DSLS', up: false }],
+      features: [],
+      errors: [],
+    });
+  });
+
+  it('gets through 2 MB of garbage quickly', () => {
+    const garbage = 'Feature Count Inuse ,,,"\n'.repeat(87_382);
+    const started = performance.now();
+    const info = parseDslsUsage(garbage);
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(info.vendors).toEqual([{ name: 'DSLS', up: false }]);
+    expect(info.features).toEqual([]);
+  });
+});

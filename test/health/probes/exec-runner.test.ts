@@ -1,0 +1,136 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runExec } from '../../../src/health/probes/exec-runner.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'licgate-exec-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/**
+ * A killed process stays a zombie until its parent reaps it; orphans are reaped by init, which in
+ * containers may be slow (about 1 s here) or absent (node as PID 1). A zombie runs no code, so on
+ * Linux a group made only of zombies counts as gone; elsewhere only ESRCH does.
+ */
+function groupGone(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    throw err;
+  }
+  if (!existsSync('/proc/self/stat')) return false;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    // Fields after "(comm)": state ppid pgrp ...; comm itself may contain spaces or parentheses.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') return false;
+  }
+  return true;
+}
+
+async function waitFor(what: string, condition: () => boolean, deadlineMs = 5000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`expected ${what} within ${deadlineMs} ms, still not the case`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('runExec', () => {
+  it('returns the exit code and both streams', async () => {
+    const r = await runExec(['sh', '-c', 'echo hello; echo oops >&2; exit 3'], { timeoutMs: 5000 });
+    expect(r).toMatchObject({ exitCode: 3, signal: null, stdout: 'hello\n', stderr: 'oops\n', timedOut: false, truncated: false });
+    expect(r.spawnError).toBeUndefined();
+    expect(r.durationMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('forces the C locale over both the environment and opts.env, and passes other variables', async () => {
+    const r = await runExec(['sh', '-c', 'printf "%s|%s|%s" "$LANG" "$LC_ALL" "$LICGATE_TEST"'], {
+      timeoutMs: 5000,
+      env: { LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8', LICGATE_TEST: 'x y' },
+    });
+    expect(r.stdout).toBe('C|C|x y');
+  });
+
+  it('passes shell metacharacters literally, with no shell in between', async () => {
+    const victim = join(scratch, 'x');
+    const r = await runExec(['echo', `$(id); rm -rf ${victim}; \`touch ${victim}\` | cat > ${victim}`], { timeoutMs: 5000 });
+    expect(r.stdout).toBe(`$(id); rm -rf ${victim}; \`touch ${victim}\` | cat > ${victim}\n`);
+    expect(existsSync(victim)).toBe(false);
+  });
+
+  it('kills the whole process group on timeout, grandchildren included', async () => {
+    const started = Date.now();
+    const r = await runExec(['sh', '-c', 'echo $$; sleep 30 & sleep 30'], { timeoutMs: 300 });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(r).toMatchObject({ timedOut: true, exitCode: null, signal: 'SIGKILL', truncated: false });
+    const pgid = Number(r.stdout.trim());
+    expect(pgid).toBeGreaterThan(1);
+    await waitFor(`process group ${pgid} to be gone`, () => groupGone(pgid));
+  });
+
+  it('kills the group and truncates when a command floods stdout', async () => {
+    const r = await runExec(['sh', '-c', 'echo $$; exec yes'], { timeoutMs: 5000, maxOutputBytes: 4096 });
+    expect(r).toMatchObject({ truncated: true, timedOut: false, exitCode: null, signal: 'SIGKILL' });
+    expect(Buffer.byteLength(r.stdout)).toBe(4096);
+    const [pid, ...rest] = r.stdout.split('\n');
+    expect(rest.slice(0, 3)).toEqual(['y', 'y', 'y']);
+    const pgid = Number(pid);
+    await waitFor(`process group ${pgid} to be gone`, () => groupGone(pgid));
+  });
+
+  it('caps stderr as well, with the 64 KiB default', async () => {
+    const r = await runExec(['sh', '-c', 'yes >&2'], { timeoutMs: 5000 });
+    expect(r.truncated).toBe(true);
+    expect(r.stderr.length).toBe(64 * 1024);
+    expect(r.stdout).toBe('');
+  });
+
+  it('keeps output that fits exactly', async () => {
+    const r = await runExec(['printf', '%s', 'abcd'], { timeoutMs: 5000, maxOutputBytes: 4 });
+    expect(r).toMatchObject({ stdout: 'abcd', truncated: false, exitCode: 0 });
+  });
+
+  it('kills the group when the caller aborts', async () => {
+    const pidFile = join(scratch, 'abort.pid');
+    const ac = new AbortController();
+    const running = runExec(['sh', '-c', 'sleep 30 & echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; sleep 30', pidFile], {
+      timeoutMs: 20_000,
+      signal: ac.signal,
+    });
+    await waitFor('the command to write its pid file', () => existsSync(pidFile));
+    const pgid = Number(readFileSync(pidFile, 'utf8').trim());
+    const started = Date.now();
+    ac.abort();
+    const r = await running;
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(r).toMatchObject({ timedOut: false, exitCode: null, signal: 'SIGKILL' });
+    await waitFor(`process group ${pgid} to be gone`, () => groupGone(pgid));
+  });
+
+  it('does not start the command when the signal is already aborted', async () => {
+    const marker = join(scratch, 'never');
+    const r = await runExec(['touch', marker], { timeoutMs: 5000, signal: AbortSignal.abort() });
+    expect(r.spawnError).toBe('aborted before the command was started');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('resolves with spawnError for a command that does not exist', async () => {
+    const r = await runExec(['licgate-no-such-command-7f3a', '-a'], { timeoutMs: 5000 });
+    expect(r).toMatchObject({ exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, truncated: false });
+    expect(r.spawnError).toMatch(/^ENOENT/);
+    const abs = await runExec([join(scratch, 'missing', 'lmutil')], { timeoutMs: 5000 });
+    expect(abs.spawnError).toMatch(/^ENOENT/);
+  });
+
+  it('rejects an empty argv', async () => {
+    await expect(runExec([], { timeoutMs: 5000 })).rejects.toThrow('expected a command in argv[0], found []');
+  });
+});
