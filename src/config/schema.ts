@@ -54,6 +54,10 @@ export interface BackendConfig {
   retries: number;
   observe_errors: number;
   connect_timeout: number;
+  /** How long a connection may wait for a free slot when every server is at its maxconn. */
+  queue_timeout: number;
+  /** Connections waiting for a slot, at most; more are refused at once. */
+  max_queue: number;
   check: CheckConfig;
   servers: ServerConfig[];
 }
@@ -105,6 +109,7 @@ export const DEFAULTS = {
   weight: 1,
   stickTtl: 8 * 3_600_000,
   stickSize: 100_000,
+  maxQueue: 10_000,
 } as const;
 
 export const LIMITS = { maxWeight: 256, maxTier: 9, maxRetries: 16, maxReadLimit: 1024 * 1024 } as const;
@@ -200,7 +205,7 @@ function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig 
   }, m, n);
 }
 
-const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'check', 'servers'];
+const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'queue_timeout', 'max_queue', 'check', 'servers'];
 
 function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | undefined {
   const what = `backends[${i}]`;
@@ -211,6 +216,7 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
   const get = <T>(key: string, read: (v: Node | null) => T | undefined, dflt: T): T => (m.has(key) ? (read(m.get(key)!) as T) : dflt);
   const servers = req(r, m, n, w, 'servers', (v) => r.seq(v, `${w}.servers`));
   if (servers && servers.length === 0) r.error(m.get('servers')!, `${w}.servers: expected at least one server`);
+  const connectTimeout = get('connect_timeout', (v) => r.duration(v, `${w}.connect_timeout`, 1, 600_000), DEFAULTS.connectTimeout);
   return r.mark({
     name: name!,
     balance: get('balance', (v) => r.oneOf(v, `${w}.balance`, ['roundrobin', 'leastconn', 'source'] as const), 'roundrobin'),
@@ -220,7 +226,10 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
     failback: get('failback', (v) => r.oneOf(v, `${w}.failback`, ['auto', 'manual'] as const), 'auto'),
     retries: get('retries', (v) => r.int(v, `${w}.retries`, 0, LIMITS.maxRetries), DEFAULTS.retries),
     observe_errors: get('observe_errors', (v) => r.int(v, `${w}.observe_errors`, 0, 1000), DEFAULTS.observeErrors),
-    connect_timeout: get('connect_timeout', (v) => r.duration(v, `${w}.connect_timeout`, 1, 600_000), DEFAULTS.connectTimeout),
+    connect_timeout: connectTimeout,
+    // HAProxy's `timeout queue` defaults to `timeout connect` too.
+    queue_timeout: get('queue_timeout', (v) => r.duration(v, `${w}.queue_timeout`, 1, 3_600_000), connectTimeout),
+    max_queue: get('max_queue', (v) => r.int(v, `${w}.max_queue`, 0, 1_000_000), DEFAULTS.maxQueue),
     check: readCheck(r, m.has('check') ? m.get('check')! : null, `${w}.check`)!,
     servers: (servers ?? []).map((s, j) => readServer(r, s, `${w}.servers[${j}]`)!),
   }, m, n);

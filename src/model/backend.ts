@@ -19,6 +19,10 @@ export class Backend {
   servingTier: number | null = null;
   private readonly tiers: { tier: number; servers: Server[] }[];
   private readonly balancer: Balancer;
+  /** Connections waiting for a slot while every eligible server is at its maxconn (FIFO). */
+  private readonly queue: QueuedConnect[] = [];
+  queueRejected = 0;
+  queueTimeouts = 0;
 
   constructor(readonly cfg: BackendConfig, private readonly events: ModelEvents) {
     this.name = cfg.name;
@@ -57,6 +61,42 @@ export class Backend {
     }
     if (chosen && this.stick) this.stick.set(clientKey, chosen.name);
     return chosen;
+  }
+
+  /** A session took a slot on `server`. */
+  acquire(server: Server): void {
+    server.active++;
+  }
+
+  /** A session left `server`: its slot may let the oldest queued connection go. */
+  release(server: Server): void {
+    server.active--;
+    if (this.queue.length && server.maxconn > 0) this.queue.shift()!.wake();
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Parks a connection when no server is usable only because every eligible one is full (HAProxy's
+   * backend queue). Returns false when that is not the reason, or the queue is at `max_queue`.
+   */
+  enqueue(waiter: QueuedConnect): boolean {
+    if (!this.servers.some((s) => s.eligible && s.maxconn > 0)) return false;
+    if (this.queue.length >= this.cfg.max_queue) {
+      this.queueRejected++;
+      return false;
+    }
+    this.queue.push(waiter);
+    return true;
+  }
+
+  /** A queued connection gave up (client left, queue timeout). */
+  dequeue(waiter: QueuedConnect, timedOut: boolean): void {
+    const i = this.queue.indexOf(waiter);
+    if (i >= 0) this.queue.splice(i, 1);
+    if (timedOut) this.queueTimeouts++;
   }
 
   /** STATUS "Running": at least one server UP and not in MAINT (a DRAINed server still counts). */
@@ -105,3 +145,7 @@ export class Backend {
 }
 
 const isUsable = (s: Server): boolean => s.usable;
+
+export interface QueuedConnect {
+  wake(): void;
+}

@@ -26,6 +26,7 @@ export class Connector {
   private attempt: Socket | null = null;
   private server: Server | null = null;
   private cancelled = false;
+  private queueTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly backend: Backend,
@@ -38,12 +39,16 @@ export class Connector {
 
   start(): void {
     const server = this.backend.choose(this.clientKey, this.tried);
+    if (!server && this.queueTimer === null && this.backend.enqueue(this)) {
+      this.queueTimer = setTimeout(this.queueExpired, this.backend.cfg.queue_timeout);
+      return;
+    }
     if (!server) {
       this.onFailed({ reason: this.tried ? `all ${this.tried.length} tried servers failed` : 'no usable server', tried: this.tried?.length ?? 0 });
       return;
     }
     this.server = server;
-    server.active++;
+    this.backend.acquire(server);
     const sock = connect({ host: server.address.host, port: this.port ?? server.address.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS });
     this.attempt = sock;
     sock.setTimeout(this.backend.cfg.connect_timeout);
@@ -52,10 +57,25 @@ export class Connector {
     sock.once('error', this.errored);
   }
 
+  /** Called by the backend when a slot freed up for this queued connection. */
+  wake(): void {
+    clearTimeout(this.queueTimer!);
+    if (!this.cancelled) this.start();
+  }
+
+  private readonly queueExpired = (): void => {
+    this.backend.dequeue(this, true);
+    if (!this.cancelled) this.onFailed({ reason: `no free slot within queue_timeout ${this.backend.cfg.queue_timeout}ms (every server at maxconn)`, tried: this.tried?.length ?? 0 });
+  };
+
   /** The client went away (or asked for STATUS) before we connected. */
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
+    if (this.queueTimer !== null) {
+      clearTimeout(this.queueTimer);
+      this.backend.dequeue(this, false);
+    }
     if (this.attempt) {
       this.attempt.destroy();
       this.release();
@@ -63,7 +83,7 @@ export class Connector {
   }
 
   private release(): void {
-    if (this.server) this.server.active--;
+    if (this.server) this.backend.release(this.server);
     this.server = null;
     this.attempt = null;
   }

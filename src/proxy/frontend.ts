@@ -15,13 +15,15 @@ export interface FrontendHooks {
 export class Frontend {
   readonly name: string;
   readonly sessions = new Set<Session>();
+  /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
+  private readonly waiting: Socket[] = [];
+  rejected = 0;
   private readonly server: NetServer;
 
   constructor(readonly cfg: FrontendConfig, readonly backend: Backend, readonly hooks: FrontendHooks) {
     this.name = cfg.name;
     // allowHalfOpen: a license client's FIN must reach the server as a half-close, not a full close.
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, this.accept);
-    if (cfg.maxconn > 0) this.server.maxConnections = cfg.maxconn;
     this.server.on('error', () => {
       // Accept errors such as EMFILE surface here; the listener keeps running and Node retries.
     });
@@ -54,11 +56,53 @@ export class Frontend {
   sessionEnded(session: Session, rec: SessionRecord): void {
     this.sessions.delete(session);
     this.hooks.sessionEnded(rec);
+    let next: Socket | undefined;
+    while ((next = this.waiting.shift()) && next.destroyed);
+    if (next) this.begin(next);
   }
 
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * Over `maxconn`, HAProxy stops accepting and clients wait in the kernel's backlog. Node cannot
+   * pause accept(), so a waiting client is accepted but paused, and not connected upstream, until a
+   * session ends — the same from the client's side — for at most the backend's queue_timeout.
+   */
   private readonly accept = (client: Socket): void => {
+    if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {
+      if (this.waiting.length >= this.backend.cfg.max_queue) {
+        this.rejected++;
+        client.destroy();
+        return;
+      }
+      client.pause();
+      client.setTimeout(this.backend.cfg.queue_timeout, () => this.giveUp(client));
+      client.once('close', () => this.giveUp(client));
+      client.on('error', noop);
+      this.waiting.push(client);
+      return;
+    }
+    this.begin(client);
+  };
+
+  private giveUp(client: Socket): void {
+    const i = this.waiting.indexOf(client);
+    if (i < 0) return;
+    this.waiting.splice(i, 1);
+    this.rejected++;
+    client.destroy();
+  }
+
+  private begin(client: Socket): void {
+    client.setTimeout(0);
+    client.removeAllListeners('timeout');
+    client.removeAllListeners('close');
     const session = new Session(this, client);
     // With no usable server the session may already have ended inside its constructor.
     if (!session.isEnded) this.sessions.add(session);
-  };
+  }
 }
+
+const noop = (): void => {};

@@ -112,7 +112,7 @@ export class Session {
     this.client.off('close', this.earlyClose);
     if (this.client.destroyed) {
       socket.destroy();
-      server.active--;
+      this.fe.backend.release(server);
       this.endWith('client-gone');
       return;
     }
@@ -150,7 +150,7 @@ export class Session {
   };
 
   private readonly relayDone = (relay: Relay, reason: EndReason): void => {
-    this.server!.active--;
+    this.fe.backend.release(this.server!);
     this.endWith(reason, undefined, relay);
   };
 

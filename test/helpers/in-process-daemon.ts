@@ -1,0 +1,17 @@
+import { pino } from 'pino';
+import { loadConfigText } from '../../src/config/load.js';
+import { Daemon } from '../../src/daemon.js';
+import { LicenseSimulator } from '../../src/simulator/license-simulator.js';
+
+/** A daemon in the test process (real listeners on 127.0.0.1), for tests that look at the model directly. */
+export async function startDaemon(yaml: string): Promise<Daemon> {
+  const d = new Daemon(loadConfigText(yaml, 'test.yaml'), pino({ level: 'silent' }));
+  await d.start();
+  return d;
+}
+
+export async function startSimulators(names: string[], tokens = 100): Promise<LicenseSimulator[]> {
+  const sims = names.map((name) => new LicenseSimulator({ listen: { host: '127.0.0.1', port: 0 }, name, tokens }));
+  await Promise.all(sims.map((s) => s.listen()));
+  return sims;
+}
