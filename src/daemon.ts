@@ -33,6 +33,7 @@ export class Daemon implements DaemonView {
         new Frontend(f, this.model.backend(f.backend)!, {
           sessionEnded: (rec) => log.info(rec, 'session closed'),
           attemptFailed: (fe, server, reason) => log.warn({ frontend: fe.name, backend: fe.backend.name, server: server.name, reason }, 'connect to server failed; trying the next one'),
+          acceptFailed: (fe, err) => this.acceptFailed(fe, err),
         }),
       );
     }
@@ -113,6 +114,16 @@ export class Daemon implements DaemonView {
     }
     await this.statusResponder?.close();
     await this.admin?.close();
+  }
+
+  private lastAcceptLog = 0;
+
+  /** At most one line a second: under EMFILE every waiting connection fails the same way. */
+  private acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void {
+    const now = Date.now();
+    if (now - this.lastAcceptLog < 1000) return;
+    this.lastAcceptLog = now;
+    this.log.error({ frontend: fe.name, code: err.code, accept_errors: fe.acceptErrors }, `frontend ${fe.name} cannot accept connections: ${err.code ?? err.message}${err.code === 'EMFILE' ? ' (out of file descriptors; raise LimitNOFILE)' : ''}`);
   }
 
   private observe(): void {

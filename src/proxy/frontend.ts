@@ -9,6 +9,7 @@ import { Session, type SessionRecord } from './session.js';
 export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
   attemptFailed(fe: Frontend, server: Server, reason: string): void;
+  acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void;
 }
 
 /** A listening port whose connections go to one backend. */
@@ -18,14 +19,18 @@ export class Frontend {
   /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
   private readonly waiting: Socket[] = [];
   rejected = 0;
+  acceptErrors = 0;
   private readonly server: NetServer;
 
   constructor(readonly cfg: FrontendConfig, readonly backend: Backend, readonly hooks: FrontendHooks) {
     this.name = cfg.name;
     // allowHalfOpen: a license client's FIN must reach the server as a half-close, not a full close.
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, this.accept);
-    this.server.on('error', () => {
-      // Accept errors such as EMFILE surface here; the listener keeps running and Node retries.
+    // accept() failures (EMFILE, ENFILE) arrive here. libuv keeps a spare descriptor to accept and
+    // close the waiting connection, so the listener stays up and recovers once descriptors free up.
+    this.server.on('error', (err: NodeJS.ErrnoException) => {
+      this.acceptErrors++;
+      this.hooks.acceptFailed(this, err);
     });
   }
 

@@ -81,8 +81,13 @@ export class Relay {
   private fail(err: NodeJS.ErrnoException, reset: EndReason, other: EndReason, peer: Socket): void {
     const isReset = err.code === 'ECONNRESET' || err.code === 'EPIPE';
     if (this.reason === 'closed') this.reason = isReset ? reset : other;
+    if (peer.destroyed) return;
     // Pass a reset on as a reset, so the peer sees what a direct connection would have shown it.
-    if (!peer.destroyed) isReset ? peer.resetAndDestroy() : peer.destroy();
+    // Not once we have end()ed the peer: libuv refuses to reset a handle that is shutting down
+    // (uv_tcp_close_reset → EINVAL), and Node then emits 'error' instead of 'close', which would
+    // leave this relay waiting for a close that never comes.
+    if (isReset && !peer.writableEnded) peer.resetAndDestroy();
+    else peer.destroy();
   }
 
   private readonly idle = (): void => {

@@ -1,0 +1,75 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Daemon } from '../../src/daemon.js';
+import { startDaemon } from '../helpers/in-process-daemon.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+let daemon: Daemon | null = null;
+let upstream: Server | null = null;
+
+afterEach(async () => {
+  await daemon?.close();
+  daemon = null;
+  upstream?.close();
+  upstream = null;
+});
+
+async function proxyTo(onConnection: (s: Socket) => void): Promise<Daemon> {
+  upstream = createServer({ allowHalfOpen: true }, onConnection);
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  const port = (upstream.address() as { port: number }).port;
+  return startDaemon(`frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: b }
+backends:
+  - name: b
+    check: { type: none }
+    servers: [ { name: s1, address: 127.0.0.1:${port} } ]
+`);
+}
+
+describe('relay teardown', () => {
+  // Relay.fail() must not resetAndDestroy() a socket we end()ed while its shutdown is pending (libuv
+  // EINVAL, and Node then never emits 'close'). That race needs unflushed writes and is exercised by
+  // the churn load test; this one covers the same teardown path without the race.
+  it('ends the session when a half-closed client resets while the server still sends', async () => {
+    let serverSide: Socket | null = null;
+    let serverSawEnd = false;
+    daemon = await proxyTo((s) => {
+      serverSide = s;
+      s.on('error', () => {});
+      s.on('data', () => {});
+      s.on('end', () => (serverSawEnd = true));
+    });
+    const fe = daemon.frontends[0]!;
+    const client = connect({ host: '127.0.0.1', port: fe.address().port });
+    client.on('error', () => {});
+    client.on('data', () => {});
+    await once(client, 'connect');
+    client.end('request');
+    await waitFor(() => serverSawEnd, { timeoutMs: 5000, what: 'server sees the client half-close' });
+    client.resetAndDestroy();
+    await once(client, 'close');
+    // The relay now writes to a client that is gone: EPIPE/ECONNRESET on a socket whose peer we end()ed.
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    for (let i = 0; i < 32; i++) serverSide!.write(chunk);
+    await waitFor(() => fe.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down' });
+    expect(daemon.model.backend('b')!.server('s1')!.active).toBe(0);
+    // The proxy closed its upstream socket too: further writes from the server fail.
+    await waitFor(() => serverSide!.destroyed || (serverSide!.write(chunk), false), { timeoutMs: 5000, what: 'server side closed by the proxy' });
+  });
+
+  it('passes a server reset on to the client as a reset', async () => {
+    daemon = await proxyTo((s) => {
+      s.on('error', () => {});
+      s.once('data', () => s.resetAndDestroy());
+    });
+    const client = connect({ host: '127.0.0.1', port: daemon.frontends[0]!.address().port });
+    await once(client, 'connect');
+    client.write('hello');
+    const [err] = (await once(client, 'error')) as [NodeJS.ErrnoException];
+    expect(err.code).toBe('ECONNRESET');
+    await waitFor(() => daemon!.frontends[0]!.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down' });
+  });
+});
