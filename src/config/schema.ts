@@ -30,7 +30,11 @@ export interface CheckConfig {
   /** http */
   path: string;
   expect_status: number[];
-  /** exec: argv array, never a shell. */
+  /**
+   * exec: argv array, never a shell. `{host}` and `{port}` in any element are replaced (plain text)
+   * by the checked server's host and port (`port` above when set), so one backend check serves
+   * several servers: [lmutil, lmstat, -a, -c, "{port}@{host}"].
+   */
   argv: string[];
   exit_code: number;
   parse: LicenseParser | null;
@@ -59,6 +63,10 @@ export interface BackendConfig {
   /** Connections waiting for a slot, at most; more are refused at once. */
   max_queue: number;
   check: CheckConfig;
+  /** HAProxy `agent-port`: also read an agent line from each server's host on this port (weight, drain, down, maint). */
+  agent_port: number | null;
+  /** HAProxy `agent-inter`: how often that agent is asked. */
+  agent_inter: number;
   servers: ServerConfig[];
 }
 
@@ -78,17 +86,28 @@ export interface AdminConfig {
   token_file: string | null;
 }
 
+/** Agent weight scaled by the free tokens of one license feature (from the check's parsed license output). */
+export interface WeightFromConfig {
+  feature: string;
+  /** Lowest percentage reported while at least one token is free; zero free tokens reports drain. */
+  min_percent: number;
+}
+
+/** What a webhook can subscribe to (`notify.webhooks[].events`); see observe/notifier.ts. */
+export const NOTIFY_EVENTS = ['server-state', 'tier-change', 'backend-down', 'reload-ok', 'reload-failed'] as const;
+export type NotifyEventName = (typeof NOTIFY_EVENTS)[number];
+
 export interface WebhookConfig {
   url: string;
   headers: Record<string, string>;
-  events: string[] | null;
+  events: NotifyEventName[] | null;
 }
 
 export interface Config {
   file: string;
   admin: AdminConfig | null;
   status: { listen: HostPort; backend: string | null } | null;
-  agent: { listen: HostPort; backend: string; server: string | null } | null;
+  agent: { listen: HostPort; backend: string; server: string | null; weight_from: WeightFromConfig | null } | null;
   notify: { webhooks: WebhookConfig[] };
   log: { level: LogLevel; format: 'json' | 'pretty' };
   shutdown_grace: number;
@@ -110,6 +129,8 @@ export const DEFAULTS = {
   stickTtl: 8 * 3_600_000,
   stickSize: 100_000,
   maxQueue: 10_000,
+  agentInter: 2000,
+  weightFromMinPercent: 10,
 } as const;
 
 export const LIMITS = { maxWeight: 256, maxTier: 9, maxRetries: 16, maxReadLimit: 1024 * 1024 } as const;
@@ -133,12 +154,13 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
       return r.mark({ listen: req(r, m, n, 'status', 'listen', (v) => r.hostPort(v, 'status.listen', { allowPortZero: true })), backend: m.has('backend') ? r.string(m.get('backend')!, 'status.backend') : null }, m, n);
     }),
     agent: opt('agent', (n) => {
-      const m = r.map(n, 'agent', ['listen', 'backend', 'server']);
+      const m = r.map(n, 'agent', ['listen', 'backend', 'server', 'weight_from']);
       if (!m) return undefined;
       return r.mark({
         listen: req(r, m, n, 'agent', 'listen', (v) => r.hostPort(v, 'agent.listen', { allowPortZero: true })),
         backend: req(r, m, n, 'agent', 'backend', (v) => r.string(v, 'agent.backend')),
         server: m.has('server') ? r.string(m.get('server')!, 'agent.server') : null,
+        weight_from: m.has('weight_from') ? readWeightFrom(r, m.get('weight_from')!) : null,
       }, m, n);
     }),
     notify: opt('notify', (n) => readNotify(r, n)) ?? { webhooks: [] },
@@ -171,6 +193,16 @@ function readAdmin(r: YamlReader, n: Node | null): AdminConfig | undefined {
   }, m, n);
 }
 
+function readWeightFrom(r: YamlReader, n: Node | null): WeightFromConfig | undefined {
+  const m = r.map(n, 'agent.weight_from', ['feature', 'min_percent']);
+  if (!m) return undefined;
+  return {
+    feature: req(r, m, n, 'agent.weight_from', 'feature', (v) => r.string(v, 'agent.weight_from.feature'))!,
+    // At least 1: a reported 0% would drain a server that still has tokens to give.
+    min_percent: m.has('min_percent') ? r.int(m.get('min_percent')!, 'agent.weight_from.min_percent', 1, 100)! : DEFAULTS.weightFromMinPercent,
+  };
+}
+
 function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined {
   const m = r.map(n, 'notify', ['webhooks']);
   if (!m) return undefined;
@@ -182,7 +214,8 @@ function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined
       if (!hm) return undefined as unknown as WebhookConfig;
       const url = req(r, hm, h, what, 'url', (v) => r.string(v, `${what}.url`, { pattern: /^https?:\/\/\S+$/, patternText: 'an http:// or https:// URL' }));
       const headers = hm.has('headers') ? r.stringMap(hm.get('headers')!, `${what}.headers`) ?? {} : {};
-      return { url: url!, headers, events: hm.has('events') ? r.stringList(hm.get('events')!, `${what}.events`) ?? null : null };
+      const events = hm.has('events') ? r.seq(hm.get('events')!, `${what}.events`)?.map((e, j) => r.oneOf(e, `${what}.events[${j}]`, NOTIFY_EVENTS)!) ?? null : null;
+      return { url: url!, headers, events };
     }),
   };
 }
@@ -205,7 +238,7 @@ function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig 
   }, m, n);
 }
 
-const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'queue_timeout', 'max_queue', 'check', 'servers'];
+const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'queue_timeout', 'max_queue', 'check', 'agent_port', 'agent_inter', 'servers'];
 
 function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | undefined {
   const what = `backends[${i}]`;
@@ -231,6 +264,8 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
     queue_timeout: get('queue_timeout', (v) => r.duration(v, `${w}.queue_timeout`, 1, 3_600_000), connectTimeout),
     max_queue: get('max_queue', (v) => r.int(v, `${w}.max_queue`, 0, 1_000_000), DEFAULTS.maxQueue),
     check: readCheck(r, m.has('check') ? m.get('check')! : null, `${w}.check`)!,
+    agent_port: get('agent_port', (v) => r.int(v, `${w}.agent_port`, 1, 65535), null),
+    agent_inter: get('agent_inter', (v) => r.duration(v, `${w}.agent_inter`, 100, 3_600_000), DEFAULTS.agentInter),
     servers: (servers ?? []).map((s, j) => readServer(r, s, `${w}.servers[${j}]`)!),
   }, m, n);
 }
@@ -247,6 +282,13 @@ export function readCheck(r: YamlReader, n: Node | null, what: string): CheckCon
   if (type === 'exec' && !m.has('argv')) r.error(n, `${what}: type exec needs "argv", a list like [lmutil, lmstat, -a, -c, 27000@localhost]`);
   if (type !== 'exec' && m.has('argv')) r.error(m.get('argv')!, `${what}.argv: only used by type exec`);
   if (type === 'send-expect' && !m.has('expect') && !m.has('send')) r.error(n, `${what}: type send-expect needs "send" and/or "expect"`);
+  // Options another check type would silently ignore are errors: a `parse: lmstat` that never runs looks configured but is not.
+  for (const [key, owner] of [['parse', 'exec'], ['exit_code', 'exec'], ['path', 'http'], ['expect_status', 'http']] as const) {
+    if (type !== owner && m.has(key)) r.error(m.get(key) ?? n, `${what}.${key}: only used by type ${owner}, but the type is ${type}`);
+  }
+  if (type === 'exec' && m.has('parse') && m.has('exit_code')) {
+    r.error(m.get('exit_code') ?? n, `${what}.exit_code: not used with "parse", which judges health from the output (lmutil exits 0 even when a server is down); remove one`);
+  }
   return {
     type,
     inter,
@@ -254,11 +296,13 @@ export function readCheck(r: YamlReader, n: Node | null, what: string): CheckCon
     downinter: get('downinter', (v) => r.duration(v, `${what}.downinter`, 10), inter),
     rise: get('rise', (v) => r.int(v, `${what}.rise`, 1, 100), DEFAULTS.check.rise),
     fall: get('fall', (v) => r.int(v, `${what}.fall`, 1, 100), DEFAULTS.check.fall),
-    timeout: get('timeout', (v) => r.duration(v, `${what}.timeout`, 1, 600_000), DEFAULTS.check.timeout),
+    // lmstat on a triad waits for each member, dead ones included: 1 s would fail a healthy member whenever a peer is down.
+    timeout: get('timeout', (v) => r.duration(v, `${what}.timeout`, 1, 600_000), type === 'exec' ? 10_000 : DEFAULTS.check.timeout),
     port: get('port', (v) => r.int(v, `${what}.port`, 1, 65535), null),
     send: get('send', (v) => (r.scalar(v) === '' ? '' : r.string(v, `${what}.send`)), ''),
     expect: get('expect', (v) => readMatcher(r, v, `${what}.expect`), null),
-    read_limit: get('read_limit', (v) => r.int(v, `${what}.read_limit`, 16, LIMITS.maxReadLimit), DEFAULTS.check.readLimit),
+    // exec: per output stream. `lmstat -a` lists every checkout, easily more than 16 KiB on a busy server.
+    read_limit: get('read_limit', (v) => r.int(v, `${what}.read_limit`, 16, LIMITS.maxReadLimit), type === 'exec' ? LIMITS.maxReadLimit : DEFAULTS.check.readLimit),
     path: get('path', (v) => r.string(v, `${what}.path`, { pattern: /^\//, patternText: 'a path starting with /' }), '/'),
     expect_status: get('expect_status', (v) => {
       const one = r.scalar(v);

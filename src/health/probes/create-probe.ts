@@ -1,5 +1,8 @@
 import type { CheckConfig } from '../../config/schema.js';
 import { LicgateError } from '../../errors.js';
+import { AgentProbe } from './agent.js';
+import { ExecProbe } from './exec.js';
+import { HttpProbe } from './http.js';
 import type { Probe } from './probe.js';
 import { SendExpectProbe, StatusProbe } from './send-expect.js';
 import { TcpProbe } from './tcp.js';
@@ -15,6 +18,12 @@ export function createProbe(check: CheckConfig): Probe | null {
       return new StatusProbe(check.read_limit);
     case 'send-expect':
       return new SendExpectProbe(check.send, check.expect, check.read_limit);
+    case 'exec':
+      return new ExecProbe(check);
+    case 'http':
+      return new HttpProbe(check);
+    case 'agent':
+      return new AgentProbe(check.send, check.read_limit);
     default:
       throw new LicgateError('E_CHECK_TYPE', `check type "${check.type}" is not implemented yet`);
   }

@@ -1,0 +1,99 @@
+import { basename } from 'node:path';
+import type { CheckConfig, LicenseParser, Matcher } from '../../config/schema.js';
+import { parseDslsUsage } from '../parse/dsls.js';
+import type { LicenseInfo } from '../parse/license-info.js';
+import { parseLmstat } from '../parse/lmstat.js';
+import { runExec, type ExecResult } from './exec-runner.js';
+import { lmstatVerdict } from './lmstat-local-verdict.js';
+import { failed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
+import { describeMatcher, firstLine, matches } from './tcp-exchange.js';
+
+export type ExecCheck = Pick<CheckConfig, 'argv' | 'exit_code' | 'expect' | 'parse' | 'timeout' | 'read_limit'>;
+
+/**
+ * Runs a command (argv, never a shell) and judges the server by it: the exit code, or, with
+ * `parse`, the license tool's text — lmutil exits 0 even when the server it was asked about is
+ * down, so for license tools only the text counts. `expect` must also match stdout when given.
+ */
+export class ExecProbe implements Probe {
+  private readonly argv: readonly string[];
+  private readonly exitCode: number;
+  private readonly expect: Matcher | null;
+  private readonly parse: LicenseParser | null;
+  private readonly timeoutMs: number;
+  private readonly maxOutputBytes: number;
+  private readonly command: string;
+
+  constructor(check: ExecCheck) {
+    this.argv = [...check.argv];
+    this.exitCode = check.exit_code;
+    this.expect = check.expect;
+    this.parse = check.parse;
+    this.timeoutMs = check.timeout;
+    this.maxOutputBytes = check.read_limit;
+    this.command = basename(check.argv[0] ?? '');
+  }
+
+  async run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
+    const argv = expandArgv(this.argv, target);
+    // runExec forces LANG/LC_ALL=C itself; its own timer is a backstop for callers without a signal.
+    const r = await runExec(argv, { timeoutMs: this.timeoutMs, maxOutputBytes: this.maxOutputBytes, signal });
+    const broken = this.brokenRun(r, signal);
+    if (broken !== null) return failed(broken);
+
+    let license: LicenseInfo | undefined;
+    let verdict: { ok: boolean; reason: string };
+    if (this.parse === 'lmstat') {
+      license = parseLmstat(r.stdout);
+      verdict = lmstatVerdict(license, target.host);
+    } else if (this.parse === 'dsls') {
+      license = parseDslsUsage(r.stdout);
+      verdict = dslsVerdict(license);
+    } else if (r.exitCode !== this.exitCode) {
+      const said = r.stderr.trim() || r.stdout.trim();
+      verdict = { ok: false, reason: `exit code ${r.exitCode}, expected ${this.exitCode}${said ? `: ${firstLine(said)}` : ''}` };
+    } else {
+      verdict = { ok: true, reason: `exit code ${r.exitCode}` };
+    }
+    if (!verdict.ok && license && license.servers.length === 0 && r.stderr.trim()) {
+      // Nothing recognisable on stdout: the tool's complaint (bad license path, missing library) is the useful part.
+      verdict.reason += ` (stderr: ${firstLine(r.stderr)})`;
+    }
+    if (verdict.ok && this.expect) {
+      verdict = matches(this.expect, r.stdout)
+        ? { ok: true, reason: `${verdict.reason}, stdout matched ${describeMatcher(this.expect)}` }
+        : { ok: false, reason: `stdout did not match ${describeMatcher(this.expect)}: "${firstLine(r.stdout)}"` };
+    }
+    return license ? { ...verdict, license } : verdict;
+  }
+
+  /** Why the command's output cannot be judged at all (did not start, killed), or null. */
+  private brokenRun(r: ExecResult, signal: AbortSignal): string | null {
+    // The scheduler aborts at check.timeout; both that and runExec's own timer mean "too slow".
+    if (r.timedOut || (signal.aborted && r.exitCode === null)) return `timeout after ${this.timeoutMs} ms (${this.command} killed)`;
+    if (r.spawnError !== undefined) return `cannot run ${this.argv[0]}: ${r.spawnError}`;
+    if (r.truncated) return `output over ${this.maxOutputBytes} bytes (${this.command} killed); raise read_limit or narrow the command`;
+    if (r.exitCode === null) return `${this.command} killed by ${r.signal ?? 'a signal'}`;
+    return null;
+  }
+}
+
+/**
+ * `{host}` and `{port}` in any argv element become the check target's host and port, so one
+ * backend check serves several servers. Plain text replacement (split/join, so a `$` in a value
+ * is not a replacement pattern) on each element; no shell ever sees the result.
+ */
+export function expandArgv(argv: readonly string[], target: ProbeTarget): string[] {
+  const port = String(target.port);
+  return argv.map((a) => (a.includes('{') ? a.split('{host}').join(target.host).split('{port}').join(port) : a));
+}
+
+/** DSLS answered when the usage CSV header came back; any error line before it means it did not serve. */
+function dslsVerdict(info: LicenseInfo): { ok: boolean; reason: string } {
+  const answered = info.vendors.some((v) => v.up);
+  if (!answered) return { ok: false, reason: info.errors[0] ?? 'no getLicenseUsage CSV in DSLicSrv output' };
+  if (info.errors.length > 0) return { ok: false, reason: info.errors[0]! };
+  const host = info.servers[0]?.host;
+  const n = info.features.length;
+  return { ok: true, reason: `DSLS${host ? ` on ${host}` : ''} answered, ${n} feature${n === 1 ? '' : 's'}` };
+}

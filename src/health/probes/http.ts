@@ -1,0 +1,95 @@
+import { Agent, request } from 'undici';
+import { formatHostPort } from '../../config/address.js';
+import type { CheckConfig, Matcher } from '../../config/schema.js';
+import { failed, passed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
+import { describeMatcher, firstLine, matches } from './tcp-exchange.js';
+
+export type HttpCheck = Pick<CheckConfig, 'path' | 'expect_status' | 'expect' | 'read_limit'>;
+
+/**
+ * GET http://host:port/path (e.g. RLM's web port 5054): the status must be one of `expect_status`
+ * and, when `expect` is set, the body must match within the first `read_limit` bytes. Redirects
+ * are not followed — a 302 to a login page is not health.
+ */
+export class HttpProbe implements Probe {
+  // One dispatcher for every server of the backend. pipelining 0 turns keep-alive off: each check
+  // opens its own connection (a dead server cannot hide behind a pooled socket) and nothing stays
+  // open between checks, so the probe needs no close().
+  private readonly agent = new Agent({ pipelining: 0 });
+  private readonly path: string;
+  private readonly expectStatus: readonly number[];
+  private readonly expect: Matcher | null;
+  private readonly readLimit: number;
+
+  constructor(check: HttpCheck) {
+    this.path = check.path;
+    this.expectStatus = [...check.expect_status];
+    this.expect = check.expect;
+    this.readLimit = check.read_limit;
+  }
+
+  async run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
+    const url = `http://${formatHostPort(target)}${this.path}`;
+    let res;
+    try {
+      res = await request(url, { method: 'GET', dispatcher: this.agent, signal, headers: { 'user-agent': 'licgate-check', accept: '*/*' } });
+    } catch (e) {
+      return failed(signal.aborted ? 'timeout waiting for HTTP response' : describeError(e));
+    }
+    // Destroying an unread undici body emits an AbortError; unhandled, that would crash the daemon.
+    res.body.on('error', ignore);
+    const status = `HTTP ${res.statusCode}`;
+    if (!this.expectStatus.includes(res.statusCode)) {
+      res.body.destroy();
+      return failed(status);
+    }
+    if (!this.expect) {
+      res.body.destroy();
+      return passed(status);
+    }
+    return this.matchBody(res.body, status, signal);
+  }
+
+  /** Reads until `expect` matches, the body ends or `read_limit` bytes were read, whichever first. */
+  private async matchBody(body: AsyncIterable<Buffer> & { destroy(): void }, status: string, signal: AbortSignal): Promise<ProbeOutcome> {
+    const expect = this.expect!;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let text = '';
+    try {
+      for await (const chunk of body) {
+        const room = this.readLimit - size;
+        chunks.push(room < chunk.length ? chunk.subarray(0, room) : chunk);
+        size += Math.min(room, chunk.length);
+        text = Buffer.concat(chunks, size).toString('utf8');
+        if (matches(expect, text)) return passed(`${status}, body matched ${describeMatcher(expect)}`);
+        if (size >= this.readLimit) return failed(`${status}, no match for ${describeMatcher(expect)} in the first ${this.readLimit} bytes`);
+      }
+    } catch (e) {
+      return failed(signal.aborted ? `${status}, timeout reading body (${size} bytes, no match)` : `${status}, ${describeError(e)}`);
+    } finally {
+      body.destroy();
+    }
+    return failed(`${status}, body did not match ${describeMatcher(expect)}: "${firstLine(text)}"`);
+  }
+}
+
+function ignore(): void {}
+
+function describeError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'UND_ERR_SOCKET':
+      return `connection closed before a complete response (${err.message})`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot resolve host (${err.code})`;
+    default:
+      if (err.code?.startsWith('HPE_')) return `not a valid HTTP response (${err.code})`;
+      return err.code ? `${err.code}: ${err.message}` : err.message;
+  }
+}

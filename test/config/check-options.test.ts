@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import type { CheckConfig } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/errors.js';
+
+/** A sidecar config whose only backend has the given check lines (YAML, indented under `check:`). */
+function withCheck(checkLines: string): string {
+  return `status:
+  listen: 127.0.0.1:0
+backends:
+  - name: flexlm
+    check:
+${checkLines
+  .trim()
+  .split('\n')
+  .map((l) => `      ${l}`)
+  .join('\n')}
+    servers:
+      - { name: lic1, address: 127.0.0.1:27000 }
+`;
+}
+
+function check(checkLines: string): CheckConfig {
+  return loadConfigText(withCheck(checkLines), 'sidecar.yaml').backends[0]!.check;
+}
+
+/** The positioned issues (FILE:LINE:COL: message) of a config that must be rejected. */
+function issues(checkLines: string): string[] {
+  try {
+    loadConfigText(withCheck(checkLines), 'sidecar.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).issues.map(String);
+  }
+  throw new Error('expected a ConfigError, the config was accepted');
+}
+
+// withCheck puts the first check line on line 6, column 7.
+const line = (n: number): number => 5 + n;
+
+describe('check options: exec', () => {
+  it('reads argv, parse and expect, and defaults to a 10 s timeout and a 1 MiB output limit', () => {
+    const c = check(`
+type: exec
+argv: [/opt/flexlm/lmutil, lmstat, -a, -c, "{port}@{host}"]
+parse: lmstat
+expect: /license server UP/`);
+    expect(c).toMatchObject({ type: 'exec', argv: ['/opt/flexlm/lmutil', 'lmstat', '-a', '-c', '{port}@{host}'], parse: 'lmstat', exit_code: 0, timeout: 10_000, read_limit: 1024 * 1024 });
+    expect(c.expect).toEqual({ regex: /license server UP/ });
+  });
+
+  it('keeps an explicit timeout, read_limit and exit_code', () => {
+    expect(check(`
+type: exec
+argv: [/usr/local/bin/rlm-ok]
+exit_code: 3
+timeout: 300ms
+read_limit: 4096`)).toMatchObject({ timeout: 300, read_limit: 4096, exit_code: 3, parse: null });
+  });
+
+  it('leaves the defaults of other types alone (1 s timeout, 16 KiB read_limit)', () => {
+    expect(check('type: tcp')).toMatchObject({ timeout: 1000, read_limit: 16 * 1024 });
+  });
+
+  it('rejects parse on a type other than exec, at the parse value', () => {
+    expect(issues(`
+type: tcp
+parse: lmstat`)).toEqual([`sidecar.yaml:${line(2)}:14: backend "flexlm".check.parse: only used by type exec, but the type is tcp`]);
+  });
+
+  it('rejects an unknown parser with the known ones', () => {
+    expect(issues(`
+type: exec
+argv: [lmutil]
+parse: lmstats`)).toEqual([`sidecar.yaml:${line(3)}:14: backend "flexlm".check.parse: expected one of lmstat | dsls, found "lmstats" (did you mean "lmstat"?)`]);
+  });
+
+  it('rejects exit_code together with parse: the parser judges the text', () => {
+    expect(issues(`
+type: exec
+argv: [lmutil, lmstat]
+parse: lmstat
+exit_code: 0`)).toEqual([
+      `sidecar.yaml:${line(4)}:18: backend "flexlm".check.exit_code: not used with "parse", which judges health from the output (lmutil exits 0 even when a server is down); remove one`,
+    ]);
+  });
+
+  it('rejects exit_code on a type other than exec', () => {
+    expect(issues(`
+type: http
+exit_code: 0`)).toEqual([`sidecar.yaml:${line(2)}:18: backend "flexlm".check.exit_code: only used by type exec, but the type is http`]);
+  });
+
+  it('still requires argv for exec', () => {
+    expect(issues(`
+type: exec
+parse: dsls`)).toEqual([`sidecar.yaml:${line(1)}:7: backend "flexlm".check: type exec needs "argv", a list like [lmutil, lmstat, -a, -c, 27000@localhost]`]);
+  });
+});
+
+describe('check options: http', () => {
+  it('reads path, expect_status (list or single) and a body regex', () => {
+    expect(check(`
+type: http
+path: /goform/rlmstat_lic
+expect_status: [200, 204]
+expect: /ISV \\w+ running/`)).toMatchObject({ type: 'http', path: '/goform/rlmstat_lic', expect_status: [200, 204], expect: { regex: /ISV \w+ running/ } });
+    expect(check(`
+type: http
+expect_status: 204`)).toMatchObject({ path: '/', expect_status: [204] });
+  });
+
+  it('rejects path and expect_status on other types, each at its own value', () => {
+    expect(issues(`
+type: exec
+argv: [lmutil, lmstat]
+path: /status
+expect_status: [200]`)).toEqual([
+      `sidecar.yaml:${line(3)}:13: backend "flexlm".check.path: only used by type http, but the type is exec`,
+      `sidecar.yaml:${line(4)}:22: backend "flexlm".check.expect_status: only used by type http, but the type is exec`,
+    ]);
+  });
+
+  it('rejects a path without a leading slash and a status out of range', () => {
+    expect(issues(`
+type: http
+path: status
+expect_status: [200, 700]`)).toEqual([
+      `sidecar.yaml:${line(2)}:13: backend "flexlm".check.path: expected a path starting with /, found "status"`,
+      `sidecar.yaml:${line(3)}:28: backend "flexlm".check.expect_status[1]: expected a whole number 100-599, found 700`,
+    ]);
+  });
+
+  it('reports every misplaced option of a check in one pass', () => {
+    expect(issues(`
+type: status
+parse: dsls
+path: /
+argv: [x]`)).toHaveLength(3);
+  });
+});

@@ -1,0 +1,221 @@
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ExecProbe, expandArgv, type ExecCheck } from '../../../src/health/probes/exec.js';
+import type { ProbeOutcome, ProbeTarget } from '../../../src/health/probes/probe.js';
+import { APP3_LICENSE, HOST3_CANNOT_CONNECT, lmstatFixturePath, SERVER_DOWN_LICENSE } from '../../helpers/lmstat-fixtures.js';
+import { processGroupGone } from '../../helpers/process-group.js';
+import { waitFor } from '../../helpers/wait-for.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'licgate-exec-probe-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+// shared/ is a sibling of the repo, both locally and in CI.
+const lmstatFixture = lmstatFixturePath;
+const dslsFixture = (name: string): string => fileURLToPath(new URL(`../../fixtures/dsls/${name}`, import.meta.url));
+
+/** Single-quoted for sh, whatever the path holds. */
+const q = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/** An executable `#!/bin/sh` script in the scratch dir; the tests' stand-in for lmutil and DSLicSrv. */
+function script(name: string, body: string): string {
+  const path = join(scratch, name);
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  // rename: never exec a half-written file (ETXTBSY)
+  renameSync(tmp, path);
+  return path;
+}
+
+/** A fake `lmutil` that prints a capture, like `lmutil lmstat -a -c 27000@host` would. */
+const fakeLmutil = (name: string, fixture: string, extra = ''): string => script(name, `cat ${q(fixture)}${extra ? `\n${extra}` : ''}`);
+
+function probe(check: Partial<ExecCheck> & Pick<ExecCheck, 'argv'>): ExecProbe {
+  return new ExecProbe({ exit_code: 0, expect: null, parse: null, timeout: 10_000, read_limit: 1024 * 1024, ...check });
+}
+
+const at = (host: string, port = 27000): ProbeTarget => ({ host, port });
+
+/** Runs a check the way the scheduler does: aborted at the check timeout. */
+function check(p: ExecProbe, target: ProbeTarget, timeoutMs = 10_000): Promise<ProbeOutcome> {
+  return p.run(target, AbortSignal.timeout(timeoutMs));
+}
+
+describe('exec probe with parse: lmstat', () => {
+  it('is healthy on a triad capture and returns the parsed license, every feature exact', async () => {
+    const lmutil = fakeLmutil('lmutil-app3', lmstatFixture('lmstat_app3.txt'));
+    const out = await check(probe({ argv: [lmutil, 'lmstat', '-a', '-c', '1999@{host}'], parse: 'lmstat' }), at('host1', 1999));
+    expect(out).toEqual({
+      ok: true,
+      reason: 'lmgrd UP (MASTER) [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features',
+      license: APP3_LICENSE,
+    });
+  });
+
+  it('is unhealthy when the local member (host3) cannot be reached, with lmstat\'s reason, and still shows the license', async () => {
+    const lmutil = fakeLmutil('lmutil-down', lmstatFixture('lmstat_server_down.txt'));
+    const out = await check(probe({ argv: [lmutil, 'lmstat', '-a', '-c', '28000@{host}'], parse: 'lmstat' }), at('host3', 28000));
+    expect(out.ok).toBe(false);
+    expect(out.reason).toBe(`lmgrd on host3 DOWN: ${HOST3_CANNOT_CONNECT}`);
+    expect(out.license).toEqual(SERVER_DOWN_LICENSE);
+  });
+
+  it('is healthy for a member that is UP while a peer is down (host1 in the same capture)', async () => {
+    const lmutil = fakeLmutil('lmutil-down', lmstatFixture('lmstat_server_down.txt'));
+    const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('HOST1.example.org'));
+    expect(out).toMatchObject({ ok: true, reason: 'lmgrd UP [2/3 servers UP], vendor daemon UP, 2 features' });
+  });
+
+  it('judges the text, not the exit code: exit 1 with a healthy capture is healthy', async () => {
+    const lmutil = fakeLmutil('lmutil-exit1', lmstatFixture('lmstat_app3.txt'), 'exit 1');
+    const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('host2'));
+    expect(out).toMatchObject({ ok: true, reason: 'lmgrd UP [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features' });
+  });
+
+  it('with a loopback server address, finds this machine by its hostname in the server list', async () => {
+    const me = hostname();
+    const text = readFileSync(lmstatFixture('lmstat_server_down.txt'), 'utf8');
+    const upCopy = join(scratch, 'me-up.txt');
+    const downCopy = join(scratch, 'me-down.txt');
+    writeFileSync(upCopy, text.replaceAll('host2', me));
+    writeFileSync(downCopy, text.replaceAll('host3', me));
+    const up = await check(probe({ argv: [fakeLmutil('lmutil-me-up', upCopy), 'lmstat', '-c', '{port}@localhost'], parse: 'lmstat' }), at('127.0.0.1'));
+    expect(up).toMatchObject({ ok: true, reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor daemon UP, 2 features' });
+    const down = await check(probe({ argv: [fakeLmutil('lmutil-me-down', downCopy)], parse: 'lmstat' }), at('localhost'));
+    expect(down).toMatchObject({ ok: false, reason: `lmgrd on ${me} DOWN: ${HOST3_CANNOT_CONNECT}` });
+  });
+
+  it('with a loopback address and a triad that does not name this machine, fails and says why', async () => {
+    const lmutil = fakeLmutil('lmutil-app3', lmstatFixture('lmstat_app3.txt'));
+    const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('127.0.0.1'));
+    expect(out.ok).toBe(false);
+    expect(out.reason).toBe(`cannot tell which of host1, host2, host3 is this host (${hostname()}); give the server the address the license file's SERVER line uses`);
+    expect(out.license?.features).toHaveLength(46);
+  });
+
+  it('adds stderr to the reason when stdout holds no lmstat status at all', async () => {
+    const lmutil = script('lmutil-nolicense', 'echo "lmutil: cannot find license file" >&2\nexit 1');
+    const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('host1'));
+    expect(out.ok).toBe(false);
+    expect(out.reason).toBe('no license server status in lmstat output (stderr: lmutil: cannot find license file)');
+  });
+
+  it('reports "timeout" for a hanging lmutil, settles promptly and leaves no process behind', async () => {
+    const pidFile = join(scratch, 'hang.pid');
+    const lmutil = script('lmutil-hang', `echo $$ > ${q(pidFile)}.tmp && mv ${q(pidFile)}.tmp ${q(pidFile)}\nsleep 60 &\nsleep 60`);
+    const started = performance.now();
+    const out = await check(probe({ argv: [lmutil, 'lmstat', '-a'], parse: 'lmstat', timeout: 300 }), at('host1'), 300);
+    // A hang would take the full 60 s; "promptly" is the kill plus pipe close, well under this bound.
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(out).toEqual({ ok: false, reason: 'timeout after 300 ms (lmutil-hang killed)' });
+    expect(existsSync(pidFile)).toBe(true);
+    const pgid = Number(readFileSync(pidFile, 'utf8').trim());
+    expect(pgid).toBeGreaterThan(1);
+    await waitFor(() => processGroupGone(pgid), { timeoutMs: 5000, what: `process group ${pgid} of the hanging lmutil (and its background sleep) to be gone` });
+  });
+
+  it('fails a flooding command once read_limit is reached, and kills it', async () => {
+    const pidFile = join(scratch, 'flood.pid');
+    const lmutil = script('lmutil-flood', `echo $$ > ${q(pidFile)}\nexec yes 'Users of feature1:  (Total of 2 licenses issued;  Total of 0 licenses in use)'`);
+    const started = performance.now();
+    const out = await check(probe({ argv: [lmutil], parse: 'lmstat', read_limit: 4096 }), at('host1'));
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(out).toEqual({ ok: false, reason: 'output over 4096 bytes (lmutil-flood killed); raise read_limit or narrow the command' });
+    const pgid = Number(readFileSync(pidFile, 'utf8').trim());
+    await waitFor(() => processGroupGone(pgid), { timeoutMs: 5000, what: `process group ${pgid} of the flooding command to be gone` });
+  });
+});
+
+describe('exec probe with parse: dsls', () => {
+  it('is healthy when DSLicSrv printed the usage CSV, with the features', async () => {
+    const dsls = script('DSLicSrv-ok', `cat ${q(dslsFixture('license-usage.csv.txt'))}`);
+    const out = await check(probe({ argv: [dsls, '-admin'], parse: 'dsls' }), at('127.0.0.1', 4084));
+    expect(out).toEqual({
+      ok: true,
+      reason: 'DSLS on lic1 answered, 3 features',
+      license: {
+        servers: [{ host: 'lic1', up: true, master: true }],
+        vendors: [{ name: 'DSLS', up: true }],
+        features: [
+          { name: 'MD2', issued: 10, in_use: 3 },
+          { name: 'HD2', issued: 5, in_use: 2 },
+          { name: 'KIN', issued: 2, in_use: 0 },
+        ],
+        errors: [],
+      },
+    });
+  });
+
+  it('is unhealthy when the admin tool could not connect, although it exits 0', async () => {
+    const dsls = script('DSLicSrv-refused', `cat ${q(dslsFixture('not-connected.txt'))}\nexit 0`);
+    const out = await check(probe({ argv: [dsls, '-admin'], parse: 'dsls' }), at('127.0.0.1', 4084));
+    expect(out).toMatchObject({ ok: false, reason: 'ERROR: Cannot connect to lic1:4084 (Connection refused)' });
+    expect(out.license?.vendors).toEqual([{ name: 'DSLS', up: false }]);
+  });
+});
+
+describe('exec probe without parse', () => {
+  it('passes on the expected exit code and fails on another, quoting stderr', async () => {
+    const cmd = script('exit3', 'echo "license file not found" >&2\nexit 3');
+    expect(await check(probe({ argv: [cmd] }), at('h'))).toEqual({ ok: false, reason: 'exit code 3, expected 0: license file not found' });
+    expect(await check(probe({ argv: [cmd], exit_code: 3 }), at('h'))).toEqual({ ok: true, reason: 'exit code 3' });
+  });
+
+  it('requires `expect` to match stdout when given', async () => {
+    const cmd = script('status-running', 'echo "Server Status: Running"');
+    expect(await check(probe({ argv: [cmd], expect: { regex: /Status: (Running|Up)/ } }), at('h'))).toEqual({
+      ok: true,
+      reason: 'exit code 0, stdout matched /Status: (Running|Up)/',
+    });
+    expect(await check(probe({ argv: [cmd], expect: { literal: 'Server Status: Down' } }), at('h'))).toEqual({
+      ok: false,
+      reason: 'stdout did not match "Server Status: Down": "Server Status: Running"',
+    });
+  });
+
+  it('applies `expect` after a parser verdict too', async () => {
+    const lmutil = fakeLmutil('lmutil-app3', lmstatFixture('lmstat_app3.txt'));
+    const out = await check(probe({ argv: [lmutil], parse: 'lmstat', expect: { regex: /feature99:/ } }), at('host1'));
+    expect(out.ok).toBe(false);
+    expect(out.reason).toMatch(/^stdout did not match \/feature99:\/: "lmutil - Copyright/);
+    expect(out.license?.features).toHaveLength(46);
+  });
+
+  it('substitutes {host} and {port} per argv element and passes shell metacharacters literally', async () => {
+    const argsFile = join(scratch, 'args.txt');
+    const victim = join(scratch, 'victim');
+    const cmd = script('print-args', `for a in "$@"; do printf '%s\\n' "$a"; done > ${q(argsFile)}`);
+    const nasty = `$(touch ${victim}); \`touch ${victim}\` | cat > ${victim} && rm -rf ${scratch} *`;
+    const argv = [cmd, 'lmstat', '-c', '{port}@{host}', nasty, '{host}{host}', '{hostname}', '$HOME'];
+    const out = await check(probe({ argv }), at('lic-a.example.org', 27001));
+    expect(out).toEqual({ ok: true, reason: 'exit code 0' });
+    expect(readFileSync(argsFile, 'utf8').split('\n').slice(0, -1)).toEqual([
+      'lmstat',
+      '-c',
+      '27001@lic-a.example.org',
+      nasty,
+      'lic-a.example.orglic-a.example.org',
+      '{hostname}',
+      '$HOME',
+    ]);
+    expect(existsSync(victim)).toBe(false);
+  });
+
+  it('inserts a host value literally, even one that looks like a replacement pattern', () => {
+    expect(expandArgv(['{host}', "x{host}y", '{port}'], { host: "$&$'$1", port: 5053 })).toEqual(["$&$'$1", "x$&$'$1y", '5053']);
+  });
+
+  it('fails with the reason when the command cannot be started', async () => {
+    const missing = join(scratch, 'no-such-lmutil');
+    const out = await check(probe({ argv: [missing, 'lmstat'] }), at('h'));
+    expect(out.ok).toBe(false);
+    expect(out.reason).toMatch(new RegExp(`^cannot run ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`));
+  });
+
+  it('reports a command killed by a signal', async () => {
+    const cmd = script('self-kill', 'kill -TERM $$');
+    expect(await check(probe({ argv: [cmd] }), at('h'))).toEqual({ ok: false, reason: 'self-kill killed by SIGTERM' });
+  });
+});

@@ -1,0 +1,31 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+
+/**
+ * True when no live process is left in process group `pgid` — what "the check left nothing
+ * behind" means. A killed process stays a zombie until its parent reaps it; orphans are reaped by
+ * init, which in containers may be slow or absent (node as PID 1). A zombie runs no code, so on
+ * Linux a group made only of zombies counts as gone; elsewhere only ESRCH does.
+ * (Same rule as test/health/probes/exec-runner.test.ts.)
+ */
+export function processGroupGone(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    throw err;
+  }
+  if (!existsSync('/proc/self/stat')) return false;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    // Fields after "(comm)": state ppid pgrp ...; comm itself may contain spaces or parentheses.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') return false;
+  }
+  return true;
+}

@@ -1,0 +1,107 @@
+/**
+ * A real `licgate run` sidecar guarding one FlexLM triad member (host3) with an exec check that
+ * parses `lmutil lmstat` output. The stand-in lmutil prints whatever capture the test put in place,
+ * so the test can take the member down by swapping one file.
+ */
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { APP3_LICENSE, HOST3_CANNOT_CONNECT, lmstatFixturePath, SERVER_DOWN_LICENSE } from '../helpers/lmstat-fixtures.js';
+import { startProxy, stopAll, type ServerStatus } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'licgate-sidecar-lmstat-'));
+afterEach(() => stopAll());
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const q = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/** Replaces a file in one step, so the fake lmutil never reads half of it. */
+function swapIn(target: string, fixture: string): void {
+  copyFileSync(fixture, `${target}.tmp`);
+  renameSync(`${target}.tmp`, target);
+}
+
+/** One STATUS exchange with the sidecar's STATUS responder: the whole reply, up to its close. */
+function askStatus(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no complete STATUS reply within 5 s (got ${JSON.stringify(reply)})`));
+    }, 5000);
+    sock.setEncoding('latin1');
+    sock.on('connect', () => sock.write('STATUS\r\n'));
+    sock.on('data', (d: string) => (reply += d));
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on('end', () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(reply);
+    });
+  });
+}
+
+type LicenseStatus = ServerStatus & { last_check: (ServerStatus['last_check'] & { license?: unknown }) | null };
+
+describe('sidecar with an exec check parsing lmstat', () => {
+  it('shows the parsed license in /status and answers STATUS and /health for the local triad member', async () => {
+    const current = join(scratch, 'lmstat-output.txt');
+    const argsFile = join(scratch, 'lmutil-args.txt');
+    swapIn(current, lmstatFixturePath('lmstat_app3.txt'));
+    const lmutil = join(scratch, 'lmutil');
+    writeFileSync(lmutil, `#!/bin/sh\nprintf '%s\\n' "$@" > ${q(argsFile)}\ncat ${q(current)}\n`, { mode: 0o755 });
+
+    // The server is named as the license file's SERVER line names it, so the probe knows which
+    // lmstat line is the member this sidecar guards.
+    const sidecar = await startProxy(`status:
+  listen: 127.0.0.1:0
+backends:
+  - name: flexlm
+    check:
+      type: exec
+      argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"]
+      parse: lmstat
+      inter: 200ms
+      rise: 1
+      fall: 1
+      timeout: 5s
+    servers:
+      - { name: host3, address: "host3:1999" }
+`);
+    const started = sidecar.logs.find((l) => l.msg === 'licgate started');
+    const statusPort = started?.status;
+    expect(typeof statusPort).toBe('number');
+    const server = async (): Promise<LicenseStatus> => (await sidecar.server('flexlm', 'host3')) as LicenseStatus;
+
+    // Up: lmstat lists host3 UP and both vendor daemons UP.
+    const up = await waitFor(async () => {
+      const s = await server();
+      return s.last_check?.ok === true && s.state === 'UP' && s;
+    }, { timeoutMs: 10_000, what: 'host3 UP after a passing lmstat check' });
+    expect(up.last_check!.reason).toBe('lmgrd UP [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features');
+    expect(up.last_check!.license).toEqual(APP3_LICENSE);
+    expect(readFileSync(argsFile, 'utf8')).toBe('lmstat\n-a\n-c\n1999@host3\n');
+    expect(await askStatus(statusPort as number)).toBe('Server Status: Running\r\nBackend: flexlm\r\nTier: active\r\nServers: 1/1 up\r\n');
+    expect((await sidecar.get('/health')).status).toBe(200);
+
+    // host3's lmgrd stops answering; lmutil still exits 0, only its text says so.
+    swapIn(current, lmstatFixturePath('lmstat_server_down.txt'));
+    const down = await waitFor(async () => {
+      const s = await server();
+      return s.last_check?.ok === false && s.state === 'DOWN' && s;
+    }, { timeoutMs: 10_000, what: 'host3 DOWN after lmstat reports it unreachable' });
+    expect(down.last_check!.reason).toBe(`lmgrd on host3 DOWN: ${HOST3_CANNOT_CONNECT}`);
+    expect(down.last_check!.license).toEqual(SERVER_DOWN_LICENSE);
+    expect(await askStatus(statusPort as number)).toBe('Server Status: Down\r\nBackend: flexlm\r\nTier: none\r\nServers: 0/1 up\r\n');
+    const health = await sidecar.get('/health');
+    expect(health.status).toBe(503);
+    expect(health.json).toMatchObject({ ok: false, backends: { flexlm: { running: false } } });
+  });
+});
