@@ -2,42 +2,29 @@
  * keepalived + the virtual IP, end to end, with REAL keepalived in network namespaces.
  *
  * Hosts: lb1, lb2 (keepalived + a stand-in for the licgate proxy) and client. keepalived runs the
- * shipped keepalived/keepalived.conf, changed only where the lab differs (see deriveConfig): the
+ * shipped keepalived/keepalived.conf, changed only where the lab differs (keepalived-pair.ts): the
  * vrrp_script, track_script, priorities, state BACKUP, nopreempt and notify script are the shipped
  * ones. The client probes VIP:27000 every 50 ms; each stand-in answers with its host name, so the
  * test asserts on what a client saw, and prints how long the switch took.
  *
- * Next step (real licgate): replace startStandIn() with `licgate run --config lbN.yaml` (admin on
- * 127.0.0.1:8404, frontend on 27000) and add hosts lic1, lic2, dr1 running `licgate simulate`;
- * "sick" then means stopping the simulators or setting the servers to MAINT.
+ * The same pair with real licgate proxies and simulated license servers: ha-scenarios.test.ts.
+ * keepalived handling (config derivation, pid files, script user, crash) lives in keepalived-pair.ts.
  *
  * Scenarios run in order and each starts from the state the previous one left (asserted).
  */
-import { execFileSync } from 'node:child_process';
-import { chownSync, copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AttemptLog, type Attempt } from './attempt-log.js';
+import { KEEPALIVED_TOOLS, KeepalivedPair, LBS, VIP, VRRP_INSTANCE, type Lb } from './keepalived-pair.js';
 import { createLab, type Lab, type LabProcess } from './lab.js';
 import { missingTools, requireTools } from '../../helpers/require-tools.js';
 import { holdsFor, waitFor } from '../../helpers/wait-for.js';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const SHIPPED_CONF = join(REPO, 'keepalived', 'keepalived.conf');
-const NOTIFY_SCRIPT = join(REPO, 'keepalived', 'licgate-vrrp-notify.sh');
-const TOOLS = ['ip', 'keepalived', 'iptables', 'curl', 'node'];
+const TOOLS = [...KEEPALIVED_TOOLS, 'iptables', 'node'];
 
-const VIP = '192.0.2.100';
 const SERVICE_PORT = 27000;
 const ADMIN_PORT = 8404;
-const INSTANCE = 'VI_LICGATE';
-/** Scripts run unprivileged as in production (there: licgate); nobody exists everywhere. */
-const SCRIPT_USER = 'nobody';
-const LBS = ['lb1', 'lb2'] as const;
-type Lb = (typeof LBS)[number];
-/** Unique per run (each run also has its own L2 segment, so this is belt and braces). */
-const VRID = 1 + (process.pid % 250);
 
 // -------------------------------------------------------------------------------------------
 // Programs run inside the namespaces (argv only, no shell)
@@ -84,157 +71,27 @@ function attempt() {
 attempt();
 `;
 
-interface Sample {
-  t: number;
-  ms: number;
-  ok: boolean;
-  who: string | null;
-  err?: string;
-}
-
-class Probe {
-  readonly samples: Sample[] = [];
-  constructor(readonly proc: LabProcess) {
-    const rl = createInterface({ input: proc.child.stdout! });
-    rl.on('line', (line) => {
-      try {
-        this.samples.push(JSON.parse(line) as Sample);
-      } catch {
-        /* not a sample */
-      }
-    });
-  }
-
-  /** First answer from `who` in an attempt started at or after `since`. */
-  firstFrom(who: string, since: number): Sample | undefined {
-    return this.samples.find((s) => s.t >= since && s.ok && s.who === who);
-  }
-
-  last(): Sample | undefined {
-    return this.samples.at(-1);
-  }
-
-  async waitSees(who: string, since: number, timeoutMs: number): Promise<Sample> {
-    return waitFor(() => this.firstFrom(who, since), {
-      timeoutMs,
-      intervalMs: 20,
-      what: `client answered by ${who} (last sample: ${JSON.stringify(this.last())})`,
-    });
-  }
-
-  /**
-   * Between `since` and the first answer from `who`: the longest time without any answer
-   * (end of one answer to end of the next), and the failed attempts with their errors.
-   */
-  outage(since: number, until: Sample): { noAnswerMs: number; failed: number; errors: string[] } {
-    const window = this.samples.filter((s) => s.t + s.ms >= since - 1000 && s.t <= until.t);
-    let prevEnd: number | undefined;
-    let noAnswerMs = 0;
-    for (const s of window) {
-      if (!s.ok) continue;
-      const end = s.t + s.ms;
-      if (prevEnd !== undefined) noAnswerMs = Math.max(noAnswerMs, end - prevEnd);
-      prevEnd = end;
-    }
-    const failedSamples = window.filter((s) => !s.ok && s.t >= since);
-    return { noAnswerMs, failed: failedSamples.length, errors: [...new Set(failedSamples.map((s) => s.err ?? '?'))] };
-  }
-}
-
-// -------------------------------------------------------------------------------------------
-
-/**
- * The shipped config with the lab's differences: script user, notify script path and state file,
- * interface, VIP and VRID. Every change must find its target exactly once, so a shipped file
- * that no longer looks like this fails loudly instead of testing something else.
- */
-function deriveConfig(shipped: string, notifyScript: string, stateFile: string): string {
-  const edits: Array<{ what: string; re: RegExp; to: string }> = [
-    { what: 'script_user', re: /^([ \t]*script_user)[ \t]+\S+[ \t]*$/m, to: `$1 ${SCRIPT_USER}` },
-    { what: 'notify', re: /^([ \t]*notify)[ \t]+"[^"\n]*licgate-vrrp-notify\.sh"[ \t]*$/m, to: `$1 "${notifyScript} ${stateFile}"` },
-    { what: 'interface', re: /^([ \t]*interface)[ \t]+\S+[ \t]*$/m, to: '$1 eth0' },
-    { what: 'virtual_router_id', re: /^([ \t]*virtual_router_id)[ \t]+\d+/m, to: `$1 ${VRID}` },
-    {
-      what: 'virtual_ipaddress',
-      re: /^([ \t]*virtual_ipaddress[ \t]*\{)[^}]*\}/m,
-      to: `$1\n        ${VIP}/24\n    }`,
-    },
-  ];
-  let text = shipped;
-  for (const e of edits) {
-    const global = new RegExp(e.re.source, e.re.flags + 'g');
-    const n = [...text.matchAll(global)].length;
-    if (n !== 1) throw new Error(`shipped keepalived.conf: expected one ${e.what} line, found ${n}; update deriveConfig`);
-    text = text.replace(e.re, e.to);
-  }
-  for (const need of [/^[ \t]*advert_int 1\b/m, /^[ \t]*track_script \{/m, /^[ \t]*state BACKUP\b/m]) {
-    if (!need.test(text)) throw new Error(`shipped keepalived.conf: no ${need} (the timings below assume it)`);
-  }
-  return text;
-}
-
-function userIds(user: string): { uid: number; gid: number } {
-  const id = (flag: string) => Number(execFileSync('id', [flag, user], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
+/** The probe's attempts; `who` is the stand-in's host name. */
+type Probe = AttemptLog<Attempt>;
 
 const ms = (n: number) => `${Math.round(n)} ms`;
 
 describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-in licgate)', () => {
   let lab: Lab;
+  let pair: KeepalivedPair;
   let probe: Probe;
   let anyFailed = false;
-  const keepalived = new Map<Lb, LabProcess>();
-  const paths = (host: Lb) => {
-    const base = join(lab.dir, host);
-    return {
-      base,
-      conf: join(base, 'keepalived.conf'),
-      pid: join(base, 'keepalived.pid'),
-      vrrpPid: join(base, 'vrrp.pid'),
-      stateFile: join(base, 'run', 'vrrp-state'),
-      sick: join(base, 'sick'),
-    };
-  };
-
-  const state = (host: Lb): string => {
-    try {
-      return readFileSync(paths(host).stateFile, 'utf8').trim();
-    } catch {
-      return '';
-    }
-  };
-  /** VRRP role as recorded by the shipped notify script. */
-  const role = (host: Lb): string | undefined => state(host).split(' ')[2];
-  const waitRole = (host: Lb, want: string, timeoutMs = 15_000) =>
-    waitFor(() => role(host) === want, { timeoutMs, intervalMs: 20, what: `${host} ${want} (state file: "${state(host)}")` });
-  const holdersAre = async (want: string[]) => (await lab.holders(VIP)).join(',') === want.join(',');
-  const waitHolders = (want: string[], timeoutMs = 15_000) =>
-    waitFor(() => holdersAre(want), { timeoutMs, intervalMs: 20, what: `VIP ${VIP} held by exactly [${want.join(', ')}]` });
-  const waitHeldBy = (host: Lb, timeoutMs = 15_000) =>
-    waitFor(async () => (await lab.holders(VIP)).includes(host), { timeoutMs, intervalMs: 20, what: `VIP ${VIP} on ${host}` });
-
-  function startKeepalived(host: Lb): LabProcess {
-    const p = paths(host);
-    // -n foreground (the lab owns the process) · -l log to stdout (the lab's log file) · -G not to
-    // this machine's syslog · -D detailed · -P VRRP only (no checker/BFD children) · -i picks the
-    // @lb1/@lb2 lines · -p/-r pid files in the lab dir: the defaults (/run/keepalived.pid,
-    // /run/vrrp.pid) are shared by every namespace and a second instance would refuse to start.
-    const proc = lab.spawn(
-      host,
-      ['keepalived', '-n', '-l', '-G', '-D', '-P', '-f', p.conf, '-i', host, '-p', p.pid, '-r', p.vrrpPid],
-      { label: 'keepalived' },
-    );
-    keepalived.set(host, proc);
-    return proc;
-  }
-
-  async function stopKeepalived(host: Lb): Promise<void> {
-    await keepalived.get(host)?.stop({ timeoutMs: 5000 });
-  }
+  const sickFile = (host: Lb) => join(lab.dir, host, 'sick');
+  const state = (host: Lb) => pair.stateLine(host);
+  const waitRole = (host: Lb, want: string, timeoutMs?: number) => pair.waitRole(host, want, timeoutMs);
+  const holdersAre = (want: string[]) => pair.holdersAre(want);
+  const waitHolders = (want: string[], timeoutMs?: number) => pair.waitHolders(want, timeoutMs);
+  const waitHeldBy = (host: Lb, timeoutMs?: number) => pair.waitHeldBy(host, timeoutMs);
+  const startKeepalived = (host: Lb): LabProcess => pair.start(host);
+  const stopKeepalived = (host: Lb): Promise<void> => pair.stop(host);
 
   function startStandIn(host: Lb): LabProcess {
-    return lab.spawn(host, ['node', '-e', STAND_IN_JS, host, paths(host).sick, String(ADMIN_PORT), String(SERVICE_PORT)], {
+    return lab.spawn(host, ['node', '-e', STAND_IN_JS, host, sickFile(host), String(ADMIN_PORT), String(SERVICE_PORT)], {
       label: 'stand-in',
     });
   }
@@ -261,33 +118,19 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
   beforeAll(async () => {
     if (missingTools(TOOLS).length > 0) return; // each test then fails (CI) or skips (local)
     lab = await createLab({ hosts: ['lb1', 'lb2', 'client'] });
-    const { uid, gid } = userIds(SCRIPT_USER);
-    // keepalived's script security refuses scripts a non-root user could modify, so the notify
-    // script runs from a root-owned copy (a checkout may belong to a normal user).
-    const bin = join(lab.dir, 'bin');
-    mkdirSync(bin, { mode: 0o755 });
-    const notify = join(bin, 'licgate-vrrp-notify.sh');
-    copyFileSync(NOTIFY_SCRIPT, notify);
-    chmodSync(notify, 0o755);
-    const shipped = readFileSync(SHIPPED_CONF, 'utf8');
-    for (const host of LBS) {
-      const p = paths(host);
-      mkdirSync(join(p.base, 'run'), { recursive: true, mode: 0o755 });
-      chownSync(join(p.base, 'run'), uid, gid); // like /run/licgate, owned by the script user
-      writeFileSync(p.conf, deriveConfig(shipped, notify, p.stateFile));
-      startStandIn(host);
-    }
+    pair = new KeepalivedPair(lab);
+    for (const host of LBS) startStandIn(host);
     for (const host of LBS) {
       await waitFor(async () => (await lab.exec(host, ['curl', '-fsS', '--max-time', '1', `http://127.0.0.1:${ADMIN_PORT}/health`])).code === 0, {
         timeoutMs: 10_000,
         what: `stand-in /health on ${host}`,
       });
     }
-    probe = new Probe(lab.spawn('client', ['node', '-e', PROBE_JS, VIP, String(SERVICE_PORT), '50', '300'], { label: 'probe' }));
+    probe = new AttemptLog<Attempt>(lab.spawn('client', ['node', '-e', PROBE_JS, VIP, String(SERVICE_PORT), '50', '300'], { label: 'probe' }));
   }, 60_000);
 
   afterAll(async () => {
-    for (const host of LBS) await stopKeepalived(host).catch(() => {});
+    await pair?.stopAll();
     await lab?.destroy({ keepFiles: anyFailed });
   }, 60_000);
 
@@ -301,8 +144,8 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
     startKeepalived('lb2');
     await waitRole('lb2', 'BACKUP');
     expect(await lab.holders(VIP)).toEqual(['lb1']);
-    expect(state('lb1')).toMatch(new RegExp(`^INSTANCE ${INSTANCE} MASTER 150 \\d{4}-\\d\\d-\\d\\dT[\\d:]{8}Z$`));
-    expect(state('lb2')).toMatch(new RegExp(`^INSTANCE ${INSTANCE} BACKUP 100 `));
+    expect(state('lb1')).toMatch(new RegExp(`^INSTANCE ${VRRP_INSTANCE} MASTER 150 \\d{4}-\\d\\d-\\d\\dT[\\d:]{8}Z$`));
+    expect(state('lb2')).toMatch(new RegExp(`^INSTANCE ${VRRP_INSTANCE} BACKUP 100 `));
     expect(seen.who).toBe('lb1');
     console.log(
       `[vrrp a] lb1 MASTER ${ms(tMaster - t0)} after keepalived start; client first answered by lb1 ${ms(seen.t + seen.ms - t0)} after start`,
@@ -312,7 +155,7 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
   it('b: lb1 health 503 → lb1 FAULT, VIP to lb2, client sees lb2', async () => {
     await expectSteady('lb1');
     const t0 = Date.now();
-    writeFileSync(paths('lb1').sick, 'sick\n');
+    writeFileSync(sickFile('lb1'), 'sick\n');
     const [tFault, tVip, seen] = await Promise.all([
       waitRole('lb1', 'FAULT').then(() => Date.now()),
       waitHolders(['lb2']).then(() => Date.now()),
@@ -332,7 +175,7 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
   it('b2: lb1 healthy again stays BACKUP (nopreempt); restarting keepalived on lb2 hands the VIP back', async () => {
     await expectSteady('lb2');
     const t0 = Date.now();
-    rmSync(paths('lb1').sick, { force: true });
+    rmSync(sickFile('lb1'), { force: true });
     await waitRole('lb1', 'BACKUP');
     const tBackup = Date.now();
     // No preemption: lb1 (150) must not take the VIP from lb2 (100). 5 s > lb1's master-down
@@ -364,7 +207,7 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
     const t0 = Date.now();
     // The whole process group: the keepalived parent and its VRRP child die at once, like a crash.
     // (Killing only the parent makes the child exit cleanly and hand over at once.)
-    keepalived.get('lb1')!.signal('SIGKILL', { group: true });
+    pair.proc('lb1')!.signal('SIGKILL', { group: true });
     const [tVip, seen] = await Promise.all([waitHeldBy('lb2').then(() => Date.now()), probe.waitSees('lb2', t0, 15_000)]);
     await waitRole('lb2', 'MASTER');
     const out = probe.outage(t0, seen);
@@ -377,7 +220,7 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
     );
     // Restarting keepalived on lb1 removes the stale copy and, nopreempt, leaves lb2 MASTER.
     const t1 = Date.now();
-    await keepalived.get('lb1')!.exited;
+    await pair.proc('lb1')!.exited;
     startKeepalived('lb1');
     await waitRole('lb1', 'BACKUP');
     await waitHolders(['lb2']);
