@@ -3,12 +3,13 @@ import { LicgateError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { check } from './check.js';
 import type { Command } from './command.js';
+import { ctl } from './ctl.js';
 import { demo } from './demo.js';
 import { run } from './run.js';
 import { simulate } from './simulate.js';
 import { validate } from './validate.js';
 
-const COMMANDS: Command[] = [run, validate, check, demo, simulate];
+const COMMANDS: Command[] = [run, validate, check, demo, simulate, ctl];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,169 @@
+import { readFileSync } from 'node:fs';
+import { UsageError } from '../errors.js';
+import { parse, type Command } from './command.js';
+import { help } from './validate.js';
+
+const DEFAULT_URL = 'http://127.0.0.1:8404';
+const STATES = ['ready', 'drain', 'maint'];
+
+/** The parts of GET /status this command shows (status-json.ts). */
+interface StatusServer {
+  name: string;
+  tier_name: string;
+  state: string;
+  weight: number;
+  configured_weight: number;
+  effective_weight: number;
+  active: number;
+  total: number;
+  last_check: { ok: boolean; reason: string; duration_ms: number; at: string } | null;
+}
+interface StatusBody {
+  backends: { name: string; tier: string; servers: StatusServer[] }[];
+}
+
+type Outcome = { ok: true; status: number; body: unknown } | { ok: false; message: string };
+
+/**
+ * `licgate ctl`: a person's client for the admin API. Reads need no token; changes send the
+ * bearer token from --token-file or $LICGATE_TOKEN. Exit 0 done, 1 refused or unreachable, 2 usage.
+ */
+export const ctl: Command = {
+  name: 'ctl',
+  summary: 'admin client: list servers, set a weight or state, fail back (admin HTTP API)',
+  usage:
+    'licgate ctl [--url http://127.0.0.1:8404] [--token-file FILE] [--timeout MS] COMMAND\n' +
+    '  servers [--json]                         table of every server (no token needed)\n' +
+    '  set BACKEND/SERVER weight N|N%           runtime weight 0-256, or a percentage of the configured one\n' +
+    '  set BACKEND/SERVER state ready|drain|maint\n' +
+    '  failback BACKEND                         serve from the best tier again (failback: manual)\n' +
+    'The token comes from --token-file, else $LICGATE_TOKEN.',
+  async run(args) {
+    const { values, positionals } = parse(args, { url: { type: 'string' }, 'token-file': { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' } }, true);
+    if (values.help) return help(this);
+    const base = (values.url ?? DEFAULT_URL).replace(/\/+$/, '');
+    if (!/^https?:\/\/[^/\s]+$/.test(base)) throw new UsageError(`--url: expected the admin listener like ${DEFAULT_URL}, found "${values.url}"`);
+    const timeout = Number(values.timeout ?? 3000);
+    if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout: expected milliseconds, found "${values.timeout}"`);
+    const [cmd, ...rest] = positionals;
+    const token = (): string | null => readToken(values['token-file']);
+
+    switch (cmd) {
+      case 'servers': {
+        arity(rest, 0, 'servers');
+        const r = await call(base, 'GET', '/status', null, null, timeout);
+        if (!r.ok) return fail(r.message);
+        if (r.status !== 200) return fail(errorText(r.status, r.body));
+        process.stdout.write(values.json ? JSON.stringify(r.body, null, 2) + '\n' : serversTable(r.body as StatusBody));
+        return 0;
+      }
+      case 'set': {
+        arity(rest, 3, 'set BACKEND/SERVER weight N|N% | set BACKEND/SERVER state ready|drain|maint');
+        const [target, what, value] = rest as [string, string, string];
+        const m = /^([^/\s]+)\/([^/\s]+)$/.exec(target);
+        if (!m) throw new UsageError(`set: expected BACKEND/SERVER, found "${target}"`);
+        let body: Record<string, unknown>;
+        if (what === 'weight') {
+          if (!/^\d+%?$/.test(value)) throw new UsageError(`set weight: expected a whole number 0-256 or a percentage like 50%, found "${value}"`);
+          body = { weight: value.endsWith('%') ? value : Number(value) };
+        } else if (what === 'state') {
+          if (!STATES.includes(value)) throw new UsageError(`set state: expected one of ${STATES.join(' | ')}, found "${value}"`);
+          body = { state: value };
+        } else throw new UsageError(`set: expected "weight" or "state", found "${what}"`);
+        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}`, body, token(), timeout);
+        if (!r.ok) return fail(r.message);
+        if (r.status !== 200) return fail(errorText(r.status, r.body));
+        const res = r.body as { backend: string; before: { state: string; weight: number }; server: StatusServer };
+        process.stdout.write(`${res.backend}/${res.server.name}: ${res.server.state}, weight ${res.server.weight}/${res.server.configured_weight} (was ${res.before.state}, weight ${res.before.weight})\n`);
+        return 0;
+      }
+      case 'failback': {
+        arity(rest, 1, 'failback BACKEND');
+        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(rest[0]!)}/failback`, null, token(), timeout);
+        if (!r.ok) return fail(r.message);
+        if (r.status !== 200) return fail(errorText(r.status, r.body));
+        const res = r.body as { backend: string; from: string; to: string; changed: boolean };
+        process.stdout.write(res.changed ? `${res.backend}: now serving from ${res.to} (was ${res.from})\n` : `${res.backend}: already serving from ${res.to}\n`);
+        return 0;
+      }
+      case undefined:
+        throw new UsageError('expected a command: servers, set or failback');
+      default:
+        throw new UsageError(`unknown ctl command "${cmd}"; expected servers, set or failback`);
+    }
+  },
+};
+
+function arity(rest: string[], n: number, form: string): void {
+  if (rest.length !== n) throw new UsageError(`expected: ctl ${form}; found ${rest.length ? `"${rest.join(' ')}"` : 'nothing'} after the command`);
+}
+
+function readToken(file: string | undefined): string | null {
+  if (file !== undefined) {
+    try {
+      const t = readFileSync(file, 'utf8').trim();
+      if (!t) throw new UsageError(`--token-file: ${file} is empty`);
+      return t;
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      throw new UsageError(`--token-file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const env = process.env.LICGATE_TOKEN?.trim();
+  return env ? env : null;
+}
+
+async function call(base: string, method: string, path: string, body: unknown, token: string | null, timeoutMs: number): Promise<Outcome> {
+  const headers: Record<string, string> = {};
+  if (body !== null) headers['content-type'] = 'application/json';
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  try {
+    const res = await fetch(base + path, { method, headers, body: body === null ? null : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Not JSON (a proxy in the way?): show the text.
+    }
+    return { ok: true, status: res.status, body: parsed };
+  } catch (e) {
+    const err = e as Error & { cause?: Error };
+    return { ok: false, message: `${base}: ${err.name === 'TimeoutError' ? `no answer within ${timeoutMs}ms` : (err.cause?.message ?? err.message)}` };
+  }
+}
+
+function errorText(status: number, body: unknown): string {
+  const msg = typeof body === 'object' && body !== null && 'error' in body ? String((body as { error: unknown }).error) : String(body).trim().slice(0, 200);
+  const hint = status === 401 ? ' (pass --token-file FILE or set LICGATE_TOKEN)' : '';
+  return `refused (HTTP ${status}): ${msg}${hint}`;
+}
+
+function fail(message: string): number {
+  process.stderr.write(`licgate ctl: ${message}\n`);
+  return 1;
+}
+
+/** A table a person can read in a terminal: one row per server, columns padded to fit. */
+export function serversTable(status: StatusBody, now = Date.now()): string {
+  const rows: string[][] = [['BACKEND', 'SERVER', 'STATE', 'TIER', 'WEIGHT', 'ACTIVE', 'TOTAL', 'LAST CHECK']];
+  for (const b of status.backends) {
+    for (const s of b.servers) {
+      rows.push([b.name, s.name, s.state, s.tier_name + (s.tier_name === b.tier ? '*' : ''), `${num(s.effective_weight)}/${s.configured_weight}`, String(s.active), String(s.total), lastCheck(s.last_check, now)]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  return lines.join('\n') + '\n(* the tier new connections go to)\n';
+}
+
+function num(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+}
+
+function lastCheck(c: StatusServer['last_check'], now: number): string {
+  if (!c) return '-';
+  const ago = Math.max(0, Math.round((now - Date.parse(c.at)) / 1000));
+  const reason = c.reason.length > 50 ? `${c.reason.slice(0, 49)}…` : c.reason;
+  return `${c.ok ? 'ok' : 'FAIL'} ${Math.round(c.duration_ms)}ms ${ago}s ago: ${reason}`;
+}

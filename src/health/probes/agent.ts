@@ -1,0 +1,91 @@
+import type { AgentView } from '../../model/server.js';
+import { parseAgentLine, type AgentAdminWord, type ParsedAgentLine } from '../../serve/agent-reply.js';
+import { tcpExchange } from './tcp-exchange.js';
+import { failed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
+
+/**
+ * Reading a HAProxy agent line from a server (usually its licgate sidecar), two ways:
+ *
+ * 1. `check: { type: agent, port: 27200 }` — the agent IS the health check. A reply whose health
+ *    word is down/fail/stopped counts as a failed check; any other reply is a passed check (it
+ *    answered). Health therefore moves through rise/fall like every other check, and the reply's
+ *    drain/maint/ready and weight % are applied with Server.setAgent.
+ * 2. `agent_port: 27200` beside any `check:` — HAProxy's own model: a health check plus an
+ *    auxiliary agent (AgentScheduler). The agent only ever calls Server.setAgent: "down" takes the
+ *    server out at once, "up" merely withdraws the agent's own down and never overrides a failed
+ *    health check (Server.up needs both), and an unreachable agent changes nothing.
+ *
+ * HAProxy has both on one server; licgate backends have one `check`, so (2) is an optional extra
+ * loop rather than a second check section: one small scheduler, no new model state.
+ * In both, what a reply does not mention stays as the agent last set it (HAProxy's stickiness),
+ * so each server's last agent state is remembered here, not re-derived from one line.
+ */
+export interface AgentMemory {
+  health: 'up' | 'down';
+  admin: AgentAdminWord;
+  weightPercent: number | null;
+  /** The last line, for reasons in /status and the log. */
+  line: string;
+}
+
+/** The agent's state after `parsed`, starting from what it said before (or a fresh up/ready). */
+export function mergeAgentLine(prev: AgentMemory | null, parsed: ParsedAgentLine, line: string): AgentMemory {
+  const health = parsed.health === null ? (prev?.health ?? 'up') : parsed.health === 'up' ? 'up' : 'down';
+  return {
+    health,
+    admin: parsed.admin ?? prev?.admin ?? 'ready',
+    weightPercent: parsed.weightPercent ?? prev?.weightPercent ?? null,
+    line,
+  };
+}
+
+/**
+ * The model's view of an agent's state. `withHealth` false (the agent is the health check) leaves
+ * health to the check result, so the view never says down.
+ */
+export function agentView(mem: AgentMemory, withHealth: boolean): AgentView {
+  const state: AgentView['state'] = withHealth && mem.health === 'down' ? 'down' : mem.admin === 'maint' ? 'maint' : mem.admin === 'drain' ? 'drain' : 'up';
+  return { state, weightPercent: mem.weightPercent, reason: `agent says "${mem.line}"` };
+}
+
+export function sameAgentView(a: AgentView | null, b: AgentView | null): boolean {
+  return a === b || (a !== null && b !== null && a.state === b.state && a.weightPercent === b.weightPercent && a.reason === b.reason);
+}
+
+const MAX_LINE_SHOWN = 100;
+
+/**
+ * Connects, sends `send` (HAProxy's agent-send; usually nothing) and reads one line. A reply that
+ * ends without a line end is taken as the line (HAProxy 2.6 ignores it; licgate is lenient with
+ * `echo -n` agents). Rejects with a short reason: refused, timeout, no reply, no line end.
+ */
+export async function readAgentLine(target: ProbeTarget, signal: AbortSignal, send: string, readLimit: number): Promise<string> {
+  const ex = await tcpExchange(target, signal, send, { regex: /[\r\n]/ }, readLimit);
+  if (ex.stop === 'limit') throw new Error(`agent sent ${readLimit} bytes without a line end`);
+  const line = ex.reply.split(/[\r\n]/, 1)[0]!.trim();
+  if (line === '') throw new Error(ex.reply === '' ? 'agent closed without a reply' : 'agent sent an empty line');
+  return line.length > MAX_LINE_SHOWN ? `${line.slice(0, MAX_LINE_SHOWN)}…` : line;
+}
+
+/** `check: { type: agent }`: see (1) above. */
+export class AgentProbe implements Probe {
+  private readonly memory = new Map<string, AgentMemory>();
+
+  constructor(private readonly send: string, private readonly readLimit: number) {}
+
+  async run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
+    let line: string;
+    try {
+      line = await readAgentLine(target, signal, this.send, this.readLimit);
+    } catch (e) {
+      return failed((e as Error).message);
+    }
+    const parsed = parseAgentLine(line);
+    const key = `${target.host}:${target.port}`;
+    const mem = mergeAgentLine(this.memory.get(key) ?? null, parsed, line);
+    this.memory.set(key, mem);
+    const down = parsed.health !== null && parsed.health !== 'up';
+    const unknown = parsed.unknown.length ? ` (ignored: ${parsed.unknown.join(' ')})` : '';
+    return { ok: !down, reason: `agent: ${line}${unknown}`, agent: agentView(mem, false) };
+  }
+}

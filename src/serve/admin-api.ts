@@ -1,0 +1,229 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LIMITS } from '../config/schema.js';
+import { AdminError, LicgateError } from '../errors.js';
+import type { Backend } from '../model/backend.js';
+import { tierName } from '../model/events.js';
+import type { Model } from '../model/model.js';
+import type { AdminState, Server } from '../model/server.js';
+import type { Logger } from '../observe/log.js';
+import { bearerRefusal, checkBearer } from './admin-auth.js';
+import { sendJson, type AdminHttp } from './admin-http.js';
+import { serverJson } from './status-json.js';
+
+/** Bodies are a few dozen bytes; anything bigger is a mistake or an attack and is not read. */
+export const MAX_BODY_BYTES = 4096;
+const MIN_TOKEN_LENGTH = 16;
+const ADMIN_STATES: readonly AdminState[] = ['ready', 'drain', 'maint'];
+const NAME = '([A-Za-z0-9_.-]{1,64})';
+const EXAMPLE = 'a JSON object like {"weight": 50}, {"weight": "50%"} or {"state": "drain"}';
+
+export interface AdminApiOptions {
+  model: Model;
+  log: Logger;
+  /** null: no admin.token_file, so every mutating call is refused with 403. */
+  token: string | null;
+}
+
+/** Reads `admin.token_file` once, at start; a token changes with a restart, never mid-run. */
+export function readAdminToken(file: string | null): string | null {
+  if (file === null) return null;
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new LicgateError('E_ADMIN_TOKEN', `admin.token_file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (token.length < MIN_TOKEN_LENGTH) throw new LicgateError('E_ADMIN_TOKEN', `admin.token_file: expected a token of at least ${MIN_TOKEN_LENGTH} characters in ${file}, found ${token.length}`);
+  return token;
+}
+
+/**
+ * The runtime-control routes on the admin listener:
+ *   POST /admin/backends/:b/servers/:s   {"weight": 0-256 | "N%"} and/or {"state": "ready|drain|maint"}
+ *   POST /admin/backends/:b/failback     serve from the best tier again (for failback: manual)
+ * Changes go through Server.setWeight/setAdmin and Backend.failback, so selection, STATUS, agent
+ * replies and /status see them at once. Checks run cheapest-first and before the body is read:
+ * token (403/401), target (404), content type (415), size (413), then the body (400).
+ */
+export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
+  const guard = (route: (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>) => async (req: IncomingMessage, res: ServerResponse, params: string[]): Promise<void> => {
+    try {
+      authorize(req, opts.token);
+      await route(req, res, params);
+    } catch (e) {
+      if (!(e instanceof AdminError)) throw e;
+      opts.log.warn({ status: e.status, code: e.code, method: req.method, path: req.url, peer: req.socket.remoteAddress, error: e.message }, 'admin call refused');
+      refuse(req, res, e);
+    }
+  };
+
+  http.add('POST', new RegExp(`^/admin/backends/${NAME}/servers/${NAME}$`), guard(async (req, res, [b, s]) => {
+    const backend = findBackend(opts.model, b!);
+    const server = backend.server(s!);
+    if (!server) throw new AdminError('E_ADMIN_NOT_FOUND', 404, `backend "${backend.name}" has no server "${s}" (servers: ${backend.servers.map((x) => x.name).join(', ')})`);
+    const body = await readJsonBody(req, true);
+    const change = parseServerChange(body, server);
+    const before = { state: server.stateText, admin: server.admin, weight: server.weight };
+    const reason = `admin API from ${req.socket.remoteAddress ?? 'unknown peer'}`;
+    if (change.state !== undefined) server.setAdmin(change.state, reason);
+    if (change.weight !== undefined) server.setWeight(change.weight, reason);
+    const after = { state: server.stateText, admin: server.admin, weight: server.weight };
+    opts.log.info({ backend: backend.name, server: server.name, peer: req.socket.remoteAddress, before, after }, `admin: ${backend.name}/${server.name} ${describeChange(change)} (now ${after.state}, weight ${after.weight}/${server.configuredWeight})`);
+    sendJson(res, 200, { backend: backend.name, before, server: serverJson(server) });
+  }));
+
+  http.add('POST', new RegExp(`^/admin/backends/${NAME}/failback$`), guard(async (req, res, [b]) => {
+    const backend = findBackend(opts.model, b!);
+    const body = await readJsonBody(req, false);
+    if (body !== undefined && !isEmptyObject(body)) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `failback takes no parameters: expected no body or {}, found ${preview(body)}`);
+    const from = backend.servingTier;
+    backend.failback(`admin API from ${req.socket.remoteAddress ?? 'unknown peer'}`);
+    const to = backend.servingTier;
+    opts.log.info({ backend: backend.name, peer: req.socket.remoteAddress, from: tierName(from), to: tierName(to) }, from === to ? `admin: failback ${backend.name}: already serving from ${tierName(to)}` : `admin: failback ${backend.name}: ${tierName(from)} -> ${tierName(to)}`);
+    sendJson(res, 200, { backend: backend.name, failback: backend.cfg.failback, from: tierName(from), to: tierName(to), changed: from !== to });
+  }));
+}
+
+export interface ServerChange {
+  weight?: number;
+  state?: AdminState;
+}
+
+/** Validates a POST body for a server; every refusal says what was expected and what was found. */
+export function parseServerChange(body: unknown, server: Pick<Server, 'configuredWeight'>): ServerChange {
+  if (body === undefined) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected ${EXAMPLE}, found an empty body`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected ${EXAMPLE}, found ${preview(body)}`);
+  const rec = body as Record<string, unknown>;
+  const keys = Object.keys(rec);
+  const unknown = keys.filter((k) => k !== 'weight' && k !== 'state');
+  if (unknown.length) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected the keys "weight" and/or "state", found ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
+  if (!keys.length) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected ${EXAMPLE}, found {}`);
+  const out: ServerChange = {};
+  if ('state' in rec) {
+    const st = rec.state;
+    if (typeof st !== 'string' || !(ADMIN_STATES as readonly string[]).includes(st)) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"state": expected one of ${ADMIN_STATES.join(' | ')}, found ${preview(st)}`);
+    out.state = st as AdminState;
+  }
+  if ('weight' in rec) out.weight = parseWeight(rec.weight, server.configuredWeight);
+  return out;
+}
+
+/** 0-256, or "N%" of the configured weight (rounded down, as HAProxy does for agent percentages). */
+export function parseWeight(value: unknown, configured: number): number {
+  const max = LIMITS.maxWeight;
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= 0 && value <= max) return value;
+    throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"weight": expected a whole number 0-${max} or a percentage like "50%", found ${preview(value)}`);
+  }
+  const m = typeof value === 'string' ? /^(\d{1,5})%$/.exec(value.trim()) : null;
+  if (!m) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"weight": expected a whole number 0-${max} or a percentage like "50%", found ${preview(value)}`);
+  const w = Math.floor((configured * Number(m[1])) / 100);
+  if (w > max) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"weight": ${m[1]}% of the configured weight ${configured} is ${w}; expected at most ${max}`);
+  return w;
+}
+
+function describeChange(c: ServerChange): string {
+  return [c.state !== undefined ? `state ${c.state}` : '', c.weight !== undefined ? `weight ${c.weight}` : ''].filter(Boolean).join(', ');
+}
+
+function findBackend(model: Model, name: string): Backend {
+  const b = model.backend(name);
+  if (!b) throw new AdminError('E_ADMIN_NOT_FOUND', 404, `no backend "${name}" (backends: ${[...model.backends.keys()].join(', ')})`);
+  return b;
+}
+
+/** 403 when mutations are disabled, 401 without or with a wrong token (constant-time compare in admin-auth). */
+function authorize(req: IncomingMessage, token: string | null): void {
+  const verdict = checkBearer(req, token);
+  if (verdict === 'ok') return;
+  const r = bearerRefusal(verdict);
+  throw new AdminError(r.code, r.status, r.error);
+}
+
+function refuse(req: IncomingMessage, res: ServerResponse, e: AdminError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (e.status === 401) res.setHeader('WWW-Authenticate', e.code === 'E_ADMIN_BAD_TOKEN' ? 'Bearer realm="licgate", error="invalid_token"' : 'Bearer realm="licgate"');
+  if (e.status === 413) {
+    // The rest of the body is not wanted: close instead of draining it for keep-alive.
+    res.setHeader('Connection', 'close');
+    res.once('finish', () => req.socket.destroy());
+  }
+  sendJson(res, e.status, { error: e.message, code: e.code });
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/**
+ * The request body parsed as JSON, or undefined when there is none (allowed unless `required`).
+ * Refuses a non-JSON content type (415) and a body over MAX_BODY_BYTES (413) without reading on.
+ */
+async function readJsonBody(req: IncomingMessage, required: boolean): Promise<unknown> {
+  if (!hasBody(req)) {
+    if (required) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected ${EXAMPLE}, found an empty body`);
+    return undefined;
+  }
+  const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw new AdminError('E_ADMIN_MEDIA_TYPE', 415, `expected Content-Type: application/json, found ${type ? JSON.stringify(type) : 'none'}`);
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new AdminError('E_ADMIN_TOO_LARGE', 413, `expected a body of at most ${MAX_BODY_BYTES} bytes, found Content-Length ${declared}`);
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        cleanup();
+        req.pause();
+        reject(new AdminError('E_ADMIN_TOO_LARGE', 413, `expected a body of at most ${MAX_BODY_BYTES} bytes, found more`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size).toString('utf8'));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+  if (text.trim() === '') {
+    if (required) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected ${EXAMPLE}, found an empty body`);
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new AdminError('E_ADMIN_BAD_JSON', 400, `expected ${EXAMPLE}, found invalid JSON (${(e as Error).message})`);
+  }
+}
+
+function isEmptyObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
+}
+
+/** A short rendering of a found value for an error message. */
+function preview(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = String(v);
+  }
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}

@@ -1,0 +1,179 @@
+import type { WeightFromConfig } from '../config/schema.js';
+import type { LicenseInfo } from '../health/parse/license-info.js';
+import type { Server } from '../model/server.js';
+
+/**
+ * HAProxy's agent-check reply (configuration.txt, "agent-check"): one line of words separated by
+ * spaces, tabs or commas, in any order, case-insensitive:
+ *   up | down | fail | stopped     operational state ("up" only counts if health checks agree)
+ *   ready | drain | maint          administrative state
+ *   N%                             weight relative to the server's initial weight
+ *   maxconn:N                      the server's maxconn
+ *   #text                          description, to the end of the line
+ * What a reply does not mention, HAProxy leaves as it was, and only the agent reverts its own
+ * drain/down; so what licgate says always names health, admin state and weight.
+ */
+export type AgentHealthWord = 'up' | 'down' | 'fail' | 'stopped';
+export type AgentAdminWord = 'ready' | 'drain' | 'maint';
+
+export interface AgentReply {
+  health: AgentHealthWord | null;
+  admin: AgentAdminWord | null;
+  weightPercent: number | null;
+  maxconn: number | null;
+  comment: string;
+}
+
+export interface ParsedAgentLine extends AgentReply {
+  /** Words HAProxy would not understand (it ignores them after a warning). */
+  unknown: string[];
+}
+
+const HEALTH_WORDS: readonly string[] = ['up', 'down', 'fail', 'stopped'];
+const ADMIN_WORDS: readonly string[] = ['ready', 'drain', 'maint'];
+const MAX_COMMENT = 120;
+
+/** The line licgate sends, "\n"-terminated (HAProxy ignores a reply without a line end). */
+export function renderAgentReply(r: AgentReply): string {
+  const words: string[] = [];
+  if (r.health) words.push(r.health);
+  if (r.admin) words.push(r.admin);
+  if (r.weightPercent !== null) words.push(`${Math.max(0, Math.round(r.weightPercent))}%`);
+  if (r.maxconn !== null) words.push(`maxconn:${r.maxconn}`);
+  const comment = cleanComment(r.comment);
+  if (comment) words.push(`#${comment}`);
+  return words.join(' ') + '\n';
+}
+
+/** Parses one agent line the way HAProxy 2.6 does (last word of each kind wins). */
+export function parseAgentLine(line: string): ParsedAgentLine {
+  const out: ParsedAgentLine = { health: null, admin: null, weightPercent: null, maxconn: null, comment: '', unknown: [] };
+  const end = line.search(/[\r\n]/);
+  let rest = end < 0 ? line : line.slice(0, end);
+  const hash = rest.indexOf('#');
+  if (hash >= 0) {
+    out.comment = rest.slice(hash + 1).trim();
+    rest = rest.slice(0, hash);
+  }
+  for (const raw of rest.split(/[ \t,]+/)) {
+    if (!raw) continue;
+    const word = raw.toLowerCase();
+    let m: RegExpExecArray | null;
+    if (HEALTH_WORDS.includes(word)) out.health = word as AgentHealthWord;
+    else if (ADMIN_WORDS.includes(word)) out.admin = word as AgentAdminWord;
+    else if ((m = /^(\d+)%$/.exec(word))) out.weightPercent = Math.min(Number(m[1]), 25_600);
+    else if ((m = /^maxconn:(\d+)$/.exec(word))) out.maxconn = Number(m[1]);
+    else out.unknown.push(raw);
+  }
+  return out;
+}
+
+/** A description HAProxy can show: one line, printable, short. */
+function cleanComment(text: string): string {
+  const one = text.replace(/[^\x20-\x7e]+/g, ' ').replace(/\s+/g, ' ').trim();
+  return one.length > MAX_COMMENT ? `${one.slice(0, MAX_COMMENT - 1)}…`.replace(/[^\x20-\x7e]/g, '') : one;
+}
+
+export interface LicenseFactor {
+  /** 1-100: how much of its weight the server should advertise. */
+  percent: number;
+  /** Zero free tokens: advertise drain so new clients go to a server that has some. */
+  exhausted: boolean;
+  /** What the factor is based on, for the reply's comment and /status; null when no scaling applies. */
+  note: string | null;
+}
+
+const FULL: LicenseFactor = { percent: 100, exhausted: false, note: null };
+
+/**
+ * `agent.weight_from`: weight scaled by the free tokens of one feature, never below min_percent
+ * while a token is free. Missing data never drains a server: no parsed license output, or a feature
+ * that is not listed, leaves the weight alone (and says so). Uncounted features have no pool.
+ * A feature listed several times (several INCREMENT lines, several vendors) is summed.
+ */
+export function licenseWeightFactor(license: LicenseInfo | null | undefined, from: WeightFromConfig | null): LicenseFactor {
+  if (!from) return FULL;
+  if (!license) return { ...FULL, note: `no license data for ${from.feature}` };
+  let issued = 0;
+  let inUse = 0;
+  let seen = false;
+  for (const f of license.features) {
+    if (f.name !== from.feature) continue;
+    if (f.issued === null) return { ...FULL, note: `${from.feature} is uncounted` };
+    seen = true;
+    issued += f.issued;
+    inUse += f.in_use;
+  }
+  if (!seen) return { ...FULL, note: `${from.feature} not in license output` };
+  const free = Math.max(0, issued - inUse);
+  if (free === 0) return { percent: 0, exhausted: true, note: `no free ${from.feature} tokens (${inUse} of ${issued} in use)` };
+  const percent = Math.min(100, Math.max(from.min_percent, Math.round((100 * free) / issued)));
+  return { percent, exhausted: false, note: `${from.feature} ${free}/${issued} free` };
+}
+
+/**
+ * What a sidecar says for `servers` (one server, or a whole backend):
+ * - health: up when any of them is UP and not in MAINT (STATUS "Running" in the same sense);
+ * - admin: ready when any of them can take new connections by admin state and token supply,
+ *   else drain while any is not in MAINT, else maint;
+ * - weight: their effective weights (runtime weight × agent %, × license factor) relative to their
+ *   configured weights, counting the UP ones; when none is UP, what they will carry when they come
+ *   back, so HAProxy sees no weight-0 blip on recovery.
+ * - maxconn: the sum of their maxconn when every one of them has one.
+ */
+export function agentReportFor(servers: readonly Server[], from: WeightFromConfig | null): AgentReply {
+  let configured = 0;
+  let upWeight = 0;
+  let anyWeight = 0;
+  let ready = false;
+  let notMaint = false;
+  let maxconn = 0;
+  let allMaxconn = servers.length > 0;
+  const notes: string[] = [];
+  for (const s of servers) {
+    configured += s.configuredWeight;
+    if (s.maxconn > 0) maxconn += s.maxconn;
+    else allMaxconn = false;
+    if (s.inMaint) continue;
+    notMaint = true;
+    const lic = licenseWeightFactor(s.lastCheck?.license, from);
+    if (lic.note) notes.push(servers.length > 1 ? `${s.name}: ${lic.note}` : lic.note);
+    if (s.draining || lic.exhausted) continue;
+    ready = true;
+    const w = (s.effectiveWeight * lic.percent) / 100;
+    anyWeight += w;
+    if (s.up) upWeight += w;
+  }
+  const up = servers.some((s) => s.up && !s.inMaint);
+  const weight = up ? upWeight : anyWeight;
+  const admin: AgentAdminWord = ready ? 'ready' : notMaint ? 'drain' : 'maint';
+  const comments: string[] = [];
+  if (admin === 'maint') comments.push('maintenance');
+  else if (!up) comments.push(downReason(servers));
+  else if (admin === 'drain' && servers.some((s) => s.draining && !s.inMaint)) comments.push('draining');
+  comments.push(...notes);
+  return {
+    health: up ? 'up' : 'down',
+    admin,
+    weightPercent: percentOf(weight, configured),
+    maxconn: allMaxconn ? maxconn : null,
+    comment: comments.join('; '),
+  };
+}
+
+/** Percentage of the configured weight, never 0 for a positive weight (0% means drain to HAProxy). */
+function percentOf(weight: number, configured: number): number {
+  if (weight <= 0) return 0;
+  if (configured <= 0) return 100;
+  return Math.max(1, Math.round((100 * weight) / configured));
+}
+
+function downReason(servers: readonly Server[]): string {
+  if (servers.length === 0) return 'no server';
+  if (servers.length === 1) {
+    const s = servers[0]!;
+    const why = s.agent?.state === 'down' ? s.agent.reason : s.lastCheck?.reason;
+    return why ? `${s.stateText}: ${why}` : s.stateText;
+  }
+  return `no server up: ${servers.map((s) => `${s.name} ${s.inMaint ? 'MAINT' : (s.lastCheck?.reason ?? s.stateText)}`).join(', ')}`;
+}

@@ -1,0 +1,63 @@
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { formatHostPort, type HostPort } from '../config/address.js';
+import { ListenError } from '../errors.js';
+
+/** A peer that keeps its connection open after our reply is cut off after this long. */
+const LINGER_MS = 5000;
+
+/**
+ * HAProxy agent-check responder (`agent.listen`): on connect, write one line and half-close.
+ * It does not wait for HAProxy's optional `agent-send` string — the reply does not depend on it.
+ * Whatever the peer sends is read and dropped until it closes (or LINGER_MS): closing a socket
+ * with unread input makes the kernel send a RST, which can destroy our reply in flight.
+ */
+export class AgentResponder {
+  private readonly server: NetServer;
+  private readonly peers = new Set<Socket>();
+
+  constructor(private readonly listenAt: HostPort, private readonly reply: () => string, private readonly lingerMs = LINGER_MS) {
+    this.server = createServer({ allowHalfOpen: false }, this.accept);
+    this.server.on('error', () => {
+      // Accept errors (EMFILE) surface here; keep the listener running.
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError('agent', formatHostPort(this.listenAt), err));
+      this.server.once('error', onError);
+      this.server.listen({ host: this.listenAt.host, port: this.listenAt.port }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  /** Peers connected now (a reply sent, their side not closed yet). */
+  get connections(): number {
+    return this.peers.size;
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.peers) s.destroy();
+    this.peers.clear();
+    return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private readonly accept = (sock: Socket): void => {
+    this.peers.add(sock);
+    const linger = setTimeout(() => sock.destroy(), this.lingerMs);
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      clearTimeout(linger);
+      this.peers.delete(sock);
+    });
+    sock.end(this.reply(), 'latin1');
+    sock.resume();
+  };
+}
+

@@ -1,0 +1,139 @@
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { Daemon } from '../../src/daemon.js';
+import { AgentScheduler } from '../../src/health/agent-scheduler.js';
+import { Model } from '../../src/model/model.js';
+import { holdsFor, waitFor } from '../helpers/wait-for.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A real agent whose reply the test changes; null closes at once without a line. */
+async function agent(): Promise<{ port: number; say: (line: string | null) => void; close: () => Promise<void> }> {
+  let line: string | null = 'up\n';
+  const sockets = new Set<Socket>();
+  const srv: NetServer = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    sock.end(line ?? '');
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const close = async (): Promise<void> => {
+    for (const s of sockets) s.destroy();
+    if (srv.listening) await new Promise<void>((r) => srv.close(() => r()));
+  };
+  cleanups.push(close);
+  return { port: (srv.address() as AddressInfo).port, say: (l) => (line = l), close };
+}
+
+function backend(agentPort: number) {
+  const m = new Model(loadConfigText(`admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: tcp, rise: 1, fall: 1 }\n    agent_port: ${agentPort}\n    agent_inter: 100ms\n    servers:\n      - { name: a, address: 127.0.0.1:1, weight: 100 }\n`));
+  return m.backend('lic')!;
+}
+
+function run(b: ReturnType<typeof backend>, port: number): AgentScheduler {
+  const s = new AgentScheduler(b, port, b.cfg.agent_inter, 1000);
+  cleanups.push(() => s.stop());
+  s.start();
+  return s;
+}
+
+describe('AgentScheduler (backend agent_port)', () => {
+  it('applies weight, drain, maint and down, and an agent up brings the server back', async () => {
+    const ag = await agent();
+    const b = backend(ag.port);
+    const a = b.server('a')!;
+    run(b, ag.port);
+    ag.say('up ready 50%\n');
+    await waitFor(() => a.effectiveWeight === 50, { timeoutMs: 3000, what: 'weight 50 from the agent' });
+    expect(a.usable).toBe(true);
+    ag.say('drain\n');
+    await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN from the agent' });
+    expect(b.choose('c', null)).toBeNull();
+    ag.say('down #lmgrd not responding\n');
+    await waitFor(() => a.stateText === 'DOWN (agent)', { timeoutMs: 3000, what: 'DOWN from the agent' });
+    expect(a.agent!.reason).toBe('agent says "down #lmgrd not responding"');
+    // "up" withdraws the agent's down; the drain it set earlier stays until it says ready.
+    ag.say('up\n');
+    await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'back to DRAIN after up' });
+    ag.say('ready 100%\n');
+    await waitFor(() => a.usable && a.effectiveWeight === 100, { timeoutMs: 3000, what: 'usable at weight 100' });
+    ag.say('maint\n');
+    await waitFor(() => a.stateText === 'MAINT', { timeoutMs: 3000, what: 'MAINT from the agent' });
+  });
+
+  it('an agent "up" never overrides a failed health check', async () => {
+    const ag = await agent();
+    const b = backend(ag.port);
+    const a = b.server('a')!;
+    a.checkFailed({ ok: false, reason: 'connection refused', durationMs: 1, at: Date.now() });
+    const s = run(b, ag.port);
+    ag.say('up ready 100%\n');
+    await waitFor(() => a.agent?.state === 'up', { timeoutMs: 3000, what: 'the agent view' });
+    await holdsFor(() => !a.up && a.stateText === 'DOWN', { forMs: 400, what: 'server stays DOWN while the agent says up' });
+    expect(s.lastError.size).toBe(0);
+  });
+
+  it('an unreachable or silent agent changes nothing (HAProxy: not an error)', async () => {
+    const ag = await agent();
+    const b = backend(ag.port);
+    const a = b.server('a')!;
+    const s = run(b, ag.port);
+    ag.say('drain 30%\n');
+    await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN' });
+    ag.say(null);
+    await waitFor(() => s.lastError.get(a) === 'agent closed without a reply', { timeoutMs: 3000, what: 'the empty reply noted' });
+    await ag.close();
+    await waitFor(() => s.lastError.get(a) === 'connection refused', { timeoutMs: 3000, what: 'the refusal noted' });
+    expect(a.stateText).toBe('DRAIN');
+    expect(a.agent).toMatchObject({ state: 'drain', weightPercent: 30 });
+  });
+
+  it('licgate reading a licgate sidecar: an admin drain on the sidecar drains the server here', async () => {
+    const sidecar = new Daemon(
+      loadConfigText('agent: { listen: 127.0.0.1:0, backend: local }\nbackends:\n  - name: local\n    check: { type: none }\n    servers:\n      - { name: lmgrd, address: 127.0.0.1:1, weight: 10 }\n'),
+      pino({ level: 'silent' }),
+    );
+    cleanups.push(() => sidecar.close());
+    await sidecar.start();
+    const port = sidecar.agentResponder!.address().port;
+    const b = backend(port);
+    const a = b.server('a')!;
+    run(b, port);
+    const lmgrd = sidecar.model.backend('local')!.server('lmgrd')!;
+    await waitFor(() => a.agent?.weightPercent === 100, { timeoutMs: 3000, what: 'first agent reply' });
+    lmgrd.setWeight(5, 'test');
+    await waitFor(() => a.effectiveWeight === 50, { timeoutMs: 3000, what: 'weight 50% here' });
+    lmgrd.setAdmin('drain', 'test');
+    await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN here' });
+    lmgrd.setAdmin('ready', 'test');
+    await waitFor(() => a.usable && a.effectiveWeight === 50, { timeoutMs: 3000, what: 'ready again at 50%' });
+  });
+
+  it('config: agent_port and agent_inter are read; agent_port beside a check of type agent is an error', () => {
+    const b = backend(27200);
+    expect([b.cfg.agent_port, b.cfg.agent_inter]).toEqual([27200, 100]);
+    const dflt = loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    agent_port: 27200\n    servers: [ { name: a, address: 127.0.0.1:1 } ]\n');
+    expect(dflt.backends[0]!.agent_inter).toBe(2000);
+    expect(() => loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: agent, port: 27200 }\n    agent_port: 27200\n    servers: [ { name: a, address: 127.0.0.1:1 } ]\n', 'x.yaml')).toThrow(
+      'x.yaml:5:17: backend "lic": agent_port adds an agent check, but the check is already type agent; use one',
+    );
+  });
+
+  it('stop() ends polling', async () => {
+    const ag = await agent();
+    const b = backend(ag.port);
+    const a = b.server('a')!;
+    const s = run(b, ag.port);
+    ag.say('up 40%\n');
+    await waitFor(() => a.effectiveWeight === 40, { timeoutMs: 3000, what: 'weight 40' });
+    s.stop();
+    ag.say('up 80%\n');
+    await holdsFor(() => a.effectiveWeight === 40, { forMs: 400, what: 'no more agent reads after stop()' });
+  });
+});

@@ -1,0 +1,162 @@
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { agentView, AgentProbe, mergeAgentLine, readAgentLine } from '../../../src/health/probes/agent.js';
+import { parseAgentLine } from '../../../src/serve/agent-reply.js';
+
+const servers: NetServer[] = [];
+const sockets = new Set<Socket>();
+afterEach(async () => {
+  for (const s of sockets) s.destroy();
+  sockets.clear();
+  await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+});
+
+/** A real agent on 127.0.0.1:0: `behave` gets each connection (reply, stay silent, ...). */
+async function agent(behave: (sock: Socket, received: () => string) => void): Promise<number> {
+  const srv = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    let got = '';
+    sock.setEncoding('latin1').on('data', (d: string) => (got += d));
+    behave(sock, () => got);
+  });
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return (srv.address() as AddressInfo).port;
+}
+const says = (line: string) => agent((sock) => sock.end(line));
+const target = (port: number) => ({ host: '127.0.0.1', port });
+const timeout = (ms: number) => AbortSignal.timeout(ms);
+
+describe('readAgentLine', () => {
+  it('reads up to the first CR or LF', async () => {
+    expect(await readAgentLine(target(await says('up 50%\r\nignored\n')), timeout(2000), '', 1024)).toBe('up 50%');
+  });
+
+  it('takes a reply without a line end as the line (echo -n agents)', async () => {
+    expect(await readAgentLine(target(await says('drain')), timeout(2000), '', 1024)).toBe('drain');
+  });
+
+  it('sends agent-send first when given', async () => {
+    const port = await agent((sock, got) => sock.on('data', () => got().includes('\n') && sock.end(`echo ${got().trim()}\n`)));
+    expect(await readAgentLine(target(port), timeout(2000), 'lic/a\n', 1024)).toBe('echo lic/a');
+  });
+
+  it('fails with a short reason: refused, silent, empty, endless', async () => {
+    const closed = await agent(() => {});
+    await new Promise<void>((r) => servers.pop()!.close(() => r()));
+    await expect(readAgentLine(target(closed), timeout(2000), '', 1024)).rejects.toThrow('connection refused');
+    await expect(readAgentLine(target(await agent(() => {})), timeout(150), '', 1024)).rejects.toThrow('timeout waiting for reply');
+    await expect(readAgentLine(target(await says('')), timeout(2000), '', 1024)).rejects.toThrow('agent closed without a reply');
+    await expect(readAgentLine(target(await says('\n')), timeout(2000), '', 1024)).rejects.toThrow('agent sent an empty line');
+    await expect(readAgentLine(target(await says('x'.repeat(5000))), timeout(2000), '', 64)).rejects.toThrow('agent sent 64 bytes without a line end');
+  });
+});
+
+describe('mergeAgentLine / agentView (HAProxy stickiness)', () => {
+  const step = (prev: ReturnType<typeof mergeAgentLine> | null, line: string) => mergeAgentLine(prev, parseAgentLine(line), line);
+
+  it('keeps what a reply does not mention', () => {
+    let m = step(null, 'drain 40%');
+    expect(m).toMatchObject({ health: 'up', admin: 'drain', weightPercent: 40 });
+    m = step(m, 'down');
+    expect(m).toMatchObject({ health: 'down', admin: 'drain', weightPercent: 40 });
+    m = step(m, '70%');
+    expect(m).toMatchObject({ health: 'down', admin: 'drain', weightPercent: 70 });
+    m = step(m, 'up');
+    expect(m).toMatchObject({ health: 'up', admin: 'drain', weightPercent: 70 });
+    m = step(m, 'ready');
+    expect(m).toMatchObject({ health: 'up', admin: 'ready', weightPercent: 70 });
+  });
+
+  it('fail and stopped are down; the view says down only when it carries health', () => {
+    const m = step(step(null, 'maint'), 'stopped #planned');
+    expect(m.health).toBe('down');
+    expect(agentView(m, true)).toEqual({ state: 'down', weightPercent: null, reason: 'agent says "stopped #planned"' });
+    expect(agentView(m, false)).toEqual({ state: 'maint', weightPercent: null, reason: 'agent says "stopped #planned"' });
+    expect(agentView(step(null, 'up ready 100%'), true).state).toBe('up');
+    expect(agentView(step(null, 'fail'), true).state).toBe('down');
+  });
+});
+
+describe('AgentProbe (check type agent)', () => {
+  it('down/fail/stopped fail the check; anything else passes, with drain/maint/weight applied through the view', async () => {
+    const probe = new AgentProbe('', 1024);
+    const cases: [string, boolean, string, number | null][] = [
+      ['up ready 100%', true, 'up', 100],
+      ['drain 0%', true, 'drain', 0],
+      ['50%', true, 'drain', 50],
+      ['down #lmgrd not responding', false, 'drain', 50],
+      ['ready', true, 'up', 50],
+      ['fail', false, 'up', 50],
+      ['stopped', false, 'up', 50],
+      ['maint', true, 'maint', 50],
+      ['hello world', true, 'maint', 50],
+    ];
+    let line = '';
+    const port = await agent((sock) => sock.end(`${line}\n`));
+    for (const [reply, ok, state, pct] of cases) {
+      line = reply;
+      const out = await probe.run(target(port), timeout(2000));
+      expect(out.ok, reply).toBe(ok);
+      expect(out.agent, reply).toMatchObject({ state, weightPercent: pct });
+      expect(out.reason, reply).toContain(`agent: ${reply}`);
+    }
+    line = 'up 10% bogus';
+    expect((await probe.run(target(port), timeout(2000))).reason).toBe('agent: up 10% bogus (ignored: bogus)');
+  });
+
+  it('an unreachable agent fails the check and leaves the agent view alone', async () => {
+    const probe = new AgentProbe('', 1024);
+    const closed = await agent(() => {});
+    await new Promise<void>((r) => servers.pop()!.close(() => r()));
+    const out = await probe.run(target(closed), timeout(2000));
+    expect(out).toEqual({ ok: false, reason: 'connection refused' });
+  });
+
+  it('remembers each target separately', async () => {
+    const probe = new AgentProbe('', 1024);
+    const a = await says('drain\n');
+    const b = await says('up\n');
+    expect((await probe.run(target(a), timeout(2000))).agent!.state).toBe('drain');
+    expect((await probe.run(target(b), timeout(2000))).agent!.state).toBe('up');
+  });
+});
+
+describe('check type agent in a daemon, reading a licgate sidecar', () => {
+  it('drain and weight come through setAgent; the sidecar\'s down fails the check through rise/fall', async () => {
+    const { pino } = await import('pino');
+    const { loadConfigText } = await import('../../../src/config/load.js');
+    const { Daemon } = await import('../../../src/daemon.js');
+    const { waitFor } = await import('../../helpers/wait-for.js');
+    const sidecar = new Daemon(loadConfigText('agent: { listen: 127.0.0.1:0, backend: local }\nbackends:\n  - name: local\n    check: { type: none }\n    servers:\n      - { name: lmgrd, address: 127.0.0.1:1, weight: 10 }\n'), pino({ level: 'silent' }));
+    await sidecar.start();
+    const port = sidecar.agentResponder!.address().port;
+    const proxy = new Daemon(
+      loadConfigText(`admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: agent, port: ${port}, inter: 100ms, rise: 2, fall: 2 }\n    servers:\n      - { name: a, address: 127.0.0.1:1, weight: 100 }\n`),
+      pino({ level: 'silent' }),
+    );
+    try {
+      await proxy.start();
+      const a = proxy.model.backend('lic')!.server('a')!;
+      const lmgrd = sidecar.model.backend('local')!.server('lmgrd')!;
+      await waitFor(() => a.stateText === 'UP' && a.lastCheck?.reason === 'agent: up ready 100%', { timeoutMs: 3000, what: 'UP from the agent check' });
+      lmgrd.setWeight(5, 'test');
+      await waitFor(() => a.effectiveWeight === 50, { timeoutMs: 3000, what: 'weight 50%' });
+      lmgrd.setAdmin('drain', 'test');
+      await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN' });
+      lmgrd.setAdmin('ready', 'test');
+      lmgrd.checkFailed({ ok: false, reason: 'lmgrd is not running', durationMs: 1, at: Date.now() });
+      lmgrd.checkFailed({ ok: false, reason: 'lmgrd is not running', durationMs: 1, at: Date.now() });
+      // fall 2: one failed check leaves it "UP 1/2", the next takes it DOWN (the agent view never says down here).
+      await waitFor(() => a.stateText === 'DOWN', { timeoutMs: 3000, what: 'DOWN after fall failed checks' });
+      // (The sidecar's server is "no check" here: the test drives its health by hand.)
+      expect(a.lastCheck!.reason).toBe('agent: down ready 50% #no check: lmgrd is not running');
+      expect(a.agent!.state).toBe('up');
+    } finally {
+      await proxy.close();
+      await sidecar.close();
+    }
+  });
+});

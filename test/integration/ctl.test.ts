@@ -1,0 +1,144 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { freePort } from './haproxy-lab.js';
+
+const TOKEN = 'ctl-test-token-0123456789abcdef';
+let dir: string;
+let tokenFile: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'licgate-ctl-'));
+  tokenFile = join(dir, 'admin.token');
+  writeFileSync(tokenFile, `${TOKEN}\n`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => {
+  await stopAll();
+});
+
+async function daemon(withToken = true): Promise<ProxyProcess> {
+  const a = await startSimulator('alpha');
+  const b = await startSimulator('bravo');
+  return startProxy(`
+admin: { listen: 127.0.0.1:0${withToken ? `, token_file: ${tokenFile}` : ''} }
+backends:
+  - name: lic
+    failback: manual
+    check: { type: status, inter: 200ms, rise: 1, fall: 1 }
+    servers:
+      - { name: a, address: 127.0.0.1:${a.port}, weight: 100 }
+      - { name: b, address: 127.0.0.1:${b.port}, weight: 20, backup: true }
+`);
+}
+
+/** `licgate ctl --url URL ...args`, with LICGATE_TOKEN set only when `envToken` is given. */
+async function ctl(p: ProxyProcess | string, args: string[], envToken?: string) {
+  const url = typeof p === 'string' ? p : p.adminUrl;
+  const saved = process.env.LICGATE_TOKEN;
+  if (envToken === undefined) delete process.env.LICGATE_TOKEN;
+  else process.env.LICGATE_TOKEN = envToken;
+  try {
+    return await runCli(['ctl', '--url', url, ...args]);
+  } finally {
+    if (saved === undefined) delete process.env.LICGATE_TOKEN;
+    else process.env.LICGATE_TOKEN = saved;
+  }
+}
+
+describe('licgate ctl', { timeout: 60_000 }, () => {
+  it('servers: a table a person can read, no token needed', async () => {
+    const p = await daemon();
+    const r = await ctl(p, ['servers']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^BACKEND\s+SERVER\s+STATE\s+TIER\s+WEIGHT\s+ACTIVE\s+TOTAL\s+LAST CHECK$/);
+    expect(lines[1]).toMatch(/^lic\s+a\s+UP\s+active\*\s+100\/100\s+0\s+0\s+ok \d+ms \d+s ago: reply matched "Server Status: Running"$/);
+    expect(lines[2]).toMatch(/^lic\s+b\s+UP\s+backup\s+20\/20\s+0\s+0\s+ok /);
+    expect(lines[3]).toBe('(* the tier new connections go to)');
+    // Columns line up: every row starts its STATE column at the same offset.
+    expect(new Set(lines.slice(0, 3).map((l) => l.search(/UP|STATE/))).size).toBe(1);
+    const json = await ctl(p, ['servers', '--json']);
+    expect(json.code).toBe(0);
+    expect((JSON.parse(json.stdout) as { backends: { name: string }[] }).backends[0]!.name).toBe('lic');
+  });
+
+  it('set weight and state with --token-file or LICGATE_TOKEN; the daemon applies them at once', async () => {
+    const p = await daemon();
+    const w = await ctl(p, ['--token-file', tokenFile, 'set', 'lic/a', 'weight', '50']);
+    expect(w).toMatchObject({ code: 0, stderr: '' });
+    expect(w.stdout).toBe('lic/a: UP, weight 50/100 (was UP, weight 100)\n');
+    expect((await p.server('lic', 'a')).weight).toBe(50);
+
+    const pct = await ctl(p, ['set', 'lic/b', 'weight', '50%'], TOKEN);
+    expect(pct.stdout).toBe('lic/b: UP, weight 10/20 (was UP, weight 20)\n');
+
+    const drain = await ctl(p, ['set', 'lic/a', 'state', 'drain'], TOKEN);
+    expect(drain.stdout).toBe('lic/a: DRAIN, weight 50/100 (was UP, weight 50)\n');
+    expect((await p.server('lic', 'a')).state).toBe('DRAIN');
+    expect((await p.backend('lic')).tier).toBe('backup');
+
+    // failback: manual keeps the backup tier after a is ready again, until `ctl failback`.
+    expect((await ctl(p, ['set', 'lic/a', 'state', 'ready'], TOKEN)).code).toBe(0);
+    expect((await p.backend('lic')).tier).toBe('backup');
+    const fb = await ctl(p, ['failback', 'lic'], TOKEN);
+    expect(fb).toMatchObject({ code: 0, stdout: 'lic: now serving from active (was backup)\n' });
+    expect((await ctl(p, ['failback', 'lic'], TOKEN)).stdout).toBe('lic: already serving from active\n');
+  });
+
+  it('exit 1 when refused (no token, wrong token, unknown server, bad value, read-only daemon)', async () => {
+    const p = await daemon();
+    const none = await ctl(p, ['set', 'lic/a', 'weight', '5']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe('licgate ctl: refused (HTTP 401): expected an "Authorization: Bearer <token>" header, found none or a malformed one (pass --token-file FILE or set LICGATE_TOKEN)\n');
+    const wrong = await ctl(p, ['set', 'lic/a', 'weight', '5'], 'not-the-token-at-all');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('refused (HTTP 401): the bearer token does not match admin.token_file');
+    const unknown = await ctl(p, ['set', 'lic/zz', 'state', 'drain'], TOKEN);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe('licgate ctl: refused (HTTP 404): backend "lic" has no server "zz" (servers: a, b)\n');
+    const big = await ctl(p, ['set', 'lic/a', 'weight', '999'], TOKEN);
+    expect(big.code).toBe(1);
+    expect(big.stderr).toContain('refused (HTTP 400): "weight": expected a whole number 0-256');
+    expect((await p.server('lic', 'a')).weight).toBe(100);
+    await stopAll();
+
+    const ro = await daemon(false);
+    const r = await ctl(ro, ['set', 'lic/a', 'state', 'drain'], TOKEN);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('licgate ctl: refused (HTTP 403): the admin API is read-only: set admin.token_file to allow changes\n');
+  });
+
+  it('exit 1 when the daemon is unreachable', async () => {
+    const port = await freePort();
+    const r = await ctl(`http://127.0.0.1:${port}`, ['servers']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`licgate ctl: http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+  });
+
+  it('exit 2 on usage errors, with the usage text', async () => {
+    const url = 'http://127.0.0.1:1';
+    const cases: [string[], string][] = [
+      [[], 'expected a command: servers, set or failback'],
+      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set or failback'],
+      [['set', 'lic/a', 'weight'], 'expected: ctl set BACKEND/SERVER weight N|N% | set BACKEND/SERVER state ready|drain|maint; found "lic/a weight" after the command'],
+      [['set', 'lic-a', 'weight', '5'], 'set: expected BACKEND/SERVER, found "lic-a"'],
+      [['set', 'lic/a', 'weight', 'half'], 'set weight: expected a whole number 0-256 or a percentage like 50%, found "half"'],
+      [['set', 'lic/a', 'state', 'down'], 'set state: expected one of ready | drain | maint, found "down"'],
+      [['set', 'lic/a', 'colour', 'red'], 'set: expected "weight" or "state", found "colour"'],
+      [['failback'], 'expected: ctl failback BACKEND; found nothing after the command'],
+      [['set', 'lic/a', 'state', 'drain', '--token-file', join(dir, 'missing')], `--token-file: cannot read ${join(dir, 'missing')}: ENOENT`],
+      [['servers', '--bogus'], "Unknown option '--bogus'"],
+    ];
+    for (const [args, message] of cases) {
+      const r = await ctl(url, args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(`licgate ctl: ${message}`);
+      expect(r.stderr).toContain('usage: licgate ctl');
+    }
+    const badUrl = await runCli(['ctl', '--url', 'ftp://x', 'servers']);
+    expect(badUrl.code).toBe(2);
+  });
+});

@@ -1,0 +1,318 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { Daemon } from '../../src/daemon.js';
+import { parseServerChange, parseWeight } from '../../src/serve/admin-api.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+let dir: string;
+let tokenFile: string;
+const daemons: Daemon[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'licgate-admin-api-'));
+  tokenFile = join(dir, 'admin.token');
+  writeFileSync(tokenFile, `${TOKEN}\n`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => {
+  await Promise.all(daemons.splice(0).map((d) => d.close()));
+});
+
+interface Started {
+  daemon: Daemon;
+  base: { host: string; port: number };
+  logText: () => string;
+}
+
+/** An in-process daemon: backend `lic` (a: active, b: backup, failback manual), status and agent responders, admin API. */
+async function start(withToken = true): Promise<Started> {
+  const yaml = `
+admin: { listen: 127.0.0.1:0${withToken ? `, token_file: ${tokenFile}` : ''} }
+status: { listen: 127.0.0.1:0 }
+agent: { listen: 127.0.0.1:0, backend: lic, server: a }
+backends:
+  - name: lic
+    failback: manual
+    check: { type: none }
+    servers:
+      - { name: a, address: 127.0.0.1:1, weight: 100 }
+      - { name: b, address: 127.0.0.1:2, weight: 10, backup: true }
+  - name: other
+    check: { type: none }
+    servers:
+      - { name: x, address: 127.0.0.1:3 }
+`;
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  const daemon = new Daemon(loadConfigText(yaml, 'test.yaml'), pino({ level: 'info' }, sink));
+  daemons.push(daemon);
+  await daemon.start();
+  return {
+    daemon,
+    base: { host: '127.0.0.1', port: daemon.admin!.address().port },
+    logText: () => text,
+  };
+}
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  json: { error?: string; code?: string; [k: string]: unknown };
+}
+
+function call(s: Started, method: string, path: string, opts: { body?: string; headers?: Record<string, string>; token?: string | null } = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  const token = opts.token === undefined ? TOKEN : opts.token;
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (opts.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+  return new Promise((resolve, reject) => {
+    const req = request({ ...s.base, method, path, headers, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, json: JSON.parse(body) as Reply['json'] }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+const post = (s: Started, path: string, body?: unknown, opts: { headers?: Record<string, string>; token?: string | null } = {}): Promise<Reply> =>
+  call(s, 'POST', path, { ...opts, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }) });
+
+/** One TCP exchange with a line responder (STATUS / agent). */
+function ask(port: number, send: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port }, () => sock.write(send));
+    let out = '';
+    sock.setEncoding('latin1').on('data', (d: string) => (out += d));
+    sock.on('end', () => resolve(out));
+    sock.on('error', reject);
+    sock.setTimeout(3000, () => sock.destroy(new Error('no reply')));
+  });
+}
+
+describe('admin API: authorization', () => {
+  it('403 when no token_file is configured, even with a bearer token', async () => {
+    const s = await start(false);
+    const r = await post(s, '/admin/backends/lic/servers/a', { weight: 5 });
+    expect(r.status).toBe(403);
+    expect(r.json.error).toBe('the admin API is read-only: set admin.token_file to allow changes');
+    expect(s.daemon.model.backend('lic')!.server('a')!.weight).toBe(100);
+    expect((await post(s, '/admin/backends/lic/failback', undefined, { token: null })).status).toBe(403);
+  });
+
+  it('401 with WWW-Authenticate: Bearer without a token, with another scheme, or with a wrong token', async () => {
+    const s = await start();
+    const none = await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { token: null });
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toBe('Bearer realm="licgate"');
+    expect(none.json.error).toBe('expected an "Authorization: Bearer <token>" header, found none or a malformed one');
+
+    const basic = await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { token: null, headers: { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` } });
+    expect(basic.status).toBe(401);
+    expect(basic.headers['www-authenticate']).toBe('Bearer realm="licgate"');
+
+    for (const wrong of ['x', TOKEN.slice(0, -1), `${TOKEN}x`, TOKEN.toUpperCase()]) {
+      const r = await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { token: wrong });
+      expect(r.status, wrong).toBe(401);
+      expect(r.headers['www-authenticate']).toBe('Bearer realm="licgate", error="invalid_token"');
+      expect(r.json.error).toBe('the bearer token does not match admin.token_file');
+    }
+    expect(s.daemon.model.backend('lic')!.server('a')!.weight).toBe(100);
+  });
+
+  it('checks the token before anything else: an unknown backend without a token is 401, not 404', async () => {
+    const s = await start();
+    expect((await post(s, '/admin/backends/nope/servers/a', { weight: 5 }, { token: null })).status).toBe(401);
+    expect((await post(s, '/admin/backends/nope/failback', undefined, { token: 'wrong-wrong-wrong' })).status).toBe(401);
+  });
+
+  it('accepts the scheme case-insensitively; read-only routes need no token', async () => {
+    const s = await start();
+    const r = await post(s, '/admin/backends/lic/servers/a', { weight: 7 }, { token: null, headers: { authorization: `bearer ${TOKEN}` } });
+    expect(r.status).toBe(200);
+    expect((await call(s, 'GET', '/status', { token: null })).status).toBe(200);
+  });
+
+  it('logs one line per refused call and never the token', async () => {
+    const s = await start();
+    await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { token: 'wrong-token-wrong-token' });
+    await post(s, '/admin/backends/lic/servers/a', { weight: 6 });
+    await s.daemon.log.flush();
+    const lines = s.logText().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const refused = lines.filter((l) => l.msg === 'admin call refused');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ status: 401, code: 'E_ADMIN_BAD_TOKEN', method: 'POST', path: '/admin/backends/lic/servers/a' });
+    expect(lines.filter((l) => String(l.msg).startsWith('admin: lic/a'))).toHaveLength(1);
+    expect(s.logText()).not.toContain(TOKEN);
+    expect(s.logText()).not.toContain('wrong-token-wrong-token');
+  });
+});
+
+describe('admin API: request checks', () => {
+  it('404 for an unknown backend or server, naming what exists', async () => {
+    const s = await start();
+    const b = await post(s, '/admin/backends/nope/servers/a', { weight: 5 });
+    expect(b.status).toBe(404);
+    expect(b.json.error).toBe('no backend "nope" (backends: lic, other)');
+    const sv = await post(s, '/admin/backends/lic/servers/zz', { weight: 5 });
+    expect(sv.status).toBe(404);
+    expect(sv.json.error).toBe('backend "lic" has no server "zz" (servers: a, b)');
+    expect((await post(s, '/admin/backends/nope/failback')).status).toBe(404);
+  });
+
+  it('415 for a body that is not application/json', async () => {
+    const s = await start();
+    const r = await post(s, '/admin/backends/lic/servers/a', 'weight=5', { headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(r.status).toBe(415);
+    expect(r.json.error).toBe('expected Content-Type: application/json, found "application/x-www-form-urlencoded"');
+    const withCharset = await post(s, '/admin/backends/lic/servers/a', '{"weight":9}', { headers: { 'Content-Type': 'Application/JSON; charset=utf-8' } });
+    expect(withCharset.status).toBe(200);
+  });
+
+  it('413 for a declared body over 4 KiB, answered without reading it', async () => {
+    const s = await start();
+    const r = await new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+      const req = request({ ...s.base, method: 'POST', path: '/admin/backends/lic/servers/a', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'content-length': '1000000' } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode!, connection: res.headers.connection });
+      });
+      req.on('error', reject);
+      // Headers only: the server must answer without waiting for the megabyte.
+      req.flushHeaders();
+    });
+    expect(r).toEqual({ status: 413, connection: 'close' });
+  });
+
+  it('413 for a streamed body that grows past 4 KiB, answered before the client has finished sending', async () => {
+    const s = await start();
+    const r = await new Promise<{ status: number; error: string }>((resolve, reject) => {
+      const req = request({ ...s.base, method: 'POST', path: '/admin/backends/lic/servers/a', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, error: (JSON.parse(body) as { error: string }).error }));
+      });
+      req.on('error', reject);
+      req.write(`{"weight": 5, "pad": "${'x'.repeat(5000)}`);
+      // The request is never ended: only a server that stops reading can answer.
+    });
+    expect(r).toEqual({ status: 413, error: 'expected a body of at most 4096 bytes, found more' });
+    expect(s.daemon.model.backend('lic')!.server('a')!.weight).toBe(100);
+  });
+
+  it('400 for bad JSON and bad values, saying what was expected and what was found', async () => {
+    const s = await start();
+    const cases: [string | undefined, string][] = [
+      ['{"weight": 5', 'expected a JSON object like {"weight": 50}, {"weight": "50%"} or {"state": "drain"}, found invalid JSON'],
+      ['[1,2]', 'expected a JSON object like {"weight": 50}, {"weight": "50%"} or {"state": "drain"}, found [1,2]'],
+      ['"drain"', 'expected a JSON object like {"weight": 50}, {"weight": "50%"} or {"state": "drain"}, found "drain"'],
+      ['{}', 'expected a JSON object like {"weight": 50}, {"weight": "50%"} or {"state": "drain"}, found {}'],
+      [undefined, 'expected a JSON object like {"weight": 50}, {"weight": "50%"} or {"state": "drain"}, found an empty body'],
+      ['{"weigth": 5}', 'expected the keys "weight" and/or "state", found "weigth"'],
+      ['{"weight": 257}', '"weight": expected a whole number 0-256 or a percentage like "50%", found 257'],
+      ['{"weight": -1}', '"weight": expected a whole number 0-256 or a percentage like "50%", found -1'],
+      ['{"weight": 1.5}', '"weight": expected a whole number 0-256 or a percentage like "50%", found 1.5'],
+      ['{"weight": "50"}', '"weight": expected a whole number 0-256 or a percentage like "50%", found "50"'],
+      ['{"weight": null}', '"weight": expected a whole number 0-256 or a percentage like "50%", found null'],
+      ['{"weight": "300%"}', '"weight": 300% of the configured weight 100 is 300; expected at most 256'],
+      ['{"state": "down"}', '"state": expected one of ready | drain | maint, found "down"'],
+      ['{"state": "drain", "weight": "x"}', '"weight": expected a whole number 0-256 or a percentage like "50%", found "x"'],
+    ];
+    for (const [body, error] of cases) {
+      const r = body === undefined ? await post(s, '/admin/backends/lic/servers/a') : await post(s, '/admin/backends/lic/servers/a', body);
+      expect(r.status, body).toBe(400);
+      expect(r.json.error, body).toContain(error);
+    }
+    // Nothing was applied, not even the valid half of a half-valid body.
+    const a = s.daemon.model.backend('lic')!.server('a')!;
+    expect([a.weight, a.admin]).toEqual([100, 'ready']);
+    const fb = await post(s, '/admin/backends/lic/failback', { to: 'active' });
+    expect(fb.status).toBe(400);
+    expect(fb.json.error).toBe('failback takes no parameters: expected no body or {}, found {"to":"active"}');
+  });
+
+  it('405 for another method on an admin route', async () => {
+    const s = await start();
+    const r = await call(s, 'GET', '/admin/backends/lic/servers/a');
+    expect(r.status).toBe(405);
+    expect(r.headers.allow).toBe('POST');
+  });
+});
+
+describe('admin API: changes apply at once everywhere', () => {
+  it('weight: selection, /status and the agent reply follow', async () => {
+    const s = await start();
+    const lic = s.daemon.model.backend('lic')!;
+    const agentPort = s.daemon.agentResponder!.address().port;
+    const r = await post(s, '/admin/backends/lic/servers/a', { weight: 50 });
+    expect(r.status).toBe(200);
+    expect(r.json.before).toEqual({ state: 'no check', admin: 'ready', weight: 100 });
+    expect(r.json.server).toMatchObject({ name: 'a', weight: 50, configured_weight: 100, effective_weight: 50 });
+    expect(lic.server('a')!.weight).toBe(50);
+    expect(await ask(agentPort, '')).toBe('up ready 50%\n');
+    const pct = await post(s, '/admin/backends/lic/servers/a', { weight: '25%' });
+    expect(pct.json.server).toMatchObject({ weight: 25 });
+    expect(await ask(agentPort, '')).toBe('up ready 25%\n');
+    const status = (await call(s, 'GET', '/status', { token: null })).json as unknown as { backends: { name: string; servers: { name: string; weight: number }[] }[] };
+    expect(status.backends[0]!.servers[0]).toMatchObject({ name: 'a', weight: 25 });
+  });
+
+  it('drain: new connections skip the server, STATUS still says Running, the agent says drain', async () => {
+    const s = await start();
+    const lic = s.daemon.model.backend('lic')!;
+    const statusPort = s.daemon.statusResponder!.address().port;
+    const agentPort = s.daemon.agentResponder!.address().port;
+    expect(lic.choose('10.0.0.1', null)!.name).toBe('a');
+    const r = await post(s, '/admin/backends/lic/servers/a', { state: 'drain' });
+    expect(r.status).toBe(200);
+    expect(r.json.server).toMatchObject({ state: 'DRAIN', admin: 'drain', usable: false });
+    expect(lic.choose('10.0.0.1', null)!.name).toBe('b');
+    expect(await ask(statusPort, 'STATUS\r\n')).toBe('Server Status: Running\r\nBackend: lic\r\nTier: backup\r\nServers: 2/2 up\r\n');
+    expect(await ask(agentPort, '')).toBe('up drain 0% #draining\n');
+
+    await post(s, '/admin/backends/lic/servers/a', { state: 'maint' });
+    expect(await ask(statusPort, 'STATUS\r\n')).toBe('Server Status: Running\r\nBackend: lic\r\nTier: backup\r\nServers: 1/2 up\r\n');
+    expect(await ask(agentPort, '')).toBe('down maint 0% #maintenance\n');
+
+    // failback: manual — a is back, but the backup tier keeps serving until an admin says so.
+    const both = await post(s, '/admin/backends/lic/servers/a', { state: 'ready', weight: 100 });
+    expect(both.json.server).toMatchObject({ state: 'no check', admin: 'ready', weight: 100 });
+    expect(lic.servingTier).toBe(1);
+    expect(lic.choose('10.0.0.2', null)!.name).toBe('b');
+    expect(await ask(agentPort, '')).toBe('up ready 100%\n');
+    const fb = await post(s, '/admin/backends/lic/failback');
+    expect(fb.status).toBe(200);
+    expect(fb.json).toEqual({ backend: 'lic', failback: 'manual', from: 'backup', to: 'active', changed: true });
+    expect(lic.choose('10.0.0.3', null)!.name).toBe('a');
+    const again = await post(s, '/admin/backends/lic/failback', {});
+    expect(again.json).toMatchObject({ from: 'active', to: 'active', changed: false });
+  });
+});
+
+describe('parseWeight / parseServerChange', () => {
+  it('a percentage is of the configured weight, rounded down like HAProxy', () => {
+    expect(parseWeight('50%', 100)).toBe(50);
+    expect(parseWeight('50%', 3)).toBe(1);
+    expect(parseWeight('0%', 100)).toBe(0);
+    expect(parseWeight('256%', 100)).toBe(256);
+    expect(parseWeight(0, 100)).toBe(0);
+    expect(parseWeight(256, 1)).toBe(256);
+    expect(() => parseWeight('257%', 100)).toThrow('257% of the configured weight 100 is 257; expected at most 256');
+  });
+
+  it('takes weight and state together', () => {
+    expect(parseServerChange({ state: 'maint', weight: '10%' }, { configuredWeight: 200 })).toEqual({ state: 'maint', weight: 20 });
+  });
+});

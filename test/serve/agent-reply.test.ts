@@ -1,0 +1,197 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import type { LicenseInfo } from '../../src/health/parse/license-info.js';
+import { Model } from '../../src/model/model.js';
+import type { Server } from '../../src/model/server.js';
+import { agentReportFor, licenseWeightFactor, parseAgentLine, renderAgentReply } from '../../src/serve/agent-reply.js';
+
+/** A model of one backend `lic` with the given servers ("name weight [tier]"). */
+function model(servers: string[], check = 'status'): Model {
+  const lines = servers.map((s, i) => {
+    const [name, weight, tier] = s.split(' ');
+    return `      - { name: ${name}, address: 127.0.0.1:${27000 + i}, weight: ${weight}${tier ? `, tier: ${tier}` : ''} }`;
+  });
+  return new Model(loadConfigText(`admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: ${check}, rise: 1, fall: 1 }\n    servers:\n${lines.join('\n')}\n`));
+}
+
+const ok = (reason = 'reply matched', license?: LicenseInfo) => ({ ok: true, reason, durationMs: 1, at: Date.now(), ...(license ? { license } : {}) });
+const bad = (reason: string) => ({ ok: false, reason, durationMs: 1, at: Date.now() });
+const lic = (features: LicenseInfo['features']): LicenseInfo => ({ servers: [], vendors: [], features, errors: [] });
+const servers = (m: Model): Server[] => m.backend('lic')!.servers;
+const reply = (ss: readonly Server[], wf: { feature: string; min_percent: number } | null = null): string => renderAgentReply(agentReportFor(ss, wf));
+
+describe('renderAgentReply', () => {
+  it('writes health, admin state, weight, maxconn and a comment on one \\n-terminated line', () => {
+    expect(renderAgentReply({ health: 'up', admin: 'ready', weightPercent: 100, maxconn: null, comment: '' })).toBe('up ready 100%\n');
+    expect(renderAgentReply({ health: 'down', admin: 'ready', weightPercent: 0, maxconn: 30, comment: 'lmgrd not responding' })).toBe('down ready 0% maxconn:30 #lmgrd not responding\n');
+    expect(renderAgentReply({ health: null, admin: 'maint', weightPercent: null, maxconn: null, comment: '' })).toBe('maint\n');
+  });
+
+  it('keeps a comment to one printable line so it cannot end the reply early or inject words', () => {
+    const line = renderAgentReply({ health: 'down', admin: 'ready', weightPercent: 0, maxconn: null, comment: 'refused\r\nup ready 100%\tx\u0000y' });
+    expect(line).toBe('down ready 0% #refused up ready 100% x y\n');
+    expect(line.indexOf('\n')).toBe(line.length - 1);
+    const long = renderAgentReply({ health: 'down', admin: 'ready', weightPercent: 0, maxconn: null, comment: 'x'.repeat(500) });
+    expect(long.length).toBeLessThan(160);
+    expect(long.endsWith('\n')).toBe(true);
+  });
+
+  it('rounds the weight and never writes a negative one', () => {
+    expect(renderAgentReply({ health: 'up', admin: 'ready', weightPercent: 33.4, maxconn: null, comment: '' })).toBe('up ready 33%\n');
+    expect(renderAgentReply({ health: 'up', admin: 'ready', weightPercent: -5, maxconn: null, comment: '' })).toBe('up ready 0%\n');
+  });
+});
+
+describe('parseAgentLine (HAProxy 2.6 grammar)', () => {
+  it('reads words in any order, separated by spaces, tabs or commas, case-insensitively', () => {
+    expect(parseAgentLine('75%,DRAIN\tup')).toEqual({ health: 'up', admin: 'drain', weightPercent: 75, maxconn: null, comment: '', unknown: [] });
+    expect(parseAgentLine('maxconn:30 ready')).toMatchObject({ admin: 'ready', maxconn: 30, health: null, weightPercent: null });
+  });
+
+  it('takes everything after # as the description and stops at the first CR or LF', () => {
+    expect(parseAgentLine('down #lmgrd not responding # really\r\nup')).toMatchObject({ health: 'down', comment: 'lmgrd not responding # really' });
+    expect(parseAgentLine('stopped\nup')).toMatchObject({ health: 'stopped' });
+  });
+
+  it('keeps the last word of each kind and lists words it does not know', () => {
+    expect(parseAgentLine('up down fail 10% 20% ready maint')).toMatchObject({ health: 'fail', admin: 'maint', weightPercent: 20 });
+    expect(parseAgentLine('up 50 50%x maxconn:x hello').unknown).toEqual(['50', '50%x', 'maxconn:x', 'hello']);
+  });
+
+  it('parses what renderAgentReply writes back to the same values', () => {
+    const r = { health: 'down' as const, admin: 'drain' as const, weightPercent: 42, maxconn: 7, comment: 'no free tokens' };
+    expect(parseAgentLine(renderAgentReply(r))).toEqual({ ...r, unknown: [] });
+  });
+});
+
+describe('licenseWeightFactor (agent.weight_from)', () => {
+  const wf = { feature: 'solver', min_percent: 10 };
+
+  it('scales by the share of free tokens', () => {
+    expect(licenseWeightFactor(lic([{ name: 'solver', issued: 40, in_use: 10 }]), wf)).toEqual({ percent: 75, exhausted: false, note: 'solver 30/40 free' });
+  });
+
+  it('never goes below min_percent while a token is free', () => {
+    expect(licenseWeightFactor(lic([{ name: 'solver', issued: 100, in_use: 99 }]), wf).percent).toBe(10);
+    expect(licenseWeightFactor(lic([{ name: 'solver', issued: 1000, in_use: 999 }]), { feature: 'solver', min_percent: 1 }).percent).toBe(1);
+  });
+
+  it('reports exhaustion at zero free tokens (and over-use)', () => {
+    expect(licenseWeightFactor(lic([{ name: 'solver', issued: 5, in_use: 5 }]), wf)).toEqual({ percent: 0, exhausted: true, note: 'no free solver tokens (5 of 5 in use)' });
+    expect(licenseWeightFactor(lic([{ name: 'solver', issued: 5, in_use: 7 }]), wf).exhausted).toBe(true);
+  });
+
+  it('sums a feature listed more than once', () => {
+    expect(licenseWeightFactor(lic([{ name: 'solver', issued: 10, in_use: 10 }, { name: 'other', issued: 1, in_use: 0 }, { name: 'solver', issued: 10, in_use: 0 }]), wf)).toMatchObject({ percent: 50, exhausted: false });
+  });
+
+  it('leaves the weight alone without data: no license output, feature missing, uncounted, or no weight_from', () => {
+    expect(licenseWeightFactor(undefined, wf)).toEqual({ percent: 100, exhausted: false, note: 'no license data for solver' });
+    expect(licenseWeightFactor(lic([{ name: 'other', issued: 3, in_use: 3 }]), wf)).toEqual({ percent: 100, exhausted: false, note: 'solver not in license output' });
+    expect(licenseWeightFactor(lic([{ name: 'solver', issued: null, in_use: 3 }]), wf)).toEqual({ percent: 100, exhausted: false, note: 'solver is uncounted' });
+    expect(licenseWeightFactor(lic([{ name: 'solver', issued: 3, in_use: 3 }]), null)).toEqual({ percent: 100, exhausted: false, note: null });
+  });
+});
+
+describe('agentReportFor (what the sidecar says)', () => {
+  it('one server: up ready 100% when healthy', () => {
+    const m = model(['a 100']);
+    const [a] = servers(m);
+    a!.checkSucceeded(ok());
+    expect(reply([a!])).toBe('up ready 100%\n');
+  });
+
+  it('one server: runtime weight and drain and maint', () => {
+    const [a] = servers(model(['a 100']));
+    a!.checkSucceeded(ok());
+    a!.setWeight(50, 'test');
+    expect(reply([a!])).toBe('up ready 50%\n');
+    a!.setAdmin('drain', 'test');
+    expect(reply([a!])).toBe('up drain 0% #draining\n');
+    a!.setAdmin('maint', 'test');
+    expect(reply([a!])).toBe('down maint 0% #maintenance\n');
+    a!.setAdmin('ready', 'test');
+    a!.setWeight(0, 'test');
+    expect(reply([a!])).toBe('up ready 0%\n');
+  });
+
+  it('one server down: says why, and keeps the weight it will carry when it is back', () => {
+    const [a] = servers(model(['a 100']));
+    a!.setWeight(40, 'test');
+    a!.checkFailed(bad('connection refused'));
+    expect(reply([a!])).toBe('down ready 40% #DOWN: connection refused\n');
+  });
+
+  it('weight is relative to the configured weight, and never 0% for a positive weight', () => {
+    const [a] = servers(model(['a 3']));
+    a!.checkSucceeded(ok());
+    a!.setWeight(1, 'test');
+    expect(reply([a!])).toBe('up ready 33%\n');
+    const [b] = servers(model(['b 256']));
+    b!.checkSucceeded(ok());
+    b!.setWeight(1, 'test');
+    expect(reply([b!])).toBe('up ready 1%\n');
+    const [c] = servers(model(['c 0']));
+    c!.checkSucceeded(ok());
+    expect(reply([c!])).toBe('up ready 0%\n');
+  });
+
+  it('an agent-set percentage (licgate behind licgate) scales the effective weight', () => {
+    const [a] = servers(model(['a 100']));
+    a!.checkSucceeded(ok());
+    a!.setAgent({ state: 'up', weightPercent: 25, reason: 'agent' }, 'test');
+    expect(reply([a!])).toBe('up ready 25%\n');
+  });
+
+  it('whole backend: weight of the UP servers over the configured total; down only when none is up', () => {
+    const m = model(['a 100', 'b 100', 'c 200 1']);
+    const [a, b, c] = servers(m);
+    for (const s of [a, b, c]) s!.checkSucceeded(ok());
+    expect(reply(servers(m))).toBe('up ready 100%\n');
+    b!.checkFailed(bad('connection refused'));
+    expect(reply(servers(m))).toBe('up ready 75%\n');
+    a!.setAdmin('drain', 'test');
+    c!.setAdmin('maint', 'test');
+    expect(reply(servers(m))).toBe('up ready 0%\n');
+    b!.checkSucceeded(ok());
+    expect(reply(servers(m))).toBe('up ready 25%\n');
+    b!.setAdmin('drain', 'test');
+    expect(reply(servers(m))).toBe('up drain 0% #draining\n');
+    for (const s of [a, b]) s!.setAdmin('ready', 'test');
+    a!.checkFailed(bad('connection refused'));
+    b!.checkFailed(bad('timeout'));
+    expect(reply(servers(m))).toBe('down ready 50% #no server up: a connection refused, b timeout, c MAINT\n');
+    c!.setAdmin('ready', 'test');
+    expect(reply(servers(m))).toBe('up ready 50%\n');
+  });
+
+  it('reports maxconn only when every reported server has one', () => {
+    const m = new Model(loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    servers:\n      - { name: a, address: 127.0.0.1:1, weight: 10, maxconn: 20 }\n      - { name: b, address: 127.0.0.1:2, weight: 10, maxconn: 5 }\n      - { name: c, address: 127.0.0.1:3, weight: 10 }\n'));
+    const [a, b, c] = servers(m);
+    for (const s of [a, b, c]) s!.checkSucceeded(ok());
+    expect(reply([a!, b!])).toBe('up ready 100% maxconn:25\n');
+    expect(reply([a!, b!, c!])).toBe('up ready 100%\n');
+  });
+
+  it('weight_from: scales by free tokens, drains at zero, says so in the comment', () => {
+    const wf = { feature: 'solver', min_percent: 10 };
+    const [a] = servers(model(['a 100']));
+    a!.checkSucceeded(ok('lmstat ok', lic([{ name: 'solver', issued: 40, in_use: 30 }])));
+    expect(reply([a!], wf)).toBe('up ready 25% #solver 10/40 free\n');
+    a!.setWeight(50, 'test');
+    expect(reply([a!], wf)).toBe('up ready 13% #solver 10/40 free\n');
+    a!.checkSucceeded(ok('lmstat ok', lic([{ name: 'solver', issued: 40, in_use: 40 }])));
+    expect(reply([a!], wf)).toBe('up drain 0% #no free solver tokens (40 of 40 in use)\n');
+    a!.checkSucceeded(ok('no license output'));
+    expect(reply([a!], wf)).toBe('up ready 50% #no license data for solver\n');
+  });
+
+  it('weight_from over a backend: an exhausted server drops out, the others carry the weight', () => {
+    const wf = { feature: 'solver', min_percent: 10 };
+    const m = model(['a 100', 'b 100']);
+    const [a, b] = servers(m);
+    a!.checkSucceeded(ok('x', lic([{ name: 'solver', issued: 10, in_use: 10 }])));
+    b!.checkSucceeded(ok('x', lic([{ name: 'solver', issued: 10, in_use: 5 }])));
+    expect(reply(servers(m), wf)).toBe('up ready 25% #a: no free solver tokens (10 of 10 in use); b: solver 5/10 free\n');
+  });
+});
