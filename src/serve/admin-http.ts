@@ -74,8 +74,15 @@ export class AdminHttp {
       if (!m) continue;
       pathMatched = true;
       if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue;
+      let params: string[];
       try {
-        await r.route(req, res, m.slice(1).map(decodeURIComponent));
+        params = m.slice(1).map(decodeURIComponent);
+      } catch {
+        sendJson(res, 400, { error: `malformed %-escape in ${path}` });
+        return;
+      }
+      try {
+        await r.route(req, res, params);
       } catch (e) {
         if (!res.headersSent) sendJson(res, 500, { error: (e as Error).message });
       }
