@@ -24,3 +24,8 @@ export function required(value: string | undefined, flag: string): string {
   if (!value) throw new UsageError(`missing ${flag}`);
   return value;
 }
+
+export function help(cmd: Command): number {
+  process.stdout.write(`${cmd.usage}\n\n${cmd.summary}\n`);
+  return 0;
+}

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
-import { parse, type Command } from './command.js';
-import { help } from './validate.js';
+import { help, parse, type Command } from './command.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:8404';
 const STATES = ['ready', 'drain', 'maint'];

@@ -6,12 +6,13 @@ import { loadConfigText } from '../config/load.js';
 import { Daemon } from '../daemon.js';
 import { ListenError } from '../errors.js';
 import { createLogger } from '../observe/log.js';
-import { parse, type Command } from './command.js';
+import { help, parse, type Command } from './command.js';
 import { runUntilSignal } from './run.js';
-import { help } from './validate.js';
 
 /** The embedded default: what `npm start` runs on a fresh machine. */
-export const DEMO_CONFIG = `# licgate demo: two simulated license servers behind the proxy.
+export const DEMO_CONFIG = `# licgate demo: two simulated FlexLM-like license servers behind the proxy.
+# A client asks lmgrd (27000) for the vendor daemon's port, then connects to that port (27001) on the
+# same address; stick: source sends both connections of a client to the same server.
 admin:
   listen: 127.0.0.1:8404
 status:
@@ -22,31 +23,42 @@ frontends:
   - name: lmgrd
     listen: 127.0.0.1:27000
     backend: licenses
+  - name: vendor
+    listen: 127.0.0.1:27001
+    backend: licenses
+    server_port: 27001
 backends:
   - name: licenses
     balance: roundrobin
+    stick: source
     failback: auto
     retries: 2
     check: { type: status, inter: 1s, fastinter: 250ms, downinter: 2s, rise: 2, fall: 2, timeout: 500ms }
     servers:
-      - { name: primary, address: 127.0.0.1:27010, weight: 100 }
-      - { name: backup,  address: 127.0.0.1:27011, weight: 100, backup: true }
+      - { name: primary, address: 127.0.0.2:27000, weight: 100 }
+      - { name: backup,  address: 127.0.0.3:27000, weight: 100, backup: true }
 `;
 
 export const demo: Command = {
   name: 'demo',
-  summary: 'simulated primary + backup license servers behind a proxy on 127.0.0.1:27000, admin on 127.0.0.1:8404',
+  summary: 'simulated FlexLM primary + backup behind a proxy on 127.0.0.1:27000 (lmgrd) and 27001 (vendor), admin on 127.0.0.1:8404',
   usage: 'licgate demo',
   async run(args) {
     const { values } = parse(args, {});
     if (values.help) return help(this);
     const cfg = loadConfigText(DEMO_CONFIG, '<demo>');
-    const sims = [startSimulator('primary', '127.0.0.1:27010'), startSimulator('backup', '127.0.0.1:27011')];
-    await Promise.all(sims.map((s) => once(s.stdout!, 'data')));
-    const daemon = new Daemon(cfg, createLogger(cfg.log));
+    // Each simulated server has its own loopback address: FlexLM fixes the vendor port, so both use 27000 and 27001.
+    const sims = [startSimulator('primary', '127.0.0.2'), startSimulator('backup', '127.0.0.3')];
     const stopSims = async (): Promise<void> => {
       for (const s of sims) s.kill('SIGTERM');
     };
+    const listening = await Promise.all(sims.map((s) => Promise.race([once(s.stdout!, 'data').then(() => true), once(s, 'exit').then(() => false)])));
+    if (listening.includes(false)) {
+      await stopSims();
+      process.stderr.write('licgate demo: a simulated license server could not start (see above); it needs 127.0.0.2 and 127.0.0.3 on the loopback interface (Linux has them; on macOS: sudo ifconfig lo0 alias 127.0.0.2 up; sudo ifconfig lo0 alias 127.0.0.3 up)\n');
+      return 1;
+    }
+    const daemon = new Daemon(cfg, createLogger(cfg.log));
     try {
       await daemon.start();
     } catch (e) {
@@ -59,12 +71,14 @@ export const demo: Command = {
     }
     process.stdout.write(`
 licgate demo is running.
-  proxy       127.0.0.1:27000  -> primary 127.0.0.1:27010 (pid ${sims[0]!.pid}), backup 127.0.0.1:27011 (pid ${sims[1]!.pid})
+  lmgrd       127.0.0.1:27000  -> primary 127.0.0.2:27000 (pid ${sims[0]!.pid}), backup 127.0.0.3:27000 (pid ${sims[1]!.pid})
+  vendor      127.0.0.1:27001  -> port 27001 of the same server (stick: source)
   admin       http://127.0.0.1:8404/status   /health   /ready
   STATUS      127.0.0.1:27100 (and in-band on 27000)
 
-A demo client connects every 2 s and prints which server answered. Try, in another terminal:
-  kill ${sims[0]!.pid}                       # kill the primary: the next sessions go to the backup
+Every 2 s a FlexLM-like client asks lmgrd for the vendor port, then checks out a license there.
+Try, in another terminal:
+  kill ${sims[0]!.pid}                       # kill the primary: the client's next checkout goes to the backup
   curl -s 127.0.0.1:8404/status         # servers, states, tiers, connections
   curl -s 127.0.0.1:8404/health         # what keepalived's vrrp_script asks
   printf 'STATUS\\r\\n' | nc -q1 127.0.0.1 27000   # in-band STATUS, answered by licgate itself
@@ -79,28 +93,41 @@ Ctrl-C stops everything.
   },
 };
 
-/** One short session through the proxy, the way a license client would open one. */
+/** One checkout through the proxy the way a FlexLM client does it: lmgrd for the vendor port, then the vendor daemon. */
 function demoClient(): void {
-  const sock = connect({ host: '127.0.0.1', port: 27000 });
-  let reply = '';
-  sock.setEncoding('utf8');
-  sock.setTimeout(3000, () => sock.destroy(new Error('no reply within 3s')));
-  sock.on('connect', () => sock.write('HELLO\nCHECKOUT solver 1\n'));
-  sock.on('data', (d: string) => {
-    reply += d;
-    if (reply.split('\n').length > 2) sock.end();
-  });
-  sock.on('close', () => {
-    const [hello = '', grant = ''] = reply.trim().split('\n');
-    const who = hello.replace(/^HELLO /, '');
-    process.stdout.write(who ? `client: answered by ${who} (${grant.trim()})\n` : 'client: no answer\n');
-  });
-  sock.on('error', (e) => process.stdout.write(`client: failed: ${e.message}\n`));
+  void (async () => {
+    const vendor = /^VENDOR (\d+) (\S+)$/.exec(await ask(27000, 'HELLO'));
+    if (!vendor) throw new Error('lmgrd gave no VENDOR line');
+    const grant = await ask(Number(vendor[1]), `CHECKOUT solver 1 ${vendor[2]}`);
+    process.stdout.write(`client: lmgrd 27000 said VENDOR ${vendor[1]}; vendor ${vendor[1]}: ${grant}\n`);
+  })().catch((e: Error) => process.stdout.write(`client: failed: ${e.message}\n`));
 }
 
-function startSimulator(name: string, listen: string): ChildProcess {
+/** One request line to 127.0.0.1:`port`, one reply line back (at most 3 s and 1 KiB). */
+function ask(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    sock.setEncoding('utf8');
+    sock.setTimeout(3000, () => sock.destroy(new Error(`no reply on ${port} within 3s`)));
+    sock.on('connect', () => sock.write(`${line}\n`));
+    sock.on('data', (d: string) => {
+      reply += d;
+      const nl = reply.indexOf('\n');
+      if (nl >= 0 || reply.length > 1024) {
+        sock.end();
+        resolve(reply.slice(0, nl >= 0 ? nl : 1024).trim());
+      }
+    });
+    sock.on('error', reject);
+    sock.on('close', () => reject(new Error(`connection to ${port} closed without a reply`)));
+  });
+}
+
+function startSimulator(name: string, host: string): ChildProcess {
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [main, 'simulate', '--listen', listen, '--name', name, '--tokens', '50'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const args = ['simulate', '--flexlm', '--listen', `${host}:27000`, '--vendor-port', '27001', '--name', name, '--tokens', '50'];
+  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   child.unref();
   process.once('exit', () => child.kill('SIGTERM'));
   return child;

@@ -1,36 +1,41 @@
 #!/usr/bin/env node
 import { LicgateError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { check } from './check.js';
 import type { Command } from './command.js';
-import { ctl } from './ctl.js';
-import { demo } from './demo.js';
-import { run } from './run.js';
-import { simulate } from './simulate.js';
-import { validate } from './validate.js';
 
-const COMMANDS: Command[] = [run, validate, check, demo, simulate, ctl];
+// Each command is imported only when it runs: `licgate check` is called by keepalived every second,
+// and importing the daemon (pino, prom-client, undici, yaml) just to send one GET cost ~300 ms of CPU.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./run.js')).run,
+  validate: async () => (await import('./validate.js')).validate,
+  check: async () => (await import('./check.js')).check,
+  demo: async () => (await import('./demo.js')).demo,
+  simulate: async () => (await import('./simulate.js')).simulate,
+  ctl: async () => (await import('./ctl.js')).ctl,
+};
 
-function usage(): string {
-  const w = Math.max(...COMMANDS.map((c) => c.name.length));
-  return `licgate ${VERSION} — load balancer and health sidecar for license servers\n\nUsage: licgate <command> [options]\n\n${COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`).join('\n')}\n\nlicgate <command> --help shows a command's options.\n`;
+async function usage(): Promise<string> {
+  const all = await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  const w = Math.max(...all.map((c) => c.name.length));
+  return `licgate ${VERSION} — load balancer and health sidecar for license servers\n\nUsage: licgate <command> [options]\n\n${all.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`).join('\n')}\n\nlicgate <command> --help shows a command's options.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage());
+    process.stdout.write(await usage());
     return name ? 0 : 2;
   }
   if (name === '--version' || name === '-V') {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
-  if (!cmd) {
-    process.stderr.write(`licgate: unknown command "${name}"\n\n${usage()}`);
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) {
+    process.stderr.write(`licgate: unknown command "${name}"\n\n${await usage()}`);
     return 2;
   }
+  const cmd = await load();
   try {
     return await cmd.run(rest);
   } catch (e) {

@@ -2,12 +2,11 @@ import { loadConfigFile } from '../config/load.js';
 import { Daemon } from '../daemon.js';
 import { ConfigError, ListenError } from '../errors.js';
 import { createLogger } from '../observe/log.js';
-import { parse, required, type Command } from './command.js';
-import { help } from './validate.js';
+import { help, parse, required, type Command } from './command.js';
 
 export const run: Command = {
   name: 'run',
-  summary: 'run the daemon in the foreground (SIGTERM/SIGINT: graceful stop; a second signal: stop now)',
+  summary: 'run the daemon in the foreground (SIGHUP: reload the config; SIGTERM/SIGINT: graceful stop; a second signal: stop now)',
   usage: 'licgate run --config FILE',
   async run(args) {
     const { values } = parse(args, { config: { type: 'string', short: 'c' } });
@@ -60,5 +59,7 @@ export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => P
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // Reload: the daemon logs the outcome (one line) and keeps the old config when the new one is bad.
+    process.on('SIGHUP', () => void daemon.reload('SIGHUP'));
   });
 }

@@ -1,24 +1,29 @@
 import { parseHostPort } from '../config/address.js';
-import { UsageError } from '../errors.js';
+import { ListenError, UsageError } from '../errors.js';
+import { FlexlmSimulator } from '../simulator/flexlm-simulator.js';
 import { LicenseSimulator } from '../simulator/license-simulator.js';
-import { parse, type Command } from './command.js';
-import { help } from './validate.js';
+import { help, parse, type Command } from './command.js';
 
 export const simulate: Command = {
   name: 'simulate',
   summary: 'run a simulated license server (line protocol: STATUS, HELLO, CHECKOUT f n, CHECKIN h)',
-  usage: 'licgate simulate --listen ADDR [--name N] [--tokens N]',
+  usage: 'licgate simulate --listen ADDR [--name N] [--tokens N] [--flexlm --vendor-port N]',
   async run(args) {
-    const { values } = parse(args, { listen: { type: 'string' }, name: { type: 'string' }, tokens: { type: 'string' } });
+    const { values } = parse(args, { listen: { type: 'string' }, name: { type: 'string' }, tokens: { type: 'string' }, flexlm: { type: 'boolean' }, 'vendor-port': { type: 'string' } });
     if (values.help) return help(this);
     const listen = parseHostPort(values.listen ?? '127.0.0.1:27000', { allowPortZero: true });
     if (typeof listen === 'string') throw new UsageError(`--listen: ${listen}`);
     const tokens = Number(values.tokens ?? 100);
     if (!Number.isInteger(tokens) || tokens < 0) throw new UsageError(`--tokens: expected a whole number, found "${values.tokens}"`);
-    const sim = new LicenseSimulator({ listen, name: values.name ?? `sim-${listen.port}`, tokens });
-    const addr = await sim.listen();
-    // Tests and the demo read this line to learn the port when --listen asked for port 0.
-    process.stdout.write(`simulator ${sim.opts.name} listening on ${addr.address}:${addr.port}\n`);
+    const vendorPort = readVendorPort(values.flexlm === true, values['vendor-port']);
+    const name = values.name ?? `sim-${listen.port}`;
+    const sim = vendorPort === null ? new LicenseSimulator({ listen, name, tokens }) : new FlexlmSimulator({ listen, name, tokens, vendorPort });
+    const addr = await sim.listen().catch((e: NodeJS.ErrnoException) => {
+      throw new ListenError(`simulator ${name}`, `${values.listen ?? '127.0.0.1:27000'}${vendorPort === null ? '' : ` (vendor port ${vendorPort})`}`, e);
+    });
+    // Tests and the demo read these lines to learn the ports when they asked for port 0.
+    if (sim instanceof FlexlmSimulator) process.stdout.write(`simulator ${name} vendor daemon on ${addr.address}:${sim.vendorAddress().port}\n`);
+    process.stdout.write(`simulator ${name} listening on ${addr.address}:${addr.port}\n`);
     return new Promise((resolve) => {
       const stop = (): void => void sim.close().then(() => resolve(0));
       process.once('SIGTERM', stop);
@@ -26,3 +31,15 @@ export const simulate: Command = {
     });
   },
 };
+
+/** FlexLM mode needs the vendor daemon's port, and the port means nothing without FlexLM mode. */
+function readVendorPort(flexlm: boolean, text: string | undefined): number | null {
+  if (!flexlm) {
+    if (text !== undefined) throw new UsageError('--vendor-port: only with --flexlm');
+    return null;
+  }
+  if (text === undefined) throw new UsageError('--flexlm: expected --vendor-port N (the vendor daemon port, 0-65535)');
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--vendor-port: expected a port 0-65535, found "${text}"`);
+  return port;
+}

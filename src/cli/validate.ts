@@ -1,6 +1,6 @@
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../errors.js';
-import { parse, required, type Command } from './command.js';
+import { help, parse, required, type Command } from './command.js';
 
 export const validate: Command = {
   name: 'validate',
@@ -24,8 +24,3 @@ export const validate: Command = {
     }
   },
 };
-
-export function help(cmd: Command): number {
-  process.stdout.write(`${cmd.usage}\n\n${cmd.summary}\n`);
-  return 0;
-}
