@@ -1,14 +1,25 @@
-import type { Config } from './config/schema.js';
+import type { HostPort } from './config/address.js';
+import type { Config, FrontendConfig } from './config/schema.js';
 import type { DaemonView, HealthVerdict } from './daemon-view.js';
 import { createProbe } from './health/probes/create-probe.js';
 import { CheckScheduler } from './health/scheduler.js';
+import { AgentScheduler } from './health/agent-scheduler.js';
 import type { LineServer } from './io/line-server.js';
 import { tierName } from './model/events.js';
+import type { Backend } from './model/backend.js';
 import { Model } from './model/model.js';
 import type { Logger } from './observe/log.js';
+import { Metrics, metricsRoute } from './observe/metrics.js';
+import { Notifier } from './observe/notifier.js';
 import { Frontend } from './proxy/frontend.js';
 import { AdminHttp } from './serve/admin-http.js';
+import { readAdminToken, registerAdminApi } from './serve/admin-api.js';
+import { agentReportFor, renderAgentReply } from './serve/agent-reply.js';
+import { AgentResponder } from './serve/agent-responder.js';
+import { registerReloadRoute } from './serve/reload-route.js';
+import { registerStatsPage } from './serve/stats-page.js';
 import { createStatusResponder } from './serve/status-responder.js';
+import { reloadFromFile, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
 
 /**
@@ -17,50 +28,59 @@ import { VERSION } from './version.js';
  */
 export class Daemon implements DaemonView {
   readonly version = VERSION;
-  readonly model: Model;
+  /** cfg and model are replaced by a reload (src/reload.ts); frontends are updated in place. */
+  model: Model;
   readonly frontends: Frontend[] = [];
+  /** Frontends a reload removed whose sessions are still open: shutdown waits for them too. */
+  readonly retired = new Set<Frontend>();
   readonly schedulers: CheckScheduler[] = [];
   readonly startedAt = Date.now();
   shuttingDown = false;
   statusResponder: LineServer | null = null;
+  agentResponder: AgentResponder | null = null;
+  readonly agentSchedulers: AgentScheduler[] = [];
   admin: AdminHttp | null = null;
 
-  constructor(readonly cfg: Config, readonly log: Logger) {
+  readonly metrics: Metrics;
+  readonly notifier: Notifier;
+  private reloading: Promise<unknown> = Promise.resolve();
+  /** Resolves the shutdown wait when the last open session ends (event-driven, no polling). */
+  private onDrained: (() => void) | null = null;
+  /** /ready latches once every server was checked: a server added by a reload must not make it 503. */
+  private wasReady = false;
+
+  constructor(public cfg: Config, readonly log: Logger) {
     this.model = new Model(cfg);
-    this.observe();
-    for (const f of cfg.frontends) {
-      this.frontends.push(
-        new Frontend(f, this.model.backend(f.backend)!, {
-          sessionEnded: (rec) => log.info(rec, 'session closed'),
-          attemptFailed: (fe, server, reason) => log.warn({ frontend: fe.name, backend: fe.backend.name, server: server.name, reason }, 'connect to server failed; trying the next one'),
-          acceptFailed: (fe, err) => this.acceptFailed(fe, err),
-        }),
-      );
+    this.notifier = new Notifier(cfg.notify.webhooks, log);
+    this.metrics = new Metrics(this, () => this.notifier.counts);
+    this.observeModel(this.model);
+    for (const f of cfg.frontends) this.frontends.push(this.buildFrontend(f, this.model));
+    if (cfg.status) this.statusResponder = this.buildStatusResponder(cfg.status.listen);
+    if (cfg.agent) this.agentResponder = this.buildAgentResponder(cfg.agent.listen);
+    if (cfg.admin) {
+      this.admin = new AdminHttp(cfg.admin.listen, this);
+      const token = readAdminToken(cfg.admin.token_file);
+      // A getter: the admin API must act on the model of the config running now, also after a reload.
+      const daemon = this;
+      registerAdminApi(this.admin, { get model() { return daemon.model; }, log, token });
+      registerReloadRoute(this.admin, this, token);
+      registerStatsPage(this.admin);
+      this.admin.add('GET', /^\/metrics$/, metricsRoute(this.metrics));
     }
-    if (cfg.status) {
-      const name = cfg.status.backend ?? cfg.backends[0]!.name;
-      this.statusResponder = createStatusResponder(cfg.status.listen, () => this.model.backend(name)!, (why) => log.warn({ why }, 'status peer cut off'));
-    }
-    if (cfg.admin) this.admin = new AdminHttp(cfg.admin.listen, this);
   }
 
   async start(): Promise<void> {
     try {
       for (const f of this.frontends) await f.listen();
       await this.statusResponder?.listen();
+      await this.agentResponder?.listen();
       await this.admin?.listen();
     } catch (e) {
       await this.close();
       throw e;
     }
-    for (const b of this.model.backends.values()) {
-      const probe = createProbe(b.cfg.check);
-      if (!probe) continue;
-      const s = new CheckScheduler(b, b.cfg.check, probe, this.model.events);
-      this.schedulers.push(s);
-      s.start();
-    }
-    this.log.info({ version: this.version, frontends: this.frontends.map((f) => `${f.name}@${f.address().address}:${f.address().port}`), admin: this.admin?.address().port ?? null, status: this.statusResponder?.address().port ?? null }, 'licgate started');
+    this.startChecks();
+    this.log.info({ version: this.version, frontends: this.frontends.map((f) => `${f.name}@${f.address().address}:${f.address().port}`), admin: this.admin?.address().port ?? null, status: this.statusResponder?.address().port ?? null, agent: this.agentResponder?.address().port ?? null }, 'licgate started');
   }
 
   /** The backends /health answers for: every frontend's, plus the status and agent backends. */
@@ -82,9 +102,18 @@ export class Daemon implements DaemonView {
 
   readiness(): { ready: boolean; reason: string } {
     if (this.shuttingDown) return { ready: false, reason: 'shutting down' };
+    if (this.wasReady) return { ready: true, reason: 'listening, every server checked once' };
     const pending = [...this.model.backends.values()].filter((b) => !b.allChecked).map((b) => b.name);
     if (pending.length) return { ready: false, reason: `first checks pending in ${pending.join(', ')}` };
+    this.wasReady = true;
     return { ready: true, reason: 'listening, every server checked once' };
+  }
+
+  /** SIGHUP and POST /admin/reload: one reload at a time, in order (see src/reload.ts). */
+  reload(trigger: string): Promise<ReloadOutcome> {
+    const run = this.reloading.then(() => reloadFromFile(this, this.cfg.file, trigger));
+    this.reloading = run.catch(() => undefined);
+    return run;
   }
 
   /**
@@ -94,26 +123,104 @@ export class Daemon implements DaemonView {
   async shutdown(graceMs: number): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    const open = (): number => this.frontends.reduce((n, f) => n + f.sessions.size, 0);
-    this.log.info({ open_sessions: open(), grace_ms: graceMs }, 'shutting down: no new connections, waiting for open sessions');
+    this.log.info({ open_sessions: this.openSessions(), grace_ms: graceMs }, 'shutting down: no new connections, waiting for open sessions');
     for (const f of this.frontends) f.stopAccepting();
     await this.statusResponder?.close();
-    const deadline = Date.now() + graceMs;
-    while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const left = open();
+    await this.sessionsEnded(graceMs);
+    const left = this.openSessions();
     if (left) this.log.warn({ sessions: left }, 'shutdown grace expired; closing remaining sessions');
     await this.close();
   }
 
+  /** Resolves when no session is open, or after `ms`: woken by the last sessionEnded, no polling. */
+  private async sessionsEnded(ms: number): Promise<void> {
+    if (this.openSessions() === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.onDrained = resolve;
+      timer = setTimeout(resolve, ms);
+    });
+    clearTimeout(timer);
+    this.onDrained = null;
+  }
+
+  openSessions(): number {
+    let n = 0;
+    for (const f of this.frontends) n += f.sessions.size;
+    for (const f of this.retired) n += f.sessions.size;
+    return n;
+  }
+
   async close(): Promise<void> {
     this.shuttingDown = true;
-    for (const s of this.schedulers) s.stop();
-    for (const f of this.frontends) {
+    this.stopChecks();
+    for (const f of [...this.frontends, ...this.retired]) {
       f.stopAccepting();
       f.abortAll();
     }
+    // Aborted sessions end on their sockets' close events; wait for them so each gets its log line and metrics.
+    await this.sessionsEnded(1000);
     await this.statusResponder?.close();
+    await this.agentResponder?.close();
     await this.admin?.close();
+    // Notifications about the stop itself (a backend going down on the way) get a short chance to go out.
+    await this.notifier.close(2000);
+  }
+
+  /** Health and agent checks of the current model (restarted by a reload for the new one). */
+  startChecks(): void {
+    for (const b of this.model.backends.values()) {
+      const probe = createProbe(b.cfg.check);
+      if (!probe) continue;
+      const s = new CheckScheduler(b, b.cfg.check, probe, this.model.events);
+      this.schedulers.push(s);
+      s.start();
+    }
+    for (const b of this.model.backends.values()) {
+      if (b.cfg.agent_port === null) continue;
+      const a = new AgentScheduler(b, b.cfg.agent_port, b.cfg.agent_inter, b.cfg.check.timeout);
+      this.agentSchedulers.push(a);
+      a.start();
+    }
+  }
+
+  stopChecks(): void {
+    for (const s of this.schedulers.splice(0)) s.stop();
+    for (const a of this.agentSchedulers.splice(0)) a.stop();
+  }
+
+  /** The STATUS responder; it reads the backend from the config running now. */
+  buildStatusResponder(listen: HostPort): LineServer {
+    const backend = (): Backend => this.model.backend(this.cfg.status?.backend ?? this.cfg.backends[0]!.name)!;
+    return createStatusResponder(listen, backend, (why) => this.log.warn({ why }, 'status peer cut off'));
+  }
+
+  /** The agent-check responder (agent-reply.ts); it reads the config running now. */
+  buildAgentResponder(listen: HostPort): AgentResponder {
+    return new AgentResponder(listen, () => {
+      const agent = this.cfg.agent!;
+      const b = this.model.backend(agent.backend)!;
+      return renderAgentReply(agentReportFor(agent.server ? [b.server(agent.server)!] : b.servers, agent.weight_from));
+    });
+  }
+
+  /** A frontend whose hooks feed the log and the metrics (hooks outlive reloads that keep the frontend). */
+  buildFrontend(f: FrontendConfig, model: Model): Frontend {
+    const log = this.log;
+    return new Frontend(f, model.backend(f.backend)!, {
+      sessionConnected: (fe, server, retries) => this.metrics.sessionConnected(fe, server, retries),
+      sessionEnded: (rec) => {
+        this.metrics.sessionEnded(rec);
+        log.info(rec, 'session closed');
+        if (this.retired.size) for (const r of this.retired) if (r.sessions.size === 0) this.retired.delete(r);
+        if (this.onDrained && this.openSessions() === 0) this.onDrained();
+      },
+      attemptFailed: (fe, server, reason) => {
+        this.metrics.attemptFailed(fe, server, reason);
+        log.warn({ frontend: fe.name, backend: fe.backend.name, server: server.name, reason }, 'connect to server failed; trying the next one');
+      },
+      acceptFailed: (fe, err) => this.acceptFailed(fe, err),
+    });
   }
 
   private lastAcceptLog = 0;
@@ -126,8 +233,11 @@ export class Daemon implements DaemonView {
     this.log.error({ frontend: fe.name, code: err.code, accept_errors: fe.acceptErrors }, `frontend ${fe.name} cannot accept connections: ${err.code ?? err.message}${err.code === 'EMFILE' ? ' (out of file descriptors; raise LimitNOFILE)' : ''}`);
   }
 
-  private observe(): void {
-    const ev = this.model.events;
+  /** Log, metrics and webhooks listen to a model's events (again for each model a reload builds). */
+  observeModel(model: Model): void {
+    const ev = model.events;
+    this.metrics.watch(ev);
+    this.notifier.watch(ev);
     ev.on('server-state', (e) => {
       const line = { backend: e.backend, server: e.server, from: e.from, to: e.to, reason: e.reason };
       if (e.usableChanged) this.log.warn(line, `server ${e.backend}/${e.server} is ${e.to}`);

@@ -24,12 +24,21 @@ export function parseHostPort(text: string, opts: { allowPortZero?: boolean } = 
     portText = text.slice(i + 1);
     if (host.includes(':')) return `expected an IPv6 address in brackets, e.g. [${host}]:${portText}`;
   }
+  if (host !== '*' && !isIP(host) && !isHostName(host)) return `expected an IP address or host name, found "${host}"`;
   if (!/^\d+$/.test(portText)) return `expected a port number after ':', found "${portText}"`;
   const port = Number(portText);
   const min = opts.allowPortZero ? 0 : 1;
   if (port < min || port > 65535) return `expected a port ${min}-65535, found ${port}`;
   if (host === '*') host = '0.0.0.0';
   return { host, port };
+}
+
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** RFC 1123 host name; an all-numeric last label (RFC 3696), such as in 10.0.0.300, is a bad IPv4 address instead. */
+function isHostName(host: string): boolean {
+  const labels = host.replace(/\.$/, '').split('.');
+  return host.length <= 253 && labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1]!);
 }
 
 export function formatHostPort(hp: HostPort): string {

@@ -3,7 +3,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
 import { formatHostPort, isLoopback, type HostPort } from './address.js';
 import { readConfig, type Config } from './schema.js';
-import { YamlReader } from './yaml-reader.js';
+import { closest, YamlReader } from './yaml-reader.js';
 
 /** Reads, validates and freezes a config file. Throws ConfigError listing every problem. */
 export function loadConfigFile(file: string): Config {
@@ -21,51 +21,65 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   const r = new YamlReader(file, lines, doc);
   for (const e of doc.errors) {
-    const lp = e.linePos?.[0];
-    r.issues.push(new ConfigIssue({ file, line: lp?.line ?? 1, col: lp?.col ?? 1 }, `YAML syntax: ${e.message.split('\n')[0]}`));
+    // With prettyErrors off, yaml sets only the offset (e.pos), not linePos.
+    const lp = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
+    r.issues.push(new ConfigIssue({ file, line: lp.line, col: lp.col }, `YAML syntax: ${e.message.split('\n')[0]}`));
   }
   if (r.issues.length) throw new ConfigError(r.issues);
   const cfg = readConfig(r, doc.contents as never);
-  if (cfg && r.issues.length === 0) crossCheck(r, cfg);
+  // Cross-checks run after read errors too, so one pass reports every problem in the file.
+  if (cfg) crossCheck(r, cfg);
   if (r.issues.length || !cfg) throw new ConfigError(r.issues.length ? r.issues : [new ConfigIssue({ file, line: 1, col: 1 }, 'empty config')]);
   return deepFreeze(cfg);
 }
 
 /** Checks that need the whole file: unique names, references, listener clashes, admin exposure. */
 function crossCheck(r: YamlReader, cfg: Config): void {
-  const backends = new Map(cfg.backends.map((b) => [b.name, b]));
-  unique(r, cfg.backends, 'backend');
-  unique(r, cfg.frontends, 'frontend');
-  for (const b of cfg.backends) {
-    unique(r, b.servers, `server in backend "${b.name}"`);
+  // The config may be partly read (items and fields that had errors are undefined): skip those,
+  // and check references only when every backend's name is known, so no error cascades.
+  const hadErrors = r.issues.length > 0;
+  const frontends = cfg.frontends.filter(Boolean);
+  const backendList = cfg.backends.filter(Boolean);
+  const namesKnown = backendList.length === cfg.backends.length && backendList.every((b) => b.name !== undefined);
+  const backends = new Map(backendList.map((b) => [b.name, b]));
+  unique(r, backendList, 'duplicate backend name');
+  unique(r, frontends, 'duplicate frontend name');
+  for (const b of backendList) {
+    unique(r, b.servers.filter(Boolean), `backend "${b.name}": duplicate server name`);
     if (b.stick && b.balance === 'source') r.errorAt(b, 'stick', `backend "${b.name}": "stick: source" is redundant with "balance: source"; use one`);
+    if (b.agent_port != null && b.check?.type === 'agent') r.errorAt(b, 'agent_port', `backend "${b.name}": agent_port adds an agent check, but the check is already type agent; use one`);
   }
   const known = [...backends.keys()].join(', ') || 'none defined';
-  for (const f of cfg.frontends) {
-    if (!backends.has(f.backend)) r.errorAt(f, 'backend', `frontend "${f.name}": unknown backend "${f.backend}" (backends: ${known})`);
+  const unknownBackend = (name: string): string => {
+    const hint = closest(name, [...backends.keys()]);
+    return `unknown backend "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}; backends: ${known}`;
+  };
+  for (const f of frontends) {
+    if (namesKnown && f.backend !== undefined && !backends.has(f.backend)) r.errorAt(f, 'backend', `frontend "${f.name}": ${unknownBackend(f.backend)}`);
   }
-  if (cfg.status?.backend && !backends.has(cfg.status.backend)) r.errorAt(cfg.status, 'backend', `status.backend: unknown backend "${cfg.status.backend}" (backends: ${known})`);
+  if (namesKnown && cfg.status?.backend && !backends.has(cfg.status.backend)) r.errorAt(cfg.status, 'backend', `status.backend: ${unknownBackend(cfg.status.backend)}`);
   if (cfg.status && !cfg.status.backend && cfg.backends.length === 0) r.errorAt(cfg.status, null, 'status: there is no backend to report on; add a backend');
-  if (cfg.agent) {
+  if (namesKnown && cfg.agent?.backend !== undefined) {
     const b = backends.get(cfg.agent.backend);
-    if (!b) r.errorAt(cfg.agent, 'backend', `agent.backend: unknown backend "${cfg.agent.backend}" (backends: ${known})`);
-    else if (cfg.agent.server && !b.servers.some((s) => s.name === cfg.agent!.server)) r.errorAt(cfg.agent, 'server', `agent.server: backend "${b.name}" has no server "${cfg.agent.server}"`);
+    if (!b) r.errorAt(cfg.agent, 'backend', `agent.backend: ${unknownBackend(cfg.agent.backend)}`);
+    else if (cfg.agent.server && !b.servers.some((s) => s?.name === cfg.agent!.server)) r.errorAt(cfg.agent, 'server', `agent.server: backend "${b.name}" has no server "${cfg.agent.server}"`);
+    else if (cfg.agent.weight_from && b.check && !b.check.parse) r.errorAt(cfg.agent, 'weight_from', `agent.weight_from: backend "${b.name}" has check type ${b.check.type}, which reads no license usage; weight_from needs a check with "parse: lmstat" or "parse: dsls"`);
   }
-  const listeners: [object, string, HostPort][] = [
-    ...cfg.frontends.map((f) => [f, `frontend "${f.name}"`, f.listen] as [object, string, HostPort]),
+  const listeners: [object, string, HostPort | undefined][] = [
+    ...frontends.map((f) => [f, `frontend "${f.name}"`, f.listen] as [object, string, HostPort]),
     ...(cfg.status ? [[cfg.status, 'status', cfg.status.listen] as [object, string, HostPort]] : []),
     ...(cfg.agent ? [[cfg.agent, 'agent', cfg.agent.listen] as [object, string, HostPort]] : []),
     ...(cfg.admin ? [[cfg.admin, 'admin', cfg.admin.listen] as [object, string, HostPort]] : []),
   ];
   const seen = new Map<string, string>();
   for (const [obj, what, hp] of listeners) {
-    if (hp.port === 0) continue;
+    if (!hp || hp.port === 0) continue;
     const key = formatHostPort(hp);
     const other = seen.get(key);
     if (other) r.errorAt(obj, 'listen', `${what}: listen address ${key} is already used by ${other}`);
     else seen.set(key, what);
   }
-  if (cfg.admin && !isLoopback(cfg.admin.listen.host) && !cfg.admin.token_file) {
+  if (cfg.admin?.listen && !isLoopback(cfg.admin.listen.host) && !cfg.admin.token_file) {
     r.errorAt(cfg.admin, 'listen', `admin.listen: ${formatHostPort(cfg.admin.listen)} is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1`);
   }
   if (cfg.admin?.token_file) {
@@ -75,15 +89,16 @@ function crossCheck(r: YamlReader, cfg: Config): void {
       r.errorAt(cfg.admin, 'token_file', `admin.token_file: cannot read ${cfg.admin.token_file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
-  if (!cfg.frontends.length && !cfg.status && !cfg.agent && !cfg.admin) {
+  if (!hadErrors && !cfg.frontends.length && !cfg.status && !cfg.agent && !cfg.admin) {
     r.issues.push(new ConfigIssue({ file: r.file, line: 1, col: 1 }, 'nothing to run: declare frontends (proxy role), status/agent (sidecar role) or admin'));
   }
 }
 
-function unique(r: YamlReader, items: { name: string }[], what: string): void {
+function unique(r: YamlReader, items: { name: string }[], message: string): void {
   const seen = new Set<string>();
   for (const it of items) {
-    if (seen.has(it.name)) r.errorAt(it, 'name', `duplicate ${what} name "${it.name}"`);
+    if (it.name === undefined) continue;
+    if (seen.has(it.name)) r.errorAt(it, 'name', `${message} "${it.name}"`);
     seen.add(it.name);
   }
 }

@@ -10,12 +10,13 @@ import { Server } from './server.js';
 /**
  * A named set of servers in tiers. The best tier with an eligible server serves new connections
  * (with `failback: manual`, the tier in use keeps serving while it can). Inside the tier the
- * balancer picks; a sticky client keeps its server for as long as that server is usable.
+ * balancer picks; a sticky client keeps its server while that server is usable and in the serving tier.
  */
 export class Backend {
   readonly name: string;
   readonly servers: Server[];
-  readonly stick: StickTable | null;
+  /** Not readonly: a reload hands the running table to the backend that replaces this one. */
+  stick: StickTable | null;
   servingTier: number | null = null;
   private readonly tiers: { tier: number; servers: Server[] }[];
   private readonly balancer: Balancer;
@@ -48,7 +49,10 @@ export class Backend {
     if (this.stick) {
       const name = this.stick.get(clientKey);
       const stuck = name === undefined ? undefined : this.server(name);
-      if (stuck && ok(stuck)) {
+      // Only inside the serving tier: with failback auto a client stuck on the backup returns to the
+      // recovered active tier on its next connection (its lmgrd and vendor connections move together,
+      // the entry follows); a server that is not usable any more is replaced below and the entry with it.
+      if (stuck && stuck.tier === this.servingTier && ok(stuck)) {
         this.stick.set(clientKey, stuck.name);
         return stuck;
       }
@@ -63,14 +67,16 @@ export class Backend {
     return chosen;
   }
 
-  /** A session took a slot on `server`. */
-  acquire(server: Server): void {
+  /** A session of `clientKey` took a slot on `server` (its stick entry cannot expire while it is open). */
+  acquire(server: Server, clientKey: string): void {
     server.active++;
+    this.stick?.sessionOpened(clientKey);
   }
 
-  /** A session left `server`: its slot may let the oldest queued connection go. */
-  release(server: Server): void {
+  /** A session of `clientKey` left `server`: its slot may let the oldest queued connection go. */
+  release(server: Server, clientKey: string): void {
     server.active--;
+    this.stick?.sessionClosed(clientKey);
     if (this.queue.length && server.maxconn > 0) this.queue.shift()!.wake();
   }
 
@@ -114,6 +120,28 @@ export class Backend {
     return this.servers.every((s) => s.firstCheckDone);
   }
 
+  /**
+   * Reload: take over from `old`, the backend of the same name in the running config, after each
+   * surviving server adopted its runtime state. Keeps the serving tier (announced by `reconsider`
+   * once the new config is live) and the stick table, so a reload neither fails back nor moves a
+   * sticky FlexLM client to another server.
+   */
+  adoptRuntime(old: Backend): void {
+    this.servingTier = old.servingTier;
+    this.queueRejected = old.queueRejected;
+    this.queueTimeouts = old.queueTimeouts;
+    if (this.stick && old.stick && this.stick.ttlMs === old.stick.ttlMs && this.stick.maxSize === old.stick.maxSize) {
+      this.stick = old.stick;
+      for (const s of old.servers) if (!this.server(s.name)) this.stick.forgetServer(s.name);
+    }
+  }
+
+  /** Serve from the right tier after a change (failback manual keeps the tier in use while it can serve). */
+  reconsider(reason: string): void {
+    const keep = this.cfg.failback === 'manual' && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible);
+    if (!keep) this.setServing(this.bestTier(), reason);
+  }
+
   /** Admin action for `failback: manual`: serve from the best tier again. */
   failback(reason: string): void {
     this.setServing(this.bestTier(), reason);
@@ -132,8 +160,7 @@ export class Backend {
     const usableChanged = usableBefore !== server.eligible;
     this.events.emit('server-state', { backend: this.name, server: server.name, from, to: server.stateText, reason, usableChanged });
     if (!usableChanged) return;
-    const keep = this.cfg.failback === 'manual' && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible);
-    if (!keep) this.setServing(this.bestTier(), `${server.name} ${server.stateText}: ${reason}`);
+    this.reconsider(`${server.name} ${server.stateText}: ${reason}`);
   }
 
   private setServing(tier: number | null, reason: string): void {

@@ -21,6 +21,12 @@ export interface CheckResult {
   license?: LicenseInfo;
 }
 
+interface ConnectionCounts {
+  active: number;
+  total: number;
+  connectErrors: number;
+}
+
 export type ServerChange = (server: Server, from: string, reason: string, usableBefore: boolean) => void;
 
 /**
@@ -41,9 +47,8 @@ export class Server {
   weight: number;
   admin: AdminState = 'ready';
   agent: AgentView | null = null;
-  active = 0;
-  total = 0;
-  connectErrors = 0;
+  /** Shared with the Server that replaces this one on a reload (see adoptRuntime). */
+  private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0 };
   private consecutiveErrors = 0;
   lastCheck: CheckResult | null = null;
   /** Set after the first active check, so /ready knows every server has been looked at. */
@@ -60,6 +65,55 @@ export class Server {
     this.checked = checked;
     this.firstCheckDone = !checked;
     this.health = new HealthState(rise, fall);
+  }
+
+  /** Sessions holding a slot now (maxconn, leastconn, /status). */
+  get active(): number {
+    return this.counts.active;
+  }
+
+  set active(n: number) {
+    this.counts.active = n;
+  }
+
+  get total(): number {
+    return this.counts.total;
+  }
+
+  set total(n: number) {
+    this.counts.total = n;
+  }
+
+  get connectErrors(): number {
+    return this.counts.connectErrors;
+  }
+
+  set connectErrors(n: number) {
+    this.counts.connectErrors = n;
+  }
+
+  /**
+   * Reload: this server replaces `old` (same backend, name and address). It takes over what was
+   * learned at runtime — health, admin state, a weight set at runtime, the agent's word, the last
+   * check — without an event (nothing changed for the outside). The connection counts are shared,
+   * not copied: sessions opened before the reload still hold `old` and release their slot on it,
+   * so maxconn, leastconn and /status stay right until they end.
+   */
+  adoptRuntime(old: Server, sameCheck: boolean): void {
+    this.counts = old.counts;
+    this.consecutiveErrors = old.consecutiveErrors;
+    const h = old.health;
+    if (h.rise === this.health.rise && h.fall === this.health.fall) this.health.health = h.health;
+    else if (h.up) this.health.health = h.phase === 'up' ? this.health.max : this.health.rise;
+    else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
+    this.admin = old.admin;
+    if (old.weight !== old.configuredWeight) this.weight = old.weight;
+    if (sameCheck) {
+      this.agent = old.agent;
+      this.lastCheck = old.lastCheck;
+    }
+    this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
+    if (firstWord(this.stateText) === firstWord(old.stateText)) this.stateSince = old.stateSince;
   }
 
   get up(): boolean {

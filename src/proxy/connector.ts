@@ -48,8 +48,10 @@ export class Connector {
       return;
     }
     this.server = server;
-    this.backend.acquire(server);
-    const sock = connect({ host: server.address.host, port: this.port ?? server.address.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS });
+    this.backend.acquire(server, this.clientKey);
+    // allowHalfOpen: a server's FIN is forwarded as a half-close; without it Node would end our side
+    // to the server at once and the client's later bytes would hit a closed socket (EPIPE → reset).
+    const sock = connect({ host: server.address.host, port: this.port ?? server.address.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS });
     this.attempt = sock;
     sock.setTimeout(this.backend.cfg.connect_timeout);
     sock.once('connect', this.connected);
@@ -83,7 +85,7 @@ export class Connector {
   }
 
   private release(): void {
-    if (this.server) this.backend.release(this.server);
+    if (this.server) this.backend.release(this.server, this.clientKey);
     this.server = null;
     this.attempt = null;
   }

@@ -8,13 +8,15 @@ import { Session, type SessionRecord } from './session.js';
 
 export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
+  /** A session reached `server` after `retries` failed attempts (counted once, not per chunk). */
+  sessionConnected(fe: Frontend, server: Server, retries: number): void;
   attemptFailed(fe: Frontend, server: Server, reason: string): void;
   acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void;
 }
 
 /** A listening port whose connections go to one backend. */
 export class Frontend {
-  readonly name: string;
+  name: string;
   readonly sessions = new Set<Session>();
   /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
   private readonly waiting: Socket[] = [];
@@ -22,7 +24,8 @@ export class Frontend {
   acceptErrors = 0;
   private readonly server: NetServer;
 
-  constructor(readonly cfg: FrontendConfig, readonly backend: Backend, readonly hooks: FrontendHooks) {
+  /** cfg and backend change on a reload that keeps this listener (see retarget). */
+  constructor(public cfg: FrontendConfig, public backend: Backend, readonly hooks: FrontendHooks) {
     this.name = cfg.name;
     // allowHalfOpen: a license client's FIN must reach the server as a half-close, not a full close.
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, this.accept);
@@ -52,6 +55,16 @@ export class Frontend {
   /** Stops accepting; open sessions continue (server.close's callback waits for them, so it is not used). */
   stopAccepting(): void {
     if (this.server.listening) this.server.close();
+  }
+
+  /**
+   * Reload: the same listener now serves `cfg` and sends new connections to `backend`; the
+   * listening socket is not touched and open sessions keep the server they have.
+   */
+  retarget(cfg: FrontendConfig, backend: Backend): void {
+    this.name = cfg.name;
+    this.cfg = cfg;
+    this.backend = backend;
   }
 
   abortAll(): void {

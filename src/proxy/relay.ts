@@ -39,6 +39,19 @@ export class Relay {
     this.client.resume();
   }
 
+  /**
+   * In-band STATUS arrived after the upstream connect: close the server side quietly and give the
+   * client socket back (no listener of ours stays on it, and `finish` will not run).
+   */
+  dropServer(): void {
+    const { client, server } = this;
+    server.off('data', this.fromServer).off('end', this.serverEnded).off('error', this.serverError).off('close', this.oneClosed).off('drain', this.resumeClient);
+    client.off('drain', this.resumeServer).off('error', this.clientError).off('close', this.oneClosed).off('timeout', this.idle);
+    client.off('data', this.fromClient).off('end', this.clientEnded);
+    server.on('error', ignore);
+    server.destroy();
+  }
+
   /** Ends the session from our side (shutdown grace expired, admin kill). */
   abort(reason: EndReason): void {
     this.reason = reason;
@@ -105,3 +118,7 @@ export class Relay {
     if (this.server.destroyed && !this.client.destroyed && !this.server.readableEnded) this.client.destroy();
   };
 }
+
+const ignore = (): void => {
+  // A late error on a socket we already dropped.
+};

@@ -33,6 +33,10 @@ export class Session {
   private server: Server | null = null;
   private sniffed: Buffer | null = null;
   private sniffing: boolean;
+  /** Bounds the sniff (a partial prefix, or no server while the first bytes are awaited); not the socket timeout, which is the relay's idle_timeout. */
+  private sniffTimer: NodeJS.Timeout | null = null;
+  /** Every server failed while the first bytes were still awaited: they may be an in-band STATUS, answered even then. */
+  private failure: ConnectFailure | null = null;
   private retries = 0;
   private ended = false;
   readonly clientKey: string;
@@ -71,21 +75,20 @@ export class Session {
     const verdict = sniffStatus(buf);
     if (verdict === 'partial') {
       this.sniffed = buf;
-      this.client.setTimeout(SNIFF_TIMEOUT_MS, this.stopSniffing);
+      this.armSniffTimer();
       return;
     }
     this.sniffing = false;
     this.client.off('data', this.sniff);
     this.client.off('end', this.stopSniffing);
-    this.client.off('timeout', this.stopSniffing);
-    this.client.setTimeout(0);
+    this.clearSniffTimer();
     if (verdict === 'status') {
       this.answerStatus();
       return;
     }
     this.sniffed = buf;
     this.client.pause();
-    if (this.relay) this.startClientSide();
+    this.sniffDone();
   };
 
   /** A client that stalls on a partial prefix, or half-closes first, is forwarded as it is. */
@@ -93,14 +96,41 @@ export class Session {
     if (!this.sniffing) return;
     this.sniffing = false;
     this.client.off('data', this.sniff);
-    this.client.off('timeout', this.stopSniffing);
-    this.client.setTimeout(0);
+    this.client.off('end', this.stopSniffing);
+    this.clearSniffTimer();
     this.client.pause();
-    if (this.relay) this.startClientSide();
+    this.sniffDone();
   };
+
+  /** The first bytes are not a STATUS request: relay them, or give up if no server could be reached. */
+  private sniffDone(): void {
+    if (this.failure) {
+      this.client.destroy();
+      this.endWith('no-server', this.failure.reason);
+    } else if (this.relay) this.startClientSide();
+  }
+
+  private armSniffTimer(): void {
+    if (this.sniffTimer) return;
+    this.sniffTimer = setTimeout(this.stopSniffing, SNIFF_TIMEOUT_MS);
+    this.sniffTimer.unref();
+  }
+
+  private clearSniffTimer(): void {
+    if (this.sniffTimer) clearTimeout(this.sniffTimer);
+    this.sniffTimer = null;
+  }
 
   private answerStatus(): void {
     this.connector.cancel();
+    if (this.relay) {
+      // The upstream connect won the race with the request: drop that connection, keep the client for the reply.
+      this.relay.dropServer();
+      this.relay = null;
+      this.fe.backend.release(this.server!, this.clientKey);
+      this.server = null;
+      this.client.on('error', this.earlyError);
+    }
     this.client.end(renderStatus(this.fe.backend));
     this.endWith('status');
   }
@@ -108,11 +138,12 @@ export class Session {
   private readonly connected = ({ socket, server, failed }: ConnectOutcome): void => {
     this.server = server;
     this.retries = failed;
+    this.fe.hooks.sessionConnected(this.fe, server, failed);
     this.client.off('error', this.earlyError);
     this.client.off('close', this.earlyClose);
     if (this.client.destroyed) {
       socket.destroy();
-      this.fe.backend.release(server);
+      this.fe.backend.release(server, this.clientKey);
       this.endWith('client-gone');
       return;
     }
@@ -131,6 +162,12 @@ export class Session {
   private readonly failed = (f: ConnectFailure): void => {
     this.retries = f.tried;
     if (this.ended) return;
+    if (this.sniffing) {
+      // Wait (bounded) for the first bytes: an in-band STATUS still gets its "Server Status: Down".
+      this.failure = f;
+      this.armSniffTimer();
+      return;
+    }
     this.client.destroy();
     this.endWith('no-server', f.reason);
   };
@@ -150,13 +187,14 @@ export class Session {
   };
 
   private readonly relayDone = (relay: Relay, reason: EndReason): void => {
-    this.fe.backend.release(this.server!);
+    this.fe.backend.release(this.server!, this.clientKey);
     this.endWith(reason, undefined, relay);
   };
 
   private endWith(end: SessionRecord['end'], error?: string, relay?: Relay): void {
     if (this.ended) return;
     this.ended = true;
+    this.clearSniffTimer();
     this.fe.sessionEnded(this, {
       client: `${this.clientKey}:${this.client.remotePort ?? 0}`,
       frontend: this.fe.name,

@@ -30,6 +30,9 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   wrk: 'wrk',
   nginx: 'nginx',
   strace: 'strace',
+  promtool: 'prometheus',
+  chromium: 'chromium',
+  'systemd-analyze': 'systemd',
 };
 
 /** Where tools are looked up: $PATH plus the sbin directories a non-root $PATH often lacks. */

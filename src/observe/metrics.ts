@@ -1,0 +1,481 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import { tierName, type ModelEvents } from '../model/events.js';
+import type { Backend } from '../model/backend.js';
+import type { Model } from '../model/model.js';
+import type { Server } from '../model/server.js';
+import type { Frontend } from '../proxy/frontend.js';
+import type { SessionRecord } from '../proxy/session.js';
+import type { Route } from '../serve/admin-http.js';
+
+/** GET /metrics in the Prometheus text format. */
+export function metricsRoute(metrics: Metrics): Route {
+  return async (_req, res) => {
+    const body = await metrics.render();
+    res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(body);
+  };
+}
+
+/** What the metrics read at scrape time; the Daemon is one (its model and frontends change on reload). */
+export interface MetricsSource {
+  readonly version: string;
+  readonly model: Model;
+  readonly frontends: readonly Frontend[];
+  readonly shuttingDown: boolean;
+}
+
+/** Counters the notifier keeps; read at scrape time. */
+export interface NotifyCounts {
+  delivered: number;
+  failed: number;
+  dropped: number;
+  retries: number;
+  queued: number;
+}
+
+/** The server states as labels: the first word of HAProxy's state text ("UP 1/3" counts as UP). */
+const STATES = ['UP', 'DOWN', 'DRAIN', 'MAINT', 'NOCHECK'] as const;
+type StateLabel = (typeof STATES)[number];
+
+const END_REASONS: readonly SessionRecord['end'][] = ['closed', 'client-reset', 'server-reset', 'client-error', 'server-error', 'idle-timeout', 'shutdown', 'status', 'no-server', 'client-gone'];
+type ErrorClass = 'refused' | 'reset' | 'timeout' | 'other';
+const ERROR_CLASSES: readonly ErrorClass[] = ['refused', 'reset', 'timeout', 'other'];
+
+/** Per frontend × backend × server: plain numbers bumped on the data path, turned into series at scrape. */
+class PairCell {
+  connections = 0;
+  active = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  refused = 0;
+  reset = 0;
+  timeout = 0;
+  other = 0;
+  constructor(readonly frontend: string, readonly backend: string, readonly server: string) {}
+}
+
+/** Per frontend × backend: retries and how sessions ended. */
+class RouteCell {
+  retries = 0;
+  readonly ends: Record<SessionRecord['end'], number> = { closed: 0, 'client-reset': 0, 'server-reset': 0, 'client-error': 0, 'server-error': 0, 'idle-timeout': 0, shutdown: 0, status: 0, 'no-server': 0, 'client-gone': 0 };
+  readonly pairs = new Map<string, PairCell>();
+  constructor(readonly frontend: string, readonly backend: string) {}
+}
+
+export function stateLabel(stateText: string): StateLabel {
+  const word = stateText.split(' ', 1)[0]!;
+  if (word === 'no') return 'NOCHECK';
+  return (STATES as readonly string[]).includes(word) ? (word as StateLabel) : 'DOWN';
+}
+
+/** The connect failure reasons of connector.ts, in four classes a dashboard can sum. */
+export function errorClass(reason: string): ErrorClass {
+  if (reason === 'connection refused') return 'refused';
+  if (reason === 'connection reset') return 'reset';
+  if (reason.startsWith('connect timeout')) return 'timeout';
+  return 'other';
+}
+
+/**
+ * Prometheus metrics (`licgate_` prefix) in a registry of their own. The data path pays one Map
+ * lookup chain and a few integer increments per session, never per chunk and never an allocation
+ * once a frontend/backend/server combination has been seen: the session counters live in plain
+ * cells keyed by names (so they carry across a reload), and every gauge that mirrors the model
+ * (state, weight, active connections, tiers) is computed from the model when Prometheus scrapes.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly routes = new Map<string, Map<string, RouteCell>>();
+  private readonly checkDuration: Histogram<'backend' | 'server'>;
+  private readonly checks: Counter<'backend' | 'server' | 'result'>;
+  private readonly transitions: Counter<'backend' | 'server' | 'to'>;
+  private readonly failovers: Counter<'backend' | 'from' | 'to'>;
+  private readonly reloads: Counter<'result'>;
+  /** Label sets of the event-fed series, so a reload can remove those of servers that are gone. */
+  private readonly eventSeries = new Map<string, { backend: string; server: string }>();
+  private readonly failoverSeries = new Map<string, { backend: string; from: string; to: string }>();
+  private lastReloadOk = 1;
+  private lastReloadAt = 0;
+
+  constructor(private readonly src: MetricsSource, private readonly notify: () => NotifyCounts | null = () => null, opts: { processMetrics?: boolean } = {}) {
+    const reg = [this.registry];
+    const metrics = this;
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'licgate_' });
+      // prom-client names these gauges *_total, which promtool rejects; the per-type gauges without the suffix carry the same data.
+      for (const m of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`licgate_nodejs_active_${m}_total`);
+    }
+
+    new Gauge({
+      name: 'licgate_build_info',
+      help: 'Always 1; the version label says which licgate is running.',
+      labelNames: ['version'],
+      registers: reg,
+      collect() {
+        this.reset();
+        this.set({ version: metrics.src.version }, 1);
+      },
+    });
+    new Gauge({
+      name: 'licgate_shutting_down',
+      help: '1 while a graceful shutdown waits for open sessions (health and ready answer 503).',
+      registers: reg,
+      collect() {
+        this.set(metrics.src.shuttingDown ? 1 : 0);
+      },
+    });
+
+    // --- servers: mirrored from the model at scrape time
+    this.serverGauge('licgate_server_up', 'Whether the server is UP by its health checks (and its agent), 1 or 0, whatever its admin state.', (s) => (s.up ? 1 : 0));
+    this.serverGauge('licgate_server_usable', 'Whether the server may take new connections now (UP, not DRAIN/MAINT, weight > 0), 1 or 0.', (s) => (s.eligible ? 1 : 0));
+    this.serverGauge('licgate_server_weight', 'Effective weight: the runtime weight scaled by the agent percentage.', (s) => s.effectiveWeight);
+    this.serverGauge('licgate_server_configured_weight', 'Weight from the config file.', (s) => s.configuredWeight);
+    this.serverGauge('licgate_server_tier', 'Tier of the server: 0 active, 1 backup, 2 and up disaster recovery.', (s) => s.tier);
+    this.serverGauge('licgate_server_active_connections', 'Sessions holding a slot on the server now (all frontends).', (s) => s.active);
+    this.serverGauge('licgate_server_last_check_success', 'Whether the last active check passed, 1 or 0 (absent before the first check).', (s) => (s.lastCheck ? (s.lastCheck.ok ? 1 : 0) : null));
+    this.serverGauge('licgate_server_state_since_timestamp_seconds', 'When the server entered its current state (UP, DOWN, DRAIN, MAINT).', (s) => s.stateSince / 1000);
+    new Gauge({
+      name: 'licgate_server_state',
+      help: 'The server state as HAProxy names it, one series per state with value 1 for the current one (UP includes the transitional "UP 1/3").',
+      labelNames: ['backend', 'server', 'state'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const b of metrics.src.model.backends.values()) {
+          for (const s of b.servers) {
+            const now = stateLabel(s.stateText);
+            for (const st of STATES) this.set({ backend: b.name, server: s.name, state: st }, st === now ? 1 : 0);
+          }
+        }
+      },
+    });
+
+    // --- backends
+    this.backendGauge('licgate_backend_serving_tier', 'Tier taking new connections: 0 active, 1 backup, 2+ disaster recovery, -1 when no server is usable.', (b) => b.servingTier ?? -1);
+    this.backendGauge('licgate_backend_usable_servers', 'Servers that may take new connections now.', (b) => b.servers.filter((s) => s.eligible).length);
+    this.backendGauge('licgate_backend_up_servers', 'Servers UP and not in MAINT (what the STATUS reply counts).', (b) => b.upCount);
+    this.backendGauge('licgate_backend_servers', 'Servers configured in the backend.', (b) => b.servers.length);
+    this.backendGauge('licgate_backend_active_connections', 'Sessions holding a slot on a server of the backend.', (b) => b.servers.reduce((n, s) => n + s.active, 0));
+    this.backendGauge('licgate_backend_queue_length', 'Connections waiting for a free slot (every eligible server at its maxconn).', (b) => b.queued);
+    this.backendGauge('licgate_stick_table_entries', 'Live entries in the backend stick table (client address to server).', (b) => (b.stick ? b.stick.size : null));
+    this.backendCounter('licgate_backend_queue_rejected_total', 'Connections refused because the backend queue was full.', (b) => b.queueRejected);
+    this.backendCounter('licgate_backend_queue_timeouts_total', 'Queued connections that found no free slot within queue_timeout.', (b) => b.queueTimeouts);
+
+    // --- frontends
+    this.frontendMetric(Gauge, 'licgate_frontend_active_connections', 'Open sessions on the frontend.', (f) => f.sessions.size);
+    this.frontendMetric(Gauge, 'licgate_frontend_waiting_connections', 'Accepted clients waiting for a session slot (frontend maxconn).', (f) => f.queued);
+    this.frontendMetric(Counter, 'licgate_frontend_rejected_total', 'Clients closed at once because the frontend wait list was full or their wait timed out.', (f) => f.rejected);
+    this.frontendMetric(Counter, 'licgate_frontend_accept_errors_total', 'accept() failures such as EMFILE (out of file descriptors).', (f) => f.acceptErrors);
+
+    // --- sessions: from the cells the hooks fill
+    this.pairMetric(Counter, 'licgate_connections_total', 'Sessions connected to a server.', (c) => c.connections);
+    this.pairMetric(Gauge, 'licgate_connections_active', 'Sessions open now, by the frontend that accepted them and the server they reached.', (c) => c.active);
+    this.pairMetric(Counter, 'licgate_bytes_in_total', 'Bytes received from clients, counted when a session ends.', (c) => c.bytesIn);
+    this.pairMetric(Counter, 'licgate_bytes_out_total', 'Bytes sent to clients (received from servers), counted when a session ends.', (c) => c.bytesOut);
+    new Counter({
+      name: 'licgate_connect_errors_total',
+      help: 'Failed connect attempts to a server seen on live traffic, by reason (refused, reset, timeout, other).',
+      labelNames: ['frontend', 'backend', 'server', 'reason'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const c of metrics.pairCells()) for (const r of ERROR_CLASSES) this.inc({ frontend: c.frontend, backend: c.backend, server: c.server, reason: r }, c[r]);
+      },
+    });
+    new Counter({
+      name: 'licgate_connect_retries_total',
+      help: 'Connect attempts retried on another server after a failure (HAProxy retries + redispatch).',
+      labelNames: ['frontend', 'backend'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const r of metrics.routeCells()) this.inc({ frontend: r.frontend, backend: r.backend }, r.retries);
+      },
+    });
+    new Counter({
+      name: 'licgate_sessions_ended_total',
+      help: 'Sessions that ended, by how: closed, client-reset, server-reset, idle-timeout, shutdown, no-server (every server failed), status (in-band STATUS answered), ...',
+      labelNames: ['frontend', 'backend', 'end'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const r of metrics.routeCells()) for (const e of END_REASONS) this.inc({ frontend: r.frontend, backend: r.backend, end: e }, r.ends[e]);
+      },
+    });
+
+    // --- checks and state changes: from model events (a few per second at most)
+    this.checkDuration = new Histogram({
+      name: 'licgate_check_duration_seconds',
+      help: 'Duration of active health checks.',
+      labelNames: ['backend', 'server'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: reg,
+    });
+    this.checks = new Counter({ name: 'licgate_checks_total', help: 'Active health checks by result (ok, failed).', labelNames: ['backend', 'server', 'result'], registers: reg });
+    this.transitions = new Counter({ name: 'licgate_server_transitions_total', help: 'Server state changes (UP, DOWN, DRAIN, MAINT), by the state entered.', labelNames: ['backend', 'server', 'to'], registers: reg });
+    this.failovers = new Counter({ name: 'licgate_backend_failovers_total', help: 'Changes of the tier serving new connections (active, backup, dr, none).', labelNames: ['backend', 'from', 'to'], registers: reg });
+
+    // --- config reloads and notifications
+    this.reloads = new Counter({ name: 'licgate_config_reloads_total', help: 'Config reloads (SIGHUP, POST /admin/reload) by result (ok, failed).', labelNames: ['result'], registers: reg });
+    this.reloads.inc({ result: 'ok' }, 0);
+    this.reloads.inc({ result: 'failed' }, 0);
+    new Gauge({
+      name: 'licgate_config_last_reload_successful',
+      help: '1 if the last config reload succeeded (or none was tried), 0 if it failed and the previous config is still running.',
+      registers: reg,
+      collect() {
+        this.set(metrics.lastReloadOk);
+      },
+    });
+    new Gauge({
+      name: 'licgate_config_last_reload_timestamp_seconds',
+      help: 'When the last config reload was tried (0: never).',
+      registers: reg,
+      collect() {
+        this.set(metrics.lastReloadAt / 1000);
+      },
+    });
+    const notifyCounter = (name: string, help: string, pick: (n: NotifyCounts) => number): void => {
+      new Counter({
+        name,
+        help,
+        registers: reg,
+        collect() {
+          this.reset();
+          this.inc(pick(metrics.notify() ?? { delivered: 0, failed: 0, dropped: 0, retries: 0, queued: 0 }));
+        },
+      });
+    };
+    notifyCounter('licgate_notifications_delivered_total', 'Webhook notifications delivered (2xx).', (n) => n.delivered);
+    notifyCounter('licgate_notifications_failed_total', 'Webhook notifications given up after every retry.', (n) => n.failed);
+    notifyCounter('licgate_notifications_dropped_total', 'Webhook notifications dropped because the queue was full (oldest first).', (n) => n.dropped);
+    notifyCounter('licgate_notification_retries_total', 'Webhook delivery attempts retried after a failure.', (n) => n.retries);
+    new Gauge({
+      name: 'licgate_notification_queue_length',
+      help: 'Webhook notifications waiting to be delivered.',
+      registers: reg,
+      collect() {
+        this.set(metrics.notify()?.queued ?? 0);
+      },
+    });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Listens to one model's event bus (the daemon calls this again for the model a reload builds). */
+  watch(events: ModelEvents): void {
+    events.on('check-done', (e) => {
+      this.eventSeries.set(`${e.backend}/${e.server}`, { backend: e.backend, server: e.server });
+      this.checkDuration.observe({ backend: e.backend, server: e.server }, e.durationMs / 1000);
+      this.checks.inc({ backend: e.backend, server: e.server, result: e.ok ? 'ok' : 'failed' });
+    });
+    events.on('server-state', (e) => {
+      const to = stateLabel(e.to);
+      if (to === stateLabel(e.from)) return;
+      this.eventSeries.set(`${e.backend}/${e.server}`, { backend: e.backend, server: e.server });
+      this.transitions.inc({ backend: e.backend, server: e.server, to });
+    });
+    events.on('tier-change', (e) => {
+      const labels = { backend: e.backend, from: tierName(e.from), to: tierName(e.to) };
+      this.failoverSeries.set(`${labels.backend}/${labels.from}/${labels.to}`, labels);
+      this.failovers.inc(labels);
+    });
+  }
+
+  // --- data path (FrontendHooks)
+
+  sessionConnected(fe: Frontend, server: Server, retries: number): void {
+    const route = this.route(fe.name, fe.backend.name);
+    const c = this.pair(route, server.name);
+    c.connections++;
+    c.active++;
+    route.retries += retries;
+  }
+
+  sessionEnded(rec: SessionRecord): void {
+    const route = this.route(rec.frontend, rec.backend);
+    route.ends[rec.end]++;
+    // A session that failed on every server retried all but its last attempt.
+    if (rec.end === 'no-server' && rec.retries > 1) route.retries += rec.retries - 1;
+    if (rec.server === null) return;
+    const c = this.pair(route, rec.server);
+    c.active--;
+    c.bytesIn += rec.bytes_in;
+    c.bytesOut += rec.bytes_out;
+  }
+
+  attemptFailed(fe: Frontend, server: Server, reason: string): void {
+    this.pair(this.route(fe.name, fe.backend.name), server.name)[errorClass(reason)]++;
+  }
+
+  // --- control plane
+
+  reloaded(ok: boolean): void {
+    this.reloads.inc({ result: ok ? 'ok' : 'failed' });
+    this.lastReloadOk = ok ? 1 : 0;
+    this.lastReloadAt = Date.now();
+  }
+
+  /**
+   * After a reload: drop the series of frontends, backends and servers that are gone (a cell with
+   * sessions still open stays until a later reload finds it idle).
+   */
+  forget(cfg: Config): void {
+    const backends = new Map(cfg.backends.map((b) => [b.name, new Set(b.servers.map((s) => s.name))]));
+    const frontends = new Set(cfg.frontends.map((f) => f.name));
+    for (const [fe, byBackend] of this.routes) {
+      for (const [be, route] of byBackend) {
+        const servers = backends.get(be);
+        for (const [name, c] of route.pairs) if ((!servers?.has(name) || !frontends.has(fe)) && c.active <= 0) route.pairs.delete(name);
+        if (route.pairs.size === 0 && (!servers || !frontends.has(fe))) byBackend.delete(be);
+      }
+      if (byBackend.size === 0) this.routes.delete(fe);
+    }
+    for (const [key, { backend, server }] of this.eventSeries) {
+      if (backends.get(backend)?.has(server)) continue;
+      this.eventSeries.delete(key);
+      this.checkDuration.remove({ backend, server });
+      for (const result of ['ok', 'failed']) this.checks.remove({ backend, server, result });
+      for (const to of STATES) this.transitions.remove({ backend, server, to });
+    }
+    for (const [key, labels] of this.failoverSeries) {
+      if (backends.has(labels.backend)) continue;
+      this.failoverSeries.delete(key);
+      this.failovers.remove(labels);
+    }
+  }
+
+  private route(fe: string, be: string): RouteCell {
+    let byBackend = this.routes.get(fe);
+    if (!byBackend) this.routes.set(fe, (byBackend = new Map()));
+    let r = byBackend.get(be);
+    if (!r) byBackend.set(be, (r = new RouteCell(fe, be)));
+    return r;
+  }
+
+  private pair(route: RouteCell, server: string): PairCell {
+    let c = route.pairs.get(server);
+    if (!c) route.pairs.set(server, (c = new PairCell(route.frontend, route.backend, server)));
+    return c;
+  }
+
+  private *routeCells(): Generator<RouteCell> {
+    for (const byBackend of this.routes.values()) yield* byBackend.values();
+  }
+
+  private *pairCells(): Generator<PairCell> {
+    for (const r of this.routeCells()) yield* r.pairs.values();
+  }
+
+  private serverGauge(name: string, help: string, value: (s: Server) => number | null): void {
+    const metrics = this;
+    new Gauge({
+      name,
+      help,
+      labelNames: ['backend', 'server'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of metrics.src.model.backends.values()) {
+          for (const s of b.servers) {
+            const v = value(s);
+            if (v !== null) this.set({ backend: b.name, server: s.name }, v);
+          }
+        }
+      },
+    });
+  }
+
+  private backendGauge(name: string, help: string, value: (b: Backend) => number | null): void {
+    const metrics = this;
+    new Gauge({
+      name,
+      help,
+      labelNames: ['backend'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of metrics.src.model.backends.values()) {
+          const v = value(b);
+          if (v !== null) this.set({ backend: b.name }, v);
+        }
+      },
+    });
+  }
+
+  private backendCounter(name: string, help: string, value: (b: Backend) => number): void {
+    const metrics = this;
+    new Counter({
+      name,
+      help,
+      labelNames: ['backend'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of metrics.src.model.backends.values()) this.inc({ backend: b.name }, value(b));
+      },
+    });
+  }
+
+  private frontendMetric(kind: typeof Gauge | typeof Counter, name: string, help: string, value: (f: Frontend) => number): void {
+    const metrics = this;
+    if (kind === Gauge) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['frontend'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const f of metrics.src.frontends) this.set({ frontend: f.name }, value(f));
+        },
+      });
+      return;
+    }
+    new Counter({
+      name,
+      help,
+      labelNames: ['frontend'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const f of metrics.src.frontends) this.inc({ frontend: f.name }, value(f));
+      },
+    });
+  }
+
+  private pairMetric(kind: typeof Gauge | typeof Counter, name: string, help: string, value: (c: PairCell) => number): void {
+    const metrics = this;
+    const labelNames = ['frontend', 'backend', 'server'] as const;
+    if (kind === Gauge) {
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const c of metrics.pairCells()) this.set({ frontend: c.frontend, backend: c.backend, server: c.server }, value(c));
+        },
+      });
+      return;
+    }
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const c of metrics.pairCells()) this.inc({ frontend: c.frontend, backend: c.backend, server: c.server }, value(c));
+      },
+    });
+  }
+}

@@ -1,0 +1,235 @@
+import { hostname } from 'node:os';
+import { Agent, request } from 'undici';
+import type { NotifyEventName, WebhookConfig } from '../config/schema.js';
+import { tierName, type ModelEvents } from '../model/events.js';
+import { VERSION } from '../version.js';
+import type { Logger } from './log.js';
+import type { NotifyCounts } from './metrics.js';
+
+export { NOTIFY_EVENTS, type NotifyEventName } from '../config/schema.js';
+
+/** The JSON body of one POST. */
+export interface Notification {
+  event: NotifyEventName;
+  time: string;
+  host: string;
+  version: string;
+  backend: string | null;
+  server: string | null;
+  from: string | null;
+  to: string | null;
+  reason: string;
+}
+
+export type NotificationInput = Pick<Notification, 'event' | 'reason'> & Partial<Pick<Notification, 'backend' | 'server' | 'from' | 'to'>>;
+
+export interface NotifierOptions {
+  /** One attempt (connect, headers and body) may take this long. */
+  timeoutMs: number;
+  /** Attempts after the first one failed; 4xx answers other than 408/429 are not retried. */
+  retries: number;
+  /** Wait before the first retry; doubles after each, up to maxBackoffMs. */
+  backoffMs: number;
+  maxBackoffMs: number;
+  /** Notifications waiting per webhook; past this the oldest is dropped (and counted). */
+  maxQueue: number;
+}
+
+export const NOTIFIER_DEFAULTS: NotifierOptions = { timeoutMs: 5000, retries: 3, backoffMs: 1000, maxBackoffMs: 30_000, maxQueue: 1000 };
+
+interface Failure {
+  reason: string;
+  permanent: boolean;
+}
+
+/** One webhook target: its own FIFO and a single delivery loop, so a slow receiver delays only itself. */
+class Webhook {
+  readonly queue: Notification[] = [];
+  busy = false;
+  dropping = false;
+  readonly where: string;
+  constructor(readonly cfg: WebhookConfig) {
+    this.where = redact(cfg.url);
+  }
+  wants(event: NotifyEventName): boolean {
+    return this.cfg.events === null || this.cfg.events.includes(event);
+  }
+  get key(): string {
+    return JSON.stringify([this.cfg.url, this.cfg.headers, this.cfg.events]);
+  }
+}
+
+/**
+ * Webhook notifications (undici): a JSON POST per event to every webhook that wants it. Sending
+ * never blocks anything: `notify` only appends to a bounded per-webhook queue (dropping the oldest
+ * when full), and one async loop per webhook delivers in order with a timeout per attempt and
+ * retries with exponential backoff. Failures are logged once per notification and counted.
+ */
+export class Notifier {
+  readonly counts: NotifyCounts = { delivered: 0, failed: 0, dropped: 0, retries: 0, queued: 0 };
+  private hooks: Webhook[] = [];
+  /** Webhooks removed by a reload that still have notifications to deliver. */
+  private readonly leaving = new Set<Webhook>();
+  private readonly opts: NotifierOptions;
+  private readonly dispatcher: Agent;
+  private readonly closing = new AbortController();
+  private readonly host = hostname();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(webhooks: readonly WebhookConfig[], private readonly log: Logger, opts: Partial<NotifierOptions> = {}) {
+    this.opts = { ...NOTIFIER_DEFAULTS, ...opts };
+    this.dispatcher = new Agent({ connect: { timeout: this.opts.timeoutMs }, headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs, keepAliveTimeout: 4000 });
+    this.configure(webhooks);
+  }
+
+  /** Reload: webhooks whose url, headers and events are unchanged keep their queue. */
+  configure(webhooks: readonly WebhookConfig[]): void {
+    const old = new Map(this.hooks.map((h) => [h.key, h]));
+    this.hooks = webhooks.map((cfg) => {
+      const h = new Webhook(cfg);
+      const kept = old.get(h.key);
+      old.delete(h.key);
+      return kept ?? h;
+    });
+    for (const h of old.values()) if (h.busy || h.queue.length) this.leaving.add(h);
+  }
+
+  /** Turns one model's events into notifications (called again for the model a reload builds). */
+  watch(events: ModelEvents): void {
+    events.on('server-state', (e) => {
+      // Transitional steps (UP 2/3) are not news; a change of usability is.
+      if (e.usableChanged) this.notify({ event: 'server-state', backend: e.backend, server: e.server, from: e.from, to: e.to, reason: e.reason });
+    });
+    events.on('tier-change', (e) => {
+      this.notify({ event: e.to === null ? 'backend-down' : 'tier-change', backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason });
+    });
+  }
+
+  notify(input: NotificationInput): void {
+    if (this.closing.signal.aborted) return;
+    const n: Notification = { event: input.event, time: new Date().toISOString(), host: this.host, version: VERSION, backend: input.backend ?? null, server: input.server ?? null, from: input.from ?? null, to: input.to ?? null, reason: input.reason };
+    for (const h of this.hooks) {
+      if (!h.wants(n.event)) continue;
+      if (h.queue.length >= this.opts.maxQueue) {
+        h.queue.shift();
+        this.counts.dropped++;
+        this.counts.queued--;
+        if (!h.dropping) this.log.warn({ webhook: h.where, max_queue: this.opts.maxQueue }, `webhook ${h.where}: queue full, dropping the oldest notifications`);
+        h.dropping = true;
+      }
+      h.queue.push(n);
+      this.counts.queued++;
+      void this.pump(h);
+    }
+  }
+
+  /** Resolves when every queue is empty and nothing is in flight (tests, shutdown). */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Gives queued notifications up to `graceMs` to go out, then aborts what is left. */
+  async close(graceMs: number): Promise<void> {
+    if (!this.isIdle()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.idle(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+    }
+    this.closing.abort();
+    for (const h of [...this.hooks, ...this.leaving]) {
+      this.counts.queued -= h.queue.length;
+      h.queue.length = 0;
+    }
+    await this.dispatcher.destroy();
+  }
+
+  private isIdle(): boolean {
+    return [...this.hooks, ...this.leaving].every((h) => !h.busy && h.queue.length === 0);
+  }
+
+  private async pump(h: Webhook): Promise<void> {
+    if (h.busy) return;
+    h.busy = true;
+    try {
+      let n: Notification | undefined;
+      while (!this.closing.signal.aborted && (n = h.queue.shift())) {
+        this.counts.queued--;
+        await this.deliver(h, n);
+      }
+    } finally {
+      h.busy = false;
+      h.dropping = false;
+      if (h.queue.length === 0) this.leaving.delete(h);
+      if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async deliver(h: Webhook, n: Notification): Promise<void> {
+    const body = JSON.stringify(n);
+    let delay = this.opts.backoffMs;
+    for (let attempt = 1; ; attempt++) {
+      const failure = await this.post(h, body);
+      if (failure === null) {
+        this.counts.delivered++;
+        return;
+      }
+      if (failure.permanent || attempt > this.opts.retries || this.closing.signal.aborted) {
+        this.counts.failed++;
+        this.log.warn({ webhook: h.where, event: n.event, backend: n.backend, server: n.server, attempts: attempt, reason: failure.reason }, `webhook ${h.where}: ${n.event} not delivered after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${failure.reason}`);
+        return;
+      }
+      this.counts.retries++;
+      await sleep(delay, this.closing.signal);
+      delay = Math.min(delay * 2, this.opts.maxBackoffMs);
+    }
+  }
+
+  /** One attempt; null when the receiver answered 2xx. */
+  private async post(h: Webhook, body: string): Promise<Failure | null> {
+    const timeout = AbortSignal.timeout(this.opts.timeoutMs);
+    const signal = AbortSignal.any([timeout, this.closing.signal]);
+    try {
+      const res = await request(h.cfg.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': `licgate/${VERSION}`, ...h.cfg.headers },
+        body,
+        dispatcher: this.dispatcher,
+        signal,
+      });
+      await res.body.dump({ limit: 64 * 1024, signal });
+      if (res.statusCode >= 200 && res.statusCode < 300) return null;
+      const permanent = res.statusCode >= 400 && res.statusCode < 500 && res.statusCode !== 408 && res.statusCode !== 429;
+      return { reason: `HTTP ${res.statusCode}`, permanent };
+    } catch (e) {
+      if (timeout.aborted) return { reason: `no answer within ${this.opts.timeoutMs}ms`, permanent: false };
+      if (this.closing.signal.aborted) return { reason: 'shutting down', permanent: true };
+      const err = e as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+      const code = err.code ?? err.cause?.code;
+      return { reason: code === 'ECONNREFUSED' ? 'connection refused' : code ? `${code}: ${err.message}` : err.message, permanent: false };
+    }
+  }
+}
+
+/** A URL for logs: no credentials, no query string (tokens often travel there). */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '<invalid url>';
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,209 @@
+import { formatHostPort, type HostPort } from './config/address.js';
+import { loadConfigFile } from './config/load.js';
+import type { BackendConfig, Config, FrontendConfig } from './config/schema.js';
+import type { Daemon } from './daemon.js';
+import { ConfigError, LicgateError } from './errors.js';
+import type { LineServer } from './io/line-server.js';
+import { Model } from './model/model.js';
+import type { Frontend } from './proxy/frontend.js';
+import type { AgentResponder } from './serve/agent-responder.js';
+
+export interface ReloadOutcome {
+  ok: boolean;
+  /** FILE:LINE:COL: message per config problem, or why the new config could not be applied. */
+  errors: string[];
+  /** What the reload changed, one short phrase each. */
+  changes: string[];
+}
+
+/**
+ * Reads `file` again and, when it is valid, applies the difference to the running daemon; when it
+ * is not, the running config stays and every error is reported. Open sessions are never touched.
+ * One log line, one metric update and one notification per reload, whatever the outcome.
+ */
+export async function reloadFromFile(d: Daemon, file: string, trigger: string): Promise<ReloadOutcome> {
+  let outcome: ReloadOutcome;
+  if (d.shuttingDown) {
+    outcome = { ok: false, errors: ['shutting down: reload refused'], changes: [] };
+  } else {
+    try {
+      const next = loadConfigFile(file);
+      const changes = await applyConfig(d, next);
+      outcome = { ok: true, errors: [], changes };
+    } catch (e) {
+      if (e instanceof ConfigError) outcome = { ok: false, errors: e.issues.map(String), changes: [] };
+      else if (e instanceof LicgateError) outcome = { ok: false, errors: [e.message], changes: [] };
+      else throw e;
+    }
+  }
+  d.metrics.reloaded(outcome.ok);
+  if (outcome.ok) {
+    const what = outcome.changes.length ? `${outcome.changes.length} change${outcome.changes.length > 1 ? 's' : ''}: ${outcome.changes.join('; ')}` : 'no changes';
+    d.log.info({ file, trigger, changes: outcome.changes }, `config reloaded from ${file} (${trigger}): ${what}`);
+    d.notifier.notify({ event: 'reload-ok', reason: what });
+  } else {
+    d.log.error({ file, trigger, errors: outcome.errors }, `config reload failed (${trigger}); still running the previous config: ${outcome.errors.join('; ')}`);
+    d.notifier.notify({ event: 'reload-failed', reason: outcome.errors.join('; ') });
+  }
+  return outcome;
+}
+
+/**
+ * Applies a valid config. A new Model is built and every surviving server (same backend, name and
+ * address) takes over its predecessor's runtime state. Listeners are matched by address: a
+ * frontend whose address is unchanged keeps its socket and is pointed at the new backend; new
+ * listeners are bound before anything changes, so a bind failure leaves the old config running.
+ * Sessions opened before the reload keep their server objects and end on their own.
+ */
+export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
+  const old = d.cfg;
+  const changes = describeChanges(old, next);
+  const model = new Model(next);
+  carryOver(d.model, model);
+
+  // 1. Bind what is new; on failure undo and keep running the old config.
+  const byAddress = new Map(d.frontends.map((f) => [frontendKey(f.cfg), f]));
+  const kept = new Map<Frontend, FrontendConfig>();
+  const added: Frontend[] = [];
+  const order: Frontend[] = [];
+  for (const f of next.frontends) {
+    const existing = byAddress.get(frontendKey(f));
+    byAddress.delete(frontendKey(f));
+    const fe = existing ?? d.buildFrontend(f, model);
+    if (existing) kept.set(existing, f);
+    else added.push(fe);
+    order.push(fe);
+  }
+  const removed = [...byAddress.values()];
+  let status: LineServer | null = null;
+  let agent: AgentResponder | null = null;
+  const statusMoved = !sameListen(old.status?.listen, next.status?.listen);
+  const agentMoved = !sameListen(old.agent?.listen, next.agent?.listen);
+  try {
+    for (const fe of added) await fe.listen();
+    if (statusMoved && next.status) await (status = d.buildStatusResponder(next.status.listen)).listen();
+    if (agentMoved && next.agent) await (agent = d.buildAgentResponder(next.agent.listen)).listen();
+  } catch (e) {
+    for (const fe of added) fe.stopAccepting();
+    await status?.close();
+    await agent?.close();
+    throw e;
+  }
+
+  // 2. Commit: from here on nothing can fail.
+  d.stopChecks();
+  d.model.events.removeAllListeners();
+  d.cfg = next;
+  d.model = model;
+  d.observeModel(model);
+  for (const [fe, f] of kept) fe.retarget(f, model.backend(f.backend)!);
+  for (const fe of removed) {
+    fe.stopAccepting();
+    if (fe.sessions.size) d.retired.add(fe);
+  }
+  d.frontends.splice(0, d.frontends.length, ...order);
+  if (statusMoved) {
+    await d.statusResponder?.close();
+    d.statusResponder = status;
+  }
+  if (agentMoved) {
+    await d.agentResponder?.close();
+    d.agentResponder = agent;
+  }
+  for (const b of model.backends.values()) b.reconsider('config reload');
+  d.startChecks();
+  d.metrics.forget(next);
+  d.notifier.configure(next.notify.webhooks);
+  d.log.level = next.log.level;
+  return changes;
+}
+
+/** Hands each surviving server's and backend's runtime state to its successor in `next`. */
+export function carryOver(prev: Model, next: Model): void {
+  for (const b of next.backends.values()) {
+    const was = prev.backend(b.name);
+    if (!was) continue;
+    const sameCheck = sameJson(was.cfg.check, b.cfg.check) && was.cfg.agent_port === b.cfg.agent_port;
+    for (const s of b.servers) {
+      const w = was.server(s.name);
+      if (w && formatHostPort(w.address) === formatHostPort(s.address)) s.adoptRuntime(w, sameCheck);
+    }
+    b.adoptRuntime(was);
+  }
+}
+
+/**
+ * Listeners are matched by address: an unchanged address keeps its socket, even across a rename.
+ * Port 0 (tests) means "any free port", so there the name decides.
+ */
+export function frontendKey(f: FrontendConfig): string {
+  return f.listen.port === 0 ? `${f.name}@${formatHostPort(f.listen)}` : formatHostPort(f.listen);
+}
+
+/** What `next` changes in `old`, in short phrases for the reload log line and the API answer. */
+export function describeChanges(old: Config, next: Config): string[] {
+  const out: string[] = [];
+  const oldFe = new Map(old.frontends.map((f) => [frontendKey(f), f]));
+  for (const f of next.frontends) {
+    const o = oldFe.get(frontendKey(f));
+    oldFe.delete(frontendKey(f));
+    if (!o) out.push(`frontend ${f.name} added on ${formatHostPort(f.listen)}`);
+    else if (!sameJson(o, f)) out.push(`frontend ${f.name} changed${o.name !== f.name ? ` (was ${o.name})` : ''}${o.backend !== f.backend ? `: backend ${o.backend} -> ${f.backend}` : ''}`);
+  }
+  for (const f of oldFe.values()) out.push(`frontend ${f.name} removed (${formatHostPort(f.listen)})`);
+  const oldBe = new Map(old.backends.map((b) => [b.name, b]));
+  for (const b of next.backends) {
+    const o = oldBe.get(b.name);
+    oldBe.delete(b.name);
+    if (!o) out.push(`backend ${b.name} added`);
+    else out.push(...describeBackend(o, b));
+  }
+  for (const b of oldBe.values()) out.push(`backend ${b.name} removed`);
+  for (const key of ['status', 'agent'] as const) {
+    if (!sameJson(old[key], next[key])) out.push(`${key} ${old[key] === null ? 'added' : next[key] === null ? 'removed' : 'changed'}`);
+  }
+  if (!sameJson(old.notify, next.notify)) out.push('notify.webhooks changed');
+  if (old.log.level !== next.log.level) out.push(`log.level ${old.log.level} -> ${next.log.level}`);
+  if (old.shutdown_grace !== next.shutdown_grace) out.push(`shutdown_grace ${old.shutdown_grace}ms -> ${next.shutdown_grace}ms`);
+  // Not applied at runtime: the admin listener answers the reload call itself, and the token is read once.
+  if (!sameJson(old.admin, next.admin)) out.push('admin changed: NOT applied, restart licgate to apply it');
+  if (old.log.format !== next.log.format) out.push('log.format changed: NOT applied, restart licgate to apply it');
+  return out;
+}
+
+function describeBackend(o: BackendConfig, b: BackendConfig): string[] {
+  const out: string[] = [];
+  const p = `backend ${b.name}`;
+  const oldS = new Map(o.servers.map((s) => [s.name, s]));
+  for (const s of b.servers) {
+    const w = oldS.get(s.name);
+    oldS.delete(s.name);
+    if (!w) {
+      out.push(`${p}: server ${s.name} added (${formatHostPort(s.address)}, tier ${s.tier}, weight ${s.weight})`);
+      continue;
+    }
+    if (formatHostPort(w.address) !== formatHostPort(s.address)) out.push(`${p}: server ${s.name} address ${formatHostPort(w.address)} -> ${formatHostPort(s.address)} (health starts over)`);
+    if (w.weight !== s.weight) out.push(`${p}: server ${s.name} weight ${w.weight} -> ${s.weight}`);
+    if (w.tier !== s.tier) out.push(`${p}: server ${s.name} tier ${w.tier} -> ${s.tier}`);
+    if (w.maxconn !== s.maxconn) out.push(`${p}: server ${s.name} maxconn ${w.maxconn} -> ${s.maxconn}`);
+  }
+  for (const s of oldS.values()) out.push(`${p}: server ${s.name} removed`);
+  if (!sameJson(o.check, b.check)) out.push(`${p}: check changed`);
+  const { servers: _a, check: _b, ...restOld } = o;
+  const { servers: _c, check: _d, ...restNew } = b;
+  for (const k of Object.keys(restNew) as (keyof typeof restNew)[]) {
+    if (!sameJson(restOld[k], restNew[k])) out.push(`${p}: ${k} ${JSON.stringify(restOld[k])} -> ${JSON.stringify(restNew[k])}`);
+  }
+  return out;
+}
+
+function sameListen(a: HostPort | undefined, b: HostPort | undefined): boolean {
+  if (!a || !b) return a === b;
+  return formatHostPort(a) === formatHostPort(b);
+}
+
+/** Deep equality of config values (regular expressions compare by their source). */
+function sameJson(a: unknown, b: unknown): boolean {
+  const text = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x instanceof RegExp ? x.toString() : x)) ?? 'undefined';
+  return text(a) === text(b);
+}

@@ -1,0 +1,111 @@
+import { spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { helloOnce, LicenseClient } from '../helpers/license-client.js';
+import { sample } from '../helpers/prom-text.js';
+import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { requireTools } from '../helpers/require-tools.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+afterEach(() => stopAll());
+
+/** Checks run once at start (inter 1h), so every later state change comes from live traffic: exact counts. */
+function config(primary: number, backup: number): string {
+  return `frontends:
+  - name: lmgrd
+    listen: 127.0.0.1:0
+    backend: licenses
+    inband_status: false
+backends:
+  - name: licenses
+    retries: 2
+    observe_errors: 1
+    check: { type: status, inter: 1h, rise: 2, fall: 2, timeout: 1s }
+    servers:
+      - { name: primary, address: 127.0.0.1:${primary}, weight: 100 }
+      - { name: backup, address: 127.0.0.1:${backup}, weight: 50, backup: true }
+`;
+}
+
+async function metrics(p: ProxyProcess): Promise<string> {
+  const r = await p.get('/metrics');
+  expect(r.status).toBe(200);
+  return r.body;
+}
+
+function promtool(text: string): { code: number | null; out: string } {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe('GET /metrics on a real licgate run', () => {
+  it('counts sessions, bytes, failover and checks exactly, and passes promtool check metrics', async (ctx) => {
+    requireTools(['promtool'], ctx);
+    const primary = await startSimulator('primary');
+    const backup = await startSimulator('backup');
+    const p = await startProxy(config(primary.port, backup.port));
+    const labels = { frontend: 'lmgrd', backend: 'licenses' };
+
+    for (let i = 0; i < 5; i++) expect(await helloOnce(p.port)).toBe('primary');
+    const held = await LicenseClient.connect(p.port);
+    expect(await held.hello()).toBe('primary');
+    let text = await waitFor(async () => {
+      const t = await metrics(p);
+      return sample(t, 'licgate_sessions_ended_total', { ...labels, end: 'closed' }) === 5 && t;
+    }, { timeoutMs: 5000, what: '5 closed sessions in /metrics' });
+    expect(sample(text, 'licgate_connections_total', { ...labels, server: 'primary' })).toBe(6);
+    expect(sample(text, 'licgate_connections_active', { ...labels, server: 'primary' })).toBe(1);
+    expect(sample(text, 'licgate_server_active_connections', { backend: 'licenses', server: 'primary' })).toBe(1);
+    expect(sample(text, 'licgate_frontend_active_connections', { frontend: 'lmgrd' })).toBe(1);
+    // "HELLO\n" is 6 bytes in, "HELLO primary\n" 14 bytes out, per ended session.
+    expect(sample(text, 'licgate_bytes_in_total', { ...labels, server: 'primary' })).toBe(30);
+    expect(sample(text, 'licgate_bytes_out_total', { ...labels, server: 'primary' })).toBe(70);
+    expect(sample(text, 'licgate_checks_total', { backend: 'licenses', server: 'primary', result: 'ok' })).toBe(1);
+    expect(sample(text, 'licgate_check_duration_seconds_count', { backend: 'licenses', server: 'backup' })).toBe(1);
+    expect(sample(text, 'licgate_server_up', { backend: 'licenses', server: 'primary' })).toBe(1);
+    expect(sample(text, 'licgate_server_state', { backend: 'licenses', server: 'primary', state: 'UP' })).toBe(1);
+    expect(sample(text, 'licgate_server_weight', { backend: 'licenses', server: 'backup' })).toBe(50);
+    expect(sample(text, 'licgate_server_tier', { backend: 'licenses', server: 'backup' })).toBe(1);
+    expect(sample(text, 'licgate_backend_serving_tier', { backend: 'licenses' })).toBe(0);
+    expect(sample(text, 'licgate_connect_retries_total', labels)).toBe(0);
+
+    // The primary crashes; the next session is refused there, retried on the backup, and the
+    // passive check (observe_errors: 1) marks the primary DOWN at once: a failover to the backup.
+    await primary.kill('SIGKILL');
+    expect(await helloOnce(p.port)).toBe('backup');
+    // The crash also ends the session held on the primary: its FIN reaches the client, which closes.
+    text = await waitFor(async () => {
+      const t = await metrics(p);
+      return sample(t, 'licgate_sessions_ended_total', { ...labels, end: 'closed' }) === 7 && t;
+    }, { timeoutMs: 5000, what: 'the held and the failed-over session closed' });
+    expect(sample(text, 'licgate_connections_active', { ...labels, server: 'primary' })).toBe(0);
+    expect(sample(text, 'licgate_bytes_in_total', { ...labels, server: 'primary' })).toBe(36);
+    expect(sample(text, 'licgate_bytes_out_total', { ...labels, server: 'backup' })).toBe(13);
+    expect(sample(text, 'licgate_connect_errors_total', { ...labels, server: 'primary', reason: 'refused' })).toBe(1);
+    expect(sample(text, 'licgate_connect_errors_total', { ...labels, server: 'primary', reason: 'timeout' })).toBe(0);
+    expect(sample(text, 'licgate_connect_retries_total', labels)).toBe(1);
+    expect(sample(text, 'licgate_connections_total', { ...labels, server: 'backup' })).toBe(1);
+    expect(sample(text, 'licgate_server_up', { backend: 'licenses', server: 'primary' })).toBe(0);
+    expect(sample(text, 'licgate_server_state', { backend: 'licenses', server: 'primary', state: 'DOWN' })).toBe(1);
+    expect(sample(text, 'licgate_server_state', { backend: 'licenses', server: 'primary', state: 'UP' })).toBe(0);
+    expect(sample(text, 'licgate_server_transitions_total', { backend: 'licenses', server: 'primary', to: 'DOWN' })).toBe(1);
+    expect(sample(text, 'licgate_backend_serving_tier', { backend: 'licenses' })).toBe(1);
+    expect(sample(text, 'licgate_backend_failovers_total', { backend: 'licenses', from: 'active', to: 'backup' })).toBe(1);
+    expect(sample(text, 'licgate_backend_usable_servers', { backend: 'licenses' })).toBe(1);
+    held.destroy();
+
+    expect(sample(text, 'licgate_build_info')).toBe(1);
+    expect(sample(text, 'licgate_process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(sample(text, 'licgate_config_last_reload_successful')).toBe(1);
+    const lint = promtool(text);
+    expect(lint.out).toBe('');
+    expect(lint.code).toBe(0);
+  });
+
+  it('promtool rejects what it should (the check is real)', (ctx) => {
+    requireTools(['promtool'], ctx);
+    const bad = '# HELP licgate_x_total a gauge named like a counter\n# TYPE licgate_x_total gauge\nlicgate_x_total 1\n';
+    const lint = promtool(bad);
+    expect(lint.code).not.toBe(0);
+    expect(lint.out).toContain('licgate_x_total');
+  });
+});

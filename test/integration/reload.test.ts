@@ -1,0 +1,231 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { helloOnce, LicenseClient } from '../helpers/license-client.js';
+import { sample } from '../helpers/prom-text.js';
+import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const TOKEN = 'reload-test-token-0123456789abcdef';
+const clients: LicenseClient[] = [];
+const tokenFiles: string[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  await stopAll();
+  for (const f of tokenFiles.splice(0)) rmSync(f, { force: true });
+});
+
+/** The admin section every config here shares. */
+function header(tokenFile: string): string {
+  return `admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }\nlog: { level: info, format: json }\nshutdown_grace: 500ms\n`;
+}
+
+function backendYaml(servers: { name: string; port: number; extra?: string }[], opts = ''): string {
+  return `backends:
+  - name: licenses
+    check: { type: status, inter: 300ms, rise: 1, fall: 2, timeout: 500ms }${opts}
+    servers:
+${servers.map((s) => `      - { name: ${s.name}, address: 127.0.0.1:${s.port}${s.extra ?? ''} }`).join('\n')}
+`;
+}
+
+const FRONTEND = `frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
+`;
+
+async function start(body: string): Promise<{ p: ProxyProcess; tokenFile: string; write: (body: string) => void }> {
+  const tokenFile = join(tmpdir(), `licgate-reload-token-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(tokenFile, TOKEN);
+  tokenFiles.push(tokenFile);
+  const p = await startProxy(header(tokenFile) + body);
+  return { p, tokenFile, write: (b) => writeFileSync(p.configFile, header(tokenFile) + b) };
+}
+
+async function reloadApi(p: ProxyProcess, token: string | null = TOKEN): Promise<{ status: number; json: { ok: boolean; errors: string[]; changes: string[] } }> {
+  const res = await fetch(`${p.adminUrl}/admin/reload`, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10_000) });
+  return { status: res.status, json: (await res.json()) as { ok: boolean; errors: string[]; changes: string[] } };
+}
+
+/** Inode of the socket listening on 127.0.0.1:port (from /proc/net/tcp): the same inode means the same socket. */
+function listenInode(port: number): string | undefined {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === `0100007F:${hex}` && f[3] === '0A') return f[9];
+  }
+  return undefined;
+}
+
+function reloadLogs(p: ProxyProcess): Record<string, unknown>[] {
+  return p.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload'));
+}
+
+describe('config reload on a real licgate run (SIGHUP and POST /admin/reload)', () => {
+  it('adds a server with SIGHUP and new sessions reach it; the frontend keeps its listening socket', async () => {
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    const inode = listenInode(p.port);
+    expect(inode).toBeDefined();
+    for (let i = 0; i < 3; i++) expect(await helloOnce(p.port)).toBe('s1');
+
+    write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }, { name: 's2', port: s2.port }]));
+    p.child.kill('SIGHUP');
+    const line = await waitFor(() => reloadLogs(p)[0], { timeoutMs: 10_000, what: 'the reload log line' });
+    expect(line.msg).toBe(`config reloaded from ${p.configFile} (SIGHUP): 1 change: backend licenses: server s2 added (127.0.0.1:${s2.port}, tier 0, weight 1)`);
+    const seen = new Set<string>();
+    await waitFor(async () => (seen.add(await helloOnce(p.port)), seen.has('s2')), { timeoutMs: 10_000, what: 'a session answered by the new server s2' });
+    expect((await p.status()).frontends[0]!.port).toBe(p.port);
+    expect(listenInode(p.port)).toBe(inode);
+    const metrics = (await p.get('/metrics')).body;
+    expect(sample(metrics, 'licgate_config_reloads_total', { result: 'ok' })).toBe(1);
+    expect(sample(metrics, 'licgate_server_up', { backend: 'licenses', server: 's2' })).toBe(1);
+  });
+
+  it('removing a server keeps its open session alive until it ends; new sessions avoid it', async () => {
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }, { name: 's2', port: s2.port }]));
+    // Round robin: hold one session on each server.
+    const held: Record<string, LicenseClient> = {};
+    while (!held.s1 || !held.s2) {
+      const c = await LicenseClient.connect(p.port);
+      clients.push(c);
+      const who = await c.hello();
+      if (held[who]) c.destroy();
+      else held[who] = c;
+    }
+    const grant = await held.s2.checkout('solver', 1);
+    expect(grant.granted).toBe(true);
+
+    write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    const r = await reloadApi(p);
+    expect(r.status).toBe(200);
+    expect(r.json).toEqual({ ok: true, errors: [], changes: ['backend licenses: server s2 removed'] });
+    expect((await p.backend('licenses')).servers.map((s) => s.name)).toEqual(['s1']);
+    for (let i = 0; i < 4; i++) expect(await helloOnce(p.port)).toBe('s1');
+
+    // The session on the removed server still works, with the license it holds.
+    expect(await held.s2.request('CHECKIN ' + (grant as { handle: string }).handle)).toBe('OK');
+    expect((await held.s2.checkout('solver', 2)).granted).toBe(true);
+    expect((await p.status()).frontends[0]!.active).toBe(2);
+    await held.s2.close();
+    await waitFor(async () => (await p.status()).frontends[0]!.active === 1, { timeoutMs: 5000, what: 'the removed server session to end' });
+    const ended = await waitFor(() => p.logs.find((l) => l.msg === 'session closed' && l.server === 's2'), { timeoutMs: 5000, what: 'the session closed log line of s2' });
+    expect(ended).toMatchObject({ end: 'closed', frontend: 'lmgrd' });
+    expect(await held.s1.hello()).toBe('s1');
+  });
+
+  it('an invalid config keeps the old one running; every error is logged with line:col; POST answers 400 with them', async () => {
+    const s1 = await startSimulator('s1');
+    const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    const good = readFileSync(p.configFile, 'utf8');
+    write(FRONTEND + `backends:
+  - name: licenses
+    balnce: roundrobin
+    retries: many
+    servers:
+      - { name: s1, address: 127.0.0.1:${s1.port}, weight: 999 }
+`);
+    const lines = readFileSync(p.configFile, 'utf8').split('\n');
+    const pos = (needle: string): string => {
+      const i = lines.findIndex((l) => l.includes(needle));
+      return `${p.configFile}:${i + 1}:${lines[i]!.indexOf(needle) + 1}:`;
+    };
+    const r = await reloadApi(p);
+    expect(r.status).toBe(400);
+    expect(r.json.ok).toBe(false);
+    expect(r.json.errors).toHaveLength(3);
+    expect(r.json.errors[0]).toMatch(new RegExp(`^${escape(pos('balnce'))} backends\\[0\\]: unknown key "balnce" \\(did you mean "balance"\\?\\)`));
+    expect(r.json.errors[1]).toMatch(new RegExp(`^${escape(pos('many'))} `));
+    expect(r.json.errors[2]).toMatch(new RegExp(`^${escape(pos('999'))} `));
+    // SIGHUP gives the same verdict in the log: one line with every error.
+    p.child.kill('SIGHUP');
+    const failed = await waitFor(() => reloadLogs(p).filter((l) => l.level === 50)[1], { timeoutMs: 10_000, what: 'the failed SIGHUP reload log line' });
+    expect(failed.errors).toEqual(r.json.errors);
+    expect(String(failed.msg)).toContain('still running the previous config');
+    for (const e of r.json.errors) expect(String(failed.msg)).toContain(e);
+    // Still serving with the old config; the metrics say the last reload failed.
+    expect(await helloOnce(p.port)).toBe('s1');
+    const metrics = (await p.get('/metrics')).body;
+    expect(sample(metrics, 'licgate_config_last_reload_successful')).toBe(0);
+    expect(sample(metrics, 'licgate_config_reloads_total', { result: 'failed' })).toBe(2);
+    // Fixed: the next reload succeeds.
+    writeFileSync(p.configFile, good);
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+    expect(sample((await p.get('/metrics')).body, 'licgate_config_last_reload_successful')).toBe(1);
+  });
+
+  it('POST /admin/reload needs the bearer token (401 without or with a wrong one), and the refusal is logged', async () => {
+    const s1 = await startSimulator('s1');
+    const { p } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    const none = await reloadApi(p, null);
+    expect(none.status).toBe(401);
+    const wrong = await reloadApi(p, 'x'.repeat(32));
+    expect(wrong.status).toBe(401);
+    expect(reloadLogs(p)).toHaveLength(0);
+    const refused = await waitFor(() => {
+      const r = p.logs.filter((l) => l.msg === 'admin call refused');
+      return r.length === 2 && r;
+    }, { timeoutMs: 5000, what: 'two "admin call refused" log lines' });
+    expect(refused.map((l) => l.code)).toEqual(['E_ADMIN_NO_TOKEN', 'E_ADMIN_BAD_TOKEN']);
+    expect(refused[0]).toMatchObject({ status: 401, path: '/admin/reload', level: 40 });
+  });
+
+  it('a connection attempt during reloads never fails, an open session continues, and added/removed frontends bind/close', async () => {
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const fe2 = `  - { name: vendor, listen: 127.0.0.1:0, backend: licenses }\n`;
+    const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    const held = await LicenseClient.connect(p.port);
+    clients.push(held);
+    expect(await held.hello()).toBe('s1');
+    const inode = listenInode(p.port);
+
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const hammer = (async () => {
+      while (!stop) {
+        try {
+          await helloOnce(p.port, { timeoutMs: 3000 });
+          ok++;
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+    })();
+    let vendorPort = 0;
+    for (let i = 0; i < 6; i++) {
+      const withVendor = i % 2 === 0;
+      write(FRONTEND + (withVendor ? fe2 : '') + backendYaml([{ name: 's1', port: s1.port, extra: `, weight: ${10 + i}` }, ...(i % 3 === 0 ? [{ name: 's2', port: s2.port }] : [])]));
+      const r = await reloadApi(p);
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      const st = await p.status();
+      const vendor = st.frontends.find((f) => f.name === 'vendor');
+      if (withVendor) {
+        expect(vendor?.port).toBeGreaterThan(0);
+        vendorPort = vendor!.port!;
+        expect(await helloOnce(vendorPort)).toMatch(/^s[12]$/);
+      } else {
+        expect(vendor).toBeUndefined();
+        await expect(new Promise((resolve, reject) => connect(vendorPort, '127.0.0.1').on('connect', resolve).on('error', reject))).rejects.toThrow(/ECONNREFUSED/);
+      }
+      await waitFor(() => ok >= 5 * (i + 1), { timeoutMs: 10_000, what: `sessions through the proxy after reload ${i + 1}` });
+    }
+    stop = true;
+    await hammer;
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThanOrEqual(30);
+    expect(listenInode(p.port)).toBe(inode);
+    expect(await held.hello()).toBe('s1');
+    expect((await held.checkout('cad', 1)).granted).toBe(true);
+  });
+});
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}

@@ -1,0 +1,116 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LicenseClient } from '../helpers/license-client.js';
+import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const clients: LicenseClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  await stopAll();
+});
+
+function yaml(simPort: number, grace: string): string {
+  return `shutdown_grace: ${grace}
+frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
+backends:
+  - name: licenses
+    check: { type: status, inter: 300ms, rise: 1, fall: 2, timeout: 500ms }
+    servers:
+      - { name: s1, address: 127.0.0.1:${simPort} }
+`;
+}
+
+async function held(p: ProxyProcess): Promise<LicenseClient> {
+  const c = await LicenseClient.connect(p.port);
+  clients.push(c);
+  expect(await c.hello()).toBe('s1');
+  expect((await c.checkout('solver', 1)).granted).toBe(true);
+  return c;
+}
+
+function exitOf(p: ProxyProcess): Promise<[number | null, NodeJS.Signals | null]> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve([p.child.exitCode, p.child.signalCode]);
+  return once(p.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.on('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+}
+
+describe('graceful shutdown of a real licgate run', () => {
+  it('SIGTERM: /ready and /health 503 at once, no new connections, the open session finishes, exit 0', async () => {
+    const sim = await startSimulator('s1');
+    const p = await startProxy(yaml(sim.port, '30s'));
+    expect((await p.get('/health')).status).toBe(200);
+    const c = await held(p);
+    const exited = exitOf(p);
+    p.child.kill('SIGTERM');
+    const t0 = performance.now();
+    const ready = await waitFor(async () => {
+      const r = await p.get('/ready');
+      return r.status === 503 && r;
+    }, { timeoutMs: 2000, intervalMs: 5, what: '/ready → 503 after SIGTERM' });
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(ready.json).toEqual({ ready: false, reason: 'shutting down' });
+    const health = await p.get('/health');
+    expect(health.status).toBe(503);
+    expect((health.json as { reason: string }).reason).toBe('shutting down');
+    await waitFor(() => refused(p.port), { timeoutMs: 2000, what: 'the frontend to refuse new connections' });
+
+    // The license session goes on as if nothing happened, and its end lets licgate exit.
+    expect((await c.checkout('solver', 1)).granted).toBe(true);
+    expect(p.child.exitCode).toBeNull();
+    const before = performance.now();
+    await c.close();
+    const [code, signal] = await exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    // Event-driven: exit follows the session's end at once, not at the 30 s grace.
+    expect(performance.now() - before).toBeLessThan(3000);
+    expect(p.logs.some((l) => l.msg === 'stopped')).toBe(true);
+    expect(p.logs.some((l) => String(l.msg).includes('grace expired'))).toBe(false);
+  });
+
+  it('SIGINT with a session still open at the end of shutdown_grace: it is closed, exit 0', async () => {
+    const sim = await startSimulator('s1');
+    const p = await startProxy(yaml(sim.port, '1s'));
+    const c = await held(p);
+    const closed = once(c.socket, 'close');
+    const exited = exitOf(p);
+    const t0 = performance.now();
+    p.child.kill('SIGINT');
+    const [code] = await exited;
+    const took = performance.now() - t0;
+    expect(code).toBe(0);
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(5000);
+    await closed;
+    const warn = p.logs.find((l) => String(l.msg).includes('shutdown grace expired'));
+    expect(warn).toMatchObject({ sessions: 1 });
+    expect(p.logs.find((l) => l.msg === 'session closed')).toMatchObject({ end: 'shutdown', server: 's1' });
+  });
+
+  it('a second signal exits at once', async () => {
+    const sim = await startSimulator('s1');
+    const p = await startProxy(yaml(sim.port, '60s'));
+    await held(p);
+    const exited = exitOf(p);
+    p.child.kill('SIGTERM');
+    await waitFor(async () => (await p.get('/ready')).status === 503, { timeoutMs: 2000, intervalMs: 5, what: '/ready → 503' });
+    const t0 = performance.now();
+    p.child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(code).toBe(1);
+  });
+});

@@ -1,0 +1,162 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LicenseClient } from '../helpers/license-client.js';
+import { startProxy, startSimulator, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
+import { requireTools } from '../helpers/require-tools.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+/** What a hostile license server answers to the STATUS probe; the page must show it as text. */
+const HOSTILE = '<img src=x onerror="window.__pwned=1"><b>bold</b>';
+
+let browser: BrowserContext | null = null;
+let profile: string | null = null;
+const clients: LicenseClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  await browser?.close();
+  browser = null;
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  profile = null;
+  await stopAll();
+});
+
+/** The text of one cell of a server's row (columns as the page lays them out). */
+function cell(page: Page, backend: string, server: string, col: number): Promise<string> {
+  return page.locator(`section[data-backend="${backend}"] tr[data-server="${server}"] td`).nth(col).innerText();
+}
+
+describe('stats page (GET /) in a real browser', () => {
+  it('shows servers per backend, follows a crash and an admin drain without reloading, escapes what it shows', async (ctx) => {
+    requireTools(['chromium'], ctx);
+    const sims = {
+      primary: await startSimulator('primary'),
+      secondary: await startSimulator('secondary'),
+      backup: await startSimulator('backup'),
+      dr: await startSimulator('dr-site'),
+    };
+    const hostile = await startTcpServer((s) => s.end(`${HOSTILE}\r\n`));
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-stats-'));
+    const tokenFile = join(dir, 'admin.token');
+    const token = 'stats-page-test-token-0123456789';
+    writeFileSync(tokenFile, `${token}\n`);
+    const p = await startProxy(`admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }
+frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
+  - { name: rlm, listen: 127.0.0.1:0, backend: rlm }
+backends:
+  - name: licenses
+    stick: source
+    check: { type: status, inter: 300ms, rise: 2, fall: 2, timeout: 500ms }
+    servers:
+      - { name: primary, address: 127.0.0.1:${sims.primary.port}, weight: 100 }
+      - { name: secondary, address: 127.0.0.1:${sims.secondary.port}, weight: 100 }
+      - { name: backup, address: 127.0.0.1:${sims.backup.port}, weight: 50, backup: true }
+      - { name: dr, address: 127.0.0.1:${sims.dr.port}, weight: 10, tier: 2 }
+  - name: rlm
+    check: { type: status, inter: 300ms, rise: 1, fall: 1, timeout: 500ms }
+    servers:
+      - { name: rlm-main, address: 127.0.0.1:${hostile.port} }
+`, { waitReady: false });
+    // Two license sessions held open, so the page has connections to count.
+    for (let i = 0; i < 2; i++) {
+      const c = await LicenseClient.connect(p.ports.lmgrd!);
+      clients.push(c);
+      await c.hello();
+    }
+
+    profile = mkdtempSync(join(tmpdir(), 'licgate-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
+    const page = await browser.newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      // Chromium logs every non-2xx fetch (the 503 of /health while rlm is down, the 401 below) as a console error.
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    const res = await page.goto(`${p.adminUrl}/`);
+    expect(res?.status()).toBe(200);
+    expect(res?.headers()['content-security-policy']).toContain("default-src 'none'");
+    await page.evaluate(() => ((window as unknown as { __sameDocument: boolean }).__sameDocument = true));
+
+    const row = (b: string, s: string) => page.locator(`section[data-backend="${b}"] tr[data-server="${s}"]`);
+    await row('licenses', 'primary').locator('.state', { hasText: /^UP$/ }).waitFor({ timeout: 10_000 });
+    await row('rlm', 'rlm-main').locator('.state', { hasText: /^DOWN$/ }).waitFor({ timeout: 10_000 });
+    expect(await page.title()).toBe('licgate statistics');
+    expect(await cell(page, 'licenses', 'primary', 0)).toBe('primary');
+    expect(await cell(page, 'licenses', 'primary', 1)).toBe(`127.0.0.1:${sims.primary.port}`);
+    expect(await cell(page, 'licenses', 'primary', 2)).toBe('active');
+    expect(await cell(page, 'licenses', 'backup', 2)).toBe('backup');
+    expect(await cell(page, 'licenses', 'dr', 2)).toBe('dr (2)');
+    expect(await cell(page, 'licenses', 'backup', 4)).toBe('50');
+    const active = await Promise.all(['primary', 'secondary'].map(async (s) => Number(await cell(page, 'licenses', s, 5))));
+    expect(active[0]! + active[1]!).toBe(2);
+    expect(await cell(page, 'licenses', 'primary', 8)).toMatch(/^✓ [\d.]+ ms · \d+s ago\nreply matched "Server Status: Running"$/);
+    expect(await cell(page, 'licenses', 'primary', 9)).toMatch(/^\d+s$/);
+    expect(await page.locator('section[data-backend="licenses"] .serving').innerText()).toBe('serving: active');
+    expect(await page.locator('section[data-backend="rlm"] .serving').innerText()).toBe('serving: none');
+    expect(await page.locator('#frontends tr').count()).toBe(2);
+    // Controls are hidden until a token is given.
+    expect(await row('licenses', 'backup').locator('button', { hasText: 'drain' }).isVisible()).toBe(false);
+
+    // The hostile reply is shown as text: no element was created from it and no script ran.
+    await waitFor(async () => (await cell(page, 'rlm', 'rlm-main', 8)).includes('<img src=x'), { timeoutMs: 5000, what: 'the hostile reply shown as text' });
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.locator('section[data-backend="rlm"] b').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+
+    // A license server crashes: the page shows it DOWN on its next refresh.
+    await sims.primary.kill('SIGKILL');
+    await row('licenses', 'primary').locator('.state', { hasText: /^DOWN/ }).waitFor({ timeout: 10_000 });
+
+    // With the token, drain a server from the page.
+    await page.fill('#token', token);
+    await page.click('#token-form button[type=submit]');
+    const drain = row('licenses', 'secondary').locator('button', { hasText: 'drain' });
+    await drain.waitFor({ state: 'visible', timeout: 5000 });
+    await drain.click();
+    await row('licenses', 'secondary').locator('.state', { hasText: /^DRAIN$/ }).waitFor({ timeout: 5000 });
+    expect(await page.locator('#toast').innerText()).toContain('licenses/secondary drain: done');
+    expect((await p.server('licenses', 'secondary')).state).toBe('DRAIN');
+    await page.locator('section[data-backend="licenses"] .serving', { hasText: 'serving: backup' }).waitFor({ timeout: 5000 });
+    expect(await page.evaluate(() => sessionStorage.getItem('licgate.admin.token'))).toBe(token);
+
+    // A wrong token is refused with the API's message.
+    await page.click('#forget');
+    await page.fill('#token', 'not-the-token-at-all');
+    await page.click('#token-form button[type=submit]');
+    await row('licenses', 'secondary').locator('button', { hasText: 'ready' }).click();
+    await page.locator('#toast', { hasText: 'refused (401)' }).waitFor({ timeout: 5000 });
+    expect((await p.server('licenses', 'secondary')).state).toBe('DRAIN');
+
+    // Put the right token back for the screenshot, with controls on.
+    await page.click('#forget');
+    await page.fill('#token', token);
+    await page.click('#token-form button[type=submit]');
+    await row('licenses', 'backup').locator('input').fill('25');
+    await row('licenses', 'backup').locator('button', { hasText: /^set$/ }).click();
+    await waitFor(async () => (await cell(page, 'licenses', 'backup', 4)) === '25 / 50', { timeoutMs: 5000, what: 'backup weight 25 / 50 on the page' });
+
+    // Sessions opened now go to the backup tier; the page counts them.
+    for (let i = 0; i < 3; i++) {
+      const c = await LicenseClient.connect(p.ports.lmgrd!);
+      clients.push(c);
+      expect(await c.hello()).toBe('backup');
+    }
+    await waitFor(async () => (await cell(page, 'licenses', 'backup', 5)) === '3', { timeoutMs: 5000, what: '3 active sessions on the backup on the page' });
+    expect(await page.locator('#frontends tr', { hasText: 'lmgrd' }).locator('td').nth(3).innerText()).toBe('3');
+
+    expect(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
+    expect(consoleErrors).toEqual([]);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.evaluate(() => document.querySelectorAll('.scroll').forEach((e) => (e.scrollLeft = 0)));
+    await page.screenshot({ path: join(ARTIFACTS, 'stats-page.png'), fullPage: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { Model } from '../../src/model/model.js';
+import { errorClass, Metrics, stateLabel } from '../../src/observe/metrics.js';
+import { Frontend, type FrontendHooks } from '../../src/proxy/frontend.js';
+import type { SessionRecord } from '../../src/proxy/session.js';
+import { sample } from '../helpers/prom-text.js';
+
+const YAML = (servers: string) => `frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: b }
+backends:
+  - name: b
+    check: { type: tcp }
+    servers:
+${servers}`;
+const AB = `      - { name: a, address: 10.0.0.1:1 }\n      - { name: c, address: 10.0.0.2:1, backup: true }`;
+
+const noHooks: FrontendHooks = { sessionEnded: () => {}, sessionConnected: () => {}, attemptFailed: () => {}, acceptFailed: () => {} };
+
+/** A model and a (never listening) frontend the metrics read, as the daemon's are. */
+function setup(servers = AB) {
+  const cfg = loadConfigText(YAML(servers), 'm.yaml');
+  const src = { version: '9.9.9', model: new Model(cfg), frontends: [] as Frontend[], shuttingDown: false };
+  src.frontends.push(new Frontend(cfg.frontends[0]!, src.model.backend('b')!, noHooks));
+  const m = new Metrics(src, () => null, { processMetrics: false });
+  m.watch(src.model.events);
+  return { cfg, src, m, fe: src.frontends[0]!, b: src.model.backend('b')! };
+}
+
+function ended(server: string | null, end: SessionRecord['end'], bytes = [10, 20], retries = 0): SessionRecord {
+  return { client: '127.0.0.1:1', frontend: 'fe', backend: 'b', server, bytes_in: bytes[0]!, bytes_out: bytes[1]!, duration_ms: 1, end, retries };
+}
+
+describe('labels', () => {
+  it('maps HAProxy state text to one of five state labels', () => {
+    expect(['UP', 'UP 1/3', 'DOWN', 'DOWN 1/2', 'DOWN (agent)', 'DRAIN', 'MAINT', 'no check'].map(stateLabel)).toEqual(['UP', 'UP', 'DOWN', 'DOWN', 'DOWN', 'DRAIN', 'MAINT', 'NOCHECK']);
+  });
+
+  it('classes connect failures as refused, reset, timeout or other', () => {
+    expect(['connection refused', 'connection reset', 'connect timeout after 3000ms', 'EHOSTUNREACH'].map(errorClass)).toEqual(['refused', 'reset', 'timeout', 'other']);
+  });
+});
+
+describe('Metrics', () => {
+  it('counts sessions from the hooks exactly and mirrors the model at scrape time', async () => {
+    const { m, fe, b } = setup();
+    const a = b.server('a')!;
+    for (let i = 0; i < 3; i++) m.sessionConnected(fe, a, i === 2 ? 1 : 0);
+    m.attemptFailed(fe, a, 'connection refused');
+    m.sessionEnded(ended('a', 'closed'));
+    m.sessionEnded(ended('a', 'server-reset', [5, 0]));
+    m.sessionEnded(ended(null, 'no-server', [0, 0], 3));
+    b.acquire(a, '127.0.0.1');
+    a.setWeight(7, 'test');
+    const text = await m.render();
+    const l = { frontend: 'fe', backend: 'b', server: 'a' };
+    expect(sample(text, 'licgate_connections_total', l)).toBe(3);
+    expect(sample(text, 'licgate_connections_active', l)).toBe(1);
+    expect(sample(text, 'licgate_bytes_in_total', l)).toBe(15);
+    expect(sample(text, 'licgate_bytes_out_total', l)).toBe(20);
+    expect(sample(text, 'licgate_connect_errors_total', { ...l, reason: 'refused' })).toBe(1);
+    // 1 retry on a connected session + 2 on the session that failed on all 3 attempts.
+    expect(sample(text, 'licgate_connect_retries_total', { frontend: 'fe', backend: 'b' })).toBe(3);
+    expect(sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end: 'no-server' })).toBe(1);
+    expect(sample(text, 'licgate_server_active_connections', { backend: 'b', server: 'a' })).toBe(1);
+    expect(sample(text, 'licgate_server_weight', { backend: 'b', server: 'a' })).toBe(7);
+    expect(sample(text, 'licgate_server_configured_weight', { backend: 'b', server: 'a' })).toBe(1);
+    expect(sample(text, 'licgate_build_info', { version: '9.9.9' })).toBe(1);
+    expect(sample(text, 'licgate_process_resident_memory_bytes')).toBeUndefined();
+  });
+
+  it('counts checks, transitions and failovers from model events', async () => {
+    const { m, b, src } = setup();
+    const a = b.server('a')!;
+    const fail = { ok: false, reason: 'refused', durationMs: 30, at: 0 };
+    a.checkFailed(fail); // UP 1/3 -> DOWN: rise 2 starts at the edge
+    b.server('c')!.checkSucceeded({ ok: true, reason: 'ok', durationMs: 2, at: 0 });
+    src.model.events.emit('check-done', { backend: 'b', server: 'a', ok: false, durationMs: 30, reason: 'refused' });
+    const text = await m.render();
+    expect(sample(text, 'licgate_server_transitions_total', { backend: 'b', server: 'a', to: 'DOWN' })).toBe(1);
+    expect(sample(text, 'licgate_server_transitions_total', { backend: 'b', server: 'c', to: 'UP' })).toBeUndefined();
+    expect(sample(text, 'licgate_backend_failovers_total', { backend: 'b', from: 'active', to: 'backup' })).toBe(1);
+    expect(sample(text, 'licgate_backend_serving_tier', { backend: 'b' })).toBe(1);
+    expect(sample(text, 'licgate_checks_total', { backend: 'b', server: 'a', result: 'failed' })).toBe(1);
+    expect(sample(text, 'licgate_check_duration_seconds_bucket', { backend: 'b', server: 'a', le: '0.05' })).toBe(1);
+    expect(sample(text, 'licgate_check_duration_seconds_bucket', { backend: 'b', server: 'a', le: '0.025' })).toBe(0);
+    expect(sample(text, 'licgate_server_last_check_success', { backend: 'b', server: 'a' })).toBe(0);
+  });
+
+  it('after a reload: counters continue by name, series of removed servers go (unless sessions are open)', async () => {
+    const { m, fe, b, src } = setup(`${AB}\n      - { name: gone, address: 10.0.0.3:1 }\n      - { name: busy, address: 10.0.0.4:1 }`);
+    m.sessionConnected(fe, b.server('a')!, 0);
+    m.sessionEnded(ended('a', 'closed'));
+    m.sessionConnected(fe, b.server('gone')!, 0);
+    m.sessionEnded(ended('gone', 'closed'));
+    m.sessionConnected(fe, b.server('busy')!, 0);
+    src.model.events.emit('check-done', { backend: 'b', server: 'gone', ok: true, durationMs: 1, reason: 'ok' });
+
+    const next = setup();
+    src.model = next.src.model;
+    m.forget(next.cfg);
+    m.sessionConnected(fe, src.model.backend('b')!.server('a')!, 0);
+    const text = await m.render();
+    expect(sample(text, 'licgate_connections_total', { server: 'a' })).toBe(2);
+    expect(sample(text, 'licgate_connections_total', { server: 'gone' })).toBeUndefined();
+    expect(sample(text, 'licgate_checks_total', { server: 'gone' })).toBeUndefined();
+    expect(sample(text, 'licgate_connections_active', { server: 'busy' })).toBe(1);
+    expect(sample(text, 'licgate_server_up', { server: 'gone' })).toBeUndefined();
+  });
+});

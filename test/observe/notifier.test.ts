@@ -1,0 +1,177 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WebhookConfig } from '../../src/config/schema.js';
+import { ModelEvents } from '../../src/model/events.js';
+import { Notifier, type Notification } from '../../src/observe/notifier.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+interface Received {
+  at: number;
+  headers: IncomingMessage['headers'];
+  body: Notification;
+}
+
+/** A real HTTP receiver on 127.0.0.1:0; `answer` decides per request (status, or 'hang'). */
+async function receiver(answer: (n: number) => number | 'hang' = () => 204): Promise<{ url: string; got: Received[]; attempts: number[]; server: Server }> {
+  const got: Received[] = [];
+  const attempts: number[] = [];
+  const hanging: ServerResponse[] = [];
+  const server = createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8').on('data', (d: string) => (text += d));
+    req.on('end', () => {
+      attempts.push(Date.now());
+      const a = answer(attempts.length);
+      if (a === 'hang') {
+        hanging.push(res);
+        return;
+      }
+      if (a >= 200 && a < 300) got.push({ at: Date.now(), headers: req.headers, body: JSON.parse(text) as Notification });
+      res.writeHead(a).end();
+    });
+  });
+  server.on('close', () => hanging.forEach((r) => r.destroy()));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook?token=secret`, got, attempts, server };
+}
+
+/** A port where nothing listens (bound, then closed): connections are refused. */
+async function deadPort(): Promise<number> {
+  const s = createTcpServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const servers: Server[] = [];
+const notifiers: Notifier[] = [];
+
+afterEach(async () => {
+  await Promise.all(notifiers.splice(0).map((n) => n.close(0)));
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+});
+
+function lines(): { log: ReturnType<typeof pino>; out: Record<string, unknown>[] } {
+  const out: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => void out.push(JSON.parse(s) as Record<string, unknown>) });
+  return { log, out };
+}
+
+function hook(url: string, extra: Partial<WebhookConfig> = {}): WebhookConfig {
+  return { url, headers: {}, events: null, ...extra };
+}
+
+function make(hooks: WebhookConfig[], opts: ConstructorParameters<typeof Notifier>[2] = {}, log = lines().log): Notifier {
+  const n = new Notifier(hooks, log, opts);
+  notifiers.push(n);
+  return n;
+}
+
+describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
+  it('POSTs one JSON body per model event with time, backend, server, from, to, reason, and custom headers', async () => {
+    const r = await receiver();
+    const n = make([hook(r.url, { headers: { 'x-api-key': 'k1' } })]);
+    const events = new ModelEvents();
+    n.watch(events);
+    events.emit('server-state', { backend: 'licenses', server: 'primary', from: 'UP', to: 'DOWN', reason: 'connection refused', usableChanged: true });
+    events.emit('server-state', { backend: 'licenses', server: 'primary', from: 'UP', to: 'UP 2/3', reason: 'timeout', usableChanged: false });
+    events.emit('tier-change', { backend: 'licenses', from: 0, to: 1, reason: 'active -> backup: primary DOWN' });
+    events.emit('tier-change', { backend: 'licenses', from: 1, to: null, reason: 'backup -> none: backup DOWN' });
+    n.notify({ event: 'reload-ok', reason: '1 change' });
+    await n.idle();
+    expect(r.got.map((g) => g.body.event)).toEqual(['server-state', 'tier-change', 'backend-down', 'reload-ok']);
+    const first = r.got[0]!;
+    expect(first.body).toMatchObject({ backend: 'licenses', server: 'primary', from: 'UP', to: 'DOWN', reason: 'connection refused' });
+    expect(Date.parse(first.body.time)).toBeGreaterThan(Date.now() - 60_000);
+    expect(first.headers['content-type']).toBe('application/json');
+    expect(first.headers['x-api-key']).toBe('k1');
+    expect(r.got[1]!.body).toMatchObject({ from: 'active', to: 'backup', server: null });
+    expect(r.got[2]!.body).toMatchObject({ from: 'backup', to: 'none' });
+    expect(r.got[3]!.body).toMatchObject({ backend: null, server: null, reason: '1 change' });
+    expect(n.counts).toMatchObject({ delivered: 4, failed: 0, dropped: 0, retries: 0, queued: 0 });
+  });
+
+  it('sends a webhook only the events it subscribed to', async () => {
+    const all = await receiver();
+    const some = await receiver();
+    const n = make([hook(all.url), hook(some.url, { events: ['backend-down', 'reload-failed'] })]);
+    n.notify({ event: 'tier-change', backend: 'b', from: 'active', to: 'backup', reason: 'x' });
+    n.notify({ event: 'reload-failed', reason: 'bad yaml' });
+    await n.idle();
+    expect(all.got.map((g) => g.body.event)).toEqual(['tier-change', 'reload-failed']);
+    expect(some.got.map((g) => g.body.event)).toEqual(['reload-failed']);
+  });
+
+  it('retries with growing backoff after 5xx and connection refused, then counts and logs a failure', async () => {
+    const flaky = await receiver((i) => (i <= 2 ? 503 : 200));
+    const port = await deadPort();
+    const { log, out } = lines();
+    const n = make([hook(flaky.url), hook(`http://127.0.0.1:${port}/down?token=secret`)], { retries: 3, backoffMs: 50, timeoutMs: 2000 }, log);
+    n.notify({ event: 'backend-down', backend: 'licenses', reason: 'all down' });
+    await n.idle();
+    // flaky: two 503s, then delivered; gaps grow (50 ms, then 100 ms).
+    expect(flaky.attempts).toHaveLength(3);
+    expect(flaky.got).toHaveLength(1);
+    const gap1 = flaky.attempts[1]! - flaky.attempts[0]!;
+    const gap2 = flaky.attempts[2]! - flaky.attempts[1]!;
+    expect(gap1).toBeGreaterThanOrEqual(45);
+    expect(gap2).toBeGreaterThanOrEqual(95);
+    // down: 1 + 3 retries, all refused, then given up.
+    expect(n.counts).toMatchObject({ delivered: 1, failed: 1, retries: 2 + 3, queued: 0 });
+    const failure = out.find((l) => String(l.msg).includes('not delivered'));
+    expect(failure).toMatchObject({ attempts: 4, reason: 'connection refused', event: 'backend-down' });
+    // Query strings (where tokens travel) never reach the log.
+    expect(JSON.stringify(out)).not.toContain('secret');
+  });
+
+  it('does not retry a 4xx answer other than 408/429', async () => {
+    const r = await receiver(() => 400);
+    const n = make([hook(r.url)], { retries: 3, backoffMs: 10 });
+    n.notify({ event: 'reload-ok', reason: 'x' });
+    await n.idle();
+    expect(r.attempts).toHaveLength(1);
+    expect(n.counts).toMatchObject({ delivered: 0, failed: 1, retries: 0 });
+  });
+
+  it('times out a receiver that never answers, retries, and keeps its queue bounded (oldest dropped)', async () => {
+    const slow = await receiver(() => 'hang');
+    const fast = await receiver();
+    const n = make([hook(slow.url), hook(fast.url)], { timeoutMs: 200, retries: 1, backoffMs: 20, maxQueue: 5 });
+    const started = Date.now();
+    for (let i = 0; i < 20; i++) n.notify({ event: 'tier-change', backend: 'b', reason: `event ${i}` });
+    // Per webhook: the first went in flight at once, 5 wait behind it, 14 were dropped (oldest first).
+    expect(n.counts.queued).toBe(5 + 5);
+    expect(n.counts.dropped).toBe(14 + 14);
+    // notify() never waits: 20 calls took no time although the receiver hangs.
+    expect(Date.now() - started).toBeLessThan(100);
+    // The fast receiver gets its first and the newest 5, not held up by the slow one.
+    await waitFor(() => fast.got.length === 6, { timeoutMs: 5000, what: 'the fast webhook delivering its 6' });
+    expect(fast.got.map((g) => g.body.reason)).toEqual(['event 0', 'event 15', 'event 16', 'event 17', 'event 18', 'event 19']);
+    await waitFor(() => slow.attempts.length >= 2, { timeoutMs: 5000, what: 'a retry after the first timeout' });
+    expect(slow.attempts[1]! - slow.attempts[0]!).toBeGreaterThanOrEqual(200);
+    await n.idle();
+    // Slow: 6 notifications (event 0 + the newest 5), each timed out twice.
+    expect(slow.attempts).toHaveLength(12);
+    expect(n.counts).toMatchObject({ delivered: 6, failed: 6, dropped: 28, retries: 6, queued: 0 });
+  });
+
+  it('close() gives queued notifications a grace, then aborts a hanging delivery', async () => {
+    const slow = await receiver(() => 'hang');
+    const n = new Notifier([hook(slow.url)], lines().log, { timeoutMs: 10_000, retries: 5 });
+    n.notify({ event: 'reload-ok', reason: 'x' });
+    await waitFor(() => slow.attempts.length === 1, { timeoutMs: 5000, what: 'the delivery to start' });
+    const t0 = Date.now();
+    await n.close(150);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(n.counts.delivered).toBe(0);
+    n.notify({ event: 'reload-ok', reason: 'after close' });
+    expect(n.counts.queued).toBe(0);
+  });
+});

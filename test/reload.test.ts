@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../src/config/load.js';
+import type { Config } from '../src/config/schema.js';
+import type { TierChangeEvent } from '../src/model/events.js';
+import { Model } from '../src/model/model.js';
+import { carryOver, describeChanges, frontendKey } from '../src/reload.js';
+
+function cfg(servers: string, opts: { failback?: string; check?: string; stick?: boolean; extra?: string } = {}): Config {
+  return loadConfigText(`frontends:
+  - { name: lmgrd, listen: 127.0.0.1:27000, backend: b }
+backends:
+  - name: b
+    failback: ${opts.failback ?? 'auto'}
+    ${opts.stick ? 'stick: source' : ''}
+    check: ${opts.check ?? '{ type: tcp, rise: 2, fall: 3 }'}
+    servers:
+${servers}
+${opts.extra ?? ''}`, 'test.yaml');
+}
+
+const TWO = `      - { name: a, address: 10.0.0.1:27000, weight: 100 }
+      - { name: bk, address: 10.0.0.2:27000, weight: 50, backup: true }`;
+
+const ok = { ok: true, reason: 'ok', durationMs: 1, at: 0 };
+const fail = { ok: false, reason: 'refused', durationMs: 1, at: 0 };
+
+describe('carryOver: a surviving server keeps what was learned at runtime', () => {
+  it('keeps health, admin state, a runtime weight and the last check, and shares connection counts', () => {
+    const old = new Model(cfg(TWO));
+    const a = old.backend('b')!.server('a')!;
+    a.checkFailed(fail);
+    a.checkFailed(fail);
+    expect(a.stateText).toBe('DOWN');
+    const bk = old.backend('b')!.server('bk')!;
+    bk.setAdmin('drain', 'test');
+    bk.setWeight(20, 'test');
+    bk.active = 3;
+    bk.total = 9;
+
+    const next = new Model(cfg(TWO.replace('weight: 100', 'weight: 80')));
+    const events: unknown[] = [];
+    next.events.on('server-state', (e) => events.push(e));
+    next.events.on('tier-change', (e) => events.push(e));
+    carryOver(old, next);
+    const na = next.backend('b')!.server('a')!;
+    const nbk = next.backend('b')!.server('bk')!;
+    expect(na.stateText).toBe('DOWN');
+    expect(na.weight).toBe(80); // not changed at runtime: the new config's weight
+    expect(na.lastCheck).toEqual(fail);
+    expect(nbk.stateText).toBe('DRAIN');
+    expect(nbk.weight).toBe(20); // set at runtime: survives the reload
+    expect(nbk.configuredWeight).toBe(50);
+    expect([nbk.active, nbk.total]).toEqual([3, 9]);
+    // Sessions opened before the reload hold the old object; their end must count on the new one.
+    bk.active--;
+    expect(nbk.active).toBe(2);
+    nbk.active++;
+    expect(bk.active).toBe(3);
+    expect(events).toEqual([]);
+  });
+
+  it('a server whose address changed starts over; a new rise/fall maps the health onto the new scale', () => {
+    const old = new Model(cfg(TWO));
+    const a = old.backend('b')!.server('a')!;
+    a.setAdmin('maint', 'test');
+    const bk = old.backend('b')!.server('bk')!;
+    bk.checkSucceeded(ok);
+    expect(bk.stateText).toBe('UP');
+    const next = new Model(cfg(TWO.replace('10.0.0.1:', '10.0.0.9:'), { check: '{ type: tcp, rise: 3, fall: 5 }' }));
+    carryOver(old, next);
+    expect(next.backend('b')!.server('a')!.admin).toBe('ready');
+    const nbk = next.backend('b')!.server('bk')!;
+    expect(nbk.stateText).toBe('UP');
+    expect(nbk.health.health).toBe(3 + 5 - 1);
+    // A different check: its first result is still pending (and no stale agent or check carried).
+    expect(nbk.firstCheckDone).toBe(false);
+    expect(nbk.lastCheck).toBeNull();
+  });
+
+  it('failback manual: a reload does not move service back to a recovered active tier', () => {
+    const old = new Model(cfg(TWO, { failback: 'manual' }));
+    const b = old.backend('b')!;
+    const a = b.server('a')!;
+    a.checkFailed(fail);
+    a.checkFailed(fail);
+    expect(b.servingTier).toBe(1);
+    a.checkSucceeded(ok);
+    a.checkSucceeded(ok);
+    expect(a.stateText).toBe('UP');
+    expect(b.servingTier).toBe(1);
+
+    const next = new Model(cfg(TWO, { failback: 'manual' }));
+    const changes: TierChangeEvent[] = [];
+    next.events.on('tier-change', (e) => changes.push(e));
+    carryOver(old, next);
+    for (const nb of next.backends.values()) nb.reconsider('config reload');
+    expect(next.backend('b')!.servingTier).toBe(1);
+    expect(changes).toEqual([]);
+
+    // With failback auto, the reload is what sends service back to the active tier, announced once.
+    const auto = new Model(cfg(TWO, { failback: 'auto' }));
+    auto.events.on('tier-change', (e) => changes.push(e));
+    carryOver(old, auto);
+    expect(auto.backend('b')!.servingTier).toBe(1);
+    auto.backend('b')!.reconsider('config reload');
+    expect(auto.backend('b')!.servingTier).toBe(0);
+    expect(changes).toEqual([{ backend: 'b', from: 1, to: 0, reason: 'backup -> active: config reload' }]);
+  });
+
+  it('hands the stick table over and forgets entries of removed servers', () => {
+    const three = `${TWO}\n      - { name: c, address: 10.0.0.3:27000 }`;
+    const old = new Model(cfg(three, { stick: true }));
+    const table = old.backend('b')!.stick!;
+    table.set('192.0.2.1', 'a');
+    table.set('192.0.2.2', 'c');
+    const next = new Model(cfg(TWO, { stick: true }));
+    carryOver(old, next);
+    expect(next.backend('b')!.stick).toBe(table);
+    expect(table.get('192.0.2.1')).toBe('a');
+    expect(table.get('192.0.2.2')).toBeUndefined();
+  });
+});
+
+describe('describeChanges', () => {
+  it('says what a reload changes, in words', () => {
+    const old = cfg(TWO);
+    const next = cfg(`      - { name: a, address: 10.0.0.1:27000, weight: 70 }
+      - { name: dr, address: 10.9.0.1:27000, tier: 2 }`, { check: '{ type: tcp, rise: 2, fall: 4 }', extra: '  - { name: other, servers: [{ name: x, address: 10.0.0.7:1 }] }' });
+    expect(describeChanges(old, next)).toEqual([
+      'backend b: server a weight 100 -> 70',
+      'backend b: server dr added (10.9.0.1:27000, tier 2, weight 1)',
+      'backend b: server bk removed',
+      'backend b: check changed',
+      'backend other added',
+    ]);
+    expect(describeChanges(old, cfg(TWO))).toEqual([]);
+  });
+
+  it('matches frontends by listen address (port 0: by name too)', () => {
+    const f = cfg(TWO).frontends[0]!;
+    expect(frontendKey(f)).toBe('127.0.0.1:27000');
+    expect(frontendKey({ ...f, name: 'renamed' })).toBe('127.0.0.1:27000');
+    expect(frontendKey({ ...f, listen: { host: '127.0.0.1', port: 0 } })).toBe('lmgrd@127.0.0.1:0');
+  });
+});
