@@ -123,6 +123,11 @@ export class Daemon implements DaemonView {
   async shutdown(graceMs: number): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    const delay = this.cfg.shutdown_delay;
+    if (delay > 0 && this.frontends.length) {
+      this.log.info({ delay_ms: delay }, 'shutting down: /health and /ready are 503; still accepting for shutdown_delay while keepalived or HAProxy move clients away');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
     this.log.info({ open_sessions: this.openSessions(), grace_ms: graceMs }, 'shutting down: no new connections, waiting for open sessions');
     for (const f of this.frontends) f.stopAccepting();
     await this.statusResponder?.close();

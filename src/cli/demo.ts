@@ -19,6 +19,7 @@ status:
   listen: 127.0.0.1:27100
 log: { level: info, format: pretty }
 shutdown_grace: 2s
+shutdown_delay: 0s
 frontends:
   - name: lmgrd
     listen: 127.0.0.1:27000

@@ -111,6 +111,8 @@ export interface Config {
   notify: { webhooks: WebhookConfig[] };
   log: { level: LogLevel; format: 'json' | 'pretty' };
   shutdown_grace: number;
+  /** After SIGTERM, /health is 503 at once but frontends keep accepting this long (HAProxy's `grace`). */
+  shutdown_delay: number;
   frontends: FrontendConfig[];
   backends: BackendConfig[];
 }
@@ -121,6 +123,10 @@ const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'erro
 export const DEFAULTS = {
   adminListen: { host: '127.0.0.1', port: 8404 },
   shutdownGrace: 30_000,
+  // The shipped keepalived config marks a host FAULT after two failed 1 s checks and the peer takes
+  // the VIP about half a second later: 3 s of still accepting covers that, so a planned failover
+  // refuses nobody.
+  shutdownDelay: 3_000,
   check: { inter: 2000, rise: 2, fall: 3, timeout: 1000, readLimit: 16 * 1024 },
   connectTimeout: 3000,
   retries: 2,
@@ -140,7 +146,7 @@ const NAME_TEXT = 'a name of 1-64 letters, digits, "_", "." or "-"';
 
 /** Reads the whole document into a Config, recording every problem on the reader. */
 export function readConfig(r: YamlReader, root: Node | null): Config | undefined {
-  const top = r.map(root, 'config', ['admin', 'status', 'agent', 'notify', 'log', 'shutdown_grace', 'frontends', 'backends']);
+  const top = r.map(root, 'config', ['admin', 'status', 'agent', 'notify', 'log', 'shutdown_grace', 'shutdown_delay', 'frontends', 'backends']);
   if (!top) return undefined;
   const opt = <T>(key: string, read: (n: Node | null) => T | undefined): T | null | undefined =>
     top.has(key) ? read(top.get(key)!) : null;
@@ -173,6 +179,7 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
       };
     }) ?? { level: 'info', format: 'json' },
     shutdown_grace: opt('shutdown_grace', (n) => r.duration(n, 'shutdown_grace')) ?? DEFAULTS.shutdownGrace,
+    shutdown_delay: opt('shutdown_delay', (n) => r.duration(n, 'shutdown_delay', 0, 600_000)) ?? DEFAULTS.shutdownDelay,
     frontends: opt('frontends', (n) => r.seq(n, 'frontends')?.map((f, i) => readFrontend(r, f, i))) ?? [],
     backends: opt('backends', (n) => r.seq(n, 'backends')?.map((b, i) => readBackend(r, b, i))) ?? [],
   };

@@ -39,9 +39,14 @@ export class Connector {
 
   start(): void {
     const server = this.backend.choose(this.clientKey, this.tried);
-    if (!server && this.queueTimer === null && this.backend.enqueue(this)) {
-      this.queueTimer = setTimeout(this.queueExpired, this.backend.cfg.queue_timeout);
+    if (!server && this.backend.enqueue(this)) {
+      // Woken but the freed slot was on a server no longer usable: back in the queue, same deadline.
+      this.queueTimer ??= setTimeout(this.queueExpired, this.backend.cfg.queue_timeout);
       return;
+    }
+    if (this.queueTimer !== null) {
+      clearTimeout(this.queueTimer);
+      this.queueTimer = null;
     }
     if (!server) {
       this.onFailed({ reason: this.tried ? `all ${this.tried.length} tried servers failed` : 'no usable server', tried: this.tried?.length ?? 0 });
@@ -61,11 +66,11 @@ export class Connector {
 
   /** Called by the backend when a slot freed up for this queued connection. */
   wake(): void {
-    clearTimeout(this.queueTimer!);
     if (!this.cancelled) this.start();
   }
 
   private readonly queueExpired = (): void => {
+    this.queueTimer = null;
     this.backend.dequeue(this, true);
     if (!this.cancelled) this.onFailed({ reason: `no free slot within queue_timeout ${this.backend.cfg.queue_timeout}ms (every server at maxconn)`, tried: this.tried?.length ?? 0 });
   };
@@ -76,6 +81,7 @@ export class Connector {
     this.cancelled = true;
     if (this.queueTimer !== null) {
       clearTimeout(this.queueTimer);
+      this.queueTimer = null;
       this.backend.dequeue(this, false);
     }
     if (this.attempt) {

@@ -55,6 +55,8 @@ export class Frontend {
   /** Stops accepting; open sessions continue (server.close's callback waits for them, so it is not used). */
   stopAccepting(): void {
     if (this.server.listening) this.server.close();
+    // Clients still waiting for a session slot would otherwise start sessions during shutdown.
+    for (const c of this.waiting.splice(0)) c.destroy();
   }
 
   /**

@@ -42,6 +42,7 @@ status: { listen: ${host}:${statusPort} }
 agent: { listen: ${host}:${agentPort}, backend: licenses }
 log: { level: info, format: json }
 shutdown_grace: 500ms
+shutdown_delay: 0s
 backends:
   - name: licenses
     check: { type: status, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 1, fall: 1, timeout: 500ms }

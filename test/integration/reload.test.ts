@@ -20,7 +20,7 @@ afterEach(async () => {
 
 /** The admin section every config here shares. */
 function header(tokenFile: string): string {
-  return `admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }\nlog: { level: info, format: json }\nshutdown_grace: 500ms\n`;
+  return `admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }\nlog: { level: info, format: json }\nshutdown_grace: 500ms\nshutdown_delay: 0s\n`;
 }
 
 function backendYaml(servers: { name: string; port: number; extra?: string }[], opts = ''): string {

@@ -12,8 +12,9 @@ afterEach(async () => {
   await stopAll();
 });
 
-function yaml(simPort: number, grace: string): string {
+function yaml(simPort: number, grace: string, delay = '0s'): string {
   return `shutdown_grace: ${grace}
+shutdown_delay: ${delay}
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
 backends:
@@ -79,6 +80,27 @@ describe('graceful shutdown of a real licgate run', () => {
     expect(performance.now() - before).toBeLessThan(3000);
     expect(p.logs.some((l) => l.msg === 'stopped')).toBe(true);
     expect(p.logs.some((l) => String(l.msg).includes('grace expired'))).toBe(false);
+  });
+
+  it('shutdown_delay: /health 503 at once, new sessions still served during the delay, refused after it', async () => {
+    const sim = await startSimulator('s1');
+    const p = await startProxy(yaml(sim.port, '5s', '1500ms'));
+    const exited = exitOf(p);
+    p.child.kill('SIGTERM');
+    const t0 = performance.now();
+    await waitFor(async () => (await p.get('/health')).status === 503, { timeoutMs: 2000, intervalMs: 5, what: '/health → 503 after SIGTERM' });
+    // keepalived or HAProxy move clients away on the 503; until they have, clients are still served.
+    const during = await held(p);
+    expect((await during.checkout('solver', 1)).granted).toBe(true);
+    expect(performance.now() - t0).toBeLessThan(1500);
+    expect(await refused(p.port)).toBe(false);
+    await waitFor(() => refused(p.port), { timeoutMs: 5000, what: 'the frontend to refuse new connections after the delay' });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1400);
+    // The session accepted during the delay drains like any other.
+    expect((await during.checkout('solver', 1)).granted).toBe(true);
+    await during.close();
+    const [code] = await exited;
+    expect(code).toBe(0);
   });
 
   it('SIGINT with a session still open at the end of shutdown_grace: it is closed, exit 0', async () => {

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebhookConfig } from '../../src/config/schema.js';
 import { ModelEvents } from '../../src/model/events.js';
@@ -58,9 +58,9 @@ afterEach(async () => {
   }
 });
 
-function lines(): { log: ReturnType<typeof pino>; out: Record<string, unknown>[] } {
+function lines(): { log: Logger; out: Record<string, unknown>[] } {
   const out: Record<string, unknown>[] = [];
-  const log = pino({ level: 'info' }, { write: (s: string) => void out.push(JSON.parse(s) as Record<string, unknown>) });
+  const log: Logger = pino({ level: 'info' }, { write: (s: string) => void out.push(JSON.parse(s) as Record<string, unknown>) });
   return { log, out };
 }
 

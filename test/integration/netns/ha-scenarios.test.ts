@@ -63,6 +63,8 @@ const CLIENT_TIMEOUT_MS = 2500;
 const IMPATIENT_MS = 500;
 const CONNECT_TIMEOUT_MS = 1000;
 const SHUTDOWN_GRACE_MS = 10_000;
+/** licgate's default shutdown_delay: still accepting this long after /health turned 503. */
+const SHUTDOWN_DELAY_MS = 3_000;
 const CHECK = { inter: 500, fastinter: 200, fall: 2, rise: 2, timeout: 300 };
 /** Worst case from a server going silent to DOWN by active checks alone: the next check (inter) times
  *  out, then fall-1 more at fastinter. (Passive health usually marks it sooner, on the first failed connect.) */
@@ -219,8 +221,9 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
       pair.waitHolders(['lb2']).then(() => Date.now()),
     ]);
     await pair.waitRole('lb2', 'MASTER');
-    // lb1 stopped accepting when /health turned 503: a checkout started after that went through lb2.
-    const back = await client.waitFirst((a) => a.ok, tDraining, 15_000, 'a checkout started after lb1 stopped accepting');
+    // lb1 keeps accepting for shutdown_delay after /health turned 503, so the VIP moves to lb2 while
+    // lb1 still answers: the first checkout started once the VIP was on lb2 went through lb2.
+    const back = await client.waitFirst((a) => a.ok, tVip, 15_000, 'a checkout started after the VIP moved to lb2');
     expect(back.who).toBe('lic1');
     const lb2TotalAfter = (await proxyStatus(lab, 'lb2'))!.backends[0]!.servers.reduce((n, s) => n + s.total, 0);
     expect(lb2TotalAfter).toBeGreaterThan(lb2TotalBefore);
@@ -247,7 +250,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     const exit = await waitFor(() => (lb1.running() ? undefined : lb1.exited), { timeoutMs: SHUTDOWN_GRACE_MS + 5000, intervalMs: 50, what: 'lb1 licgate exits within shutdown_grace' });
     const tExit = Date.now();
     expect(await exit).toEqual({ code: 0, signal: null });
-    expect(tExit - t0).toBeLessThan(SHUTDOWN_GRACE_MS + 3000);
+    expect(tExit - t0).toBeLessThan(SHUTDOWN_DELAY_MS + SHUTDOWN_GRACE_MS + 3000);
     const graceLine = lb1.readLog().split('\n').find((l) => l.includes('shutdown grace expired'));
     expect(graceLine, 'lb1 log: the VIP session was still open when the grace ran out').toMatch(/"sessions":1\b/);
 
@@ -263,10 +266,11 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
         `errors: ${out.errors.join(', ')}; session via lb1's address: CHECKIN OK ${checkin.t - t0} ms after SIGTERM; ` +
         `session via the VIP: ${vipOutcome.err} after the move; lb1 exited ${tExit - t0} ms after SIGTERM (grace ${SHUTDOWN_GRACE_MS} ms, held by the orphaned VIP session)`,
     });
-    // Only new connections failed (refused by lb1, or lost while the VIP moved): no checkout that
-    // lb1 had accepted was cut by the stop.
+    // A planned failover refuses nobody: lb1 answered until the VIP had moved. At most an attempt
+    // in flight at the instant the VIP moved may be lost, and none that lb1 had accepted was cut.
     const failedAttempts = client.samples.filter((a) => !a.ok && endOf(a) >= t0 && a.t <= back.t);
     expect(failedAttempts.filter((a) => a.step !== 'connect')).toEqual([]);
+    expect(failedAttempts.length).toBeLessThanOrEqual(1);
 
     // lb1 back in service: BACKUP, and nopreempt keeps the VIP on lb2.
     const t1 = Date.now();
