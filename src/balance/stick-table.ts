@@ -1,14 +1,33 @@
 /**
- * Client address → server name, with a TTL and LRU eviction. One per backend, shared by every
- * frontend using it, so a FlexLM client's lmgrd and vendor-daemon connections meet the same server.
- * Map iteration order is insertion order; re-inserting on touch keeps the oldest entry first.
+ * Client address → server name. One per backend, shared by every frontend using it, so a FlexLM
+ * client's lmgrd and vendor-daemon connections meet the same server.
+ *
+ * An entry lives `ttlMs` past the client's last activity — a new connection, or the end of its last
+ * open session — and never expires while the client has a session open: a FlexLM client holds its
+ * vendor-daemon connection for hours with only heartbeats on it, and a second checkout from the same
+ * host must not land on another server (that server would count a second license).
+ *
+ * Map iteration order is activity order (every touch re-inserts), so `expires` never decreases from
+ * the oldest entry to the newest: sweeping and LRU eviction only ever look at the head.
  */
+interface Entry {
+  server: string;
+  expires: number;
+}
+
+/** How many entries with open sessions an insertion may step over before it evicts one anyway. */
+const EVICT_SCAN = 8;
+
 export class StickTable {
-  private readonly entries = new Map<string, { server: string; expires: number }>();
+  private readonly entries = new Map<string, Entry>();
+  /** Open sessions per client, only for clients that have at least one. Bounded by open connections. */
+  private readonly open = new Map<string, number>();
 
   constructor(readonly ttlMs: number, readonly maxSize: number) {}
 
+  /** Live entries (expired ones are swept first, so this is what /status and metrics show). */
   get size(): number {
+    this.sweep(Date.now());
     return this.entries.size;
   }
 
@@ -16,25 +35,88 @@ export class StickTable {
     const e = this.entries.get(key);
     if (!e) return undefined;
     if (e.expires <= now) {
-      this.entries.delete(key);
-      return undefined;
+      if (!this.open.has(key)) {
+        this.entries.delete(key);
+        return undefined;
+      }
+      this.touch(key, e, now);
     }
     return e.server;
   }
 
-  /** Sets or refreshes an entry (a new connection by a sticky client refreshes its TTL). */
+  /** Sets or refreshes an entry (every new connection of a sticky client refreshes its TTL). */
   set(key: string, server: string, now = Date.now()): void {
-    this.entries.delete(key);
+    const e = this.entries.get(key);
+    if (e) {
+      e.server = server;
+      this.touch(key, e, now);
+      return;
+    }
     this.entries.set(key, { server, expires: now + this.ttlMs });
-    if (this.entries.size > this.maxSize) this.entries.delete(this.entries.keys().next().value!);
+    if (this.entries.size > this.maxSize) this.evictOne(now);
   }
 
   delete(key: string): void {
     this.entries.delete(key);
   }
 
+  /** A session of `key` took a slot (its entry cannot expire until the last one ends). */
+  sessionOpened(key: string): void {
+    this.open.set(key, (this.open.get(key) ?? 0) + 1);
+  }
+
+  /** A session of `key` ended; after its last one, the TTL counts from now. */
+  sessionClosed(key: string, now = Date.now()): void {
+    const n = this.open.get(key);
+    if (n === undefined) return;
+    if (n > 1) {
+      this.open.set(key, n - 1);
+      return;
+    }
+    this.open.delete(key);
+    const e = this.entries.get(key);
+    if (e) this.touch(key, e, now);
+  }
+
+  /** Clients with at least one open session (for tests and diagnostics). */
+  get clientsWithSessions(): number {
+    return this.open.size;
+  }
+
   /** Drops entries for a server that no longer exists (reload). */
   forgetServer(server: string): void {
     for (const [k, e] of this.entries) if (e.server === server) this.entries.delete(k);
+  }
+
+  /** Removes expired entries from the head; an expired head whose client is still connected is refreshed instead. */
+  sweep(now = Date.now()): void {
+    for (const [key, e] of this.entries) {
+      if (e.expires > now) return;
+      if (this.open.has(key)) this.touch(key, e, now);
+      else this.entries.delete(key);
+    }
+  }
+
+  private touch(key: string, e: Entry, now: number): void {
+    e.expires = now + this.ttlMs;
+    this.entries.delete(key);
+    this.entries.set(key, e);
+  }
+
+  /**
+   * Over `maxSize`: evict the least recently active entry, stepping over (and refreshing) a few whose
+   * clients still have sessions open. If even those are all in use, the oldest goes regardless —
+   * the size bound wins over one client's stickiness.
+   */
+  private evictOne(now: number): void {
+    for (let i = 0; i < EVICT_SCAN; i++) {
+      const [key, e] = this.entries.entries().next().value!;
+      if (!this.open.has(key)) {
+        this.entries.delete(key);
+        return;
+      }
+      this.touch(key, e, now);
+    }
+    this.entries.delete(this.entries.keys().next().value!);
   }
 }

@@ -1,0 +1,209 @@
+import { describe, expect, it } from 'vitest';
+import { StickTable } from '../../src/balance/stick-table.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { Backend } from '../../src/model/backend.js';
+import { ModelEvents } from '../../src/model/events.js';
+
+const HOUR = 3_600_000;
+
+describe('StickTable', () => {
+  it('keeps an entry for ttl after the last connection, and each new connection refreshes it', () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('10.0.0.1', 'a', 0);
+    expect(t.get('10.0.0.1', HOUR - 1)).toBe('a');
+    t.set('10.0.0.1', 'a', HOUR - 1);
+    expect(t.get('10.0.0.1', 2 * HOUR - 2)).toBe('a');
+    expect(t.get('10.0.0.1', 2 * HOUR - 1)).toBeUndefined();
+  });
+
+  it('does not expire while the client has a session open; the ttl counts from the end of its last one', () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('10.0.0.1', 'a', 0);
+    t.sessionOpened('10.0.0.1');
+    t.sessionOpened('10.0.0.1');
+    // A license held for a working day: only heartbeats, no new connection.
+    expect(t.get('10.0.0.1', 10 * HOUR)).toBe('a');
+    t.sweep(20 * HOUR);
+    expect(t.get('10.0.0.1', 20 * HOUR)).toBe('a');
+    t.sessionClosed('10.0.0.1', 21 * HOUR);
+    expect(t.get('10.0.0.1', 23 * HOUR)).toBe('a'); // one session still open
+    t.sessionClosed('10.0.0.1', 24 * HOUR);
+    expect(t.clientsWithSessions).toBe(0);
+    expect(t.get('10.0.0.1', 25 * HOUR - 1)).toBe('a');
+    expect(t.get('10.0.0.1', 25 * HOUR)).toBeUndefined();
+  });
+
+  it('ignores a close for a client it does not count (no negative counts)', () => {
+    const t = new StickTable(HOUR, 100);
+    t.sessionClosed('10.0.0.9', 0);
+    t.set('10.0.0.9', 'a', 0);
+    expect(t.clientsWithSessions).toBe(0);
+    expect(t.get('10.0.0.9', HOUR)).toBeUndefined();
+  });
+
+  it('re-placing an entry keeps the session count and refreshes it', () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('c', 'a', 0);
+    t.sessionOpened('c');
+    t.set('c', 'b', 5 * HOUR);
+    expect(t.get('c', 50 * HOUR)).toBe('b');
+    t.sessionClosed('c', 50 * HOUR);
+    expect(t.get('c', 51 * HOUR)).toBeUndefined();
+  });
+
+  it('size counts live entries only (expired ones are swept from the oldest end)', () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('a', 's', 0);
+    t.set('b', 's', 10);
+    t.set('c', 's', 20);
+    t.sessionOpened('a');
+    t.sweep(HOUR + 15); // b expired; a expired but connected (refreshed); c alive
+    t.sweep(HOUR + 15);
+    expect(t.get('b', HOUR + 15)).toBeUndefined();
+    expect(t.get('a', HOUR + 15)).toBe('s');
+    expect(t.get('c', HOUR + 15)).toBe('s');
+    // Real clock: a fresh table with entries set "now" counts them all.
+    const live = new StickTable(HOUR, 100);
+    for (let i = 0; i < 5; i++) live.set(`k${i}`, 's');
+    expect(live.size).toBe(5);
+    const expired = new StickTable(1000, 100);
+    for (let i = 0; i < 5; i++) expired.set(`k${i}`, 's', Date.now() - 2000);
+    expect(expired.size).toBe(0);
+  });
+
+  it('evicts the least recently active entry at maxSize, stepping over clients with open sessions', () => {
+    const t = new StickTable(HOUR, 3);
+    t.set('a', 's1', 0);
+    t.set('b', 's1', 1);
+    t.set('c', 's1', 2);
+    t.get('a', 3);
+    t.set('a', 's1', 3); // a is now the most recent
+    t.set('d', 's2', 4); // evicts b, the least recently active
+    expect(t.get('b', 5)).toBeUndefined();
+    expect([t.get('a', 5), t.get('c', 5), t.get('d', 5)]).toEqual(['s1', 's1', 's2']);
+    t.sessionOpened('c'); // c is oldest now, but connected
+    t.set('e', 's2', 6); // steps over c and evicts a
+    expect(t.get('a', 7)).toBeUndefined();
+    expect([t.get('c', 7), t.get('d', 7), t.get('e', 7)]).toEqual(['s1', 's2', 's2']);
+  });
+
+  it('stays within maxSize even when every entry has a session open', () => {
+    const t = new StickTable(HOUR, 20);
+    for (let i = 0; i < 100; i++) {
+      t.set(`k${i}`, 's', i);
+      t.sessionOpened(`k${i}`);
+    }
+    let live = 0;
+    for (let i = 0; i < 100; i++) if (t.get(`k${i}`, 200) !== undefined) live++;
+    expect(live).toBe(20);
+  });
+});
+
+function backend(extra: string, servers: string): Backend {
+  const cfg = loadConfigText(
+    `backends:
+  - name: licenses
+${extra}
+    check: { type: tcp, rise: 1, fall: 1 }
+    servers:
+${servers}
+status: { listen: 127.0.0.1:0 }
+`,
+    'stick.yaml',
+  );
+  const b = new Backend(cfg.backends[0]!, new ModelEvents());
+  for (const s of b.servers) up(b, s.name);
+  return b;
+}
+
+const result = { reason: 'test', durationMs: 0, at: 0 };
+const up = (b: Backend, name: string): void => b.server(name)!.checkSucceeded({ ...result, ok: true });
+const down = (b: Backend, name: string): void => b.server(name)!.checkFailed({ ...result, ok: false });
+
+describe('Backend with stick: source', () => {
+  const equalPair = `      - { name: a, address: 127.0.0.1:1001 }
+      - { name: b, address: 127.0.0.1:1002 }`;
+
+  it('sends every connection of a client to its first server, and spreads clients by the balancer', () => {
+    const b = backend('    stick: source', equalPair);
+    const first = new Map<string, string>();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 2; i <= 40; i++) {
+        const key = `127.0.0.${i}`;
+        const s = b.choose(key, null)!.name;
+        if (round === 0) first.set(key, s);
+        else expect(s).toBe(first.get(key));
+      }
+    }
+    const onA = [...first.values()].filter((s) => s === 'a').length;
+    expect([onA, 39 - onA]).toEqual([20, 19]); // round-robin placement of new clients
+    expect(b.stick!.size).toBe(39);
+  });
+
+  it('re-places a client whose server went DOWN, and it stays on the new server after the old one returns', () => {
+    const b = backend('    stick: source', equalPair);
+    expect(b.choose('c1', null)!.name).toBe('a');
+    down(b, 'a');
+    expect(b.choose('c1', null)!.name).toBe('b');
+    up(b, 'a');
+    expect(b.server('a')!.usable).toBe(true);
+    for (let i = 0; i < 5; i++) expect(b.choose('c1', null)!.name).toBe('b');
+  });
+
+  it('re-places a client whose server failed its connect (retry), so its next connection follows', () => {
+    const b = backend('    stick: source\n    retries: 2', equalPair);
+    const a = b.choose('c1', null)!;
+    expect(a.name).toBe('a');
+    // The connector's retry after a refused connect: `a` is excluded for this connection.
+    expect(b.choose('c1', [a])!.name).toBe('b');
+    expect(b.choose('c1', null)!.name).toBe('b');
+  });
+
+  it('re-places a client whose server is drained or in maintenance', () => {
+    const b = backend('    stick: source', equalPair);
+    expect(b.choose('c1', null)!.name).toBe('a');
+    b.server('a')!.setAdmin('drain', 'test');
+    expect(b.choose('c1', null)!.name).toBe('b');
+    b.server('a')!.setAdmin('ready', 'test');
+    expect(b.choose('c1', null)!.name).toBe('b');
+  });
+
+  it('failback auto: a client stuck on the backup returns to the recovered active tier; failback manual: it stays', () => {
+    const tiers = `      - { name: primary, address: 127.0.0.1:1001 }
+      - { name: backup, address: 127.0.0.1:1002, backup: true }`;
+    for (const failback of ['auto', 'manual'] as const) {
+      const b = backend(`    stick: source\n    failback: ${failback}`, tiers);
+      expect(b.choose('c1', null)!.name).toBe('primary');
+      down(b, 'primary');
+      expect(b.choose('c1', null)!.name).toBe('backup');
+      up(b, 'primary');
+      expect(b.choose('c1', null)!.name).toBe(failback === 'auto' ? 'primary' : 'backup');
+    }
+  });
+
+  it('counts open sessions per client through acquire/release', () => {
+    const b = backend('    stick: source', equalPair);
+    const s = b.choose('c1', null)!;
+    b.acquire(s, 'c1');
+    b.acquire(s, 'c1');
+    const t = b.choose('c2', null)!;
+    b.acquire(t, 'c2');
+    expect(b.stick!.clientsWithSessions).toBe(2);
+    b.release(s, 'c1');
+    expect(b.stick!.clientsWithSessions).toBe(2);
+    b.release(s, 'c1');
+    b.release(t, 'c2');
+    expect(b.stick!.clientsWithSessions).toBe(0);
+    expect(s.active + t.active).toBe(0);
+  });
+
+  it('without stick, nothing is remembered and the round-robin alternates a client between servers', () => {
+    const b = backend('', equalPair);
+    expect(b.stick).toBeNull();
+    expect([b.choose('c1', null)!.name, b.choose('c1', null)!.name]).toEqual(['a', 'b']);
+    const s = b.server('a')!;
+    b.acquire(s, 'c1');
+    b.release(s, 'c1');
+    expect(s.active).toBe(0);
+  });
+});

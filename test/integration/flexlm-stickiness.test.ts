@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { clientAddresses, flexlmCheckout, type FlexlmCheckout } from '../helpers/flexlm-client.js';
+import { freePort, startFlexlmSimulator, stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { startProxy, stopAll } from '../helpers/proxy-harness.js';
+
+/**
+ * Two equal active FlexLM-like servers behind licgate, with frontends for lmgrd and for the vendor
+ * daemon sharing one backend. A checkout needs both of a client's connections on the same server:
+ * with `stick: source` all succeed; without it a large share is denied (the reason for the feature).
+ */
+afterEach(async () => {
+  await stopAll();
+  await stopFlexlmSimulators();
+});
+
+async function lab(stick: boolean): Promise<{ lmgrdPort: number }> {
+  const [lmgrdPort, vendorPort] = [await freePort(), await freePort()];
+  for (const [name, host] of [['a', '127.0.1.1'], ['b', '127.0.1.2']] as const) await startFlexlmSimulator({ name, host, lmgrdPort, vendorPort });
+  await startProxy(`
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
+  - { name: vendor, listen: "127.0.0.1:${vendorPort}", backend: licenses, server_port: ${vendorPort} }
+backends:
+  - name: licenses
+    balance: roundrobin
+${stick ? '    stick: source\n' : ''}    check: { type: status, inter: 1s }
+    servers:
+      - { name: a, address: "127.0.1.1:${lmgrdPort}" }
+      - { name: b, address: "127.0.1.2:${lmgrdPort}" }
+`);
+  return { lmgrdPort };
+}
+
+/** `total` two-step checkouts from the 39 client hosts, `parallel` at a time. */
+async function checkouts(lmgrdPort: number, total: number, parallel: number): Promise<FlexlmCheckout[]> {
+  const hosts = clientAddresses(39);
+  const results: FlexlmCheckout[] = [];
+  for (let i = 0; i < total; i += parallel) {
+    const batch = Array.from({ length: Math.min(parallel, total - i) }, (_, j) => flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: hosts[(i + j) % hosts.length]! }));
+    results.push(...(await Promise.all(batch)));
+  }
+  return results;
+}
+
+describe('FlexLM two-port checkouts through licgate', () => {
+  it('with stick: source, all 200 checkouts succeed, each client stays on one server, and both servers get clients', async () => {
+    const { lmgrdPort } = await lab(true);
+    const results = await checkouts(lmgrdPort, 200, 10);
+    const granted = results.filter((r) => r.granted).length;
+    const serverOf = new Map<string, Set<string>>();
+    for (const r of results) if (r.server) serverOf.set(r.client, (serverOf.get(r.client) ?? new Set()).add(r.server));
+    const clientsPer = { a: 0, b: 0 };
+    for (const servers of serverOf.values()) for (const s of servers) clientsPer[s as 'a' | 'b']++;
+    console.log(`stick: source — ${granted}/200 checkouts granted (${((100 * granted) / 200).toFixed(1)} %); clients per server a=${clientsPer.a} b=${clientsPer.b}`);
+    expect(results.filter((r) => !r.granted).map((r) => `${r.client}: ${r.detail}`)).toEqual([]);
+    expect(granted).toBe(200);
+    expect([...serverOf.values()].every((s) => s.size === 1)).toBe(true);
+    expect(clientsPer.a).toBeGreaterThan(0);
+    expect(clientsPer.b).toBeGreaterThan(0);
+    expect(clientsPer.a + clientsPer.b).toBe(39);
+  });
+
+  it('without stickiness, the same checkouts fail for a substantial share (lmgrd and vendor connections split)', async () => {
+    const { lmgrdPort } = await lab(false);
+    const results = await checkouts(lmgrdPort, 200, 10);
+    const denied = results.filter((r) => !r.granted);
+    console.log(`no stickiness — ${200 - denied.length}/200 granted, ${denied.length} denied (${((100 * denied.length) / 200).toFixed(1)} %)`);
+    expect(denied.every((r) => r.detail === 'unknown ticket')).toBe(true);
+    expect(denied.length / 200).toBeGreaterThan(0.2);
+  });
+});
