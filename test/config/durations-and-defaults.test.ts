@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { formatDuration, parseDuration } from '../../src/config/duration.js';
+import { loadConfigText } from '../../src/config/load.js';
+
+describe('durations', () => {
+  it('reads 500ms, 2s, 5m, 8h, 1d, fractions and bare milliseconds', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('2s')).toBe(2000);
+    expect(parseDuration('5m')).toBe(300_000);
+    expect(parseDuration('8h')).toBe(28_800_000);
+    expect(parseDuration('1d')).toBe(86_400_000);
+    expect(parseDuration('1.5s')).toBe(1500);
+    expect(parseDuration('250')).toBe(250);
+    expect(parseDuration(750)).toBe(750);
+  });
+
+  it('rejects anything else with null (the loader positions the error)', () => {
+    for (const bad of ['5 minutes', '5min', '2 s', 's', '', '-1s', '1e3', 'ms', '1h30m', '0x10']) expect(parseDuration(bad), bad).toBeNull();
+    expect(parseDuration(-5)).toBeNull();
+    expect(parseDuration(Number.NaN)).toBeNull();
+    expect(parseDuration(null)).toBeNull();
+    expect(parseDuration(true)).toBeNull();
+  });
+
+  it('formats back in the largest whole unit', () => {
+    expect([500, 2000, 300_000, 28_800_000, 1500, 0].map(formatDuration)).toEqual(['500ms', '2s', '5m', '8h', '1500ms', '0ms']);
+  });
+
+  it('check timings from YAML: 500ms / 2s / 5m strings and a bare number of ms', () => {
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: b
+    connect_timeout: 2s
+    check: { type: status, inter: 5m, fastinter: 500ms, downinter: 2s, timeout: 1500 }
+    servers: [{ name: a, address: "10.0.0.1:27000" }]
+`);
+    const b = cfg.backends[0]!;
+    expect([b.check.inter, b.check.fastinter, b.check.downinter, b.check.timeout, b.connect_timeout]).toEqual([300_000, 500, 2000, 1500, 2000]);
+  });
+});
+
+describe('defaults and the loaded shape', () => {
+  const cfg = loadConfigText(`frontends:
+  - { name: lmgrd, listen: "0.0.0.0:27000", backend: licenses }
+backends:
+  - name: licenses
+    servers:
+      - { name: primary, address: "10.0.0.11:27000", weight: 100 }
+      - { name: backup, address: "10.0.0.12:27000", backup: true }
+      - { name: dr, address: "license-dr.example.edu:27000", tier: 2 }
+      - { name: v6, address: "[2001:db8::1]:27000", weight: 0 }
+`, 'd.yaml');
+
+  it('applies the design defaults', () => {
+    const b = cfg.backends[0]!;
+    expect(b).toMatchObject({ balance: 'roundrobin', stick: null, failback: 'auto', retries: 2, observe_errors: 1, connect_timeout: 3000 });
+    expect(b.check).toMatchObject({ type: 'tcp', inter: 2000, fastinter: 2000, downinter: 2000, rise: 2, fall: 3, timeout: 1000, port: null });
+    expect(cfg.frontends[0]).toMatchObject({ inband_status: true, idle_timeout: 0, keepalive: true, server_port: null, listen: { host: '0.0.0.0', port: 27000 } });
+    expect(cfg.admin).toBeNull();
+    expect(cfg.shutdown_grace).toBe(30_000);
+    expect(cfg.log).toEqual({ level: 'info', format: 'json' });
+    expect(cfg.file).toBe('d.yaml');
+  });
+
+  it('fastinter and downinter default to inter', () => {
+    const c = loadConfigText(`status: { listen: "127.0.0.1:0" }\nbackends: [{ name: b, check: { type: tcp, inter: 700ms }, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`);
+    expect(c.backends[0]!.check).toMatchObject({ inter: 700, fastinter: 700, downinter: 700 });
+  });
+
+  it('reads weights, tiers (backup: true is tier 1), IPv6 and host names', () => {
+    expect(cfg.backends[0]!.servers.map((s) => [s.name, s.weight, s.tier, s.address.host, s.address.port])).toEqual([
+      ['primary', 100, 0, '10.0.0.11', 27000],
+      ['backup', 1, 1, '10.0.0.12', 27000],
+      ['dr', 1, 2, 'license-dr.example.edu', 27000],
+      ['v6', 0, 0, '2001:db8::1', 27000],
+    ]);
+  });
+
+  it('is deeply frozen', () => {
+    expect(Object.isFrozen(cfg)).toBe(true);
+    expect(Object.isFrozen(cfg.backends[0]!.servers[0]!.address)).toBe(true);
+    expect(Object.isFrozen(cfg.backends[0]!.check)).toBe(true);
+    expect(() => {
+      (cfg.backends[0]!.servers[0]! as { weight: number }).weight = 5;
+    }).toThrow(TypeError);
+  });
+
+  it('send-expect reads "/regex/flags" as a regex and anything else as a literal', () => {
+    const c = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: b
+    check: { type: send-expect, send: "PING\\r\\n", expect: "/^pong\\\\b/i" }
+    servers: [{ name: a, address: "10.0.0.1:1" }]
+  - name: c
+    check: { type: send-expect, expect: "Server Status: Running" }
+    servers: [{ name: a, address: "10.0.0.1:1" }]
+`);
+    const e = c.backends[0]!.check.expect as { regex: RegExp };
+    expect(e.regex.source).toBe('^pong\\b');
+    expect(e.regex.flags).toBe('i');
+    expect(c.backends[0]!.check.send).toBe('PING\r\n');
+    expect(c.backends[1]!.check.expect).toEqual({ literal: 'Server Status: Running' });
+  });
+});

@@ -1,0 +1,265 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+
+/** Every issue of a config that must not load, as the CLI prints them: FILE:LINE:COL: message. */
+function issues(text: string): string[] {
+  try {
+    loadConfigText(text, 'lic.yaml');
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    expect(e.code).toBe('E_CONFIG');
+    expect(e.message).toBe(e.issues.map(String).join('\n'));
+    return e.issues.map(String);
+  }
+  throw new Error('expected a ConfigError, but the config loaded');
+}
+
+// Each case is a whole file, so the expected line:col can be checked by eye.
+describe('config errors: one class at a time, exact FILE:LINE:COL: message', () => {
+  it('unknown key, with "did you mean" when a known key is close', () => {
+    expect(
+      issues(`log: { levle: debug }
+status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: licenses
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`),
+    ).toEqual(['lic.yaml:1:8: log: unknown key "levle" (did you mean "level"?); expected one of level, format']);
+  });
+
+  it('unknown key without a close match gets no guess', () => {
+    expect(issues(`log: { colour: red }\nstatus: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`)).toEqual([
+      'lic.yaml:1:8: log: unknown key "colour"; expected one of level, format',
+    ]);
+  });
+
+  it('unknown key inside a list item and at the top level', () => {
+    const got = issues(`frontend:
+  - name: lmgrd
+backends:
+  - name: licenses
+    chek: { type: status }
+    servers:
+      - { name: primary, adress: "10.0.0.11:27000" }
+status: { listen: "127.0.0.1:27100" }
+`);
+    expect(got).toHaveLength(4);
+    expect(got[0]).toMatch(/^lic\.yaml:1:1: config: unknown key "frontend" \(did you mean "frontends"\?\); expected one of .*\bfrontends\b/);
+    expect(got[1]).toMatch(/^lic\.yaml:5:5: backends\[0\]: unknown key "chek" \(did you mean "check"\?\); expected one of .*\bcheck\b/);
+    expect(got[2]).toMatch(/^lic\.yaml:7:26: backend "licenses"\.servers\[0\]: unknown key "adress" \(did you mean "address"\?\); expected one of .*\baddress\b/);
+    expect(got[3]).toBe('lic.yaml:7:9: server "primary": missing required key "address"');
+  });
+
+  it('wrong types: a word for a number, "yes" for a boolean (YAML 1.2), a mapping for a list', () => {
+    expect(
+      issues(`frontends:
+  - name: lmgrd
+    listen: "127.0.0.1:27000"
+    backend: licenses
+    inband_status: yes
+backends:
+  - name: licenses
+    retries: two
+    servers: { name: a }
+`),
+    ).toEqual([
+      'lic.yaml:5:20: frontend "lmgrd".inband_status: expected true or false, found "yes"',
+      'lic.yaml:9:14: backend "licenses".servers: expected a list, found a mapping',
+      'lic.yaml:8:14: backend "licenses".retries: expected a whole number 0-16, found "two"',
+    ]);
+  });
+
+  it('weight out of range (257)', () => {
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: licenses
+    servers:
+      - { name: primary, address: "10.0.0.11:27000", weight: 257 }
+`),
+    ).toEqual(['lic.yaml:5:62: server "primary".weight: expected a whole number 0-256, found 257']);
+  });
+
+  it('negative weight and a fractional one', () => {
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: licenses
+    servers:
+      - { name: a, address: "10.0.0.11:27000", weight: -1 }
+      - { name: b, address: "10.0.0.12:27000", weight: 1.5 }
+`),
+    ).toEqual([
+      'lic.yaml:5:56: server "a".weight: expected a whole number 0-256, found -1',
+      'lic.yaml:6:56: server "b".weight: expected a whole number 0-256, found number 1.5',
+    ]);
+  });
+
+  it('bad duration "5 minutes"', () => {
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: licenses
+    check: { type: status, inter: 5 minutes }
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`),
+    ).toEqual(['lic.yaml:4:35: backend "licenses".check.inter: expected a duration like 500ms, 2s, 5m or 8h, found "5 minutes"']);
+  });
+
+  it('bad listen addresses: no port, port out of range, not an IP address or host name, IPv6 without brackets', () => {
+    expect(
+      issues(`frontends:
+  - { name: a, listen: "27000", backend: licenses }
+  - { name: b, listen: "127.0.0.1:99999", backend: licenses }
+  - { name: c, listen: "10.0.0.300:27000", backend: licenses }
+  - { name: d, listen: "lic server:27000", backend: licenses }
+  - { name: e, listen: "::1:27000", backend: licenses }
+backends:
+  - name: licenses
+    servers: [{ name: s, address: "10.0.0.11:27000" }]
+`),
+    ).toEqual([
+      'lic.yaml:2:24: frontend "a".listen: expected host:port (e.g. 10.0.0.11:27000 or [::1]:27000), found "27000"',
+      'lic.yaml:3:24: frontend "b".listen: expected a port 0-65535, found 99999',
+      'lic.yaml:4:24: frontend "c".listen: expected an IP address or host name, found "10.0.0.300"',
+      'lic.yaml:5:24: frontend "d".listen: expected an IP address or host name, found "lic server"',
+      'lic.yaml:6:24: frontend "e".listen: expected an IPv6 address in brackets, e.g. [::1]:27000',
+    ]);
+  });
+
+  it('a server address needs a port from 1 (0 is only for listeners)', () => {
+    expect(issues(`status: { listen: "127.0.0.1:27100" }\nbackends:\n  - name: b\n    servers: [{ name: a, address: "10.0.0.11:0" }]\n`)).toEqual([
+      'lic.yaml:4:35: server "a".address: expected a port 1-65535, found 0',
+    ]);
+  });
+
+  it('missing required keys, positioned at the mapping that lacks them', () => {
+    expect(
+      issues(`frontends:
+  - name: lmgrd
+    backend: licenses
+backends:
+  - name: licenses
+    servers:
+      - { name: c, weight: 1 }
+`),
+    ).toEqual(['lic.yaml:2:5: frontend "lmgrd": missing required key "listen"', 'lic.yaml:7:9: server "c": missing required key "address"']);
+  });
+
+  it('duplicate names: backends, frontends, servers within a backend', () => {
+    expect(
+      issues(`frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licenses }
+  - { name: lmgrd, listen: "127.0.0.1:27001", backend: licenses }
+backends:
+  - name: licenses
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+  - name: licenses
+    servers:
+      - { name: a, address: "10.0.0.11:27000" }
+      - { name: a, address: "10.0.0.12:27000" }
+`),
+    ).toEqual([
+      'lic.yaml:7:11: duplicate backend name "licenses"',
+      'lic.yaml:3:13: duplicate frontend name "lmgrd"',
+      'lic.yaml:10:17: backend "licenses": duplicate server name "a"',
+    ]);
+  });
+
+  it('a duplicate key in one mapping', () => {
+    expect(issues(`status: { listen: "127.0.0.1:27100" }\nbackends:\n  - name: b\n    retries: 1\n    retries: 2\n    servers: [{ name: a, address: "10.0.0.1:1" }]\n`)).toEqual([
+      'lic.yaml:5:5: backends[0]: duplicate key "retries"',
+    ]);
+  });
+
+  it('unknown backend reference, with a guess', () => {
+    expect(
+      issues(`frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licence }
+status: { listen: "127.0.0.1:27100", backend: flexlm }
+backends:
+  - name: licenses
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`),
+    ).toEqual([
+      'lic.yaml:2:56: frontend "lmgrd": unknown backend "licence" (did you mean "licenses"?); backends: licenses',
+      'lic.yaml:3:47: status.backend: unknown backend "flexlm"; backends: licenses',
+    ]);
+  });
+
+  it('YAML syntax errors are positioned where the parser found them', () => {
+    expect(issues(`status: { listen: "127.0.0.1:27100" }\nbackends:\n  - name: b\n\t servers: []\n`)).toEqual(['lic.yaml:4:1: YAML syntax: Tabs are not allowed as indentation']);
+    expect(issues(`status:\n  listen: "127.0.0.1:27100\nbackends: []\n`)).toEqual([expect.stringMatching(/^lic\.yaml:(2|3|4):\d+: YAML syntax: Missing closing "quote/)]);
+  });
+
+  it('admin on 0.0.0.0 without a token file', () => {
+    expect(
+      issues(`admin:
+  listen: 0.0.0.0:8404
+`),
+    ).toEqual(['lic.yaml:2:11: admin.listen: 0.0.0.0:8404 is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1']);
+  });
+
+  it('an unreadable token file and the nothing-to-run case', () => {
+    expect(issues(`admin:\n  listen: 127.0.0.1:8404\n  token_file: /nonexistent/licgate.token\n`)).toEqual([
+      'lic.yaml:3:15: admin.token_file: cannot read /nonexistent/licgate.token: ENOENT',
+    ]);
+    expect(issues(`log: { level: info }\n`)).toEqual(['lic.yaml:1:1: nothing to run: declare frontends (proxy role), status/agent (sidecar role) or admin']);
+  });
+
+  it('two listeners on one address', () => {
+    expect(
+      issues(`status: { listen: "127.0.0.1:27000" }
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licenses }
+backends:
+  - name: licenses
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`),
+    ).toEqual(['lic.yaml:1:19: status: listen address 127.0.0.1:27000 is already used by frontend "lmgrd"']);
+  });
+
+  it('several errors in one file are all reported, read errors and cross-checks together, in file order per pass', () => {
+    expect(
+      issues(`admin:
+  listen: 0.0.0.0:8404
+frontends:
+  - name: lmgrd
+    listen: "10.0.0.1"
+    backend: licence
+backends:
+  - name: licenses
+    retries: two
+    check: { type: status, inter: 5 minutes, rise: 0 }
+    servers:
+      - { name: primary, address: "10.0.0.11:27000", weight: 257 }
+      - { name: primary, address: "10.0.0.12:27000", backup: true, tier: 2 }
+      - { name: dr, adress: "10.9.0.11:27000" }
+`),
+    ).toEqual([
+      'lic.yaml:5:13: frontend "lmgrd".listen: expected host:port (e.g. 10.0.0.11:27000 or [::1]:27000), found "10.0.0.1"',
+      'lic.yaml:9:14: backend "licenses".retries: expected a whole number 0-16, found "two"',
+      'lic.yaml:10:35: backend "licenses".check.inter: expected a duration like 500ms, 2s, 5m or 8h, found "5 minutes"',
+      'lic.yaml:10:52: backend "licenses".check.rise: expected a whole number 1-100, found 0',
+      'lic.yaml:12:62: server "primary".weight: expected a whole number 0-256, found 257',
+      'lic.yaml:13:74: server "primary": "backup: true" means tier 1, but tier is 2; use one or the other',
+      'lic.yaml:14:21: backend "licenses".servers[2]: unknown key "adress" (did you mean "address"?); expected one of name, address, weight, backup, tier, maxconn',
+      'lic.yaml:14:9: server "dr": missing required key "address"',
+      'lic.yaml:13:17: backend "licenses": duplicate server name "primary"',
+      'lic.yaml:6:14: frontend "lmgrd": unknown backend "licence" (did you mean "licenses"?); backends: licenses',
+      'lic.yaml:2:11: admin.listen: 0.0.0.0:8404 is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1',
+    ]);
+  });
+
+  it('a file that cannot be read is one positioned issue', () => {
+    expect(() => loadConfigFile('/nonexistent/licgate.yaml')).toThrow(ConfigError);
+    try {
+      loadConfigFile('/nonexistent/licgate.yaml');
+    } catch (e) {
+      expect((e as ConfigError).issues.map(String)).toEqual([
+        "/nonexistent/licgate.yaml:1:1: cannot read config: ENOENT: no such file or directory, open '/nonexistent/licgate.yaml'",
+      ]);
+    }
+  });
+});

@@ -1,0 +1,162 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import type { Probe, ProbeOutcome, ProbeTarget } from '../../src/health/probes/probe.js';
+import { CheckScheduler } from '../../src/health/scheduler.js';
+import { Backend } from '../../src/model/backend.js';
+import { ModelEvents } from '../../src/model/events.js';
+
+/**
+ * A probe whose answers the test scripts (no sockets: this file is about timing). It records when
+ * it was asked (fake clock) and can hang until its signal aborts, like a probe whose peer is silent.
+ */
+class ScriptedProbe implements Probe {
+  calls: { at: number; port: number }[] = [];
+  constructor(private readonly answer: (port: number, n: number) => ProbeOutcome | 'hang' | 'throw') {}
+  run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
+    this.calls.push({ at: Date.now(), port: target.port });
+    const a = this.answer(target.port, this.calls.filter((c) => c.port === target.port).length);
+    if (a === 'throw') return Promise.reject(new Error('probe exploded'));
+    if (a === 'hang') return new Promise((resolve) => signal.addEventListener('abort', () => resolve({ ok: false, reason: 'timeout' })));
+    return Promise.resolve(a);
+  }
+}
+
+function backend(servers: number, check: string): Backend {
+  const list = Array.from({ length: servers }, (_, i) => `      - { name: s${i}, address: "127.0.0.1:${30000 + i}" }`).join('\n');
+  const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }\nbackends:\n  - name: b\n    check: ${check}\n    servers:\n${list}\n`, 'sched.yaml');
+  return new Backend(cfg.backends[0]!, new ModelEvents());
+}
+
+const CHECK = '{ type: tcp, inter: 1000ms, fastinter: 100ms, downinter: 5000ms, rise: 2, fall: 3, timeout: 50ms }';
+const ok = (): ProbeOutcome => ({ ok: true, reason: 'ok' });
+const bad = (): ProbeOutcome => ({ ok: false, reason: 'refused' });
+
+let schedulers: CheckScheduler[] = [];
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000 });
+});
+afterEach(() => {
+  for (const s of schedulers) s.stop();
+  schedulers = [];
+  vi.useRealTimers();
+});
+
+function start(b: Backend, probe: Probe, events = new ModelEvents()): CheckScheduler {
+  const s = new CheckScheduler(b, b.cfg.check, probe, events);
+  schedulers.push(s);
+  s.start();
+  return s;
+}
+
+describe('CheckScheduler', () => {
+  it('uses inter when fully UP, fastinter while transitional, downinter when fully DOWN (with at most 5% jitter)', async () => {
+    // Script for the one server: S F F F S S → UP, UP 2/3, UP 1/3, DOWN, DOWN 1/2, UP.
+    const script = [ok, bad, bad, bad, ok, ok, ok];
+    const probe = new ScriptedProbe((_p, n) => (script[n - 1] ?? ok)());
+    const b = backend(1, CHECK);
+    const texts: string[] = [];
+    start(b, probe);
+    const srv = b.servers[0]!;
+    const t0 = Date.now();
+    // Walk the fake clock forward and note the server's text after each check.
+    for (let i = 0; i < script.length; i++) {
+      const before = probe.calls.length;
+      await vi.advanceTimersToNextTimerAsync();
+      // A check ran exactly when the timer fired.
+      if (probe.calls.length > before) texts.push(srv.stateText);
+      else i--;
+    }
+    expect(texts).toEqual(['UP', 'UP 2/3', 'UP 1/3', 'DOWN', 'DOWN 1/2', 'UP', 'UP']);
+    const gaps = probe.calls.slice(1).map((c, i) => c.at - probe.calls[i]!.at);
+    // The interval after each check follows the phase that check left the server in.
+    const expected = [1000, 100, 100, 5000, 100, 1000];
+    expect(gaps).toHaveLength(expected.length);
+    gaps.forEach((g, i) => {
+      expect(g).toBeGreaterThanOrEqual(Math.floor(expected[i]! * 0.95));
+      expect(g).toBeLessThanOrEqual(expected[i]!);
+    });
+    expect(probe.calls[0]!.at).toBe(t0);
+  });
+
+  it('spreads the first checks of a backend over min(inter, 200ms)', async () => {
+    const probe = new ScriptedProbe(ok);
+    const t0 = Date.now();
+    start(backend(4, '{ type: tcp, inter: 2s }'), probe);
+    await vi.advanceTimersByTimeAsync(199);
+    expect(probe.calls.map((c) => [c.port, c.at - t0])).toEqual([
+      [30000, 0],
+      [30001, 50],
+      [30002, 100],
+      [30003, 150],
+    ]);
+  });
+
+  it('spreads over inter itself when inter is shorter than 200ms', async () => {
+    const probe = new ScriptedProbe(ok);
+    const t0 = Date.now();
+    start(backend(4, '{ type: tcp, inter: 100ms }'), probe);
+    await vi.advanceTimersByTimeAsync(80);
+    expect(probe.calls.map((c) => c.at - t0)).toEqual([0, 25, 50, 75]);
+  });
+
+  it('aborts a silent probe at the check timeout and counts it as a failure', async () => {
+    const probe = new ScriptedProbe(() => 'hang');
+    const b = backend(1, CHECK);
+    const done: { ok: boolean; reason: string; durationMs: number }[] = [];
+    const events = new ModelEvents();
+    events.on('check-done', (e) => done.push(e));
+    start(b, probe, events);
+    await vi.advanceTimersByTimeAsync(49);
+    expect(done).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(done.map((d) => [d.ok, d.reason])).toEqual([[false, 'timeout']]);
+    expect(b.servers[0]!.stateText).toBe('DOWN');
+    expect(b.servers[0]!.lastCheck?.reason).toBe('timeout');
+  });
+
+  it('turns a probe that throws into a failed check with the error as reason, and keeps checking', async () => {
+    const probe = new ScriptedProbe((_p, n) => (n === 1 ? 'throw' : ok()));
+    const b = backend(1, CHECK);
+    start(b, probe);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(b.servers[0]!.lastCheck).toMatchObject({ ok: false, reason: 'check error: probe exploded' });
+    expect(b.servers[0]!.firstCheckDone).toBe(true);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(b.servers[0]!.lastCheck).toMatchObject({ ok: true });
+  });
+
+  it('probes check.port instead of the service port when set', async () => {
+    const probe = new ScriptedProbe(ok);
+    start(backend(2, '{ type: tcp, port: 27100 }'), probe);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(probe.calls.map((c) => c.port)).toEqual([27100, 27100]);
+  });
+
+  it('stops: no check runs after stop(), and an in-flight probe is aborted', async () => {
+    const probe = new ScriptedProbe(() => 'hang');
+    const b = backend(1, '{ type: tcp, timeout: 10s }');
+    const s = start(b, probe);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(probe.calls).toHaveLength(1);
+    s.stop();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(probe.calls).toHaveLength(1);
+    // The aborted probe's result is discarded, not recorded as a failure.
+    expect(b.servers[0]!.lastCheck).toBeNull();
+  });
+
+  it('runNow checks at once and the rhythm resumes from there', async () => {
+    const probe = new ScriptedProbe(ok);
+    const b = backend(1, CHECK);
+    const s = start(b, probe);
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(probe.calls).toHaveLength(1);
+    await s.runNow(b.servers[0]!);
+    expect(probe.calls).toHaveLength(2);
+    const at = probe.calls[1]!.at;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(probe.calls).toHaveLength(3);
+    expect(probe.calls[2]!.at - at).toBeGreaterThanOrEqual(950);
+  });
+});

@@ -1,0 +1,99 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/proxy-harness.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'licgate-validate-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('licgate validate --config', () => {
+  it('exits 0 and summarises a valid file', async () => {
+    const f = file('ok.yaml', `frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licenses }
+backends:
+  - name: licenses
+    check: { type: status, inter: 2s, fastinter: 500ms, downinter: 5m }
+    servers:
+      - { name: primary, address: "10.0.0.11:27000", weight: 100 }
+      - { name: backup, address: "10.0.0.12:27000", weight: 50, backup: true }
+`);
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(`${f}: valid — proxy (1 frontends), 1 backends, 2 servers\n`);
+    expect(r.code).toBe(0);
+  });
+
+  it('exits 2 with every error as FILE:LINE:COL: message on stderr, one per line', async () => {
+    const f = file('bad.yaml', `admin:
+  listen: 0.0.0.0:8404
+frontends:
+  - name: lmgrd
+    listen: "10.0.0.1"
+    backend: licence
+backends:
+  - name: licenses
+    retries: two
+    check: { type: status, inter: 5 minutes }
+    servers:
+      - { name: primary, address: "10.0.0.11:27000", weight: 257 }
+      - { name: primary, address: "10.0.0.12:27000" }
+      - { name: dr, adress: "10.9.0.11:27000" }
+`);
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')).toEqual([
+      `${f}:5:13: frontend "lmgrd".listen: expected host:port (e.g. 10.0.0.11:27000 or [::1]:27000), found "10.0.0.1"`,
+      `${f}:9:14: backend "licenses".retries: expected a whole number 0-16, found "two"`,
+      `${f}:10:35: backend "licenses".check.inter: expected a duration like 500ms, 2s, 5m or 8h, found "5 minutes"`,
+      `${f}:12:62: server "primary".weight: expected a whole number 0-256, found 257`,
+      `${f}:14:21: backend "licenses".servers[2]: unknown key "adress" (did you mean "address"?); expected one of name, address, weight, backup, tier, maxconn`,
+      `${f}:14:9: server "dr": missing required key "address"`,
+      `${f}:13:17: backend "licenses": duplicate server name "primary"`,
+      `${f}:6:14: frontend "lmgrd": unknown backend "licence" (did you mean "licenses"?); backends: licenses`,
+      `${f}:2:11: admin.listen: 0.0.0.0:8404 is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1`,
+      '',
+    ]);
+  });
+
+  it('exits 2 on a YAML syntax error, positioned', async () => {
+    const f = file('syntax.yaml', 'status: { listen: "127.0.0.1:27100" }\nbackends:\n  - name: b\n\t servers: []\n');
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`${f}:4:1: YAML syntax: Tabs are not allowed as indentation\n`);
+  });
+
+  it('exits 2 when the file cannot be read', async () => {
+    const f = join(dir, 'missing.yaml');
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`${f}:1:1: cannot read config: ENOENT: no such file or directory, open '${f}'\n`);
+  });
+
+  it('exits 2 with usage when --config is missing or an option is unknown', async () => {
+    const a = await runCli(['validate']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toBe('licgate validate: missing --config FILE\nusage: licgate validate --config FILE\n');
+    const b = await runCli(['validate', '--config', join(dir, 'x.yaml'), '--bogus']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/^licgate validate: Unknown option '--bogus'/);
+  });
+
+  it('licgate run refuses the same file with the same lines and exit 2, starting nothing', async () => {
+    const f = file('bad-run.yaml', 'frontends:\n  - { name: lmgrd, listen: "127.0.0.1:0", backend: nope }\nbackends:\n  - { name: licenses, servers: [{ name: a, address: "127.0.0.1:1", weight: 300 }] }\n');
+    const r = await runCli(['run', '--config', f]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')).toEqual([
+      `${f}:4:76: server "a".weight: expected a whole number 0-256, found 300`,
+      `${f}:2:52: frontend "lmgrd": unknown backend "nope"; backends: licenses`,
+      '',
+    ]);
+  });
+});

@@ -1,0 +1,98 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startProxy, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+afterEach(() => stopAll());
+
+const MB = 1024 * 1024;
+const TOTAL_MB = 100;
+
+/**
+ * A 100 MB stream made of 1 MB chunks that all differ (a random block with the chunk number stamped
+ * in two places), so a lost, repeated or reordered chunk changes the hash.
+ */
+function stream(seed: Buffer, tag: number): { next(): Buffer | null; sha: () => string } {
+  let i = 0;
+  const hash = createHash('sha256');
+  return {
+    next() {
+      if (i === TOTAL_MB) return null;
+      const chunk = Buffer.from(seed);
+      chunk.writeUInt32BE(i, 0);
+      chunk.writeUInt32BE(tag, 4);
+      chunk.writeUInt32BE(i, MB / 2);
+      i++;
+      hash.update(chunk);
+      return chunk;
+    },
+    sha: () => hash.digest('hex'),
+  };
+}
+
+/** Writes the whole stream with backpressure, then half-closes; resolves with the sha256 of what was sent. */
+function pump(sock: Socket, s: ReturnType<typeof stream>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    const more = (): void => {
+      for (;;) {
+        const c = s.next();
+        if (!c) {
+          sock.end(() => resolve(s.sha()));
+          return;
+        }
+        if (!sock.write(c)) return void sock.once('drain', more);
+      }
+    };
+    more();
+  });
+}
+
+/** Hashes everything read until the peer's FIN; resolves with [sha256, bytes]. */
+function drain(sock: Socket): Promise<[string, number]> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    let n = 0;
+    sock.on('data', (d: Buffer) => {
+      hash.update(d);
+      n += d.length;
+    });
+    sock.once('end', () => resolve([hash.digest('hex'), n]));
+    sock.once('error', reject);
+  });
+}
+
+describe('bulk transfer through the proxy', () => {
+  it('carries 100 MB each way at the same time, byte-exact (sha256 both directions)', async () => {
+    const seed = randomBytes(MB);
+    let serverSide: Promise<{ sent: string; received: [string, number] }> | null = null;
+    const upstream = await startTcpServer((s) => {
+      // The server sends its own 100 MB while it hashes what it receives.
+      serverSide = Promise.all([pump(s, stream(seed, 2)), drain(s)]).then(([sent, received]) => ({ sent, received }));
+    });
+    const proxy = await startProxy(`
+frontends:
+  - { name: bulk, listen: "127.0.0.1:0", backend: b }
+backends:
+  - name: b
+    check: { type: none }
+    servers: [{ name: echoish, address: "127.0.0.1:${upstream.port}" }]
+`);
+    const started = performance.now();
+    const sock = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    const [clientSent, clientReceived] = await Promise.all([pump(sock, stream(seed, 1)), drain(sock)]);
+    const server = await serverSide!;
+    const secs = (performance.now() - started) / 1000;
+    console.log(`200 MB through licgate (100 MB each way at once) in ${secs.toFixed(2)} s`);
+    // Client → server: what the client sent is what the server received.
+    expect(server.received).toEqual([clientSent, TOTAL_MB * MB]);
+    // Server → client.
+    expect(clientReceived).toEqual([server.sent, TOTAL_MB * MB]);
+    expect(clientSent).not.toBe(server.sent);
+    sock.destroy();
+    const log = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 5000, what: 'session log line' });
+    expect(log).toMatchObject({ server: 'echoish', bytes_in: TOTAL_MB * MB, bytes_out: TOTAL_MB * MB, end: 'closed' });
+  });
+});

@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { Backend } from '../../src/model/backend.js';
+import { ModelEvents, type TierChangeEvent } from '../../src/model/events.js';
+import type { Server } from '../../src/model/server.js';
+
+const result = (ok: boolean) => ({ ok, reason: ok ? 'check passed' : 'connection refused', durationMs: 1, at: 0 });
+const down = (s: Server): void => {
+  for (let i = 0; i < 5; i++) s.checkFailed(result(false));
+};
+const up = (s: Server): void => {
+  for (let i = 0; i < 5; i++) s.checkSucceeded(result(true));
+};
+
+function make(failback: 'auto' | 'manual' = 'auto', extra = ''): { b: Backend; tiers: TierChangeEvent[]; s: (n: string) => Server } {
+  const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: licenses
+    failback: ${failback}
+    check: { type: status, rise: 2, fall: 2 }
+    servers:
+      - { name: a1, address: "10.0.0.11:27000", weight: 100 }
+      - { name: a2, address: "10.0.0.12:27000", weight: 100 }
+      - { name: b1, address: "10.0.1.11:27000", backup: true }
+      - { name: dr, address: "10.9.0.11:27000", tier: 2 }
+${extra}`);
+  const events = new ModelEvents();
+  const tiers: TierChangeEvent[] = [];
+  events.on('tier-change', (e) => tiers.push(e));
+  const b = new Backend(cfg.backends[0]!, events);
+  return { b, tiers, s: (n) => b.server(n)! };
+}
+
+function names(b: Backend, n: number): string[] {
+  return Array.from({ length: n }, () => b.choose('10.1.1.1', null)?.name ?? 'none');
+}
+
+describe('tiers: active → backup → DR', () => {
+  it('serves from the active tier while any active server is usable; the backup stays idle', () => {
+    const { b, tiers, s } = make();
+    expect(b.servingTier).toBe(0);
+    expect(new Set(names(b, 20))).toEqual(new Set(['a1', 'a2']));
+    down(s('a1'));
+    expect(b.servingTier).toBe(0);
+    expect(new Set(names(b, 10))).toEqual(new Set(['a2']));
+    expect(tiers).toEqual([]);
+  });
+
+  it('moves to the backup when every active is down, and to DR when the backup is down too', () => {
+    const { b, tiers, s } = make();
+    down(s('a1'));
+    down(s('a2'));
+    expect(b.servingTier).toBe(1);
+    expect(names(b, 3)).toEqual(['b1', 'b1', 'b1']);
+    down(s('b1'));
+    expect(b.servingTier).toBe(2);
+    expect(names(b, 2)).toEqual(['dr', 'dr']);
+    down(s('dr'));
+    expect(b.servingTier).toBeNull();
+    expect(b.choose('10.1.1.1', null)).toBeNull();
+    expect(b.running).toBe(false);
+    expect(tiers.map((t) => [t.from, t.to])).toEqual([
+      [0, 1],
+      [1, 2],
+      [2, null],
+    ]);
+    expect(tiers[0]!.reason).toBe('active -> backup: a2 DOWN: connection refused');
+  });
+
+  it('failback auto: a recovered active takes new connections again', () => {
+    const { b, tiers, s } = make('auto');
+    down(s('a1'));
+    down(s('a2'));
+    up(s('a2'));
+    expect(b.servingTier).toBe(0);
+    expect(names(b, 3)).toEqual(['a2', 'a2', 'a2']);
+    expect(tiers.map((t) => [t.from, t.to])).toEqual([
+      [0, 1],
+      [1, 0],
+    ]);
+  });
+
+  it('failback manual: stays on the backup after the active recovers, until the backup fails or an admin says so', () => {
+    const { b, tiers, s } = make('manual');
+    down(s('a1'));
+    down(s('a2'));
+    up(s('a1'));
+    up(s('a2'));
+    expect(s('a1').stateText).toBe('UP');
+    expect(b.servingTier).toBe(1);
+    expect(names(b, 5)).toEqual(['b1', 'b1', 'b1', 'b1', 'b1']);
+    b.failback('admin');
+    expect(b.servingTier).toBe(0);
+    expect(tiers.map((t) => [t.from, t.to, t.reason])).toEqual([
+      [0, 1, 'active -> backup: a2 DOWN: connection refused'],
+      [1, 0, 'backup -> active: admin'],
+    ]);
+  });
+
+  it('failback manual: when the tier in use fails, the best usable tier takes over', () => {
+    const { b, s } = make('manual');
+    down(s('a1'));
+    down(s('a2'));
+    up(s('a1'));
+    expect(b.servingTier).toBe(1);
+    down(s('b1'));
+    expect(b.servingTier).toBe(0);
+    expect(names(b, 2)).toEqual(['a1', 'a1']);
+  });
+
+  it('a retry may leave the serving tier: after both actives failed a connect, the next candidate is the backup', () => {
+    const { b, s } = make();
+    const first = b.choose('10.1.1.1', null)!;
+    const second = b.choose('10.1.1.1', [first])!;
+    expect(new Set([first.name, second.name])).toEqual(new Set(['a1', 'a2']));
+    expect(b.choose('10.1.1.1', [first, second])!.name).toBe('b1');
+    expect(b.choose('10.1.1.1', [first, second, s('b1')])!.name).toBe('dr');
+    expect(b.choose('10.1.1.1', [first, second, s('b1'), s('dr')])).toBeNull();
+  });
+
+  it('DRAIN and MAINT take a server out of selection; DRAIN still counts as Running for STATUS, MAINT does not', () => {
+    const { b, s } = make();
+    s('a1').setAdmin('drain', 'admin');
+    s('a2').setAdmin('maint', 'admin');
+    expect(b.servingTier).toBe(1);
+    expect(b.running).toBe(true);
+    expect(b.upCount).toBe(3);
+    expect(s('a1').stateText).toBe('DRAIN');
+    expect(s('a2').stateText).toBe('MAINT');
+    for (const n of ['b1', 'dr']) s(n).setAdmin('maint', 'admin');
+    expect(b.servingTier).toBeNull();
+    // Only the drained a1 is left: alive (Running) but taking no new connections.
+    expect(b.running).toBe(true);
+    expect(b.upCount).toBe(1);
+    expect(b.choose('10.1.1.1', null)).toBeNull();
+    s('a1').setAdmin('maint', 'admin');
+    expect(b.running).toBe(false);
+  });
+
+  it('a tier whose servers all have weight 0 does not serve', () => {
+    const { b, s } = make();
+    s('a1').setWeight(0, 'admin');
+    s('a2').setWeight(0, 'admin');
+    expect(b.servingTier).toBe(1);
+    expect(b.running).toBe(true);
+    s('a2').setWeight(10, 'admin');
+    expect(b.servingTier).toBe(0);
+    expect(names(b, 3)).toEqual(['a2', 'a2', 'a2']);
+  });
+
+  it('a server at maxconn is skipped for new connections but keeps its tier serving', () => {
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    servers:
+      - { name: a, address: "10.0.0.11:27000", maxconn: 1 }
+      - { name: b, address: "10.0.1.11:27000", backup: true }
+`);
+    const b = new Backend(cfg.backends[0]!, new ModelEvents());
+    const a = b.server('a')!;
+    expect(b.choose('c', null)!.name).toBe('a');
+    a.active = 1;
+    expect(a.usable).toBe(false);
+    expect(a.eligible).toBe(true);
+    expect(b.servingTier).toBe(0);
+    // The retry path (tried list) may spill to the backup; plain choose tries the other tiers too.
+    expect(b.choose('c', null)!.name).toBe('b');
+    a.active = 0;
+    expect(b.choose('c', null)!.name).toBe('a');
+  });
+});

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { Backend } from '../../src/model/backend.js';
+import { ModelEvents, type ServerStateEvent } from '../../src/model/events.js';
+
+const ok = { ok: true, reason: 'passed', durationMs: 1, at: 0 };
+const bad = { ok: false, reason: 'connection refused', durationMs: 1, at: 0 };
+
+function make(check = '{ type: status, rise: 2, fall: 3 }', observe = 1) {
+  const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    observe_errors: ${observe}
+    check: ${check}
+    servers:
+      - { name: a, address: "10.0.0.11:27000", weight: 10 }
+      - { name: b, address: "10.0.0.12:27000", backup: true }
+`);
+  const events = new ModelEvents();
+  const changes: ServerStateEvent[] = [];
+  events.on('server-state', (e) => changes.push(e));
+  const be = new Backend(cfg.backends[0]!, events);
+  return { be, a: be.server('a')!, changes, observeErrors: observe };
+}
+
+describe('Server state', () => {
+  it('starts "UP 1/3" (HAProxy: up, but one failure takes it down) and not yet checked', () => {
+    const { a } = make();
+    expect(a.stateText).toBe('UP 1/3');
+    expect(a.usable).toBe(true);
+    expect(a.firstCheckDone).toBe(false);
+  });
+
+  it('reports each change once, with from/to and whether usability changed', () => {
+    const { a, changes } = make();
+    a.checkSucceeded(ok);
+    a.checkSucceeded(ok);
+    a.checkFailed(bad);
+    a.checkFailed(bad);
+    a.checkFailed(bad);
+    a.checkFailed(bad);
+    expect(changes.map((c) => [c.from, c.to, c.usableChanged, c.reason])).toEqual([
+      ['UP 1/3', 'UP', false, 'passed'],
+      ['UP', 'UP 2/3', false, 'connection refused'],
+      ['UP 2/3', 'UP 1/3', false, 'connection refused'],
+      ['UP 1/3', 'DOWN', true, 'connection refused'],
+    ]);
+    expect(a.lastCheck).toEqual(bad);
+    expect(a.firstCheckDone).toBe(true);
+  });
+
+  it('stateSince moves only when the first word (UP/DOWN/…) changes', () => {
+    const { a } = make();
+    a.stateSince = 1;
+    a.checkSucceeded(ok);
+    a.checkFailed(bad);
+    expect(a.stateText).toBe('UP 2/3');
+    expect(a.stateSince).toBe(1);
+    a.checkFailed(bad);
+    a.checkFailed(bad);
+    expect(a.stateText).toBe('DOWN');
+    expect(a.stateSince).toBeGreaterThan(1);
+  });
+
+  it('MAINT and DRAIN win over health in the state text; "no check" for type none', () => {
+    const { a } = make();
+    a.setAdmin('drain', 'admin');
+    expect([a.stateText, a.usable]).toEqual(['DRAIN', false]);
+    a.setAdmin('maint', 'admin');
+    expect([a.stateText, a.usable]).toEqual(['MAINT', false]);
+    a.setAdmin('ready', 'admin');
+    expect(a.stateText).toBe('UP 1/3');
+    const n = make('{ type: none }').a;
+    expect([n.stateText, n.usable, n.firstCheckDone]).toEqual(['no check', true, true]);
+  });
+
+  it('an agent "down" overrides a passing check; its weight percentage scales the weight', () => {
+    const { a } = make();
+    a.setAgent({ state: 'down', weightPercent: null, reason: 'no license' }, 'agent');
+    expect([a.stateText, a.up, a.usable]).toEqual(['DOWN (agent)', false, false]);
+    a.setAgent({ state: 'up', weightPercent: 50, reason: '' }, 'agent');
+    expect([a.up, a.effectiveWeight]).toEqual([true, 5]);
+    a.setAgent({ state: 'up', weightPercent: 0, reason: '' }, 'agent');
+    expect(a.usable).toBe(false);
+  });
+});
+
+describe('passive health (observe_errors)', () => {
+  it('observe_errors 1: one failed connect marks the server DOWN at once; checks bring it back through rise', () => {
+    const { a, changes } = make();
+    a.connectFailed('connection refused', 1);
+    expect(a.stateText).toBe('DOWN');
+    expect(changes.at(-1)).toMatchObject({ from: 'UP 1/3', to: 'DOWN', reason: 'passive: connection refused', usableChanged: true });
+    a.checkSucceeded(ok);
+    expect(a.stateText).toBe('DOWN 1/2');
+    a.checkSucceeded(ok);
+    expect(a.stateText).toBe('UP');
+    expect(a.connectErrors).toBe(1);
+  });
+
+  it('observe_errors 3: only 3 consecutive errors count; a good connect resets the run', () => {
+    const { a } = make(undefined, 3);
+    a.connectFailed('refused', 3);
+    a.connectFailed('refused', 3);
+    a.connectSucceeded();
+    a.connectFailed('refused', 3);
+    a.connectFailed('refused', 3);
+    expect(a.up).toBe(true);
+    a.connectFailed('refused', 3);
+    expect(a.stateText).toBe('DOWN');
+    expect(a.connectErrors).toBe(5);
+  });
+
+  it('observe_errors 0 never marks down; an unchecked server is never marked down by traffic', () => {
+    const { a } = make(undefined, 0);
+    for (let i = 0; i < 10; i++) a.connectFailed('refused', 0);
+    expect(a.up).toBe(true);
+    const n = make('{ type: none }').a;
+    for (let i = 0; i < 10; i++) n.connectFailed('refused', 1);
+    expect(n.usable).toBe(true);
+  });
+});
