@@ -2,7 +2,7 @@ import type { CheckConfig } from '../config/schema.js';
 import type { Backend } from '../model/backend.js';
 import type { ModelEvents } from '../model/events.js';
 import type { Server } from '../model/server.js';
-import type { Probe } from './probes/probe.js';
+import type { Probe, ProbeOutcome } from './probes/probe.js';
 
 /**
  * Runs one backend's active checks: `inter` when a server is fully UP, `fastinter` while it is
@@ -64,7 +64,8 @@ export class CheckScheduler {
     const target = { host: server.address.host, port: this.check.port ?? server.address.port };
     let outcome;
     try {
-      outcome = await this.probe.run(target, ctl.signal);
+      // A probe must settle when aborted; should one not, the race keeps this server's checks going.
+      outcome = await Promise.race([this.probe.run(target, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
     } catch (e) {
       outcome = { ok: false, reason: `check error: ${(e as Error).message}` };
     } finally {
@@ -80,4 +81,13 @@ export class CheckScheduler {
     this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: outcome.ok, durationMs, reason: outcome.reason });
     this.schedule(server, this.nextDelay(server));
   }
+}
+
+/** Settles as a failed check a little after the check's own timeout aborted it. */
+function abandoned(signal: AbortSignal, timeoutMs: number): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    const give = (): void => void setTimeout(() => resolve({ ok: false, reason: `check did not settle within its ${timeoutMs}ms timeout` }), 100).unref();
+    if (signal.aborted) give();
+    else signal.addEventListener('abort', give, { once: true });
+  });
 }

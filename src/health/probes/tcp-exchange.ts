@@ -33,8 +33,14 @@ export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: stri
     signal.addEventListener('abort', onAbort);
     sock.on('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'connection refused' : e.code === 'ECONNRESET' ? 'connection reset' : (e.code ?? e.message)));
     sock.on('connect', () => {
+      // With nothing to expect, a check passes once its bytes are written (or at connect when it
+      // sends none): waiting for a server that keeps the connection open would only time out.
+      if (!expect) {
+        if (send) sock.write(send, () => done(null, { reply: '', matched: true, stop: 'connected' }));
+        else done(null, { reply: '', matched: true, stop: 'connected' });
+        return;
+      }
       if (send) sock.write(send);
-      if (!expect && !send) done(null, { reply: '', matched: true, stop: 'connected' });
     });
     sock.on('data', (chunk: Buffer) => {
       const room = readLimit - size;

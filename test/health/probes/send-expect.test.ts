@@ -119,3 +119,24 @@ describe('SendExpectProbe (type: send-expect)', () => {
     expect(await new StatusProbe(1024).run(target(srv.port), never())).toEqual({ ok: false, reason: 'expected "Server Status: Running", got "(empty reply)"' });
   });
 });
+
+describe('send-expect without expect', () => {
+  it('passes once the bytes are sent, against a server that keeps the connection open', async () => {
+    const got: Buffer[] = [];
+    const held: Socket[] = [];
+    const srv: Server = createServer((s) => {
+      held.push(s);
+      s.on('data', (d: Buffer) => got.push(d));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const port = (srv.address() as AddressInfo).port;
+    try {
+      const out = await new SendExpectProbe('PING\r\n', null, 1024).run({ host: '127.0.0.1', port }, AbortSignal.timeout(2000));
+      expect(out).toEqual({ ok: true, reason: 'sent' });
+      await waitFor(() => Buffer.concat(got).toString() === 'PING\r\n', { timeoutMs: 2000, what: 'the server to receive the check bytes' });
+    } finally {
+      for (const s of held) s.destroy();
+      srv.close();
+    }
+  });
+});
