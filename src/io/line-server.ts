@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { formatHostPort, type HostPort } from '../config/address.js';
-import { ListenError } from '../errors.js';
+import type { HostPort } from '../config/address.js';
+import { listenAt } from './listen.js';
 
 export interface LineServerOptions {
   what: string;
@@ -30,14 +30,7 @@ export class LineServer {
   }
 
   listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(this.opts.what, formatHostPort(this.listenAt), err));
-      this.server.once('error', onError);
-      this.server.listen({ host: this.listenAt.host, port: this.listenAt.port }, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
+    return listenAt(this.server, this.listenAt, this.opts.what);
   }
 
   address(): AddressInfo {

@@ -1,10 +1,9 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { formatHostPort } from '../config/address.js';
 import type { FrontendConfig } from '../config/schema.js';
-import { ListenError } from '../errors.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 import { Session, type SessionRecord } from './session.js';
+import { listenAt } from '../io/listen.js';
 
 export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
@@ -38,14 +37,7 @@ export class Frontend {
   }
 
   listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(`frontend "${this.name}"`, formatHostPort(this.cfg.listen), err));
-      this.server.once('error', onError);
-      this.server.listen({ host: this.cfg.listen.host, port: this.cfg.listen.port, backlog: 4096 }, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
+    return listenAt(this.server, this.cfg.listen, `frontend "${this.name}"`, 4096);
   }
 
   address(): AddressInfo {

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
-import { ListenError } from '../errors.js';
 import type { DaemonView } from '../daemon-view.js';
 import { backendJson } from './status-json.js';
+import { listenAt } from '../io/listen.js';
 
 export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>;
 
@@ -47,14 +47,7 @@ export class AdminHttp {
   }
 
   listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError('admin', formatHostPort(this.listenAt), err));
-      this.server.once('error', onError);
-      this.server.listen({ host: this.listenAt.host, port: this.listenAt.port }, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
+    return listenAt(this.server, this.listenAt, 'admin');
   }
 
   address(): AddressInfo {

@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { formatHostPort, type HostPort } from '../config/address.js';
-import { ListenError } from '../errors.js';
+import type { HostPort } from '../config/address.js';
+import { listenAt } from '../io/listen.js';
 
 /** A peer that keeps its connection open after our reply is cut off after this long. */
 const LINGER_MS = 5000;
@@ -23,14 +23,7 @@ export class AgentResponder {
   }
 
   listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError('agent', formatHostPort(this.listenAt), err));
-      this.server.once('error', onError);
-      this.server.listen({ host: this.listenAt.host, port: this.listenAt.port }, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
+    return listenAt(this.server, this.listenAt, 'agent');
   }
 
   /** Peers connected now (a reply sent, their side not closed yet). */

@@ -5,7 +5,6 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
  * behind" means. A killed process stays a zombie until its parent reaps it; orphans are reaped by
  * init, which in containers may be slow or absent (node as PID 1). A zombie runs no code, so on
  * Linux a group made only of zombies counts as gone; elsewhere only ESRCH does.
- * (Same rule as test/health/probes/exec-runner.test.ts.)
  */
 export function processGroupGone(pgid: number): boolean {
   try {

@@ -1,39 +1,13 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runExec } from '../../../src/health/probes/exec-runner.js';
+import { processGroupGone as groupGone } from '../../helpers/process-group.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'licgate-exec-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/**
- * A killed process stays a zombie until its parent reaps it; orphans are reaped by init, which in
- * containers may be slow (about 1 s here) or absent (node as PID 1). A zombie runs no code, so on
- * Linux a group made only of zombies counts as gone; elsewhere only ESRCH does.
- */
-function groupGone(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
-    throw err;
-  }
-  if (!existsSync('/proc/self/stat')) return false;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited while we looked
-    }
-    // Fields after "(comm)": state ppid pgrp ...; comm itself may contain spaces or parentheses.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) === pgid && state !== 'Z') return false;
-  }
-  return true;
-}
 
 async function waitFor(what: string, condition: () => boolean, deadlineMs = 5000): Promise<void> {
   const deadline = Date.now() + deadlineMs;
