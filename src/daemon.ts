@@ -230,12 +230,12 @@ export class Daemon implements DaemonView {
 
   private lastAcceptLog = 0;
 
-  /** At most one line a second: under EMFILE every waiting connection fails the same way. */
+  /** accept() or an upstream connect ran out of descriptors. At most one line a second: under EMFILE every connection fails the same way. */
   private acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void {
     const now = Date.now();
     if (now - this.lastAcceptLog < 1000) return;
     this.lastAcceptLog = now;
-    this.log.error({ frontend: fe.name, code: err.code, accept_errors: fe.acceptErrors }, `frontend ${fe.name} cannot accept connections: ${err.code ?? err.message}${err.code === 'EMFILE' ? ' (out of file descriptors; raise LimitNOFILE)' : ''}`);
+    this.log.error({ frontend: fe.name, code: err.code, accept_errors: fe.acceptErrors }, `frontend ${fe.name} cannot take connections: ${err.code ?? err.message}${err.code === 'EMFILE' || err.code === 'ENFILE' ? ' (out of file descriptors; raise LimitNOFILE)' : ''}`);
   }
 
   /** Log, metrics and webhooks listen to a model's events (again for each model a reload builds). */

@@ -30,9 +30,15 @@ export class ConfigError extends LicgateError {
 /** A listener could not be bound (port in use, address not local, permission). */
 export class ListenError extends LicgateError {
   constructor(readonly what: string, readonly address: string, cause: NodeJS.ErrnoException) {
-    super('E_LISTEN', `cannot listen for ${what} on ${address}: ${cause.code ?? ''} ${cause.message}`.trim());
+    super('E_LISTEN', `cannot listen for ${what} on ${address}: ${LISTEN_CAUSES[cause.code ?? ''] ?? cause.message}${cause.code ? ` (${cause.code})` : ''}`);
   }
 }
+
+const LISTEN_CAUSES: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'no such address on this host',
+  EACCES: 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)',
+};
 
 /** A health probe failed; `reason` is short and goes into /status, STATUS replies and logs. */
 export class ProbeError extends LicgateError {

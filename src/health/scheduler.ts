@@ -75,6 +75,12 @@ export class CheckScheduler {
     if (this.stopped) return;
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
     const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: Date.now(), ...(outcome.license ? { license: outcome.license } : {}) };
+    if (outcome.inconclusive) {
+      // Our own shortage (out of descriptors): the server's health stays as it was.
+      this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: false, durationMs, reason: outcome.reason });
+      this.schedule(server, this.nextDelay(server));
+      return;
+    }
     if (outcome.agent !== undefined) server.setAgent(outcome.agent, `agent: ${outcome.agent.reason}`);
     if (outcome.ok) server.checkSucceeded(result);
     else server.checkFailed(result);

@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { isLocalResourceError } from '../io/local-errors.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 
@@ -14,6 +15,8 @@ export interface ConnectOutcome {
 export interface ConnectFailure {
   reason: string;
   tried: number;
+  /** Set when licgate itself ran out of a resource (descriptors): no server was at fault. */
+  local?: NodeJS.ErrnoException;
 }
 
 /**
@@ -113,6 +116,14 @@ export class Connector {
   };
 
   private readonly errored = (err: NodeJS.ErrnoException): void => {
+    if (isLocalResourceError(err.code)) {
+      // Out of descriptors (or local ports) is our problem: counting it against the server would
+      // mark healthy license servers DOWN, and every other server would fail the same way.
+      this.attempt!.destroy();
+      this.release();
+      if (!this.cancelled) this.onFailed({ reason: `licgate cannot open a connection: ${err.code}`, tried: this.tried?.length ?? 0, local: err });
+      return;
+    }
     this.failAttempt(err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ECONNRESET' ? 'connection reset' : (err.code ?? err.message));
   };
 

@@ -161,6 +161,7 @@ export class Session {
 
   private readonly failed = (f: ConnectFailure): void => {
     this.retries = f.tried;
+    if (f.local) this.fe.hooks.acceptFailed(this.fe, f.local);
     if (this.ended) return;
     if (this.sniffing) {
       // Wait (bounded) for the first bytes: an in-band STATUS still gets its "Server Status: Down".

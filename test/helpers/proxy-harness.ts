@@ -134,6 +134,8 @@ export interface StartProxyOptions {
   /** Wait for GET /ready → 200 (default true). */
   waitReady?: boolean;
   timeoutMs?: number;
+  /** Run licgate under this wrapper, e.g. ['prlimit', '--nofile=64:64']. */
+  wrapper?: string[];
 }
 
 export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Promise<ProxyProcess> {
@@ -147,7 +149,8 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
     has('shutdown_grace') ? '' : 'shutdown_grace: 500ms',
   ].filter(Boolean);
   writeFileSync(configFile, `${extra.join('\n')}\n${yaml}`);
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...(opts.wrapper ?? []), process.execPath, CLI, 'run', '--config', configFile];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const logs: LogLine[] = [];

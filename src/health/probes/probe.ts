@@ -12,6 +12,8 @@ export interface ProbeOutcome {
   reason: string;
   license?: LicenseInfo;
   agent?: AgentView;
+  /** The check could not run for a reason on licgate's side: no verdict on the server. */
+  inconclusive?: boolean;
 }
 
 /**
@@ -24,3 +26,10 @@ export interface Probe {
 
 export const passed = (reason: string): ProbeOutcome => ({ ok: true, reason });
 export const failed = (reason: string): ProbeOutcome => ({ ok: false, reason });
+
+/** Thrown by probe plumbing when licgate itself is short of a resource (see io/local-errors.ts). */
+export class InconclusiveCheck extends Error {}
+
+/** A failed outcome from a caught error, keeping "inconclusive" when it was our own shortage. */
+export const failedFrom = (e: unknown): ProbeOutcome =>
+  e instanceof InconclusiveCheck ? { ok: false, reason: e.message, inconclusive: true } : failed((e as Error).message);

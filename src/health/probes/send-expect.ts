@@ -1,6 +1,6 @@
 import type { Matcher } from '../../config/schema.js';
 import { describeMatcher, firstLine, tcpExchange } from './tcp-exchange.js';
-import { failed, passed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
+import { failed, failedFrom, passed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
 
 /** Send a string, expect a string or regex in the reply (HAProxy tcp-check send/expect). */
 export class SendExpectProbe implements Probe {
@@ -13,7 +13,7 @@ export class SendExpectProbe implements Probe {
       if (ex.stop === 'limit') return failed(`no match for ${describeMatcher(this.expect!)} in the first ${this.readLimit} bytes`);
       return failed(`expected ${describeMatcher(this.expect!)}, got "${firstLine(ex.reply)}"`);
     } catch (e) {
-      return failed((e as Error).message);
+      return failedFrom(e);
     }
   }
 }

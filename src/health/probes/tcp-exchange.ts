@@ -1,5 +1,7 @@
 import { connect } from 'node:net';
 import type { Matcher } from '../../config/schema.js';
+import { isLocalResourceError } from '../../io/local-errors.js';
+import { InconclusiveCheck } from './probe.js';
 import type { ProbeTarget } from './probe.js';
 
 export interface Exchange {
@@ -31,7 +33,16 @@ export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: stri
     const onAbort = (): void => done(size ? `timeout (read ${size} bytes, no match)` : sock.connecting ? 'connect timeout' : 'timeout waiting for reply');
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort);
-    sock.on('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'connection refused' : e.code === 'ECONNRESET' ? 'connection reset' : (e.code ?? e.message)));
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      if (isLocalResourceError(e.code)) {
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        sock.destroy();
+        reject(new InconclusiveCheck(`licgate could not open a check connection: ${e.code}`));
+        return;
+      }
+      done(e.code === 'ECONNREFUSED' ? 'connection refused' : e.code === 'ECONNRESET' ? 'connection reset' : (e.code ?? e.message));
+    });
     sock.on('connect', () => {
       // With nothing to expect, a check passes once its bytes are written (or at connect when it
       // sends none): waiting for a server that keeps the connection open would only time out.

@@ -1,5 +1,5 @@
 import { tcpExchange } from './tcp-exchange.js';
-import { failed, passed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
+import { failedFrom, passed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
 
 /** Layer-4 check: the port accepts a connection. */
 export class TcpProbe implements Probe {
@@ -8,7 +8,7 @@ export class TcpProbe implements Probe {
       await tcpExchange(target, signal, '', null, 1);
       return passed('Layer4 check passed');
     } catch (e) {
-      return failed((e as Error).message);
+      return failedFrom(e);
     }
   }
 }

@@ -1,0 +1,110 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LicenseClient } from '../helpers/license-client.js';
+import { runCli, startProxy, startSimulator, stopAll } from '../helpers/proxy-harness.js';
+import { requireTools } from '../helpers/require-tools.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const sockets: Socket[] = [];
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const s of servers.splice(0)) s.close();
+  await stopAll();
+});
+
+function open(port: number): Promise<Socket | null> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      sockets.push(s);
+      resolve(s);
+    });
+    s.once('error', () => resolve(null));
+  });
+}
+
+describe('faults licgate survives', () => {
+  it('EMFILE: out of descriptors it refuses new clients, keeps its sessions and recovers once descriptors free up', async (ctx) => {
+    requireTools(['prlimit'], ctx);
+    const sim = await startSimulator('s1');
+    // 64 descriptors: Node itself needs ~30, each proxied session two more.
+    const p = await startProxy(`frontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b, inband_status: false }\nbackends:\n  - name: b\n    check: { type: status, inter: 300ms }\n    servers: [ { name: s1, address: 127.0.0.1:${sim.port} } ]\n`, { wrapper: ['prlimit', '--nofile=64:64'] });
+    const first = await LicenseClient.connect(p.port);
+    expect(await first.hello()).toBe('s1');
+    // Exhaust the descriptors: keep opening sessions until licgate starts closing new ones. (libuv
+    // handles EMFILE at accept() itself — it closes the waiting connection and Node never hears of
+    // it — so what a client sees is an immediate close; a log line appears when the upstream
+    // connect is what runs out.)
+    const held: Socket[] = [];
+    let closedByProxy = 0;
+    for (let i = 0; i < 80; i++) {
+      const s = await open(p.port);
+      if (!s) continue;
+      held.push(s);
+      s.on('close', () => closedByProxy++);
+    }
+    await waitFor(() => closedByProxy > 0, { timeoutMs: 10_000, what: 'licgate to close connections it has no descriptors for' });
+    // The session opened before keeps working, licgate is still up, and the license server was not
+    // blamed for licgate's own shortage (observe_errors would otherwise have marked it DOWN).
+    expect((await first.checkout('solver', 1)).granted).toBe(true);
+    expect((await p.server('b', 's1')).connect_errors).toBe(0);
+    expect(p.logs.some((l) => String(l.msg).startsWith('server b/s1 is DOWN'))).toBe(false);
+    expect((await p.get('/health')).status).toBe(200);
+    // Free the descriptors: new sessions work again.
+    for (const s of held) s.destroy();
+    const again = await waitFor(async () => {
+      try {
+        const c = await LicenseClient.connect(p.port);
+        const who = await c.hello();
+        await c.close();
+        return who;
+      } catch {
+        return undefined;
+      }
+    }, { timeoutMs: 10_000, what: 'a new session after descriptors were freed' });
+    expect(again).toBe('s1');
+    await first.close();
+  });
+
+  it('a port already in use at start-up: a clear error naming the listener and the address, exit 1', async () => {
+    const blocker = createServer();
+    servers.push(blocker);
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const port = (blocker.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-faults-'));
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, `frontends:\n  - { name: lmgrd, listen: 127.0.0.1:${port}, backend: b }\nbackends:\n  - name: b\n    servers: [ { name: s1, address: 127.0.0.1:1 } ]\n`);
+    const r = await runCli(['run', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`licgate: cannot listen for frontend "lmgrd" on 127.0.0.1:${port}: address already in use (EADDRINUSE)\n`);
+  });
+
+  it('a reload whose new listener cannot bind keeps the old config and its listener', async () => {
+    const blocker = createServer();
+    servers.push(blocker);
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const taken = (blocker.address() as { port: number }).port;
+    const sim = await startSimulator('s1');
+    const base = `frontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b }\nbackends:\n  - name: b\n    check: { type: none }\n    servers: [ { name: s1, address: 127.0.0.1:${sim.port} } ]\n`;
+    const p = await startProxy(base);
+    const { readFileSync } = await import('node:fs');
+    const original = readFileSync(p.configFile, 'utf8');
+    writeFileSync(p.configFile, original.replace('frontends:\n', `frontends:\n  - { name: extra, listen: 127.0.0.1:${taken}, backend: b }\n`));
+    p.child.kill('SIGHUP');
+    await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('config reload failed')), { timeoutMs: 5000, what: 'the failed reload log line' });
+    const failed = p.logs.find((l) => String(l.msg).startsWith('config reload failed'))!;
+    expect(String(failed.msg)).toContain(`cannot listen for frontend "extra" on 127.0.0.1:${taken}: address already in use (EADDRINUSE)`);
+    // The old listener still serves.
+    const c = await LicenseClient.connect(p.port);
+    expect(await c.hello()).toBe('s1');
+    await c.close();
+    expect((await p.status()).frontends.map((f) => f.name)).toEqual(['fe']);
+  });
+});
