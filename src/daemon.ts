@@ -8,6 +8,7 @@ import type { LineServer } from './io/line-server.js';
 import { tierName } from './model/events.js';
 import type { Backend } from './model/backend.js';
 import { Model } from './model/model.js';
+import type { Server } from './model/server.js';
 import type { Logger } from './observe/log.js';
 import { Metrics, metricsRoute } from './observe/metrics.js';
 import { Notifier } from './observe/notifier.js';
@@ -21,6 +22,7 @@ import { registerStatsPage } from './serve/stats-page.js';
 import { createStatusResponder } from './serve/status-responder.js';
 import { reloadFromFile, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
+import { AddressResolver, type Lookup } from './health/address-resolver.js';
 
 /**
  * Builds everything a config declares and owns its lifecycle. Data flows one way: the config
@@ -49,7 +51,10 @@ export class Daemon implements DaemonView {
   /** /ready latches once every server was checked: a server added by a reload must not make it 503. */
   private wasReady = false;
 
-  constructor(public cfg: Config, readonly log: Logger) {
+  readonly resolver: AddressResolver;
+
+  constructor(public cfg: Config, readonly log: Logger, deps: { lookup?: Lookup } = {}) {
+    this.resolver = new AddressResolver(() => allServers(this.model), log, deps.lookup);
     this.model = new Model(cfg);
     this.notifier = new Notifier(cfg.notify.webhooks, log);
     this.metrics = new Metrics(this, () => this.notifier.counts);
@@ -79,6 +84,7 @@ export class Daemon implements DaemonView {
       await this.close();
       throw e;
     }
+    await this.resolver.start();
     this.startChecks();
     this.log.info({ version: this.version, frontends: this.frontends.map((f) => `${f.name}@${f.address().address}:${f.address().port}`), admin: this.admin?.address().port ?? null, status: this.statusResponder?.address().port ?? null, agent: this.agentResponder?.address().port ?? null }, 'licgate started');
   }
@@ -159,6 +165,7 @@ export class Daemon implements DaemonView {
   async close(): Promise<void> {
     this.shuttingDown = true;
     this.stopChecks();
+    this.resolver.stop();
     for (const f of [...this.frontends, ...this.retired]) {
       f.stopAccepting();
       f.abortAll();
@@ -252,4 +259,8 @@ export class Daemon implements DaemonView {
       this.log.warn({ backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason }, e.to === null ? `backend ${e.backend} has no usable server` : `backend ${e.backend} now serves from ${tierName(e.to)}`);
     });
   }
+}
+
+function* allServers(model: Model): Iterable<Server> {
+  for (const b of model.backends.values()) yield* b.servers;
 }

@@ -112,6 +112,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   }
   for (const b of model.backends.values()) b.reconsider('config reload');
   d.startChecks();
+  // Servers new in this config have not been looked up yet (survivors kept their address).
+  void d.resolver.resolveAll();
   d.metrics.forget(next);
   d.notifier.configure(next.notify.webhooks);
   d.log.level = next.log.level;

@@ -56,7 +56,7 @@ export class AgentScheduler {
     const timer = setTimeout(() => ctl.abort(), Math.min(this.timeoutMs, this.interMs));
     let line: string | null = null;
     try {
-      line = await readAgentLine({ host: server.address.host, port: this.port }, ctl.signal, '', READ_LIMIT);
+      line = await readAgentLine({ host: server.connectHost, port: this.port }, ctl.signal, '', READ_LIMIT);
     } catch (e) {
       this.lastError.set(server, (e as Error).message);
     } finally {

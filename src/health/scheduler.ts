@@ -61,7 +61,8 @@ export class CheckScheduler {
     this.inflight.set(server, ctl);
     const timer = setTimeout(() => ctl.abort(), this.check.timeout);
     const started = performance.now();
-    const target = { host: server.address.host, port: this.check.port ?? server.address.port };
+    // An exec check's command resolves (and reports) the name itself; socket checks use the address.
+    const target = { host: this.check.type === 'exec' ? server.address.host : server.connectHost, port: this.check.port ?? server.address.port };
     let outcome;
     try {
       // A probe must settle when aborted; should one not, the race keeps this server's checks going.

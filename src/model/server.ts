@@ -37,6 +37,10 @@ export type ServerChange = (server: Server, from: string, reason: string, usable
 export class Server {
   readonly name: string;
   readonly address: HostPort;
+  /** The address connects and checks use: the host, or the last good DNS answer for a name. */
+  connectHost: string;
+  /** Why the last DNS lookup of a host name failed; null when it resolved. */
+  dnsError: string | null = null;
   readonly tier: number;
   readonly configuredWeight: number;
   readonly maxconn: number;
@@ -58,6 +62,7 @@ export class Server {
   constructor(cfg: ServerConfig, rise: number, fall: number, checked: boolean, private readonly onChange: ServerChange) {
     this.name = cfg.name;
     this.address = cfg.address;
+    this.connectHost = cfg.address.host;
     this.tier = cfg.tier;
     this.configuredWeight = cfg.weight;
     this.weight = cfg.weight;
@@ -101,6 +106,8 @@ export class Server {
    */
   adoptRuntime(old: Server, sameCheck: boolean): void {
     this.counts = old.counts;
+    this.connectHost = old.connectHost;
+    this.dnsError = old.dnsError;
     this.consecutiveErrors = old.consecutiveErrors;
     const h = old.health;
     if (h.rise === this.health.rise && h.fall === this.health.fall) this.health.health = h.health;

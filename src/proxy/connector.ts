@@ -59,7 +59,7 @@ export class Connector {
     this.backend.acquire(server, this.clientKey);
     // allowHalfOpen: a server's FIN is forwarded as a half-close; without it Node would end our side
     // to the server at once and the client's later bytes would hit a closed socket (EPIPE → reset).
-    const sock = connect({ host: server.address.host, port: this.port ?? server.address.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS });
+    const sock = connect({ host: server.connectHost, port: this.port ?? server.address.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS });
     this.attempt = sock;
     sock.setTimeout(this.backend.cfg.connect_timeout);
     sock.once('connect', this.connected);

@@ -8,6 +8,7 @@ export function serverJson(s: Server) {
   return {
     name: s.name,
     address: formatHostPort(s.address),
+    ...(s.connectHost !== s.address.host || s.dnsError ? { resolved: s.connectHost === s.address.host ? null : s.connectHost, dns_error: s.dnsError } : {}),
     tier: s.tier,
     tier_name: tierName(s.tier),
     state: s.stateText,

@@ -1,0 +1,68 @@
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Server } from '../model/server.js';
+import type { Logger } from '../observe/log.js';
+
+export type Lookup = (host: string) => Promise<string>;
+
+export const systemLookup: Lookup = async (host) => (await dnsLookup(host)).address;
+
+const LOOKUP_TIMEOUT_MS = 2000;
+
+/**
+ * Resolves server host names in the health plane, so connects and checks use an address and never
+ * wait on DNS. When a name stops resolving, the last good address is kept (HAProxy's
+ * `hold valid`): a DNS outage must not take down a license service whose servers are fine.
+ * Until a name has resolved once, connects fall back to resolving it themselves.
+ */
+export class AddressResolver {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly servers: () => Iterable<Server>,
+    private readonly log: Logger,
+    private readonly lookup: Lookup = systemLookup,
+    private readonly intervalMs = 10_000,
+  ) {}
+
+  /** Resolves every name once (bounded by the lookup timeout), then keeps them fresh. */
+  async start(): Promise<void> {
+    await this.resolveAll();
+    this.timer = setInterval(() => void this.resolveAll(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async resolveAll(): Promise<void> {
+    const named = [...this.servers()].filter((s) => isIP(s.address.host) === 0);
+    await Promise.all(named.map((s) => this.resolve(s)));
+  }
+
+  private async resolve(s: Server): Promise<void> {
+    const host = s.address.host;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const address = await Promise.race([
+        this.lookup(host),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error('timeout'), { code: 'ETIMEOUT' })), LOOKUP_TIMEOUT_MS))),
+      ]);
+      if (address !== s.connectHost) this.log.info({ server: s.name, host, address }, `${host} resolves to ${address}`);
+      else if (s.dnsError) this.log.info({ server: s.name, host, address }, `${host} resolves again (${address})`);
+      s.connectHost = address;
+      s.dnsError = null;
+    } catch (e) {
+      const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      if (s.dnsError !== reason) {
+        const keep = s.connectHost !== host ? `keeping its last known address ${s.connectHost}` : 'no address known yet';
+        this.log.warn({ server: s.name, host, reason }, `DNS lookup of ${host} failed (${reason}); ${keep}`);
+      }
+      s.dnsError = reason;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
