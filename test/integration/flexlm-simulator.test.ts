@@ -100,6 +100,6 @@ describe('FlexlmSimulator', () => {
     const { vendor } = await sim('a');
     const r = await runCli(['simulate', '--flexlm', '--vendor-port', String(vendor), '--listen', '127.0.0.1:0']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/cannot listen for simulator .* EADDRINUSE/);
+    expect(r.stderr).toMatch(/cannot listen for simulator .*: address already in use \(EADDRINUSE\)/);
   });
 });

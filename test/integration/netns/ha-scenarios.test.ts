@@ -252,7 +252,9 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     expect(await exit).toEqual({ code: 0, signal: null });
     expect(tExit - t0).toBeLessThan(SHUTDOWN_DELAY_MS + SHUTDOWN_GRACE_MS + 3000);
     const graceLine = lb1.readLog().split('\n').find((l) => l.includes('shutdown grace expired'));
-    expect(graceLine, 'lb1 log: the VIP session was still open when the grace ran out').toMatch(/"sessions":1\b/);
+    // At least the held VIP session; a short session lb1 accepted during shutdown_delay, just before
+    // the VIP moved, is orphaned the same way.
+    expect(graceLine, 'lb1 log: the VIP session was still open when the grace ran out').toMatch(/"sessions":[1-9]\d*\b/);
 
     const out = client.outage(t0, back);
     record({
