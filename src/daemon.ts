@@ -93,7 +93,7 @@ export class Daemon implements DaemonView {
   healthVerdict(): HealthVerdict {
     const names = new Set<string>(this.cfg.frontends.map((f) => f.backend));
     if (this.cfg.agent) names.add(this.cfg.agent.backend);
-    if (this.cfg.status) names.add(this.cfg.status.backend ?? this.cfg.backends[0]!.name);
+    if (this.cfg.status) names.add(this.statusBackendName());
     const backends: HealthVerdict['backends'] = {};
     const down: string[] = [];
     for (const n of names) {
@@ -201,9 +201,14 @@ export class Daemon implements DaemonView {
     for (const a of this.agentSchedulers.splice(0)) a.stop();
   }
 
+  /** The backend STATUS reports on: `status.backend`, else the first backend (design.md). */
+  private statusBackendName(): string {
+    return this.cfg.status?.backend ?? this.cfg.backends[0]!.name;
+  }
+
   /** The STATUS responder; it reads the backend from the config running now. */
   buildStatusResponder(listen: HostPort): LineServer {
-    const backend = (): Backend => this.model.backend(this.cfg.status?.backend ?? this.cfg.backends[0]!.name)!;
+    const backend = (): Backend => this.model.backend(this.statusBackendName())!;
     return createStatusResponder(listen, backend, (why) => this.log.warn({ why }, 'status peer cut off'));
   }
 

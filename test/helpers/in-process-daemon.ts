@@ -1,7 +1,8 @@
 import { pino } from 'pino';
 import { loadConfigText } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
-import { LicenseSimulator } from '../../src/simulator/license-simulator.js';
+import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
+import { startInProcessSimulator } from './proxy-harness.js';
 
 /** A daemon in the test process (real listeners on 127.0.0.1), for tests that look at the model directly. */
 export async function startDaemon(yaml: string): Promise<Daemon> {
@@ -10,8 +11,6 @@ export async function startDaemon(yaml: string): Promise<Daemon> {
   return d;
 }
 
-export async function startSimulators(names: string[], tokens = 100): Promise<LicenseSimulator[]> {
-  const sims = names.map((name) => new LicenseSimulator({ listen: { host: '127.0.0.1', port: 0 }, name, tokens }));
-  await Promise.all(sims.map((s) => s.listen()));
-  return sims;
+export function startSimulators(names: string[], tokens = 100): Promise<LicenseSimulator[]> {
+  return Promise.all(names.map((name) => startInProcessSimulator(name, { tokens })));
 }

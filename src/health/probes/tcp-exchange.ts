@@ -22,25 +22,19 @@ export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: stri
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const done = (err: string | null, ex?: Exchange): void => {
+    const done = (err: string | Error | null, ex?: Exchange): void => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
       sock.destroy();
-      if (err !== null) reject(new Error(err));
+      if (err !== null) reject(typeof err === 'string' ? new Error(err) : err);
       else resolve(ex!);
     };
     const onAbort = (): void => done(size ? `timeout (read ${size} bytes, no match)` : sock.connecting ? 'connect timeout' : 'timeout waiting for reply');
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort);
     sock.on('error', (e: NodeJS.ErrnoException) => {
-      if (isLocalResourceError(e.code)) {
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        sock.destroy();
-        reject(new InconclusiveCheck(`licgate could not open a check connection: ${e.code}`));
-        return;
-      }
+      if (isLocalResourceError(e.code)) return done(new InconclusiveCheck(`licgate could not open a check connection: ${e.code}`));
       done(e.code === 'ECONNREFUSED' ? 'connection refused' : e.code === 'ECONNRESET' ? 'connection reset' : (e.code ?? e.message));
     });
     sock.on('connect', () => {
