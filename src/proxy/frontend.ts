@@ -2,7 +2,7 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import type { FrontendConfig } from '../config/schema.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
-import { Session, type SessionRecord } from './session.js';
+import { KEEPALIVE_ARM_AFTER_MS, Session, type SessionRecord } from './session.js';
 import { listenAt } from '../io/listen.js';
 
 export interface FrontendHooks {
@@ -22,6 +22,7 @@ export class Frontend {
   rejected = 0;
   acceptErrors = 0;
   private readonly server: NetServer;
+  private keepaliveSweep: NodeJS.Timeout | null = null;
 
   /** cfg and backend change on a reload that keeps this listener (see retarget). */
   constructor(public cfg: FrontendConfig, public backend: Backend, readonly hooks: FrontendHooks) {
@@ -36,8 +37,13 @@ export class Frontend {
     });
   }
 
-  listen(): Promise<void> {
-    return listenAt(this.server, this.cfg.listen, `frontend "${this.name}"`, 4096);
+  async listen(): Promise<void> {
+    await listenAt(this.server, this.cfg.listen, `frontend "${this.name}"`, 4096);
+    this.keepaliveSweep = setInterval(() => {
+      const now = Date.now();
+      for (const s of this.sessions) s.armKeepalive(now);
+    }, KEEPALIVE_ARM_AFTER_MS);
+    this.keepaliveSweep.unref();
   }
 
   address(): AddressInfo {
@@ -47,6 +53,8 @@ export class Frontend {
   /** Stops accepting; open sessions continue (server.close's callback waits for them, so it is not used). */
   stopAccepting(): void {
     if (this.server.listening) this.server.close();
+    if (this.keepaliveSweep) clearInterval(this.keepaliveSweep);
+    this.keepaliveSweep = null;
     // Clients still waiting for a session slot would otherwise start sessions during shutdown.
     for (const c of this.waiting.splice(0)) c.destroy();
   }

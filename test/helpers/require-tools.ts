@@ -16,6 +16,7 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   ip: 'iproute2',
   bridge: 'iproute2',
   tc: 'iproute2',
+  ss: 'iproute2',
   keepalived: 'keepalived',
   haproxy: 'haproxy',
   iptables: 'iptables',

@@ -1,0 +1,67 @@
+import { performance } from 'node:perf_hooks';
+
+/** An object that can wait in a DeadlineList; the links live in the object so waiting allocates nothing. */
+export interface Expiring {
+  deadline: number;
+  dlPrev: Expiring | null;
+  dlNext: Expiring | null;
+  expire(): void;
+}
+
+/**
+ * Things that all time out after the same `ms`, so arrival order is deadline order: one timer for
+ * the whole list instead of a Timeout object (plus Node's bound callback, which a socket keeps after
+ * setTimeout(0)) for each connect attempt, and O(1) removal when the connect succeeds.
+ */
+export class DeadlineList {
+  private head: Expiring | null = null;
+  private tail: Expiring | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(readonly ms: number) {}
+
+  add(e: Expiring): void {
+    e.deadline = performance.now() + this.ms;
+    e.dlNext = null;
+    e.dlPrev = this.tail;
+    if (this.tail) this.tail.dlNext = e;
+    else this.head = e;
+    this.tail = e;
+    if (this.timer === null) this.arm(this.ms);
+  }
+
+  /** Safe to call for an entry that has already left the list. */
+  remove(e: Expiring): void {
+    if (e.dlPrev === null && this.head !== e) return;
+    if (e.dlPrev) e.dlPrev.dlNext = e.dlNext;
+    else this.head = e.dlNext;
+    if (e.dlNext) e.dlNext.dlPrev = e.dlPrev;
+    else this.tail = e.dlPrev;
+    e.dlPrev = e.dlNext = null;
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(ms)));
+    this.timer.unref();
+  }
+
+  private readonly fire = (): void => {
+    this.timer = null;
+    const now = performance.now();
+    let e: Expiring | null;
+    while ((e = this.head) !== null && e.deadline <= now) {
+      this.remove(e);
+      e.expire();
+    }
+    if (this.head !== null && this.timer === null) this.arm(this.head.deadline - now);
+  };
+}
+
+const lists = new Map<number, DeadlineList>();
+
+/** The shared list for one timeout value (a handful exist: one per distinct connect_timeout). */
+export function deadlineList(ms: number): DeadlineList {
+  let l = lists.get(ms);
+  if (!l) lists.set(ms, (l = new DeadlineList(ms)));
+  return l;
+}
