@@ -1,21 +1,25 @@
 #!/usr/bin/env node
 // licgate performance comparison: licgate vs HAProxy (TCP mode, nbthread 1) vs a direct connection,
-// side by side in ONE run on this machine, reported as medians and a licgate/haproxy ratio.
-// See "Performance method" in the design notes.
+// side by side in ONE run on this machine, reported as medians and a licgate/haproxy ratio; and
+// failover timing (licgate vs HAProxy seed and tuned configs). See "Performance method" in the design notes.
 //
 //   npm run bench                        # tsc, then this script with defaults
 //   node bench/run.mjs [--rounds 5] [--only direct,haproxy,licgate] [--with-pipe]
 //                      [--idle-conns 6000] [--idle-rounds 3] [--json FILE] [--pin split|none]
-//                      [--duration 5] [--iperf-time 4] [--tests rps,cps,bulk,idle] [--keep-tmp]
+//                      [--duration 5] [--iperf-time 4] [--tests rps,cps,bulk,idle,failover] [--keep-tmp]
 //                      [--quiet-wait SECONDS]  (shared machine: wait up to this long before each
 //                                               load step for other processes to calm down)
+//                      [--failover-rounds 3] [--failover-cap 240]  (failover: runs per proxy and
+//                                               fault, and seconds to wait for a switch; bench/failover.mjs)
 //
 // Undocumented on purpose (validation aid): --licgate-cmd "CMD" runs `CMD --config FILE` instead of
 // `node dist/cli/main.js run --config FILE`, e.g. --licgate-cmd "node bench/pipe-proxy.mjs".
 //
-// Needs: haproxy, nginx, wrk, iperf3, taskset (util-linux). Everything binds 127.0.0.1 only and every
-// load step is bounded in time. Every child runs in its own process group; all groups are killed on
-// exit, on Ctrl-C, on error, and (via a tiny shell watchdog) even if this process is SIGKILLed.
+// Needs: haproxy, nginx, wrk, iperf3, taskset (util-linux); root + iptables for the black-holed
+// failover rows (else they say n/a; failover method: header of bench/failover.mjs). Everything binds
+// 127.0.0.1 only and every load step is bounded in time. Every child runs in its own process group;
+// all groups are killed (and iptables rules removed) on exit, on Ctrl-C, on error, and (via a tiny
+// shell watchdog) even if this process is SIGKILLed.
 //
 // Pinning (--pin split, the default on >= 2 CPUs): the proxy under test runs alone on CPU 0; the load
 // generators (wrk, iperf3 -c, the idle-connection opener), the backends (nginx, iperf3 -s, the
@@ -38,11 +42,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { failoverNotes, failoverRows, removeBlackholes, runFailover, watchdogScript } from './failover.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const ALL_TARGETS = ['direct', 'haproxy', 'licgate', 'pipe'];
-const ALL_TESTS = ['rps', 'cps', 'bulk', 'idle'];
+const ALL_TESTS = ['rps', 'cps', 'bulk', 'idle', 'failover'];
+const PERF_TESTS = ['rps', 'cps', 'bulk', 'idle']; // the ones that use the long-lived targets and backends
 
 // ───────────────────────────── options ─────────────────────────────
 let opt;
@@ -64,6 +70,8 @@ try {
       'licgate-log': { type: 'string', default: '/dev/null' },
       'keep-tmp': { type: 'boolean', default: false },
       'quiet-wait': { type: 'string', default: '0' },
+      'failover-rounds': { type: 'string', default: '3' },
+      'failover-cap': { type: 'string', default: '240' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -74,7 +82,7 @@ try {
 }
 if (opt.help) {
   process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
-    .slice(1, 11).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+    .slice(1, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const intOpt = (name, min, max) => {
@@ -91,6 +99,9 @@ const IDLE_ROUNDS = Math.min(ROUNDS, intOpt('idle-rounds', 1, 100));
 const QUIET_WAIT = intOpt('quiet-wait', 0, 3600);
 const TESTS = opt.tests.split(',').map((s) => s.trim()).filter(Boolean);
 for (const t of TESTS) if (!ALL_TESTS.includes(t)) die(`--tests: unknown test "${t}" (${ALL_TESTS.join(', ')})`);
+const PERF = TESTS.some((t) => PERF_TESTS.includes(t));
+const FAILOVER_ROUNDS = intOpt('failover-rounds', 1, 100);
+const FAILOVER_CAP = intOpt('failover-cap', 10, 3600);
 let TARGETS = opt.only ? opt.only.split(',').map((s) => s.trim()).filter(Boolean) : ['direct', 'haproxy', 'licgate'];
 if (opt['with-pipe'] && !TARGETS.includes('pipe')) TARGETS.push('pipe');
 for (const t of TARGETS) if (!ALL_TARGETS.includes(t)) die(`--only: unknown target "${t}" (${ALL_TARGETS.join(', ')})`);
@@ -199,12 +210,15 @@ async function stopChild(child, graceMs = 2000) {
 async function cleanup() {
   if (cleaning) return;
   cleaning = true;
+  removeBlackholes(); // first: the iptables rules outlive this process
   await Promise.all([...children].map((c) => stopChild(c)));
+  removeBlackholes(); // again: a step still running when a signal came may have added one
   if (watchdog) killGroup(watchdog, 'SIGKILL');
   if (TMP && !opt['keep-tmp']) fs.rmSync(TMP, { recursive: true, force: true });
 }
 
 function cleanupSync() { // last resort on 'exit': synchronous only
+  removeBlackholes();
   for (const c of children) killGroup(c, 'SIGKILL');
   if (watchdog) killGroup(watchdog, 'SIGKILL');
   if (TMP && !opt['keep-tmp']) { try { fs.rmSync(TMP, { recursive: true, force: true }); } catch { /* ignore */ } }
@@ -234,6 +248,7 @@ function startWatchdog() {
   fs.writeFileSync(pgidFile, '');
   const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done
 for g in $(cat ${shq(pgidFile)} 2>/dev/null); do kill -KILL -$g 2>/dev/null; done
+${watchdogScript(TMP, shq)}
 ${opt['keep-tmp'] ? '' : `rm -rf ${shq(TMP)}`}`;
   const proc = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   proc.unref();
@@ -771,7 +786,7 @@ async function main() {
     if (busy > NOISY_PCT) log(`bench: warning: other processes are using ${busy.toFixed(0)}% of a core right now; results will be noisy${QUIET_WAIT ? '' : ' (--quiet-wait SECONDS helps on a shared machine)'}`);
   }
 
-  for (const bin of ['wrk', 'iperf3', 'nginx', ...(TARGETS.includes('haproxy') ? ['haproxy'] : []), ...(PIN ? ['taskset'] : [])]) {
+  for (const bin of [...(PERF ? ['wrk', 'iperf3', 'nginx'] : []), ...(TARGETS.includes('haproxy') ? ['haproxy'] : []), ...(PIN ? ['taskset'] : [])]) {
     if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) die(`${bin} not found in PATH`);
   }
 
@@ -786,28 +801,39 @@ async function main() {
   }
 
   const haproxyVersion = (spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout || '').split('\n')[0].replace(/^HAProxy version\s+/, '').split(' ')[0] || 'n/a';
-  const nginxVersion = (spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr || '').trim().replace(/^nginx version:\s*/, '');
-  const [nginxPort, iperfPort, holderPort] = await freePorts(3);
-
-  // Backends (on the load CPU).
-  fs.writeFileSync(path.join(TMP, 'nginx.conf'), nginxConf(nginxPort));
-  const nginx = startChild('nginx', `nginx -e ${shq(TMP)}/nginx-error.log -p ${shq(TMP)} -c ${shq(TMP)}/nginx.conf`, { cpu: CPU_LOAD });
-  const startIperf = () => startChild('iperf3-s', `iperf3 -s -B 127.0.0.1 -p ${iperfPort}`, { cpu: CPU_LOAD });
-  let iperfServer = startIperf();
-  const holder = { child: startChild('holder', `${shq(process.execPath)} -e ${shq(HOLDER_JS)} ${holderPort}`, { cpu: CPU_LOAD, stdout: 'pipe', stdin: 'pipe' }) };
-  holder.ch = lineChannel(holder.child);
-  await waitFor('nginx', nginx, () => isListening(nginxPort), 10000);
-  await waitFor('iperf3 -s', iperfServer, () => isListening(iperfPort), 10000);
-  await waitFor('holder', holder.child, () => isListening(holderPort), 10000);
-  await waitFor('nginx to answer', nginx, () => httpProbe(nginxPort), 10000);
-
-  // Targets.
-  const backendPorts = { nginx: nginxPort, iperf: iperfPort, holder: holderPort };
-  const ctx = { backendPorts, nofile, licgateMain };
+  const nginxVersion = PERF ? (spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr || '').trim().replace(/^nginx version:\s*/, '') : 'nginx not used';
   const targets = [];
-  for (const name of TARGETS) {
-    if (name === 'direct') targets.push({ name, child: null, ports: { http: nginxPort, bulk: iperfPort, idle: null }, failed: null });
-    else targets.push(await startTarget(name, name, ctx));
+  let iperfServer = null;
+  let startIperf = null;
+  let holder = null;
+  let iperfPort = null;
+  let ctx = null;
+  if (!PERF) { // failover only: it starts its own servers and proxies
+    for (const name of TARGETS) targets.push({ name, child: null, ports: {}, failed: null, cmd: null });
+  } else {
+    const ports = await freePorts(3);
+    const [nginxPort, , holderPort] = ports;
+    iperfPort = ports[1];
+
+    // Backends (on the load CPU).
+    fs.writeFileSync(path.join(TMP, 'nginx.conf'), nginxConf(nginxPort));
+    const nginx = startChild('nginx', `nginx -e ${shq(TMP)}/nginx-error.log -p ${shq(TMP)} -c ${shq(TMP)}/nginx.conf`, { cpu: CPU_LOAD });
+    startIperf = () => startChild('iperf3-s', `iperf3 -s -B 127.0.0.1 -p ${iperfPort}`, { cpu: CPU_LOAD });
+    iperfServer = startIperf();
+    holder = { child: startChild('holder', `${shq(process.execPath)} -e ${shq(HOLDER_JS)} ${holderPort}`, { cpu: CPU_LOAD, stdout: 'pipe', stdin: 'pipe' }) };
+    holder.ch = lineChannel(holder.child);
+    await waitFor('nginx', nginx, () => isListening(nginxPort), 10000);
+    await waitFor('iperf3 -s', iperfServer, () => isListening(iperfPort), 10000);
+    await waitFor('holder', holder.child, () => isListening(holderPort), 10000);
+    await waitFor('nginx to answer', nginx, () => httpProbe(nginxPort), 10000);
+
+    // Targets.
+    const backendPorts = { nginx: nginxPort, iperf: iperfPort, holder: holderPort };
+    ctx = { backendPorts, nofile, licgateMain };
+    for (const name of TARGETS) {
+      if (name === 'direct') targets.push({ name, child: null, ports: { http: nginxPort, bulk: iperfPort, idle: null }, failed: null });
+      else targets.push(await startTarget(name, name, ctx));
+    }
   }
 
   // Warm-up (JIT, buffer pools, TIME_WAIT steady state): 1 s of each HTTP load per target.
@@ -819,7 +845,7 @@ async function main() {
   }
 
   const rows = [];
-  for (let round = 1; round <= ROUNDS; round++) {
+  for (let round = 1; PERF && round <= ROUNDS; round++) {
     for (const t of targets) {
       if (t.failed) continue;
       if (t.child?.exited) { t.failed = `exited (${t.child.code})`; log(`bench: ${t.name} ${t.failed}\n${tail(t.child.stderrFile)}`); continue; }
@@ -866,10 +892,15 @@ async function main() {
   }
 
   if (aborting) return;
-  failover();
+  const fo = TESTS.includes('failover') ? await failover(licgateMain) : null;
+  if (aborting) return;
 
   // ───────── report ─────────
   const cols = targets.map((t) => t.name);
+  // Failover rows: "haproxy" is the seed config there, and the tuned HAProxy gets its own column
+  // (a dash in the performance rows); see bench/failover.mjs.
+  const foRows = fo ? failoverRows(fo) : [];
+  if (fo?.variants.includes('haproxy-tuned')) cols.splice(cols.indexOf('haproxy') + 1, 0, 'haproxy tuned');
   // Median per (metric, target). Samples taken while other processes used > NOISY_PCT of a core are
   // left out when at least 2 clean ones remain (all of them with 1 round); otherwise all samples
   // count and the cell is starred. Every sample stays in --json.
@@ -899,15 +930,16 @@ async function main() {
     { key: 'cpu_pct_close', label: 'proxy CPU busy, % of one core (close)', get: (r) => r.cps.proxyCpuPct, fmt: (v) => v.toFixed(0), test: 'cps' },
   ].filter((m) => TESTS.includes(m.test));
   const ratioCols = [];
-  if (cols.includes('haproxy')) {
+  if (cols.includes('haproxy') && metrics.length) {
     for (const c of ['licgate', 'pipe']) if (cols.includes(c)) ratioCols.push(c);
   }
   const medians = {};
   for (const m of metrics) {
     medians[m.key] = {};
-    for (const c of cols) medians[m.key][c] = med(c, m);
+    for (const c of cols) if (c !== 'haproxy tuned') medians[m.key][c] = med(c, m);
   }
   const cell = (m, c) => {
+    if (c === 'haproxy tuned') return '—';
     const t = targets.find((x) => x.name === c);
     if (t?.failed && medians[m.key][c] === null) return 'failed';
     if (c === 'direct' && (m.key === 'idle' || m.key.startsWith('cpu'))) return '—';
@@ -925,7 +957,7 @@ async function main() {
     tableRow(header),
     `|${header.map((h, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
     ...metrics.map((m) => tableRow([m.label, ...cols.map((c) => cell(m, c)), ...ratioCols.map((c) => ratio(m, c))])),
-    tableRow(['failover', ...cols.map(() => 'TODO'), ...ratioCols.map(() => '')]),
+    ...foRows.map((r) => tableRow([r.label, ...cols.map((c) => r.cells[c] ?? '—'), ...ratioCols.map(() => '—')])),
   ];
   const command = process.env.npm_lifecycle_event === 'bench'
     ? `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map(shq).join(' ')}` : ''}`
@@ -952,28 +984,57 @@ async function main() {
     otherCpuPctAtStart: preflightBusy,
     quietWait: QUIET_WAIT,
     targets: Object.fromEntries(targets.map((t) => [t.name, { failed: t.failed, cmd: t.cmd }])),
+    ...(fo ? { failoverRounds: FAILOVER_ROUNDS, failoverCapSeconds: FAILOVER_CAP } : {}),
   };
   const out = [
     '',
-    `licgate bench — ${meta.date} · nproc ${NPROC} · node ${meta.node} · haproxy ${haproxyVersion} · ${meta.nginx} · medians of ${ROUNDS} round(s) · pinning: ${meta.pin}`,
+    `licgate bench — ${meta.date} · nproc ${NPROC} · node ${meta.node} · haproxy ${haproxyVersion} · ${meta.nginx} · medians of ${[...(PERF ? [`${ROUNDS} round(s)`] : []), ...(fo ? [`${FAILOVER_ROUNDS} failover run(s)`] : [])].join(', ') || 'nothing'} · pinning: ${meta.pin}`,
     `command: \`${command}\``,
     '',
     ...lines,
     '',
     ...(tainted.size ? ['* median includes samples disturbed by other processes (fewer than 2 clean samples)'] : []),
+    ...(fo ? failoverNotes(fo) : []),
     ...(others.length ? [`interference: other processes + steal used median ${fmtPct(median(others))}, max ${fmtPct(Math.max(...others))} of one core during measurements; ${noisy} of ${others.length} samples above ${NOISY_PCT}%${noisy ? ' (flagged ⚠ in the [round] lines, left out of a median where 2+ clean samples remain; a quiet machine gives steadier numbers)' : ''}`] : []),
     `wall time ${meta.wallSeconds} s`,
   ];
   process.stdout.write(`${out.join('\n')}\n`);
   if (opt.json) {
-    fs.writeFileSync(opt.json, `${JSON.stringify({ meta, medians, disturbedMedians: [...tainted], rounds: rows }, null, 2)}\n`);
+    fs.writeFileSync(opt.json, `${JSON.stringify({ meta, medians, disturbedMedians: [...tainted], rounds: rows, failover: fo }, (k, v) => (v === Infinity ? 'Infinity' : v), 2)}\n`);
     log(`bench: raw results written to ${opt.json}`);
   }
 }
 
-/** Failover timings (time for new connections to reach the backup after the active server dies, …). */
-function failover() {
-  log('TODO failover');
+/**
+ * Failover timings (bench/failover.mjs): time for new sessions to reach the backup after the active
+ * server dies, and the sessions that failed meanwhile, for licgate, HAProxy seed and HAProxy tuned.
+ */
+async function failover(licgateMain) {
+  const proxies = TARGETS.filter((t) => t === 'haproxy' || t === 'licgate');
+  if (!proxies.length) { log('bench: failover: no proxy selected (--only haproxy,licgate): skipped'); return null; }
+  if (!fs.existsSync(licgateMain)) { // the simulators are `licgate simulate`, whichever proxy runs
+    log(`bench: failover: skipped, ${path.relative(ROOT, licgateMain)} missing (run \`npm run build\`)`);
+    return null;
+  }
+  return runFailover({
+    proxies,
+    rounds: FAILOVER_ROUNDS,
+    capMs: FAILOVER_CAP * 1000,
+    tmp: TMP,
+    licgateMain,
+    licgateCmd: (cfg) => (opt['licgate-cmd'] ? `${opt['licgate-cmd']} --config ${shq(cfg)}` : `${shq(process.execPath)} ${shq(licgateMain)} run --config ${shq(cfg)}`),
+    licgateLog: opt['licgate-log'],
+    cpuProxy: CPU_PROXY,
+    cpuLoad: CPU_LOAD,
+    startChild,
+    stopChild,
+    freePorts,
+    waitFor,
+    isListening,
+    log,
+    shq,
+    aborted: () => aborting,
+  });
 }
 
 main()
