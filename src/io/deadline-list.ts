@@ -17,6 +17,8 @@ export class DeadlineList {
   private head: Expiring | null = null;
   private tail: Expiring | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** While expiring: an entry added by an expire() (a retry) must not arm a timer for its own, later deadline. */
+  private firing = false;
 
   constructor(readonly ms: number) {}
 
@@ -27,7 +29,7 @@ export class DeadlineList {
     if (this.tail) this.tail.dlNext = e;
     else this.head = e;
     this.tail = e;
-    if (this.timer === null) this.arm(this.ms);
+    if (this.timer === null && !this.firing) this.arm(this.ms);
   }
 
   /** Safe to call for an entry that has already left the list. */
@@ -49,11 +51,16 @@ export class DeadlineList {
     this.timer = null;
     const now = performance.now();
     let e: Expiring | null;
-    while ((e = this.head) !== null && e.deadline <= now) {
-      this.remove(e);
-      e.expire();
+    this.firing = true;
+    try {
+      while ((e = this.head) !== null && e.deadline <= now) {
+        this.remove(e);
+        e.expire();
+      }
+    } finally {
+      this.firing = false;
     }
-    if (this.head !== null && this.timer === null) this.arm(this.head.deadline - now);
+    if (this.head !== null) this.arm(this.head.deadline - now);
   };
 }
 
