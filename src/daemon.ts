@@ -23,6 +23,7 @@ import { createStatusResponder } from './serve/status-responder.js';
 import { reloadFromFile, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
 import { AddressResolver, type Lookup } from './health/address-resolver.js';
+import { sessionLogger } from './observe/session-log.js';
 
 /**
  * Builds everything a config declares and owns its lifecycle. Data flows one way: the config
@@ -224,11 +225,12 @@ export class Daemon implements DaemonView {
   /** A frontend whose hooks feed the log and the metrics (hooks outlive reloads that keep the frontend). */
   buildFrontend(f: FrontendConfig, model: Model): Frontend {
     const log = this.log;
+    const logSession = sessionLogger(log);
     return new Frontend(f, model.backend(f.backend)!, {
       sessionConnected: (fe, server, retries) => this.metrics.sessionConnected(fe, server, retries),
       sessionEnded: (rec) => {
         this.metrics.sessionEnded(rec);
-        log.info(rec, 'session closed');
+        logSession(rec);
         if (this.retired.size) for (const r of this.retired) if (r.sessions.size === 0) this.retired.delete(r);
         if (this.onDrained && this.openSessions() === 0) this.onDrained();
       },
