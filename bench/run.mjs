@@ -13,7 +13,10 @@
 //                                               fault, and seconds to wait for a switch; bench/failover.mjs)
 //
 // Undocumented on purpose (validation aid): --licgate-cmd "CMD" runs `CMD --config FILE` instead of
-// `node dist/cli/main.js run --config FILE`, e.g. --licgate-cmd "node bench/pipe-proxy.mjs".
+// `node FLAGS dist/cli/main.js run --config FILE`, e.g. --licgate-cmd "node bench/pipe-proxy.mjs".
+// FLAGS are the Node flags of licgate's launcher line (`#!/usr/bin/env -S node FLAGS` in
+// dist/cli/main.js, which is how systemd and the npm bin start it), run with this script's Node; the
+// bare pipe() proxy gets the same flags, so the two Node columns differ only in their code.
 //
 // Needs: haproxy, nginx, wrk, iperf3, taskset (util-linux); root + iptables for the black-holed
 // failover rows (else they say n/a; failover method: header of bench/failover.mjs). Everything binds
@@ -128,6 +131,18 @@ let watchdog = null;
 let cleaning = false;
 
 const shq = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${String(s).replace(/'/g, `'\\''`)}'`);
+/** This script's Node with the flags of licgate's launcher line (see the header). */
+const NODE_AS_SHIPPED = [process.execPath, ...launcherFlags(path.join(ROOT, 'dist', 'cli', 'main.js'))].map(shq).join(' ');
+function launcherFlags(main) {
+  let first = '';
+  try {
+    first = fs.readFileSync(main, 'utf8').split('\n', 1)[0];
+  } catch {
+    return []; // not built: reported where the licgate column is set up
+  }
+  const m = /^#!\S*env -S node((?:\s+--\S+)*)\s*$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
 // Raise the soft fd limit as far as allowed (root without CAP_SYS_RESOURCE keeps the hard limit).
 const ULIMIT = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null;';
 
@@ -588,9 +603,9 @@ async function startTarget(name, tag, { backendPorts, nofile, licgateMain }, { p
     } else {
       const cfg = path.join(TMP, `${tag}.yaml`);
       fs.writeFileSync(cfg, licgateConf(p));
-      if (name === 'pipe') t.cmd = `${shq(process.execPath)} ${shq(path.join(HERE, 'pipe-proxy.mjs'))} --config ${shq(cfg)}`;
+      if (name === 'pipe') t.cmd = `${NODE_AS_SHIPPED} ${shq(path.join(HERE, 'pipe-proxy.mjs'))} --config ${shq(cfg)}`;
       else if (opt['licgate-cmd']) t.cmd = `${opt['licgate-cmd']} --config ${shq(cfg)}`;
-      else t.cmd = `${shq(process.execPath)} ${shq(licgateMain)} run --config ${shq(cfg)}`;
+      else t.cmd = `${NODE_AS_SHIPPED} ${shq(licgateMain)} run --config ${shq(cfg)}`;
     }
     t.child = startChild(tag, t.cmd, { cpu: CPU_PROXY, stdout: name === 'licgate' ? opt['licgate-log'] : 'ignore' });
     await waitFor(`${tag} frontends`, t.child, () => isListening(http) && isListening(bulk) && isListening(idle), 15000);
@@ -988,7 +1003,7 @@ async function main() {
   };
   const out = [
     '',
-    `licgate bench — ${meta.date} · nproc ${NPROC} · node ${meta.node} · haproxy ${haproxyVersion} · ${meta.nginx} · medians of ${[...(PERF ? [`${ROUNDS} round(s)`] : []), ...(fo ? [`${FAILOVER_ROUNDS} failover run(s)`] : [])].join(', ') || 'nothing'} · pinning: ${meta.pin}`,
+    `licgate bench — ${meta.date} · nproc ${NPROC} · node ${meta.node} · haproxy ${haproxyVersion} · ${meta.nginx} · medians of ${[...(PERF ? [`${ROUNDS} round(s)`] : []), ...(fo ? [`${FAILOVER_ROUNDS} failover run(s)`] : [])].join(', ') || 'nothing'} · pinning: ${meta.pin} · licgate runs as \`${opt['licgate-cmd'] ?? `node ${launcherFlags(path.join(ROOT, 'dist', 'cli', 'main.js')).join(' ')} dist/cli/main.js run`.replace(/ +/g, ' ')}\``,
     `command: \`${command}\``,
     '',
     ...lines,
@@ -1022,7 +1037,7 @@ async function failover(licgateMain) {
     capMs: FAILOVER_CAP * 1000,
     tmp: TMP,
     licgateMain,
-    licgateCmd: (cfg) => (opt['licgate-cmd'] ? `${opt['licgate-cmd']} --config ${shq(cfg)}` : `${shq(process.execPath)} ${shq(licgateMain)} run --config ${shq(cfg)}`),
+    licgateCmd: (cfg) => (opt['licgate-cmd'] ? `${opt['licgate-cmd']} --config ${shq(cfg)}` : `${NODE_AS_SHIPPED} ${shq(licgateMain)} run --config ${shq(cfg)}`),
     licgateLog: opt['licgate-log'],
     cpuProxy: CPU_PROXY,
     cpuLoad: CPU_LOAD,
