@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { deadlineList, type Expiring } from '../io/deadline-list.js';
+import { deadlineList, type DeadlineList, type Expiring } from '../io/deadline-list.js';
 import { isLocalResourceError } from '../io/local-errors.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
@@ -30,13 +30,17 @@ export class Connector implements Expiring {
   private server: Server | null = null;
   private cancelled = false;
   private queueTimer: NodeJS.Timeout | null = null;
+  /** Resolved once: an attempt must leave the very list it joined. */
+  private readonly deadlines: DeadlineList;
 
   constructor(
     private readonly backend: Backend,
     private readonly clientKey: string,
     private readonly port: number | null,
     private readonly owner: ConnectOwner,
-  ) {}
+  ) {
+    this.deadlines = deadlineList(backend.cfg.connect_timeout);
+  }
 
   start(): void {
     const server = this.backend.choose(this.clientKey, this.tried);
@@ -62,7 +66,7 @@ export class Connector implements Expiring {
     const sock = connect({ host: server.connectHost, port: this.port ?? server.address.port, allowHalfOpen: true, noDelay: true }) as AttemptSocket;
     sock[kConnector] = this;
     this.attempt = sock;
-    deadlineList(this.backend.cfg.connect_timeout).add(this);
+    this.deadlines.add(this);
     sock.once('connect', onAttemptConnect);
     sock.on('error', onAttemptError);
   }
@@ -94,7 +98,7 @@ export class Connector implements Expiring {
   }
 
   private release(): void {
-    if (this.attempt) deadlineList(this.backend.cfg.connect_timeout).remove(this);
+    if (this.attempt) this.deadlines.remove(this);
     if (this.server) this.backend.release(this.server, this.clientKey);
     this.server = null;
     this.attempt = null;
@@ -103,7 +107,7 @@ export class Connector implements Expiring {
   connected(): void {
     const sock = this.attempt!;
     const server = this.server!;
-    deadlineList(this.backend.cfg.connect_timeout).remove(this);
+    this.deadlines.remove(this);
     sock.removeListener('error', onAttemptError);
     server.connectSucceeded();
     server.total++;
