@@ -26,6 +26,7 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   unshare: 'util-linux',
   nsenter: 'util-linux',
   flock: 'util-linux',
+  taskset: 'util-linux',
   sh: 'dash',
   iperf3: 'iperf3',
   wrk: 'wrk',

@@ -1,0 +1,78 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { requireTools } from '../helpers/require-tools.js';
+
+const BENCH = fileURLToPath(new URL('../../bench/run.mjs', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'licgate-bench-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface BenchRun {
+  code: number;
+  out: string;
+  json: {
+    medians: Record<string, Record<string, number | null>>;
+    failover: { medians: Record<string, Record<string, { runs: number; errors: number; switchMs: number | 'Infinity'; failed: number }>> };
+  };
+}
+
+/** Runs `npm run bench`'s script with a short schedule; the figures are not judged, only that each was measured. */
+async function bench(name: string, args: string[]): Promise<BenchRun> {
+  const file = join(tmp, `${name}.json`);
+  const child = spawn(process.execPath, [BENCH, ...args, '--json', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const [code] = (await once(child, 'exit')) as [number];
+  let json: BenchRun['json'];
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8')) as BenchRun['json'];
+  } catch {
+    throw new Error(`bench ${args.join(' ')} wrote no JSON (exit ${code}):\n${out.slice(-3000)}`);
+  }
+  return { code, out, json };
+}
+
+/**
+ * The short version of `npm run bench`: one round of each measurement against real nginx, iperf3,
+ * HAProxy and licgate, so a broken bench shows up in CI rather than when an admin first runs it.
+ */
+describe('npm run bench (short schedule)', () => {
+  beforeEach((ctx) => requireTools(['haproxy', 'nginx', 'wrk', 'iperf3', 'taskset'], ctx));
+
+  it('measures direct, HAProxy and licgate side by side and prints the ratio table', async () => {
+    const r = await bench('perf', ['--rounds', '1', '--duration', '1', '--iperf-time', '1', '--idle-conns', '300', '--idle-rounds', '1', '--tests', 'rps,cps,bulk,idle']);
+    expect(r.code, r.out.slice(-3000)).toBe(0);
+    for (const metric of ['rps', 'rps_p99', 'cps', 'bulk']) {
+      for (const target of ['direct', 'haproxy', 'licgate']) expect(r.json.medians[metric]?.[target], `${metric} ${target}`).toBeGreaterThan(0);
+    }
+    for (const target of ['haproxy', 'licgate']) expect(r.json.medians.idle?.[target], `idle ${target}`).toBeGreaterThan(0);
+    expect(r.out).toMatch(/^\| metric \| direct \| haproxy \| licgate \| licgate\/haproxy \|$/m);
+    expect(r.out).toMatch(/^\| requests\/s \(keep-alive, wrk -c50\) \| \d+ \| \d+ \| \d+ \| \d+\.\d\d× \|$/m);
+  }, 300_000);
+
+  it('times failover for licgate, HAProxy seed and HAProxy tuned, killed and black-holed, and removes its black holes', async (ctx) => {
+    requireTools(['iptables'], ctx);
+    // A 10 s cap: the seed config (inter 30s fall 3) cannot switch within it, the other two must.
+    const r = await bench('failover', ['--only', 'haproxy,licgate', '--tests', 'failover', '--failover-rounds', '1', '--failover-cap', '10']);
+    expect(r.code, r.out.slice(-3000)).toBe(0);
+    const m = r.json.failover.medians;
+    for (const fault of ['killed', 'blackholed']) {
+      for (const variant of ['haproxy-tuned', 'licgate']) {
+        expect(m[variant]?.[fault]?.errors, `${variant} ${fault}`).toBe(0);
+        expect(m[variant]?.[fault]?.switchMs, `${variant} ${fault}`).toBeLessThan(10_000);
+      }
+      expect(m['haproxy-seed']?.[fault]?.switchMs, `seed ${fault}`).toBe('Infinity');
+      expect(m['haproxy-seed']?.[fault]?.failed, `seed ${fault}`).toBeGreaterThan(0);
+      expect(m.licgate?.[fault]?.failed, `licgate ${fault}`).toBeLessThanOrEqual(1);
+    }
+    expect(r.out).toMatch(/^\| failover, black-holed server: failed sessions \| \d+ \| \d+ \| \d+ \|$/m);
+    const rules = spawnSync('iptables', ['-w', '5', '-S', 'INPUT'], { encoding: 'utf8' });
+    expect(rules.status).toBe(0);
+    expect(rules.stdout).not.toContain('licgate-bench');
+  }, 300_000);
+});
