@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProxy, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
@@ -13,12 +14,12 @@ const TOTAL_MB = 100;
  * A 100 MB stream made of 1 MB chunks that all differ (a random block with the chunk number stamped
  * in two places), so a lost, repeated or reordered chunk changes the hash.
  */
-function stream(seed: Buffer, tag: number): { next(): Buffer | null; sha: () => string } {
+function stream(seed: Buffer, tag: number, totalMb = TOTAL_MB): { next(): Buffer | null; sha: () => string } {
   let i = 0;
   const hash = createHash('sha256');
   return {
     next() {
-      if (i === TOTAL_MB) return null;
+      if (i === totalMb) return null;
       const chunk = Buffer.from(seed);
       chunk.writeUInt32BE(i, 0);
       chunk.writeUInt32BE(tag, 4);
@@ -94,5 +95,49 @@ backends:
     sock.destroy();
     const log = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 5000, what: 'session log line' });
     expect(log).toMatchObject({ server: 'echoish', bytes_in: TOTAL_MB * MB, bytes_out: TOTAL_MB * MB, end: 'closed' });
+  });
+
+  it('a client that stops reading stalls the server through the proxy: the proxy buffers a bounded amount, and every byte arrives once it reads again', async () => {
+    const SLOW_MB = 400;
+    const seed = randomBytes(MB);
+    let sent: Promise<string> | null = null;
+    let server: Socket | null = null;
+    const upstream = await startTcpServer((s) => {
+      server = s;
+      sent = pump(s, stream(seed, 3, SLOW_MB));
+    });
+    const proxy = await startProxy(`
+frontends:
+  - { name: bulk, listen: "127.0.0.1:0", backend: b }
+backends:
+  - name: b
+    check: { type: none }
+    servers: [{ name: fast, address: "127.0.0.1:${upstream.port}" }]
+`);
+    const rssMb = (): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${proxy.child.pid}/status`, 'utf8'))![1]) / 1024;
+    const before = rssMb();
+    // Connected but not reading: Node reads up to its highWaterMark and stops, the kernel buffers fill.
+    const sock = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    // Stalled = the server's byte count no longer moves between two polls 300 ms apart.
+    let last = -1;
+    const stalledAt = await waitFor(
+      () => {
+        const n = server?.bytesWritten ?? 0;
+        const stalled = n > 0 && n === last;
+        last = n;
+        return stalled && n;
+      },
+      { timeoutMs: 20_000, intervalMs: 300, what: 'the server to stall behind the non-reading client' },
+    );
+    const grown = rssMb() - before;
+    console.log(`slow reader: server stalled after ${(stalledAt / MB).toFixed(1)} MB of ${SLOW_MB}; proxy RSS +${grown.toFixed(1)} MB`);
+    // Without backpressure the proxy would take all 400 MB into its heap as fast as loopback allows.
+    expect(stalledAt).toBeLessThan(SLOW_MB * MB);
+    expect(grown).toBeLessThan(48);
+    // Reading again: everything arrives, in order, once.
+    const received = await drain(sock);
+    expect(received).toEqual([await sent!, SLOW_MB * MB]);
+    sock.destroy();
   });
 });
