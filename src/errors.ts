@@ -60,3 +60,10 @@ export class UsageError extends LicgateError {
     super('E_USAGE', message);
   }
 }
+
+/** This Node lacks something licgate's data plane is built on (see src/io/tcp-handle.ts). */
+export class UnsupportedRuntimeError extends LicgateError {
+  constructor(found: string) {
+    super('E_RUNTIME', `expected Node's libuv TCP bindings (tcp_wrap, stream_wrap) as Node 20.18 to 24 have them; found ${found}. Run licgate on Node 22 or 24 LTS.`);
+  }
+}

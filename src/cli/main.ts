@@ -39,7 +39,17 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`licgate: unknown command "${name}"\n\n${await usage()}`);
     return 2;
   }
-  const cmd = await load();
+  let cmd;
+  try {
+    cmd = await load();
+  } catch (e) {
+    // A command's modules check the runtime they need as they load (src/io/tcp-handle.ts).
+    if (e instanceof LicgateError) {
+      process.stderr.write(`licgate: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
   try {
     return await cmd.run(rest);
   } catch (e) {

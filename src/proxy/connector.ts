@@ -1,4 +1,6 @@
-import { connect, type Socket } from 'node:net';
+import { lookup } from 'node:dns';
+import { isIP } from 'node:net';
+import { errnoError, newConnectReq, newSocketHandle, type ConnectReq, type TcpHandle } from '../io/tcp-handle.js';
 import { deadlineList, type DeadlineList, type Expiring } from '../io/deadline-list.js';
 import { isLocalResourceError } from '../io/local-errors.js';
 import type { Backend } from '../model/backend.js';
@@ -6,8 +8,7 @@ import type { Server } from '../model/server.js';
 
 export const KEEPALIVE_DELAY_MS = 60_000;
 
-const kConnector = Symbol('licgate.connector');
-type AttemptSocket = Socket & { [kConnector]: Connector };
+type AttemptReq = ConnectReq & { connector: Connector };
 
 export interface ConnectFailure {
   reason: string;
@@ -26,7 +27,7 @@ export class Connector implements Expiring {
   dlPrev: Expiring | null = null;
   dlNext: Expiring | null = null;
   private tried: Server[] | null = null;
-  private attempt: Socket | null = null;
+  private attempt: TcpHandle | null = null;
   private server: Server | null = null;
   private cancelled = false;
   private queueTimer: NodeJS.Timeout | null = null;
@@ -59,16 +60,35 @@ export class Connector implements Expiring {
     }
     this.server = server;
     this.backend.acquire(server, this.clientKey);
-    // allowHalfOpen: a server's FIN is forwarded as a half-close; without it Node would end our side
-    // to the server at once and the client's later bytes would hit a closed socket (EPIPE → reset).
     // TCP keepalive is armed later by the frontend's sweep (Session.armKeepalive): four setsockopt
     // calls per socket are wasted on the many sessions that last under a second.
-    const sock = connect({ host: server.connectHost, port: this.port ?? server.address.port, allowHalfOpen: true, noDelay: true }) as AttemptSocket;
-    sock[kConnector] = this;
-    this.attempt = sock;
+    const handle = newSocketHandle();
+    handle.setNoDelay(true);
+    this.attempt = handle;
     this.deadlines.add(this);
-    sock.once('connect', onAttemptConnect);
-    sock.on('error', onAttemptError);
+    const host = server.connectHost;
+    const port = this.port ?? server.address.port;
+    const family = isIP(host);
+    if (family === 0) this.resolveThenConnect(handle, host, port);
+    else this.connect(handle, host, port, family);
+  }
+
+  private connect(handle: TcpHandle, host: string, port: number, family: number): void {
+    const req = newConnectReq() as AttemptReq;
+    req.oncomplete = onAttemptDone;
+    req.connector = this;
+    const err = family === 6 ? handle.connect6(req, host, port) : handle.connect(req, host, port);
+    // A synchronous failure (EMFILE from socket(2), say) is reported like an asynchronous one.
+    if (err !== 0) process.nextTick(() => this.done(handle, err));
+  }
+
+  /** A server given by name whose address the resolver has not found yet: look it up for this attempt. */
+  private resolveThenConnect(handle: TcpHandle, host: string, port: number): void {
+    lookup(host, (err, address, family) => {
+      if (this.attempt !== handle) return;
+      if (err) this.failAttempt(`cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+      else this.connect(handle, address, port, family);
+    });
   }
 
   /** Called by the backend when a slot freed up for this queued connection. */
@@ -92,7 +112,7 @@ export class Connector implements Expiring {
       this.backend.dequeue(this, false);
     }
     if (this.attempt) {
-      this.attempt.destroy();
+      this.attempt.close();
       this.release();
     }
   }
@@ -104,15 +124,20 @@ export class Connector implements Expiring {
     this.attempt = null;
   }
 
-  connected(): void {
-    const sock = this.attempt!;
+  /** The connect request of `handle` completed with `status` (0, or a negative errno). */
+  done(handle: TcpHandle, status: number): void {
+    // A late answer for an attempt we gave up on (timed out, cancelled): its handle is closed already.
+    if (this.attempt !== handle) return;
+    if (status !== 0) {
+      this.errored(errnoError(status, 'connect'));
+      return;
+    }
     const server = this.server!;
     this.deadlines.remove(this);
-    sock.removeListener('error', onAttemptError);
     server.connectSucceeded();
     server.total++;
     this.attempt = null;
-    this.owner.connected(sock, server, this.tried?.length ?? 0);
+    this.owner.connected(handle, server, this.tried?.length ?? 0);
   }
 
   /** The connect did not complete within connect_timeout (called by the deadline list). */
@@ -124,7 +149,7 @@ export class Connector implements Expiring {
     if (isLocalResourceError(err.code)) {
       // Out of descriptors (or local ports) is our problem: counting it against the server would
       // mark healthy license servers DOWN, and every other server would fail the same way.
-      this.attempt!.destroy();
+      this.attempt!.close();
       this.release();
       if (!this.cancelled) this.owner.failed({ reason: `licgate cannot open a connection: ${err.code}`, tried: this.tried?.length ?? 0, local: err });
       return;
@@ -134,7 +159,7 @@ export class Connector implements Expiring {
 
   private failAttempt(reason: string): void {
     const server = this.server!;
-    this.attempt!.destroy();
+    this.attempt!.close();
     this.release();
     if (this.cancelled) return;
     server.connectFailed(reason, this.backend.cfg.observe_errors);
@@ -150,16 +175,12 @@ export class Connector implements Expiring {
 
 /** What a Connector reports to (the Session); methods, not per-connection closures. */
 export interface ConnectOwner {
-  connected(socket: Socket, server: Server, failed: number): void;
+  connected(handle: TcpHandle, server: Server, failed: number): void;
   failed(f: ConnectFailure): void;
   attemptFailed(server: Server, reason: string): void;
 }
 
-// Shared by every attempt: the socket carries its Connector, so no closures are made per connect.
-function onAttemptConnect(this: AttemptSocket): void {
-  this[kConnector].connected();
-}
-
-function onAttemptError(this: AttemptSocket, err: NodeJS.ErrnoException): void {
-  this[kConnector].errored(err);
+// Shared by every attempt: the request carries its Connector, so no closures are made per connect.
+function onAttemptDone(this: AttemptReq, status: number, handle: TcpHandle): void {
+  this.connector.done(handle, status);
 }

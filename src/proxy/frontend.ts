@@ -1,9 +1,12 @@
-import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP, type AddressInfo } from 'node:net';
+import { formatHostPort } from '../config/address.js';
 import type { FrontendConfig } from '../config/schema.js';
+import { ListenError } from '../errors.js';
+import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../io/tcp-handle.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 import { KEEPALIVE_ARM_AFTER_MS, Session, type SessionRecord } from './session.js';
-import { listenAt } from '../io/listen.js';
 
 export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
@@ -18,55 +21,93 @@ export class Frontend {
   name: string;
   readonly sessions = new Set<Session>();
   /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
-  private readonly waiting: Socket[] = [];
+  private readonly waiting: Waiting[] = [];
   rejected = 0;
   acceptErrors = 0;
-  private readonly server: NetServer;
+  private listener: ListenHandle | null = null;
   private keepaliveSweep: NodeJS.Timeout | null = null;
+  private idleSweep: NodeJS.Timeout | null = null;
 
   /** cfg and backend change on a reload that keeps this listener (see retarget). */
   constructor(public cfg: FrontendConfig, public backend: Backend, readonly hooks: FrontendHooks) {
     this.name = cfg.name;
-    // allowHalfOpen: a license client's FIN must reach the server as a half-close, not a full close.
-    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, this.accept);
-    // accept() failures (EMFILE, ENFILE) arrive here. libuv keeps a spare descriptor to accept and
-    // close the waiting connection, so the listener stays up and recovers once descriptors free up.
-    this.server.on('error', (err: NodeJS.ErrnoException) => {
-      this.acceptErrors++;
-      this.hooks.acceptFailed(this, err);
-    });
   }
 
   async listen(): Promise<void> {
-    await listenAt(this.server, this.cfg.listen, `frontend "${this.name}"`, 4096);
+    const at = this.cfg.listen;
+    const fail = (err: NodeJS.ErrnoException): ListenError => new ListenError(`frontend "${this.name}"`, formatHostPort(at), err);
+    let host = at.host;
+    if (isIP(host) === 0) {
+      try {
+        host = (await lookup(host)).address;
+      } catch (err) {
+        throw fail(err as NodeJS.ErrnoException);
+      }
+    }
+    const handle = newServerHandle() as ListenHandle;
+    // Dual-stack on "::" as net.Server has it (flags 0, not UV_TCP_IPV6ONLY); libuv sets SO_REUSEADDR.
+    let err = isIP(host) === 6 ? handle.bind6(host, at.port, 0) : handle.bind(host, at.port);
+    if (err === 0) err = handle.listen(4096);
+    if (err !== 0) {
+      handle.close();
+      throw fail(errnoError(err, 'listen', `${host}:${at.port}`));
+    }
+    handle[kFrontend] = this;
+    handle.onconnection = onConnection;
+    this.listener = handle;
     this.keepaliveSweep = setInterval(() => {
       const now = Date.now();
       for (const s of this.sessions) s.armKeepalive(now);
     }, KEEPALIVE_ARM_AFTER_MS);
     this.keepaliveSweep.unref();
+    this.startIdleSweep();
+  }
+
+  /**
+   * idle_timeout: a relay that moved no byte for that long is closed. One sweep per frontend
+   * instead of a timer per session that every chunk would have to re-arm; it looks four times per
+   * timeout, so a session is closed between 1 and 1.25 idle_timeouts of silence.
+   */
+  private startIdleSweep(): void {
+    if (this.idleSweep) clearInterval(this.idleSweep);
+    this.idleSweep = null;
+    const timeout = this.cfg.idle_timeout;
+    if (timeout <= 0 || this.listener === null) return;
+    const tick = Math.max(25, Math.min(1000, Math.floor(timeout / 4)));
+    this.idleSweep = setInterval(() => {
+      for (const s of this.sessions) s.idleTick(tick, timeout);
+    }, tick);
+    this.idleSweep.unref();
   }
 
   address(): AddressInfo {
-    return this.server.address() as AddressInfo;
+    const out: SockAddr = {};
+    this.listener?.getsockname(out);
+    return { address: out.address ?? '', family: out.family ?? '', port: out.port ?? 0 };
   }
 
-  /** Stops accepting; open sessions continue (server.close's callback waits for them, so it is not used). */
+  /** Stops accepting; open sessions continue. */
   stopAccepting(): void {
-    if (this.server.listening) this.server.close();
+    if (this.listener) {
+      this.listener.close();
+      this.listener = null;
+    }
     if (this.keepaliveSweep) clearInterval(this.keepaliveSweep);
     this.keepaliveSweep = null;
     // Clients still waiting for a session slot would otherwise start sessions during shutdown.
-    for (const c of this.waiting.splice(0)) c.destroy();
+    for (const w of this.waiting.splice(0)) w.drop();
   }
 
   /**
    * Reload: the same listener now serves `cfg` and sends new connections to `backend`; the
-   * listening socket is not touched and open sessions keep the server they have.
+   * listening socket is not touched and open sessions keep the server they have (and get the new
+   * idle_timeout).
    */
   retarget(cfg: FrontendConfig, backend: Backend): void {
     this.name = cfg.name;
     this.cfg = cfg;
     this.backend = backend;
+    this.startIdleSweep();
   }
 
   abortAll(): void {
@@ -75,10 +116,13 @@ export class Frontend {
 
   sessionEnded(session: Session, rec: SessionRecord): void {
     this.sessions.delete(session);
+    if (this.sessions.size === 0 && this.listener === null && this.idleSweep) {
+      clearInterval(this.idleSweep);
+      this.idleSweep = null;
+    }
     this.hooks.sessionEnded(rec);
-    let next: Socket | undefined;
-    while ((next = this.waiting.shift()) && next.destroyed);
-    if (next) this.begin(next);
+    const next = this.waiting.shift();
+    if (next) this.begin(next.take());
   }
 
   get queued(): number {
@@ -86,43 +130,70 @@ export class Frontend {
   }
 
   /**
-   * Over `maxconn`, HAProxy stops accepting and clients wait in the kernel's backlog. Node cannot
-   * pause accept(), so a waiting client is accepted but paused, and not connected upstream, until a
-   * session ends — the same from the client's side — for at most the backend's queue_timeout.
+   * Over `maxconn`, HAProxy stops accepting and clients wait in the kernel's backlog. libuv cannot
+   * pause accept(), so a waiting client is accepted but not read, and not connected upstream, until
+   * a session ends — the same from the client's side — for at most the backend's queue_timeout.
    */
-  private readonly accept = (client: Socket): void => {
+  accept(client: TcpHandle): void {
     if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {
       if (this.waiting.length >= this.backend.cfg.max_queue) {
         this.rejected++;
-        client.destroy();
+        client.close();
         return;
       }
-      client.pause();
-      client.setTimeout(this.backend.cfg.queue_timeout, () => this.giveUp(client));
-      client.once('close', () => this.giveUp(client));
-      client.on('error', noop);
-      this.waiting.push(client);
+      this.waiting.push(new Waiting(this, client, this.backend.cfg.queue_timeout));
       return;
     }
     this.begin(client);
-  };
+  }
 
-  private giveUp(client: Socket): void {
-    const i = this.waiting.indexOf(client);
+  /** A waiting client's queue_timeout expired. */
+  giveUp(w: Waiting): void {
+    const i = this.waiting.indexOf(w);
     if (i < 0) return;
     this.waiting.splice(i, 1);
     this.rejected++;
-    client.destroy();
+    w.drop();
   }
 
-  private begin(client: Socket): void {
-    client.setTimeout(0);
-    client.removeAllListeners('timeout');
-    client.removeAllListeners('close');
+  acceptFailed(status: number): void {
+    // libuv keeps a spare descriptor to accept and close the waiting connection on EMFILE, so the
+    // listener stays up and recovers once descriptors free up.
+    this.acceptErrors++;
+    this.hooks.acceptFailed(this, errnoError(status, 'accept'));
+  }
+
+  private begin(client: TcpHandle): void {
     const session = new Session(this, client);
     // With no usable server the session may already have ended inside its constructor.
     if (!session.isEnded) this.sessions.add(session);
   }
 }
 
-const noop = (): void => {};
+const kFrontend = Symbol('licgate.frontend');
+type ListenHandle = TcpHandle & { [kFrontend]: Frontend };
+
+function onConnection(this: ListenHandle, status: number, client?: TcpHandle): void {
+  if (status !== 0 || !client) this[kFrontend].acceptFailed(status);
+  else this[kFrontend].accept(client);
+}
+
+/** An accepted client waiting for a session slot (see Frontend.accept). */
+class Waiting {
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(fe: Frontend, private readonly client: TcpHandle, queueTimeout: number) {
+    this.timer = setTimeout(() => fe.giveUp(this), queueTimeout);
+  }
+
+  /** Its turn came: the handle goes to a session. */
+  take(): TcpHandle {
+    clearTimeout(this.timer);
+    return this.client;
+  }
+
+  drop(): void {
+    clearTimeout(this.timer);
+    this.client.close();
+  }
+}

@@ -1,167 +1,266 @@
-import type { Socket } from 'node:net';
+import { giveReadBuffer, takeReadBuffer } from '../io/read-buffer-pool.js';
+import { errnoCode, lastWriteWasAsync, newShutdownReq, newWriteReq, readOffset, readResult, UV_EOF, type ShutdownReq, type TcpHandle, type WriteReq } from '../io/tcp-handle.js';
 
 export type EndReason = 'closed' | 'client-reset' | 'server-reset' | 'client-error' | 'server-error' | 'idle-timeout' | 'shutdown';
 
-/** Told once, when both sockets of a relay have closed. */
+/** Told once, when the relay has closed both handles. */
 export interface RelayOwner {
   relayDone(relay: Relay, reason: EndReason): void;
 }
 
-const kRelay = Symbol('licgate.relay');
-type RelaySocket = Socket & { [kRelay]: Relay };
+const kFlow = Symbol('licgate.flow');
+/** A read this big says the direction carries bulk data: from then on it reads into a pooled buffer. */
+const BULK_READ = 16 * 1024;
+type FlowHandle = TcpHandle & { [kFlow]: Flow };
+type FlowWriteReq = WriteReq & { flow: Flow | null };
+type FlowShutdownReq = ShutdownReq & { flow: Flow };
 
 /**
- * One client↔server pair. Bytes flow with pause/resume backpressure; a FIN is forwarded as a
- * half-close (license clients and daemons both rely on it), a reset as a reset. The owner is told
- * once, when both sockets have closed. Nothing here allocates or logs per chunk, and nothing per
- * relay but this object: the event handlers are shared functions that find their relay on the socket.
+ * One direction of a relay: bytes read from `from` are written to `to`. At most one write is ever
+ * in flight: when libuv cannot finish a write at once, `from` stops reading until it has (the
+ * backpressure a slow reader needs, with nothing buffered in licgate but that one chunk).
  */
-export class Relay {
-  private open = 2;
-  private reason: EndReason = 'closed';
-  private clientStarted = false;
+export class Flow {
+  /** `from` sent its FIN. */
+  eof = false;
+  /** A write to `to` is still being flushed by libuv. */
+  inflight = false;
+  /** We sent our FIN to `to`. */
+  shut = false;
+  bytes = 0;
+  other!: Flow;
+  /** `from` reads into this pooled buffer once the direction turned out to carry bulk data. */
+  private readBuffer: Uint8Array | null = null;
 
   constructor(
-    readonly client: Socket,
-    readonly server: Socket,
-    private readonly owner: RelayOwner,
-  ) {
-    (client as RelaySocket)[kRelay] = this;
-    (server as RelaySocket)[kRelay] = this;
-    server.on('data', onServerData);
-    client.on('drain', onClientDrain);
-    server.on('end', onServerEnd);
-    server.on('error', onServerError);
-    client.on('error', onClientError);
-    server.on('close', onClose);
-    client.on('close', onClose);
-    client.on('timeout', onIdle);
+    readonly relay: Relay,
+    readonly from: TcpHandle,
+    readonly to: TcpHandle,
+    readonly fromSide: 'client' | 'server',
+  ) {}
+
+  get done(): boolean {
+    return this.eof && !this.inflight;
   }
 
-  /** Starts client→server once in-band STATUS sniffing has decided this is real traffic. */
-  startClient(pending: Buffer | null): void {
-    if (this.clientStarted) return;
+  start(): void {
+    const h = this.from as FlowHandle;
+    h[kFlow] = this;
+    h.onread = onFlowRead;
+    h.readStart();
+  }
+
+  write(data: Uint8Array): void {
+    const req = spareWrite;
+    req.flow = this;
+    const err = this.to.writeBuffer(req, data);
+    if (err !== 0) {
+      req.flow = null;
+      this.relay.fail(this.other, err);
+      return;
+    }
+    if (!lastWriteWasAsync()) {
+      req.flow = null;
+      return;
+    }
+    // libuv owns this request (and points at `data`) until oncomplete: the next write needs a new one.
+    req.buffer = data;
+    spareWrite = newFlowWrite();
+    this.inflight = true;
+    this.from.readStop();
+  }
+
+  /** Called inside onread: safe, since the next read is the first to use the new buffer. */
+  useReadBuffer(): void {
+    this.readBuffer = takeReadBuffer();
+    this.from.useUserBuffer(this.readBuffer);
+  }
+
+  readFromBuffer(n: number): void {
+    this.write(this.readBuffer!.subarray(0, n));
+  }
+
+  get hasReadBuffer(): boolean {
+    return this.readBuffer !== null;
+  }
+
+  /** After `from` was closed. */
+  releaseReadBuffer(): void {
+    if (this.readBuffer) giveReadBuffer(this.readBuffer);
+    this.readBuffer = null;
+  }
+
+  ended(): void {
+    this.eof = true;
+    if (!this.inflight) this.finish();
+  }
+
+  /**
+   * `from` has said all it will and all of it reached `to`: pass the FIN on. When the other
+   * direction is finished too, close() says it all (its FIN included); a shutdown(2) first would
+   * only cost a system call on every short session.
+   */
+  finish(): void {
+    if (this.other.done) {
+      this.relay.close('closed');
+      return;
+    }
+    if (this.shut) return;
+    this.shut = true;
+    const req = newShutdownReq(onShutdownDone) as FlowShutdownReq;
+    req.flow = this;
+    const err = this.to.shutdown(req);
+    if (err !== 0) this.relay.fail(this.other, err);
+  }
+}
+
+let spareWrite = newFlowWrite();
+
+function newFlowWrite(): FlowWriteReq {
+  const req = newWriteReq(onWriteDone) as FlowWriteReq;
+  req.flow = null;
+  return req;
+}
+
+/**
+ * One client↔server pair on raw libuv handles. A FIN is forwarded as a half-close (license
+ * clients and daemons both rely on it), a reset as a reset. Nothing here allocates or logs per
+ * chunk beyond the view of the bytes read (and a request when a write goes asynchronous); the
+ * callbacks are shared functions that find their flow on the handle or request.
+ */
+export class Relay {
+  readonly toServer: Flow;
+  private readonly toClient: Flow;
+  private reason: EndReason = 'closed';
+  private clientStarted = false;
+  closed = false;
+  /** Bytes moved since the last idle sweep looked (see Frontend). */
+  active = true;
+  idleMs = 0;
+
+  constructor(
+    readonly client: TcpHandle,
+    readonly server: TcpHandle,
+    private readonly owner: RelayOwner,
+  ) {
+    this.toServer = new Flow(this, client, server, 'client');
+    this.toClient = new Flow(this, server, client, 'server');
+    this.toServer.other = this.toClient;
+    this.toClient.other = this.toServer;
+    this.toClient.start();
+  }
+
+  /** Bytes read from the client by the relay (the session adds what it read before). */
+  get clientBytes(): number {
+    return this.toServer.bytes;
+  }
+
+  get serverBytes(): number {
+    return this.toClient.bytes;
+  }
+
+  /**
+   * Starts client→server once in-band STATUS sniffing has decided this is real traffic. `pending`
+   * holds the client bytes read before; `clientEof` says the client's FIN came with them.
+   */
+  startClient(pending: Uint8Array | null, clientEof: boolean): void {
+    if (this.clientStarted || this.closed) return;
     this.clientStarted = true;
-    const { client, server } = this;
-    // Bytes that came before the upstream connect; the client may have been paused to bound them.
-    const flowing = pending && pending.length ? server.write(pending) : true;
-    client.on('data', onClientData);
-    server.on('drain', onServerDrain);
-    client.on('end', onClientEnd);
-    if (client.readableEnded) this.clientEnded();
-    else if (!flowing) client.pause();
-    else if (client.isPaused()) client.resume();
+    const f = this.toServer;
+    (this.client as FlowHandle)[kFlow] = f;
+    this.client.onread = onFlowRead;
+    if (pending && pending.length) {
+      f.write(pending);
+      if (this.closed) return;
+    }
+    if (clientEof) f.ended();
+    else if (!f.inflight) this.client.readStart();
   }
 
   /**
    * In-band STATUS arrived after the upstream connect: close the server side quietly and give the
-   * client socket back (no listener of ours stays on it, and the owner will not be told).
+   * client handle back (the owner will not be told).
    */
   dropServer(): void {
-    const { client, server } = this;
-    server.removeListener('data', onServerData).removeListener('end', onServerEnd).removeListener('error', onServerError).removeListener('close', onClose).removeListener('drain', onServerDrain);
-    client.removeListener('drain', onClientDrain).removeListener('error', onClientError).removeListener('close', onClose).removeListener('timeout', onIdle);
-    client.removeListener('data', onClientData).removeListener('end', onClientEnd);
-    server.on('error', ignore);
-    server.destroy();
+    this.closed = true;
+    this.server.close();
+    this.toClient.releaseReadBuffer();
   }
 
   /** Ends the session from our side (shutdown grace expired, admin kill, idle timeout). */
   abort(reason: EndReason): void {
     this.reason = reason;
-    this.client.destroy();
-    this.server.destroy();
+    this.close(reason);
   }
 
-  clientEnded(): void {
-    finish(this.server);
-  }
-
-  serverEnded(): void {
-    finish(this.client);
-  }
-
-  fail(err: NodeJS.ErrnoException, reset: EndReason, other: EndReason, peer: Socket): void {
-    const isReset = err.code === 'ECONNRESET' || err.code === 'EPIPE';
-    if (this.reason === 'closed') this.reason = isReset ? reset : other;
-    if (peer.destroyed) return;
+  /** An error on the handle `failed` is the read side of (or, for a write, `failed.other` is the write side of). */
+  fail(failed: Flow, errno: number): void {
+    if (this.closed) return;
+    const code = errnoCode(errno);
+    const isReset = code === 'ECONNRESET' || code === 'EPIPE';
+    if (this.reason === 'closed') this.reason = failed.fromSide === 'client' ? (isReset ? 'client-reset' : 'client-error') : isReset ? 'server-reset' : 'server-error';
     // Pass a reset on as a reset, so the peer sees what a direct connection would have shown it.
-    // Not once we have end()ed the peer: libuv refuses to reset a handle that is shutting down
-    // (uv_tcp_close_reset → EINVAL), and Node then emits 'error' instead of 'close', which would
-    // leave this relay waiting for a close that never comes.
-    if (isReset && !peer.writableEnded) peer.resetAndDestroy();
-    else peer.destroy();
+    // Not once we have sent the peer our FIN: libuv refuses to reset a handle that is shutting
+    // down (uv_tcp_close_reset → EINVAL); it is closed instead.
+    const peer = failed.to;
+    this.closed = true;
+    failed.from.close();
+    if (!isReset || failed.shut || peer.reset() !== 0) peer.close();
+    this.releaseReadBuffers();
+    this.owner.relayDone(this, this.reason);
   }
 
-  oneClosed(): void {
-    if (--this.open === 0) {
-      this.owner.relayDone(this, this.reason);
+  close(reason: EndReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reason === 'closed') this.reason = reason;
+    this.client.close();
+    this.server.close();
+    this.releaseReadBuffers();
+    this.owner.relayDone(this, this.reason);
+  }
+
+  private releaseReadBuffers(): void {
+    this.toServer.releaseReadBuffer();
+    this.toClient.releaseReadBuffer();
+  }
+}
+
+// Shared by every relay: `this` is the handle that was read.
+function onFlowRead(this: FlowHandle, buf: ArrayBuffer | undefined): void {
+  const f = this[kFlow];
+  const n = readResult();
+  if (n > 0) {
+    f.bytes += n;
+    f.relay.active = true;
+    if (buf === undefined) {
+      f.readFromBuffer(n);
       return;
     }
-    const { client, server } = this;
-    // One side is fully gone: if the other still has nothing to say, its own FIN/close follows.
-    // If it was destroyed (not ended), make sure the peer does not linger half-open forever.
-    if (client.destroyed && !server.destroyed && !client.readableEnded) server.destroy();
-    if (server.destroyed && !client.destroyed && !server.readableEnded) client.destroy();
+    f.write(new Uint8Array(buf, readOffset(), n));
+    if (n >= BULK_READ && !f.hasReadBuffer && !f.relay.closed) f.useReadBuffer();
+    return;
   }
+  if (n === 0 || f.relay.closed) return;
+  if (n === UV_EOF) f.ended();
+  else f.relay.fail(f, n);
 }
 
-/**
- * The other side sent its FIN: pass it on. When `peer` has already sent its own FIN and we have
- * nothing left to write to it, both directions are done and close() says it all (its FIN included):
- * a shutdown(2) first would only cost a system call on every short session.
- */
-function finish(peer: Socket): void {
-  if (peer.destroyed) return;
-  if (peer.readableEnded && peer.writableLength === 0) peer.destroy();
-  else peer.end();
+function onWriteDone(this: FlowWriteReq, status: number): void {
+  const f = this.flow!;
+  this.flow = null;
+  this.buffer = null;
+  if (f.relay.closed) return;
+  f.inflight = false;
+  if (status < 0) {
+    f.relay.fail(f.other, status);
+    return;
+  }
+  if (f.eof) f.finish();
+  else f.from.readStart();
 }
 
-// Shared by every relay (see the class comment); `this` is the socket the event came from.
-function onClientData(this: RelaySocket, chunk: Buffer): void {
-  const r = this[kRelay];
-  if (!r.server.write(chunk)) this.pause();
+function onShutdownDone(this: FlowShutdownReq, status: number): void {
+  const f = this.flow;
+  if (status < 0 && !f.relay.closed) f.relay.fail(f.other, status);
 }
-
-function onServerData(this: RelaySocket, chunk: Buffer): void {
-  const r = this[kRelay];
-  if (!r.client.write(chunk)) this.pause();
-}
-
-function onServerDrain(this: RelaySocket): void {
-  this[kRelay].client.resume();
-}
-
-function onClientDrain(this: RelaySocket): void {
-  this[kRelay].server.resume();
-}
-
-function onClientEnd(this: RelaySocket): void {
-  this[kRelay].clientEnded();
-}
-
-function onServerEnd(this: RelaySocket): void {
-  this[kRelay].serverEnded();
-}
-
-function onClientError(this: RelaySocket, err: NodeJS.ErrnoException): void {
-  const r = this[kRelay];
-  r.fail(err, 'client-reset', 'client-error', r.server);
-}
-
-function onServerError(this: RelaySocket, err: NodeJS.ErrnoException): void {
-  const r = this[kRelay];
-  r.fail(err, 'server-reset', 'server-error', r.client);
-}
-
-function onClose(this: RelaySocket): void {
-  this[kRelay].oneClosed();
-}
-
-function onIdle(this: RelaySocket): void {
-  this[kRelay].abort('idle-timeout');
-}
-
-const ignore = (): void => {
-  // A late error on a socket we already dropped.
-};

@@ -1,4 +1,6 @@
-import type { Socket } from 'node:net';
+import { isIP } from 'node:net';
+import { replyAndClose } from '../io/reply-and-close.js';
+import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
 import { renderStatus } from '../serve/status-reply.js';
 import type { Server } from '../model/server.js';
 import { Connector, KEEPALIVE_DELAY_MS, type ConnectFailure, type ConnectOwner } from './connector.js';
@@ -8,7 +10,7 @@ import { sniffStatus } from './status-sniff.js';
 
 /** How long a client may sit on a partial "STATUS" prefix before its bytes are forwarded as-is. */
 const SNIFF_TIMEOUT_MS = 2000;
-/** Client bytes held while the upstream connect is under way; beyond this the client is paused. */
+/** Client bytes held while the upstream connect is under way; beyond this the client is not read. */
 const PREBUFFER_LIMIT = 64 * 1024;
 /** Sessions younger than this never get TCP keepalive: it only matters after a minute of silence. */
 export const KEEPALIVE_ARM_AFTER_MS = 1000;
@@ -27,13 +29,13 @@ export interface SessionRecord {
 }
 
 const kSession = Symbol('licgate.session');
-type SessionSocket = Socket & { [kSession]: Session };
+type SessionHandle = TcpHandle & { [kSession]: Session };
 
 /**
  * One accepted client connection: connects upstream at once (in parallel with in-band STATUS
- * sniffing, so a normal session pays no extra round trip), then hands both sockets to a Relay.
- * Client bytes that arrive before the upstream connect are held, not paused for: a pause and
- * resume would cost two epoll_ctl calls on nearly every session.
+ * sniffing, so a normal session pays no extra round trip), then hands both handles to a Relay.
+ * Client bytes that arrive before the upstream connect are held (up to PREBUFFER_LIMIT, then the
+ * client is not read until the relay starts).
  */
 export class Session implements ConnectOwner, RelayOwner {
   private readonly started = Date.now();
@@ -42,8 +44,14 @@ export class Session implements ConnectOwner, RelayOwner {
   private server: Server | null = null;
   /** Client bytes not yet forwarded: a partial STATUS prefix, or what came before the connect. */
   private pending: Buffer | null = null;
+  /** Bytes read from the client before the relay took over. */
+  private earlyBytes = 0;
+  /** The client's FIN arrived before the relay took over. */
+  private clientEof = false;
+  /** The client handle is closed (it reset before the relay, or we gave up on it). */
+  private clientClosed = false;
   private sniffing: boolean;
-  /** Bounds the sniff (a partial prefix, or no server while the first bytes are awaited); not the socket timeout, which is the relay's idle_timeout. */
+  /** Bounds the sniff (a partial prefix, or no server while the first bytes are awaited); not the relay's idle_timeout. */
   private sniffTimer: NodeJS.Timeout | null = null;
   /** Every server failed while the first bytes were still awaited: they may be an in-band STATUS, answered even then. */
   private failure: ConnectFailure | null = null;
@@ -51,17 +59,19 @@ export class Session implements ConnectOwner, RelayOwner {
   private ended = false;
   private keepaliveArmed = false;
   readonly clientKey: string;
+  private readonly clientPort: number;
 
-  constructor(private readonly fe: Frontend, private readonly client: Socket) {
-    const addr = client.remoteAddress ?? '';
-    this.clientKey = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  constructor(private readonly fe: Frontend, private readonly client: TcpHandle) {
+    const peer: { address?: string; port?: number } = {};
+    client.getpeername(peer);
+    const addr = peer.address ?? '';
+    this.clientKey = addr.startsWith('::ffff:') && isIP(addr.slice(7)) === 4 ? addr.slice(7) : addr;
+    this.clientPort = peer.port ?? 0;
     client.setNoDelay(true);
     this.sniffing = fe.cfg.inband_status;
-    (client as SessionSocket)[kSession] = this;
-    client.on('error', onEarlyError);
-    client.on('close', onEarlyClose);
-    client.on('data', onEarlyData);
-    if (this.sniffing) client.on('end', onEarlyEnd);
+    (client as SessionHandle)[kSession] = this;
+    client.onread = onEarlyRead;
+    client.readStart();
     this.connector = new Connector(fe.backend, this.clientKey, fe.cfg.server_port, this);
     this.connector.start();
   }
@@ -75,23 +85,36 @@ export class Session implements ConnectOwner, RelayOwner {
     if (this.relay) this.relay.abort(reason);
     else {
       this.connector.cancel();
-      this.client.destroy();
+      this.closeClient();
+      this.endWith('client-gone');
     }
   }
 
   /**
-   * TCP keepalive on both sockets, for sessions that lived past KEEPALIVE_ARM_AFTER_MS (the
+   * TCP keepalive on both handles, for sessions that lived past KEEPALIVE_ARM_AFTER_MS (the
    * frontend sweeps once a second). It exists to find peers that vanished during long silences,
    * so arming it a second late changes nothing, and short sessions skip eight setsockopt calls.
    */
   armKeepalive(now: number): void {
-    if (this.keepaliveArmed || this.relay === null || now - this.started < KEEPALIVE_ARM_AFTER_MS) return;
+    const relay = this.relay;
+    if (this.keepaliveArmed || relay === null || relay.closed || now - this.started < KEEPALIVE_ARM_AFTER_MS) return;
     this.keepaliveArmed = true;
-    if (this.fe.cfg.keepalive && !this.client.destroyed) this.client.setKeepAlive(true, KEEPALIVE_DELAY_MS);
-    if (!this.relay.server.destroyed) this.relay.server.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    if (this.fe.cfg.keepalive) relay.client.setKeepAlive(true, KEEPALIVE_DELAY_MS / 1000);
+    relay.server.setKeepAlive(true, KEEPALIVE_DELAY_MS / 1000);
+  }
+
+  /** Called by the frontend's idle sweep every `tickMs`: ends a relay silent for `idleTimeout`. */
+  idleTick(tickMs: number, idleTimeout: number): void {
+    const relay = this.relay;
+    if (relay === null || relay.closed) return;
+    if (relay.active) {
+      relay.active = false;
+      relay.idleMs = 0;
+    } else if ((relay.idleMs += tickMs) >= idleTimeout) relay.abort('idle-timeout');
   }
 
   earlyData(chunk: Buffer): void {
+    this.earlyBytes += chunk.length;
     if (this.ended) return;
     const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = buf;
@@ -110,7 +133,25 @@ export class Session implements ConnectOwner, RelayOwner {
       this.stopSniffing();
       return;
     }
-    if (buf.length >= PREBUFFER_LIMIT) this.client.pause();
+    if (buf.length >= PREBUFFER_LIMIT) this.client.readStop();
+  }
+
+  /** The client sent its FIN before the relay took over: its bytes are forwarded as they are. */
+  earlyEnd(): void {
+    this.clientEof = true;
+    if (this.sniffing) this.stopSniffing();
+  }
+
+  /** The client reset (or failed) before the relay took over (while we sniffed, the relay may exist). */
+  earlyError(errno: number): void {
+    if (this.relay) {
+      this.relay.fail(this.relay.toServer, errno);
+      return;
+    }
+    this.closeClient();
+    if (this.ended) return;
+    this.connector.cancel();
+    this.endWith('client-gone');
   }
 
   /**
@@ -121,7 +162,7 @@ export class Session implements ConnectOwner, RelayOwner {
     if (!this.sniffing) return;
     this.endSniff();
     if (this.failure) {
-      this.client.destroy();
+      this.closeClient();
       this.endWith('no-server', this.failure.reason);
     } else if (this.relay) this.startClientSide();
   }
@@ -142,6 +183,12 @@ export class Session implements ConnectOwner, RelayOwner {
     this.sniffTimer = null;
   }
 
+  private closeClient(): void {
+    if (this.clientClosed) return;
+    this.clientClosed = true;
+    this.client.close();
+  }
+
   private answerStatus(): void {
     this.connector.cancel();
     if (this.relay) {
@@ -150,60 +197,49 @@ export class Session implements ConnectOwner, RelayOwner {
       this.relay = null;
       this.fe.backend.release(this.server!, this.clientKey);
       this.server = null;
-      this.client.on('error', onEarlyError);
     }
-    this.client.end(renderStatus(this.fe.backend));
+    // The handle now belongs to the reply; this session is over.
+    this.clientClosed = true;
+    replyAndClose(this.client, renderStatus(this.fe.backend), SNIFF_TIMEOUT_MS);
     this.endWith('status');
   }
 
-  connected(socket: Socket, server: Server, failed: number): void {
-    const { client } = this;
+  connected(handle: TcpHandle, server: Server, failed: number): void {
     this.server = server;
     this.retries = failed;
     this.fe.hooks.sessionConnected(this.fe, server, failed);
-    client.removeListener('error', onEarlyError);
-    client.removeListener('close', onEarlyClose);
-    if (client.destroyed) {
-      socket.destroy();
+    if (this.clientClosed) {
+      handle.close();
       this.fe.backend.release(server, this.clientKey);
       this.endWith('client-gone');
       return;
     }
-    this.relay = new Relay(client, socket, this);
-    if (this.fe.cfg.idle_timeout > 0) client.setTimeout(this.fe.cfg.idle_timeout);
+    this.relay = new Relay(this.client, handle, this);
     if (!this.sniffing) this.startClientSide();
   }
 
   private startClientSide(): void {
-    this.client.removeListener('data', onEarlyData);
-    if (this.fe.cfg.inband_status) this.client.removeListener('end', onEarlyEnd);
     const pending = this.pending;
     this.pending = null;
-    this.relay!.startClient(pending);
+    this.relay!.startClient(pending, this.clientEof);
   }
 
   failed(f: ConnectFailure): void {
     this.retries = f.tried;
     if (f.local) this.fe.hooks.acceptFailed(this.fe, f.local);
     if (this.ended) return;
-    if (this.sniffing) {
+    if (this.sniffing && !this.clientEof) {
       // Wait (bounded) for the first bytes: an in-band STATUS still gets its "Server Status: Down".
       this.failure = f;
       this.armSniffTimer();
       return;
     }
-    this.client.destroy();
+    this.closeClient();
     this.endWith('no-server', f.reason);
   }
 
   attemptFailed(server: Server, reason: string): void {
     this.fe.hooks.attemptFailed(this.fe, server, reason);
-  }
-
-  earlyClose(): void {
-    if (this.relay || this.ended) return;
-    this.connector.cancel();
-    this.endWith('client-gone');
   }
 
   relayDone(relay: Relay, reason: EndReason): void {
@@ -216,12 +252,12 @@ export class Session implements ConnectOwner, RelayOwner {
     this.ended = true;
     this.clearSniffTimer();
     this.fe.sessionEnded(this, {
-      client: `${this.clientKey}:${this.client.remotePort ?? 0}`,
+      client: `${this.clientKey}:${this.clientPort}`,
       frontend: this.fe.name,
       backend: this.fe.backend.name,
       server: this.server?.name ?? null,
-      bytes_in: this.client.bytesRead,
-      bytes_out: relay ? relay.server.bytesRead : 0,
+      bytes_in: this.earlyBytes + (relay ? relay.clientBytes : 0),
+      bytes_out: relay ? relay.serverBytes : 0,
       duration_ms: Date.now() - this.started,
       end,
       retries: this.retries,
@@ -230,20 +266,10 @@ export class Session implements ConnectOwner, RelayOwner {
   }
 }
 
-// Shared by every session until its relay takes over; `this` is the client socket.
-function onEarlyData(this: SessionSocket, chunk: Buffer): void {
-  this[kSession].earlyData(chunk);
-}
-
-/** A client that half-closes while we still sniff: its bytes are forwarded as they are. */
-function onEarlyEnd(this: SessionSocket): void {
-  this[kSession].stopSniffing();
-}
-
-function onEarlyClose(this: SessionSocket): void {
-  this[kSession].earlyClose();
-}
-
-function onEarlyError(): void {
-  // The client reset before we were connected; 'close' follows and cleans up.
+// Shared by every session until its relay takes over; `this` is the client handle.
+function onEarlyRead(this: SessionHandle, buf: ArrayBuffer | undefined): void {
+  const n = readResult();
+  if (n > 0) this[kSession].earlyData(Buffer.from(buf!, readOffset(), n));
+  else if (n === UV_EOF) this[kSession].earlyEnd();
+  else if (n < 0) this[kSession].earlyError(n);
 }
