@@ -80,6 +80,12 @@ export class Frontend {
     this.idleSweep.unref();
   }
 
+  private stopIdleSweepIfDone(): void {
+    if (this.listener !== null || this.sessions.size > 0 || this.idleSweep === null) return;
+    clearInterval(this.idleSweep);
+    this.idleSweep = null;
+  }
+
   address(): AddressInfo {
     const out: SockAddr = {};
     this.listener?.getsockname(out);
@@ -94,6 +100,8 @@ export class Frontend {
     }
     if (this.keepaliveSweep) clearInterval(this.keepaliveSweep);
     this.keepaliveSweep = null;
+    // The idle sweep serves open sessions until the last one ends (sessionEnded stops it then).
+    this.stopIdleSweepIfDone();
     // Clients still waiting for a session slot would otherwise start sessions during shutdown.
     for (const w of this.waiting.splice(0)) w.drop();
   }
@@ -116,10 +124,7 @@ export class Frontend {
 
   sessionEnded(session: Session, rec: SessionRecord): void {
     this.sessions.delete(session);
-    if (this.sessions.size === 0 && this.listener === null && this.idleSweep) {
-      clearInterval(this.idleSweep);
-      this.idleSweep = null;
-    }
+    this.stopIdleSweepIfDone();
     this.hooks.sessionEnded(rec);
     const next = this.waiting.shift();
     if (next) this.begin(next.take());
