@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { replyAndClose } from '../io/reply-and-close.js';
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
 import { renderStatus } from '../serve/status-reply.js';
@@ -65,7 +64,7 @@ export class Session implements ConnectOwner, RelayOwner {
     const peer: { address?: string; port?: number } = {};
     client.getpeername(peer);
     const addr = peer.address ?? '';
-    this.clientKey = addr.startsWith('::ffff:') && isIP(addr.slice(7)) === 4 ? addr.slice(7) : addr;
+    this.clientKey = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
     this.clientPort = peer.port ?? 0;
     client.setNoDelay(true);
     this.sniffing = fe.cfg.inband_status;
@@ -228,7 +227,7 @@ export class Session implements ConnectOwner, RelayOwner {
     this.retries = f.tried;
     if (f.local) this.fe.hooks.acceptFailed(this.fe, f.local);
     if (this.ended) return;
-    if (this.sniffing && !this.clientEof) {
+    if (this.sniffing) {
       // Wait (bounded) for the first bytes: an in-band STATUS still gets its "Server Status: Down".
       this.failure = f;
       this.armSniffTimer();
