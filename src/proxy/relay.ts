@@ -43,11 +43,17 @@ export class Flow {
     return this.eof && !this.inflight;
   }
 
-  start(): void {
+  /** Reads from `from` begin; `pending` are bytes read before (sent first), `eof` says its FIN came with them. */
+  start(pending: Uint8Array | null = null, eof = false): void {
     const h = this.from as FlowHandle;
     h[kFlow] = this;
     h.onread = onFlowRead;
-    h.readStart();
+    if (pending && pending.length) {
+      this.write(pending);
+      if (this.relay.closed) return;
+    }
+    if (eof) this.ended();
+    else if (!this.inflight) h.readStart();
   }
 
   write(data: Uint8Array): void {
@@ -166,15 +172,7 @@ export class Relay {
   startClient(pending: Uint8Array | null, clientEof: boolean): void {
     if (this.clientStarted || this.closed) return;
     this.clientStarted = true;
-    const f = this.toServer;
-    (this.client as FlowHandle)[kFlow] = f;
-    this.client.onread = onFlowRead;
-    if (pending && pending.length) {
-      f.write(pending);
-      if (this.closed) return;
-    }
-    if (clientEof) f.ended();
-    else if (!f.inflight) this.client.readStart();
+    this.toServer.start(pending, clientEof);
   }
 
   /**

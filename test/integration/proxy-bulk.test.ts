@@ -64,6 +64,18 @@ function drain(sock: Socket): Promise<[string, number]> {
   });
 }
 
+/** licgate in front of one server, health checks off: only the relay is under test. */
+function bulkProxy(upstreamPort: number, serverName: string): ReturnType<typeof startProxy> {
+  return startProxy(`
+frontends:
+  - { name: bulk, listen: "127.0.0.1:0", backend: b }
+backends:
+  - name: b
+    check: { type: none }
+    servers: [{ name: ${serverName}, address: "127.0.0.1:${upstreamPort}" }]
+`);
+}
+
 describe('bulk transfer through the proxy', () => {
   it('carries 100 MB each way at the same time, byte-exact (sha256 both directions)', async () => {
     const seed = randomBytes(MB);
@@ -72,14 +84,7 @@ describe('bulk transfer through the proxy', () => {
       // The server sends its own 100 MB while it hashes what it receives.
       serverSide = Promise.all([pump(s, stream(seed, 2)), drain(s)]).then(([sent, received]) => ({ sent, received }));
     });
-    const proxy = await startProxy(`
-frontends:
-  - { name: bulk, listen: "127.0.0.1:0", backend: b }
-backends:
-  - name: b
-    check: { type: none }
-    servers: [{ name: echoish, address: "127.0.0.1:${upstream.port}" }]
-`);
+    const proxy = await bulkProxy(upstream.port, 'echoish');
     const started = performance.now();
     const sock = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
     await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
@@ -106,14 +111,7 @@ backends:
       server = s;
       sent = pump(s, stream(seed, 3, SLOW_MB));
     });
-    const proxy = await startProxy(`
-frontends:
-  - { name: bulk, listen: "127.0.0.1:0", backend: b }
-backends:
-  - name: b
-    check: { type: none }
-    servers: [{ name: fast, address: "127.0.0.1:${upstream.port}" }]
-`);
+    const proxy = await bulkProxy(upstream.port, 'fast');
     const rssMb = (): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${proxy.child.pid}/status`, 'utf8'))![1]) / 1024;
     const before = rssMb();
     // Connected but not reading: Node reads up to its highWaterMark and stops, the kernel buffers fill.
