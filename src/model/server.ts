@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import type { ServerConfig } from '../config/schema.js';
 import { HealthState } from '../health/health-state.js';
@@ -37,8 +38,8 @@ export type ServerChange = (server: Server, from: string, reason: string, usable
 export class Server {
   readonly name: string;
   readonly address: HostPort;
-  /** The address connects and checks use: the host, or the last good DNS answer for a name. */
-  connectHost: string;
+  private host!: string;
+  private family = 0;
   /** Why the last DNS lookup of a host name failed; null when it resolved. */
   dnsError: string | null = null;
   readonly tier: number;
@@ -58,6 +59,21 @@ export class Server {
   /** Set after the first active check, so /ready knows every server has been looked at. */
   firstCheckDone: boolean;
   stateSince = Date.now();
+
+  /** The address connects and checks use: the host, or the last good DNS answer for a name. */
+  get connectHost(): string {
+    return this.host;
+  }
+
+  set connectHost(host: string) {
+    this.host = host;
+    this.family = isIP(host);
+  }
+
+  /** 4 or 6 when connectHost is an address, 0 for a name not resolved yet (worked out once, not per connect). */
+  get connectFamily(): number {
+    return this.family;
+  }
 
   constructor(cfg: ServerConfig, rise: number, fall: number, checked: boolean, private readonly onChange: ServerChange) {
     this.name = cfg.name;

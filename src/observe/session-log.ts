@@ -18,12 +18,39 @@ export function sessionLogger(log: Logger): (rec: SessionRecord) => void {
   const time = p[timeSym] as (() => string) | undefined;
   const bindings = typeof p[chindingsSym] === 'string' ? (p[chindingsSym] as string) : '';
   if (typeof stream?.write !== 'function' || typeof time !== 'function') return (rec) => log.info(rec, 'session closed');
+  const stamp = time === pino.stdTimeFunctions.isoTime ? isoTimeByMillisecond() : time;
+  // Frontend, backend and server names come from the config, a handful per daemon: each is
+  // JSON-quoted once, not on every line (the cache is dropped if reloads ever grow it past reason).
+  const quoted = new Map<string, string>();
+  const quote = (name: string): string => {
+    let q = quoted.get(name);
+    if (q === undefined) {
+      if (quoted.size >= 1024) quoted.clear();
+      quoted.set(name, (q = JSON.stringify(name)));
+    }
+    return q;
+  };
   return (rec) => {
     if (!log.isLevelEnabled('info')) return;
+    // rec.client is getpeername's address and port (inet_ntop: hex digits, '.', ':'), nothing to escape.
     stream.write!(
-      `{"level":${INFO}${time()}${bindings},"client":${JSON.stringify(rec.client)},"frontend":${JSON.stringify(rec.frontend)},"backend":${JSON.stringify(rec.backend)}` +
-        `,"server":${rec.server === null ? 'null' : JSON.stringify(rec.server)},"bytes_in":${rec.bytes_in},"bytes_out":${rec.bytes_out},"duration_ms":${rec.duration_ms}` +
+      `{"level":${INFO}${stamp()}${bindings},"client":"${rec.client}","frontend":${quote(rec.frontend)},"backend":${quote(rec.backend)}` +
+        `,"server":${rec.server === null ? 'null' : quote(rec.server)},"bytes_in":${rec.bytes_in},"bytes_out":${rec.bytes_out},"duration_ms":${rec.duration_ms}` +
         `,"end":"${rec.end}","retries":${rec.retries}${rec.error !== undefined ? `,"error":${JSON.stringify(rec.error)}` : ''},"msg":"session closed"}\n`,
     );
+  };
+}
+
+/** pino's isoTime, formatted once per millisecond: thousands of sessions a second share a few hundred stamps. */
+function isoTimeByMillisecond(): () => string {
+  let ms = -1;
+  let text = '';
+  return () => {
+    const now = Date.now();
+    if (now !== ms) {
+      ms = now;
+      text = `,"time":"${new Date(now).toISOString()}"`;
+    }
+    return text;
   };
 }

@@ -1,5 +1,4 @@
 import { lookup } from 'node:dns';
-import { isIP } from 'node:net';
 import { errnoError, newConnectReq, newSocketHandle, type ConnectReq, type TcpHandle } from '../io/tcp-handle.js';
 import { deadlineList, type DeadlineList, type Expiring } from '../io/deadline-list.js';
 import { isLocalResourceError } from '../io/local-errors.js';
@@ -68,7 +67,7 @@ export class Connector implements Expiring {
     this.deadlines.add(this);
     const host = server.connectHost;
     const port = this.port ?? server.address.port;
-    const family = isIP(host);
+    const family = server.connectFamily;
     if (family === 0) this.resolveThenConnect(handle, host, port);
     else this.connect(handle, host, port, family);
   }

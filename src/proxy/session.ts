@@ -260,7 +260,7 @@ export class Session implements ConnectOwner, RelayOwner {
       duration_ms: Date.now() - this.started,
       end,
       retries: this.retries,
-      ...(error ? { error } : {}),
+      error,
     });
   }
 }

@@ -1,5 +1,6 @@
 const CRLF = Buffer.from('STATUS\r\n');
 const LF = Buffer.from('STATUS\n');
+const S = 0x53;
 
 export type SniffVerdict = 'status' | 'partial' | 'other';
 
@@ -8,6 +9,8 @@ export type SniffVerdict = 'status' | 'partial' | 'other';
  * one (TCP may split even 8 bytes), 'other' as soon as they cannot be one.
  */
 export function sniffStatus(buf: Buffer): SniffVerdict {
+  // Nearly every session starts with something else: one byte decides it without two compares in C++.
+  if (buf.length > 0 && buf[0] !== S) return 'other';
   if (startsWith(buf, CRLF) || startsWith(buf, LF)) return 'status';
   if (isPrefixOf(buf, CRLF) || isPrefixOf(buf, LF)) return 'partial';
   return 'other';

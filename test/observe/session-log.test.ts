@@ -40,6 +40,25 @@ describe('the session-closed log line', () => {
     }
   });
 
+  it('stamps each line with the time it was written (the formatted stamp is reused only within one millisecond)', async () => {
+    const { lines, dest } = capture();
+    const fast = sessionLogger(createLogger({ level: 'info', format: 'json' }, dest));
+    const stamps: Array<[number, number, number]> = [];
+    for (let i = 0; i < 3; i++) {
+      const before = Date.now();
+      fast(records[0]!);
+      const after = Date.now();
+      stamps.push([before, Date.parse((JSON.parse(lines[i]!) as { time: string }).time), after]);
+      const next = Date.now() + 2;
+      while (Date.now() < next) await new Promise((r) => setImmediate(r));
+    }
+    for (const [before, t, after] of stamps) {
+      expect(t).toBeGreaterThanOrEqual(before);
+      expect(t).toBeLessThanOrEqual(after);
+    }
+    expect(new Set(stamps.map(([, t]) => t)).size).toBe(3);
+  });
+
   it('keeps a child logger\'s bindings and obeys the level (nothing below info is written when level is warn)', () => {
     const { lines, dest } = capture();
     const log = pino({ level: 'info', timestamp: () => ',"time":"fixed"' }, dest).child({ role: 'proxy' });
