@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
+import { bulkBuffers, busyBuffers } from '../io/read-buffer-pool.js';
 import { tierName, type ModelEvents } from '../model/events.js';
 import type { Backend } from '../model/backend.js';
 import type { Model } from '../model/model.js';
@@ -167,6 +168,17 @@ export class Metrics {
     this.frontendMetric(Gauge, 'licgate_frontend_waiting_connections', 'Accepted clients waiting for a session slot (frontend maxconn).', (f) => f.queued);
     this.frontendMetric(Counter, 'licgate_frontend_rejected_total', 'Clients closed at once because the frontend wait list was full or their wait timed out.', (f) => f.rejected);
     this.frontendMetric(Counter, 'licgate_frontend_accept_errors_total', 'accept() failures such as EMFILE (out of file descriptors).', (f) => f.acceptErrors);
+
+    new Gauge({
+      name: 'licgate_relay_read_buffers',
+      help: 'Pooled read buffers held by relay directions: busy (16 KiB, many small messages) and bulk (256 KiB). Each is held until its session closes.',
+      labelNames: ['kind'],
+      registers: reg,
+      collect() {
+        this.set({ kind: 'busy' }, busyBuffers.held);
+        this.set({ kind: 'bulk' }, bulkBuffers.held);
+      },
+    });
 
     // --- sessions: from the cells the hooks fill
     this.pairMetric(Counter, 'licgate_connections_total', 'Sessions connected to a server.', (c) => c.connections);

@@ -59,7 +59,7 @@ export class Connector implements Expiring {
     }
     this.server = server;
     this.backend.acquire(server, this.clientKey);
-    // TCP keepalive is armed later by the frontend's sweep (Session.armKeepalive): four setsockopt
+    // TCP keepalive is armed later by the frontend's sweep (Session.everySecond): four setsockopt
     // calls per socket are wasted on the many sessions that last under a second.
     const handle = newSocketHandle();
     handle.setNoDelay(true);

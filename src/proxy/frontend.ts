@@ -25,7 +25,8 @@ export class Frontend {
   rejected = 0;
   acceptErrors = 0;
   private listener: ListenHandle | null = null;
-  private keepaliveSweep: NodeJS.Timeout | null = null;
+  /** Keepalive arming and busy-read counting (Session.everySecond), while listening or sessions remain. */
+  private secondSweep: NodeJS.Timeout | null = null;
   private idleSweep: NodeJS.Timeout | null = null;
 
   /** cfg and backend change on a reload that keeps this listener (see retarget). */
@@ -55,11 +56,11 @@ export class Frontend {
     handle[kFrontend] = this;
     handle.onconnection = onConnection;
     this.listener = handle;
-    this.keepaliveSweep = setInterval(() => {
+    this.secondSweep = setInterval(() => {
       const now = Date.now();
-      for (const s of this.sessions) s.armKeepalive(now);
+      for (const s of this.sessions) s.everySecond(now);
     }, KEEPALIVE_ARM_AFTER_MS);
-    this.keepaliveSweep.unref();
+    this.secondSweep.unref();
     this.startIdleSweep();
   }
 
@@ -80,10 +81,12 @@ export class Frontend {
     this.idleSweep.unref();
   }
 
-  private stopIdleSweepIfDone(): void {
-    if (this.listener !== null || this.sessions.size > 0 || this.idleSweep === null) return;
-    clearInterval(this.idleSweep);
+  private stopSweepsIfDone(): void {
+    if (this.listener !== null || this.sessions.size > 0) return;
+    if (this.idleSweep) clearInterval(this.idleSweep);
+    if (this.secondSweep) clearInterval(this.secondSweep);
     this.idleSweep = null;
+    this.secondSweep = null;
   }
 
   address(): AddressInfo {
@@ -98,10 +101,8 @@ export class Frontend {
       this.listener.close();
       this.listener = null;
     }
-    if (this.keepaliveSweep) clearInterval(this.keepaliveSweep);
-    this.keepaliveSweep = null;
-    // The idle sweep serves open sessions until the last one ends (sessionEnded stops it then).
-    this.stopIdleSweepIfDone();
+    // The sweeps serve open sessions until the last one ends (sessionEnded stops them then).
+    this.stopSweepsIfDone();
     // Clients still waiting for a session slot would otherwise start sessions during shutdown.
     for (const w of this.waiting.splice(0)) w.drop();
   }
@@ -124,7 +125,7 @@ export class Frontend {
 
   sessionEnded(session: Session, rec: SessionRecord): void {
     this.sessions.delete(session);
-    this.stopIdleSweepIfDone();
+    this.stopSweepsIfDone();
     this.hooks.sessionEnded(rec);
     const next = this.waiting.shift();
     if (next) this.begin(next.take());

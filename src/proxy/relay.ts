@@ -1,4 +1,4 @@
-import { giveReadBuffer, takeReadBuffer } from '../io/read-buffer-pool.js';
+import { bulkBuffers, busyBuffers } from '../io/read-buffer-pool.js';
 import { errnoCode, lastWriteWasAsync, newShutdownReq, newWriteReq, readOffset, readResult, UV_EOF, type ShutdownReq, type TcpHandle, type WriteReq } from '../io/tcp-handle.js';
 
 export type EndReason = 'closed' | 'client-reset' | 'server-reset' | 'client-error' | 'server-error' | 'idle-timeout' | 'shutdown';
@@ -9,8 +9,15 @@ export interface RelayOwner {
 }
 
 const kFlow = Symbol('licgate.flow');
-/** A read this big says the direction carries bulk data: from then on it reads into a pooled buffer. */
+/** A read this big says the direction carries bulk data: from then on it reads into a pooled bulk buffer. */
 const BULK_READ = 16 * 1024;
+/**
+ * This many reads between two of the frontend's once-a-second sweeps say the direction is busy
+ * with small messages: from then on it reads into a pooled busy buffer. A license session's
+ * checkout and heartbeats stay far below (a few dozen messages when it starts, then one every
+ * minute or so), so quiet sessions keep Node's per-read allocation and their idle memory.
+ */
+export const BUSY_READS = 64;
 type FlowHandle = TcpHandle & { [kFlow]: Flow };
 type FlowWriteReq = WriteReq & { flow: Flow | null };
 type FlowShutdownReq = ShutdownReq & { flow: Flow };
@@ -28,9 +35,13 @@ export class Flow {
   /** We sent our FIN to `to`. */
   shut = false;
   bytes = 0;
+  /** Reads since the frontend's last sweep, counted until the direction has a read buffer. */
+  reads = 0;
   other!: Flow;
-  /** `from` reads into this pooled buffer once the direction turned out to carry bulk data. */
+  /** The pooled buffer `from` reads into, once the direction turned out busy or bulk; null: Node allocates per read. */
   private readBuffer: Uint8Array | null = null;
+  /** Kept after the switch to a bulk buffer: a write still in flight may point into it. */
+  private busyBuffer: Uint8Array | null = null;
 
   constructor(
     readonly relay: Relay,
@@ -76,24 +87,42 @@ export class Flow {
     this.from.readStop();
   }
 
-  /** Called inside onread: safe, since the next read is the first to use the new buffer. */
-  useReadBuffer(): void {
-    this.readBuffer = takeReadBuffer();
+  /**
+   * From the next read on, `from` reads into a pooled buffer (busy, or bulk: see the pools). Safe
+   * at any time outside a read: a write of what was read before still points at the old memory,
+   * which stays with this flow until release.
+   */
+  useReadBuffer(bulk: boolean): void {
+    if (this.readBuffer !== null && (!bulk || this.readBuffer.length === bulkBuffers.size)) return;
+    if (this.readBuffer !== null) this.busyBuffer = this.readBuffer;
+    this.readBuffer = (bulk ? bulkBuffers : busyBuffers).take();
     this.from.useUserBuffer(this.readBuffer);
   }
 
   readFromBuffer(n: number): void {
-    this.write(this.readBuffer!.subarray(0, n));
+    const buf = this.readBuffer!;
+    this.write(buf.subarray(0, n));
+    // A busy direction that fills its buffer carries bulk data after all.
+    if (n === buf.length && buf.length === busyBuffers.size && !this.relay.closed) this.useReadBuffer(true);
   }
 
-  get hasReadBuffer(): boolean {
-    return this.readBuffer !== null;
-  }
-
-  /** After `from` was closed. */
-  releaseReadBuffer(): void {
-    if (this.readBuffer) giveReadBuffer(this.readBuffer);
+  /**
+   * After `from` was closed, and `to` was closed or has no write in flight (see ReadBufferPool.give);
+   * with `pooled` false the buffers are dropped for the garbage collector instead.
+   */
+  releaseReadBuffer(pooled = true): void {
+    const buf = this.readBuffer;
+    if (buf !== null) {
+      const pool = buf.length === bulkBuffers.size ? bulkBuffers : busyBuffers;
+      if (pooled) pool.give(buf);
+      else pool.drop();
+    }
+    if (this.busyBuffer !== null) {
+      if (pooled) busyBuffers.give(this.busyBuffer);
+      else busyBuffers.drop();
+    }
     this.readBuffer = null;
+    this.busyBuffer = null;
   }
 
   ended(): void {
@@ -182,7 +211,14 @@ export class Relay {
   dropServer(): void {
     this.closed = true;
     this.server.close();
-    this.toClient.releaseReadBuffer();
+    // The client stays open for the reply: a write of server bytes to it may still point into the buffer.
+    this.toClient.releaseReadBuffer(!this.toClient.inflight);
+  }
+
+  /** The frontend's once-a-second sweep: read counting starts over. */
+  sweep(): void {
+    this.toServer.reads = 0;
+    this.toClient.reads = 0;
   }
 
   /** Ends the session from our side (shutdown grace expired, admin kill, idle timeout). */
@@ -236,7 +272,9 @@ function onFlowRead(this: FlowHandle, buf: ArrayBuffer | undefined): void {
       return;
     }
     f.write(new Uint8Array(buf, readOffset(), n));
-    if (n >= BULK_READ && !f.hasReadBuffer && !f.relay.closed) f.useReadBuffer();
+    if (f.relay.closed) return;
+    if (n >= BULK_READ) f.useReadBuffer(true);
+    else if (++f.reads >= BUSY_READS) f.useReadBuffer(false);
     return;
   }
   if (n === 0 || f.relay.closed) return;

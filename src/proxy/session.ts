@@ -90,12 +90,14 @@ export class Session implements ConnectOwner, RelayOwner {
   }
 
   /**
-   * TCP keepalive on both handles, for sessions that lived past KEEPALIVE_ARM_AFTER_MS (the
-   * frontend sweeps once a second). It exists to find peers that vanished during long silences,
-   * so arming it a second late changes nothing, and short sessions skip eight setsockopt calls.
+   * The frontend's sweep, once a second. Arms TCP keepalive on both handles of sessions that lived
+   * past KEEPALIVE_ARM_AFTER_MS: it exists to find peers that vanished during long silences, so
+   * arming it a second late changes nothing, and short sessions skip eight setsockopt calls. And
+   * the relay's read counting (busy directions, see BUSY_READS) starts over.
    */
-  armKeepalive(now: number): void {
+  everySecond(now: number): void {
     const relay = this.relay;
+    if (relay !== null) relay.sweep();
     if (this.keepaliveArmed || relay === null || relay.closed || now - this.started < KEEPALIVE_ARM_AFTER_MS) return;
     this.keepaliveArmed = true;
     if (this.fe.cfg.keepalive) relay.client.setKeepAlive(true, KEEPALIVE_DELAY_MS / 1000);

@@ -138,4 +138,74 @@ describe('bulk transfer through the proxy', () => {
     expect(received).toEqual([await sent!, SLOW_MB * MB]);
     sock.destroy();
   });
+
+  it('a connection that turns busy with small messages, then carries bulk data to a reader that stalls, stays byte-exact; its read buffers are held while it lives and given back when it closes', async () => {
+    const upstream = await startTcpServer((s) => s.pipe(s));
+    const proxy = await bulkProxy(upstream.port, 'echo');
+    const buffers = async (): Promise<{ busy: number; bulk: number }> => {
+      const text = (await proxy.get('/metrics')).body;
+      const held = (kind: string): number => Number(new RegExp(`^licgate_relay_read_buffers\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return { busy: held('busy'), bulk: held('bulk') };
+    };
+    expect(await buffers()).toEqual({ busy: 0, bulk: 0 });
+    const sock = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    const echoed = createHash('sha256');
+    const sent = createHash('sha256');
+    let got = 0;
+    let waiter: (() => void) | null = null;
+    let want = 0;
+    sock.on('data', (d: Buffer) => {
+      echoed.update(d);
+      got += d.length;
+      if (waiter && got >= want) waiter();
+    });
+    const echoedUpTo = (n: number): Promise<void> =>
+      new Promise((resolve) => {
+        want = n;
+        if (got >= n) resolve();
+        else waiter = resolve;
+      });
+    let total = 0;
+    const send = (b: Buffer): boolean => {
+      sent.update(b);
+      total += b.length;
+      return sock.write(b);
+    };
+    // Request/response: 400 small messages, each echoed before the next goes (a read per message each way).
+    for (let i = 0; i < 400; i++) {
+      send(randomBytes(100 + (i % 37) * 40));
+      await echoedUpTo(total);
+    }
+    expect((await buffers()).busy).toBe(2);
+    // Bulk, and the client stops reading half-way: the proxy's write to it goes asynchronous (one
+    // write in flight, pointing into a pooled buffer) and everything behind it stalls.
+    const seed = randomBytes(MB);
+    const bulk = stream(seed, 4, 64);
+    for (let c = bulk.next(), i = 0; c; c = bulk.next(), i++) {
+      if (i === 12) sock.pause();
+      if (!send(c) && i < 12) await new Promise((r) => sock.once('drain', r));
+    }
+    // Stalled = the client's unsent bytes no longer shrink between two polls 300 ms apart.
+    let last = -1;
+    await waitFor(
+      () => {
+        const n = sock.writableLength;
+        const stalled = n > 0 && n === last;
+        last = n;
+        return stalled;
+      },
+      { timeoutMs: 20_000, intervalMs: 300, what: 'the echo path to stall behind the paused client' },
+    );
+    expect(await buffers()).toEqual({ busy: 2, bulk: 2 });
+    sock.resume();
+    await echoedUpTo(total);
+    sock.end();
+    await new Promise((r) => sock.once('end', r));
+    expect(got).toBe(total);
+    expect(echoed.digest('hex')).toBe(sent.digest('hex'));
+    sock.destroy();
+    await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 5000, what: 'session log line' });
+    expect(await buffers()).toEqual({ busy: 0, bulk: 0 });
+  });
 });
