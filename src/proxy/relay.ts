@@ -88,9 +88,9 @@ export class Flow {
   }
 
   /**
-   * From the next read on, `from` reads into a pooled buffer (busy, or bulk: see the pools). Safe
-   * at any time outside a read: a write of what was read before still points at the old memory,
-   * which stays with this flow until release.
+   * From the next read on, `from` reads into a pooled buffer (busy, or bulk: see the pools). Called
+   * inside onread, after the write of what was just read: that write may still point at the old
+   * memory, so a busy buffer replaced by a bulk one stays with this flow until release.
    */
   useReadBuffer(bulk: boolean): void {
     if (this.readBuffer !== null && (!bulk || this.readBuffer.length === bulkBuffers.size)) return;
