@@ -140,7 +140,11 @@ describe('bulk transfer through the proxy', () => {
   });
 
   it('a connection that turns busy with small messages, then carries bulk data to a reader that stalls, stays byte-exact; its read buffers are held while it lives and given back when it closes', async () => {
-    const upstream = await startTcpServer((s) => s.pipe(s));
+    let server: Socket | null = null;
+    const upstream = await startTcpServer((s) => {
+      server = s;
+      s.pipe(s);
+    });
     const proxy = await bulkProxy(upstream.port, 'echo');
     const buffers = async (): Promise<{ busy: number; bulk: number }> => {
       const text = (await proxy.get('/metrics')).body;
@@ -181,21 +185,23 @@ describe('bulk transfer through the proxy', () => {
     // Bulk, and the client stops reading half-way: the proxy's write to it goes asynchronous (one
     // write in flight, pointing into a pooled buffer) and everything behind it stalls.
     const seed = randomBytes(MB);
-    const bulk = stream(seed, 4, 64);
+    const beforeBulk = total;
+    const bulk = stream(seed, 4, 96);
     for (let c = bulk.next(), i = 0; c; c = bulk.next(), i++) {
       if (i === 12) sock.pause();
       if (!send(c) && i < 12) await new Promise((r) => sock.once('drain', r));
     }
-    // Stalled = the client's unsent bytes no longer shrink between two polls 300 ms apart.
+    // Stalled = the echo server has echoed the bulk data sent before the pause, and its byte count
+    // no longer moves between two polls 300 ms apart.
     let last = -1;
     await waitFor(
       () => {
-        const n = sock.writableLength;
-        const stalled = n > 0 && n === last;
+        const n = server?.bytesWritten ?? 0;
+        const stalled = n >= beforeBulk + 12 * MB && n === last;
         last = n;
         return stalled;
       },
-      { timeoutMs: 20_000, intervalMs: 300, what: 'the echo path to stall behind the paused client' },
+      { timeoutMs: 30_000, intervalMs: 300, what: 'the echo server to stall behind the paused client' },
     );
     expect(await buffers()).toEqual({ busy: 2, bulk: 2 });
     sock.resume();
