@@ -22,17 +22,13 @@ export class ReadBufferPool {
   }
 
   /**
-   * Only once nothing can touch `buf` any more: the handle that read into it is closed (libuv
-   * reads no more into it after uv_close) and so is the one it was written to, or that write completed.
+   * With `reuse`, only once nothing can touch `buf` any more: the handle that read into it is
+   * closed (libuv reads no more into it after uv_close) and so is the one it was written to, or
+   * that write completed. Without, a buffer that may still be in use is left to the garbage collector.
    */
-  give(buf: Uint8Array): void {
+  give(buf: Uint8Array, reuse = true): void {
     this.held--;
-    if (this.free.length < this.keep) this.free.push(buf);
-  }
-
-  /** A buffer that may still be in use (a write in flight on an open handle) is left to the garbage collector. */
-  drop(): void {
-    this.held--;
+    if (reuse && this.free.length < this.keep) this.free.push(buf);
   }
 }
 

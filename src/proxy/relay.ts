@@ -111,16 +111,8 @@ export class Flow {
    * with `pooled` false the buffers are dropped for the garbage collector instead.
    */
   releaseReadBuffer(pooled = true): void {
-    const buf = this.readBuffer;
-    if (buf !== null) {
-      const pool = buf.length === bulkBuffers.size ? bulkBuffers : busyBuffers;
-      if (pooled) pool.give(buf);
-      else pool.drop();
-    }
-    if (this.busyBuffer !== null) {
-      if (pooled) busyBuffers.give(this.busyBuffer);
-      else busyBuffers.drop();
-    }
+    if (this.readBuffer !== null) (this.readBuffer.length === bulkBuffers.size ? bulkBuffers : busyBuffers).give(this.readBuffer, pooled);
+    if (this.busyBuffer !== null) busyBuffers.give(this.busyBuffer, pooled);
     this.readBuffer = null;
     this.busyBuffer = null;
   }

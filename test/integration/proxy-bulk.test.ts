@@ -64,6 +64,23 @@ function drain(sock: Socket): Promise<[string, number]> {
   });
 }
 
+/**
+ * Stalled = a byte count that reached `atLeast` no longer moves between two polls 300 ms apart;
+ * resolves with that count.
+ */
+function stallOf(bytes: () => number, atLeast: number, timeoutMs: number, what: string): Promise<number> {
+  let last = -1;
+  return waitFor(
+    () => {
+      const n = bytes();
+      const stalled = n >= atLeast && n === last;
+      last = n;
+      return stalled && n;
+    },
+    { timeoutMs, intervalMs: 300, what },
+  );
+}
+
 /** licgate in front of one server, health checks off: only the relay is under test. */
 function bulkProxy(upstreamPort: number, serverName: string): ReturnType<typeof startProxy> {
   return startProxy(`
@@ -118,16 +135,7 @@ describe('bulk transfer through the proxy', () => {
     const sock = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
     await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
     // Stalled = the server's byte count no longer moves between two polls 300 ms apart.
-    let last = -1;
-    const stalledAt = await waitFor(
-      () => {
-        const n = server?.bytesWritten ?? 0;
-        const stalled = n > 0 && n === last;
-        last = n;
-        return stalled && n;
-      },
-      { timeoutMs: 20_000, intervalMs: 300, what: 'the server to stall behind the non-reading client' },
-    );
+    const stalledAt = await stallOf(() => server?.bytesWritten ?? 0, 1, 20_000, 'the server to stall behind the non-reading client');
     const grown = rssMb() - before;
     console.log(`slow reader: server stalled after ${(stalledAt / MB).toFixed(1)} MB of ${SLOW_MB}; proxy RSS +${grown.toFixed(1)} MB`);
     // Without backpressure the proxy would take all 400 MB into its heap as fast as loopback allows.
@@ -193,16 +201,7 @@ describe('bulk transfer through the proxy', () => {
     }
     // Stalled = the echo server has echoed the bulk data sent before the pause, and its byte count
     // no longer moves between two polls 300 ms apart.
-    let last = -1;
-    await waitFor(
-      () => {
-        const n = server?.bytesWritten ?? 0;
-        const stalled = n >= beforeBulk + 12 * MB && n === last;
-        last = n;
-        return stalled;
-      },
-      { timeoutMs: 30_000, intervalMs: 300, what: 'the echo server to stall behind the paused client' },
-    );
+    await stallOf(() => server?.bytesWritten ?? 0, beforeBulk + 12 * MB, 30_000, 'the echo server to stall behind the paused client');
     expect(await buffers()).toEqual({ busy: 2, bulk: 2 });
     sock.resume();
     await echoedUpTo(total);
