@@ -52,7 +52,10 @@ describe('npm run bench (short schedule)', () => {
     }
     for (const target of ['haproxy', 'licgate']) expect(r.json.medians.idle?.[target], `idle ${target}`).toBeGreaterThan(0);
     expect(r.out).toMatch(/^\| metric \| direct \| haproxy \| licgate \| licgate\/haproxy \|$/m);
-    expect(r.out).toMatch(/^\| requests\/s \(keep-alive, wrk -c50\) \| \d+ \| \d+ \| \d+ \| \d+\.\d\d× \|$/m);
+    // A figure whose sample another process disturbed (over 10 % of a core in that second) carries a
+    // `*`: with one 1 s round, a CI machine's background blip is enough, and the table is still right.
+    expect(r.out).toMatch(/^\| requests\/s \(keep-alive, wrk -c50\) \| \d+\*? \| \d+\*? \| \d+\*? \| \d+\.\d\d× \|$/m);
+    if (/^\|[^\n]*\d\* \|/m.test(r.out)) expect(r.out).toContain('\n* median includes samples disturbed by other processes');
   }, 300_000);
 
   it('times failover for licgate, HAProxy seed and HAProxy tuned, killed and black-holed, and removes its black holes', async (ctx) => {
