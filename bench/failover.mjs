@@ -454,11 +454,13 @@ async function runOne(env, variant, fault, tag) {
   } finally {
     if (loop) await loop.stop().catch(() => {});
     held?.sock.destroy();
-    for (const c of started.reverse()) await stopChild(c, 500);
+    // The rule goes before the primary does: once its port is free, any socket on this machine may
+    // be given that port and would have its packets dropped.
     if (fault === 'blackholed' && rules.has(primary)) {
       r.ruleRemoved = removeBlackhole(primary);
       if (!r.ruleRemoved) env.log(`bench: WARNING: could not remove iptables rule ${ruleSpec(primary).join(' ')}`);
     }
+    for (const c of started.reverse()) await stopChild(c, 500);
   }
   return r;
 }
