@@ -120,7 +120,8 @@ function die(msg) {
   process.stderr.write(`bench: ${msg}\n`);
   process.exit(2);
 }
-const log = (msg) => process.stderr.write(`${msg}\n`);
+let outputGone = false; // whoever read our output went away (`npm run bench | head`): see stop()
+const log = (msg) => { if (!outputGone) process.stderr.write(`${msg}\n`); };
 
 // ───────────────────────────── children & cleanup ─────────────────────────────
 const children = new Set(); // { name, proc, pid, exited, code, stderrFile }
@@ -240,12 +241,21 @@ function cleanupSync() { // last resort on 'exit': synchronous only
 }
 process.on('exit', cleanupSync);
 let aborting = null; // set by a signal: every pending step rejects and no report is printed
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    if (aborting) return;
-    aborting = sig;
-    log(`\nbench: ${sig}, stopping children`);
-    cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+/** Once, whatever asks first: every pending step rejects, children and black holes go, then exit. */
+function stop(why, code) {
+  if (aborting) return;
+  aborting = why;
+  log(`\nbench: ${why}, stopping children`);
+  cleanup().finally(() => process.exit(code));
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => stop(sig, sig === 'SIGINT' ? 130 : 143));
+// Node ignores SIGPIPE, so a closed reader shows up as EPIPE on the next write. Unhandled, each one
+// was an uncaughtException whose log line failed again: a loop that spun at full CPU and grew to GBs
+// while nginx, HAProxy and an iptables rule stayed behind. Stop the way SIGPIPE would have.
+for (const out of [process.stdout, process.stderr]) {
+  out.on('error', () => {
+    outputGone = true;
+    stop('output closed', 141);
   });
 }
 process.on('uncaughtException', (err) => {

@@ -1,11 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { requireTools } from '../helpers/require-tools.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const BENCH = fileURLToPath(new URL('../../bench/run.mjs', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'licgate-bench-test-'));
@@ -78,4 +79,32 @@ describe('npm run bench (short schedule)', () => {
     expect(rules.status).toBe(0);
     expect(rules.stdout).not.toContain('licgate-bench');
   }, 300_000);
+
+  it('stops like on SIGPIPE when its reader goes away (`npm run bench | head`): exit 141, no child left behind', async () => {
+    // The bench's children (nginx, HAProxy, licgate) name files in its licgate-bench-XXXXXX directory.
+    const benchChildren = (): string[] =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((pid) => {
+          try {
+            return /\/licgate-bench-(?!test-)/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+          } catch {
+            return false;
+          }
+        });
+    const child = spawn(process.execPath, [BENCH, '--only', 'haproxy', '--tests', 'rps', '--rounds', '2', '--duration', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    // After the first round's line, close both ends as `head -1` would; the next line meets EPIPE.
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => String(d).includes('[round 1/') && resolve()));
+    expect(benchChildren().length).toBeGreaterThan(0);
+    child.stdout.destroy();
+    child.stderr.destroy();
+    let deadline: NodeJS.Timeout | undefined;
+    const [code] = await Promise.race([exited, new Promise<[string]>((resolve) => (deadline = setTimeout(() => resolve(['still running after 30 s']), 30_000)))]);
+    clearTimeout(deadline);
+    // Its watchdog takes the children with it once it is gone.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    expect(code).toBe(141);
+    await waitFor(() => benchChildren().length === 0, { timeoutMs: 5000, what: 'the bench children to be gone' });
+  }, 120_000);
 });
