@@ -251,7 +251,7 @@ function stop(why, code) {
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => stop(sig, sig === 'SIGINT' ? 130 : 143));
 // Node ignores SIGPIPE, so a closed reader shows up as EPIPE on the next write. Unhandled, each one
 // was an uncaughtException whose log line failed again: a loop that spun at full CPU and grew to GBs
-// while nginx, HAProxy and an iptables rule stayed behind. Stop the way SIGPIPE would have.
+// and never reached the exit. Stop the way SIGPIPE would have.
 for (const out of [process.stdout, process.stderr]) {
   out.on('error', () => {
     outputGone = true;
