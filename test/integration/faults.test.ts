@@ -1,13 +1,16 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LicenseClient } from '../helpers/license-client.js';
 import { runCli, startProxy, startSimulator, stopAll } from '../helpers/proxy-harness.js';
 import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+const dir = mkdtempSync(join(tmpdir(), 'licgate-faults-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const sockets: Socket[] = [];
 const servers: Server[] = [];
@@ -77,7 +80,6 @@ describe('faults licgate survives', () => {
     blocker.listen(0, '127.0.0.1');
     await once(blocker, 'listening');
     const port = (blocker.address() as { port: number }).port;
-    const dir = mkdtempSync(join(tmpdir(), 'licgate-faults-'));
     const file = join(dir, 'c.yaml');
     writeFileSync(file, `frontends:\n  - { name: lmgrd, listen: 127.0.0.1:${port}, backend: b }\nbackends:\n  - name: b\n    servers: [ { name: s1, address: 127.0.0.1:1 } ]\n`);
     const r = await runCli(['run', '--config', file]);
