@@ -1,15 +1,11 @@
-import { connect, createServer, type Server } from 'node:net';
+import { connect } from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EXIT_FLUSH_MS, LOG_HOLD_LIMIT } from '../../src/observe/log.js';
-import { startProxy, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { startProxy, startTcpServer, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const servers: Server[] = [];
-afterEach(async () => {
-  for (const s of servers.splice(0)) s.close();
-  await stopAll();
-});
+afterEach(() => stopAll());
 
 // Names of the longest kind make each session line ~430 bytes, so fewer sessions fill the hold limit.
 const FE = `fe-${'f'.repeat(61)}`;
@@ -17,16 +13,9 @@ const BE = `be-${'b'.repeat(61)}`;
 const SV = `sv-${'s'.repeat(61)}`;
 const DROPPED = 'log output was not being read: lines dropped';
 
-/** A backend that ends every connection at once: each session is one short line in the log. */
+/** A backend that ends every connection at once: each session is one line in the log, and quick. */
 async function closingBackend(): Promise<number> {
-  const srv = createServer((s) => {
-    s.on('error', () => undefined);
-    s.end();
-  });
-  servers.push(srv);
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  return (srv.address() as { port: number }).port;
+  return (await startTcpServer((s) => s.end())).port;
 }
 
 async function licgate(backendPort: number): Promise<ProxyProcess> {
