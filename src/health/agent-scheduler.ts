@@ -16,8 +16,6 @@ export class AgentScheduler {
   private readonly timers = new Map<Server, NodeJS.Timeout>();
   private readonly inflight = new Map<Server, AbortController>();
   private readonly memory = new Map<Server, AgentMemory>();
-  /** Last failure to read an agent, per server (cleared by a reply): for /status and tests. */
-  readonly lastError = new Map<Server, string>();
   private stopped = false;
 
   constructor(
@@ -58,14 +56,16 @@ export class AgentScheduler {
     try {
       line = await readAgentLine({ host: server.connectHost, port: this.port }, ctl.signal, '', READ_LIMIT);
     } catch (e) {
-      this.lastError.set(server, (e as Error).message);
+      // Kept on the server for /status: an agent that cannot be read changes nothing, so without
+      // this a stale agent weight or drain would have no visible cause.
+      if (!this.stopped) server.agentError = (e as Error).message;
     } finally {
       clearTimeout(timer);
       this.inflight.delete(server);
     }
     if (this.stopped) return;
     if (line !== null) {
-      this.lastError.delete(server);
+      server.agentError = null;
       const mem = mergeAgentLine(this.memory.get(server) ?? null, parseAgentLine(line), line);
       this.memory.set(server, mem);
       const view = agentView(mem, true);

@@ -28,7 +28,9 @@ export class Backend {
   constructor(readonly cfg: BackendConfig, private readonly events: ModelEvents) {
     this.name = cfg.name;
     const checked = cfg.check.type !== 'none';
-    this.servers = cfg.servers.map((s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, (srv, from, reason, usableBefore) => this.serverChanged(srv, from, reason, usableBefore)));
+    this.servers = cfg.servers.map(
+      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, (srv, from, reason, usableBefore) => this.serverChanged(srv, from, reason, usableBefore), () => this.serveQueue()),
+    );
     const tierNums = [...new Set(this.servers.map((s) => s.tier))].sort((a, b) => a - b);
     this.tiers = tierNums.map((tier) => ({ tier, servers: this.servers.filter((s) => s.tier === tier) }));
     this.balancer = cfg.balance === 'leastconn' ? new LeastConn() : cfg.balance === 'source' ? new SourceHash() : new SmoothRoundRobin();
@@ -77,7 +79,19 @@ export class Backend {
   release(server: Server, clientKey: string): void {
     server.active--;
     this.stick?.sessionClosed(clientKey);
-    if (this.queue.length && server.maxconn > 0) this.queue.shift()!.wake();
+    // Not when the server is still full (an agent lowered its maxconn below the sessions it holds):
+    // the woken connection would only go back to the end of the queue.
+    if (this.queue.length && server.usable) this.queue.shift()!.wake();
+  }
+
+  /**
+   * Slots appeared without a session ending: a server came up or back from drain/maint, or its
+   * agent raised maxconn. Queued connections take them at once, oldest first, as HAProxy's
+   * pendconn_grab_from_px / process_srv_queue do, instead of waiting for a release or queue_timeout.
+   * Each wake either takes a slot or goes back to the end of the queue, so one pass is enough.
+   */
+  private serveQueue(): void {
+    for (let n = this.queue.length; n > 0 && this.queue.length > 0 && this.servers.some(isUsable); n--) this.queue.shift()!.wake();
   }
 
   get queued(): number {
@@ -161,6 +175,7 @@ export class Backend {
     this.events.emit('server-state', { backend: this.name, server: server.name, from, to: server.stateText, reason, usableChanged });
     if (!usableChanged) return;
     this.reconsider(`${server.name} ${server.stateText}: ${reason}`);
+    if (server.eligible) this.serveQueue();
   }
 
   private setServing(tier: number | null, reason: string): void {

@@ -11,6 +11,8 @@ export interface AgentView {
   /** 'up' (or a bare weight) clears the agent's own down/drain/maint. */
   state: 'up' | 'down' | 'drain' | 'maint' | 'ready';
   weightPercent: number | null;
+  /** HAProxy's `maxconn:N` word (0: no limit); null keeps the configured maxconn. */
+  maxconn: number | null;
   reason: string;
 }
 
@@ -29,6 +31,8 @@ interface ConnectionCounts {
 }
 
 export type ServerChange = (server: Server, from: string, reason: string, usableBefore: boolean) => void;
+/** A mutation that may have opened slots without a visible state change (the agent raised maxconn). */
+export type ServerCapacity = (server: Server) => void;
 
 /**
  * One license server as the proxy sees it: health (active + passive), admin state, runtime weight
@@ -44,7 +48,7 @@ export class Server {
   dnsError: string | null = null;
   readonly tier: number;
   readonly configuredWeight: number;
-  readonly maxconn: number;
+  readonly configuredMaxconn: number;
   readonly health: HealthState;
   /** Checks of type none: always UP. */
   readonly checked: boolean;
@@ -52,6 +56,8 @@ export class Server {
   weight: number;
   admin: AdminState = 'ready';
   agent: AgentView | null = null;
+  /** Why the last read of this server's agent (backend agent_port) failed; null after a reply. */
+  agentError: string | null = null;
   /** Shared with the Server that replaces this one on a reload (see adoptRuntime). */
   private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0 };
   private consecutiveErrors = 0;
@@ -75,14 +81,21 @@ export class Server {
     return this.family;
   }
 
-  constructor(cfg: ServerConfig, rise: number, fall: number, checked: boolean, private readonly onChange: ServerChange) {
+  constructor(
+    cfg: ServerConfig,
+    rise: number,
+    fall: number,
+    checked: boolean,
+    private readonly onChange: ServerChange,
+    private readonly onCapacity: ServerCapacity = () => {},
+  ) {
     this.name = cfg.name;
     this.address = cfg.address;
     this.connectHost = cfg.address.host;
     this.tier = cfg.tier;
     this.configuredWeight = cfg.weight;
     this.weight = cfg.weight;
-    this.maxconn = cfg.maxconn;
+    this.configuredMaxconn = cfg.maxconn;
     this.checked = checked;
     this.firstCheckDone = !checked;
     this.health = new HealthState(rise, fall);
@@ -133,6 +146,7 @@ export class Server {
     if (old.weight !== old.configuredWeight) this.weight = old.weight;
     if (sameCheck) {
       this.agent = old.agent;
+      this.agentError = old.agentError;
       this.lastCheck = old.lastCheck;
     }
     this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
@@ -157,6 +171,12 @@ export class Server {
     return pct == null ? this.weight : (this.weight * pct) / 100;
   }
 
+  /** The agent's maxconn when it gave one (HAProxy `set maxconn server`), else the configured one; 0 is no limit. */
+  get maxconn(): number {
+    const agent = this.agent;
+    return agent !== null && agent.maxconn !== null ? agent.maxconn : this.configuredMaxconn;
+  }
+
   /** May this server take a new connection? */
   get usable(): boolean {
     return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0 && (this.maxconn === 0 || this.active < this.maxconn);
@@ -179,10 +199,13 @@ export class Server {
   private change(reason: string, mutate: () => void): void {
     const from = this.stateText;
     const usableBefore = this.eligible;
+    const maxconnBefore = this.maxconn;
     mutate();
     if (this.stateText !== from || this.eligible !== usableBefore) {
       if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = Date.now();
       this.onChange(this, from, reason, usableBefore);
+    } else if (this.maxconn !== maxconnBefore) {
+      this.onCapacity(this);
     }
   }
 

@@ -153,7 +153,7 @@ function updateRow(r, b, s, now) {
   r.stateBadge.className = 'state ' + stateClass(s.state);
   var w = s.effective_weight !== s.weight ? s.effective_weight + ' (' + s.weight + ')' : String(s.weight);
   setText(r.cells.weight, s.weight !== s.configured_weight ? w + ' / ' + s.configured_weight : w);
-  setText(r.cells.active, s.active);
+  setText(r.cells.active, s.maxconn > 0 ? s.active + ' / ' + s.maxconn : String(s.active));
   setText(r.cells.total, s.total);
   setText(r.cells.errors, s.connect_errors);
   var c = s.last_check;

@@ -76,20 +76,20 @@ describe('AgentScheduler (backend agent_port)', () => {
     ag.say('up ready 100%\n');
     await waitFor(() => a.agent?.state === 'up', { timeoutMs: 3000, what: 'the agent view' });
     await holdsFor(() => !a.up && a.stateText === 'DOWN', { forMs: 400, what: 'server stays DOWN while the agent says up' });
-    expect(s.lastError.size).toBe(0);
+    expect(a.agentError).toBeNull();
   });
 
   it('an unreachable or silent agent changes nothing (HAProxy: not an error)', async () => {
     const ag = await agent();
     const b = backend(ag.port);
     const a = b.server('a')!;
-    const s = run(b, ag.port);
+    run(b, ag.port);
     ag.say('drain 30%\n');
     await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN' });
     ag.say(null);
-    await waitFor(() => s.lastError.get(a) === 'agent closed without a reply', { timeoutMs: 3000, what: 'the empty reply noted' });
+    await waitFor(() => a.agentError === 'agent closed without a reply', { timeoutMs: 3000, what: 'the empty reply noted' });
     await ag.close();
-    await waitFor(() => s.lastError.get(a) === 'connection refused', { timeoutMs: 3000, what: 'the refusal noted' });
+    await waitFor(() => a.agentError === 'connection refused', { timeoutMs: 3000, what: 'the refusal noted' });
     expect(a.stateText).toBe('DRAIN');
     expect(a.agent).toMatchObject({ state: 'drain', weightPercent: 30 });
   });

@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../src/daemon.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
@@ -8,9 +8,11 @@ import { waitFor } from '../helpers/wait-for.js';
 let daemon: Daemon | null = null;
 let sims: LicenseSimulator[] = [];
 const clients: Socket[] = [];
+const agents: (() => Promise<void>)[] = [];
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.destroy();
+  for (const close of agents.splice(0)) await close();
   await daemon?.close();
   daemon = null;
   await Promise.all(sims.map((s) => s.close()));
@@ -29,6 +31,53 @@ function hello(port: number): { sock: Socket; reply: () => string; closed: () =>
   sock.on('close', () => (closed = true));
   sock.write('HELLO\n');
   return { sock, reply: () => reply, closed: () => closed };
+}
+
+/** A real HAProxy-style agent on 127.0.0.1 whose one-line reply the test changes. */
+async function agent(firstLine: string): Promise<{ port: number; say: (line: string) => void; close: () => Promise<void> }> {
+  let line = firstLine;
+  const srv = createServer((sock) => {
+    sock.on('error', () => sock.destroy());
+    sock.end(line);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const close = (): Promise<void> => new Promise<void>((r) => (srv.listening ? srv.close(() => r()) : r()));
+  agents.push(close);
+  return { port: (srv.address() as AddressInfo).port, say: (l) => (line = l), close };
+}
+
+/** One server on a simulator whose agent (backend agent_port) is read every 100 ms. */
+function agentConfig(simPort: number, agentPort: number): string {
+  return `admin: { listen: 127.0.0.1:0 }
+frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: b, inband_status: false }
+backends:
+  - name: b
+    check: { type: none }
+    agent_port: ${agentPort}
+    agent_inter: 100ms
+    queue_timeout: 10s
+    servers:
+      - { name: s1, address: 127.0.0.1:${simPort} }
+`;
+}
+
+/** A daemon whose one server (a simulator) has an agent saying `up maxconn:N`, applied already. */
+async function startWithAgent(maxconn: number) {
+  sims = await startSimulators(['s1']);
+  const ag = await agent(`up maxconn:${maxconn}\n`);
+  const d = await startDaemon(agentConfig(sims[0]!.address().port, ag.port));
+  daemon = d;
+  const backend = d.model.backend('b')!;
+  const s1 = backend.server('s1')!;
+  await waitFor(() => s1.maxconn === maxconn, { timeoutMs: 5000, what: `maxconn ${maxconn} from the agent` });
+  return { ag, port: d.frontends[0]!.address().port, backend, s1, d };
+}
+
+async function statusOf(d: Daemon): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${d.admin!.address().port}/status`);
+  const body = (await res.json()) as { backends: { servers: Record<string, unknown>[] }[] };
+  return body.backends[0]!.servers[0]!;
 }
 
 function config(simPort: number, opts: { serverMaxconn?: number; frontendMaxconn?: number; queueTimeout?: string; maxQueue?: number }): string {
@@ -109,5 +158,64 @@ describe('maxconn and the bounded queue', () => {
     a.sock.end();
     await waitFor(() => d.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'second waiting client served' });
     expect(fe.sessions.size).toBe(2);
+  });
+
+  it("an agent's maxconn:N limits the server like HAProxy's; raising it serves the queue at once; /status shows it and an unreadable agent", async () => {
+    const { ag, port, backend, s1, d } = await startWithAgent(1);
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'first session served' });
+    const b = hello(port);
+    await waitFor(() => backend.queued === 1, { timeoutMs: 5000, what: 'second connection queued behind the agent maxconn' });
+    expect(await statusOf(d)).toMatchObject({ maxconn: 1, configured_maxconn: 0, active: 1, agent: { maxconn: 1 } });
+    // No session ends: the agent's new limit alone lets the queued client in.
+    ag.say('up maxconn:2\n');
+    await waitFor(() => b.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'queued client served when the agent raised maxconn' });
+    expect([s1.active, backend.queued, a.closed()]).toEqual([2, 0, false]);
+    await ag.close();
+    await waitFor(() => s1.agentError === 'connection refused', { timeoutMs: 5000, what: 'the refused agent noted' });
+    // HAProxy keeps what an unreachable agent said last; /status says why it is stale.
+    expect(await statusOf(d)).toMatchObject({ maxconn: 2, agent_error: 'connection refused', agent: { maxconn: 2 } });
+  });
+
+  it('a queued connection takes a slot as soon as another server becomes usable, not at the next release', async () => {
+    sims = await startSimulators(['s1', 's2']);
+    daemon = await startDaemon(`frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: b, inband_status: false }
+backends:
+  - name: b
+    check: { type: none }
+    queue_timeout: 10s
+    servers:
+      - { name: s1, address: 127.0.0.1:${sims[0]!.address().port}, maxconn: 1 }
+      - { name: s2, address: 127.0.0.1:${sims[1]!.address().port}, maxconn: 1 }
+`);
+    const port = daemon.frontends[0]!.address().port;
+    const backend = daemon.model.backend('b')!;
+    backend.server('s2')!.setAdmin('maint', 'test');
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'first session on s1' });
+    const b = hello(port);
+    await waitFor(() => backend.queued === 1, { timeoutMs: 5000, what: 'second connection queued (s1 full, s2 in maint)' });
+    backend.server('s2')!.setAdmin('ready', 'test');
+    await waitFor(() => b.reply().includes('HELLO s2'), { timeoutMs: 5000, what: 'queued client served by s2 once it was ready' });
+    expect([backend.queued, backend.server('s1')!.active, a.closed()]).toEqual([0, 1, false]);
+  });
+
+  it('a session ending on a server still over its (lowered) maxconn wakes nobody: the queue keeps its order', async () => {
+    const { ag, port, backend, s1 } = await startWithAgent(2);
+    const a = hello(port);
+    const b = hello(port);
+    await waitFor(() => a.reply().includes('HELLO') && b.reply().includes('HELLO'), { timeoutMs: 5000, what: 'two sessions served' });
+    ag.say('up maxconn:1\n');
+    await waitFor(() => s1.maxconn === 1, { timeoutMs: 5000, what: 'maxconn lowered to 1' });
+    const q1 = hello(port);
+    await waitFor(() => backend.queued === 1, { timeoutMs: 5000, what: 'q1 queued' });
+    const q2 = hello(port);
+    await waitFor(() => backend.queued === 2, { timeoutMs: 5000, what: 'q2 queued behind q1' });
+    a.sock.end();
+    await waitFor(() => s1.active === 1, { timeoutMs: 5000, what: 'first session released (s1 still full at maxconn 1)' });
+    b.sock.end();
+    await waitFor(() => q1.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'q1, the older, served first' });
+    expect([q2.reply(), backend.queued, s1.active]).toEqual(['', 1, 1]);
   });
 });

@@ -58,7 +58,7 @@ backends:
       - { name: primary, address: 127.0.0.1:${sims.primary.port}, weight: 100 }
       - { name: secondary, address: 127.0.0.1:${sims.secondary.port}, weight: 100 }
       - { name: backup, address: 127.0.0.1:${sims.backup.port}, weight: 50, backup: true }
-      - { name: dr, address: 127.0.0.1:${sims.dr.port}, weight: 10, tier: 2 }
+      - { name: dr, address: 127.0.0.1:${sims.dr.port}, weight: 10, tier: 2, maxconn: 5 }
   - name: rlm
     check: { type: status, inter: 300ms, rise: 1, fall: 1, timeout: 500ms }
     servers:
@@ -97,6 +97,7 @@ backends:
     expect(await cell(page, 'licenses', 'backup', 4)).toBe('50');
     const active = await Promise.all(['primary', 'secondary'].map(async (s) => Number(await cell(page, 'licenses', s, 5))));
     expect(active[0]! + active[1]!).toBe(2);
+    expect(await cell(page, 'licenses', 'dr', 5)).toBe('0 / 5');
     expect(await cell(page, 'licenses', 'primary', 8)).toMatch(/^✓ [\d.]+ ms · \d+s ago\nreply matched "Server Status: Running"$/);
     expect(await cell(page, 'licenses', 'primary', 9)).toMatch(/^\d+s$/);
     expect(await page.locator('section[data-backend="licenses"] .serving').innerText()).toBe('serving: active');

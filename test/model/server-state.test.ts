@@ -76,12 +76,27 @@ describe('Server state', () => {
 
   it('an agent "down" overrides a passing check; its weight percentage scales the weight', () => {
     const { a } = make();
-    a.setAgent({ state: 'down', weightPercent: null, reason: 'no license' }, 'agent');
+    a.setAgent({ state: 'down', weightPercent: null, maxconn: null, reason: 'no license' }, 'agent');
     expect([a.stateText, a.up, a.usable]).toEqual(['DOWN (agent)', false, false]);
-    a.setAgent({ state: 'up', weightPercent: 50, reason: '' }, 'agent');
+    a.setAgent({ state: 'up', weightPercent: 50, maxconn: null, reason: '' }, 'agent');
     expect([a.up, a.effectiveWeight]).toEqual([true, 5]);
-    a.setAgent({ state: 'up', weightPercent: 0, reason: '' }, 'agent');
+    a.setAgent({ state: 'up', weightPercent: 0, maxconn: null, reason: '' }, 'agent');
     expect(a.usable).toBe(false);
+  });
+
+  it("an agent's maxconn replaces the configured one while it stands; 0 lifts the limit", () => {
+    const { a, changes } = make();
+    const before = changes.length;
+    a.active = 1;
+    expect([a.maxconn, a.usable]).toEqual([0, true]);
+    a.setAgent({ state: 'up', weightPercent: null, maxconn: 1, reason: '' }, 'agent');
+    expect([a.maxconn, a.configuredMaxconn, a.usable, a.eligible]).toEqual([1, 0, false, true]);
+    a.setAgent({ state: 'up', weightPercent: null, maxconn: 0, reason: '' }, 'agent');
+    expect([a.maxconn, a.usable]).toEqual([0, true]);
+    a.setAgent(null, 'agent gone from config');
+    expect(a.maxconn).toBe(0);
+    // A full server is still UP and in its tier: no state event, only a slot count.
+    expect(changes.length).toBe(before);
   });
 });
 

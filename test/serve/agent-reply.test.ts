@@ -139,7 +139,7 @@ describe('agentReportFor (what the sidecar says)', () => {
   it('an agent-set percentage (licgate behind licgate) scales the effective weight', () => {
     const [a] = servers(model(['a 100']));
     a!.checkSucceeded(ok());
-    a!.setAgent({ state: 'up', weightPercent: 25, reason: 'agent' }, 'test');
+    a!.setAgent({ state: 'up', weightPercent: 25, maxconn: null, reason: 'agent' }, 'test');
     expect(reply([a!])).toBe('up ready 25%\n');
   });
 

@@ -9,7 +9,7 @@ import { failed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe
  * 1. `check: { type: agent, port: 27200 }` — the agent IS the health check. A reply whose health
  *    word is down/fail/stopped counts as a failed check; any other reply is a passed check (it
  *    answered). Health therefore moves through rise/fall like every other check, and the reply's
- *    drain/maint/ready and weight % are applied with Server.setAgent.
+ *    drain/maint/ready, weight % and maxconn are applied with Server.setAgent.
  * 2. `agent_port: 27200` beside any `check:` — HAProxy's own model: a health check plus an
  *    auxiliary agent (AgentScheduler). The agent only ever calls Server.setAgent: "down" takes the
  *    server out at once, "up" merely withdraws the agent's own down and never overrides a failed
@@ -24,6 +24,8 @@ export interface AgentMemory {
   health: 'up' | 'down';
   admin: AgentAdminWord;
   weightPercent: number | null;
+  /** HAProxy's `maxconn:N`: replaces the server's configured maxconn until the agent says otherwise. */
+  maxconn: number | null;
   /** The last line, for reasons in /status and the log. */
   line: string;
 }
@@ -35,6 +37,7 @@ export function mergeAgentLine(prev: AgentMemory | null, parsed: ParsedAgentLine
     health,
     admin: parsed.admin ?? prev?.admin ?? 'ready',
     weightPercent: parsed.weightPercent ?? prev?.weightPercent ?? null,
+    maxconn: parsed.maxconn ?? prev?.maxconn ?? null,
     line,
   };
 }
@@ -45,11 +48,11 @@ export function mergeAgentLine(prev: AgentMemory | null, parsed: ParsedAgentLine
  */
 export function agentView(mem: AgentMemory, withHealth: boolean): AgentView {
   const state: AgentView['state'] = withHealth && mem.health === 'down' ? 'down' : mem.admin === 'maint' ? 'maint' : mem.admin === 'drain' ? 'drain' : 'up';
-  return { state, weightPercent: mem.weightPercent, reason: `agent says "${mem.line}"` };
+  return { state, weightPercent: mem.weightPercent, maxconn: mem.maxconn, reason: `agent says "${mem.line}"` };
 }
 
 export function sameAgentView(a: AgentView | null, b: AgentView | null): boolean {
-  return a === b || (a !== null && b !== null && a.state === b.state && a.weightPercent === b.weightPercent && a.reason === b.reason);
+  return a === b || (a !== null && b !== null && a.state === b.state && a.weightPercent === b.weightPercent && a.maxconn === b.maxconn && a.reason === b.reason);
 }
 
 const MAX_LINE_SHOWN = 100;

@@ -70,11 +70,21 @@ describe('mergeAgentLine / agentView (HAProxy stickiness)', () => {
     expect(m).toMatchObject({ health: 'up', admin: 'ready', weightPercent: 70 });
   });
 
+  it('maxconn:N sticks like a weight until the agent names another (0 lifts the limit)', () => {
+    let m = step(null, 'up maxconn:3');
+    expect(agentView(m, true)).toMatchObject({ state: 'up', maxconn: 3 });
+    m = step(m, 'drain');
+    expect(agentView(m, true)).toMatchObject({ state: 'drain', maxconn: 3 });
+    m = step(m, 'ready maxconn:0');
+    expect(agentView(m, true)).toMatchObject({ state: 'up', maxconn: 0 });
+    expect(agentView(step(null, 'up 50%'), true).maxconn).toBeNull();
+  });
+
   it('fail and stopped are down; the view says down only when it carries health', () => {
     const m = step(step(null, 'maint'), 'stopped #planned');
     expect(m.health).toBe('down');
-    expect(agentView(m, true)).toEqual({ state: 'down', weightPercent: null, reason: 'agent says "stopped #planned"' });
-    expect(agentView(m, false)).toEqual({ state: 'maint', weightPercent: null, reason: 'agent says "stopped #planned"' });
+    expect(agentView(m, true)).toEqual({ state: 'down', weightPercent: null, maxconn: null, reason: 'agent says "stopped #planned"' });
+    expect(agentView(m, false)).toEqual({ state: 'maint', weightPercent: null, maxconn: null, reason: 'agent says "stopped #planned"' });
     expect(agentView(step(null, 'up ready 100%'), true).state).toBe('up');
     expect(agentView(step(null, 'fail'), true).state).toBe('down');
   });
