@@ -42,6 +42,8 @@ type StateLabel = (typeof STATES)[number];
 const END_REASONS: readonly SessionRecord['end'][] = ['closed', 'client-reset', 'server-reset', 'client-error', 'server-error', 'idle-timeout', 'shutdown', 'status', 'no-server', 'client-gone'];
 type ErrorClass = 'refused' | 'reset' | 'timeout' | 'other';
 const ERROR_CLASSES: readonly ErrorClass[] = ['refused', 'reset', 'timeout', 'other'];
+/** How often the event-loop lag histogram is sampled (see collectDefaultMetrics below). */
+export const EVENT_LOOP_SAMPLE_MS = 100;
 
 /** Per frontend × backend × server: plain numbers bumped on the data path, turned into series at scrape. */
 class PairCell {
@@ -103,7 +105,10 @@ export class Metrics {
     const reg = [this.registry];
     const metrics = this;
     if (opts.processMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry, prefix: 'licgate_' });
+      // prom-client samples event-loop lag with a 10 ms timer by default: 100 wakeups a second and
+      // about 1 % of a core on an idle sidecar, where HAProxy and keepalived sleep. At 100 ms a
+      // stall of 100 ms or more is always seen, shorter ones in proportion.
+      collectDefaultMetrics({ register: this.registry, prefix: 'licgate_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
       // prom-client names these gauges *_total, which promtool rejects; the per-type gauges without the suffix carry the same data.
       for (const m of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`licgate_nodejs_active_${m}_total`);
     }
