@@ -22,6 +22,9 @@ export class Backend {
   private readonly balancer: Balancer;
   /** Connections waiting for a slot while every eligible server is at its maxconn (FIFO). */
   private readonly queue: QueuedConnect[] = [];
+  /** Sticky clients waiting for a slot on their own server (HAProxy's per-server queue), FIFO each. */
+  private readonly serverQueues = new Map<Server, QueuedConnect[]>();
+  private serverQueued = 0;
   queueRejected = 0;
   queueTimeouts = 0;
 
@@ -45,6 +48,9 @@ export class Backend {
   /**
    * The server for a new connection from `clientKey`, skipping those already tried for it.
    * Tries the serving tier first, then every other tier in order, so a retry can reach the backup.
+   * A sticky client's own server comes back even when it is full (up, in the serving tier, at its
+   * maxconn): the caller queues on it with enqueueOn rather than placing the client elsewhere,
+   * since a FlexLM client's vendor-daemon connection must reach the server its lmgrd one did.
    */
   choose(clientKey: string, tried: readonly Server[] | null): Server | null {
     const ok = tried === null ? isUsable : (s: Server) => s.usable && !tried.includes(s);
@@ -54,7 +60,7 @@ export class Backend {
       // Only inside the serving tier: with failback auto a client stuck on the backup returns to the
       // recovered active tier on its next connection (its lmgrd and vendor connections move together,
       // the entry follows); a server that is not usable any more is replaced below and the entry with it.
-      if (stuck && stuck.tier === this.servingTier && ok(stuck)) {
+      if (stuck && stuck.tier === this.servingTier && (ok(stuck) || (tried === null && stuck.eligible))) {
         this.stick.set(clientKey, stuck.name);
         return stuck;
       }
@@ -80,8 +86,12 @@ export class Backend {
     server.active--;
     this.stick?.sessionClosed(clientKey);
     // Not when the server is still full (an agent lowered its maxconn below the sessions it holds):
-    // the woken connection would only go back to the end of the queue.
-    if (this.queue.length && server.usable) this.queue.shift()!.wake();
+    // the woken connection would only go back to the end of the queue. Its own sticky clients
+    // first: they can go nowhere else.
+    if (!server.usable) return;
+    const own = this.serverQueues.get(server);
+    if (own?.length) this.wakeOwn(server, own);
+    else if (this.queue.length) this.queue.shift()!.wake();
   }
 
   /**
@@ -91,11 +101,34 @@ export class Backend {
    * Each wake either takes a slot or goes back to the end of the queue, so one pass is enough.
    */
   private serveQueue(): void {
+    for (const [server, own] of this.serverQueues) {
+      for (let n = own.length; n > 0 && own.length > 0 && server.usable; n--) this.wakeOwn(server, own);
+    }
     for (let n = this.queue.length; n > 0 && this.queue.length > 0 && this.servers.some(isUsable); n--) this.queue.shift()!.wake();
   }
 
+  private wakeOwn(server: Server, own: QueuedConnect[]): void {
+    const w = own.shift()!;
+    this.serverQueued--;
+    if (own.length === 0) this.serverQueues.delete(server);
+    w.wake();
+  }
+
+  /**
+   * A server that left service (down, drain, maint) releases its sticky waiters: like HAProxy's
+   * redispatch of a dead server's queue, they are placed again (another server, or the backend queue).
+   */
+  private redispatchOwn(server: Server): void {
+    const own = this.serverQueues.get(server);
+    if (!own) return;
+    this.serverQueues.delete(server);
+    this.serverQueued -= own.length;
+    for (const w of own) w.wake();
+  }
+
+  /** Connections waiting for a slot: in the backend queue and on their sticky servers. */
   get queued(): number {
-    return this.queue.length;
+    return this.queue.length + this.serverQueued;
   }
 
   /**
@@ -104,7 +137,7 @@ export class Backend {
    */
   enqueue(waiter: QueuedConnect): boolean {
     if (!this.servers.some((s) => s.eligible && s.maxconn > 0)) return false;
-    if (this.queue.length >= this.cfg.max_queue) {
+    if (this.queued >= this.cfg.max_queue) {
       this.queueRejected++;
       return false;
     }
@@ -112,10 +145,33 @@ export class Backend {
     return true;
   }
 
+  /** Parks a sticky client on its full server (choose returned it); false when the queue is at `max_queue`. */
+  enqueueOn(server: Server, waiter: QueuedConnect): boolean {
+    if (this.queued >= this.cfg.max_queue) {
+      this.queueRejected++;
+      return false;
+    }
+    let own = this.serverQueues.get(server);
+    if (!own) this.serverQueues.set(server, (own = []));
+    own.push(waiter);
+    this.serverQueued++;
+    return true;
+  }
+
   /** A queued connection gave up (client left, queue timeout). */
   dequeue(waiter: QueuedConnect, timedOut: boolean): void {
     const i = this.queue.indexOf(waiter);
     if (i >= 0) this.queue.splice(i, 1);
+    else {
+      for (const [server, own] of this.serverQueues) {
+        const j = own.indexOf(waiter);
+        if (j < 0) continue;
+        own.splice(j, 1);
+        this.serverQueued--;
+        if (own.length === 0) this.serverQueues.delete(server);
+        break;
+      }
+    }
     if (timedOut) this.queueTimeouts++;
   }
 
@@ -176,6 +232,7 @@ export class Backend {
     if (!usableChanged) return;
     this.reconsider(`${server.name} ${server.stateText}: ${reason}`);
     if (server.eligible) this.serveQueue();
+    else this.redispatchOwn(server);
   }
 
   private setServing(tier: number | null, reason: string): void {
@@ -183,6 +240,8 @@ export class Backend {
     const from = this.servingTier;
     this.servingTier = tier;
     this.events.emit('tier-change', { backend: this.name, from, to: tier, reason: `${tierName(from)} -> ${tierName(tier)}: ${reason}` });
+    // Sticky clients wait on their server only inside the serving tier (see choose).
+    for (const server of [...this.serverQueues.keys()]) if (server.tier !== tier) this.redispatchOwn(server);
   }
 }
 

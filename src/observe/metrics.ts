@@ -163,7 +163,7 @@ export class Metrics {
     this.backendGauge('licgate_backend_up_servers', 'Servers UP and not in MAINT (what the STATUS reply counts).', (b) => b.upCount);
     this.backendGauge('licgate_backend_servers', 'Servers configured in the backend.', (b) => b.servers.length);
     this.backendGauge('licgate_backend_active_connections', 'Sessions holding a slot on a server of the backend.', (b) => b.servers.reduce((n, s) => n + s.active, 0));
-    this.backendGauge('licgate_backend_queue_length', 'Connections waiting for a free slot (every eligible server at its maxconn).', (b) => b.queued);
+    this.backendGauge('licgate_backend_queue_length', 'Connections waiting for a free slot (every eligible server at its maxconn, or a sticky client\'s own server full).', (b) => b.queued);
     this.backendGauge('licgate_stick_table_entries', 'Live entries in the backend stick table (client address to server).', (b) => (b.stick ? b.stick.size : null));
     this.backendCounter('licgate_backend_queue_rejected_total', 'Connections refused because the backend queue was full.', (b) => b.queueRejected);
     this.backendCounter('licgate_backend_queue_timeouts_total', 'Queued connections that found no free slot within queue_timeout.', (b) => b.queueTimeouts);

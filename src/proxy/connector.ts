@@ -44,8 +44,10 @@ export class Connector implements Expiring {
 
   start(): void {
     const server = this.backend.choose(this.clientKey, this.tried);
-    if (!server && this.backend.enqueue(this)) {
-      // Woken but the freed slot was on a server no longer usable: back in the queue, same deadline.
+    // No free server, or this sticky client's own server is full: wait for a slot. Woken but the
+    // slot went to someone else: back in the queue, same deadline.
+    const full = server !== null && !server.usable;
+    if (full ? this.backend.enqueueOn(server, this) : !server && this.backend.enqueue(this)) {
       this.queueTimer ??= setTimeout(() => this.queueExpired(), this.backend.cfg.queue_timeout);
       return;
     }
@@ -53,8 +55,8 @@ export class Connector implements Expiring {
       clearTimeout(this.queueTimer);
       this.queueTimer = null;
     }
-    if (!server) {
-      this.owner.failed({ reason: this.tried ? `all ${this.tried.length} tried servers failed` : 'no usable server', tried: this.tried?.length ?? 0 });
+    if (!server || full) {
+      this.owner.failed({ reason: full ? `${server.name} is full and the queue is at max_queue` : this.tried ? `all ${this.tried.length} tried servers failed` : 'no usable server', tried: this.tried?.length ?? 0 });
       return;
     }
     this.server = server;

@@ -218,4 +218,47 @@ backends:
     await waitFor(() => q1.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'q1, the older, served first' });
     expect([q2.reply(), backend.queued, s1.active]).toEqual(['', 1, 1]);
   });
+
+  describe('a sticky client whose server is full (FlexLM: lmgrd and vendor daemon on one server)', () => {
+    /** s1 (maxconn 1) holds client a, stuck by source address; s2 is free. Every test client is 127.0.0.1: one stick key. */
+    async function stuckOnFullServer() {
+      sims = await startSimulators(['s1', 's2']);
+      const d = await startDaemon(`frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: b, inband_status: false }
+backends:
+  - name: b
+    stick: source
+    check: { type: none }
+    queue_timeout: 10s
+    servers:
+      - { name: s1, address: 127.0.0.1:${sims[0]!.address().port}, maxconn: 1 }
+      - { name: s2, address: 127.0.0.1:${sims[1]!.address().port} }
+`);
+      daemon = d;
+      const port = d.frontends[0]!.address().port;
+      const backend = d.model.backend('b')!;
+      backend.server('s2')!.setAdmin('maint', 'test: a must land on s1');
+      const a = hello(port);
+      await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a on s1' });
+      backend.server('s2')!.setAdmin('ready', 'test');
+      const b = hello(port);
+      await waitFor(() => backend.queued === 1, { timeoutMs: 5000, what: "b queued on its sticky server s1" });
+      expect([b.reply(), backend.server('s2')!.usable, backend.stick!.get('127.0.0.1')]).toEqual(['', true, 's1']);
+      return { a, b, backend };
+    }
+
+    it('waits for a slot on that server instead of going to a free one', async () => {
+      const { a, b, backend } = await stuckOnFullServer();
+      a.sock.end();
+      await waitFor(() => b.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'b served by s1 once a left' });
+      expect([backend.queued, backend.server('s2')!.total, sims[1]!.connections]).toEqual([0, 0, 0]);
+    });
+
+    it('is placed again at once when that server leaves service', async () => {
+      const { a, b, backend } = await stuckOnFullServer();
+      backend.server('s1')!.setAdmin('maint', 'test');
+      await waitFor(() => b.reply().includes('HELLO s2'), { timeoutMs: 5000, what: 'b re-placed on s2' });
+      expect([backend.queued, backend.stick!.get('127.0.0.1'), a.closed()]).toEqual([0, 's2', false]);
+    });
+  });
 });

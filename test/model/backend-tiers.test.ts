@@ -168,4 +168,45 @@ backends:
     a.active = 0;
     expect(b.choose('c', null)!.name).toBe('a');
   });
+
+  it("a sticky client's own server comes back even when full (the caller queues on it), never on a retry", () => {
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    stick: source
+    servers:
+      - { name: a, address: "10.0.0.11:27000", maxconn: 1 }
+      - { name: a2, address: "10.0.0.12:27000" }
+`);
+    const b = new Backend(cfg.backends[0]!, new ModelEvents());
+    const a = b.server('a')!;
+    b.stick!.set('c', 'a');
+    a.active = 1;
+    expect([b.choose('c', null)!.name, a.usable]).toEqual(['a', false]);
+    expect(b.choose('c', [a])!.name).toBe('a2');
+    b.stick!.set('c', 'a');
+    a.setAdmin('drain', 'admin');
+    expect(b.choose('c', null)!.name).toBe('a2');
+  });
+
+  it('clients waiting on a full backup server are released when the serving tier moves away from it', () => {
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    stick: source
+    servers:
+      - { name: a, address: "10.0.0.11:27000" }
+      - { name: bk, address: "10.0.1.11:27000", backup: true, maxconn: 1 }
+`);
+    const b = new Backend(cfg.backends[0]!, new ModelEvents());
+    b.server('a')!.setAdmin('maint', 'admin');
+    expect(b.servingTier).toBe(1);
+    const bk = b.server('bk')!;
+    bk.active = 1;
+    let woken = 0;
+    expect(b.enqueueOn(bk, { wake: () => woken++ })).toBe(true);
+    expect([b.queued, woken]).toEqual([1, 0]);
+    b.server('a')!.setAdmin('ready', 'admin');
+    expect([b.servingTier, b.queued, woken]).toEqual([0, 0, 1]);
+  });
 });
