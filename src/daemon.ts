@@ -191,7 +191,7 @@ export class Daemon implements DaemonView {
     }
     for (const b of this.model.backends.values()) {
       if (b.cfg.agent_port === null) continue;
-      const a = new AgentScheduler(b, b.cfg.agent_port, b.cfg.agent_inter, b.cfg.check.timeout);
+      const a = new AgentScheduler(b, b.cfg.agent_port, b.cfg.agent_inter, b.cfg.check.timeout, b.cfg.agent_send);
       this.agentSchedulers.push(a);
       a.start();
     }

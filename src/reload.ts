@@ -125,7 +125,7 @@ export function carryOver(prev: Model, next: Model): void {
   for (const b of next.backends.values()) {
     const was = prev.backend(b.name);
     if (!was) continue;
-    const sameCheck = sameJson(was.cfg.check, b.cfg.check) && was.cfg.agent_port === b.cfg.agent_port;
+    const sameCheck = sameJson(was.cfg.check, b.cfg.check) && was.cfg.agent_port === b.cfg.agent_port && was.cfg.agent_send === b.cfg.agent_send;
     for (const s of b.servers) {
       const w = was.server(s.name);
       if (w && formatHostPort(w.address) === formatHostPort(s.address)) s.adoptRuntime(w, sameCheck);

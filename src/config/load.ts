@@ -48,6 +48,7 @@ function crossCheck(r: YamlReader, cfg: Config): void {
     unique(r, b.servers.filter(Boolean), `backend "${b.name}": duplicate server name`);
     if (b.stick && b.balance === 'source') r.errorAt(b, 'stick', `backend "${b.name}": "stick: source" is redundant with "balance: source"; use one`);
     if (b.agent_port != null && b.check?.type === 'agent') r.errorAt(b, 'agent_port', `backend "${b.name}": agent_port adds an agent check, but the check is already type agent; use one`);
+    if (b.agent_send && b.agent_port == null) r.errorAt(b, 'agent_send', `backend "${b.name}": agent_send is sent to the agent on agent_port, but agent_port is not set (a check of type agent takes "send")`);
   }
   const known = [...backends.keys()].join(', ') || 'none defined';
   const unknownBackend = (name: string): string => {

@@ -67,6 +67,8 @@ export interface BackendConfig {
   agent_port: number | null;
   /** HAProxy `agent-inter`: how often that agent is asked. */
   agent_inter: number;
+  /** HAProxy `agent-send`: sent to the agent before reading its line, so one agent can answer per backend. */
+  agent_send: string;
   servers: ServerConfig[];
 }
 
@@ -245,7 +247,7 @@ function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig 
   }, m, n);
 }
 
-const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'queue_timeout', 'max_queue', 'check', 'agent_port', 'agent_inter', 'servers'];
+const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'queue_timeout', 'max_queue', 'check', 'agent_port', 'agent_inter', 'agent_send', 'servers'];
 
 function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | undefined {
   const what = `backends[${i}]`;
@@ -273,6 +275,7 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
     check: readCheck(r, m.has('check') ? m.get('check')! : null, `${w}.check`)!,
     agent_port: get('agent_port', (v) => r.int(v, `${w}.agent_port`, 1, 65535), null),
     agent_inter: get('agent_inter', (v) => r.duration(v, `${w}.agent_inter`, 100, 3_600_000), DEFAULTS.agentInter),
+    agent_send: get('agent_send', (v) => (r.scalar(v) === '' ? '' : r.string(v, `${w}.agent_send`)), ''),
     servers: (servers ?? []).map((s, j) => readServer(r, s, `${w}.servers[${j}]`)!),
   }, m, n);
 }

@@ -23,6 +23,7 @@ export class AgentScheduler {
     private readonly port: number,
     private readonly interMs: number,
     private readonly timeoutMs: number,
+    private readonly send = '',
   ) {}
 
   start(): void {
@@ -54,7 +55,7 @@ export class AgentScheduler {
     const timer = setTimeout(() => ctl.abort(), Math.min(this.timeoutMs, this.interMs));
     let line: string | null = null;
     try {
-      line = await readAgentLine({ host: server.connectHost, port: this.port }, ctl.signal, '', READ_LIMIT);
+      line = await readAgentLine({ host: server.connectHost, port: this.port }, ctl.signal, this.send, READ_LIMIT);
     } catch (e) {
       // Kept on the server for /status: an agent that cannot be read changes nothing, so without
       // this a stale agent weight or drain would have no visible cause.

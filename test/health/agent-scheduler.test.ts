@@ -31,13 +31,13 @@ async function agent(): Promise<{ port: number; say: (line: string | null) => vo
   return { port: (srv.address() as AddressInfo).port, say: (l) => (line = l), close };
 }
 
-function backend(agentPort: number) {
-  const m = new Model(loadConfigText(`admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: tcp, rise: 1, fall: 1 }\n    agent_port: ${agentPort}\n    agent_inter: 100ms\n    servers:\n      - { name: a, address: 127.0.0.1:1, weight: 100 }\n`));
+function backend(agentPort: number, extra = '') {
+  const m = new Model(loadConfigText(`admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: tcp, rise: 1, fall: 1 }\n    agent_port: ${agentPort}\n    agent_inter: 100ms\n${extra}    servers:\n      - { name: a, address: 127.0.0.1:1, weight: 100 }\n`));
   return m.backend('lic')!;
 }
 
 function run(b: ReturnType<typeof backend>, port: number): AgentScheduler {
-  const s = new AgentScheduler(b, port, b.cfg.agent_inter, 1000);
+  const s = new AgentScheduler(b, port, b.cfg.agent_inter, 1000, b.cfg.agent_send);
   cleanups.push(() => s.stop());
   s.start();
   return s;
@@ -115,6 +115,28 @@ describe('AgentScheduler (backend agent_port)', () => {
     await waitFor(() => a.usable && a.effectiveWeight === 50, { timeoutMs: 3000, what: 'ready again at 50%' });
   });
 
+  it('agent_send is written first, so one agent port can answer per backend (HAProxy agent-send)', async () => {
+    const heard: string[] = [];
+    const srv: NetServer = createServer((sock) => {
+      let got = '';
+      sock.on('error', () => sock.destroy());
+      sock.on('data', (d) => {
+        got += d;
+        if (!got.includes('\n')) return;
+        heard.push(got);
+        sock.end(got === 'flexlm\n' ? 'up 30%\n' : 'up 90%\n');
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
+    const port = (srv.address() as AddressInfo).port;
+    const b = backend(port, '    agent_send: "flexlm\\n"\n');
+    const a = b.server('a')!;
+    run(b, port);
+    await waitFor(() => a.effectiveWeight === 30, { timeoutMs: 3000, what: 'the answer for "flexlm"' });
+    expect(heard[0]).toBe('flexlm\n');
+  });
+
   it('config: agent_port and agent_inter are read; agent_port beside a check of type agent is an error', () => {
     const b = backend(27200);
     expect([b.cfg.agent_port, b.cfg.agent_inter]).toEqual([27200, 100]);
@@ -122,6 +144,9 @@ describe('AgentScheduler (backend agent_port)', () => {
     expect(dflt.backends[0]!.agent_inter).toBe(2000);
     expect(() => loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: agent, port: 27200 }\n    agent_port: 27200\n    servers: [ { name: a, address: 127.0.0.1:1 } ]\n', 'x.yaml')).toThrow(
       'x.yaml:5:17: backend "lic": agent_port adds an agent check, but the check is already type agent; use one',
+    );
+    expect(() => loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    agent_send: "x\\n"\n    servers: [ { name: a, address: 127.0.0.1:1 } ]\n', 'x.yaml')).toThrow(
+      'x.yaml:4:17: backend "lic": agent_send is sent to the agent on agent_port, but agent_port is not set (a check of type agent takes "send")',
     );
   });
 
