@@ -179,7 +179,8 @@ export class Server {
 
   /** May this server take a new connection? */
   get usable(): boolean {
-    return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0 && (this.maxconn === 0 || this.active < this.maxconn);
+    const max = this.maxconn;
+    return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0 && (max === 0 || this.active < max);
   }
 
   /** Same as usable but ignoring maxconn: whether the server counts for tier selection. */

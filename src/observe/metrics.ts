@@ -43,7 +43,7 @@ const END_REASONS: readonly SessionRecord['end'][] = ['closed', 'client-reset', 
 type ErrorClass = 'refused' | 'reset' | 'timeout' | 'other';
 const ERROR_CLASSES: readonly ErrorClass[] = ['refused', 'reset', 'timeout', 'other'];
 /** How often the event-loop lag histogram is sampled (see collectDefaultMetrics below). */
-export const EVENT_LOOP_SAMPLE_MS = 100;
+const EVENT_LOOP_SAMPLE_MS = 100;
 
 /** Per frontend × backend × server: plain numbers bumped on the data path, turned into series at scrape. */
 class PairCell {

@@ -100,7 +100,7 @@ export class Connector implements Expiring {
   private queueExpired(): void {
     this.queueTimer = null;
     this.backend.dequeue(this, true);
-    if (!this.cancelled) this.owner.failed({ reason: `no free slot within queue_timeout ${this.backend.cfg.queue_timeout}ms (every server at maxconn)`, tried: this.tried?.length ?? 0 });
+    if (!this.cancelled) this.owner.failed({ reason: `no free slot within queue_timeout ${this.backend.cfg.queue_timeout}ms (every server, or this client's sticky one, at maxconn)`, tried: this.tried?.length ?? 0 });
   }
 
   /** The client went away (or asked for STATUS) before we connected. */
