@@ -24,7 +24,6 @@ export class Backend {
   private readonly queue: QueuedConnect[] = [];
   /** Sticky clients waiting for a slot on their own server (HAProxy's per-server queue), FIFO each. */
   private readonly serverQueues = new Map<Server, QueuedConnect[]>();
-  private serverQueued = 0;
   queueRejected = 0;
   queueTimeouts = 0;
 
@@ -109,7 +108,6 @@ export class Backend {
 
   private wakeOwn(server: Server, own: QueuedConnect[]): void {
     const w = own.shift()!;
-    this.serverQueued--;
     if (own.length === 0) this.serverQueues.delete(server);
     w.wake();
   }
@@ -122,13 +120,14 @@ export class Backend {
     const own = this.serverQueues.get(server);
     if (!own) return;
     this.serverQueues.delete(server);
-    this.serverQueued -= own.length;
     for (const w of own) w.wake();
   }
 
   /** Connections waiting for a slot: in the backend queue and on their sticky servers. */
   get queued(): number {
-    return this.queue.length + this.serverQueued;
+    let n = this.queue.length;
+    for (const own of this.serverQueues.values()) n += own.length;
+    return n;
   }
 
   /**
@@ -154,7 +153,6 @@ export class Backend {
     let own = this.serverQueues.get(server);
     if (!own) this.serverQueues.set(server, (own = []));
     own.push(waiter);
-    this.serverQueued++;
     return true;
   }
 
@@ -167,7 +165,6 @@ export class Backend {
         const j = own.indexOf(waiter);
         if (j < 0) continue;
         own.splice(j, 1);
-        this.serverQueued--;
         if (own.length === 0) this.serverQueues.delete(server);
         break;
       }
