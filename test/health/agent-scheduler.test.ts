@@ -6,6 +6,7 @@ import { Daemon } from '../../src/daemon.js';
 import { AgentScheduler } from '../../src/health/agent-scheduler.js';
 import { Model } from '../../src/model/model.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
+import { startTcpServer } from '../helpers/proxy-harness.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -117,9 +118,8 @@ describe('AgentScheduler (backend agent_port)', () => {
 
   it('agent_send is written first, so one agent port can answer per backend (HAProxy agent-send)', async () => {
     const heard: string[] = [];
-    const srv: NetServer = createServer((sock) => {
+    const srv = await startTcpServer((sock) => {
       let got = '';
-      sock.on('error', () => sock.destroy());
       sock.on('data', (d) => {
         got += d;
         if (!got.includes('\n')) return;
@@ -127,9 +127,8 @@ describe('AgentScheduler (backend agent_port)', () => {
         sock.end(got === 'flexlm\n' ? 'up 30%\n' : 'up 90%\n');
       });
     });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
-    const port = (srv.address() as AddressInfo).port;
+    cleanups.push(srv.close);
+    const port = srv.port;
     const b = backend(port, '    agent_send: "flexlm\\n"\n');
     const a = b.server('a')!;
     run(b, port);

@@ -1,8 +1,9 @@
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../src/daemon.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { startDaemon, startSimulators } from '../helpers/in-process-daemon.js';
+import { startTcpServer } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let daemon: Daemon | null = null;
@@ -36,14 +37,9 @@ function hello(port: number): { sock: Socket; reply: () => string; closed: () =>
 /** A real HAProxy-style agent on 127.0.0.1 whose one-line reply the test changes. */
 async function agent(firstLine: string): Promise<{ port: number; say: (line: string) => void; close: () => Promise<void> }> {
   let line = firstLine;
-  const srv = createServer((sock) => {
-    sock.on('error', () => sock.destroy());
-    sock.end(line);
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const close = (): Promise<void> => new Promise<void>((r) => (srv.listening ? srv.close(() => r()) : r()));
-  agents.push(close);
-  return { port: (srv.address() as AddressInfo).port, say: (l) => (line = l), close };
+  const srv = await startTcpServer((sock) => sock.end(line));
+  agents.push(srv.close);
+  return { port: srv.port, say: (l) => (line = l), close: srv.close };
 }
 
 /** One server on a simulator whose agent (backend agent_port) is read every 100 ms. */

@@ -31,6 +31,16 @@ ${extra}`);
   return { b, tiers, s: (n) => b.server(n)! };
 }
 
+/** A backend "l" with these servers (YAML flow maps) and backend options ("stick: source"). */
+function backendWith(servers: string[], ...options: string[]): Backend {
+  const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+${options.map((o) => `    ${o}\n`).join('')}    servers:
+${servers.map((l) => `      - ${l}\n`).join('')}`);
+  return new Backend(cfg.backends[0]!, new ModelEvents());
+}
+
 function names(b: Backend, n: number): string[] {
   return Array.from({ length: n }, () => b.choose('10.1.1.1', null)?.name ?? 'none');
 }
@@ -149,14 +159,7 @@ describe('tiers: active → backup → DR', () => {
   });
 
   it('a server at maxconn is skipped for new connections but keeps its tier serving', () => {
-    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
-backends:
-  - name: l
-    servers:
-      - { name: a, address: "10.0.0.11:27000", maxconn: 1 }
-      - { name: b, address: "10.0.1.11:27000", backup: true }
-`);
-    const b = new Backend(cfg.backends[0]!, new ModelEvents());
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000", maxconn: 1 }', '{ name: b, address: "10.0.1.11:27000", backup: true }']);
     const a = b.server('a')!;
     expect(b.choose('c', null)!.name).toBe('a');
     a.active = 1;
@@ -170,15 +173,7 @@ backends:
   });
 
   it("a sticky client's own server comes back even when full (the caller queues on it), never on a retry", () => {
-    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
-backends:
-  - name: l
-    stick: source
-    servers:
-      - { name: a, address: "10.0.0.11:27000", maxconn: 1 }
-      - { name: a2, address: "10.0.0.12:27000" }
-`);
-    const b = new Backend(cfg.backends[0]!, new ModelEvents());
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000", maxconn: 1 }', '{ name: a2, address: "10.0.0.12:27000" }'], 'stick: source');
     const a = b.server('a')!;
     b.stick!.set('c', 'a');
     a.active = 1;
@@ -190,15 +185,7 @@ backends:
   });
 
   it('clients waiting on a full backup server are released when the serving tier moves away from it', () => {
-    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
-backends:
-  - name: l
-    stick: source
-    servers:
-      - { name: a, address: "10.0.0.11:27000" }
-      - { name: bk, address: "10.0.1.11:27000", backup: true, maxconn: 1 }
-`);
-    const b = new Backend(cfg.backends[0]!, new ModelEvents());
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: bk, address: "10.0.1.11:27000", backup: true, maxconn: 1 }'], 'stick: source');
     b.server('a')!.setAdmin('maint', 'admin');
     expect(b.servingTier).toBe(1);
     const bk = b.server('bk')!;
