@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { Config } from '../config/schema.js';
+import { LineBatch } from './line-batch.js';
 
 export type { Logger };
 
@@ -21,11 +22,14 @@ export function createLogger(cfg: Config['log'], dest: NodeJS.WritableStream = p
 export const LOG_HOLD_LIMIT = 4 * 1024 * 1024;
 /** At exit, how long held lines are still offered to a reader that is not reading. */
 export const EXIT_FLUSH_MS = 1000;
+/** Log handed to the writer in batches of about this many characters (or each second, or at exit). */
+export const LOG_BATCH_CHARS = 32 * 1024;
 
 /**
- * One write(2) per 4 KiB of log instead of one per session line: at thousands of sessions a second
- * the per-line syscalls were a tenth of the proxy's CPU. A timer bounds how long a line can wait (a
- * state change on a quiet daemon must still show up promptly), and exit flushes.
+ * One write(2) per LOG_BATCH_CHARS of log instead of one per session line: at thousands of sessions
+ * a second the per-line syscalls were a tenth of the proxy's CPU (see LineBatch for the batch size).
+ * A timer bounds how long a line can wait (a state change on a quiet daemon must still show up
+ * promptly), and exit flushes.
  *
  * stdout as a pipe or socket is non-blocking here (Node sets it so once process.stdout exists), so a
  * reader that stops reading (journald stuck, a log shipper gone) shows as EAGAIN; sonic-boom retries
@@ -37,38 +41,48 @@ export const EXIT_FLUSH_MS = 1000;
  */
 function stdoutLogger(base: LoggerOptions): Logger {
   let exitDeadline = 0;
+  // minLength 0: LineBatch does the batching, sonic-boom writes each batch as it comes.
   const out = pino.destination({
     dest: 1,
     sync: false,
-    minLength: 4096,
+    minLength: 0,
     maxLength: LOG_HOLD_LIMIT,
     retryEAGAIN: () => exitDeadline === 0 || Date.now() < exitDeadline,
   });
-  const log = pino(base, out);
+  const batch = new LineBatch(out, LOG_BATCH_CHARS);
+  const log = pino(base, batch);
   let dropped = 0;
   let droppedSince = 0;
-  out.on('drop', () => {
-    if (dropped++ === 0) droppedSince = Date.now();
+  // sonic-boom drops a whole write, here a batch of whole lines.
+  out.on('drop', (data: string) => {
+    if (dropped === 0) droppedSince = Date.now();
+    dropped += countLines(data);
   });
-  // 'drain': the backlog is written (sonic-boom emits it whenever a write leaves under minLength held).
+  // 'drain': the backlog is written (sonic-boom emits it whenever a write leaves nothing held).
   out.on('drain', () => {
     if (dropped === 0) return;
     const lines = dropped;
     dropped = 0;
     log.warn({ dropped_lines: lines, since: new Date(droppedSince).toISOString() }, 'log output was not being read: lines dropped');
   });
-  setInterval(() => out.flush(), 1000).unref();
+  setInterval(() => batch.flush(), 1000).unref();
   // Ahead of pino's own exit hook, which flushes with no deadline: it finds the stream destroyed.
   process.prependListener('exit', () => {
     exitDeadline = Date.now() + EXIT_FLUSH_MS;
     try {
-      out.flushSync();
+      batch.flushSync();
     } catch {
       // stdout closed, or its reader still not reading at the deadline: the rest is lost.
     }
     out.destroy();
   });
   return log;
+}
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 function prettyStream(out: NodeJS.WritableStream): Writable {
