@@ -268,11 +268,13 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
         `errors: ${out.errors.join(', ')}; session via lb1's address: CHECKIN OK ${checkin.t - t0} ms after SIGTERM; ` +
         `session via the VIP: ${vipOutcome.err} after the move; lb1 exited ${tExit - t0} ms after SIGTERM (grace ${SHUTDOWN_GRACE_MS} ms, held by the orphaned VIP session)`,
     });
-    // A planned failover refuses nobody: lb1 answered until the VIP had moved. At most an attempt
-    // in flight at the instant the VIP moved may be lost, and none that lb1 had accepted was cut.
+    // A planned failover refuses nobody: lb1 answered until the VIP had moved. At most the one
+    // attempt in flight at the instant the VIP moved may be lost, at any step: a connection lb1 had
+    // accepted whose next packet went out after the move reaches lb2, which resets it like the held
+    // VIP session above (seen once in CI: step checkout, ECONNRESET). Nothing started after the move failed.
     const failedAttempts = client.samples.filter((a) => !a.ok && endOf(a) >= t0 && a.t <= back.t);
-    expect(failedAttempts.filter((a) => a.step !== 'connect')).toEqual([]);
-    expect(failedAttempts.length).toBeLessThanOrEqual(1);
+    expect(failedAttempts.length, JSON.stringify(failedAttempts)).toBeLessThanOrEqual(1);
+    expect(failedAttempts.filter((a) => a.t > tVip)).toEqual([]);
 
     // lb1 back in service: BACKUP, and nopreempt keeps the VIP on lb2.
     const t1 = Date.now();
