@@ -28,8 +28,11 @@
 // generators (wrk, iperf3 -c, the idle-connection opener), the backends (nginx, iperf3 -s, the
 // holder) and this script share CPU 1. So every column gets the same client+backend budget and the
 // proxy gets one whole core, which is what `nbthread 1` HAProxy and a single-threaded Node event
-// loop can use. The "proxy CPU µs" rows are the load-independent cost numbers; "proxy CPU busy"
-// says whether the proxy or the shared client+backend core was the bottleneck of a throughput row.
+// loop can use. The "proxy CPU µs" rows are the cost numbers; "proxy CPU busy" says whether the
+// proxy or the shared client+backend core was the bottleneck of a throughput row. The cost is not
+// fixed: a write or connect that wakes a sleeping nginx on the other CPU pays for the wakeup in
+// the proxy's system time, dear in a virtual machine, so "nginx sleeps per connection" is printed
+// beside it (how often the proxy's pacing let the backend fall asleep).
 //
 // Method notes: targets alternate inside each round (direct, haproxy, licgate[, pipe]) to cancel
 // drift; tables show medians. Idle memory is ΔVmRSS of the proxy's process group over N held
@@ -126,6 +129,7 @@ const log = (msg) => { if (!outputGone) process.stderr.write(`${msg}\n`); };
 // ───────────────────────────── children & cleanup ─────────────────────────────
 const children = new Set(); // { name, proc, pid, exited, code, stderrFile }
 const ourGroups = new Set(); // every process group this bench created, for the interference check
+let backendGroup = null; // nginx's process group, for its wakeups per connection
 let TMP = null;
 let pgidFile = null;
 let watchdog = null;
@@ -299,6 +303,21 @@ function groupPids(pgid) {
     } catch { /* raced with exit */ }
   }
   return pids;
+}
+/**
+ * Voluntary context switches of a process group's processes: each one is a sleep that traffic then
+ * had to wake it from. For nginx's worker, per connection, it shows how much of the backend's (and
+ * the kernel's) work a proxy's pacing causes: a wakeup on another CPU is dear in a virtual machine.
+ */
+function groupSleeps(pgid) {
+  let n = 0;
+  for (const pid of groupPids(pgid)) {
+    try {
+      const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) n += Number(m[1]);
+    } catch { /* raced */ }
+  }
+  return n;
 }
 function groupRssKB(pgid) {
   let kb = 0;
@@ -678,10 +697,12 @@ async function wrk(port, close, pgid, seconds = DURATION) {
   await awaitQuiet();
   const snap = cpuSnapshot();
   const t0 = pgid ? groupCpuTicks(pgid) : 0;
+  const s0 = backendGroup ? groupSleeps(backendGroup) : 0;
   const w0 = process.hrtime.bigint();
   const res = await runCapture('wrk', args, { cpu: CPU_LOAD, timeoutMs: (seconds + 20) * 1000 });
   const wall = Number(process.hrtime.bigint() - w0) / 1e9;
   const ticks = pgid ? groupCpuTicks(pgid) - t0 : null;
+  const sleeps = backendGroup ? groupSleeps(backendGroup) - s0 : null;
   const detail = {};
   const otherCpu = otherCpuPct(snap, cpuSnapshot(), { extraTicks: res.ticks, cpus: pgid ? null : [CPU_LOAD], detail });
   if (res.code !== 0) return { error: `wrk exit ${res.code}: ${res.stderr.trim().slice(0, 300)}` };
@@ -689,6 +710,7 @@ async function wrk(port, close, pgid, seconds = DURATION) {
   r.otherCpuPct = otherCpu;
   r.otherCpuDetail = detail;
   if (r.rps === null) return { error: `cannot parse wrk output: ${res.stdout.slice(0, 300)}` };
+  if (sleeps !== null && r.requests > 0) r.backendSleepsPerReq = sleeps / r.requests;
   if (pgid && r.requests > 0) {
     r.proxyCpuUsPerReq = (ticks / CLK_TCK) * 1e6 / r.requests;
     r.proxyCpuPct = (ticks / CLK_TCK) / wall * 100;
@@ -843,6 +865,7 @@ async function main() {
     // Backends (on the load CPU).
     fs.writeFileSync(path.join(TMP, 'nginx.conf'), nginxConf(nginxPort));
     const nginx = startChild('nginx', `nginx -e ${shq(TMP)}/nginx-error.log -p ${shq(TMP)} -c ${shq(TMP)}/nginx.conf`, { cpu: CPU_LOAD });
+    backendGroup = nginx.pid;
     startIperf = () => startChild('iperf3-s', `iperf3 -s -B 127.0.0.1 -p ${iperfPort}`, { cpu: CPU_LOAD });
     iperfServer = startIperf();
     holder = { child: startChild('holder', `${shq(process.execPath)} -e ${shq(HOLDER_JS)} ${holderPort}`, { cpu: CPU_LOAD, stdout: 'pipe', stdin: 'pipe' }) };
@@ -953,6 +976,7 @@ async function main() {
     { key: 'cpu_conn', label: 'proxy CPU per connection, µs (close)', get: (r) => r.cps.proxyCpuUsPerReq, fmt: (v) => v.toFixed(2), test: 'cps' },
     { key: 'cpu_pct', label: 'proxy CPU busy, % of one core (keep-alive)', get: (r) => r.rps.proxyCpuPct, fmt: (v) => v.toFixed(0), test: 'rps' },
     { key: 'cpu_pct_close', label: 'proxy CPU busy, % of one core (close)', get: (r) => r.cps.proxyCpuPct, fmt: (v) => v.toFixed(0), test: 'cps' },
+    { key: 'wake_conn', label: 'nginx sleeps per connection (close)', get: (r) => r.cps.backendSleepsPerReq, fmt: (v) => v.toFixed(2), test: 'cps' },
   ].filter((m) => TESTS.includes(m.test));
   const ratioCols = [];
   if (cols.includes('haproxy') && metrics.length) {

@@ -48,7 +48,8 @@ describe('npm run bench (short schedule)', () => {
   it('measures direct, HAProxy and licgate side by side and prints the ratio table', async () => {
     const r = await bench('perf', ['--rounds', '1', '--duration', '1', '--iperf-time', '1', '--idle-conns', '300', '--idle-rounds', '1', '--tests', 'rps,cps,bulk,idle']);
     expect(r.code, r.out.slice(-3000)).toBe(0);
-    for (const metric of ['rps', 'rps_p99', 'cps', 'bulk']) {
+    // wake_conn: nginx sleeps per connection, read from its /proc status around each Connection: close run.
+    for (const metric of ['rps', 'rps_p99', 'cps', 'bulk', 'wake_conn']) {
       for (const target of ['direct', 'haproxy', 'licgate']) expect(r.json.medians[metric]?.[target], `${metric} ${target}`).toBeGreaterThan(0);
     }
     for (const target of ['haproxy', 'licgate']) expect(r.json.medians.idle?.[target], `idle ${target}`).toBeGreaterThan(0);
