@@ -56,7 +56,9 @@ describe('sidecar with an exec check parsing lmstat', () => {
     const argsFile = join(scratch, 'lmutil-args.txt');
     swapIn(current, lmstatFixturePath('lmstat_app3.txt'));
     const lmutil = join(scratch, 'lmutil');
-    writeFileSync(lmutil, `#!/bin/sh\nprintf '%s\\n' "$@" > ${q(argsFile)}\ncat ${q(current)}\n`, { mode: 0o755 });
+    // The arguments land under a temporary name and are renamed into place: a check that starts
+    // (every 200 ms) while the test reads argsFile would otherwise have truncated it to nothing.
+    writeFileSync(lmutil, `#!/bin/sh\nprintf '%s\\n' "$@" > ${q(`${argsFile}.tmp`)}\nmv ${q(`${argsFile}.tmp`)} ${q(argsFile)}\ncat ${q(current)}\n`, { mode: 0o755 });
 
     // The server is named as the license file's SERVER line names it, so the probe knows which
     // lmstat line is the member this sidecar guards.
