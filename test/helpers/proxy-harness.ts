@@ -113,6 +113,22 @@ async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * A `log.format: pretty` line (`HH:MM:SS.mmm LEVEL msg  key=value ...`), as far as tests read it: the
+ * message, `pretty` set to the level's name, and the key=value pairs (digits as numbers).
+ */
+function parsePretty(line: string): LogLine | undefined {
+  // trimEnd: through a terminal (script(1)) lines end in \r\n.
+  const m = /^\d\d:\d\d:\d\d\.\d{3} ([A-Z]+) (.*?)(?:  (.*))?$/.exec(line.trimEnd());
+  if (!m) return undefined;
+  const out: LogLine = { msg: m[2], pretty: m[1] };
+  for (const kv of (m[3] ?? '').split(' ')) {
+    const i = kv.indexOf('=');
+    if (i > 0) out[kv.slice(0, i)] = /^\d+$/.test(kv.slice(i + 1)) ? Number(kv.slice(i + 1)) : kv.slice(i + 1);
+  }
+  return out;
+}
+
 export interface ProxyProcess {
   child: ChildProcess;
   adminUrl: string;
@@ -158,7 +174,7 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
     try {
       logs.push(JSON.parse(line) as LogLine);
     } catch {
-      logs.push({ msg: line });
+      logs.push(parsePretty(line) ?? { msg: line });
     }
   });
   let stopped = false;
