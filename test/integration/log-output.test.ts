@@ -91,7 +91,7 @@ describe('log output whose reader stops reading', () => {
     const p = await licgate(await closingBackend(), 'pretty', { wrapper: TERMINAL });
     p.child.stdout!.pause();
     try {
-      // ~230 bytes a line: 4,000 lines are far more than the pipe and the terminal hold.
+      // ~330 bytes a line: 4,000 lines (1.3 MB) are far more than the pipe and the terminal hold.
       const sessions = 4_000;
       let stalled: NodeJS.Timeout | undefined;
       await Promise.race([
