@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EXIT_FLUSH_MS, LOG_HOLD_LIMIT } from '../../src/observe/log.js';
 import { startProxy, startTcpServer, stopAll, type LogLine, type ProxyProcess, type StartProxyOptions } from '../helpers/proxy-harness.js';
+import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 afterEach(() => stopAll());
@@ -87,7 +88,8 @@ describe('log output whose reader stops reading', () => {
   // A terminal's descriptor is blocking (Node makes it so for a TTY). Before pretty lines went through
   // the bounded writer, they were written to process.stdout, synchronously: a terminal nobody read
   // (Ctrl-S, a stuck SSH session, screen in copy mode) stopped the relay once its buffer was full.
-  it('log format pretty on a terminal that is not read: the relay keeps serving, and every line arrives once it is read', async () => {
+  it('log format pretty on a terminal that is not read: the relay keeps serving, and every line arrives once it is read', async (ctx) => {
+    requireTools(['script'], ctx);
     const p = await licgate(await closingBackend(), 'pretty', { wrapper: TERMINAL });
     p.child.stdout!.pause();
     try {
@@ -125,7 +127,8 @@ describe('log output whose reader stops reading', () => {
 
   // On a blocking terminal, a write in flight in the thread pool used to hold Node's exit (it joins
   // that thread) until someone read the terminal again.
-  it('SIGTERM stops licgate on a terminal that is not read, after EXIT_FLUSH_MS, with exit code 0', async () => {
+  it('SIGTERM stops licgate on a terminal that is not read, after EXIT_FLUSH_MS, with exit code 0', async (ctx) => {
+    requireTools(['script'], ctx);
     const p = await licgate(await closingBackend(), 'json', { wrapper: TERMINAL });
     p.child.stdout!.pause();
     try {
