@@ -40,7 +40,8 @@
 // Proxies (each with one frontend and the backend {primary, backup backup}; all check with the STATUS
 // line protocol the seed HAProxy's tcp-check speaks and examples/proxy.yaml uses):
 //   licgate        — `check: { type: status }` and nothing else: the defaults are the point (inter 2s,
-//                    rise 2, fall 3, check timeout 1s, connect_timeout 3s, retries 2, observe_errors 1).
+//                    rise 2, fall 3, check timeout 1s, connect_timeout 3s, connect_race 250ms,
+//                    retries 2, observe_errors 1).
 //   haproxy seed   — `check inter 30s fall 3`, `timeout connect 5s`, HAProxy's default `retries 3`, no
 //                    redispatch; no `timeout check`, so a check may take all of `inter`.
 //   haproxy tuned  — `inter 500ms`, `observe layer4` with `error-limit 1 on-error mark-down`,

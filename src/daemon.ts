@@ -234,9 +234,13 @@ export class Daemon implements DaemonView {
         if (this.retired.size) for (const r of this.retired) if (r.sessions.size === 0) this.retired.delete(r);
         if (this.onDrained && this.openSessions() === 0) this.onDrained();
       },
-      attemptFailed: (fe, server, reason) => {
+      attemptFailed: (fe, server, reason, settled) => {
         this.metrics.attemptFailed(fe, server, reason);
-        log.warn({ frontend: fe.name, backend: fe.backend.name, server: server.name, reason }, 'connect to server failed; trying the next one');
+        log.warn({ frontend: fe.name, backend: fe.backend.name, server: server.name, reason }, settled ? 'connect to server failed; its session had already gone to another server' : 'connect to server failed; trying the next one');
+      },
+      attemptRaced: (fe, slow, next, afterMs) => {
+        this.metrics.attemptRaced(fe, slow);
+        log.warn({ frontend: fe.name, backend: fe.backend.name, server: slow.name, next: next.name, after_ms: afterMs }, 'connect to server unanswered; racing the next server');
       },
       acceptFailed: (fe, err) => this.acceptFailed(fe, err),
     });

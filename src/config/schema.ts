@@ -58,6 +58,8 @@ export interface BackendConfig {
   retries: number;
   observe_errors: number;
   connect_timeout: number;
+  /** A connect unanswered this long (or longer for a server usually slower) is raced on the next server; 0: never. */
+  connect_race: number;
   /** How long a connection may wait for a free slot when every server is at its maxconn. */
   queue_timeout: number;
   /** Connections waiting for a slot, at most; more are refused at once. */
@@ -131,6 +133,8 @@ export const DEFAULTS = {
   shutdownDelay: 3_000,
   check: { inter: 2000, rise: 2, fall: 3, timeout: 1000, readLimit: 16 * 1024 },
   connectTimeout: 3000,
+  // RFC 8305's Connection Attempt Delay: far above a LAN or WAN connect, far below a SYN retransmit.
+  connectRace: 250,
   retries: 2,
   observeErrors: 1,
   weight: 1,
@@ -247,7 +251,7 @@ function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig 
   }, m, n);
 }
 
-const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'queue_timeout', 'max_queue', 'check', 'agent_port', 'agent_inter', 'agent_send', 'servers'];
+const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'connect_race', 'queue_timeout', 'max_queue', 'check', 'agent_port', 'agent_inter', 'agent_send', 'servers'];
 
 function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | undefined {
   const what = `backends[${i}]`;
@@ -269,6 +273,7 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
     retries: get('retries', (v) => r.int(v, `${w}.retries`, 0, LIMITS.maxRetries), DEFAULTS.retries),
     observe_errors: get('observe_errors', (v) => r.int(v, `${w}.observe_errors`, 0, 1000), DEFAULTS.observeErrors),
     connect_timeout: connectTimeout,
+    connect_race: get('connect_race', (v) => r.duration(v, `${w}.connect_race`, 0, 600_000), DEFAULTS.connectRace),
     // HAProxy's `timeout queue` defaults to `timeout connect` too.
     queue_timeout: get('queue_timeout', (v) => r.duration(v, `${w}.queue_timeout`, 1, 3_600_000), connectTimeout),
     max_queue: get('max_queue', (v) => r.int(v, `${w}.max_queue`, 0, 1_000_000), DEFAULTS.maxQueue),

@@ -32,6 +32,11 @@ export class DeadlineList {
     if (this.timer === null && !this.firing) this.arm(this.ms);
   }
 
+  /** How long ago `e` joined this list (read before it leaves: the time comes from its deadline). */
+  elapsed(e: Expiring): number {
+    return performance.now() - (e.deadline - this.ms);
+  }
+
   /** Safe to call for an entry that has already left the list. */
   remove(e: Expiring): void {
     if (e.dlPrev === null && this.head !== e) return;

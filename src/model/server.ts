@@ -3,6 +3,7 @@ import type { HostPort } from '../config/address.js';
 import type { ServerConfig } from '../config/schema.js';
 import { HealthState } from '../health/health-state.js';
 import type { LicenseInfo } from '../health/parse/license-info.js';
+import { ConnectTime } from './connect-time.js';
 
 export type AdminState = 'ready' | 'drain' | 'maint';
 
@@ -61,6 +62,8 @@ export class Server {
   /** Shared with the Server that replaces this one on a reload (see adoptRuntime). */
   private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0 };
   private consecutiveErrors = 0;
+  /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
+  connectTime = new ConnectTime();
   lastCheck: CheckResult | null = null;
   /** Set after the first active check, so /ready knows every server has been looked at. */
   firstCheckDone: boolean;
@@ -138,6 +141,7 @@ export class Server {
     this.connectHost = old.connectHost;
     this.dnsError = old.dnsError;
     this.consecutiveErrors = old.consecutiveErrors;
+    this.connectTime = old.connectTime;
     const h = old.health;
     if (h.rise === this.health.rise && h.fall === this.health.fall) this.health.health = h.health;
     else if (h.up) this.health.health = h.phase === 'up' ? this.health.max : this.health.rise;

@@ -55,6 +55,8 @@ class PairCell {
   reset = 0;
   timeout = 0;
   other = 0;
+  /** Connects to this server raced by another after connect_race. */
+  races = 0;
   constructor(readonly frontend: string, readonly backend: string, readonly server: string) {}
 }
 
@@ -200,6 +202,7 @@ export class Metrics {
         for (const c of metrics.pairCells()) for (const r of ERROR_CLASSES) this.inc({ frontend: c.frontend, backend: c.backend, server: c.server, reason: r }, c[r]);
       },
     });
+    this.pairMetric(Counter, 'licgate_connect_races_total', 'Connects to a server still unanswered after connect_race, raced by an attempt on another server (the first to connect took the session).', (c) => c.races);
     new Counter({
       name: 'licgate_connect_retries_total',
       help: 'Connect attempts retried on another server after a failure (HAProxy retries + redispatch).',
@@ -330,6 +333,10 @@ export class Metrics {
 
   attemptFailed(fe: Frontend, server: Server, reason: string): void {
     this.pair(this.route(fe.name, fe.backend.name), server.name)[errorClass(reason)]++;
+  }
+
+  attemptRaced(fe: Frontend, slow: Server): void {
+    this.pair(this.route(fe.name, fe.backend.name), slow.name).races++;
   }
 
   // --- control plane

@@ -7,7 +7,7 @@ import type { Server } from '../model/server.js';
 
 export const KEEPALIVE_DELAY_MS = 60_000;
 
-type AttemptReq = ConnectReq & { connector: Connector };
+type AttemptReq = ConnectReq & { attempt: Attempt };
 
 export interface ConnectFailure {
   reason: string;
@@ -17,21 +17,62 @@ export interface ConnectFailure {
 }
 
 /**
- * Connects a new session to a server of `backend`, retrying on the next server after a refused,
- * reset or timed-out connect (HAProxy `retries` + `redispatch`). Each failure counts against its
- * server (passive health). The client sees a failure only when every attempt failed.
+ * One connect to one server. An attempt that lost a race stays open until its own answer or
+ * connect_timeout, so that a black-holed server is still seen timing out (passive health) and a
+ * slow one still counts as answering; then it is closed unused.
  */
-export class Connector implements Expiring {
+class Attempt implements Expiring {
   deadline = 0;
   dlPrev: Expiring | null = null;
   dlNext: Expiring | null = null;
-  private tried: Server[] | null = null;
-  private attempt: TcpHandle | null = null;
-  private server: Server | null = null;
+  /** The connector's other attempts still under way (a short list: at most retries + 1). */
+  next: Attempt | null = null;
+  open = true;
+
+  constructor(readonly connector: Connector, readonly server: Server, readonly handle: TcpHandle) {}
+
+  /** No answer within connect_timeout (called by the deadline list). */
+  expire(): void {
+    this.connector.attemptFailed(this, `connect timeout after ${this.connector.timeoutMs}ms`);
+  }
+}
+
+/**
+ * Connects a new session to a server of `backend`, retrying on the next server after a refused,
+ * reset or timed-out connect (HAProxy `retries` + `redispatch`). Each failure counts against its
+ * server (passive health). The client sees a failure only when every attempt failed.
+ *
+ * A connect still unanswered after the backend's `connect_race` (longer for a server whose connects
+ * are usually slower, see ConnectTime) is raced: the next server gets an attempt of its own while
+ * the first goes on, and whichever connects first takes the session. These are the staggered
+ * attempts of RFC 8305 (Happy Eyeballs, 250 ms), across servers instead of addresses: a black-holed
+ * server costs a new client that delay rather than connect_timeout, and a server that lost one SYN
+ * (answered after Linux's 1 s retransmit) is neither marked down nor waited for. Every attempt,
+ * raced or retried, comes out of the `retries` budget. No bytes are sent before the connect
+ * completes, so the server that loses the race sees a connection opened and closed, nothing more.
+ */
+export class Connector implements Expiring {
+  /** Links for the race timer (the attempts have their own, for connect_timeout). */
+  deadline = 0;
+  dlPrev: Expiring | null = null;
+  dlNext: Expiring | null = null;
+  /** Attempts under way, newest first. */
+  private attempts: Attempt | null = null;
+  private live = 0;
+  private launched = 0;
+  private failures = 0;
+  /** The first attempt's server; `skip` starts from it once a second server is wanted. */
+  private firstServer: Server | null = null;
+  /** Servers already attempted, for choose(); made only when a retry or race needs one. */
+  private skipped: Server[] | null = null;
+  /** The owner was told (connected or failed): attempts still under way only report to their servers. */
+  private settled = false;
   private cancelled = false;
   private queueTimer: NodeJS.Timeout | null = null;
   /** Resolved once: an attempt must leave the very list it joined. */
   private readonly deadlines: DeadlineList;
+  /** The race timer's list while it is armed (one list per delay value). */
+  private raceList: DeadlineList | null = null;
 
   constructor(
     private readonly backend: Backend,
@@ -42,8 +83,12 @@ export class Connector implements Expiring {
     this.deadlines = deadlineList(backend.cfg.connect_timeout);
   }
 
+  get timeoutMs(): number {
+    return this.deadlines.ms;
+  }
+
   start(): void {
-    const server = this.backend.choose(this.clientKey, this.tried);
+    const server = this.backend.choose(this.clientKey, this.skipped);
     // No free server, or this sticky client's own server is full: wait for a slot. Woken but the
     // slot went to someone else: back in the queue, same deadline.
     const full = server !== null && !server.usable;
@@ -56,41 +101,93 @@ export class Connector implements Expiring {
       this.queueTimer = null;
     }
     if (!server || full) {
-      this.owner.failed({ reason: full ? `${server.name} is full and the queue is at max_queue` : this.tried ? `all ${this.tried.length} tried servers failed` : 'no usable server', tried: this.tried?.length ?? 0 });
+      this.fail({ reason: full ? `${server.name} is full and the queue is at max_queue` : this.failures ? `all ${this.failures} tried servers failed` : 'no usable server', tried: this.failures });
       return;
     }
-    this.server = server;
+    this.launch(server);
+  }
+
+  private launch(server: Server): void {
+    if (this.launched++ === 0) this.firstServer = server;
+    else this.skipped!.push(server);
     this.backend.acquire(server, this.clientKey);
     // TCP keepalive is armed later by the frontend's sweep (Session.everySecond): four setsockopt
     // calls per socket are wasted on the many sessions that last under a second.
     const handle = newSocketHandle();
     handle.setNoDelay(true);
-    this.attempt = handle;
-    this.deadlines.add(this);
+    const a = new Attempt(this, server, handle);
+    a.next = this.attempts;
+    this.attempts = a;
+    this.live++;
+    this.deadlines.add(a);
+    this.armRace(server);
     const host = server.connectHost;
     const port = this.port ?? server.address.port;
     const family = server.connectFamily;
-    if (family === 0) this.resolveThenConnect(handle, host, port);
-    else this.connect(handle, host, port, family);
+    if (family === 0) this.resolveThenConnect(a, host, port);
+    else this.connect(a, host, port, family);
   }
 
-  private connect(handle: TcpHandle, host: string, port: number, family: number): void {
+  private connect(a: Attempt, host: string, port: number, family: number): void {
     const req = newConnectReq() as AttemptReq;
     req.oncomplete = onAttemptDone;
-    req.connector = this;
-    const err = family === 6 ? handle.connect6(req, host, port) : handle.connect(req, host, port);
+    req.attempt = a;
+    const err = family === 6 ? a.handle.connect6(req, host, port) : a.handle.connect(req, host, port);
     // A synchronous failure (EMFILE from socket(2), say) is reported like an asynchronous one.
-    if (err !== 0) process.nextTick(() => this.done(handle, err));
+    if (err !== 0) process.nextTick(() => this.done(a, err));
   }
 
   /** A server given by name whose address the resolver has not found yet: look it up for this attempt. */
-  private resolveThenConnect(handle: TcpHandle, host: string, port: number): void {
+  private resolveThenConnect(a: Attempt, host: string, port: number): void {
     lookup(host, (err, address, family) => {
-      if (this.attempt !== handle) return;
-      if (err) this.failAttempt(`cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
-      else this.connect(handle, address, port, family);
+      if (!a.open) return;
+      if (err) this.attemptFailed(a, `cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+      else this.connect(a, address, port, family);
     });
   }
+
+  /** The servers not to choose again: every one attempted so far. */
+  private skip(): Server[] {
+    return (this.skipped ??= [this.firstServer!]);
+  }
+
+  // --- racing
+
+  /** Arms the race timer for the attempt just launched on `server`, if another attempt may follow. */
+  private armRace(server: Server): void {
+    this.stopRace();
+    const floor = this.backend.cfg.connect_race;
+    if (floor === 0 || this.launched > this.backend.cfg.retries) return;
+    const delay = server.connectTime.raceDelay(floor);
+    if (delay >= this.deadlines.ms) return;
+    this.raceList = deadlineList(delay);
+    this.raceList.add(this);
+  }
+
+  private stopRace(): void {
+    if (this.raceList === null) return;
+    this.raceList.remove(this);
+    this.raceList = null;
+  }
+
+  /** The newest attempt is still unanswered after its race delay (called by the deadline list). */
+  expire(): void {
+    const waited = this.raceList!.ms;
+    this.raceList = null;
+    this.race(waited);
+  }
+
+  /** Starts an attempt on the next server next to those under way, if the budget and a free server allow. */
+  private race(waited: number): void {
+    if (this.settled || this.cancelled || this.live === 0 || this.launched > this.backend.cfg.retries) return;
+    // Only a server with a free slot: a race does not queue (the attempts under way may still win).
+    const next = this.backend.choose(this.clientKey, this.skip());
+    if (next === null || !next.usable) return;
+    if (waited > 0) this.owner.attemptRaced(this.attempts!.server, next, waited);
+    this.launch(next);
+  }
+
+  // --- outcomes
 
   /** Called by the backend when a slot freed up for this queued connection. */
   wake(): void {
@@ -100,77 +197,105 @@ export class Connector implements Expiring {
   private queueExpired(): void {
     this.queueTimer = null;
     this.backend.dequeue(this, true);
-    if (!this.cancelled) this.owner.failed({ reason: `no free slot within queue_timeout ${this.backend.cfg.queue_timeout}ms (every server, or this client's sticky one, at maxconn)`, tried: this.tried?.length ?? 0 });
+    if (!this.cancelled) this.fail({ reason: `no free slot within queue_timeout ${this.backend.cfg.queue_timeout}ms (every server, or this client's sticky one, at maxconn)`, tried: this.failures });
   }
 
   /** The client went away (or asked for STATUS) before we connected. */
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
+    this.stopRace();
     if (this.queueTimer !== null) {
       clearTimeout(this.queueTimer);
       this.queueTimer = null;
       this.backend.dequeue(this, false);
     }
-    if (this.attempt) {
-      this.attempt.close();
-      this.release();
-    }
+    // Once settled, the attempts left are race losers: they finish on their own, for health's sake.
+    if (this.settled) return;
+    while (this.attempts !== null) this.drop(this.attempts);
   }
 
-  private release(): void {
-    if (this.attempt) this.deadlines.remove(this);
-    if (this.server) this.backend.release(this.server, this.clientKey);
-    this.server = null;
-    this.attempt = null;
-  }
-
-  /** The connect request of `handle` completed with `status` (0, or a negative errno). */
-  done(handle: TcpHandle, status: number): void {
+  /** The connect request of `a` completed with `status` (0, or a negative errno). */
+  done(a: Attempt, status: number): void {
     // A late answer for an attempt we gave up on (timed out, cancelled): its handle is closed already.
-    if (this.attempt !== handle) return;
+    if (!a.open) return;
     if (status !== 0) {
-      this.errored(errnoError(status, 'connect'));
+      this.errored(a, errnoError(status, 'connect'));
       return;
     }
-    const server = this.server!;
-    this.deadlines.remove(this);
+    const server = a.server;
     server.connectSucceeded();
+    // The attempt joined its deadline list at deadline - timeout: no clock read at launch.
+    server.connectTime.sample(this.deadlines.elapsed(a));
+    if (this.settled || this.cancelled) {
+      // It lost the race (or the client left): the server answered, which is all it had to say.
+      this.drop(a);
+      return;
+    }
+    this.deadlines.remove(a);
+    this.unlink(a);
+    this.settled = true;
+    this.stopRace();
     server.total++;
-    this.attempt = null;
-    this.owner.connected(handle, server, this.tried?.length ?? 0);
+    // choose() moved a sticky client's entry to each server it raced; the session is on this one.
+    if (this.launched > 1) this.backend.stick?.set(this.clientKey, server.name);
+    this.owner.connected(a.handle, server, this.failures);
   }
 
-  /** The connect did not complete within connect_timeout (called by the deadline list). */
-  expire(): void {
-    this.failAttempt(`connect timeout after ${this.backend.cfg.connect_timeout}ms`);
-  }
-
-  errored(err: NodeJS.ErrnoException): void {
+  private errored(a: Attempt, err: NodeJS.ErrnoException): void {
     if (isLocalResourceError(err.code)) {
       // Out of descriptors (or local ports) is our problem: counting it against the server would
       // mark healthy license servers DOWN, and every other server would fail the same way.
-      this.attempt!.close();
-      this.release();
-      if (!this.cancelled) this.owner.failed({ reason: `licgate cannot open a connection: ${err.code}`, tried: this.tried?.length ?? 0, local: err });
+      this.drop(a);
+      if (!this.settled && !this.cancelled && this.live === 0) this.fail({ reason: `licgate cannot open a connection: ${err.code}`, tried: this.failures, local: err });
       return;
     }
-    this.failAttempt(err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ECONNRESET' ? 'connection reset' : (err.code ?? err.message));
+    this.attemptFailed(a, err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ECONNRESET' ? 'connection reset' : (err.code ?? err.message));
   }
 
-  private failAttempt(reason: string): void {
-    const server = this.server!;
-    this.attempt!.close();
-    this.release();
-    if (this.cancelled) return;
+  attemptFailed(a: Attempt, reason: string): void {
+    const server = a.server;
+    this.drop(a);
     server.connectFailed(reason, this.backend.cfg.observe_errors);
-    this.owner.attemptFailed(server, reason);
-    (this.tried ??= []).push(server);
-    if (this.tried.length > this.backend.cfg.retries) {
-      this.owner.failed({ reason: `${server.name}: ${reason} (after ${this.tried.length} attempts)`, tried: this.tried.length });
+    const settled = this.settled || this.cancelled;
+    this.owner.attemptFailed(server, reason, settled);
+    if (settled) return;
+    this.failures++;
+    if (this.live > 0) {
+      // Another attempt is still under way: the next server starts now (a failure does not wait for
+      // the race delay), or, with the budget spent, the attempts under way have the last word.
+      this.race(0);
       return;
     }
+    this.stopRace();
+    if (this.launched > this.backend.cfg.retries) {
+      this.fail({ reason: `${server.name}: ${reason} (after ${this.launched} attempts)`, tried: this.failures });
+      return;
+    }
+    this.skip();
     this.start();
+  }
+
+  private fail(f: ConnectFailure): void {
+    this.settled = true;
+    this.stopRace();
+    this.owner.failed(f);
+  }
+
+  /** Closes an attempt and gives its slot back. */
+  private drop(a: Attempt): void {
+    a.open = false;
+    this.deadlines.remove(a);
+    a.handle.close();
+    this.backend.release(a.server, this.clientKey);
+    this.unlink(a);
+  }
+
+  private unlink(a: Attempt): void {
+    if (this.attempts === a) this.attempts = a.next;
+    else for (let p = this.attempts; p !== null; p = p.next) if (p.next === a) p.next = a.next;
+    a.next = null;
+    this.live--;
   }
 }
 
@@ -178,10 +303,13 @@ export class Connector implements Expiring {
 export interface ConnectOwner {
   connected(handle: TcpHandle, server: Server, failed: number): void;
   failed(f: ConnectFailure): void;
-  attemptFailed(server: Server, reason: string): void;
+  /** `settled`: the session had connected elsewhere (a race loser) or was gone; nothing is retried for it. */
+  attemptFailed(server: Server, reason: string, settled: boolean): void;
+  /** The connect to `slow` was unanswered after `afterMs`: `next` gets an attempt too. */
+  attemptRaced(slow: Server, next: Server, afterMs: number): void;
 }
 
-// Shared by every attempt: the request carries its Connector, so no closures are made per connect.
-function onAttemptDone(this: AttemptReq, status: number, handle: TcpHandle): void {
-  this.connector.done(handle, status);
+// Shared by every attempt: the request carries its Attempt, so no closures are made per connect.
+function onAttemptDone(this: AttemptReq, status: number): void {
+  this.attempt.connector.done(this.attempt, status);
 }

@@ -12,7 +12,10 @@ export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
   /** A session reached `server` after `retries` failed attempts (counted once, not per chunk). */
   sessionConnected(fe: Frontend, server: Server, retries: number): void;
-  attemptFailed(fe: Frontend, server: Server, reason: string): void;
+  /** `settled`: the session had already connected elsewhere (this attempt lost a race) or was gone. */
+  attemptFailed(fe: Frontend, server: Server, reason: string, settled: boolean): void;
+  /** A connect to `slow` was unanswered after `afterMs` (connect_race): `next` got an attempt too. */
+  attemptRaced(fe: Frontend, slow: Server, next: Server, afterMs: number): void;
   acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void;
 }
 

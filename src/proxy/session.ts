@@ -239,8 +239,12 @@ export class Session implements ConnectOwner, RelayOwner {
     this.endWith('no-server', f.reason);
   }
 
-  attemptFailed(server: Server, reason: string): void {
-    this.fe.hooks.attemptFailed(this.fe, server, reason);
+  attemptFailed(server: Server, reason: string, settled: boolean): void {
+    this.fe.hooks.attemptFailed(this.fe, server, reason, settled);
+  }
+
+  attemptRaced(slow: Server, next: Server, afterMs: number): void {
+    this.fe.hooks.attemptRaced(this.fe, slow, next, afterMs);
   }
 
   relayDone(relay: Relay, reason: EndReason): void {

@@ -24,6 +24,7 @@ export function serverJson(s: Server) {
     active: s.active,
     total: s.total,
     connect_errors: s.connectErrors,
+    connect_ms: roundMs(s.connectTime.smoothed),
     since: new Date(s.stateSince).toISOString(),
     last_check: s.lastCheck && {
       ok: s.lastCheck.ok,
@@ -48,4 +49,8 @@ export function backendJson(b: Backend) {
     stick_entries: b.stick ? b.stick.size : null,
     servers: b.servers.map(serverJson),
   };
+}
+
+function roundMs(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms * 100) / 100;
 }

@@ -31,11 +31,16 @@ describe('durations', () => {
 backends:
   - name: b
     connect_timeout: 2s
+    connect_race: 100ms
     check: { type: status, inter: 5m, fastinter: 500ms, downinter: 2s, timeout: 1500 }
+    servers: [{ name: a, address: "10.0.0.1:27000" }]
+  - name: c
+    connect_race: 0
     servers: [{ name: a, address: "10.0.0.1:27000" }]
 `);
     const b = cfg.backends[0]!;
-    expect([b.check.inter, b.check.fastinter, b.check.downinter, b.check.timeout, b.connect_timeout]).toEqual([300_000, 500, 2000, 1500, 2000]);
+    expect([b.check.inter, b.check.fastinter, b.check.downinter, b.check.timeout, b.connect_timeout, b.connect_race]).toEqual([300_000, 500, 2000, 1500, 2000, 100]);
+    expect(cfg.backends[1]!.connect_race).toBe(0);
   });
 });
 
@@ -53,7 +58,7 @@ backends:
 
   it('applies the design defaults', () => {
     const b = cfg.backends[0]!;
-    expect(b).toMatchObject({ balance: 'roundrobin', stick: null, failback: 'auto', retries: 2, observe_errors: 1, connect_timeout: 3000 });
+    expect(b).toMatchObject({ balance: 'roundrobin', stick: null, failback: 'auto', retries: 2, observe_errors: 1, connect_timeout: 3000, connect_race: 250 });
     expect(b.check).toMatchObject({ type: 'tcp', inter: 2000, fastinter: 2000, downinter: 2000, rise: 2, fall: 3, timeout: 1000, port: null });
     expect(cfg.frontends[0]).toMatchObject({ inband_status: true, idle_timeout: 0, keepalive: true, server_port: null, listen: { host: '0.0.0.0', port: 27000 } });
     expect(cfg.admin).toBeNull();

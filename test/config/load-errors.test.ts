@@ -107,6 +107,17 @@ backends:
     ).toEqual(['lic.yaml:4:35: backend "licenses".check.inter: expected a duration like 500ms, 2s, 5m or 8h, found "5 minutes"']);
   });
 
+  it('connect_race: a duration, not "off" (0 turns it off)', () => {
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: licenses
+    connect_race: off
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`),
+    ).toEqual(['lic.yaml:4:19: backend "licenses".connect_race: expected a duration like 500ms, 2s, 5m or 8h, found "off"']);
+  });
+
   it('bad listen addresses: no port, port out of range, not an IP address or host name, IPv6 without brackets', () => {
     expect(
       issues(`frontends:

@@ -39,6 +39,7 @@ export interface ServerStatus {
   active: number;
   total: number;
   connect_errors: number;
+  connect_ms: number | null;
   last_check: { ok: boolean; reason: string; duration_ms: number; at: string } | null;
 }
 

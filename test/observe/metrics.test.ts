@@ -15,7 +15,7 @@ backends:
 ${servers}`;
 const AB = `      - { name: a, address: 10.0.0.1:1 }\n      - { name: c, address: 10.0.0.2:1, backup: true }`;
 
-const noHooks: FrontendHooks = { sessionEnded: () => {}, sessionConnected: () => {}, attemptFailed: () => {}, acceptFailed: () => {} };
+const noHooks: FrontendHooks = { sessionEnded: () => {}, sessionConnected: () => {}, attemptFailed: () => {}, attemptRaced: () => {}, acceptFailed: () => {} };
 
 /** A model and a (never listening) frontend the metrics read, as the daemon's are. */
 function setup(servers = AB) {
@@ -47,6 +47,8 @@ describe('Metrics', () => {
     const a = b.server('a')!;
     for (let i = 0; i < 3; i++) m.sessionConnected(fe, a, i === 2 ? 1 : 0);
     m.attemptFailed(fe, a, 'connection refused');
+    m.attemptRaced(fe, a);
+    m.attemptRaced(fe, a);
     m.sessionEnded(ended('a', 'closed'));
     m.sessionEnded(ended('a', 'server-reset', [5, 0]));
     m.sessionEnded(ended(null, 'no-server', [0, 0], 3));
@@ -59,6 +61,7 @@ describe('Metrics', () => {
     expect(sample(text, 'licgate_bytes_in_total', l)).toBe(15);
     expect(sample(text, 'licgate_bytes_out_total', l)).toBe(20);
     expect(sample(text, 'licgate_connect_errors_total', { ...l, reason: 'refused' })).toBe(1);
+    expect(sample(text, 'licgate_connect_races_total', l)).toBe(2);
     // 1 retry on a connected session + 2 on the session that failed on all 3 attempts.
     expect(sample(text, 'licgate_connect_retries_total', { frontend: 'fe', backend: 'b' })).toBe(3);
     expect(sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end: 'no-server' })).toBe(1);

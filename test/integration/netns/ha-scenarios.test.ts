@@ -16,7 +16,7 @@
  * it starts from and leaves a known one:
  *   1  planned failover lb1 → lb2          (lb2 then serves; lb1's licgate restarted, BACKUP)
  *   2  lic1 killed, then restarted         (via lb2, auto: lic2, then back to lic1)
- *   3  lic1 black-holed                    (via lb2: lic2; a second, impatient client shows the window)
+ *   3  lic1 black-holed                    (via lb2: lic2 after connect_race; a hasty client shows the window)
  *   4a lic1 returns, failback auto         (via lb2: back to lic1)
  *   4b lic1 fails and returns, manual      (VIP handed back to lb1 by restarting keepalived on lb2,
  *                                           as keepalived.conf documents: stays on lic2; admin failback)
@@ -59,9 +59,13 @@ type Sim = (typeof SIMS)[number];
 const CLIENT_INTERVAL_MS = 50;
 /** Per client attempt (connect + HELLO + CHECKOUT); longer than connect_timeout, so a retried connect can still succeed. */
 const CLIENT_TIMEOUT_MS = 2500;
-/** Scenario 3's second client: gives up before connect_timeout, so it cannot profit from the retry. */
+/** Scenario 3's second client: gives up at half of connect_timeout; only connect_race can serve it in time. */
 const IMPATIENT_MS = 500;
+/** Scenario 3's third client: gives up before connect_race, so it shows the window in which the proxy still tries the silent server. */
+const HASTY_MS = 200;
 const CONNECT_TIMEOUT_MS = 1000;
+/** licgate's default connect_race (the proxies here do not set it). */
+const CONNECT_RACE_MS = 250;
 const SHUTDOWN_GRACE_MS = 10_000;
 /** licgate's default shutdown_delay: still accepting this long after /health turned 503. */
 const SHUTDOWN_DELAY_MS = 3_000;
@@ -327,35 +331,44 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     });
   }, 60_000);
 
-  it('3: primary black-holed (no RST) — failures only within connect_timeout + check detection, then lic2', async () => {
+  it('3: primary black-holed (no RST) — no client that waits connect_race sees a failure; lic2 serves', async () => {
     await expectSteady('lb2', 'lic1');
-    // A second, impatient client gives up after IMPATIENT_MS (< connect_timeout): it cannot wait for
-    // the retry, so it does see failures, and they show the window in which the proxy still sent
-    // new connections to the silent server.
+    // Two more clients: an impatient one gives up after IMPATIENT_MS (half of connect_timeout), which
+    // only connect_race lets it survive; a hasty one gives up after HASTY_MS (< connect_race), so it
+    // does see failures, and they show the window in which the proxy still tried the silent server.
     const impatient = startCheckoutLoop(lab, 'client', { host: VIP, port: LICENSE_PORT, intervalMs: CLIENT_INTERVAL_MS, timeoutMs: IMPATIENT_MS, label: 'impatient-loop' });
+    const hasty = startCheckoutLoop(lab, 'client', { host: VIP, port: LICENSE_PORT, intervalMs: CLIENT_INTERVAL_MS, timeoutMs: HASTY_MS, label: 'hasty-loop' });
     try {
-      await impatient.waitFirst((a) => a.ok && a.who === 'lic1', 0, 5000, 'impatient client answered by lic1');
+      await Promise.all([
+        impatient.waitFirst((a) => a.ok && a.who === 'lic1', 0, 5000, 'impatient client answered by lic1'),
+        hasty.waitFirst((a) => a.ok && a.who === 'lic1', 0, 5000, 'hasty client answered by lic1'),
+      ]);
       const t0 = Date.now();
       await lab.blackhole('lic1');
       const tCut = Date.now();
-      const [first, firstImpatient] = await Promise.all([client.waitSees('lic2', t0, 10_000), impatient.waitSees('lic2', t0, 10_000)]);
+      const [first, firstImpatient, firstHasty] = await Promise.all([client.waitSees('lic2', t0, 10_000), impatient.waitSees('lic2', t0, 10_000), hasty.waitSees('lic2', t0, 10_000)]);
       const windowEnd = tCut + CONNECT_TIMEOUT_MS + CHECK_DETECTION_MS;
       await settled(Math.max(windowEnd, endOf(first)) + 500);
       await impatient.waitSettled(Math.max(windowEnd, endOf(firstImpatient)) + 500, IMPATIENT_MS + 10_000);
+      await hasty.waitSettled(Math.max(windowEnd, endOf(firstHasty)) + 500, HASTY_MS + 10_000);
       const bound = `connect_timeout + check detection (${CONNECT_TIMEOUT_MS} + ${CHECK_DETECTION_MS} ms) after the cut`;
       // Everything that failed because of the cut (it ended after the cut began).
       const failed = client.samples.filter((a) => !a.ok && endOf(a) >= t0);
       const failedImpatient = impatient.samples.filter((a) => !a.ok && endOf(a) >= t0);
-      expect(failed.filter((a) => a.t > windowEnd), `client failures that started later than ${bound}`).toEqual([]);
-      expect(failedImpatient.filter((a) => a.t > windowEnd), `impatient-client failures that started later than ${bound}`).toEqual([]);
-      expect(failedImpatient.length).toBeGreaterThan(0); // the window is real: an impatient client does notice
-      // Silence, never a reset or refusal: attempts time out (or are closed when the proxy gives up).
-      expect([...failed, ...failedImpatient].every((a) => a.err === 'timeout' || a.err === 'closed by peer')).toBe(true);
-      expect(client.successesStarted(windowEnd).every((a) => a.who === 'lic2')).toBe(true);
-      expect(impatient.successesStarted(windowEnd).every((a) => a.who === 'lic2')).toBe(true);
+      const failedHasty = hasty.samples.filter((a) => !a.ok && endOf(a) >= t0);
+      expect(failed, 'client failures').toEqual([]);
+      expect(failedImpatient, `failures of the client that waits ${IMPATIENT_MS} ms`).toEqual([]);
+      expect(failedHasty.length).toBeGreaterThan(0); // the window is real: a client that will not wait connect_race does notice
+      expect(failedHasty.filter((a) => a.t > windowEnd), `hasty-client failures that started later than ${bound}`).toEqual([]);
+      // Silence, never a reset or refusal: attempts time out.
+      expect(failedHasty.every((a) => a.err === 'timeout' || a.err === 'closed by peer')).toBe(true);
+      for (const c of [client, impatient, hasty]) expect(c.successesStarted(windowEnd).every((a) => a.who === 'lic2')).toBe(true);
       const out = client.outage(t0, first);
       const outImpatient = impatient.outage(t0, firstImpatient);
-      const slowest = Math.max(0, ...client.successesStarted(t0, endOf(first)).map((a) => a.ms));
+      const whileSwitching = client.successesStarted(t0, windowEnd);
+      const slowest = Math.max(0, ...whileSwitching.map((a) => a.ms));
+      // Before connect_race these waited connect_timeout: served by the race, they wait about its 250 ms.
+      expect(slowest, 'the slowest checkout while lic1 was still tried').toBeLessThan(CONNECT_TIMEOUT_MS);
       const span = (as: readonly CheckoutAttempt[]) => (as.length ? `started ${Math.min(...as.map((a) => a.t)) - t0}..${Math.max(...as.map((a) => a.t)) - t0} ms after the cut` : 'none');
       record({
         id: '3',
@@ -363,9 +376,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
         switchMs: endOf(first) - t0,
         outageMs: out.noAnswerMs,
         failed: failed.length,
-        note:
-          `failed attempts: ${span(failed)} (${describeErrors(failed)}); slowest successful checkout while switching ${slowest} ms ` +
-          `(connect_timeout ${CONNECT_TIMEOUT_MS} ms, then retried on lic2)`,
+        note: `slowest checkout while switching ${slowest} ms (connect_race ${CONNECT_RACE_MS} ms: lic2 is tried too while lic1's connect is unanswered)`,
       });
       record({
         id: '3i',
@@ -373,10 +384,18 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
         switchMs: endOf(firstImpatient) - t0,
         outageMs: outImpatient.noAnswerMs,
         failed: failedImpatient.length,
-        note: `failed attempts ${span(failedImpatient)}, bound ${windowEnd - t0} ms (${describeErrors(failedImpatient)})`,
+        note: `connect_timeout is ${CONNECT_TIMEOUT_MS} ms: only the race serves this client in time`,
+      });
+      record({
+        id: '3h',
+        scenario: `lic1 black-holed, hasty client (timeout ${HASTY_MS} ms)`,
+        switchMs: endOf(firstHasty) - t0,
+        outageMs: hasty.outage(t0, firstHasty).noAnswerMs,
+        failed: failedHasty.length,
+        note: `failed attempts ${span(failedHasty)}, bound ${windowEnd - t0} ms (${describeErrors(failedHasty)})`,
       });
     } finally {
-      await impatient.proc.stop();
+      await Promise.all([impatient.proc.stop(), hasty.proc.stop()]);
     }
   }, 60_000);
 

@@ -1,0 +1,123 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { helloOnce } from '../helpers/license-client.js';
+import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { sample } from '../helpers/prom-text.js';
+import { startSilentListener, type SilentListener } from '../helpers/silent-listener.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+// connect_race (src/proxy/connector.ts): a connect still unanswered after 250 ms is raced by one to
+// the next server. The "primary" here is black-holed: a stopped listener whose accept queue is full,
+// so SYNs get no answer, as behind a dead path.
+
+let silent: SilentListener | null = null;
+afterEach(async () => {
+  await stopAll();
+  await silent?.stop();
+  silent = null;
+});
+
+async function setup(backendExtra: string, check = '{ type: none }'): Promise<{ proxy: ProxyProcess; backupPort: number }> {
+  silent = await startSilentListener();
+  const backup = await startSimulator('backup');
+  // shutdown_delay 0: nothing here tests the stop, and the default would add 3 s to each test.
+  const proxy = await startProxy(`
+shutdown_delay: 0s
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
+backends:
+  - name: licenses
+    check: ${check.replace('BACKUP_PORT', String(backup.port))}
+${backendExtra}
+    servers:
+      - { name: primary, address: "127.0.0.1:${silent.port}" }
+      - { name: backup, address: "127.0.0.1:${backup.port}", backup: true }
+`);
+  return { proxy, backupPort: backup.port };
+}
+
+async function timedHello(port: number): Promise<{ by: string; ms: number }> {
+  const t0 = performance.now();
+  const by = await helloOnce(port, { timeoutMs: 20_000 });
+  return { by, ms: performance.now() - t0 };
+}
+
+async function races(proxy: ProxyProcess, server: string): Promise<number> {
+  return sample((await proxy.get('/metrics')).body, 'licgate_connect_races_total', { frontend: 'lmgrd', backend: 'licenses', server }) ?? 0;
+}
+
+describe('connect_race', () => {
+  it('a black-holed server costs a new session the race delay, not connect_timeout', async () => {
+    const { proxy } = await setup('    connect_timeout: 10s');
+    const r = await timedHello(proxy.port);
+    expect(r.by).toBe('backup');
+    // It did try the primary first (waited for the race delay), and did not wait for connect_timeout.
+    expect(r.ms).toBeGreaterThanOrEqual(240);
+    expect(r.ms).toBeLessThan(5000);
+    expect(await races(proxy, 'primary')).toBe(1);
+    // The backup's connect time is learned; the primary never answered.
+    expect((await proxy.server('licenses', 'backup')).connect_ms).toBeLessThan(250);
+    expect((await proxy.server('licenses', 'primary')).connect_ms).toBeNull();
+    // JSON log lines are written in batches: wait for the line rather than read the logs at once.
+    const line = await waitFor(() => proxy.logs.find((l) => l.msg === 'connect to server unanswered; racing the next server'), { timeoutMs: 5000, intervalMs: 20, what: 'the race log line' });
+    expect(line).toMatchObject({ server: 'primary', next: 'backup', after_ms: 250 });
+    // With check type none the primary stays UP: every new session is raced the same way.
+    const again = await timedHello(proxy.port);
+    expect(again.by).toBe('backup');
+    expect(await races(proxy, 'primary')).toBe(2);
+  }, 30_000);
+
+  it('connect_race: 0 turns it off: the session waits connect_timeout, then is retried', async () => {
+    const { proxy } = await setup('    connect_timeout: 1500ms\n    connect_race: 0');
+    const r = await timedHello(proxy.port);
+    expect(r.by).toBe('backup');
+    expect(r.ms).toBeGreaterThanOrEqual(1490);
+    expect(await races(proxy, 'primary')).toBe(0);
+  }, 30_000);
+
+  it('races come out of the retries budget: with retries 0 there is no second attempt', async () => {
+    const { proxy } = await setup('    connect_timeout: 1s\n    retries: 0');
+    const t0 = performance.now();
+    await expect(helloOnce(proxy.port, { timeoutMs: 20_000 })).rejects.toThrow();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(990);
+    expect(await races(proxy, 'primary')).toBe(0);
+    expect((await proxy.server('licenses', 'backup')).total).toBe(0);
+  }, 30_000);
+
+  it('an attempt that lost the race still times out against its server: passive health marks it DOWN', async () => {
+    // Checks go to the backup's port, so they pass for both servers: only the session's own connect
+    // attempt can take the primary DOWN (observe_errors 1, the default).
+    const { proxy } = await setup('    connect_timeout: 1s', '{ type: tcp, port: BACKUP_PORT, inter: 60s }');
+    expect((await proxy.server('licenses', 'primary')).state).toBe('UP');
+    const r = await timedHello(proxy.port);
+    expect(r.by).toBe('backup');
+    expect(r.ms).toBeLessThan(1000); // answered before the primary's attempt even timed out
+    const down = await waitFor(async () => {
+      const s = await proxy.server('licenses', 'primary');
+      return s.state === 'DOWN' ? s : null;
+    }, { timeoutMs: 5000, intervalMs: 20, what: 'the primary DOWN after its raced attempt timed out' });
+    expect(down.connect_errors).toBe(1);
+    const line = await waitFor(() => proxy.logs.find((l) => l.msg === 'connect to server failed; its session had already gone to another server'), { timeoutMs: 5000, intervalMs: 20, what: 'the log line of the raced attempt that failed' });
+    expect(line).toMatchObject({ server: 'primary', reason: 'connect timeout after 1000ms' });
+    // Now DOWN, the primary is not tried: the next session goes to the backup without a race.
+    expect(await timedHello(proxy.port)).toMatchObject({ by: 'backup' });
+    expect(await races(proxy, 'primary')).toBe(1);
+  }, 30_000);
+
+  it('a slow server that answers after losing the race is not counted against', async () => {
+    const { proxy } = await setup('    connect_timeout: 5s', '{ type: tcp, port: BACKUP_PORT, inter: 60s }');
+    const r = await timedHello(proxy.port);
+    expect(r.by).toBe('backup');
+    // The losing attempt is still under way, holding its slot on the primary.
+    expect((await proxy.server('licenses', 'primary')).active).toBe(1);
+    // The primary's listener runs again: it accepts what waits, and the attempt's SYN, retransmitted
+    // by the kernel about 1 s after the first, completes: the attempt is closed unused.
+    silent!.resume();
+    await waitFor(async () => (await proxy.server('licenses', 'primary')).active === 0, { timeoutMs: 8000, intervalMs: 20, what: 'the raced attempt on the primary to finish' });
+    const s = await proxy.server('licenses', 'primary');
+    expect(s.state).toBe('UP');
+    expect(s.connect_errors).toBe(0);
+    // Its connect took a SYN retransmit (over 1 s): not a sample of the path (Karn's rule).
+    expect(s.connect_ms).toBeNull();
+    expect(proxy.logs.filter((l) => l.msg?.startsWith('connect to server failed'))).toEqual([]);
+  }, 30_000);
+});
