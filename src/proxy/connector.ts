@@ -272,7 +272,7 @@ export class Connector implements Expiring {
       this.fail({ reason: `${server.name}: ${reason} (after ${this.launched} attempts)`, tried: this.failures });
       return;
     }
-    this.skip();
+    this.skip(); // from here on, choose() passes over every server tried
     this.start();
   }
 

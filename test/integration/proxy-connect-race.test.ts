@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce } from '../helpers/license-client.js';
 import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
@@ -9,30 +10,43 @@ import { waitFor } from '../helpers/wait-for.js';
 // the next server. The "primary" here is black-holed: a stopped listener whose accept queue is full,
 // so SYNs get no answer, as behind a dead path.
 
-let silent: SilentListener | null = null;
+const listeners: SilentListener[] = [];
+const sockets: Socket[] = [];
 afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
   await stopAll();
-  await silent?.stop();
-  silent = null;
+  await Promise.all(listeners.splice(0).map((l) => l.stop()));
 });
 
-async function setup(backendExtra: string, check = '{ type: none }'): Promise<{ proxy: ProxyProcess; backupPort: number }> {
-  silent = await startSilentListener();
-  const backup = await startSimulator('backup');
+async function silentServer(): Promise<SilentListener> {
+  const l = await startSilentListener();
+  listeners.push(l);
+  return l;
+}
+
+/** licgate with one frontend and the backend "licenses"; `backend` holds its options and servers (YAML, indented 4). */
+function startRaceProxy(backend: string): Promise<ProxyProcess> {
   // shutdown_delay 0: nothing here tests the stop, and the default would add 3 s to each test.
-  const proxy = await startProxy(`
+  return startProxy(`
 shutdown_delay: 0s
 frontends:
   - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
 backends:
   - name: licenses
-    check: ${check.replace('BACKUP_PORT', String(backup.port))}
+${backend}`);
+}
+
+/** A black-holed primary and a live backup (a simulator, backup tier). */
+async function setup(backendExtra: string, check = '{ type: none }'): Promise<{ proxy: ProxyProcess; primary: SilentListener }> {
+  const primary = await silentServer();
+  const backup = await startSimulator('backup');
+  const proxy = await startRaceProxy(`    check: ${check.replace('BACKUP_PORT', String(backup.port))}
 ${backendExtra}
     servers:
-      - { name: primary, address: "127.0.0.1:${silent.port}" }
+      - { name: primary, address: "127.0.0.1:${primary.port}" }
       - { name: backup, address: "127.0.0.1:${backup.port}", backup: true }
 `);
-  return { proxy, backupPort: backup.port };
+  return { proxy, primary };
 }
 
 async function timedHello(port: number): Promise<{ by: string; ms: number }> {
@@ -104,14 +118,14 @@ describe('connect_race', () => {
   }, 30_000);
 
   it('a slow server that answers after losing the race is not counted against', async () => {
-    const { proxy } = await setup('    connect_timeout: 5s', '{ type: tcp, port: BACKUP_PORT, inter: 60s }');
+    const { proxy, primary } = await setup('    connect_timeout: 5s', '{ type: tcp, port: BACKUP_PORT, inter: 60s }');
     const r = await timedHello(proxy.port);
     expect(r.by).toBe('backup');
     // The losing attempt is still under way, holding its slot on the primary.
     expect((await proxy.server('licenses', 'primary')).active).toBe(1);
     // The primary's listener runs again: it accepts what waits, and the attempt's SYN, retransmitted
     // by the kernel about 1 s after the first, completes: the attempt is closed unused.
-    silent!.resume();
+    primary.resume();
     await waitFor(async () => (await proxy.server('licenses', 'primary')).active === 0, { timeoutMs: 8000, intervalMs: 20, what: 'the raced attempt on the primary to finish' });
     const s = await proxy.server('licenses', 'primary');
     expect(s.state).toBe('UP');
@@ -119,5 +133,36 @@ describe('connect_race', () => {
     // Its connect took a SYN retransmit (over 1 s): not a sample of the path (Karn's rule).
     expect(s.connect_ms).toBeNull();
     expect(proxy.logs.filter((l) => l.msg?.startsWith('connect to server failed'))).toEqual([]);
+  }, 30_000);
+
+  it('a sticky client stays on the server that won the race, not on the one raced last', async () => {
+    // Two black-holed servers in one tier: the client's first connect goes to "a" (weight 2), is
+    // raced to "b" after 250 ms (choose() moves the stick entry to b), then a resumes and wins
+    // with its SYN retransmit while b stays silent. The entry must follow the winner: the client's
+    // next connection goes straight to a; with the entry left on b it would go to b and be raced.
+    const a = await silentServer();
+    const b = await silentServer();
+    const proxy = await startRaceProxy(`    stick: source
+    connect_timeout: 5s
+    check: { type: none }
+    servers:
+      - { name: a, address: "127.0.0.1:${a.port}", weight: 2 }
+      - { name: b, address: "127.0.0.1:${b.port}", weight: 1 }
+`);
+    const open = (): Socket => {
+      const s = connect(proxy.port, '127.0.0.1');
+      s.on('error', () => {});
+      sockets.push(s);
+      return s;
+    };
+    open();
+    await waitFor(async () => (await races(proxy, 'a')) === 1, { timeoutMs: 5000, intervalMs: 20, what: 'the connect to a raced to b' });
+    a.resume();
+    await waitFor(async () => (await proxy.server('licenses', 'a')).total === 1, { timeoutMs: 5000, intervalMs: 20, what: 'a to win the race with its SYN retransmit' });
+    expect((await proxy.server('licenses', 'b')).total).toBe(0);
+    open();
+    await waitFor(async () => (await proxy.server('licenses', 'a')).total === 2, { timeoutMs: 5000, intervalMs: 20, what: 'the second connection on a' });
+    expect(await races(proxy, 'b')).toBe(0);
+    expect(await races(proxy, 'a')).toBe(1);
   }, 30_000);
 });
