@@ -1,3 +1,6 @@
+/** Linux's initial SYN retransmission timeout (TCP_TIMEOUT_INIT, RFC 6298 §2.1). */
+const SYN_RETRANSMIT_MS = 1000;
+
 /**
  * How long connects to one server usually take, estimated as TCP estimates its round-trip time
  * (RFC 6298: SRTT and RTTVAR, gains 1/8 and 1/4) from the connects of live traffic. It sets how
@@ -5,9 +8,6 @@
  * `connect_race`, and later for a server that is always slow (a DR site across an ocean), so that
  * such a server is not raced, and beaten by a nearby one, on every connection.
  */
-/** Linux's initial SYN retransmission timeout (TCP_TIMEOUT_INIT, RFC 6298 §2.1). */
-const SYN_RETRANSMIT_MS = 1000;
-
 export class ConnectTime {
   /** Smoothed connect time in ms; -1 until the first sample. */
   private srtt = -1;

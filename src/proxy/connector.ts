@@ -56,9 +56,8 @@ export class Connector implements Expiring {
   deadline = 0;
   dlPrev: Expiring | null = null;
   dlNext: Expiring | null = null;
-  /** Attempts under way, newest first. */
+  /** Attempts under way, newest first (null: none). */
   private attempts: Attempt | null = null;
-  private live = 0;
   private launched = 0;
   private failures = 0;
   /** The first attempt's server; `skip` starts from it once a second server is wanted. */
@@ -118,7 +117,6 @@ export class Connector implements Expiring {
     const a = new Attempt(this, server, handle);
     a.next = this.attempts;
     this.attempts = a;
-    this.live++;
     this.deadlines.add(a);
     this.armRace(server);
     const host = server.connectHost;
@@ -179,7 +177,7 @@ export class Connector implements Expiring {
 
   /** Starts an attempt on the next server next to those under way, if the budget and a free server allow. */
   private race(waited: number): void {
-    if (this.settled || this.cancelled || this.live === 0 || this.launched > this.backend.cfg.retries) return;
+    if (this.settled || this.cancelled || this.attempts === null || this.launched > this.backend.cfg.retries) return;
     // Only a server with a free slot: a race does not queue (the attempts under way may still win).
     const next = this.backend.choose(this.clientKey, this.skip());
     if (next === null || !next.usable) return;
@@ -247,7 +245,7 @@ export class Connector implements Expiring {
       // Out of descriptors (or local ports) is our problem: counting it against the server would
       // mark healthy license servers DOWN, and every other server would fail the same way.
       this.drop(a);
-      if (!this.settled && !this.cancelled && this.live === 0) this.fail({ reason: `licgate cannot open a connection: ${err.code}`, tried: this.failures, local: err });
+      if (!this.settled && !this.cancelled && this.attempts === null) this.fail({ reason: `licgate cannot open a connection: ${err.code}`, tried: this.failures, local: err });
       return;
     }
     this.attemptFailed(a, err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ECONNRESET' ? 'connection reset' : (err.code ?? err.message));
@@ -261,7 +259,7 @@ export class Connector implements Expiring {
     this.owner.attemptFailed(server, reason, settled);
     if (settled) return;
     this.failures++;
-    if (this.live > 0) {
+    if (this.attempts !== null) {
       // Another attempt is still under way: the next server starts now (a failure does not wait for
       // the race delay), or, with the budget spent, the attempts under way have the last word.
       this.race(0);
@@ -295,7 +293,6 @@ export class Connector implements Expiring {
     if (this.attempts === a) this.attempts = a.next;
     else for (let p = this.attempts; p !== null; p = p.next) if (p.next === a) p.next = a.next;
     a.next = null;
-    this.live--;
   }
 }
 

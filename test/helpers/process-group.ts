@@ -16,15 +16,26 @@ export function processGroupGone(pgid: number): boolean {
   if (!existsSync('/proc/self/stat')) return false;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited while we looked
-    }
-    // Fields after "(comm)": state ppid pgrp ...; comm itself may contain spaces or parentheses.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const fields = procStatFields(Number(entry));
+    if (fields === null) continue; // exited while we looked
+    const [state, , pgrp] = fields;
     if (Number(pgrp) === pgid && state !== 'Z') return false;
   }
   return true;
+}
+
+/** The state letter of process `pid` from /proc (R, S, T for stopped, Z for a zombie...), or null when it is gone. */
+export function processState(pid: number): string | null {
+  return procStatFields(pid)?.[0] ?? null;
+}
+
+/** The fields of /proc/PID/stat after "(comm)": state ppid pgrp ...; comm itself may contain spaces or parentheses. */
+function procStatFields(pid: number): string[] | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }

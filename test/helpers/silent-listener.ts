@@ -1,14 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { processState } from './process-group.js';
 import { waitFor } from './wait-for.js';
 
 /**
  * A black-holed server on 127.0.0.1 without iptables or a namespace: a child process listens with
  * a backlog of 1 and stops itself (SIGSTOP), so nothing accepts; the kernel completes handshakes
  * only until the accept queue is full, and drops every later SYN (tcp_conn_request: accept queue
- * full → drop), as a server behind a dead path would. fill() holds the queue full.
+ * full → drop), as a server behind a dead path would. The queue is filled here, and those
+ * connections are held until stop().
  */
 export interface SilentListener {
   port: number;
@@ -29,9 +30,8 @@ export async function startSilentListener(): Promise<SilentListener> {
   const child: ChildProcess = spawn(process.execPath, ['-e', CHILD], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const port = await waitFor(() => (/^(\d+)\n/.exec(out) ? Number(/^(\d+)\n/.exec(out)![1]) : 0), { timeoutMs: 10_000, intervalMs: 10, what: 'the silent listener to print its port' });
-  // Stopped: /proc/PID/stat's state is T.
-  await waitFor(() => procState(child.pid!) === 'T', { timeoutMs: 5000, intervalMs: 10, what: 'the silent listener to stop itself' });
+  const port = await waitFor(() => Number(/^(\d+)\n/.exec(out)?.[1] ?? 0), { timeoutMs: 10_000, intervalMs: 10, what: 'the silent listener to print its port' });
+  await waitFor(() => processState(child.pid!) === 'T', { timeoutMs: 5000, intervalMs: 10, what: 'the silent listener to stop itself' });
   const held: Socket[] = [];
   // Fill the accept queue: connects complete until it is full; the first one that does not is the proof.
   for (let i = 0; ; i++) {
@@ -54,14 +54,4 @@ export async function startSilentListener(): Promise<SilentListener> {
       }
     },
   };
-}
-
-function procState(pid: number): string {
-  try {
-    // The state is the first field after the parenthesised command name.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return '?';
-  }
 }
