@@ -34,6 +34,8 @@
 //                      retry a session whose request was already forwarded, so a 1 there is timing, not the proxy.
 //   slowest reply    — the longest wait of a session that did get a reply after the fault: failover
 //                      by retry hides the failure but not the wait.
+//   slow replies     — how many of those sessions waited over 100 ms (a reply through a proxy takes
+//                      about 1 ms here): how long the waiting went on, where slowest reply gives its depth.
 // The long-lived session is probed 1 s after the fault (HELLO; reply / closed / reset / no answer in
 // 5 s): it goes to the log line and --json only (no proxy can save a session whose server died).
 //
@@ -68,6 +70,7 @@ const SESSION_EVERY_MS = 20;
 const SESSION_DEADLINE_MS = 10_000;
 const STEADY_MS = 1000;
 const SETTLE_MS = 2000;
+const SLOW_REPLY_MS = 100;
 const HELD_PROBE_AFTER_MS = 1000;
 const HELD_PROBE_WAIT_MS = 5000;
 const NEEDS_IPTABLES = 'n/a (needs root + iptables)';
@@ -445,6 +448,7 @@ async function runOne(env, variant, fault, tag) {
       outcomes: byOutcome,
       lastFailureStartMs: failed.length ? Math.round(Math.max(...failed.map((s) => s.start)) - tFault) : null,
       slowestReplyMs: ok.length ? Math.round(Math.max(...ok.map((s) => s.end - s.start))) : null,
+      slowReplies: ok.filter((s) => s.end - s.start > SLOW_REPLY_MS).length,
       slowestReplyStartMs: ok.length ? Math.round(ok.reduce((a, b) => (b.end - b.start > a.end - a.start ? b : a)).start - tFault) : null,
       steadySessions: before.length,
     });
@@ -495,7 +499,7 @@ export async function runFailover(env) {
         if (r.error) { env.log(`${head} ERROR ${r.error}`); continue; }
         const sw = r.switchMs === null ? `no switch in ${env.capMs / 1000} s` : `backup after ${fmtMs(r.switchMs)}`;
         const outcomes = Object.entries(r.outcomes).map(([k, v]) => `${v} ${k}`).join(', ');
-        env.log(`${head} ${sw} · ${r.failed} failed of ${r.sessionsAfterFault} sessions (${outcomes}) · slowest reply ${fmtMs(r.slowestReplyMs)} · held session: ${r.held}${r.ruleRemoved === false ? ' · ⚠ iptables rule NOT removed' : ''}`);
+        env.log(`${head} ${sw} · ${r.failed} failed of ${r.sessionsAfterFault} sessions (${outcomes}) · slowest reply ${fmtMs(r.slowestReplyMs)}, ${r.slowReplies} over ${SLOW_REPLY_MS} ms · held session: ${r.held}${r.ruleRemoved === false ? ' · ⚠ iptables rule NOT removed' : ''}`);
       }
     }
   }
@@ -514,6 +518,7 @@ export async function runFailover(env) {
         switchMs: medianOf(good.map((r) => (r.switchMs === null ? Infinity : r.switchMs))),
         failed: medianOf(good.map((r) => r.failed)),
         slowestReplyMs: medianOf(good.map((r) => r.slowestReplyMs).filter((v) => v !== null)),
+        slowReplies: medianOf(good.map((r) => r.slowReplies)),
       };
     }
   }
@@ -527,6 +532,8 @@ function medianOf(xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+const count = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+
 /**
  * Table rows for run.mjs: [{ label, cells: { column → text } }]. Columns: 'haproxy' (the seed
  * config), 'haproxy tuned', 'licgate'; run.mjs puts a dash in the others.
@@ -536,8 +543,9 @@ export function failoverRows(fo) {
   const cap = `> ${Math.round(fo.capMs / 1000)} s`;
   const metrics = [
     { key: 'switchMs', label: 'time to backup, ms', fmt: (v) => (v === Infinity ? cap : Math.round(v).toString()) },
-    { key: 'failed', label: 'failed sessions', fmt: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)) },
+    { key: 'failed', label: 'failed sessions', fmt: count },
     { key: 'slowestReplyMs', label: 'slowest reply, ms', fmt: (v) => Math.round(v).toString() },
+    { key: 'slowReplies', label: `replies slower than ${SLOW_REPLY_MS} ms`, fmt: count },
   ];
   const rows = [];
   for (const fault of FAULTS) {
@@ -566,7 +574,7 @@ export function failoverNotes(fo) {
   const many = fo.variants.filter((v) => !VARIANTS[v].once).map((v) => VARIANTS[v].label);
   const notes = [
     `failover rows: fresh primary+backup \`licgate simulate\` servers per run; a new session (connect, HELLO, reply) every ${SESSION_EVERY_MS} ms, ${SESSION_DEADLINE_MS / 1000} s deadline; the fault comes at a random phase of the proxy's check interval, on a session tick, after 1 s of replies from the primary.`,
-    `  time to backup = fault → first reply from the backup; failed sessions = started after the fault (until ${SETTLE_MS / 1000} s after the switch) and got no reply; slowest reply = longest wait of a session that got one.`,
+    `  time to backup = fault → first reply from the backup; failed sessions = started after the fault (until ${SETTLE_MS / 1000} s after the switch) and got no reply; slowest reply = longest wait of a session that got one; slower than ${SLOW_REPLY_MS} ms = how many such sessions waited that long.`,
     `  ${fo.variants.map((v) => cfg[v]).join('; ')}${many.length ? `; ${many.join(' and ')}: medians of ${fo.rounds} run(s)` : ''}. Every proxy checks with STATUS.`,
   ];
   if (fo.runs.some((r) => r.error)) notes.push('† some runs of this cell failed (see the [failover] lines and --json)');

@@ -16,7 +16,8 @@ export interface Expiring {
 export class DeadlineList {
   private head: Expiring | null = null;
   private tail: Expiring | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  /** A timer (or the check-phase sweep it schedules) is pending. */
+  private armed = false;
   /** While expiring: an entry added by an expire() (a retry) must not arm a timer for its own, later deadline. */
   private firing = false;
 
@@ -29,7 +30,7 @@ export class DeadlineList {
     if (this.tail) this.tail.dlNext = e;
     else this.head = e;
     this.tail = e;
-    if (this.timer === null && !this.firing) this.arm(this.ms);
+    if (!this.armed && !this.firing) this.arm(this.ms);
   }
 
   /** How long ago `e` joined this list (read before it leaves: the time comes from its deadline). */
@@ -48,12 +49,21 @@ export class DeadlineList {
   }
 
   private arm(ms: number): void {
-    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(ms)));
-    this.timer.unref();
+    this.armed = true;
+    setTimeout(this.due, Math.max(1, Math.ceil(ms))).unref();
   }
 
+  // Timers run before I/O in each turn of libuv's loop, so after a stall longer than `ms` (a long
+  // GC, a blocking call) a connect that completed meanwhile would be expired before its completion
+  // is read: counted as a timeout against a healthy server, or raced for nothing. The sweep runs in
+  // the check phase instead, after that turn's poll has delivered what is ready. Not unref'd: an
+  // unref'd immediate lets that poll block until the next event, which delayed races by ~8 ms.
+  private readonly due = (): void => {
+    setImmediate(this.fire);
+  };
+
   private readonly fire = (): void => {
-    this.timer = null;
+    this.armed = false;
     const now = performance.now();
     let e: Expiring | null;
     this.firing = true;

@@ -50,27 +50,38 @@ export class Backend {
    * A sticky client's own server comes back even when it is full (up, in the serving tier, at its
    * maxconn): the caller queues on it with enqueueOn rather than placing the client elsewhere,
    * since a FlexLM client's vendor-daemon connection must reach the server its lmgrd one did.
+   * A server with an overdue connect (see Server.overdue) is taken only when no other can be.
    */
   choose(clientKey: string, tried: readonly Server[] | null): Server | null {
     const ok = tried === null ? isUsable : (s: Server) => s.usable && !tried.includes(s);
+    let stuck: Server | null = null;
     if (this.stick) {
       const name = this.stick.get(clientKey);
-      const stuck = name === undefined ? undefined : this.server(name);
+      const s = name === undefined ? undefined : this.server(name);
       // Only inside the serving tier: with failback auto a client stuck on the backup returns to the
       // recovered active tier on its next connection (its lmgrd and vendor connections move together,
       // the entry follows); a server that is not usable any more is replaced below and the entry with it.
-      if (stuck && stuck.tier === this.servingTier && (ok(stuck) || (tried === null && stuck.eligible))) {
+      if (s && s.tier === this.servingTier && (ok(s) || (tried === null && s.eligible))) stuck = s;
+      // Its lmgrd connection may have reached it before the black hole: the vendor one goes where
+      // it can connect, as a race would have sent it.
+      if (stuck !== null && stuck.overdue === 0) {
         this.stick.set(clientKey, stuck.name);
         return stuck;
       }
     }
+    const chosen = this.pick(tried === null ? isAnswering : (s) => ok(s) && s.overdue === 0, clientKey) ?? stuck ?? this.pick(ok, clientKey);
+    if (chosen && this.stick) this.stick.set(clientKey, chosen.name);
+    return chosen;
+  }
+
+  /** The balancer's pick among the servers that pass `ok`: the serving tier first, then the others in order. */
+  private pick(ok: (s: Server) => boolean, clientKey: string): Server | null {
     const serving = this.servingTier;
     let chosen: Server | null = null;
     if (serving !== null) chosen = this.balancer.pick(this.tierServers(serving), ok, clientKey);
     for (let i = 0; chosen === null && i < this.tiers.length; i++) {
       if (this.tiers[i]!.tier !== serving) chosen = this.balancer.pick(this.tiers[i]!.servers, ok, clientKey);
     }
-    if (chosen && this.stick) this.stick.set(clientKey, chosen.name);
     return chosen;
   }
 
@@ -243,6 +254,7 @@ export class Backend {
 }
 
 const isUsable = (s: Server): boolean => s.usable;
+const isAnswering = (s: Server): boolean => s.usable && s.overdue === 0;
 
 export interface QueuedConnect {
   wake(): void;

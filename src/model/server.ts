@@ -29,6 +29,7 @@ interface ConnectionCounts {
   active: number;
   total: number;
   connectErrors: number;
+  overdue: number;
 }
 
 export type ServerChange = (server: Server, from: string, reason: string, usableBefore: boolean) => void;
@@ -60,7 +61,7 @@ export class Server {
   /** Why the last read of this server's agent (backend agent_port) failed; null after a reply. */
   agentError: string | null = null;
   /** Shared with the Server that replaces this one on a reload (see adoptRuntime). */
-  private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0 };
+  private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0, overdue: 0 };
   private consecutiveErrors = 0;
   /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
   connectTime = new ConnectTime();
@@ -127,6 +128,20 @@ export class Server {
 
   set connectErrors(n: number) {
     this.counts.connectErrors = n;
+  }
+
+  /**
+   * Connects to this server still unanswered after their race delay. While there is one, new
+   * sessions go to another server if one can take them (Backend.choose): only the sessions that
+   * started within one race delay of a black hole pay that delay, not every session until the
+   * server is marked DOWN. Back to 0 as soon as those connects answer, fail or time out.
+   */
+  get overdue(): number {
+    return this.counts.overdue;
+  }
+
+  set overdue(n: number) {
+    this.counts.overdue = n;
   }
 
   /**

@@ -141,6 +141,7 @@ export class Metrics {
     this.serverGauge('licgate_server_configured_weight', 'Weight from the config file.', (s) => s.configuredWeight);
     this.serverGauge('licgate_server_tier', 'Tier of the server: 0 active, 1 backup, 2 and up disaster recovery.', (s) => s.tier);
     this.serverGauge('licgate_server_active_connections', 'Sessions holding a slot on the server now (all frontends).', (s) => s.active);
+    this.serverGauge('licgate_server_connects_overdue', 'Connects to the server unanswered after their race delay (connect_race); while above 0, new sessions go to other servers if they can.', (s) => s.overdue);
     this.serverGauge('licgate_server_last_check_success', 'Whether the last active check passed, 1 or 0 (absent before the first check).', (s) => (s.lastCheck ? (s.lastCheck.ok ? 1 : 0) : null));
     this.serverGauge('licgate_server_state_since_timestamp_seconds', 'When the server entered its current state (UP, DOWN, DRAIN, MAINT).', (s) => s.stateSince / 1000);
     new Gauge({

@@ -28,6 +28,8 @@ class Attempt implements Expiring {
   /** The connector's other attempts still under way (a short list: at most retries + 1). */
   next: Attempt | null = null;
   open = true;
+  /** Still unanswered after its race delay: counted in its server's `overdue` until it settles. */
+  overdue = false;
 
   constructor(readonly connector: Connector, readonly server: Server, readonly handle: TcpHandle) {}
 
@@ -50,6 +52,8 @@ class Attempt implements Expiring {
  * (answered after Linux's 1 s retransmit) is neither marked down nor waited for. Every attempt,
  * raced or retried, comes out of the `retries` budget. No bytes are sent before the connect
  * completes, so the server that loses the race sees a connection opened and closed, nothing more.
+ * While a server has a connect that is overdue like this, choose() passes it over for new sessions
+ * (Server.overdue), so they do not each wait the race delay until the server is marked DOWN.
  */
 export class Connector implements Expiring {
   /** Links for the race timer (the attempts have their own, for connect_timeout). */
@@ -151,11 +155,14 @@ export class Connector implements Expiring {
 
   // --- racing
 
-  /** Arms the race timer for the attempt just launched on `server`, if another attempt may follow. */
+  /**
+   * Arms the race timer for the attempt just launched on `server`. Also with the retries budget
+   * spent: the timer then only marks the attempt overdue, which steers new sessions elsewhere.
+   */
   private armRace(server: Server): void {
     this.stopRace();
     const floor = this.backend.cfg.connect_race;
-    if (floor === 0 || this.launched > this.backend.cfg.retries) return;
+    if (floor === 0) return;
     const delay = server.connectTime.raceDelay(floor);
     if (delay >= this.deadlines.ms) return;
     this.raceList = deadlineList(delay);
@@ -172,6 +179,12 @@ export class Connector implements Expiring {
   expire(): void {
     const waited = this.raceList!.ms;
     this.raceList = null;
+    // The newest attempt under way; any older one was marked when its own delay ran out.
+    const a = this.attempts;
+    if (a !== null && !a.overdue) {
+      a.overdue = true;
+      a.server.overdue++;
+    }
     this.race(waited);
   }
 
@@ -289,7 +302,12 @@ export class Connector implements Expiring {
     this.unlink(a);
   }
 
+  /** Takes `a` off the attempts under way: it connected, failed or was closed. */
   private unlink(a: Attempt): void {
+    if (a.overdue) {
+      a.overdue = false;
+      a.server.overdue--;
+    }
     if (this.attempts === a) this.attempts = a.next;
     else for (let p = this.attempts; p !== null; p = p.next) if (p.next === a) p.next = a.next;
     a.next = null;

@@ -58,6 +58,7 @@ tr.tier0 td:first-child { box-shadow:inset 3px 0 0 #5cbf7a; }
 .s-drain { background:var(--drain-bg); color:var(--drain); } .s-maint { background:var(--maint-bg); color:var(--maint); }
 .s-nocheck { background:var(--nocheck-bg); color:var(--nocheck); }
 .sub { color:var(--muted); font-size:12px; }
+.overdue { color:var(--warn); font-weight:650; font-size:12px; }
 .check-ok { color:var(--up); font-weight:700; } .check-fail { color:var(--down); font-weight:700; }
 .reason { max-width:280px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
 .actions { white-space:nowrap; } .actions button { margin-right:2px; padding:3px 8px; }
@@ -114,11 +115,14 @@ function serverRow(b, s) {
   if (r) return r;
   var tr = el('tr');
   r = { tr: tr, cells: {} };
-  ['name', 'addr', 'tier', 'state', 'weight', 'active', 'total', 'errors', 'check', 'since', 'actions'].forEach(function (c) {
-    var td = el('td', c === 'name' ? 'name' : c === 'addr' ? 'addr' : ['weight', 'active', 'total', 'errors'].indexOf(c) >= 0 ? 'num' : c === 'actions' ? 'actions ctl' : '');
+  ['name', 'addr', 'tier', 'state', 'weight', 'active', 'total', 'errors', 'connect', 'check', 'since', 'actions'].forEach(function (c) {
+    var td = el('td', c === 'name' ? 'name' : c === 'addr' ? 'addr' : ['weight', 'active', 'total', 'errors', 'connect'].indexOf(c) >= 0 ? 'num' : c === 'actions' ? 'actions ctl' : '');
     tr.appendChild(td); r.cells[c] = td;
   });
   r.stateBadge = el('span', 'state'); r.cells.state.appendChild(r.stateBadge);
+  r.connectText = el('span'); r.overdue = el('div', 'overdue');
+  r.overdue.title = 'connects unanswered past the race delay: new sessions go to other servers meanwhile';
+  r.cells.connect.append(r.connectText, r.overdue);
   r.checkMark = el('span'); r.checkText = el('span', 'mono'); r.checkAge = el('span', 'sub'); r.checkReason = el('div', 'reason sub');
   r.cells.check.append(r.checkMark, ' ', r.checkText, ' ', r.checkAge, r.checkReason);
   r.buttons = {};
@@ -156,6 +160,8 @@ function updateRow(r, b, s, now) {
   setText(r.cells.active, s.maxconn > 0 ? s.active + ' / ' + s.maxconn : String(s.active));
   setText(r.cells.total, s.total);
   setText(r.cells.errors, s.connect_errors);
+  setText(r.connectText, s.connect_ms === null ? '\u2014' : s.connect_ms + ' ms');
+  setText(r.overdue, s.connects_overdue > 0 ? s.connects_overdue + ' overdue' : '');
   var c = s.last_check;
   if (c) {
     setText(r.checkMark, c.ok ? '\\u2713' : '\\u2717');
@@ -185,7 +191,7 @@ function backendCard(b) {
   h.append(c.name, c.serving, c.facts, c.failback);
   var table = el('table');
   var head = el('tr');
-  [['Server'], ['Address'], ['Tier'], ['State'], ['Weight', 'num'], ['Active', 'num'], ['Total', 'num'], ['Errors', 'num'], ['Last check'], ['In state'], ['Actions', 'ctl']].forEach(function (x) {
+  [['Server'], ['Address'], ['Tier'], ['State'], ['Weight', 'num'], ['Active', 'num'], ['Total', 'num'], ['Errors', 'num'], ['Connect', 'num'], ['Last check'], ['In state'], ['Actions', 'ctl']].forEach(function (x) {
     head.appendChild(el('th', x[1] || '', x[0]));
   });
   var thead = el('thead'); thead.appendChild(head);

@@ -25,6 +25,7 @@ export function serverJson(s: Server) {
     total: s.total,
     connect_errors: s.connectErrors,
     connect_ms: roundMs(s.connectTime.smoothed),
+    connects_overdue: s.overdue,
     since: new Date(s.stateSince).toISOString(),
     last_check: s.lastCheck && {
       ok: s.lastCheck.ok,

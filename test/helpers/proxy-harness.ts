@@ -40,6 +40,7 @@ export interface ServerStatus {
   total: number;
   connect_errors: number;
   connect_ms: number | null;
+  connects_overdue: number;
   last_check: { ok: boolean; reason: string; duration_ms: number; at: string } | null;
 }
 

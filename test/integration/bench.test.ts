@@ -76,6 +76,7 @@ describe('npm run bench (short schedule)', () => {
       expect(m.licgate?.[fault]?.failed, `licgate ${fault}`).toBeLessThanOrEqual(1);
     }
     expect(r.out).toMatch(/^\| failover, black-holed server: failed sessions \| \d+ \| \d+ \| \d+ \|$/m);
+    expect(r.out).toMatch(/^\| failover, black-holed server: replies slower than 100 ms \| \d+ \| \d+ \| \d+ \|$/m);
     const rules = spawnSync('iptables', ['-w', '5', '-S', 'INPUT'], { encoding: 'utf8' });
     expect(rules.status).toBe(0);
     expect(rules.stdout).not.toContain('licgate-bench');

@@ -49,6 +49,14 @@ ${backendExtra}
   return { proxy, primary };
 }
 
+/** A raw client connection through the proxy, held until the test ends. */
+function open(port: number): Socket {
+  const s = connect(port, '127.0.0.1');
+  s.on('error', () => {});
+  sockets.push(s);
+  return s;
+}
+
 async function timedHello(port: number): Promise<{ by: string; ms: number }> {
   const t0 = performance.now();
   const by = await helloOnce(port, { timeoutMs: 20_000 });
@@ -74,10 +82,14 @@ describe('connect_race', () => {
     // JSON log lines are written in batches: wait for the line rather than read the logs at once.
     const line = await waitFor(() => proxy.logs.find((l) => l.msg === 'connect to server unanswered; racing the next server'), { timeoutMs: 5000, intervalMs: 20, what: 'the race log line' });
     expect(line).toMatchObject({ server: 'primary', next: 'backup', after_ms: 250 });
-    // With check type none the primary stays UP: every new session is raced the same way.
-    const again = await timedHello(proxy.port);
-    expect(again.by).toBe('backup');
-    expect(await races(proxy, 'primary')).toBe(2);
+    // The primary's attempt goes on (connect_timeout 10 s) and is overdue, so with check type none
+    // keeping the primary UP, new sessions still go straight to the backup: not tried, not raced.
+    expect((await proxy.server('licenses', 'primary')).connects_overdue).toBe(1);
+    expect(sample((await proxy.get('/metrics')).body, 'licgate_server_connects_overdue', { backend: 'licenses', server: 'primary' })).toBe(1);
+    expect(await timedHello(proxy.port)).toMatchObject({ by: 'backup' });
+    expect(await timedHello(proxy.port)).toMatchObject({ by: 'backup' });
+    expect(await races(proxy, 'primary')).toBe(1);
+    expect((await proxy.server('licenses', 'primary')).active).toBe(1); // only the first session's attempt
   }, 30_000);
 
   it('connect_race: 0 turns it off: the session waits connect_timeout, then is retried', async () => {
@@ -133,6 +145,11 @@ describe('connect_race', () => {
     // Its connect took a SYN retransmit (over 1 s): not a sample of the path (Karn's rule).
     expect(s.connect_ms).toBeNull();
     expect(proxy.logs.filter((l) => l.msg?.startsWith('connect to server failed'))).toEqual([]);
+    // It answered, so it is not overdue any more: the next session goes to it, the active tier.
+    expect(s.connects_overdue).toBe(0);
+    open(proxy.port);
+    await waitFor(async () => (await proxy.server('licenses', 'primary')).total === 1, { timeoutMs: 5000, intervalMs: 20, what: 'a new session on the primary' });
+    expect(await races(proxy, 'primary')).toBe(1);
   }, 30_000);
 
   it('a sticky client stays on the server that won the race, not on the one raced last', async () => {
@@ -149,18 +166,12 @@ describe('connect_race', () => {
       - { name: a, address: "127.0.0.1:${a.port}", weight: 2 }
       - { name: b, address: "127.0.0.1:${b.port}", weight: 1 }
 `);
-    const open = (): Socket => {
-      const s = connect(proxy.port, '127.0.0.1');
-      s.on('error', () => {});
-      sockets.push(s);
-      return s;
-    };
-    open();
+    open(proxy.port);
     await waitFor(async () => (await races(proxy, 'a')) === 1, { timeoutMs: 5000, intervalMs: 20, what: 'the connect to a raced to b' });
     a.resume();
     await waitFor(async () => (await proxy.server('licenses', 'a')).total === 1, { timeoutMs: 5000, intervalMs: 20, what: 'a to win the race with its SYN retransmit' });
     expect((await proxy.server('licenses', 'b')).total).toBe(0);
-    open();
+    open(proxy.port);
     await waitFor(async () => (await proxy.server('licenses', 'a')).total === 2, { timeoutMs: 5000, intervalMs: 20, what: 'the second connection on a' });
     expect(await races(proxy, 'b')).toBe(0);
     expect(await races(proxy, 'a')).toBe(1);

@@ -184,6 +184,38 @@ describe('tiers: active → backup → DR', () => {
     expect(b.choose('c', null)!.name).toBe('a2');
   });
 
+  it('a server with an overdue connect is passed over while another can take the session, in any tier', () => {
+    const { b, tiers, s } = make();
+    s('a1').overdue = 1;
+    expect(new Set(names(b, 10))).toEqual(new Set(['a2']));
+    // Both actives overdue: the backup takes new sessions, as the race would have sent them there,
+    // and the serving tier stays (nothing is DOWN).
+    s('a2').overdue = 1;
+    expect(new Set(names(b, 10))).toEqual(new Set(['b1']));
+    expect(b.servingTier).toBe(0);
+    // Every server overdue: the serving tier's servers are tried anyway (something may answer).
+    s('b1').overdue = 1;
+    s('dr').overdue = 2;
+    expect(new Set(names(b, 20))).toEqual(new Set(['a1', 'a2']));
+    s('a1').overdue = 0;
+    expect(new Set(names(b, 10))).toEqual(new Set(['a1']));
+    expect(tiers).toEqual([]);
+  });
+
+  it('a sticky client leaves its server while that server has an overdue connect, and only if another can take it', () => {
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: a2, address: "10.0.0.12:27000" }'], 'stick: source');
+    const a = b.server('a')!;
+    b.stick!.set('c', 'a');
+    a.overdue = 1;
+    expect(b.choose('c', null)!.name).toBe('a2');
+    expect(b.stick!.get('c')).toBe('a2');
+    // Its own server overdue and the only other one out of service: it stays.
+    b.stick!.set('c', 'a');
+    b.server('a2')!.setAdmin('maint', 'admin');
+    expect(b.choose('c', null)!.name).toBe('a');
+    expect(b.stick!.get('c')).toBe('a');
+  });
+
   it('clients waiting on a full backup server are released when the serving tier moves away from it', () => {
     const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: bk, address: "10.0.1.11:27000", backup: true, maxconn: 1 }'], 'stick: source');
     b.server('a')!.setAdmin('maint', 'admin');
