@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LicenseClient } from '../helpers/license-client.js';
 import { startProxy, startSimulator, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
 import { requireTools } from '../helpers/require-tools.js';
+import { startSilentListener, type SilentListener } from '../helpers/silent-listener.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -17,9 +18,12 @@ const HOSTILE = '<img src=x onerror="window.__pwned=1"><b>bold</b>';
 let browser: BrowserContext | null = null;
 let profile: string | null = null;
 const clients: LicenseClient[] = [];
+let silent: SilentListener | null = null;
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.destroy();
+  await silent?.stop();
+  silent = null;
   await browser?.close();
   browser = null;
   if (profile) rmSync(profile, { recursive: true, force: true });
@@ -42,6 +46,8 @@ describe('stats page (GET /) in a real browser', () => {
       dr: await startSimulator('dr-site'),
     };
     const hostile = await startTcpServer((s) => s.end(`${HOSTILE}\r\n`));
+    // A black-holed server (SYNs dropped), so the page has an overdue connect to flag.
+    silent = await startSilentListener();
     const dir = mkdtempSync(join(tmpdir(), 'licgate-stats-'));
     const tokenFile = join(dir, 'admin.token');
     const token = 'stats-page-test-token-0123456789';
@@ -50,6 +56,7 @@ describe('stats page (GET /) in a real browser', () => {
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
   - { name: rlm, listen: 127.0.0.1:0, backend: rlm }
+  - { name: remote, listen: 127.0.0.1:0, backend: remote }
 backends:
   - name: licenses
     stick: source
@@ -63,6 +70,12 @@ backends:
     check: { type: status, inter: 300ms, rise: 1, fall: 1, timeout: 500ms }
     servers:
       - { name: rlm-main, address: 127.0.0.1:${hostile.port} }
+  - name: remote
+    check: { type: none }
+    connect_timeout: 30s
+    servers:
+      - { name: far, address: 127.0.0.1:${silent.port} }
+      - { name: near, address: 127.0.0.1:${sims.dr.port}, backup: true }
 `, { waitReady: false });
     // Two license sessions held open, so the page has connections to count.
     for (let i = 0; i < 2; i++) {
@@ -105,7 +118,7 @@ backends:
     expect(await cell(page, 'licenses', 'primary', 10)).toMatch(/^\d+s$/);
     expect(await page.locator('section[data-backend="licenses"] .serving').innerText()).toBe('serving: active');
     expect(await page.locator('section[data-backend="rlm"] .serving').innerText()).toBe('serving: none');
-    expect(await page.locator('#frontends tr').count()).toBe(2);
+    expect(await page.locator('#frontends tr').count()).toBe(3);
     // Controls are hidden until a token is given.
     expect(await row('licenses', 'backup').locator('button', { hasText: 'drain' }).isVisible()).toBe(false);
 
@@ -114,6 +127,14 @@ backends:
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.locator('section[data-backend="rlm"] b').count()).toBe(0);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+
+    // A session to the black-holed server is raced to the backup after 250 ms; its first attempt
+    // goes on (connect_timeout 30 s) and the page flags it.
+    const remote = await LicenseClient.connect(p.ports.remote!);
+    clients.push(remote);
+    expect(await remote.hello()).toBe('dr-site');
+    await waitFor(async () => (await cell(page, 'remote', 'far', 8)) === '—\n1 overdue', { timeoutMs: 5000, what: 'the overdue connect to far on the page' });
+    expect(await cell(page, 'remote', 'near', 8)).toMatch(/^[\d.]+ ms$/);
 
     // A license server crashes: the page shows it DOWN on its next refresh.
     await sims.primary.kill('SIGKILL');
