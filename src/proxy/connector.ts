@@ -179,7 +179,9 @@ export class Connector implements Expiring {
   expire(): void {
     const waited = this.raceList!.ms;
     this.raceList = null;
-    // The newest attempt under way; any older one was marked when its own delay ran out.
+    // The newest attempt under way: the timer was armed at its launch (or at a newer one's that has
+    // failed since). An older attempt was marked when its own timer fired, unless a failure's
+    // immediate retry re-armed the timer first; that rare one is not counted.
     const a = this.attempts;
     if (a !== null && !a.overdue) {
       a.overdue = true;
