@@ -6,7 +6,8 @@
 //   npm run bench                        # tsc, then this script with defaults
 //   node bench/run.mjs [--rounds 5] [--only direct,haproxy,licgate] [--with-pipe]
 //                      [--idle-conns 6000] [--idle-rounds 3] [--json FILE] [--pin split|none]
-//                      [--duration 5] [--iperf-time 4] [--tests rps,cps,bulk,idle,failover] [--keep-tmp]
+//                      [--duration 5] [--iperf-time 4] [--tests rps,cps,rate,bulk,idle,failover] [--keep-tmp]
+//                      [--rate 2000]  (rate: new connections/s offered to every target alike, h2load)
 //                      [--quiet-wait SECONDS]  (shared machine: wait up to this long before each
 //                                               load step for other processes to calm down)
 //                      [--failover-rounds 3] [--failover-cap 240]  (failover: runs per proxy and
@@ -18,11 +19,11 @@
 // dist/cli/main.js, which is how systemd and the npm bin start it), run with this script's Node; the
 // bare pipe() proxy gets the same flags, so the two Node columns differ only in their code.
 //
-// Needs: haproxy, nginx, wrk, iperf3, taskset (util-linux); root + iptables for the black-holed
-// failover rows (else they say n/a; failover method: header of bench/failover.mjs). Everything binds
-// 127.0.0.1 only and every load step is bounded in time. Every child runs in its own process group;
-// all groups are killed (and iptables rules removed) on exit, on Ctrl-C, on error, and (via a tiny
-// shell watchdog) even if this process is SIGKILLed.
+// Needs: haproxy, nginx, wrk, iperf3, h2load (nghttp2-client), taskset (util-linux); root + iptables
+// for the black-holed failover rows (else they say n/a; failover method: header of
+// bench/failover.mjs). Everything binds 127.0.0.1 only and every load step is bounded in time.
+// Every child runs in its own process group; all groups are killed (and iptables rules removed) on
+// exit, on Ctrl-C, on error, and (via a tiny shell watchdog) even if this process is SIGKILLed.
 //
 // Pinning (--pin split, the default on >= 2 CPUs): the proxy under test runs alone on CPU 0; the load
 // generators (wrk, iperf3 -c, the idle-connection opener), the backends (nginx, iperf3 -s, the
@@ -33,6 +34,13 @@
 // fixed: a write or connect that wakes a sleeping nginx on the other CPU pays for the wakeup in
 // the proxy's system time, dear in a virtual machine, so "nginx sleeps per connection" is printed
 // beside it (how often the proxy's pacing let the backend fall asleep).
+//
+// Fixed rate (test "rate"): wrk's closed loop lets a faster proxy run at a higher rate, where the
+// kernel's cost per connection is lower (fewer sleeping peers to wake), so "CPU per connection
+// (close)" compares the two proxies at different loads. h2load opens new connections at the same
+// --rate for every target (an open loop: the next connection does not wait for the previous one),
+// one request each with Connection: close, and the proxy's CPU and the latency are read at that rate.
+// A target that cannot keep up shows a rate below the one offered, flagged in its round line.
 //
 // Method notes: targets alternate inside each round (direct, haproxy, licgate[, pipe]) to cancel
 // drift; tables show medians. Idle memory is ΔVmRSS of the proxy's process group over N held
@@ -53,8 +61,9 @@ import { failoverNotes, failoverRows, removeBlackholes, runFailover, watchdogScr
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const ALL_TARGETS = ['direct', 'haproxy', 'licgate', 'pipe'];
-const ALL_TESTS = ['rps', 'cps', 'bulk', 'idle', 'failover'];
-const PERF_TESTS = ['rps', 'cps', 'bulk', 'idle']; // the ones that use the long-lived targets and backends
+const RATE_STEPS_PER_S = 100; // h2load --rate-period 10ms: the offered connections arrive in 100 bursts a second
+const ALL_TESTS = ['rps', 'cps', 'rate', 'bulk', 'idle', 'failover'];
+const PERF_TESTS = ['rps', 'cps', 'rate', 'bulk', 'idle']; // the ones that use the long-lived targets and backends
 
 // ───────────────────────────── options ─────────────────────────────
 let opt;
@@ -71,6 +80,7 @@ try {
       duration: { type: 'string', default: '5' },
       'iperf-time': { type: 'string', default: '4' },
       connections: { type: 'string', default: '50' },
+      rate: { type: 'string', default: '2000' },
       tests: { type: 'string', default: ALL_TESTS.join(',') },
       'licgate-cmd': { type: 'string' },
       'licgate-log': { type: 'string', default: '/dev/null' },
@@ -88,7 +98,7 @@ try {
 }
 if (opt.help) {
   process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
-    .slice(1, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+    .slice(1, 14).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const intOpt = (name, min, max) => {
@@ -101,6 +111,8 @@ const IDLE_CONNS = intOpt('idle-conns', 1, 1_000_000);
 const DURATION = intOpt('duration', 1, 600);
 const IPERF_TIME = intOpt('iperf-time', 1, 600);
 const CONNS = intOpt('connections', 1, 10_000);
+const RATE = intOpt('rate', 100, 100_000);
+if (RATE % RATE_STEPS_PER_S !== 0) die(`--rate must be a multiple of ${RATE_STEPS_PER_S} (h2load opens connections every ${1000 / RATE_STEPS_PER_S} ms)`);
 const IDLE_ROUNDS = Math.min(ROUNDS, intOpt('idle-rounds', 1, 100));
 const QUIET_WAIT = intOpt('quiet-wait', 0, 3600);
 const TESTS = opt.tests.split(',').map((s) => s.trim()).filter(Boolean);
@@ -718,6 +730,47 @@ async function wrk(port, close, pgid, seconds = DURATION) {
   return r;
 }
 
+/**
+ * The rate test: RATE new connections a second for `seconds`, offered alike to every target
+ * (h2load, open loop), one request each with Connection: close. Latency is h2load's per-request time
+ * from its --log-file (request sent to response complete; the TCP handshake to the proxy is the
+ * kernel's and is left out).
+ */
+async function h2load(port, pgid, seconds = DURATION) {
+  const n = RATE * seconds;
+  const logFile = path.join(TMP, `h2load-${port}.log`);
+  fs.rmSync(logFile, { force: true });
+  const args = ['h2load', '--h1', '-H', 'Connection: close', '-c', String(n), '-n', String(n),
+    '-r', String(RATE / RATE_STEPS_PER_S), '--rate-period', `${1000 / RATE_STEPS_PER_S}ms`, '--log-file', logFile,
+    `http://127.0.0.1:${port}/`];
+  await awaitQuiet();
+  const snap = cpuSnapshot();
+  const t0 = pgid ? groupCpuTicks(pgid) : 0;
+  const res = await runCapture('h2load', args, { cpu: CPU_LOAD, timeoutMs: (seconds * 3 + 20) * 1000 });
+  const ticks = pgid ? groupCpuTicks(pgid) - t0 : null;
+  const detail = {};
+  const otherCpu = otherCpuPct(snap, cpuSnapshot(), { extraTicks: res.ticks, cpus: pgid ? null : [CPU_LOAD], detail });
+  const done = /^requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/m.exec(res.stdout);
+  const fin = /^finished in ([\d.]+)(ms|s),/m.exec(res.stdout);
+  if (res.code !== 0 || !done || !fin) return { error: `h2load exit ${res.code}: ${(res.stderr.trim() || res.stdout).slice(0, 300)}` };
+  const ok = Number(done[2]);
+  const wall = Number(fin[1]) / (fin[2] === 'ms' ? 1000 : 1);
+  let times = [];
+  try {
+    times = fs.readFileSync(logFile, 'utf8').split('\n').map((l) => l.split('\t')).filter((f) => f[1] === '200').map((f) => Number(f[2]) / 1000).sort((a, b) => a - b);
+  } catch { /* no log: reported below */ }
+  if (!times.length) return { error: 'h2load wrote no successful request to its log' };
+  const at = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))];
+  const r = { offered: RATE, achieved: ok / wall, p50: at(0.5), p99: at(0.99), errors: n - ok, otherCpuPct: otherCpu, otherCpuDetail: detail };
+  // The last connections are opened `seconds` in; a target that fell behind finishes later.
+  if (r.achieved < RATE * 0.95) r.warning = `fell behind: ${r.achieved.toFixed(0)} of ${RATE} connections/s`;
+  if (pgid && ok > 0) {
+    r.proxyCpuUsPerConn = (ticks / CLK_TCK) * 1e6 / ok;
+    r.proxyCpuPct = (ticks / CLK_TCK) / wall * 100;
+  }
+  return r;
+}
+
 async function iperf(port, pgid) {
   await awaitQuiet();
   const snap = cpuSnapshot();
@@ -833,7 +886,7 @@ async function main() {
     if (busy > NOISY_PCT) log(`bench: warning: other processes are using ${busy.toFixed(0)}% of a core right now; results will be noisy${QUIET_WAIT ? '' : ' (--quiet-wait SECONDS helps on a shared machine)'}`);
   }
 
-  for (const bin of [...(PERF ? ['wrk', 'iperf3', 'nginx'] : []), ...(TARGETS.includes('haproxy') ? ['haproxy'] : []), ...(PIN ? ['taskset'] : [])]) {
+  for (const bin of [...(PERF ? ['wrk', 'iperf3', 'nginx'] : []), ...(TESTS.includes('rate') ? ['h2load'] : []), ...(TARGETS.includes('haproxy') ? ['haproxy'] : []), ...(PIN ? ['taskset'] : [])]) {
     if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) die(`${bin} not found in PATH`);
   }
 
@@ -891,6 +944,9 @@ async function main() {
       await wrk(t.ports.http, true, null, 1);
     }
   }
+  if (TESTS.includes('rate')) { // warm-up: a first round on a cold JIT showed 2-3x the p99 of later ones
+    for (const t of targets.filter((x) => !x.failed && x.child)) await h2load(t.ports.http, null, 1);
+  }
 
   const rows = [];
   for (let round = 1; PERF && round <= ROUNDS; round++) {
@@ -907,6 +963,10 @@ async function main() {
       if (TESTS.includes('cps')) {
         row.cps = await wrk(t.ports.http, true, pgid);
         if (!row.cps.error) note.push(`cps ${row.cps.rps.toFixed(0)}`);
+      }
+      if (TESTS.includes('rate')) {
+        row.rate = await h2load(t.ports.http, pgid);
+        if (!row.rate.error) note.push(`rate ${RATE}/s p99 ${+row.rate.p99.toFixed(3)}ms${row.rate.proxyCpuUsPerConn ? ` cpu ${row.rate.proxyCpuUsPerConn.toFixed(0)}µs/conn` : ''}`);
       }
       if (TESTS.includes('bulk')) {
         if (iperfServer.exited) { iperfServer = startIperf(); await waitFor('iperf3 -s', iperfServer, () => isListening(iperfPort), 10000); }
@@ -926,9 +986,9 @@ async function main() {
         if (row.idle.kbPerConn !== undefined) note.push(`idle ${row.idle.kbPerConn.toFixed(2)} KB/conn`);
       }
       if (t.child?.exited) { // died during this round: none of its samples from this round count
-        for (const k of ['rps', 'cps', 'bulk']) if (row[k]) row[k] = { error: `${t.name} exited (${t.child.code})` };
+        for (const k of ['rps', 'cps', 'rate', 'bulk']) if (row[k]) row[k] = { error: `${t.name} exited (${t.child.code})` };
       }
-      for (const k of ['rps', 'cps', 'bulk', 'idle']) {
+      for (const k of ['rps', 'cps', 'rate', 'bulk', 'idle']) {
         if (row[k]?.error) note.push(`${k} ERROR ${row[k].error}`);
         if (row[k]?.errors) note.push(`${k} ${row[k].errors} errors`);
         if (row[k]?.warning) note.push(`${k}: ${row[k].warning}`);
@@ -970,12 +1030,16 @@ async function main() {
     { key: 'rps_p99', label: 'latency p99, ms (keep-alive)', get: (r) => r.rps.p99, fmt: (v) => v.toFixed(3), test: 'rps' },
     { key: 'cps', label: 'new connections/s (Connection: close)', get: (r) => r.cps.rps, fmt: (v) => v.toFixed(0), test: 'cps' },
     { key: 'cps_p99', label: 'latency p99, ms (Connection: close)', get: (r) => r.cps.p99, fmt: (v) => v.toFixed(3), test: 'cps' },
+    { key: 'rate_p50', label: `latency p50, ms (${RATE} new connections/s offered, h2load)`, get: (r) => r.rate.p50, fmt: (v) => v.toFixed(3), test: 'rate' },
+    { key: 'rate_p99', label: `latency p99, ms (${RATE} new connections/s offered)`, get: (r) => r.rate.p99, fmt: (v) => v.toFixed(3), test: 'rate' },
     { key: 'bulk', label: 'bulk throughput, Gbit/s (iperf3)', get: (r) => r.bulk.gbps, fmt: (v) => v.toFixed(2), test: 'bulk' },
     { key: 'idle', label: `idle memory per connection, KB (${IDLE_CONNS} conns)`, get: (r) => r.idle.kbPerConn, fmt: (v) => v.toFixed(2), test: 'idle' },
     { key: 'cpu_req', label: 'proxy CPU per request, µs (keep-alive)', get: (r) => r.rps.proxyCpuUsPerReq, fmt: (v) => v.toFixed(2), test: 'rps' },
     { key: 'cpu_conn', label: 'proxy CPU per connection, µs (close)', get: (r) => r.cps.proxyCpuUsPerReq, fmt: (v) => v.toFixed(2), test: 'cps' },
+    { key: 'cpu_rate', label: `proxy CPU per connection, µs (${RATE}/s offered)`, get: (r) => r.rate.proxyCpuUsPerConn, fmt: (v) => v.toFixed(2), test: 'rate' },
     { key: 'cpu_pct', label: 'proxy CPU busy, % of one core (keep-alive)', get: (r) => r.rps.proxyCpuPct, fmt: (v) => v.toFixed(0), test: 'rps' },
     { key: 'cpu_pct_close', label: 'proxy CPU busy, % of one core (close)', get: (r) => r.cps.proxyCpuPct, fmt: (v) => v.toFixed(0), test: 'cps' },
+    { key: 'cpu_pct_rate', label: `proxy CPU busy, % of one core (${RATE}/s offered)`, get: (r) => r.rate.proxyCpuPct, fmt: (v) => v.toFixed(0), test: 'rate' },
     { key: 'wake_conn', label: 'nginx sleeps per connection (close)', get: (r) => r.cps.backendSleepsPerReq, fmt: (v) => v.toFixed(2), test: 'cps' },
   ].filter((m) => TESTS.includes(m.test));
   const ratioCols = [];
@@ -1011,7 +1075,7 @@ async function main() {
   const command = process.env.npm_lifecycle_event === 'bench'
     ? `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map(shq).join(' ')}` : ''}`
     : ['node', path.relative(process.cwd(), fileURLToPath(import.meta.url)) || 'bench/run.mjs', ...process.argv.slice(2)].map(shq).join(' ');
-  const others = rows.flatMap((r) => ['rps', 'cps', 'bulk'].map((k) => r[k]?.otherCpuPct)).filter((x) => typeof x === 'number');
+  const others = rows.flatMap((r) => ['rps', 'cps', 'rate', 'bulk'].map((k) => r[k]?.otherCpuPct)).filter((x) => typeof x === 'number');
   const noisy = others.filter((x) => x > NOISY_PCT).length;
   const fmtPct = (v) => (v === null ? 'n/a' : `${v.toFixed(0)}%`);
   const meta = {
@@ -1026,6 +1090,7 @@ async function main() {
     rounds: ROUNDS,
     pin: PIN ? `proxy on CPU ${CPU_PROXY}; wrk, iperf3, nginx, holder, opener, bench on CPU ${CPU_LOAD}` : 'none',
     wrk: `-t1 -c${CONNS} -d${DURATION}s --latency`,
+    ...(TESTS.includes('rate') ? { h2load: `--h1 -H 'Connection: close' at ${RATE} new connections/s for ${DURATION}s` } : {}),
     iperf3: `-t ${IPERF_TIME}`,
     idleConns: IDLE_CONNS,
     nofile,
@@ -1035,6 +1100,7 @@ async function main() {
     targets: Object.fromEntries(targets.map((t) => [t.name, { failed: t.failed, cmd: t.cmd }])),
     ...(fo ? { failoverRounds: FAILOVER_ROUNDS, failoverCapSeconds: FAILOVER_CAP } : {}),
   };
+  const behind = rows.filter((r) => r.rate?.warning);
   const out = [
     '',
     `licgate bench — ${meta.date} · nproc ${NPROC} · node ${meta.node} · haproxy ${haproxyVersion} · ${meta.nginx} · medians of ${[...(PERF ? [`${ROUNDS} round(s)`] : []), ...(fo ? [`${FAILOVER_ROUNDS} failover run(s)`] : [])].join(', ') || 'nothing'} · pinning: ${meta.pin} · licgate runs as \`${opt['licgate-cmd'] ?? `node ${launcherFlags(path.join(ROOT, 'dist', 'cli', 'main.js')).join(' ')} dist/cli/main.js run`.replace(/ +/g, ' ')}\``,
@@ -1043,6 +1109,7 @@ async function main() {
     ...lines,
     '',
     ...(tainted.size ? ['* median includes samples disturbed by other processes (fewer than 2 clean samples)'] : []),
+    ...behind.map((r) => `${r.target} fell behind the offered rate in round ${r.round} (${r.rate.achieved.toFixed(0)} of ${RATE} connections/s): its fixed-rate figures there are not at equal load`),
     ...(fo ? failoverNotes(fo) : []),
     ...(others.length ? [`interference: other processes + steal used median ${fmtPct(median(others))}, max ${fmtPct(Math.max(...others))} of one core during measurements; ${noisy} of ${others.length} samples above ${NOISY_PCT}%${noisy ? ' (flagged ⚠ in the [round] lines, left out of a median where 2+ clean samples remain; a quiet machine gives steadier numbers)' : ''}`] : []),
     `wall time ${meta.wallSeconds} s`,

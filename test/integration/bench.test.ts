@@ -17,6 +17,7 @@ interface BenchRun {
   out: string;
   json: {
     medians: Record<string, Record<string, number | null>>;
+    rounds: { target: string; rate?: { errors: number; offered: number } }[];
     failover: { medians: Record<string, Record<string, { runs: number; errors: number; switchMs: number | 'Infinity'; failed: number }>> };
   };
 }
@@ -43,16 +44,27 @@ async function bench(name: string, args: string[]): Promise<BenchRun> {
  * HAProxy and licgate, so a broken bench shows up in CI rather than when an admin first runs it.
  */
 describe('npm run bench (short schedule)', () => {
-  beforeEach((ctx) => requireTools(['haproxy', 'nginx', 'wrk', 'iperf3', 'taskset'], ctx));
+  beforeEach((ctx) => requireTools(['haproxy', 'nginx', 'wrk', 'iperf3', 'h2load', 'taskset'], ctx));
 
   it('measures direct, HAProxy and licgate side by side and prints the ratio table', async () => {
-    const r = await bench('perf', ['--rounds', '1', '--duration', '1', '--iperf-time', '1', '--idle-conns', '300', '--idle-rounds', '1', '--tests', 'rps,cps,bulk,idle']);
+    const r = await bench('perf', ['--rounds', '1', '--duration', '1', '--iperf-time', '1', '--idle-conns', '300', '--idle-rounds', '1', '--rate', '500', '--tests', 'rps,cps,rate,bulk,idle']);
     expect(r.code, r.out.slice(-3000)).toBe(0);
     // wake_conn: nginx sleeps per connection, read from its /proc status around each Connection: close run.
-    for (const metric of ['rps', 'rps_p99', 'cps', 'bulk', 'wake_conn']) {
+    // rate_p99: h2load's per-request times at the same offered rate for every target.
+    for (const metric of ['rps', 'rps_p99', 'cps', 'rate_p99', 'bulk', 'wake_conn']) {
       for (const target of ['direct', 'haproxy', 'licgate']) expect(r.json.medians[metric]?.[target], `${metric} ${target}`).toBeGreaterThan(0);
     }
-    for (const target of ['haproxy', 'licgate']) expect(r.json.medians.idle?.[target], `idle ${target}`).toBeGreaterThan(0);
+    for (const metric of ['idle', 'cpu_rate']) {
+      for (const target of ['haproxy', 'licgate']) expect(r.json.medians[metric]?.[target], `${metric} ${target}`).toBeGreaterThan(0);
+    }
+    // 500 connections/s for 1 s: every one served, at the rate offered.
+    const rated = r.json.rounds.filter((x) => x.rate);
+    expect(rated.map((x) => x.target)).toEqual(['direct', 'haproxy', 'licgate']);
+    for (const row of rated) {
+      expect(row.rate?.errors, `${row.target} rate errors`).toBe(0);
+      expect(row.rate?.offered, `${row.target} rate offered`).toBe(500);
+    }
+    expect(r.out).toMatch(/^\| proxy CPU per connection, µs \(500\/s offered\) \| — \| [\d.]+\*? \| [\d.]+\*? \| \d+\.\d\d× \|$/m);
     expect(r.out).toMatch(/^\| metric \| direct \| haproxy \| licgate \| licgate\/haproxy \|$/m);
     // A figure whose sample another process disturbed (over 10 % of a core in that second) carries a
     // `*`: with one 1 s round, a CI machine's background blip is enough, and the table is still right.
