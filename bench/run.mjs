@@ -702,21 +702,31 @@ async function awaitQuiet() {
   }
 }
 
-async function wrk(port, close, pgid, seconds = DURATION) {
-  const args = ['wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency'];
-  if (close) args.push('-H', 'Connection: close');
-  args.push(`http://127.0.0.1:${port}/`);
+/**
+ * Runs one load generator on the load CPU, once the machine is quiet, and reads around it what the
+ * proxy's process group (pgid; null for the direct connection) used, the backend's sleeps, and the
+ * CPU other processes took on the CPUs involved.
+ */
+async function underLoad(name, argv, pgid, timeoutMs) {
   await awaitQuiet();
   const snap = cpuSnapshot();
   const t0 = pgid ? groupCpuTicks(pgid) : 0;
   const s0 = backendGroup ? groupSleeps(backendGroup) : 0;
   const w0 = process.hrtime.bigint();
-  const res = await runCapture('wrk', args, { cpu: CPU_LOAD, timeoutMs: (seconds + 20) * 1000 });
+  const res = await runCapture(name, argv, { cpu: CPU_LOAD, timeoutMs });
   const wall = Number(process.hrtime.bigint() - w0) / 1e9;
   const ticks = pgid ? groupCpuTicks(pgid) - t0 : null;
   const sleeps = backendGroup ? groupSleeps(backendGroup) - s0 : null;
   const detail = {};
   const otherCpu = otherCpuPct(snap, cpuSnapshot(), { extraTicks: res.ticks, cpus: pgid ? null : [CPU_LOAD], detail });
+  return { res, wall, ticks, sleeps, otherCpu, detail };
+}
+
+async function wrk(port, close, pgid, seconds = DURATION) {
+  const args = ['wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency'];
+  if (close) args.push('-H', 'Connection: close');
+  args.push(`http://127.0.0.1:${port}/`);
+  const { res, wall, ticks, sleeps, otherCpu, detail } = await underLoad('wrk', args, pgid, (seconds + 20) * 1000);
   if (res.code !== 0) return { error: `wrk exit ${res.code}: ${res.stderr.trim().slice(0, 300)}` };
   const r = parseWrk(res.stdout);
   r.otherCpuPct = otherCpu;
@@ -743,17 +753,12 @@ async function h2load(port, pgid, seconds = DURATION) {
   const args = ['h2load', '--h1', '-H', 'Connection: close', '-c', String(n), '-n', String(n),
     '-r', String(RATE / RATE_STEPS_PER_S), '--rate-period', `${1000 / RATE_STEPS_PER_S}ms`, '--log-file', logFile,
     `http://127.0.0.1:${port}/`];
-  await awaitQuiet();
-  const snap = cpuSnapshot();
-  const t0 = pgid ? groupCpuTicks(pgid) : 0;
-  const res = await runCapture('h2load', args, { cpu: CPU_LOAD, timeoutMs: (seconds * 3 + 20) * 1000 });
-  const ticks = pgid ? groupCpuTicks(pgid) - t0 : null;
-  const detail = {};
-  const otherCpu = otherCpuPct(snap, cpuSnapshot(), { extraTicks: res.ticks, cpus: pgid ? null : [CPU_LOAD], detail });
-  const done = /^requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/m.exec(res.stdout);
+  const { res, ticks, otherCpu, detail } = await underLoad('h2load', args, pgid, (seconds * 3 + 20) * 1000);
+  const done = /^requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded,/m.exec(res.stdout);
   const fin = /^finished in ([\d.]+)(ms|s),/m.exec(res.stdout);
   if (res.code !== 0 || !done || !fin) return { error: `h2load exit ${res.code}: ${(res.stderr.trim() || res.stdout).slice(0, 300)}` };
-  const ok = Number(done[2]);
+  const ok = Number(done[1]);
+  // h2load's own time from its first connection to its last response; the helper's wall also counts its start.
   const wall = Number(fin[1]) / (fin[2] === 'ms' ? 1000 : 1);
   let times = [];
   try {
@@ -772,14 +777,8 @@ async function h2load(port, pgid, seconds = DURATION) {
 }
 
 async function iperf(port, pgid) {
-  await awaitQuiet();
-  const snap = cpuSnapshot();
-  const t0 = pgid ? groupCpuTicks(pgid) : 0;
-  const res = await runCapture('iperf3-c', ['iperf3', '-c', '127.0.0.1', '-p', String(port), '-t', String(IPERF_TIME), '-J'],
-    { cpu: CPU_LOAD, timeoutMs: (IPERF_TIME + 20) * 1000 });
-  const ticks = pgid ? groupCpuTicks(pgid) - t0 : null;
-  const detail = {};
-  const otherCpu = otherCpuPct(snap, cpuSnapshot(), { extraTicks: res.ticks, cpus: pgid ? null : [CPU_LOAD], detail });
+  const { res, ticks, otherCpu, detail } = await underLoad('iperf3-c', ['iperf3', '-c', '127.0.0.1', '-p', String(port), '-t', String(IPERF_TIME), '-J'],
+    pgid, (IPERF_TIME + 20) * 1000);
   let j;
   try { j = JSON.parse(res.stdout); } catch { return { error: `iperf3 exit ${res.code}: ${(res.stdout + res.stderr).slice(0, 300)}` }; }
   if (j.error) return { error: `iperf3: ${j.error}` };
