@@ -4,7 +4,7 @@
 // failover timing (licgate vs HAProxy seed and tuned configs). See "Performance method" in the design notes.
 //
 //   npm run bench                        # tsc, then this script with defaults
-//   node bench/run.mjs [--rounds 5] [--only direct,haproxy,licgate] [--with-pipe]
+//   node bench/run.mjs [--rounds 5] [--only direct,haproxy,licgate] [--with-relay] [--with-pipe]
 //                      [--idle-conns 6000] [--idle-rounds 3] [--json FILE] [--pin split|none]
 //                      [--duration 5] [--iperf-time 4] [--tests rps,cps,rate,bulk,idle,failover] [--keep-tmp]
 //                      [--rate 2000]  (rate: new connections/s offered to every target alike, h2load)
@@ -17,7 +17,8 @@
 // `node FLAGS dist/cli/main.js run --config FILE`, e.g. --licgate-cmd "node bench/pipe-proxy.mjs".
 // FLAGS are the Node flags of licgate's launcher line (`#!/usr/bin/env -S node FLAGS` in
 // dist/cli/main.js, which is how systemd and the npm bin start it), run with this script's Node; the
-// bare pipe() proxy gets the same flags, so the two Node columns differ only in their code.
+// stand-ins (--with-relay: licgate's relay alone, bench/handle-relay.mjs; --with-pipe: a bare pipe()
+// proxy, bench/pipe-proxy.mjs) get the same flags, so the Node columns differ only in their code.
 //
 // Needs: haproxy, nginx, wrk, iperf3, h2load (nghttp2-client), taskset (util-linux); root + iptables
 // for the black-holed failover rows (else they say n/a; failover method: header of
@@ -42,7 +43,7 @@
 // one request each with Connection: close, and the proxy's CPU and the latency are read at that rate.
 // A target that cannot keep up shows a rate below the one offered, flagged in its round line.
 //
-// Method notes: targets alternate inside each round (direct, haproxy, licgate[, pipe]) to cancel
+// Method notes: targets alternate inside each round (direct, haproxy, licgate[, relay][, pipe]) to cancel
 // drift; tables show medians. Idle memory is ΔVmRSS of the proxy's process group over N held
 // connections, measured on a FRESH proxy instance per sample (allocators keep their high-water
 // mark, so a second sample in the same process reads ~0), in the first --idle-rounds rounds.
@@ -60,7 +61,7 @@ import { failoverNotes, failoverRows, removeBlackholes, runFailover, watchdogScr
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const ALL_TARGETS = ['direct', 'haproxy', 'licgate', 'pipe'];
+const ALL_TARGETS = ['direct', 'haproxy', 'licgate', 'relay', 'pipe'];
 const RATE_STEPS_PER_S = 100; // h2load --rate-period 10ms: the offered connections arrive in 100 bursts a second
 const ALL_TESTS = ['rps', 'cps', 'rate', 'bulk', 'idle', 'failover'];
 const PERF_TESTS = ['rps', 'cps', 'rate', 'bulk', 'idle']; // the ones that use the long-lived targets and backends
@@ -73,6 +74,7 @@ try {
       rounds: { type: 'string', default: '5' },
       only: { type: 'string' },
       'with-pipe': { type: 'boolean', default: false },
+      'with-relay': { type: 'boolean', default: false },
       'idle-conns': { type: 'string', default: '6000' },
       'idle-rounds': { type: 'string', default: '3' },
       json: { type: 'string' },
@@ -122,8 +124,9 @@ const FAILOVER_ROUNDS = intOpt('failover-rounds', 1, 100);
 const FAILOVER_CAP = intOpt('failover-cap', 10, 3600);
 let TARGETS = opt.only ? opt.only.split(',').map((s) => s.trim()).filter(Boolean) : ['direct', 'haproxy', 'licgate'];
 if (opt['with-pipe'] && !TARGETS.includes('pipe')) TARGETS.push('pipe');
+if (opt['with-relay'] && !TARGETS.includes('relay')) TARGETS.push('relay');
 for (const t of TARGETS) if (!ALL_TARGETS.includes(t)) die(`--only: unknown target "${t}" (${ALL_TARGETS.join(', ')})`);
-TARGETS = ALL_TARGETS.filter((t) => TARGETS.includes(t)); // fixed order: direct, haproxy, licgate, pipe
+TARGETS = ALL_TARGETS.filter((t) => TARGETS.includes(t)); // fixed order: direct, haproxy, licgate, relay, pipe
 const NPROC = os.availableParallelism();
 const PIN = opt.pin === 'split' && NPROC >= 2;
 if (!['split', 'none'].includes(opt.pin)) die('--pin must be split or none');
@@ -644,7 +647,7 @@ async function startTarget(name, tag, { backendPorts, nofile, licgateMain }, { p
     } else {
       const cfg = path.join(TMP, `${tag}.yaml`);
       fs.writeFileSync(cfg, licgateConf(p));
-      if (name === 'pipe') t.cmd = `${NODE_AS_SHIPPED} ${shq(path.join(HERE, 'pipe-proxy.mjs'))} --config ${shq(cfg)}`;
+      if (name === 'pipe' || name === 'relay') t.cmd = `${NODE_AS_SHIPPED} ${shq(path.join(HERE, `${name === 'pipe' ? 'pipe-proxy' : 'handle-relay'}.mjs`))} --config ${shq(cfg)}`;
       else if (opt['licgate-cmd']) t.cmd = `${opt['licgate-cmd']} --config ${shq(cfg)}`;
       else t.cmd = `${NODE_AS_SHIPPED} ${shq(licgateMain)} run --config ${shq(cfg)}`;
     }
@@ -890,9 +893,11 @@ async function main() {
   }
 
   const licgateMain = path.join(ROOT, 'dist', 'cli', 'main.js');
-  if (TARGETS.includes('licgate') && !opt['licgate-cmd'] && !fs.existsSync(licgateMain)) {
-    log(`bench: licgate not built (${path.relative(ROOT, licgateMain)} missing; run \`npm run build\`): skipping the licgate column`);
-    TARGETS = TARGETS.filter((t) => t !== 'licgate');
+  if (!fs.existsSync(licgateMain)) {
+    // The relay column runs licgate's built relay too (bench/handle-relay.mjs imports dist/).
+    const unbuilt = TARGETS.filter((t) => t === 'relay' || (t === 'licgate' && !opt['licgate-cmd']));
+    if (unbuilt.length) log(`bench: licgate not built (${path.relative(ROOT, licgateMain)} missing; run \`npm run build\`): skipping the ${unbuilt.join(' and ')} column${unbuilt.length > 1 ? 's' : ''}`);
+    TARGETS = TARGETS.filter((t) => !unbuilt.includes(t));
   }
   const nofile = Number(spawnSync('sh', ['-c', `${ULIMIT} ulimit -n`], { encoding: 'utf8' }).stdout.trim());
   if (TESTS.includes('idle') && nofile && 2 * IDLE_CONNS + 200 > nofile) {
@@ -1043,7 +1048,7 @@ async function main() {
   ].filter((m) => TESTS.includes(m.test));
   const ratioCols = [];
   if (cols.includes('haproxy') && metrics.length) {
-    for (const c of ['licgate', 'pipe']) if (cols.includes(c)) ratioCols.push(c);
+    for (const c of ['licgate', 'relay', 'pipe']) if (cols.includes(c)) ratioCols.push(c);
   }
   const medians = {};
   for (const m of metrics) {

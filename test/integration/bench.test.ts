@@ -72,6 +72,18 @@ describe('npm run bench (short schedule)', () => {
     if (/^\|[^\n]*\d\* \|/m.test(r.out)) expect(r.out).toContain('\n* median includes samples disturbed by other processes');
   }, 300_000);
 
+  it('--with-relay adds a column for licgate\'s relay alone (bench/handle-relay.mjs on the built dist/) and its ratio to HAProxy', async () => {
+    const r = await bench('relay', ['--only', 'haproxy', '--with-relay', '--rounds', '1', '--duration', '1', '--iperf-time', '1', '--rate', '500', '--tests', 'cps,rate,bulk']);
+    expect(r.code, r.out.slice(-3000)).toBe(0);
+    for (const metric of ['cps', 'cpu_conn', 'rate_p99', 'cpu_rate', 'bulk']) {
+      for (const target of ['haproxy', 'relay']) expect(r.json.medians[metric]?.[target], `${metric} ${target}`).toBeGreaterThan(0);
+    }
+    const rated = r.json.rounds.filter((x) => x.rate);
+    expect(rated.map((x) => [x.target, x.rate?.errors, x.rate?.offered])).toEqual([['haproxy', 0, 500], ['relay', 0, 500]]);
+    expect(r.out).toMatch(/^\| metric \| haproxy \| relay \| relay\/haproxy \|$/m);
+    expect(r.out).toMatch(/^\| proxy CPU per connection, µs \(close\) \| [\d.]+\*? \| [\d.]+\*? \| \d+\.\d\d× \|$/m);
+  }, 300_000);
+
   it('times failover for licgate, HAProxy seed and HAProxy tuned, killed and black-holed, and removes its black holes', async (ctx) => {
     requireTools(['iptables'], ctx);
     // A 10 s cap: the seed config (inter 30s fall 3) cannot switch within it, the other two must.
