@@ -3,11 +3,13 @@
 // licgate's data plane runs on, with nothing around them. Per connection: accept, getpeername and
 // TCP_NODELAY as a session does, one connect at once, then the Relay; no in-band STATUS sniffing,
 // balancing, retries, timers, health checks, logs or metrics. So licgate/relay is what licgate's own
-// per-session work costs, and relay/haproxy the floor of a Node proxy on these handles.
+// per-session work costs, and relay/haproxy the floor of a Node proxy on these handles. With no
+// once-a-second sweep a direction's read count never starts over, so it takes a pooled read buffer
+// after 64 reads in all rather than in one second: the same under the bench's loads.
 //
 // Usage: node bench/handle-relay.mjs [run] --config FILE   (the bench's generated YAML: proxy-config.mjs)
 // Needs the build (`npm run build`): it runs dist/, the same code licgate runs.
-import { newConnectReq, newServerHandle, newSocketHandle } from '../dist/io/tcp-handle.js';
+import { errnoCode, newConnectReq, newServerHandle, newSocketHandle } from '../dist/io/tcp-handle.js';
 import { Relay } from '../dist/proxy/relay.js';
 import { readFrontends } from './proxy-config.mjs';
 
@@ -17,7 +19,7 @@ for (const fe of readFrontends('handle-relay')) {
   const listener = newServerHandle();
   const err = listener.bind(fe.host, fe.port) || listener.listen(4096);
   if (err !== 0) {
-    process.stderr.write(`handle-relay: ${fe.name}: listen ${fe.host}:${fe.port} failed (errno ${err})\n`);
+    process.stderr.write(`handle-relay: ${fe.name}: listen ${fe.host}:${fe.port} failed: ${errnoCode(err)}\n`);
     process.exit(1);
   }
   listener.onconnection = (status, client) => {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 /** `--config FILE` from argv → [{ name, host, port, to: { host, port } }]. */
 export function readFrontends(who) {
   const i = process.argv.indexOf('--config');
-  if (i < 0 || !process.argv[i + 1]) usage(`usage: ${who}.mjs --config FILE`);
+  if (i < 0 || !process.argv[i + 1]) die(`usage: ${who}.mjs --config FILE`);
   const text = fs.readFileSync(process.argv[i + 1], 'utf8');
   const backends = new Map();
   const section = text.slice(text.search(/^backends:/m));
@@ -21,14 +21,14 @@ export function readFrontends(who) {
   const frontends = [];
   for (const m of text.matchAll(/name:\s*([\w-]+)\s*,\s*listen:\s*([\d.]+):(\d+)\s*,\s*backend:\s*([\w-]+)/g)) {
     const to = backends.get(m[4]);
-    if (!to) usage(`${who}: frontend ${m[1]}: unknown backend ${m[4]}`);
+    if (!to) die(`${who}: frontend ${m[1]}: unknown backend ${m[4]}`);
     frontends.push({ name: m[1], host: m[2], port: Number(m[3]), to });
   }
-  if (frontends.length === 0) usage(`${who}: no frontends found in config`);
+  if (frontends.length === 0) die(`${who}: no frontends found in config`);
   return frontends;
 }
 
-function usage(message) {
+function die(message) {
   process.stderr.write(`${message}\n`);
   process.exit(2);
 }
