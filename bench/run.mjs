@@ -62,6 +62,8 @@ import { failoverNotes, failoverRows, removeBlackholes, runFailover, watchdogScr
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const ALL_TARGETS = ['direct', 'haproxy', 'licgate', 'relay', 'pipe'];
+/** The stand-in proxies a `--with-NAME` option adds, and their scripts in bench/ (run like licgate). */
+const STAND_INS = { relay: 'handle-relay.mjs', pipe: 'pipe-proxy.mjs' };
 const RATE_STEPS_PER_S = 100; // h2load --rate-period 10ms: the offered connections arrive in 100 bursts a second
 const ALL_TESTS = ['rps', 'cps', 'rate', 'bulk', 'idle', 'failover'];
 const PERF_TESTS = ['rps', 'cps', 'rate', 'bulk', 'idle']; // the ones that use the long-lived targets and backends
@@ -123,8 +125,7 @@ const PERF = TESTS.some((t) => PERF_TESTS.includes(t));
 const FAILOVER_ROUNDS = intOpt('failover-rounds', 1, 100);
 const FAILOVER_CAP = intOpt('failover-cap', 10, 3600);
 let TARGETS = opt.only ? opt.only.split(',').map((s) => s.trim()).filter(Boolean) : ['direct', 'haproxy', 'licgate'];
-if (opt['with-pipe'] && !TARGETS.includes('pipe')) TARGETS.push('pipe');
-if (opt['with-relay'] && !TARGETS.includes('relay')) TARGETS.push('relay');
+for (const s of Object.keys(STAND_INS)) if (opt[`with-${s}`] && !TARGETS.includes(s)) TARGETS.push(s);
 for (const t of TARGETS) if (!ALL_TARGETS.includes(t)) die(`--only: unknown target "${t}" (${ALL_TARGETS.join(', ')})`);
 TARGETS = ALL_TARGETS.filter((t) => TARGETS.includes(t)); // fixed order: direct, haproxy, licgate, relay, pipe
 const NPROC = os.availableParallelism();
@@ -647,7 +648,7 @@ async function startTarget(name, tag, { backendPorts, nofile, licgateMain }, { p
     } else {
       const cfg = path.join(TMP, `${tag}.yaml`);
       fs.writeFileSync(cfg, licgateConf(p));
-      if (name === 'pipe' || name === 'relay') t.cmd = `${NODE_AS_SHIPPED} ${shq(path.join(HERE, `${name === 'pipe' ? 'pipe-proxy' : 'handle-relay'}.mjs`))} --config ${shq(cfg)}`;
+      if (STAND_INS[name]) t.cmd = `${NODE_AS_SHIPPED} ${shq(path.join(HERE, STAND_INS[name]))} --config ${shq(cfg)}`;
       else if (opt['licgate-cmd']) t.cmd = `${opt['licgate-cmd']} --config ${shq(cfg)}`;
       else t.cmd = `${NODE_AS_SHIPPED} ${shq(licgateMain)} run --config ${shq(cfg)}`;
     }
@@ -1048,7 +1049,7 @@ async function main() {
   ].filter((m) => TESTS.includes(m.test));
   const ratioCols = [];
   if (cols.includes('haproxy') && metrics.length) {
-    for (const c of ['licgate', 'relay', 'pipe']) if (cols.includes(c)) ratioCols.push(c);
+    for (const c of ['licgate', ...Object.keys(STAND_INS)]) if (cols.includes(c)) ratioCols.push(c);
   }
   const medians = {};
   for (const m of metrics) {
