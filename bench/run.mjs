@@ -4,7 +4,7 @@
 // failover timing (licgate vs HAProxy seed and tuned configs). See "Performance method" in the design notes.
 //
 //   npm run bench                        # tsc, then this script with defaults
-//   node bench/run.mjs [--rounds 5] [--only direct,haproxy,licgate] [--with-relay] [--with-pipe]
+//   node bench/run.mjs [--rounds 5] [--only direct,haproxy,licgate] [--with-relay] [--with-native] [--with-pipe]
 //                      [--idle-conns 6000] [--idle-rounds 3] [--json FILE] [--pin split|none]
 //                      [--duration 5] [--iperf-time 4] [--tests rps,cps,rate,bulk,idle,failover] [--keep-tmp]
 //                      [--rate 2000]  (rate: new connections/s offered to every target alike, h2load)
@@ -17,8 +17,9 @@
 // `node FLAGS dist/cli/main.js run --config FILE`, e.g. --licgate-cmd "node bench/pipe-proxy.mjs".
 // FLAGS are the Node flags of licgate's launcher line (`#!/usr/bin/env -S node FLAGS` in
 // dist/cli/main.js, which is how systemd and the npm bin start it), run with this script's Node; the
-// stand-ins (--with-relay: licgate's relay alone, bench/handle-relay.mjs; --with-pipe: a bare pipe()
-// proxy, bench/pipe-proxy.mjs) get the same flags, so the Node columns differ only in their code.
+// stand-ins (--with-relay: licgate's relay alone, bench/handle-relay.mjs; --with-native: a relay in
+// C on Node's loop, bench/native-relay.mjs, compiled with cc; --with-pipe: a bare pipe() proxy,
+// bench/pipe-proxy.mjs) get the same flags, so the Node columns differ only in their code.
 //
 // Needs: haproxy, nginx, wrk, iperf3, h2load (nghttp2-client), taskset (util-linux); root + iptables
 // for the black-holed failover rows (else they say n/a; failover method: header of
@@ -43,8 +44,8 @@
 // one request each with Connection: close, and the proxy's CPU and the latency are read at that rate.
 // A target that cannot keep up shows a rate below the one offered, flagged in its round line.
 //
-// Method notes: targets alternate inside each round (direct, haproxy, licgate[, relay][, pipe]) to cancel
-// drift; tables show medians. Idle memory is ΔVmRSS of the proxy's process group over N held
+// Method notes: targets alternate inside each round (direct, haproxy, licgate[, relay][, native]
+// [, pipe]) to cancel drift; tables show medians. Idle memory is ΔVmRSS of the proxy's process group over N held
 // connections, measured on a FRESH proxy instance per sample (allocators keep their high-water
 // mark, so a second sample in the same process reads ~0), in the first --idle-rounds rounds.
 // Each load step also measures CPU used by other processes on the CPUs it uses (shared machines);
@@ -61,9 +62,9 @@ import { failoverNotes, failoverRows, removeBlackholes, runFailover, watchdogScr
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const ALL_TARGETS = ['direct', 'haproxy', 'licgate', 'relay', 'pipe'];
+const ALL_TARGETS = ['direct', 'haproxy', 'licgate', 'relay', 'native', 'pipe'];
 /** The stand-in proxies a `--with-NAME` option adds, and their scripts in bench/ (run like licgate). */
-const STAND_INS = { relay: 'handle-relay.mjs', pipe: 'pipe-proxy.mjs' };
+const STAND_INS = { relay: 'handle-relay.mjs', native: 'native-relay.mjs', pipe: 'pipe-proxy.mjs' };
 const RATE_STEPS_PER_S = 100; // h2load --rate-period 10ms: the offered connections arrive in 100 bursts a second
 const ALL_TESTS = ['rps', 'cps', 'rate', 'bulk', 'idle', 'failover'];
 const PERF_TESTS = ['rps', 'cps', 'rate', 'bulk', 'idle']; // the ones that use the long-lived targets and backends
@@ -77,6 +78,7 @@ try {
       only: { type: 'string' },
       'with-pipe': { type: 'boolean', default: false },
       'with-relay': { type: 'boolean', default: false },
+      'with-native': { type: 'boolean', default: false },
       'idle-conns': { type: 'string', default: '6000' },
       'idle-rounds': { type: 'string', default: '3' },
       json: { type: 'string' },
@@ -127,7 +129,7 @@ const FAILOVER_CAP = intOpt('failover-cap', 10, 3600);
 let TARGETS = opt.only ? opt.only.split(',').map((s) => s.trim()).filter(Boolean) : ['direct', 'haproxy', 'licgate'];
 for (const s of Object.keys(STAND_INS)) if (opt[`with-${s}`] && !TARGETS.includes(s)) TARGETS.push(s);
 for (const t of TARGETS) if (!ALL_TARGETS.includes(t)) die(`--only: unknown target "${t}" (${ALL_TARGETS.join(', ')})`);
-TARGETS = ALL_TARGETS.filter((t) => TARGETS.includes(t)); // fixed order: direct, haproxy, licgate, relay, pipe
+TARGETS = ALL_TARGETS.filter((t) => TARGETS.includes(t)); // fixed order: direct, haproxy, licgate, relay, native, pipe
 const NPROC = os.availableParallelism();
 const PIN = opt.pin === 'split' && NPROC >= 2;
 if (!['split', 'none'].includes(opt.pin)) die('--pin must be split or none');
@@ -899,6 +901,14 @@ async function main() {
     const unbuilt = TARGETS.filter((t) => t === 'relay' || (t === 'licgate' && !opt['licgate-cmd']));
     if (unbuilt.length) log(`bench: licgate not built (${path.relative(ROOT, licgateMain)} missing; run \`npm run build\`): skipping the ${unbuilt.join(' and ')} column${unbuilt.length > 1 ? 's' : ''}`);
     TARGETS = TARGETS.filter((t) => !unbuilt.includes(t));
+  }
+  if (TARGETS.includes('native')) {
+    // Compiled before any round starts, so a missing compiler costs the column, not a failed round.
+    const built = spawnSync(process.execPath, [path.join(HERE, STAND_INS.native), '--build'], { encoding: 'utf8' });
+    if (built.status !== 0) {
+      log(`bench: ${(built.stderr || '').trim() || `native-relay.mjs --build exited ${built.status}`}: skipping the native column`);
+      TARGETS = TARGETS.filter((t) => t !== 'native');
+    }
   }
   const nofile = Number(spawnSync('sh', ['-c', `${ULIMIT} ulimit -n`], { encoding: 'utf8' }).stdout.trim());
   if (TESTS.includes('idle') && nofile && 2 * IDLE_CONNS + 200 > nofile) {

@@ -27,6 +27,7 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   nsenter: 'util-linux',
   flock: 'util-linux',
   taskset: 'util-linux',
+  cc: 'gcc',
   script: 'bsdutils',
   sh: 'dash',
   iperf3: 'iperf3',

@@ -1,6 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +11,7 @@ import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const BENCH = fileURLToPath(new URL('../../bench/run.mjs', import.meta.url));
+const NATIVE = fileURLToPath(new URL('../../bench/native-relay.mjs', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'licgate-bench-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -23,9 +26,9 @@ interface BenchRun {
 }
 
 /** Runs `npm run bench`'s script with a short schedule; the figures are not judged, only that each was measured. */
-async function bench(name: string, args: string[]): Promise<BenchRun> {
+async function bench(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<BenchRun> {
   const file = join(tmp, `${name}.json`);
-  const child = spawn(process.execPath, [BENCH, ...args, '--json', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BENCH, ...args, '--json', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -72,17 +75,27 @@ describe('npm run bench (short schedule)', () => {
     if (/^\|[^\n]*\d\* \|/m.test(r.out)) expect(r.out).toContain('\n* median includes samples disturbed by other processes');
   }, 300_000);
 
-  it('--with-relay adds a column for licgate\'s relay alone (bench/handle-relay.mjs on the built dist/) and its ratio to HAProxy', async () => {
-    const r = await bench('relay', ['--only', 'haproxy', '--with-relay', '--rounds', '1', '--duration', '1', '--iperf-time', '1', '--rate', '500', '--tests', 'cps,rate,bulk']);
+  it('--with-relay and --with-native add columns for licgate\'s relay alone and for a relay in C on Node\'s loop, each with its ratio to HAProxy', async () => {
+    const r = await bench('relay', ['--only', 'haproxy', '--with-relay', '--with-native', '--rounds', '1', '--duration', '1', '--iperf-time', '1', '--rate', '500', '--tests', 'cps,rate,bulk']);
     expect(r.code, r.out.slice(-3000)).toBe(0);
     for (const metric of ['cps', 'cpu_conn', 'rate_p99', 'cpu_rate', 'bulk']) {
-      for (const target of ['haproxy', 'relay']) expect(r.json.medians[metric]?.[target], `${metric} ${target}`).toBeGreaterThan(0);
+      for (const target of ['haproxy', 'relay', 'native']) expect(r.json.medians[metric]?.[target], `${metric} ${target}`).toBeGreaterThan(0);
     }
     const rated = r.json.rounds.filter((x) => x.rate);
-    expect(rated.map((x) => [x.target, x.rate?.errors, x.rate?.offered])).toEqual([['haproxy', 0, 500], ['relay', 0, 500]]);
-    expect(r.out).toMatch(/^\| metric \| haproxy \| relay \| relay\/haproxy \|$/m);
-    expect(r.out).toMatch(/^\| proxy CPU per connection, µs \(close\) \| [\d.]+\*? \| [\d.]+\*? \| \d+\.\d\d× \|$/m);
+    expect(rated.map((x) => [x.target, x.rate?.errors, x.rate?.offered])).toEqual([['haproxy', 0, 500], ['relay', 0, 500], ['native', 0, 500]]);
+    expect(r.out).toMatch(/^\| metric \| haproxy \| relay \| native \| relay\/haproxy \| native\/haproxy \|$/m);
+    expect(r.out).toMatch(/^\| proxy CPU per connection, µs \(close\) \| [\d.]+\*? \| [\d.]+\*? \| [\d.]+\*? \| \d+\.\d\d× \| \d+\.\d\d× \|$/m);
   }, 300_000);
+
+  it('--with-native without a C compiler says why and leaves the column out', async () => {
+    // A temp directory of its own, so no addon cached by an earlier run is found.
+    const cacheless = mkdtempSync(join(tmp, 'tmpdir-'));
+    const r = await bench('native-no-cc', ['--only', 'haproxy', '--with-native', '--rounds', '1', '--duration', '1', '--tests', 'cps'], { CC: join(cacheless, 'no-such-cc'), TMPDIR: cacheless });
+    expect(r.code, r.out.slice(-3000)).toBe(0);
+    expect(r.out).toMatch(/^bench: native-relay: .*no-such-cc: not found \(install a C compiler: gcc\): skipping the native column$/m);
+    expect(r.out).toMatch(/^\| metric \| haproxy \|$/m);
+    expect(r.json.medians.cps?.haproxy).toBeGreaterThan(0);
+  }, 120_000);
 
   it('times failover for licgate, HAProxy seed and HAProxy tuned, killed and black-holed, and removes its black holes', async (ctx) => {
     requireTools(['iptables'], ctx);
@@ -134,3 +147,62 @@ describe('npm run bench (short schedule)', () => {
     await waitFor(() => benchChildren().length === 0, { timeoutMs: 5000, what: 'the bench children to be gone' });
   }, 120_000);
 });
+
+describe('bench/native-relay.mjs (the --with-native stand-in)', () => {
+  beforeEach((ctx) => requireTools(['cc'], ctx));
+
+  it('relays byte-exact both ways, passes each FIN on, and reads no faster than the other side writes', async () => {
+    // Resets are expected at the end (the stalled client is destroyed, then the relay killed).
+    const echo = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
+    echo.listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    const free = net.createServer().listen(0, '127.0.0.1');
+    await once(free, 'listening');
+    const port = (free.address() as net.AddressInfo).port;
+    free.close();
+    const config = join(tmp, 'native.yaml');
+    writeFileSync(config, `frontends:\n  - { name: echo, listen: 127.0.0.1:${port}, backend: echo }\nbackends:\n  - name: echo\n    servers: [ { name: e1, address: 127.0.0.1:${(echo.address() as net.AddressInfo).port} } ]\n`);
+    const relay = spawn(process.execPath, [NATIVE, '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    relay.stderr.on('data', (d) => (stderr += d));
+    const connect = (): net.Socket => net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    try {
+      await waitFor(() => new Promise<boolean>((resolve) => connect().on('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).on('error', () => resolve(false))), { timeoutMs: 30_000, what: 'native-relay listening' });
+      // 8 MiB out, our FIN after it; the echo's FIN must come back after the last byte.
+      const data = randomBytes(8 << 20);
+      const back = await new Promise<Buffer>((resolve, reject) => {
+        const c = connect();
+        const parts: Buffer[] = [];
+        c.on('data', (d: Buffer) => parts.push(d)).on('end', () => { resolve(Buffer.concat(parts)); c.end(); }).on('error', reject);
+        c.end(data);
+      });
+      expect(back.length).toBe(data.length);
+      expect(back.equals(data)).toBe(true);
+      // A client that writes 256 MiB and reads nothing: once the flow stands still, nearly all of it
+      // must still wait in the client (kernel buffers on the four sockets hold some tens of MiB at
+      // most), and the relay must not have grown by it.
+      const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.pid}/status`, 'utf8'))?.[1]);
+      const before = rss();
+      const stalled = connect().on('error', () => {});
+      stalled.pause();
+      await once(stalled, 'connect');
+      const chunk = Buffer.alloc(1 << 20);
+      for (let i = 0; i < 256; i++) stalled.write(chunk);
+      let last = -1;
+      await waitFor(() => {
+        const now = stalled.writableLength;
+        const still = now === last && now < 256 << 20;
+        last = now;
+        return still;
+      }, { timeoutMs: 20_000, intervalMs: 250, what: 'the stalled flow to stand still' });
+      expect(stalled.writableLength).toBeGreaterThan(128 << 20);
+      expect(rss() - before).toBeLessThan(16 << 10);
+      stalled.destroy();
+      expect(stderr).toBe('');
+    } finally {
+      relay.kill();
+      echo.close();
+    }
+  }, 60_000);
+});
+
