@@ -21,7 +21,8 @@
 // C on Node's loop, bench/native-relay.mjs, compiled with cc; --with-pipe: a bare pipe() proxy,
 // bench/pipe-proxy.mjs) get the same flags, so the Node columns differ only in their code.
 //
-// Needs: haproxy, nginx, wrk, iperf3, h2load (nghttp2-client), taskset (util-linux); root + iptables
+// Needs: haproxy, nginx, wrk, iperf3, h2load (nghttp2-client), taskset (util-linux); for
+// --with-native a C compiler (cc, or $CC) and this Node's headers; root + iptables
 // for the black-holed failover rows (else they say n/a; failover method: header of
 // bench/failover.mjs). Everything binds 127.0.0.1 only and every load step is bounded in time.
 // Every child runs in its own process group; all groups are killed (and iptables rules removed) on
@@ -44,12 +45,13 @@
 // one request each with Connection: close, and the proxy's CPU and the latency are read at that rate.
 // A target that cannot keep up shows a rate below the one offered, flagged in its round line.
 //
-// Method notes: targets alternate inside each round (direct, haproxy, licgate[, relay][, native]
-// [, pipe]) to cancel drift; tables show medians. Idle memory is ΔVmRSS of the proxy's process group over N held
-// connections, measured on a FRESH proxy instance per sample (allocators keep their high-water
-// mark, so a second sample in the same process reads ~0), in the first --idle-rounds rounds.
-// Each load step also measures CPU used by other processes on the CPUs it uses (shared machines);
-// samples above 10 % of a core are flagged and left out of a median while 2+ clean ones remain.
+// Method notes: targets alternate inside each round (direct, haproxy, licgate, then the stand-ins
+// asked for) to cancel drift; tables show medians. Idle memory is ΔVmRSS of the proxy's process group
+// over N held connections, measured on a FRESH proxy instance per sample (allocators keep their
+// high-water mark, so a second sample in the same process reads ~0), in the first --idle-rounds
+// rounds. Each load step also measures CPU used by other processes on the CPUs it uses (shared
+// machines); samples above 10 % of a core are flagged and left out of a median while 2+ clean ones
+// remain.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
