@@ -216,10 +216,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   fe->listener.data = fe;
   int err = uv_tcp_bind(&fe->listener, (const struct sockaddr *)&addr, 0);
   if (!err) err = uv_listen((uv_stream_t *)&fe->listener, 4096, on_connection);
-  if (err) {
-    napi_throw_error(env, uv_err_name(err), uv_strerror(err));
-    return NULL;
-  }
+  if (err) napi_throw_error(env, uv_err_name(err), uv_strerror(err));
   return NULL;
 }
 

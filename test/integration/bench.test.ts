@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/flexlm-simulator-process.js';
+import { startTcpServer } from '../helpers/proxy-harness.js';
 import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -153,16 +155,10 @@ describe('bench/native-relay.mjs (the --with-native stand-in)', () => {
   beforeEach((ctx) => requireTools(['cc'], ctx));
 
   it('relays byte-exact both ways, passes each FIN on, and reads no faster than the other side writes', async () => {
-    // Resets are expected at the end (the stalled client is destroyed, then the relay killed).
-    const echo = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
-    echo.listen(0, '127.0.0.1');
-    await once(echo, 'listening');
-    const free = net.createServer().listen(0, '127.0.0.1');
-    await once(free, 'listening');
-    const port = (free.address() as net.AddressInfo).port;
-    free.close();
+    const echo = await startTcpServer((s) => s.pipe(s));
+    const port = await freePort();
     const config = join(tmp, 'native.yaml');
-    writeFileSync(config, `frontends:\n  - { name: echo, listen: 127.0.0.1:${port}, backend: echo }\nbackends:\n  - name: echo\n    servers: [ { name: e1, address: 127.0.0.1:${(echo.address() as net.AddressInfo).port} } ]\n`);
+    writeFileSync(config, `frontends:\n  - { name: echo, listen: 127.0.0.1:${port}, backend: echo }\nbackends:\n  - name: echo\n    servers: [ { name: e1, address: 127.0.0.1:${echo.port} } ]\n`);
     const relay = spawn(process.execPath, [NATIVE, '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     relay.stderr.on('data', (d) => (stderr += d));
@@ -202,7 +198,7 @@ describe('bench/native-relay.mjs (the --with-native stand-in)', () => {
       expect(stderr).toBe('');
     } finally {
       relay.kill();
-      echo.close();
+      await echo.close();
     }
   }, 60_000);
 });
