@@ -353,10 +353,19 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
       await settled(Math.max(windowEnd, endOf(first)) + 500);
       await impatient.waitSettled(Math.max(windowEnd, endOf(firstImpatient)) + 500, IMPATIENT_MS + 10_000);
       await hasty.waitSettled(Math.max(windowEnd, endOf(firstHasty)) + 500, HASTY_MS + 10_000);
-      // Everything that failed because of the cut (it ended after the cut began).
-      const failed = client.samples.filter((a) => !a.ok && endOf(a) >= t0);
-      const failedImpatient = impatient.samples.filter((a) => !a.ok && endOf(a) >= t0);
+      // Everything that failed because of the cut (it ended after the cut began)...
+      const failedAll = client.samples.filter((a) => !a.ok && endOf(a) >= t0);
+      const failedImpatientAll = impatient.samples.filter((a) => !a.ok && endOf(a) >= t0);
       const failedHasty = hasty.samples.filter((a) => !a.ok && endOf(a) >= t0);
+      // ...except sessions already relayed to lic1 when the DROP rules landed (between t0 and tCut):
+      // lic1 answered their HELLO, then the cut swallowed their CHECKOUT. No proxy can move an
+      // established session (scenario 2 allows the same for a kill). Seen once in CI: the 500 ms
+      // client's attempt started 50 ms after the last pre-cut success, heard lic1, timed out at checkout.
+      const wasInFlight = (a: CheckoutAttempt) => a.who === 'lic1' && a.step === 'checkout' && a.t < tCut;
+      const inFlight = failedAll.filter(wasInFlight);
+      const inFlightImpatient = failedImpatientAll.filter(wasInFlight);
+      const failed = failedAll.filter((a) => !wasInFlight(a));
+      const failedImpatient = failedImpatientAll.filter((a) => !wasInFlight(a));
       expect(failed, 'client failures').toEqual([]);
       expect(failedImpatient, `failures of the client that waits ${IMPATIENT_MS} ms`).toEqual([]);
       expect(failedHasty.length).toBeGreaterThan(0); // the window is real: a client that will not wait connect_race does notice
@@ -381,7 +390,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
         switchMs: endOf(first) - t0,
         outageMs: out.noAnswerMs,
         failed: failed.length,
-        note: `slowest checkout while switching ${slowest} ms (connect_race ${CONNECT_RACE_MS} ms: lic2 is tried too while lic1's connect is unanswered)`,
+        note: `slowest checkout while switching ${slowest} ms (connect_race ${CONNECT_RACE_MS} ms: lic2 is tried too while lic1's connect is unanswered); ${inFlight.length} in flight with lic1 at the cut`,
       });
       record({
         id: '3i',
@@ -389,7 +398,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
         switchMs: endOf(firstImpatient) - t0,
         outageMs: outImpatient.noAnswerMs,
         failed: failedImpatient.length,
-        note: `connect_timeout is ${CONNECT_TIMEOUT_MS} ms: only the race serves this client in time`,
+        note: `connect_timeout is ${CONNECT_TIMEOUT_MS} ms: only the race serves this client in time; ${inFlightImpatient.length} in flight with lic1 at the cut`,
       });
       record({
         id: '3h',
