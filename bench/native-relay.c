@@ -61,10 +61,20 @@ static void call_js(frontend_t *fe, napi_ref ref, conn_t *c) {
   napi_open_handle_scope(env, &hs);
   napi_value fn, recv, argv[2], result;
   napi_get_reference_value(env, ref, &fn);
-  napi_get_undefined(env, &recv);
+  /* An object: napi_make_callback refuses `undefined` as the receiver (napi_object_expected) and
+   * then calls nothing, which is how this stand-in first ran without its two calls. */
+  napi_get_global(env, &recv);
   napi_create_double(env, (double)c->up, &argv[0]);
   napi_create_double(env, (double)c->down, &argv[1]);
-  napi_make_callback(env, fe->actx, recv, fn, 2, argv, &result);
+  napi_status st = napi_make_callback(env, fe->actx, recv, fn, 2, argv, &result);
+  if (st == napi_pending_exception) {
+    /* No JavaScript is below us to rethrow it: without this the throw would vanish. */
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  } else if (st != napi_ok) {
+    napi_fatal_error("native-relay", NAPI_AUTO_LENGTH, "napi_make_callback failed", NAPI_AUTO_LENGTH);
+  }
   napi_close_handle_scope(env, hs);
 }
 

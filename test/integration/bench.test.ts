@@ -52,7 +52,8 @@ describe('npm run bench (short schedule)', () => {
   beforeEach((ctx) => requireTools(['haproxy', 'nginx', 'wrk', 'iperf3', 'h2load', 'taskset'], ctx));
 
   it('measures direct, HAProxy and licgate side by side and prints the ratio table', async () => {
-    // 1,500 held connections: with 300, licgate's ~0.6 MB could land in heap it already had (ΔRSS 0 once in CI, 12-04).
+    // 1,500 held connections: 300 fit in heap pages licgate had already touched (V8's and the 200 warm-up
+    // connections'): ΔRSS 0 once in CI, 0.01-0.24 KB/conn in five fresh instances; 1,500 read 1.33-1.93 KB/conn (12-04).
     const r = await bench('perf', ['--rounds', '1', '--duration', '1', '--iperf-time', '1', '--idle-conns', '1500', '--idle-rounds', '1', '--rate', '500', '--tests', 'rps,cps,rate,bulk,idle']);
     expect(r.code, r.out.slice(-3000)).toBe(0);
     // wake_conn: nginx sleeps per connection, read from its /proc status around each Connection: close run.
@@ -159,8 +160,10 @@ describe('bench/native-relay.mjs (the --with-native stand-in)', () => {
     const port = await freePort();
     const config = join(tmp, 'native.yaml');
     writeFileSync(config, `frontends:\n  - { name: echo, listen: 127.0.0.1:${port}, backend: echo }\nbackends:\n  - name: echo\n    servers: [ { name: e1, address: 127.0.0.1:${echo.port} } ]\n`);
-    const relay = spawn(process.execPath, [NATIVE, '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const relay = spawn(process.execPath, [NATIVE, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    relay.stdout.on('data', (d) => (stdout += d));
     relay.stderr.on('data', (d) => (stderr += d));
     const connect = (): net.Socket => net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     try {
@@ -196,6 +199,20 @@ describe('bench/native-relay.mjs (the --with-native stand-in)', () => {
       expect(rss() - before).toBeLessThan(16 << 10);
       stalled.destroy();
       expect(stderr).toBe('');
+      // The two calls into JavaScript per session happen (a receiver napi_make_callback refused once
+      // made them fail silently): a pick for each session, an end with its bytes for each finished
+      // one. Sessions: the listening probe, the echo, the stalled one (which may still be closing).
+      const exited = once(relay, 'exit');
+      relay.kill('SIGTERM');
+      await exited;
+      const counts = /^native-relay: (\d+) sessions picked, (\d+) ended, (\d+) bytes up, (\d+) down$/m.exec(stdout);
+      expect(counts, stdout).not.toBeNull();
+      const [picked, ended, up, down] = counts!.slice(1).map(Number) as [number, number, number, number];
+      expect(picked).toBeGreaterThanOrEqual(3);
+      expect(ended).toBeGreaterThanOrEqual(2);
+      expect(picked - ended).toBeLessThanOrEqual(1);
+      expect(up).toBeGreaterThanOrEqual(8 << 20);
+      expect(down).toBeGreaterThanOrEqual(8 << 20);
     } finally {
       relay.kill();
       await echo.close();
