@@ -7,6 +7,7 @@ import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../i
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 import { KEEPALIVE_ARM_AFTER_MS, Session, type SessionRecord } from './session.js';
+import { SessionList } from './session-list.js';
 
 export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
@@ -22,7 +23,7 @@ export interface FrontendHooks {
 /** A listening port whose connections go to one backend. */
 export class Frontend {
   name: string;
-  readonly sessions = new Set<Session>();
+  readonly sessions = new SessionList<Session>();
   /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
   private readonly waiting: Waiting[] = [];
   rejected = 0;
@@ -61,7 +62,7 @@ export class Frontend {
     this.listener = handle;
     this.secondSweep = setInterval(() => {
       const now = Date.now();
-      for (const s of this.sessions) s.everySecond(now);
+      this.sessions.forEach((s) => s.everySecond(now));
     }, KEEPALIVE_ARM_AFTER_MS);
     this.secondSweep.unref();
     this.startIdleSweep();
@@ -79,7 +80,7 @@ export class Frontend {
     if (timeout <= 0 || this.listener === null) return;
     const tick = Math.max(25, Math.min(1000, Math.floor(timeout / 4)));
     this.idleSweep = setInterval(() => {
-      for (const s of this.sessions) s.idleTick(tick, timeout);
+      this.sessions.forEach((s) => s.idleTick(tick, timeout));
     }, tick);
     this.idleSweep.unref();
   }
@@ -123,7 +124,7 @@ export class Frontend {
   }
 
   abortAll(): void {
-    for (const s of this.sessions) s.abort('shutdown');
+    this.sessions.forEach((s) => s.abort('shutdown'));
   }
 
   sessionEnded(session: Session, rec: SessionRecord): void {
