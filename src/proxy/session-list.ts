@@ -22,8 +22,8 @@ export class SessionList<T extends Listed> {
   private head: T | null = null;
   private tail: T | null = null;
   private count = 0;
-  /** forEach's next member: moved on if that member leaves while the one before it is visited. */
-  private cursor: T | null = null;
+  /** Each running forEach's next member (innermost last), moved on if that member leaves meanwhile. */
+  private readonly cursors: (T | null)[] = [];
 
   get size(): number {
     return this.count;
@@ -42,7 +42,7 @@ export class SessionList<T extends Listed> {
   /** Safe for a session that already left (or never joined). */
   delete(s: T): void {
     if (s.slPrev === null && this.head !== s) return;
-    if (this.cursor === s) this.cursor = s.slNext as T | null;
+    for (let i = 0; i < this.cursors.length; i++) if (this.cursors[i] === s) this.cursors[i] = s.slNext as T | null;
     if (s.slPrev !== null) s.slPrev.slNext = s.slNext;
     else this.head = s.slNext as T | null;
     if (s.slNext !== null) s.slNext.slPrev = s.slPrev;
@@ -54,16 +54,18 @@ export class SessionList<T extends Listed> {
   /**
    * Calls `fn` for each member, oldest first, as a Set's iteration would: members that leave
    * meanwhile are not visited (ending one session can end another: a freed server slot wakes a
-   * queued connect that then fails), members that join meanwhile are. Not reentrant.
+   * queued connect that then fails), members that join meanwhile are; also when `fn` runs a
+   * forEach of its own.
    */
   forEach(fn: (s: T) => void): void {
+    const depth = this.cursors.push(null) - 1;
     try {
-      for (let s = this.head; s !== null; s = this.cursor) {
-        this.cursor = s.slNext as T | null;
+      for (let s = this.head; s !== null; s = this.cursors[depth] ?? null) {
+        this.cursors[depth] = s.slNext as T | null;
         fn(s);
       }
     } finally {
-      this.cursor = null;
+      this.cursors.pop();
     }
   }
 }

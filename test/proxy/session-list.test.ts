@@ -54,6 +54,21 @@ describe('SessionList', () => {
     expect(l.size).toBe(4);
   });
 
+  it('forEach inside forEach: members the inner visit ends are skipped by the outer one too', () => {
+    const l = new SessionList<Member>();
+    const m = [1, 2, 3, 4].map((i) => new Member(i));
+    for (const x of m) l.add(x);
+    const outer: number[] = [];
+    const inner: number[] = [];
+    l.forEach((x) => {
+      outer.push(x.id);
+      if (x.id === 1) l.forEach((y) => { inner.push(y.id); if (y.id === 2) l.delete(y); });
+    });
+    expect(inner).toEqual([1, 2, 3, 4]);
+    expect(outer).toEqual([1, 3, 4]);
+    expect(ids(l)).toEqual([1, 3, 4]);
+  });
+
   it('forEach after a visitor threw starts again from the first member', () => {
     const l = new SessionList<Member>();
     for (const i of [1, 2, 3]) l.add(new Member(i));
