@@ -1,10 +1,9 @@
 import { performance } from 'node:perf_hooks';
+import { IntrusiveList, type Linked } from './intrusive-list.js';
 
 /** An object that can wait in a DeadlineList; the links live in the object so waiting allocates nothing. */
-export interface Expiring {
+export interface Expiring extends Linked<Expiring> {
   deadline: number;
-  dlPrev: Expiring | null;
-  dlNext: Expiring | null;
   expire(): void;
 }
 
@@ -14,8 +13,7 @@ export interface Expiring {
  * setTimeout(0)) for each connect attempt, and O(1) removal when the connect succeeds.
  */
 export class DeadlineList {
-  private head: Expiring | null = null;
-  private tail: Expiring | null = null;
+  private readonly waiting = new IntrusiveList<Expiring>();
   /** A timer (or the check-phase sweep it schedules) is pending. */
   private armed = false;
   /** While expiring: an entry added by an expire() (a retry) must not arm a timer for its own, later deadline. */
@@ -25,11 +23,7 @@ export class DeadlineList {
 
   add(e: Expiring): void {
     e.deadline = performance.now() + this.ms;
-    e.dlNext = null;
-    e.dlPrev = this.tail;
-    if (this.tail) this.tail.dlNext = e;
-    else this.head = e;
-    this.tail = e;
+    this.waiting.push(e);
     if (!this.armed && !this.firing) this.arm(this.ms);
   }
 
@@ -40,12 +34,7 @@ export class DeadlineList {
 
   /** Safe to call for an entry that has already left the list. */
   remove(e: Expiring): void {
-    if (e.dlPrev === null && this.head !== e) return;
-    if (e.dlPrev) e.dlPrev.dlNext = e.dlNext;
-    else this.head = e.dlNext;
-    if (e.dlNext) e.dlNext.dlPrev = e.dlPrev;
-    else this.tail = e.dlPrev;
-    e.dlPrev = e.dlNext = null;
+    this.waiting.remove(e);
   }
 
   private arm(ms: number): void {
@@ -68,14 +57,15 @@ export class DeadlineList {
     let e: Expiring | null;
     this.firing = true;
     try {
-      while ((e = this.head) !== null && e.deadline <= now) {
-        this.remove(e);
+      while ((e = this.waiting.head) !== null && e.deadline <= now) {
+        this.waiting.remove(e);
         e.expire();
       }
     } finally {
       this.firing = false;
     }
-    if (this.head !== null) this.arm(this.head.deadline - now);
+    const next = this.waiting.head;
+    if (next !== null) this.arm(next.deadline - now);
   };
 }
 

@@ -23,8 +23,8 @@ export interface ConnectFailure {
  */
 class Attempt implements Expiring {
   deadline = 0;
-  dlPrev: Expiring | null = null;
-  dlNext: Expiring | null = null;
+  listPrev: Expiring | null = null;
+  listNext: Expiring | null = null;
   /** The connector's other attempts still under way (a short list: at most retries + 1). */
   next: Attempt | null = null;
   open = true;
@@ -58,8 +58,8 @@ class Attempt implements Expiring {
 export class Connector implements Expiring {
   /** Links for the race timer (the attempts have their own, for connect_timeout). */
   deadline = 0;
-  dlPrev: Expiring | null = null;
-  dlNext: Expiring | null = null;
+  listPrev: Expiring | null = null;
+  listNext: Expiring | null = null;
   /** Attempts under way, newest first (null: none). */
   private attempts: Attempt | null = null;
   private launched = 0;

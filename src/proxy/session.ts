@@ -1,11 +1,11 @@
 import { replyAndClose } from '../io/reply-and-close.js';
+import type { Linked } from '../io/intrusive-list.js';
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
 import { renderStatus } from '../serve/status-reply.js';
 import type { Server } from '../model/server.js';
 import { Connector, KEEPALIVE_DELAY_MS, type ConnectFailure, type ConnectOwner } from './connector.js';
 import type { Frontend } from './frontend.js';
 import { Relay, type EndReason, type RelayOwner } from './relay.js';
-import type { Listed } from './session-list.js';
 import { sniffStatus } from './status-sniff.js';
 
 /** How long a client may sit on a partial "STATUS" prefix before its bytes are forwarded as-is. */
@@ -37,10 +37,10 @@ type SessionHandle = TcpHandle & { [kSession]: Session };
  * Client bytes that arrive before the upstream connect are held (up to PREBUFFER_LIMIT, then the
  * client is not read until the relay starts).
  */
-export class Session implements ConnectOwner, RelayOwner, Listed {
+export class Session implements ConnectOwner, RelayOwner, Linked<Session> {
   /** The frontend's SessionList links. */
-  slPrev: Listed | null = null;
-  slNext: Listed | null = null;
+  listPrev: Session | null = null;
+  listNext: Session | null = null;
   private readonly started = Date.now();
   private readonly connector: Connector;
   private relay: Relay | null = null;

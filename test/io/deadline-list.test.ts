@@ -5,8 +5,8 @@ import { waitFor } from '../helpers/wait-for.js';
 
 class Entry implements Expiring {
   deadline = 0;
-  dlPrev: Expiring | null = null;
-  dlNext: Expiring | null = null;
+  listPrev: Expiring | null = null;
+  listNext: Expiring | null = null;
   firedAt = -1;
   constructor(private readonly onExpire: (e: Entry) => void = () => {}) {}
   expire(): void {
