@@ -37,7 +37,7 @@ export class IntrusiveList<T extends Linked<T>> {
     this.count++;
   }
 
-  /** Whether `x` is in this list (or is the head of another: the links cannot tell lists apart). */
+  /** Whether `x` is in this list, or in another one past its head: the links cannot tell lists apart. */
   has(x: T): boolean {
     return x.listPrev !== null || this.first === x;
   }

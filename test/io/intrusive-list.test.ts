@@ -37,7 +37,7 @@ describe('IntrusiveList', () => {
     l.push(m[0]!);
     l.push(m[3]!);
     expect(ids(l)).toEqual([1, 4]);
-    // Walking back from the tail meets the same members: the back links were kept right.
+    // push links the member it appends back to the one before.
     expect(m[3]!.listPrev).toBe(m[0]);
   });
 });
