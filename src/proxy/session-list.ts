@@ -28,9 +28,8 @@ export class SessionList<T extends Linked<T>> {
     this.members.push(s);
   }
 
-  /** Safe for a session that already left (or never joined). */
+  /** Safe for a session that already left (or never joined): a cursor only ever holds a member. */
   delete(s: T): void {
-    if (!this.members.has(s)) return;
     for (let i = 0; i < this.cursors.length; i++) if (this.cursors[i] === s) this.cursors[i] = s.listNext;
     this.members.remove(s);
   }
