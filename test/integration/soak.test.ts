@@ -36,7 +36,8 @@ describe('soak (short)', () => {
     expect(summary.sessions_left_after_close).toBe(0);
     // 40 s is too short to judge flatness: Node 24's heap still grows towards its plateau here
     // (122 -> 155 MB in 40 s, 143 -> 159 MB over 90 s, measured 2026-11-22), so this bound only
-    // catches gross leaks. Flatness is judged by the 10-minute `npm run soak` (README: 0 % growth).
+    // catches gross leaks. Flatness is judged by the 10-minute `npm run soak` (README: 96 -> 110 MB,
+    // flat at 109-111 MB for its last 4 minutes).
     expect(summary.rss_growth_pct).toBeLessThan(60);
     expect(code).toBe(0);
   }, 180_000);
