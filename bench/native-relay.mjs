@@ -12,7 +12,8 @@
 //                                                                 message if that fails)
 // Needs a C compiler (`cc`, or $CC) and the Node headers of this Node (include/node beside its
 // binary, or /usr/include/node). The addon is cached in the temp directory by a hash of the source,
-// the Node version and the headers used.
+// the Node version and the headers used; a new build removes the cached builds of other hashes
+// that are over an hour old (a younger one may belong to a run on another Node about to load it).
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -44,6 +45,16 @@ function build() {
   if (r.error) fail(`${cc}: ${r.error.code === 'ENOENT' ? 'not found (install a C compiler: gcc)' : r.error.message}`);
   if (r.status !== 0) fail(`${cc} failed:\n${r.stderr.trim()}`);
   fs.renameSync(tmp, out);
+  const stale = Date.now() - 3600_000;
+  for (const name of fs.readdirSync(path.dirname(out))) {
+    if (!/^licgate-bench-native-relay-[0-9a-f]{16}\.node$/.test(name)) continue;
+    const file = path.join(path.dirname(out), name);
+    try {
+      if (file !== out && fs.statSync(file).mtimeMs < stale) fs.unlinkSync(file);
+    } catch {
+      // Removed meanwhile by another run: nothing to do.
+    }
+  }
   return out;
 }
 

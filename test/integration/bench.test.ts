@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
@@ -218,5 +218,22 @@ describe('bench/native-relay.mjs (the --with-native stand-in)', () => {
       await echo.close();
     }
   }, 60_000);
-});
 
+  it('a new build removes the cached builds of other hashes that are over an hour old, and only those', () => {
+    const cache = mkdtempSync(join(tmp, 'cache-'));
+    const old = join(cache, 'licgate-bench-native-relay-0000000000000000.node');
+    const recent = join(cache, 'licgate-bench-native-relay-1111111111111111.node');
+    const unrelated = join(cache, 'some-other-addon.node');
+    for (const f of [old, recent, unrelated]) writeFileSync(f, '');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const f of [old, unrelated]) utimesSync(f, twoHoursAgo, twoHoursAgo);
+    const r = spawnSync(process.execPath, [NATIVE, '--build'], { env: { ...process.env, TMPDIR: cache }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const built = r.stdout.trim();
+    expect(dirname(built)).toBe(cache);
+    expect(existsSync(built)).toBe(true);
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(recent)).toBe(true);
+    expect(existsSync(unrelated)).toBe(true);
+  }, 60_000);
+});
