@@ -36,7 +36,8 @@ function build() {
   if (!headers) fail(`no Node headers (node_api.h and uv.h) beside ${process.execPath} or in /usr/include/node`);
   const source = fs.readFileSync(SOURCE);
   const hash = crypto.createHash('sha256').update(source).update(process.version).update(headers).digest('hex').slice(0, 16);
-  const out = path.join(os.tmpdir(), `licgate-bench-native-relay-${hash}.node`);
+  const cache = os.tmpdir();
+  const out = path.join(cache, `licgate-bench-native-relay-${hash}.node`);
   if (fs.existsSync(out)) return out;
   // Built under a name of its own and renamed into place, so a concurrent build never loads half a file.
   const tmp = `${out}.${process.pid}`;
@@ -46,9 +47,9 @@ function build() {
   if (r.status !== 0) fail(`${cc} failed:\n${r.stderr.trim()}`);
   fs.renameSync(tmp, out);
   const stale = Date.now() - 3600_000;
-  for (const name of fs.readdirSync(path.dirname(out))) {
+  for (const name of fs.readdirSync(cache)) {
     if (!/^licgate-bench-native-relay-[0-9a-f]{16}\.node$/.test(name)) continue;
-    const file = path.join(path.dirname(out), name);
+    const file = path.join(cache, name);
     try {
       if (file !== out && fs.statSync(file).mtimeMs < stale) fs.unlinkSync(file);
     } catch {
