@@ -5,13 +5,15 @@ import type { TierChangeEvent } from '../src/model/events.js';
 import { Model } from '../src/model/model.js';
 import { carryOver, describeChanges, frontendKey } from '../src/reload.js';
 
-function cfg(servers: string, opts: { failback?: string; check?: string; stick?: boolean; extra?: string } = {}): Config {
+/** `stick`: true for `stick: source`, or a string of further backend keys to go with it. */
+function cfg(servers: string, opts: { failback?: string; check?: string; stick?: boolean | string; extra?: string } = {}): Config {
   return loadConfigText(`frontends:
   - { name: lmgrd, listen: 127.0.0.1:27000, backend: b }
 backends:
   - name: b
     failback: ${opts.failback ?? 'auto'}
     ${opts.stick ? 'stick: source' : ''}
+    ${typeof opts.stick === 'string' ? opts.stick : ''}
     check: ${opts.check ?? '{ type: tcp, rise: 2, fall: 3 }'}
     servers:
 ${servers}
@@ -118,6 +120,21 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     expect(next.backend('b')!.stick).toBe(table);
     expect(table.get('192.0.2.1')).toBe('a');
     expect(table.get('192.0.2.2')).toBeUndefined();
+  });
+
+  it('hands the stick table over when stick_ttl or stick_size changed, with the new ttl and size', () => {
+    const old = new Model(cfg(TWO, { stick: true }));
+    const table = old.backend('b')!.stick!;
+    const now = Date.now();
+    for (let i = 1; i <= 3; i++) table.set(`192.0.2.${i}`, 'a', now + i);
+    const next = new Model(cfg(TWO, { stick: 'stick_ttl: 2h\n    stick_size: 2' }));
+    carryOver(old, next);
+    const kept = next.backend('b')!.stick!;
+    expect(kept).toBe(table);
+    // stick_size 2: the least recently active entry went; the others live on to the new ttl.
+    expect(kept.get('192.0.2.1', now + 4)).toBeUndefined();
+    expect(kept.get('192.0.2.2', now + 2 * 3_600_000)).toBe('a');
+    expect(kept.get('192.0.2.3', now + 2 * 3_600_000 + 3)).toBeUndefined();
   });
 });
 

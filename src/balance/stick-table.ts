@@ -23,7 +23,7 @@ export class StickTable {
   /** Open sessions per client, only for clients that have at least one. Bounded by open connections. */
   private readonly open = new Map<string, number>();
 
-  constructor(readonly ttlMs: number, readonly maxSize: number) {}
+  constructor(private ttlMs: number, private maxSize: number) {}
 
   /** Live entries (expired ones are swept first, so this is what /status and metrics show). */
   get size(): number {
@@ -81,6 +81,20 @@ export class StickTable {
   /** Clients with at least one open session (for tests and diagnostics). */
   get clientsWithSessions(): number {
     return this.open.size;
+  }
+
+  /**
+   * A reload changed `stick_ttl` or `stick_size`: the entries stay (a host holding a license must not
+   * be sent to another server for its next checkout, which would count a second license). Every
+   * entry's expiry moves by the change in ttl, so activity order stays expiry order; a smaller size
+   * evicts as an insertion would.
+   */
+  resize(ttlMs: number, maxSize: number, now = Date.now()): void {
+    const shift = ttlMs - this.ttlMs;
+    if (shift !== 0) for (const e of this.entries.values()) e.expires += shift;
+    this.ttlMs = ttlMs;
+    this.maxSize = maxSize;
+    while (this.entries.size > maxSize) this.evictOne(now);
   }
 
   /** Drops entries for a server that no longer exists (reload). */

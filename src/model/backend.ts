@@ -201,16 +201,17 @@ export class Backend {
   /**
    * Reload: take over from `old`, the backend of the same name in the running config, after each
    * surviving server adopted its runtime state. Keeps the serving tier (announced by `reconsider`
-   * once the new config is live) and the stick table, so a reload neither fails back nor moves a
-   * sticky FlexLM client to another server.
+   * once the new config is live) and the stick table, also when its ttl or size changed, so a reload
+   * neither fails back nor moves a sticky FlexLM client to another server.
    */
   adoptRuntime(old: Backend): void {
     this.servingTier = old.servingTier;
     this.queueRejected = old.queueRejected;
     this.queueTimeouts = old.queueTimeouts;
-    if (this.stick && old.stick && this.stick.ttlMs === old.stick.ttlMs && this.stick.maxSize === old.stick.maxSize) {
+    if (this.stick && old.stick) {
       this.stick = old.stick;
       for (const s of old.servers) if (!this.server(s.name)) this.stick.forgetServer(s.name);
+      this.stick.resize(this.cfg.stick_ttl, this.cfg.stick_size);
     }
   }
 

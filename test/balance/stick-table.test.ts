@@ -97,6 +97,28 @@ describe('StickTable', () => {
     for (let i = 0; i < 100; i++) if (t.get(`k${i}`, 200) !== undefined) live++;
     expect(live).toBe(20);
   });
+
+  it('resize (a reload changed stick_ttl or stick_size) keeps the entries, moves each expiry by the change, and evicts the least recently active', () => {
+    const t = new StickTable(HOUR, 10);
+    t.set('old', 'a', 0);
+    t.set('held', 'a', 1);
+    t.sessionOpened('held');
+    t.set('mid', 'b', 2);
+    t.set('new', 'b', 3);
+    t.resize(2 * HOUR, 10, 4);
+    // Last activity plus the new ttl: 'old' (activity at 0) lives until 2h, no longer until 1h.
+    expect(t.get('old', 2 * HOUR - 1)).toBe('a');
+    expect(t.get('mid', 2 * HOUR + 1)).toBe('b');
+    expect(t.get('old', 2 * HOUR + 1)).toBeUndefined();
+    t.resize(HOUR / 2, 2, 5);
+    // Shrunk to 2: 'held', the least recently active, has a session open and is stepped over; 'mid'
+    // is then the oldest and goes.
+    expect(t.get('held', 6)).toBe('a');
+    expect(t.get('mid', 6)).toBeUndefined();
+    expect(t.get('new', 6)).toBe('b');
+    // The shorter ttl counts from the last activity too: 'new' (at 3) is gone at 3 + ttl/2.
+    expect(t.get('new', 3 + HOUR / 2)).toBeUndefined();
+  });
 });
 
 function backend(extra: string, servers: string): Backend {

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
-import { freePort, startFlexlmSimulator, stopFlexlmSimulators, type FlexlmSimulatorProcess } from '../helpers/flexlm-simulator-process.js';
-import { startProxy, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { stopAll } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /**
@@ -16,22 +17,7 @@ afterEach(async () => {
 
 describe('FlexLM stickiness across a server failure', () => {
   it('moves the dead server’s clients once, keeps them there after it returns, and leaves the other clients alone', async () => {
-    const [lmgrdPort, vendorPort] = [await freePort(), await freePort()];
-    const sims: Record<string, FlexlmSimulatorProcess> = {};
-    for (const [name, host] of [['a', '127.0.1.1'], ['b', '127.0.1.2']] as const) sims[name] = await startFlexlmSimulator({ name, host, lmgrdPort, vendorPort });
-    const proxy: ProxyProcess = await startProxy(`
-frontends:
-  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
-  - { name: vendor, listen: "127.0.0.1:${vendorPort}", backend: licenses, server_port: ${vendorPort} }
-backends:
-  - name: licenses
-    stick: source
-    retries: 2
-    check: { type: status, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 500ms }
-    servers:
-      - { name: a, address: "127.0.1.1:${lmgrdPort}" }
-      - { name: b, address: "127.0.1.2:${lmgrdPort}" }
-`);
+    const { lmgrdPort, sims, proxy } = await startFlexlmLab(['a', 'b'], ['stick: source', 'retries: 2', 'check: { type: status, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 500ms }']);
     const checkout = async (client: string): Promise<string> => {
       const r = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: client });
       if (!r.granted) throw new Error(`${client}: checkout denied: ${r.detail}`);

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
-import { freePort, startFlexlmSimulator, stopFlexlmSimulators, type FlexlmSimulatorProcess } from '../helpers/flexlm-simulator-process.js';
-import { startProxy, stopAll } from '../helpers/proxy-harness.js';
+import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { stopAll } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /**
@@ -15,21 +16,8 @@ afterEach(async () => {
 
 describe('balance: source with FlexLM clients', () => {
   it('removing one of three servers moves only its clients, and its return restores the original mapping', async () => {
-    const [lmgrdPort, vendorPort] = [await freePort(), await freePort()];
-    const sims: Record<string, FlexlmSimulatorProcess> = {};
-    const hosts = { a: '127.0.1.1', b: '127.0.1.2', c: '127.0.1.3' } as const;
-    for (const [name, host] of Object.entries(hosts)) sims[name] = await startFlexlmSimulator({ name, host, lmgrdPort, vendorPort });
-    const proxy = await startProxy(`
-frontends:
-  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
-  - { name: vendor, listen: "127.0.0.1:${vendorPort}", backend: licenses, server_port: ${vendorPort} }
-backends:
-  - name: licenses
-    balance: source
-    check: { type: status, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 500ms }
-    servers:
-${Object.entries(hosts).map(([name, host]) => `      - { name: ${name}, address: "${host}:${lmgrdPort}" }`).join('\n')}
-`);
+    const servers = ['a', 'b', 'c'];
+    const { lmgrdPort, sims, proxy } = await startFlexlmLab(servers, ['balance: source', 'check: { type: status, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 500ms }']);
     const clients = clientAddresses(39);
     const map = async (): Promise<Map<string, string>> => {
       const results = await Promise.all(clients.map((c) => flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: c })));
@@ -40,7 +28,7 @@ ${Object.entries(hosts).map(([name, host]) => `      - { name: ${name}, address:
     const count = (m: Map<string, string>, s: string): number => [...m.values()].filter((x) => x === s).length;
 
     const before = await map();
-    for (const s of Object.keys(hosts)) expect(count(before, s)).toBeGreaterThan(0);
+    for (const s of servers) expect(count(before, s)).toBeGreaterThan(0);
     const removed = before.get(clients[0]!)!;
     await sims[removed]!.kill();
     await waitFor(async () => (await proxy.server('licenses', removed)).state === 'DOWN', { timeoutMs: 10_000, intervalMs: 50, what: `server ${removed} DOWN in /status` });

@@ -1,7 +1,9 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { flexlmCheckout, flexlmSession } from '../helpers/flexlm-client.js';
-import { freePort, startFlexlmSimulator, stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
-import { startProxy, stopAll } from '../helpers/proxy-harness.js';
+import { clientAddresses, flexlmCheckout, flexlmSession } from '../helpers/flexlm-client.js';
+import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { stopAll } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /**
@@ -16,23 +18,8 @@ afterEach(async () => {
 
 describe('stick entries and open sessions', () => {
   it('keeps the entry of a client holding a license past stick_ttl, and lets it expire after the session ends', async () => {
-    const [lmgrdPort, vendorPort] = [await freePort(), await freePort()];
-    await startFlexlmSimulator({ name: 'a', host: '127.0.1.1', lmgrdPort, vendorPort });
-    await startFlexlmSimulator({ name: 'b', host: '127.0.1.2', lmgrdPort, vendorPort });
     const ttlMs = 1000;
-    const proxy = await startProxy(`
-frontends:
-  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
-  - { name: vendor, listen: "127.0.0.1:${vendorPort}", backend: licenses, server_port: ${vendorPort} }
-backends:
-  - name: licenses
-    stick: source
-    stick_ttl: ${ttlMs}ms
-    check: { type: status, inter: 1s }
-    servers:
-      - { name: a, address: "127.0.1.1:${lmgrdPort}" }
-      - { name: b, address: "127.0.1.2:${lmgrdPort}" }
-`);
+    const { lmgrdPort, proxy } = await startFlexlmLab(['a', 'b'], ['stick: source', `stick_ttl: ${ttlMs}ms`, 'check: { type: status, inter: 1s }']);
     const entries = async (): Promise<number> => ((await proxy.backend('licenses')) as unknown as { stick_entries: number }).stick_entries;
 
     // Holder: checks out and keeps the vendor connection. Passer-by: checks out and leaves, later.
@@ -53,5 +40,26 @@ backends:
       await holder.vendor.close();
     }
     await waitFor(async () => (await entries()) === 0, { timeoutMs: 5 * ttlMs, intervalMs: 50, what: "the holder's entry to expire after its session closed" });
+  });
+
+  it('keeps every client on its server through a reload that changes stick_ttl and stick_size', async () => {
+    // b has weight 0 at first, so every client is placed on a; the reload gives b a share.
+    const { lmgrdPort, proxy } = await startFlexlmLab(['a', 'b'], ['stick: source', 'stick_ttl: 1h', 'stick_size: 1000', 'check: { type: status, inter: 1s }'], { b: 'weight: 0' });
+    const clients = clientAddresses(4);
+    for (const localAddress of clients) expect((await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress })).server).toBe('a');
+
+    const before = readFileSync(proxy.configFile, 'utf8');
+    const after = before.replace('stick_ttl: 1h', 'stick_ttl: 2h').replace('stick_size: 1000', 'stick_size: 500').replace('weight: 0 }', 'weight: 1 }');
+    expect(after).not.toBe(before);
+    writeFileSync(proxy.configFile, after);
+    proxy.child.kill('SIGHUP');
+    const line = await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload')), { timeoutMs: 10_000, what: 'the reload log line' });
+    expect(line.msg).toContain('3 changes: backend licenses: server b weight 0 -> 1; backend licenses: stick_ttl 3600000 -> 7200000; backend licenses: stick_size 1000 -> 500');
+    expect(((await proxy.backend('licenses')) as unknown as { stick_entries: number }).stick_entries).toBe(clients.length);
+
+    // Round-robin over a and b would now send every other new client to b; these clients stay on a.
+    for (const localAddress of clients) expect((await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress })).server).toBe('a');
+    const newcomers = await Promise.all(clientAddresses(4, 10).map((localAddress) => flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress })));
+    expect(new Set(newcomers.map((c) => c.server))).toEqual(new Set(['a', 'b']));
   });
 });

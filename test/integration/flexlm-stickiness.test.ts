@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddresses, flexlmCheckout, type FlexlmCheckout } from '../helpers/flexlm-client.js';
-import { freePort, startFlexlmSimulator, stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
-import { startProxy, stopAll } from '../helpers/proxy-harness.js';
+import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { stopAll } from '../helpers/proxy-harness.js';
 
 /**
  * Two equal active FlexLM-like servers behind licgate, with frontends for lmgrd and for the vendor
@@ -14,20 +15,7 @@ afterEach(async () => {
 });
 
 async function lab(stick: boolean): Promise<{ lmgrdPort: number }> {
-  const [lmgrdPort, vendorPort] = [await freePort(), await freePort()];
-  for (const [name, host] of [['a', '127.0.1.1'], ['b', '127.0.1.2']] as const) await startFlexlmSimulator({ name, host, lmgrdPort, vendorPort });
-  await startProxy(`
-frontends:
-  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
-  - { name: vendor, listen: "127.0.0.1:${vendorPort}", backend: licenses, server_port: ${vendorPort} }
-backends:
-  - name: licenses
-    balance: roundrobin
-${stick ? '    stick: source\n' : ''}    check: { type: status, inter: 1s }
-    servers:
-      - { name: a, address: "127.0.1.1:${lmgrdPort}" }
-      - { name: b, address: "127.0.1.2:${lmgrdPort}" }
-`);
+  const { lmgrdPort } = await startFlexlmLab(['a', 'b'], ['balance: roundrobin', ...(stick ? ['stick: source'] : []), 'check: { type: status, inter: 1s }']);
   return { lmgrdPort };
 }
 
