@@ -227,20 +227,20 @@ export class Daemon implements DaemonView {
     const log = this.log;
     const logSession = sessionLogger(log);
     return new Frontend(f, model.backend(f.backend)!, {
-      sessionConnected: (fe, server, retries) => this.metrics.sessionConnected(fe, server, retries),
+      sessionConnected: (route, server, retries) => this.metrics.sessionConnected(route, server, retries),
       sessionEnded: (rec) => {
         this.metrics.sessionEnded(rec);
         logSession(rec);
         if (this.retired.size) for (const r of this.retired) if (r.sessions.size === 0) this.retired.delete(r);
         if (this.onDrained && this.openSessions() === 0) this.onDrained();
       },
-      attemptFailed: (fe, server, reason, settled) => {
-        this.metrics.attemptFailed(fe, server, reason);
-        log.warn({ frontend: fe.name, backend: fe.backend.name, server: server.name, reason }, settled ? 'connect to server failed; its session had already gone to another server' : 'connect to server failed; trying the next one');
+      attemptFailed: (route, server, reason, settled) => {
+        this.metrics.attemptFailed(route, server, reason);
+        log.warn({ frontend: route.frontendName, backend: route.backend.name, server: server.name, reason }, settled ? 'connect to server failed; its session had already gone to another server' : 'connect to server failed; trying the next one');
       },
-      attemptRaced: (fe, slow, next, afterMs) => {
-        this.metrics.attemptRaced(fe, slow);
-        log.warn({ frontend: fe.name, backend: fe.backend.name, server: slow.name, next: next.name, after_ms: afterMs }, 'connect to server unanswered; racing the next server');
+      attemptRaced: (route, slow, next, afterMs) => {
+        this.metrics.attemptRaced(route, slow);
+        log.warn({ frontend: route.frontendName, backend: route.backend.name, server: slow.name, next: next.name, after_ms: afterMs }, 'connect to server unanswered; racing the next server');
       },
       acceptFailed: (fe, err) => this.acceptFailed(fe, err),
     });

@@ -26,6 +26,8 @@ export class Backend {
   private readonly serverQueues = new Map<Server, QueuedConnect[]>();
   queueRejected = 0;
   queueTimeouts = 0;
+  /** The backend of this name in the config a reload put in place (see adoptRuntime); null while this one runs. */
+  private successor: Backend | null = null;
 
   constructor(readonly cfg: BackendConfig, private readonly events: ModelEvents) {
     this.name = cfg.name;
@@ -91,17 +93,25 @@ export class Backend {
     this.stick?.sessionOpened(clientKey);
   }
 
-  /** A session of `clientKey` left `server`: its slot may let the oldest queued connection go. */
+  /**
+   * A session of `clientKey` left `server`, acquired from this backend: its slot may let the oldest
+   * queued connection go. A session opened before a reload ends here too (its stick count is in this
+   * table, which a reload hands on), but its slot frees up in the config running now: the server's
+   * connection counts are shared with its successor of the same name, and the queues are there.
+   */
   release(server: Server, clientKey: string): void {
     server.active--;
     this.stick?.sessionClosed(clientKey);
+    let live: Backend = this;
+    while (live.successor) live = live.successor;
+    const s = live === this ? server : live.server(server.name);
     // Not when the server is still full (an agent lowered its maxconn below the sessions it holds):
     // the woken connection would only go back to the end of the queue. Its own sticky clients
     // first: they can go nowhere else.
-    if (!server.usable) return;
-    const own = this.serverQueues.get(server);
-    if (own?.length) this.wakeOwn(server, own);
-    else if (this.queue.length) this.queue.shift()!.wake();
+    if (!s?.usable) return;
+    const own = live.serverQueues.get(s);
+    if (own?.length) live.wakeOwn(s, own);
+    else if (live.queue.length) live.queue.shift()!.wake();
   }
 
   /**
@@ -205,6 +215,7 @@ export class Backend {
    * neither fails back nor moves a sticky FlexLM client to another server.
    */
   adoptRuntime(old: Backend): void {
+    old.successor = this;
     this.servingTier = old.servingTier;
     this.queueRejected = old.queueRejected;
     this.queueTimeouts = old.queueTimeouts;

@@ -6,7 +6,7 @@ import type { Backend } from '../model/backend.js';
 import type { Model } from '../model/model.js';
 import type { Server } from '../model/server.js';
 import type { Frontend } from '../proxy/frontend.js';
-import type { SessionRecord } from '../proxy/session.js';
+import type { SessionRecord, SessionRoute } from '../proxy/session.js';
 import type { Route } from '../serve/admin-http.js';
 
 /** GET /metrics in the Prometheus text format. */
@@ -312,8 +312,8 @@ export class Metrics {
 
   // --- data path (FrontendHooks)
 
-  sessionConnected(fe: Frontend, server: Server, retries: number): void {
-    const route = this.route(fe.name, fe.backend.name);
+  sessionConnected(s: SessionRoute, server: Server, retries: number): void {
+    const route = this.route(s.frontendName, s.backend.name);
     const c = this.pair(route, server.name);
     c.connections++;
     c.active++;
@@ -332,12 +332,12 @@ export class Metrics {
     c.bytesOut += rec.bytes_out;
   }
 
-  attemptFailed(fe: Frontend, server: Server, reason: string): void {
-    this.pair(this.route(fe.name, fe.backend.name), server.name)[errorClass(reason)]++;
+  attemptFailed(s: SessionRoute, server: Server, reason: string): void {
+    this.pair(this.route(s.frontendName, s.backend.name), server.name)[errorClass(reason)]++;
   }
 
-  attemptRaced(fe: Frontend, slow: Server): void {
-    this.pair(this.route(fe.name, fe.backend.name), slow.name).races++;
+  attemptRaced(s: SessionRoute, slow: Server): void {
+    this.pair(this.route(s.frontendName, s.backend.name), slow.name).races++;
   }
 
   // --- control plane

@@ -6,17 +6,17 @@ import { ListenError } from '../errors.js';
 import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../io/tcp-handle.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
-import { KEEPALIVE_ARM_AFTER_MS, Session, type SessionRecord } from './session.js';
+import { KEEPALIVE_ARM_AFTER_MS, Session, type SessionRecord, type SessionRoute } from './session.js';
 import { SessionList } from './session-list.js';
 
 export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
   /** A session reached `server` after `retries` failed attempts (counted once, not per chunk). */
-  sessionConnected(fe: Frontend, server: Server, retries: number): void;
+  sessionConnected(route: SessionRoute, server: Server, retries: number): void;
   /** `settled`: the session had already connected elsewhere (this attempt lost a race) or was gone. */
-  attemptFailed(fe: Frontend, server: Server, reason: string, settled: boolean): void;
+  attemptFailed(route: SessionRoute, server: Server, reason: string, settled: boolean): void;
   /** A connect to `slow` was unanswered after `afterMs` (connect_race): `next` got an attempt too. */
-  attemptRaced(fe: Frontend, slow: Server, next: Server, afterMs: number): void;
+  attemptRaced(route: SessionRoute, slow: Server, next: Server, afterMs: number): void;
   acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void;
 }
 

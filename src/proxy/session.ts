@@ -2,6 +2,7 @@ import { replyAndClose } from '../io/reply-and-close.js';
 import type { Linked } from '../io/intrusive-list.js';
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
 import { renderStatus } from '../serve/status-reply.js';
+import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 import { Connector, KEEPALIVE_DELAY_MS, type ConnectFailure, type ConnectOwner } from './connector.js';
 import type { Frontend } from './frontend.js';
@@ -28,6 +29,16 @@ export interface SessionRecord {
   error?: string;
 }
 
+/**
+ * Where a session was accepted: the frontend's name and backend at that moment. A reload may rename
+ * the frontend or point it at another backend; its open sessions end where they began, so each is
+ * released, counted and logged against the backend it acquired its server slot from.
+ */
+export interface SessionRoute {
+  readonly frontendName: string;
+  readonly backend: Backend;
+}
+
 const kSession = Symbol('licgate.session');
 type SessionHandle = TcpHandle & { [kSession]: Session };
 
@@ -37,10 +48,12 @@ type SessionHandle = TcpHandle & { [kSession]: Session };
  * Client bytes that arrive before the upstream connect are held (up to PREBUFFER_LIMIT, then the
  * client is not read until the relay starts).
  */
-export class Session implements ConnectOwner, RelayOwner, Linked<Session> {
+export class Session implements ConnectOwner, RelayOwner, Linked<Session>, SessionRoute {
   /** The frontend's SessionList links. */
   listPrev: Session | null = null;
   listNext: Session | null = null;
+  readonly frontendName: string;
+  readonly backend: Backend;
   private readonly started = Date.now();
   private readonly connector: Connector;
   private relay: Relay | null = null;
@@ -65,6 +78,8 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session> {
   private readonly clientPort: number;
 
   constructor(private readonly fe: Frontend, private readonly client: TcpHandle) {
+    this.frontendName = fe.name;
+    this.backend = fe.backend;
     const peer: { address?: string; port?: number } = {};
     client.getpeername(peer);
     const addr = peer.address ?? '';
@@ -75,7 +90,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session> {
     (client as SessionHandle)[kSession] = this;
     client.onread = onEarlyRead;
     client.readStart();
-    this.connector = new Connector(fe.backend, this.clientKey, fe.cfg.server_port, this);
+    this.connector = new Connector(this.backend, this.clientKey, fe.cfg.server_port, this);
     this.connector.start();
   }
 
@@ -200,7 +215,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session> {
       // The upstream connect won the race with the request: drop that connection, keep the client for the reply.
       this.relay.dropServer();
       this.relay = null;
-      this.fe.backend.release(this.server!, this.clientKey);
+      this.backend.release(this.server!, this.clientKey);
       this.server = null;
     }
     // The handle now belongs to the reply; this session is over.
@@ -212,10 +227,10 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session> {
   connected(handle: TcpHandle, server: Server, failed: number): void {
     this.server = server;
     this.retries = failed;
-    this.fe.hooks.sessionConnected(this.fe, server, failed);
+    this.fe.hooks.sessionConnected(this, server, failed);
     if (this.clientClosed) {
       handle.close();
-      this.fe.backend.release(server, this.clientKey);
+      this.backend.release(server, this.clientKey);
       this.endWith('client-gone');
       return;
     }
@@ -244,15 +259,15 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session> {
   }
 
   attemptFailed(server: Server, reason: string, settled: boolean): void {
-    this.fe.hooks.attemptFailed(this.fe, server, reason, settled);
+    this.fe.hooks.attemptFailed(this, server, reason, settled);
   }
 
   attemptRaced(slow: Server, next: Server, afterMs: number): void {
-    this.fe.hooks.attemptRaced(this.fe, slow, next, afterMs);
+    this.fe.hooks.attemptRaced(this, slow, next, afterMs);
   }
 
   relayDone(relay: Relay, reason: EndReason): void {
-    this.fe.backend.release(this.server!, this.clientKey);
+    this.backend.release(this.server!, this.clientKey);
     this.endWith(reason, undefined, relay);
   }
 
@@ -262,8 +277,8 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session> {
     this.clearSniffTimer();
     this.fe.sessionEnded(this, {
       client: `${this.clientKey}:${this.clientPort}`,
-      frontend: this.fe.name,
-      backend: this.fe.backend.name,
+      frontend: this.frontendName,
+      backend: this.backend.name,
       server: this.server?.name ?? null,
       bytes_in: this.earlyBytes + (relay ? relay.clientBytes : 0),
       bytes_out: relay ? relay.serverBytes : 0,

@@ -1,6 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
 import type { Daemon } from '../../src/daemon.js';
+import { applyConfig } from '../../src/reload.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { startDaemon, startSimulators } from '../helpers/in-process-daemon.js';
 import { startTcpServer } from '../helpers/proxy-harness.js';
@@ -109,6 +111,23 @@ describe('maxconn and the bounded queue', () => {
     a.sock.end();
     await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'queued client served after a slot freed' });
     expect(backend.server('s1')!.active).toBe(2);
+    expect(backend.queued).toBe(0);
+  });
+
+  it('a slot freed by a session opened before a reload serves a connection queued after it', async () => {
+    sims = await startSimulators(['s1']);
+    const yaml = config(sims[0]!.address().port, { serverMaxconn: 1, queueTimeout: '30s' });
+    daemon = await startDaemon(yaml);
+    const port = daemon.frontends[0]!.address().port;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'the first session served' });
+    await applyConfig(daemon, loadConfigText(yaml, 'reload.yaml'));
+    const backend = daemon.model.backend('b')!;
+    const c = hello(port);
+    await waitFor(() => backend.queued === 1, { timeoutMs: 5000, what: 'the second connection queued in the reloaded backend' });
+    a.sock.end();
+    await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'the queued client served when the older session ended (queue_timeout is 30 s)' });
+    expect(backend.server('s1')!.active).toBe(1);
     expect(backend.queued).toBe(0);
   });
 

@@ -119,6 +119,42 @@ describe('config reload on a real licgate run (SIGHUP and POST /admin/reload)', 
     expect(await held.s1.hello()).toBe('s1');
   });
 
+  it('a frontend moved to another backend: its open session ends counted on the backend it was opened on', async () => {
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const twoBackends = (to: string): string => `frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: ${to} }
+backends:
+  - name: licenses
+    stick: source
+    stick_ttl: 1s
+    check: { type: status, inter: 300ms, rise: 1, fall: 2, timeout: 500ms }
+    servers: [{ name: s1, address: 127.0.0.1:${s1.port} }]
+  - name: other
+    check: { type: status, inter: 300ms, rise: 1, fall: 2, timeout: 500ms }
+    servers: [{ name: s2, address: 127.0.0.1:${s2.port} }]
+`;
+    const { p, write } = await start(twoBackends('licenses'));
+    const held = await LicenseClient.connect(p.port);
+    clients.push(held);
+    expect(await held.hello()).toBe('s1');
+
+    write(twoBackends('other'));
+    const r = await reloadApi(p);
+    expect(r.json.changes).toEqual(['frontend lmgrd changed: backend licenses -> other']);
+    expect(await helloOnce(p.port)).toBe('s2');
+    expect(await held.hello()).toBe('s1');
+    await held.close();
+    const ended = await waitFor(() => p.logs.find((l) => l.msg === 'session closed' && l.server === 's1'), { timeoutMs: 5000, what: 'the session closed log line of s1' });
+    expect(ended).toMatchObject({ frontend: 'lmgrd', backend: 'licenses', end: 'closed' });
+    const metrics = (await p.get('/metrics')).body;
+    expect(sample(metrics, 'licgate_connections_active', { frontend: 'lmgrd', backend: 'licenses', server: 's1' })).toBe(0);
+    expect(sample(metrics, 'licgate_connections_active', { frontend: 'lmgrd', backend: 'other', server: 's1' })).toBeUndefined();
+    // The client's stick entry on licenses expires a stick_ttl after the session's end; it is not held open for good.
+    const entries = async (): Promise<number> => ((await p.backend('licenses')) as unknown as { stick_entries: number }).stick_entries;
+    await waitFor(async () => (await entries()) === 0, { timeoutMs: 5000, intervalMs: 50, what: 'the stick entry on licenses to expire' });
+  });
+
   it('an invalid config keeps the old one running; every error is logged with line:col; POST answers 400 with them', async () => {
     const s1 = await startSimulator('s1');
     const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));

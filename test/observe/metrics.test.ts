@@ -24,7 +24,9 @@ function setup(servers = AB) {
   src.frontends.push(new Frontend(cfg.frontends[0]!, src.model.backend('b')!, noHooks));
   const m = new Metrics(src, () => null, { processMetrics: false });
   m.watch(src.model.events);
-  return { cfg, src, m, fe: src.frontends[0]!, b: src.model.backend('b')! };
+  const b = src.model.backend('b')!;
+  // What a session passes to the hooks: the frontend's name and backend when it was accepted.
+  return { cfg, src, m, fe: src.frontends[0]!, b, route: { frontendName: 'fe', backend: b } };
 }
 
 function ended(server: string | null, end: SessionRecord['end'], bytes = [10, 20], retries = 0): SessionRecord {
@@ -43,12 +45,12 @@ describe('labels', () => {
 
 describe('Metrics', () => {
   it('counts sessions from the hooks exactly and mirrors the model at scrape time', async () => {
-    const { m, fe, b } = setup();
+    const { m, route, b } = setup();
     const a = b.server('a')!;
-    for (let i = 0; i < 3; i++) m.sessionConnected(fe, a, i === 2 ? 1 : 0);
-    m.attemptFailed(fe, a, 'connection refused');
-    m.attemptRaced(fe, a);
-    m.attemptRaced(fe, a);
+    for (let i = 0; i < 3; i++) m.sessionConnected(route, a, i === 2 ? 1 : 0);
+    m.attemptFailed(route, a, 'connection refused');
+    m.attemptRaced(route, a);
+    m.attemptRaced(route, a);
     m.sessionEnded(ended('a', 'closed'));
     m.sessionEnded(ended('a', 'server-reset', [5, 0]));
     m.sessionEnded(ended(null, 'no-server', [0, 0], 3));
@@ -91,18 +93,18 @@ describe('Metrics', () => {
   });
 
   it('after a reload: counters continue by name, series of removed servers go (unless sessions are open)', async () => {
-    const { m, fe, b, src } = setup(`${AB}\n      - { name: gone, address: 10.0.0.3:1 }\n      - { name: busy, address: 10.0.0.4:1 }`);
-    m.sessionConnected(fe, b.server('a')!, 0);
+    const { m, route, b, src } = setup(`${AB}\n      - { name: gone, address: 10.0.0.3:1 }\n      - { name: busy, address: 10.0.0.4:1 }`);
+    m.sessionConnected(route, b.server('a')!, 0);
     m.sessionEnded(ended('a', 'closed'));
-    m.sessionConnected(fe, b.server('gone')!, 0);
+    m.sessionConnected(route, b.server('gone')!, 0);
     m.sessionEnded(ended('gone', 'closed'));
-    m.sessionConnected(fe, b.server('busy')!, 0);
+    m.sessionConnected(route, b.server('busy')!, 0);
     src.model.events.emit('check-done', { backend: 'b', server: 'gone', ok: true, durationMs: 1, reason: 'ok' });
 
     const next = setup();
     src.model = next.src.model;
     m.forget(next.cfg);
-    m.sessionConnected(fe, src.model.backend('b')!.server('a')!, 0);
+    m.sessionConnected(route, src.model.backend('b')!.server('a')!, 0);
     const text = await m.render();
     expect(sample(text, 'licgate_connections_total', { server: 'a' })).toBe(2);
     expect(sample(text, 'licgate_connections_total', { server: 'gone' })).toBeUndefined();
