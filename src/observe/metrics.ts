@@ -6,7 +6,7 @@ import type { Backend } from '../model/backend.js';
 import type { Model } from '../model/model.js';
 import type { Server } from '../model/server.js';
 import type { Frontend } from '../proxy/frontend.js';
-import type { SessionRecord, SessionRoute } from '../proxy/session.js';
+import type { Session, SessionRecord, SessionRoute } from '../proxy/session.js';
 import type { Route } from '../serve/admin-http.js';
 
 /** GET /metrics in the Prometheus text format. */
@@ -23,6 +23,8 @@ export interface MetricsSource {
   readonly version: string;
   readonly model: Model;
   readonly frontends: readonly Frontend[];
+  /** Frontends a reload removed, while their sessions last. */
+  readonly retired: ReadonlySet<Frontend>;
   readonly shuttingDown: boolean;
 }
 
@@ -49,8 +51,12 @@ const EVENT_LOOP_SAMPLE_MS = 100;
 class PairCell {
   connections = 0;
   active = 0;
+  /** Bytes of the sessions that ended. */
   bytesIn = 0;
   bytesOut = 0;
+  /** Bytes so far of the sessions open at the last scrape. */
+  openIn = 0;
+  openOut = 0;
   refused = 0;
   reset = 0;
   timeout = 0;
@@ -191,8 +197,8 @@ export class Metrics {
     // --- sessions: from the cells the hooks fill
     this.pairMetric(Counter, 'licgate_connections_total', 'Sessions connected to a server.', (c) => c.connections);
     this.pairMetric(Gauge, 'licgate_connections_active', 'Sessions open now, by the frontend that accepted them and the server they reached.', (c) => c.active);
-    this.pairMetric(Counter, 'licgate_bytes_in_total', 'Bytes received from clients, counted when a session ends.', (c) => c.bytesIn);
-    this.pairMetric(Counter, 'licgate_bytes_out_total', 'Bytes sent to clients (received from servers), counted when a session ends.', (c) => c.bytesOut);
+    this.pairMetric(Counter, 'licgate_bytes_in_total', 'Bytes received from clients, open sessions included (up to the scrape).', (c) => c.bytesIn + c.openIn);
+    this.pairMetric(Counter, 'licgate_bytes_out_total', 'Bytes sent to clients (received from servers), open sessions included (up to the scrape).', (c) => c.bytesOut + c.openOut);
     new Counter({
       name: 'licgate_connect_errors_total',
       help: 'Failed connect attempts to a server seen on live traffic, by reason (refused, reset, timeout, other).',
@@ -287,7 +293,26 @@ export class Metrics {
   }
 
   render(): Promise<string> {
+    this.countOpenBytes();
     return this.registry.metrics();
+  }
+
+  /**
+   * The bytes of open sessions, read once per scrape rather than counted per chunk on the data path.
+   * HAProxy's byte counters also grow while a session lasts; counted only at its end, a license
+   * session of several hours would show its whole traffic in one scrape.
+   */
+  private countOpenBytes(): void {
+    for (const c of this.pairCells()) c.openIn = c.openOut = 0;
+    const count = (s: Session): void => {
+      const open = s.openCounts();
+      if (open === null) return;
+      const c = this.pair(this.route(s.frontendName, s.backend.name), open.server);
+      c.openIn += open.bytesIn;
+      c.openOut += open.bytesOut;
+    };
+    for (const f of this.src.frontends) f.sessions.forEach(count);
+    for (const f of this.src.retired) f.sessions.forEach(count);
   }
 
   /** Listens to one model's event bus (the daemon calls this again for the model a reload builds). */

@@ -98,6 +98,17 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     return this.ended;
   }
 
+  /**
+   * What a relaying session has moved so far, counted as its record will count it when it ends (the
+   * metrics add it at scrape time, so a license session that lasts hours shows its traffic while it
+   * lasts, and the counters only grow). Null until the relay has both sides: before that the session
+   * may still end as an in-band STATUS request or on no server, and count no bytes.
+   */
+  openCounts(): { server: string; bytesIn: number; bytesOut: number } | null {
+    if (this.relay === null || this.sniffing || this.ended) return null;
+    return { server: this.server!.name, bytesIn: this.earlyBytes + this.relay.clientBytes, bytesOut: this.relay.serverBytes };
+  }
+
   /** Shutdown or admin: end this session now. */
   abort(reason: EndReason): void {
     if (this.relay) this.relay.abort(reason);

@@ -20,7 +20,7 @@ const noHooks: FrontendHooks = { sessionEnded: () => {}, sessionConnected: () =>
 /** A model and a (never listening) frontend the metrics read, as the daemon's are. */
 function setup(servers = AB) {
   const cfg = loadConfigText(YAML(servers), 'm.yaml');
-  const src = { version: '9.9.9', model: new Model(cfg), frontends: [] as Frontend[], shuttingDown: false };
+  const src = { version: '9.9.9', model: new Model(cfg), frontends: [] as Frontend[], retired: new Set<Frontend>(), shuttingDown: false };
   src.frontends.push(new Frontend(cfg.frontends[0]!, src.model.backend('b')!, noHooks));
   const m = new Metrics(src, () => null, { processMetrics: false });
   m.watch(src.model.events);
