@@ -138,6 +138,24 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
   });
 });
 
+describe('a session opened before reloads', () => {
+  it('frees its slot in the config running now, after two reloads: the queued connection there is woken', () => {
+    const full = `      - { name: a, address: 10.0.0.1:27000, maxconn: 1 }`;
+    const first = new Model(cfg(full));
+    const a = first.backend('b')!.server('a')!;
+    first.backend('b')!.acquire(a, '192.0.2.1');
+    const second = new Model(cfg(full));
+    carryOver(first, second);
+    const now = new Model(cfg(full));
+    carryOver(second, now);
+    let woken = 0;
+    expect(now.backend('b')!.enqueue({ wake: () => woken++ })).toBe(true);
+    expect(now.backend('b')!.server('a')!.active).toBe(1);
+    first.backend('b')!.release(a, '192.0.2.1');
+    expect([woken, now.backend('b')!.queued, now.backend('b')!.server('a')!.active]).toEqual([1, 0, 0]);
+  });
+});
+
 describe('describeChanges', () => {
   it('says what a reload changes, in words', () => {
     const old = cfg(TWO);

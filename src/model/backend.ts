@@ -104,6 +104,8 @@ export class Backend {
     this.stick?.sessionClosed(clientKey);
     let live: Backend = this;
     while (live.successor) live = live.successor;
+    // Sessions of one old backend end one by one: after many reloads, the next walks one link.
+    if (this.successor) this.successor = live;
     const s = live === this ? server : live.server(server.name);
     // Not when the server is still full (an agent lowered its maxconn below the sessions it holds):
     // the woken connection would only go back to the end of the queue. Its own sticky clients
