@@ -106,7 +106,12 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
    */
   openCounts(): { server: string; bytesIn: number; bytesOut: number } | null {
     if (this.relay === null || this.sniffing || this.ended) return null;
-    return { server: this.server!.name, bytesIn: this.earlyBytes + this.relay.clientBytes, bytesOut: this.relay.serverBytes };
+    return { server: this.server!.name, bytesIn: this.clientBytes(this.relay), bytesOut: this.relay.serverBytes };
+  }
+
+  /** Client bytes as the session's record counts them: those read before the relay took over, and the relay's. */
+  private clientBytes(relay: Relay | undefined | null): number {
+    return this.earlyBytes + (relay ? relay.clientBytes : 0);
   }
 
   /** Shutdown or admin: end this session now. */
@@ -291,7 +296,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
       frontend: this.frontendName,
       backend: this.backend.name,
       server: this.server?.name ?? null,
-      bytes_in: this.earlyBytes + (relay ? relay.clientBytes : 0),
+      bytes_in: this.clientBytes(relay),
       bytes_out: relay ? relay.serverBytes : 0,
       duration_ms: Date.now() - this.started,
       end,
