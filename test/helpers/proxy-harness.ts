@@ -50,6 +50,8 @@ export interface BackendStatus {
   serving_tier: number | null;
   tier: string;
   servers_up: string;
+  /** Live stick-table entries; null without `stick: source`. */
+  stick_entries: number | null;
   servers: ServerStatus[];
 }
 

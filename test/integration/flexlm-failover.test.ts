@@ -55,7 +55,7 @@ describe('FlexLM stickiness across a server failure', () => {
     const placed = await Promise.all(newcomers.map((c) => checkout(c)));
     expect(placed).toContain(victim);
     const st = await proxy.backend('licenses');
-    expect((st as unknown as { stick_entries: number }).stick_entries).toBe(clients.length + newcomers.length);
+    expect(st.stick_entries).toBe(clients.length + newcomers.length);
     expect((await proxy.get('/metrics')).body).toContain(`licgate_stick_table_entries{backend="licenses"} ${clients.length + newcomers.length}\n`);
   });
 });

@@ -20,7 +20,7 @@ describe('stick entries and open sessions', () => {
   it('keeps the entry of a client holding a license past stick_ttl, and lets it expire after the session ends', async () => {
     const ttlMs = 1000;
     const { lmgrdPort, proxy } = await startFlexlmLab(['a', 'b'], ['stick: source', `stick_ttl: ${ttlMs}ms`, 'check: { type: status, inter: 1s }']);
-    const entries = async (): Promise<number> => ((await proxy.backend('licenses')) as unknown as { stick_entries: number }).stick_entries;
+    const entries = async (): Promise<number | null> => (await proxy.backend('licenses')).stick_entries;
 
     // Holder: checks out and keeps the vendor connection. Passer-by: checks out and leaves, later.
     const holder = await flexlmSession({ host: '127.0.0.1', lmgrdPort, localAddress: '127.0.0.2' });
@@ -55,7 +55,7 @@ describe('stick entries and open sessions', () => {
     proxy.child.kill('SIGHUP');
     const line = await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload')), { timeoutMs: 10_000, what: 'the reload log line' });
     expect(line.msg).toContain('3 changes: backend licenses: server b weight 0 -> 1; backend licenses: stick_ttl 3600000 -> 7200000; backend licenses: stick_size 1000 -> 500');
-    expect(((await proxy.backend('licenses')) as unknown as { stick_entries: number }).stick_entries).toBe(clients.length);
+    expect((await proxy.backend('licenses')).stick_entries).toBe(clients.length);
 
     // Round-robin over a and b would now send every other new client to b; these clients stay on a.
     for (const localAddress of clients) expect((await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress })).server).toBe('a');

@@ -151,8 +151,7 @@ backends:
     expect(sample(metrics, 'licgate_connections_active', { frontend: 'lmgrd', backend: 'licenses', server: 's1' })).toBe(0);
     expect(sample(metrics, 'licgate_connections_active', { frontend: 'lmgrd', backend: 'other', server: 's1' })).toBeUndefined();
     // The client's stick entry on licenses expires a stick_ttl after the session's end; it is not held open for good.
-    const entries = async (): Promise<number> => ((await p.backend('licenses')) as unknown as { stick_entries: number }).stick_entries;
-    await waitFor(async () => (await entries()) === 0, { timeoutMs: 5000, intervalMs: 50, what: 'the stick entry on licenses to expire' });
+    await waitFor(async () => (await p.backend('licenses')).stick_entries === 0, { timeoutMs: 5000, intervalMs: 50, what: 'the stick entry on licenses to expire' });
   });
 
   it('an invalid config keeps the old one running; every error is logged with line:col; POST answers 400 with them', async () => {
