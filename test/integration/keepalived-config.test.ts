@@ -126,6 +126,15 @@ describe('shipped keepalived configs pass `keepalived -t`', () => {
       expect(r.stderr).toMatch(/script uid\/gid|Unable to set default user/);
     });
 
+    it('sub-second adverts without "version 3" warn (VRRPv2 rounds them to whole seconds)', async () => {
+      const text = configTestVariant(readFileSync(shipped, 'utf8')).replace(/^[ \t]*version 3[ \t]*\n/m, '');
+      expect(text).not.toMatch(/^[ \t]*version\b/m);
+      const file = join(work, 'vrrpv2-sub-second.conf');
+      writeFileSync(file, text);
+      const r = await configTest(file, 'lb1');
+      expect(r.stderr).toMatch(/advertisement interval 0\.250000s must be an integer/);
+    });
+
     it('a missing file fails (with -e)', async () => {
       const r = await configTest(join(work, 'does-not-exist.conf'), 'lb1');
       expect(r.code, explain(r)).not.toBe(0);
@@ -163,6 +172,12 @@ describe('shipped keepalived configs pass `keepalived -t`', () => {
           'rise 2',
         ]),
       );
+    });
+
+    it('VRRPv3 adverts every 0.25 s (a peer takes over 0.85-0.9 s after a host dies)', () => {
+      const vi = live(block(/^vrrp_instance VI_LICGATE \{/m));
+      expect(vi).toContain('version 3');
+      expect(vi).toContain('advert_int 0.25');
     });
 
     it('both hosts start as BACKUP, lb1 outranks lb2, notify records the role', () => {

@@ -70,10 +70,40 @@ export function deriveKeepalivedConfig(shipped: string, o: DeriveOptions): strin
     if (n !== 1) throw new Error(`shipped keepalived.conf: expected one ${e.what} line, found ${n}; update deriveKeepalivedConfig`);
     text = text.replace(e.re, e.to);
   }
-  for (const need of [/^[ \t]*advert_int 1\b/m, /^[ \t]*track_script \{/m, /^[ \t]*state BACKUP\b/m]) {
+  for (const need of [/^[ \t]*track_script \{/m, /^[ \t]*state BACKUP\b/m]) {
     if (!need.test(text)) throw new Error(`shipped keepalived.conf: no ${need} (the timings the tests expect assume it)`);
   }
+  vrrpTiming(text);
   return text;
+}
+
+export interface VrrpTiming {
+  /** The instance's `version` line; 2 without one (keepalived's default). */
+  version: number;
+  advertMs: number;
+  priority: Record<Lb, number>;
+}
+
+/** The VRRP timers of a keepalived.conf written like the shipped one (one instance, @lb priorities). */
+export function vrrpTiming(text: string): VrrpTiming {
+  const one = (re: RegExp, what: string): string => {
+    const all = [...text.matchAll(new RegExp(re.source, re.flags + 'g'))];
+    if (all.length !== 1) throw new Error(`keepalived.conf: expected one ${what} line, found ${all.length}; update vrrpTiming`);
+    return all[0]![1]!;
+  };
+  const version = /^[ \t]*version[ \t]/m.test(text) ? Number(one(/^[ \t]*version[ \t]+(\d+)/m, 'version')) : 2;
+  const advertMs = Math.round(Number(one(/^[ \t]*advert_int[ \t]+([\d.]+)/m, 'advert_int')) * 1000);
+  const priority = { lb1: 0, lb2: 0 };
+  for (const host of LBS) priority[host] = Number(one(new RegExp(`^@${host}[ \\t]+\\$PRIORITY=(\\d+)`, 'm'), `@${host} $PRIORITY`));
+  return { version, advertMs, priority };
+}
+
+/**
+ * RFC 5798 Master_Down_Interval: how long a BACKUP on `host` waits for an advert before it takes
+ * the VIP (3 intervals plus a skew that favours the higher priority).
+ */
+export function masterDownMs(t: VrrpTiming, host: Lb): number {
+  return 3 * t.advertMs + ((256 - t.priority[host]) * t.advertMs) / 256;
 }
 
 export function userIds(user: string): { uid: number; gid: number } {
@@ -127,6 +157,26 @@ export class KeepalivedPair {
     };
   }
 
+  /** The config `host` runs (the shipped one as derived for the lab, unless rewritten). */
+  config(host: Lb): string {
+    return readFileSync(this.paths(host).conf, 'utf8');
+  }
+
+  /** Replace `host`'s config; a running keepalived reads it on reload() or restart. */
+  writeConfig(host: Lb, text: string): void {
+    writeFileSync(this.paths(host).conf, text);
+  }
+
+  /** `systemctl reload keepalived`: SIGHUP to the parent; resolves once keepalived logs "Reload complete". */
+  async reload(host: Lb): Promise<void> {
+    const proc = this.procs.get(host);
+    if (!proc?.running()) throw new Error(`keepalived not running on ${host}`);
+    const done = () => proc.readLog().split('Reload complete').length - 1;
+    const before = done();
+    proc.signal('SIGHUP');
+    await waitFor(() => done() > before, { timeoutMs: 5000, intervalMs: 20, what: `keepalived on ${host} logs "Reload complete"` });
+  }
+
   /** The keepalived process last started on `host`. */
   proc(host: Lb): LabProcess | undefined {
     return this.procs.get(host);
@@ -152,12 +202,25 @@ export class KeepalivedPair {
     await this.procs.get(host)?.stop({ timeoutMs: 5000 });
   }
 
-  /** Crash: SIGKILL the whole process group (parent and VRRP child die together), wait for the exit. */
+  /**
+   * Crash: SIGKILL the whole process group (parent and VRRP child die together) and wait until
+   * both are gone. A keepalived started while the old VRRP child still exists (not yet reaped)
+   * finds it through vrrp.pid, takes it for a running instance and exits 0 at once.
+   */
   async kill(host: Lb): Promise<void> {
     const proc = this.procs.get(host);
     if (!proc) return;
+    let child = NaN;
+    try {
+      child = Number(readFileSync(this.paths(host).vrrpPid, 'utf8').trim());
+    } catch {
+      // no VRRP child started yet
+    }
     proc.signal('SIGKILL', { group: true });
     await proc.exited;
+    if (Number.isInteger(child) && child > 0) {
+      await waitFor(() => !existsSync(`/proc/${child}`), { timeoutMs: 5000, intervalMs: 20, what: `keepalived's VRRP child ${child} on ${host} gone` });
+    }
   }
 
   async stopAll(): Promise<void> {

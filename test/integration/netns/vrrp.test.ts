@@ -16,7 +16,7 @@ import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AttemptLog, type Attempt } from './attempt-log.js';
-import { KEEPALIVED_TOOLS, KeepalivedPair, LBS, VIP, VRRP_INSTANCE, type Lb } from './keepalived-pair.js';
+import { KEEPALIVED_TOOLS, KeepalivedPair, LBS, VIP, VRRP_INSTANCE, masterDownMs, vrrpTiming, type Lb, type VrrpTiming } from './keepalived-pair.js';
 import { createLab, type Lab, type LabProcess } from './lab.js';
 import { missingTools, requireTools } from '../../helpers/require-tools.js';
 import { holdsFor, waitFor } from '../../helpers/wait-for.js';
@@ -80,6 +80,7 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
   let lab: Lab;
   let pair: KeepalivedPair;
   let probe: Probe;
+  let timing: VrrpTiming;
   let anyFailed = false;
   const sickFile = (host: Lb) => join(lab.dir, host, 'sick');
   const state = (host: Lb) => pair.stateLine(host);
@@ -119,6 +120,7 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
     if (missingTools(TOOLS).length > 0) return; // each test then fails (CI) or skips (local)
     lab = await createLab({ hosts: ['lb1', 'lb2', 'client'] });
     pair = new KeepalivedPair(lab);
+    timing = vrrpTiming(pair.config('lb1'));
     for (const host of LBS) startStandIn(host);
     for (const host of LBS) {
       await waitFor(async () => (await lab.exec(host, ['curl', '-fsS', '--max-time', '1', `http://127.0.0.1:${ADMIN_PORT}/health`])).code === 0, {
@@ -178,8 +180,8 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
     rmSync(sickFile('lb1'), { force: true });
     await waitRole('lb1', 'BACKUP');
     const tBackup = Date.now();
-    // No preemption: lb1 (150) must not take the VIP from lb2 (100). 5 s > lb1's master-down
-    // interval (3 x advert_int + skew = 3.4 s), so a preempting lb1 would have taken it by then.
+    // No preemption: lb1 (150) must not take the VIP from lb2 (100). 5 s is far beyond lb1's
+    // master-down interval (0.85 s, 3.4 s with 1 s adverts), so a preempting lb1 would have taken it.
     await holdsFor(async () => (await holdersAre(['lb2'])) && probe.last()?.who === 'lb2', {
       forMs: 5000,
       intervalMs: 100,
@@ -213,6 +215,10 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
     const out = probe.outage(t0, seen);
     const stale = (await lab.holders(VIP)).includes('lb1');
     expect(seen.who).toBe('lb2');
+    // The shipped sub-second adverts are in effect: lb2 took over after its master-down interval
+    // (3 adverts + skew), not the 3.6 s of whole-second VRRPv2 adverts (what keepalived falls back
+    // to, with a warning, when "version 3" is missing). 1 s of margin for polling and a busy machine.
+    expect(tVip - t0).toBeLessThan(masterDownMs(timing, 'lb2') + 1000);
     console.log(
       `[vrrp c] SIGKILL keepalived on lb1 → VIP on lb2 ${ms(tVip - t0)}, client first sees lb2 ${ms(seen.t + seen.ms - t0)}; ` +
         `longest time without an answer ${ms(out.noAnswerMs)} (${out.failed} failed probes); ` +
@@ -220,7 +226,7 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
     );
     // Restarting keepalived on lb1 removes the stale copy and, nopreempt, leaves lb2 MASTER.
     const t1 = Date.now();
-    await pair.proc('lb1')!.exited;
+    await pair.kill('lb1');
     startKeepalived('lb1');
     await waitRole('lb1', 'BACKUP');
     await waitHolders(['lb2']);
@@ -271,6 +277,35 @@ describe('keepalived moves the VIP between lb1 and lb2 (real keepalived, stand-i
     console.log(
       `[vrrp e] unblackhole lb1 → VIP only on lb1 ${ms(tOne - t1)}, client first sees lb1 ${ms(seenBack.t + seenBack.ms - t1)}; ` +
         `longest time without an answer ${ms(back.noAnswerMs)} (${back.failed} failed probes)`,
+    );
+  }, 60_000);
+  it('f: VRRP version and advert_int changed on the running pair as keepalived.conf says (stop the BACKUP, reload the MASTER, start the BACKUP): the VIP never leaves lb1', async () => {
+    await expectSteady('lb1');
+    expect(pair.role('lb2')).toBe('BACKUP');
+    expect(timing.version).toBe(3);
+    const t0 = Date.now();
+    // Back to RFC-default VRRPv2 with 1 s adverts: the fallback the config offers for a segment
+    // that stalls. The procedure is the same in either direction.
+    const toV2 = (conf: string) => conf.replace(/^[ \t]*version 3[ \t]*\n/m, '').replace(/^([ \t]*advert_int)[ \t]+[\d.]+/m, '$1 1');
+    const v2Timing = vrrpTiming(toV2(pair.config('lb1')));
+    expect(v2Timing).toMatchObject({ version: 2, advertMs: 1000 });
+    const lb1Only = async () => (await holdersAre(['lb1'])) && probe.last()?.who === 'lb1';
+    await stopKeepalived('lb2');
+    for (const host of LBS) pair.writeConfig(host, toV2(pair.config(host)));
+    await pair.reload('lb1');
+    startKeepalived('lb2');
+    await waitRole('lb2', 'BACKUP');
+    const tJoined = Date.now();
+    // Had lb1 kept sending VRRPv3, lb2 would hear no MASTER it accepts and take the VIP as well
+    // after its master-down interval (3.6 s): both hosts would hold it.
+    await holdsFor(lb1Only, { forMs: masterDownMs(v2Timing, 'lb2') + 1000, intervalMs: 50, what: 'VIP only on lb1 after lb2 joined with the new version' });
+    expect(probe.failuresStarted(t0)).toEqual([]);
+    expect(new Set(probe.successesStarted(t0).map((a) => a.who))).toEqual(new Set(['lb1']));
+    expect(pair.role('lb1')).toBe('MASTER');
+    expect(pair.role('lb2')).toBe('BACKUP');
+    console.log(
+      `[vrrp f] VRRPv3 0.25 s → VRRPv2 1 s on the running pair: lb2 BACKUP ${ms(tJoined - t0)} after the stop, ` +
+        `every probe since answered by lb1, none failed`,
     );
   }, 60_000);
 });
