@@ -156,10 +156,16 @@ describe('shipped keepalived configs pass `keepalived -t`', () => {
     };
     const live = (s: string) => s.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
 
-    it('tracks the health check without a weight (FAULT, not a priority change)', () => {
+    it('tracks both checks without a weight (FAULT, not a priority change)', () => {
       const entries = live(block(/^\s*track_script \{/m));
-      expect(entries).toEqual(['chk_licgate']);
-      expect(live(block(/^vrrp_script chk_licgate \{/m))).not.toContainEqual(expect.stringMatching(/^weight\b/));
+      expect(entries).toEqual(['chk_licgate', 'chk_licgate_listening']);
+      for (const name of entries) expect(live(block(new RegExp(`^vrrp_script ${name} \\{`, 'm')))).not.toContainEqual(expect.stringMatching(/^weight\b/));
+    });
+
+    it('a licgate that is not listening fails at the first check (connect only, fall 1)', () => {
+      expect(live(block(/^vrrp_script chk_licgate_listening \{/m))).toEqual(
+        expect.arrayContaining([`script "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/8404'"`, 'interval 1', 'fall 1']),
+      );
     });
 
     it('health check: curl /health every 1 s, timeout 2, fall 2, rise 2', () => {

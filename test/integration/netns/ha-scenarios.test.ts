@@ -22,6 +22,8 @@
  *                                           as keepalived.conf documents: stays on lic2; admin failback)
  *   5  lic1 and lic2 killed → DR           (via lb1: dr1; both restarted, lb1 stays on dr1: manual)
  *   6  lb1 dies outright                   (lb2 takes the VIP; it answers from lic1, lb1 was on dr1)
+ *   7  licgate on lb2 crashes              (lb1 back as BACKUP first; keepalived on lb2 stays up, finds
+ *                                           the admin port refused and enters FAULT: lb1 takes the VIP)
  * Figures (printed per scenario and as a markdown table at the end): time to switch = from the
  * event to the end of the first successful checkout from the new path; outage = longest time
  * between two successful checkouts; failed = client attempts that failed.
@@ -33,7 +35,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { endOf } from './attempt-log.js';
+import { endOf, type Outage } from './attempt-log.js';
 import { KEEPALIVED_TOOLS, KeepalivedPair, VIP, type Lb } from './keepalived-pair.js';
 import { createLab, type Lab, type LabProcess } from './lab.js';
 import { startCheckoutLoop, startHeldSession, type CheckoutAttempt, type CheckoutLog } from './license-clients.js';
@@ -103,6 +105,12 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
   function record(f: Figure): void {
     figures.push(f);
     console.log(`[ha ${f.id}] ${f.scenario}: switch ${round(f.switchMs)} ms, outage ${round(f.outageMs)} ms, failed ${f.failed}; ${f.note}`);
+  }
+
+  /** Records the client's view from `since` (the event) to `first` (its first checkout on the new path). */
+  function recordSwitch(id: string, scenario: string, since: number, first: CheckoutAttempt, note: (out: Outage) => string): void {
+    const out = client.outage(since, first);
+    record({ id, scenario, switchMs: endOf(first) - since, outageMs: out.noAnswerMs, failed: out.failed, note: note(out) });
   }
 
   function startLb(lb: Lb): LabProcess {
@@ -262,18 +270,16 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     // the VIP moved, is orphaned the same way.
     expect(graceLine, 'lb1 log: the VIP session was still open when the grace ran out').toMatch(/"sessions":[1-9]\d*\b/);
 
-    const out = client.outage(t0, back);
-    record({
-      id: '1',
-      scenario: 'planned failover: SIGTERM licgate on lb1 (VIP holder)',
-      switchMs: endOf(back) - t0,
-      outageMs: out.noAnswerMs,
-      failed: out.failed,
-      note:
+    recordSwitch(
+      '1',
+      'planned failover: SIGTERM licgate on lb1 (VIP holder)',
+      t0,
+      back,
+      (out) =>
         `/health+/ready 503 seen ${tDraining - t0} ms, lb1 FAULT ${tFault - t0} ms, VIP only on lb2 ${tVip - t0} ms; ` +
         `errors: ${out.errors.join(', ')}; session via lb1's address: CHECKIN OK ${checkin.t - t0} ms after SIGTERM; ` +
         `session via the VIP: ${vipOutcome.err} after the move; lb1 exited ${tExit - t0} ms after SIGTERM (grace ${SHUTDOWN_GRACE_MS} ms, held by the orphaned VIP session)`,
-    });
+    );
     // A planned failover refuses nobody: lb1 answered until the VIP had moved. At most the one
     // attempt in flight at the instant the VIP moved may be lost, at any step: a connection lb1 had
     // accepted whose next packet went out after the move reaches lb2, which resets it like the held
@@ -305,15 +311,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     // gone): such failures are allowed only for attempts that had reached a server.
     const inFlight = client.samples.filter((a) => !a.ok && a.t < tDead && endOf(a) >= t0);
     expect(inFlight.every((a) => a.step === 'hello' || a.step === 'checkout')).toBe(true);
-    const out = client.outage(t0, first);
-    record({
-      id: '2',
-      scenario: 'lic1 killed (SIGKILL)',
-      switchMs: endOf(first) - t0,
-      outageMs: out.noAnswerMs,
-      failed: out.failed,
-      note: `0 failed among attempts started after the kill; ${inFlight.length} in flight with lic1 at the kill (${describeErrors(inFlight)})`,
-    });
+    recordSwitch('2', 'lic1 killed (SIGKILL)', t0, first, () => `0 failed among attempts started after the kill; ${inFlight.length} in flight with lic1 at the kill (${describeErrors(inFlight)})`);
 
     const t1 = Date.now();
     startSim('lic1');
@@ -322,15 +320,9 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     const back = await client.waitSees('lic1', t1, 10_000);
     await settled(endOf(back) + 500);
     expect(client.failuresStarted(t1)).toEqual([]);
-    const out2 = client.outage(t1, back);
-    record({
-      id: '2b',
-      scenario: 'lic1 restarted (lb2: failback auto)',
-      switchMs: endOf(back) - t1,
-      outageMs: out2.noAnswerMs,
-      failed: out2.failed,
-      note: `measured from the restart; the simulator listened after ${tListening - t1} ms, then 2 checks (downinter ${CHECK.inter} ms, fastinter ${CHECK.fastinter} ms) brought lic1 UP`,
-    });
+    recordSwitch('2b', 'lic1 restarted (lb2: failback auto)', t1, back, () =>
+      `measured from the restart; the simulator listened after ${tListening - t1} ms, then 2 checks (downinter ${CHECK.inter} ms, fastinter ${CHECK.fastinter} ms) brought lic1 UP`,
+    );
   }, 60_000);
 
   it('3: primary black-holed (no RST) — no client that waits connect_race sees a failure; lic2 serves', async () => {
@@ -421,8 +413,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     await settled(endOf(back) + 500);
     expect(client.failuresStarted(t0)).toEqual([]);
     expect(client.successesStarted(endOf(back)).every((a) => a.who === 'lic1')).toBe(true);
-    const out = client.outage(t0, back);
-    record({ id: '4a', scenario: 'lic1 returns, failback auto', switchMs: endOf(back) - t0, outageMs: out.noAnswerMs, failed: out.failed, note: 'back on lic1 after rise 2 checks' });
+    recordSwitch('4a', 'lic1 returns, failback auto', t0, back, () => 'back on lic1 after rise 2 checks');
   }, 60_000);
 
   it('4b: partition recovery with failback manual (lb1) — lic1 returns, clients stay on lic2 until an admin fails back', async () => {
@@ -493,15 +484,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     // The DR tier keeps /health 200, so the VIP does not move.
     expect(await pair.holdersAre(['lb1'])).toBe(true);
     expect(await servingTier('lb1')).toBe(2);
-    const out = client.outage(t0, first);
-    record({
-      id: '5',
-      scenario: 'lic1 + lic2 killed → DR',
-      switchMs: endOf(first) - t0,
-      outageMs: out.noAnswerMs,
-      failed: out.failed,
-      note: `0 failed among attempts started after the kill; ${inFlight.length} in flight with lic1 at the kill; VIP stayed on lb1`,
-    });
+    recordSwitch('5', 'lic1 + lic2 killed → DR', t0, first, () => `0 failed among attempts started after the kill; ${inFlight.length} in flight with lic1 at the kill; VIP stayed on lb1`);
 
     // Both come back: lb2 (auto) serves from lic1 again, lb1 (manual) stays on the DR tier.
     startSim('lic1');
@@ -530,16 +513,41 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     await settled(endOf(first) + 500);
     expect(client.successesStarted(endOf(first)).every((a) => a.who === 'lic1')).toBe(true);
     expect(client.failuresStarted(endOf(first))).toEqual([]);
-    const out = client.outage(t0, first);
     const stale = (await pair.holders()).includes('lb1');
-    record({
-      id: '6',
-      scenario: 'lb1 dies (licgate + keepalived SIGKILL)',
-      switchMs: endOf(first) - t0,
-      outageMs: out.noAnswerMs,
-      failed: out.failed,
-      note: `VIP on lb2 ${tVip - t0} ms (3 missed adverts + skew); errors: ${out.errors.join(', ') || 'none'}; stale VIP left on lb1: ${stale ? 'yes' : 'no'}`,
-    });
+    recordSwitch('6', 'lb1 dies (licgate + keepalived SIGKILL)', t0, first, (out) =>
+      `VIP on lb2 ${tVip - t0} ms (3 missed adverts + skew); errors: ${out.errors.join(', ') || 'none'}; stale VIP left on lb1: ${stale ? 'yes' : 'no'}`,
+    );
+  }, 60_000);
+
+  it('7: licgate on the VIP holder (lb2) crashes, keepalived stays up — its admin port refuses, lb2 enters FAULT and lb1 takes the VIP', async () => {
+    // lb1 comes back (as after a reboot): a fresh licgate, serving from lic1, and keepalived as BACKUP.
+    startLb('lb1');
+    await waitAdminStatus(lab, 'lb1', '/health', 200, 10_000);
+    pair.start('lb1');
+    await pair.waitRole('lb1', 'BACKUP');
+    await expectSteady('lb2', 'lic1'); // starting keepalived removed the stale copy of the VIP on lb1
+    const lb2 = proxies.get('lb2')!;
+    const refusedChecks = () => pair.proc('lb2')!.readLog().split('VRRP_Script(chk_licgate_listening) failed').length - 1;
+    const refusedBefore = refusedChecks();
+    const t0 = Date.now();
+    lb2.signal('SIGKILL', { group: true });
+    await lb2.exited;
+    // Nothing listens on lb2 now, so the first checkout that succeeds went through lb1.
+    const [tFault, tVip, first] = await Promise.all([
+      pair.waitRole('lb2', 'FAULT').then(() => Date.now()),
+      pair.waitHolders(['lb1']).then(() => Date.now()),
+      client.waitFirst((a) => a.ok, t0, 15_000, 'a checkout started after licgate on lb2 crashed that succeeds'),
+    ]);
+    await pair.waitRole('lb1', 'MASTER');
+    await settled(endOf(first) + 500);
+    expect(client.successesStarted(endOf(first)).length).toBeGreaterThan(0);
+    expect(client.failuresStarted(endOf(first))).toEqual([]);
+    expect(pair.role('lb2')).toBe('FAULT');
+    // The connect-only check caught the crash (at its first failure), not chk_licgate's second.
+    expect(refusedChecks()).toBeGreaterThan(refusedBefore);
+    recordSwitch('7', 'licgate on lb2 crashes (SIGKILL; keepalived stays)', t0, first, (out) =>
+      `lb2 FAULT ${tFault - t0} ms (chk_licgate_listening refused, checks 1 s apart), VIP only on lb1 ${tVip - t0} ms; errors: ${out.errors.join(', ') || 'none'}`,
+    );
   }, 60_000);
 });
 
