@@ -165,6 +165,7 @@ export function describeChanges(old: Config, next: Config): string[] {
     if (!sameJson(old[key], next[key])) out.push(`${key} ${old[key] === null ? 'added' : next[key] === null ? 'removed' : 'changed'}`);
   }
   if (!sameJson(old.notify, next.notify)) out.push('notify.webhooks changed');
+  if (!sameJson(old.vrrp, next.vrrp)) out.push(`vrrp.state_file ${old.vrrp?.state_file ?? 'none'} -> ${next.vrrp?.state_file ?? 'none'}`);
   if (old.log.level !== next.log.level) out.push(`log.level ${old.log.level} -> ${next.log.level}`);
   if (old.shutdown_grace !== next.shutdown_grace) out.push(`shutdown_grace ${old.shutdown_grace}ms -> ${next.shutdown_grace}ms`);
   // Not applied at runtime: the admin listener answers the reload call itself, and the token is read once.

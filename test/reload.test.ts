@@ -169,6 +169,7 @@ describe('describeChanges', () => {
       'backend other added',
     ]);
     expect(describeChanges(old, cfg(TWO))).toEqual([]);
+    expect(describeChanges(old, { ...old, vrrp: { state_file: '/run/licgate/vrrp-state' } })).toEqual(['vrrp.state_file none -> /run/licgate/vrrp-state']);
   });
 
   it('matches frontends by listen address (port 0: by name too)', () => {

@@ -113,6 +113,8 @@ export interface Config {
   status: { listen: HostPort; backend: string | null } | null;
   agent: { listen: HostPort; backend: string; server: string | null; weight_from: WeightFromConfig | null } | null;
   notify: { webhooks: WebhookConfig[] };
+  /** keepalived's role for this host, as its notify hook records it (observe/vrrp-state.ts); reported, never acted on. */
+  vrrp: { state_file: string } | null;
   log: { level: LogLevel; format: 'json' | 'pretty' };
   shutdown_grace: number;
   /** After SIGTERM, /health is 503 at once but frontends keep accepting this long (HAProxy's `grace`). */
@@ -128,8 +130,8 @@ export const DEFAULTS = {
   adminListen: { host: '127.0.0.1', port: 8404 },
   shutdownGrace: 30_000,
   // The shipped keepalived config marks a host FAULT after two failed 1 s checks and the peer takes
-  // the VIP about half a second later: 3 s of still accepting covers that, so a planned failover
-  // refuses nobody.
+  // the VIP about 0.15 s later (1.2-2.2 s in all): 3 s of still accepting covers that, so a planned
+  // failover refuses nobody.
   shutdownDelay: 3_000,
   check: { inter: 2000, rise: 2, fall: 3, timeout: 1000, readLimit: 16 * 1024 },
   connectTimeout: 3000,
@@ -152,7 +154,7 @@ const NAME_TEXT = 'a name of 1-64 letters, digits, "_", "." or "-"';
 
 /** Reads the whole document into a Config, recording every problem on the reader. */
 export function readConfig(r: YamlReader, root: Node | null): Config | undefined {
-  const top = r.map(root, 'config', ['admin', 'status', 'agent', 'notify', 'log', 'shutdown_grace', 'shutdown_delay', 'frontends', 'backends']);
+  const top = r.map(root, 'config', ['admin', 'status', 'agent', 'notify', 'vrrp', 'log', 'shutdown_grace', 'shutdown_delay', 'frontends', 'backends']);
   if (!top) return undefined;
   const opt = <T>(key: string, read: (n: Node | null) => T | undefined): T | null | undefined =>
     top.has(key) ? read(top.get(key)!) : null;
@@ -176,6 +178,12 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
       }, m, n);
     }),
     notify: opt('notify', (n) => readNotify(r, n)) ?? { webhooks: [] },
+    vrrp: opt('vrrp', (n) => {
+      const m = r.map(n, 'vrrp', ['state_file']);
+      if (!m) return undefined;
+      const file = req(r, m, n, 'vrrp', 'state_file', (v) => r.string(v, 'vrrp.state_file', { pattern: /^\/.*[^/]$/, patternText: 'an absolute file path (where licgate-vrrp-notify.sh writes, e.g. /run/licgate/vrrp-state)' }));
+      return file === undefined ? undefined : { state_file: file };
+    }),
     log: opt('log', (n) => {
       const m = r.map(n, 'log', ['level', 'format']);
       if (!m) return undefined;

@@ -8,6 +8,7 @@ import type { Server } from '../model/server.js';
 import type { Frontend } from '../proxy/frontend.js';
 import type { Session, SessionRecord, SessionRoute } from '../proxy/session.js';
 import type { Route } from '../serve/admin-http.js';
+import { readVrrpState, VRRP_STATES } from './vrrp-state.js';
 
 /** GET /metrics in the Prometheus text format. */
 export function metricsRoute(metrics: Metrics): Route {
@@ -26,6 +27,7 @@ export interface MetricsSource {
   /** Frontends a reload removed, while their sessions last. */
   readonly retired: ReadonlySet<Frontend>;
   readonly shuttingDown: boolean;
+  readonly cfg: Pick<Config, 'vrrp'>;
 }
 
 /** Counters the notifier keeps; read at scrape time. */
@@ -182,6 +184,21 @@ export class Metrics {
     this.frontendMetric(Gauge, 'licgate_frontend_waiting_connections', 'Accepted clients waiting for a session slot (frontend maxconn).', (f) => f.queued);
     this.frontendMetric(Counter, 'licgate_frontend_rejected_total', 'Clients closed at once because the frontend wait list was full or their wait timed out.', (f) => f.rejected);
     this.frontendMetric(Counter, 'licgate_frontend_accept_errors_total', 'accept() failures such as EMFILE (out of file descriptors).', (f) => f.acceptErrors);
+
+    new Gauge({
+      name: 'licgate_vrrp_state',
+      help: 'This host\'s VRRP role as keepalived\'s notify hook recorded it (vrrp.state_file), one series per state with value 1 for the current one; UNKNOWN before keepalived reported a role or when the file cannot be read.',
+      labelNames: ['vrrp_instance', 'state'],
+      registers: reg,
+      async collect() {
+        this.reset();
+        const file = metrics.src.cfg.vrrp?.state_file;
+        if (!file) return;
+        const { role } = await readVrrpState(file);
+        if (!role) this.set({ vrrp_instance: '', state: 'UNKNOWN' }, 1);
+        else for (const st of VRRP_STATES) this.set({ vrrp_instance: role.name, state: st }, st === role.state ? 1 : 0);
+      },
+    });
 
     new Gauge({
       name: 'licgate_relay_read_buffers',

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import type { DaemonView } from '../daemon-view.js';
+import { readVrrpState } from '../observe/vrrp-state.js';
 import { backendJson } from './status-json.js';
 import { listenAt } from '../io/listen.js';
 
@@ -27,20 +28,22 @@ export class AdminHttp {
       const r = this.view.readiness();
       sendJson(res, r.ready ? 200 : 503, r);
     });
-    this.add('GET', /^\/status$/, (_q, res) => sendJson(res, 200, this.statusJson()));
+    this.add('GET', /^\/status$/, async (_q, res) => sendJson(res, 200, await this.statusJson()));
   }
 
   add(method: string, pattern: RegExp, route: Route): void {
     this.routes.push({ method, pattern, route });
   }
 
-  statusJson() {
+  async statusJson() {
     const v = this.view;
+    const vrrp = v.cfg.vrrp ? await readVrrpState(v.cfg.vrrp.state_file) : null;
     return {
       version: v.version,
       pid: process.pid,
       uptime_s: Math.round((Date.now() - v.startedAt) / 1000),
       shutting_down: v.shuttingDown,
+      vrrp,
       frontends: v.frontends.map((f) => ({ name: f.name, listen: formatHostPort(f.cfg.listen), port: f.address()?.port ?? null, backend: f.backend.name, active: f.sessions.size })),
       backends: [...v.model.backends.values()].map(backendJson),
     };

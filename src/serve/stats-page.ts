@@ -26,6 +26,7 @@ header .spacer { flex:1; }
 .pill { display:inline-block; padding:2px 10px; border-radius:999px; font-weight:600; font-size:12px; letter-spacing:.3px; white-space:nowrap; }
 .pill.ok { background:var(--up-bg); color:var(--up); } .pill.bad { background:var(--down-bg); color:var(--down); }
 .pill.stale { background:#fff1c2; color:#7a5600; }
+.pill.idle { background:#e8edf5; color:#3b4a63; }
 .tokenbox { display:flex; gap:6px; align-items:center; font-size:13px; }
 .tokenbox input { width:190px; padding:5px 8px; border-radius:6px; border:1px solid #3a4656; background:#222c38; color:#eef2f7; }
 button { font:inherit; font-size:12px; padding:4px 10px; border-radius:6px; border:1px solid #c5ccd6; background:#fff; color:var(--ink); cursor:pointer; }
@@ -209,6 +210,15 @@ function render(status, health) {
   var hp = $('health');
   if (status.shutting_down) { setText(hp, 'SHUTTING DOWN'); hp.className = 'pill bad'; }
   else if (health) { setText(hp, health.ok ? 'HEALTHY' : 'UNHEALTHY: ' + health.reason); hp.className = 'pill ' + (health.ok ? 'ok' : 'bad'); }
+  var vp = $('vrrp'), v = status.vrrp;
+  vp.hidden = !v;
+  if (v && v.role) {
+    setText(vp, 'VRRP ' + v.role.state);
+    vp.className = 'pill ' + (v.role.state === 'MASTER' ? 'ok' : v.role.state === 'BACKUP' ? 'idle' : 'bad');
+    vp.title = v.role.name + ', priority ' + v.role.priority + ', since ' + new Date(v.role.since).toLocaleString() + ' (' + v.file + ')';
+  } else if (v) {
+    setText(vp, 'VRRP ?'); vp.className = 'pill stale'; vp.title = v.error + ' (' + v.file + ')';
+  }
 
   var fbody = $('frontends');
   fbody.textContent = '';
@@ -336,6 +346,7 @@ export const STATS_PAGE_HTML = `<!doctype html>
   <h1>lic<span>gate</span></h1>
   <span class="meta" id="version"></span>
   <span class="pill" id="health">…</span>
+  <span class="pill" id="vrrp" hidden></span>
   <span class="meta" id="updated">loading…</span>
   <span class="spacer"></span>
   <form class="tokenbox" id="token-form" autocomplete="off">

@@ -204,6 +204,18 @@ backends:
     expect(issues(`status:\n  listen: "127.0.0.1:27100\nbackends: []\n`)).toEqual([expect.stringMatching(/^lic\.yaml:(2|3|4):\d+: YAML syntax: Missing closing "quote/)]);
   });
 
+  it('vrrp.state_file: an absolute path to a file, and required', () => {
+    const rest = `status: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
+    const want = 'an absolute file path (where licgate-vrrp-notify.sh writes, e.g. /run/licgate/vrrp-state)';
+    expect(issues(`vrrp: { state_file: run/licgate/vrrp-state }\n${rest}`)).toEqual([`lic.yaml:1:21: vrrp.state_file: expected ${want}, found "run/licgate/vrrp-state"`]);
+    expect(issues(`vrrp: { state_file: /run/licgate/ }\n${rest}`)).toEqual([`lic.yaml:1:21: vrrp.state_file: expected ${want}, found "/run/licgate/"`]);
+    expect(issues(`vrrp: { statefile: /run/licgate/vrrp-state }\n${rest}`)).toEqual([
+      'lic.yaml:1:9: vrrp: unknown key "statefile" (did you mean "state_file"?); expected one of state_file',
+      'lic.yaml:1:7: vrrp: missing required key "state_file"',
+    ]);
+    expect(loadConfigText(`vrrp: { state_file: /run/licgate/vrrp-state }\n${rest}`, 'lic.yaml').vrrp).toEqual({ state_file: '/run/licgate/vrrp-state' });
+  });
+
   it('admin on 0.0.0.0 without a token file', () => {
     expect(
       issues(`admin:

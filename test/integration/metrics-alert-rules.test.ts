@@ -18,7 +18,7 @@ describe('prometheus/alerts.yml', () => {
   it('passes promtool check rules', (ctx) => {
     requireTools(['promtool'], ctx);
     const r = promtool(['check', 'rules', 'alerts.yml']);
-    expect(r.out).toContain('SUCCESS: 7 rules found');
+    expect(r.out).toContain('SUCCESS: 8 rules found');
     expect(r.code).toBe(0);
   });
 

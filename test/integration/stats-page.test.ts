@@ -52,7 +52,9 @@ describe('stats page (GET /) in a real browser', () => {
     const tokenFile = join(dir, 'admin.token');
     const token = 'stats-page-test-token-0123456789';
     writeFileSync(tokenFile, `${token}\n`);
+    const vrrpFile = join(dir, 'vrrp-state');
     const p = await startProxy(`admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }
+vrrp: { state_file: "${vrrpFile}" }
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
   - { name: rlm, listen: 127.0.0.1:0, backend: rlm }
@@ -119,6 +121,14 @@ backends:
     expect(await page.locator('section[data-backend="licenses"] .serving').innerText()).toBe('serving: active');
     expect(await page.locator('section[data-backend="rlm"] .serving').innerText()).toBe('serving: none');
     expect(await page.locator('#frontends tr').count()).toBe(3);
+    // keepalived's role: unknown until its notify hook wrote one, then followed without reloading.
+    expect(await page.locator('#vrrp').innerText()).toBe('VRRP ?');
+    expect(await page.locator('#vrrp').getAttribute('title')).toContain('keepalived has not reported a role');
+    writeFileSync(vrrpFile, 'INSTANCE VI_LICGATE BACKUP 100 2026-12-04T23:00:00Z\n');
+    await page.locator('#vrrp', { hasText: /^VRRP BACKUP$/ }).waitFor({ timeout: 5000 });
+    writeFileSync(vrrpFile, 'INSTANCE VI_LICGATE MASTER 100 2026-12-04T23:00:05Z\n');
+    await page.locator('#vrrp.ok', { hasText: /^VRRP MASTER$/ }).waitFor({ timeout: 5000 });
+    expect(await page.locator('#vrrp').getAttribute('title')).toMatch(/^VI_LICGATE, priority 100, since .+ \(.+vrrp-state\)$/);
     // Controls are hidden until a token is given.
     expect(await row('licenses', 'backup').locator('button', { hasText: 'drain' }).isVisible()).toBe(false);
 

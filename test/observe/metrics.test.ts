@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfigText } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 import { Model } from '../../src/model/model.js';
 import { errorClass, Metrics, stateLabel } from '../../src/observe/metrics.js';
 import { Frontend, type FrontendHooks } from '../../src/proxy/frontend.js';
@@ -20,7 +24,7 @@ const noHooks: FrontendHooks = { sessionEnded: () => {}, sessionConnected: () =>
 /** A model and a (never listening) frontend the metrics read, as the daemon's are. */
 function setup(servers = AB) {
   const cfg = loadConfigText(YAML(servers), 'm.yaml');
-  const src = { version: '9.9.9', model: new Model(cfg), frontends: [] as Frontend[], retired: new Set<Frontend>(), shuttingDown: false };
+  const src = { version: '9.9.9', model: new Model(cfg), frontends: [] as Frontend[], retired: new Set<Frontend>(), shuttingDown: false, cfg: cfg as Pick<Config, 'vrrp'> };
   src.frontends.push(new Frontend(cfg.frontends[0]!, src.model.backend('b')!, noHooks));
   const m = new Metrics(src, () => null, { processMetrics: false });
   m.watch(src.model.events);
@@ -111,5 +115,26 @@ describe('Metrics', () => {
     expect(sample(text, 'licgate_checks_total', { server: 'gone' })).toBeUndefined();
     expect(sample(text, 'licgate_connections_active', { server: 'busy' })).toBe(1);
     expect(sample(text, 'licgate_server_up', { server: 'gone' })).toBeUndefined();
+  });
+
+  it('licgate_vrrp_state: one series per state, 1 for the role in the state file; UNKNOWN without one; none when not configured', async () => {
+    const { m, src } = setup();
+    expect(sample(await m.render(), 'licgate_vrrp_state', {})).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-vrrp-'));
+    try {
+      const file = join(dir, 'vrrp-state');
+      src.cfg = { vrrp: { state_file: file } };
+      let text = await m.render();
+      expect(sample(text, 'licgate_vrrp_state', { state: 'UNKNOWN' })).toBe(1);
+      writeFileSync(file, 'INSTANCE VI_LICGATE BACKUP 100 2026-12-04T23:00:00Z\n');
+      text = await m.render();
+      expect(sample(text, 'licgate_vrrp_state', { vrrp_instance: 'VI_LICGATE', state: 'BACKUP' })).toBe(1);
+      for (const st of ['MASTER', 'FAULT', 'STOP', 'DELETED']) expect(sample(text, 'licgate_vrrp_state', { vrrp_instance: 'VI_LICGATE', state: st })).toBe(0);
+      expect(sample(text, 'licgate_vrrp_state', { state: 'UNKNOWN' })).toBeUndefined();
+      writeFileSync(file, 'INSTANCE VI_LICGATE MASTER 100 2026-12-04T23:00:05Z\n');
+      expect(sample(await m.render(), 'licgate_vrrp_state', { state: 'MASTER' })).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

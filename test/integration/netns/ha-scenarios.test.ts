@@ -186,7 +186,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     for (const [lb, failback] of [['lb1', 'manual'], ['lb2', 'auto']] as const) {
       writeFileSync(
         configFile(lb),
-        proxyConfig({ failback, servers, shutdownGrace: `${SHUTDOWN_GRACE_MS}ms`, connectTimeout: `${CONNECT_TIMEOUT_MS}ms`, retries: 2, check, tokenFile }),
+        proxyConfig({ failback, servers, shutdownGrace: `${SHUTDOWN_GRACE_MS}ms`, connectTimeout: `${CONNECT_TIMEOUT_MS}ms`, retries: 2, check, tokenFile, vrrpStateFile: pair.paths(lb).stateFile }),
       );
     }
     for (const s of SIMS) startSim(s);
@@ -235,6 +235,9 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
       pair.waitHolders(['lb2']).then(() => Date.now()),
     ]);
     await pair.waitRole('lb2', 'MASTER');
+    // Each proxy reports its host's role, the draining lb1 too.
+    expect((await proxyStatus(lab, 'lb2'))?.vrrp?.role?.state).toBe('MASTER');
+    expect((await proxyStatus(lab, 'lb1'))?.vrrp?.role?.state).toBe('FAULT');
     // lb1 keeps accepting for shutdown_delay after /health turned 503, so the VIP moves to lb2 while
     // lb1 still answers: the first checkout started once the VIP was on lb2 went through lb2.
     const back = await client.waitFirst((a) => a.ok, tVip, 15_000, 'a checkout started after the VIP moved to lb2');
@@ -545,6 +548,8 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     expect(pair.role('lb2')).toBe('FAULT');
     // The connect-only check caught the crash (at its first failure), not chk_licgate's second.
     expect(refusedChecks()).toBeGreaterThan(refusedBefore);
+    // lb1's licgate reports the role keepalived's notify hook recorded for its host.
+    expect((await proxyStatus(lab, 'lb1'))?.vrrp).toMatchObject({ role: { name: 'VI_LICGATE', state: 'MASTER', priority: 150 }, error: null });
     recordSwitch('7', 'licgate on lb2 crashes (SIGKILL; keepalived stays)', t0, first, (out) =>
       `lb2 FAULT ${tFault - t0} ms (chk_licgate_listening refused, checks 1 s apart), VIP only on lb1 ${tVip - t0} ms; errors: ${out.errors.join(', ') || 'none'}`,
     );

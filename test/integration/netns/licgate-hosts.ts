@@ -33,6 +33,8 @@ export interface ProxyConfigOptions {
   retries: number;
   check: string;
   tokenFile?: string;
+  /** Where keepalived's notify hook records this host's VRRP role (reported in /status). */
+  vrrpStateFile?: string;
 }
 
 /** A proxy config: admin on 127.0.0.1:8404, frontend on 0.0.0.0:27000 (so the VIP works), one backend. */
@@ -41,7 +43,7 @@ export function proxyConfig(o: ProxyConfigOptions): string {
   return `# written by test/integration/netns/licgate-hosts.ts
 admin:
   listen: 127.0.0.1:${ADMIN_PORT}
-${o.tokenFile ? `  token_file: ${o.tokenFile}\n` : ''}log: { level: info, format: json }
+${o.tokenFile ? `  token_file: ${o.tokenFile}\n` : ''}${o.vrrpStateFile ? `vrrp: { state_file: "${o.vrrpStateFile}" }\n` : ''}log: { level: info, format: json }
 shutdown_grace: ${o.shutdownGrace}
 frontends:
   - name: lmgrd
@@ -95,6 +97,7 @@ export async function adminCall(lab: Lab, host: string, method: 'GET' | 'POST', 
 /** The parts of GET /status the tests read. */
 export interface StatusView {
   shutting_down: boolean;
+  vrrp: { file: string; role: { name: string; state: string; priority: number } | null; error: string | null } | null;
   frontends: Array<{ name: string; active: number }>;
   backends: Array<{
     name: string;
