@@ -530,7 +530,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     await pair.waitRole('lb1', 'BACKUP');
     await expectSteady('lb2', 'lic1'); // starting keepalived removed the stale copy of the VIP on lb1
     const lb2 = proxies.get('lb2')!;
-    const refusedChecks = () => pair.proc('lb2')!.readLog().split('VRRP_Script(chk_licgate_listening) failed').length - 1;
+    const refusedChecks = () => pair.proc('lb2')!.countInLog('VRRP_Script(chk_licgate_listening) failed');
     const refusedBefore = refusedChecks();
     const t0 = Date.now();
     lb2.signal('SIGKILL', { group: true });

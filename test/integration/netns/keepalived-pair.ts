@@ -65,9 +65,7 @@ export function deriveKeepalivedConfig(shipped: string, o: DeriveOptions): strin
   ];
   let text = shipped;
   for (const e of edits) {
-    const global = new RegExp(e.re.source, e.re.flags + 'g');
-    const n = [...text.matchAll(global)].length;
-    if (n !== 1) throw new Error(`shipped keepalived.conf: expected one ${e.what} line, found ${n}; update deriveKeepalivedConfig`);
+    onlyMatch(text, e.re, e.what, 'deriveKeepalivedConfig');
     text = text.replace(e.re, e.to);
   }
   for (const need of [/^[ \t]*track_script \{/m, /^[ \t]*state BACKUP\b/m]) {
@@ -75,6 +73,13 @@ export function deriveKeepalivedConfig(shipped: string, o: DeriveOptions): strin
   }
   vrrpTiming(text);
   return text;
+}
+
+/** The one match of `re` in a keepalived.conf: a file that no longer looks as `reader` expects fails loudly. */
+function onlyMatch(text: string, re: RegExp, what: string, reader: string): RegExpMatchArray {
+  const all = [...text.matchAll(new RegExp(re.source, re.flags + 'g'))];
+  if (all.length !== 1) throw new Error(`keepalived.conf: expected one ${what} line, found ${all.length}; update ${reader}`);
+  return all[0]!;
 }
 
 export interface VrrpTiming {
@@ -86,11 +91,7 @@ export interface VrrpTiming {
 
 /** The VRRP timers of a keepalived.conf written like the shipped one (one instance, @lb priorities). */
 export function vrrpTiming(text: string): VrrpTiming {
-  const one = (re: RegExp, what: string): string => {
-    const all = [...text.matchAll(new RegExp(re.source, re.flags + 'g'))];
-    if (all.length !== 1) throw new Error(`keepalived.conf: expected one ${what} line, found ${all.length}; update vrrpTiming`);
-    return all[0]![1]!;
-  };
+  const one = (re: RegExp, what: string): string => onlyMatch(text, re, what, 'vrrpTiming')[1]!;
   const version = /^[ \t]*version[ \t]/m.test(text) ? Number(one(/^[ \t]*version[ \t]+(\d+)/m, 'version')) : 2;
   const advertMs = Math.round(Number(one(/^[ \t]*advert_int[ \t]+([\d.]+)/m, 'advert_int')) * 1000);
   const priority = { lb1: 0, lb2: 0 };
@@ -171,7 +172,7 @@ export class KeepalivedPair {
   async reload(host: Lb): Promise<void> {
     const proc = this.procs.get(host);
     if (!proc?.running()) throw new Error(`keepalived not running on ${host}`);
-    const done = () => proc.readLog().split('Reload complete').length - 1;
+    const done = () => proc.countInLog('Reload complete');
     const before = done();
     proc.signal('SIGHUP');
     await waitFor(() => done() > before, { timeoutMs: 5000, intervalMs: 20, what: `keepalived on ${host} logs "Reload complete"` });

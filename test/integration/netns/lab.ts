@@ -20,7 +20,7 @@
  *                                             `ip netns exec NS argv...`; never throws on exit code
  *   lab.spawn(host, argv, {label, env, cwd})  → LabProcess: tracked, killed on destroy; stdout and
  *                                             stderr also go to lab.dir/logs/<host>-<label>-<n>.log;
- *                                             .child (ChildProcess), .pid, .logFile, .readLog(),
+ *                                             .child (ChildProcess), .pid, .logFile, .readLog(), .countInLog(text),
  *                                             .signal(sig, {group}), .stop(), .exited, .running()
  *   lab.addresses(host) / lab.holders(ip)     IPv4 addresses on the host's eth0 / hosts holding ip
  *   lab.linkDown(host) / lab.linkUp(host)     eth0 down/up inside the host's namespace (cable pulled)
@@ -109,6 +109,8 @@ export interface LabProcess {
   readonly exited: Promise<ProcessExit>;
   running(): boolean;
   readLog(): string;
+  /** How often `text` occurs in the log so far (count before an action, wait for more after it). */
+  countInLog(text: string): number;
   /** Send a signal to the program, or with {group:true} to its whole process group. */
   signal(sig: NodeJS.Signals, opts?: { group?: boolean }): void;
   /** Signal the program (default SIGTERM); if it has not exited after timeoutMs (default 3 s), SIGKILL its group. */
@@ -388,6 +390,10 @@ class LabProcessImpl implements LabProcess {
     } catch {
       return '(no log)';
     }
+  }
+
+  countInLog(text: string): number {
+    return this.readLog().split(text).length - 1;
   }
 
   signal(sig: NodeJS.Signals, opts: { group?: boolean } = {}): void {
