@@ -59,7 +59,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const old = d.cfg;
   const changes = describeChanges(old, next);
   const model = new Model(next);
-  carryOver(d.model, model);
+  adoptServers(d.model, model);
 
   // 1. Bind what is new; on failure undo and keep running the old config.
   const byAddress = new Map(d.frontends.map((f) => [frontendKey(f.cfg), f]));
@@ -91,6 +91,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   }
 
   // 2. Commit: from here on nothing can fail.
+  handOverBackends(d.model, model);
   d.stopChecks();
   d.model.events.removeAllListeners();
   d.cfg = next;
@@ -110,7 +111,10 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     await d.agentResponder?.close();
     d.agentResponder = agent;
   }
-  for (const b of model.backends.values()) b.reconsider('config reload');
+  for (const b of model.backends.values()) {
+    b.reconsider('config reload');
+    b.serveQueue();
+  }
   d.startChecks();
   // Servers new in this config have not been looked up yet (survivors kept their address).
   void d.resolver.resolveAll();
@@ -120,8 +124,12 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   return changes;
 }
 
-/** Hands each surviving server's and backend's runtime state to its successor in `next`. */
-export function carryOver(prev: Model, next: Model): void {
+/**
+ * Hands each surviving server's runtime state to its successor in `next`. Changes nothing in `prev`,
+ * so it runs before the listeners are bound: a listener new in `next` may accept at once, and its
+ * sessions must count on the slots the running config counts.
+ */
+export function adoptServers(prev: Model, next: Model): void {
   for (const b of next.backends.values()) {
     const was = prev.backend(b.name);
     if (!was) continue;
@@ -130,7 +138,19 @@ export function carryOver(prev: Model, next: Model): void {
       const w = was.server(s.name);
       if (w && formatHostPort(w.address) === formatHostPort(s.address)) s.adoptRuntime(w, sameCheck);
     }
-    b.adoptRuntime(was);
+  }
+}
+
+/**
+ * Commit: each backend in `next` takes over from its predecessor (serving tier, stick table, queued
+ * connections) and from then on receives the slots its sessions free. Only once nothing can fail: a
+ * reload refused after this would leave the running config's queue waiting on a backend that never
+ * runs and its stick table cut to the refused config.
+ */
+export function handOverBackends(prev: Model, next: Model): void {
+  for (const b of next.backends.values()) {
+    const was = prev.backend(b.name);
+    if (was) b.adoptRuntime(was);
   }
 }
 

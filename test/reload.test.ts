@@ -3,7 +3,7 @@ import { loadConfigText } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import type { TierChangeEvent } from '../src/model/events.js';
 import { Model } from '../src/model/model.js';
-import { carryOver, describeChanges, frontendKey } from '../src/reload.js';
+import { adoptServers, describeChanges, frontendKey, handOverBackends } from '../src/reload.js';
 
 /** `stick`: true for `stick: source`, or a string of further backend keys to go with it. */
 function cfg(servers: string, opts: { failback?: string; check?: string; stick?: boolean | string; extra?: string } = {}): Config {
@@ -22,6 +22,12 @@ ${opts.extra ?? ''}`, 'test.yaml');
 
 const TWO = `      - { name: a, address: 10.0.0.1:27000, weight: 100 }
       - { name: bk, address: 10.0.0.2:27000, weight: 50, backup: true }`;
+
+/** What applyConfig does to the running model's state, without the listeners: adopt early, hand over at commit. */
+function carryOver(prev: Model, next: Model): void {
+  adoptServers(prev, next);
+  handOverBackends(prev, next);
+}
 
 const ok = { ok: true, reason: 'ok', durationMs: 1, at: 0 };
 const fail = { ok: false, reason: 'refused', durationMs: 1, at: 0 };
@@ -149,10 +155,30 @@ describe('a session opened before reloads', () => {
     const now = new Model(cfg(full));
     carryOver(second, now);
     let woken = 0;
-    expect(now.backend('b')!.enqueue({ wake: () => woken++ })).toBe(true);
+    expect(now.backend('b')!.enqueue({ wake: () => woken++, movedTo: () => {} })).toBe(true);
     expect(now.backend('b')!.server('a')!.active).toBe(1);
     first.backend('b')!.release(a, '192.0.2.1');
     expect([woken, now.backend('b')!.queued, now.backend('b')!.server('a')!.active]).toEqual([1, 0, 0]);
+  });
+});
+
+describe('connections queued when a reload commits', () => {
+  it('move to the successor in order; a sticky one whose server was removed joins its backend queue', () => {
+    const servers = `      - { name: a, address: 10.0.0.1:27000, maxconn: 1 }
+      - { name: c, address: 10.0.0.3:27000, maxconn: 1 }`;
+    const old = new Model(cfg(servers, { stick: true }));
+    const ob = old.backend('b')!;
+    for (const s of ob.servers) ob.acquire(s, '192.0.2.1');
+    const seen: string[] = [];
+    const waiter = (id: string) => ({ wake: () => seen.push(`${id} woken`), movedTo: (to: unknown) => seen.push(`${id} moved${to === next.backend('b') ? '' : ' elsewhere'}`) });
+    expect([ob.enqueue(waiter('q1')), ob.enqueueOn(ob.server('c')!, waiter('onC')), ob.enqueue(waiter('q2'))]).toEqual([true, true, true]);
+    const next = new Model(cfg(`      - { name: a, address: 10.0.0.1:27000, maxconn: 1 }`, { stick: true }));
+    carryOver(old, next);
+    expect([ob.queued, next.backend('b')!.queued]).toEqual([0, 3]);
+    expect(seen).toEqual(['q1 moved', 'q2 moved', 'onC moved']);
+    // A slot on a, freed by a session of the old config, goes to the oldest.
+    ob.release(ob.server('a')!, '192.0.2.1');
+    expect(seen.slice(3)).toEqual(['q1 woken']);
   });
 });
 

@@ -121,8 +121,9 @@ export class Backend {
    * agent raised maxconn. Queued connections take them at once, oldest first, as HAProxy's
    * pendconn_grab_from_px / process_srv_queue do, instead of waiting for a release or queue_timeout.
    * Each wake either takes a slot or goes back to the end of the queue, so one pass is enough.
+   * A reload calls it too, once the new config is live: it may have added room for the queue it took over.
    */
-  private serveQueue(): void {
+  serveQueue(): void {
     for (const [server, own] of this.serverQueues) {
       for (let n = own.length; n > 0 && own.length > 0 && server.usable; n--) this.wakeOwn(server, own);
     }
@@ -226,6 +227,17 @@ export class Backend {
       for (const s of old.servers) if (!this.server(s.name)) this.stick.forgetServer(s.name);
       this.stick.resize(this.cfg.stick_ttl, this.cfg.stick_size);
     }
+    // Queued connections wait here from now on, in their order: slots free up in this backend (see
+    // release), and the reload may be what makes room. A sticky waiter whose server is gone joins
+    // the backend queue, to be placed again like a removed server's waiters (redispatchOwn).
+    for (const w of old.queue) this.queue.push(movedTo(w, this));
+    for (const [server, own] of old.serverQueues) {
+      const s = this.server(server.name);
+      if (s) this.serverQueues.set(s, own.map((w) => movedTo(w, this)));
+      else for (const w of own) this.queue.push(movedTo(w, this));
+    }
+    old.queue.length = 0;
+    old.serverQueues.clear();
   }
 
   /** Serve from the right tier after a change (failback manual keeps the tier in use while it can serve). */
@@ -272,4 +284,11 @@ const isAnswering = (s: Server): boolean => s.usable && s.overdue === 0;
 
 export interface QueuedConnect {
   wake(): void;
+  /** A reload moved it to `backend`, its backend's successor (see adoptRuntime). */
+  movedTo(backend: Backend): void;
+}
+
+function movedTo(w: QueuedConnect, backend: Backend): QueuedConnect {
+  w.movedTo(backend);
+  return w;
 }

@@ -72,13 +72,14 @@ export class Connector implements Expiring {
   private settled = false;
   private cancelled = false;
   private queueTimer: NodeJS.Timeout | null = null;
-  /** Resolved once: an attempt must leave the very list it joined. */
-  private readonly deadlines: DeadlineList;
+  /** An attempt must leave the very list it joined: replaced only while queued, when none is under way. */
+  private deadlines: DeadlineList;
   /** The race timer's list while it is armed (one list per delay value). */
   private raceList: DeadlineList | null = null;
 
   constructor(
-    private readonly backend: Backend,
+    /** Where this connection takes its slot: the session's backend, or its successor once a reload moved it (movedTo). */
+    public backend: Backend,
     private readonly clientKey: string,
     private readonly port: number | null,
     private readonly owner: ConnectOwner,
@@ -205,6 +206,18 @@ export class Connector implements Expiring {
   /** Called by the backend when a slot freed up for this queued connection. */
   wake(): void {
     if (!this.cancelled) this.start();
+  }
+
+  /**
+   * A reload handed this queued connection to `backend`, the old one's successor. It is queued, so
+   * no attempt is under way: the servers it tried are the successor's of the same names, and the
+   * new connect_timeout applies. Its queue_timeout keeps running from when it first queued.
+   */
+  movedTo(backend: Backend): void {
+    this.backend = backend;
+    this.deadlines = deadlineList(backend.cfg.connect_timeout);
+    // Only set once an attempt failed (launch() relies on it from the second attempt on).
+    if (this.skipped !== null) this.skipped = this.skipped.flatMap((s) => backend.server(s.name) ?? []);
   }
 
   private queueExpired(): void {

@@ -53,7 +53,6 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   listPrev: Session | null = null;
   listNext: Session | null = null;
   readonly frontendName: string;
-  readonly backend: Backend;
   private readonly started = Date.now();
   private readonly connector: Connector;
   private relay: Relay | null = null;
@@ -79,7 +78,6 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
 
   constructor(private readonly fe: Frontend, private readonly client: TcpHandle) {
     this.frontendName = fe.name;
-    this.backend = fe.backend;
     const peer: { address?: string; port?: number } = {};
     client.getpeername(peer);
     const addr = peer.address ?? '';
@@ -90,8 +88,13 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     (client as SessionHandle)[kSession] = this;
     client.onread = onEarlyRead;
     client.readStart();
-    this.connector = new Connector(this.backend, this.clientKey, fe.cfg.server_port, this);
+    this.connector = new Connector(fe.backend, this.clientKey, fe.cfg.server_port, this);
     this.connector.start();
+  }
+
+  /** The frontend's backend when this session was accepted, or its successor if a reload moved it while it was queued. */
+  get backend(): Backend {
+    return this.connector.backend;
   }
 
   get isEnded(): boolean {

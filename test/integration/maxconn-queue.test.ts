@@ -131,6 +131,30 @@ describe('maxconn and the bounded queue', () => {
     expect(backend.queued).toBe(0);
   });
 
+  it('a connection queued before a reload moves to the reloaded backend: served at once when the reload adds room, else when a slot frees', async () => {
+    sims = await startSimulators(['s1']);
+    const port1 = sims[0]!.address().port;
+    const yaml = (maxconn: number) => config(port1, { serverMaxconn: maxconn, queueTimeout: '30s' });
+    daemon = await startDaemon(yaml(1));
+    const port = daemon.frontends[0]!.address().port;
+    const before = daemon.model.backend('b')!;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'the first session served' });
+    const c = hello(port);
+    const d = hello(port);
+    await waitFor(() => before.queued === 2, { timeoutMs: 5000, what: 'two connections queued before the reload' });
+    // The reload is the admin's way out of a full server: the oldest waiter takes the new slot now.
+    await applyConfig(daemon, loadConfigText(yaml(2), 'reload.yaml'));
+    const after = daemon.model.backend('b')!;
+    await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'the older queued client served by the raised maxconn (queue_timeout is 30 s)' });
+    expect([d.reply(), before.queued, after.queued, after.server('s1')!.active]).toEqual(['', 0, 1, 2]);
+    // One more reload that adds no room: the waiter is still served by the next session that ends.
+    await applyConfig(daemon, loadConfigText(yaml(2), 'reload.yaml'));
+    a.sock.end();
+    await waitFor(() => d.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'the other queued client served when a session opened before both reloads ended' });
+    expect([daemon.model.backend('b')!.queued, daemon.model.backend('b')!.server('s1')!.active, c.closed()]).toEqual([0, 2, false]);
+  });
+
   it('a queued connection gives up after queue_timeout, and the queue is bounded by max_queue', async () => {
     sims = await startSimulators(['s1']);
     daemon = await startDaemon(config(sims[0]!.address().port, { serverMaxconn: 1, queueTimeout: '300ms', maxQueue: 1 }));
@@ -235,20 +259,26 @@ backends:
   });
 
   describe('a sticky client whose server is full (FlexLM: lmgrd and vendor daemon on one server)', () => {
-    /** s1 (maxconn 1) holds client a, stuck by source address; s2 is free. Every test client is 127.0.0.1: one stick key. */
-    async function stuckOnFullServer() {
-      sims = await startSimulators(['s1', 's2']);
-      const d = await startDaemon(`frontends:
+    /** s1 with maxconn 1 and, unless left out, s2; `frontend`: one more frontend to the same backend. */
+    function stickyConfig(opts: { withoutS2?: boolean; frontend?: string } = {}): string {
+      return `frontends:
   - { name: fe, listen: 127.0.0.1:0, backend: b, inband_status: false }
+${opts.frontend ?? ''}
 backends:
   - name: b
     stick: source
     check: { type: none }
-    queue_timeout: 10s
+    queue_timeout: 30s
     servers:
       - { name: s1, address: 127.0.0.1:${sims[0]!.address().port}, maxconn: 1 }
-      - { name: s2, address: 127.0.0.1:${sims[1]!.address().port} }
-`);
+${opts.withoutS2 ? '' : `      - { name: s2, address: 127.0.0.1:${sims[1]!.address().port} }`}
+`;
+    }
+
+    /** s1 (maxconn 1) holds client a, stuck by source address; s2 is free. Every test client is 127.0.0.1: one stick key. */
+    async function stuckOnFullServer() {
+      sims = await startSimulators(['s1', 's2']);
+      const d = await startDaemon(stickyConfig());
       daemon = d;
       const port = d.frontends[0]!.address().port;
       const backend = d.model.backend('b')!;
@@ -274,6 +304,20 @@ backends:
       backend.server('s1')!.setAdmin('maint', 'test');
       await waitFor(() => b.reply().includes('HELLO s2'), { timeoutMs: 5000, what: 'b re-placed on s2' });
       expect([backend.queued, backend.stick!.get('127.0.0.1'), a.closed()]).toEqual([0, 's2', false]);
+    });
+
+    it('stays queued on it through a reload that fails to bind, which changes nothing (the stick table neither)', async () => {
+      const { a, b, backend } = await stuckOnFullServer();
+      const busy = await startTcpServer((sock) => sock.destroy());
+      agents.push(busy.close);
+      backend.stick!.set('192.0.2.7', 's2');
+      // Drops s2 and adds a frontend on a port that is taken: the bind fails, so nothing may change.
+      const rejected = stickyConfig({ withoutS2: true, frontend: `  - { name: taken, listen: 127.0.0.1:${busy.port}, backend: b }` });
+      await expect(applyConfig(daemon!, loadConfigText(rejected, 'reload.yaml'))).rejects.toThrow(/taken/);
+      expect([daemon!.model.backend('b'), backend.stick!.get('192.0.2.7')]).toEqual([backend, 's2']);
+      a.sock.end();
+      await waitFor(() => b.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'b served by s1 once a left (queue_timeout is 30 s)' });
+      expect([backend.queued, backend.server('s1')!.active]).toEqual([0, 1]);
     });
   });
 });

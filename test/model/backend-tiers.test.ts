@@ -223,7 +223,7 @@ describe('tiers: active → backup → DR', () => {
     const bk = b.server('bk')!;
     bk.active = 1;
     let woken = 0;
-    expect(b.enqueueOn(bk, { wake: () => woken++ })).toBe(true);
+    expect(b.enqueueOn(bk, { wake: () => woken++, movedTo: () => {} })).toBe(true);
     expect([b.queued, woken]).toEqual([1, 0]);
     b.server('a')!.setAdmin('ready', 'admin');
     expect([b.servingTier, b.queued, woken]).toEqual([0, 0, 1]);
