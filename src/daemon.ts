@@ -24,6 +24,8 @@ import { reloadFromFile, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
 import { AddressResolver, type Lookup } from './health/address-resolver.js';
 import { sessionLogger } from './observe/session-log.js';
+import type { VrrpReport } from './observe/vrrp-state.js';
+import { VrrpWatch } from './observe/vrrp-watch.js';
 
 /**
  * Builds everything a config declares and owns its lifecycle. Data flows one way: the config
@@ -53,6 +55,7 @@ export class Daemon implements DaemonView {
   private wasReady = false;
 
   readonly resolver: AddressResolver;
+  private vrrpWatch: VrrpWatch | null = null;
 
   constructor(public cfg: Config, readonly log: Logger, deps: { lookup?: Lookup } = {}) {
     this.resolver = new AddressResolver(() => allServers(this.model), log, deps.lookup);
@@ -87,6 +90,7 @@ export class Daemon implements DaemonView {
     }
     await this.resolver.start();
     this.startChecks();
+    await this.followVrrp();
     this.log.info({ version: this.version, frontends: this.frontends.map((f) => `${f.name}@${f.address().address}:${f.address().port}`), admin: this.admin?.address().port ?? null, status: this.statusResponder?.address().port ?? null, agent: this.agentResponder?.address().port ?? null }, 'licgate started');
   }
 
@@ -167,6 +171,7 @@ export class Daemon implements DaemonView {
     this.shuttingDown = true;
     this.stopChecks();
     this.resolver.stop();
+    this.vrrpWatch?.stop();
     for (const f of [...this.frontends, ...this.retired]) {
       f.stopAccepting();
       f.abortAll();
@@ -200,6 +205,35 @@ export class Daemon implements DaemonView {
   stopChecks(): void {
     for (const s of this.schedulers.splice(0)) s.stop();
     for (const a of this.agentSchedulers.splice(0)) a.stop();
+  }
+
+  /**
+   * Follows vrrp.state_file, if set (again after a reload that changed it): each role keepalived
+   * reports is logged and notified (`vrrp-state`); the role found at start or reload is only logged.
+   */
+  async followVrrp(): Promise<void> {
+    const file = this.cfg.vrrp?.state_file ?? null;
+    if (file === this.vrrpWatch?.file) return;
+    this.vrrpWatch?.stop();
+    this.vrrpWatch = null;
+    if (file === null) return;
+    const watch = (this.vrrpWatch = new VrrpWatch(file, (from, to) => this.vrrpChanged(from, to)));
+    const first = await watch.start();
+    if (first.role) this.log.info({ vrrp: first.role }, `VRRP ${first.role.name}: this host is ${first.role.state} (since ${first.role.since})`);
+    else this.log.info({ vrrp_state_file: file, reason: first.error }, `VRRP role unknown: ${first.error}`);
+  }
+
+  private vrrpChanged(from: VrrpReport, to: VrrpReport): void {
+    if (!to.role) {
+      this.log.warn({ vrrp_state_file: to.file, reason: to.error }, `VRRP role unknown: ${to.error}`);
+      return;
+    }
+    const was = from.role?.state ?? null;
+    const msg = `VRRP ${to.role.name}: this host is ${to.role.state}${was ? ` (was ${was})` : ''}`;
+    // A host that leaves MASTER or enters FAULT is what an operator must hear about; BACKUP after FAULT is recovery.
+    if (to.role.state === 'MASTER' || to.role.state === 'BACKUP') this.log.info({ vrrp: to.role, from: was }, msg);
+    else this.log.warn({ vrrp: to.role, from: was }, msg);
+    this.notifier.notify({ event: 'vrrp-state', from: was, to: to.role.state, reason: `keepalived reported ${to.role.type} ${to.role.name} ${to.role.state} (priority ${to.role.priority}) at ${to.role.since}` });
   }
 
   /** The backend STATUS reports on: `status.backend`, else the first backend (design.md). */

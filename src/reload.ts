@@ -120,6 +120,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   void d.resolver.resolveAll();
   d.metrics.forget(next);
   d.notifier.configure(next.notify.webhooks);
+  await d.followVrrp();
   d.log.level = next.log.level;
   return changes;
 }

@@ -98,7 +98,7 @@ export interface WeightFromConfig {
 }
 
 /** What a webhook can subscribe to (`notify.webhooks[].events`); see observe/notifier.ts. */
-export const NOTIFY_EVENTS = ['server-state', 'tier-change', 'backend-down', 'reload-ok', 'reload-failed'] as const;
+export const NOTIFY_EVENTS = ['server-state', 'tier-change', 'backend-down', 'reload-ok', 'reload-failed', 'vrrp-state'] as const;
 export type NotifyEventName = (typeof NOTIFY_EVENTS)[number];
 
 export interface WebhookConfig {

@@ -1,6 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce } from '../helpers/license-client.js';
 import { sample } from '../helpers/prom-text.js';
@@ -9,10 +13,12 @@ import { waitFor } from '../helpers/wait-for.js';
 
 const servers: Server[] = [];
 const hanging: ServerResponse[] = [];
+const dirs: string[] = [];
 
 afterEach(async () => {
   await stopAll();
   for (const r of hanging.splice(0)) r.destroy();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   for (const s of servers.splice(0)) {
     s.closeAllConnections();
     await new Promise<void>((r) => s.close(() => r()));
@@ -87,5 +93,54 @@ backends:
     const metrics = (await p.get('/metrics')).body;
     expect(sample(metrics, 'licgate_notifications_delivered_total')).toBeGreaterThanOrEqual(4);
     expect(sample(metrics, 'licgate_notification_queue_length')).toBeGreaterThanOrEqual(1);
+  });
+
+  it("tells a webhook and the log when keepalived reports another VRRP role for this host (the notify hook's file)", async () => {
+    const ok = await receiver();
+    const primary = await startSimulator('primary');
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-vrrp-'));
+    dirs.push(dir);
+    const stateFile = join(dir, 'vrrp-state');
+    const hook = fileURLToPath(new URL('../../keepalived/licgate-vrrp-notify.sh', import.meta.url));
+    const keepalivedSays = (state: string, priority: string, file = stateFile): void => {
+      const r = spawnSync(hook, [file, 'INSTANCE', 'VI_LICGATE', state, priority], { encoding: 'utf8', env: {} });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    keepalivedSays('BACKUP', '100');
+    const yaml = (file: string): string => `notify:
+  webhooks:
+    - { url: ${ok.url}, events: [vrrp-state] }
+vrrp: { state_file: ${file} }
+frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
+backends:
+  - name: licenses
+    check: { type: none }
+    servers:
+      - { name: primary, address: 127.0.0.1:${primary.port} }
+`;
+    const p = await startProxy(yaml(stateFile));
+    // The role found at start is logged, not notified: a restarted licgate must not announce a failover.
+    const atStart = await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('VRRP VI_LICGATE: this host is BACKUP (since ')), { timeoutMs: 5000, what: 'the start-up role logged' });
+    expect(atStart).toMatchObject({ level: 30, vrrp: { state: 'BACKUP', priority: 100 } });
+    keepalivedSays('MASTER', '100');
+    const master = await waitFor(() => ok.got.find((n) => n.to === 'MASTER'), { timeoutMs: 5000, what: 'the MASTER notification (the file is polled once a second)' });
+    expect(master).toMatchObject({ event: 'vrrp-state', from: 'BACKUP', to: 'MASTER', backend: null, server: null });
+    expect(master.reason).toMatch(/^keepalived reported INSTANCE VI_LICGATE MASTER \(priority 100\) at \d{4}-/);
+    keepalivedSays('FAULT', '0');
+    await waitFor(() => ok.got.find((n) => n.to === 'FAULT'), { timeoutMs: 5000, what: 'the FAULT notification' });
+    const fault = await waitFor(() => p.logs.find((l) => l.msg === 'VRRP VI_LICGATE: this host is FAULT (was MASTER)'), { timeoutMs: 5000, what: 'the FAULT log line' });
+    expect(fault).toMatchObject({ level: 40, from: 'MASTER', vrrp: { state: 'FAULT', priority: 0 } });
+    keepalivedSays('BACKUP', '100');
+    await waitFor(() => ok.got.find((n) => n.to === 'BACKUP'), { timeoutMs: 5000, what: 'the BACKUP notification' });
+    // A reload that moves the file: its role is the new baseline, and its changes are followed.
+    const moved = join(dir, 'vrrp-state-2');
+    keepalivedSays('MASTER', '150', moved);
+    writeFileSync(p.configFile, `admin: { listen: "127.0.0.1:0" }\nlog: { level: info, format: json }\n${yaml(moved)}`);
+    p.child.kill('SIGHUP');
+    await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('VRRP VI_LICGATE: this host is MASTER (since ')), { timeoutMs: 5000, what: 'the moved file read at the reload' });
+    keepalivedSays('FAULT', '0', moved);
+    await waitFor(() => ok.got.length === 4, { timeoutMs: 5000, what: 'a notification from the moved file' });
+    expect(ok.got.map((n) => `${n.from}->${n.to}`)).toEqual(['BACKUP->MASTER', 'MASTER->FAULT', 'FAULT->BACKUP', 'MASTER->FAULT']);
   });
 });
