@@ -115,6 +115,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     b.reconsider('config reload');
     b.serveQueue();
   }
+  for (const fe of kept.keys()) fe.admitWaiting();
   d.startChecks();
   // Servers new in this config have not been looked up yet (survivors kept their address).
   void d.resolver.resolveAll();

@@ -131,8 +131,12 @@ export class Frontend {
     this.sessions.delete(session);
     this.stopSweepsIfDone();
     this.hooks.sessionEnded(rec);
-    const next = this.waiting.shift();
-    if (next) this.begin(next.take());
+    this.admitWaiting();
+  }
+
+  /** Waiting clients take the session slots free under maxconn, oldest first (also after a reload changed it). */
+  admitWaiting(): void {
+    while (this.waiting.length > 0 && (this.cfg.maxconn === 0 || this.sessions.size < this.cfg.maxconn)) this.begin(this.waiting.shift()!.take());
   }
 
   get queued(): number {

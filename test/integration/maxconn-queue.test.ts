@@ -199,6 +199,28 @@ describe('maxconn and the bounded queue', () => {
     expect(fe.sessions.size).toBe(2);
   });
 
+  it('frontend maxconn changed by a reload: a raised limit lets waiting clients in at once, a lowered one holds them until sessions drop below it', async () => {
+    sims = await startSimulators(['s1']);
+    const yaml = (maxconn: number) => config(sims[0]!.address().port, { frontendMaxconn: maxconn, queueTimeout: '30s' });
+    daemon = await startDaemon(yaml(1));
+    const fe = daemon.frontends[0]!;
+    const port = fe.address().port;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+    const b = hello(port);
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'b waiting at the frontend' });
+    await applyConfig(daemon, loadConfigText(yaml(2), 'reload.yaml'));
+    await waitFor(() => b.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'b let in by the raised maxconn (queue_timeout is 30 s)' });
+    await applyConfig(daemon, loadConfigText(yaml(1), 'reload.yaml'));
+    const c = hello(port);
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'c waiting: two sessions, maxconn now 1' });
+    a.sock.end();
+    await waitFor(() => fe.sessions.size === 1, { timeoutMs: 5000, what: "a's session ended" });
+    expect([c.reply(), fe.queued]).toEqual(['', 1]);
+    b.sock.end();
+    await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'c let in once the sessions dropped below the lowered maxconn' });
+  });
+
   it("an agent's maxconn:N limits the server like HAProxy's; raising it serves the queue at once; /status shows it and an unreadable agent", async () => {
     const { ag, port, backend, s1, d } = await startWithAgent(1);
     const a = hello(port);
