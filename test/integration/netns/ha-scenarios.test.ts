@@ -24,6 +24,9 @@
  *   6  lb1 dies outright                   (lb2 takes the VIP; it answers from lic1, lb1 was on dr1)
  *   7  licgate on lb2 crashes              (lb1 back as BACKUP first; keepalived on lb2 stays up, finds
  *                                           the admin port refused and enters FAULT: lb1 takes the VIP)
+ *   8  licgate on lb1 stuck (SIGSTOP)      (lb2's licgate restarted, BACKUP first; lb1's admin port still
+ *                                           accepts, so only GET /health fails: lb1 FAULT, lb2 takes the VIP;
+ *                                           SIGCONT: lb1 back as BACKUP, the VIP stays on lb2)
  * Figures (printed per scenario and as a markdown table at the end): time to switch = from the
  * event to the end of the first successful checkout from the new path; outage = longest time
  * between two successful checkouts; failed = client attempts that failed.
@@ -32,7 +35,7 @@
  * (as root; needs ip, keepalived, iptables, curl; builds nothing: run `npx tsc -p .` first).
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { endOf, type Outage } from './attempt-log.js';
@@ -154,6 +157,25 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
       },
       { timeoutMs: 10_000, intervalMs: 20, what: `10 checkouts in a row answered by ${server} (last: ${JSON.stringify(client.last())})` },
     );
+  }
+
+  /**
+   * licgate on `sick` failed at `t0` while keepalived there stays up: `sick` enters FAULT and `peer`
+   * takes the VIP. The failed proxy answers nobody, so the first checkout that succeeds went through
+   * `peer`, and no attempt that started after it fails.
+   */
+  async function expectTakeover(sick: Lb, peer: Lb, t0: number, failure: string): Promise<{ tFault: number; tVip: number; first: CheckoutAttempt }> {
+    const [tFault, tVip, first] = await Promise.all([
+      pair.waitRole(sick, 'FAULT').then(() => Date.now()),
+      pair.waitHolders([peer]).then(() => Date.now()),
+      client.waitFirst((a) => a.ok, t0, 15_000, `a checkout started after licgate on ${sick} ${failure} that succeeds`),
+    ]);
+    await pair.waitRole(peer, 'MASTER');
+    await settled(endOf(first) + 500);
+    expect(client.successesStarted(endOf(first)).length).toBeGreaterThan(0);
+    expect(client.failuresStarted(endOf(first))).toEqual([]);
+    expect(pair.role(sick)).toBe('FAULT');
+    return { tFault, tVip, first };
   }
 
   /** Every attempt that started before `t` is in the log. */
@@ -535,17 +557,8 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
     const t0 = Date.now();
     lb2.signal('SIGKILL', { group: true });
     await lb2.exited;
-    // Nothing listens on lb2 now, so the first checkout that succeeds went through lb1.
-    const [tFault, tVip, first] = await Promise.all([
-      pair.waitRole('lb2', 'FAULT').then(() => Date.now()),
-      pair.waitHolders(['lb1']).then(() => Date.now()),
-      client.waitFirst((a) => a.ok, t0, 15_000, 'a checkout started after licgate on lb2 crashed that succeeds'),
-    ]);
-    await pair.waitRole('lb1', 'MASTER');
-    await settled(endOf(first) + 500);
-    expect(client.successesStarted(endOf(first)).length).toBeGreaterThan(0);
-    expect(client.failuresStarted(endOf(first))).toEqual([]);
-    expect(pair.role('lb2')).toBe('FAULT');
+    // Nothing listens on lb2 now.
+    const { tFault, tVip, first } = await expectTakeover('lb2', 'lb1', t0, 'crashed');
     // The connect-only check caught the crash (at its first failure), not chk_licgate's second.
     expect(refusedChecks()).toBeGreaterThan(refusedBefore);
     // lb1's licgate reports the role keepalived's notify hook recorded for its host.
@@ -554,7 +567,58 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
       `lb2 FAULT ${tFault - t0} ms (chk_licgate_listening refused, checks 1 s apart), VIP only on lb1 ${tVip - t0} ms; errors: ${out.errors.join(', ') || 'none'}`,
     );
   }, 60_000);
+
+  it('8: licgate on the VIP holder (lb1) is stuck (SIGSTOP), keepalived stays up — its admin port still accepts, so only chk_licgate (GET /health) catches it: lb1 enters FAULT and lb2 takes the VIP', async () => {
+    // lb2 gets a fresh licgate (scenario 7 killed it); keepalived there leaves FAULT as BACKUP and nopreempt keeps the VIP on lb1.
+    startLb('lb2');
+    await waitAdminStatus(lab, 'lb2', '/health', 200, 10_000);
+    await pair.waitRole('lb2', 'BACKUP');
+    await expectSteady('lb1', 'lic1');
+    const lb1 = proxies.get('lb1')!;
+    // Stopping anything but the node process itself (a wrapper, a shell) would leave licgate answering.
+    expect(readFileSync(`/proc/${lb1.pid}/cmdline`, 'utf8').split('\0').slice(0, -1)).toEqual(lb1.argv);
+    const keepalivedLb1 = pair.proc('lb1')!;
+    const healthChecksFailed = () => keepalivedLb1.countInLog('VRRP_Script(chk_licgate) failed');
+    const refusedChecks = () => keepalivedLb1.countInLog('VRRP_Script(chk_licgate_listening) failed');
+    const healthBefore = healthChecksFailed();
+    const refusedBefore = refusedChecks();
+    const t0 = Date.now();
+    lb1.signal('SIGSTOP');
+    try {
+      await waitFor(() => procState(lb1.pid) === 'T', { timeoutMs: 2000, intervalMs: 5, what: `licgate on lb1 (pid ${lb1.pid}) stopped` });
+      // lb1's kernel still completes handshakes on the VIP, but nothing answers there.
+      const { tFault, tVip, first } = await expectTakeover('lb1', 'lb2', t0, 'stopped');
+      // The listening socket survives SIGSTOP, so the connect-only check kept passing: GET /health timing out caught it.
+      await waitFor(() => healthChecksFailed() > healthBefore, { timeoutMs: 5000, intervalMs: 20, what: 'keepalived on lb1 logs "VRRP_Script(chk_licgate) failed"' });
+      expect(refusedChecks(), 'chk_licgate_listening failures on lb1 since the SIGSTOP').toBe(refusedBefore);
+      recordSwitch('8', 'licgate on lb1 stuck (SIGSTOP; keepalived stays)', t0, first, (out) =>
+        `lb1 FAULT ${tFault - t0} ms (chk_licgate: 2 GET /health timeouts of 1 s), VIP only on lb2 ${tVip - t0} ms; errors: ${out.errors.join(', ') || 'none'}`,
+      );
+
+      const t1 = Date.now();
+      lb1.signal('SIGCONT');
+      await pair.waitRole('lb1', 'BACKUP');
+      const tBackup = Date.now();
+      expect(await pair.holdersAre(['lb2'])).toBe(true);
+      const after = await client.waitFirst((a) => a.ok, tBackup, 5000, 'a checkout through the VIP after lb1 came back as BACKUP');
+      await settled(endOf(after) + 500);
+      expect(client.failuresStarted(t1)).toEqual([]);
+      console.log(`[ha 8] SIGCONT → lb1 BACKUP ${tBackup - t1} ms later (chk_licgate rise 2), VIP stays on lb2 (nopreempt)`);
+    } finally {
+      // A stopped licgate ignores the SIGTERM of teardown and would hold it until the SIGKILL fallback.
+      lb1.signal('SIGCONT');
+    }
+  }, 60_000);
 });
+
+/** The state letter of /proc/<pid>/stat ('T' when stopped), '' when the process is gone. */
+function procState(pid: number): string {
+  try {
+    return /^.*\) (\S)/s.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? '';
+  } catch {
+    return '';
+  }
+}
 
 function figureTable(figures: readonly Figure[]): string {
   const rows = figures.map((f) => `| ${f.id} | ${f.scenario} | ${round(f.switchMs)} | ${round(f.outageMs)} | ${f.failed} |`);
