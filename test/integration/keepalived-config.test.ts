@@ -168,10 +168,10 @@ describe('shipped keepalived configs pass `keepalived -t`', () => {
       );
     });
 
-    it('health check: curl /health every 1 s, timeout 2, fall 2, rise 2', () => {
+    it('health check: curl /health (0.5 s for an answer) every 1 s, timeout 2, fall 2, rise 2', () => {
       expect(live(block(/^vrrp_script chk_licgate \{/m))).toEqual(
         expect.arrayContaining([
-          'script "/usr/bin/curl -fsS --max-time 1 http://127.0.0.1:8404/health"',
+          'script "/usr/bin/curl -fsS --max-time 0.5 http://127.0.0.1:8404/health"',
           'interval 1',
           'timeout 2',
           'fall 2',
