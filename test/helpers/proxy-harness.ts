@@ -141,6 +141,8 @@ export interface ProxyProcess {
   /** The first frontend's port. */
   port: number;
   configFile: string;
+  /** Writes `yaml` to the config file with the same defaults as at start, then SIGHUP. */
+  reload(yaml: string): void;
   logs: LogLine[];
   stderr(): string;
   get(path: string): Promise<{ status: number; body: string; json: unknown }>;
@@ -158,17 +160,22 @@ export interface StartProxyOptions {
   wrapper?: string[];
 }
 
-export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Promise<ProxyProcess> {
-  const timeoutMs = opts.timeoutMs ?? 15_000;
-  const dir = mkdtempSync(join(tmpdir(), 'licgate-test-'));
-  const configFile = join(dir, 'licgate.yaml');
+/** An admin listener on a free port, JSON info logs and a short shutdown_grace, where `yaml` sets none. */
+function withHarnessDefaults(yaml: string): string {
   const has = (key: string): boolean => new RegExp(`^${key}:`, 'm').test(yaml);
   const extra = [
     has('admin') ? '' : 'admin: { listen: "127.0.0.1:0" }',
     has('log') ? '' : 'log: { level: info, format: json }',
     has('shutdown_grace') ? '' : 'shutdown_grace: 500ms',
   ].filter(Boolean);
-  writeFileSync(configFile, `${extra.join('\n')}\n${yaml}`);
+  return `${extra.join('\n')}\n${yaml}`;
+}
+
+export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Promise<ProxyProcess> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const dir = mkdtempSync(join(tmpdir(), 'licgate-test-'));
+  const configFile = join(dir, 'licgate.yaml');
+  writeFileSync(configFile, withHarnessDefaults(yaml));
   const argv = [...(opts.wrapper ?? []), process.execPath, CLI, 'run', '--config', configFile];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -242,6 +249,10 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
     ports,
     port: st.frontends[0]?.port ?? 0,
     configFile,
+    reload(next: string): void {
+      writeFileSync(configFile, withHarnessDefaults(next));
+      child.kill('SIGHUP');
+    },
     logs,
     stderr: () => stderr,
     get,

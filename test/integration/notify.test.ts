@@ -1,14 +1,13 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce } from '../helpers/license-client.js';
 import { sample } from '../helpers/prom-text.js';
 import { startProxy, startSimulator, stopAll } from '../helpers/proxy-harness.js';
+import { keepalivedReports } from '../helpers/vrrp-notify-hook.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const servers: Server[] = [];
@@ -86,8 +85,7 @@ backends:
     await waitFor(() => ok.got.find((n) => n.event === 'backend-down'), { timeoutMs: 10_000, what: 'backend-down notification' });
 
     // A reload is announced too, with what it changed.
-    writeFileSync(p.configFile, `admin: { listen: "127.0.0.1:0" }\nlog: { level: info, format: json }\n${yaml.replace('{ name: backup, address: 127.0.0.1:', '{ name: backup, weight: 7, address: 127.0.0.1:')}`);
-    p.child.kill('SIGHUP');
+    p.reload(yaml.replace('{ name: backup, address: 127.0.0.1:', '{ name: backup, weight: 7, address: 127.0.0.1:'));
     const reload = await waitFor(() => ok.got.find((n) => n.event === 'reload-ok'), { timeoutMs: 10_000, what: 'reload-ok notification' });
     expect(reload.reason).toContain('server backup weight 1 -> 7');
     const metrics = (await p.get('/metrics')).body;
@@ -101,11 +99,7 @@ backends:
     const dir = mkdtempSync(join(tmpdir(), 'licgate-vrrp-'));
     dirs.push(dir);
     const stateFile = join(dir, 'vrrp-state');
-    const hook = fileURLToPath(new URL('../../keepalived/licgate-vrrp-notify.sh', import.meta.url));
-    const keepalivedSays = (state: string, priority: string, file = stateFile): void => {
-      const r = spawnSync(hook, [file, 'INSTANCE', 'VI_LICGATE', state, priority], { encoding: 'utf8', env: {} });
-      expect(r.status, r.stderr).toBe(0);
-    };
+    const keepalivedSays = (state: string, priority: string, file = stateFile): void => keepalivedReports(file, state, priority);
     keepalivedSays('BACKUP', '100');
     const yaml = (file: string): string => `notify:
   webhooks:
@@ -136,8 +130,7 @@ backends:
     // A reload that moves the file: its role is the new baseline, and its changes are followed.
     const moved = join(dir, 'vrrp-state-2');
     keepalivedSays('MASTER', '150', moved);
-    writeFileSync(p.configFile, `admin: { listen: "127.0.0.1:0" }\nlog: { level: info, format: json }\n${yaml(moved)}`);
-    p.child.kill('SIGHUP');
+    p.reload(yaml(moved));
     await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('VRRP VI_LICGATE: this host is MASTER (since ')), { timeoutMs: 5000, what: 'the moved file read at the reload' });
     keepalivedSays('FAULT', '0', moved);
     await waitFor(() => ok.got.length === 4, { timeoutMs: 5000, what: 'a notification from the moved file' });

@@ -1,12 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseVrrpState, readVrrpState } from '../../src/observe/vrrp-state.js';
-
-const NOTIFY_SCRIPT = fileURLToPath(new URL('../../keepalived/licgate-vrrp-notify.sh', import.meta.url));
+import { keepalivedReports } from '../helpers/vrrp-notify-hook.js';
 
 describe('parseVrrpState', () => {
   it('reads the line the notify hook writes', () => {
@@ -39,8 +36,7 @@ describe('readVrrpState', () => {
   it('reads what the shipped notify script writes, at each transition', async () => {
     const file = join(dir, 'vrrp-state');
     for (const [state, prio] of [['BACKUP', '100'], ['MASTER', '100'], ['FAULT', '0']] as const) {
-      const r = spawnSync(NOTIFY_SCRIPT, [file, 'INSTANCE', 'VI_LICGATE', state, prio], { encoding: 'utf8', env: {} });
-      expect(r.status, r.stderr).toBe(0);
+      keepalivedReports(file, state, prio);
       const report = await readVrrpState(file);
       expect(report).toMatchObject({ file, error: null, role: { type: 'INSTANCE', name: 'VI_LICGATE', state, priority: Number(prio) } });
       expect(Math.abs(Date.parse(report.role!.since) - Date.now())).toBeLessThan(60_000);
