@@ -6,7 +6,10 @@ export interface LineServerOptions {
   what: string;
   /** Longest line accepted, terminator included; a longer one gets the peer cut off. */
   maxLine: number;
-  /** A peer that has not sent a full line by then is cut off. */
+  /**
+   * A peer that has not sent a full line this long after connecting is cut off, and so is one that
+   * keeps its side open this long after our reply.
+   */
   timeoutMs: number;
   /** Reply to one request line (without its \r\n), or null to close without a reply. */
   answer: (line: string, peer: Socket) => string | null;
@@ -17,10 +20,11 @@ export interface LineServerOptions {
 /**
  * A one-request line protocol listener (STATUS and friends): read one line, answer, close.
  * Memory per peer is bounded by maxLine and time by timeoutMs, so garbage or silence from one
- * peer cannot hurt the others.
+ * peer cannot hurt the others, and close() does not wait for any of them.
  */
 export class LineServer {
   private readonly server: NetServer;
+  private readonly peers = new Set<Socket>();
 
   constructor(private readonly listenAt: HostPort, private readonly opts: LineServerOptions) {
     this.server = createServer(this.accept);
@@ -33,23 +37,42 @@ export class LineServer {
     return listenAt(this.server, this.listenAt, this.opts.what);
   }
 
+  /** Peers connected now. */
+  get connections(): number {
+    return this.peers.size;
+  }
+
   address(): AddressInfo {
     return this.server.address() as AddressInfo;
   }
 
+  /** Stops listening and cuts off the peers still connected: net.Server.close() would wait for each. */
   close(): Promise<void> {
+    for (const s of this.peers) s.destroy();
+    this.peers.clear();
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
 
   private readonly accept = (sock: Socket): void => {
+    this.peers.add(sock);
     let buf = '';
-    sock.setEncoding('latin1');
-    sock.setTimeout(this.opts.timeoutMs, () => {
+    let answered = false;
+    // One deadline from accept, not sock.setTimeout: that one restarts on every byte, so a peer
+    // sending a byte every few seconds would hold its socket until maxLine, minutes later.
+    let deadline = setTimeout(() => {
       this.opts.onReject?.('timeout');
       sock.destroy();
-    });
+    }, this.opts.timeoutMs);
+    sock.setEncoding('latin1');
     sock.on('error', () => sock.destroy());
-    const onData = (chunk: string): void => {
+    sock.on('close', () => {
+      clearTimeout(deadline);
+      this.peers.delete(sock);
+    });
+    sock.on('data', (chunk: string) => {
+      // After the reply, input is read and dropped until the peer closes: closing with unread
+      // bytes would make the kernel send a RST, which can destroy the reply in flight.
+      if (answered) return;
       buf += chunk;
       const nl = buf.indexOf('\n');
       if (nl < 0) {
@@ -64,14 +87,15 @@ export class LineServer {
         sock.destroy();
         return;
       }
-      sock.off('data', onData);
-      sock.setTimeout(0);
+      answered = true;
       const line = buf.slice(0, nl).replace(/\r$/, '');
+      buf = '';
+      clearTimeout(deadline);
+      // The peer had its answer: one that never sends its FIN is dropped quietly, not counted.
+      deadline = setTimeout(() => sock.destroy(), this.opts.timeoutMs);
       const reply = this.opts.answer(line, sock);
       if (reply === null) sock.end();
       else sock.end(reply);
-    };
-    sock.on('data', onData);
-    sock.on('end', () => sock.end());
+    });
   };
 }
