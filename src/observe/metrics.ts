@@ -370,6 +370,8 @@ export class Metrics {
     if (rec.server === null) return;
     const c = this.pair(route, rec.server);
     c.active--;
+    // An in-band STATUS answered after its connect (a server named, counted connected) relayed nothing there.
+    if (rec.end === 'status') return;
     c.bytesIn += rec.bytes_in;
     c.bytesOut += rec.bytes_out;
   }

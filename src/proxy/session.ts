@@ -232,10 +232,10 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     this.connector.cancel();
     if (this.relay) {
       // The upstream connect won the race with the request: drop that connection, keep the client for the reply.
+      // The record keeps the server, so the metrics close the connection they counted (sessionConnected).
       this.relay.dropServer();
       this.relay = null;
       this.backend.release(this.server!, this.clientKey);
-      this.server = null;
     }
     // The handle now belongs to the reply; this session is over.
     this.clientClosed = true;

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startInProcessSimulator, startProxy, startTcpServer, stopAll, type TestServer } from '../helpers/proxy-harness.js';
+import { sample } from '../helpers/prom-text.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 afterEach(() => stopAll());
@@ -136,6 +137,15 @@ describe('in-band STATUS on a frontend', () => {
     expect(a.got.at(-1)!.length).toBe(0);
     await waitFor(async () => (await proxy.server('licenses', 'primary')).active === 0, { timeoutMs: 3000, what: 'primary active back to 0' });
     await waitFor(async () => (await proxy.status()).frontends[0]!.active === 0, { timeoutMs: 3000, what: 'no open session' });
+    // The metrics counted the connection and count it closed; the STATUS line was not sent to the server.
+    const metrics = (await proxy.get('/metrics')).body;
+    const labels = { frontend: 'lmgrd', backend: 'licenses', server: 'primary' };
+    expect(sample(metrics, 'licgate_connections_total', labels)).toBe(1);
+    expect(sample(metrics, 'licgate_connections_active', labels)).toBe(0);
+    expect(sample(metrics, 'licgate_bytes_in_total', labels)).toBe(0);
+    expect(sample(metrics, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'status' })).toBe(1);
+    const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: 'the session log line' });
+    expect(record).toMatchObject({ server: 'primary', end: 'status', bytes_in: 8, bytes_out: 0 });
   });
 
   it('a client that stalls on a partial prefix is forwarded as-is after the sniff window, not cut', async () => {
