@@ -170,7 +170,13 @@ describe('connections queued when a reload commits', () => {
     const ob = old.backend('b')!;
     for (const s of ob.servers) ob.acquire(s, '192.0.2.1');
     const seen: string[] = [];
-    const waiter = (id: string) => ({ wake: () => seen.push(`${id} woken`), movedTo: (to: unknown) => seen.push(`${id} moved${to === next.backend('b') ? '' : ' elsewhere'}`) });
+    // Woken, a waiter takes the slot, as a connector would (on the backend it was moved to).
+    const wake = (id: string): void => {
+      seen.push(`${id} woken`);
+      const nb = next.backend('b')!;
+      nb.acquire(nb.server('a')!, '192.0.2.2');
+    };
+    const waiter = (id: string) => ({ wake: () => wake(id), movedTo: (to: unknown) => seen.push(`${id} moved${to === next.backend('b') ? '' : ' elsewhere'}`) });
     expect([ob.enqueue(waiter('q1')), ob.enqueueOn(ob.server('c')!, waiter('onC')), ob.enqueue(waiter('q2'))]).toEqual([true, true, true]);
     const next = new Model(cfg(`      - { name: a, address: 10.0.0.1:27000, maxconn: 1 }`, { stick: true }));
     carryOver(old, next);

@@ -113,20 +113,28 @@ export class Backend {
     if (!s?.usable) return;
     const own = live.serverQueues.get(s);
     if (own?.length) live.wakeOwn(s, own);
-    else if (live.queue.length) live.queue.shift()!.wake();
+    else live.wakeQueue();
   }
 
   /**
    * Slots appeared without a session ending: a server came up or back from drain/maint, or its
    * agent raised maxconn. Queued connections take them at once, oldest first, as HAProxy's
    * pendconn_grab_from_px / process_srv_queue do, instead of waiting for a release or queue_timeout.
-   * Each wake either takes a slot or goes back to the end of the queue, so one pass is enough.
    * A reload calls it too, once the new config is live: it may have added room for the queue it took over.
    */
   serveQueue(): void {
     for (const [server, own] of this.serverQueues) {
       for (let n = own.length; n > 0 && own.length > 0 && server.usable; n--) this.wakeOwn(server, own);
     }
+    this.wakeQueue();
+  }
+
+  /**
+   * Wakes the backend queue oldest first while a server has room. A waiter that cannot take it (it
+   * already failed on that server) goes back to the end, and the next one gets its turn: waking one
+   * per freed slot would leave the slot to new arrivals and the waiters behind to their queue_timeout.
+   */
+  private wakeQueue(): void {
     for (let n = this.queue.length; n > 0 && this.queue.length > 0 && this.servers.some(isUsable); n--) this.queue.shift()!.wake();
   }
 

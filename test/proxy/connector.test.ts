@@ -18,10 +18,10 @@ afterEach(async () => {
   await Promise.all(listeners.splice(0).map((l) => new Promise((r) => l.close(r))));
 });
 
-async function listener(): Promise<number> {
+async function listener(port = 0): Promise<number> {
   const l = createServer((s) => accepted.push(s.on('error', () => {})));
   listeners.push(l);
-  await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => l.listen(port, '127.0.0.1', r));
   return (l.address() as AddressInfo).port;
 }
 
@@ -61,6 +61,13 @@ class Owner implements ConnectOwner {
   }
 }
 
+/** A port nothing listens on (connects are refused) that can be listened on later. */
+async function refusingPort(): Promise<number> {
+  const port = await listener();
+  await new Promise((r) => listeners.pop()!.close(r));
+  return port;
+}
+
 /** Blocks the event loop, as a long GC pause or a synchronous call would. */
 function stall(ms: number): void {
   const end = performance.now() + ms;
@@ -94,5 +101,46 @@ describe('Connector after an event-loop stall', () => {
     expect(server.name).toBe('a');
     expect(owner.failedAttempts).toEqual([]);
     expect(b.server('a')!.connectErrors).toBe(0);
+  });
+});
+
+describe('Connector in the maxconn queue', () => {
+  it('a slot freed on a server that the oldest waiter already failed on goes to a waiter that can use it', async () => {
+    const [pa, pb] = [await refusingPort(), await listener()];
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    check: { type: none }
+    retries: 1
+    connect_race: 0
+    queue_timeout: 1500ms
+    servers:
+      - { name: a, address: "127.0.0.1:${pa}", maxconn: 1 }
+      - { name: b, address: "127.0.0.1:${pb}", maxconn: 1 }
+`);
+    const b = new Backend(cfg.backends[0]!, new ModelEvents());
+    const a = b.server('a')!;
+    const start = (key: string): Owner => {
+      const o = new Owner();
+      new Connector(b, key, null, o).start();
+      return o;
+    };
+    // s0 is refused on a and retried on b, where it holds the only slot (slots are released by hand here).
+    const s0 = start('10.0.0.1');
+    expect((await waitFor(() => s0.server, { timeoutMs: 5000, intervalMs: 5, what: 's0 connected' })).name).toBe('b');
+    // w1 is refused on a too; its retry finds b full, so it queues with a on its list of servers tried.
+    start('10.0.0.2');
+    await waitFor(() => b.queued === 1, { timeoutMs: 5000, intervalMs: 5, what: 'w1 queued' });
+    // a comes up; s2 takes its slot; w3 finds both full and queues behind w1.
+    await listener(pa);
+    const s2 = start('10.0.0.3');
+    expect((await waitFor(() => s2.server, { timeoutMs: 5000, intervalMs: 5, what: 's2 connected' })).name).toBe('a');
+    const w3 = start('10.0.0.4');
+    expect(b.queued).toBe(2);
+    // s2 ends. w1 cannot retry a; w3, which never tried it, takes the slot instead of waiting out its queue_timeout.
+    b.release(a, '10.0.0.3');
+    const outcome = await waitFor(() => w3.server?.name ?? w3.failure?.reason, { timeoutMs: 5000, intervalMs: 5, what: 'w3 served or failed' });
+    expect(outcome).toBe('a');
+    expect(b.queued).toBe(1);
   });
 });
