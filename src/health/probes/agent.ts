@@ -1,7 +1,7 @@
 import type { AgentView } from '../../model/server.js';
 import { parseAgentLine, type AgentAdminWord, type ParsedAgentLine } from '../../serve/agent-reply.js';
 import { tcpExchange } from './tcp-exchange.js';
-import { failed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
+import { failedFrom, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
 
 /**
  * Reading a HAProxy agent line from a server (usually its licgate sidecar), two ways:
@@ -81,7 +81,7 @@ export class AgentProbe implements Probe {
     try {
       line = await readAgentLine(target, signal, this.send, this.readLimit);
     } catch (e) {
-      return failed((e as Error).message);
+      return failedFrom(e);
     }
     const parsed = parseAgentLine(line);
     const key = `${target.host}:${target.port}`;

@@ -19,6 +19,8 @@ export interface ExecResult {
   durationMs: number;
   /** Set when the command could not be started at all (e.g. "ENOENT: spawn lmutil"). */
   spawnError?: string;
+  /** The errno name behind spawnError, when there is one ("ENOENT", "EMFILE"). */
+  spawnErrorCode?: string;
 }
 
 const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
@@ -55,7 +57,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
     });
   } catch (err) {
     // spawn throws synchronously for malformed arguments (e.g. a NUL byte) rather than emitting 'error'.
-    return blank({ durationMs: elapsed(), spawnError: describe(err) });
+    return blank({ durationMs: elapsed(), ...spawnFailure(err) });
   }
 
   return new Promise<ExecResult>((resolve) => {
@@ -96,7 +98,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
     const stdout = capture(child.stdout, maxBytes, onOverflow);
     const stderr = capture(child.stderr, maxBytes, onOverflow);
 
-    const finish = (exitCode: number | null, signal: string | null, spawnError?: string): void => {
+    const finish = (exitCode: number | null, signal: string | null, failure?: SpawnFailure): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -111,13 +113,12 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
         truncated,
         durationMs: elapsed(),
       };
-      if (spawnError !== undefined) result.spawnError = spawnError;
-      resolve(result);
+      resolve(failure ? { ...result, ...failure } : result);
     };
 
     child.once('error', (err) => {
       // With a pid the process did start; such errors come from signalling it and 'close' still follows.
-      if (child.pid === undefined) finish(null, null, describe(err));
+      if (child.pid === undefined) finish(null, null, spawnFailure(err));
     });
     child.once('exit', () => {
       if (killed) startGrace();
@@ -150,14 +151,15 @@ function capture(stream: Readable | null, maxBytes: number, onOverflow: () => vo
   return { text: () => Buffer.concat(chunks, bytes).toString('utf8') };
 }
 
-function blank(extra: { durationMs: number; spawnError: string }): ExecResult {
+function blank(extra: { durationMs: number } & SpawnFailure): ExecResult {
   return { exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, truncated: false, ...extra };
 }
 
-function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
+type SpawnFailure = Pick<ExecResult, 'spawnError' | 'spawnErrorCode'>;
+
+function spawnFailure(err: unknown): SpawnFailure {
+  if (!(err instanceof Error)) return { spawnError: String(err) };
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === undefined) return { spawnError: err.message };
+  return { spawnError: err.message.startsWith(code) ? err.message : `${code}: ${err.message}`, spawnErrorCode: code };
 }

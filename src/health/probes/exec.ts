@@ -1,11 +1,12 @@
 import { basename } from 'node:path';
 import type { CheckConfig, LicenseParser, Matcher } from '../../config/schema.js';
+import { isLocalResourceError } from '../../io/local-errors.js';
 import { parseDslsUsage } from '../parse/dsls.js';
 import type { LicenseInfo } from '../parse/license-info.js';
 import { parseLmstat } from '../parse/lmstat.js';
 import { runExec, type ExecResult } from './exec-runner.js';
 import { lmstatVerdict } from './lmstat-local-verdict.js';
-import { failed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
+import { failed, inconclusive, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
 import { describeMatcher, firstLine, matches } from './tcp-exchange.js';
 
 export type ExecCheck = Pick<CheckConfig, 'argv' | 'exit_code' | 'expect' | 'parse' | 'timeout' | 'read_limit'>;
@@ -39,7 +40,7 @@ export class ExecProbe implements Probe {
     // runExec forces LANG/LC_ALL=C itself; its own timer is a backstop for callers without a signal.
     const r = await runExec(argv, { timeoutMs: this.timeoutMs, maxOutputBytes: this.maxOutputBytes, signal });
     const broken = this.brokenRun(r, signal);
-    if (broken !== null) return failed(broken);
+    if (broken !== null) return isLocalResourceError(r.spawnErrorCode) ? inconclusive(broken) : failed(broken);
 
     let license: LicenseInfo | undefined;
     let verdict: { ok: boolean; reason: string };

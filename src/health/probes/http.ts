@@ -1,7 +1,8 @@
 import { Agent, request } from 'undici';
 import { formatHostPort } from '../../config/address.js';
 import type { CheckConfig, Matcher } from '../../config/schema.js';
-import { failed, passed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
+import { isLocalResourceError } from '../../io/local-errors.js';
+import { failed, inconclusive, passed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
 import { describeMatcher, firstLine, matches } from './tcp-exchange.js';
 
 export type HttpCheck = Pick<CheckConfig, 'path' | 'expect_status' | 'expect' | 'read_limit'>;
@@ -34,7 +35,9 @@ export class HttpProbe implements Probe {
     try {
       res = await request(url, { method: 'GET', dispatcher: this.agent, signal, headers: { 'user-agent': 'licgate-check', accept: '*/*' } });
     } catch (e) {
-      return failed(signal.aborted ? 'timeout waiting for HTTP response' : describeError(e));
+      if (signal.aborted) return failed('timeout waiting for HTTP response');
+      const code = (e as NodeJS.ErrnoException).code;
+      return isLocalResourceError(code) ? inconclusive(`licgate could not open a check connection: ${code}`) : failed(describeError(e));
     }
     // Destroying an unread undici body emits an AbortError; unhandled, that would crash the daemon.
     res.body.on('error', ignore);

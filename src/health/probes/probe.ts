@@ -30,6 +30,8 @@ export const failed = (reason: string): ProbeOutcome => ({ ok: false, reason });
 /** Thrown by probe plumbing when licgate itself is short of a resource (see io/local-errors.ts). */
 export class InconclusiveCheck extends Error {}
 
+/** The check could not run for want of something on licgate's side: no verdict on the server. */
+export const inconclusive = (reason: string): ProbeOutcome => ({ ok: false, reason, inconclusive: true });
+
 /** A failed outcome from a caught error, keeping "inconclusive" when it was our own shortage. */
-export const failedFrom = (e: unknown): ProbeOutcome =>
-  e instanceof InconclusiveCheck ? { ok: false, reason: e.message, inconclusive: true } : failed((e as Error).message);
+export const failedFrom = (e: unknown): ProbeOutcome => (e instanceof InconclusiveCheck ? inconclusive(e.message) : failed((e as Error).message));
