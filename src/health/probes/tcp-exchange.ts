@@ -63,7 +63,11 @@ export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: stri
 }
 
 export function matches(m: Matcher, text: string): boolean {
-  return 'literal' in m ? text.includes(m.literal) : m.regex.test(text);
+  if ('literal' in m) return text.includes(m.literal);
+  // A sticky (/y) regex matches from lastIndex, which test() moves: from 0 every time, or the
+  // checks of a server would pass and fail by turns.
+  m.regex.lastIndex = 0;
+  return m.regex.test(text);
 }
 
 export function describeMatcher(m: Matcher): string {

@@ -75,6 +75,12 @@ describe('SendExpectProbe (type: send-expect)', () => {
     expect(srv.received).toEqual(['PING\r\n']);
   });
 
+  it('a sticky /y regex matches on every check, not every other one (test() moves its lastIndex)', async () => {
+    const srv = await server((s) => s.once('data', () => s.write('+PONG v2\r\n')));
+    const p = new SendExpectProbe('PING\r\n', { regex: /\+PONG/y }, 1024);
+    for (let i = 0; i < 3; i++) expect((await p.run(target(srv.port), never())).ok, `check ${i + 1}`).toBe(true);
+  });
+
   it('fails when the read limit is reached without a match', async () => {
     const srv = await server((s) => s.write('x'.repeat(100)));
     const p = new SendExpectProbe('', { literal: 'READY' }, 16);
