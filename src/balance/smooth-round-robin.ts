@@ -1,30 +1,50 @@
 import type { Server } from '../model/server.js';
 import type { Balancer } from './balancer.js';
 
+/** A server's running score, and the weight it was built up with. */
+interface Score {
+  score: number;
+  weight: number;
+}
+
 /**
  * nginx's smooth weighted round-robin: every pick adds each candidate's weight to its running score,
  * takes the highest, and charges it the total. Weights 5,1,1 give a a b a c a a — no bursts, which
  * matters when each connection is a license checkout that stays open for hours.
+ *
+ * A weight change (admin, or an agent reporting a percentage) starts a fresh cycle: the scores were
+ * built at the old weights, and at the new total a gap between them takes many picks to close. With
+ * weights 1 and 100 lowered to 1 and 1, the heavy server would take the next 50 connections in a row.
  */
 export class SmoothRoundRobin implements Balancer {
-  private readonly current = new Map<Server, number>();
+  private readonly scores = new Map<Server, Score>();
 
   pick(servers: readonly Server[], ok: (s: Server) => boolean): Server | null {
-    let best: Server | null = null;
-    let bestScore = -Infinity;
+    let best: Score | null = null;
+    let bestServer: Server | null = null;
     let total = 0;
+    let reweighted = false;
     for (const s of servers) {
       if (!ok(s)) continue;
       const w = s.effectiveWeight;
-      const score = (this.current.get(s) ?? 0) + w;
-      this.current.set(s, score);
+      let e = this.scores.get(s);
+      if (e === undefined) this.scores.set(s, (e = { score: 0, weight: w }));
+      else if (e.weight !== w) reweighted = true;
+      e.score += w;
       total += w;
-      if (score > bestScore) {
-        best = s;
-        bestScore = score;
+      if (best === null || e.score > best.score) {
+        best = e;
+        bestServer = s;
       }
     }
-    if (best) this.current.set(best, bestScore - total);
-    return best;
+    if (reweighted) {
+      for (const [s, e] of this.scores) {
+        e.score = 0;
+        e.weight = s.effectiveWeight;
+      }
+      return this.pick(servers, ok);
+    }
+    if (best) best.score -= total;
+    return bestServer;
   }
 }

@@ -77,3 +77,32 @@ describe('smooth weighted round-robin', () => {
     expect(rr.pick(list, () => false)).toBeNull();
   });
 });
+
+describe('smooth weighted round-robin after a weight change', () => {
+  it('a heavy server lowered to the weight of the other alternates with it at once, with no burst from its old score', () => {
+    const b = backend({ a: 1, b: 100 });
+    expect([...picks(b, 101)].filter((c) => c === 'a')).toHaveLength(1);
+    // Just after a's pick the scores are about a -100, b +100.
+    while (picks(b, 1) !== 'a');
+    b.server('b')!.setWeight(1, 'admin');
+    expect(picks(b, 20)).toBe('ab'.repeat(10));
+  });
+
+  it('an agent scaling its server down (out of tokens) gets a fresh cycle too', () => {
+    const b = backend({ a: 100, b: 100 });
+    b.server('a')!.setAgent({ state: 'up', weightPercent: 1, maxconn: null, reason: 'agent says "1%"' }, 'agent');
+    while (picks(b, 1) !== 'a');
+    b.server('b')!.setAgent({ state: 'up', weightPercent: 1, maxconn: null, reason: 'agent says "1%"' }, 'agent');
+    expect(picks(b, 20)).toMatch(/^(ab){10}$|^(ba){10}$/);
+  });
+
+  it('keeps the spread of the new weights from there on', () => {
+    const b = backend({ a: 5, b: 1, c: 1 });
+    picks(b, 3);
+    b.server('c')!.setWeight(5, 'admin');
+    const seq = picks(b, 11 * 3);
+    expect([...seq].filter((c) => c === 'a')).toHaveLength(15);
+    expect([...seq].filter((c) => c === 'c')).toHaveLength(15);
+    expect(seq).not.toMatch(/aaa|ccc|bb/);
+  });
+});
