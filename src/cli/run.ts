@@ -24,8 +24,10 @@ export const run: Command = {
     }
     const log = createLogger(cfg.log);
     const daemon = new Daemon(cfg, log);
+    const starting = daemon.start();
+    const stopped = runUntilSignal(daemon, cfg.shutdown_grace, undefined, starting);
     try {
-      await daemon.start();
+      await starting;
     } catch (e) {
       if (e instanceof ListenError) {
         process.stderr.write(`licgate: ${e.message}\n`);
@@ -33,21 +35,31 @@ export const run: Command = {
       }
       throw e;
     }
-    return runUntilSignal(daemon, cfg.shutdown_grace);
+    return stopped;
   },
 };
 
-/** Resolves with the exit code once a signal has stopped the daemon. */
-export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => Promise<void>): Promise<number> {
+/**
+ * Resolves with the exit code once a signal has stopped the daemon. The handlers go in before
+ * `starting` settles: start-up binds the admin listener (so /health answers) and then waits on DNS,
+ * and a SIGHUP without a handler kills the process, a `systemctl reload` just after a start that
+ * Restart=on-failure does not undo. A signal that arrives meanwhile takes effect once start-up is done.
+ */
+export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => Promise<void>, starting: Promise<unknown> = Promise.resolve()): Promise<number> {
   return new Promise((resolve) => {
-    let stopping = false;
+    let started = false;
+    let stopping: string | null = null;
+    let reloadWanted = false;
     const stop = (signal: string): void => {
-      if (stopping) {
+      if (stopping !== null) {
         daemon.log.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
       }
-      stopping = true;
-      daemon.log.info({ signal }, 'signal received');
+      stopping = signal;
+      daemon.log.info({ signal }, started ? 'signal received' : 'signal received during start-up');
+      if (started) shutDown();
+    };
+    const shutDown = (): void => {
       void daemon
         .shutdown(graceMs)
         .then(() => onStop?.())
@@ -60,6 +72,20 @@ export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => P
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     // Reload: the daemon logs the outcome (one line) and keeps the old config when the new one is bad.
-    process.on('SIGHUP', () => void daemon.reload('SIGHUP'));
+    process.on('SIGHUP', () => {
+      if (started) return void daemon.reload('SIGHUP');
+      reloadWanted = true;
+      daemon.log.info({ signal: 'SIGHUP' }, 'signal received during start-up');
+    });
+    starting.then(
+      () => {
+        started = true;
+        if (stopping !== null) shutDown();
+        else if (reloadWanted) void daemon.reload('SIGHUP');
+      },
+      () => {
+        // The caller reports a failed start-up and exits.
+      },
+    );
   });
 }

@@ -1,0 +1,103 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+const config = (admin: number, fifo: string | null, servers: string): string => `admin: { listen: "127.0.0.1:${admin}" }
+log: { level: info, format: json }
+shutdown_grace: 500ms
+shutdown_delay: 0s
+${fifo === null ? '' : `vrrp: { state_file: "${fifo}" }`}
+backends:
+  - name: licenses
+    check: { type: none }
+    servers:
+${servers}`;
+
+/**
+ * `licgate run` held in start-up after its listeners are bound: the VRRP state file is a FIFO that
+ * start-up reads last, so the admin /health already answers (as it does in production while server
+ * names are looked up) until `finish()` writes keepalived's line.
+ */
+async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: number; fifo: string; logs: Record<string, unknown>[]; exit: () => { code: number | null; signal: string | null } | null; finish: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'licgate-run-signals-'));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'vrrp-state');
+  execFileSync('mkfifo', [fifo]);
+  const admin = await freePort();
+  const file = join(dir, 'licgate.yaml');
+  writeFileSync(file, config(admin, fifo, '      - { name: s1, address: 127.0.0.1:1 }\n'));
+  const child = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let exited: { code: number | null; signal: string | null } | null = null;
+  child.on('exit', (code, signal) => (exited = { code, signal }));
+  cleanup.push(async () => {
+    if (exited !== null) return;
+    const gone = once(child, 'exit');
+    child.kill('SIGKILL');
+    await gone;
+  });
+  const logs: Record<string, unknown>[] = [];
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      logs.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      buf = buf.slice(nl + 1);
+    }
+  });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.status === 200, { timeoutMs: 15_000, what: 'GET /health → 200 during start-up' });
+  expect(logs.find((l) => l.msg === 'licgate started')).toBeUndefined();
+  const finish = (): void => {
+    const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(fd, 'INSTANCE VI_LICGATE MASTER 150 2026-01-01T00:00:00Z\n');
+    closeSync(fd);
+  };
+  return { child, file, admin, fifo, logs, exit: () => exited, finish };
+}
+
+describe('licgate run: a signal during start-up', () => {
+  it('SIGHUP (systemctl reload) does not kill it: the config is reloaded once start-up is done', async () => {
+    const p = await startHeld();
+    // The new config reads no state file: a reload would wait on the FIFO again.
+    writeFileSync(p.file, config(p.admin, null, '      - { name: s1, address: 127.0.0.1:1 }\n      - { name: s2, address: 127.0.0.1:2 }\n'));
+    p.child.kill('SIGHUP');
+    await waitFor(() => p.exit() ?? p.logs.find((l) => l.msg === 'signal received during start-up'), { timeoutMs: 5000, what: 'the signal logged, or an exit' });
+    expect(p.exit()).toBeNull();
+    p.finish();
+    await waitFor(() => p.exit() ?? p.logs.find((l) => String(l.msg).startsWith('config reloaded')), { timeoutMs: 15_000, what: 'the reload, or an exit' });
+    expect(p.exit()).toBeNull();
+    const status = (await (await fetch(`http://127.0.0.1:${p.admin}/status`)).json()) as { backends: { servers: { name: string }[] }[] };
+    expect(status.backends[0]!.servers.map((s) => s.name)).toEqual(['s1', 's2']);
+    const gone = once(p.child, 'exit');
+    p.child.kill('SIGTERM');
+    expect((await gone)[0]).toBe(0);
+  });
+
+  it('SIGTERM stops it gracefully, exit 0, once start-up is done', async () => {
+    const p = await startHeld();
+    p.child.kill('SIGTERM');
+    await waitFor(() => p.logs.find((l) => l.msg === 'signal received during start-up'), { timeoutMs: 5000, what: 'the signal logged' });
+    const gone = once(p.child, 'exit');
+    p.finish();
+    expect(await gone).toEqual([0, null]);
+    expect(p.logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['licgate started', 'stopped']));
+  });
+});
