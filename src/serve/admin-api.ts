@@ -59,10 +59,11 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
   };
 
   http.add('POST', new RegExp(`^/admin/backends/${NAME}/servers/${NAME}$`), guard(async (req, res, [b, s]) => {
-    const backend = findBackend(opts.model, b!);
-    const server = backend.server(s!);
-    if (!server) throw new AdminError('E_ADMIN_NOT_FOUND', 404, `backend "${backend.name}" has no server "${s}" (servers: ${backend.servers.map((x) => x.name).join(', ')})`);
+    findServer(opts.model, b!, s!);
     const body = await readJsonBody(req, true);
+    // Looked up again: a reload may have replaced the model while the body was on its way, and a
+    // change to a replaced server would be answered 200 and never take effect.
+    const { backend, server } = findServer(opts.model, b!, s!);
     const change = parseServerChange(body, server);
     const before = { state: server.stateText, admin: server.admin, weight: server.weight };
     const reason = `admin API from ${req.socket.remoteAddress ?? 'unknown peer'}`;
@@ -74,9 +75,10 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
   }));
 
   http.add('POST', new RegExp(`^/admin/backends/${NAME}/failback$`), guard(async (req, res, [b]) => {
-    const backend = findBackend(opts.model, b!);
+    findBackend(opts.model, b!);
     const body = await readJsonBody(req, false);
     if (body !== undefined && !isEmptyObject(body)) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `failback takes no parameters: expected no body or {}, found ${preview(body)}`);
+    const backend = findBackend(opts.model, b!);
     const from = backend.servingTier;
     backend.failback(`admin API from ${req.socket.remoteAddress ?? 'unknown peer'}`);
     const to = backend.servingTier;
@@ -131,6 +133,13 @@ function findBackend(model: Model, name: string): Backend {
   const b = model.backend(name);
   if (!b) throw new AdminError('E_ADMIN_NOT_FOUND', 404, `no backend "${name}" (backends: ${[...model.backends.keys()].join(', ')})`);
   return b;
+}
+
+function findServer(model: Model, backendName: string, name: string): { backend: Backend; server: Server } {
+  const backend = findBackend(model, backendName);
+  const server = backend.server(name);
+  if (!server) throw new AdminError('E_ADMIN_NOT_FOUND', 404, `backend "${backend.name}" has no server "${name}" (servers: ${backend.servers.map((x) => x.name).join(', ')})`);
+  return { backend, server };
 }
 
 /** 403 when mutations are disabled, 401 without or with a wrong token (constant-time compare in admin-auth). */

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigFile } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { parseServerChange, parseWeight } from '../../src/serve/admin-api.js';
 
@@ -27,6 +27,8 @@ afterEach(async () => {
 
 interface Started {
   daemon: Daemon;
+  /** The config file, for reloads. */
+  file: string;
   base: { host: string; port: number };
   logText: () => string;
 }
@@ -56,11 +58,14 @@ backends:
       cb();
     },
   });
-  const daemon = new Daemon(loadConfigText(yaml, 'test.yaml'), pino({ level: 'info' }, sink));
+  const file = join(dir, `licgate-${daemons.length}.yaml`);
+  writeFileSync(file, yaml);
+  const daemon = new Daemon(loadConfigFile(file), pino({ level: 'info' }, sink));
   daemons.push(daemon);
   await daemon.start();
   return {
     daemon,
+    file,
     base: { host: '127.0.0.1', port: daemon.admin!.address().port },
     logText: () => text,
   };
@@ -298,6 +303,45 @@ describe('admin API: changes apply at once everywhere', () => {
     expect(lic.choose('10.0.0.3', null)!.name).toBe('a');
     const again = await post(s, '/admin/backends/lic/failback', {});
     expect(again.json).toMatchObject({ from: 'active', to: 'active', changed: false });
+  });
+});
+
+describe('admin API: a reload while the body is on its way', () => {
+  /** Sends the head with Expect: 100-continue; once the route waits for the body, runs `between`, then sends the body. */
+  function postAround(s: Started, path: string, body: unknown, between: () => Promise<void>): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const req = request({ ...s.base, method: 'POST', path, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', expect: '100-continue' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, json: JSON.parse(text) as Reply['json'] }));
+      });
+      req.on('continue', () => void between().then(() => req.end(JSON.stringify(body)), reject));
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+  }
+
+  it('the change goes to the server of the config running now', async () => {
+    const s = await start();
+    const r = await postAround(s, '/admin/backends/lic/servers/a', { state: 'drain' }, async () => {
+      expect((await s.daemon.reload('test')).ok).toBe(true);
+    });
+    expect(r.status).toBe(200);
+    expect(s.daemon.model.backend('lic')!.server('a')!.admin).toBe('drain');
+    const f = await postAround(s, '/admin/backends/lic/failback', {}, async () => {
+      expect((await s.daemon.reload('test')).ok).toBe(true);
+    });
+    expect(f.status).toBe(200);
+  });
+
+  it('404 when the reload removed the server', async () => {
+    const s = await start();
+    const r = await postAround(s, '/admin/backends/lic/servers/b', { weight: 5 }, async () => {
+      writeFileSync(s.file, readFileSync(s.file, 'utf8').replace(/^ *- \{ name: b,.*\n/m, ''));
+      expect((await s.daemon.reload('test')).ok).toBe(true);
+    });
+    expect(r.status).toBe(404);
+    expect(r.json.error).toBe('backend "lic" has no server "b" (servers: a)');
   });
 });
 
