@@ -134,6 +134,9 @@ export class Daemon implements DaemonView {
   async shutdown(graceMs: number): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    // A reload in flight sees shuttingDown before it commits and closes what it bound (src/reload.ts):
+    // let it settle, so no listener it bound is left out of the ones stopped below.
+    await this.reloading;
     const delay = this.cfg.shutdown_delay;
     if (delay > 0 && this.frontends.length) {
       this.log.info({ delay_ms: delay }, 'shutting down: /health and /ready are 503; still accepting for shutdown_delay while keepalived or HAProxy move clients away');

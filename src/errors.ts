@@ -40,6 +40,13 @@ const LISTEN_CAUSES: Record<string, string> = {
   EACCES: 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)',
 };
 
+/** A reload refused because licgate is shutting down; the running config stays until the stop. */
+export class ShuttingDownError extends LicgateError {
+  constructor(detail?: string) {
+    super('E_SHUTTING_DOWN', `shutting down: reload refused${detail ? ` (${detail})` : ''}`);
+  }
+}
+
 /** A health probe failed; `reason` is short and goes into /status, STATUS replies and logs. */
 export class ProbeError extends LicgateError {
   constructor(code: string, readonly reason: string) {

@@ -2,7 +2,7 @@ import { formatHostPort, type HostPort } from './config/address.js';
 import { loadConfigFile } from './config/load.js';
 import type { BackendConfig, Config, FrontendConfig } from './config/schema.js';
 import type { Daemon } from './daemon.js';
-import { ConfigError, LicgateError } from './errors.js';
+import { ConfigError, LicgateError, ShuttingDownError } from './errors.js';
 import type { LineServer } from './io/line-server.js';
 import { Model } from './model/model.js';
 import type { Frontend } from './proxy/frontend.js';
@@ -23,18 +23,15 @@ export interface ReloadOutcome {
  */
 export async function reloadFromFile(d: Daemon, file: string, trigger: string): Promise<ReloadOutcome> {
   let outcome: ReloadOutcome;
-  if (d.shuttingDown) {
-    outcome = { ok: false, errors: ['shutting down: reload refused'], changes: [] };
-  } else {
-    try {
-      const next = loadConfigFile(file);
-      const changes = await applyConfig(d, next);
-      outcome = { ok: true, errors: [], changes };
-    } catch (e) {
-      if (e instanceof ConfigError) outcome = { ok: false, errors: e.issues.map(String), changes: [] };
-      else if (e instanceof LicgateError) outcome = { ok: false, errors: [e.message], changes: [] };
-      else throw e;
-    }
+  try {
+    if (d.shuttingDown) throw new ShuttingDownError();
+    const next = loadConfigFile(file);
+    const changes = await applyConfig(d, next);
+    outcome = { ok: true, errors: [], changes };
+  } catch (e) {
+    if (e instanceof ConfigError) outcome = { ok: false, errors: e.issues.map(String), changes: [] };
+    else if (e instanceof LicgateError) outcome = { ok: false, errors: [e.message], changes: [] };
+    else throw e;
   }
   d.metrics.reloaded(outcome.ok);
   if (outcome.ok) {
@@ -79,15 +76,25 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   let agent: AgentResponder | null = null;
   const statusMoved = !sameListen(old.status?.listen, next.status?.listen);
   const agentMoved = !sameListen(old.agent?.listen, next.agent?.listen);
+  const unbind = async (): Promise<void> => {
+    for (const fe of added) fe.stopAccepting();
+    await status?.close();
+    await agent?.close();
+  };
   try {
     for (const fe of added) await fe.listen();
     if (statusMoved && next.status) await (status = d.buildStatusResponder(next.status.listen)).listen();
     if (agentMoved && next.agent) await (agent = d.buildAgentResponder(next.agent.listen)).listen();
   } catch (e) {
-    for (const fe of added) fe.stopAccepting();
-    await status?.close();
-    await agent?.close();
+    await unbind();
     throw e;
+  }
+  // Binding waits (a listen host is looked up first). A shutdown begun meanwhile has stopped, or is
+  // about to stop, the listeners it knows: committing now would add one that accepts during the
+  // drain, or after close(), and start checks again. Daemon.shutdown waits for this refusal.
+  if (d.shuttingDown) {
+    await unbind();
+    throw new ShuttingDownError('shutdown began while the reload was binding its new listeners; they are closed again');
   }
 
   // 2. Commit: from here on nothing can fail.
