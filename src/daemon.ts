@@ -48,6 +48,11 @@ export class Daemon implements DaemonView {
 
   readonly metrics: Metrics;
   readonly notifier: Notifier;
+  /**
+   * Start-up and reloads run one at a time, in order, on this chain; shutdown waits for it before it
+   * stops the listeners. A reload asked for while start() still resolves server names (the admin
+   * listener is up by then) runs once start() has started the checks, so they are started once.
+   */
   private reloading: Promise<unknown> = Promise.resolve();
   /** Resolves the shutdown wait when the last open session ends (event-driven, no polling). */
   private onDrained: (() => void) | null = null;
@@ -78,7 +83,11 @@ export class Daemon implements DaemonView {
     }
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    return this.inTurn(() => this.startNow());
+  }
+
+  private async startNow(): Promise<void> {
     try {
       for (const f of this.frontends) await f.listen();
       await this.statusResponder?.listen();
@@ -122,7 +131,12 @@ export class Daemon implements DaemonView {
 
   /** SIGHUP and POST /admin/reload: one reload at a time, in order (see src/reload.ts). */
   reload(trigger: string): Promise<ReloadOutcome> {
-    const run = this.reloading.then(() => reloadFromFile(this, this.cfg.file, trigger));
+    return this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger));
+  }
+
+  /** Runs `step` once the start-up or reload before it has settled (see `reloading`). */
+  private inTurn<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.reloading.then(step);
     this.reloading = run.catch(() => undefined);
     return run;
   }
@@ -188,8 +202,12 @@ export class Daemon implements DaemonView {
     await this.notifier.close(2000);
   }
 
-  /** Health and agent checks of the current model (restarted by a reload for the new one). */
+  /**
+   * Health and agent checks of the current model (restarted by a reload for the new one). Stops the
+   * running ones first: a second set would probe every server twice per interval.
+   */
   startChecks(): void {
+    this.stopChecks();
     for (const b of this.model.backends.values()) {
       const probe = createProbe(b.cfg.check);
       if (!probe) continue;

@@ -9,6 +9,7 @@ import { loadConfigFile } from '../src/config/load.js';
 import { Daemon } from '../src/daemon.js';
 import { helloOnce, LicenseClient } from './helpers/license-client.js';
 import { startInProcessSimulator, stopAll } from './helpers/proxy-harness.js';
+import { holdsFor, waitFor } from './helpers/wait-for.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -111,5 +112,80 @@ ${extra !== null ? `  - { name: extra, listen: "localhost:${extra}", backend: li
     expect(d.frontends.map((f) => f.name)).toEqual(['lmgrd']);
     expect(d.schedulers).toHaveLength(0);
     await expect(helloOnce(extraPort, { host, timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe('a reload asked for during start-up', () => {
+  it('runs once start() has finished: one set of health checks, each server checked once per interval', async () => {
+    // The license server: a TCP listener that counts the health checks' connects.
+    let checks = 0;
+    const srv = createServer((s) => {
+      checks++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
+    const port = (srv.address() as AddressInfo).port;
+
+    // One server by IP and one by name: start() looks the name up before it starts the checks.
+    const cfg = configFile(`log: { level: silent, format: json }
+frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
+backends:
+  - name: licenses
+    check: { type: tcp, inter: 20s, fastinter: 20s, downinter: 20s, rise: 1, fall: 1, timeout: 1s }
+    servers:
+      - { name: s1, address: 127.0.0.1:${port} }
+      - { name: s2, address: lic2.example.test:${port} }
+`);
+    // The name service answers when the test says so (a slow DNS server; the sockets stay real).
+    const lookups: string[] = [];
+    let answer!: (address: string) => void;
+    const dnsAnswer = new Promise<string>((resolve) => (answer = resolve));
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
+      lookup: (host) => {
+        lookups.push(host);
+        return dnsAnswer;
+      },
+    });
+    cleanup.push(() => d.close());
+
+    const settled: string[] = [];
+    const starting = d.start().then(() => settled.push('start'));
+    await waitFor(() => lookups.length > 0, { timeoutMs: 5000, what: 'start-up looking up lic2.example.test' });
+    // The listeners are up (the admin listener too, when configured): SIGHUP and POST /admin/reload
+    // (src/serve/reload-route.ts) both come here while start() waits for DNS.
+    const reload = d.reload('POST /admin/reload').then((o) => (settled.push('reload'), o));
+    answer('127.0.0.1');
+    await starting;
+    expect(await reload).toMatchObject({ ok: true, errors: [] });
+
+    // Each server is checked once at start, then every 20 s: two connects (s1, s2), not four.
+    await waitFor(() => checks >= 2, { timeoutMs: 5000, what: 'the first checks' });
+    await holdsFor(() => checks <= 2, { forMs: 1000, what: 'one check per server' }).catch((e: Error) => {
+      throw new Error(`${e.message}: ${checks} connects seen, ${d.schedulers.length} check schedulers running`);
+    });
+    expect(d.schedulers).toHaveLength(1);
+    // The reload waited for start-up; it did not run beside it.
+    expect(settled).toEqual(['start', 'reload']);
+  });
+
+  it('startChecks() twice leaves one set of checks running', async () => {
+    const cfg = configFile(`log: { level: silent, format: json }
+frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
+backends:
+  - name: licenses
+    check: { type: tcp, inter: 20s, rise: 1, fall: 1, timeout: 1s }
+    agent_port: 1
+    servers:
+      - { name: s1, address: 127.0.0.1:1 }
+`);
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }));
+    await d.start();
+    cleanup.push(() => d.close());
+    expect([d.schedulers.length, d.agentSchedulers.length]).toEqual([1, 1]);
+    d.startChecks();
+    expect([d.schedulers.length, d.agentSchedulers.length]).toEqual([1, 1]);
   });
 });
