@@ -24,10 +24,13 @@ export const run: Command = {
     }
     const log = createLogger(cfg.log);
     const daemon = new Daemon(cfg, log);
-    const starting = daemon.start();
-    const stopped = runUntilSignal(daemon, cfg.shutdown_grace, undefined, starting);
+    // Handlers before start-up: it binds the admin listener (/health answers) and then waits on DNS,
+    // and a SIGHUP without a handler kills the process, a `systemctl reload` just after a start that
+    // Restart=on-failure does not undo. A reload or shutdown asked for meanwhile waits for start-up
+    // (Daemon runs them in turn).
+    const stopped = runUntilSignal(daemon, cfg.shutdown_grace);
     try {
-      await starting;
+      await daemon.start();
     } catch (e) {
       if (e instanceof ListenError) {
         process.stderr.write(`licgate: ${e.message}\n`);
@@ -39,27 +42,17 @@ export const run: Command = {
   },
 };
 
-/**
- * Resolves with the exit code once a signal has stopped the daemon. The handlers go in before
- * `starting` settles: start-up binds the admin listener (so /health answers) and then waits on DNS,
- * and a SIGHUP without a handler kills the process, a `systemctl reload` just after a start that
- * Restart=on-failure does not undo. A signal that arrives meanwhile takes effect once start-up is done.
- */
-export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => Promise<void>, starting: Promise<unknown> = Promise.resolve()): Promise<number> {
+/** Resolves with the exit code once a signal has stopped the daemon. */
+export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => Promise<void>): Promise<number> {
   return new Promise((resolve) => {
-    let started = false;
-    let stopping: string | null = null;
-    let reloadWanted = false;
+    let stopping = false;
     const stop = (signal: string): void => {
-      if (stopping !== null) {
+      if (stopping) {
         daemon.log.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
       }
-      stopping = signal;
-      daemon.log.info({ signal }, started ? 'signal received' : 'signal received during start-up');
-      if (started) shutDown();
-    };
-    const shutDown = (): void => {
+      stopping = true;
+      daemon.log.info({ signal }, 'signal received');
       void daemon
         .shutdown(graceMs)
         .then(() => onStop?.())
@@ -73,19 +66,8 @@ export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => P
     process.on('SIGINT', () => stop('SIGINT'));
     // Reload: the daemon logs the outcome (one line) and keeps the old config when the new one is bad.
     process.on('SIGHUP', () => {
-      if (started) return void daemon.reload('SIGHUP');
-      reloadWanted = true;
-      daemon.log.info({ signal: 'SIGHUP' }, 'signal received during start-up');
+      daemon.log.info({ signal: 'SIGHUP' }, 'signal received');
+      void daemon.reload('SIGHUP');
     });
-    starting.then(
-      () => {
-        started = true;
-        if (stopping !== null) shutDown();
-        else if (reloadWanted) void daemon.reload('SIGHUP');
-      },
-      () => {
-        // The caller reports a failed start-up and exits.
-      },
-    );
   });
 }
