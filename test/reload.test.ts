@@ -3,10 +3,11 @@ import { loadConfigText } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import type { TierChangeEvent } from '../src/model/events.js';
 import { Model } from '../src/model/model.js';
+import type { Server } from '../src/model/server.js';
 import { adoptServers, describeChanges, frontendKey, handOverBackends } from '../src/reload.js';
 
-/** `stick`: true for `stick: source`, or a string of further backend keys to go with it. */
-function cfg(servers: string, opts: { failback?: string; check?: string; stick?: boolean | string; extra?: string } = {}): Config {
+/** `stick`: true for `stick: source`, or a string of further backend keys to go with it; `keys`: other backend keys. */
+function cfg(servers: string, opts: { failback?: string; check?: string; stick?: boolean | string; keys?: string; extra?: string } = {}): Config {
   return loadConfigText(`frontends:
   - { name: lmgrd, listen: 127.0.0.1:27000, backend: b }
 backends:
@@ -14,6 +15,7 @@ backends:
     failback: ${opts.failback ?? 'auto'}
     ${opts.stick ? 'stick: source' : ''}
     ${typeof opts.stick === 'string' ? opts.stick : ''}
+    ${opts.keys ?? ''}
     check: ${opts.check ?? '{ type: tcp, rise: 2, fall: 3 }'}
     servers:
 ${servers}
@@ -159,6 +161,52 @@ describe('a session opened before reloads', () => {
     expect(now.backend('b')!.server('a')!.active).toBe(1);
     first.backend('b')!.release(a, '192.0.2.1');
     expect([woken, now.backend('b')!.queued, now.backend('b')!.server('a')!.active]).toEqual([1, 0, 0]);
+  });
+});
+
+describe('passive health across a reload: a connect launched before it reports to the old server', () => {
+  const observe3 = { keys: 'observe_errors: 3' };
+
+  /** The old model with a fully UP, and its successor in `next` once the reload committed. */
+  function reloaded(): { a: Server; na: Server; next: Model } {
+    const old = new Model(cfg(TWO, observe3));
+    const a = old.backend('b')!.server('a')!;
+    a.checkSucceeded(ok);
+    expect(a.stateText).toBe('UP');
+    a.connectFailed('connection refused', 3);
+    const next = new Model(cfg(TWO, observe3));
+    carryOver(old, next);
+    return { a, na: next.backend('b')!.server('a')!, next };
+  }
+
+  it('observe_errors consecutive errors mark the running server DOWN though a reload fell between them', () => {
+    const { a, na, next } = reloaded();
+    const events: string[] = [];
+    next.events.on('server-state', (e) => events.push(`${e.server} ${e.to}`));
+    a.connectFailed('connection refused', 3); // in flight across the reload
+    na.connectFailed('connection refused', 3);
+    expect(na.stateText).toBe('DOWN');
+    expect(na.connectErrors).toBe(3);
+    // Announced by the running model: new sessions go to the backup.
+    expect(events).toEqual(['a DOWN']);
+    expect(next.backend('b')!.servingTier).toBe(1);
+  });
+
+  it('a success reported to the old server ends the run of errors', () => {
+    const { a, na } = reloaded();
+    a.connectFailed('connection refused', 3);
+    a.connectSucceeded(); // the connect in flight across the reload answered
+    na.connectFailed('connection refused', 3);
+    na.connectFailed('connection refused', 3);
+    expect(na.stateText).toBe('UP');
+  });
+
+  it('a reload that fails before its commit leaves the running server counting on its own', () => {
+    const old = new Model(cfg(TWO, observe3));
+    const a = old.backend('b')!.server('a')!;
+    adoptServers(old, new Model(cfg(TWO, observe3))); // the listeners then fail to bind: no handOverBackends
+    for (let i = 0; i < 3; i++) a.connectFailed('connection refused', 3);
+    expect(a.stateText).toBe('DOWN');
   });
 });
 

@@ -102,10 +102,7 @@ export class Backend {
   release(server: Server, clientKey: string): void {
     server.active--;
     this.stick?.sessionClosed(clientKey);
-    let live: Backend = this;
-    while (live.successor) live = live.successor;
-    // Sessions of one old backend end one by one: after many reloads, the next walks one link.
-    if (this.successor) this.successor = live;
+    const live = this.live;
     const s = live === this ? server : live.server(server.name);
     // Not when the server is still full (an agent lowered its maxconn below the sessions it holds):
     // the woken connection would only go back to the end of the queue. Its own sticky clients
@@ -114,6 +111,15 @@ export class Backend {
     const own = live.serverQueues.get(s);
     if (own?.length) live.wakeOwn(s, own);
     else live.wakeQueue();
+  }
+
+  /** The backend of this name in the config running now: this one, or the successor a reload put in place. */
+  get live(): Backend {
+    let live: Backend = this;
+    while (live.successor) live = live.successor;
+    // Sessions of one old backend end one by one: after many reloads, the next walks one link.
+    if (this.successor) this.successor = live;
+    return live;
   }
 
   /**
@@ -227,6 +233,7 @@ export class Backend {
    */
   adoptRuntime(old: Backend): void {
     old.successor = this;
+    for (const s of this.servers) s.commitAdoption();
     this.servingTier = old.servingTier;
     this.queueRejected = old.queueRejected;
     this.queueTimeouts = old.queueTimeouts;

@@ -63,6 +63,14 @@ export class Server {
   /** Shared with the Server that replaces this one on a reload (see adoptRuntime). */
   private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0, overdue: 0 };
   private consecutiveErrors = 0;
+  /**
+   * After a reload, the server that replaced this one (see commitAdoption): a connect launched
+   * before the reload reports its outcome to this object, and passive health must count it on the
+   * server the running config has. Null while this one runs.
+   */
+  private successor: Server | null = null;
+  /** The server this one adopted the runtime state of, until the reload commits (Backend.adoptRuntime). */
+  private adopted: Server | null = null;
   /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
   connectTime = new ConnectTime();
   lastCheck: CheckResult | null = null;
@@ -155,7 +163,7 @@ export class Server {
     this.counts = old.counts;
     this.connectHost = old.connectHost;
     this.dnsError = old.dnsError;
-    this.consecutiveErrors = old.consecutiveErrors;
+    this.adopted = old;
     this.connectTime = old.connectTime;
     const h = old.health;
     if (h.rise === this.health.rise && h.fall === this.health.fall) this.health.health = h.health;
@@ -170,6 +178,20 @@ export class Server {
     }
     this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
     if (firstWord(this.stateText) === firstWord(old.stateText)) this.stateSince = old.stateSince;
+  }
+
+  /**
+   * The reload that adopted a server commits. Not in adoptRuntime: that runs before the new
+   * listeners are bound, and a reload that fails there must leave the running servers as they were.
+   * Connects still under way to the old server report their outcome here from now on, so the run of
+   * consecutive errors is taken now, with whatever came in while the listeners were being bound.
+   */
+  commitAdoption(): void {
+    const old = this.adopted;
+    if (old === null) return;
+    this.adopted = null;
+    old.successor = this;
+    this.consecutiveErrors = old.consecutiveErrors;
   }
 
   get up(): boolean {
@@ -246,6 +268,8 @@ export class Server {
 
   /** A refused/reset/timed-out connect seen on live traffic (HAProxy `observe layer4`). */
   connectFailed(reason: string, observeErrors: number): void {
+    // Launched before a reload: a DOWN must reach the server new sessions are placed on.
+    if (this.successor !== null) return this.live().connectFailed(reason, observeErrors);
     this.connectErrors++;
     this.consecutiveErrors++;
     if (observeErrors > 0 && this.consecutiveErrors >= observeErrors && this.health.up && this.checked) {
@@ -254,7 +278,14 @@ export class Server {
   }
 
   connectSucceeded(): void {
+    if (this.successor !== null) return this.live().connectSucceeded();
     this.consecutiveErrors = 0;
+  }
+
+  private live(): Server {
+    let s: Server = this;
+    while (s.successor !== null) s = s.successor;
+    return s;
   }
 
   setAdmin(state: AdminState, reason: string): void {

@@ -31,11 +31,18 @@ class Attempt implements Expiring {
   /** Still unanswered after its race delay: counted in its server's `overdue` until it settles. */
   overdue = false;
 
-  constructor(readonly connector: Connector, readonly server: Server, readonly handle: TcpHandle) {}
+  constructor(
+    readonly connector: Connector,
+    readonly server: Server,
+    readonly handle: TcpHandle,
+    /** Where it took its slot, and the connect_timeout list it joined: a reload may move its connector meanwhile (Connector.follow). */
+    readonly backend: Backend,
+    readonly deadlines: DeadlineList,
+  ) {}
 
   /** No answer within connect_timeout (called by the deadline list). */
   expire(): void {
-    this.connector.attemptFailed(this, `connect timeout after ${this.connector.timeoutMs}ms`);
+    this.connector.attemptFailed(this, `connect timeout after ${this.deadlines.ms}ms`);
   }
 }
 
@@ -72,7 +79,7 @@ export class Connector implements Expiring {
   private settled = false;
   private cancelled = false;
   private queueTimer: NodeJS.Timeout | null = null;
-  /** An attempt must leave the very list it joined: replaced only while queued, when none is under way. */
+  /** The connect_timeout list of the attempts launched from now on (each keeps the one it joined). */
   private deadlines: DeadlineList;
   /** The race timer's list while it is armed (one list per delay value). */
   private raceList: DeadlineList | null = null;
@@ -85,10 +92,6 @@ export class Connector implements Expiring {
     private readonly owner: ConnectOwner,
   ) {
     this.deadlines = deadlineList(backend.cfg.connect_timeout);
-  }
-
-  get timeoutMs(): number {
-    return this.deadlines.ms;
   }
 
   start(): void {
@@ -119,7 +122,7 @@ export class Connector implements Expiring {
     // calls per socket are wasted on the many sessions that last under a second.
     const handle = newSocketHandle();
     handle.setNoDelay(true);
-    const a = new Attempt(this, server, handle);
+    const a = new Attempt(this, server, handle, this.backend, this.deadlines);
     a.next = this.attempts;
     this.attempts = a;
     this.deadlines.add(a);
@@ -193,7 +196,9 @@ export class Connector implements Expiring {
 
   /** Starts an attempt on the next server next to those under way, if the budget and a free server allow. */
   private race(waited: number): void {
-    if (this.settled || this.cancelled || this.attempts === null || this.launched > this.backend.cfg.retries) return;
+    if (this.settled || this.cancelled || this.attempts === null) return;
+    this.follow();
+    if (this.launched > this.backend.cfg.retries) return;
     // Only a server with a free slot: a race does not queue (the attempts under way may still win).
     const next = this.backend.choose(this.clientKey, this.skip());
     if (next === null || !next.usable) return;
@@ -209,15 +214,29 @@ export class Connector implements Expiring {
   }
 
   /**
-   * A reload handed this queued connection to `backend`, the old one's successor. It is queued, so
-   * no attempt is under way: the servers it tried are the successor's of the same names, and the
-   * new connect_timeout applies. Its queue_timeout keeps running from when it first queued.
+   * A reload handed this queued connection to `backend`, the old one's successor (or follow() found
+   * one before a retry or race): the servers it tried are the successor's of the same names, and
+   * the new connect_timeout applies to the attempts it launches from now on. A queued connection's
+   * queue_timeout keeps running from when it first queued.
    */
   movedTo(backend: Backend): void {
     this.backend = backend;
     this.deadlines = deadlineList(backend.cfg.connect_timeout);
     // Only set once an attempt failed (launch() relies on it from the second attempt on).
     if (this.skipped !== null) this.skipped = this.skipped.flatMap((s) => backend.server(s.name) ?? []);
+  }
+
+  /**
+   * Before a retry or a race chooses a server: when a reload replaced the backend since this
+   * connection started, the next server comes from the config running now, as for a queued one
+   * (movedTo), not from the old one, where a server the reload removed or put in maint or drain is
+   * still usable. The attempts under way end on the backend they took their slot from.
+   */
+  private follow(): void {
+    const live = this.backend.live;
+    if (live === this.backend) return;
+    this.skip(); // the first server tried is mapped by name too
+    this.movedTo(live);
   }
 
   private queueExpired(): void {
@@ -252,16 +271,19 @@ export class Connector implements Expiring {
     const server = a.server;
     server.connectSucceeded();
     // The attempt joined its deadline list at deadline - timeout: no clock read at launch.
-    server.connectTime.sample(this.deadlines.elapsed(a));
+    server.connectTime.sample(a.deadlines.elapsed(a));
     if (this.settled || this.cancelled) {
       // It lost the race (or the client left): the server answered, which is all it had to say.
       this.drop(a);
       return;
     }
-    this.deadlines.remove(a);
+    a.deadlines.remove(a);
     this.unlink(a);
     this.settled = true;
     this.stopRace();
+    // Launched before a reload that follow() has moved this connector past: the session releases
+    // its slot where the attempt acquired it (Session.backend).
+    this.backend = a.backend;
     server.total++;
     // choose() moved a sticky client's entry to each server it raced; the session is on this one.
     if (this.launched > 1) this.backend.stick?.set(this.clientKey, server.name);
@@ -282,11 +304,13 @@ export class Connector implements Expiring {
   attemptFailed(a: Attempt, reason: string): void {
     const server = a.server;
     this.drop(a);
-    server.connectFailed(reason, this.backend.cfg.observe_errors);
+    // The running config's observe_errors: the error counts on the server it has (Server.connectFailed).
+    server.connectFailed(reason, this.backend.live.cfg.observe_errors);
     const settled = this.settled || this.cancelled;
     this.owner.attemptFailed(server, reason, settled);
     if (settled) return;
     this.failures++;
+    this.follow();
     if (this.attempts !== null) {
       // Another attempt is still under way: the next server starts now (a failure does not wait for
       // the race delay), or, with the budget spent, the attempts under way have the last word.
@@ -311,9 +335,9 @@ export class Connector implements Expiring {
   /** Closes an attempt and gives its slot back. */
   private drop(a: Attempt): void {
     a.open = false;
-    this.deadlines.remove(a);
+    a.deadlines.remove(a);
     a.handle.close();
-    this.backend.release(a.server, this.clientKey);
+    a.backend.release(a.server, this.clientKey);
     this.unlink(a);
   }
 

@@ -4,8 +4,10 @@ import { loadConfigText } from '../../src/config/load.js';
 import type { TcpHandle } from '../../src/io/tcp-handle.js';
 import { Backend } from '../../src/model/backend.js';
 import { ModelEvents } from '../../src/model/events.js';
+import { Model } from '../../src/model/model.js';
 import type { Server } from '../../src/model/server.js';
 import { Connector, type ConnectFailure, type ConnectOwner } from '../../src/proxy/connector.js';
+import { adoptServers, handOverBackends } from '../../src/reload.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 // The connector in this process against real listeners on 127.0.0.1, for what the proxy process
@@ -142,5 +144,59 @@ backends:
     const outcome = await waitFor(() => w3.server?.name ?? w3.failure?.reason, { timeoutMs: 5000, intervalMs: 5, what: 'w3 served or failed' });
     expect(outcome).toBe('a');
     expect(b.queued).toBe(1);
+  });
+});
+
+describe('Connector with a connect in flight when a reload commits', () => {
+  /** Backend l with `servers` (YAML, indented 6), checked by tcp so that passive health applies. */
+  const model = (servers: string, options: string): Model =>
+    new Model(loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    check: { type: tcp }
+    connect_race: 0
+${options}
+    servers:
+${servers}
+`));
+
+  /** What Daemon's applyConfig does to the model, in the same turn as the connect it overtakes. */
+  function reload(old: Model, next: Model): void {
+    adoptServers(old, next);
+    handOverBackends(old, next);
+  }
+
+  async function outcome(owner: Owner): Promise<string> {
+    return waitFor(() => owner.server?.name ?? owner.failure?.reason, { timeoutMs: 5000, intervalMs: 5, what: 'the connect outcome' });
+  }
+
+  it('its refusal counts on the running server: with observe_errors 2, the next refusal marks that one DOWN', async () => {
+    const servers = `      - { name: a, address: "127.0.0.1:${await refusingPort()}" }`;
+    const old = model(servers, '    retries: 0\n    observe_errors: 2');
+    const next = model(servers, '    retries: 0\n    observe_errors: 2');
+    const first = new Owner();
+    new Connector(old.backend('l')!, '10.1.1.1', null, first).start();
+    reload(old, next);
+    expect(await outcome(first)).toBe('a: connection refused (after 1 attempts)');
+    const second = new Owner();
+    new Connector(next.backend('l')!, '10.1.1.1', null, second).start();
+    await outcome(second);
+    const a = next.backend('l')!.server('a')!;
+    expect([a.connectErrors, a.stateText, a.active]).toEqual([2, 'DOWN', 0]);
+  });
+
+  it('its retry chooses among the servers of the running config, not one the reload removed', async () => {
+    const [dead, live] = [await refusingPort(), await listener()];
+    // a takes the first attempt (weight 100) and refuses it; x, removed by the reload, would accept the retry.
+    const a = `      - { name: a, address: "127.0.0.1:${dead}", weight: 100 }`;
+    const old = model(`${a}\n      - { name: x, address: "127.0.0.1:${live}", weight: 1 }`, '    retries: 2');
+    const next = model(a, '    retries: 2');
+    const owner = new Owner();
+    new Connector(old.backend('l')!, '10.1.1.1', null, owner).start();
+    reload(old, next);
+    // a, tried already, is passed over in the running config too: nothing is left to try.
+    expect(await outcome(owner)).toBe('all 1 tried servers failed');
+    expect(owner.failedAttempts).toEqual(['a: connection refused']);
+    expect([old.backend('l')!.server('x')!.total, next.backend('l')!.server('a')!.active]).toEqual([0, 0]);
   });
 });
