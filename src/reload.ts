@@ -142,12 +142,23 @@ export function adoptServers(prev: Model, next: Model): void {
   for (const b of next.backends.values()) {
     const was = prev.backend(b.name);
     if (!was) continue;
-    const sameCheck = sameJson(was.cfg.check, b.cfg.check) && was.cfg.agent_port === b.cfg.agent_port && was.cfg.agent_send === b.cfg.agent_send;
+    const sameCheck = sameJson(was.cfg.check, b.cfg.check);
+    const sameAgent = sameAgentSource(was.cfg, b.cfg, sameCheck);
     for (const s of b.servers) {
       const w = was.server(s.name);
-      if (w && formatHostPort(w.address) === formatHostPort(s.address)) s.adoptRuntime(w, sameCheck);
+      if (w && formatHostPort(w.address) === formatHostPort(s.address)) s.adoptRuntime(w, sameCheck && sameAgent, sameAgent);
     }
   }
+}
+
+/**
+ * Whether the agent whose word the servers carry (Server.agent) is the same in both configs: the
+ * auxiliary one on agent_port with the same agent_send whatever the health check is, or an agent
+ * check left as it was.
+ */
+function sameAgentSource(o: BackendConfig, b: BackendConfig, sameCheck: boolean): boolean {
+  if (o.check.type === 'agent' || b.check.type === 'agent') return sameCheck;
+  return o.agent_port === b.agent_port && o.agent_send === b.agent_send;
 }
 
 /**

@@ -210,6 +210,34 @@ describe('passive health across a reload: a connect launched before it reports t
   });
 });
 
+describe("the agent's word across a reload", () => {
+  const drained = (s: Server): void => s.setAgent({ state: 'drain', weightPercent: 10, maxconn: 5, reason: 'agent says "drain 10% maxconn:5"' }, 'agent');
+  const carried = (from: Config, to: Config): unknown[] => {
+    const old = new Model(from);
+    drained(old.backend('b')!.server('a')!);
+    const next = new Model(to);
+    carryOver(old, next);
+    const na = next.backend('b')!.server('a')!;
+    return [na.stateText, na.effectiveWeight, na.maxconn];
+  };
+  const aux = (check: string, agent = 'agent_port: 27200') => cfg(TWO, { check, keys: agent });
+
+  it('the auxiliary agent (agent_port) keeps its drain, weight % and maxconn when only the health check changed', () => {
+    expect(carried(aux('{ type: tcp, inter: 2s }'), aux('{ type: tcp, inter: 3s }'))).toEqual(['DRAIN', 10, 5]);
+    expect(carried(aux('{ type: tcp }'), aux('{ type: status }'))).toEqual(['DRAIN', 10, 5]);
+  });
+
+  it('another agent port, agent_send or agent check starts without it', () => {
+    const fresh = ['UP 1/3', 100, 0];
+    expect(carried(aux('{ type: tcp }'), aux('{ type: tcp }', 'agent_port: 27201'))).toEqual(fresh);
+    expect(carried(aux('{ type: tcp }'), aux('{ type: tcp }', 'agent_port: 27200\n    agent_send: "flexlm\\n"'))).toEqual(fresh);
+    expect(carried(aux('{ type: tcp }'), cfg(TWO, { check: '{ type: agent, port: 27200 }' }))).toEqual(fresh);
+    const agentCheck = (inter: string) => cfg(TWO, { check: `{ type: agent, port: 27200, inter: ${inter} }` });
+    expect(carried(agentCheck('2s'), agentCheck('2s'))).toEqual(['DRAIN', 10, 5]);
+    expect(carried(agentCheck('2s'), agentCheck('3s'))).toEqual(fresh);
+  });
+});
+
 describe('connections queued when a reload commits', () => {
   it('move to the successor in order; a sticky one whose server was removed joins its backend queue', () => {
     const servers = `      - { name: a, address: 10.0.0.1:27000, maxconn: 1 }

@@ -1,7 +1,7 @@
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 import { parseAgentLine } from '../serve/agent-reply.js';
-import { agentView, mergeAgentLine, readAgentLine, sameAgentView, type AgentMemory } from './probes/agent.js';
+import { agentView, memoryFromView, mergeAgentLine, readAgentLine, sameAgentView, type AgentMemory } from './probes/agent.js';
 
 /** An agent line is a few dozen bytes; more without a line end is not an agent. */
 const READ_LIMIT = 1024;
@@ -27,6 +27,9 @@ export class AgentScheduler {
   ) {}
 
   start(): void {
+    // A reload starts a new loop, but the servers kept what the agent said: a later reply that names
+    // only a weight must not clear the drain an earlier one set (HAProxy's stickiness).
+    for (const s of this.backend.servers) if (s.agent !== null) this.memory.set(s, memoryFromView(s.agent));
     const n = this.backend.servers.length;
     const window = Math.min(this.interMs, 200);
     this.backend.servers.forEach((s, i) => this.schedule(s, Math.floor((window * i) / Math.max(n, 1))));

@@ -157,9 +157,11 @@ export class Server {
    * learned at runtime — health, admin state, a weight set at runtime, the agent's word, the last
    * check — without an event (nothing changed for the outside). The connection counts are shared,
    * not copied: sessions opened before the reload still hold `old` and release their slot on it,
-   * so maxconn, leastconn and /status stay right until they end.
+   * so maxconn, leastconn and /status stay right until they end. The last check and the agent's word
+   * are kept apart: a reload that only retunes the health check keeps what the agent set (drain,
+   * weight %, maxconn), which only the agent may revert.
    */
-  adoptRuntime(old: Server, sameCheck: boolean): void {
+  adoptRuntime(old: Server, sameCheck: boolean, sameAgent: boolean): void {
     this.counts = old.counts;
     this.connectHost = old.connectHost;
     this.dnsError = old.dnsError;
@@ -171,11 +173,11 @@ export class Server {
     else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
     this.admin = old.admin;
     if (old.weight !== old.configuredWeight) this.weight = old.weight;
-    if (sameCheck) {
+    if (sameAgent) {
       this.agent = old.agent;
       this.agentError = old.agentError;
-      this.lastCheck = old.lastCheck;
     }
+    if (sameCheck) this.lastCheck = old.lastCheck;
     this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
     if (firstWord(this.stateText) === firstWord(old.stateText)) this.stateSince = old.stateSince;
   }

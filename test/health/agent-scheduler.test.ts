@@ -5,6 +5,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { AgentScheduler } from '../../src/health/agent-scheduler.js';
 import { Model } from '../../src/model/model.js';
+import { adoptServers, handOverBackends } from '../../src/reload.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
 import { startTcpServer } from '../helpers/proxy-harness.js';
 
@@ -147,6 +148,28 @@ describe('AgentScheduler (backend agent_port)', () => {
     expect(() => loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    agent_send: "x\\n"\n    servers: [ { name: a, address: 127.0.0.1:1 } ]\n', 'x.yaml')).toThrow(
       'x.yaml:4:17: backend "lic": agent_send is sent to the agent on agent_port, but agent_port is not set (a check of type agent takes "send")',
     );
+  });
+
+  it('after a reload, a reply that names only a weight keeps the drain the agent set before it', async () => {
+    const ag = await agent();
+    const model = (inter: string): Model =>
+      new Model(loadConfigText(`admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: tcp, inter: ${inter} }\n    agent_port: ${ag.port}\n    agent_inter: 100ms\n    servers:\n      - { name: a, address: 127.0.0.1:1, weight: 100 }\n`));
+    const old = model('2s');
+    const s = run(old.backend('lic')!, ag.port);
+    ag.say('drain 50%\n');
+    await waitFor(() => old.backend('lic')!.server('a')!.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN from the agent' });
+    // The reload (only the health check's interval changed) restarts the agent loop, as Daemon.startChecks does.
+    s.stop();
+    const next = model('3s');
+    adoptServers(old, next);
+    handOverBackends(old, next);
+    const a = next.backend('lic')!.server('a')!;
+    expect(a.stateText).toBe('DRAIN');
+    ag.say('75%\n');
+    run(next.backend('lic')!, ag.port);
+    await waitFor(() => a.agent?.weightPercent === 75, { timeoutMs: 3000, what: 'weight 75% from the agent' });
+    // HAProxy: what a reply does not mention stays as the agent last set it; only it reverts its drain.
+    expect(a.stateText).toBe('DRAIN');
   });
 
   it('stop() ends polling', async () => {

@@ -43,6 +43,16 @@ export function mergeAgentLine(prev: AgentMemory | null, parsed: ParsedAgentLine
 }
 
 /**
+ * What the agent had said, as far as a server's agent view tells, for a loop that starts with no
+ * memory of its own while the server kept the agent's word across a reload (Server.adoptRuntime).
+ * A view that says down hides the admin word under it: that one starts over at ready.
+ */
+export function memoryFromView(view: AgentView): AgentMemory {
+  const admin = view.state === 'drain' || view.state === 'maint' ? view.state : 'ready';
+  return { health: view.state === 'down' ? 'down' : 'up', admin, weightPercent: view.weightPercent, maxconn: view.maxconn, line: '' };
+}
+
+/**
  * The model's view of an agent's state. `withHealth` false (the agent is the health check) leaves
  * health to the check result, so the view never says down.
  */
