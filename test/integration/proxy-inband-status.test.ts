@@ -127,9 +127,15 @@ describe('in-band STATUS on a frontend', () => {
     const [a, b] = [await recorder(), await recorder()];
     const proxy = await startProxy(twoServerConfig(a.port, b.port));
     const before = a.accepted.length;
+    const labels = { frontend: 'lmgrd', backend: 'licenses', server: 'primary' };
+    const metrics = async (): Promise<string> => (await proxy.get('/metrics')).body;
     const r = await talk(proxy.port, ['STATUS\r\n'], {
-      // Wait until the proxy's connection to the primary is accepted before sending a byte.
-      before: () => waitFor(() => a.accepted.length > before && a.accepted.at(-1), { timeoutMs: 3000, intervalMs: 2, what: 'upstream connection' }).then(() => undefined),
+      // Not a byte before licgate itself has seen its connect to the primary complete (the primary
+      // accepting it is not enough: licgate may read the client's STATUS first, a different path).
+      before: async () => {
+        await waitFor(() => a.accepted.length > before && a.accepted.at(-1), { timeoutMs: 3000, intervalMs: 2, what: 'upstream connection' });
+        await waitFor(async () => sample(await metrics(), 'licgate_connections_active', labels) === 1, { timeoutMs: 3000, intervalMs: 2, what: 'licgate connected upstream' });
+      },
     });
     expect(r.reply.toString('latin1')).toBe(RUNNING);
     const upstream = a.accepted.at(-1)!;
@@ -138,12 +144,11 @@ describe('in-band STATUS on a frontend', () => {
     await waitFor(async () => (await proxy.server('licenses', 'primary')).active === 0, { timeoutMs: 3000, what: 'primary active back to 0' });
     await waitFor(async () => (await proxy.status()).frontends[0]!.active === 0, { timeoutMs: 3000, what: 'no open session' });
     // The metrics counted the connection and count it closed; the STATUS line was not sent to the server.
-    const metrics = (await proxy.get('/metrics')).body;
-    const labels = { frontend: 'lmgrd', backend: 'licenses', server: 'primary' };
-    expect(sample(metrics, 'licgate_connections_total', labels)).toBe(1);
-    expect(sample(metrics, 'licgate_connections_active', labels)).toBe(0);
-    expect(sample(metrics, 'licgate_bytes_in_total', labels)).toBe(0);
-    expect(sample(metrics, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'status' })).toBe(1);
+    const text = await metrics();
+    expect(sample(text, 'licgate_connections_total', labels)).toBe(1);
+    expect(sample(text, 'licgate_connections_active', labels)).toBe(0);
+    expect(sample(text, 'licgate_bytes_in_total', labels)).toBe(0);
+    expect(sample(text, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'status' })).toBe(1);
     const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: 'the session log line' });
     expect(record).toMatchObject({ server: 'primary', end: 'status', bytes_in: 8, bytes_out: 0 });
   });
