@@ -12,7 +12,15 @@ export interface MachineIdentity {
 
 export function thisMachine(): MachineIdentity {
   const addresses: string[] = [];
-  for (const list of Object.values(networkInterfaces())) {
+  let interfaces: ReturnType<typeof networkInterfaces> = {};
+  try {
+    interfaces = networkInterfaces();
+  } catch {
+    // getifaddrs needs a netlink socket, which a sandbox may refuse (systemd's
+    // RestrictAddressFamilies without AF_NETLINK: EAFNOSUPPORT). The host name still identifies
+    // this machine in lmstat's list; without this every lmstat check would fail.
+  }
+  for (const list of Object.values(interfaces)) {
     for (const a of list ?? []) if (!a.internal) addresses.push(a.address);
   }
   return { hostname: hostname(), addresses };
