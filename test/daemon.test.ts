@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../src/config/load.js';
 import { Daemon } from '../src/daemon.js';
+import { freePort } from './helpers/flexlm-simulator-process.js';
 import { helloOnce, LicenseClient } from './helpers/license-client.js';
 import { startInProcessSimulator, stopAll } from './helpers/proxy-harness.js';
 import { holdsFor, waitFor } from './helpers/wait-for.js';
@@ -24,15 +25,6 @@ function configFile(text: string): { file: string; dir: string; write: (text: st
   const file = join(dir, 'licgate.yaml');
   writeFileSync(file, text);
   return { file, dir, write: (t) => writeFileSync(file, t) };
-}
-
-/** A port nothing listens on right now (bound on `host`, then released). */
-async function freePort(host: string): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, host, resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 describe('a reload in flight when the shutdown begins', () => {

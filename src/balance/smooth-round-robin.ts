@@ -3,6 +3,7 @@ import type { Balancer } from './balancer.js';
 
 /** A server's running score, and the weight it was built up with. */
 interface Score {
+  readonly server: Server;
   score: number;
   weight: number;
 }
@@ -21,30 +22,27 @@ export class SmoothRoundRobin implements Balancer {
 
   pick(servers: readonly Server[], ok: (s: Server) => boolean): Server | null {
     let best: Score | null = null;
-    let bestServer: Server | null = null;
     let total = 0;
     let reweighted = false;
     for (const s of servers) {
       if (!ok(s)) continue;
       const w = s.effectiveWeight;
       let e = this.scores.get(s);
-      if (e === undefined) this.scores.set(s, (e = { score: 0, weight: w }));
+      if (e === undefined) this.scores.set(s, (e = { server: s, score: 0, weight: w }));
       else if (e.weight !== w) reweighted = true;
       e.score += w;
       total += w;
-      if (best === null || e.score > best.score) {
-        best = e;
-        bestServer = s;
-      }
+      if (best === null || e.score > best.score) best = e;
     }
     if (reweighted) {
-      for (const [s, e] of this.scores) {
+      for (const e of this.scores.values()) {
         e.score = 0;
-        e.weight = s.effectiveWeight;
+        e.weight = e.server.effectiveWeight;
       }
       return this.pick(servers, ok);
     }
-    if (best) best.score -= total;
-    return bestServer;
+    if (best === null) return null;
+    best.score -= total;
+    return best.server;
   }
 }

@@ -222,8 +222,8 @@ export class Connector implements Expiring {
   movedTo(backend: Backend): void {
     this.backend = backend;
     this.deadlines = deadlineList(backend.cfg.connect_timeout);
-    // Only set once an attempt failed (launch() relies on it from the second attempt on).
-    if (this.skipped !== null) this.skipped = this.skipped.flatMap((s) => backend.server(s.name) ?? []);
+    // Every server tried, the first one too (skip() lists it only once a second one is wanted).
+    if (this.launched > 0) this.skipped = this.skip().flatMap((s) => backend.server(s.name) ?? []);
   }
 
   /**
@@ -234,9 +234,7 @@ export class Connector implements Expiring {
    */
   private follow(): void {
     const live = this.backend.live;
-    if (live === this.backend) return;
-    this.skip(); // the first server tried is mapped by name too
-    this.movedTo(live);
+    if (live !== this.backend) this.movedTo(live);
   }
 
   private queueExpired(): void {

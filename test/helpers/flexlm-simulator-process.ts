@@ -85,12 +85,12 @@ export async function startFlexlmSimulator(spec: FlexlmServerSpec): Promise<Flex
   return proc;
 }
 
-/** A port that is free on 127.0.0.1 now (the tests then use it on 127.0.0.1 and 127.0.1.x). */
-export async function freePort(): Promise<number> {
+/** A port that is free on `host` now (the FlexLM tests then use it on 127.0.0.1 and 127.0.1.x). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const srv = createServer();
   await new Promise<void>((resolve, reject) => {
     srv.once('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0 }, resolve);
+    srv.listen({ host, port: 0 }, resolve);
   });
   const port = (srv.address() as { port: number }).port;
   await new Promise<void>((resolve) => srv.close(() => resolve()));
