@@ -51,6 +51,7 @@ describe('systemd/licgate.service', () => {
       'ExecStart=/usr/bin/licgate run --config /etc/licgate/licgate.yaml',
       'ExecReload=/bin/kill -HUP $MAINPID',
       'Restart=on-failure',
+      'RestartPreventExitStatus=2',
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'ProtectHome=yes',
@@ -60,5 +61,12 @@ describe('systemd/licgate.service', () => {
       'User=licgate',
       'LimitNOFILE=65536',
     ]) expect(text.split('\n')).toContain(line);
+  });
+
+  it('lets licgate run itself refuse a bad config, so exit 2 is not restarted', () => {
+    // RestartPreventExitStatus is tested against the main process only: a validate step in
+    // ExecStartPre exiting 2 would be restarted every RestartSec (cli-validate.test.ts shows that
+    // `licgate run` exits 2 on the same errors).
+    expect(text).not.toMatch(/^ExecStartPre=/m);
   });
 });
