@@ -152,6 +152,39 @@ describe('connect_race', () => {
     expect(await races(proxy, 'primary')).toBe(1);
   }, 30_000);
 
+  it('a race after a reload goes to a server of the new config, not to one the reload removed', async () => {
+    // The session's first connect is under way on the black-holed primary when a reload replaces the
+    // backup "old" by "new". The race, 1.5 s later, must choose from the running config.
+    const primary = await silentServer();
+    const old = await startSimulator('old');
+    const fresh = await startSimulator('new');
+    const backend = (backup: string, port: number): string => `    connect_timeout: 10s
+    connect_race: 1500ms
+    check: { type: none }
+    servers:
+      - { name: primary, address: "127.0.0.1:${primary.port}" }
+      - { name: ${backup}, address: "127.0.0.1:${port}", backup: true }
+`;
+    const proxy = await startRaceProxy(backend('old', old.port));
+    const hello = timedHello(proxy.port);
+    await waitFor(async () => (await proxy.server('licenses', 'primary')).active === 1, { timeoutMs: 5000, intervalMs: 20, what: 'the connect to the primary under way' });
+    proxy.reload(`
+shutdown_delay: 0s
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
+backends:
+  - name: licenses
+${backend('new', fresh.port)}`);
+    await waitFor(async () => (await proxy.backend('licenses')).servers.some((s) => s.name === 'new'), { timeoutMs: 5000, intervalMs: 20, what: 'the reload to put "new" in place' });
+    expect(await races(proxy, 'primary')).toBe(0); // the reload came first
+    const r = await hello;
+    expect(r.by).toBe('new');
+    expect(r.ms).toBeGreaterThanOrEqual(1490);
+    expect(await races(proxy, 'primary')).toBe(1);
+    const line = await waitFor(() => proxy.logs.find((l) => l.msg === 'connect to server unanswered; racing the next server'), { timeoutMs: 5000, intervalMs: 20, what: 'the race log line' });
+    expect(line).toMatchObject({ server: 'primary', next: 'new' });
+  }, 30_000);
+
   it('a sticky client stays on the server that won the race, not on the one raced last', async () => {
     // Two black-holed servers in one tier: the client's first connect goes to "a" (weight 2), is
     // raced to "b" after 250 ms (choose() moves the stick entry to b), then a resumes and wins
