@@ -62,7 +62,7 @@ export class CheckScheduler {
     const timer = setTimeout(() => ctl.abort(), this.check.timeout);
     const started = performance.now();
     // An exec check's command resolves (and reports) the name itself; socket checks use the address.
-    const target = { host: this.check.type === 'exec' ? server.address.host : server.connectHost, port: this.check.port ?? server.address.port };
+    const target = { host: this.check.type === 'exec' ? server.address.host : server.connectHost, port: this.check.port ?? server.address.port, agent: server.agent };
     let outcome;
     try {
       // A probe must settle when aborted; should one not, the race keeps this server's checks going.

@@ -95,7 +95,10 @@ export class AgentProbe implements Probe {
     }
     const parsed = parseAgentLine(line);
     const key = `${target.host}:${target.port}`;
-    const mem = mergeAgentLine(this.memory.get(key) ?? null, parsed, line);
+    // A reload builds a new probe, but the server kept what the agent said: a later reply that
+    // names only a weight must not clear the drain an earlier one set (HAProxy's stickiness).
+    const prev = this.memory.get(key) ?? (target.agent ? memoryFromView(target.agent) : null);
+    const mem = mergeAgentLine(prev, parsed, line);
     this.memory.set(key, mem);
     const down = parsed.health !== null && parsed.health !== 'up';
     const unknown = parsed.unknown.length ? ` (ignored: ${parsed.unknown.join(' ')})` : '';

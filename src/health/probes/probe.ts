@@ -4,6 +4,11 @@ import type { AgentView } from '../../model/server.js';
 export interface ProbeTarget {
   host: string;
   port: number;
+  /**
+   * What the server carries from its agent (Server.agent). A reload builds new probes while the
+   * servers keep the agent's word: the agent check starts its memory from this.
+   */
+  agent?: AgentView | null;
 }
 
 export interface ProbeOutcome {

@@ -2,6 +2,10 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import { afterEach, describe, expect, it } from 'vitest';
 import { agentView, AgentProbe, mergeAgentLine, readAgentLine } from '../../../src/health/probes/agent.js';
 import { parseAgentLine } from '../../../src/serve/agent-reply.js';
+import { loadConfigText } from '../../../src/config/load.js';
+import { applyConfig } from '../../../src/reload.js';
+import { startDaemon } from '../../helpers/in-process-daemon.js';
+import { waitFor } from '../../helpers/wait-for.js';
 
 const servers: NetServer[] = [];
 const sockets = new Set<Socket>();
@@ -167,6 +171,40 @@ describe('check type agent in a daemon, reading a licgate sidecar', () => {
     } finally {
       await proxy.close();
       await sidecar.close();
+    }
+  });
+});
+
+describe('check type agent across a reload', () => {
+  it('a reload that leaves the check alone keeps the drain the agent set: a later reply naming only a weight does not make the server ready', async () => {
+    let line = 'up ready 100%';
+    const port = await agent((sock) => sock.end(`${line}\n`));
+    const yaml = (otherWeight: number): string => `log: { level: silent, format: json }
+frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: lic }
+backends:
+  - name: lic
+    check: { type: agent, port: ${port}, inter: 100ms, rise: 1, fall: 1 }
+    servers:
+      - { name: a, address: 127.0.0.1:1, weight: 100 }
+  - name: other
+    check: { type: none }
+    servers:
+      - { name: x, address: 127.0.0.1:2, weight: ${otherWeight} }
+`;
+    const d = await startDaemon(yaml(10));
+    try {
+      const a = () => d.model.backend('lic')!.server('a')!;
+      line = 'drain 50%';
+      await waitFor(() => a().stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN from the agent check' });
+      expect(await applyConfig(d, loadConfigText(yaml(20), 'test.yaml'))).toEqual(['backend other: server x weight 10 -> 20']);
+      expect(a().stateText).toBe('DRAIN');
+      line = '75%';
+      await waitFor(() => a().agent?.weightPercent === 75, { timeoutMs: 3000, what: 'weight 75% from the agent check after the reload' });
+      // HAProxy: what a reply does not mention stays as the agent last set it; only it reverts its drain.
+      expect([a().stateText, a().usable]).toEqual(['DRAIN', false]);
+    } finally {
+      await d.close();
     }
   });
 });
