@@ -136,7 +136,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
 /**
  * Hands each surviving server's runtime state to its successor in `next`. Changes nothing in `prev`,
  * so it runs before the listeners are bound: a listener new in `next` may accept at once, and its
- * sessions must count on the slots the running config counts.
+ * sessions must count on the slots the running config counts. What changes on a running server
+ * meanwhile is taken again when the reload commits (handOverBackends, Server.commitAdoption).
  */
 export function adoptServers(prev: Model, next: Model): void {
   for (const b of next.backends.values()) {

@@ -107,6 +107,42 @@ ${extra !== null ? `  - { name: extra, listen: "localhost:${extra}", backend: li
   });
 });
 
+describe('a change made while a reload binds its new listeners', () => {
+  it('is what the running config has once the reload commits: an admin drain made meanwhile is kept, new sessions avoid the server', async () => {
+    const [s1, s2] = [await startInProcessSimulator('s1'), await startInProcessSimulator('s2')];
+    /** `extra`: a second frontend on localhost:PORT, a host name: the reload looks it up before binding. */
+    const yaml = (extra: number | null): string => `log: { level: silent, format: json }
+frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
+${extra !== null ? `  - { name: extra, listen: "localhost:${extra}", backend: licenses }\n` : ''}backends:
+  - name: licenses
+    check: { type: none }
+    servers:
+      - { name: s1, address: 127.0.0.1:${s1.port} }
+      - { name: s2, address: 127.0.0.1:${s2.port} }
+`;
+    const cfg = configFile(yaml(null));
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }));
+    await d.start();
+    cleanup.push(() => d.close());
+
+    const host = (await lookup('localhost')).address;
+    const extraPort = await freePort(host);
+    cfg.write(yaml(extraPort));
+    const reload = d.reload('SIGHUP');
+    await null; // the reload has adopted the running servers' state and waits on the lookup of "localhost"
+    // What POST /admin/backends/licenses/servers/s1 {"state": "drain"} does: on the config running now.
+    d.model.backend('licenses')!.server('s1')!.setAdmin('drain', 'admin API');
+
+    expect(await reload).toEqual({ ok: true, errors: [], changes: [`frontend extra added on localhost:${extraPort}`] });
+    expect(d.model.backend('licenses')!.server('s1')!.stateText).toBe('DRAIN');
+    for (let i = 0; i < 4; i++) {
+      expect(await helloOnce(d.frontends[0]!.address().port)).toBe('s2');
+      expect(await helloOnce(extraPort, { host })).toBe('s2');
+    }
+  });
+});
+
 describe('a reload asked for during start-up', () => {
   it('runs once start() has finished: one set of health checks, each server checked once per interval', async () => {
     // The license server: a TCP listener that counts the health checks' connects.

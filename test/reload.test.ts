@@ -146,6 +146,35 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
   });
 });
 
+describe('a change on the running server while the reload binds its listeners', () => {
+  it('is what the successor starts with at the commit: health, admin state, weight, agent and last check; the counts stay shared', () => {
+    const withAgent = cfg(TWO, { keys: 'agent_port: 27200' });
+    const old = new Model(withAgent);
+    const a = old.backend('b')!.server('a')!;
+    a.setWeight(20, 'admin');
+    const next = new Model(cfg(TWO, { keys: 'agent_port: 27200' }));
+    adoptServers(old, next);
+    const na = next.backend('b')!.server('a')!;
+    expect([na.stateText, na.weight]).toEqual(['UP 1/3', 20]);
+
+    // Meanwhile, in the config still running: a failed check, an admin drain and weight reset, an agent reply.
+    a.checkFailed(fail);
+    a.setAdmin('drain', 'admin');
+    a.setWeight(100, 'admin');
+    const view = { state: 'up' as const, weightPercent: 10, maxconn: 5, reason: 'agent says "up 10% maxconn:5"' };
+    a.setAgent(view, 'agent');
+    a.active = 2;
+    expect(old.backend('b')!.servingTier).toBe(1);
+
+    handOverBackends(old, next);
+    expect([na.stateText, na.admin, na.weight, na.agent, na.lastCheck]).toEqual(['DOWN', 'drain', 100, view, fail]);
+    expect(next.backend('b')!.servingTier).toBe(1);
+    expect(na.active).toBe(2);
+    na.active--;
+    expect(a.active).toBe(1);
+  });
+});
+
 describe('a session opened before reloads', () => {
   it('frees its slot in the config running now, after two reloads: the queued connection there is woken', () => {
     const full = `      - { name: a, address: 10.0.0.1:27000, maxconn: 1 }`;

@@ -69,8 +69,8 @@ export class Server {
    * server the running config has. Null while this one runs.
    */
   private successor: Server | null = null;
-  /** The server this one adopted the runtime state of, until the reload commits (Backend.adoptRuntime). */
-  private adopted: Server | null = null;
+  /** The server this one adopted the runtime state of, and how, until the reload commits (Backend.adoptRuntime). */
+  private adopted: { from: Server; sameCheck: boolean; sameAgent: boolean } | null = null;
   /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
   connectTime = new ConnectTime();
   lastCheck: CheckResult | null = null;
@@ -163,37 +163,49 @@ export class Server {
    */
   adoptRuntime(old: Server, sameCheck: boolean, sameAgent: boolean): void {
     this.counts = old.counts;
+    this.connectTime = old.connectTime;
+    this.adopted = { from: old, sameCheck, sameAgent };
+    this.takeState(old, sameCheck, sameAgent);
+  }
+
+  /**
+   * The state learned at runtime, copied from `old`. Taken at adoption, so a listener new in the
+   * reloaded config that accepts before the commit chooses with it, and again at the commit (see
+   * commitAdoption): each field is set from `old` alone, whatever an earlier copy left.
+   */
+  private takeState(old: Server, sameCheck: boolean, sameAgent: boolean): void {
     this.connectHost = old.connectHost;
     this.dnsError = old.dnsError;
-    this.adopted = old;
-    this.connectTime = old.connectTime;
     const h = old.health;
     if (h.rise === this.health.rise && h.fall === this.health.fall) this.health.health = h.health;
     else if (h.up) this.health.health = h.phase === 'up' ? this.health.max : this.health.rise;
     else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
     this.admin = old.admin;
-    if (old.weight !== old.configuredWeight) this.weight = old.weight;
+    this.weight = old.weight !== old.configuredWeight ? old.weight : this.configuredWeight;
     if (sameAgent) {
       this.agent = old.agent;
       this.agentError = old.agentError;
     }
     if (sameCheck) this.lastCheck = old.lastCheck;
     this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
-    if (firstWord(this.stateText) === firstWord(old.stateText)) this.stateSince = old.stateSince;
+    this.stateSince = firstWord(this.stateText) === firstWord(old.stateText) ? old.stateSince : Date.now();
   }
 
   /**
    * The reload that adopted a server commits. Not in adoptRuntime: that runs before the new
    * listeners are bound, and a reload that fails there must leave the running servers as they were.
-   * Connects still under way to the old server report their outcome here from now on, so the run of
-   * consecutive errors is taken now, with whatever came in while the listeners were being bound.
+   * What changed on the running server while the listeners were being bound (an admin drain, a
+   * check result, an agent reply) is taken now, or it would be lost with the old config. Connects
+   * still under way to the old server report their outcome here from now on, so the run of
+   * consecutive errors is taken now too.
    */
   commitAdoption(): void {
-    const old = this.adopted;
-    if (old === null) return;
+    const a = this.adopted;
+    if (a === null) return;
     this.adopted = null;
-    old.successor = this;
-    this.consecutiveErrors = old.consecutiveErrors;
+    this.takeState(a.from, a.sameCheck, a.sameAgent);
+    a.from.successor = this;
+    this.consecutiveErrors = a.from.consecutiveErrors;
   }
 
   get up(): boolean {
