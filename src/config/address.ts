@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP, SocketAddress } from 'node:net';
 
 export interface HostPort {
   host: string;
@@ -43,6 +43,26 @@ function isHostName(host: string): boolean {
 
 export function formatHostPort(hp: HostPort): string {
   return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/**
+ * Why `a` and `b` cannot both listen, or null when they can. Linux refuses a second listener on a
+ * port that a wildcard address holds, and Node binds [::] dual-stack, so it holds IPv4 too.
+ */
+export function listenClash(a: HostPort, b: HostPort): string | null {
+  if (a.port !== b.port || a.port === 0) return null;
+  const [x, y] = [canonicalHost(a.host), canonicalHost(b.host)];
+  if (x === y) return 'the same address';
+  for (const [wild, other] of [[x, y], [y, x]] as const) {
+    if (wild === '::') return isIP(other) === 6 ? '[::] takes every IPv6 address' : '[::] takes IPv4 too';
+    // A host name may resolve to either family; most resolve to IPv4 (localhost included).
+    if (wild === '0.0.0.0' && isIP(other) !== 6) return '0.0.0.0 takes every IPv4 address';
+  }
+  return null;
+}
+
+function canonicalHost(host: string): string {
+  return isIP(host) === 6 ? new SocketAddress({ address: host, family: 'ipv6' }).address : host;
 }
 
 export function isLoopback(host: string): boolean {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
-import { formatHostPort, isLoopback, type HostPort } from './address.js';
+import { formatHostPort, isLoopback, listenClash, type HostPort } from './address.js';
 import { readConfig, type Config } from './schema.js';
 import { closest, YamlReader } from './yaml-reader.js';
 
@@ -72,13 +72,14 @@ function crossCheck(r: YamlReader, cfg: Config): void {
     ...(cfg.agent ? [[cfg.agent, 'agent', cfg.agent.listen] as [object, string, HostPort]] : []),
     ...(cfg.admin ? [[cfg.admin, 'admin', cfg.admin.listen] as [object, string, HostPort]] : []),
   ];
-  const seen = new Map<string, string>();
+  const bound: [string, HostPort][] = [];
   for (const [obj, what, hp] of listeners) {
     if (!hp || hp.port === 0) continue;
     const key = formatHostPort(hp);
-    const other = seen.get(key);
-    if (other) r.errorAt(obj, 'listen', `${what}: listen address ${key} is already used by ${other}`);
-    else seen.set(key, what);
+    const clash = bound.map(([other, at]) => [other, at, listenClash(hp, at)] as const).find(([, , why]) => why !== null);
+    if (!clash) bound.push([what, hp]);
+    else if (clash[2] === 'the same address') r.errorAt(obj, 'listen', `${what}: listen address ${key} is already used by ${clash[0]}`);
+    else r.errorAt(obj, 'listen', `${what}: listen address ${key} overlaps ${formatHostPort(clash[1])} of ${clash[0]} (${clash[2]}); one of them is enough`);
   }
   if (cfg.admin?.listen && !isLoopback(cfg.admin.listen.host) && !cfg.admin.token_file) {
     r.errorAt(cfg.admin, 'listen', `admin.listen: ${formatHostPort(cfg.admin.listen)} is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1`);

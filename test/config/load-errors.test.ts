@@ -243,6 +243,30 @@ backends:
     ).toEqual(['lic.yaml:1:19: status: listen address 127.0.0.1:27000 is already used by frontend "lmgrd"']);
   });
 
+  it('listeners the kernel cannot bind together: a wildcard and another address on its port', () => {
+    // Linux refuses a second listener on a port a wildcard holds, and Node binds [::] dual-stack
+    // (IPv4 too); different ports, or 0.0.0.0 beside an IPv6 address, bind fine.
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+agent: { listen: "0.0.0.0:27100", backend: licenses }
+frontends:
+  - { name: v4, listen: "0.0.0.0:27000", backend: licenses }
+  - { name: v6, listen: "[::]:27000", backend: licenses }
+  - { name: vip, listen: "10.0.0.100:27001", backend: licenses }
+  - { name: any, listen: "[::0]:27001", backend: licenses }
+  - { name: v6lo, listen: "[::1]:27002", backend: licenses }
+  - { name: v4any, listen: "0.0.0.0:27002", backend: licenses }
+backends:
+  - name: licenses
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`),
+    ).toEqual([
+      'lic.yaml:5:25: frontend "v6": listen address [::]:27000 overlaps 0.0.0.0:27000 of frontend "v4" ([::] takes IPv4 too); one of them is enough',
+      'lic.yaml:7:26: frontend "any": listen address [::0]:27001 overlaps 10.0.0.100:27001 of frontend "vip" ([::] takes IPv4 too); one of them is enough',
+      'lic.yaml:2:18: agent: listen address 0.0.0.0:27100 overlaps 127.0.0.1:27100 of status (0.0.0.0 takes every IPv4 address); one of them is enough',
+    ]);
+  });
+
   it('several errors in one file are all reported, read errors and cross-checks together, in file order per pass', () => {
     expect(
       issues(`admin:

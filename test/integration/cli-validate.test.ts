@@ -86,6 +86,19 @@ backends:
     expect(b.stderr).toMatch(/^licgate validate: Unknown option '--bogus'/);
   });
 
+  it('exits 2 on listeners that licgate run could not bind together (IPv4 and IPv6 wildcards on one port)', async () => {
+    const f = file('overlap.yaml', `frontends:
+  - { name: lmgrd4, listen: "0.0.0.0:27000", backend: licenses }
+  - { name: lmgrd6, listen: "[::]:27000", backend: licenses }
+backends:
+  - name: licenses
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`);
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.stderr).toBe(`${f}:3:29: frontend "lmgrd6": listen address [::]:27000 overlaps 0.0.0.0:27000 of frontend "lmgrd4" ([::] takes IPv4 too); one of them is enough\n`);
+    expect(r.code).toBe(2);
+  });
+
   it('licgate run refuses the same file with the same lines and exit 2, starting nothing', async () => {
     const f = file('bad-run.yaml', 'frontends:\n  - { name: lmgrd, listen: "127.0.0.1:0", backend: nope }\nbackends:\n  - { name: licenses, servers: [{ name: a, address: "127.0.0.1:1", weight: 300 }] }\n');
     const r = await runCli(['run', '--config', f]);
