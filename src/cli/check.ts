@@ -10,7 +10,8 @@ export const check: Command = {
     const { values } = parse(args, { url: { type: 'string' }, timeout: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
     if (values.help) return help(this);
     const url = values.url ?? 'http://127.0.0.1:8404/health';
-    if (!/^http:\/\//.test(url)) throw new UsageError(`--url: expected an http:// URL, found "${url}"`);
+    // node:http throws on a URL it cannot parse (a port over 65535, no host): that is a typo in keepalived's config, not a crash.
+    if (!/^http:\/\//.test(url) || !URL.canParse(url)) throw new UsageError(`--url: expected an http:// URL, found "${url}"`);
     const timeout = Number(values.timeout ?? 1000);
     if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout: expected milliseconds, found "${values.timeout}"`);
     const say = (out: NodeJS.WriteStream, text: string): void => {

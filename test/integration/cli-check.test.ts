@@ -85,4 +85,12 @@ describe('licgate check (keepalived vrrp_script)', () => {
     expect(u.code).toBe(2);
     expect(u.stderr).toBe('licgate check: --timeout: expected milliseconds, found "soon"\nusage: licgate check [--url http://127.0.0.1:8404/health] [--timeout 1000] [--quiet]\n');
   });
+
+  it('a malformed --url (a port out of range, no host) is a usage error (exit 2), not a crash', async () => {
+    for (const url of ['http://127.0.0.1:84040/health', 'http://', 'http://[::1/health']) {
+      const r = await runCli(['check', '--url', url]);
+      expect(r.stderr, url).toBe(`licgate check: --url: expected an http:// URL, found "${url}"\nusage: licgate check [--url http://127.0.0.1:8404/health] [--timeout 1000] [--quiet]\n`);
+      expect(r.code, url).toBe(2);
+    }
+  });
 });
