@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
 import { formatHostPort, isLoopback, listenClash, type HostPort } from './address.js';
 import { readConfig, type Config } from './schema.js';
@@ -25,6 +25,15 @@ export function loadConfigText(text: string, file = '<config>'): Config {
     const lp = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
     r.issues.push(new ConfigIssue({ file, line: lp.line, col: lp.col }, `YAML syntax: ${e.message.split('\n')[0]}`));
   }
+  // yaml reports an alias without its anchor only from toJS(), which the reader does not use: to the
+  // reader it is empty, so a key silently took its default (a whole check) or failed at 1:1.
+  visit(doc, {
+    Alias(_, alias) {
+      if (alias.resolve(doc) !== undefined) return;
+      const lp = lines.linePos(alias.range?.[0] ?? 0);
+      r.issues.push(new ConfigIssue({ file, line: lp.line, col: lp.col }, `YAML alias *${alias.source}: expected an anchor &${alias.source} before it in the file, found none`));
+    },
+  });
   if (r.issues.length) throw new ConfigError(r.issues);
   const cfg = readConfig(r, doc.contents as never);
   // Cross-checks run after read errors too, so one pass reports every problem in the file.

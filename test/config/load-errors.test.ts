@@ -204,6 +204,32 @@ backends:
     expect(issues(`status:\n  listen: "127.0.0.1:27100\nbackends: []\n`)).toEqual([expect.stringMatching(/^lic\.yaml:(2|3|4):\d+: YAML syntax: Missing closing "quote/)]);
   });
 
+  it('a YAML alias with no anchor before it is an error at the alias, not a silent default or "found nothing" at 1:1', () => {
+    // The anchor is spelled status-check; the aliases say status_check (and one comes before its anchor).
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: flexlm
+    retries: *retries
+    check: &status-check { type: status, inter: 2s }
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+  - name: dsls
+    retries: &retries 3
+    check: *status_check
+    servers: [{ name: b, address: "10.0.0.12:4085" }]
+`),
+    ).toEqual([
+      'lic.yaml:4:14: YAML alias *retries: expected an anchor &retries before it in the file, found none',
+      'lic.yaml:9:12: YAML alias *status_check: expected an anchor &status_check before it in the file, found none',
+    ]);
+    const shared = loadConfigText(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - { name: flexlm, check: &status-check { type: status, inter: 5s }, servers: [{ name: a, address: "10.0.0.11:27000" }] }
+  - { name: dsls, check: *status-check, servers: [{ name: b, address: "10.0.0.12:4085" }] }
+`);
+    expect(shared.backends.map((b) => [b.check.type, b.check.inter])).toEqual([['status', 5000], ['status', 5000]]);
+  });
+
   it('vrrp.state_file: an absolute path to a file, and required', () => {
     const rest = `status: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
     const want = 'an absolute file path (where licgate-vrrp-notify.sh writes, e.g. /run/licgate/vrrp-state)';
