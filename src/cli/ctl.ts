@@ -50,7 +50,7 @@ export const ctl: Command = {
     switch (cmd) {
       case 'servers': {
         arity(rest, 0, 'servers');
-        const r = await call(base, 'GET', '/status', null, null, timeout);
+        const r = await call(base, 'GET', '/status', null, null, timeout, (b) => Array.isArray(b.backends));
         if (!r.ok) return fail(r.message);
         if (r.status !== 200) return fail(errorText(r.status, r.body));
         process.stdout.write(values.json ? JSON.stringify(r.body, null, 2) + '\n' : serversTable(r.body as StatusBody));
@@ -69,7 +69,7 @@ export const ctl: Command = {
           if (!STATES.includes(value)) throw new UsageError(`set state: expected one of ${STATES.join(' | ')}, found "${value}"`);
           body = { state: value };
         } else throw new UsageError(`set: expected "weight" or "state", found "${what}"`);
-        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}`, body, token(), timeout);
+        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}`, body, token(), timeout, (b) => typeof b.server === 'object' && b.server !== null && b.before !== undefined);
         if (!r.ok) return fail(r.message);
         if (r.status !== 200) return fail(errorText(r.status, r.body));
         const res = r.body as { backend: string; before: { state: string; weight: number }; server: StatusServer };
@@ -78,7 +78,7 @@ export const ctl: Command = {
       }
       case 'failback': {
         arity(rest, 1, 'failback BACKEND');
-        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(rest[0]!)}/failback`, null, token(), timeout);
+        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(rest[0]!)}/failback`, null, token(), timeout, (b) => typeof b.to === 'string');
         if (!r.ok) return fail(r.message);
         if (r.status !== 200) return fail(errorText(r.status, r.body));
         const res = r.body as { backend: string; from: string; to: string; changed: boolean };
@@ -112,7 +112,8 @@ function readToken(file: string | undefined): string | null {
   return env ? env : null;
 }
 
-async function call(base: string, method: string, path: string, body: unknown, token: string | null, timeoutMs: number): Promise<Outcome> {
+/** `isAnswer` tells licgate's 200 reply from another service's on the same port, whose page the output code would crash on. */
+async function call(base: string, method: string, path: string, body: unknown, token: string | null, timeoutMs: number, isAnswer: (body: Record<string, unknown>) => boolean): Promise<Outcome> {
   const headers: Record<string, string> = {};
   if (body !== null) headers['content-type'] = 'application/json';
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -124,6 +125,10 @@ async function call(base: string, method: string, path: string, body: unknown, t
       parsed = JSON.parse(text);
     } catch {
       // Not JSON (a proxy in the way?): show the text.
+    }
+    if (res.status === 200 && !(typeof parsed === 'object' && parsed !== null && isAnswer(parsed as Record<string, unknown>))) {
+      const found = text.trim().length > 80 ? `${text.trim().slice(0, 80)}…` : text.trim();
+      return { ok: false, message: `${base}: ${method} ${path} answered 200 but not as licgate's admin API does (found ${JSON.stringify(found)}); is --url licgate's admin listener?` };
     }
     return { ok: true, status: res.status, body: parsed };
   } catch (e) {

@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -116,6 +118,25 @@ describe('licgate ctl', { timeout: 60_000 }, () => {
     const r = await ctl(`http://127.0.0.1:${port}`, ['servers']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`licgate ctl: http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+  });
+
+  it('exit 1 with a message, not a crash, when --url answers 200 but is not licgate (another service on the port)', async () => {
+    const other = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>HAProxy statistics</html>'));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      for (const [args, request] of [
+        [['servers'], 'GET /status'],
+        [['set', 'lic/a', 'state', 'drain'], 'POST /admin/backends/lic/servers/a'],
+        [['failback', 'lic'], 'POST /admin/backends/lic/failback'],
+      ] as const) {
+        const r = await ctl(url, [...args], TOKEN);
+        expect(r.stderr, args.join(' ')).toBe(`licgate ctl: ${url}: ${request} answered 200 but not as licgate's admin API does (found "<html>HAProxy statistics</html>"); is --url licgate's admin listener?\n`);
+        expect(r.code, args.join(' ')).toBe(1);
+      }
+    } finally {
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+    }
   });
 
   it('exit 2 on usage errors, with the usage text', async () => {
