@@ -22,7 +22,7 @@ import { registerStatsPage } from './serve/stats-page.js';
 import { createStatusResponder } from './serve/status-responder.js';
 import { reloadFromFile, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
-import { AddressResolver, type Lookup } from './health/address-resolver.js';
+import { AddressResolver, systemLookup, type Lookup } from './health/address-resolver.js';
 import { sessionLogger } from './observe/session-log.js';
 import type { VrrpReport } from './observe/vrrp-state.js';
 import { VrrpWatch } from './observe/vrrp-watch.js';
@@ -60,10 +60,18 @@ export class Daemon implements DaemonView {
   private wasReady = false;
 
   readonly resolver: AddressResolver;
+  /** Looks up server names and listen hosts (tests script it). */
+  readonly lookup: Lookup;
+  /**
+   * Aborted when the stop begins: a reload waiting on the lookup of a listen host gives up at once
+   * instead of holding up the stop for the resolver's timeouts (the stop waits for the reload).
+   */
+  private readonly stopping = new AbortController();
   private vrrpWatch: VrrpWatch | null = null;
 
   constructor(public cfg: Config, readonly log: Logger, deps: { lookup?: Lookup } = {}) {
-    this.resolver = new AddressResolver(() => allServers(this.model), log, deps.lookup);
+    this.lookup = deps.lookup ?? systemLookup;
+    this.resolver = new AddressResolver(() => allServers(this.model), log, this.lookup);
     this.model = new Model(cfg);
     this.notifier = new Notifier(cfg.notify.webhooks, log);
     this.metrics = new Metrics(this, () => this.notifier.counts);
@@ -89,10 +97,11 @@ export class Daemon implements DaemonView {
 
   private async startNow(): Promise<void> {
     try {
-      for (const f of this.frontends) await f.listen();
-      await this.statusResponder?.listen();
-      await this.agentResponder?.listen();
-      await this.admin?.listen();
+      const bind = { lookup: this.lookup };
+      for (const f of this.frontends) await f.listen(bind);
+      await this.statusResponder?.listen(bind);
+      await this.agentResponder?.listen(bind);
+      await this.admin?.listen(bind);
     } catch (e) {
       await this.close();
       throw e;
@@ -134,6 +143,11 @@ export class Daemon implements DaemonView {
     return this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger));
   }
 
+  /** What a reload binds with: the daemon's lookup, given up when the stop begins. */
+  get reloadBind(): { lookup: Lookup; signal: AbortSignal } {
+    return { lookup: this.lookup, signal: this.stopping.signal };
+  }
+
   /** Runs `step` once the start-up or reload before it has settled (see `reloading`). */
   private inTurn<T>(step: () => Promise<T>): Promise<T> {
     const run = this.reloading.then(step);
@@ -149,7 +163,9 @@ export class Daemon implements DaemonView {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     // A reload in flight sees shuttingDown before it commits and closes what it bound (src/reload.ts):
-    // let it settle, so no listener it bound is left out of the ones stopped below.
+    // let it settle, so no listener it bound is left out of the ones stopped below. The abort keeps
+    // that wait short: a reload still looking up a listen host stops waiting for the answer.
+    this.stopping.abort();
     await this.reloading;
     const delay = this.cfg.shutdown_delay;
     if (delay > 0 && this.frontends.length) {

@@ -81,20 +81,23 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     await status?.close();
     await agent?.close();
   };
+  const refused = (): ShuttingDownError => new ShuttingDownError('shutdown began while the reload was binding its new listeners; they are closed again');
+  const bind = d.reloadBind;
   try {
-    for (const fe of added) await fe.listen();
-    if (statusMoved && next.status) await (status = d.buildStatusResponder(next.status.listen)).listen();
-    if (agentMoved && next.agent) await (agent = d.buildAgentResponder(next.agent.listen)).listen();
+    for (const fe of added) await fe.listen(bind);
+    if (statusMoved && next.status) await (status = d.buildStatusResponder(next.status.listen)).listen(bind);
+    if (agentMoved && next.agent) await (agent = d.buildAgentResponder(next.agent.listen)).listen(bind);
   } catch (e) {
     await unbind();
-    throw e;
+    // The stop aborts a lookup still under way (bind.signal): that is a refusal, not a listen error.
+    throw d.shuttingDown ? refused() : e;
   }
   // Binding waits (a listen host is looked up first). A shutdown begun meanwhile has stopped, or is
   // about to stop, the listeners it knows: committing now would add one that accepts during the
   // drain, or after close(), and start checks again. Daemon.shutdown waits for this refusal.
   if (d.shuttingDown) {
     await unbind();
-    throw new ShuttingDownError('shutdown began while the reload was binding its new listeners; they are closed again');
+    throw refused();
   }
 
   // 2. Commit: from here on nothing can fail.

@@ -28,14 +28,14 @@ function configFile(text: string): { file: string; dir: string; write: (text: st
 }
 
 describe('a reload in flight when the shutdown begins', () => {
-  /** `extra`: a second frontend on localhost:PORT, a host name: the reload looks it up before binding. */
-  function yaml(simPort: number, extra: number | null, check = '{ type: none }'): string {
+  /** `extra`: a second frontend on HOST:PORT, a host name: the reload looks it up before binding. */
+  function yaml(simPort: number, extra: number | null, check = '{ type: none }', host = 'localhost'): string {
     return `log: { level: silent, format: json }
 shutdown_grace: 20s
 shutdown_delay: 0s
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
-${extra !== null ? `  - { name: extra, listen: "localhost:${extra}", backend: licenses }\n` : ''}backends:
+${extra !== null ? `  - { name: extra, listen: "${host}:${extra}", backend: licenses }\n` : ''}backends:
   - name: licenses
     check: ${check}
     servers:
@@ -104,6 +104,42 @@ ${extra !== null ? `  - { name: extra, listen: "localhost:${extra}", backend: li
     expect(d.frontends.map((f) => f.name)).toEqual(['lmgrd']);
     expect(d.schedulers).toHaveLength(0);
     await expect(helloOnce(extraPort, { host, timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('does not hold up the shutdown while the lookup of its listen host goes unanswered: the stop goes on, the reload is refused, nothing binds later', async () => {
+    const sim = await startInProcessSimulator('s1');
+    const cfg = configFile(yaml(sim.port, null));
+    // A name server that does not answer for the new listen host (resolver timeouts: seconds per
+    // attempt); the sockets stay real.
+    const lookups: string[] = [];
+    let answer!: (address: string) => void;
+    const unanswered = new Promise<string>((resolve) => (answer = resolve));
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
+      lookup: async (host) => {
+        lookups.push(host);
+        return host === 'slow-dns.licgate.test' ? unanswered : (await lookup(host)).address;
+      },
+    });
+    await d.start();
+    cleanup.push(() => d.close());
+    cleanup.push(() => answer('127.0.0.1'));
+
+    const extraPort = await freePort('127.0.0.1');
+    cfg.write(yaml(sim.port, extraPort, '{ type: none }', 'slow-dns.licgate.test'));
+    const reload = d.reload('SIGHUP');
+    await waitFor(() => lookups.includes('slow-dns.licgate.test'), { timeoutMs: 5000, what: 'the reload looking up slow-dns.licgate.test' });
+
+    // SIGTERM: the stop (nothing to drain, shutdown_delay 0s) is done while the lookup is still unanswered.
+    let stopped = false;
+    const stopping = d.shutdown(5000).then(() => (stopped = true));
+    await waitFor(() => stopped, { timeoutMs: 3000, what: 'shutdown() done while the listen host lookup is unanswered' });
+    expect(await reload).toEqual({ ok: false, errors: [REFUSED], changes: [] });
+    await stopping;
+
+    // The answer comes late: nothing binds on it.
+    answer('127.0.0.1');
+    await expect(helloOnce(extraPort, { host: '127.0.0.1', timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
+    expect(d.frontends.map((f) => f.name)).toEqual(['lmgrd']);
   });
 });
 

@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
-import { listenAt } from './listen.js';
+import { listenAt, type BindOptions } from './listen.js';
 
 export interface LineServerOptions {
   what: string;
@@ -33,8 +33,8 @@ export class LineServer {
     });
   }
 
-  listen(): Promise<void> {
-    return listenAt(this.server, this.listenAt, this.opts.what);
+  listen(bind?: BindOptions): Promise<void> {
+    return listenAt(this.server, this.listenAt, this.opts.what, bind);
   }
 
   /** Peers connected now. */

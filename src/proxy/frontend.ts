@@ -1,8 +1,8 @@
-import { lookup } from 'node:dns/promises';
 import { isIP, type AddressInfo } from 'node:net';
 import { formatHostPort } from '../config/address.js';
 import type { FrontendConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
+import { bindAddress, type BindOptions } from '../io/listen.js';
 import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../io/tcp-handle.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
@@ -38,16 +38,14 @@ export class Frontend {
     this.name = cfg.name;
   }
 
-  async listen(): Promise<void> {
+  async listen(bind: BindOptions = {}): Promise<void> {
     const at = this.cfg.listen;
     const fail = (err: NodeJS.ErrnoException): ListenError => new ListenError(`frontend "${this.name}"`, formatHostPort(at), err);
-    let host = at.host;
-    if (isIP(host) === 0) {
-      try {
-        host = (await lookup(host)).address;
-      } catch (err) {
-        throw fail(err as NodeJS.ErrnoException);
-      }
+    let host: string;
+    try {
+      host = await bindAddress(at.host, bind);
+    } catch (err) {
+      throw bind.signal?.aborted ? bind.signal.reason : fail(err as NodeJS.ErrnoException);
     }
     const handle = newServerHandle() as ListenHandle;
     // Dual-stack on "::" as net.Server has it (flags 0, not UV_TCP_IPV6ONLY); libuv sets SO_REUSEADDR.

@@ -4,7 +4,7 @@ import { formatHostPort, type HostPort } from '../config/address.js';
 import type { DaemonView } from '../daemon-view.js';
 import { readVrrpState } from '../observe/vrrp-state.js';
 import { backendJson } from './status-json.js';
-import { listenAt } from '../io/listen.js';
+import { listenAt, type BindOptions } from '../io/listen.js';
 
 export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>;
 
@@ -49,8 +49,8 @@ export class AdminHttp {
     };
   }
 
-  listen(): Promise<void> {
-    return listenAt(this.server, this.listenAt, 'admin');
+  listen(bind?: BindOptions): Promise<void> {
+    return listenAt(this.server, this.listenAt, 'admin', bind);
   }
 
   address(): AddressInfo {

@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
-import { listenAt } from '../io/listen.js';
+import { listenAt, type BindOptions } from '../io/listen.js';
 
 /** A peer that keeps its connection open after our reply is cut off after this long. */
 const LINGER_MS = 5000;
@@ -22,8 +22,8 @@ export class AgentResponder {
     });
   }
 
-  listen(): Promise<void> {
-    return listenAt(this.server, this.listenAt, 'agent');
+  listen(bind?: BindOptions): Promise<void> {
+    return listenAt(this.server, this.listenAt, 'agent', bind);
   }
 
   /** Peers connected now (a reply sent, their side not closed yet). */
