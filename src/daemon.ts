@@ -103,7 +103,8 @@ export class Daemon implements DaemonView {
       await this.agentResponder?.listen(bind);
       await this.admin?.listen(bind);
     } catch (e) {
-      await this.close();
+      // Inside start-up's own turn: close() would wait for this very turn.
+      await this.closeNow();
       throw e;
     }
     await this.resolver.start();
@@ -178,7 +179,7 @@ export class Daemon implements DaemonView {
     await this.sessionsEnded(graceMs);
     const left = this.openSessions();
     if (left) this.log.warn({ sessions: left }, 'shutdown grace expired; closing remaining sessions');
-    await this.close();
+    await this.closeNow();
   }
 
   /** Resolves when no session is open, or after `ms`: woken by the last sessionEnded, no polling. */
@@ -200,7 +201,18 @@ export class Daemon implements DaemonView {
     return n;
   }
 
+  /**
+   * Stop now: no drain. Waits its turn like shutdown(): a start-up or reload under way would
+   * otherwise bind listeners and start checks after this returned.
+   */
   async close(): Promise<void> {
+    this.shuttingDown = true;
+    this.stopping.abort();
+    await this.reloading;
+    await this.closeNow();
+  }
+
+  private async closeNow(): Promise<void> {
     this.shuttingDown = true;
     this.stopChecks();
     this.resolver.stop();

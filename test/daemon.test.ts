@@ -253,3 +253,52 @@ backends:
     expect([d.schedulers.length, d.agentSchedulers.length]).toEqual([1, 1]);
   });
 });
+
+describe('close() during start-up', () => {
+  it('waits for start-up: once close() resolves, no listener start-up bound accepts and no check runs', async () => {
+    // The license server: a TCP listener that counts the health checks' connects.
+    let checks = 0;
+    const srv = createServer((s) => {
+      checks++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
+    const port = (srv.address() as AddressInfo).port;
+
+    // The frontend listens on a host name: start-up looks it up before it binds.
+    const fePort = await freePort('127.0.0.1');
+    const cfg = configFile(`log: { level: silent, format: json }
+frontends:
+  - { name: lmgrd, listen: "lmgrd.licgate.test:${fePort}", backend: licenses }
+backends:
+  - name: licenses
+    check: { type: tcp, inter: 100ms, rise: 1, fall: 1, timeout: 1s }
+    servers:
+      - { name: s1, address: 127.0.0.1:${port} }
+`);
+    const lookups: string[] = [];
+    let answer!: (address: string) => void;
+    const dnsAnswer = new Promise<string>((resolve) => (answer = resolve));
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
+      lookup: (host) => {
+        lookups.push(host);
+        return dnsAnswer;
+      },
+    });
+    cleanup.push(() => d.close());
+    cleanup.push(() => answer('127.0.0.1'));
+
+    const starting = d.start();
+    await waitFor(() => lookups.includes('lmgrd.licgate.test'), { timeoutMs: 5000, what: 'start-up looking up lmgrd.licgate.test' });
+    const closing = d.close();
+    answer('127.0.0.1');
+    await closing;
+    await starting;
+
+    await expect(helloOnce(fePort, { host: '127.0.0.1', timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
+    expect(d.schedulers).toHaveLength(0);
+    const seen = checks;
+    await holdsFor(() => checks === seen, { forMs: 500, what: 'no health check after close()' });
+  });
+});
