@@ -146,35 +146,43 @@ ${extra !== null ? `  - { name: extra, listen: "${host}:${extra}", backend: lice
 describe('a change made while a reload binds its new listeners', () => {
   it('is what the running config has once the reload commits: an admin drain made meanwhile is kept, new sessions avoid the server', async () => {
     const [s1, s2] = [await startInProcessSimulator('s1'), await startInProcessSimulator('s2')];
-    /** `extra`: a second frontend on localhost:PORT, a host name: the reload looks it up before binding. */
+    /** `extra`: a second frontend on a host name: the reload looks it up before binding. */
     const yaml = (extra: number | null): string => `log: { level: silent, format: json }
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
-${extra !== null ? `  - { name: extra, listen: "localhost:${extra}", backend: licenses }\n` : ''}backends:
+${extra !== null ? `  - { name: extra, listen: "extra.licgate.test:${extra}", backend: licenses }\n` : ''}backends:
   - name: licenses
     check: { type: none }
     servers:
       - { name: s1, address: 127.0.0.1:${s1.port} }
       - { name: s2, address: 127.0.0.1:${s2.port} }
 `;
+    // The name server answers for the new listen host only when the test says so.
+    const lookups: string[] = [];
+    let answer!: (address: string) => void;
+    const held = new Promise<string>((resolve) => (answer = resolve));
     const cfg = configFile(yaml(null));
-    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }));
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
+      lookup: async (host) => (lookups.push(host), host === 'extra.licgate.test' ? held : (await lookup(host)).address),
+    });
     await d.start();
     cleanup.push(() => d.close());
+    cleanup.push(() => answer('127.0.0.1'));
 
-    const host = (await lookup('localhost')).address;
-    const extraPort = await freePort(host);
+    const extraPort = await freePort('127.0.0.1');
     cfg.write(yaml(extraPort));
     const reload = d.reload('SIGHUP');
-    await null; // the reload has adopted the running servers' state and waits on the lookup of "localhost"
+    // The reload has adopted the running servers' state and waits on the lookup.
+    await waitFor(() => lookups.includes('extra.licgate.test'), { timeoutMs: 5000, what: 'the reload looking up extra.licgate.test' });
     // What POST /admin/backends/licenses/servers/s1 {"state": "drain"} does: on the config running now.
     d.model.backend('licenses')!.server('s1')!.setAdmin('drain', 'admin API');
+    answer('127.0.0.1');
 
-    expect(await reload).toEqual({ ok: true, errors: [], changes: [`frontend extra added on localhost:${extraPort}`] });
+    expect(await reload).toEqual({ ok: true, errors: [], changes: [`frontend extra added on extra.licgate.test:${extraPort}`] });
     expect(d.model.backend('licenses')!.server('s1')!.stateText).toBe('DRAIN');
     for (let i = 0; i < 4; i++) {
       expect(await helloOnce(d.frontends[0]!.address().port)).toBe('s2');
-      expect(await helloOnce(extraPort, { host })).toBe('s2');
+      expect(await helloOnce(extraPort, { host: '127.0.0.1' })).toBe('s2');
     }
   });
 });
