@@ -57,7 +57,7 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     expect(na.stateText).toBe('DOWN');
     expect(na.weight).toBe(80); // not changed at runtime: the new config's weight
     expect(na.lastCheck).toEqual(fail);
-    expect(nbk.stateText).toBe('DRAIN');
+    expect(nbk.stateText).toBe('DRAIN 1/3'); // never checked: UP 1/3, drained
     expect(nbk.weight).toBe(20); // set at runtime: survives the reload
     expect(nbk.configuredWeight).toBe(50);
     expect([nbk.active, nbk.total]).toEqual([3, 9]);
@@ -252,8 +252,8 @@ describe("the agent's word across a reload", () => {
   const aux = (check: string, agent = 'agent_port: 27200') => cfg(TWO, { check, keys: agent });
 
   it('the auxiliary agent (agent_port) keeps its drain, weight % and maxconn when only the health check changed', () => {
-    expect(carried(aux('{ type: tcp, inter: 2s }'), aux('{ type: tcp, inter: 3s }'))).toEqual(['DRAIN', 10, 5]);
-    expect(carried(aux('{ type: tcp }'), aux('{ type: status }'))).toEqual(['DRAIN', 10, 5]);
+    expect(carried(aux('{ type: tcp, inter: 2s }'), aux('{ type: tcp, inter: 3s }'))).toEqual(['DRAIN (agent)', 10, 5]);
+    expect(carried(aux('{ type: tcp }'), aux('{ type: status }'))).toEqual(['DRAIN (agent)', 10, 5]);
   });
 
   it('another agent port, agent_send or agent check starts without it', () => {
@@ -262,7 +262,7 @@ describe("the agent's word across a reload", () => {
     expect(carried(aux('{ type: tcp }'), aux('{ type: tcp }', 'agent_port: 27200\n    agent_send: "flexlm\\n"'))).toEqual(fresh);
     expect(carried(aux('{ type: tcp }'), cfg(TWO, { check: '{ type: agent, port: 27200 }' }))).toEqual(fresh);
     const agentCheck = (inter: string) => cfg(TWO, { check: `{ type: agent, port: 27200, inter: ${inter} }` });
-    expect(carried(agentCheck('2s'), agentCheck('2s'))).toEqual(['DRAIN', 10, 5]);
+    expect(carried(agentCheck('2s'), agentCheck('2s'))).toEqual(['DRAIN (agent)', 10, 5]);
     expect(carried(agentCheck('2s'), agentCheck('3s'))).toEqual(fresh);
   });
 });

@@ -243,13 +243,19 @@ export class Server {
     return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0;
   }
 
-  /** HAProxy stats-page state: MAINT, DRAIN, UP, UP 1/3, DOWN, DOWN 1/2, or "no check". */
+  /**
+   * HAProxy stats-page state: MAINT, DRAIN, DRAIN 1/3, UP, UP 1/3, DOWN, DOWN 1/2, or "no check".
+   * A drain or maint only the agent set says "(agent)": the admin state is still ready then, and
+   * an admin who sees a bare DRAIN would set ready and wonder why the server still gets nothing.
+   */
   get stateText(): string {
-    if (this.inMaint) return 'MAINT';
-    if (!this.checked) return this.draining ? 'DRAIN' : 'no check';
+    if (this.inMaint) return this.admin === 'maint' ? 'MAINT' : 'MAINT (agent)';
     if (this.agent?.state === 'down') return 'DOWN (agent)';
-    if (this.draining && this.health.up) return 'DRAIN';
-    return this.health.text;
+    if (this.checked && !this.health.up) return this.health.text;
+    if (!this.draining) return this.checked ? this.health.text : 'no check';
+    if (this.admin !== 'drain') return 'DRAIN (agent)';
+    // UP 1/3 while drained: HAProxy's DRAIN 1/3, the failing checks stay visible.
+    return this.checked ? this.health.text.replace(/^UP/, 'DRAIN') : 'DRAIN';
   }
 
   private change(reason: string, mutate: () => void): void {

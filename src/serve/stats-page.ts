@@ -101,8 +101,8 @@ function stateClass(st) {
   if (st.indexOf('UP ') === 0) return 's-going-down';
   if (st === 'DOWN' || st.indexOf('DOWN (') === 0) return 's-down';
   if (st.indexOf('DOWN ') === 0) return 's-going-up';
-  if (st === 'DRAIN') return 's-drain';
-  if (st === 'MAINT') return 's-maint';
+  if (st.indexOf('DRAIN') === 0) return 's-drain';
+  if (st.indexOf('MAINT') === 0) return 's-maint';
   return 's-nocheck';
 }
 function tierClass(t) { return t === null ? 'none' : 't' + Math.min(t, 2); }
@@ -156,6 +156,7 @@ function updateRow(r, b, s, now) {
   setText(r.cells.tier, s.tier_name + (s.tier > 1 ? ' (' + s.tier + ')' : ''));
   setText(r.stateBadge, s.state);
   r.stateBadge.className = 'state ' + stateClass(s.state);
+  r.stateBadge.title = s.agent ? s.agent.reason : '';
   var w = s.effective_weight !== s.weight ? s.effective_weight + ' (' + s.weight + ')' : String(s.weight);
   setText(r.cells.weight, s.weight !== s.configured_weight ? w + ' / ' + s.configured_weight : w);
   setText(r.cells.active, s.maxconn > 0 ? s.active + ' / ' + s.maxconn : String(s.active));
@@ -372,7 +373,7 @@ export const STATS_PAGE_HTML = `<!doctype html>
   <div class="legend">
     <span class="state s-up">UP</span><span class="state s-going-down">UP 1/3</span><span>going down</span>
     <span class="state s-going-up">DOWN 1/2</span><span>going up</span><span class="state s-down">DOWN</span>
-    <span class="state s-drain">DRAIN</span><span class="state s-maint">MAINT</span><span class="state s-nocheck">no check</span>
+    <span class="state s-drain">DRAIN</span><span class="state s-maint">MAINT</span><span>(agent): set by the server's agent</span><span class="state s-nocheck">no check</span>
   </div>
   <footer>
     Refreshes every 2 s from <a href="/status">/status</a> · <a href="/health">/health</a> · <a href="/ready">/ready</a> · <a href="/metrics">/metrics</a>.

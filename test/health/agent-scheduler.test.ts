@@ -55,18 +55,18 @@ describe('AgentScheduler (backend agent_port)', () => {
     await waitFor(() => a.effectiveWeight === 50, { timeoutMs: 3000, what: 'weight 50 from the agent' });
     expect(a.usable).toBe(true);
     ag.say('drain\n');
-    await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN from the agent' });
+    await waitFor(() => a.stateText === 'DRAIN (agent)', { timeoutMs: 3000, what: 'DRAIN from the agent' });
     expect(b.choose('c', null)).toBeNull();
     ag.say('down #lmgrd not responding\n');
     await waitFor(() => a.stateText === 'DOWN (agent)', { timeoutMs: 3000, what: 'DOWN from the agent' });
     expect(a.agent!.reason).toBe('agent says "down #lmgrd not responding"');
     // "up" withdraws the agent's down; the drain it set earlier stays until it says ready.
     ag.say('up\n');
-    await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'back to DRAIN after up' });
+    await waitFor(() => a.stateText === 'DRAIN (agent)', { timeoutMs: 3000, what: 'back to DRAIN after up' });
     ag.say('ready 100%\n');
     await waitFor(() => a.usable && a.effectiveWeight === 100, { timeoutMs: 3000, what: 'usable at weight 100' });
     ag.say('maint\n');
-    await waitFor(() => a.stateText === 'MAINT', { timeoutMs: 3000, what: 'MAINT from the agent' });
+    await waitFor(() => a.stateText === 'MAINT (agent)', { timeoutMs: 3000, what: 'MAINT from the agent' });
   });
 
   it('an agent "up" never overrides a failed health check', async () => {
@@ -87,12 +87,12 @@ describe('AgentScheduler (backend agent_port)', () => {
     const a = b.server('a')!;
     run(b, ag.port);
     ag.say('drain 30%\n');
-    await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN' });
+    await waitFor(() => a.stateText === 'DRAIN (agent)', { timeoutMs: 3000, what: 'DRAIN' });
     ag.say(null);
     await waitFor(() => a.agentError === 'agent closed without a reply', { timeoutMs: 3000, what: 'the empty reply noted' });
     await ag.close();
     await waitFor(() => a.agentError === 'connection refused', { timeoutMs: 3000, what: 'the refusal noted' });
-    expect(a.stateText).toBe('DRAIN');
+    expect(a.stateText).toBe('DRAIN (agent)');
     expect(a.agent).toMatchObject({ state: 'drain', weightPercent: 30 });
   });
 
@@ -112,7 +112,7 @@ describe('AgentScheduler (backend agent_port)', () => {
     lmgrd.setWeight(5, 'test');
     await waitFor(() => a.effectiveWeight === 50, { timeoutMs: 3000, what: 'weight 50% here' });
     lmgrd.setAdmin('drain', 'test');
-    await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN here' });
+    await waitFor(() => a.stateText === 'DRAIN (agent)', { timeoutMs: 3000, what: 'DRAIN here' });
     lmgrd.setAdmin('ready', 'test');
     await waitFor(() => a.usable && a.effectiveWeight === 50, { timeoutMs: 3000, what: 'ready again at 50%' });
   });
@@ -157,19 +157,19 @@ describe('AgentScheduler (backend agent_port)', () => {
     const old = model('2s');
     const s = run(old.backend('lic')!, ag.port);
     ag.say('drain 50%\n');
-    await waitFor(() => old.backend('lic')!.server('a')!.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN from the agent' });
+    await waitFor(() => old.backend('lic')!.server('a')!.stateText === 'DRAIN (agent)', { timeoutMs: 3000, what: 'DRAIN from the agent' });
     // The reload (only the health check's interval changed) restarts the agent loop, as Daemon.startChecks does.
     s.stop();
     const next = model('3s');
     adoptServers(old, next);
     handOverBackends(old, next);
     const a = next.backend('lic')!.server('a')!;
-    expect(a.stateText).toBe('DRAIN');
+    expect(a.stateText).toBe('DRAIN (agent)');
     ag.say('75%\n');
     run(next.backend('lic')!, ag.port);
     await waitFor(() => a.agent?.weightPercent === 75, { timeoutMs: 3000, what: 'weight 75% from the agent' });
     // HAProxy: what a reply does not mention stays as the agent last set it; only it reverts its drain.
-    expect(a.stateText).toBe('DRAIN');
+    expect(a.stateText).toBe('DRAIN (agent)');
   });
 
   it('stop() ends polling', async () => {

@@ -194,4 +194,70 @@ backends:
     await page.screenshot({ path: join(ARTIFACTS, 'stats-page.png'), fullPage: true });
     rmSync(dir, { recursive: true, force: true });
   });
+
+  it('tells an agent-set drain or maint from an admin one, and a drained server going down from a healthy one', async (ctx) => {
+    requireTools(['chromium'], ctx);
+    const sim = await startSimulator('lic1');
+    // The server's sidecar agent (backend agent_port); what it says is changed as the test goes.
+    let agentSays = 'up ready 100%';
+    const agent = await startTcpServer((s) => s.end(`${agentSays}\n`));
+    // A server whose check passes until `failing`, so an admin drain can meet a failing check.
+    let failing = false;
+    const flaky = await startTcpServer((s) => s.end(failing ? 'Server Status: Down\r\n' : 'Server Status: Running\r\n'));
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-stats-'));
+    const tokenFile = join(dir, 'admin.token');
+    const token = 'stats-page-test-token-0123456789';
+    writeFileSync(tokenFile, `${token}\n`);
+    const p = await startProxy(`admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }
+backends:
+  - name: pool
+    check: { type: tcp, inter: 300ms, rise: 1, fall: 2, timeout: 500ms }
+    agent_port: ${agent.port}
+    agent_inter: 200ms
+    servers:
+      - { name: lic1, address: 127.0.0.1:${sim.port} }
+  - name: other
+    check: { type: status, inter: 200ms, fastinter: 5s, rise: 1, fall: 3, timeout: 500ms }
+    servers:
+      - { name: lic2, address: 127.0.0.1:${flaky.port} }
+`);
+    profile = mkdtempSync(join(tmpdir(), 'licgate-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
+    const page = await browser.newPage();
+    await page.goto(`${p.adminUrl}/`);
+    const badge = (b: string, s: string) => page.locator(`section[data-backend="${b}"] tr[data-server="${s}"] .state`);
+    await badge('pool', 'lic1').filter({ hasText: /^UP$/ }).waitFor({ timeout: 10_000 });
+
+    // The agent drains the server: the admin state is still ready, so the page must say who drained it.
+    agentSays = 'up drain 100%';
+    await waitFor(async () => (await p.server('pool', 'lic1')).usable === false, { timeoutMs: 5000, what: 'lic1 drained by its agent' });
+    await waitFor(async () => (await badge('pool', 'lic1').innerText()) !== 'UP', { timeoutMs: 5000, what: 'the page following the drain' });
+    expect(await badge('pool', 'lic1').innerText()).toBe('DRAIN (agent)');
+    expect(await badge('pool', 'lic1').getAttribute('class')).toBe('state s-drain');
+    expect((await p.server('pool', 'lic1')).state).toBe('DRAIN (agent)');
+    expect(await badge('pool', 'lic1').getAttribute('title')).toBe('agent says "up drain 100%"');
+
+    // The agent puts it in maintenance.
+    agentSays = 'maint';
+    await badge('pool', 'lic1').filter({ hasText: /^MAINT/ }).waitFor({ timeout: 5000 });
+    expect(await badge('pool', 'lic1').innerText()).toBe('MAINT (agent)');
+    expect(await badge('pool', 'lic1').getAttribute('class')).toBe('state s-maint');
+
+    // The agent lets go and the admin drains: plain DRAIN, as before.
+    agentSays = 'up ready 100%';
+    await badge('pool', 'lic1').filter({ hasText: /^UP$/ }).waitFor({ timeout: 5000 });
+    const res = await fetch(`${p.adminUrl}/admin/backends/pool/servers/lic1`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"state":"drain"}' });
+    expect(res.status).toBe(200);
+    await badge('pool', 'lic1').filter({ hasText: /^DRAIN$/ }).waitFor({ timeout: 5000 });
+
+    // A drained server whose check starts failing: HAProxy's "DRAIN 1/3", not a steady DRAIN.
+    await fetch(`${p.adminUrl}/admin/backends/other/servers/lic2`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"state":"drain"}' });
+    await badge('other', 'lic2').filter({ hasText: /^DRAIN$/ }).waitFor({ timeout: 5000 });
+    failing = true;
+    await waitFor(async () => (await p.server('other', 'lic2')).last_check?.ok === false, { timeoutMs: 5000, what: 'a failed check on lic2' });
+    await waitFor(async () => (await badge('other', 'lic2').innerText()) !== 'DRAIN', { timeoutMs: 5000, what: 'the page following the failed check' });
+    expect(await badge('other', 'lic2').innerText()).toBe('DRAIN 2/3');
+    expect(await badge('other', 'lic2').getAttribute('class')).toBe('state s-drain');
+    rmSync(dir, { recursive: true, force: true });
+  });
 });

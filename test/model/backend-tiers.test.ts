@@ -135,7 +135,7 @@ describe('tiers: active → backup → DR', () => {
     expect(b.servingTier).toBe(1);
     expect(b.running).toBe(true);
     expect(b.upCount).toBe(3);
-    expect(s('a1').stateText).toBe('DRAIN');
+    expect(s('a1').stateText).toBe('DRAIN 1/2'); // never checked: UP 1/2, drained
     expect(s('a2').stateText).toBe('MAINT');
     for (const n of ['b1', 'dr']) s(n).setAdmin('maint', 'admin');
     expect(b.servingTier).toBeNull();

@@ -64,14 +64,41 @@ describe('Server state', () => {
 
   it('MAINT and DRAIN win over health in the state text; "no check" for type none', () => {
     const { a } = make();
+    a.checkSucceeded(ok);
     a.setAdmin('drain', 'admin');
     expect([a.stateText, a.usable]).toEqual(['DRAIN', false]);
     a.setAdmin('maint', 'admin');
     expect([a.stateText, a.usable]).toEqual(['MAINT', false]);
     a.setAdmin('ready', 'admin');
-    expect(a.stateText).toBe('UP 1/3');
+    expect(a.stateText).toBe('UP');
     const n = make('{ type: none }').a;
     expect([n.stateText, n.usable, n.firstCheckDone]).toEqual(['no check', true, true]);
+    n.setAdmin('drain', 'admin');
+    expect(n.stateText).toBe('DRAIN');
+  });
+
+  it('says who drained or put a server in maintenance, and keeps the failing checks of a drained server visible (HAProxy)', () => {
+    const { a } = make();
+    a.checkSucceeded(ok);
+    const agent = (state: 'drain' | 'maint' | 'down' | 'up') => a.setAgent({ state, weightPercent: null, maxconn: null, reason: `agent says "${state}"` }, 'agent');
+    agent('drain');
+    expect([a.stateText, a.admin, a.usable]).toEqual(['DRAIN (agent)', 'ready', false]);
+    agent('maint');
+    expect(a.stateText).toBe('MAINT (agent)');
+    a.setAdmin('maint', 'admin');
+    expect(a.stateText).toBe('MAINT');
+    a.setAdmin('drain', 'admin');
+    agent('drain');
+    expect(a.stateText).toBe('DRAIN');
+    agent('up');
+    a.checkFailed(bad);
+    expect(a.stateText).toBe('DRAIN 2/3');
+    a.checkFailed(bad);
+    a.checkFailed(bad);
+    expect(a.stateText).toBe('DOWN');
+    const n = make('{ type: none }').a;
+    n.setAgent({ state: 'down', weightPercent: null, maxconn: null, reason: 'agent says "down"' }, 'agent');
+    expect([n.stateText, n.usable]).toEqual(['DOWN (agent)', false]);
   });
 
   it('an agent "down" overrides a passing check; its weight percentage scales the weight', () => {

@@ -159,7 +159,7 @@ describe('check type agent in a daemon, reading a licgate sidecar', () => {
       lmgrd.setWeight(5, 'test');
       await waitFor(() => a.effectiveWeight === 50, { timeoutMs: 3000, what: 'weight 50%' });
       lmgrd.setAdmin('drain', 'test');
-      await waitFor(() => a.stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN' });
+      await waitFor(() => a.stateText === 'DRAIN (agent)', { timeoutMs: 3000, what: 'DRAIN' });
       lmgrd.setAdmin('ready', 'test');
       lmgrd.checkFailed({ ok: false, reason: 'lmgrd is not running', durationMs: 1, at: Date.now() });
       lmgrd.checkFailed({ ok: false, reason: 'lmgrd is not running', durationMs: 1, at: Date.now() });
