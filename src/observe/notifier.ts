@@ -48,8 +48,16 @@ class Webhook {
   busy = false;
   dropping = false;
   readonly where: string;
+  /** Where the POST goes: the URL without its user:password, which travel as headers. */
+  readonly target: string;
+  readonly headers: Record<string, string>;
   constructor(readonly cfg: WebhookConfig) {
     this.where = redact(cfg.url);
+    const { target, authorization } = splitCredentials(cfg.url);
+    this.target = target;
+    // undici sends nothing for a URL's user:password, so the receiver would answer 401.
+    const explicit = Object.keys(cfg.headers).some((k) => k.toLowerCase() === 'authorization');
+    this.headers = { 'content-type': 'application/json', 'user-agent': `licgate/${VERSION}`, ...(authorization && !explicit ? { authorization } : {}), ...cfg.headers };
   }
   wants(event: NotifyEventName): boolean {
     return this.cfg.events === null || this.cfg.events.includes(event);
@@ -190,9 +198,9 @@ export class Notifier {
     const timeout = AbortSignal.timeout(this.opts.timeoutMs);
     const signal = AbortSignal.any([timeout, this.closing.signal]);
     try {
-      const res = await request(h.cfg.url, {
+      const res = await request(h.target, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': `licgate/${VERSION}`, ...h.cfg.headers },
+        headers: h.headers,
         body,
         dispatcher: this.dispatcher,
         signal,
@@ -219,6 +227,22 @@ function redact(url: string): string {
   } catch {
     return '<invalid url>';
   }
+}
+
+/** A URL's user:password as a Basic authorization header (RFC 7617), and the URL without them. */
+function splitCredentials(url: string): { target: string; authorization: string | null } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { target: url, authorization: null };
+  }
+  if (u.username === '' && u.password === '') return { target: url, authorization: null };
+  const user = decodeURIComponent(u.username);
+  const password = decodeURIComponent(u.password);
+  u.username = '';
+  u.password = '';
+  return { target: u.toString(), authorization: `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}` };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

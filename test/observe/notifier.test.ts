@@ -14,7 +14,7 @@ interface Received {
 }
 
 /** A real HTTP receiver on 127.0.0.1:0; `answer` decides per request (status, or 'hang'). */
-async function receiver(answer: (n: number) => number | 'hang' = () => 204): Promise<{ url: string; got: Received[]; attempts: number[]; server: Server }> {
+async function receiver(answer: (n: number, req: IncomingMessage) => number | 'hang' = () => 204): Promise<{ url: string; got: Received[]; attempts: number[]; server: Server }> {
   const got: Received[] = [];
   const attempts: number[] = [];
   const hanging: ServerResponse[] = [];
@@ -23,7 +23,7 @@ async function receiver(answer: (n: number) => number | 'hang' = () => 204): Pro
     req.setEncoding('utf8').on('data', (d: string) => (text += d));
     req.on('end', () => {
       attempts.push(Date.now());
-      const a = answer(attempts.length);
+      const a = answer(attempts.length, req);
       if (a === 'hang') {
         hanging.push(res);
         return;
@@ -160,6 +160,19 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     // Slow: 6 notifications (event 0 + the newest 5), each timed out twice.
     expect(slow.attempts).toHaveLength(12);
     expect(n.counts).toMatchObject({ delivered: 6, failed: 6, dropped: 28, retries: 6, queued: 0 });
+  });
+
+  it('sends the user and password of a webhook URL as Basic authorization, and never logs them', async () => {
+    const basic = `Basic ${Buffer.from('alerts:s3cr:t@x').toString('base64')}`;
+    const r = await receiver((_n, req) => (req.headers.authorization === basic ? 204 : 401));
+    const { log, out } = lines();
+    const n = make([hook(r.url.replace('http://', 'http://alerts:s3cr%3At%40x@'))], { retries: 0 }, log);
+    n.notify({ event: 'backend-down', backend: 'licenses', reason: 'all down' });
+    await n.idle();
+    expect(r.attempts).toHaveLength(1);
+    expect(n.counts).toMatchObject({ delivered: 1, failed: 0 });
+    expect(r.got[0]!.headers.authorization).toBe(basic);
+    expect(JSON.stringify(out)).not.toContain('s3cr');
   });
 
   it('close() gives queued notifications a grace, then aborts a hanging delivery', async () => {
