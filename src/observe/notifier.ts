@@ -219,11 +219,14 @@ export class Notifier {
   }
 }
 
-/** A URL for logs: no credentials, no query string (tokens often travel there). */
+/**
+ * A URL for logs: scheme and host only. Credentials and query strings carry tokens, and so does the
+ * path of many webhook URLs (Slack's /services/T…/B…/secret, Discord's /api/webhooks/id/token).
+ */
 function redact(url: string): string {
   try {
     const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '/' : '/…'}`;
   } catch {
     return '<invalid url>';
   }

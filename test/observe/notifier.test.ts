@@ -175,6 +175,17 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     expect(JSON.stringify(out)).not.toContain('s3cr');
   });
 
+  it('never logs a secret that travels in the URL path (Slack, Discord, Teams style webhook URLs)', async () => {
+    const r = await receiver(() => 404);
+    const { log, out } = lines();
+    const n = make([hook(r.url.replace('/hook?token=secret', '/services/T0001/B0002/pathSecretXyz'))], { retries: 0 }, log);
+    n.notify({ event: 'backend-down', backend: 'licenses', reason: 'all down' });
+    await n.idle();
+    const failure = out.find((l) => String(l.msg).includes('not delivered'));
+    expect(failure).toMatchObject({ reason: 'HTTP 404', webhook: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\//) });
+    expect(JSON.stringify(out)).not.toContain('pathSecretXyz');
+  });
+
   it('close() gives queued notifications a grace, then aborts a hanging delivery', async () => {
     const slow = await receiver(() => 'hang');
     const n = new Notifier([hook(slow.url)], lines().log, { timeoutMs: 10_000, retries: 5 });
