@@ -196,13 +196,13 @@ backends:
     try {
       const a = () => d.model.backend('lic')!.server('a')!;
       line = 'drain 50%';
-      await waitFor(() => a().stateText === 'DRAIN', { timeoutMs: 3000, what: 'DRAIN from the agent check' });
+      await waitFor(() => a().stateText === 'DRAIN (agent)', { timeoutMs: 3000, what: 'DRAIN from the agent check' });
       expect(await applyConfig(d, loadConfigText(yaml(20), 'test.yaml'))).toEqual(['backend other: server x weight 10 -> 20']);
-      expect(a().stateText).toBe('DRAIN');
+      expect(a().stateText).toBe('DRAIN (agent)');
       line = '75%';
       await waitFor(() => a().agent?.weightPercent === 75, { timeoutMs: 3000, what: 'weight 75% from the agent check after the reload' });
       // HAProxy: what a reply does not mention stays as the agent last set it; only it reverts its drain.
-      expect([a().stateText, a().usable]).toEqual(['DRAIN', false]);
+      expect([a().stateText, a().usable]).toEqual(['DRAIN (agent)', false]);
     } finally {
       await d.close();
     }
