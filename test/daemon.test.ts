@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -8,8 +8,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../src/config/load.js';
 import { Daemon } from '../src/daemon.js';
 import { freePort } from './helpers/flexlm-simulator-process.js';
+import { startDaemon } from './helpers/in-process-daemon.js';
 import { helloOnce, LicenseClient } from './helpers/license-client.js';
+import { sample } from './helpers/prom-text.js';
 import { startInProcessSimulator, stopAll } from './helpers/proxy-harness.js';
+import { startSilentListener } from './helpers/silent-listener.js';
 import { holdsFor, waitFor } from './helpers/wait-for.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -308,5 +311,30 @@ backends:
     expect(d.schedulers).toHaveLength(0);
     const seen = checks;
     await holdsFor(() => checks === seen, { forMs: 500, what: 'no health check after close()' });
+  });
+});
+
+describe('the shutdown metrics', () => {
+  it('count a session still connecting upstream when the grace ends as ended by the shutdown', async () => {
+    const dark = await startSilentListener();
+    cleanup.push(() => dark.stop());
+    const d = await startDaemon(`shutdown_delay: 0s
+frontends:
+  - { name: black, listen: 127.0.0.1:0, backend: silent, inband_status: false }
+backends:
+  - name: silent
+    check: { type: none }
+    connect_timeout: 30s
+    connect_race: 0
+    servers: [{ name: dark, address: "127.0.0.1:${dark.port}" }]
+`);
+    cleanup.push(() => d.close());
+    const c = createConnection(d.frontends[0]!.address().port, '127.0.0.1').on('error', () => {});
+    cleanup.push(() => void c.destroy());
+    await waitFor(() => d.openSessions() === 1, { timeoutMs: 5000, what: 'the session connecting to dark' });
+    await d.shutdown(200);
+    const m = await d.metrics.registry.metrics();
+    const ended = (end: string): number | undefined => sample(m, 'licgate_sessions_ended_total', { frontend: 'black', backend: 'silent', end });
+    expect({ shutdown: ended('shutdown'), clientGone: ended('client-gone') }).toEqual({ shutdown: 1, clientGone: 0 });
   });
 });

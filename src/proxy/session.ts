@@ -117,13 +117,13 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     return this.earlyBytes + (relay ? relay.clientBytes : 0);
   }
 
-  /** Shutdown or admin: end this session now. */
+  /** Shutdown or admin: end this session now (also one still connecting, queued for a slot, or sniffing). */
   abort(reason: EndReason): void {
     if (this.relay) this.relay.abort(reason);
     else {
       this.connector.cancel();
       this.closeClient();
-      this.endWith('client-gone');
+      this.endWith(reason);
     }
   }
 

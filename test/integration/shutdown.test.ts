@@ -1,15 +1,21 @@
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LicenseClient } from '../helpers/license-client.js';
-import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { sample } from '../helpers/prom-text.js';
+import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { startSilentListener, type SilentListener } from '../helpers/silent-listener.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const clients: LicenseClient[] = [];
+const sockets: Socket[] = [];
+const listeners: SilentListener[] = [];
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.destroy();
+  for (const s of sockets.splice(0)) s.destroy();
   await stopAll();
+  await Promise.all(listeners.splice(0).map((l) => l.stop()));
 });
 
 function yaml(simPort: number, grace: string, delay = '0s'): string {
@@ -120,6 +126,57 @@ describe('graceful shutdown of a real licgate run', () => {
     const warn = p.logs.find((l) => String(l.msg).includes('shutdown grace expired'));
     expect(warn).toMatchObject({ sessions: 1 });
     expect(p.logs.find((l) => l.msg === 'session closed')).toMatchObject({ end: 'shutdown', server: 's1' });
+  });
+
+  it('sessions still connecting upstream or queued for a server slot when the grace ends are logged as ended by the shutdown', async () => {
+    // "dark" answers no SYN (connect_timeout 30 s, no race); "s1" takes one session (maxconn 1) and the next waits (queue_timeout 30 s).
+    const dark = await startSilentListener();
+    listeners.push(dark);
+    const up = await startTcpServer(() => {});
+    const p = await startProxy(`shutdown_grace: 300ms
+shutdown_delay: 0s
+frontends:
+  - { name: busy, listen: 127.0.0.1:0, backend: full, inband_status: false }
+  - { name: black, listen: 127.0.0.1:0, backend: silent, inband_status: false }
+backends:
+  - name: full
+    check: { type: none }
+    queue_timeout: 30s
+    servers: [{ name: s1, address: "127.0.0.1:${up.port}", maxconn: 1 }]
+  - name: silent
+    check: { type: none }
+    connect_timeout: 30s
+    connect_race: 0
+    servers: [{ name: dark, address: "127.0.0.1:${dark.port}" }]
+`);
+    const client = (port: number): Socket => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.on('error', () => {});
+      sockets.push(s);
+      return s;
+    };
+    client(p.ports.busy!);
+    await waitFor(() => up.accepted.length === 1, { timeoutMs: 5000, what: 'the first session on s1' });
+    client(p.ports.busy!);
+    client(p.ports.black!);
+    await waitFor(async () => {
+      const m = (await p.get('/metrics')).body;
+      return sample(m, 'licgate_backend_queue_length', { backend: 'full' }) === 1 && (await p.server('silent', 'dark')).active === 1;
+    }, { timeoutMs: 5000, what: 'one session queued for s1 and one connecting to dark' });
+
+    const exited = exitOf(p);
+    p.child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code).toBe(0);
+    const ends = p.logs.filter((l) => l.msg === 'session closed').map((l) => ({ frontend: l.frontend, server: l.server, end: l.end }));
+    expect(ends).toHaveLength(3);
+    expect(ends).toEqual(
+      expect.arrayContaining([
+        { frontend: 'busy', server: 's1', end: 'shutdown' },
+        { frontend: 'busy', server: null, end: 'shutdown' },
+        { frontend: 'black', server: null, end: 'shutdown' },
+      ]),
+    );
   });
 
   it('a second signal exits at once', async () => {
