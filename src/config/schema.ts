@@ -233,7 +233,13 @@ function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined
       const what = `notify.webhooks[${i}]`;
       const hm = r.map(h, what, ['url', 'headers', 'events']);
       if (!hm) return undefined as unknown as WebhookConfig;
-      const url = req(r, hm, h, what, 'url', (v) => r.string(v, `${what}.url`, { pattern: /^https?:\/\/\S+$/, patternText: 'an http:// or https:// URL' }));
+      const url = req(r, hm, h, what, 'url', (v) => {
+        const u = r.string(v, `${what}.url`);
+        if (u === undefined || /^https?:\/\/\S+$/.test(u)) return u;
+        // Quoted only up to its first "/": the path of a webhook URL is often its secret (Slack's
+        // /services/T…/B…/secret), and this message goes to the log and to the other webhooks.
+        return r.error(v, `${what}.url: expected an http:// or https:// URL, found "${u.replace(/\/.*$/s, '/…')}"`);
+      });
       const headers = hm.has('headers') ? r.stringMap(hm.get('headers')!, `${what}.headers`) ?? {} : {};
       const events = hm.has('events') ? r.seq(hm.get('events')!, `${what}.events`)?.map((e, j) => r.oneOf(e, `${what}.events[${j}]`, NOTIFY_EVENTS)!) ?? null : null;
       return { url: url!, headers, events };
@@ -301,7 +307,7 @@ export function readCheck(r: YamlReader, n: Node | null, what: string): CheckCon
   const get = <T>(key: string, read: (v: Node | null) => T | undefined, dflt: T): T => (m.has(key) ? (read(m.get(key)!) as T) : dflt);
   const type = get('type', (v) => r.oneOf(v, `${what}.type`, CHECK_TYPES), n === null ? 'tcp' : ('tcp' as CheckType));
   const inter = get('inter', (v) => r.duration(v, `${what}.inter`, 10), DEFAULTS.check.inter);
-  const argv = get('argv', (v) => r.stringList(v, `${what}.argv`), [] as string[]);
+  const argv = get('argv', (v) => nonEmpty(r, v, `${what}.argv`, r.stringList(v, `${what}.argv`), 'a command and its arguments, like [lmutil, lmstat, -a, -c, 27000@localhost]'), [] as string[]);
   if (type === 'exec' && !m.has('argv')) r.error(n, `${what}: type exec needs "argv", a list like [lmutil, lmstat, -a, -c, 27000@localhost]`);
   if (type !== 'exec' && m.has('argv')) r.error(m.get('argv')!, `${what}.argv: only used by type exec`);
   if (type === 'send-expect' && !m.has('expect') && !m.has('send')) r.error(n, `${what}: type send-expect needs "send" and/or "expect"`);
@@ -330,13 +336,18 @@ export function readCheck(r: YamlReader, n: Node | null, what: string): CheckCon
     expect_status: get('expect_status', (v) => {
       const one = r.scalar(v);
       if (typeof one === 'number') return [r.int(v, `${what}.expect_status`, 100, 599)!];
-      const list = r.seq(v, `${what}.expect_status`);
-      return list?.map((x, i) => r.int(x, `${what}.expect_status[${i}]`, 100, 599)!);
+      const list = r.seq(v, `${what}.expect_status`)?.map((x, i) => r.int(x, `${what}.expect_status[${i}]`, 100, 599)!);
+      return nonEmpty(r, v, `${what}.expect_status`, list, 'one or more HTTP status codes, like [200, 204]');
     }, [200]),
     argv,
     exit_code: get('exit_code', (v) => r.int(v, `${what}.exit_code`, 0, 255), 0),
     parse: get('parse', (v) => r.oneOf(v, `${what}.parse`, ['lmstat', 'dsls'] as const), null),
   };
+}
+
+/** An empty list where a check needs at least one entry: it would validate, then fail every check. */
+function nonEmpty<T>(r: YamlReader, n: Node | null, what: string, list: T[] | undefined, expected: string): T[] | undefined {
+  return list?.length === 0 ? r.error(n, `${what}: expected ${expected}, found an empty list`) : list;
 }
 
 function readMatcher(r: YamlReader, n: Node | null, what: string): Matcher | undefined {

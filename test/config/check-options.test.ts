@@ -91,6 +91,15 @@ type: http
 exit_code: 0`)).toEqual([`sidecar.yaml:${line(2)}:18: backend "flexlm".check.exit_code: only used by type exec, but the type is http`]);
   });
 
+  it('rejects an empty argv and an empty expect_status: they would validate, then fail every check', () => {
+    expect(issues(`
+type: exec
+argv: []`)).toEqual([`sidecar.yaml:${line(2)}:13: backend "flexlm".check.argv: expected a command and its arguments, like [lmutil, lmstat, -a, -c, 27000@localhost], found an empty list`]);
+    expect(issues(`
+type: http
+expect_status: []`)).toEqual([`sidecar.yaml:${line(2)}:22: backend "flexlm".check.expect_status: expected one or more HTTP status codes, like [200, 204], found an empty list`]);
+  });
+
   it('still requires argv for exec', () => {
     expect(issues(`
 type: exec

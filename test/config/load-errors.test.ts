@@ -325,6 +325,17 @@ backends:
     ]);
   });
 
+  it('a webhook URL that is not one is quoted without its path, which is often the secret', () => {
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]
+notify:
+  webhooks:
+    - url: hooks.slack.com/services/T0001/B0002/pathSecretXyz
+`),
+    ).toEqual(['lic.yaml:5:12: notify.webhooks[0].url: expected an http:// or https:// URL, found "hooks.slack.com/…"']);
+  });
+
   it('a file that cannot be read is one positioned issue', () => {
     expect(() => loadConfigFile('/nonexistent/licgate.yaml')).toThrow(ConfigError);
     try {
