@@ -338,3 +338,26 @@ backends:
     expect({ shutdown: ended('shutdown'), clientGone: ended('client-gone') }).toEqual({ shutdown: 1, clientGone: 0 });
   });
 });
+
+describe('a listen host that does not resolve', () => {
+  it('fails start-up with the frontend, its address and the lookup error; the frontend bound before it is closed again', async () => {
+    const port = await freePort('127.0.0.1');
+    const cfg = configFile(`log: { level: silent, format: json }
+frontends:
+  - { name: first, listen: "127.0.0.1:${port}", backend: licenses }
+  - { name: lmgrd, listen: "nowhere.licgate.test:27000", backend: licenses }
+backends:
+  - name: licenses
+    check: { type: none }
+    servers: [{ name: s1, address: "127.0.0.1:1" }]
+`);
+    const lookups: string[] = [];
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
+      lookup: (host) => (lookups.push(host), Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }))),
+    });
+    cleanup.push(() => d.close());
+    await expect(d.start()).rejects.toThrow('cannot listen for frontend "lmgrd" on nowhere.licgate.test:27000: getaddrinfo ENOTFOUND nowhere.licgate.test (ENOTFOUND)');
+    expect(lookups).toEqual(['nowhere.licgate.test']);
+    await expect(helloOnce(port, { host: '127.0.0.1', timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
+  });
+});

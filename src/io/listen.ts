@@ -11,33 +11,32 @@ export interface BindOptions {
 }
 
 /**
- * The address to bind for `host`: a name is looked up first. That lookup has no deadline of its own
- * (the resolver's timeout times its attempts, seconds), so a shutdown must be able to stop waiting.
+ * The address to bind for `at`: a name is looked up first. That lookup has no deadline of its own
+ * (the resolver's timeout times its attempts, seconds), so a shutdown must be able to stop waiting:
+ * once `signal` is aborted this rejects with its reason; a failed lookup is a ListenError naming `what`.
  */
-export function bindAddress(host: string, { lookup = systemLookup, signal }: BindOptions = {}): Promise<string> {
-  if (isIP(host) !== 0) return Promise.resolve(host);
-  if (!signal) return lookup(host);
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    lookup(host)
-      .then(resolve, reject)
-      .finally(() => signal.removeEventListener('abort', onAbort));
-  });
+export async function bindAddress(at: HostPort, what: string, { lookup = systemLookup, signal }: BindOptions = {}): Promise<string> {
+  if (isIP(at.host) !== 0) return at.host;
+  try {
+    if (!signal) return await lookup(at.host);
+    signal.throwIfAborted();
+    return await new Promise<string>((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      lookup(at.host)
+        .then(resolve, reject)
+        .finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  } catch (err) {
+    throw signal?.aborted ? signal.reason : new ListenError(what, formatHostPort(at), err as NodeJS.ErrnoException);
+  }
 }
 
 /** Binds `server` (net or http) to `at`; a bind failure rejects with a ListenError naming `what`. */
 export async function listenAt(server: Server, at: HostPort, what: string, bind: BindOptions = {}): Promise<void> {
-  const fail = (err: NodeJS.ErrnoException): ListenError => new ListenError(what, formatHostPort(at), err);
-  let host: string;
-  try {
-    host = await bindAddress(at.host, bind);
-  } catch (err) {
-    throw bind.signal?.aborted ? bind.signal.reason : fail(err as NodeJS.ErrnoException);
-  }
+  const host = await bindAddress(at, what, bind);
   return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => reject(fail(err));
+    const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(what, formatHostPort(at), err));
     server.once('error', onError);
     server.listen({ host, port: at.port }, () => {
       server.off('error', onError);

@@ -40,20 +40,15 @@ export class Frontend {
 
   async listen(bind: BindOptions = {}): Promise<void> {
     const at = this.cfg.listen;
-    const fail = (err: NodeJS.ErrnoException): ListenError => new ListenError(`frontend "${this.name}"`, formatHostPort(at), err);
-    let host: string;
-    try {
-      host = await bindAddress(at.host, bind);
-    } catch (err) {
-      throw bind.signal?.aborted ? bind.signal.reason : fail(err as NodeJS.ErrnoException);
-    }
+    const what = `frontend "${this.name}"`;
+    const host = await bindAddress(at, what, bind);
     const handle = newServerHandle() as ListenHandle;
     // Dual-stack on "::" as net.Server has it (flags 0, not UV_TCP_IPV6ONLY); libuv sets SO_REUSEADDR.
     let err = isIP(host) === 6 ? handle.bind6(host, at.port, 0) : handle.bind(host, at.port);
     if (err === 0) err = handle.listen(4096);
     if (err !== 0) {
       handle.close();
-      throw fail(errnoError(err, 'listen', `${host}:${at.port}`));
+      throw new ListenError(what, formatHostPort(at), errnoError(err, 'listen', `${host}:${at.port}`));
     }
     handle[kFrontend] = this;
     handle.onconnection = onConnection;
