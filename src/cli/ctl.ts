@@ -41,7 +41,7 @@ export const ctl: Command = {
     const { values, positionals } = parse(args, { url: { type: 'string' }, 'token-file': { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' } }, true);
     if (values.help) return help(this);
     const base = (values.url ?? DEFAULT_URL).replace(/\/+$/, '');
-    if (!/^https?:\/\/[^/\s]+$/.test(base)) throw new UsageError(`--url: expected the admin listener like ${DEFAULT_URL}, found "${values.url}"`);
+    if (!/^https?:\/\/[^/\s]+$/.test(base) || !URL.canParse(base)) throw new UsageError(`--url: expected the admin listener like ${DEFAULT_URL}, found "${values.url}"`);
     const timeout = Number(values.timeout ?? 3000);
     if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout: expected milliseconds, found "${values.timeout}"`);
     const [cmd, ...rest] = positionals;

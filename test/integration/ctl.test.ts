@@ -161,5 +161,9 @@ describe('licgate ctl', { timeout: 60_000 }, () => {
     }
     const badUrl = await runCli(['ctl', '--url', 'ftp://x', 'servers']);
     expect(badUrl.code).toBe(2);
+    // A port typo: the shape is right, but no URL can have it.
+    const badPort = await runCli(['ctl', '--url', 'http://127.0.0.1:84040', 'servers']);
+    expect(badPort.stderr).toContain('licgate ctl: --url: expected the admin listener like http://127.0.0.1:8404, found "http://127.0.0.1:84040"');
+    expect(badPort.code).toBe(2);
   });
 });
