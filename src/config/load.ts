@@ -7,16 +7,39 @@ import { closest, YamlReader } from './yaml-reader.js';
 
 /** Reads, validates and freezes a config file. Throws ConfigError listing every problem. */
 export function loadConfigFile(file: string): Config {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (e) {
     throw new ConfigError([new ConfigIssue({ file, line: 1, col: 1 }, `cannot read config: ${(e as Error).message}`)]);
   }
-  return loadConfigText(text, file);
+  return loadConfigText(utf8Text(bytes, file), file);
+}
+
+/**
+ * The file as UTF-8 text. A file saved in another encoding (Windows editors: UTF-16, or Latin-1 for
+ * a path with an accent) would otherwise load with its bytes replaced, an argv path quietly wrong.
+ */
+function utf8Text(bytes: Buffer, file: string): string {
+  const bom = bytes.subarray(0, 2).toString('hex');
+  if (bom === 'fffe' || bom === 'feff') {
+    throw new ConfigError([new ConfigIssue({ file, line: 1, col: 1 }, `expected a UTF-8 file, found UTF-16 (byte order mark ${bom.toUpperCase()}); save it as UTF-8`)]);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const lenient = bytes.toString('utf8');
+    const at = lenient.indexOf('\uFFFD');
+    const before = lenient.slice(0, at).split('\n');
+    const byte = bytes[Buffer.byteLength(lenient.slice(0, at))]!;
+    const where = { file, line: before.length, col: before[before.length - 1]!.length + 1 };
+    throw new ConfigError([new ConfigIssue(where, `expected a UTF-8 file, found byte 0x${byte.toString(16).toUpperCase().padStart(2, '0')}, which is not UTF-8 here (Latin-1?); save it as UTF-8`)]);
+  }
 }
 
 export function loadConfigText(text: string, file = '<config>'): Config {
+  // A byte order mark is not part of line 1: yaml keeps it, and every column there would be one too high.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   const r = new YamlReader(file, lines, doc);

@@ -70,6 +70,28 @@ backends:
     expect(r.stderr).toBe(`${f}:4:1: YAML syntax: Tabs are not allowed as indentation\n`);
   });
 
+  it('exits 2 on a file that is not UTF-8, naming the first byte that is not, or the UTF-16 it is', async () => {
+    const latin1 = join(dir, 'latin1.yaml');
+    // "é" in Latin-1 (0xE9) in an exec check's path: read leniently, the path would silently differ.
+    writeFileSync(latin1, Buffer.from('status: { listen: "127.0.0.1:27100" }\nbackends:\n  - name: b\n    check: { type: exec, argv: [/opt/flexlm/r\xe9seau/lmutil, lmstat] }\n    servers: [{ name: a, address: "10.0.0.1:1" }]\n', 'latin1'));
+    const a = await runCli(['validate', '--config', latin1]);
+    expect(a.stderr).toBe(`${latin1}:4:46: expected a UTF-8 file, found byte 0xE9, which is not UTF-8 here (Latin-1?); save it as UTF-8\n`);
+    expect(a.code).toBe(2);
+    const utf16 = join(dir, 'utf16.yaml');
+    writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('status: { listen: "127.0.0.1:27100" }\n', 'utf16le')]));
+    const b = await runCli(['validate', '--config', utf16]);
+    expect(b.stderr).toBe(`${utf16}:1:1: expected a UTF-8 file, found UTF-16 (byte order mark FFFE); save it as UTF-8\n`);
+    expect(b.code).toBe(2);
+  });
+
+  it('counts columns on line 1 of a file with a UTF-8 byte order mark from the first character after it', async () => {
+    const f = join(dir, 'bom.yaml');
+    writeFileSync(f, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('log: { levle: debug }\nstatus: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n')]));
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.stderr).toBe(`${f}:1:8: log: unknown key "levle" (did you mean "level"?); expected one of level, format\n`);
+    expect(r.code).toBe(2);
+  });
+
   it('exits 2 when the file cannot be read', async () => {
     const f = join(dir, 'missing.yaml');
     const r = await runCli(['validate', '--config', f]);
