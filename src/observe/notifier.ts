@@ -207,6 +207,12 @@ export class Notifier {
       });
       await res.body.dump({ limit: 64 * 1024, signal });
       if (res.statusCode >= 200 && res.statusCode < 300) return null;
+      // Not followed: a POST redirected is re-sent as a GET (301/302) or with its headers to another
+      // host. Retrying gets the same answer; the fix is the url, so say where it points.
+      if (res.statusCode >= 300 && res.statusCode < 400) {
+        const to = res.headers.location;
+        return { reason: `HTTP ${res.statusCode}${typeof to === 'string' ? ` to ${redact(to, h.target)}` : ''}: redirects are not followed; set the webhook url to where it points`, permanent: true };
+      }
       const permanent = res.statusCode >= 400 && res.statusCode < 500 && res.statusCode !== 408 && res.statusCode !== 429;
       return { reason: `HTTP ${res.statusCode}`, permanent };
     } catch (e) {
@@ -223,9 +229,9 @@ export class Notifier {
  * A URL for logs: scheme and host only. Credentials and query strings carry tokens, and so does the
  * path of many webhook URLs (Slack's /services/T…/B…/secret, Discord's /api/webhooks/id/token).
  */
-function redact(url: string): string {
+function redact(url: string, base?: string): string {
   try {
-    const u = new URL(url);
+    const u = new URL(url, base);
     return `${u.protocol}//${u.host}${u.pathname === '/' ? '/' : '/…'}`;
   } catch {
     return '<invalid url>';

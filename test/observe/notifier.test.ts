@@ -175,6 +175,25 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     expect(JSON.stringify(out)).not.toContain('s3cr');
   });
 
+  it('does not follow or retry a redirect, and logs where it points (scheme and host only)', async () => {
+    let posts = 0;
+    const server = createServer((req, res) => {
+      posts++;
+      req.resume().on('end', () => res.writeHead(301, { location: 'https://alerts.example/services/T1/B2/secretInPath' }).end());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers.push(server);
+    const { log, out } = lines();
+    const n = make([hook(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`)], { retries: 3, backoffMs: 10 }, log);
+    n.notify({ event: 'reload-ok', reason: 'x' });
+    await n.idle();
+    expect(posts).toBe(1);
+    expect(n.counts).toMatchObject({ delivered: 0, failed: 1, retries: 0 });
+    const failure = out.find((l) => String(l.msg).includes('not delivered'));
+    expect(failure).toMatchObject({ attempts: 1, reason: 'HTTP 301 to https://alerts.example/…: redirects are not followed; set the webhook url to where it points' });
+    expect(JSON.stringify(out)).not.toContain('secretInPath');
+  });
+
   it('never logs a secret that travels in the URL path (Slack, Discord, Teams style webhook URLs)', async () => {
     const r = await receiver(() => 404);
     const { log, out } = lines();
