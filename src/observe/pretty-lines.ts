@@ -34,5 +34,12 @@ export function renderPretty(line: string): string {
   const { level, time, msg, name: _name, ...rest } = record;
   let extras = '';
   for (const [k, v] of Object.entries(rest)) extras += ` ${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`;
-  return `${String(time).slice(11, 23)} ${LEVELS[level as number] ?? String(level)} ${String(msg)}${extras ? ' ' + extras : ''}\n`;
+  const text = `${String(time).slice(11, 23)} ${LEVELS[level as number] ?? String(level)} ${String(msg)}${extras ? ' ' + extras : ''}`;
+  return `${text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`;
 }
+
+/**
+ * Reasons come from the network (an agent's line, a STATUS reply, a server's error text): shown raw,
+ * an escape sequence would drive the terminal and a line end would forge a log line. JSON escapes them.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;

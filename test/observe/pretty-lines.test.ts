@@ -12,6 +12,11 @@ describe('renderPretty', () => {
     expect(renderPretty(JSON.stringify({ level: 30, time: '2026-12-03T06:27:56.590Z', name: 'licgate', msg: 'stopped' }))).toBe('06:27:56.590 INFO stopped\n');
   });
 
+  it('shows control characters from the network escaped: no terminal escape sequence, no forged line', () => {
+    const line = JSON.stringify({ level: 30, time: '2026-12-03T06:27:49.983Z', msg: 'agent says "drain"', reason: 'agent says "\u001b[2J\u001b]0;owned\u0007up\n06:27:50.000 INFO fake"' });
+    expect(renderPretty(line)).toBe('06:27:49.983 INFO agent says "drain"  reason=agent says "\\x1b[2J\\x1b]0;owned\\x07up\\x0a06:27:50.000 INFO fake"\n');
+  });
+
   it('passes a line that is not JSON through unchanged', () => {
     expect(renderPretty('not json\n')).toBe('not json\n');
   });
