@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, linkSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,17 +57,21 @@ async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: 
   });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.status === 200, { timeoutMs: 15_000, what: 'GET /health → 200 during start-up' });
   expect(logs.find((l) => l.msg === 'licgate started')).toBeUndefined();
-  // Opening the FIFO for writing is what lets start-up go on. The daemon then reads it at a position,
-  // which a FIFO refuses (ESPIPE), and closes it, possibly before our write (EPIPE): the role stays
-  // unknown, which these tests do not look at.
+  // finish(): the path becomes a regular file with keepalived's line, and a writer opens the FIFO
+  // (through a second name) to let a start-up blocked on it go on; it then reads at a position, which
+  // a FIFO refuses (ESPIPE), and the role stays unknown, which these tests do not look at. The path
+  // must not stay a FIFO: the state-file watch reopens it when it changes, and an open of a FIFO that
+  // never gets a writer blocks a libuv thread for good, so the process could never exit.
   const finish = (): void => {
-    const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    const held = `${fifo}.fifo`;
+    linkSync(fifo, held);
+    writeFileSync(`${fifo}.new`, 'INSTANCE VI_LICGATE MASTER 150 2026-01-01T00:00:00Z\n');
+    renameSync(`${fifo}.new`, fifo);
     try {
-      writeSync(fd, 'INSTANCE VI_LICGATE MASTER 150 2026-01-01T00:00:00Z\n');
+      closeSync(openSync(held, constants.O_WRONLY | constants.O_NONBLOCK));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e;
-    } finally {
-      closeSync(fd);
+      // No reader: start-up has not opened the FIFO yet, and from now on it opens the regular file.
+      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
     }
   };
   return { child, file, admin, fifo, logs, exit: () => exited, finish };
