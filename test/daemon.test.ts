@@ -30,6 +30,18 @@ function configFile(text: string): { file: string; dir: string; write: (text: st
   return { file, dir, write: (t) => writeFileSync(file, t) };
 }
 
+/** The license server: a TCP listener on 127.0.0.1 that counts the health checks' connects. */
+async function checkCounter(): Promise<{ port: number; checks: () => number }> {
+  let checks = 0;
+  const srv = createServer((s) => {
+    checks++;
+    s.destroy();
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
+  return { port: (srv.address() as AddressInfo).port, checks: () => checks };
+}
+
 describe('a reload in flight when the shutdown begins', () => {
   /** `extra`: a second frontend on HOST:PORT, a host name: the reload looks it up before binding. */
   function yaml(simPort: number, extra: number | null, check = '{ type: none }', host = 'localhost'): string {
@@ -192,15 +204,7 @@ ${extra !== null ? `  - { name: extra, listen: "extra.licgate.test:${extra}", ba
 
 describe('a reload asked for during start-up', () => {
   it('runs once start() has finished: one set of health checks, each server checked once per interval', async () => {
-    // The license server: a TCP listener that counts the health checks' connects.
-    let checks = 0;
-    const srv = createServer((s) => {
-      checks++;
-      s.destroy();
-    });
-    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
-    const port = (srv.address() as AddressInfo).port;
+    const { port, checks } = await checkCounter();
 
     // One server by IP and one by name: start() looks the name up before it starts the checks.
     const cfg = configFile(`log: { level: silent, format: json }
@@ -236,9 +240,9 @@ backends:
     expect(await reload).toMatchObject({ ok: true, errors: [] });
 
     // Each server is checked once at start, then every 20 s: two connects (s1, s2), not four.
-    await waitFor(() => checks >= 2, { timeoutMs: 5000, what: 'the first checks' });
-    await holdsFor(() => checks <= 2, { forMs: 1000, what: 'one check per server' }).catch((e: Error) => {
-      throw new Error(`${e.message}: ${checks} connects seen, ${d.schedulers.length} check schedulers running`);
+    await waitFor(() => checks() >= 2, { timeoutMs: 5000, what: 'the first checks' });
+    await holdsFor(() => checks() <= 2, { forMs: 1000, what: 'one check per server' }).catch((e: Error) => {
+      throw new Error(`${e.message}: ${checks()} connects seen, ${d.schedulers.length} check schedulers running`);
     });
     expect(d.schedulers).toHaveLength(1);
     // The reload waited for start-up; it did not run beside it.
@@ -267,15 +271,7 @@ backends:
 
 describe('close() during start-up', () => {
   it('waits for start-up: once close() resolves, no listener start-up bound accepts and no check runs', async () => {
-    // The license server: a TCP listener that counts the health checks' connects.
-    let checks = 0;
-    const srv = createServer((s) => {
-      checks++;
-      s.destroy();
-    });
-    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
-    const port = (srv.address() as AddressInfo).port;
+    const { port, checks } = await checkCounter();
 
     // The frontend listens on a host name: start-up looks it up before it binds.
     const fePort = await freePort('127.0.0.1');
@@ -309,8 +305,8 @@ backends:
 
     await expect(helloOnce(fePort, { host: '127.0.0.1', timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
     expect(d.schedulers).toHaveLength(0);
-    const seen = checks;
-    await holdsFor(() => checks === seen, { forMs: 500, what: 'no health check after close()' });
+    const seen = checks();
+    await holdsFor(() => checks() === seen, { forMs: 500, what: 'no health check after close()' });
   });
 });
 
