@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../src/config/load.js';
 import { Daemon } from '../src/daemon.js';
+import type { Lookup } from '../src/health/address-resolver.js';
 import { freePort } from './helpers/flexlm-simulator-process.js';
 import { startDaemon } from './helpers/in-process-daemon.js';
 import { helloOnce, LicenseClient } from './helpers/license-client.js';
@@ -28,6 +29,17 @@ function configFile(text: string): { file: string; dir: string; write: (text: st
   const file = join(dir, 'licgate.yaml');
   writeFileSync(file, text);
   return { file, dir, write: (t) => writeFileSync(file, t) };
+}
+
+/**
+ * A name service that answers for `held` (every name when null) only once the test calls answer(),
+ * as a slow DNS server would; other names get the system's answer. The sockets stay real.
+ */
+function scriptedLookup(held: string | null = null): { lookups: string[]; answer: (address: string) => void; lookup: Lookup } {
+  const lookups: string[] = [];
+  let answer!: (address: string) => void;
+  const answered = new Promise<string>((resolve) => (answer = resolve));
+  return { lookups, answer, lookup: async (host) => (lookups.push(host), held === null || host === held ? answered : (await lookup(host)).address) };
 }
 
 /** The license server: a TCP listener on 127.0.0.1 that counts the health checks' connects. */
@@ -126,15 +138,8 @@ ${extra !== null ? `  - { name: extra, listen: "${host}:${extra}", backend: lice
     const cfg = configFile(yaml(sim.port, null));
     // A name server that does not answer for the new listen host (resolver timeouts: seconds per
     // attempt); the sockets stay real.
-    const lookups: string[] = [];
-    let answer!: (address: string) => void;
-    const unanswered = new Promise<string>((resolve) => (answer = resolve));
-    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
-      lookup: async (host) => {
-        lookups.push(host);
-        return host === 'slow-dns.licgate.test' ? unanswered : (await lookup(host)).address;
-      },
-    });
+    const { lookups, answer, lookup: scripted } = scriptedLookup('slow-dns.licgate.test');
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), { lookup: scripted });
     await d.start();
     cleanup.push(() => d.close());
     cleanup.push(() => answer('127.0.0.1'));
@@ -173,13 +178,9 @@ ${extra !== null ? `  - { name: extra, listen: "extra.licgate.test:${extra}", ba
       - { name: s2, address: 127.0.0.1:${s2.port} }
 `;
     // The name server answers for the new listen host only when the test says so.
-    const lookups: string[] = [];
-    let answer!: (address: string) => void;
-    const held = new Promise<string>((resolve) => (answer = resolve));
+    const { lookups, answer, lookup: scripted } = scriptedLookup('extra.licgate.test');
     const cfg = configFile(yaml(null));
-    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
-      lookup: async (host) => (lookups.push(host), host === 'extra.licgate.test' ? held : (await lookup(host)).address),
-    });
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), { lookup: scripted });
     await d.start();
     cleanup.push(() => d.close());
     cleanup.push(() => answer('127.0.0.1'));
@@ -218,15 +219,8 @@ backends:
       - { name: s2, address: lic2.example.test:${port} }
 `);
     // The name service answers when the test says so (a slow DNS server; the sockets stay real).
-    const lookups: string[] = [];
-    let answer!: (address: string) => void;
-    const dnsAnswer = new Promise<string>((resolve) => (answer = resolve));
-    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
-      lookup: (host) => {
-        lookups.push(host);
-        return dnsAnswer;
-      },
-    });
+    const { lookups, answer, lookup: scripted } = scriptedLookup();
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), { lookup: scripted });
     cleanup.push(() => d.close());
 
     const settled: string[] = [];
@@ -284,15 +278,8 @@ backends:
     servers:
       - { name: s1, address: 127.0.0.1:${port} }
 `);
-    const lookups: string[] = [];
-    let answer!: (address: string) => void;
-    const dnsAnswer = new Promise<string>((resolve) => (answer = resolve));
-    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), {
-      lookup: (host) => {
-        lookups.push(host);
-        return dnsAnswer;
-      },
-    });
+    const { lookups, answer, lookup: scripted } = scriptedLookup();
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), { lookup: scripted });
     cleanup.push(() => d.close());
     cleanup.push(() => answer('127.0.0.1'));
 
