@@ -32,7 +32,7 @@ function utf8Text(bytes: Buffer, file: string): string {
     const at = lenient.indexOf('\uFFFD');
     const before = lenient.slice(0, at).split('\n');
     const byte = bytes[Buffer.byteLength(lenient.slice(0, at))]!;
-    const where = { file, line: before.length, col: before[before.length - 1]!.length + 1 };
+    const where = { file, line: before.length, col: [...before[before.length - 1]!].length + 1 };
     throw new ConfigError([new ConfigIssue(where, `expected a UTF-8 file, found byte 0x${byte.toString(16).toUpperCase().padStart(2, '0')}, which is not UTF-8 here (Latin-1?); save it as UTF-8`)]);
   }
 }
@@ -42,19 +42,15 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
-  const r = new YamlReader(file, lines, doc);
-  for (const e of doc.errors) {
-    // With prettyErrors off, yaml sets only the offset (e.pos), not linePos.
-    const lp = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
-    r.issues.push(new ConfigIssue({ file, line: lp.line, col: lp.col }, `YAML syntax: ${e.message.split('\n')[0]}`));
-  }
+  const r = new YamlReader(file, text, lines, doc);
+  // With prettyErrors off, yaml sets only the offset (e.pos), not linePos.
+  for (const e of doc.errors) r.issues.push(new ConfigIssue(r.at(e.pos[0]), `YAML syntax: ${e.message.split('\n')[0]}`));
   // yaml reports an alias without its anchor only from toJS(), which the reader does not use: to the
   // reader it is empty, so a key silently took its default (a whole check) or failed at 1:1.
   visit(doc, {
     Alias(_, alias) {
       if (alias.resolve(doc) !== undefined) return;
-      const lp = lines.linePos(alias.range?.[0] ?? 0);
-      r.issues.push(new ConfigIssue({ file, line: lp.line, col: lp.col }, `YAML alias *${alias.source}: expected an anchor &${alias.source} before it in the file, found none`));
+      r.issues.push(new ConfigIssue(r.at(alias.range?.[0] ?? 0), `YAML alias *${alias.source}: expected an anchor &${alias.source} before it in the file, found none`));
     },
   });
   if (r.issues.length) throw new ConfigError(r.issues);

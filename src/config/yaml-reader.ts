@@ -11,12 +11,18 @@ export class YamlReader {
   readonly issues: ConfigIssue[] = [];
   private readonly marks = new WeakMap<object, { node: Node | null; keys: Map<string, Node | null> }>();
 
-  constructor(readonly file: string, readonly lines: LineCounter, readonly doc: Document) {}
+  constructor(readonly file: string, private readonly text: string, private readonly lines: LineCounter, readonly doc: Document) {}
 
   pos(node: Node | Pair | null | undefined): SourcePosition {
     const range = node && 'range' in node ? node.range : node && 'key' in node ? (node.key as Node | null)?.range : undefined;
-    const [line, col] = range ? Object.values(this.lines.linePos(range[0])) as [number, number] : [1, 1];
-    return { file: this.file, line, col };
+    return range ? this.at(range[0]) : { file: this.file, line: 1, col: 1 };
+  }
+
+  /** The position of a source offset. yaml counts columns in UTF-16 units, an editor in characters: an emoji earlier on the line would put the column one too far. */
+  at(offset: number): SourcePosition {
+    const { line } = this.lines.linePos(offset);
+    const start = this.lines.lineStarts[line - 1] ?? 0;
+    return { file: this.file, line, col: [...this.text.slice(start, offset)].length + 1 };
   }
 
   error(node: Node | Pair | null | undefined, message: string): undefined {

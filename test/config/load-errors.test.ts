@@ -336,6 +336,13 @@ notify:
     ).toEqual(['lic.yaml:5:12: notify.webhooks[0].url: expected an http:// or https:// URL, found "hooks.slack.com/…"']);
   });
 
+  it('columns count characters, as an editor does: an emoji earlier on the line does not shift them', () => {
+    expect(issues(`status: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }] # 🔑 key\nlog: { level: "🔑", format: loud }\n`)).toEqual([
+      'lic.yaml:3:15: log.level: expected one of trace | debug | info | warn | error | fatal | silent, found "🔑"',
+      'lic.yaml:3:28: log.format: expected one of json | pretty, found "loud"',
+    ]);
+  });
+
   it('a file that cannot be read is one positioned issue', () => {
     expect(() => loadConfigFile('/nonexistent/licgate.yaml')).toThrow(ConfigError);
     try {
