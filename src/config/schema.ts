@@ -240,7 +240,7 @@ function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined
         // /services/T…/B…/secret), and this message goes to the log and to the other webhooks.
         return r.error(v, `${what}.url: expected an http:// or https:// URL, found "${u.replace(/\/.*$/s, '/…')}"`);
       });
-      const headers = hm.has('headers') ? r.stringMap(hm.get('headers')!, `${what}.headers`) ?? {} : {};
+      const headers = hm.has('headers') ? r.httpHeaders(hm.get('headers')!, `${what}.headers`) ?? {} : {};
       const events = hm.has('events') ? r.seq(hm.get('events')!, `${what}.events`)?.map((e, j) => r.oneOf(e, `${what}.events[${j}]`, NOTIFY_EVENTS)!) ?? null : null;
       return { url: url!, headers, events };
     }),

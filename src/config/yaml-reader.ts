@@ -3,6 +3,9 @@ import { ConfigIssue, type SourcePosition } from '../errors.js';
 import { parseDuration } from './duration.js';
 import { parseHostPort, type HostPort } from './address.js';
 
+// RFC 9110 section 5.6.2: a header name is a token.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 /**
  * Typed reads of YAML nodes that keep going after a problem: each reader records a positioned
  * ConfigIssue and returns undefined, so one pass over the file reports every error.
@@ -134,14 +137,35 @@ export class YamlReader {
   }
 
   /** A mapping of free-form string keys to string values (e.g. HTTP headers). */
-  stringMap(node: Node | null, what: string): Record<string, string> | undefined {
+  /**
+   * HTTP header names to values. Names are checked here, not at the first send: undici refuses a
+   * name with a space or a value with a line end on every delivery, and two names differing only in
+   * case would both be sent, the receiver reading one of them.
+   */
+  httpHeaders(node: Node | null, what: string): Record<string, string> | undefined {
     node = this.deref(node);
-    if (!isMap(node)) return this.error(node, `${what}: expected a mapping of names to strings, found ${describe(node)}`);
+    if (!isMap(node)) return this.error(node, `${what}: expected a mapping of header names to strings, found ${describe(node)}`);
     const out: Record<string, string> = {};
+    const seen = new Set<string>();
     for (const pair of node.items) {
-      const k = isScalar(pair.key) ? String(pair.key.value) : '';
+      const key = pair.key as Node | null;
+      const k = isScalar(key) ? String(key.value) : undefined;
+      if (k === undefined || !HEADER_NAME.test(k)) {
+        this.error(key ?? (pair as Pair), `${what}: expected a header name (letters, digits and !#$%&'*+-.^_\`|~), found ${k === undefined ? describe(key) : `"${k}"`}`);
+        continue;
+      }
+      if (seen.has(k.toLowerCase())) {
+        this.error(key, `${what}: duplicate header "${k}" (header names are not case-sensitive)`);
+        continue;
+      }
+      seen.add(k.toLowerCase());
       const v = this.string(this.deref(pair.value), `${what}.${k}`);
-      if (k && v !== undefined) out[k] = v;
+      if (v === undefined) continue;
+      if (/[\0-\x08\x0a-\x1f\x7f]/.test(v)) {
+        this.error(pair.value as Node, `${what}.${k}: expected a header value on one line without control characters, found one at character ${v.search(/[\0-\x08\x0a-\x1f\x7f]/) + 1}`);
+        continue;
+      }
+      out[k] = v;
     }
     return out;
   }

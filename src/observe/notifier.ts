@@ -55,9 +55,11 @@ class Webhook {
     this.where = redact(cfg.url);
     const { target, authorization } = splitCredentials(cfg.url);
     this.target = target;
-    // undici sends nothing for a URL's user:password, so the receiver would answer 401.
-    const explicit = Object.keys(cfg.headers).some((k) => k.toLowerCase() === 'authorization');
-    this.headers = { 'content-type': 'application/json', 'user-agent': `licgate/${VERSION}`, ...(authorization && !explicit ? { authorization } : {}), ...cfg.headers };
+    // undici sends nothing for a URL's user:password, so the receiver would answer 401. A header the
+    // config names replaces the default of that name: undici sends both spellings of a name.
+    const own = new Set(Object.keys(cfg.headers).map((k) => k.toLowerCase()));
+    const defaults: Record<string, string> = { 'content-type': 'application/json', 'user-agent': `licgate/${VERSION}`, ...(authorization ? { authorization } : {}) };
+    this.headers = { ...Object.fromEntries(Object.entries(defaults).filter(([k]) => !own.has(k))), ...cfg.headers };
   }
   wants(event: NotifyEventName): boolean {
     return this.cfg.events === null || this.cfg.events.includes(event);

@@ -336,6 +336,26 @@ notify:
     ).toEqual(['lic.yaml:5:12: notify.webhooks[0].url: expected an http:// or https:// URL, found "hooks.slack.com/…"']);
   });
 
+  it('webhook headers: a name that is not a token, the same name twice in any case, a value over two lines', () => {
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]
+notify:
+  webhooks:
+    - url: https://hooks.example.net/x
+      headers:
+        X Token: a
+        Authorization: Bearer a
+        authorization: Bearer b
+        X-Note: "first\\nsecond"
+`),
+    ).toEqual([
+      `lic.yaml:7:9: notify.webhooks[0].headers: expected a header name (letters, digits and !#$%&'*+-.^_\`|~), found "X Token"`,
+      'lic.yaml:9:9: notify.webhooks[0].headers: duplicate header "authorization" (header names are not case-sensitive)',
+      'lic.yaml:10:17: notify.webhooks[0].headers.X-Note: expected a header value on one line without control characters, found one at character 6',
+    ]);
+  });
+
   it('columns count characters, as an editor does: an emoji earlier on the line does not shift them', () => {
     expect(issues(`status: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }] # 🔑 key\nlog: { level: "🔑", format: loud }\n`)).toEqual([
       'lic.yaml:3:15: log.level: expected one of trace | debug | info | warn | error | fatal | silent, found "🔑"',

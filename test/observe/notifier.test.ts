@@ -10,6 +10,8 @@ import { waitFor } from '../helpers/wait-for.js';
 interface Received {
   at: number;
   headers: IncomingMessage['headers'];
+  /** Names as sent, repeats kept (node's `headers` keeps one content-type of several). */
+  names: string[];
   body: Notification;
 }
 
@@ -28,7 +30,7 @@ async function receiver(answer: (n: number, req: IncomingMessage) => number | 'h
         hanging.push(res);
         return;
       }
-      if (a >= 200 && a < 300) got.push({ at: Date.now(), headers: req.headers, body: JSON.parse(text) as Notification });
+      if (a >= 200 && a < 300) got.push({ at: Date.now(), headers: req.headers, names: req.rawHeaders.filter((_, i) => i % 2 === 0), body: JSON.parse(text) as Notification });
       res.writeHead(a).end();
     });
   });
@@ -173,6 +175,16 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     expect(n.counts).toMatchObject({ delivered: 1, failed: 0 });
     expect(r.got[0]!.headers.authorization).toBe(basic);
     expect(JSON.stringify(out)).not.toContain('s3cr');
+  });
+
+  it('a header the config names replaces the default of that name, whatever its case: one Content-Type, one User-Agent', async () => {
+    const r = await receiver();
+    const n = make([hook(r.url.replace('http://', 'http://alerts:pw@'), { headers: { 'Content-Type': 'application/json; charset=utf-8', 'User-Agent': 'ops-bot', Authorization: 'Bearer t0k' } })]);
+    n.notify({ event: 'reload-ok', reason: 'x' });
+    await n.idle();
+    const sent = r.got[0]!;
+    expect(sent.names.filter((k) => /^(content-type|user-agent|authorization)$/i.test(k)).sort()).toEqual(['Authorization', 'Content-Type', 'User-Agent']);
+    expect(sent.headers).toMatchObject({ 'content-type': 'application/json; charset=utf-8', 'user-agent': 'ops-bot', authorization: 'Bearer t0k' });
   });
 
   it('does not follow or retry a redirect, and logs where it points (scheme and host only)', async () => {
