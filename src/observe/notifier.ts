@@ -48,6 +48,8 @@ class Webhook {
   busy = false;
   dropping = false;
   readonly where: string;
+  /** Its place in notify.webhooks, set again at each reload: two webhooks on one host (two Slack channels) differ only in the path, which is not logged. */
+  index = 0;
   /** Where the POST goes: the URL without its user:password, which travel as headers. */
   readonly target: string;
   readonly headers: Record<string, string>;
@@ -60,6 +62,9 @@ class Webhook {
     const own = new Set(Object.keys(cfg.headers).map((k) => k.toLowerCase()));
     const defaults: Record<string, string> = { 'content-type': 'application/json', 'user-agent': `licgate/${VERSION}`, ...(authorization ? { authorization } : {}) };
     this.headers = { ...Object.fromEntries(Object.entries(defaults).filter(([k]) => !own.has(k))), ...cfg.headers };
+  }
+  get label(): string {
+    return `notify.webhooks[${this.index}] ${this.where}`;
   }
   wants(event: NotifyEventName): boolean {
     return this.cfg.events === null || this.cfg.events.includes(event);
@@ -95,11 +100,12 @@ export class Notifier {
   /** Reload: webhooks whose url, headers and events are unchanged keep their queue. */
   configure(webhooks: readonly WebhookConfig[]): void {
     const old = new Map(this.hooks.map((h) => [h.key, h]));
-    this.hooks = webhooks.map((cfg) => {
-      const h = new Webhook(cfg);
-      const kept = old.get(h.key);
+    this.hooks = webhooks.map((cfg, i) => {
+      const fresh = new Webhook(cfg);
+      const h = old.get(fresh.key) ?? fresh;
       old.delete(h.key);
-      return kept ?? h;
+      h.index = i;
+      return h;
     });
     for (const h of old.values()) if (h.busy || h.queue.length) this.leaving.add(h);
   }
@@ -124,7 +130,7 @@ export class Notifier {
         h.queue.shift();
         this.counts.dropped++;
         this.counts.queued--;
-        if (!h.dropping) this.log.warn({ webhook: h.where, max_queue: this.opts.maxQueue }, `webhook ${h.where}: queue full, dropping the oldest notifications`);
+        if (!h.dropping) this.log.warn({ webhook: h.where, webhook_index: h.index, max_queue: this.opts.maxQueue }, `${h.label}: queue full, dropping the oldest notifications`);
         h.dropping = true;
       }
       h.queue.push(n);
@@ -186,7 +192,7 @@ export class Notifier {
       }
       if (failure.permanent || attempt > this.opts.retries || this.closing.signal.aborted) {
         this.counts.failed++;
-        this.log.warn({ webhook: h.where, event: n.event, backend: n.backend, server: n.server, attempts: attempt, reason: failure.reason }, `webhook ${h.where}: ${n.event} not delivered after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${failure.reason}`);
+        this.log.warn({ webhook: h.where, webhook_index: h.index, event: n.event, backend: n.backend, server: n.server, attempts: attempt, reason: failure.reason }, `${h.label}: ${n.event} not delivered after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${failure.reason}`);
         return;
       }
       this.counts.retries++;

@@ -187,6 +187,22 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     expect(sent.headers).toMatchObject({ 'content-type': 'application/json; charset=utf-8', 'user-agent': 'ops-bot', authorization: 'Bearer t0k' });
   });
 
+  it('names a failed webhook by its place in notify.webhooks, so two on one host can be told apart', async () => {
+    const ok = await receiver();
+    const missing = await receiver(() => 404);
+    const { log, out } = lines();
+    const n = make([hook(ok.url.replace('/hook?token=secret', '/services/A')), hook(missing.url.replace('/hook?token=secret', '/services/B'))], { retries: 0 }, log);
+    n.notify({ event: 'reload-ok', reason: 'x' });
+    await n.idle();
+    const failure = out.find((l) => String(l.msg).includes('not delivered'));
+    expect(failure).toMatchObject({ webhook_index: 1, msg: expect.stringMatching(/^notify\.webhooks\[1\] http:\/\/127\.0\.0\.1:\d+\/…: reload-ok not delivered after 1 attempt: HTTP 404$/) });
+    // A reload that puts it first names it by its new place.
+    n.configure([hook(missing.url.replace('/hook?token=secret', '/services/B'))]);
+    n.notify({ event: 'reload-ok', reason: 'y' });
+    await n.idle();
+    expect(out.filter((l) => String(l.msg).includes('not delivered')).map((l) => l.webhook_index)).toEqual([1, 0]);
+  });
+
   it('does not follow or retry a redirect, and logs where it points (scheme and host only)', async () => {
     let posts = 0;
     const server = createServer((req, res) => {
