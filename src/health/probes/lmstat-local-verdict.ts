@@ -32,7 +32,9 @@ export function thisMachine(): MachineIdentity {
  *
  * In a triad every member prints the same list, so "the local server" has to be found in it:
  * - a server declared by name or remote address (`host3:27000`) is that entry (lmstatHealthy
- *   matches case-insensitively and by short name);
+ *   matches case-insensitively and by short name); a one-server list is that server whatever name
+ *   it prints, because lmstat prints the license file's SERVER name, not the `-c` address it asked
+ *   (`-c 4100@l-server01` prints `license-server01`, and never the address of a server given by IP);
  * - a server declared as this machine (`127.0.0.1:27000`, the usual sidecar, or one of this
  *   machine's own addresses) is the entry naming this machine's hostname or one of its addresses,
  *   because lmstat prints the license file's SERVER names, never "localhost";
@@ -42,7 +44,7 @@ export function thisMachine(): MachineIdentity {
  */
 export function lmstatVerdict(info: LicenseInfo, serverHost: string, me: MachineIdentity = thisMachine()): { ok: boolean; reason: string } {
   const local = isLoopback(serverHost) || me.addresses.includes(serverHost);
-  if (!local) return lmstatHealthy(info, serverHost);
+  if (!local) return lmstatHealthy(info, info.servers.length === 1 ? info.servers[0]!.host : serverHost);
 
   const mine = info.servers.find((s) => namesMachine(s.host, me));
   if (mine) return lmstatHealthy(info, mine.host);

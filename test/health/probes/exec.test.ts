@@ -87,6 +87,37 @@ describe('exec probe with parse: lmstat', () => {
     expect(down).toMatchObject({ ok: false, reason: `lmgrd on ${me} DOWN: ${HOST3_CANNOT_CONNECT}` });
   });
 
+  it('on a one-server capture, judges the server it asked although lmstat prints the license file\'s name for it', async () => {
+    // lmstat prints the SERVER line's host name, not the -c address: `lmutil lmstat -c 4100@l-server01 -a`
+    // printed "License server status: 4100@license-server01" (flexlm_exporter issue #80, lmutil v11.19.0).
+    const capture = join(scratch, 'renamed-single.txt');
+    writeFileSync(
+      capture,
+      [
+        'lmutil - Copyright (c) 1989-2018 Flexera. All Rights Reserved.',
+        'Flexible License Manager status on Mon 10/2/2023 18:32',
+        '',
+        'License server status: 4100@license-server01',
+        '    License file(s) on license-server01: C:\\Magicdraw_license_manager\\license.lic:',
+        '',
+        'license-server01: license server UP (MASTER) v11.19.0',
+        '',
+        'Vendor daemon status (on license-server01):',
+        '',
+        '     cameo: UP v11.19.0',
+        'Feature usage info:',
+        '',
+        'Users of CC888888Connections:  (Total of 2 licenses issued;  Total of 2 licenses in use)',
+        '',
+      ].join('\n'),
+    );
+    const lmutil = fakeLmutil('lmutil-renamed', capture);
+    const healthy = { ok: true, reason: 'lmgrd UP (MASTER), vendor cameo UP, 1 feature' };
+    // Declared by the name the admin uses, and by address (a TEST-NET address: never this machine's).
+    expect(await check(probe({ argv: [lmutil, 'lmstat', '-c', '{port}@{host}', '-a'], parse: 'lmstat' }), at('l-server01', 4100))).toMatchObject(healthy);
+    expect(await check(probe({ argv: [lmutil, 'lmstat', '-c', '{port}@{host}', '-a'], parse: 'lmstat' }), at('192.0.2.41', 4100))).toMatchObject(healthy);
+  });
+
   it('with a loopback address and a triad that does not name this machine, fails and says why', async () => {
     const lmutil = fakeLmutil('lmutil-app3', lmstatFixture('lmstat_app3.txt'));
     const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('127.0.0.1'));
