@@ -69,8 +69,11 @@ export function parseLmstat(text: string): LicenseInfo {
       }
     } else if ((m = SERVER_STATE.exec(line))) {
       const s = serverFor(m[1]!);
+      // Windows lmstat may print one server twice, "BVS15004: ... UP (MASTER)" then "bvs15004: ... UP":
+      // the second spelling must not take MASTER away.
+      const wasMaster = s.up && s.master;
       s.up = m[2]!.toUpperCase() === 'UP';
-      s.master = s.up && /\(MASTER\)/i.test(m[3] ?? '');
+      s.master = s.up && (wasMaster || /\(MASTER\)/i.test(m[3] ?? ''));
     } else if (section !== 'vendors' && (m = SERVER_UNREACHABLE.exec(line))) {
       serverFor(m[1]!).up = false;
     } else if (VENDOR_SECTION.test(line)) {

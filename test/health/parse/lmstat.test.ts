@@ -297,6 +297,29 @@ describe('parseLmstat on synthetic output', () => {
     expect(lmstatHealthy(info, 'c')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor ansyslmd UP, 1 feature' });
   });
 
+  it('keeps MASTER when Windows lmstat prints the same server twice, in two spellings', () => {
+    // A real Windows capture (flexlm_exporter issue #7, fixture lmstat_server_up_win.txt, lmutil v11.14):
+    // the one server of the license file is printed once as MASTER, then again in lower case.
+    const text = [
+      'lmutil - Copyright (c) 1989-2017 Flexera Software LLC. All Rights Reserved.',
+      'Flexible License Manager status on Tue 5/15/2018 13:41',
+      '',
+      'License server status: 7788@BVS15004',
+      '    License file(s) on BVS15004: licensing\\license.dat:',
+      '',
+      '  BVS15004: license server UP (MASTER) v11.12',
+      '  bvs15004: license server UP v11.12',
+      '',
+      'Vendor daemon status (on BVS15004):',
+      '',
+      '     ptc_d: UP v11.14.0',
+      '',
+    ].join('\r\n');
+    const info = parseLmstat(text);
+    expect(info.servers).toEqual([{ host: 'BVS15004', up: true, master: true }]);
+    expect(lmstatHealthy(info, 'bvs15004')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER), vendor ptc_d UP, 0 features' });
+  });
+
   it('is unhealthy when the server is UP but no vendor daemon is listed', () => {
     const info = parseLmstat('License server status: 27000@lic1\nlic1: license server UP (MASTER) v11.16.2\n');
     expect(lmstatHealthy(info)).toEqual({ ok: false, reason: 'lmgrd UP (MASTER), but no vendor daemon listed' });
