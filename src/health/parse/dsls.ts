@@ -9,8 +9,9 @@ const MAX_ERROR_CHARS = 200;
 // No real line is near this; skipping longer ones bounds the work on garbage.
 const MAX_LINE_CHARS = 65_536;
 
-const CONNECT_COMMAND = /^(?:\S*>\s*)?connect\s+([^\s:]+)/i;
-const CONNECTED_TO = /^(?:\S*>\s*)?Connected to\s+([^\s:,;()]+)/i;
+// The admin tool's prompt is "admin >" (a space before the ">"), and -run echoes commands after it.
+const CONNECT_COMMAND = /^(?:[^\s>]*\s?>\s*)?connect\s+([^\s:]+)/i;
+const CONNECTED_TO = /^(?:[^\s>]*\s?>\s*)?Connected to\s+([^\s:,;()]+)/i;
 const ERROR_TEXT = /not connected|cannot connect|\berror\b/i;
 
 /**

@@ -69,6 +69,15 @@ describe('parseDslsUsage on synthetic output', () => {
     expect(parseDslsUsage(csv).servers).toEqual([{ host: 'localhost', up: true, master: true }]);
   });
 
+  it('reads the host after the admin tool\'s own "admin >" prompt', () => {
+    // DSLicSrv -admin prompts "admin >" and, with -run, echoes each command after it:
+    // prometheus-license-exporter (src/dsls.rs) matches the line "admin >getLicenseUsage -csv" literally.
+    const echoed = ['admin >connect lic2 4084', '\tSoftware version: 6.425.0', '\tReady: yes', 'admin >getLicenseUsage -csv', HEADER, 'admin >quit'].join('\n');
+    expect(parseDslsUsage(echoed).servers).toEqual([{ host: 'lic2', up: true, master: true }]);
+    const refused = ['admin >connect lic2 4084', 'ERROR: Cannot connect to lic2:4084 (Connection refused)', 'admin >getLicenseUsage -csv', 'not connected'].join('\n');
+    expect(parseDslsUsage(refused).servers).toEqual([{ host: 'lic2', up: false, master: false }]);
+  });
+
   it('counts a CSV header with no rows as an answering server with no features', () => {
     const info = parseDslsUsage(`Connected to lic1:4084\n${HEADER}\n`);
     expect(info.vendors).toEqual([{ name: 'DSLS', up: true }]);
