@@ -1,7 +1,27 @@
 import type { LicenseInfo } from './license-info.js';
 
 type Feature = LicenseInfo['features'][number];
-type Columns = { feature: number; count: number; inuse: number };
+/** `license`: positions of the columns that name one license (see LICENSE_COLUMNS). */
+type Columns = { feature: number; count: number; inuse: number; license: number[] };
+/** One feature's licenses, by license identity: each has its own Count and Inuse. */
+type Pool = Map<string, { count: number; inuse: number }>;
+
+// The columns before Count describe the license itself and repeat on each of its session rows; two
+// licenses of one feature (a renewal enrolled before the old key expires, another customer ID or
+// release) differ in at least one of them.
+const LICENSE_COLUMNS = [
+  'editor',
+  'editorid',
+  'feature',
+  'model',
+  'commercial type',
+  'max release number',
+  'max release date',
+  'pricing structure',
+  'max casual duration',
+  'expiration date',
+  'customer id',
+];
 
 // The admin tool's output ends up in /status and logs, so a misbehaving server must not bloat it.
 const MAX_ERRORS = 20;
@@ -23,7 +43,7 @@ export function parseDslsUsage(text: string): LicenseInfo {
   let connectHost: string | undefined;
   let connectedHost: string | undefined;
   const errors: string[] = [];
-  const features = new Map<string, Feature>();
+  const pools = new Map<string, Pool>();
   let columns: Columns | undefined;
 
   for (const raw of text.split(/\r\n|\r|\n/)) {
@@ -32,7 +52,7 @@ export function parseDslsUsage(text: string): LicenseInfo {
     if (line === '') continue;
 
     if (columns) {
-      addRow(features, splitCsvLine(line), columns);
+      addRow(pools, splitCsvLine(line), columns);
       continue;
     }
 
@@ -58,7 +78,7 @@ export function parseDslsUsage(text: string): LicenseInfo {
   return {
     servers,
     vendors: [{ name: 'DSLS', up: answered }],
-    features: [...features.values()],
+    features: [...pools].map(([name, pool]) => poolFeature(name, pool)),
     errors,
   };
 }
@@ -70,26 +90,43 @@ function headerColumns(fields: string[]): Columns | undefined {
   const count = index.get('count');
   const inuse = index.get('inuse');
   if (feature === undefined || count === undefined || inuse === undefined) return undefined;
-  return { feature, count, inuse };
+  const license = LICENSE_COLUMNS.map((c) => index.get(c)).filter((i): i is number => i !== undefined);
+  return { feature, count, inuse, license };
 }
 
 /**
  * One license may appear on several rows, one per user session, each repeating the license's
- * columns; the largest figure seen is the license's, so rows are folded with max, never summed.
+ * columns; the largest figure seen is the license's, so a license's rows are folded with max, never
+ * summed. Different licenses of one feature are separate pools, summed in poolFeature.
  */
-function addRow(features: Map<string, Feature>, fields: string[], columns: Columns): void {
+function addRow(pools: Map<string, Pool>, fields: string[], columns: Columns): void {
   const name = fields[columns.feature]?.trim();
   const count = wholeNumber(fields[columns.count]);
   // A line without a feature and a numeric Count is the tool talking (a prompt, a message), not a license.
   if (!name || count === null) return;
   const inuse = wholeNumber(fields[columns.inuse]) ?? 0;
-  const seen = features.get(name);
-  if (!seen) {
-    features.set(name, { name, issued: count, in_use: inuse });
-    return;
+  let pool = pools.get(name);
+  if (!pool) {
+    pool = new Map();
+    pools.set(name, pool);
   }
-  seen.issued = Math.max(seen.issued ?? 0, count);
-  seen.in_use = Math.max(seen.in_use, inuse);
+  const key = columns.license.map((i) => fields[i]?.trim() ?? '').join('\u0000');
+  const seen = pool.get(key);
+  if (!seen) pool.set(key, { count, inuse });
+  else {
+    seen.count = Math.max(seen.count, count);
+    seen.inuse = Math.max(seen.inuse, inuse);
+  }
+}
+
+function poolFeature(name: string, pool: Pool): Feature {
+  let issued = 0;
+  let inUse = 0;
+  for (const l of pool.values()) {
+    issued += l.count;
+    inUse += l.inuse;
+  }
+  return { name, issued, in_use: inUse };
 }
 
 function wholeNumber(field: string | undefined): number | null {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseDslsUsage } from '../../../src/health/parse/dsls.js';
+import { licenseWeightFactor } from '../../../src/serve/agent-reply.js';
 
 function fixture(name: string): string {
   return readFileSync(new URL(`../../fixtures/dsls/${name}`, import.meta.url), 'utf8');
@@ -76,6 +77,25 @@ describe('parseDslsUsage on synthetic output', () => {
     expect(parseDslsUsage(echoed).servers).toEqual([{ host: 'lic2', up: true, master: true }]);
     const refused = ['admin >connect lic2 4084', 'ERROR: Cannot connect to lic2:4084 (Connection refused)', 'admin >getLicenseUsage -csv', 'not connected'].join('\n');
     expect(parseDslsUsage(refused).servers).toEqual([{ host: 'lic2', up: false, master: false }]);
+  });
+
+  it('adds up two licenses of one feature, and folds only the session rows of each license', () => {
+    // getLicenseUsage prints one row group per license; the license columns (Expiration Date, Customer ID,
+    // Max Release ...) tell licenses apart, as when a renewal of MD2 is enrolled before the old key expires.
+    const license = (expires: string, count: number, inuse: number, session = ',,,,,,,,,'): string =>
+      `Dassault Systemes,7C3C2E7E5F1A4B34,MD2,ConcurrentUser,STD,424,2025-12-31 23:59:00,YLC,0,${expires},200000000012345,${count},${inuse},0,0,${session}`;
+    const text = [
+      'Connected to lic1:4084',
+      HEADER,
+      license('2026-03-31 23:59:00', 10, 10),
+      license('2026-03-31 23:59:00', 10, 1, 'ws-cad-014,jdupont,jdupont,CNEXT.exe,6.424.2,8F3A2C11,2024-03-11 08:02:14,2024-03-11 10:41:55,2024-03-11 08:02:14,'),
+      license('2027-03-31 23:59:00', 5, 2),
+      license('2027-03-31 23:59:00', 5, 1, 'ws-cad-022,amartin,amartin,CNEXT.exe,6.424.2,8F3A2C2F,2024-03-11 09:15:40,2024-03-11 10:42:03,2024-03-11 09:15:40,'),
+    ].join('\n');
+    const info = parseDslsUsage(text);
+    expect(info.features).toEqual([{ name: 'MD2', issued: 15, in_use: 12 }]);
+    // What agent.weight_from makes of it: 3 of 15 tokens free, not "no free MD2 tokens" (drain).
+    expect(licenseWeightFactor(info, { feature: 'MD2', min_percent: 10 })).toEqual({ percent: 20, exhausted: false, note: 'MD2 3/15 free' });
   });
 
   it('counts a CSV header with no rows as an answering server with no features', () => {
