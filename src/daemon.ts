@@ -159,8 +159,10 @@ export class Daemon implements DaemonView {
   /**
    * Graceful stop: /health and /ready turn 503 at once (keepalived and HAProxy move away), no new
    * connections, open sessions get `graceMs` to finish, then are closed.
+   * Without `graceMs`, the shutdown_grace of the config running when the stop begins: a reload may
+   * have changed it since start-up, and says so in its list of changes.
    */
-  async shutdown(graceMs: number): Promise<void> {
+  async shutdown(graceMs?: number): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     // A reload in flight sees shuttingDown before it commits and closes what it bound (src/reload.ts):
@@ -168,15 +170,16 @@ export class Daemon implements DaemonView {
     // that wait short: a reload still looking up a listen host stops waiting for the answer.
     this.stopping.abort();
     await this.reloading;
+    const grace = graceMs ?? this.cfg.shutdown_grace;
     const delay = this.cfg.shutdown_delay;
     if (delay > 0 && this.frontends.length) {
       this.log.info({ delay_ms: delay }, 'shutting down: /health and /ready are 503; still accepting for shutdown_delay while keepalived or HAProxy move clients away');
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
-    this.log.info({ open_sessions: this.openSessions(), grace_ms: graceMs }, 'shutting down: no new connections, waiting for open sessions');
+    this.log.info({ open_sessions: this.openSessions(), grace_ms: grace }, 'shutting down: no new connections, waiting for open sessions');
     for (const f of this.frontends) f.stopAccepting();
     await this.statusResponder?.close();
-    await this.sessionsEnded(graceMs);
+    await this.sessionsEnded(grace);
     const left = this.openSessions();
     if (left) this.log.warn({ sessions: left }, 'shutdown grace expired; closing remaining sessions');
     await this.closeNow();

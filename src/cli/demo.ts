@@ -87,7 +87,7 @@ Ctrl-C stops everything.
 
 `);
     const client = setInterval(demoClient, 2000);
-    return runUntilSignal(daemon, cfg.shutdown_grace, async () => {
+    return runUntilSignal(daemon, async () => {
       clearInterval(client);
       await stopSims();
     });

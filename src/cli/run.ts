@@ -28,7 +28,7 @@ export const run: Command = {
     // and a SIGHUP without a handler kills the process, a `systemctl reload` just after a start that
     // Restart=on-failure does not undo. A reload or shutdown asked for meanwhile waits for start-up
     // (Daemon runs them in turn).
-    const stopped = runUntilSignal(daemon, cfg.shutdown_grace);
+    const stopped = runUntilSignal(daemon);
     try {
       await daemon.start();
     } catch (e) {
@@ -43,7 +43,7 @@ export const run: Command = {
 };
 
 /** Resolves with the exit code once a signal has stopped the daemon. */
-export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => Promise<void>): Promise<number> {
+export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
@@ -54,7 +54,7 @@ export function runUntilSignal(daemon: Daemon, graceMs: number, onStop?: () => P
       stopping = true;
       daemon.log.info({ signal }, 'signal received');
       void daemon
-        .shutdown(graceMs)
+        .shutdown()
         .then(() => onStop?.())
         .then(() => {
           daemon.log.info('stopped');

@@ -128,6 +128,22 @@ describe('graceful shutdown of a real licgate run', () => {
     expect(p.logs.find((l) => l.msg === 'session closed')).toMatchObject({ end: 'shutdown', server: 's1' });
   });
 
+  it('a shutdown_grace changed by a reload is the one SIGTERM gives open sessions', async () => {
+    const sim = await startSimulator('s1');
+    const p = await startProxy(yaml(sim.port, '60s'));
+    p.reload(yaml(sim.port, '1s'));
+    await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('config reloaded')), { timeoutMs: 5000, what: 'the reload to shutdown_grace 1s' });
+    await held(p);
+    const exited = exitOf(p);
+    const t0 = performance.now();
+    p.child.kill('SIGTERM');
+    const draining = await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('shutting down: no new connections')), { timeoutMs: 5000, what: 'the shutdown log line' });
+    expect(draining).toMatchObject({ open_sessions: 1, grace_ms: 1000 });
+    const [code] = await exited;
+    expect(code).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
   it('sessions still connecting upstream or queued for a server slot when the grace ends are logged as ended by the shutdown', async () => {
     // "dark" answers no SYN (connect_timeout 30 s, no race); "s1" takes one session (maxconn 1) and the next waits (queue_timeout 30 s).
     const dark = await startSilentListener();
