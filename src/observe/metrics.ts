@@ -239,7 +239,7 @@ export class Metrics {
     });
     new Counter({
       name: 'licgate_sessions_ended_total',
-      help: 'Sessions that ended, by how: closed, client-reset, server-reset, idle-timeout, shutdown, no-server (every server failed), status (in-band STATUS answered), ...',
+      help: 'Sessions that ended, by how: closed, client-reset, server-reset, client-error, server-error (another socket error on that side), idle-timeout, shutdown, no-server (every server failed), status (in-band STATUS answered), client-gone (the client left before a server answered).',
       labelNames: ['frontend', 'backend', 'end'],
       registers: reg,
       collect() {
