@@ -69,5 +69,11 @@ export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>): Pr
       daemon.log.info({ signal: 'SIGHUP' }, 'signal received');
       void daemon.reload('SIGHUP');
     });
+    // Unhandled, SIGUSR1 makes Node open its inspector on 127.0.0.1:9229, where any local user could
+    // run code as licgate, and SIGUSR2 kills the daemon; both are sent by habit (reopen logs, dump
+    // stats). A listener turns off both defaults.
+    for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
+      process.on(signal, () => daemon.log.warn({ signal }, 'signal ignored: licgate uses SIGHUP (reload) and SIGTERM/SIGINT (stop) only'));
+    }
   });
 }

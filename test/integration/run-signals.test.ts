@@ -5,12 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
-import { CLI } from '../helpers/proxy-harness.js';
+import { CLI, startProxy, stopAll } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
+  await stopAll();
 });
 
 const config = (admin: number, fifo: string | null, servers: string): string => `admin: { listen: "127.0.0.1:${admin}" }
@@ -105,5 +106,21 @@ describe('licgate run: a signal during start-up', () => {
     p.finish();
     expect(await gone).toEqual([0, null]);
     expect(p.logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['licgate started', 'stopped']));
+  });
+});
+
+describe('licgate run: signals it does not use', () => {
+  it('SIGUSR1 opens no debugger and SIGUSR2 does not kill it: each is logged as ignored, and SIGTERM still stops it, exit 0', async () => {
+    const p = await startProxy(`backends:\n  - name: licenses\n    check: { type: none }\n    servers: [{ name: s1, address: "127.0.0.1:1" }]\n`);
+    for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
+      p.child.kill(signal);
+      await waitFor(() => p.child.exitCode !== null || p.child.signalCode !== null || p.stderr().includes('Debugger listening') || p.logs.some((l) => l.msg?.startsWith('signal ignored') && l.signal === signal), { timeoutMs: 5000, what: `${signal} logged as ignored, a debugger, or an exit` });
+      expect({ code: p.child.exitCode, signal: p.child.signalCode }).toEqual({ code: null, signal: null });
+      expect(p.stderr()).not.toContain('Debugger listening');
+    }
+    expect((await p.get('/health')).status).toBe(200);
+    const exited = once(p.child, 'exit');
+    p.child.kill('SIGTERM');
+    expect(await exited).toEqual([0, null]);
   });
 });
