@@ -17,6 +17,13 @@ const LOOKUP_TIMEOUT_MS = 2000;
  */
 export class AddressResolver {
   private timer: NodeJS.Timeout | null = null;
+  /**
+   * Servers whose lookup has not settled yet, even past the timeout: against a name server that
+   * does not answer, getaddrinfo() takes resolv.conf's timeouts per server and search domain (often
+   * longer than the interval) on one of libuv's four threads, which the log writer uses too. A new
+   * lookup on every round would queue there without bound.
+   */
+  private readonly inFlight = new Set<Server>();
 
   constructor(
     private readonly servers: () => Iterable<Server>,
@@ -43,11 +50,18 @@ export class AddressResolver {
   }
 
   private async resolve(s: Server): Promise<void> {
+    if (this.inFlight.has(s)) return;
     const host = s.address.host;
+    this.inFlight.add(s);
+    const lookup = this.lookup(host);
+    lookup.then(
+      () => this.inFlight.delete(s),
+      () => this.inFlight.delete(s),
+    );
     let timer: NodeJS.Timeout | undefined;
     try {
       const address = await Promise.race([
-        this.lookup(host),
+        lookup,
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error('timeout'), { code: 'ETIMEOUT' })), LOOKUP_TIMEOUT_MS))),
       ]);
       if (address !== s.connectHost) this.log.info({ server: s.name, host, address }, `${host} resolves to ${address}`);
