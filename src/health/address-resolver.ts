@@ -49,34 +49,47 @@ export class AddressResolver {
     await Promise.all(named.map((s) => this.resolve(s)));
   }
 
-  private async resolve(s: Server): Promise<void> {
-    if (this.inFlight.has(s)) return;
+  /**
+   * Looks `s` up; waits at most LOOKUP_TIMEOUT_MS (start-up waits on this), reporting ETIMEOUT after
+   * that, but applies the answer whenever it comes: with the first of two name servers not
+   * answering, glibc asks the second after resolv.conf's timeout (5 s), so every answer is late.
+   */
+  private resolve(s: Server): Promise<void> {
+    if (this.inFlight.has(s)) return Promise.resolve();
     const host = s.address.host;
     this.inFlight.add(s);
-    const lookup = this.lookup(host);
-    lookup.then(
-      () => this.inFlight.delete(s),
-      () => this.inFlight.delete(s),
+    const settled = this.lookup(host).then(
+      (address) => {
+        this.inFlight.delete(s);
+        this.resolved(s, host, address);
+      },
+      (e) => {
+        this.inFlight.delete(s);
+        this.failed(s, host, (e as NodeJS.ErrnoException).code ?? (e as Error).message);
+      },
     );
     let timer: NodeJS.Timeout | undefined;
-    try {
-      const address = await Promise.race([
-        lookup,
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error('timeout'), { code: 'ETIMEOUT' })), LOOKUP_TIMEOUT_MS))),
-      ]);
-      if (address !== s.connectHost) this.log.info({ server: s.name, host, address }, `${host} resolves to ${address}`);
-      else if (s.dnsError) this.log.info({ server: s.name, host, address }, `${host} resolves again (${address})`);
-      s.connectHost = address;
-      s.dnsError = null;
-    } catch (e) {
-      const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      if (s.dnsError !== reason) {
-        const keep = s.connectHost !== host ? `keeping its last known address ${s.connectHost}` : 'no address known yet';
-        this.log.warn({ server: s.name, host, reason }, `DNS lookup of ${host} failed (${reason}); ${keep}`);
-      }
-      s.dnsError = reason;
-    } finally {
-      clearTimeout(timer);
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.failed(s, host, 'ETIMEOUT');
+        resolve();
+      }, LOOKUP_TIMEOUT_MS);
+    });
+    return Promise.race([settled, timedOut]).finally(() => clearTimeout(timer));
+  }
+
+  private resolved(s: Server, host: string, address: string): void {
+    if (address !== s.connectHost) this.log.info({ server: s.name, host, address }, `${host} resolves to ${address}`);
+    else if (s.dnsError) this.log.info({ server: s.name, host, address }, `${host} resolves again (${address})`);
+    s.connectHost = address;
+    s.dnsError = null;
+  }
+
+  private failed(s: Server, host: string, reason: string): void {
+    if (s.dnsError !== reason) {
+      const keep = s.connectHost !== host ? `keeping its last known address ${s.connectHost}` : 'no address known yet';
+      this.log.warn({ server: s.name, host, reason }, `DNS lookup of ${host} failed (${reason}); ${keep}`);
     }
+    s.dnsError = reason;
   }
 }

@@ -85,6 +85,40 @@ backends:
     expect(await hello()).toBe('lic1');
   });
 
+  it('an answer slower than the lookup timeout (the first name server not answering) is still used', async () => {
+    sims = await startSimulators(['lic1']);
+    // glibc waits resolv.conf's timeout (5 s) on a name server that does not answer before it asks
+    // the next one: with the first of two name servers down, every answer comes that late.
+    const lookups: string[] = [];
+    const slowDns = (host: string): Promise<string> => {
+      lookups.push(host);
+      return new Promise((resolve) => setTimeout(() => resolve('127.0.0.1'), 2500).unref());
+    };
+    daemon = new Daemon(
+      loadConfigText(`frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: b }
+backends:
+  - name: b
+    check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
+    servers: [ { name: lic1, address: "lic1.licenses.test:${sims[0]!.address().port}" } ]
+`),
+      pino({ level: 'silent' }),
+      { lookup: slowDns },
+    );
+    await daemon.start();
+    const server = daemon.model.backend('b')!.server('lic1')!;
+    await waitFor(() => server.connectHost === '127.0.0.1', { timeoutMs: 5000, what: 'the late answer in use' });
+    expect(server.dnsError).toBeNull();
+    await waitFor(() => server.stateText === 'UP', { timeoutMs: 3000, what: 'lic1 UP' });
+    const c = await LicenseClient.connect(daemon.frontends[0]!.address().port);
+    try {
+      expect(await c.hello()).toBe('lic1');
+    } finally {
+      await c.close();
+    }
+    expect(lookups).toEqual(['lic1.licenses.test']);
+  });
+
   it('a name that never resolved is a DOWN server, not a crash, and other servers carry the traffic', async () => {
     sims = await startSimulators(['lic1', 'lic2']);
     const dns = scriptedDns();
