@@ -66,6 +66,17 @@ describe('LeastConn with held connections', () => {
     expect(counts).toEqual({ a: 100, b: 100, c: 100 });
   });
 
+  it('shares ties evenly among the servers left when one between them is out of service', () => {
+    const b = backend([{ name: 'a' }, { name: 'b' }, { name: 'c' }, { name: 'd' }]);
+    b.server('b')!.setAdmin('maint', 'test');
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 300; i++) {
+      const s = b.choose(`c${i}`, null)!;
+      counts[s.name] = (counts[s.name] ?? 0) + 1;
+    }
+    expect(counts).toEqual({ a: 100, c: 100, d: 100 });
+  });
+
   it('skips servers that are not usable and those already tried for this connection', () => {
     const b = backend([{ name: 'a' }, { name: 'b' }, { name: 'c' }]);
     b.server('b')!.setAdmin('maint', 'test');
