@@ -24,14 +24,17 @@ export interface ExecResult {
 }
 
 const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
-// After the group is killed, a process that escaped it (setsid) may still hold our pipes open;
-// waiting for it would turn a bounded check into an unbounded one.
+// After the command exits or the group is killed, a process that stayed behind (a background job
+// of a wrapper script; one that escaped the group with setsid) may still hold our pipes open:
+// waiting for it would hold the verdict until the check timeout, or for ever.
 const CLOSE_GRACE_MS = 500;
 
 /**
  * Runs a check command without a shell, in its own process group, and always settles: on timeout,
  * abort or an output flood the whole group is SIGKILLed, because license tools (lmutil on a dead
  * triad member) hang and wrapper scripts leave grandchildren that a plain child.kill() would orphan.
+ * It settles by the command's exit: a grandchild still holding the output half a second later is
+ * killed with the group.
  */
 export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecResult> {
   const command = argv[0];
@@ -81,6 +84,9 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
     };
     const startGrace = (): void => {
       graceTimer ??= setTimeout(() => {
+        // The command's exit decides the check; what it left running in its group goes with it,
+        // or every check would leave one more process behind.
+        killGroup();
         child.stdout?.destroy();
         child.stderr?.destroy();
       }, CLOSE_GRACE_MS);
@@ -120,9 +126,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
       // With a pid the process did start; such errors come from signalling it and 'close' still follows.
       if (child.pid === undefined) finish(null, null, spawnFailure(err));
     });
-    child.once('exit', () => {
-      if (killed) startGrace();
-    });
+    child.once('exit', () => startGrace());
     child.once('close', (code, signal) => finish(code, signal));
   });
 }

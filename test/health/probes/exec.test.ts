@@ -245,6 +245,21 @@ describe('exec probe without parse', () => {
     expect(out.reason).toMatch(new RegExp(`^cannot run ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`));
   });
 
+  it('judges a command that exited by its exit code although a background job it left keeps its output open, and ends that job', async () => {
+    // A wrapper that starts something in the background (an ssh ControlMaster, a `cmd &` it never
+    // waits for) exits at once, but the job holds the check's stdout and stderr.
+    const pidFile = join(scratch, 'leftover.pid');
+    const cmd = script('leaves-a-job', `sleep 60 &\necho $$ > ${q(pidFile)}.tmp && mv ${q(pidFile)}.tmp ${q(pidFile)}\necho "Server Status: Running"\nexit 0`);
+    const started = performance.now();
+    const out = await check(probe({ argv: [cmd], expect: { literal: 'Running' }, timeout: 8000 }), at('h'), 8000);
+    expect(out).toEqual({ ok: true, reason: 'exit code 0, stdout matched "Running"' });
+    // Well under the 8 s timeout: the exit decides, not the last holder of the pipe.
+    expect(performance.now() - started).toBeLessThan(3000);
+    const pgid = Number(readFileSync(pidFile, 'utf8').trim());
+    expect(pgid).toBeGreaterThan(1);
+    await waitFor(() => processGroupGone(pgid), { timeoutMs: 5000, what: `the background job (process group ${pgid}) to be ended with the check` });
+  });
+
   it('reports a command killed by a signal', async () => {
     const cmd = script('self-kill', 'kill -TERM $$');
     expect(await check(probe({ argv: [cmd] }), at('h'))).toEqual({ ok: false, reason: 'self-kill killed by SIGTERM' });
