@@ -87,6 +87,22 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     expect(nbk.lastCheck).toBeNull();
   });
 
+  it('a DOWN server whose reload turns its check off (type none) is in service again: nothing would ever check it back up', () => {
+    const old = new Model(cfg(TWO));
+    const a = old.backend('b')!.server('a')!;
+    a.checkFailed(fail);
+    expect(a.stateText).toBe('DOWN');
+    expect(old.backend('b')!.servingTier).toBe(1);
+
+    const next = new Model(cfg(TWO, { check: '{ type: none }' }));
+    carryOver(old, next);
+    for (const nb of next.backends.values()) nb.reconsider('config reload');
+    const na = next.backend('b')!.server('a')!;
+    expect(na.stateText).toBe('no check');
+    expect(na.usable).toBe(true);
+    expect(next.backend('b')!.servingTier).toBe(0);
+  });
+
   it('failback manual: a reload does not move service back to a recovered active tier', () => {
     const old = new Model(cfg(TWO, { failback: 'manual' }));
     const b = old.backend('b')!;

@@ -177,7 +177,9 @@ export class Server {
     this.connectHost = old.connectHost;
     this.dnsError = old.dnsError;
     const h = old.health;
-    if (h.rise === this.health.rise && h.fall === this.health.fall) this.health.health = h.health;
+    // A server nothing checks stays UP: a DOWN carried over from the old check would never be undone.
+    if (!this.checked) this.health.health = this.health.rise;
+    else if (h.rise === this.health.rise && h.fall === this.health.fall) this.health.health = h.health;
     else if (h.up) this.health.health = h.phase === 'up' ? this.health.max : this.health.rise;
     else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
     this.admin = old.admin;
