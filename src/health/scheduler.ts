@@ -11,7 +11,8 @@ import type { Probe, ProbeOutcome } from './probes/probe.js';
  * little jitter for the same reason (HAProxy's spread-checks).
  */
 export class CheckScheduler {
-  private readonly timers = new Map<Server, NodeJS.Timeout>();
+  /** Each server's next check: its timer and when it is due (Date.now() time). */
+  private readonly timers = new Map<Server, { timer: NodeJS.Timeout; due: number }>();
   private readonly inflight = new Map<Server, AbortController>();
   private stopped = false;
 
@@ -25,12 +26,16 @@ export class CheckScheduler {
   start(): void {
     const n = this.backend.servers.length;
     const window = Math.min(this.check.inter, 200);
-    this.backend.servers.forEach((s, i) => this.schedule(s, Math.floor((window * i) / Math.max(n, 1))));
+    this.backend.servers.forEach((s, i) => {
+      s.recheckSoon = () => this.soon(s);
+      this.schedule(s, Math.floor((window * i) / Math.max(n, 1)));
+    });
   }
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const s of this.backend.servers) s.recheckSoon = null;
+    for (const t of this.timers.values()) clearTimeout(t.timer);
     for (const c of this.inflight.values()) c.abort();
     this.timers.clear();
     this.inflight.clear();
@@ -38,15 +43,23 @@ export class CheckScheduler {
 
   /** Check a server now (admin "check now", tests); the regular rhythm resumes afterwards. */
   runNow(server: Server): Promise<void> {
-    clearTimeout(this.timers.get(server));
+    clearTimeout(this.timers.get(server)?.timer);
     return this.run(server);
+  }
+
+  /** Brings the server's next check forward to fastinter from now, unless it is due sooner or running. */
+  private soon(server: Server): void {
+    const next = this.timers.get(server);
+    if (this.stopped || this.inflight.has(server) || (next && next.due - Date.now() <= this.check.fastinter)) return;
+    clearTimeout(next?.timer);
+    this.schedule(server, this.check.fastinter);
   }
 
   private schedule(server: Server, delay: number): void {
     if (this.stopped) return;
-    const t = setTimeout(() => void this.run(server), delay);
-    t.unref();
-    this.timers.set(server, t);
+    const timer = setTimeout(() => void this.run(server), delay);
+    timer.unref();
+    this.timers.set(server, { timer, due: Date.now() + delay });
   }
 
   private nextDelay(server: Server): number {

@@ -76,6 +76,13 @@ export class Server {
   lastCheck: CheckResult | null = null;
   /** Set after the first active check, so /ready knows every server has been looked at. */
   firstCheckDone: boolean;
+  /**
+   * Installed by the check scheduler running this server's checks. Passive health calls it when it
+   * marks the server DOWN, so the next active check comes at fastinter rather than a whole `inter`
+   * later (HAProxy's on-error forces fastinter): a server that refused one connect while it
+   * restarted is back in service as soon as its checks say so.
+   */
+  recheckSoon: (() => void) | null = null;
   stateSince = Date.now();
 
   /** The address connects and checks use: the host, or the last good DNS answer for a name. */
@@ -296,6 +303,7 @@ export class Server {
     this.consecutiveErrors++;
     if (observeErrors > 0 && this.consecutiveErrors >= observeErrors && this.health.up && this.checked) {
       this.change(`passive: ${reason}`, () => this.health.forceDown());
+      this.recheckSoon?.();
     }
   }
 

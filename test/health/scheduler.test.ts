@@ -78,6 +78,27 @@ describe('CheckScheduler', () => {
     expect(probe.calls[0]!.at).toBe(t0);
   });
 
+  it('checks a server that passive health marked DOWN again at fastinter, not a whole inter later (HAProxy on-error)', async () => {
+    const probe = new ScriptedProbe(ok);
+    const b = backend(1, '{ type: tcp, inter: 30s, fastinter: 500ms, downinter: 30s, rise: 2, fall: 3, timeout: 50ms }');
+    start(b, probe);
+    await vi.advanceTimersByTimeAsync(0);
+    const srv = b.servers[0]!;
+    expect(srv.stateText).toBe('UP');
+    await vi.advanceTimersByTimeAsync(1000);
+    // One refused connect on live traffic (a license server restarting) with observe_errors 1.
+    srv.connectFailed('connection refused', 1);
+    expect(srv.stateText).toBe('DOWN');
+    const t1 = Date.now();
+    // It answers checks again: rise (2) checks at fastinter bring it back, well before inter.
+    await vi.advanceTimersByTimeAsync(1000);
+    const after = probe.calls.slice(1).map((c) => c.at - t1);
+    expect(after).toHaveLength(2);
+    expect(after[0]).toBeLessThanOrEqual(500);
+    expect(after[1]! - after[0]!).toBeGreaterThanOrEqual(475); // DOWN 1/2: transitional, fastinter
+    expect(srv.stateText).toBe('UP');
+  });
+
   it('spreads the first checks of a backend over min(inter, 200ms)', async () => {
     const probe = new ScriptedProbe(ok);
     const t0 = Date.now();
