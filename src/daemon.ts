@@ -239,12 +239,18 @@ export class Daemon implements DaemonView {
    */
   startChecks(): void {
     this.stopChecks();
-    for (const b of this.model.backends.values()) {
+    const checked = [...this.model.backends.values()].flatMap((b) => {
       const probe = createProbe(b.cfg.check);
-      if (!probe) continue;
+      return probe ? [{ b, probe }] : [];
+    });
+    // First checks spread over all checked servers: backends often share license hosts.
+    const of = checked.reduce((n, { b }) => n + b.servers.length, 0);
+    let first = 0;
+    for (const { b, probe } of checked) {
       const s = new CheckScheduler(b, b.cfg.check, probe, this.model.events);
       this.schedulers.push(s);
-      s.start();
+      s.start(first, of);
+      first += b.servers.length;
     }
     for (const b of this.model.backends.values()) {
       if (b.cfg.agent_port === null) continue;

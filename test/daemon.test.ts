@@ -263,6 +263,28 @@ backends:
   });
 });
 
+describe('the first health checks', () => {
+  it('are spread over the servers of every backend, not started in the same millisecond per backend', async () => {
+    // One license host serving four vendor daemons: four backends of one server each, all on it.
+    const seen: number[] = [];
+    const srv = createServer((s) => {
+      seen.push(performance.now());
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
+    const port = (srv.address() as AddressInfo).port;
+    const backends = ['a', 'b', 'c', 'd']
+      .map((v) => `  - name: ${v}\n    check: { type: tcp, inter: 20s, rise: 1, fall: 1, timeout: 1s }\n    servers:\n      - { name: ${v}1, address: 127.0.0.1:${port} }`)
+      .join('\n');
+    const d = await startDaemon(`log: { level: silent, format: json }\nfrontends:\n  - { name: lmgrd, listen: 127.0.0.1:0, backend: a }\nbackends:\n${backends}\n`);
+    cleanup.push(() => d.close());
+    await waitFor(() => seen.length === 4, { timeoutMs: 5000, what: 'the first check of each of the four servers' });
+    // Spread over 200 ms (min(inter, 200 ms)): 0, 50, 100, 150 ms; a start-up stall may only bunch the first ones.
+    expect(seen[3]! - seen[0]!).toBeGreaterThanOrEqual(75);
+  });
+});
+
 describe('close() during start-up', () => {
   it('waits for start-up: once close() resolves, no listener start-up bound accepts and no check runs', async () => {
     const { port, checks } = await checkCounter();

@@ -6,8 +6,8 @@ import type { Probe, ProbeOutcome } from './probes/probe.js';
 
 /**
  * Runs one backend's active checks: `inter` when a server is fully UP, `fastinter` while it is
- * transitional, `downinter` when fully DOWN. First checks are spread over a short window so a
- * backend of many servers is not probed in the same millisecond, and every later interval gets a
+ * transitional, `downinter` when fully DOWN. First checks are spread over a short window so the
+ * servers (of all backends) are not probed in the same millisecond, and every later interval gets a
  * little jitter for the same reason (HAProxy's spread-checks).
  */
 export class CheckScheduler {
@@ -23,12 +23,15 @@ export class CheckScheduler {
     private readonly events: ModelEvents,
   ) {}
 
-  start(): void {
-    const n = this.backend.servers.length;
+  /**
+   * `first` and `of`: where this backend's servers stand among all the checked servers of the
+   * daemon, so that backends sharing license hosts are not probed in the same millisecond either.
+   */
+  start(first = 0, of = this.backend.servers.length): void {
     const window = Math.min(this.check.inter, 200);
     this.backend.servers.forEach((s, i) => {
       s.recheckSoon = () => this.soon(s);
-      this.schedule(s, Math.floor((window * i) / Math.max(n, 1)));
+      this.schedule(s, Math.floor((window * (first + i)) / Math.max(of, 1)));
     });
   }
 
