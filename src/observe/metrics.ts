@@ -365,8 +365,8 @@ export class Metrics {
   sessionEnded(rec: SessionRecord): void {
     const route = this.route(rec.frontend, rec.backend);
     route.ends[rec.end]++;
-    // A session that failed on every server retried all but its last attempt.
-    if (rec.end === 'no-server' && rec.retries > 1) route.retries += rec.retries - 1;
+    // A session that failed on every server: its retries were not counted at connect.
+    if (rec.end === 'no-server') route.retries += rec.retries;
     if (rec.server === null) return;
     const c = this.pair(route, rec.server);
     c.active--;

@@ -264,7 +264,8 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   }
 
   failed(f: ConnectFailure): void {
-    this.retries = f.tried;
+    // `tried` counts failed attempts; the record counts retries, as a connected session's does.
+    this.retries = Math.max(0, f.tried - 1);
     if (f.local) this.fe.hooks.acceptFailed(this.fe, f.local);
     if (this.ended) return;
     if (this.sniffing) {

@@ -57,7 +57,7 @@ describe('Metrics', () => {
     m.attemptRaced(route, a);
     m.sessionEnded(ended('a', 'closed'));
     m.sessionEnded(ended('a', 'server-reset', [5, 0]));
-    m.sessionEnded(ended(null, 'no-server', [0, 0], 3));
+    m.sessionEnded(ended(null, 'no-server', [0, 0], 2));
     b.acquire(a, '127.0.0.1');
     a.setWeight(7, 'test');
     const text = await m.render();
