@@ -1,5 +1,5 @@
 import { bulkBuffers, busyBuffers } from '../io/read-buffer-pool.js';
-import { errnoCode, lastWriteWasAsync, newShutdownReq, newWriteReq, readOffset, readResult, UV_EOF, type ShutdownReq, type TcpHandle, type WriteReq } from '../io/tcp-handle.js';
+import { errnoCode, lastWriteWasAsync, newShutdownReq, newWriteReq, readOffset, readResult, UV_EOF, type ShutdownReq, type SockAddr, type TcpHandle, type WriteReq } from '../io/tcp-handle.js';
 
 export type EndReason = 'closed' | 'client-reset' | 'server-reset' | 'client-error' | 'server-error' | 'idle-timeout' | 'shutdown';
 
@@ -153,6 +153,8 @@ export class Flow {
 }
 
 let spareWrite = newFlowWrite();
+/** getpeername's output in sweep(), shared: only whether it fails matters. */
+const peerName: SockAddr = {};
 
 function newFlowWrite(): FlowWriteReq {
   const req = newWriteReq(onWriteDone) as FlowWriteReq;
@@ -218,10 +220,20 @@ export class Relay {
     this.toClient.releaseReadBuffer(!this.toClient.inflight);
   }
 
-  /** The frontend's once-a-second sweep: read counting starts over. */
+  /**
+   * The frontend's once-a-second sweep: read counting starts over, and a half-closed relay checks
+   * the peer that sent its FIN. libuv stops polling a socket at its FIN, so that peer's later reset
+   * (or a keepalive timeout) would surface only when the other side next sent something: a silent
+   * other side held the session and its server slot for good. A socket the kernel has closed has no
+   * peer name any more; one getpeername a second, and only while a relay is half-closed.
+   */
   sweep(): void {
     this.toServer.reads = 0;
     this.toClient.reads = 0;
+    if (this.toServer.eof === this.toClient.eof || this.closed) return;
+    const finished = this.toServer.eof ? this.toServer : this.toClient;
+    const err = finished.from.getpeername(peerName);
+    if (err !== 0) this.fail(finished, err);
   }
 
   /** Ends the session from our side (shutdown grace expired, admin kill, idle timeout). */

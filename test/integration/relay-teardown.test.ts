@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../src/daemon.js';
 import { startDaemon } from '../helpers/in-process-daemon.js';
+import { sample } from '../helpers/prom-text.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let daemon: Daemon | null = null;
@@ -71,5 +72,55 @@ describe('relay teardown', () => {
     const [err] = (await once(client, 'error')) as [NodeJS.ErrnoException];
     expect(err.code).toBe('ECONNRESET');
     await waitFor(() => daemon!.frontends[0]!.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down' });
+  });
+
+  // libuv stops polling a socket once it has read its FIN, so a reset that arrives there later was
+  // never seen: while the other peer stayed silent the session, its server slot and the other
+  // connection were held for good.
+  it('ends the session when a server that sent its FIN then resets, while the client stays silent', async () => {
+    let serverSide: Socket | null = null;
+    daemon = await proxyTo((s) => {
+      serverSide = s;
+      s.on('error', () => {});
+      s.once('data', () => s.end('answer'));
+    });
+    const fe = daemon.frontends[0]!;
+    const client = connect({ host: '127.0.0.1', port: fe.address().port, allowHalfOpen: true });
+    client.on('error', () => {});
+    let clientSawEnd = false;
+    client.on('end', () => (clientSawEnd = true));
+    client.resume();
+    await once(client, 'connect');
+    client.write('request');
+    await waitFor(() => clientSawEnd, { timeoutMs: 5000, what: 'client sees the server half-close' });
+    serverSide!.resetAndDestroy();
+    await waitFor(() => fe.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down after the server reset' });
+    expect(daemon.model.backend('b')!.server('s1')!.active).toBe(0);
+    // Its socket is gone, and why (reset or keepalive timeout) no longer shows: counted as a server error.
+    expect(sample(await daemon.metrics.render(), 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end: 'server-error' })).toBe(1);
+    client.destroy();
+  });
+
+  it('ends the session when a client that sent its FIN then resets, while the server stays silent', async () => {
+    let serverSawEnd = false;
+    let serverSide: Socket | null = null;
+    daemon = await proxyTo((s) => {
+      serverSide = s;
+      s.on('error', () => {});
+      s.on('end', () => (serverSawEnd = true));
+      s.resume();
+    });
+    const fe = daemon.frontends[0]!;
+    const client = connect({ host: '127.0.0.1', port: fe.address().port });
+    client.on('error', () => {});
+    await once(client, 'connect');
+    client.end('request');
+    await waitFor(() => serverSawEnd, { timeoutMs: 5000, what: 'server sees the client half-close' });
+    client.resetAndDestroy();
+    await waitFor(() => fe.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down after the client reset' });
+    expect(daemon.model.backend('b')!.server('s1')!.active).toBe(0);
+    expect(sample(await daemon.metrics.render(), 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end: 'client-error' })).toBe(1);
+    // The proxy closed its upstream socket too: the server's next write fails.
+    await waitFor(() => serverSide!.destroyed || (serverSide!.write('late'), false), { timeoutMs: 5000, what: 'server side closed by the proxy' });
   });
 });
