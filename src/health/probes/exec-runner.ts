@@ -7,6 +7,8 @@ export interface ExecOptions {
   maxOutputBytes?: number;
   env?: Record<string, string>;
   signal?: AbortSignal;
+  /** Told the command's pid once it has started: a caller may need to name a process that outlives its kill. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface ExecResult {
@@ -62,6 +64,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
     // spawn throws synchronously for malformed arguments (e.g. a NUL byte) rather than emitting 'error'.
     return blank({ durationMs: elapsed(), ...spawnFailure(err) });
   }
+  if (child.pid !== undefined) opts.onSpawn?.(child.pid);
 
   return new Promise<ExecResult>((resolve) => {
     let timedOut = false;

@@ -24,6 +24,13 @@ export class ExecProbe implements Probe {
   private readonly timeoutMs: number;
   private readonly maxOutputBytes: number;
   private readonly command: string;
+  /**
+   * Per target ("host:port"), the check process that was killed at the timeout and has not exited:
+   * one in uninterruptible sleep (lmutil reading a license file on a hung NFS mount) ignores even
+   * SIGKILL until its I/O returns. Starting another one every interval would pile them up on the
+   * license host, so, as HAProxy's external-check, at most one runs per server.
+   */
+  private readonly unexited = new Map<string, number>();
 
   constructor(check: ExecCheck) {
     this.argv = [...check.argv];
@@ -36,9 +43,25 @@ export class ExecProbe implements Probe {
   }
 
   async run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
+    const key = `${target.host}:${target.port}`;
+    const stuck = this.unexited.get(key);
+    if (stuck !== undefined) return failed(`previous check process ${stuck} still running after SIGKILL`);
     const argv = expandArgv(this.argv, target);
-    // runExec forces LANG/LC_ALL=C itself; its own timer is a backstop for callers without a signal.
-    const r = await runExec(argv, { timeoutMs: this.timeoutMs, maxOutputBytes: this.maxOutputBytes, signal });
+    let pid: number | undefined;
+    // runExec SIGKILLs the group on abort and settles once the command has exited: until then the
+    // process counts as not exited. The scheduler gives up on this run a little after the abort.
+    const onAbort = (): void => {
+      if (pid !== undefined) this.unexited.set(key, pid);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    let r: ExecResult;
+    try {
+      // runExec forces LANG/LC_ALL=C itself; its own timer is a backstop for callers without a signal.
+      r = await runExec(argv, { timeoutMs: this.timeoutMs, maxOutputBytes: this.maxOutputBytes, signal, onSpawn: (p) => (pid = p) });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (pid !== undefined && this.unexited.get(key) === pid) this.unexited.delete(key);
+    }
     const broken = this.brokenRun(r, signal);
     if (broken !== null) return isLocalResourceError(r.spawnErrorCode) ? inconclusive(broken) : failed(broken);
 

@@ -3,11 +3,17 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../../src/config/load.js';
 import { ExecProbe, expandArgv, type ExecCheck } from '../../../src/health/probes/exec.js';
 import type { ProbeOutcome, ProbeTarget } from '../../../src/health/probes/probe.js';
+import { CheckScheduler } from '../../../src/health/scheduler.js';
+import { Backend } from '../../../src/model/backend.js';
+import { ModelEvents } from '../../../src/model/events.js';
 import { APP3_LICENSE, HOST3_CANNOT_CONNECT, lmstatFixturePath, SERVER_DOWN_LICENSE } from '../../helpers/lmstat-fixtures.js';
-import { processGroupGone } from '../../helpers/process-group.js';
-import { waitFor } from '../../helpers/wait-for.js';
+import { holdExit } from '../../helpers/exit-hold.js';
+import { processGroupGone, processState } from '../../helpers/process-group.js';
+import { requireTools } from '../../helpers/require-tools.js';
+import { holdsFor, waitFor } from '../../helpers/wait-for.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'licgate-exec-probe-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -156,6 +162,89 @@ describe('exec probe with parse: lmstat', () => {
     expect(out).toEqual({ ok: false, reason: 'output over 4096 bytes (lmutil-flood killed); raise read_limit or narrow the command' });
     const pgid = Number(readFileSync(pidFile, 'utf8').trim());
     await waitFor(() => processGroupGone(pgid), { timeoutMs: 5000, what: `process group ${pgid} of the flooding command to be gone` });
+  });
+});
+
+describe('exec probe with a check process that outlives SIGKILL', () => {
+  it('starts no second process for the server while the last one has not exited, says why, and resumes once it exits', async (ctx) => {
+    requireTools(['strace'], ctx);
+    // Every start appends its pid. Until `released` exists the command hangs (lmutil on a dead NFS
+    // mount); the test then holds its exit, so that SIGKILL cannot end it (state D in real life).
+    const runs = join(scratch, 'stuck.runs');
+    const released = join(scratch, 'stuck.released');
+    const lmutil = script(
+      'lmutil-stuck',
+      `echo $$ >> ${q(runs)}\nif [ -e ${q(released)} ]; then cat ${q(lmstatFixture('lmstat_app3.txt'))}; exit 0; fi\nexec sleep 60`,
+    );
+    const started = (): number[] => (existsSync(runs) ? readFileSync(runs, 'utf8').split('\n').filter(Boolean).map(Number) : []);
+    const p = probe({ argv: [lmutil, 'lmstat', '-a'], parse: 'lmstat', timeout: 20_000 });
+    const timeout = new AbortController();
+    const first = p.run(at('host1'), timeout.signal);
+    const [pid] = await waitFor(() => started().length === 1 && started(), { timeoutMs: 5000, what: 'the first check process to start' });
+    const hold = await holdExit(pid!);
+    try {
+      timeout.abort(); // the check timeout: the process group gets SIGKILL
+      expect(processState(pid!)).not.toBeNull();
+
+      const t0 = performance.now();
+      const second = await p.run(at('host1'), AbortSignal.timeout(2000));
+      expect(second).toEqual({ ok: false, reason: `previous check process ${pid} still running after SIGKILL` });
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(started()).toEqual([pid]);
+    } finally {
+      hold.release();
+    }
+    // It exits at last: that check settles, and the next one runs a new process again.
+    await first;
+    writeFileSync(released, '');
+    const third = await p.run(at('host1'), AbortSignal.timeout(10_000));
+    expect(third).toMatchObject({ ok: true, reason: 'lmgrd UP (MASTER) [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features' });
+    expect(started()).toHaveLength(2);
+  });
+
+  it('under the scheduler, a server whose check process will not die gets no new one every interval', async (ctx) => {
+    requireTools(['strace'], ctx);
+    const runs = join(scratch, 'sched-stuck.runs');
+    const released = join(scratch, 'sched-stuck.released');
+    const lmutil = script(
+      'lmutil-sched-stuck',
+      `echo $$ >> ${q(runs)}\nif [ -e ${q(released)} ]; then cat ${q(lmstatFixture('lmstat_app3.txt'))}; exit 0; fi\nexec sleep 60`,
+    );
+    const started = (): number[] => (existsSync(runs) ? readFileSync(runs, 'utf8').split('\n').filter(Boolean).map(Number) : []);
+    const cfg = loadConfigText(
+      [
+        'status: { listen: "127.0.0.1:0" }',
+        'backends:',
+        '  - name: b',
+        `    check: { type: exec, argv: [${JSON.stringify(lmutil)}], parse: lmstat, inter: 100ms, fastinter: 100ms, downinter: 100ms, rise: 1, fall: 1, timeout: 1500ms }`,
+        '    servers:',
+        '      - { name: host1, address: "host1:27000" }',
+        '',
+      ].join('\n'),
+      'stuck.yaml',
+    );
+    const backend = new Backend(cfg.backends[0]!, new ModelEvents());
+    const scheduler = new CheckScheduler(backend, backend.cfg.check, new ExecProbe(backend.cfg.check), new ModelEvents());
+    const server = backend.servers[0]!;
+    let hold: { release(): void } | undefined;
+    try {
+      scheduler.start();
+      const [pid] = await waitFor(() => started().length === 1 && started(), { timeoutMs: 5000, what: 'the first check process to start' });
+      hold = await holdExit(pid!);
+      const stuck = `previous check process ${pid} still running after SIGKILL`;
+      const seen = (): string => `${started().length} check processes started, last check: ${server.lastCheck?.reason ?? 'none'}`;
+      await waitFor(() => server.lastCheck?.reason === stuck || Promise.reject(new Error(seen())), { timeoutMs: 5000, what: `a check failing with "${stuck}"` });
+      expect(server.stateText).toBe('DOWN');
+      // Ten intervals later there is still only the one process.
+      await holdsFor(() => started().length === 1 && server.lastCheck?.reason === stuck, { forMs: 1000, what: 'one check process, checks failing' });
+      writeFileSync(released, '');
+      hold.release();
+      await waitFor(() => server.stateText === 'UP', { timeoutMs: 10_000, what: `host1 UP once the stuck process exited` });
+      expect(started()).toHaveLength(2);
+    } finally {
+      hold?.release();
+      scheduler.stop();
+    }
   });
 });
 
