@@ -34,6 +34,24 @@ type Section = 'none' | 'servers' | 'vendors' | 'features';
  * Windows flavour: CRLF and extra indentation on every line.
  */
 export function parseLmstat(text: string): LicenseInfo {
+  return scan(text).info;
+}
+
+/**
+ * Reads lmstat text cut at read_limit: a busy server's `lmstat -a` lists every user and can pass
+ * 1 MiB at peak use, which must not mark the server DOWN exactly then. lmstat prints the server and
+ * vendor daemon status before the feature list, so once that list has begun they are whole: the
+ * result is marked `truncated` and has the features before the cut. Null when the cut fell before
+ * the feature list, since a half-read status (a triad member or a vendor daemon not reached yet)
+ * cannot be judged.
+ */
+export function parseCutLmstat(text: string): LicenseInfo | null {
+  // The last line is whatever the cut left of it.
+  const { info, section } = scan(text.slice(0, text.lastIndexOf('\n') + 1));
+  return section === 'features' ? { ...info, truncated: true } : null;
+}
+
+function scan(text: string): { info: LicenseInfo; section: Section } {
   const servers = new Map<string, Server>();
   const vendors = new Map<string, Vendor>();
   const features = new Map<string, Feature>();
@@ -97,7 +115,7 @@ export function parseLmstat(text: string): LicenseInfo {
     if (ERROR_TEXT.test(line)) addError(line);
   }
 
-  return { servers: [...servers.values()], vendors: [...vendors.values()], features: [...features.values()], errors };
+  return { info: { servers: [...servers.values()], vendors: [...vendors.values()], features: [...features.values()], errors }, section };
 }
 
 /** Counts from the part after "Users of NAME:"; null when the line reports an error instead. */

@@ -1,9 +1,9 @@
 import { basename } from 'node:path';
-import type { CheckConfig, LicenseParser, Matcher } from '../../config/schema.js';
+import { LIMITS, type CheckConfig, type LicenseParser, type Matcher } from '../../config/schema.js';
 import { isLocalResourceError } from '../../io/local-errors.js';
 import { parseDslsUsage } from '../parse/dsls.js';
 import type { LicenseInfo } from '../parse/license-info.js';
-import { parseLmstat } from '../parse/lmstat.js';
+import { parseCutLmstat, parseLmstat } from '../parse/lmstat.js';
 import { runExec, type ExecResult } from './exec-runner.js';
 import { lmstatVerdict } from './lmstat-local-verdict.js';
 import { failed, inconclusive, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
@@ -67,7 +67,13 @@ export class ExecProbe implements Probe {
 
     let license: LicenseInfo | undefined;
     let verdict: { ok: boolean; reason: string };
-    if (this.parse === 'lmstat') {
+    if (this.parse === 'lmstat' && r.truncated) {
+      const cut = parseCutLmstat(r.stdout);
+      if (cut === null) return failed(this.overflow(", cut before lmstat's feature list"));
+      license = cut;
+      verdict = lmstatVerdict(license, target.host);
+      verdict.reason += `, output cut at ${this.maxOutputBytes} bytes`;
+    } else if (this.parse === 'lmstat') {
       license = parseLmstat(r.stdout);
       verdict = lmstatVerdict(license, target.host);
     } else if (this.parse === 'dsls') {
@@ -96,9 +102,15 @@ export class ExecProbe implements Probe {
     // The scheduler aborts at check.timeout; both that and runExec's own timer mean "too slow".
     if (r.timedOut || (signal.aborted && r.exitCode === null)) return `timeout after ${this.timeoutMs} ms (${this.command} killed)`;
     if (r.spawnError !== undefined) return `cannot run ${this.argv[0]}: ${r.spawnError}`;
-    if (r.truncated) return `output over ${this.maxOutputBytes} bytes (${this.command} killed); raise read_limit or narrow the command`;
-    if (r.exitCode === null) return `${this.command} killed by ${r.signal ?? 'a signal'}`;
+    // lmstat's verdict can come from the head of its output (see parseCutLmstat).
+    if (r.truncated && this.parse !== 'lmstat') return this.overflow();
+    if (r.exitCode === null && !r.truncated) return `${this.command} killed by ${r.signal ?? 'a signal'}`;
     return null;
+  }
+
+  private overflow(where = ''): string {
+    const hint = this.maxOutputBytes < LIMITS.maxReadLimit ? 'raise read_limit or narrow the command' : 'read_limit is at its maximum: narrow the command';
+    return `output over ${this.maxOutputBytes} bytes${where} (${this.command} killed); ${hint}`;
   }
 }
 

@@ -159,9 +159,57 @@ describe('exec probe with parse: lmstat', () => {
     const started = performance.now();
     const out = await check(probe({ argv: [lmutil], parse: 'lmstat', read_limit: 4096 }), at('host1'));
     expect(performance.now() - started).toBeLessThan(5000);
-    expect(out).toEqual({ ok: false, reason: 'output over 4096 bytes (lmutil-flood killed); raise read_limit or narrow the command' });
+    // Only feature lines before the cut: lmstat's verdict comes from the head, which holds no status.
+    expect(out).toMatchObject({ ok: false, reason: 'no license server status in lmstat output, output cut at 4096 bytes' });
     const pgid = Number(readFileSync(pidFile, 'utf8').trim());
     await waitFor(() => processGroupGone(pgid), { timeoutMs: 5000, what: `process group ${pgid} of the flooding command to be gone` });
+  });
+});
+
+describe('exec probe with parse: lmstat and output over read_limit', () => {
+  const MIB = 1024 * 1024;
+  const app3 = lmstatFixture('lmstat_app3.txt');
+  const app3Text = readFileSync(app3, 'utf8');
+  /** A busy server's `lmstat -a`: the capture, then megabytes of user lines (every checkout is one). */
+  const busyLmutil = (name: string): string =>
+    script(name, `cat ${q(app3)}\nyes '    user1 ws042 /dev/pts/3 (v11.14) (host1/1999 4242), start Mon 3/2 9:15' | head -c 3000000`);
+
+  it('judges a busy server by the complete server and vendor sections, counts the features before the cut and says so', async () => {
+    const lmutil = busyLmutil('lmutil-busy');
+    const out = await check(probe({ argv: [lmutil, 'lmstat', '-a', '-c', '1999@{host}'], parse: 'lmstat' }), at('host1', 1999));
+    expect(out).toEqual({
+      ok: true,
+      reason: `lmgrd UP (MASTER) [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features, output cut at ${MIB} bytes`,
+      license: { ...APP3_LICENSE, truncated: true },
+    });
+  });
+
+  it('counts only the features whose line came before the cut', async () => {
+    const lmutil = busyLmutil('lmutil-busy-cut-features');
+    // The cut falls inside feature13's line: feature1 … feature12 are counted.
+    const limit = app3Text.indexOf('Users of feature13:') + 30;
+    const out = await check(probe({ argv: [lmutil], parse: 'lmstat', read_limit: limit }), at('host1'));
+    expect(out.ok).toBe(true);
+    expect(out.reason).toBe(`lmgrd UP (MASTER) [3/3 servers UP], vendors daemon1, DAEMON2 UP, 12 features, output cut at ${limit} bytes`);
+    expect(out.license).toEqual({ ...APP3_LICENSE, features: APP3_LICENSE.features.slice(0, 12), truncated: true });
+  });
+
+  it('still fails when the cut falls inside the server or the vendor daemon status', async () => {
+    const lmutil = busyLmutil('lmutil-busy-cut-status');
+    for (const cutAfter of ['host3: license serv', '   DAEMON2: U']) {
+      const limit = app3Text.indexOf(cutAfter) + cutAfter.length;
+      const out = await check(probe({ argv: [lmutil], parse: 'lmstat', read_limit: limit }), at('host1'));
+      expect(out).toEqual({
+        ok: false,
+        reason: `output over ${limit} bytes, cut before lmstat's feature list (lmutil-busy-cut-status killed); raise read_limit or narrow the command`,
+      });
+    }
+  });
+
+  it('does not tell the admin to raise a read_limit that is already at its maximum', async () => {
+    const cmd = script('flood-at-max', 'exec yes');
+    const out = await check(probe({ argv: [cmd] }), at('h'));
+    expect(out).toEqual({ ok: false, reason: `output over ${MIB} bytes (flood-at-max killed); read_limit is at its maximum: narrow the command` });
   });
 });
 
