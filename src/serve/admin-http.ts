@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import type { DaemonView } from '../daemon-view.js';
 import { readVrrpState } from '../observe/vrrp-state.js';
+import { foreignHost } from './admin-host.js';
 import { backendJson } from './status-json.js';
 import { listenAt, type BindOptions } from '../io/listen.js';
 
@@ -63,6 +64,11 @@ export class AdminHttp {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const foreign = foreignHost(req.headers.host, this.listenAt.host);
+    if (foreign !== null) {
+      sendJson(res, 403, { error: `Host "${foreign}" is not this listener's: use 127.0.0.1 or localhost (names other than localhost are refused on a loopback listener, against DNS rebinding)`, code: 'E_ADMIN_HOST' });
+      return;
+    }
     const path = (req.url ?? '/').split('?', 1)[0]!;
     let pathMatched = false;
     for (const r of this.routes) {

@@ -151,6 +151,25 @@ describe('admin API: authorization', () => {
     expect((await call(s, 'GET', '/status', { token: null })).status).toBe(200);
   });
 
+  it('a loopback listener refuses a Host name that is not localhost (DNS rebinding), on every route', async () => {
+    const s = await start();
+    const port = s.base.port;
+    // A hostile page whose name the attacker re-points at 127.0.0.1 reads with its own name as Host.
+    for (const path of ['/status', '/health', '/metrics', '/']) {
+      const r = await call(s, 'GET', path, { token: null, headers: { host: `rebind.attacker.example:${port}` } });
+      expect(r.status, path).toBe(403);
+      expect(r.json).toMatchObject({ code: 'E_ADMIN_HOST' });
+      expect(r.json.error).toContain('"rebind.attacker.example"');
+    }
+    const change = await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { headers: { host: 'rebind.attacker.example' } });
+    expect(change.status).toBe(403);
+    expect(s.daemon.model.backend('lic')!.server('a')!.weight).toBe(100);
+    // What local tools, an ssh tunnel and the stats page send.
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, '127.0.0.2', 'localhost.']) {
+      expect((await call(s, 'GET', '/status', { token: null, headers: { host } })).status, host).toBe(200);
+    }
+  });
+
   it('logs one line per refused call and never the token', async () => {
     const s = await start();
     await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { token: 'wrong-token-wrong-token' });
