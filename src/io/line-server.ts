@@ -11,6 +11,12 @@ export interface LineServerOptions {
    * keeps its side open this long after our reply.
    */
   timeoutMs: number;
+  /**
+   * Peers served at once; a peer past this is closed as soon as it is accepted. The port is open to
+   * the network and a peer may stay silent for timeoutMs, so without a bound a flood would hold
+   * every descriptor of the process and license clients would be turned away.
+   */
+  maxConnections: number;
   /** Reply to one request line (without its \r\n), or null to close without a reply. */
   answer: (line: string, peer: Socket) => string | null;
   /** Counted abuse: 'too-long' or 'timeout'. */
@@ -28,6 +34,7 @@ export class LineServer {
 
   constructor(private readonly listenAt: HostPort, private readonly opts: LineServerOptions) {
     this.server = createServer(this.accept);
+    this.server.maxConnections = opts.maxConnections;
     this.server.on('error', () => {
       // Accept errors (EMFILE) surface here; keep the listener running.
     });

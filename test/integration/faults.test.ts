@@ -74,6 +74,39 @@ describe('faults licgate survives', () => {
     await first.close();
   });
 
+  it('a flood of silent connections on the STATUS or agent port does not take the descriptors license clients need', async (ctx) => {
+    requireTools(['prlimit'], ctx);
+    const sim = await startSimulator('s1');
+    // 256 descriptors: Node needs ~30; the STATUS and agent ports are open to the network (HAProxy
+    // asks them), and a peer may stay silent for 5 s there, so a flood renewed every 5 s held every
+    // descriptor and license clients were turned away.
+    const p = await startProxy(`status: { listen: 127.0.0.1:0 }\nagent: { listen: 127.0.0.1:0, backend: b }\nfrontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b, inband_status: false }\nbackends:\n  - name: b\n    check: { type: none }\n    servers: [ { name: s1, address: 127.0.0.1:${sim.port} } ]\n`, { wrapper: ['prlimit', '--nofile=256:256'] });
+    const started = p.logs.find((l) => l.msg === 'licgate started')!;
+    for (const what of ['status', 'agent'] as const) {
+      const port = started[what] as number;
+      const flood: Socket[] = [];
+      let turnedAway = 0;
+      for (let i = 0; i < 300; i++) {
+        // Half-open: the agent answers at once and half-closes, and a peer that keeps its side open
+        // is held for 5 s. An end with no answer is a refusal.
+        const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+        sockets.push(s);
+        flood.push(s);
+        let answered = false;
+        s.on('data', () => (answered = true));
+        s.on('error', () => {});
+        s.on('end', () => (answered ? undefined : turnedAway++));
+        await once(s, 'connect');
+      }
+      await waitFor(() => turnedAway > 0, { timeoutMs: 4000, what: `licgate to turn part of the ${what} flood away` });
+      const c = await LicenseClient.connect(p.port);
+      expect(await c.hello().catch((e: Error) => `no session during the ${what} flood: ${e.message}`)).toBe('s1');
+      await c.close();
+      for (const s of flood) s.destroy();
+      await waitFor(async () => (await p.status()).frontends[0]!.active === 0, { timeoutMs: 5000, what: 'the session to end' });
+    }
+  });
+
   it('a port already in use at start-up: a clear error naming the listener and the address, exit 1', async () => {
     const blocker = createServer();
     servers.push(blocker);
