@@ -74,15 +74,16 @@ describe('faults licgate survives', () => {
     await first.close();
   });
 
-  it('a flood of silent connections on the STATUS or agent port does not take the descriptors license clients need', async (ctx) => {
+  it('a flood of silent connections on the STATUS, agent or admin port does not take the descriptors license clients need', async (ctx) => {
     requireTools(['prlimit'], ctx);
     const sim = await startSimulator('s1');
     // 256 descriptors: Node needs ~30; the STATUS and agent ports are open to the network (HAProxy
     // asks them), and a peer may stay silent for 5 s there, so a flood renewed every 5 s held every
-    // descriptor and license clients were turned away.
+    // descriptor and license clients were turned away. The admin port is the same for a local user,
+    // or for the network when it listens elsewhere with a token.
     const p = await startProxy(`status: { listen: 127.0.0.1:0 }\nagent: { listen: 127.0.0.1:0, backend: b }\nfrontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b, inband_status: false }\nbackends:\n  - name: b\n    check: { type: none }\n    servers: [ { name: s1, address: 127.0.0.1:${sim.port} } ]\n`, { wrapper: ['prlimit', '--nofile=256:256'] });
     const started = p.logs.find((l) => l.msg === 'licgate started')!;
-    for (const what of ['status', 'agent'] as const) {
+    for (const what of ['status', 'agent', 'admin'] as const) {
       const port = started[what] as number;
       const flood: Socket[] = [];
       let turnedAway = 0;

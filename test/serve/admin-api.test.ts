@@ -267,6 +267,21 @@ describe('admin API: request checks', () => {
     expect(fb.json.error).toBe('failback takes no parameters: expected no body or {}, found {"to":"active"}');
   });
 
+  it('cuts off a connection that sends no request, or only part of its headers, within headersTimeout (5 s)', async () => {
+    const s = await start();
+    const t0 = Date.now();
+    const closedAt = (send: string): Promise<number> =>
+      new Promise((resolve) => {
+        const sock = connect(s.base, () => sock.write(send));
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(Date.now() - t0));
+      });
+    // The slowloris shapes: nothing at all, and a request line with headers that never end.
+    const [silent, partial] = await Promise.all([closedAt(''), closedAt('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n')]);
+    expect(silent).toBeLessThan(8000);
+    expect(partial).toBeLessThan(8000);
+  });
+
   it('405 for another method on an admin route', async () => {
     const s = await start();
     const r = await call(s, 'GET', '/admin/backends/lic/servers/a');
