@@ -14,7 +14,7 @@ import { Metrics, metricsRoute } from './observe/metrics.js';
 import { Notifier } from './observe/notifier.js';
 import { Frontend } from './proxy/frontend.js';
 import { AdminHttp } from './serve/admin-http.js';
-import { readAdminToken, registerAdminApi } from './serve/admin-api.js';
+import { readAdminToken, registerAdminApi, tokenFileWarning } from './serve/admin-api.js';
 import { agentReportFor, renderAgentReply } from './serve/agent-reply.js';
 import { AgentResponder } from './serve/agent-responder.js';
 import { registerReloadRoute } from './serve/reload-route.js';
@@ -82,6 +82,8 @@ export class Daemon implements DaemonView {
     if (cfg.admin) {
       this.admin = new AdminHttp(cfg.admin.listen, this);
       const token = readAdminToken(cfg.admin.token_file);
+      const tokenWarning = tokenFileWarning(cfg.admin.token_file);
+      if (tokenWarning !== null) log.warn(tokenWarning);
       // A getter: the admin API must act on the model of the config running now, also after a reload.
       const daemon = this;
       registerAdminApi(this.admin, { get model() { return daemon.model; }, log, token });

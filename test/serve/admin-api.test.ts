@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -168,6 +168,23 @@ describe('admin API: authorization', () => {
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, '127.0.0.2', 'localhost.']) {
       expect((await call(s, 'GET', '/status', { token: null, headers: { host } })).status, host).toBe(200);
     }
+  });
+
+  it('warns at start when admin.token_file is readable by every user, as a file written with umask 022 is', async () => {
+    chmodSync(tokenFile, 0o644);
+    try {
+      const open = await start();
+      await open.daemon.log.flush();
+      const warned = open.logText().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 40 && String(l.msg).includes('admin.token_file'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]!.msg).toBe(`admin.token_file ${tokenFile} is readable by every user on this host (mode 0644): any of them can drain servers or reload; chmod o-r ${tokenFile}`);
+      expect(open.logText()).not.toContain(TOKEN);
+    } finally {
+      chmodSync(tokenFile, 0o640);
+    }
+    const closed = await start();
+    await closed.daemon.log.flush();
+    expect(closed.logText()).not.toContain('readable by every user');
   });
 
   it('logs one line per refused call and never the token', async () => {
