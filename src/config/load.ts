@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, visit } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
 import { formatHostPort, isLoopback, listenClash, type HostPort } from './address.js';
+import { readTokenFile } from './admin-token.js';
 import { readConfig, type Config } from './schema.js';
 import { closest, YamlReader } from './yaml-reader.js';
 
@@ -113,11 +114,8 @@ function crossCheck(r: YamlReader, cfg: Config): void {
     r.errorAt(cfg.admin, 'listen', `admin.listen: ${formatHostPort(cfg.admin.listen)} is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1`);
   }
   if (cfg.admin?.token_file) {
-    try {
-      if (readFileSync(cfg.admin.token_file, 'utf8').trim().length < 16) r.errorAt(cfg.admin, 'token_file', `admin.token_file: expected a token of at least 16 characters in ${cfg.admin.token_file}`);
-    } catch (e) {
-      r.errorAt(cfg.admin, 'token_file', `admin.token_file: cannot read ${cfg.admin.token_file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const t = readTokenFile(cfg.admin.token_file);
+    if ('problem' in t) r.errorAt(cfg.admin, 'token_file', t.problem);
   }
   if (!hadErrors && !cfg.frontends.length && !cfg.status && !cfg.agent && !cfg.admin) {
     r.issues.push(new ConfigIssue({ file: r.file, line: 1, col: 1 }, 'nothing to run: declare frontends (proxy role), status/agent (sidecar role) or admin'));

@@ -1,5 +1,6 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readTokenFile } from '../config/admin-token.js';
 import { LIMITS } from '../config/schema.js';
 import { AdminError, LicgateError } from '../errors.js';
 import type { Backend } from '../model/backend.js';
@@ -13,7 +14,6 @@ import { serverJson } from './status-json.js';
 
 /** Bodies are a few dozen bytes; anything bigger is a mistake or an attack and is not read. */
 export const MAX_BODY_BYTES = 4096;
-const MIN_TOKEN_LENGTH = 16;
 const ADMIN_STATES: readonly AdminState[] = ['ready', 'drain', 'maint'];
 const NAME = '([A-Za-z0-9_.-]{1,64})';
 const EXAMPLE = 'a JSON object like {"weight": 50}, {"weight": "50%"} or {"state": "drain"}';
@@ -28,14 +28,9 @@ export interface AdminApiOptions {
 /** Reads `admin.token_file` once, at start; a token changes with a restart, never mid-run. */
 export function readAdminToken(file: string | null): string | null {
   if (file === null) return null;
-  let token: string;
-  try {
-    token = readFileSync(file, 'utf8').trim();
-  } catch (e) {
-    throw new LicgateError('E_ADMIN_TOKEN', `admin.token_file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  if (token.length < MIN_TOKEN_LENGTH) throw new LicgateError('E_ADMIN_TOKEN', `admin.token_file: expected a token of at least ${MIN_TOKEN_LENGTH} characters in ${file}, found ${token.length}`);
-  return token;
+  const t = readTokenFile(file);
+  if ('problem' in t) throw new LicgateError('E_ADMIN_TOKEN', t.problem);
+  return t.token;
 }
 
 /**

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
@@ -255,6 +258,27 @@ backends:
       'lic.yaml:3:15: admin.token_file: cannot read /nonexistent/licgate.token: ENOENT',
     ]);
     expect(issues(`log: { level: info }\n`)).toEqual(['lic.yaml:1:1: nothing to run: declare frontends (proxy role), status/agent (sidecar role) or admin']);
+  });
+
+  it('a token that could never be presented: too short, with a space inside, outside printable ASCII', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-token-'));
+    try {
+      const cases: [string, string][] = [
+        ['s3cret\n', 'expected a token of at least 16 characters in FILE, found 6'],
+        ['correct horse battery staple\n', 'expected a token of printable ASCII without spaces in FILE (it is sent as "Authorization: Bearer <token>"), found a space at character 8'],
+        ['pässwort-0123456789\r\n', 'expected a token of printable ASCII without spaces in FILE (it is sent as "Authorization: Bearer <token>"), found "ä" at character 2'],
+      ];
+      cases.forEach(([text, problem], i) => {
+        const file = join(dir, `token${i}`);
+        writeFileSync(file, text);
+        expect(issues(`admin:\n  listen: 127.0.0.1:8404\n  token_file: ${file}\n`)).toEqual([`lic.yaml:3:15: admin.token_file: ${problem.replace('FILE', file)}`]);
+      });
+      // Line ends around a good token are not part of it.
+      writeFileSync(join(dir, 'good'), 'Zm9vYmFyLWJhei0xMjM0NTY3ODk=\r\n');
+      expect(loadConfigText(`admin:\n  listen: 127.0.0.1:8404\n  token_file: ${join(dir, 'good')}\n`, 'lic.yaml').admin?.token_file).toBe(join(dir, 'good'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('two listeners on one address', () => {
