@@ -65,6 +65,15 @@ function canonicalHost(host: string): string {
   return isIP(host) === 6 ? new SocketAddress({ address: host, family: 'ipv6' }).address : host;
 }
 
+/**
+ * Whether a listen or server host is this machine's loopback. Only addresses count, and the name
+ * localhost: a name like 127.0.0.1.nip.io merely starts like one and may resolve anywhere.
+ */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  if (host === 'localhost') return true;
+  const v = isIP(host);
+  if (v === 4) return host.startsWith('127.');
+  if (v !== 6) return false;
+  const a = canonicalHost(host);
+  return a === '::1' || /^::ffff:127\./.test(a);
 }

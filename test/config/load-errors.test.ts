@@ -281,6 +281,13 @@ backends:
     }
   });
 
+  it('a listen name that only starts like a loopback address is reachable from other hosts', () => {
+    expect(issues(`admin:\n  listen: 127.0.0.1.nip.io:8404\n`)).toEqual([
+      'lic.yaml:2:11: admin.listen: 127.0.0.1.nip.io:8404 is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1',
+    ]);
+    expect(loadConfigText(`admin:\n  listen: "[::ffff:127.0.0.1]:8404"\n`, 'lic.yaml').admin?.listen.host).toBe('::ffff:127.0.0.1');
+  });
+
   it('two listeners on one address', () => {
     expect(
       issues(`status: { listen: "127.0.0.1:27000" }
