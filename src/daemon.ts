@@ -110,6 +110,7 @@ export class Daemon implements DaemonView {
       throw e;
     }
     await this.resolver.start();
+    for (const b of this.model.backends.values()) b.settle();
     this.startChecks();
     await this.followVrrp();
     this.log.info({ version: this.version, frontends: this.frontends.map((f) => `${f.name}@${f.address().address}:${f.address().port}`), admin: this.admin?.address().port ?? null, status: this.statusResponder?.address().port ?? null, agent: this.agentResponder?.address().port ?? null }, 'licgate started');

@@ -13,7 +13,7 @@ const LOOKUP_TIMEOUT_MS = 2000;
  * Resolves server host names in the health plane, so connects and checks use an address and never
  * wait on DNS. When a name stops resolving, the last good address is kept (HAProxy's
  * `hold valid`): a DNS outage must not take down a license service whose servers are fine.
- * Until a name has resolved once, connects fall back to resolving it themselves.
+ * Until a name has resolved once its server is "DOWN (no address)" and nothing connects to it.
  */
 export class AddressResolver {
   private timer: NodeJS.Timeout | null = null;
@@ -24,6 +24,11 @@ export class AddressResolver {
    * lookup on every round would queue there without bound.
    */
   private readonly inFlight = new Set<Server>();
+  /**
+   * Set once start-up's lookups are done: the first address of a name found then is how the server
+   * starts (no event, Daemon settles the serving tiers), one found later is a state change.
+   */
+  private started = false;
 
   constructor(
     private readonly servers: () => Iterable<Server>,
@@ -35,6 +40,7 @@ export class AddressResolver {
   /** Resolves every name once (bounded by the lookup timeout), then keeps them fresh. */
   async start(): Promise<void> {
     await this.resolveAll();
+    this.started = true;
     this.timer = setInterval(() => void this.resolveAll(), this.intervalMs);
     this.timer.unref();
   }
@@ -81,8 +87,9 @@ export class AddressResolver {
   private resolved(s: Server, host: string, address: string): void {
     if (address !== s.connectHost) this.log.info({ server: s.name, host, address }, `${host} resolves to ${address}`);
     else if (s.dnsError) this.log.info({ server: s.name, host, address }, `${host} resolves again (${address})`);
-    s.connectHost = address;
     s.dnsError = null;
+    if (this.started) s.addressFound(address, `${host} resolves to ${address}`);
+    else s.connectHost = address;
   }
 
   private failed(s: Server, host: string, reason: string): void {

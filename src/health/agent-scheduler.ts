@@ -58,6 +58,8 @@ export class AgentScheduler {
     const timer = setTimeout(() => ctl.abort(), Math.min(this.timeoutMs, this.interMs));
     let line: string | null = null;
     try {
+      // A name with no address yet: connecting would look it up on every read (Server.up).
+      if (server.connectFamily === 0) throw new Error(server.noAddressReason);
       line = await readAgentLine({ host: server.connectHost, port: this.port }, ctl.signal, this.send, READ_LIMIT);
     } catch (e) {
       // Kept on the server for /status: an agent that cannot be read changes nothing, so without

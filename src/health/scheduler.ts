@@ -81,8 +81,10 @@ export class CheckScheduler {
     const target = { host: this.check.type === 'exec' ? server.address.host : server.connectHost, port: this.check.port ?? server.address.port, agent: server.agent };
     let outcome;
     try {
+      // A name with no address yet: connecting would look it up on every check (Server.up).
+      if (this.check.type !== 'exec' && server.connectFamily === 0) outcome = { ok: false, reason: server.noAddressReason };
       // A probe must settle when aborted; should one not, the race keeps this server's checks going.
-      outcome = await Promise.race([this.probe.run(target, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
+      else outcome = await Promise.race([this.probe.run(target, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
     } catch (e) {
       outcome = { ok: false, reason: `check error: ${(e as Error).message}` };
     } finally {

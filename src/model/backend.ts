@@ -33,7 +33,7 @@ export class Backend {
     this.name = cfg.name;
     const checked = cfg.check.type !== 'none';
     this.servers = cfg.servers.map(
-      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, (srv, from, reason, usableBefore) => this.serverChanged(srv, from, reason, usableBefore), () => this.serveQueue()),
+      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', (srv, from, reason, usableBefore) => this.serverChanged(srv, from, reason, usableBefore), () => this.serveQueue()),
     );
     const tierNums = [...new Set(this.servers.map((s) => s.tier))].sort((a, b) => a - b);
     this.tiers = tierNums.map((tier) => ({ tier, servers: this.servers.filter((s) => s.tier === tier) }));
@@ -259,6 +259,14 @@ export class Backend {
   reconsider(reason: string): void {
     const keep = this.cfg.failback === 'manual' && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible);
     if (!keep) this.setServing(this.bestTier(), reason);
+  }
+
+  /**
+   * Start-up, once the server names have their first addresses: the serving tier the constructor
+   * would have chosen had they been known then. Nothing was announced yet, so no event.
+   */
+  settle(): void {
+    this.servingTier = this.bestTier();
   }
 
   /** Admin action for `failback: manual`: serve from the best tier again. */

@@ -100,11 +100,36 @@ export class Server {
     return this.family;
   }
 
+  /**
+   * The resolver found the first address of this server's name after start-up: it leaves
+   * "DOWN (no address)" (an event, like any state change) and is checked soon rather than at the
+   * down interval. A new address for a name that had one changes no state.
+   */
+  addressFound(address: string, reason: string): void {
+    if (this.family !== 0) {
+      this.connectHost = address;
+      return;
+    }
+    this.change(reason, () => (this.connectHost = address));
+    this.recheckSoon?.();
+  }
+
+  /** Why a check or connect cannot reach this server: its name has no address (connectFamily 0). */
+  get noAddressReason(): string {
+    return `no address for ${this.address.host} (${this.dnsError ?? 'not looked up yet'})`;
+  }
+
   constructor(
     cfg: ServerConfig,
     rise: number,
     fall: number,
     checked: boolean,
+    /**
+     * Checked by a command (type exec) that resolves the name itself: the health it reports holds
+     * without an address (a sidecar may know its license host by name only), so a missing address
+     * does not make this server DOWN; a session to it then fails over at once (Connector.launch).
+     */
+    private readonly commandCheck: boolean,
     private readonly onChange: ServerChange,
     private readonly onCapacity: ServerCapacity = () => {},
   ) {
@@ -217,8 +242,13 @@ export class Server {
     this.consecutiveErrors = a.from.consecutiveErrors;
   }
 
+  /**
+   * A name with no address yet is not up: a connect would have to look it up on the connection
+   * path, on libuv's four threads, waiting resolv.conf's timeouts during a DNS outage (HAProxy's
+   * init-addr: such a server is not used until its name resolves).
+   */
   get up(): boolean {
-    return this.health.up && this.agent?.state !== 'down';
+    return (this.family !== 0 || this.commandCheck) && this.health.up && this.agent?.state !== 'down';
   }
 
   get draining(): boolean {
@@ -259,6 +289,7 @@ export class Server {
    */
   get stateText(): string {
     if (this.inMaint) return this.admin === 'maint' ? 'MAINT' : 'MAINT (agent)';
+    if (this.family === 0 && !this.commandCheck) return 'DOWN (no address)';
     if (this.agent?.state === 'down') return 'DOWN (agent)';
     if (this.checked && !this.health.up) return this.health.text;
     if (!this.draining) return this.checked ? this.health.text : 'no check';

@@ -1,4 +1,3 @@
-import { lookup } from 'node:dns';
 import { errnoError, newConnectReq, newSocketHandle, type ConnectReq, type TcpHandle } from '../io/tcp-handle.js';
 import { deadlineList, type DeadlineList, type Expiring } from '../io/deadline-list.js';
 import { isLocalResourceError } from '../io/local-errors.js';
@@ -127,29 +126,23 @@ export class Connector implements Expiring {
     this.attempts = a;
     this.deadlines.add(a);
     this.armRace(server);
+    // Nothing is looked up on the connection path: a server whose name has no address yet is not
+    // usable (Server.up), except one a command checks, and that one fails over at once.
     const host = server.connectHost;
-    const port = this.port ?? server.address.port;
     const family = server.connectFamily;
-    if (family === 0) this.resolveThenConnect(a, host, port);
-    else this.connect(a, host, port, family);
-  }
-
-  private connect(a: Attempt, host: string, port: number, family: number): void {
+    if (family === 0) {
+      process.nextTick(() => {
+        if (a.open) this.attemptFailed(a, server.noAddressReason);
+      });
+      return;
+    }
+    const port = this.port ?? server.address.port;
     const req = newConnectReq() as AttemptReq;
     req.oncomplete = onAttemptDone;
     req.attempt = a;
-    const err = family === 6 ? a.handle.connect6(req, host, port) : a.handle.connect(req, host, port);
+    const err = family === 6 ? handle.connect6(req, host, port) : handle.connect(req, host, port);
     // A synchronous failure (EMFILE from socket(2), say) is reported like an asynchronous one.
     if (err !== 0) process.nextTick(() => this.done(a, err));
-  }
-
-  /** A server given by name whose address the resolver has not found yet: look it up for this attempt. */
-  private resolveThenConnect(a: Attempt, host: string, port: number): void {
-    lookup(host, (err, address, family) => {
-      if (!a.open) return;
-      if (err) this.attemptFailed(a, `cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
-      else this.connect(a, address, port, family);
-    });
   }
 
   /** The servers not to choose again: every one attempted so far. */

@@ -20,7 +20,7 @@ afterEach(async () => {
  * A resolver the test controls: the sockets stay real, only the name service is scripted (this
  * machine's resolver cannot be told to stop answering for a name).
  */
-function scriptedDns(): { lookup: (host: string) => Promise<string>; answer: Map<string, string>; lookups: string[] } {
+function scriptedDns(code = 'ENOTFOUND'): { lookup: (host: string) => Promise<string>; answer: Map<string, string>; lookups: string[] } {
   const answer = new Map<string, string>();
   const lookups: string[] = [];
   return {
@@ -29,7 +29,7 @@ function scriptedDns(): { lookup: (host: string) => Promise<string>; answer: Map
     lookup: async (host) => {
       lookups.push(host);
       const a = answer.get(host);
-      if (a === undefined) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+      if (a === undefined) throw Object.assign(new Error(`getaddrinfo ${code} ${host}`), { code });
       return a;
     },
   };
@@ -142,7 +142,85 @@ backends:
       expect(await c.hello()).toBe('lic2');
       await c.close();
     }
-    await waitFor(() => daemon!.model.backend('b')!.server('lic1')!.stateText === 'DOWN', { timeoutMs: 3000, what: 'the unresolvable server DOWN' });
+    await waitFor(() => daemon!.model.backend('b')!.server('lic1')!.stateText === 'DOWN (no address)', { timeoutMs: 3000, what: 'the unresolvable server DOWN (no address)' });
     expect(dns.lookups).toContain('gone.licenses.test');
   });
+
+  it('a name with no address yet is DOWN (no address): no session or check connects to it, nothing looks it up on the way; it is used once it resolves', async () => {
+    // "localhost" is a name the system resolves at once: were a connect or a check to look it up
+    // itself (getaddrinfo on libuv's pool, which during a DNS outage waits resolv.conf's timeouts),
+    // lic1 would be reached. The daemon's resolver says the name server does not answer.
+    sims = await startSimulators(['lic1', 'lic2']);
+    const dns = scriptedDns('EAI_AGAIN');
+    daemon = new Daemon(
+      loadConfigText(`frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: b }
+backends:
+  - name: b
+    check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
+    servers:
+      - { name: lic1, address: "localhost:${sims[0]!.address().port}" }
+      - { name: lic2, address: "127.0.0.1:${sims[1]!.address().port}" }
+`),
+      pino({ level: 'silent' }),
+      { lookup: dns.lookup },
+    );
+    await daemon.start();
+    const lic1 = daemon.model.backend('b')!.server('lic1')!;
+    const { serverJson } = await import('../../src/serve/status-json.js');
+    await waitFor(() => lic1.lastCheck, { timeoutMs: 3000, what: 'the first check of lic1' });
+    expect(serverJson(lic1)).toMatchObject({ state: 'DOWN (no address)', usable: false, resolved: null, dns_error: 'EAI_AGAIN', last_check: { ok: false, reason: 'no address for localhost (EAI_AGAIN)' } });
+    const fe = daemon.frontends[0]!.address().port;
+    for (let i = 0; i < 6; i++) {
+      const c = await LicenseClient.connect(fe);
+      expect(await c.hello()).toBe('lic2');
+      await c.close();
+    }
+    expect(lic1.connectErrors).toBe(0);
+    expect(sims[0]!.connections).toBe(0);
+
+    // The name server answers again: lic1 is checked and takes its share of the sessions.
+    dns.answer.set('localhost', '127.0.0.1');
+    await daemon.resolver.resolveAll();
+    expect(lic1.connectHost).toBe('127.0.0.1');
+    await waitFor(() => lic1.stateText === 'UP', { timeoutMs: 3000, what: 'lic1 UP once its name resolves' });
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const c = await LicenseClient.connect(fe);
+      seen.add(await c.hello());
+      await c.close();
+    }
+    expect(seen).toEqual(new Set(['lic1', 'lic2']));
+  });
+
+  it('a server a command checks keeps the health the command reports without an address; a session to it goes on to the next server at once', async () => {
+    // A sidecar may know its own license host by name only: lmstat resolves it, licgate need not.
+    sims = await startSimulators(['lic1', 'lic2']);
+    const dns = scriptedDns('EAI_AGAIN');
+    daemon = new Daemon(
+      loadConfigText(`frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: b }
+backends:
+  - name: b
+    check: { type: exec, argv: [${JSON.stringify(process.execPath)}, -e, "0"], inter: 100ms, rise: 1, fall: 1, timeout: 5s }
+    servers:
+      - { name: lic1, address: "localhost:${sims[0]!.address().port}" }
+      - { name: lic2, address: "127.0.0.1:${sims[1]!.address().port}" }
+`),
+      pino({ level: 'silent' }),
+      { lookup: dns.lookup },
+    );
+    await daemon.start();
+    const lic1 = daemon.model.backend('b')!.server('lic1')!;
+    await waitFor(() => lic1.lastCheck, { timeoutMs: 5000, what: 'the first check of lic1' });
+    expect(lic1.stateText).toBe('UP');
+    const fe = daemon.frontends[0]!.address().port;
+    for (let i = 0; i < 4; i++) {
+      const c = await LicenseClient.connect(fe);
+      expect(await c.hello()).toBe('lic2');
+      await c.close();
+    }
+    expect(sims[0]!.connections).toBe(0);
+  });
 });
+
