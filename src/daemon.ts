@@ -22,6 +22,7 @@ import { registerStatsPage } from './serve/stats-page.js';
 import { createStatusResponder } from './serve/status-responder.js';
 import { reloadFromFile, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
+import { StopBeganError } from './errors.js';
 import { AddressResolver, systemLookup, type Lookup } from './health/address-resolver.js';
 import { sessionLogger } from './observe/session-log.js';
 import type { VrrpReport } from './observe/vrrp-state.js';
@@ -63,8 +64,8 @@ export class Daemon implements DaemonView {
   /** Looks up server names and listen hosts (tests script it). */
   readonly lookup: Lookup;
   /**
-   * Aborted when the stop begins: a reload waiting on the lookup of a listen host gives up at once
-   * instead of holding up the stop for the resolver's timeouts (the stop waits for the reload).
+   * Aborted when the stop begins: start-up or a reload waiting on the lookup of a listen host gives
+   * up at once instead of holding up the stop for the resolver's timeouts (the stop waits for it).
    */
   private readonly stopping = new AbortController();
   private vrrpWatch: VrrpWatch | null = null;
@@ -99,7 +100,8 @@ export class Daemon implements DaemonView {
 
   private async startNow(): Promise<void> {
     try {
-      const bind = { lookup: this.lookup };
+      // The stop gives up start-up's listen host lookups too (StopBeganError, see cli/run.ts).
+      const bind = this.bindOptions;
       for (const f of this.frontends) await f.listen(bind);
       await this.statusResponder?.listen(bind);
       await this.agentResponder?.listen(bind);
@@ -147,8 +149,8 @@ export class Daemon implements DaemonView {
     return this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger));
   }
 
-  /** What a reload binds with: the daemon's lookup, given up when the stop begins. */
-  get reloadBind(): { lookup: Lookup; signal: AbortSignal } {
+  /** What start-up and reloads bind with: the daemon's lookup, given up when the stop begins. */
+  get bindOptions(): { lookup: Lookup; signal: AbortSignal } {
     return { lookup: this.lookup, signal: this.stopping.signal };
   }
 
@@ -171,8 +173,10 @@ export class Daemon implements DaemonView {
     // A reload in flight sees shuttingDown before it commits and closes what it bound (src/reload.ts):
     // let it settle, so no listener it bound is left out of the ones stopped below. The abort keeps
     // that wait short: a reload still looking up a listen host stops waiting for the answer.
-    this.stopping.abort();
+    this.stopping.abort(new StopBeganError());
     await this.reloading;
+    // Start-up gave up (above) and closed what it had opened: nothing is left to drain.
+    if (this.closing) return this.closing;
     const grace = graceMs ?? this.cfg.shutdown_grace;
     const delay = this.cfg.shutdown_delay;
     if (delay > 0 && this.frontends.length) {
@@ -213,12 +217,19 @@ export class Daemon implements DaemonView {
    */
   async close(): Promise<void> {
     this.shuttingDown = true;
-    this.stopping.abort();
+    this.stopping.abort(new StopBeganError());
     await this.reloading;
     await this.closeNow();
   }
 
-  private async closeNow(): Promise<void> {
+  /** Set by the first closeNow: a start-up that failed has closed everything before the stop gets its turn. */
+  private closing: Promise<void> | null = null;
+
+  private closeNow(): Promise<void> {
+    return (this.closing ??= this.closeOnce());
+  }
+
+  private async closeOnce(): Promise<void> {
     this.shuttingDown = true;
     this.stopChecks();
     this.resolver.stop();

@@ -47,6 +47,16 @@ export class ShuttingDownError extends LicgateError {
   }
 }
 
+/**
+ * The stop began while start-up or a reload waited on the lookup of a listen host: the wait is
+ * given up (the lookup itself cannot be cancelled) so the stop is not held up by the resolver.
+ */
+export class StopBeganError extends LicgateError {
+  constructor() {
+    super('E_STOPPING', 'stopping: gave up waiting for the lookup of a listen host');
+  }
+}
+
 /** A health probe failed; `reason` is short and goes into /status, STATUS replies and logs. */
 export class ProbeError extends LicgateError {
   constructor(code: string, readonly reason: string) {

@@ -82,7 +82,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     await agent?.close();
   };
   const refused = (): ShuttingDownError => new ShuttingDownError('shutdown began while the reload was binding its new listeners; they are closed again');
-  const bind = d.reloadBind;
+  const bind = d.bindOptions;
   try {
     for (const fe of added) await fe.listen(bind);
     if (statusMoved && next.status) await (status = d.buildStatusResponder(next.status.listen)).listen(bind);

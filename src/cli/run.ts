@@ -1,6 +1,6 @@
 import { loadConfigFile } from '../config/load.js';
 import { Daemon } from '../daemon.js';
-import { ConfigError, ListenError } from '../errors.js';
+import { ConfigError, ListenError, StopBeganError } from '../errors.js';
 import { createLogger } from '../observe/log.js';
 import { help, parse, required, type Command } from './command.js';
 
@@ -32,6 +32,11 @@ export const run: Command = {
     try {
       await daemon.start();
     } catch (e) {
+      // A signal stopped it while start-up waited on a listen host: the stop's exit, not start-up's.
+      if (e instanceof StopBeganError) {
+        daemon.log.info({ reason: e.message }, 'start-up cut short by the stop');
+        return stopped;
+      }
       if (e instanceof ListenError) {
         process.stderr.write(`licgate: ${e.message}\n`);
         return 1;

@@ -109,6 +109,67 @@ describe('licgate run: a signal during start-up', () => {
   });
 });
 
+describe('licgate run: SIGTERM while start-up looks up a listen host', () => {
+  it('stops at once, exit 0, logging that start-up was cut short, instead of waiting for the lookup', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-run-signals-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    // The name service, scripted in the child: the lookup of held.licgate.test is answered only
+    // after 15 s (resolv.conf's timeouts against a name server that does not answer), and holds
+    // the process as getaddrinfo on libuv's pool would.
+    const preload = join(dir, 'held-dns.cjs');
+    writeFileSync(
+      preload,
+      `const dns = require('node:dns');
+const real = dns.promises.lookup;
+dns.promises.lookup = function (host, ...rest) {
+  if (host !== 'held.licgate.test') return real.call(this, host, ...rest);
+  process.stderr.write('lookup held: ' + host + '\\n');
+  return new Promise((_, reject) => setTimeout(() => reject(Object.assign(new Error('getaddrinfo EAI_AGAIN ' + host), { code: 'EAI_AGAIN' })), 15000));
+};
+require('node:module').syncBuiltinESMExports();
+`,
+    );
+    const file = join(dir, 'licgate.yaml');
+    writeFileSync(
+      file,
+      `log: { level: info, format: json }
+shutdown_delay: 0s
+frontends:
+  - { name: lmgrd, listen: "held.licgate.test:${await freePort()}", backend: licenses }
+backends:
+  - name: licenses
+    check: { type: none }
+    servers: [{ name: s1, address: "127.0.0.1:1" }]
+`,
+    );
+    const child = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
+    let exited: { code: number | null; signal: string | null } | null = null;
+    child.on('exit', (code, signal) => (exited = { code, signal }));
+    cleanup.push(async () => {
+      if (exited !== null) return;
+      const gone = once(child, 'exit');
+      child.kill('SIGKILL');
+      await gone;
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    await waitFor(() => exited ?? stderr.includes('lookup held: held.licgate.test'), { timeoutMs: 15_000, what: 'start-up looking up held.licgate.test, or an exit' });
+    expect(exited).toBeNull();
+
+    const signalled = performance.now();
+    child.kill('SIGTERM');
+    await waitFor(() => exited, { timeoutMs: 30_000, what: 'licgate to exit after SIGTERM' });
+    const tookMs = performance.now() - signalled;
+    expect({ exited, stderr: stderr.replace('lookup held: held.licgate.test\n', '') }).toEqual({ exited: { code: 0, signal: null }, stderr: '' });
+    expect(tookMs).toBeLessThan(3000);
+    const msgs = stdout.trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs).toEqual(expect.arrayContaining(['signal received', 'start-up cut short by the stop', 'stopped']));
+    expect(msgs).not.toContain('licgate started');
+  });
+});
+
 describe('licgate run: signals it does not use', () => {
   it('SIGUSR1 opens no debugger and SIGUSR2 does not kill it: each is logged as ignored, and SIGTERM still stops it, exit 0', async () => {
     const p = await startProxy(`backends:\n  - name: licenses\n    check: { type: none }\n    servers: [{ name: s1, address: "127.0.0.1:1" }]\n`);
