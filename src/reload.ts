@@ -2,7 +2,7 @@ import { formatHostPort, type HostPort } from './config/address.js';
 import { loadConfigFile } from './config/load.js';
 import type { BackendConfig, Config, FrontendConfig } from './config/schema.js';
 import type { Daemon } from './daemon.js';
-import { ConfigError, LicgateError, ShuttingDownError } from './errors.js';
+import { ConfigError, LicgateError, ShuttingDownError, StopBeganError } from './errors.js';
 import type { LineServer } from './io/line-server.js';
 import { Model } from './model/model.js';
 import type { Frontend } from './proxy/frontend.js';
@@ -89,8 +89,9 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     if (agentMoved && next.agent) await (agent = d.buildAgentResponder(next.agent.listen)).listen(bind);
   } catch (e) {
     await unbind();
-    // The stop aborts a lookup still under way (bind.signal): that is a refusal, not a listen error.
-    throw d.shuttingDown ? refused() : e;
+    // The stop aborts a lookup still under way (bind.signal): that is a refusal. Any other failure
+    // (a port in use) is what failed the reload, stop or no stop.
+    throw e instanceof StopBeganError ? refused() : e;
   }
   // Binding waits (a listen host is looked up first). A shutdown begun meanwhile has stopped, or is
   // about to stop, the listeners it knows: committing now would add one that accepts during the

@@ -107,6 +107,30 @@ ${extra !== null ? `  - { name: extra, listen: "${host}:${extra}", backend: lice
     expect(d.openSessions()).toBe(0);
   });
 
+  it('whose new listener cannot bind reports the listen error, not a refusal by the stop', async () => {
+    const sim = await startInProcessSimulator('s1');
+    const cfg = configFile(yaml(sim.port, null));
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }));
+    await d.start();
+    cleanup.push(() => d.close());
+
+    // Two new frontends: the first binds, the second's port is taken.
+    const free = await freePort('127.0.0.1');
+    const busy = (await checkCounter()).port;
+    cfg.write(`${yaml(sim.port, null)}`.replace('backends:', `  - { name: extra1, listen: "127.0.0.1:${free}", backend: licenses }
+  - { name: extra2, listen: "127.0.0.1:${busy}", backend: licenses }
+backends:`));
+    const reload = d.reload('SIGHUP');
+    await null; // the reload is binding extra1, past its shutting-down check
+    const stopping = d.shutdown(5000);
+
+    // The reload failed on the port in use, which the stop had no part in.
+    expect(await reload).toEqual({ ok: false, errors: [`cannot listen for frontend "extra2" on 127.0.0.1:${busy}: address already in use (EADDRINUSE)`], changes: [] });
+    await stopping;
+    expect(d.frontends.map((f) => f.name)).toEqual(['lmgrd']);
+    await expect(helloOnce(free, { host: '127.0.0.1', timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
+  });
+
   it('is waited for by the shutdown: once shutdown() resolves, nothing the reload bound listens and no check runs', async () => {
     const sim = await startInProcessSimulator('s1');
     const check = '{ type: tcp, inter: 10s, rise: 1, fall: 1, timeout: 1s }';
