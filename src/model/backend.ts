@@ -10,7 +10,8 @@ import { Server } from './server.js';
 /**
  * A named set of servers in tiers. The best tier with an eligible server serves new connections
  * (with `failback: manual`, the tier in use keeps serving while it can). Inside the tier the
- * balancer picks; a sticky client keeps its server while that server is usable and in the serving tier.
+ * balancer picks; a sticky client keeps its server while that server is usable and in the serving tier,
+ * or in any tier for a second-step connection (see choose).
  */
 export class Backend {
   readonly name: string;
@@ -53,17 +54,25 @@ export class Backend {
    * maxconn): the caller queues on it with enqueueOn rather than placing the client elsewhere,
    * since a FlexLM client's vendor-daemon connection must reach the server its lmgrd one did.
    * A server with an overdue connect (see Server.overdue) is taken only when no other can be.
+   *
+   * `secondStep`: the connection came to a `server_port` frontend, the second step of a two-port
+   * protocol (a FlexLM vendor daemon after lmgrd, an RLM ISV after rlm). The client's entry names
+   * the server its first step reached, whose ticket it carries: it is honoured in any tier, as
+   * HAProxy honours a stick entry to any usable server, backup or not. Its first step may have
+   * overflowed to the backup (primary at maxconn), or the tier may have changed between the two
+   * steps (failback); the serving tier's vendor daemon would deny the checkout.
    */
-  choose(clientKey: string, tried: readonly Server[] | null): Server | null {
+  choose(clientKey: string, tried: readonly Server[] | null, secondStep = false): Server | null {
     const ok = tried === null ? isUsable : (s: Server) => s.usable && !tried.includes(s);
     let stuck: Server | null = null;
     if (this.stick) {
       const name = this.stick.get(clientKey);
       const s = name === undefined ? undefined : this.server(name);
-      // Only inside the serving tier: with failback auto a client stuck on the backup returns to the
-      // recovered active tier on its next connection (its lmgrd and vendor connections move together,
-      // the entry follows); a server that is not usable any more is replaced below and the entry with it.
-      if (s && s.tier === this.servingTier && (ok(s) || (tried === null && s.eligible))) stuck = s;
+      // A first step only inside the serving tier: after a failback a client stuck on the backup
+      // returns to the recovered active tier on its next lmgrd connection, and the entry follows so
+      // that its vendor connection does too. A server that is not usable any more is replaced below
+      // and the entry with it.
+      if (s && (secondStep || s.tier === this.servingTier) && (ok(s) || (tried === null && s.eligible))) stuck = s;
       // Its lmgrd connection may have reached it before the black hole: the vendor one goes where
       // it can connect, as a race would have sent it.
       if (stuck !== null && stuck.overdue === 0) {
@@ -297,7 +306,8 @@ export class Backend {
     const from = this.servingTier;
     this.servingTier = tier;
     this.events.emit('tier-change', { backend: this.name, from, to: tier, reason: `${tierName(from)} -> ${tierName(tier)}: ${reason}` });
-    // Sticky clients wait on their server only inside the serving tier (see choose).
+    // Sticky clients wait on their server only inside the serving tier (see choose); a second step
+    // placed again comes back to its own server's queue.
     for (const server of [...this.serverQueues.keys()]) if (server.tier !== tier) this.redispatchOwn(server);
   }
 }

@@ -94,7 +94,7 @@ export class Connector implements Expiring {
   }
 
   start(): void {
-    const server = this.backend.choose(this.clientKey, this.skipped);
+    const server = this.backend.choose(this.clientKey, this.skipped, this.port !== null);
     // No free server, or this sticky client's own server is full: wait for a slot. Woken but the
     // slot went to someone else: back in the queue, same deadline.
     const full = server !== null && !server.usable;
@@ -193,7 +193,7 @@ export class Connector implements Expiring {
     this.follow();
     if (this.launched > this.backend.cfg.retries) return;
     // Only a server with a free slot: a race does not queue (the attempts under way may still win).
-    const next = this.backend.choose(this.clientKey, this.skip());
+    const next = this.backend.choose(this.clientKey, this.skip(), this.port !== null);
     if (next === null || !next.usable) return;
     if (waited > 0) this.owner.attemptRaced(this.attempts!.server, next, waited);
     this.launch(next);

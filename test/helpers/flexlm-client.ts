@@ -34,10 +34,15 @@ export interface FlexlmSession extends FlexlmCheckout {
   vendor: LicenseClient;
 }
 
-/** Both steps, leaving the vendor connection open (the caller closes `vendor`). */
-export async function flexlmSession(opts: FlexlmCheckoutOptions): Promise<FlexlmSession> {
-  const conn = { host: opts.host, localAddress: opts.localAddress, timeoutMs: opts.timeoutMs ?? 5000 };
-  const lmgrd = await LicenseClient.connect(opts.lmgrdPort, conn);
+/** What lmgrd told the client: the vendor daemon's port and the ticket its checkout must show. */
+export interface LmgrdReply {
+  vendorPort: number;
+  ticket: string;
+}
+
+/** Step 1 alone: ask lmgrd, close. A test can change the proxy's world before step 2 (vendorCheckout). */
+export async function askLmgrd(opts: FlexlmCheckoutOptions): Promise<LmgrdReply> {
+  const lmgrd = await LicenseClient.connect(opts.lmgrdPort, connOptions(opts));
   let reply: string;
   try {
     reply = await lmgrd.request('HELLO');
@@ -47,18 +52,31 @@ export async function flexlmSession(opts: FlexlmCheckoutOptions): Promise<Flexlm
   }
   const m = /^VENDOR (\d+) (\S+)$/.exec(reply);
   if (!m) throw new Error(`${opts.localAddress}: expected "VENDOR <port> <ticket>" from lmgrd, got ${JSON.stringify(reply)}`);
-  const vendorPort = Number(m[1]);
-  const vendor = await LicenseClient.connect(vendorPort, conn);
+  return { vendorPort: Number(m[1]), ticket: m[2]! };
+}
+
+/** Step 2 alone: the checkout on the vendor port lmgrd named, leaving the vendor connection open. */
+export async function vendorCheckout(opts: FlexlmCheckoutOptions, lmgrd: LmgrdReply): Promise<FlexlmSession> {
+  const vendor = await LicenseClient.connect(lmgrd.vendorPort, connOptions(opts));
   try {
-    const answer = await vendor.request(`CHECKOUT ${opts.feature ?? 'solver'} 1 ${m[2]}`);
+    const answer = await vendor.request(`CHECKOUT ${opts.feature ?? 'solver'} 1 ${lmgrd.ticket}`);
     const g = /^(GRANTED|DENIED) (.+)$/.exec(answer);
     if (!g) throw new Error(`${opts.localAddress}: expected GRANTED or DENIED from the vendor daemon, got ${JSON.stringify(answer)}`);
     const granted = g[1] === 'GRANTED';
-    return { client: opts.localAddress, vendorPort, granted, detail: g[2]!, server: granted ? g[2]!.replace(/-\d+$/, '') : null, vendor };
+    return { client: opts.localAddress, vendorPort: lmgrd.vendorPort, granted, detail: g[2]!, server: granted ? g[2]!.replace(/-\d+$/, '') : null, vendor };
   } catch (e) {
     vendor.destroy();
     throw e;
   }
+}
+
+/** Both steps, leaving the vendor connection open (the caller closes `vendor`). */
+export async function flexlmSession(opts: FlexlmCheckoutOptions): Promise<FlexlmSession> {
+  return vendorCheckout(opts, await askLmgrd(opts));
+}
+
+function connOptions(opts: FlexlmCheckoutOptions): { host: string; localAddress: string; timeoutMs: number } {
+  return { host: opts.host, localAddress: opts.localAddress, timeoutMs: opts.timeoutMs ?? 5000 };
 }
 
 /** One two-step checkout; the vendor connection is closed afterwards (the license is returned). */

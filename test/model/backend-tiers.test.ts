@@ -184,6 +184,29 @@ describe('tiers: active → backup → DR', () => {
     expect(b.choose('c', null)!.name).toBe('a2');
   });
 
+  it("a second step (server_port frontend) keeps its client's server in any tier; a first step goes to the serving tier and moves the entry", () => {
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: bk, address: "10.0.1.11:27000", backup: true, maxconn: 1 }'], 'stick: source');
+    const bk = b.server('bk')!;
+    expect(b.servingTier).toBe(0);
+    b.stick!.set('c', 'bk');
+    expect(b.choose('c', null, true)!.name).toBe('bk');
+    // Full: it comes back for the caller to queue on it, as in the serving tier; never on a retry.
+    bk.active = 1;
+    expect([b.choose('c', null, true)!.name, bk.usable]).toEqual(['bk', false]);
+    expect(b.choose('c', [bk], true)!.name).toBe('a');
+    bk.active = 0;
+    b.stick!.set('c', 'bk');
+    // Out of service: placed in the serving tier, and the entry follows.
+    bk.setAdmin('drain', 'admin');
+    expect(b.choose('c', null, true)!.name).toBe('a');
+    expect(b.stick!.get('c')).toBe('a');
+    bk.setAdmin('ready', 'admin');
+    // A first step (lmgrd) goes to the serving tier and takes the entry along: its second step follows.
+    b.stick!.set('c', 'bk');
+    expect(b.choose('c', null)!.name).toBe('a');
+    expect(b.choose('c', null, true)!.name).toBe('a');
+  });
+
   it('a server with an overdue connect is passed over while another can take the session, in any tier', () => {
     const { b, tiers, s } = make();
     s('a1').overdue = 1;
