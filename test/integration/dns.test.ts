@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
+import { serverJson } from '../../src/serve/status-json.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { LicenseClient } from '../helpers/license-client.js';
 import { startSimulators } from '../helpers/in-process-daemon.js';
@@ -75,7 +76,6 @@ backends:
     expect(server.total).toBe(sessionsBefore + 5);
     await waitFor(() => server.lastCheck && server.lastCheck.at > Date.now() - 200 && server.lastCheck.ok, { timeoutMs: 3000, what: 'a passing check after DNS stopped answering' });
     expect(server.stateText).toBe('UP');
-    const { serverJson } = await import('../../src/serve/status-json.js');
     expect(serverJson(server)).toMatchObject({ address: `lic1.licenses.test:${port}`, resolved: '127.0.0.1', dns_error: 'ENOTFOUND' });
 
     // It resolves again: the error clears.
@@ -167,7 +167,6 @@ backends:
     );
     await daemon.start();
     const lic1 = daemon.model.backend('b')!.server('lic1')!;
-    const { serverJson } = await import('../../src/serve/status-json.js');
     await waitFor(() => lic1.lastCheck, { timeoutMs: 3000, what: 'the first check of lic1' });
     expect(serverJson(lic1)).toMatchObject({ state: 'DOWN (no address)', usable: false, resolved: null, dns_error: 'EAI_AGAIN', last_check: { ok: false, reason: 'no address for localhost (EAI_AGAIN)' } });
     const fe = daemon.frontends[0]!.address().port;

@@ -25,21 +25,12 @@ backends:
     servers:
 ${servers}`;
 
-/**
- * `licgate run` held in start-up after its listeners are bound: the VRRP state file is a FIFO that
- * start-up reads last, so the admin /health already answers (as it does in production while server
- * names are looked up) until `finish()` writes keepalived's line.
- */
-async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: number; fifo: string; logs: Record<string, unknown>[]; exit: () => { code: number | null; signal: string | null } | null; finish: () => void }> {
-  const dir = mkdtempSync(join(tmpdir(), 'licgate-run-signals-'));
-  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const fifo = join(dir, 'vrrp-state');
-  execFileSync('mkfifo', [fifo]);
-  const admin = await freePort();
-  const file = join(dir, 'licgate.yaml');
-  writeFileSync(file, config(admin, fifo, '      - { name: s1, address: 127.0.0.1:1 }\n'));
-  const child = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let exited: { code: number | null; signal: string | null } | null = null;
+type Exit = { code: number | null; signal: string | null };
+
+/** `licgate run --config file`, its JSON log lines as they come, its stderr, and how it exited; SIGKILLed after the test. */
+function spawnRun(file: string, env?: NodeJS.ProcessEnv): { child: ChildProcess; logs: Record<string, unknown>[]; stderr: () => string; exit: () => Exit | null } {
+  const child = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+  let exited: Exit | null = null;
   child.on('exit', (code, signal) => (exited = { code, signal }));
   cleanup.push(async () => {
     if (exited !== null) return;
@@ -56,6 +47,25 @@ async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: 
       buf = buf.slice(nl + 1);
     }
   });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return { child, logs, stderr: () => stderr, exit: () => exited };
+}
+
+/**
+ * `licgate run` held in start-up after its listeners are bound: the VRRP state file is a FIFO that
+ * start-up reads last, so the admin /health already answers (as it does in production while server
+ * names are looked up) until `finish()` writes keepalived's line.
+ */
+async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: number; fifo: string; logs: Record<string, unknown>[]; exit: () => Exit | null; finish: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'licgate-run-signals-'));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'vrrp-state');
+  execFileSync('mkfifo', [fifo]);
+  const admin = await freePort();
+  const file = join(dir, 'licgate.yaml');
+  writeFileSync(file, config(admin, fifo, '      - { name: s1, address: 127.0.0.1:1 }\n'));
+  const { child, logs, exit } = spawnRun(file);
   await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.status === 200, { timeoutMs: 15_000, what: 'GET /health → 200 during start-up' });
   expect(logs.find((l) => l.msg === 'licgate started')).toBeUndefined();
   // finish(): the path becomes a regular file with keepalived's line, and a writer opens the FIFO
@@ -75,7 +85,7 @@ async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: 
       if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
     }
   };
-  return { child, file, admin, fifo, logs, exit: () => exited, finish };
+  return { child, file, admin, fifo, logs, exit, finish };
 }
 
 describe('licgate run: a signal during start-up', () => {
@@ -142,29 +152,17 @@ backends:
     servers: [{ name: s1, address: "127.0.0.1:1" }]
 `,
     );
-    const child = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
-    let exited: { code: number | null; signal: string | null } | null = null;
-    child.on('exit', (code, signal) => (exited = { code, signal }));
-    cleanup.push(async () => {
-      if (exited !== null) return;
-      const gone = once(child, 'exit');
-      child.kill('SIGKILL');
-      await gone;
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    await waitFor(() => exited ?? stderr.includes('lookup held: held.licgate.test'), { timeoutMs: 15_000, what: 'start-up looking up held.licgate.test, or an exit' });
-    expect(exited).toBeNull();
+    const { child, logs, stderr, exit } = spawnRun(file, { ...process.env, NODE_OPTIONS: `--require ${preload}` });
+    await waitFor(() => exit() ?? stderr().includes('lookup held: held.licgate.test'), { timeoutMs: 15_000, what: 'start-up looking up held.licgate.test, or an exit' });
+    expect(exit()).toBeNull();
 
     const signalled = performance.now();
     child.kill('SIGTERM');
-    await waitFor(() => exited, { timeoutMs: 30_000, what: 'licgate to exit after SIGTERM' });
+    await waitFor(() => exit(), { timeoutMs: 30_000, what: 'licgate to exit after SIGTERM' });
     const tookMs = performance.now() - signalled;
-    expect({ exited, stderr: stderr.replace('lookup held: held.licgate.test\n', '') }).toEqual({ exited: { code: 0, signal: null }, stderr: '' });
+    expect({ exited: exit(), stderr: stderr().replace('lookup held: held.licgate.test\n', '') }).toEqual({ exited: { code: 0, signal: null }, stderr: '' });
     expect(tookMs).toBeLessThan(3000);
-    const msgs = stdout.trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    const msgs = logs.map((l) => l.msg);
     expect(msgs).toEqual(expect.arrayContaining(['signal received', 'start-up cut short by the stop', 'stopped']));
     expect(msgs).not.toContain('licgate started');
   });
