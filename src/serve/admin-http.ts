@@ -5,14 +5,7 @@ import type { DaemonView } from '../daemon-view.js';
 import { readVrrpState } from '../observe/vrrp-state.js';
 import { foreignHost } from './admin-host.js';
 import { backendJson } from './status-json.js';
-import { listenAt, type BindOptions } from '../io/listen.js';
-
-/**
- * Connections served at once; one more is closed as soon as it connects. Health checks, scrapes and
- * a few stats pages need a handful; the bound keeps a flood from taking the descriptors the
- * frontends need.
- */
-export const MAX_ADMIN_CONNECTIONS = 128;
+import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
 
 export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>;
 
@@ -29,7 +22,7 @@ export class AdminHttp {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
     // default), so a silent or slowloris peer was held 30 s, not 5.
     this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res));
-    this.server.maxConnections = MAX_ADMIN_CONNECTIONS;
+    this.server.maxConnections = MAX_CONTROL_PEERS;
     this.server.on('clientError', (_err, sock) => sock.destroy());
     this.add('GET', /^\/health$/, (_q, res) => {
       const v = this.view.healthVerdict();

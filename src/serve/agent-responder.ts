@@ -1,15 +1,9 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
-import { listenAt, type BindOptions } from '../io/listen.js';
+import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
 
 /** A peer that keeps its connection open after our reply is cut off after this long. */
 const LINGER_MS = 5000;
-/**
- * Peers held at once (each for up to LINGER_MS); one past this is closed as soon as it is accepted.
- * The port is open to the network, so without a bound a flood would hold every descriptor of the
- * process and license clients would be turned away. HAProxy's agent checks take milliseconds.
- */
-export const MAX_PEERS = 128;
 
 /**
  * HAProxy agent-check responder (`agent.listen`): on connect, write one line and half-close.
@@ -23,7 +17,7 @@ export class AgentResponder {
 
   constructor(private readonly listenAt: HostPort, private readonly reply: () => string, private readonly lingerMs = LINGER_MS) {
     this.server = createServer({ allowHalfOpen: false }, this.accept);
-    this.server.maxConnections = MAX_PEERS;
+    this.server.maxConnections = MAX_CONTROL_PEERS;
     this.server.on('error', () => {
       // Accept errors (EMFILE) surface here; keep the listener running.
     });
