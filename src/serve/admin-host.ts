@@ -14,7 +14,8 @@ import { isLoopback } from '../config/address.js';
 export function foreignHost(header: string | undefined, listenHost: string): string | null {
   // No Host is an HTTP/1.0 tool: a browser always sends one.
   if (header === undefined || !isLoopback(listenHost)) return null;
-  const name = (header.startsWith('[') ? header.slice(1, header.indexOf(']') >>> 0) : header.replace(/:\d*$/, '')).toLowerCase().replace(/\.$/, '');
+  // "[::1]:8404", "127.0.0.1:8404", "licgate.example.com." (a trailing dot names the same host).
+  const name = (header.startsWith('[') ? header.slice(1, header.indexOf(']')) : header.replace(/:\d*$/, '')).toLowerCase().replace(/\.$/, '');
   if (isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost') || name === listenHost.toLowerCase()) return null;
   return name;
 }
