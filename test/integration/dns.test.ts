@@ -36,24 +36,28 @@ function scriptedDns(code = 'ENOTFOUND'): { lookup: (host: string) => Promise<st
   };
 }
 
+/** A started daemon with one frontend "fe" on backend `b` (the YAML after "backends:"), looking names up with `lookup`. */
+async function startWithDns(backends: string, lookup: (host: string) => Promise<string>): Promise<Daemon> {
+  const d = new Daemon(loadConfigText(`frontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b }\nbackends:\n${backends}`), pino({ level: 'silent' }), { lookup });
+  try {
+    await d.start();
+  } catch (e) {
+    await d.close();
+    throw e;
+  }
+  return d;
+}
+
 describe('DNS names that stop resolving', () => {
   it('keeps serving on the last good address, keeps the server UP, and says so in /status', async () => {
     sims = await startSimulators(['lic1']);
     const dns = scriptedDns();
     dns.answer.set('lic1.licenses.test', '127.0.0.1');
     const port = sims[0]!.address().port;
-    daemon = new Daemon(
-      loadConfigText(`frontends:
-  - { name: fe, listen: 127.0.0.1:0, backend: b }
-backends:
-  - name: b
+    daemon = await startWithDns(`  - name: b
     check: { type: status, inter: 100ms, fastinter: 50ms, fall: 2, rise: 2 }
     servers: [ { name: lic1, address: "lic1.licenses.test:${port}" } ]
-`),
-      pino({ level: 'silent' }),
-      { lookup: dns.lookup },
-    );
-    await daemon.start();
+`, dns.lookup);
     const server = daemon.model.backend('b')!.server('lic1')!;
     expect(server.connectHost).toBe('127.0.0.1');
     const fe = daemon.frontends[0]!.address().port;
@@ -94,18 +98,10 @@ backends:
       lookups.push(host);
       return new Promise((resolve) => setTimeout(() => resolve('127.0.0.1'), 2500).unref());
     };
-    daemon = new Daemon(
-      loadConfigText(`frontends:
-  - { name: fe, listen: 127.0.0.1:0, backend: b }
-backends:
-  - name: b
+    daemon = await startWithDns(`  - name: b
     check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
     servers: [ { name: lic1, address: "lic1.licenses.test:${sims[0]!.address().port}" } ]
-`),
-      pino({ level: 'silent' }),
-      { lookup: slowDns },
-    );
-    await daemon.start();
+`, slowDns);
     const server = daemon.model.backend('b')!.server('lic1')!;
     await waitFor(() => server.connectHost === '127.0.0.1', { timeoutMs: 5000, what: 'the late answer in use' });
     expect(server.dnsError).toBeNull();
@@ -122,20 +118,12 @@ backends:
   it('a name that never resolved is a DOWN server, not a crash, and other servers carry the traffic', async () => {
     sims = await startSimulators(['lic1', 'lic2']);
     const dns = scriptedDns();
-    daemon = new Daemon(
-      loadConfigText(`frontends:
-  - { name: fe, listen: 127.0.0.1:0, backend: b }
-backends:
-  - name: b
+    daemon = await startWithDns(`  - name: b
     check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
     servers:
       - { name: lic1, address: "gone.licenses.test:${sims[0]!.address().port}" }
       - { name: lic2, address: "127.0.0.1:${sims[1]!.address().port}" }
-`),
-      pino({ level: 'silent' }),
-      { lookup: dns.lookup },
-    );
-    await daemon.start();
+`, dns.lookup);
     const fe = daemon.frontends[0]!.address().port;
     for (let i = 0; i < 4; i++) {
       const c = await LicenseClient.connect(fe);
@@ -152,20 +140,12 @@ backends:
     // lic1 would be reached. The daemon's resolver says the name server does not answer.
     sims = await startSimulators(['lic1', 'lic2']);
     const dns = scriptedDns('EAI_AGAIN');
-    daemon = new Daemon(
-      loadConfigText(`frontends:
-  - { name: fe, listen: 127.0.0.1:0, backend: b }
-backends:
-  - name: b
+    daemon = await startWithDns(`  - name: b
     check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
     servers:
       - { name: lic1, address: "localhost:${sims[0]!.address().port}" }
       - { name: lic2, address: "127.0.0.1:${sims[1]!.address().port}" }
-`),
-      pino({ level: 'silent' }),
-      { lookup: dns.lookup },
-    );
-    await daemon.start();
+`, dns.lookup);
     const lic1 = daemon.model.backend('b')!.server('lic1')!;
     await waitFor(() => lic1.lastCheck, { timeoutMs: 3000, what: 'the first check of lic1' });
     expect(serverJson(lic1)).toMatchObject({ state: 'DOWN (no address)', usable: false, resolved: null, dns_error: 'EAI_AGAIN', last_check: { ok: false, reason: 'no address for localhost (EAI_AGAIN)' } });
@@ -196,20 +176,12 @@ backends:
     // A sidecar may know its own license host by name only: lmstat resolves it, licgate need not.
     sims = await startSimulators(['lic1', 'lic2']);
     const dns = scriptedDns('EAI_AGAIN');
-    daemon = new Daemon(
-      loadConfigText(`frontends:
-  - { name: fe, listen: 127.0.0.1:0, backend: b }
-backends:
-  - name: b
+    daemon = await startWithDns(`  - name: b
     check: { type: exec, argv: [${JSON.stringify(process.execPath)}, -e, "0"], inter: 100ms, rise: 1, fall: 1, timeout: 5s }
     servers:
       - { name: lic1, address: "localhost:${sims[0]!.address().port}" }
       - { name: lic2, address: "127.0.0.1:${sims[1]!.address().port}" }
-`),
-      pino({ level: 'silent' }),
-      { lookup: dns.lookup },
-    );
-    await daemon.start();
+`, dns.lookup);
     const lic1 = daemon.model.backend('b')!.server('lic1')!;
     await waitFor(() => lic1.lastCheck, { timeoutMs: 5000, what: 'the first check of lic1' });
     expect(lic1.stateText).toBe('UP');
