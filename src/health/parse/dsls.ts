@@ -33,6 +33,10 @@ const MAX_LINE_CHARS = 65_536;
 const CONNECT_COMMAND = /^(?:[^\s>]*\s?>\s*)?connect\s+([^\s:]+)/i;
 const CONNECTED_TO = /^(?:[^\s>]*\s?>\s*)?Connected to\s+([^\s:,;()]+)/i;
 const ERROR_TEXT = /not connected|cannot connect|\berror\b/i;
+// connect prints the server's status block ("Software version: ...", "Ready: yes"). A server that is
+// starting, or whose license keys expired, says anything but "yes" and grants nothing, even though
+// getLicenseUsage still lists its licenses.
+const READY = /^(?:[^\s>]*\s?>\s*)?Ready:\s*(\S+)/i;
 
 /**
  * Reads the output of `echo -e "connect HOST 4084\ngetLicenseUsage -csv" | DSLicSrv -admin`:
@@ -45,6 +49,7 @@ export function parseDslsUsage(text: string): LicenseInfo {
   const errors: string[] = [];
   const pools = new Map<string, Pool>();
   let columns: Columns | undefined;
+  let notReady = false;
 
   for (const raw of text.split(/\r\n|\r|\n/)) {
     if (raw.length > MAX_LINE_CHARS) continue;
@@ -59,7 +64,14 @@ export function parseDslsUsage(text: string): LicenseInfo {
     let m: RegExpExecArray | null;
     if ((m = CONNECTED_TO.exec(line))) connectedHost = m[1];
     else if ((m = CONNECT_COMMAND.exec(line))) connectHost = m[1];
-    else if (line.includes('Feature') && line.includes('Count') && line.includes('Inuse')) {
+    else if ((m = READY.exec(line))) {
+      if (m[1]!.toLowerCase() === 'yes') continue;
+      notReady = true;
+      // Recorded without the prompt, so the verdict can quote what the server said.
+      const said = line.slice(line.search(/Ready:/i));
+      if (errors.length < MAX_ERRORS) errors.push(said.length > MAX_ERROR_CHARS ? `${said.slice(0, MAX_ERROR_CHARS - 1)}…` : said);
+      continue;
+    } else if (line.includes('Feature') && line.includes('Count') && line.includes('Inuse')) {
       columns = headerColumns(splitCsvLine(line));
       if (columns) continue;
     }
@@ -68,7 +80,7 @@ export function parseDslsUsage(text: string): LicenseInfo {
     }
   }
 
-  const answered = columns !== undefined;
+  const answered = columns !== undefined && !notReady;
   const host = connectedHost ?? connectHost;
   const servers: LicenseInfo['servers'] = answered
     ? [{ host: host ?? 'localhost', up: true, master: true }]
@@ -81,6 +93,11 @@ export function parseDslsUsage(text: string): LicenseInfo {
     features: [...pools].map(([name, pool]) => poolFeature(name, pool)),
     errors,
   };
+}
+
+/** The server's own "Ready: no" (or any answer but yes), as recorded in `errors`; undefined when it did not say so. */
+export function dslsNotReady(info: LicenseInfo): string | undefined {
+  return info.errors.find((e) => /^Ready:/i.test(e));
 }
 
 /** Column positions by name, since DSLS versions have added columns over time. */

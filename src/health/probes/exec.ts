@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { LIMITS, type CheckConfig, type LicenseParser, type Matcher } from '../../config/schema.js';
 import { isLocalResourceError } from '../../io/local-errors.js';
-import { parseDslsUsage } from '../parse/dsls.js';
+import { dslsNotReady, parseDslsUsage } from '../parse/dsls.js';
 import type { LicenseInfo } from '../parse/license-info.js';
 import { parseCutLmstat, parseLmstat } from '../parse/lmstat.js';
 import { runExec, type ExecResult } from './exec-runner.js';
@@ -124,9 +124,14 @@ export function expandArgv(argv: readonly string[], target: ProbeTarget): string
   return argv.map((a) => (a.includes('{') ? a.split('{host}').join(target.host).split('{port}').join(port) : a));
 }
 
-/** DSLS answered when the usage CSV header came back; any error line before it means it did not serve. */
+/**
+ * DSLS answered when the usage CSV header came back and the server did not say it is not ready; any
+ * error line before the CSV means it did not serve.
+ */
 function dslsVerdict(info: LicenseInfo): { ok: boolean; reason: string } {
   const answered = info.vendors.some((v) => v.up);
+  const notReady = dslsNotReady(info);
+  if (notReady !== undefined) return { ok: false, reason: `DSLS${info.servers[0] ? ` on ${info.servers[0].host}` : ''} is not ready: it said "${notReady}"` };
   if (!answered) return { ok: false, reason: info.errors[0] ?? 'no getLicenseUsage CSV in DSLicSrv output' };
   if (info.errors.length > 0) return { ok: false, reason: info.errors[0]! };
   const host = info.servers[0]?.host;

@@ -98,6 +98,19 @@ describe('parseDslsUsage on synthetic output', () => {
     expect(licenseWeightFactor(info, { feature: 'MD2', min_percent: 10 })).toEqual({ percent: 20, exhausted: false, note: 'MD2 3/15 free' });
   });
 
+  it('reads a server that says "Ready: no" as not serving, though its CSV came back', () => {
+    // DSLicSrv -admin prints the server's status after connect; prometheus-license-exporter (src/dsls.rs)
+    // reads it with /^\s+Ready:\s+(\w+)/ and counts only "yes" as up.
+    const row = 'Dassault Systemes,1,MD2,ConcurrentUser,STD,424,,YLC,0,,1,10,0,0,0,,,,,,,,,,';
+    for (const [said, up] of [['Ready: no', false], ['READY: Yes', true]] as const) {
+      const info = parseDslsUsage(['admin >connect lic2 4084', '\tSoftware version: 6.425.0', `\t${said}`, 'admin >getLicenseUsage -csv', HEADER, row].join('\n'));
+      expect(info.servers).toEqual([{ host: 'lic2', up, master: up }]);
+      expect(info.vendors).toEqual([{ name: 'DSLS', up }]);
+      expect(info.features).toEqual([{ name: 'MD2', issued: 10, in_use: 0 }]);
+      expect(info.errors).toEqual(up ? [] : ['Ready: no']);
+    }
+  });
+
   it('counts a CSV header with no rows as an answering server with no features', () => {
     const info = parseDslsUsage(`Connected to lic1:4084\n${HEADER}\n`);
     expect(info.vendors).toEqual([{ name: 'DSLS', up: true }]);

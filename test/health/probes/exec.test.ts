@@ -322,6 +322,19 @@ describe('exec probe with parse: dsls', () => {
     expect(out).toMatchObject({ ok: false, reason: 'ERROR: Cannot connect to lic1:4084 (Connection refused)' });
     expect(out.license?.vendors).toEqual([{ name: 'DSLS', up: false }]);
   });
+
+  it('is unhealthy when DSLicSrv says the server is not ready, although the usage CSV came back, and quotes it', async () => {
+    // The admin tool's connect prints the server's status block ("Software version: ...", "Ready: yes");
+    // a server whose license keys expired, or that is still starting, says "Ready: no" and serves nothing.
+    const output = join(scratch, 'dsls-not-ready.txt');
+    const usage = readFileSync(dslsFixture('license-usage.csv.txt'), 'utf8');
+    writeFileSync(output, usage.replace('Connected to lic1:4084\n', 'Connected to lic1:4084\n\tSoftware version: 6.424.2\n\tReady: no\n'));
+    const dsls = script('DSLicSrv-not-ready', `cat ${q(output)}`);
+    const out = await check(probe({ argv: [dsls, '-admin'], parse: 'dsls' }), at('127.0.0.1', 4084));
+    expect(out).toMatchObject({ ok: false, reason: 'DSLS on lic1 is not ready: it said "Ready: no"' });
+    expect(out.license?.servers).toEqual([{ host: 'lic1', up: false, master: false }]);
+    expect(out.license?.vendors).toEqual([{ name: 'DSLS', up: false }]);
+  });
 });
 
 describe('exec probe without parse', () => {
