@@ -10,7 +10,7 @@ export function lmstatFixturePath(name: string): string {
   return fileURLToPath(new URL(`../../../shared/fixtures/lmstat/${name}`, import.meta.url));
 }
 
-/** lmstat_app3.txt: triad, host1 MASTER, two vendor daemons, 46 features. */
+/** lmstat_app3.txt: triad, host1 MASTER, two vendor daemons (status on host1), 46 features. */
 export const APP3_LICENSE: LicenseInfo = {
   servers: [
     { host: 'host1', up: true, master: true },
@@ -18,8 +18,8 @@ export const APP3_LICENSE: LicenseInfo = {
     { host: 'host3', up: true, master: false },
   ],
   vendors: [
-    { name: 'daemon1', up: true, version: '11.14' },
-    { name: 'DAEMON2', up: true, version: '11.13' },
+    { name: 'daemon1', up: true, version: '11.14', server: 'host1' },
+    { name: 'DAEMON2', up: true, version: '11.13', server: 'host1' },
   ],
   features: [
     { name: 'feature1', issued: 2, in_use: 0 },
@@ -50,7 +50,7 @@ export const SERVER_DOWN_LICENSE: LicenseInfo = {
     { host: 'host2', up: true, master: true },
     { host: 'host3', up: false, master: false },
   ],
-  vendors: [{ name: 'daemon', up: true, version: '11.13.1' }],
+  vendors: [{ name: 'daemon', up: true, version: '11.13.1', server: 'host2' }],
   features: [
     { name: 'feature1', issued: 144, in_use: 0 },
     { name: 'feature2', issued: 144, in_use: 39 },

@@ -14,7 +14,7 @@ const MAX_ERROR_CHARS = 200;
 const SERVER_LIST = /^License server status:\s*(.*)$/i;
 const SERVER_STATE = /^(\S+): license server (UP|DOWN)\b(.*)$/i;
 const SERVER_UNREACHABLE = /^(\S+): Cannot connect to license server system/i;
-const VENDOR_SECTION = /^Vendor daemon status\b/i;
+const VENDOR_SECTION = /^Vendor daemon status\b(?:\s*\(on ([^)\s]+)\))?/i;
 const VENDOR_STATE = /^(\S+): (UP|DOWN)\b\s*(?:v?(\S+))?/i;
 // Anything else in the vendor section is the daemon's error text, e.g. "MLM: The desired vendor
 // daemon is down. (-97,121)" — the daemon is not serving.
@@ -53,7 +53,15 @@ export function parseCutLmstat(text: string): LicenseInfo | null {
 
 function scan(text: string): { info: LicenseInfo; section: Section } {
   const servers = new Map<string, Server>();
+  // Keyed by the lmgrd whose status lists the daemon and its name: `-c port@a:port@b` prints one block
+  // per server, and a daemon of the same name on each is two daemons with their own state.
   const vendors = new Map<string, Vendor>();
+  let listHosts: string[] = [];
+  let vendorHost: string | undefined;
+  const setVendor = (v: Vendor): void => {
+    const server = vendorHost;
+    vendors.set(`${server?.toLowerCase() ?? ''}\u0000${v.name}`, server === undefined ? v : { ...v, server });
+  };
   const features = new Map<string, Feature>();
   const errors: string[] = [];
   let section: Section = 'none';
@@ -80,10 +88,11 @@ function scan(text: string): { info: LicenseInfo; section: Section } {
     let m: RegExpMatchArray | null;
     if ((m = SERVER_LIST.exec(line))) {
       section = 'servers';
+      listHosts = [];
       // Listed members start DOWN: one that prints no state line (or only an error) is not serving.
       for (const entry of (m[1] ?? '').split(/[,;\s]+/)) {
         const at = entry.lastIndexOf('@');
-        if (at >= 0 && at < entry.length - 1) serverFor(entry.slice(at + 1));
+        if (at >= 0 && at < entry.length - 1) listHosts.push(serverFor(entry.slice(at + 1)).host);
       }
     } else if ((m = SERVER_STATE.exec(line))) {
       const s = serverFor(m[1]!);
@@ -94,8 +103,9 @@ function scan(text: string): { info: LicenseInfo; section: Section } {
       s.master = s.up && (wasMaster || /\(MASTER\)/i.test(m[3] ?? ''));
     } else if (section !== 'vendors' && (m = SERVER_UNREACHABLE.exec(line))) {
       serverFor(m[1]!).up = false;
-    } else if (VENDOR_SECTION.test(line)) {
+    } else if ((m = VENDOR_SECTION.exec(line))) {
       section = 'vendors';
+      vendorHost = m[1] ?? listHosts[0];
     } else if (FEATURE_SECTION.test(line)) {
       section = 'features';
     } else if ((m = USERS_OF.exec(line))) {
@@ -106,9 +116,9 @@ function scan(text: string): { info: LicenseInfo; section: Section } {
       if (feature && !features.has(feature.name)) features.set(feature.name, feature);
     } else if (section === 'vendors' && (m = VENDOR_STATE.exec(line))) {
       const up = m[2]!.toUpperCase() === 'UP';
-      vendors.set(m[1]!, up && m[3] ? { name: m[1]!, up, version: m[3] } : { name: m[1]!, up });
+      setVendor(up && m[3] ? { name: m[1]!, up, version: m[3] } : { name: m[1]!, up });
     } else if (section === 'vendors' && (m = VENDOR_OTHER.exec(line))) {
-      vendors.set(m[1]!, { name: m[1]!, up: false });
+      setVendor({ name: m[1]!, up: false });
       addError(line);
     }
 
@@ -158,18 +168,32 @@ export function lmstatHealthy(info: LicenseInfo, localHost?: string): { ok: bool
   }
   if (localHost !== undefined && info.servers.length > 1) lmgrd += ` [${up.length}/${info.servers.length} servers UP]`;
 
-  if (info.vendors.length === 0) return { ok: false, reason: `${lmgrd}, but no vendor daemon listed` };
-  const down = info.vendors.filter((v) => !v.up).map((v) => v.name);
+  const vendors = localHost === undefined ? info.vendors : vendorsOf(info, localHost);
+  if (vendors.length === 0) return { ok: false, reason: `${lmgrd}, but no vendor daemon listed` };
+  const down = vendors.filter((v) => !v.up).map((v) => v.name);
   if (down.length > 0) {
     return { ok: false, reason: `vendor daemon${down.length > 1 ? 's' : ''} ${down.join(', ')} DOWN` };
   }
 
-  const names = info.vendors.map((v) => v.name).join(', ');
+  const names = vendors.map((v) => v.name).join(', ');
   const n = info.features.length;
   return {
     ok: true,
-    reason: `${lmgrd}, vendor${info.vendors.length > 1 ? 's' : ''} ${names} UP, ${n} feature${n === 1 ? '' : 's'}`,
+    reason: `${lmgrd}, vendor${vendors.length > 1 ? 's' : ''} ${names} UP, ${n} feature${n === 1 ? '' : 's'}`,
   };
+}
+
+/**
+ * The vendor daemons that serve `host`: those lmstat listed on it. A triad prints its vendor status
+ * once, on the master, for all three members, so when the output holds one server's vendor status
+ * only, it is every listed member's; with several (`-c port@a:port@b`) another server's daemons are
+ * not this one's.
+ */
+function vendorsOf(info: LicenseInfo, host: string): LicenseInfo['vendors'] {
+  const own = info.vendors.filter((v) => v.server !== undefined && sameHost(v.server, host));
+  if (own.length > 0) return own;
+  const listedOn = new Set(info.vendors.map((v) => v.server?.toLowerCase()));
+  return listedOn.size <= 1 ? info.vendors : [];
 }
 
 /**

@@ -32,7 +32,7 @@ describe('parseLmstat on lmstat_app1.txt (triad, one vendor, reservations)', () 
   });
 
   it('reads the vendor daemon with its version', () => {
-    expect(info.vendors).toEqual([{ name: 'VENDOR1', up: true, version: '11.6' }]);
+    expect(info.vendors).toEqual([{ name: 'VENDOR1', up: true, version: '11.6', server: 'host2.domain.net' }]);
   });
 
   it('counts 53 features: 54 "Users of" lines, feature42 listed twice', () => {
@@ -93,7 +93,7 @@ describe('parseLmstat on lmstat_app2.txt (triad, users without a license count)'
   });
 
   it('reads the vendor daemon', () => {
-    expect(info.vendors).toEqual([{ name: 'vendor1', up: true, version: '11.13' }]);
+    expect(info.vendors).toEqual([{ name: 'vendor1', up: true, version: '11.13', server: 'host2' }]);
   });
 
   it('reads 10 features with their counts', () => {
@@ -127,8 +127,8 @@ describe('parseLmstat on lmstat_app3.txt (triad, two vendor daemons)', () => {
 
   it('reads both vendor daemons with their own versions', () => {
     expect(info.vendors).toEqual([
-      { name: 'daemon1', up: true, version: '11.14' },
-      { name: 'DAEMON2', up: true, version: '11.13' },
+      { name: 'daemon1', up: true, version: '11.14', server: 'host1' },
+      { name: 'DAEMON2', up: true, version: '11.13', server: 'host1' },
     ]);
   });
 
@@ -163,7 +163,7 @@ describe('parseLmstat on lmstat_server_down.txt (one triad member unreachable)',
   });
 
   it('reads the vendor daemon and both features', () => {
-    expect(info.vendors).toEqual([{ name: 'daemon', up: true, version: '11.13.1' }]);
+    expect(info.vendors).toEqual([{ name: 'daemon', up: true, version: '11.13.1', server: 'host2' }]);
     expect(info.features).toEqual([
       { name: 'feature1', issued: 144, in_use: 0 },
       { name: 'feature2', issued: 144, in_use: 39 },
@@ -250,8 +250,8 @@ describe('parseLmstat on synthetic output', () => {
     const info = parseLmstat(text);
     expect(info.servers).toEqual([{ host: 'LIC1', up: true, master: true }]);
     expect(info.vendors).toEqual([
-      { name: 'MLM', up: false },
-      { name: 'ansyslmd', up: true, version: '11.16.2' },
+      { name: 'MLM', up: false, server: 'LIC1' },
+      { name: 'ansyslmd', up: true, version: '11.16.2', server: 'LIC1' },
     ]);
     expect(info.features).toEqual([
       { name: 'MATLAB', issued: 12, in_use: 3 },
@@ -271,7 +271,7 @@ describe('parseLmstat on synthetic output', () => {
       'Feature usage info:',
     ].join('\n');
     const info = parseLmstat(text);
-    expect(info.vendors).toEqual([{ name: 'MLM', up: false }]);
+    expect(info.vendors).toEqual([{ name: 'MLM', up: false, server: 'lic1' }]);
     expect(info.errors).toEqual(['MLM: The desired vendor daemon is down. (-97,121)']);
     expect(lmstatHealthy(info)).toEqual({ ok: false, reason: 'vendor daemon MLM DOWN' });
   });

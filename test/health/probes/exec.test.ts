@@ -124,6 +124,41 @@ describe('exec probe with parse: lmstat', () => {
     expect(await check(probe({ argv: [lmutil, 'lmstat', '-c', '{port}@{host}', '-a'], parse: 'lmstat' }), at('192.0.2.41', 4100))).toMatchObject(healthy);
   });
 
+  it('with several license servers in one output (-c port@a:port@b), judges each server by its own vendor daemons', async () => {
+    // lmstat prints one "License server status:" block per entry of the license path, each with its own
+    // "Vendor daemon status (on HOST):"; the same vendor name on two servers is two daemons.
+    const block = (host: string, mlm: string): string[] => [
+      `License server status: 27000@${host}`,
+      `    License file(s) on ${host}: /opt/matlab/etc/license.dat:`,
+      '',
+      `${host}: license server UP (MASTER) v11.19.2`,
+      '',
+      `Vendor daemon status (on ${host}):`,
+      '',
+      `       MLM: ${mlm}`,
+      'Feature usage info:',
+      '',
+      'Users of MATLAB:  (Total of 12 licenses issued;  Total of 3 licenses in use)',
+      '',
+    ];
+    const capture = join(scratch, 'two-servers.txt');
+    const head = ['lmutil - Copyright (c) 1989-2023 Flexera. All Rights Reserved.', 'Flexible License Manager status on Mon 3/4/2024 10:00', ''];
+    writeFileSync(capture, [...head, ...block('lic1', 'UP v11.19.2'), ...block('lic2', 'The desired vendor daemon is down. (-97,121)')].join('\n'));
+    const lmutil = fakeLmutil('lmutil-two-servers', capture);
+    const lic1 = await check(probe({ argv: [lmutil, 'lmstat', '-a', '-c', '27000@lic1:27000@lic2'], parse: 'lmstat' }), at('lic1'));
+    expect(lic1).toMatchObject({ ok: true, reason: 'lmgrd UP (MASTER) [2/2 servers UP], vendor MLM UP, 1 feature' });
+    expect(lic1.license?.vendors).toEqual([
+      { name: 'MLM', up: true, version: '11.19.2', server: 'lic1' },
+      { name: 'MLM', up: false, server: 'lic2' },
+    ]);
+    const lic2 = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('lic2'));
+    expect(lic2).toMatchObject({ ok: false, reason: 'vendor daemon MLM DOWN' });
+    // And the other way round: a daemon down on the first server is not hidden by the second one's.
+    writeFileSync(capture, [...head, ...block('lic1', 'DOWN'), ...block('lic2', 'UP v11.19.2')].join('\n'));
+    expect(await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('lic1'))).toMatchObject({ ok: false, reason: 'vendor daemon MLM DOWN' });
+    expect(await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('lic2'))).toMatchObject({ ok: true });
+  });
+
   it('with a loopback address and a triad that does not name this machine, fails and says why', async () => {
     const lmutil = fakeLmutil('lmutil-app3', lmstatFixture('lmstat_app3.txt'));
     const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('127.0.0.1'));
