@@ -78,7 +78,12 @@ export class CheckScheduler {
     const timer = setTimeout(() => ctl.abort(), this.check.timeout);
     const started = performance.now();
     // An exec check's command resolves (and reports) the name itself; socket checks use the address.
-    const target = { host: this.check.type === 'exec' ? server.address.host : server.connectHost, port: this.check.port ?? server.address.port, agent: server.agent };
+    const target = {
+      host: this.check.type === 'exec' ? server.address.host : server.connectHost,
+      port: this.check.port ?? server.address.port,
+      name: server.address.host,
+      agent: server.agent,
+    };
     let outcome;
     try {
       // A name with no address yet: connecting would look it up on every check (Server.up).

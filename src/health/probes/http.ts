@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Agent, request } from 'undici';
 import { formatHostPort } from '../../config/address.js';
 import type { CheckConfig, Matcher } from '../../config/schema.js';
@@ -31,9 +32,13 @@ export class HttpProbe implements Probe {
 
   async run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
     const url = `http://${formatHostPort(target)}${this.path}`;
+    // The name the admin configured, not the address it resolved to: a portal behind name-based
+    // virtual hosting answers 404 to an address (what HAProxy's `http-check send hdr Host` is for).
+    const name = target.name ?? target.host;
+    const host = target.port === 80 ? hostForHeader(name) : formatHostPort({ host: name, port: target.port });
     let res;
     try {
-      res = await request(url, { method: 'GET', dispatcher: this.agent, signal, headers: { 'user-agent': 'licgate-check', accept: '*/*' } });
+      res = await request(url, { method: 'GET', dispatcher: this.agent, signal, headers: { host, 'user-agent': 'licgate-check', accept: '*/*' } });
     } catch (e) {
       if (signal.aborted) return failed('timeout waiting for HTTP response');
       const code = (e as NodeJS.ErrnoException).code;
@@ -78,6 +83,11 @@ export class HttpProbe implements Probe {
 }
 
 function ignore(): void {}
+
+/** RFC 9110 Host without a port: an IPv6 literal goes in brackets. */
+function hostForHeader(host: string): string {
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
 
 function describeError(e: unknown): string {
   const err = e as NodeJS.ErrnoException;

@@ -2,8 +2,14 @@ import type { LicenseInfo } from '../parse/license-info.js';
 import type { AgentView } from '../../model/server.js';
 
 export interface ProbeTarget {
+  /** Where to connect: the server's address, or the last address its name resolved to. */
   host: string;
   port: number;
+  /**
+   * The server's host as written in the config (a name, before resolution). Protocols that name
+   * the server to it, as HTTP's Host header does, use this; absent, `host`.
+   */
+  name?: string;
   /**
    * What the server carries from its agent (Server.agent). A reload builds new probes while the
    * servers keep the agent's word: the agent check starts its memory from this.

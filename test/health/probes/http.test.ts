@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../../src/config/load.js';
 import { HttpProbe, type HttpCheck } from '../../../src/health/probes/http.js';
 import type { ProbeOutcome } from '../../../src/health/probes/probe.js';
+import { CheckScheduler } from '../../../src/health/scheduler.js';
+import { Backend } from '../../../src/model/backend.js';
+import { ModelEvents } from '../../../src/model/events.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -149,5 +153,57 @@ describe('http probe', () => {
     const out = await check(probe(), srv.port);
     expect(out.ok).toBe(false);
     expect(out.reason).toMatch(/^connection (closed before a complete response|reset)/);
+  });
+});
+
+describe('http probe Host header', () => {
+  // A license web portal behind name-based virtual hosting answers 404 to any other Host, as
+  // HAProxy's `http-check send hdr Host` exists for.
+  const portal = (name: string): Handler => (req, res) => {
+    res.statusCode = req.headers.host === name ? 200 : 404;
+    res.end(`Host: ${req.headers.host}`);
+  };
+
+  it('under the scheduler, sends the server name as written in the config, not the address it resolved to', async () => {
+    let port = 0;
+    const srv = await serve((req, res) => portal(`portal.licenses.test:${port}`)(req, res));
+    port = srv.port;
+    const cfg = loadConfigText(
+      [
+        'status: { listen: "127.0.0.1:0" }',
+        'backends:',
+        '  - name: b',
+        '    check: { type: http, path: /, inter: 100ms, fastinter: 50ms, downinter: 100ms, rise: 1, fall: 1, timeout: 2s }',
+        '    servers:',
+        `      - { name: portal, address: "portal.licenses.test:${port}" }`,
+        '',
+      ].join('\n'),
+      'vhost.yaml',
+    );
+    const backend = new Backend(cfg.backends[0]!, new ModelEvents());
+    const server = backend.servers[0]!;
+    // What the address resolver does once the name resolves.
+    server.addressFound('127.0.0.1', 'resolved');
+    const scheduler = new CheckScheduler(backend, backend.cfg.check, new HttpProbe(backend.cfg.check), new ModelEvents());
+    try {
+      scheduler.start();
+      await waitFor(() => server.lastCheck, { timeoutMs: 5000, what: 'a first check' });
+      expect(server.lastCheck).toMatchObject({ ok: true, reason: 'HTTP 200' });
+      expect(server.stateText).toBe('UP');
+    } finally {
+      scheduler.stop();
+    }
+  });
+
+  it('sends the name given with the port, an IPv6 literal in brackets', async () => {
+    const seen: string[] = [];
+    const srv = await serve((req, res) => {
+      seen.push(req.headers.host ?? '');
+      res.end();
+    });
+    const p = probe();
+    expect(await p.run({ host: '127.0.0.1', port: srv.port, name: '::1' }, AbortSignal.timeout(5000))).toEqual({ ok: true, reason: 'HTTP 200' });
+    expect(await p.run({ host: '127.0.0.1', port: srv.port, name: 'lic1.example.edu' }, AbortSignal.timeout(5000))).toEqual({ ok: true, reason: 'HTTP 200' });
+    expect(seen).toEqual([`[::1]:${srv.port}`, `lic1.example.edu:${srv.port}`]);
   });
 });
