@@ -6,7 +6,10 @@ export interface LicenseInfo {
   servers: { host: string; up: boolean; master: boolean }[];
   /** `server`: the lmgrd whose status listed the daemon ("Vendor daemon status (on HOST)"). */
   vendors: { name: string; up: boolean; version?: string; server?: string }[];
-  /** `issued` is null for uncounted (node-locked) features, which have no pool to exhaust. */
+  /**
+   * `issued` is null for uncounted (node-locked) features, which have no pool to exhaust; their
+   * `in_use` counts the users lmstat lists under them.
+   */
   features: { name: string; issued: number | null; in_use: number }[];
   /** Error lines recognised in the output, trimmed, e.g. "lmgrd is not running: Cannot connect to license server system. (-15,570:111 ...)". */
   errors: string[];

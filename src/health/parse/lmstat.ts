@@ -23,6 +23,9 @@ const FEATURE_SECTION = /^Feature usage info:/i;
 const USERS_OF = /^Users of (\S+?):\s*(.*)$/i;
 const COUNTED = /^\(Total of (\d+) licenses? (?:issued|available)(?:;\s*Total of (\d+) licenses? in use)?\)/i;
 const UNCOUNTED = /^\(Uncounted\b/i;
+// A user line under a feature: "user host display (v32) (lic1/27000 201), start Mon 3/4 9:00[, 2 licenses]".
+const USER_LINE = /\(v[^)]*\)\s+\([^)]*\/\d+\s+\d+\),\s*start\b/i;
+const USER_LICENSES = /,\s*(\d+) licenses?\s*$/i;
 const ERROR_TEXT =
   /cannot connect to license server system|lmgrd is not running|license server machine is down|not responding|cannot find license file|cannot read data from license server|vendor daemon is down|error getting status|cannot get users of|\(error:/i;
 
@@ -65,6 +68,8 @@ function scan(text: string): { info: LicenseInfo; section: Section } {
   const features = new Map<string, Feature>();
   const errors: string[] = [];
   let section: Section = 'none';
+  // An uncounted feature's header has no in-use total, so its users below it are counted instead.
+  let uncounted: Feature | null = null;
 
   const serverFor = (host: string): Server => {
     const key = host.toLowerCase();
@@ -111,9 +116,16 @@ function scan(text: string): { info: LicenseInfo; section: Section } {
     } else if ((m = USERS_OF.exec(line))) {
       section = 'features';
       const feature = parseUsage(m[1]!, m[2] ?? '');
+      uncounted = null;
       // A feature is listed once per lmstat run; a repeat (app1 lists feature42 twice, identically)
       // is the same pool again, so summing would double-count it.
-      if (feature && !features.has(feature.name)) features.set(feature.name, feature);
+      if (feature && !features.has(feature.name)) {
+        features.set(feature.name, feature);
+        if (feature.issued === null) uncounted = feature;
+      }
+    } else if (uncounted && USER_LINE.test(line)) {
+      const n = USER_LICENSES.exec(line);
+      uncounted.in_use += n ? Number(n[1]) : 1;
     } else if (section === 'vendors' && (m = VENDOR_STATE.exec(line))) {
       const up = m[2]!.toUpperCase() === 'UP';
       setVendor(up && m[3] ? { name: m[1]!, up, version: m[3] } : { name: m[1]!, up });

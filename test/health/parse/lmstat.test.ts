@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { LicenseInfo } from '../../../src/health/parse/license-info.js';
 import { lmstatHealthy, parseLmstat } from '../../../src/health/parse/lmstat.js';
+import { licenseWeightFactor } from '../../../src/serve/agent-reply.js';
 
 // shared/ is a sibling of the repo, both locally and in CI.
 function fixture(name: string): string {
@@ -260,6 +261,39 @@ describe('parseLmstat on synthetic output', () => {
     ]);
     expect(info.errors).toEqual(['Users of Simulink:  (Error: 4 licenses, unsupported by licensed server)']);
     expect(lmstatHealthy(info, 'lic1.example.com')).toEqual({ ok: false, reason: 'vendor daemon MLM DOWN' });
+  });
+
+  it('counts the users listed under an uncounted feature as in use, leaving issued null', () => {
+    const text = [
+      'License server status: 27000@lic1',
+      'lic1: license server UP (MASTER) v11.19.2',
+      'Vendor daemon status (on lic1):',
+      '       MLM: UP v11.19.2',
+      'Feature usage info:',
+      '',
+      'Users of MATLAB_Distrib_Comp_Engine:  (Uncounted, node-locked)',
+      '',
+      '  "MATLAB_Distrib_Comp_Engine" v32, vendor: MLM, expiry: 01-jan-0000',
+      '  nodelocked license, locked to "ID=123456"',
+      '',
+      '    jdoe cluster-n01 /dev/pts/1 (v32) (lic1/27000 201), start Mon 3/4 9:00',
+      '    asmith cluster-n02 cluster-n02 (v32) (lic1/27000 305), start Mon 3/4 9:12, 2 licenses',
+      '',
+      'Users of MATLAB:  (Total of 12 licenses issued;  Total of 1 license in use)',
+      '',
+      '    jdoe ws-14 /dev/pts/3 (v40) (lic1/27000 411), start Mon 3/4 9:30',
+    ].join('\n');
+    const info = parseLmstat(text);
+    expect(info.features).toEqual([
+      { name: 'MATLAB_Distrib_Comp_Engine', issued: null, in_use: 3 },
+      { name: 'MATLAB', issued: 12, in_use: 1 },
+    ]);
+    // No pool to exhaust: agent.weight_from leaves the weight alone rather than draining at "3 of 0".
+    expect(licenseWeightFactor(info, { feature: 'MATLAB_Distrib_Comp_Engine', min_percent: 10 })).toEqual({
+      percent: 100,
+      exhausted: false,
+      note: 'MATLAB_Distrib_Comp_Engine is uncounted',
+    });
   });
 
   it('treats a vendor daemon error text as DOWN and records it', () => {
