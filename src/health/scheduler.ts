@@ -31,13 +31,17 @@ export class CheckScheduler {
     const window = Math.min(this.check.inter, 200);
     this.backend.servers.forEach((s, i) => {
       s.recheckSoon = () => this.soon(s);
+      s.checkNow = () => this.now(s);
       this.schedule(s, Math.floor((window * (first + i)) / Math.max(of, 1)));
     });
   }
 
   stop(): void {
     this.stopped = true;
-    for (const s of this.backend.servers) s.recheckSoon = null;
+    for (const s of this.backend.servers) {
+      s.recheckSoon = null;
+      s.checkNow = null;
+    }
     for (const t of this.timers.values()) clearTimeout(t.timer);
     for (const c of this.inflight.values()) c.abort();
     this.timers.clear();
@@ -58,6 +62,13 @@ export class CheckScheduler {
     this.schedule(server, this.check.fastinter);
   }
 
+  /** A server leaving maintenance: check it now, unless a check is running (its result is fresh). */
+  private now(server: Server): void {
+    if (this.stopped || this.inflight.has(server)) return;
+    clearTimeout(this.timers.get(server)?.timer);
+    void this.run(server);
+  }
+
   private schedule(server: Server, delay: number): void {
     if (this.stopped) return;
     const timer = setTimeout(() => void this.run(server), delay);
@@ -72,7 +83,8 @@ export class CheckScheduler {
   }
 
   private async run(server: Server): Promise<void> {
-    if (this.stopped || this.inflight.has(server)) return;
+    // In maintenance: no check and no next one; leaving it calls checkNow (Server.checksPaused).
+    if (this.stopped || this.inflight.has(server) || server.checksPaused) return;
     const ctl = new AbortController();
     this.inflight.set(server, ctl);
     const timer = setTimeout(() => ctl.abort(), this.check.timeout);
@@ -96,7 +108,8 @@ export class CheckScheduler {
       clearTimeout(timer);
       this.inflight.delete(server);
     }
-    if (this.stopped) return;
+    // Put in maintenance while the check ran: its result would count against a planned outage.
+    if (this.stopped || server.checksPaused) return;
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
     const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: Date.now(), ...(outcome.license ? { license: outcome.license } : {}) };
     if (outcome.inconclusive) {

@@ -34,7 +34,7 @@ export class Backend {
     this.name = cfg.name;
     const checked = cfg.check.type !== 'none';
     this.servers = cfg.servers.map(
-      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', (srv, from, reason, usableBefore) => this.serverChanged(srv, from, reason, usableBefore), () => this.serveQueue()),
+      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore) => this.serverChanged(srv, from, reason, usableBefore), () => this.serveQueue()),
     );
     const tierNums = [...new Set(this.servers.map((s) => s.tier))].sort((a, b) => a - b);
     this.tiers = tierNums.map((tier) => ({ tier, servers: this.servers.filter((s) => s.tier === tier) }));
@@ -230,8 +230,9 @@ export class Backend {
     return n;
   }
 
+  /** A server in maintenance is not checked (Server.checksPaused): /ready must not wait for it. */
   get allChecked(): boolean {
-    return this.servers.every((s) => s.firstCheckDone);
+    return this.servers.every((s) => s.firstCheckDone || s.checksPaused);
   }
 
   /**

@@ -83,6 +83,11 @@ export class Server {
    * restarted is back in service as soon as its checks say so.
    */
   recheckSoon: (() => void) | null = null;
+  /**
+   * Installed by the check scheduler too: runs a check now. A server leaving maintenance has not
+   * been checked since it entered it (checksPaused), so its health is a guess until this check.
+   */
+  checkNow: (() => void) | null = null;
   stateSince = Date.now();
 
   /** The address connects and checks use: the host, or the last good DNS answer for a name. */
@@ -130,6 +135,8 @@ export class Server {
      * does not make this server DOWN; a session to it then fails over at once (Connector.launch).
      */
     private readonly commandCheck: boolean,
+    /** Checked by reading its agent (type agent): that check is how an agent-set MAINT ends. */
+    private readonly agentCheck: boolean,
     private readonly onChange: ServerChange,
     private readonly onCapacity: ServerCapacity = () => {},
   ) {
@@ -259,6 +266,17 @@ export class Server {
     return this.admin === 'maint' || this.agent?.state === 'maint';
   }
 
+  /**
+   * HAProxy stops a server's health checks while it is in maintenance: the license service is
+   * expected to be down then, and its failed checks would log DOWN, alert and notify for a planned
+   * outage. An agent-set MAINT pauses them too (the sidecar says so for the same reason); the
+   * auxiliary agent keeps being read, as it is what ends that MAINT. A check of type agent is that
+   * agent, so it goes on during an agent-set MAINT.
+   */
+  get checksPaused(): boolean {
+    return this.checked && (this.admin === 'maint' || (this.agent?.state === 'maint' && !this.agentCheck));
+  }
+
   /** Runtime weight scaled by the agent's percentage, as HAProxy applies agent weights to the initial weight. */
   get effectiveWeight(): number {
     const pct = this.agent?.weightPercent;
@@ -302,13 +320,19 @@ export class Server {
     const from = this.stateText;
     const usableBefore = this.eligible;
     const maxconnBefore = this.maxconn;
+    const pausedBefore = this.checksPaused;
     mutate();
+    // Leaving maintenance, health is as old as the maintenance: as HAProxy, the server comes back
+    // UP with one failure of margin ("start OK but check immediately") and is checked at once.
+    const resumed = pausedBefore && !this.checksPaused;
+    if (resumed) this.health.health = this.health.rise;
     if (this.stateText !== from || this.eligible !== usableBefore) {
       if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = Date.now();
       this.onChange(this, from, reason, usableBefore);
     } else if (this.maxconn !== maxconnBefore) {
       this.onCapacity(this);
     }
+    if (resumed) this.checkNow?.();
   }
 
   checkSucceeded(result: CheckResult): void {

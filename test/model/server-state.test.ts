@@ -70,11 +70,33 @@ describe('Server state', () => {
     a.setAdmin('maint', 'admin');
     expect([a.stateText, a.usable]).toEqual(['MAINT', false]);
     a.setAdmin('ready', 'admin');
+    // Not checked in maintenance: back UP with one failure of margin until its next check (HAProxy).
+    expect([a.stateText, a.usable]).toEqual(['UP 1/3', true]);
+    a.checkSucceeded(ok);
     expect(a.stateText).toBe('UP');
     const n = make('{ type: none }').a;
     expect([n.stateText, n.usable, n.firstCheckDone]).toEqual(['no check', true, true]);
     n.setAdmin('drain', 'admin');
     expect(n.stateText).toBe('DRAIN');
+  });
+
+  it('pauses health checks in MAINT, the admin\'s or the agent\'s, but not a type agent check in the agent\'s own MAINT (it is how that ends); /ready does not wait for a paused server', () => {
+    const view = (state: 'maint' | 'up') => ({ state, weightPercent: null, maxconn: null, reason: state });
+    const { be, a } = make();
+    expect(a.checksPaused).toBe(false);
+    a.setAdmin('maint', 'admin');
+    expect(a.checksPaused).toBe(true);
+    be.server('b')!.checkSucceeded(ok);
+    expect(be.allChecked).toBe(true); // a never checked, but in maintenance
+    a.setAdmin('ready', 'admin');
+    expect([a.checksPaused, be.allChecked]).toEqual([false, false]);
+    a.setAgent(view('maint'), 'agent');
+    expect(a.checksPaused).toBe(true);
+    const byAgent = make('{ type: agent, port: 27200 }').a;
+    byAgent.setAgent(view('maint'), 'agent');
+    expect([byAgent.stateText, byAgent.checksPaused]).toEqual(['MAINT (agent)', false]);
+    byAgent.setAdmin('maint', 'admin');
+    expect(byAgent.checksPaused).toBe(true);
   });
 
   it('says who drained or put a server in maintenance, and keeps the failing checks of a drained server visible (HAProxy)', () => {
@@ -89,6 +111,9 @@ describe('Server state', () => {
     expect(a.stateText).toBe('MAINT');
     a.setAdmin('drain', 'admin');
     agent('drain');
+    // Out of the agent's maintenance: one failure of margin until its next check.
+    expect(a.stateText).toBe('DRAIN 1/3');
+    a.checkSucceeded(ok);
     expect(a.stateText).toBe('DRAIN');
     agent('up');
     a.checkFailed(bad);
