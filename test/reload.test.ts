@@ -87,6 +87,27 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     expect(nbk.lastCheck).toBeNull();
   });
 
+  it('a reload that changes fall or rise keeps the failures a transitional server has counted (UP 2/3 stays one failure down)', () => {
+    const old = new Model(cfg(TWO));
+    const a = old.backend('b')!.server('a')!;
+    a.checkSucceeded(ok);
+    a.checkFailed(fail);
+    expect(a.stateText).toBe('UP 2/3'); // one failure counted, two more to DOWN
+    const texts = (check: string): string => {
+      const next = new Model(cfg(TWO, { check }));
+      carryOver(old, next);
+      return next.backend('b')!.server('a')!.stateText;
+    };
+    expect(texts('{ type: tcp, rise: 2, fall: 5 }')).toBe('UP 4/5');
+    expect(texts('{ type: tcp, rise: 3, fall: 3 }')).toBe('UP 2/3');
+    expect(texts('{ type: tcp, rise: 2, fall: 2 }')).toBe('UP 1/2');
+    // A fall no higher than the failures counted leaves the last one: a reload marks nothing DOWN.
+    a.checkFailed(fail);
+    expect(a.stateText).toBe('UP 1/3');
+    expect(texts('{ type: tcp, rise: 2, fall: 2 }')).toBe('UP 1/2');
+    expect(texts('{ type: tcp, rise: 2, fall: 6 }')).toBe('UP 4/6');
+  });
+
   it('a DOWN server whose reload turns its check off (type none) is in service again: nothing would ever check it back up', () => {
     const old = new Model(cfg(TWO));
     const a = old.backend('b')!.server('a')!;

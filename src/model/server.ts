@@ -219,7 +219,9 @@ export class Server {
     // A server nothing checks stays UP: a DOWN carried over from the old check would never be undone.
     if (!this.checked) this.health.health = this.health.rise;
     else if (h.rise === this.health.rise && h.fall === this.health.fall) this.health.health = h.health;
-    else if (h.up) this.health.health = h.phase === 'up' ? this.health.max : this.health.rise;
+    // UP: the failures counted so far stay counted on the new scale, short of DOWN (a reload marks
+    // nothing down); DOWN: the successes so far, short of UP.
+    else if (h.up) this.health.health = Math.max(this.health.rise, this.health.max - (h.max - h.health));
     else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
     this.admin = old.admin;
     this.weight = old.weight !== old.configuredWeight ? old.weight : this.configuredWeight;
