@@ -2,6 +2,7 @@ import type { HostPort } from './config/address.js';
 import type { Config, FrontendConfig } from './config/schema.js';
 import type { DaemonView, HealthVerdict } from './daemon-view.js';
 import { createProbe } from './health/probes/create-probe.js';
+import type { UnexitedChecks } from './health/probes/exec.js';
 import { CheckScheduler } from './health/scheduler.js';
 import { AgentScheduler } from './health/agent-scheduler.js';
 import type { LineServer } from './io/line-server.js';
@@ -254,7 +255,9 @@ export class Daemon implements DaemonView {
   startChecks(): void {
     this.stopChecks();
     const checked = [...this.model.backends.values()].flatMap((b) => {
-      const probe = createProbe(b.cfg.check);
+      let unexited = this.unexitedChecks.get(b.name);
+      if (unexited === undefined) this.unexitedChecks.set(b.name, (unexited = new Map()));
+      const probe = createProbe(b.cfg.check, unexited);
       return probe ? [{ b, probe }] : [];
     });
     // First checks spread over all checked servers: backends often share license hosts.
@@ -273,6 +276,13 @@ export class Daemon implements DaemonView {
       a.start();
     }
   }
+
+  /**
+   * By backend name: exec check processes killed at their timeout that have not exited (ExecProbe).
+   * Outlives the probes a reload rebuilds, so a server that stays gets no second stuck process.
+   * An entry leaves once its process exits.
+   */
+  private readonly unexitedChecks = new Map<string, UnexitedChecks>();
 
   stopChecks(): void {
     for (const s of this.schedulers.splice(0)) s.stop();

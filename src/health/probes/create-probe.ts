@@ -1,14 +1,17 @@
 import type { CheckConfig } from '../../config/schema.js';
 import { LicgateError } from '../../errors.js';
 import { AgentProbe } from './agent.js';
-import { ExecProbe } from './exec.js';
+import { ExecProbe, type UnexitedChecks } from './exec.js';
 import { HttpProbe } from './http.js';
 import type { Probe } from './probe.js';
 import { SendExpectProbe, StatusProbe } from './send-expect.js';
 import { TcpProbe } from './tcp.js';
 
-/** The probe for a backend's check config; null for `type: none`. */
-export function createProbe(check: CheckConfig): Probe | null {
+/**
+ * The probe for a backend's check config; null for `type: none`. `unexited`: the backend's exec
+ * check processes that outlived SIGKILL, kept by the caller across the probes a reload rebuilds.
+ */
+export function createProbe(check: CheckConfig, unexited?: UnexitedChecks): Probe | null {
   switch (check.type) {
     case 'none':
       return null;
@@ -19,7 +22,7 @@ export function createProbe(check: CheckConfig): Probe | null {
     case 'send-expect':
       return new SendExpectProbe(check.send, check.expect, check.read_limit);
     case 'exec':
-      return new ExecProbe(check);
+      return new ExecProbe(check, unexited);
     case 'http':
       return new HttpProbe(check);
     case 'agent':

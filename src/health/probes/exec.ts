@@ -9,6 +9,9 @@ import { lmstatVerdict } from './lmstat-local-verdict.js';
 import { failed, inconclusive, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
 import { describeMatcher, firstLine, matches } from './tcp-exchange.js';
 
+/** A backend's check processes killed at their timeout that have not exited: pid by "host:port". */
+export type UnexitedChecks = Map<string, number>;
+
 export type ExecCheck = Pick<CheckConfig, 'argv' | 'exit_code' | 'expect' | 'parse' | 'timeout' | 'read_limit'>;
 
 /**
@@ -24,15 +27,17 @@ export class ExecProbe implements Probe {
   private readonly timeoutMs: number;
   private readonly maxOutputBytes: number;
   private readonly command: string;
-  /**
-   * Per target ("host:port"), the check process that was killed at the timeout and has not exited:
-   * one in uninterruptible sleep (lmutil reading a license file on a hung NFS mount) ignores even
-   * SIGKILL until its I/O returns. Starting another one every interval would pile them up on the
-   * license host, so, as HAProxy's external-check, at most one runs per server.
-   */
-  private readonly unexited = new Map<string, number>();
-
-  constructor(check: ExecCheck) {
+  constructor(
+    check: ExecCheck,
+    /**
+     * Per target ("host:port"), the check process that was killed at the timeout and has not exited:
+     * one in uninterruptible sleep (lmutil reading a license file on a hung NFS mount) ignores even
+     * SIGKILL until its I/O returns. Starting another one every interval would pile them up on the
+     * license host, so, as HAProxy's external-check, at most one runs per server. Owned by the
+     * daemon per backend: a reload builds a new probe, and the process outlives the old one.
+     */
+    private readonly unexited: UnexitedChecks = new Map(),
+  ) {
     this.argv = [...check.argv];
     this.exitCode = check.exit_code;
     this.expect = check.expect;

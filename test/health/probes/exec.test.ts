@@ -3,7 +3,9 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../../src/config/load.js';
+import { pino } from 'pino';
+import { loadConfigFile, loadConfigText } from '../../../src/config/load.js';
+import { Daemon } from '../../../src/daemon.js';
 import { ExecProbe, expandArgv, type ExecCheck } from '../../../src/health/probes/exec.js';
 import type { ProbeOutcome, ProbeTarget } from '../../../src/health/probes/probe.js';
 import { CheckScheduler } from '../../../src/health/scheduler.js';
@@ -327,6 +329,52 @@ describe('exec probe with a check process that outlives SIGKILL', () => {
     } finally {
       hold?.release();
       scheduler.stop();
+    }
+  });
+});
+
+describe('exec probe with a check process that outlives SIGKILL, across a reload', () => {
+  it('a reload that keeps the server (same backend and name) starts no second process while the stuck one has not exited', async (ctx) => {
+    requireTools(['strace'], ctx);
+    const runs = join(scratch, 'reload-stuck.runs');
+    const released = join(scratch, 'reload-stuck.released');
+    const lmutil = script('lmutil-reload-stuck', `echo $$ >> ${q(runs)}\nif [ -e ${q(released)} ]; then exit 0; fi\nexec sleep 60`);
+    const started = (): number[] => (existsSync(runs) ? readFileSync(runs, 'utf8').split('\n').filter(Boolean).map(Number) : []);
+    const file = join(scratch, 'reload-stuck.yaml');
+    const yaml = (weight: number): string =>
+      [
+        'status: { listen: "127.0.0.1:0" }',
+        'backends:',
+        '  - name: b',
+        `    check: { type: exec, argv: [${JSON.stringify(lmutil)}], inter: 100ms, fastinter: 100ms, downinter: 100ms, rise: 1, fall: 1, timeout: 1500ms }`,
+        '    servers:',
+        `      - { name: host1, address: "127.0.0.1:27000", weight: ${weight} }`,
+        '',
+      ].join('\n');
+    writeFileSync(file, yaml(1));
+    const d = new Daemon(loadConfigFile(file), pino({ level: 'silent' }));
+    let hold: { release(): void } | undefined;
+    try {
+      await d.start();
+      const [pid] = await waitFor(() => started().length === 1 && started(), { timeoutMs: 5000, what: 'the first check process to start' });
+      hold = await holdExit(pid!);
+      const stuck = `previous check process ${pid} still running after SIGKILL`;
+      const reason = (): string | undefined => d.model.backend('b')!.server('host1')!.lastCheck?.reason;
+      await waitFor(() => reason() === stuck, { timeoutMs: 5000, what: `a check failing with "${stuck}"` });
+
+      writeFileSync(file, yaml(2));
+      const outcome = await d.reload('test');
+      expect(outcome).toMatchObject({ ok: true, changes: ['backend b: server host1 weight 1 -> 2'] });
+      // Ten intervals of the reloaded config: still the one process, and the checks say why.
+      await holdsFor(() => started().length === 1, { forMs: 1000, what: `one check process (started: ${started().join(', ')})` });
+      await waitFor(() => reason() === stuck, { timeoutMs: 2000, what: `the reloaded config's checks failing with "${stuck}"` });
+      writeFileSync(released, '');
+      hold.release();
+      await waitFor(() => d.model.backend('b')!.server('host1')!.stateText === 'UP', { timeoutMs: 10_000, what: 'host1 UP once the stuck process exited' });
+      expect(started()).toHaveLength(2);
+    } finally {
+      hold?.release();
+      await d.close();
     }
   });
 });
