@@ -65,8 +65,9 @@ export class Daemon implements DaemonView {
   /** Looks up server names and listen hosts (tests script it). */
   readonly lookup: Lookup;
   /**
-   * Aborted when the stop begins: start-up or a reload waiting on the lookup of a listen host gives
-   * up at once instead of holding up the stop for the resolver's timeouts (the stop waits for it).
+   * Aborted when the stop begins: start-up or a reload waiting on the lookup of a listen host (or
+   * start-up on its server names) gives up at once instead of holding up the stop for the
+   * resolver's timeouts (the stop waits for it).
    */
   private readonly stopping = new AbortController();
   private vrrpWatch: VrrpWatch | null = null;
@@ -107,12 +108,13 @@ export class Daemon implements DaemonView {
       await this.statusResponder?.listen(bind);
       await this.agentResponder?.listen(bind);
       await this.admin?.listen(bind);
+      // Server names too: each lookup is bounded (2 s), but systemd and keepalived expect a prompt stop.
+      await untilAborted(this.resolver.start(), bind.signal);
     } catch (e) {
       // Inside start-up's own turn: close() would wait for this very turn.
       await this.closeNow();
       throw e;
     }
-    await this.resolver.start();
     for (const b of this.model.backends.values()) b.settle();
     this.startChecks();
     await this.followVrrp();
@@ -386,6 +388,16 @@ export class Daemon implements DaemonView {
       this.log.warn({ backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason }, e.to === null ? `backend ${e.backend} has no usable server` : `backend ${e.backend} now serves from ${tierName(e.to)}`);
     });
   }
+}
+
+/** `work`, or the signal's reason as soon as it is aborted (`work` itself goes on). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function* allServers(model: Model): Iterable<Server> {

@@ -48,12 +48,13 @@ export class ShuttingDownError extends LicgateError {
 }
 
 /**
- * The stop began while start-up or a reload waited on the lookup of a listen host: the wait is
- * given up (the lookup itself cannot be cancelled) so the stop is not held up by the resolver.
+ * The stop began while start-up or a reload waited on the lookup of a listen host (or start-up on
+ * its server names): the wait is given up (a lookup itself cannot be cancelled) so the stop is not
+ * held up by the resolver.
  */
 export class StopBeganError extends LicgateError {
   constructor() {
-    super('E_STOPPING', 'stopping: gave up waiting for the lookup of a listen host');
+    super('E_STOPPING', 'stopping: gave up waiting for a name lookup');
   }
 }
 

@@ -29,6 +29,7 @@ export class AddressResolver {
    * starts (no event, Daemon settles the serving tiers), one found later is a state change.
    */
   private started = false;
+  private stopped = false;
 
   constructor(
     private readonly servers: () => Iterable<Server>,
@@ -40,12 +41,15 @@ export class AddressResolver {
   /** Resolves every name once (bounded by the lookup timeout), then keeps them fresh. */
   async start(): Promise<void> {
     await this.resolveAll();
+    // A stop during start-up's lookups (Daemon gives up waiting for them) must not be undone here.
+    if (this.stopped) return;
     this.started = true;
     this.timer = setInterval(() => void this.resolveAll(), this.intervalMs);
     this.timer.unref();
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }

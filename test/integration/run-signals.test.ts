@@ -119,26 +119,33 @@ describe('licgate run: a signal during start-up', () => {
   });
 });
 
-describe('licgate run: SIGTERM while start-up looks up a listen host', () => {
-  it('stops at once, exit 0, logging that start-up was cut short, instead of waiting for the lookup', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'licgate-run-signals-'));
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    // The name service, scripted in the child: the lookup of held.licgate.test is answered only
-    // after 15 s (resolv.conf's timeouts against a name server that does not answer), and holds
-    // the process as getaddrinfo on libuv's pool would.
-    const preload = join(dir, 'held-dns.cjs');
-    writeFileSync(
-      preload,
-      `const dns = require('node:dns');
+/**
+ * The name service, scripted in a child through --require: the lookup of `host` is answered only
+ * after 15 s (resolv.conf's timeouts against a name server that does not answer), and holds the
+ * process as getaddrinfo on libuv's pool would; the child writes "lookup held: HOST" to stderr.
+ */
+function heldDnsPreload(dir: string, host: string): string {
+  const preload = join(dir, 'held-dns.cjs');
+  writeFileSync(
+    preload,
+    `const dns = require('node:dns');
 const real = dns.promises.lookup;
 dns.promises.lookup = function (host, ...rest) {
-  if (host !== 'held.licgate.test') return real.call(this, host, ...rest);
+  if (host !== ${JSON.stringify(host)}) return real.call(this, host, ...rest);
   process.stderr.write('lookup held: ' + host + '\\n');
   return new Promise((_, reject) => setTimeout(() => reject(Object.assign(new Error('getaddrinfo EAI_AGAIN ' + host), { code: 'EAI_AGAIN' })), 15000));
 };
 require('node:module').syncBuiltinESMExports();
 `,
-    );
+  );
+  return preload;
+}
+
+describe('licgate run: SIGTERM while start-up looks up a listen host', () => {
+  it('stops at once, exit 0, logging that start-up was cut short, instead of waiting for the lookup', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-run-signals-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const preload = heldDnsPreload(dir, 'held.licgate.test');
     const file = join(dir, 'licgate.yaml');
     writeFileSync(
       file,
@@ -164,6 +171,39 @@ backends:
     expect(tookMs).toBeLessThan(3000);
     const msgs = logs.map((l) => l.msg);
     expect(msgs).toEqual(expect.arrayContaining(['signal received', 'start-up cut short by the stop', 'stopped']));
+    expect(msgs).not.toContain('licgate started');
+  });
+});
+
+describe('licgate run: SIGTERM while start-up looks up a server name', () => {
+  it('stops at once, exit 0, logging that start-up was cut short, instead of waiting up to 2 s for the lookup', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-run-signals-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const preload = heldDnsPreload(dir, 'lic1.licgate.test');
+    const file = join(dir, 'licgate.yaml');
+    writeFileSync(
+      file,
+      `log: { level: info, format: json }
+shutdown_delay: 0s
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:${await freePort()}", backend: licenses }
+backends:
+  - name: licenses
+    check: { type: none }
+    servers: [{ name: s1, address: "lic1.licgate.test:27000" }]
+`,
+    );
+    const { child, logs, stderr, exit } = spawnRun(file, { ...process.env, NODE_OPTIONS: `--require ${preload}` });
+    await waitFor(() => exit() ?? stderr().includes('lookup held: lic1.licgate.test'), { timeoutMs: 15_000, what: 'start-up looking up lic1.licgate.test, or an exit' });
+    expect(exit()).toBeNull();
+
+    const signalled = performance.now();
+    child.kill('SIGTERM');
+    await waitFor(() => exit(), { timeoutMs: 30_000, what: 'licgate to exit after SIGTERM' });
+    const tookMs = performance.now() - signalled;
+    expect({ exited: exit(), stderr: stderr().replace('lookup held: lic1.licgate.test\n', '') }).toEqual({ exited: { code: 0, signal: null }, stderr: '' });
+    const msgs = logs.map((l) => l.msg);
+    expect({ tookMs: tookMs < 1000, msgs }).toEqual({ tookMs: true, msgs: expect.arrayContaining(['signal received', 'start-up cut short by the stop', 'stopped']) });
     expect(msgs).not.toContain('licgate started');
   });
 });
