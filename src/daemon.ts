@@ -83,7 +83,7 @@ export class Daemon implements DaemonView {
     if (cfg.status) this.statusResponder = this.buildStatusResponder(cfg.status.listen);
     if (cfg.agent) this.agentResponder = this.buildAgentResponder(cfg.agent.listen);
     if (cfg.admin) {
-      this.admin = new AdminHttp(cfg.admin.listen, this);
+      this.admin = new AdminHttp(cfg.admin.listen, this, log);
       const token = readAdminToken(cfg.admin.token_file);
       const tokenWarning = tokenFileWarning(cfg.admin.token_file);
       if (tokenWarning !== null) log.warn(tokenWarning);

@@ -2,10 +2,17 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import type { DaemonView } from '../daemon-view.js';
+import type { Logger } from '../observe/log.js';
 import { readVrrpState } from '../observe/vrrp-state.js';
 import { foreignHost } from './admin-host.js';
 import { backendJson } from './status-json.js';
 import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
+
+/**
+ * A refused Host is logged at most once per this long: a hostile page can send them in a loop, but
+ * an admin whose reverse proxy sends its own name must find the reason in the log.
+ */
+const HOST_REFUSAL_LOG_MS = 10_000;
 
 export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>;
 
@@ -17,8 +24,11 @@ export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]
 export class AdminHttp {
   private readonly server: HttpServer;
   private readonly routes: { method: string; pattern: RegExp; route: Route }[] = [];
+  private lastHostRefusalLog = -Infinity;
+  /** Host refusals since the last one logged. */
+  private hostRefusalsUnlogged = 0;
 
-  constructor(private readonly listenAt: HostPort, private readonly view: DaemonView) {
+  constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger) {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
     // default), so a silent or slowloris peer was held 30 s, not 5.
     this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res));
@@ -69,7 +79,9 @@ export class AdminHttp {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const foreign = foreignHost(req.headers.host, this.listenAt.host);
     if (foreign !== null) {
-      sendJson(res, 403, { error: `Host "${foreign}" is not this listener's: use 127.0.0.1 or localhost (names other than localhost are refused on a loopback listener, against DNS rebinding)`, code: 'E_ADMIN_HOST' });
+      const error = `Host "${foreign}" is not this listener's: use 127.0.0.1 or localhost (names other than localhost are refused on a loopback listener, against DNS rebinding)`;
+      this.logHostRefusal(req, foreign, error);
+      sendJson(res, 403, { error, code: 'E_ADMIN_HOST' });
       return;
     }
     const path = (req.url ?? '/').split('?', 1)[0]!;
@@ -99,6 +111,18 @@ export class AdminHttp {
       return;
     }
     sendJson(res, 404, { error: `no route ${path}` });
+  }
+
+  private logHostRefusal(req: IncomingMessage, host: string, error: string): void {
+    const now = performance.now();
+    if (now - this.lastHostRefusalLog < HOST_REFUSAL_LOG_MS) {
+      this.hostRefusalsUnlogged++;
+      return;
+    }
+    this.lastHostRefusalLog = now;
+    const unlogged = this.hostRefusalsUnlogged;
+    this.hostRefusalsUnlogged = 0;
+    this.log.warn({ status: 403, code: 'E_ADMIN_HOST', method: req.method, path: req.url, peer: req.socket.remoteAddress, host, refused_unlogged: unlogged }, `admin call refused: ${error}${unlogged ? ` (and ${unlogged} more since the last such line)` : ''}`);
   }
 }
 

@@ -170,6 +170,18 @@ describe('admin API: authorization', () => {
     }
   });
 
+  it('logs a refused Host, so an admin behind a reverse proxy that sends its own name sees why; a flood of them logs one line', async () => {
+    const s = await start();
+    const port = s.base.port;
+    const refusals = (): Record<string, unknown>[] => s.logText().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.code === 'E_ADMIN_HOST');
+    expect((await call(s, 'GET', '/status', { token: null, headers: { host: `licgate.example.com:${port}` } })).status).toBe(403);
+    expect(refusals()).toEqual([expect.objectContaining({ level: 40, status: 403, method: 'GET', path: '/status', host: 'licgate.example.com', peer: '127.0.0.1' })]);
+    expect(String(refusals()[0]!.msg)).toContain('"licgate.example.com"');
+    // A hostile page retrying in a loop: the log does not grow with it.
+    for (let i = 0; i < 50; i++) expect((await call(s, 'GET', '/metrics', { token: null, headers: { host: 'rebind.attacker.example' } })).status).toBe(403);
+    expect(refusals()).toHaveLength(1);
+  });
+
   it('warns at start when admin.token_file is readable by every user, as a file written with umask 022 is', async () => {
     chmodSync(tokenFile, 0o644);
     try {
