@@ -72,8 +72,12 @@ export class Daemon implements DaemonView {
   private readonly stopping = new AbortController();
   private vrrpWatch: VrrpWatch | null = null;
 
-  constructor(public cfg: Config, readonly log: Logger, deps: { lookup?: Lookup } = {}) {
+  /** What a reload reads: the config file again, unless the config is not from a file (the demo's). */
+  private readonly reread: (() => Config) | undefined;
+
+  constructor(public cfg: Config, readonly log: Logger, deps: { lookup?: Lookup; reread?: () => Config } = {}) {
     this.lookup = deps.lookup ?? systemLookup;
+    this.reread = deps.reread;
     this.resolver = new AddressResolver(() => allServers(this.model), log, this.lookup);
     this.model = new Model(cfg);
     this.notifier = new Notifier(cfg.notify.webhooks, log);
@@ -149,7 +153,7 @@ export class Daemon implements DaemonView {
 
   /** SIGHUP and POST /admin/reload: one reload at a time, in order (see src/reload.ts). */
   reload(trigger: string): Promise<ReloadOutcome> {
-    return this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger));
+    return this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger, this.reread));
   }
 
   /** What start-up and reloads bind with: the daemon's lookup, given up when the stop begins. */

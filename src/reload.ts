@@ -17,15 +17,16 @@ export interface ReloadOutcome {
 }
 
 /**
- * Reads `file` again and, when it is valid, applies the difference to the running daemon; when it
- * is not, the running config stays and every error is reported. Open sessions are never touched.
+ * Reads `file` again (or the config `read` returns, for one that is no file: the demo's) and, when
+ * it is valid, applies the difference to the running daemon; when it is not, the running config
+ * stays and every error is reported. Open sessions are never touched.
  * One log line, one metric update and one notification per reload, whatever the outcome.
  */
-export async function reloadFromFile(d: Daemon, file: string, trigger: string): Promise<ReloadOutcome> {
+export async function reloadFromFile(d: Daemon, file: string, trigger: string, read: () => Config = () => loadConfigFile(file)): Promise<ReloadOutcome> {
   let outcome: ReloadOutcome;
   try {
     if (d.shuttingDown) throw new ShuttingDownError();
-    const next = loadConfigFile(file);
+    const next = read();
     const changes = await applyConfig(d, next);
     outcome = { ok: true, errors: [], changes };
   } catch (e) {

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import { Daemon } from '../daemon.js';
 import { ListenError } from '../errors.js';
 import { createLogger } from '../observe/log.js';
@@ -47,7 +48,9 @@ export const demo: Command = {
   async run(args) {
     const { values } = parse(args, {});
     if (values.help) return help(this);
-    const cfg = loadConfigText(DEMO_CONFIG, '<demo>');
+    // Named for the log lines and errors that name a config's file; there is no file to reload.
+    const readDemoConfig = (): Config => loadConfigText(DEMO_CONFIG, "the demo's embedded config");
+    const cfg = readDemoConfig();
     // Each simulated server has its own loopback address: FlexLM fixes the vendor port, so both use 27000 and 27001.
     const sims = [startSimulator('primary', '127.0.0.2'), startSimulator('backup', '127.0.0.3')];
     const stopSims = async (): Promise<void> => {
@@ -59,7 +62,8 @@ export const demo: Command = {
       process.stderr.write('licgate demo: a simulated license server could not start (see above); it needs 127.0.0.2 and 127.0.0.3 on the loopback interface (Linux has them; on macOS: sudo ifconfig lo0 alias 127.0.0.2 up; sudo ifconfig lo0 alias 127.0.0.3 up)\n');
       return 1;
     }
-    const daemon = new Daemon(cfg, createLogger(cfg.log));
+    // SIGHUP re-reads the embedded config: `licgate run`'s reload would look for a file of that name.
+    const daemon = new Daemon(cfg, createLogger(cfg.log), { reread: readDemoConfig });
     try {
       await daemon.start();
     } catch (e) {
