@@ -38,7 +38,10 @@ export class Daemon implements DaemonView {
   /** cfg and model are replaced by a reload (src/reload.ts); frontends are updated in place. */
   model: Model;
   readonly frontends: Frontend[] = [];
-  /** Frontends a reload removed whose sessions are still open: shutdown waits for them too. */
+  /**
+   * Frontends a reload removed while sessions were open on them: shutdown waits for those, and the
+   * metrics count them until a later reload finds them idle, as they keep their sessions' series.
+   */
   readonly retired = new Set<Frontend>();
   readonly schedulers: CheckScheduler[] = [];
   readonly startedAt = Date.now();
@@ -191,7 +194,7 @@ export class Daemon implements DaemonView {
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
     this.log.info({ open_sessions: this.openSessions(), grace_ms: grace }, 'shutting down: no new connections, waiting for open sessions');
-    for (const f of this.frontends) f.stopAccepting();
+    for (const f of this.frontends) this.stopAccepting(f, 'licgate is stopping');
     await this.statusResponder?.close();
     await this.sessionsEnded(grace);
     const left = this.openSessions();
@@ -229,6 +232,24 @@ export class Daemon implements DaemonView {
     await this.closeNow();
   }
 
+  /**
+   * Reload commit: `removed` frontends stop accepting; those with open sessions are retired. Retired
+   * frontends left idle since the last reload are forgotten now, as the metrics forget idle series.
+   */
+  retire(removed: Frontend[]): void {
+    for (const r of this.retired) if (r.sessions.size === 0) this.retired.delete(r);
+    for (const fe of removed) {
+      this.stopAccepting(fe, 'its frontend was removed by a reload');
+      if (fe.sessions.size) this.retired.add(fe);
+    }
+  }
+
+  /** Clients waiting for a slot (frontend maxconn) are closed with the listener: an admin must hear of it. */
+  private stopAccepting(f: Frontend, why: string): void {
+    const dropped = f.stopAccepting();
+    if (dropped) this.log.warn({ frontend: f.name, clients: dropped }, `closed ${dropped} client${dropped > 1 ? 's' : ''} waiting for a session slot on frontend ${f.name} (maxconn ${f.cfg.maxconn}): ${why}`);
+  }
+
   /** Set by the first closeNow: a start-up that failed has closed everything before the stop gets its turn. */
   private closing: Promise<void> | null = null;
 
@@ -242,7 +263,7 @@ export class Daemon implements DaemonView {
     this.resolver.stop();
     this.vrrpWatch?.stop();
     for (const f of [...this.frontends, ...this.retired]) {
-      f.stopAccepting();
+      this.stopAccepting(f, 'licgate is stopping');
       f.abortAll();
     }
     // Aborted sessions end on their sockets' close events; wait for them so each gets its log line and metrics.
@@ -353,7 +374,6 @@ export class Daemon implements DaemonView {
       sessionEnded: (rec) => {
         this.metrics.sessionEnded(rec);
         logSession(rec);
-        if (this.retired.size) for (const r of this.retired) if (r.sessions.size === 0) this.retired.delete(r);
         if (this.onDrained && this.openSessions() === 0) this.onDrained();
       },
       attemptFailed: (route, server, reason, settled) => {

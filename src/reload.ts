@@ -110,10 +110,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   d.model = model;
   d.observeModel(model);
   for (const [fe, f] of kept) fe.retarget(f, model.backend(f.backend)!);
-  for (const fe of removed) {
-    fe.stopAccepting();
-    if (fe.sessions.size) d.retired.add(fe);
-  }
+  d.retire(removed);
   d.frontends.splice(0, d.frontends.length, ...order);
   if (statusMoved) {
     await d.statusResponder?.close();

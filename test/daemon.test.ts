@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../src/config/load.js';
@@ -12,7 +13,7 @@ import type { Lookup } from '../src/health/address-resolver.js';
 import { freePort } from './helpers/flexlm-simulator-process.js';
 import { startDaemon } from './helpers/in-process-daemon.js';
 import { helloOnce, LicenseClient } from './helpers/license-client.js';
-import { sample } from './helpers/prom-text.js';
+import { parseSamples, sample } from './helpers/prom-text.js';
 import { startInProcessSimulator, stopAll } from './helpers/proxy-harness.js';
 import { startSilentListener } from './helpers/silent-listener.js';
 import { holdsFor, waitFor } from './helpers/wait-for.js';
@@ -346,6 +347,85 @@ backends:
 });
 
 describe('the shutdown metrics', () => {
+  /** A daemon from `cfg` whose JSON log lines the test reads. */
+  async function startLogged(cfg: { file: string }): Promise<{ d: Daemon; logs: () => Record<string, unknown>[] }> {
+    let text = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        text += chunk.toString();
+        cb();
+      },
+    });
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'info' }, sink));
+    cleanup.push(() => d.close());
+    await d.start();
+    return { d, logs: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  }
+
+  /** Every client a frontend accepted, as the metrics account for it: sessions ended plus clients turned away. */
+  async function accounted(d: Daemon, frontend: string): Promise<{ ended: number; turnedAway: number }> {
+    const m = await d.metrics.registry.metrics();
+    const ended = parseSamples(m).filter((x) => x.name === 'licgate_sessions_ended_total' && x.labels.frontend === frontend).reduce((n, x) => n + x.value, 0);
+    return { ended, turnedAway: sample(m, 'licgate_frontend_rejected_total', { frontend }) ?? 0 };
+  }
+
+  /** A client holding a session slot, and `waiting` more accepted behind it (frontend maxconn 1). */
+  async function fillFrontend(d: Daemon, name: string, waiting: number): Promise<LicenseClient[]> {
+    const fe = d.frontends.find((f) => f.name === name)!;
+    const port = fe.address().port;
+    const first = await LicenseClient.connect(port);
+    cleanup.push(() => first.close());
+    await first.hello();
+    const rest = await Promise.all(Array.from({ length: waiting }, () => LicenseClient.connect(port)));
+    for (const c of rest) cleanup.push(() => c.close());
+    await waitFor(() => fe.queued === waiting, { timeoutMs: 5000, what: `${waiting} clients waiting for a slot on ${name}` });
+    return [first, ...rest];
+  }
+
+  it('count the clients still waiting for a frontend slot (maxconn) at the stop as turned away, and log them', async () => {
+    const sim = await startInProcessSimulator('s1');
+    const cfg = configFile(`log: { level: info, format: json }
+shutdown_delay: 0s
+frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: lic, maxconn: 1 }
+backends:
+  - name: lic
+    check: { type: none }
+    queue_timeout: 30s
+    servers: [{ name: s1, address: "127.0.0.1:${sim.port}" }]
+`);
+    const { d, logs } = await startLogged(cfg);
+    await fillFrontend(d, 'fe', 2);
+    await d.shutdown(200);
+    // Three clients connected: one session ended by the stop, two closed while they waited.
+    expect(await accounted(d, 'fe')).toEqual({ ended: 1, turnedAway: 2 });
+    expect(logs().filter((l) => String(l.msg).includes('waiting for a session slot'))).toEqual([expect.objectContaining({ level: 40, frontend: 'fe', clients: 2 })]);
+  });
+
+  it('count the clients waiting for a slot on a frontend a reload removed as turned away, for as long as its sessions are counted', async () => {
+    const sim = await startInProcessSimulator('s1');
+    const yaml = (extra: boolean): string => `log: { level: info, format: json }
+shutdown_delay: 0s
+frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: lic }
+${extra ? '  - { name: extra, listen: 127.0.0.1:0, backend: lic, maxconn: 1 }\n' : ''}backends:
+  - name: lic
+    check: { type: none }
+    queue_timeout: 30s
+    servers: [{ name: s1, address: "127.0.0.1:${sim.port}" }]
+`;
+    const cfg = configFile(yaml(true));
+    const { d, logs } = await startLogged(cfg);
+    const [holder] = await fillFrontend(d, 'extra', 1);
+    cfg.write(yaml(false));
+    expect((await d.reload('test')).ok).toBe(true);
+    // The session the reload left open ends: its frontend's counts stay until a later reload finds it idle.
+    await holder!.close();
+    await waitFor(() => d.openSessions() === 0, { timeoutMs: 5000, what: 'the session on the removed frontend ended' });
+    expect(await accounted(d, 'extra')).toEqual({ ended: 1, turnedAway: 1 });
+    expect(logs().filter((l) => String(l.msg).includes('waiting for a session slot'))).toEqual([expect.objectContaining({ level: 40, frontend: 'extra', clients: 1 })]);
+  });
+
   it('count a session still connecting upstream when the grace ends as ended by the shutdown', async () => {
     const dark = await startSilentListener();
     cleanup.push(() => dark.stop());

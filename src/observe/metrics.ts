@@ -182,7 +182,7 @@ export class Metrics {
     // --- frontends
     this.frontendMetric(Gauge, 'licgate_frontend_active_connections', 'Open sessions on the frontend.', (f) => f.sessions.size);
     this.frontendMetric(Gauge, 'licgate_frontend_waiting_connections', 'Accepted clients waiting for a session slot (frontend maxconn).', (f) => f.queued);
-    this.frontendMetric(Counter, 'licgate_frontend_rejected_total', 'Clients closed at once because the frontend wait list was full or their wait timed out.', (f) => f.rejected);
+    this.frontendMetric(Counter, 'licgate_frontend_rejected_total', 'Clients closed without a session because the frontend wait list (maxconn) was full, their wait timed out, or the frontend stopped accepting while they waited (stop, or removed by a reload).', (f) => f.rejected);
     this.frontendMetric(Counter, 'licgate_frontend_accept_errors_total', 'accept() failures such as EMFILE (out of file descriptors).', (f) => f.acceptErrors);
 
     new Gauge({
@@ -493,6 +493,12 @@ export class Metrics {
     });
   }
 
+  /** The frontends of the config running now, and those a reload removed that are still counted (Daemon.retired). */
+  private *servedFrontends(): Iterable<Frontend> {
+    yield* this.src.frontends;
+    yield* this.src.retired;
+  }
+
   private frontendMetric(kind: typeof Gauge | typeof Counter, name: string, help: string, value: (f: Frontend) => number): void {
     const metrics = this;
     if (kind === Gauge) {
@@ -503,7 +509,8 @@ export class Metrics {
         registers: [this.registry],
         collect() {
           this.reset();
-          for (const f of metrics.src.frontends) this.set({ frontend: f.name }, value(f));
+          // inc, not set: a retired frontend may share its name with the one that replaced it.
+          for (const f of metrics.servedFrontends()) this.inc({ frontend: f.name }, value(f));
         },
       });
       return;
@@ -515,7 +522,7 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const f of metrics.src.frontends) this.inc({ frontend: f.name }, value(f));
+        for (const f of metrics.servedFrontends()) this.inc({ frontend: f.name }, value(f));
       },
     });
   }

@@ -92,8 +92,8 @@ export class Frontend {
     return { address: out.address ?? '', family: out.family ?? '', port: out.port ?? 0 };
   }
 
-  /** Stops accepting; open sessions continue. */
-  stopAccepting(): void {
+  /** Stops accepting; open sessions continue. Returns how many waiting clients were closed. */
+  stopAccepting(): number {
     if (this.listener) {
       this.listener.close();
       this.listener = null;
@@ -101,7 +101,11 @@ export class Frontend {
     // The sweeps serve open sessions until the last one ends (sessionEnded stops them then).
     this.stopSweepsIfDone();
     // Clients still waiting for a session slot would otherwise start sessions during shutdown.
+    // They are turned away like those whose wait timed out: every accepted client is counted once.
+    const dropped = this.waiting.length;
+    this.rejected += dropped;
     for (const w of this.waiting.splice(0)) w.drop();
+    return dropped;
   }
 
   /**
