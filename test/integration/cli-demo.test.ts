@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { processGroupGone } from '../helpers/process-group.js';
 import { CLI } from '../helpers/proxy-harness.js';
+import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -11,11 +12,19 @@ afterEach(async () => {
 });
 
 // The demo listens on its fixed ports (127.0.0.1:27000, 27001, 27100, 8404; its simulators on
-// 127.0.0.2 and 127.0.0.3): it is what `npm start` runs, and its ports are in the README.
+// 127.0.0.2 and 127.0.0.3): it is what `npm start` runs, and its ports are in the README. So it runs
+// in a network namespace of its own (unshare -rn: a user namespace, no root needed), where nothing
+// else holds them and it touches no port of this host.
+function spawnDemo(): ReturnType<typeof spawn> {
+  return spawn('unshare', ['--net', '--map-root-user', 'sh', '-c', 'ip link set lo up && exec "$0" "$1" demo', process.execPath, CLI], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+}
+
 describe('licgate demo (npm start)', () => {
+  beforeEach((ctx) => requireTools(['unshare', 'ip'], ctx));
+
   it('SIGHUP reloads its embedded config: no error about a file named <demo>; SIGTERM still stops it, exit 0', async () => {
     // Its own process group: the demo's simulators go with it when a failing test kills it.
-    const child = spawn(process.execPath, [CLI, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawnDemo();
     const pgid = child.pid!;
     cleanup.push(async () => {
       if (processGroupGone(pgid)) return;
