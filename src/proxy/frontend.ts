@@ -3,11 +3,14 @@ import { formatHostPort } from '../config/address.js';
 import type { FrontendConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
 import { bindAddress, type BindOptions } from '../io/listen.js';
+import { replyAndClose } from '../io/reply-and-close.js';
 import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../io/tcp-handle.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
-import { KEEPALIVE_ARM_AFTER_MS, Session, type SessionRecord, type SessionRoute } from './session.js';
+import { renderStatus } from '../serve/status-reply.js';
+import { clientAddress, KEEPALIVE_ARM_AFTER_MS, Session, SNIFF_TIMEOUT_MS, type SessionRecord, type SessionRoute } from './session.js';
 import { SessionList } from './session-list.js';
+import { Waiting, type WaitingOwner } from './waiting.js';
 
 export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
@@ -21,7 +24,7 @@ export interface FrontendHooks {
 }
 
 /** A listening port whose connections go to one backend. */
-export class Frontend {
+export class Frontend implements WaitingOwner {
   name: string;
   readonly sessions = new SessionList<Session>();
   /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
@@ -133,7 +136,10 @@ export class Frontend {
 
   /** Waiting clients take the session slots free under maxconn, oldest first (also after a reload changed it). */
   admitWaiting(): void {
-    while (this.waiting.length > 0 && (this.cfg.maxconn === 0 || this.sessions.size < this.cfg.maxconn)) this.begin(this.waiting.shift()!.take());
+    while (this.waiting.length > 0 && (this.cfg.maxconn === 0 || this.sessions.size < this.cfg.maxconn)) {
+      const w = this.waiting.shift()!;
+      this.begin(w.take(), w.early, w.eof);
+    }
   }
 
   get queued(): number {
@@ -144,6 +150,7 @@ export class Frontend {
    * Over `maxconn`, HAProxy stops accepting and clients wait in the kernel's backlog. libuv cannot
    * pause accept(), so a waiting client is accepted but not read, and not connected upstream, until
    * a session ends — the same from the client's side — for at most the backend's queue_timeout.
+   * Only an in-band STATUS request is answered meanwhile (see Waiting).
    */
   accept(client: TcpHandle): void {
     if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {
@@ -152,7 +159,7 @@ export class Frontend {
         client.close();
         return;
       }
-      this.waiting.push(new Waiting(this, client, this.backend.cfg.queue_timeout));
+      this.waiting.push(new Waiting(this, client, this.backend.cfg.queue_timeout, this.cfg.inband_status));
       return;
     }
     this.begin(client);
@@ -160,11 +167,38 @@ export class Frontend {
 
   /** A waiting client's queue_timeout expired. */
   giveUp(w: Waiting): void {
-    const i = this.waiting.indexOf(w);
-    if (i < 0) return;
-    this.waiting.splice(i, 1);
+    if (!this.unqueue(w)) return;
     this.rejected++;
     w.drop();
+  }
+
+  statusWhileWaiting(w: Waiting): void {
+    if (!this.unqueue(w)) return;
+    // The handle now belongs to the reply. Logged and counted as a STATUS session answered at once.
+    const peer = clientAddress(w.client);
+    replyAndClose(w.client, renderStatus(this.backend), SNIFF_TIMEOUT_MS);
+    this.hooks.sessionEnded({
+      client: `${peer.key}:${peer.port}`,
+      frontend: this.name,
+      backend: this.backend.name,
+      server: null,
+      bytes_in: w.early!.length,
+      bytes_out: 0,
+      duration_ms: Date.now() - w.since,
+      end: 'status',
+      retries: 0,
+    });
+  }
+
+  leftWhileWaiting(w: Waiting): void {
+    if (this.unqueue(w)) w.drop();
+  }
+
+  private unqueue(w: Waiting): boolean {
+    const i = this.waiting.indexOf(w);
+    if (i < 0) return false;
+    this.waiting.splice(i, 1);
+    return true;
   }
 
   acceptFailed(status: number): void {
@@ -174,8 +208,8 @@ export class Frontend {
     this.hooks.acceptFailed(this, errnoError(status, 'accept'));
   }
 
-  private begin(client: TcpHandle): void {
-    const session = new Session(this, client);
+  private begin(client: TcpHandle, early: Buffer | null = null, eof = false): void {
+    const session = new Session(this, client, early, eof);
     // With no usable server the session may already have ended inside its constructor.
     if (!session.isEnded) this.sessions.add(session);
   }
@@ -187,24 +221,4 @@ type ListenHandle = TcpHandle & { [kFrontend]: Frontend };
 function onConnection(this: ListenHandle, status: number, client?: TcpHandle): void {
   if (status !== 0 || !client) this[kFrontend].acceptFailed(status);
   else this[kFrontend].accept(client);
-}
-
-/** An accepted client waiting for a session slot (see Frontend.accept). */
-class Waiting {
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(fe: Frontend, private readonly client: TcpHandle, queueTimeout: number) {
-    this.timer = setTimeout(() => fe.giveUp(this), queueTimeout);
-  }
-
-  /** Its turn came: the handle goes to a session. */
-  take(): TcpHandle {
-    clearTimeout(this.timer);
-    return this.client;
-  }
-
-  drop(): void {
-    clearTimeout(this.timer);
-    this.client.close();
-  }
 }

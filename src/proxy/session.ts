@@ -10,7 +10,7 @@ import { Relay, type EndReason, type RelayOwner } from './relay.js';
 import { sniffStatus } from './status-sniff.js';
 
 /** How long a client may sit on a partial "STATUS" prefix before its bytes are forwarded as-is. */
-const SNIFF_TIMEOUT_MS = 2000;
+export const SNIFF_TIMEOUT_MS = 2000;
 /** Client bytes held while the upstream connect is under way; beyond this the client is not read. */
 const PREBUFFER_LIMIT = 64 * 1024;
 /** Sessions younger than this never get TCP keepalive: it only matters after a minute of silence. */
@@ -37,6 +37,15 @@ export interface SessionRecord {
 export interface SessionRoute {
   readonly frontendName: string;
   readonly backend: Backend;
+}
+
+/** The client's address (an IPv4-mapped IPv6 one as plain IPv4: the stick-table key) and port. */
+export function clientAddress(client: TcpHandle): { key: string; port: number } {
+  const peer: { address?: string; port?: number } = {};
+  client.getpeername(peer);
+  const addr = peer.address ?? '';
+  const key = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return { key, port: peer.port ?? 0 };
 }
 
 const kSession = Symbol('licgate.session');
@@ -76,20 +85,21 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   readonly clientKey: string;
   private readonly clientPort: number;
 
-  constructor(private readonly fe: Frontend, private readonly client: TcpHandle) {
+  /** `early` and `eof`: what the client sent (never a whole STATUS line) while it waited for a slot at maxconn. */
+  constructor(private readonly fe: Frontend, private readonly client: TcpHandle, early: Buffer | null = null, eof = false) {
     this.frontendName = fe.name;
-    const peer: { address?: string; port?: number } = {};
-    client.getpeername(peer);
-    const addr = peer.address ?? '';
-    this.clientKey = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-    this.clientPort = peer.port ?? 0;
+    const peer = clientAddress(client);
+    this.clientKey = peer.key;
+    this.clientPort = peer.port;
     client.setNoDelay(true);
     this.sniffing = fe.cfg.inband_status;
     (client as SessionHandle)[kSession] = this;
     client.onread = onEarlyRead;
-    client.readStart();
+    if (!eof) client.readStart();
     this.connector = new Connector(fe.backend, this.clientKey, fe.cfg.server_port, this);
-    this.connector.start();
+    if (early !== null) this.earlyData(early);
+    if (eof) this.earlyEnd();
+    if (!this.ended) this.connector.start();
   }
 
   /** The frontend's backend when this session was accepted, or its successor if a reload moved it while it was queued. */

@@ -199,6 +199,28 @@ describe('maxconn and the bounded queue', () => {
     expect(fe.sessions.size).toBe(2);
   });
 
+  it('frontend maxconn, in-band STATUS on: a waiting client that resets before sending leaves the queue at once, not at queue_timeout', async () => {
+    sims = await startSimulators(['s1']);
+    const yaml = config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s', maxQueue: 1 }).replace('inband_status: false', 'inband_status: true');
+    daemon = await startDaemon(yaml);
+    const fe = daemon.frontends[0]!;
+    const port = fe.address().port;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+    // A client that connects, sends nothing (its first bytes are still awaited) and resets.
+    const gone = connect({ host: '127.0.0.1', port });
+    gone.on('error', () => {});
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'the silent client waiting' });
+    gone.resetAndDestroy();
+    await waitFor(() => fe.queued === 0, { timeoutMs: 5000, what: 'the reset client gone from the queue' });
+    // Its place (max_queue is 1) is free for the next client, who is served when a slot frees.
+    const c = hello(port);
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'c waiting' });
+    expect([c.closed(), fe.rejected]).toEqual([false, 0]);
+    a.sock.end();
+    await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'c served' });
+  });
+
   it('frontend maxconn changed by a reload: a raised limit lets waiting clients in at once, a lowered one holds them until sessions drop below it', async () => {
     sims = await startSimulators(['s1']);
     const yaml = (maxconn: number) => config(sims[0]!.address().port, { frontendMaxconn: maxconn, queueTimeout: '30s' });

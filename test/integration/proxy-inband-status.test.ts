@@ -190,3 +190,42 @@ describe('in-band STATUS on a frontend', () => {
     expect(log).toMatchObject({ end: 'no-server', server: null, error: 'no usable server' });
   });
 });
+
+describe('in-band STATUS on a frontend at its maxconn', () => {
+  // HAProxy in front of licgate proxies checks them with in-band STATUS on the clients' port
+  // (haproxy/licgate-proxies.cfg): a proxy that is merely full must not look dead to it.
+  it('answers STATUS at once while the frontend is full, and license clients still wait for a slot', async () => {
+    const [a, b] = [await recorder(), await recorder()];
+    const proxy = await startProxy(`
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses, maxconn: 1 }
+backends:
+  - name: licenses
+    check: { type: none }
+    queue_timeout: 20s
+    servers:
+      - { name: primary, address: "127.0.0.1:${a.port}" }
+      - { name: backup, address: "127.0.0.1:${b.port}", backup: true }
+`);
+    // The one session slot is taken by a license client that stays connected.
+    const first = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    first.on('error', () => {});
+    first.write('first\n');
+    await waitFor(() => a.got[0]?.toString('latin1') === 'first\n', { timeoutMs: 5000, what: 'the first session relaying' });
+    // A license client that arrives now waits, un-connected.
+    const queued = talk(proxy.port, ['second\n'], { end: true });
+    await waitFor(async () => sample((await proxy.get('/metrics')).body, 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' }) === 1, { timeoutMs: 5000, what: 'the second client waiting at the frontend' });
+    expect(a.accepted.length).toBe(1);
+    // STATUS is answered promptly (long before queue_timeout), ahead of the waiting client.
+    const started = performance.now();
+    const r = await Promise.race([talk(proxy.port, ['STATUS\r\n']), new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000))]);
+    expect(r?.reply.toString('latin1'), 'STATUS reply within 3 s while the frontend is full').toBe(RUNNING);
+    expect(performance.now() - started).toBeLessThan(3000);
+    // The waiting license client was neither let through nor disturbed: it gets the slot, bytes intact.
+    expect(a.accepted.length).toBe(1);
+    first.end();
+    const q = await queued;
+    expect(q.reply.toString('latin1')).toBe('OK 7\n');
+    expect(a.got[1]!.toString('latin1')).toBe('second\n');
+  });
+});

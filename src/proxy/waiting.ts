@@ -1,0 +1,88 @@
+import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
+import { sniffStatus } from './status-sniff.js';
+
+/** What a waiting client's frontend does for it (see Frontend.accept). */
+export interface WaitingOwner {
+  /** queue_timeout expired. */
+  giveUp(w: Waiting): void;
+  /** The first bytes were an in-band STATUS request: answered now, not after a slot frees. */
+  statusWhileWaiting(w: Waiting): void;
+  /** The client reset (or failed) while waiting: its place in the queue is freed. */
+  leftWhileWaiting(w: Waiting): void;
+}
+
+const kWaiting = Symbol('licgate.waiting');
+type WaitingHandle = TcpHandle & { [kWaiting]: Waiting };
+
+/**
+ * An accepted client waiting for a session slot. With in-band STATUS on, its first bytes are read
+ * while it waits: a health check (HAProxy's tcp-check on the clients' port) is answered at once
+ * instead of after a slot frees, so a full proxy does not look dead. Reading stops as soon as the
+ * bytes cannot be STATUS; they are kept for the session, so what a license client sent is relayed
+ * as it is and it still waits for its slot. Held per waiter: its first read (or the at most 8
+ * bytes of a STATUS prefix), which the kernel would have held otherwise.
+ */
+export class Waiting {
+  private readonly timer: NodeJS.Timeout;
+  readonly since = Date.now();
+  /** Client bytes read while waiting, for the session. */
+  early: Buffer | null = null;
+  /** The client's FIN came while waiting. */
+  eof = false;
+  private reading = false;
+
+  constructor(private readonly owner: WaitingOwner, readonly client: TcpHandle, queueTimeout: number, sniff: boolean) {
+    this.timer = setTimeout(() => owner.giveUp(this), queueTimeout);
+    if (!sniff) return;
+    (client as WaitingHandle)[kWaiting] = this;
+    client.onread = onWaitingRead;
+    this.reading = client.readStart() === 0;
+  }
+
+  /** Its turn came: the handle goes to a session (with `early` and `eof`). */
+  take(): TcpHandle {
+    clearTimeout(this.timer);
+    this.stopReading();
+    return this.client;
+  }
+
+  drop(): void {
+    clearTimeout(this.timer);
+    this.client.close();
+  }
+
+  data(chunk: Buffer): void {
+    const buf = this.early ? Buffer.concat([this.early, chunk]) : chunk;
+    this.early = buf;
+    const verdict = sniffStatus(buf);
+    if (verdict === 'status') {
+      clearTimeout(this.timer);
+      this.stopReading();
+      this.owner.statusWhileWaiting(this);
+    } else if (verdict === 'other') this.stopReading();
+  }
+
+  ended(): void {
+    this.eof = true;
+    this.stopReading();
+  }
+
+  failed(): void {
+    clearTimeout(this.timer);
+    this.stopReading();
+    this.owner.leftWhileWaiting(this);
+  }
+
+  private stopReading(): void {
+    if (!this.reading) return;
+    this.reading = false;
+    this.client.readStop();
+  }
+}
+
+function onWaitingRead(this: WaitingHandle, buf: ArrayBuffer | undefined): void {
+  const n = readResult();
+  if (n > 0) this[kWaiting].data(Buffer.from(buf!, readOffset(), n));
+  else if (n === UV_EOF) this[kWaiting].ended();
+  else if (n < 0) this[kWaiting].failed();
+}
