@@ -153,6 +153,29 @@ export class Flow {
 }
 
 let spareWrite = newFlowWrite();
+const probeByte = new Uint8Array(1);
+
+/**
+ * Why the kernel closed the socket of `h` (getpeername only says that it did): a reset (EPIPE, as
+ * Linux reports a reset after the peer's FIN) or a keepalive timeout (ETIMEDOUT). That error waits
+ * in the socket, and a write to a closed socket returns it without sending anything; a read would
+ * not (it reports the FIN first). Only for a half-closed relay whose peer is gone; `fallback` if
+ * the write somehow does not fail.
+ */
+function closedSocketError(h: TcpHandle, fallback: number): number {
+  const err = h.writeBuffer(probeWrite, probeByte);
+  if (err < 0) return err;
+  // libuv owns a request that went asynchronous until it completes: the next probe needs a new one.
+  if (lastWriteWasAsync()) probeWrite = newWriteReq(ignoreWrite);
+  return fallback;
+}
+
+let probeWrite = newWriteReq(ignoreWrite);
+
+function ignoreWrite(): void {
+  // A probe's outcome is read from writeBuffer's return; the relay is closed by then.
+}
+
 /** getpeername's output in sweep(), shared: only whether it fails matters. */
 const peerName: SockAddr = {};
 
@@ -233,7 +256,8 @@ export class Relay {
     if (this.toServer.eof === this.toClient.eof || this.closed) return;
     const finished = this.toServer.eof ? this.toServer : this.toClient;
     const err = finished.from.getpeername(peerName);
-    if (err !== 0) this.fail(finished, err);
+    // With a write in flight to that peer, it would have failed already; without, ask the socket why.
+    if (err !== 0) this.fail(finished, finished.other.inflight ? err : closedSocketError(finished.from, err));
   }
 
   /** Ends the session from our side (shutdown grace expired, admin kill, idle timeout). */
