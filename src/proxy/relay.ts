@@ -244,20 +244,28 @@ export class Relay {
   }
 
   /**
-   * The frontend's once-a-second sweep: read counting starts over, and a half-closed relay checks
-   * the peer that sent its FIN. libuv stops polling a socket at its FIN, so that peer's later reset
-   * (or a keepalive timeout) would surface only when the other side next sent something: a silent
-   * other side held the session and its server slot for good. A socket the kernel has closed has no
-   * peer name any more; one getpeername a second, and only while a relay is half-closed.
+   * The frontend's once-a-second sweep: read counting starts over, and a peer that libuv does not
+   * poll is checked. libuv stops polling a socket at its FIN, and while a write of its bytes to the
+   * other side is pending (that side does not read), so that peer's reset (or a keepalive timeout)
+   * would surface only when the other side next sent or read something: a silent or stalled other
+   * side held the session and its server slot for good. A socket the kernel has closed has no peer
+   * name any more; one getpeername a second, and only while a relay is half-closed or under
+   * backpressure at the sweep.
    */
   sweep(): void {
     this.toServer.reads = 0;
     this.toClient.reads = 0;
-    if (this.toServer.eof === this.toClient.eof || this.closed) return;
-    const finished = this.toServer.eof ? this.toServer : this.toClient;
-    const err = finished.from.getpeername(peerName);
+    if (!this.closed && !this.peerGone(this.toServer)) this.peerGone(this.toClient);
+  }
+
+  /** Fails the relay if `f.from` is a peer libuv does not poll (see sweep) and the kernel has closed its socket. */
+  private peerGone(f: Flow): boolean {
+    if (!f.eof && !f.inflight) return false;
+    const err = f.from.getpeername(peerName);
+    if (err === 0) return false;
     // With a write in flight to that peer, it would have failed already; without, ask the socket why.
-    if (err !== 0) this.fail(finished, finished.other.inflight ? err : closedSocketError(finished.from, err));
+    this.fail(f, f.other.inflight ? err : closedSocketError(f.from, err));
+    return true;
   }
 
   /** Ends the session from our side (shutdown grace expired, admin kill, idle timeout). */

@@ -123,4 +123,42 @@ describe('relay teardown', () => {
     // The proxy closed its upstream socket too: the server's next write fails.
     await waitFor(() => serverSide!.destroyed || (serverSide!.write('late'), false), { timeoutMs: 5000, what: 'server side closed by the proxy' });
   });
+
+  // While a write to the server is pending (the server does not read), licgate stops reading the
+  // client, and libuv polls it no more: its reset went unnoticed until the server read again, and
+  // the session and its server slot were held that long (for good, with idle_timeout off).
+  it('ends the session when a client resets while its bytes wait for a server that does not read', async () => {
+    let serverSide: Socket | null = null;
+    daemon = await proxyTo((s) => {
+      serverSide = s;
+      s.on('error', () => {});
+      s.pause();
+    });
+    const fe = daemon.frontends[0]!;
+    const client = connect({ host: '127.0.0.1', port: fe.address().port });
+    client.on('error', () => {});
+    await once(client, 'connect');
+    // Far more than the kernel buffers between the client and the server hold.
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    for (let i = 0; i < 64; i++) client.write(chunk);
+    // licgate has stopped reading the client: what the client wrote stops draining.
+    let last = -1;
+    await waitFor(
+      () => {
+        const now = client.writableLength;
+        const stalled = now > 0 && now === last;
+        last = now;
+        return stalled;
+      },
+      { timeoutMs: 10_000, intervalMs: 300, what: "the client's writes to stop draining" },
+    );
+    expect(serverSide).not.toBeNull();
+    client.resetAndDestroy();
+    await waitFor(() => fe.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down after the client reset' });
+    expect(daemon.model.backend('b')!.server('s1')!.active).toBe(0);
+    expect(sample(await daemon.metrics.render(), 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end: 'client-reset' })).toBe(1);
+    // The server's connection is closed too: once it reads again, it finds the end of it.
+    serverSide!.resume();
+    await waitFor(() => serverSide!.destroyed || serverSide!.readableEnded, { timeoutMs: 5000, what: 'server side closed by the proxy' });
+  });
 });
