@@ -26,6 +26,7 @@ import { VERSION } from './version.js';
 import { StopBeganError } from './errors.js';
 import { AddressResolver, systemLookup, type Lookup } from './health/address-resolver.js';
 import { sessionLogger } from './observe/session-log.js';
+import { untilAborted } from './until-aborted.js';
 import type { VrrpReport } from './observe/vrrp-state.js';
 import { VrrpWatch } from './observe/vrrp-watch.js';
 
@@ -412,16 +413,6 @@ export class Daemon implements DaemonView {
       this.log.warn({ backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason }, e.to === null ? `backend ${e.backend} has no usable server` : `backend ${e.backend} now serves from ${tierName(e.to)}`);
     });
   }
-}
-
-/** `work`, or the signal's reason as soon as it is aborted (`work` itself goes on). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 function* allServers(model: Model): Iterable<Server> {

@@ -5,8 +5,10 @@ import type { Daemon } from './daemon.js';
 import { ConfigError, LicgateError, ShuttingDownError, StopBeganError } from './errors.js';
 import type { LineServer } from './io/line-server.js';
 import { Model } from './model/model.js';
+import type { Server } from './model/server.js';
 import type { Frontend } from './proxy/frontend.js';
 import type { AgentResponder } from './serve/agent-responder.js';
+import { untilAborted } from './until-aborted.js';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -57,7 +59,11 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const old = d.cfg;
   const changes = describeChanges(old, next);
   const model = new Model(next);
-  adoptServers(d.model, model);
+  const fresh = adoptServers(d.model, model);
+  // Servers new in this config start as at start-up, with the first address of their name: looked
+  // up while the listeners bind, bounded by the lookup timeout (a name still unanswered then starts
+  // "DOWN (no address)"), and given up when the stop begins, which refuses the reload.
+  const lookedUp = d.resolver.resolveFirst(fresh);
 
   // 1. Bind what is new; on failure undo and keep running the old config.
   const byAddress = new Map(d.frontends.map((f) => [frontendKey(f.cfg), f]));
@@ -88,6 +94,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     for (const fe of added) await fe.listen(bind);
     if (statusMoved && next.status) await (status = d.buildStatusResponder(next.status.listen)).listen(bind);
     if (agentMoved && next.agent) await (agent = d.buildAgentResponder(next.agent.listen)).listen(bind);
+    await untilAborted(lookedUp, bind.signal);
   } catch (e) {
     await unbind();
     // The stop aborts a lookup still under way (bind.signal): that is a refusal. Any other failure
@@ -126,8 +133,6 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   }
   for (const fe of kept.keys()) fe.admitWaiting();
   d.startChecks();
-  // Servers new in this config have not been looked up yet (survivors kept their address).
-  void d.resolver.resolveAll();
   d.metrics.forget(next);
   d.notifier.configure(next.notify.webhooks);
   await d.followVrrp();
@@ -140,18 +145,21 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
  * so it runs before the listeners are bound: a listener new in `next` may accept at once, and its
  * sessions must count on the slots the running config counts. What changes on a running server
  * meanwhile is taken again when the reload commits (handOverBackends, Server.commitAdoption).
+ * Returns the servers of `next` that start afresh (new, or with a new address).
  */
-export function adoptServers(prev: Model, next: Model): void {
+export function adoptServers(prev: Model, next: Model): Server[] {
+  const fresh: Server[] = [];
   for (const b of next.backends.values()) {
     const was = prev.backend(b.name);
-    if (!was) continue;
-    const sameCheck = sameJson(was.cfg.check, b.cfg.check);
-    const sameAgent = sameAgentSource(was.cfg, b.cfg, sameCheck);
+    const sameCheck = was !== undefined && sameJson(was.cfg.check, b.cfg.check);
+    const sameAgent = was !== undefined && sameAgentSource(was.cfg, b.cfg, sameCheck);
     for (const s of b.servers) {
-      const w = was.server(s.name);
+      const w = was?.server(s.name);
       if (w && formatHostPort(w.address) === formatHostPort(s.address)) s.adoptRuntime(w, sameCheck && sameAgent, sameAgent);
+      else fresh.push(s);
     }
   }
+  return fresh;
 }
 
 /**

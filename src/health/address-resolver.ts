@@ -29,6 +29,8 @@ export class AddressResolver {
    * starts (no event, Daemon settles the serving tiers), one found later is a state change.
    */
   private started = false;
+  /** Servers a reload adds, while it waits for their first lookup: their first address is set silently too. */
+  private readonly starting = new Set<Server>();
   private stopped = false;
 
   constructor(
@@ -52,6 +54,21 @@ export class AddressResolver {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  /**
+   * The names of servers a reload adds, looked up before it commits (bounded as at start-up): each
+   * starts with its first address as a server does at start-up. An answer after the timeout comes
+   * to a server already running, "DOWN (no address)", and is a state change like any later one.
+   */
+  async resolveFirst(servers: readonly Server[]): Promise<void> {
+    const named = servers.filter((s) => isIP(s.address.host) === 0);
+    for (const s of named) this.starting.add(s);
+    try {
+      await Promise.all(named.map((s) => this.resolve(s)));
+    } finally {
+      for (const s of named) this.starting.delete(s);
+    }
   }
 
   async resolveAll(): Promise<void> {
@@ -92,7 +109,7 @@ export class AddressResolver {
     if (address !== s.connectHost) this.log.info({ server: s.name, host, address }, `${host} resolves to ${address}`);
     else if (s.dnsError) this.log.info({ server: s.name, host, address }, `${host} resolves again (${address})`);
     s.dnsError = null;
-    if (this.started) s.addressFound(address, `${host} resolves to ${address}`);
+    if (this.started && !this.starting.has(s)) s.addressFound(address, `${host} resolves to ${address}`);
     else s.connectHost = address;
   }
 

@@ -1,7 +1,9 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 import { Daemon } from '../../src/daemon.js';
+import type { Logger } from '../../src/observe/log.js';
 import { serverJson } from '../../src/serve/status-json.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { LicenseClient } from '../helpers/license-client.js';
@@ -36,9 +38,17 @@ function scriptedDns(code = 'ENOTFOUND'): { lookup: (host: string) => Promise<st
   };
 }
 
-/** A started daemon with one frontend "fe" on backend `b` (the YAML after "backends:"), looking names up with `lookup`. */
-async function startWithDns(backends: string, lookup: (host: string) => Promise<string>): Promise<Daemon> {
-  const d = new Daemon(loadConfigText(`frontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b }\nbackends:\n${backends}`), pino({ level: 'silent' }), { lookup });
+/** The config of startWithDns: one frontend "fe" on backend `b` (the YAML after "backends:"). */
+function withFrontend(backends: string): Config {
+  return loadConfigText(`frontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b }\nbackends:\n${backends}`);
+}
+
+/**
+ * A started daemon with one frontend "fe" on backend `b`, looking names up with `lookup`; `reread`
+ * is the config a reload applies, `log` where its log lines go (default: nowhere).
+ */
+async function startWithDns(backends: string, lookup: (host: string) => Promise<string>, opts: { reread?: () => Config; log?: Logger } = {}): Promise<Daemon> {
+  const d = new Daemon(withFrontend(backends), opts.log ?? pino({ level: 'silent' }), { lookup, reread: opts.reread });
   try {
     await d.start();
   } catch (e) {
@@ -195,3 +205,89 @@ describe('DNS names that stop resolving', () => {
   });
 });
 
+
+/** A logger whose JSON lines the test reads. */
+function capturedLog(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, log: pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) }) };
+}
+
+describe('DNS names of servers a reload adds', () => {
+  /** Backend b: lic1 by address, and lic2 by name when `withLic2`. */
+  const backendB = (port1: number, port2: number, withLic2: boolean): string => `  - name: b
+    check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
+    servers:
+      - { name: lic1, address: "127.0.0.1:${port1}" }
+${withLic2 ? `      - { name: lic2, address: "lic2.licenses.test:${port2}" }\n` : ''}`;
+
+  it('are looked up before the reload commits: the added server starts as at start-up, with no state change logged', async () => {
+    sims = await startSimulators(['lic1', 'lic2']);
+    const [p1, p2] = sims.map((s) => s.address().port) as [number, number];
+    const dns = scriptedDns();
+    dns.answer.set('lic2.licenses.test', '127.0.0.1');
+    // A name server a few milliseconds away, as any is.
+    const lookup = async (host: string): Promise<string> => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return dns.lookup(host);
+    };
+    const { log, lines } = capturedLog();
+    let next = backendB(p1, p2, false);
+    daemon = await startWithDns(next, lookup, { log, reread: () => withFrontend(next) });
+
+    next = backendB(p1, p2, true);
+    expect((await daemon.reload('test')).ok).toBe(true);
+    const lic2 = daemon.model.backend('b')!.server('lic2')!;
+    expect(serverJson(lic2)).toMatchObject({ state: 'UP', usable: true, resolved: '127.0.0.1', dns_error: null });
+    // It is checked and takes sessions like any server; nothing says it changed state.
+    await waitFor(() => lic2.lastCheck?.ok, { timeoutMs: 3000, what: 'a passing check of lic2' });
+    const fe = daemon.frontends[0]!.address().port;
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const c = await LicenseClient.connect(fe);
+      seen.add(await c.hello());
+      await c.close();
+    }
+    expect(seen).toEqual(new Set(['lic1', 'lic2']));
+    expect(lines.filter((l) => l.server === 'lic2' && 'from' in l).map((l) => `${String(l.from)} -> ${String(l.to)}`)).toEqual([]);
+  });
+
+  it('one that does not answer in time neither holds up nor fails the reload: the server starts DOWN (no address)', async () => {
+    sims = await startSimulators(['lic1']);
+    const p1 = sims[0]!.address().port;
+    const lookups: string[] = [];
+    const hung = (host: string): Promise<string> => (lookups.push(host), new Promise<string>(() => {}));
+    let next = backendB(p1, 1, false);
+    daemon = await startWithDns(next, hung, { reread: () => withFrontend(next) });
+
+    next = backendB(p1, 1, true);
+    const began = performance.now();
+    expect(await daemon.reload('test')).toMatchObject({ ok: true, changes: [expect.stringContaining('server lic2 added')] });
+    // The lookup's own bound (2 s), as at start-up; not the name server's timeouts.
+    expect(performance.now() - began).toBeLessThan(4000);
+    expect(lookups).toEqual(['lic2.licenses.test']);
+    expect(serverJson(daemon.model.backend('b')!.server('lic2')!)).toMatchObject({ state: 'DOWN (no address)', usable: false, resolved: null, dns_error: 'ETIMEOUT' });
+    const c = await LicenseClient.connect(daemon.frontends[0]!.address().port);
+    expect(await c.hello()).toBe('lic1');
+    await c.close();
+  });
+
+  it('the stop does not wait for them: a reload still looking up an added server is refused at once', async () => {
+    sims = await startSimulators(['lic1']);
+    const p1 = sims[0]!.address().port;
+    const lookups: string[] = [];
+    const hung = (host: string): Promise<string> => (lookups.push(host), new Promise<string>(() => {}));
+    let next = backendB(p1, 1, false);
+    daemon = await startWithDns(next, hung, { reread: () => withFrontend(next) });
+
+    next = backendB(p1, 1, true);
+    const reload = daemon.reload('test');
+    await waitFor(() => lookups.includes('lic2.licenses.test'), { timeoutMs: 3000, what: 'the reload looking up lic2.licenses.test' });
+    const began = performance.now();
+    const stopping = daemon.shutdown(0);
+    expect(await reload).toMatchObject({ ok: false, errors: [expect.stringContaining('shutting down: reload refused')] });
+    // Well inside the lookup's 2 s bound.
+    expect(performance.now() - began).toBeLessThan(1000);
+    await stopping;
+    expect(daemon.model.backend('b')!.server('lic2')).toBeUndefined();
+  });
+});
