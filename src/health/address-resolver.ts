@@ -85,20 +85,22 @@ export class AddressResolver {
     if (this.inFlight.has(s)) return Promise.resolve();
     const host = s.address.host;
     this.inFlight.add(s);
+    // The outcome goes to the server the running config has: a reload that kept this server (same
+    // name and address) while its lookup was under way has replaced it, and took its address already.
     const settled = this.lookup(host).then(
       (address) => {
         this.inFlight.delete(s);
-        this.resolved(s, host, address);
+        this.resolved(s.live(), host, address);
       },
       (e) => {
         this.inFlight.delete(s);
-        this.failed(s, host, (e as NodeJS.ErrnoException).code ?? (e as Error).message);
+        this.failed(s.live(), host, (e as NodeJS.ErrnoException).code ?? (e as Error).message);
       },
     );
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        this.failed(s, host, 'ETIMEOUT');
+        this.failed(s.live(), host, 'ETIMEOUT');
         resolve();
       }, LOOKUP_TIMEOUT_MS);
     });

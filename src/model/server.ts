@@ -373,7 +373,8 @@ export class Server {
     this.consecutiveErrors = 0;
   }
 
-  private live(): Server {
+  /** This server, or the one that replaced it by a reload (and so on): the one the running config has. */
+  live(): Server {
     let s: Server = this;
     while (s.successor !== null) s = s.successor;
     return s;

@@ -252,7 +252,7 @@ function capturedLog(): { log: Logger; lines: Record<string, unknown>[] } {
   return { lines, log: pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) }) };
 }
 
-describe('DNS names of servers a reload adds', () => {
+describe('DNS names and reloads', () => {
   /** Backend b: lic1 by address, and lic2 by name when `withLic2`. */
   const backendB = (port1: number, port2: number, withLic2: boolean): string => `  - name: b
     check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
@@ -309,6 +309,30 @@ ${withLic2 ? `      - { name: lic2, address: "lic2.licenses.test:${port2}" }\n` 
     const c = await LicenseClient.connect(daemon.frontends[0]!.address().port);
     expect(await c.hello()).toBe('lic1');
     await c.close();
+  });
+
+  it('an answer that comes after a reload reaches the server of the new config: a name still unresolved at start-up is not left without an address until the next round', async () => {
+    sims = await startSimulators(['lic1', 'lic2']);
+    const [p1, p2] = sims.map((s) => s.address().port) as [number, number];
+    // The first answer comes after the lookup timeout (the first name server not answering); the
+    // name server then stops answering altogether, so only that first answer can give lic2 its address.
+    const lookups: string[] = [];
+    const flaky = (host: string): Promise<string> => {
+      lookups.push(host);
+      if (lookups.length > 1) return new Promise<string>(() => {});
+      return new Promise((resolve) => setTimeout(() => resolve('127.0.0.1'), 2500).unref());
+    };
+    let next = backendB(p1, p2, true);
+    daemon = await startWithDns(next, flaky, { reread: () => withFrontend(next) });
+    expect(daemon.model.backend('b')!.server('lic2')!.stateText).toBe('DOWN (no address)');
+
+    // A reload before the answer comes (here it only changes lic1's weight).
+    next = next.replace('address: "127.0.0.1', 'weight: 2, address: "127.0.0.1');
+    expect((await daemon.reload('test')).changes).toEqual(['backend b: server lic1 weight 1 -> 2']);
+    const lic2 = daemon.model.backend('b')!.server('lic2')!;
+    await waitFor(() => lic2.connectHost === '127.0.0.1', { timeoutMs: 3000, what: 'the late answer on lic2 of the running config' });
+    expect(serverJson(lic2)).toMatchObject({ resolved: '127.0.0.1', dns_error: null });
+    await waitFor(() => lic2.stateText === 'UP', { timeoutMs: 3000, what: 'lic2 UP' });
   });
 
   it('the stop does not wait for them: a reload still looking up an added server is refused at once', async () => {
