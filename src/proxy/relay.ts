@@ -260,7 +260,9 @@ export class Relay {
 
   /** Fails the relay if `f.from` is a peer libuv does not poll (see sweep) and the kernel has closed its socket. */
   private peerGone(f: Flow): boolean {
-    if (!f.eof && !f.inflight) return false;
+    // Once we have sent `f.from` our FIN, its own FIN closes the socket cleanly (TIME_WAIT leaves no
+    // peer name) while its last bytes may still wait unread behind a pending write: not a reset.
+    if ((!f.eof && !f.inflight) || f.other.shut) return false;
     const err = f.from.getpeername(peerName);
     if (err === 0) return false;
     // With a write in flight to that peer, it would have failed already; without, ask the socket why.

@@ -93,4 +93,41 @@ describe('half-close through the proxy', () => {
     expect(c.data()).toBe(Array.from({ length: 1000 }, (_, i) => `line ${i}\n`).join(''));
     expect(c.events[0]).toMatch(/^end after/);
   });
+
+  // The relay's sweep checks a server it stopped reading while the client does not read. After the
+  // client's FIN, licgate has sent its own FIN to the server, so the server's FIN closes that socket
+  // in the kernel (TIME_WAIT: no peer name) though its last bytes still wait in it, unread: a clean
+  // end, not a reset. Sizes around what the kernel buffers towards a client that does not read.
+  it('client FIN first, then a large answer and the server FIN for a client that does not read for a while: every byte arrives', async () => {
+    const sizes = [4, 4.5, 5].map((mb) => mb * 1024 * 1024);
+    let serversDone = 0;
+    const upstream = await startTcpServer((s) => {
+      s.resume();
+      s.on('close', () => serversDone++);
+      s.once('data', (d: Buffer) => s.on('end', () => s.end(Buffer.alloc(sizes[d[0]! - 48]!, 7))));
+    });
+    const proxy = await proxyTo(upstream.port);
+    const clients = sizes.map((_, i) => {
+      const sock = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+      const events: string[] = [];
+      sock.on('error', (e: NodeJS.ErrnoException) => events.push(`error ${e.code}`));
+      sock.pause();
+      sock.end(String(i));
+      return { sock, events };
+    });
+    await waitFor(() => serversDone === sizes.length, { timeoutMs: 10_000, what: 'every server wrote its answer and FIN' });
+    // The clients go on not reading across two of the relay's once-a-second sweeps.
+    await new Promise((r) => setTimeout(r, 2500));
+    for (const c of clients) {
+      let got = 0;
+      c.sock.on('data', (d: Buffer) => (got += d.length));
+      c.sock.on('end', () => c.events.push(`end after ${got}`));
+      c.sock.on('close', () => c.events.push('close'));
+      c.sock.resume();
+    }
+    await waitFor(() => clients.every((c) => c.events.includes('close')), { timeoutMs: 10_000, what: 'every client closed' });
+    expect(clients.map((c) => c.events)).toEqual(sizes.map((n) => [`end after ${n}`, 'close']));
+    const logs = await waitFor(() => { const l = proxy.logs.filter((x) => x.msg === 'session closed'); return l.length === sizes.length && l; }, { timeoutMs: 5000, what: 'session log lines' });
+    expect(logs.map((l) => l.end)).toEqual(['closed', 'closed', 'closed']);
+  });
 });
