@@ -8,7 +8,7 @@ import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../i
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 import { renderStatus } from '../serve/status-reply.js';
-import { clientAddress, KEEPALIVE_ARM_AFTER_MS, Session, SNIFF_TIMEOUT_MS, type SessionRecord, type SessionRoute } from './session.js';
+import { KEEPALIVE_ARM_AFTER_MS, Session, SNIFF_TIMEOUT_MS, type SessionRecord, type SessionRoute } from './session.js';
 import { SessionList } from './session-list.js';
 import { Waiting, type WaitingOwner } from './waiting.js';
 
@@ -148,9 +148,10 @@ export class Frontend implements WaitingOwner {
 
   /**
    * Over `maxconn`, HAProxy stops accepting and clients wait in the kernel's backlog. libuv cannot
-   * pause accept(), so a waiting client is accepted but not read, and not connected upstream, until
-   * a session ends — the same from the client's side — for at most the backend's queue_timeout.
-   * Only an in-band STATUS request is answered meanwhile (see Waiting).
+   * pause accept(), so a waiting client is accepted but not connected upstream until a session
+   * ends — the same from the client's side — for at most the backend's queue_timeout. Only its first
+   * bytes are read meanwhile: an in-band STATUS request is answered, a client that gives up leaves,
+   * anything else is kept for its session (see Waiting).
    */
   accept(client: TcpHandle): void {
     if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {
@@ -175,23 +176,29 @@ export class Frontend implements WaitingOwner {
   statusWhileWaiting(w: Waiting): void {
     if (!this.unqueue(w)) return;
     // The handle now belongs to the reply. Logged and counted as a STATUS session answered at once.
-    const peer = clientAddress(w.client);
     replyAndClose(w.client, renderStatus(this.backend), SNIFF_TIMEOUT_MS);
-    this.hooks.sessionEnded({
-      client: `${peer.key}:${peer.port}`,
-      frontend: this.name,
-      backend: this.backend.name,
-      server: null,
-      bytes_in: w.early!.length,
-      bytes_out: 0,
-      duration_ms: Date.now() - w.since,
-      end: 'status',
-      retries: 0,
-    });
+    this.waiterEnded(w, 'status');
   }
 
   leftWhileWaiting(w: Waiting): void {
-    if (this.unqueue(w)) w.drop();
+    if (!this.unqueue(w)) return;
+    w.drop();
+    // Logged and counted as a session whose client left before a server answered: every accepted client is counted once.
+    this.waiterEnded(w, 'client-gone');
+  }
+
+  private waiterEnded(w: Waiting, end: 'status' | 'client-gone'): void {
+    this.hooks.sessionEnded({
+      client: `${w.peer.key}:${w.peer.port}`,
+      frontend: this.name,
+      backend: this.backend.name,
+      server: null,
+      bytes_in: w.early?.length ?? 0,
+      bytes_out: 0,
+      duration_ms: Date.now() - w.since,
+      end,
+      retries: 0,
+    });
   }
 
   private unqueue(w: Waiting): boolean {

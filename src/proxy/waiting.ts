@@ -1,4 +1,5 @@
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
+import { clientAddress } from './session.js';
 import { sniffStatus } from './status-sniff.js';
 
 /** What a waiting client's frontend does for it (see Frontend.accept). */
@@ -7,7 +8,7 @@ export interface WaitingOwner {
   giveUp(w: Waiting): void;
   /** The first bytes were an in-band STATUS request: answered now, not after a slot frees. */
   statusWhileWaiting(w: Waiting): void;
-  /** The client reset (or failed) while waiting: its place in the queue is freed. */
+  /** The client reset, failed, or closed without sending anything while waiting: its place in the queue is freed. */
   leftWhileWaiting(w: Waiting): void;
 }
 
@@ -15,12 +16,14 @@ const kWaiting = Symbol('licgate.waiting');
 type WaitingHandle = TcpHandle & { [kWaiting]: Waiting };
 
 /**
- * An accepted client waiting for a session slot. With in-band STATUS on, its first bytes are read
- * while it waits: a health check (HAProxy's tcp-check on the clients' port) is answered at once
- * instead of after a slot frees, so a full proxy does not look dead. Reading stops as soon as the
- * bytes cannot be STATUS; they are kept for the session, so what a license client sent is relayed
- * as it is and it still waits for its slot. Held per waiter: its first read (or the at most 8
- * bytes of a STATUS prefix), which the kernel would have held otherwise.
+ * An accepted client waiting for a session slot. Its first bytes are read while it waits, so a
+ * client that gives up (a FIN with nothing before it, or a reset) leaves the queue at once, as with
+ * HAProxy's `option abortonclose`, instead of costing the license server a connection for nobody
+ * when its turn comes. With in-band STATUS on, a health check (HAProxy's tcp-check on the clients'
+ * port) is answered at once instead of after a slot frees, so a full proxy does not look dead.
+ * Reading stops as soon as the bytes cannot be STATUS; they are kept for the session, so what a
+ * license client sent is relayed as it is and it still waits for its slot. Held per waiter: its
+ * first read (or the at most 8 bytes of a STATUS prefix), which the kernel would have held otherwise.
  */
 export class Waiting {
   private readonly timer: NodeJS.Timeout;
@@ -30,10 +33,12 @@ export class Waiting {
   /** The client's FIN came while waiting. */
   eof = false;
   private reading = false;
+  /** The client's address, read now: a client that resets while waiting has none by its record. */
+  readonly peer: { key: string; port: number };
 
-  constructor(private readonly owner: WaitingOwner, readonly client: TcpHandle, queueTimeout: number, sniff: boolean) {
+  constructor(private readonly owner: WaitingOwner, readonly client: TcpHandle, queueTimeout: number, private readonly sniff: boolean) {
     this.timer = setTimeout(() => owner.giveUp(this), queueTimeout);
-    if (!sniff) return;
+    this.peer = clientAddress(client);
     (client as WaitingHandle)[kWaiting] = this;
     client.onread = onWaitingRead;
     this.reading = client.readStart() === 0;
@@ -54,7 +59,7 @@ export class Waiting {
   data(chunk: Buffer): void {
     const buf = this.early ? Buffer.concat([this.early, chunk]) : chunk;
     this.early = buf;
-    const verdict = sniffStatus(buf);
+    const verdict = this.sniff ? sniffStatus(buf) : 'other';
     if (verdict === 'status') {
       clearTimeout(this.timer);
       this.stopReading();
@@ -63,6 +68,11 @@ export class Waiting {
   }
 
   ended(): void {
+    // Nothing sent: the client gave up. After a STATUS prefix, its bytes and FIN are relayed as in a session.
+    if (this.early === null) {
+      this.failed();
+      return;
+    }
     this.eof = true;
     this.stopReading();
   }

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
@@ -5,6 +6,7 @@ import type { Daemon } from '../../src/daemon.js';
 import { applyConfig } from '../../src/reload.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { startDaemon, startSimulators } from '../helpers/in-process-daemon.js';
+import { sample } from '../helpers/prom-text.js';
 import { startTcpServer } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -219,6 +221,32 @@ describe('maxconn and the bounded queue', () => {
     expect([c.closed(), fe.rejected]).toEqual([false, 0]);
     a.sock.end();
     await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'c served' });
+  });
+
+  // HAProxy's `option abortonclose`: a license client that gave up while it waited must not make
+  // licgate open a connection to the license server for nobody when its turn comes.
+  it.each([true, false])('frontend maxconn, inband_status %s: a waiting client that closes before sending leaves the queue at once, and its turn opens no connection to the server', async (inband) => {
+    sims = await startSimulators(['s1']);
+    const yaml = config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', `inband_status: ${inband}`);
+    const d = await startDaemon(yaml);
+    daemon = d;
+    const fe = d.frontends[0]!;
+    const port = fe.address().port;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+    const gaveUp = connect({ host: '127.0.0.1', port });
+    clients.push(gaveUp);
+    gaveUp.on('error', () => {});
+    gaveUp.resume();
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'the client waiting' });
+    // Its FIN, with nothing before it: the client closed its end without a word.
+    gaveUp.end();
+    await once(gaveUp, 'finish');
+    a.sock.end();
+    await waitFor(() => a.closed() && fe.sessions.size === 0 && fe.queued === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
+    const text = await d.metrics.render();
+    const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
+    expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
   });
 
   it('frontend maxconn changed by a reload: a raised limit lets waiting clients in at once, a lowered one holds them until sessions drop below it', async () => {
