@@ -149,9 +149,9 @@ export class Frontend implements WaitingOwner {
   /**
    * Over `maxconn`, HAProxy stops accepting and clients wait in the kernel's backlog. libuv cannot
    * pause accept(), so a waiting client is accepted but not connected upstream until a session
-   * ends — the same from the client's side — for at most the backend's queue_timeout. Only its first
-   * bytes are read meanwhile: an in-band STATUS request is answered, a client that gives up leaves,
-   * anything else is kept for its session (see Waiting).
+   * ends — the same from the client's side — for at most the backend's queue_timeout. It is read
+   * meanwhile: an in-band STATUS request is answered, a client that gives up leaves, other bytes
+   * are kept for its session (see Waiting).
    */
   accept(client: TcpHandle): void {
     if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {

@@ -1,5 +1,5 @@
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
-import { clientAddress } from './session.js';
+import { clientAddress, PREBUFFER_LIMIT } from './session.js';
 import { sniffStatus } from './status-sniff.js';
 
 /** What a waiting client's frontend does for it (see Frontend.accept). */
@@ -16,14 +16,14 @@ const kWaiting = Symbol('licgate.waiting');
 type WaitingHandle = TcpHandle & { [kWaiting]: Waiting };
 
 /**
- * An accepted client waiting for a session slot. Its first bytes are read while it waits, so a
- * client that gives up (a FIN with nothing before it, or a reset) leaves the queue at once, as with
- * HAProxy's `option abortonclose`, instead of costing the license server a connection for nobody
- * when its turn comes. With in-band STATUS on, a health check (HAProxy's tcp-check on the clients'
- * port) is answered at once instead of after a slot frees, so a full proxy does not look dead.
- * Reading stops as soon as the bytes cannot be STATUS; they are kept for the session, so what a
- * license client sent is relayed as it is and it still waits for its slot. Held per waiter: its
- * first read (or the at most 8 bytes of a STATUS prefix), which the kernel would have held otherwise.
+ * An accepted client waiting for a session slot. It is read while it waits, so a client that gives
+ * up (a FIN with nothing before it, or a reset, as HAProxy notices by reading queued clients too)
+ * leaves the queue at once instead of costing the license server a connection for nobody when its
+ * turn comes; `option abortonclose` is HAProxy's name for the FIN case. With in-band STATUS on, a
+ * health check (HAProxy's tcp-check on the clients' port) is answered at once instead of after a
+ * slot frees, so a full proxy does not look dead. Other bytes are kept for the session, so what a
+ * license client sent is relayed as it is and it still waits for its slot. Held per waiter: at
+ * most PREBUFFER_LIMIT, as a session holds while it connects; reading stops there.
  */
 export class Waiting {
   private readonly timer: NodeJS.Timeout;
@@ -64,11 +64,11 @@ export class Waiting {
       clearTimeout(this.timer);
       this.stopReading();
       this.owner.statusWhileWaiting(this);
-    } else if (verdict === 'other') this.stopReading();
+    } else if (buf.length >= PREBUFFER_LIMIT) this.stopReading();
   }
 
   ended(): void {
-    // Nothing sent: the client gave up. After a STATUS prefix, its bytes and FIN are relayed as in a session.
+    // Nothing sent: the client gave up. After bytes it is a half-close, relayed with them as in a session.
     if (this.early === null) {
       this.failed();
       return;

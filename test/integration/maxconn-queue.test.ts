@@ -249,6 +249,27 @@ describe('maxconn and the bounded queue', () => {
     expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
   });
 
+  // A reset ends a queued client in HAProxy whatever its options: it reads a waiting client too.
+  it.each([true, false])('frontend maxconn, inband_status %s: a waiting client that resets after sending its first bytes leaves the queue at once, and its turn opens no connection to the server', async (inband) => {
+    sims = await startSimulators(['s1']);
+    const yaml = config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', `inband_status: ${inband}`);
+    const d = await startDaemon(yaml);
+    daemon = d;
+    const fe = d.frontends[0]!;
+    const port = fe.address().port;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+    const gone = hello(port);
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'the client waiting' });
+    gone.sock.resetAndDestroy();
+    await once(gone.sock, 'close');
+    a.sock.end();
+    await waitFor(() => a.closed() && fe.sessions.size === 0 && fe.queued === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
+    const text = await d.metrics.render();
+    const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
+    expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
+  });
+
   it('frontend maxconn changed by a reload: a raised limit lets waiting clients in at once, a lowered one holds them until sessions drop below it', async () => {
     sims = await startSimulators(['s1']);
     const yaml = (maxconn: number) => config(sims[0]!.address().port, { frontendMaxconn: maxconn, queueTimeout: '30s' });
