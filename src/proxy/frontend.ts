@@ -160,10 +160,14 @@ export class Frontend implements WaitingOwner {
         client.close();
         return;
       }
-      this.waiting.push(new Waiting(this, client, this.backend.cfg.queue_timeout, this.cfg.inband_status));
+      this.waiting.push(new Waiting(this, client, this.backend.cfg.queue_timeout));
       return;
     }
     this.begin(client);
+  }
+
+  get inbandStatus(): boolean {
+    return this.cfg.inband_status;
   }
 
   /** A waiting client's queue_timeout expired. */

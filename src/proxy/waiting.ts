@@ -4,6 +4,8 @@ import { sniffStatus } from './status-sniff.js';
 
 /** What a waiting client's frontend does for it (see Frontend.accept). */
 export interface WaitingOwner {
+  /** In-band STATUS on now (a reload may change it while clients wait). */
+  readonly inbandStatus: boolean;
   /** queue_timeout expired. */
   giveUp(w: Waiting): void;
   /** The first bytes were an in-band STATUS request: answered now, not after a slot frees. */
@@ -36,7 +38,7 @@ export class Waiting {
   /** The client's address, read now: a client that resets while waiting has none by its record. */
   readonly peer: { key: string; port: number };
 
-  constructor(private readonly owner: WaitingOwner, readonly client: TcpHandle, queueTimeout: number, private readonly sniff: boolean) {
+  constructor(private readonly owner: WaitingOwner, readonly client: TcpHandle, queueTimeout: number) {
     this.timer = setTimeout(() => owner.giveUp(this), queueTimeout);
     this.peer = clientAddress(client);
     (client as WaitingHandle)[kWaiting] = this;
@@ -59,7 +61,7 @@ export class Waiting {
   data(chunk: Buffer): void {
     const buf = this.early ? Buffer.concat([this.early, chunk]) : chunk;
     this.early = buf;
-    const verdict = this.sniff ? sniffStatus(buf) : 'other';
+    const verdict = this.owner.inbandStatus ? sniffStatus(buf) : 'other';
     if (verdict === 'status') {
       clearTimeout(this.timer);
       this.stopReading();

@@ -270,6 +270,28 @@ describe('maxconn and the bounded queue', () => {
     expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
   });
 
+  it('frontend maxconn: a reload that turns inband_status off also holds for a client already waiting: its STATUS goes to the server when its turn comes', async () => {
+    sims = await startSimulators(['s1']);
+    const yaml = (inband: boolean) => config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', `inband_status: ${inband}`);
+    daemon = await startDaemon(yaml(true));
+    const fe = daemon.frontends[0]!;
+    const port = fe.address().port;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+    const w = connect({ host: '127.0.0.1', port });
+    clients.push(w);
+    w.on('error', () => {});
+    let reply = '';
+    w.setEncoding('latin1').on('data', (d: string) => (reply += d));
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
+    await applyConfig(daemon, loadConfigText(yaml(false), 'reload.yaml'));
+    w.write('STATUS\r\n');
+    a.sock.end();
+    // The simulator's own STATUS block names the simulator (s1), licgate's the backend (b).
+    await waitFor(() => reply.includes('Servers:'), { timeoutMs: 5000, what: "w's STATUS answered" });
+    expect(reply).toContain('Backend: s1');
+  });
+
   it('frontend maxconn changed by a reload: a raised limit lets waiting clients in at once, a lowered one holds them until sessions drop below it', async () => {
     sims = await startSimulators(['s1']);
     const yaml = (maxconn: number) => config(sims[0]!.address().port, { frontendMaxconn: maxconn, queueTimeout: '30s' });
