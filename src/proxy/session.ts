@@ -11,8 +11,8 @@ import { sniffStatus } from './status-sniff.js';
 
 /** How long a client may sit on a partial "STATUS" prefix before its bytes are forwarded as-is. */
 export const SNIFF_TIMEOUT_MS = 2000;
-/** Client bytes held while the upstream connect is under way (or while it waits for a slot); beyond this the client is not read. */
-export const PREBUFFER_LIMIT = 64 * 1024;
+/** Client bytes held while the upstream connect is under way; beyond this the client is not read. */
+const PREBUFFER_LIMIT = 64 * 1024;
 /** Sessions younger than this never get TCP keepalive: it only matters after a minute of silence. */
 export const KEEPALIVE_ARM_AFTER_MS = 1000;
 

@@ -1,5 +1,5 @@
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
-import { clientAddress, PREBUFFER_LIMIT } from './session.js';
+import { clientAddress } from './session.js';
 import { sniffStatus } from './status-sniff.js';
 
 /** What a waiting client's frontend does for it (see Frontend.accept). */
@@ -14,6 +14,14 @@ export interface WaitingOwner {
   leftWhileWaiting(w: Waiting): void;
 }
 
+/**
+ * A waiting client is read only this far. A license client's first message is a few hundred bytes
+ * and it then waits for the answer, so its reset or FIN is still seen; a flood of queued clients
+ * (max_queue is 10,000 by default) cannot move more than this plus one read each from the kernel's
+ * buffers into licgate's memory. HAProxy holds one buffer (tune.bufsize, 16 KiB) per queued client.
+ */
+const WAITING_READ_LIMIT = 4096;
+
 const kWaiting = Symbol('licgate.waiting');
 type WaitingHandle = TcpHandle & { [kWaiting]: Waiting };
 
@@ -24,8 +32,8 @@ type WaitingHandle = TcpHandle & { [kWaiting]: Waiting };
  * turn comes; `option abortonclose` is HAProxy's name for the FIN case. With in-band STATUS on, a
  * health check (HAProxy's tcp-check on the clients' port) is answered at once instead of after a
  * slot frees, so a full proxy does not look dead. Other bytes are kept for the session, so what a
- * license client sent is relayed as it is and it still waits for its slot. Held per waiter: at
- * most PREBUFFER_LIMIT, as a session holds while it connects; reading stops there.
+ * license client sent is relayed as it is and it still waits for its slot. Reading stops at
+ * WAITING_READ_LIMIT.
  */
 export class Waiting {
   private readonly timer: NodeJS.Timeout;
@@ -66,7 +74,7 @@ export class Waiting {
       clearTimeout(this.timer);
       this.stopReading();
       this.owner.statusWhileWaiting(this);
-    } else if (buf.length >= PREBUFFER_LIMIT) this.stopReading();
+    } else if (buf.length >= WAITING_READ_LIMIT) this.stopReading();
   }
 
   ended(): void {

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -268,6 +269,46 @@ describe('maxconn and the bounded queue', () => {
     const text = await d.metrics.render();
     const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
     expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
+  });
+
+  // licgate reads a waiting client only this far (4 KiB); the rest waits in the kernel.
+  it('frontend maxconn: a waiting client that sends far more than is read while it waits, then its FIN, has every byte relayed in order when its turn comes', async () => {
+    // A server that counts and hashes what each connection sent, and answers with that at the client's FIN.
+    const srv = await startTcpServer((sock) => {
+      const hash = createHash('sha256');
+      let n = 0;
+      sock.on('data', (d: Buffer) => {
+        n += d.length;
+        hash.update(d);
+      });
+      sock.on('end', () => sock.end(`${n} ${hash.digest('hex')}\n`));
+    });
+    agents.push(srv.close);
+    const d = await startDaemon(config(srv.port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
+    daemon = d;
+    const fe = d.frontends[0]!;
+    const port = fe.address().port;
+    const first = connect({ host: '127.0.0.1', port });
+    clients.push(first);
+    first.on('error', () => {});
+    await waitFor(() => fe.sessions.size === 1, { timeoutMs: 5000, what: 'the first session open' });
+    const payload = randomBytes(1024 * 1024);
+    const w = connect({ host: '127.0.0.1', port });
+    clients.push(w);
+    w.on('error', () => {});
+    let reply = '';
+    w.setEncoding('latin1').on('data', (c: string) => (reply += c));
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
+    w.end(payload);
+    // Queued long enough for licgate to have read what it reads while w waits (the kernel holds the rest).
+    // (The wait list is private: what licgate read is not visible from outside before the turn.)
+    const waitList = (fe as unknown as { waiting: { early: Buffer | null }[] }).waiting;
+    await waitFor(() => (waitList[0]?.early?.length ?? 0) > 0, { timeoutMs: 5000, what: "w's first bytes read while it waits" });
+    expect(waitList[0]!.early!.length).toBeLessThan(payload.length);
+    expect(fe.queued).toBe(1);
+    first.end();
+    await waitFor(() => reply.endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
+    expect(reply).toBe(`${payload.length} ${createHash('sha256').update(payload).digest('hex')}\n`);
   });
 
   it('frontend maxconn: a reload that turns inband_status off also holds for a client already waiting: its STATUS goes to the server when its turn comes', async () => {
