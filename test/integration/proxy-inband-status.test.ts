@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startInProcessSimulator, startProxy, startTcpServer, stopAll, type TestServer } from '../helpers/proxy-harness.js';
-import { sample } from '../helpers/prom-text.js';
+import { parseSamples, sample } from '../helpers/prom-text.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 afterEach(() => stopAll());
@@ -227,5 +227,38 @@ backends:
     const q = await queued;
     expect(q.reply.toString('latin1')).toBe('OK 7\n');
     expect(a.got[1]!.toString('latin1')).toBe('second\n');
+  });
+
+  it('a client that resets while it waits for a slot is logged and counted as a session ended client-gone, with its address', async () => {
+    const [a, b] = [await recorder(), await recorder()];
+    const proxy = await startProxy(`
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses, maxconn: 1 }
+backends:
+  - name: licenses
+    check: { type: none }
+    queue_timeout: 30s
+    servers:
+      - { name: primary, address: "127.0.0.1:${a.port}" }
+      - { name: backup, address: "127.0.0.1:${b.port}", backup: true }
+`);
+    const metrics = async (): Promise<string> => (await proxy.get('/metrics')).body;
+    const first = connect({ host: '127.0.0.1', port: proxy.port });
+    first.on('error', () => {});
+    first.write('first\n');
+    await waitFor(() => a.got[0]?.toString('latin1') === 'first\n', { timeoutMs: 5000, what: 'the first session relaying' });
+    // A client from another address waits (its first bytes are awaited: it may be a STATUS check) and resets.
+    const gone = connect({ host: '127.0.0.1', port: proxy.port, localAddress: '127.0.0.7' });
+    gone.on('error', () => {});
+    await waitFor(async () => sample(await metrics(), 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' }) === 1, { timeoutMs: 5000, what: 'the second client waiting at the frontend' });
+    gone.resetAndDestroy();
+    await waitFor(async () => sample(await metrics(), 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' }) === 0, { timeoutMs: 5000, what: 'the reset client gone from the queue' });
+    // Two clients accepted, one still in its session: the one that left is accounted for at once.
+    const text = await metrics();
+    const ended = parseSamples(text).filter((x) => x.name === 'licgate_sessions_ended_total' && x.labels.frontend === 'lmgrd').reduce((n, x) => n + x.value, 0);
+    expect({ ended, clientGone: sample(text, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'client-gone' }), turnedAway: sample(text, 'licgate_frontend_rejected_total', { frontend: 'lmgrd' }) }).toEqual({ ended: 1, clientGone: 1, turnedAway: 0 });
+    const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: 'the session log line' });
+    expect(record).toMatchObject({ client: expect.stringMatching(/^127\.0\.0\.7:[1-9]\d*$/), frontend: 'lmgrd', server: null, bytes_in: 0, bytes_out: 0, end: 'client-gone' });
+    first.destroy();
   });
 });
