@@ -224,52 +224,46 @@ describe('maxconn and the bounded queue', () => {
     await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'c served' });
   });
 
-  // HAProxy's `option abortonclose`: a license client that gave up while it waited must not make
-  // licgate open a connection to the license server for nobody when its turn comes.
-  it.each([true, false])('frontend maxconn, inband_status %s: a waiting client that closes before sending leaves the queue at once, and its turn opens no connection to the server', async (inband) => {
-    sims = await startSimulators(['s1']);
-    const yaml = config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', `inband_status: ${inband}`);
-    const d = await startDaemon(yaml);
-    daemon = d;
-    const fe = d.frontends[0]!;
-    const port = fe.address().port;
-    const a = hello(port);
-    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
-    const gaveUp = connect({ host: '127.0.0.1', port });
-    clients.push(gaveUp);
-    gaveUp.on('error', () => {});
-    gaveUp.resume();
-    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'the client waiting' });
-    // Its FIN, with nothing before it: the client closed its end without a word.
-    gaveUp.end();
-    await once(gaveUp, 'finish');
-    a.sock.end();
-    await waitFor(() => a.closed() && fe.sessions.size === 0 && fe.queued === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
-    const text = await d.metrics.render();
-    const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
-    expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
-  });
-
-  // A reset ends a queued client in HAProxy whatever its options: it reads a waiting client too.
-  it.each([true, false])('frontend maxconn, inband_status %s: a waiting client that resets after sending its first bytes leaves the queue at once, and its turn opens no connection to the server', async (inband) => {
-    sims = await startSimulators(['s1']);
-    const yaml = config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', `inband_status: ${inband}`);
-    const d = await startDaemon(yaml);
-    daemon = d;
-    const fe = d.frontends[0]!;
-    const port = fe.address().port;
-    const a = hello(port);
-    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
-    const gone = hello(port);
-    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'the client waiting' });
-    gone.sock.resetAndDestroy();
-    await once(gone.sock, 'close');
-    a.sock.end();
-    await waitFor(() => a.closed() && fe.sessions.size === 0 && fe.queued === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
-    const text = await d.metrics.render();
-    const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
-    expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
-  });
+  // A license client that gave up while it waited must not make licgate open a connection to the
+  // license server for nobody when its turn comes. A FIN with nothing before it is HAProxy's
+  // `option abortonclose`; a reset ends a queued client in HAProxy whatever its options (it reads
+  // waiting clients too).
+  const leaving = {
+    'closes before sending': async (port: number): Promise<void> => {
+      const gaveUp = connect({ host: '127.0.0.1', port });
+      clients.push(gaveUp);
+      gaveUp.on('error', () => {});
+      gaveUp.resume();
+      await waitFor(() => daemon!.frontends[0]!.queued === 1, { timeoutMs: 5000, what: 'the client waiting' });
+      gaveUp.end();
+      await once(gaveUp, 'finish');
+    },
+    'resets after sending its first bytes': async (port: number): Promise<void> => {
+      const gone = hello(port);
+      await waitFor(() => daemon!.frontends[0]!.queued === 1, { timeoutMs: 5000, what: 'the client waiting' });
+      gone.sock.resetAndDestroy();
+      await once(gone.sock, 'close');
+    },
+  };
+  it.each([true, false].flatMap((inband) => Object.keys(leaving).map((how) => ({ inband, how: how as keyof typeof leaving }))))(
+    'frontend maxconn, inband_status $inband: a waiting client that $how leaves the queue at once, and its turn opens no connection to the server',
+    async ({ inband, how }) => {
+      sims = await startSimulators(['s1']);
+      const yaml = config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', `inband_status: ${inband}`);
+      const d = await startDaemon(yaml);
+      daemon = d;
+      const fe = d.frontends[0]!;
+      const port = fe.address().port;
+      const a = hello(port);
+      await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+      await leaving[how](port);
+      a.sock.end();
+      await waitFor(() => a.closed() && fe.sessions.size === 0 && fe.queued === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
+      const text = await d.metrics.render();
+      const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
+      expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
+    },
+  );
 
   // licgate reads a waiting client only this far (4 KiB); the rest waits in the kernel.
   it('frontend maxconn: a waiting client that sends far more than is read while it waits, then its FIN, has every byte relayed in order when its turn comes', async () => {
