@@ -132,7 +132,7 @@ export class Server {
     /**
      * Checked by a command (type exec) that resolves the name itself: the health it reports holds
      * without an address (a sidecar may know its license host by name only), so a missing address
-     * does not make this server DOWN; it takes no session until it has one (usable).
+     * does not make this server DOWN; a session to it then fails over at once (Connector.launch).
      */
     private readonly commandCheck: boolean,
     /** Checked by reading its agent (type agent): that check is how an agent-set MAINT ends. */
@@ -291,19 +291,15 @@ export class Server {
     return agent !== null && agent.maxconn !== null ? agent.maxconn : this.configuredMaxconn;
   }
 
-  /**
-   * May this server take a new connection? Not without an address: one a command checks may be UP
-   * by its command (Server.up), but a session cannot reach it, and sending sessions there to fail
-   * over would charge connects never attempted to its passive health.
-   */
+  /** May this server take a new connection? */
   get usable(): boolean {
     const max = this.maxconn;
-    return this.up && this.family !== 0 && !this.draining && !this.inMaint && this.effectiveWeight > 0 && (max === 0 || this.active < max);
+    return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0 && (max === 0 || this.active < max);
   }
 
   /** Same as usable but ignoring maxconn: whether the server counts for tier selection. */
   get eligible(): boolean {
-    return this.up && this.family !== 0 && !this.draining && !this.inMaint && this.effectiveWeight > 0;
+    return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0;
   }
 
   /**

@@ -127,7 +127,7 @@ export class Connector implements Expiring {
     this.deadlines.add(a);
     this.armRace(server);
     // Nothing is looked up on the connection path: a server whose name has no address yet is not
-    // usable (Server.usable), so this only guards against connecting to a name.
+    // usable (Server.up), except one a command checks, and that one fails over at once.
     const host = server.connectHost;
     const family = server.connectFamily;
     if (family === 0) {
