@@ -127,12 +127,15 @@ export class Connector implements Expiring {
     this.deadlines.add(a);
     this.armRace(server);
     // Nothing is looked up on the connection path: a server whose name has no address yet is not
-    // usable (Server.up), except one a command checks, and that one fails over at once.
+    // usable (Server.up), except one a command checks, and that one fails over at once. It stays
+    // eligible (a sidecar knows its license host by the license file's name, which lmstat resolves
+    // and licgate may not: its tier and usable-server alerts follow the command), so the session
+    // moves on without charging a connect that was never made to the server, its metrics or its log.
     const host = server.connectHost;
     const family = server.connectFamily;
     if (family === 0) {
       process.nextTick(() => {
-        if (a.open) this.attemptFailed(a, server.noAddressReason);
+        if (a.open) this.attemptFailed(a, server.noAddressReason, false);
       });
       return;
     }
@@ -292,13 +295,16 @@ export class Connector implements Expiring {
     this.attemptFailed(a, err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ECONNRESET' ? 'connection reset' : (err.code ?? err.message));
   }
 
-  attemptFailed(a: Attempt, reason: string): void {
+  /** `attempted`: false when no connect was made (the server has no address), which is not the server's error. */
+  attemptFailed(a: Attempt, reason: string, attempted = true): void {
     const server = a.server;
     this.drop(a);
-    // The running config's observe_errors: the error counts on the server it has (Server.connectFailed).
-    server.connectFailed(reason, this.backend.live.cfg.observe_errors);
     const settled = this.settled || this.cancelled;
-    this.owner.attemptFailed(server, reason, settled);
+    if (attempted) {
+      // The running config's observe_errors: the error counts on the server it has (Server.connectFailed).
+      server.connectFailed(reason, this.backend.live.cfg.observe_errors);
+      this.owner.attemptFailed(server, reason, settled);
+    }
     if (settled) return;
     this.failures++;
     this.follow();

@@ -7,6 +7,7 @@ import type { Logger } from '../../src/observe/log.js';
 import { serverJson } from '../../src/serve/status-json.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { LicenseClient } from '../helpers/license-client.js';
+import { sample } from '../helpers/prom-text.js';
 import { startSimulators } from '../helpers/in-process-daemon.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -205,6 +206,46 @@ describe('DNS names that stop resolving', () => {
   });
 });
 
+
+describe('a server a command checks, whose name has no address', () => {
+  it('charges nothing to it: sessions go on to the next server at once, no connect error is counted or logged, observe_errors cannot mark it DOWN, and it stays eligible (a sidecar\'s tier and alerts follow its command); once its name resolves it takes its share', async () => {
+    sims = await startSimulators(['lic1', 'lic2']);
+    const dns = scriptedDns('EAI_AGAIN');
+    const { log, lines } = capturedLog();
+    // Checks far apart: a DOWN forced by passive health would stay until the test ends.
+    daemon = await startWithDns(`  - name: b
+    observe_errors: 1
+    check: { type: exec, argv: [${JSON.stringify(process.execPath)}, -e, "0"], inter: 30s, fastinter: 30s, downinter: 30s, rise: 1, fall: 1, timeout: 5s }
+    servers:
+      - { name: lic1, address: "localhost:${sims[0]!.address().port}" }
+      - { name: lic2, address: "127.0.0.1:${sims[1]!.address().port}" }
+`, dns.lookup, { log });
+    const lic1 = daemon.model.backend('b')!.server('lic1')!;
+    await waitFor(() => lic1.lastCheck, { timeoutMs: 5000, what: 'the first check of lic1' });
+    const fe = daemon.frontends[0]!.address().port;
+    const hellos = async (n: number): Promise<Set<string>> => {
+      const seen = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        const c = await LicenseClient.connect(fe);
+        seen.add(await c.hello());
+        await c.close();
+      }
+      return seen;
+    };
+    expect(await hellos(4)).toEqual(new Set(['lic2']));
+    expect(serverJson(lic1)).toMatchObject({ state: 'UP', usable: true, resolved: null, dns_error: 'EAI_AGAIN' });
+    expect(lic1.connectErrors).toBe(0);
+    const metrics = await daemon.metrics.registry.metrics();
+    expect(sample(metrics, 'licgate_connect_errors_total', { frontend: 'fe', backend: 'b', server: 'lic1', reason: 'other' }) ?? 0).toBe(0);
+    expect(sample(metrics, 'licgate_backend_usable_servers', { backend: 'b' })).toBe(2);
+    expect(lines.filter((l) => String(l.msg).startsWith('connect to server failed'))).toEqual([]);
+
+    dns.answer.set('localhost', '127.0.0.1');
+    await daemon.resolver.resolveAll();
+    expect(serverJson(lic1)).toMatchObject({ state: 'UP', usable: true, resolved: '127.0.0.1', dns_error: null });
+    expect(await hellos(4)).toEqual(new Set(['lic1', 'lic2']));
+  });
+});
 
 /** A logger whose JSON lines the test reads. */
 function capturedLog(): { log: Logger; lines: Record<string, unknown>[] } {
