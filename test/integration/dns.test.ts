@@ -292,22 +292,28 @@ ${withLic2 ? `      - { name: lic2, address: "lic2.licenses.test:${port2}" }\n` 
     expect(lines.filter((l) => l.server === 'lic2' && 'from' in l).map((l) => `${String(l.from)} -> ${String(l.to)}`)).toEqual([]);
   });
 
-  it('one that does not answer in time neither holds up nor fails the reload: the server starts DOWN (no address)', async () => {
+  /** A daemon serving lic1 whose name server never answers; its next reload adds lic2 by name. */
+  async function beforeAddingLic2(): Promise<{ d: Daemon; lookups: string[] }> {
     sims = await startSimulators(['lic1']);
     const p1 = sims[0]!.address().port;
     const lookups: string[] = [];
     const hung = (host: string): Promise<string> => (lookups.push(host), new Promise<string>(() => {}));
     let next = backendB(p1, 1, false);
-    daemon = await startWithDns(next, hung, { reread: () => withFrontend(next) });
-
+    const d = await startWithDns(next, hung, { reread: () => withFrontend(next) });
+    daemon = d;
     next = backendB(p1, 1, true);
+    return { d, lookups };
+  }
+
+  it('one that does not answer in time neither holds up nor fails the reload: the server starts DOWN (no address)', async () => {
+    const { d, lookups } = await beforeAddingLic2();
     const began = performance.now();
-    expect(await daemon.reload('test')).toMatchObject({ ok: true, changes: [expect.stringContaining('server lic2 added')] });
+    expect(await d.reload('test')).toMatchObject({ ok: true, changes: [expect.stringContaining('server lic2 added')] });
     // The lookup's own bound (2 s), as at start-up; not the name server's timeouts.
     expect(performance.now() - began).toBeLessThan(4000);
     expect(lookups).toEqual(['lic2.licenses.test']);
-    expect(serverJson(daemon.model.backend('b')!.server('lic2')!)).toMatchObject({ state: 'DOWN (no address)', usable: false, resolved: null, dns_error: 'ETIMEOUT' });
-    const c = await LicenseClient.connect(daemon.frontends[0]!.address().port);
+    expect(serverJson(d.model.backend('b')!.server('lic2')!)).toMatchObject({ state: 'DOWN (no address)', usable: false, resolved: null, dns_error: 'ETIMEOUT' });
+    const c = await LicenseClient.connect(d.frontends[0]!.address().port);
     expect(await c.hello()).toBe('lic1');
     await c.close();
   });
@@ -337,22 +343,15 @@ ${withLic2 ? `      - { name: lic2, address: "lic2.licenses.test:${port2}" }\n` 
   });
 
   it('the stop does not wait for them: a reload still looking up an added server is refused at once', async () => {
-    sims = await startSimulators(['lic1']);
-    const p1 = sims[0]!.address().port;
-    const lookups: string[] = [];
-    const hung = (host: string): Promise<string> => (lookups.push(host), new Promise<string>(() => {}));
-    let next = backendB(p1, 1, false);
-    daemon = await startWithDns(next, hung, { reread: () => withFrontend(next) });
-
-    next = backendB(p1, 1, true);
-    const reload = daemon.reload('test');
+    const { d, lookups } = await beforeAddingLic2();
+    const reload = d.reload('test');
     await waitFor(() => lookups.includes('lic2.licenses.test'), { timeoutMs: 3000, what: 'the reload looking up lic2.licenses.test' });
     const began = performance.now();
-    const stopping = daemon.shutdown(0);
+    const stopping = d.shutdown(0);
     expect(await reload).toMatchObject({ ok: false, errors: [expect.stringContaining('shutting down: reload refused')] });
     // Well inside the lookup's 2 s bound.
     expect(performance.now() - began).toBeLessThan(1000);
     await stopping;
-    expect(daemon.model.backend('b')!.server('lic2')).toBeUndefined();
+    expect(d.model.backend('b')!.server('lic2')).toBeUndefined();
   });
 });

@@ -192,9 +192,8 @@ describe('in-band STATUS on a frontend', () => {
 });
 
 describe('in-band STATUS on a frontend at its maxconn', () => {
-  // HAProxy in front of licgate proxies checks them with in-band STATUS on the clients' port
-  // (haproxy/licgate-proxies.cfg): a proxy that is merely full must not look dead to it.
-  it('answers STATUS at once while the frontend is full, and license clients still wait for a slot', async () => {
+  /** A proxy whose frontend (maxconn 1) is full: its one slot taken by `first`, a license client that stays connected. */
+  async function fullFrontend() {
     const [a, b] = [await recorder(), await recorder()];
     const proxy = await startProxy(`
 frontends:
@@ -202,19 +201,27 @@ frontends:
 backends:
   - name: licenses
     check: { type: none }
-    queue_timeout: 20s
+    queue_timeout: 30s
     servers:
       - { name: primary, address: "127.0.0.1:${a.port}" }
       - { name: backup, address: "127.0.0.1:${b.port}", backup: true }
 `);
-    // The one session slot is taken by a license client that stays connected.
     const first = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
     first.on('error', () => {});
     first.write('first\n');
     await waitFor(() => a.got[0]?.toString('latin1') === 'first\n', { timeoutMs: 5000, what: 'the first session relaying' });
+    const waiting = (n: number, what: string): Promise<unknown> =>
+      waitFor(async () => sample((await proxy.get('/metrics')).body, 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' }) === n, { timeoutMs: 5000, what });
+    return { a, proxy, first, waiting };
+  }
+
+  // HAProxy in front of licgate proxies checks them with in-band STATUS on the clients' port
+  // (haproxy/licgate-proxies.cfg): a proxy that is merely full must not look dead to it.
+  it('answers STATUS at once while the frontend is full, and license clients still wait for a slot', async () => {
+    const { a, proxy, first, waiting } = await fullFrontend();
     // A license client that arrives now waits, un-connected.
     const queued = talk(proxy.port, ['second\n'], { end: true });
-    await waitFor(async () => sample((await proxy.get('/metrics')).body, 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' }) === 1, { timeoutMs: 5000, what: 'the second client waiting at the frontend' });
+    await waiting(1, 'the second client waiting at the frontend');
     expect(a.accepted.length).toBe(1);
     // STATUS is answered promptly (long before queue_timeout), ahead of the waiting client.
     const started = performance.now();
@@ -230,31 +237,15 @@ backends:
   });
 
   it('a client that resets while it waits for a slot is logged and counted as a session ended client-gone, with its address', async () => {
-    const [a, b] = [await recorder(), await recorder()];
-    const proxy = await startProxy(`
-frontends:
-  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses, maxconn: 1 }
-backends:
-  - name: licenses
-    check: { type: none }
-    queue_timeout: 30s
-    servers:
-      - { name: primary, address: "127.0.0.1:${a.port}" }
-      - { name: backup, address: "127.0.0.1:${b.port}", backup: true }
-`);
-    const metrics = async (): Promise<string> => (await proxy.get('/metrics')).body;
-    const first = connect({ host: '127.0.0.1', port: proxy.port });
-    first.on('error', () => {});
-    first.write('first\n');
-    await waitFor(() => a.got[0]?.toString('latin1') === 'first\n', { timeoutMs: 5000, what: 'the first session relaying' });
+    const { proxy, first, waiting } = await fullFrontend();
     // A client from another address waits (its first bytes are awaited: it may be a STATUS check) and resets.
     const gone = connect({ host: '127.0.0.1', port: proxy.port, localAddress: '127.0.0.7' });
     gone.on('error', () => {});
-    await waitFor(async () => sample(await metrics(), 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' }) === 1, { timeoutMs: 5000, what: 'the second client waiting at the frontend' });
+    await waiting(1, 'the second client waiting at the frontend');
     gone.resetAndDestroy();
-    await waitFor(async () => sample(await metrics(), 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' }) === 0, { timeoutMs: 5000, what: 'the reset client gone from the queue' });
+    await waiting(0, 'the reset client gone from the queue');
     // Two clients accepted, one still in its session: the one that left is accounted for at once.
-    const text = await metrics();
+    const text = (await proxy.get('/metrics')).body;
     const ended = parseSamples(text).filter((x) => x.name === 'licgate_sessions_ended_total' && x.labels.frontend === 'lmgrd').reduce((n, x) => n + x.value, 0);
     expect({ ended, clientGone: sample(text, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'client-gone' }), turnedAway: sample(text, 'licgate_frontend_rejected_total', { frontend: 'lmgrd' }) }).toEqual({ ended: 1, clientGone: 1, turnedAway: 0 });
     const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: 'the session log line' });
