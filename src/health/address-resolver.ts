@@ -18,12 +18,14 @@ const LOOKUP_TIMEOUT_MS = 2000;
 export class AddressResolver {
   private timer: NodeJS.Timeout | null = null;
   /**
-   * Servers whose lookup has not settled yet, even past the timeout: against a name server that
-   * does not answer, getaddrinfo() takes resolv.conf's timeouts per server and search domain (often
-   * longer than the interval) on one of libuv's four threads, which the log writer uses too. A new
-   * lookup on every round would queue there without bound.
+   * By host name: the lookup not settled yet, even past the timeout, and the servers waiting on it.
+   * Against a name server that does not answer, getaddrinfo() takes resolv.conf's timeouts per
+   * server and search domain (often longer than the interval) on one of libuv's four threads, which
+   * the log writer uses too. So one lookup per name, whatever asks for it: a new one on every round,
+   * for every backend on the same license host or for the new Server objects of every reload, would
+   * fill the pool. The resolver outlives reloads.
    */
-  private readonly inFlight = new Set<Server>();
+  private readonly inFlight = new Map<string, { settled: Promise<void>; waiting: Set<Server> }>();
   /**
    * Set once start-up's lookups are done: the first address of a name found then is how the server
    * starts (no event, Daemon settles the serving tiers), one found later is a state change.
@@ -77,26 +79,17 @@ export class AddressResolver {
   }
 
   /**
-   * Looks `s` up; waits at most LOOKUP_TIMEOUT_MS (start-up waits on this), reporting ETIMEOUT after
-   * that, but applies the answer whenever it comes: with the first of two name servers not
-   * answering, glibc asks the second after resolv.conf's timeout (5 s), so every answer is late.
+   * Looks `s` up, or joins the lookup of its name under way; waits at most LOOKUP_TIMEOUT_MS
+   * (start-up and a reload wait on this), reporting ETIMEOUT after that, but applies the answer
+   * whenever it comes: with the first of two name servers not answering, glibc asks the second
+   * after resolv.conf's timeout (5 s), so every answer is late.
    */
   private resolve(s: Server): Promise<void> {
-    if (this.inFlight.has(s)) return Promise.resolve();
     const host = s.address.host;
-    this.inFlight.add(s);
-    // The outcome goes to the server the running config has: a reload that kept this server (same
-    // name and address) while its lookup was under way has replaced it, and took its address already.
-    const settled = this.lookup(host).then(
-      (address) => {
-        this.inFlight.delete(s);
-        this.resolved(s.live(), host, address);
-      },
-      (e) => {
-        this.inFlight.delete(s);
-        this.failed(s.live(), host, (e as NodeJS.ErrnoException).code ?? (e as Error).message);
-      },
-    );
+    let lookup = this.inFlight.get(host);
+    if (lookup?.waiting.has(s)) return Promise.resolve();
+    lookup ??= this.lookUp(host);
+    lookup.waiting.add(s);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
@@ -104,7 +97,39 @@ export class AddressResolver {
         resolve();
       }, LOOKUP_TIMEOUT_MS);
     });
-    return Promise.race([settled, timedOut]).finally(() => clearTimeout(timer));
+    return Promise.race([lookup.settled, timedOut]).finally(() => clearTimeout(timer));
+  }
+
+  /** Starts the one lookup of `host`; its outcome goes to every server with that name. */
+  private lookUp(host: string): { settled: Promise<void>; waiting: Set<Server> } {
+    const waiting = new Set<Server>();
+    const settled = this.lookup(host).then(
+      (address) => {
+        this.inFlight.delete(host);
+        for (const s of this.named(host, waiting)) this.resolved(s, host, address);
+      },
+      (e) => {
+        this.inFlight.delete(host);
+        const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+        for (const s of this.named(host, waiting)) this.failed(s, host, reason);
+      },
+    );
+    const lookup = { settled, waiting };
+    this.inFlight.set(host, lookup);
+    return lookup;
+  }
+
+  /**
+   * The servers an answer about `host` is for: those of the running config with that name, and
+   * each that waited on it as the running config has it now (a reload that kept a server while its
+   * lookup was under way has replaced it, and took its address already), or as it is while a
+   * reload that adds it has yet to commit.
+   */
+  private named(host: string, waiting: Set<Server>): Set<Server> {
+    const out = new Set<Server>();
+    for (const s of waiting) out.add(s.live());
+    for (const s of this.servers()) if (s.address.host === host) out.add(s);
+    return out;
   }
 
   private resolved(s: Server, host: string, address: string): void {

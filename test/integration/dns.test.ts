@@ -355,3 +355,68 @@ ${withLic2 ? `      - { name: lic2, address: "lic2.licenses.test:${port2}" }\n` 
     expect(d.model.backend('b')!.server('lic2')).toBeUndefined();
   });
 });
+
+describe('a name server that does not answer, and license hosts shared by backends', () => {
+  /**
+   * A name server that answers only when the test says so: `inFlight` counts the lookups of each
+   * name under way. Each one would hold one of libuv's four threads (the log writer's too) for
+   * resolv.conf's timeouts.
+   */
+  function heldDns(): { lookup: (host: string) => Promise<string>; inFlight: (host: string) => number; answer: (host: string, address: string) => void } {
+    const held = new Map<string, ((address: string) => void)[]>();
+    return {
+      lookup: (host) => new Promise<string>((resolve) => held.set(host, [...(held.get(host) ?? []), resolve])),
+      inFlight: (host) => held.get(host)?.length ?? 0,
+      answer: (host, address) => {
+        for (const r of held.get(host) ?? []) r(address);
+        held.delete(host);
+      },
+    };
+  }
+
+  /** The lmgrd port (backend b) and the vendor daemon's port (backend v) of the same two license hosts; lic3 on lic1's host when `withLic3`. */
+  const twoPorts = (p1: number, p2: number, opts: { weight?: number; withLic3?: boolean } = {}): string => ['b', 'v'].map((name) => `  - name: ${name}
+    check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
+    servers:
+      - { name: lic1, address: "lic1.licenses.test:${p1}", weight: ${opts.weight ?? 1} }
+      - { name: lic2, address: "lic2.licenses.test:${p2}" }
+${opts.withLic3 && name === 'v' ? `      - { name: lic3, address: "lic1.licenses.test:${p2}" }\n` : ''}`).join('');
+
+  it('has one lookup of each name under way at a time, whatever the backends, rounds and reloads; its answer reaches every server with that name', async () => {
+    sims = await startSimulators(['lic1', 'lic2']);
+    const [p1, p2] = sims.map((s) => s.address().port) as [number, number];
+    const dns = heldDns();
+    let next = twoPorts(p1, p2);
+    daemon = await startWithDns(next, dns.lookup, { reread: () => withFrontend(next) });
+    const d = daemon;
+    const perName = (): Record<string, number> => ({ lic1: dns.inFlight('lic1.licenses.test'), lic2: dns.inFlight('lic2.licenses.test') });
+    // Start-up: one lookup per name, not one per backend.
+    expect(perName()).toEqual({ lic1: 1, lic2: 1 });
+    for (const b of ['b', 'v']) expect(serverJson(d.model.backend(b)!.server('lic1')!)).toMatchObject({ state: 'DOWN (no address)', dns_error: 'ETIMEOUT' });
+
+    // A round while the lookups hang adds none.
+    await d.resolver.resolveAll();
+    expect(perName()).toEqual({ lic1: 1, lic2: 1 });
+
+    // A reload that keeps the servers (new objects, same names), then a round: none either.
+    next = twoPorts(p1, p2, { weight: 2 });
+    expect((await d.reload('test')).ok).toBe(true);
+    await d.resolver.resolveAll();
+    expect(perName()).toEqual({ lic1: 1, lic2: 1 });
+
+    // A reload that adds a server on lic1's host waits for the lookup under way (bounded as ever).
+    next = twoPorts(p1, p2, { weight: 2, withLic3: true });
+    const began = performance.now();
+    expect(await d.reload('test')).toMatchObject({ ok: true, changes: [expect.stringContaining('server lic3 added')] });
+    expect(performance.now() - began).toBeLessThan(4000);
+    expect(perName()).toEqual({ lic1: 1, lic2: 1 });
+    expect(serverJson(d.model.backend('v')!.server('lic3')!)).toMatchObject({ state: 'DOWN (no address)', dns_error: 'ETIMEOUT' });
+
+    // The name server answers: every server of the running config with that name takes the address.
+    dns.answer('lic1.licenses.test', '127.0.0.1');
+    const onLic1 = [d.model.backend('b')!.server('lic1')!, d.model.backend('v')!.server('lic1')!, d.model.backend('v')!.server('lic3')!];
+    await waitFor(() => onLic1.every((s) => s.stateText === 'UP'), { timeoutMs: 3000, what: 'every server on lic1.licenses.test UP' });
+    for (const s of onLic1) expect(serverJson(s)).toMatchObject({ resolved: '127.0.0.1', dns_error: null });
+    expect(serverJson(d.model.backend('b')!.server('lic2')!)).toMatchObject({ state: 'DOWN (no address)', resolved: null });
+  });
+});
