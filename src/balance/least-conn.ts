@@ -28,4 +28,8 @@ export class LeastConn implements Balancer {
     if (best !== null) this.last = best;
     return best;
   }
+
+  adopt(prev: Balancer, successor: (old: Server) => Server | undefined): void {
+    if (prev instanceof LeastConn && prev.last !== null) this.last = successor(prev.last) ?? null;
+  }
 }

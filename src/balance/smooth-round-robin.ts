@@ -45,4 +45,13 @@ export class SmoothRoundRobin implements Balancer {
     best.score -= total;
     return best.server;
   }
+
+  /** Scores carry over with the weight they were built at: a reload that changed a weight starts a fresh cycle at the next pick, as a runtime change does. */
+  adopt(prev: Balancer, successor: (old: Server) => Server | undefined): void {
+    if (!(prev instanceof SmoothRoundRobin)) return;
+    for (const e of prev.scores.values()) {
+      const s = successor(e.server);
+      if (s !== undefined) this.scores.set(s, { server: s, score: e.score, weight: e.weight });
+    }
+  }
 }

@@ -23,6 +23,9 @@ export class SourceHash implements Balancer {
     }
     return best;
   }
+
+  /** Stateless: the client address alone decides. */
+  adopt(): void {}
 }
 
 function fnv1a(text: string, seed: number): number {

@@ -238,13 +238,14 @@ export class Backend {
   /**
    * Reload: take over from `old`, the backend of the same name in the running config, after each
    * surviving server adopted its runtime state. Keeps the serving tier (announced by `reconsider`
-   * once the new config is live) and the stick table, also when its ttl or size changed, so a reload
-   * neither fails back nor moves a sticky FlexLM client to another server.
+   * once the new config is live), the balancer's turn and the stick table, also when its ttl or
+   * size changed, so a reload neither fails back nor moves a sticky FlexLM client to another server.
    */
   adoptRuntime(old: Backend): void {
     old.successor = this;
     for (const s of this.servers) s.commitAdoption();
     this.servingTier = old.servingTier;
+    this.balancer.adopt(old.balancer, (s) => this.server(s.name));
     this.queueRejected = old.queueRejected;
     this.queueTimeouts = old.queueTimeouts;
     if (this.stick && old.stick) {

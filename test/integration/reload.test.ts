@@ -261,6 +261,23 @@ backends:
     expect(await held.hello()).toBe('s1');
     expect((await held.checkout('cad', 1)).granted).toBe(true);
   });
+
+  // A reload every few minutes (config management) with one connection between them would
+  // otherwise send every connection to the first server.
+  for (const balance of ['roundrobin', 'leastconn']) {
+    it(`a reload that leaves a ${balance} backend as it was keeps its turn: sessions between reloads still alternate`, async () => {
+      const s1 = await startSimulator('s1');
+      const s2 = await startSimulator('s2');
+      const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }, { name: 's2', port: s2.port }], `\n    balance: ${balance}`);
+      const { p } = await start(body);
+      const seen: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        seen.push(await helloOnce(p.port));
+        expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+      }
+      expect(seen).toEqual(['s1', 's2', 's1', 's2']);
+    });
+  }
 });
 
 function escape(s: string): string {
