@@ -21,7 +21,7 @@ import { AgentResponder } from './serve/agent-responder.js';
 import { registerReloadRoute } from './serve/reload-route.js';
 import { registerStatsPage } from './serve/stats-page.js';
 import { createStatusResponder } from './serve/status-responder.js';
-import { reloadFromFile, type ReloadOutcome } from './reload.js';
+import { reloadFromFile, sameJson, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
 import { StopBeganError } from './errors.js';
 import { AddressResolver, systemLookup, type Lookup } from './health/address-resolver.js';
@@ -277,26 +277,34 @@ export class Daemon implements DaemonView {
   }
 
   /**
-   * Health and agent checks of the current model (restarted by a reload for the new one). Stops the
-   * running ones first: a second set would probe every server twice per interval.
+   * Health and agent checks of the current model (again for the model a reload builds). A running
+   * health check scheduler whose backend keeps its check config goes on with the new backend
+   * (CheckScheduler.retarget); the others stop: a second set would probe every server twice per
+   * interval.
    */
   startChecks(): void {
-    this.stopChecks();
-    const checked = [...this.model.backends.values()].flatMap((b) => {
-      let unexited = this.unexitedChecks.get(b.name);
-      if (unexited === undefined) this.unexitedChecks.set(b.name, (unexited = new Map()));
-      const probe = createProbe(b.cfg.check, unexited);
-      return probe ? [{ b, probe }] : [];
-    });
+    const running = new Map(this.schedulers.splice(0).map((s) => [s.backendName, s]));
+    for (const a of this.agentSchedulers.splice(0)) a.stop();
+    const checked = [...this.model.backends.values()].filter((b) => b.cfg.check.type !== 'none');
     // First checks spread over all checked servers: backends often share license hosts.
-    const of = checked.reduce((n, { b }) => n + b.servers.length, 0);
+    const of = checked.reduce((n, b) => n + b.servers.length, 0);
     let first = 0;
-    for (const { b, probe } of checked) {
-      const s = new CheckScheduler(b, b.cfg.check, probe, this.model.events);
-      this.schedulers.push(s);
-      s.start(first, of);
+    for (const b of checked) {
+      const was = running.get(b.name);
+      if (was !== undefined && sameJson(was.check, b.cfg.check)) {
+        running.delete(b.name);
+        was.retarget(b, this.model.events, first, of);
+        this.schedulers.push(was);
+      } else {
+        let unexited = this.unexitedChecks.get(b.name);
+        if (unexited === undefined) this.unexitedChecks.set(b.name, (unexited = new Map()));
+        const s = new CheckScheduler(b, b.cfg.check, createProbe(b.cfg.check, unexited)!, this.model.events);
+        this.schedulers.push(s);
+        s.start(first, of);
+      }
       first += b.servers.length;
     }
+    for (const s of running.values()) s.stop();
     for (const b of this.model.backends.values()) {
       if (b.cfg.agent_port === null) continue;
       const a = new AgentScheduler(b, b.cfg.agent_port, b.cfg.agent_inter, b.cfg.check.timeout, b.cfg.agent_send);

@@ -111,11 +111,12 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
 
   // 2. Commit: from here on nothing can fail.
   handOverBackends(d.model, model);
-  d.stopChecks();
   d.model.events.removeAllListeners();
   d.cfg = next;
   d.model = model;
   d.observeModel(model);
+  // Before anything below awaits: the checks a backend keeps go on with it, and report to this model.
+  d.startChecks();
   for (const [fe, f] of kept) fe.retarget(f, model.backend(f.backend)!);
   d.retire(removed);
   d.frontends.splice(0, d.frontends.length, ...order);
@@ -132,7 +133,6 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     b.serveQueue();
   }
   for (const fe of kept.keys()) fe.admitWaiting();
-  d.startChecks();
   d.metrics.forget(next);
   d.notifier.configure(next.notify.webhooks);
   await d.followVrrp();
@@ -257,7 +257,7 @@ function sameListen(a: HostPort | undefined, b: HostPort | undefined): boolean {
 }
 
 /** Deep equality of config values (regular expressions compare by their source). */
-function sameJson(a: unknown, b: unknown): boolean {
+export function sameJson(a: unknown, b: unknown): boolean {
   const text = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x instanceof RegExp ? x.toString() : x)) ?? 'undefined';
   return text(a) === text(b);
 }

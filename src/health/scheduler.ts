@@ -16,12 +16,17 @@ export class CheckScheduler {
   private readonly inflight = new Map<Server, AbortController>();
   private stopped = false;
 
+  /** Not readonly: a reload that keeps the check config hands this scheduler to the new backend (retarget). */
   constructor(
-    private readonly backend: Backend,
-    private readonly check: CheckConfig,
+    private backend: Backend,
+    readonly check: CheckConfig,
     private readonly probe: Probe,
-    private readonly events: ModelEvents,
+    private events: ModelEvents,
   ) {}
+
+  get backendName(): string {
+    return this.backend.name;
+  }
 
   /**
    * `first` and `of`: where this backend's servers stand among all the checked servers of the
@@ -33,6 +38,45 @@ export class CheckScheduler {
       s.recheckSoon = () => this.soon(s);
       s.checkNow = () => this.now(s);
       this.schedule(s, Math.floor((window * (first + i)) / Math.max(of, 1)));
+    });
+  }
+
+  /**
+   * Reload with the same check config: go on with `backend`, the one that replaced this scheduler's.
+   * A server that stays (same name and address, Server.live) keeps the time of its next check and a
+   * check under way, whose result is its successor's: restarting them would kill an exec check
+   * (lmstat) halfway and probe every server again at each reload. A server that left has its
+   * check stopped; one the reload added gets its first check as at start.
+   */
+  retarget(backend: Backend, events: ModelEvents, first: number, of: number): void {
+    const timers = [...this.timers];
+    const inflight = [...this.inflight];
+    this.timers.clear();
+    this.inflight.clear();
+    for (const s of this.backend.servers) {
+      s.recheckSoon = null;
+      s.checkNow = null;
+    }
+    this.backend = backend;
+    this.events = events;
+    const staying = new Set(backend.servers);
+    for (const [old, ctl] of inflight) {
+      const s = old.live();
+      if (staying.has(s)) this.inflight.set(s, ctl);
+      else ctl.abort();
+    }
+    const now = Date.now();
+    for (const [old, t] of timers) {
+      clearTimeout(t.timer);
+      const s = old.live();
+      // One the reload left unchecked (its agent changed: Server.adoptRuntime) is checked as at start.
+      if (staying.has(s) && !this.inflight.has(s) && s.firstCheckDone) this.schedule(s, Math.max(0, t.due - now));
+    }
+    const window = Math.min(this.check.inter, 200);
+    backend.servers.forEach((s, i) => {
+      s.recheckSoon = () => this.soon(s);
+      s.checkNow = () => this.now(s);
+      if (!this.timers.has(s) && !this.inflight.has(s)) this.schedule(s, Math.floor((window * (first + i)) / Math.max(of, 1)));
     });
   }
 
@@ -106,10 +150,15 @@ export class CheckScheduler {
       outcome = { ok: false, reason: `check error: ${(e as Error).message}` };
     } finally {
       clearTimeout(timer);
-      this.inflight.delete(server);
     }
+    // A reload that kept this server handed its check on (retarget): the result is its successor's.
+    // Not in flight any more: stopped, or the server left with a reload.
+    const live = server.live();
+    if (this.stopped || this.inflight.get(live) !== ctl) return;
+    this.inflight.delete(live);
+    server = live;
     // Put in maintenance while the check ran: its result would count against a planned outage.
-    if (this.stopped || server.checksPaused) return;
+    if (server.checksPaused) return;
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
     const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: Date.now(), ...(outcome.license ? { license: outcome.license } : {}) };
     if (outcome.inconclusive) {

@@ -278,6 +278,37 @@ backends:
       expect(seen).toEqual(['s1', 's2', 's1', 's2']);
     });
   }
+
+  it('a reload that leaves the check as it was lets a running exec check finish and counts it; no second check of that server starts meanwhile', async () => {
+    const s1 = await startSimulator('s1');
+    const trace = join(tmpdir(), `licgate-reload-exec-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    tokenFiles.push(trace);
+    // Each check takes about 1 s and says when it starts and ends, under its process id.
+    const cmd = `echo start $$ >> ${trace}; sleep 1; echo end $$ >> ${trace}`;
+    const body = FRONTEND + `backends:
+  - name: licenses
+    check: { type: exec, argv: [/bin/sh, -c, ${JSON.stringify(cmd)}], inter: 1500ms, fastinter: 1500ms, downinter: 1500ms, rise: 1, fall: 1, timeout: 5s }
+    servers: [{ name: s1, address: 127.0.0.1:${s1.port} }]
+`;
+    const { p } = await start(body);
+    const lines = (): string[] => readFileSync(trace, 'utf8').split('\n').filter(Boolean);
+    const running = (): string | undefined => {
+      const l = lines();
+      const last = l[l.length - 1];
+      return last?.startsWith('start ') ? last.slice(6) : undefined;
+    };
+    const pid = await waitFor(running, { timeoutMs: 10_000, intervalMs: 20, what: 'a check in flight' });
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+
+    await waitFor(() => lines().includes(`end ${pid}`), { timeoutMs: 5000, what: `the check running at the reload (pid ${pid}) to finish` });
+    // One check process at a time: every start is followed by its own end.
+    const l = lines();
+    for (let i = 0; i < l.length; i++) expect(l[i]).toBe(i % 2 === 0 ? `start ${l[i]!.slice(6)}` : `end ${l[i - 1]!.slice(6)}`);
+    // Its result counted: every check that finished is in licgate_checks_total, the one across the reload too.
+    const ok = async (): Promise<number | undefined> => sample((await p.get('/metrics')).body, 'licgate_checks_total', { backend: 'licenses', server: 's1', result: 'ok' });
+    await waitFor(async () => (await ok()) === lines().filter((x) => x.startsWith('end ')).length, { timeoutMs: 5000, intervalMs: 20, what: 'licgate_checks_total to count every finished check' });
+    expect(await ok()).toBeGreaterThanOrEqual(2);
+  });
 });
 
 function escape(s: string): string {
