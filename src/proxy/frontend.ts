@@ -8,7 +8,7 @@ import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../i
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 import { renderStatus } from '../serve/status-reply.js';
-import { KEEPALIVE_ARM_AFTER_MS, Session, SNIFF_TIMEOUT_MS, type SessionRecord, type SessionRoute } from './session.js';
+import { clientAddress, KEEPALIVE_ARM_AFTER_MS, Session, SNIFF_TIMEOUT_MS, UNKNOWN_CLIENT, type ClientPeer, type SessionRecord, type SessionRoute } from './session.js';
 import { SessionList } from './session-list.js';
 import { Waiting, type WaitingOwner } from './waiting.js';
 
@@ -138,7 +138,7 @@ export class Frontend implements WaitingOwner {
   admitWaiting(): void {
     while (this.waiting.length > 0 && (this.cfg.maxconn === 0 || this.sessions.size < this.cfg.maxconn)) {
       const w = this.waiting.shift()!;
-      this.begin(w.take(), w.early, w.eof);
+      this.begin(w.take(), w.peer, w.early, w.eof);
     }
   }
 
@@ -154,16 +154,24 @@ export class Frontend implements WaitingOwner {
    * are kept for its session (see Waiting).
    */
   accept(client: TcpHandle): void {
+    const peer = clientAddress(client);
+    if (peer === null) {
+      // Reset before it was accepted: nobody is left to serve, so no server is picked or connected
+      // (nor a place in the queue taken). Counted and logged as a waiting client that leaves is.
+      client.close();
+      this.unserved(UNKNOWN_CLIENT, 0, 0, 'client-gone');
+      return;
+    }
     if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {
       if (this.waiting.length >= this.backend.cfg.max_queue) {
         this.rejected++;
         client.close();
         return;
       }
-      this.waiting.push(new Waiting(this, client, this.backend.cfg.queue_timeout));
+      this.waiting.push(new Waiting(this, client, peer, this.backend.cfg.queue_timeout));
       return;
     }
-    this.begin(client);
+    this.begin(client, peer);
   }
 
   get inbandStatus(): boolean {
@@ -192,14 +200,19 @@ export class Frontend implements WaitingOwner {
   }
 
   private waiterEnded(w: Waiting, end: 'status' | 'client-gone'): void {
+    this.unserved(`${w.peer.key}:${w.peer.port}`, w.early?.length ?? 0, Date.now() - w.since, end);
+  }
+
+  /** A client that ended before it had a session: no server, nothing sent to it. */
+  private unserved(client: string, bytesIn: number, durationMs: number, end: 'status' | 'client-gone'): void {
     this.hooks.sessionEnded({
-      client: `${w.peer.key}:${w.peer.port}`,
+      client,
       frontend: this.name,
       backend: this.backend.name,
       server: null,
-      bytes_in: w.early?.length ?? 0,
+      bytes_in: bytesIn,
       bytes_out: 0,
-      duration_ms: Date.now() - w.since,
+      duration_ms: durationMs,
       end,
       retries: 0,
     });
@@ -219,8 +232,8 @@ export class Frontend implements WaitingOwner {
     this.hooks.acceptFailed(this, errnoError(status, 'accept'));
   }
 
-  private begin(client: TcpHandle, early: Buffer | null = null, eof = false): void {
-    const session = new Session(this, client, early, eof);
+  private begin(client: TcpHandle, peer: ClientPeer, early: Buffer | null = null, eof = false): void {
+    const session = new Session(this, client, peer, early, eof);
     // With no usable server the session may already have ended inside its constructor.
     if (!session.isEnded) this.sessions.add(session);
   }

@@ -1,6 +1,6 @@
 import { replyAndClose } from '../io/reply-and-close.js';
 import type { Linked } from '../io/intrusive-list.js';
-import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
+import { readOffset, readResult, UV_EOF, type SockAddr, type TcpHandle } from '../io/tcp-handle.js';
 import { renderStatus } from '../serve/status-reply.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
@@ -17,6 +17,7 @@ const PREBUFFER_LIMIT = 64 * 1024;
 export const KEEPALIVE_ARM_AFTER_MS = 1000;
 
 export interface SessionRecord {
+  /** address:port, or UNKNOWN_CLIENT for a client already gone when accepted. */
   client: string;
   frontend: string;
   backend: string;
@@ -40,9 +41,22 @@ export interface SessionRoute {
 }
 
 /** The client's address (an IPv4-mapped IPv6 one as plain IPv4: the stick-table key) and port. */
-export function clientAddress(client: TcpHandle): { key: string; port: number } {
-  const peer: { address?: string; port?: number } = {};
-  client.getpeername(peer);
+export interface ClientPeer {
+  key: string;
+  port: number;
+}
+
+/** The record's client when its address is unknown: HAProxy's log writes '-' for an unknown field. */
+export const UNKNOWN_CLIENT = '-';
+
+/**
+ * Read once per accepted connection, by the frontend. Null when getpeername fails: the client
+ * reset (a connect scan, or a client that gave up while the accept backlog was full) before licgate
+ * accepted it, and libuv's accept does not return the address.
+ */
+export function clientAddress(client: TcpHandle): ClientPeer | null {
+  const peer: SockAddr = {};
+  if (client.getpeername(peer) !== 0) return null;
   const addr = peer.address ?? '';
   const key = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
   return { key, port: peer.port ?? 0 };
@@ -86,9 +100,8 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   private readonly clientPort: number;
 
   /** `early` and `eof`: what the client sent (never a whole STATUS line) while it waited for a slot at maxconn. */
-  constructor(private readonly fe: Frontend, private readonly client: TcpHandle, early: Buffer | null = null, eof = false) {
+  constructor(private readonly fe: Frontend, private readonly client: TcpHandle, peer: ClientPeer, early: Buffer | null = null, eof = false) {
     this.frontendName = fe.name;
-    const peer = clientAddress(client);
     this.clientKey = peer.key;
     this.clientPort = peer.port;
     client.setNoDelay(true);

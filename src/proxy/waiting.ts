@@ -1,5 +1,5 @@
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
-import { clientAddress } from './session.js';
+import type { ClientPeer } from './session.js';
 import { sniffStatus } from './status-sniff.js';
 
 /** What a waiting client's frontend does for it (see Frontend.accept). */
@@ -43,12 +43,14 @@ export class Waiting {
   /** The client's FIN came while waiting. */
   eof = false;
   private reading = false;
-  /** The client's address, read now: a client that resets while waiting has none by its record. */
-  readonly peer: { key: string; port: number };
-
-  constructor(private readonly owner: WaitingOwner, readonly client: TcpHandle, queueTimeout: number) {
+  constructor(
+    private readonly owner: WaitingOwner,
+    readonly client: TcpHandle,
+    /** The client's address, read at accept: a client that resets while waiting has none by its record. */
+    readonly peer: ClientPeer,
+    queueTimeout: number,
+  ) {
     this.timer = setTimeout(() => owner.giveUp(this), queueTimeout);
-    this.peer = clientAddress(client);
     (client as WaitingHandle)[kWaiting] = this;
     client.onread = onWaitingRead;
     this.reading = client.readStart() === 0;

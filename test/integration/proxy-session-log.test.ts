@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { once } from 'node:events';
 import { connect } from 'node:net';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
 import { LicenseClient } from '../helpers/license-client.js';
+import { sample } from '../helpers/prom-text.js';
 import { startInProcessSimulator, startProxy, stopAll } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -61,5 +63,51 @@ backends:
     expect(line).toMatchObject({ end: 'no-server', server: null, error: expect.stringContaining('(after 3 attempts)') });
     // retries: 2 allows two retries after the first attempt; the line must not claim a third.
     expect(line.retries).toBe(2);
+  });
+
+  // A connect scan (nmap -sT: handshake, then RST) or a client that gave up while the accept backlog
+  // was full: the kernel completed its handshake, and it reset before licgate accepted it.
+  it.each([
+    { at: 'with a free session slot', maxconn: 0 },
+    { at: 'at frontend maxconn (it would wait)', maxconn: 1 },
+  ])('a client that resets before licgate accepts it, $at, is closed at once as client-gone, logged with client "-", and costs the license server no connection', async ({ maxconn }) => {
+    const sim = await startInProcessSimulator('primary');
+    const proxy = await startProxy(`
+shutdown_delay: 0s
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses${maxconn ? `, maxconn: ${maxconn}` : ''} }
+backends:
+  - name: licenses
+    check: { type: none }
+    queue_timeout: 30s
+    servers: [{ name: primary, address: "127.0.0.1:${sim.port}" }]
+`);
+    const held = maxconn ? await LicenseClient.connect(proxy.port) : null;
+    if (held) expect(await held.hello()).toBe('primary');
+    // Stopped, licgate accepts nothing; the kernel still completes the handshake into its backlog.
+    proxy.child.kill('SIGSTOP');
+    try {
+      const scan = connect(proxy.port, '127.0.0.1');
+      scan.on('error', () => {});
+      await once(scan, 'connect');
+      scan.resetAndDestroy();
+      await once(scan, 'close');
+    } finally {
+      proxy.child.kill('SIGCONT');
+    }
+    const line = await waitFor(() => proxy.logs.find((x) => x.msg === 'session closed'), { timeoutMs: 5000, what: "the reset client's session line" });
+    expect(line).toMatchObject({ client: '-', frontend: 'lmgrd', backend: 'licenses', server: null, bytes_in: 0, bytes_out: 0, end: 'client-gone', retries: 0 });
+    // The next client's connection is the license server's next one: none was opened for the reset client before it.
+    await held?.close();
+    const c = await LicenseClient.connect(proxy.port);
+    expect(await c.hello()).toBe('primary');
+    await c.close();
+    const sessions = maxconn ? 3 : 2;
+    await waitFor(() => proxy.logs.filter((x) => x.msg === 'session closed').length === sessions, { timeoutMs: 5000, what: `${sessions} session lines` });
+    expect(sim.connections).toBe(sessions - 1);
+    const text = (await proxy.get('/metrics')).body;
+    const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end });
+    expect([ended('client-gone'), ended('closed'), sample(text, 'licgate_connections_total', { server: 'primary' })]).toEqual([1, sessions - 1, sessions - 1]);
+    expect(proxy.logs.filter((x) => String(x.msg).startsWith('connect to server failed'))).toEqual([]);
   });
 });
