@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import type { Daemon } from '../../src/daemon.js';
+import type { Frontend } from '../../src/proxy/frontend.js';
 import { applyConfig } from '../../src/reload.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { startDaemon, startSimulators } from '../helpers/in-process-daemon.js';
@@ -73,6 +74,46 @@ async function startWithAgent(maxconn: number) {
   const s1 = backend.server('s1')!;
   await waitFor(() => s1.maxconn === maxconn, { timeoutMs: 5000, what: `maxconn ${maxconn} from the agent` });
   return { ag, port: d.frontends[0]!.address().port, backend, s1, d };
+}
+
+/** A server that counts and hashes what each connection sent, and answers with that at the client's FIN. */
+async function hashingServer(): Promise<{ port: number }> {
+  const srv = await startTcpServer((sock) => {
+    const hash = createHash('sha256');
+    let n = 0;
+    sock.on('data', (d: Buffer) => {
+      n += d.length;
+      hash.update(d);
+    });
+    sock.on('end', () => sock.end(`${n} ${hash.digest('hex')}\n`));
+  });
+  agents.push(srv.close);
+  return srv;
+}
+
+/**
+ * What licgate has read from each client waiting at `fe`. The wait list is private: what licgate
+ * read is not visible from outside before the client's turn.
+ */
+function waitList(fe: Frontend): { early: Buffer | null }[] {
+  return (fe as unknown as { waiting: { early: Buffer | null }[] }).waiting;
+}
+
+/**
+ * Sends `bytes` one per segment, each written only once licgate has read the one before (the first
+ * waiting client's bytes, up to `readLimit`), so that every byte is one read of its own.
+ */
+async function trickle(fe: Frontend, sock: Socket, bytes: Buffer, readLimit = Infinity): Promise<void> {
+  const deadline = performance.now() + 20_000;
+  for (let i = 0; i < bytes.length; i++) {
+    sock.write(bytes.subarray(i, i + 1));
+    if (i >= readLimit) continue;
+    // setImmediate: one turn of the event loop licgate shares with this test, no sleep.
+    while ((waitList(fe)[0]?.early?.length ?? 0) !== i + 1) {
+      if (performance.now() > deadline) throw new Error(`licgate read ${waitList(fe)[0]?.early?.length ?? 'none'} of the ${i + 1} bytes trickled so far`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
 }
 
 async function statusOf(d: Daemon): Promise<Record<string, unknown>> {
@@ -267,17 +308,7 @@ describe('maxconn and the bounded queue', () => {
 
   // licgate reads a waiting client only this far (4 KiB); the rest waits in the kernel.
   it('frontend maxconn: a waiting client that sends far more than is read while it waits, then its FIN, has every byte relayed in order when its turn comes', async () => {
-    // A server that counts and hashes what each connection sent, and answers with that at the client's FIN.
-    const srv = await startTcpServer((sock) => {
-      const hash = createHash('sha256');
-      let n = 0;
-      sock.on('data', (d: Buffer) => {
-        n += d.length;
-        hash.update(d);
-      });
-      sock.on('end', () => sock.end(`${n} ${hash.digest('hex')}\n`));
-    });
-    agents.push(srv.close);
+    const srv = await hashingServer();
     const d = await startDaemon(config(srv.port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
     daemon = d;
     const fe = d.frontends[0]!;
@@ -295,14 +326,65 @@ describe('maxconn and the bounded queue', () => {
     await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
     w.end(payload);
     // Queued long enough for licgate to have read what it reads while w waits (the kernel holds the rest).
-    // (The wait list is private: what licgate read is not visible from outside before the turn.)
-    const waitList = (fe as unknown as { waiting: { early: Buffer | null }[] }).waiting;
-    await waitFor(() => (waitList[0]?.early?.length ?? 0) > 0, { timeoutMs: 5000, what: "w's first bytes read while it waits" });
-    expect(waitList[0]!.early!.length).toBeLessThan(payload.length);
+    await waitFor(() => (waitList(fe)[0]?.early?.length ?? 0) > 0, { timeoutMs: 5000, what: "w's first bytes read while it waits" });
+    expect(waitList(fe)[0]!.early!.length).toBeLessThan(payload.length);
     expect(fe.queued).toBe(1);
     first.end();
     await waitFor(() => reply.endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
     expect(reply).toBe(`${payload.length} ${createHash('sha256').update(payload).digest('hex')}\n`);
+  });
+
+  // A client whose first message arrives one byte per segment while it waits: what licgate keeps for
+  // it grows by appending, not by copying everything read so far on every byte.
+  it('frontend maxconn: a waiting client that trickles its first message one byte per segment, past what licgate reads while it waits, has every byte relayed in order when its turn comes', async () => {
+    const srv = await hashingServer();
+    const d = await startDaemon(config(srv.port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
+    daemon = d;
+    const fe = d.frontends[0]!;
+    const port = fe.address().port;
+    const first = connect({ host: '127.0.0.1', port });
+    clients.push(first);
+    first.on('error', () => {});
+    await waitFor(() => fe.sessions.size === 1, { timeoutMs: 5000, what: 'the first session open' });
+    const w = connect({ host: '127.0.0.1', port });
+    clients.push(w);
+    w.on('error', () => {});
+    w.setNoDelay(true);
+    let reply = '';
+    w.setEncoding('latin1').on('data', (c: string) => (reply += c));
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
+    // Starts as a STATUS request would, so the in-band sniff sees a prefix before it sees otherwise.
+    const message = Buffer.concat([Buffer.from('STATUS '), randomBytes(4096 + 500)]);
+    // licgate reads 4 KiB from a waiting client; the rest waits in the kernel.
+    await trickle(fe, w, message, 4096);
+    w.end();
+    expect(fe.queued).toBe(1);
+    first.end();
+    await waitFor(() => reply.endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
+    expect(reply).toBe(`${message.length} ${createHash('sha256').update(message).digest('hex')}\n`);
+  });
+
+  it('frontend maxconn: a waiting client that trickles STATUS one byte per segment is answered at once', async () => {
+    sims = await startSimulators(['s1']);
+    const d = await startDaemon(config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
+    daemon = d;
+    const fe = d.frontends[0]!;
+    const port = fe.address().port;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+    const w = connect({ host: '127.0.0.1', port });
+    clients.push(w);
+    w.on('error', () => {});
+    w.setNoDelay(true);
+    let reply = '';
+    w.setEncoding('latin1').on('data', (c: string) => (reply += c));
+    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
+    // All but the last byte, each read on its own while w waits; then the last.
+    await trickle(fe, w, Buffer.from('STATUS\r'));
+    w.write('\n');
+    // licgate's STATUS block names the backend (b), the simulator's its own name (s1).
+    await waitFor(() => reply.includes('Servers:'), { timeoutMs: 5000, what: "w's STATUS answered" });
+    expect([reply.includes('Backend: b\r\n'), fe.queued, sims[0]!.connections, a.closed()]).toEqual([true, 0, 1, false]);
   });
 
   it('frontend maxconn: a reload that turns inband_status off also holds for a client already waiting: its STATUS goes to the server when its turn comes', async () => {
