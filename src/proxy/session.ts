@@ -1,3 +1,4 @@
+import { appendBytes } from '../io/append-bytes.js';
 import { replyAndClose } from '../io/reply-and-close.js';
 import type { Linked } from '../io/intrusive-list.js';
 import { readOffset, readResult, UV_EOF, type SockAddr, type TcpHandle } from '../io/tcp-handle.js';
@@ -82,6 +83,8 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   private server: Server | null = null;
   /** Client bytes not yet forwarded: a partial STATUS prefix, or what came before the connect. */
   private pending: Buffer | null = null;
+  /** Where the chunks after the first are appended (appendBytes). */
+  private pendingStore: Buffer | null = null;
   /** Bytes read from the client before the relay took over. */
   private earlyBytes = 0;
   /** The client's FIN arrived before the relay took over. */
@@ -178,7 +181,11 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   earlyData(chunk: Buffer): void {
     this.earlyBytes += chunk.length;
     if (this.ended) return;
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    let buf = chunk;
+    if (this.pending !== null) {
+      this.pendingStore = appendBytes(this.pendingStore, this.pending, chunk, PREBUFFER_LIMIT);
+      buf = this.pendingStore.subarray(0, this.pending.length + chunk.length);
+    }
     this.pending = buf;
     if (this.sniffing) {
       const verdict = sniffStatus(buf);
@@ -283,6 +290,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   private startClientSide(): void {
     const pending = this.pending;
     this.pending = null;
+    this.pendingStore = null;
     this.relay!.startClient(pending, this.clientEof);
   }
 

@@ -1,3 +1,4 @@
+import { appendBytes } from '../io/append-bytes.js';
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
 import type { ClientPeer } from './session.js';
 import { sniffStatus } from './status-sniff.js';
@@ -40,12 +41,7 @@ export class Waiting {
   readonly since = Date.now();
   /** Client bytes read while waiting, for the session: the first chunk itself, then a view of `store`. */
   early: Buffer | null = null;
-  /**
-   * Where the chunks after the first are appended. It at least doubles when it grows (up to
-   * WAITING_READ_LIMIT, past it only to fit the read that reaches it, after which nothing is read),
-   * so a client that trickles its bytes one segment at a time costs each byte a copy or two, not
-   * a copy of everything read so far per segment; and it never holds more than that bound.
-   */
+  /** Where the chunks after the first are appended (appendBytes). */
   private store: Buffer | null = null;
   /** The client's FIN came while waiting. */
   eof = false;
@@ -76,7 +72,11 @@ export class Waiting {
   }
 
   data(chunk: Buffer): void {
-    const buf = this.early ? this.append(this.early, chunk) : chunk;
+    let buf = chunk;
+    if (this.early !== null) {
+      this.store = appendBytes(this.store, this.early, chunk, WAITING_READ_LIMIT);
+      buf = this.store.subarray(0, this.early.length + chunk.length);
+    }
     this.early = buf;
     const verdict = this.owner.inbandStatus ? sniffStatus(buf) : 'other';
     if (verdict === 'status') {
@@ -84,21 +84,6 @@ export class Waiting {
       this.stopReading();
       this.owner.statusWhileWaiting(this);
     } else if (buf.length >= WAITING_READ_LIMIT) this.stopReading();
-  }
-
-  private append(early: Buffer, chunk: Buffer): Buffer {
-    const used = early.length;
-    const need = used + chunk.length;
-    let store = this.store;
-    if (store === null || need > store.length) {
-      const size = need > WAITING_READ_LIMIT ? need : Math.min(WAITING_READ_LIMIT, Math.max(need, 2 * used, 64));
-      // Unpooled: a pool slice would keep a whole shared 8 KiB slab alive for as long as the client waits.
-      store = Buffer.allocUnsafeSlow(size);
-      early.copy(store, 0, 0, used);
-      this.store = store;
-    }
-    chunk.copy(store, used);
-    return store.subarray(0, need);
   }
 
   ended(): void {

@@ -100,21 +100,24 @@ function waitList(fe: Frontend): { early: Buffer | null }[] {
 }
 
 /**
- * Sends `bytes` one per segment, each written only once licgate has read the one before (the first
- * waiting client's bytes, up to `readLimit`), so that every byte is one read of its own.
+ * Sends `bytes` one per segment, each written only once licgate has read the one before (`read`:
+ * how many of them it has read, up to `readLimit`), so that every byte is one read of its own.
  */
-async function trickle(fe: Frontend, sock: Socket, bytes: Buffer, readLimit = Infinity): Promise<void> {
+async function trickle(sock: Socket, bytes: Buffer, read: () => number, readLimit = Infinity): Promise<void> {
   const deadline = performance.now() + 20_000;
   for (let i = 0; i < bytes.length; i++) {
     sock.write(bytes.subarray(i, i + 1));
     if (i >= readLimit) continue;
     // setImmediate: one turn of the event loop licgate shares with this test, no sleep.
-    while ((waitList(fe)[0]?.early?.length ?? 0) !== i + 1) {
-      if (performance.now() > deadline) throw new Error(`licgate read ${waitList(fe)[0]?.early?.length ?? 'none'} of the ${i + 1} bytes trickled so far`);
+    while (read() !== i + 1) {
+      if (performance.now() > deadline) throw new Error(`licgate read ${read()} of the ${i + 1} bytes trickled so far`);
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
 }
+
+/** What licgate has read from the first client waiting at `fe`. */
+const readWhileWaiting = (fe: Frontend) => (): number => waitList(fe)[0]?.early?.length ?? 0;
 
 async function statusOf(d: Daemon): Promise<Record<string, unknown>> {
   const res = await fetch(`http://127.0.0.1:${d.admin!.address().port}/status`);
@@ -356,9 +359,38 @@ describe('maxconn and the bounded queue', () => {
     // Starts as a STATUS request would, so the in-band sniff sees a prefix before it sees otherwise.
     const message = Buffer.concat([Buffer.from('STATUS '), randomBytes(4096 + 500)]);
     // licgate reads 4 KiB from a waiting client; the rest waits in the kernel.
-    await trickle(fe, w, message, 4096);
+    await trickle(w, message, readWhileWaiting(fe), 4096);
     w.end();
     expect(fe.queued).toBe(1);
+    first.end();
+    await waitFor(() => reply.endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
+    expect(reply).toBe(`${message.length} ${createHash('sha256').update(message).digest('hex')}\n`);
+  });
+
+  it('server maxconn: a session queued for a full server whose client trickles its first message one byte per segment has every byte relayed in order when a slot frees', async () => {
+    const srv = await hashingServer();
+    const d = await startDaemon(config(srv.port, { serverMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
+    daemon = d;
+    const fe = d.frontends[0]!;
+    const port = fe.address().port;
+    const first = connect({ host: '127.0.0.1', port });
+    clients.push(first);
+    first.on('error', () => {});
+    await waitFor(() => d.model.backend('b')!.server('s1')!.active === 1, { timeoutMs: 5000, what: 'the first session connected' });
+    const w = connect({ host: '127.0.0.1', port });
+    clients.push(w);
+    w.on('error', () => {});
+    w.setNoDelay(true);
+    let reply = '';
+    w.setEncoding('latin1').on('data', (c: string) => (reply += c));
+    await waitFor(() => d.model.backend('b')!.queued === 1, { timeoutMs: 5000, what: "w's session queued" });
+    // The session is private: what it read before its connect is not visible from outside.
+    let queued: { earlyBytes: number } | undefined;
+    fe.sessions.forEach((s) => (queued = s as unknown as { earlyBytes: number }));
+    const message = Buffer.concat([Buffer.from('STATUS '), randomBytes(3000)]);
+    await trickle(w, message, () => queued!.earlyBytes);
+    w.end();
+    expect(d.model.backend('b')!.queued).toBe(1);
     first.end();
     await waitFor(() => reply.endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
     expect(reply).toBe(`${message.length} ${createHash('sha256').update(message).digest('hex')}\n`);
@@ -380,7 +412,7 @@ describe('maxconn and the bounded queue', () => {
     w.setEncoding('latin1').on('data', (c: string) => (reply += c));
     await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
     // All but the last byte, each read on its own while w waits; then the last.
-    await trickle(fe, w, Buffer.from('STATUS\r'));
+    await trickle(w, Buffer.from('STATUS\r'), readWhileWaiting(fe));
     w.write('\n');
     // licgate's STATUS block names the backend (b), the simulator's its own name (s1).
     await waitFor(() => reply.includes('Servers:'), { timeoutMs: 5000, what: "w's STATUS answered" });
