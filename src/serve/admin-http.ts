@@ -14,6 +14,14 @@ import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
  */
 const HOST_REFUSAL_LOG_MS = 10_000;
 
+/**
+ * An answer the peer has not taken this long after it was written is dropped with its connection.
+ * Node's request and keep-alive timeouts stop at the request's end: a peer that pipelines requests
+ * and never reads stalls our writes, and was held for good, so that MAX_CONTROL_PEERS of them locked
+ * keepalived and Prometheus out. Counted from the answer, not the request: a reload may take longer.
+ */
+const DELIVERY_MS = 10_000;
+
 export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>;
 
 /**
@@ -31,7 +39,7 @@ export class AdminHttp {
   constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger) {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
     // default), so a silent or slowloris peer was held 30 s, not 5.
-    this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res));
+    this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res).finally(() => boundDelivery(res)));
     this.server.maxConnections = MAX_CONTROL_PEERS;
     this.server.on('clientError', (_err, sock) => sock.destroy());
     this.add('GET', /^\/health$/, (_q, res) => {
@@ -124,6 +132,14 @@ export class AdminHttp {
     this.hostRefusalsUnlogged = 0;
     this.log.warn({ status: 403, code: 'E_ADMIN_HOST', method: req.method, path: req.url, peer: req.socket.remoteAddress, host, refused_unlogged: unlogged }, `admin call refused: ${error}${unlogged ? ` (and ${unlogged} more since the last such line)` : ''}`);
   }
+}
+
+/** Every answer is written whole by its route: one not finished DELIVERY_MS later is stuck in a peer that does not read. */
+function boundDelivery(res: ServerResponse): void {
+  if (res.writableFinished || res.destroyed) return;
+  const timer = setTimeout(() => res.destroy(), DELIVERY_MS);
+  const clear = (): void => clearTimeout(timer);
+  res.once('finish', clear).once('close', clear);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

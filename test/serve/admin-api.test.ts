@@ -9,6 +9,7 @@ import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { parseServerChange, parseWeight } from '../../src/serve/admin-api.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let dir: string;
@@ -309,6 +310,23 @@ describe('admin API: request checks', () => {
     const [silent, partial] = await Promise.all([closedAt(''), closedAt('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n')]);
     expect(silent).toBeLessThan(8000);
     expect(partial).toBeLessThan(8000);
+  });
+
+  it('cuts off a peer that stops reading its answers, within 10 s of them being written, instead of holding it for good', async () => {
+    const s = await start();
+    // Pipelined requests for the stats page (about 19 KB each) from a peer that never reads: once
+    // the socket buffers are full (a few MB on loopback) every write stalls.
+    const sock = connect(s.base, () => sock.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(1000)));
+    sock.pause();
+    let cut: Error | null = null;
+    sock.on('error', (e) => (cut = e));
+    try {
+      // A paused socket learns of the server's close only by writing: a blank line between
+      // pipelined requests is allowed, and the server never gets to read it anyway.
+      await waitFor(() => cut ?? void sock.write('\r\n'), { timeoutMs: 20_000, intervalMs: 250, what: 'the admin listener cutting off a peer that never reads' });
+    } finally {
+      sock.destroy();
+    }
   });
 
   it('405 for another method on an admin route', async () => {
