@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
-import type { ServerConfig } from '../config/schema.js';
+import { LIMITS, type ServerConfig } from '../config/schema.js';
 import { HealthState } from '../health/health-state.js';
 import type { LicenseInfo } from '../health/parse/license-info.js';
 import { ConnectTime } from './connect-time.js';
@@ -279,10 +279,14 @@ export class Server {
     return this.checked && (this.admin === 'maint' || (this.agent?.state === 'maint' && !this.agentCheck));
   }
 
-  /** Runtime weight scaled by the agent's percentage, as HAProxy applies agent weights to the initial weight. */
+  /**
+   * Runtime weight scaled by the agent's percentage, as HAProxy applies agent weights to the initial
+   * weight, and capped at the largest weight as HAProxy caps it: an agent may say up to 25600%, and
+   * uncapped that one server took nearly every new connection of its backend.
+   */
   get effectiveWeight(): number {
     const pct = this.agent?.weightPercent;
-    return pct == null ? this.weight : (this.weight * pct) / 100;
+    return pct == null ? this.weight : Math.min(LIMITS.maxWeight, (this.weight * pct) / 100);
   }
 
   /** The agent's maxconn when it gave one (HAProxy `set maxconn server`), else the configured one; 0 is no limit. */

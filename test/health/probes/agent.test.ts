@@ -138,6 +138,35 @@ describe('AgentProbe (check type agent)', () => {
   });
 });
 
+describe('agent weight percentages in a daemon', () => {
+  it('an agent percentage scales a weight up to 256 at most, as HAProxy caps it: 25600% of 100 is 256 in /status and /metrics, not 25600', async () => {
+    let line = 'up 150%';
+    const port = await agent((sock) => sock.end(`${line}\n`));
+    // The agent as the check (lic), and as HAProxy's auxiliary agent beside a check (aux).
+    const d = await startDaemon(
+      `admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: agent, port: ${port}, inter: 50ms, rise: 1, fall: 1 }\n    servers:\n      - { name: a, address: 127.0.0.1:1, weight: 100 }\n` +
+        `  - name: aux\n    check: { type: none }\n    agent_port: ${port}\n    agent_inter: 100ms\n    servers:\n      - { name: b, address: 127.0.0.1:2, weight: 100 }\n`,
+    );
+    const servers = [d.model.backend('lic')!.server('a')!, d.model.backend('aux')!.server('b')!];
+    const base = `http://127.0.0.1:${d.admin!.address().port}`;
+    const weights = async (): Promise<number[]> => {
+      const body = (await (await fetch(`${base}/status`)).json()) as { backends: { servers: { effective_weight: number }[] }[] };
+      return body.backends.flatMap((b) => b.servers.map((s) => s.effective_weight));
+    };
+    try {
+      await waitFor(async () => (await weights()).every((w) => w === 150), { timeoutMs: 5000, what: '150% of 100 on both servers' });
+      line = 'up 25600%';
+      const capped = await waitFor(async () => servers.every((s) => s.agent?.reason === 'agent says "up 25600%"') && weights(), { timeoutMs: 5000, what: 'the 25600% reply applied' });
+      expect(capped).toEqual([256, 256]);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/licgate_server_weight\{backend="lic",server="a"\} 256\n/);
+      expect(metrics).toMatch(/licgate_server_weight\{backend="aux",server="b"\} 256\n/);
+    } finally {
+      await d.close();
+    }
+  });
+});
+
 describe('check type agent in a daemon, reading a licgate sidecar', () => {
   it('drain and weight come through setAgent; the sidecar\'s down fails the check through rise/fall', async () => {
     const { pino } = await import('pino');
