@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { listenAt, type BindOptions } from './listen.js';
+import { PeersByAddress } from './peers-by-address.js';
 
 export interface LineServerOptions {
   what: string;
@@ -14,7 +15,8 @@ export interface LineServerOptions {
   /**
    * Peers served at once; a peer past this is closed as soon as it is accepted. The port is open to
    * the network and a peer may stay silent for timeoutMs, so without a bound a flood would hold
-   * every descriptor of the process and license clients would be turned away.
+   * every descriptor of the process and license clients would be turned away. One source address
+   * gets MAX_PEERS_PER_ADDRESS of them at most, so one host cannot take them all.
    */
   maxConnections: number;
   /** Reply to one request line (without its \r\n), or null to close without a reply. */
@@ -31,6 +33,7 @@ export interface LineServerOptions {
 export class LineServer {
   private readonly server: NetServer;
   private readonly peers = new Set<Socket>();
+  private readonly byAddress = new PeersByAddress();
 
   constructor(private readonly listenAt: HostPort, private readonly opts: LineServerOptions) {
     this.server = createServer(this.accept);
@@ -61,6 +64,10 @@ export class LineServer {
   }
 
   private readonly accept = (sock: Socket): void => {
+    if (!this.byAddress.admit(sock)) {
+      sock.destroy();
+      return;
+    }
     this.peers.add(sock);
     let buf = '';
     let answered = false;

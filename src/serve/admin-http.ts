@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import type { DaemonView } from '../daemon-view.js';
 import type { Logger } from '../observe/log.js';
@@ -7,6 +7,7 @@ import { readVrrpState } from '../observe/vrrp-state.js';
 import { foreignHost } from './admin-host.js';
 import { backendJson } from './status-json.js';
 import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
+import { PeersByAddress } from '../io/peers-by-address.js';
 
 /**
  * A refused Host is logged at most once per this long: a hostile page can send them in a loop, but
@@ -41,6 +42,11 @@ export class AdminHttp {
     // default), so a silent or slowloris peer was held 30 s, not 5.
     this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res).finally(() => boundDelivery(res)));
     this.server.maxConnections = MAX_CONTROL_PEERS;
+    // One host holding connections must not lock keepalived's /health out.
+    const byAddress = new PeersByAddress();
+    this.server.on('connection', (sock: Socket) => {
+      if (!byAddress.admit(sock)) sock.destroy();
+    });
     this.server.on('clientError', (_err, sock) => sock.destroy());
     this.add('GET', /^\/health$/, (_q, res) => {
       const v = this.view.healthVerdict();

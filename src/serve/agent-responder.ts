@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
+import { PeersByAddress } from '../io/peers-by-address.js';
 
 /** A peer that keeps its connection open after our reply is cut off after this long. */
 const LINGER_MS = 5000;
@@ -14,6 +15,8 @@ const LINGER_MS = 5000;
 export class AgentResponder {
   private readonly server: NetServer;
   private readonly peers = new Set<Socket>();
+  /** One host holding connections open must not take every slot from HAProxy. */
+  private readonly byAddress = new PeersByAddress();
 
   constructor(private readonly listenAt: HostPort, private readonly reply: () => string, private readonly lingerMs = LINGER_MS) {
     this.server = createServer({ allowHalfOpen: false }, this.accept);
@@ -43,6 +46,10 @@ export class AgentResponder {
   }
 
   private readonly accept = (sock: Socket): void => {
+    if (!this.byAddress.admit(sock)) {
+      sock.destroy();
+      return;
+    }
     this.peers.add(sock);
     const linger = setTimeout(() => sock.destroy(), this.lingerMs);
     sock.on('error', () => sock.destroy());

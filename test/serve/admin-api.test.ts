@@ -9,6 +9,8 @@ import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { parseServerChange, parseWeight } from '../../src/serve/admin-api.js';
+import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
+import { peerFlood } from '../helpers/peer-flood.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -326,6 +328,18 @@ describe('admin API: request checks', () => {
       await waitFor(() => cut ?? void sock.write('\r\n'), { timeoutMs: 20_000, intervalMs: 250, what: 'the admin listener cutting off a peer that never reads' });
     } finally {
       sock.destroy();
+    }
+  });
+
+  it('one host holding silent connections cannot take every slot: keepalived\'s /health from another address is still answered', async () => {
+    const s = await start();
+    const flood = await peerFlood(s.base.port, MAX_CONTROL_PEERS);
+    try {
+      // Well within headersTimeout (5 s), while the flood's connections are all still held.
+      const health = await waitFor(() => call(s, 'GET', '/health', { token: null }), { timeoutMs: 3000, what: 'GET /health from 127.0.0.1 beside the flood from 127.0.0.2' });
+      expect(health.status).toBe(200);
+    } finally {
+      flood.destroy();
     }
   });
 

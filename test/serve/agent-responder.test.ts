@@ -7,6 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { AgentResponder } from '../../src/serve/agent-responder.js';
+import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
+import { peerFlood } from '../helpers/peer-flood.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const closers: (() => Promise<void>)[] = [];
@@ -95,6 +97,17 @@ describe('AgentResponder', () => {
     const since = performance.now();
     await waitFor(() => r.connections === 0, { timeoutMs: 3000, intervalMs: 10, what: 'the responder to drop the silent peer' });
     expect(performance.now() - since).toBeGreaterThanOrEqual(100);
+  });
+
+  it('one host holding connections open cannot take every slot: HAProxy from another address still gets its reply', async () => {
+    const { r, port } = await responder(() => 'up ready 100%\n');
+    const flood = await peerFlood(port, MAX_CONTROL_PEERS);
+    try {
+      await waitFor(() => r.connections + flood.closed() === MAX_CONTROL_PEERS, { timeoutMs: 3000, what: 'every flooding connection accepted or cut off' });
+      expect(await exchange(port)).toEqual({ data: 'up ready 100%\n', ending: 'end' });
+    } finally {
+      flood.destroy();
+    }
   });
 
   it('close() ends lingering peers and the listener', async () => {

@@ -5,6 +5,9 @@ import type { LineServer } from '../../src/io/line-server.js';
 import { Backend } from '../../src/model/backend.js';
 import { ModelEvents } from '../../src/model/events.js';
 import { createStatusResponder } from '../../src/serve/status-responder.js';
+import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
+import { peerFlood } from '../helpers/peer-flood.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 let responder: LineServer | null = null;
 afterEach(async () => {
@@ -73,6 +76,17 @@ describe('STATUS responder (status.listen)', () => {
     const { port, b } = await start();
     b.servers[0]!.checkFailed({ ok: false, reason: 'refused', durationMs: 1, at: 0 });
     expect((await exchange(port, ['STATUS\r\n'])).reply).toBe('Server Status: Down\r\nBackend: licenses\r\nTier: none\r\nServers: 0/1 up\r\n');
+  });
+
+  it('one host holding silent connections cannot take every slot: a STATUS check from another address is still answered', async () => {
+    const { port } = await start();
+    const flood = await peerFlood(port, MAX_CONTROL_PEERS);
+    try {
+      await waitFor(() => responder!.connections + flood.closed() === MAX_CONTROL_PEERS, { timeoutMs: 3000, what: 'every flooding connection accepted or cut off' });
+      expect(await exchange(port, ['STATUS\r\n'])).toEqual({ reply: RUNNING, how: 'end' });
+    } finally {
+      flood.destroy();
+    }
   });
 
   it('a peer that half-closes without a full line gets closed, with no reply', async () => {
