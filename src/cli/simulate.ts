@@ -2,7 +2,7 @@ import { parseHostPort } from '../config/address.js';
 import { ListenError, UsageError } from '../errors.js';
 import { FlexlmSimulator } from '../simulator/flexlm-simulator.js';
 import { LicenseSimulator } from '../simulator/license-simulator.js';
-import { help, parse, type Command } from './command.js';
+import { help, parse, required, type Command } from './command.js';
 
 export const simulate: Command = {
   name: 'simulate',
@@ -11,7 +11,9 @@ export const simulate: Command = {
   async run(args) {
     const { values } = parse(args, { listen: { type: 'string' }, name: { type: 'string' }, tokens: { type: 'string' }, flexlm: { type: 'boolean' }, 'vendor-port': { type: 'string' } });
     if (values.help) return help(this);
-    const listen = parseHostPort(values.listen ?? '127.0.0.1:27000', { allowPortZero: true });
+    // No default port: 27000 is the real lmgrd's, so a simulator must be told where to listen.
+    const listenText = required(values.listen, '--listen ADDR');
+    const listen = parseHostPort(listenText, { allowPortZero: true });
     if (typeof listen === 'string') throw new UsageError(`--listen: ${listen}`);
     const tokens = Number(values.tokens ?? 100);
     if (!Number.isInteger(tokens) || tokens < 0) throw new UsageError(`--tokens: expected a whole number, found "${values.tokens}"`);
@@ -19,7 +21,7 @@ export const simulate: Command = {
     const name = values.name ?? `sim-${listen.port}`;
     const sim = vendorPort === null ? new LicenseSimulator({ listen, name, tokens }) : new FlexlmSimulator({ listen, name, tokens, vendorPort });
     const addr = await sim.listen().catch((e: NodeJS.ErrnoException) => {
-      throw new ListenError(`simulator ${name}`, `${values.listen ?? '127.0.0.1:27000'}${vendorPort === null ? '' : ` (vendor port ${vendorPort})`}`, e);
+      throw new ListenError(`simulator ${name}`, `${listenText}${vendorPort === null ? '' : ` (vendor port ${vendorPort})`}`, e);
     });
     // Tests and the demo read these lines to learn the ports when they asked for port 0.
     if (sim instanceof FlexlmSimulator) process.stdout.write(`simulator ${name} vendor daemon on ${addr.address}:${sim.vendorAddress().port}\n`);

@@ -84,6 +84,18 @@ describe('FlexlmSimulator', () => {
     expect(await v.request(`CHECKOUT solver 1 ${first}`)).toBe('DENIED unknown ticket');
   });
 
+  it('the CLI wants --listen, as its usage says, rather than taking 127.0.0.1:27000 on its own', async () => {
+    // 5 s: on a regression the simulator would hold the port until killed; the fix answers at once.
+    for (const args of [['simulate'], ['simulate', '--flexlm', '--vendor-port', '0']]) {
+      const r = await runCli(args, 5000);
+      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: 'licgate simulate: missing --listen ADDR\nusage: licgate simulate --listen ADDR [--name N] [--tokens N] [--flexlm --vendor-port N]\n',
+      });
+    }
+  });
+
   it('the CLI wants --vendor-port with --flexlm, and only then', async () => {
     const missing = await runCli(['simulate', '--flexlm', '--listen', '127.0.0.1:0']);
     expect(missing.code).toBe(2);
