@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { UsageError } from '../errors.js';
 import { help, parse, type Command } from './command.js';
 
@@ -118,8 +120,8 @@ async function call(base: string, method: string, path: string, body: unknown, t
   if (body !== null) headers['content-type'] = 'application/json';
   if (token !== null) headers.authorization = `Bearer ${token}`;
   try {
-    const res = await fetch(base + path, { method, headers, body: body === null ? null : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
+    const res = await send(base + path, method, headers, body === null ? null : JSON.stringify(body), timeoutMs);
+    const text = res.text;
     let parsed: unknown = text;
     try {
       parsed = JSON.parse(text);
@@ -135,6 +137,34 @@ async function call(base: string, method: string, path: string, body: unknown, t
     const err = e as Error & { cause?: Error };
     return { ok: false, message: `${base}: ${err.name === 'TimeoutError' ? `no answer within ${timeoutMs}ms` : (err.cause?.message ?? err.message)}` };
   }
+}
+
+/**
+ * One request and its whole answer within `timeoutMs`. node:http rather than fetch(): fetch refuses
+ * the Fetch standard's "bad ports" (6000, 6665-6669, 10080, ...), which admin.listen accepts.
+ */
+function send(url: string, method: string, headers: Record<string, string>, body: string | null, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, text });
+      });
+      res.on('error', reject);
+    });
+    const timer = setTimeout(() => {
+      reject(Object.assign(new Error(`no answer within ${timeoutMs}ms`), { name: 'TimeoutError' }));
+      req.destroy();
+    }, timeoutMs);
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    req.end(body ?? undefined);
+  });
 }
 
 function errorText(status: number, body: unknown): string {

@@ -16,6 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -210,9 +211,17 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
   if (typeof adminPort !== 'number') throw new Error(`no admin port in ${JSON.stringify(started)}`);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
 
+  // node:http, not fetch(): fetch refuses the Fetch standard's "bad ports" (10080, 6665-6669, ...),
+  // which an admin listener may use.
   const get = async (path: string): Promise<{ status: number; body: string; json: unknown }> => {
-    const res = await fetch(adminUrl + path, { signal: AbortSignal.timeout(5000) });
-    const body = await res.text();
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpGet(adminUrl + path, { timeout: 5000 }, (r) => {
+        let text = '';
+        r.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: r.statusCode ?? 0, body: text })).on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`GET ${adminUrl}${path}: no answer within 5000ms`))).on('error', reject);
+    });
+    const body = res.body;
     let json: unknown = undefined;
     try {
       json = JSON.parse(body);

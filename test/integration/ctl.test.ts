@@ -21,11 +21,11 @@ afterEach(async () => {
   await stopAll();
 });
 
-async function daemon(withToken = true): Promise<ProxyProcess> {
+async function daemon(withToken = true, adminPort = 0): Promise<ProxyProcess> {
   const a = await startSimulator('alpha');
   const b = await startSimulator('bravo');
   return startProxy(`
-admin: { listen: 127.0.0.1:0${withToken ? `, token_file: ${tokenFile}` : ''} }
+admin: { listen: 127.0.0.1:${adminPort}${withToken ? `, token_file: ${tokenFile}` : ''} }
 backends:
   - name: lic
     failback: manual
@@ -34,6 +34,22 @@ backends:
       - { name: a, address: 127.0.0.1:${a.port}, weight: 100 }
       - { name: b, address: 127.0.0.1:${b.port}, weight: 20, backup: true }
 `);
+}
+
+/**
+ * A free port from the Fetch standard's "bad ports" (browsers and fetch() refuse them), which
+ * licgate accepts for admin.listen like any other. The high ones first, which fewer services use.
+ */
+async function freeFetchBlockedPort(): Promise<number> {
+  for (const port of [10080, 6669, 6668, 6667, 6666, 6665, 6697, 6566, 6000, 5061, 5060, 4190]) {
+    const s = createServer();
+    const bound = await new Promise<boolean>((resolve) => s.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => resolve(true)));
+    if (bound) {
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+      return port;
+    }
+  }
+  throw new Error('none of the fetch-blocked ports tried is free on 127.0.0.1');
 }
 
 /** `licgate ctl --url URL ...args`, with LICGATE_TOKEN set only when `envToken` is given. */
@@ -118,6 +134,16 @@ describe('licgate ctl', { timeout: 60_000 }, () => {
     const r = await ctl(`http://127.0.0.1:${port}`, ['servers']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`licgate ctl: http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+  });
+
+  it('reaches an admin listener on any port licgate accepts, also one that fetch() refuses as a "bad port"', async () => {
+    const p = await daemon(true, await freeFetchBlockedPort());
+    const list = await ctl(p, ['servers']);
+    expect({ code: list.code, stderr: list.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(list.stdout).toMatch(/^lic\s+a\s+/m);
+    const set = await ctl(p, ['set', 'lic/a', 'weight', '50%'], TOKEN);
+    expect({ code: set.code, stderr: set.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(set.stdout).toMatch(/^lic\/a: .*, weight 50\/100 \(was .*, weight 100\)\n$/);
   });
 
   it('exit 1 with a message, not a crash, when --url answers 200 but is not licgate (another service on the port)', async () => {
