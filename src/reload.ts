@@ -112,7 +112,9 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   // 2. Commit: from here on nothing can fail.
   handOverBackends(d.model, model);
   d.model.events.removeAllListeners();
-  d.cfg = next;
+  // What a reload does not apply stays as it runs, so the next reload compares the file with it
+  // and says "restart" for as long as they differ, and no longer once they match again.
+  d.cfg = { ...next, admin: old.admin, log: { ...next.log, format: old.log.format } };
   d.model = model;
   d.observeModel(model);
   // Before anything below awaits: the checks a backend keeps go on with it, and report to this model.

@@ -212,6 +212,23 @@ backends:
     expect(refused[0]).toMatchObject({ status: 401, path: '/admin/reload', level: 40 });
   });
 
+  it('says an admin or log.format change needs a restart for as long as the file differs from what runs, and not once it matches again', async () => {
+    const s1 = await startSimulator('s1');
+    const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, tokenFile } = await start(body);
+    const otherToken = `${tokenFile}-other`;
+    writeFileSync(otherToken, 'another-reload-token-0123456789');
+    tokenFiles.push(otherToken);
+    const notApplied = ['admin changed: NOT applied, restart licgate to apply it', 'log.format changed: NOT applied, restart licgate to apply it'];
+    writeFileSync(p.configFile, header(otherToken).replace('format: json', 'format: pretty') + body);
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: notApplied });
+    // Neither was applied: the running token still works, so the same file still differs from what runs.
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: notApplied });
+    // The file as licgate started with it: nothing to restart for.
+    writeFileSync(p.configFile, header(tokenFile) + body);
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+  });
+
   it('a connection attempt during reloads never fails, an open session continues, and added/removed frontends bind/close', async () => {
     const s1 = await startSimulator('s1');
     const s2 = await startSimulator('s2');
