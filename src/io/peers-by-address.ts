@@ -1,30 +1,43 @@
 import type { Socket } from 'node:net';
+import { MAX_CONTROL_PEERS } from './listen.js';
 
 /**
- * Peers served at once from one source address on a control port: an eighth of MAX_CONTROL_PEERS.
- * HAProxy, keepalived and Prometheus each need a few for milliseconds; without a share per address
- * one host holding MAX_CONTROL_PEERS silent connections (each cut off after seconds, then opened
- * again) had every other peer closed at accept, so HAProxy's checks of this host failed.
+ * Peers served at once from one source address on a control port, once the port is half full: an
+ * eighth of MAX_CONTROL_PEERS. HAProxy, keepalived and Prometheus each need a few for milliseconds;
+ * without a share per address one host holding MAX_CONTROL_PEERS silent connections (each cut off
+ * after seconds, then opened again) had every other peer closed at accept, so HAProxy's checks of
+ * this host failed.
  */
 export const MAX_PEERS_PER_ADDRESS = 16;
+
+/**
+ * Below this many peers in all, one address may hold more than its share. On a loopback listener
+ * (the admin port's default) every peer is 127.0.0.1: a share applied always made 16 the limit of
+ * the whole port, so local monitoring with a few idle keep-alive connections locked keepalived's
+ * /health out. Half the port is still left to the other addresses when one floods it.
+ */
+const CROWDED = MAX_CONTROL_PEERS / 2;
 
 /** Counts a listener's open connections per source address. */
 export class PeersByAddress {
   private readonly counts = new Map<string, number>();
+  private total = 0;
 
   constructor(private readonly max = MAX_PEERS_PER_ADDRESS) {}
 
   /**
    * Takes a place for `sock` until it closes; false, taking none, when its address holds `max`
-   * already (or the socket is gone): the caller destroys it.
+   * already while the listener is crowded (or the socket is gone): the caller destroys it.
    */
   admit(sock: Socket): boolean {
     const addr = sock.remoteAddress;
     if (addr === undefined) return false;
     const n = this.counts.get(addr) ?? 0;
-    if (n >= this.max) return false;
+    if (n >= this.max && this.total >= CROWDED) return false;
     this.counts.set(addr, n + 1);
+    this.total++;
     sock.once('close', () => {
+      this.total--;
       const left = this.counts.get(addr)! - 1;
       if (left === 0) this.counts.delete(addr);
       else this.counts.set(addr, left);

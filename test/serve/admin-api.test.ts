@@ -1,6 +1,6 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -340,6 +340,27 @@ describe('admin API: request checks', () => {
       expect(health.status).toBe(200);
     } finally {
       flood.destroy();
+    }
+  });
+
+  it('on its default loopback listener, where every peer is 127.0.0.1, 24 idle keep-alive connections of local monitoring do not lock keepalived\'s /health out', async () => {
+    const s = await start();
+    // Prometheus, stats pages opened through an SSH tunnel and a monitoring agent's connection pool:
+    // each connection has had its answer and waits for its next request (keep-alive, 5 s).
+    const idle = await Promise.all(
+      Array.from({ length: 24 }, () => new Promise<Socket>((resolve, reject) => {
+        const sock = connect(s.base, () => sock.write('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+        sock.once('data', () => resolve(sock));
+        sock.once('error', reject);
+        sock.once('close', () => reject(new Error('a monitoring connection was closed before its answer')));
+      }).catch((e: Error) => e)),
+    );
+    try {
+      expect(idle.filter((x) => x instanceof Error).map((e) => (e as Error).message)).toEqual([]);
+      const health = await call(s, 'GET', '/health', { token: null });
+      expect(health.status).toBe(200);
+    } finally {
+      for (const x of idle) if (!(x instanceof Error)) x.destroy();
     }
   });
 
