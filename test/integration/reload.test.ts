@@ -326,6 +326,28 @@ backends:
     await waitFor(async () => (await ok()) === lines().filter((x) => x.startsWith('end ')).length, { timeoutMs: 5000, intervalMs: 20, what: 'licgate_checks_total to count every finished check' });
     expect(await ok()).toBeGreaterThanOrEqual(2);
   });
+
+  it('a reload that changes an exec check while one runs starts the check over without failing it: the killed process is not taken for a stuck one', async () => {
+    const s1 = await startSimulator('s1');
+    const trace = join(tmpdir(), `licgate-reload-exec2-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    tokenFiles.push(trace);
+    const cmd = `echo start $$ >> ${trace}; sleep 1; echo end $$ >> ${trace}`;
+    const body = (timeout: string): string => FRONTEND + `backends:
+  - name: licenses
+    check: { type: exec, argv: [/bin/sh, -c, ${JSON.stringify(cmd)}], inter: 1500ms, fastinter: 1500ms, downinter: 1500ms, rise: 1, fall: 1, timeout: ${timeout} }
+    servers: [{ name: s1, address: 127.0.0.1:${s1.port} }]
+`;
+    const { p, write } = await start(body('5s'));
+    const lines = (): string[] => readFileSync(trace, 'utf8').split('\n').filter(Boolean);
+    await waitFor(() => lines().length > 0 && lines()[lines().length - 1]!.startsWith('start '), { timeoutMs: 10_000, intervalMs: 20, what: 'a check in flight' });
+    const before = lines().length;
+    write(body('6s'));
+    expect((await reloadApi(p)).json).toMatchObject({ ok: true, changes: [expect.stringContaining('check')] });
+    // The check that starts over runs to its end and passes; the server never goes DOWN.
+    await waitFor(() => lines().slice(before).some((l) => l.startsWith('end ')), { timeoutMs: 5000, what: 'the check started over by the reload to end' });
+    await waitFor(async () => ((await p.backend('licenses')).servers[0]!.last_check as { ok?: boolean } | null)?.ok === true, { timeoutMs: 5000, what: 'a passing check after the reload' });
+    expect(p.logs.filter((l) => typeof l.msg === 'string' && /DOWN|still running/.test(l.msg)).map((l) => `${l.msg}: ${String(l.reason)}`)).toEqual([]);
+  });
 });
 
 function escape(s: string): string {

@@ -9,8 +9,25 @@ import { lmstatVerdict } from './lmstat-local-verdict.js';
 import { failed, inconclusive, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
 import { describeMatcher, firstLine, matches } from './tcp-exchange.js';
 
-/** A backend's check processes killed at their timeout that have not exited: pid by "host:port". */
-export type UnexitedChecks = Map<string, number>;
+/** A check process killed at its timeout (or with its check) that has not exited yet. */
+export interface UnexitedCheck {
+  pid: number;
+  /** Settles once it has exited. */
+  exited: Promise<unknown>;
+  /** performance.now() when it was killed. */
+  killedAt: number;
+}
+
+/** A backend's check processes killed that have not exited, by "host:port". */
+export type UnexitedChecks = Map<string, UnexitedCheck>;
+
+/**
+ * How long after its SIGKILL a check process is given to exit before the next check of its server
+ * takes it for one that will not die. A reload that changes the check kills the one running and
+ * starts over at once, before the kernel has reported the exit: without this wait that first check
+ * failed as "still running after SIGKILL", and with fall 1 the server went DOWN on the reload.
+ */
+const EXIT_GRACE_MS = 500;
 
 export type ExecCheck = Pick<CheckConfig, 'argv' | 'exit_code' | 'expect' | 'parse' | 'timeout' | 'read_limit'>;
 
@@ -50,22 +67,24 @@ export class ExecProbe implements Probe {
   async run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
     const key = `${target.host}:${target.port}`;
     const stuck = this.unexited.get(key);
-    if (stuck !== undefined) return failed(`previous check process ${stuck} still running after SIGKILL`);
+    if (stuck !== undefined && !(await exitsInGrace(stuck, signal))) return failed(`previous check process ${stuck.pid} still running after SIGKILL`);
     const argv = expandArgv(this.argv, target);
     let pid: number | undefined;
+    let running: Promise<ExecResult> | undefined;
     // runExec SIGKILLs the group on abort and settles once the command has exited: until then the
     // process counts as not exited. The scheduler gives up on this run a little after the abort.
     const onAbort = (): void => {
-      if (pid !== undefined) this.unexited.set(key, pid);
+      if (pid !== undefined && running !== undefined) this.unexited.set(key, { pid, exited: running.catch(() => undefined), killedAt: performance.now() });
     };
     signal.addEventListener('abort', onAbort, { once: true });
     let r: ExecResult;
     try {
       // runExec forces LANG/LC_ALL=C itself; its own timer is a backstop for callers without a signal.
-      r = await runExec(argv, { timeoutMs: this.timeoutMs, maxOutputBytes: this.maxOutputBytes, signal, onSpawn: (p) => (pid = p) });
+      running = runExec(argv, { timeoutMs: this.timeoutMs, maxOutputBytes: this.maxOutputBytes, signal, onSpawn: (p) => (pid = p) });
+      r = await running;
     } finally {
       signal.removeEventListener('abort', onAbort);
-      if (pid !== undefined && this.unexited.get(key) === pid) this.unexited.delete(key);
+      if (pid !== undefined && this.unexited.get(key)?.pid === pid) this.unexited.delete(key);
     }
     const broken = this.brokenRun(r, signal);
     if (broken !== null) return isLocalResourceError(r.spawnErrorCode) ? inconclusive(broken) : failed(broken);
@@ -142,4 +161,21 @@ function dslsVerdict(info: LicenseInfo): { ok: boolean; reason: string } {
   const host = info.servers[0]?.host;
   const n = info.features.length;
   return { ok: true, reason: `DSLS${host ? ` on ${host}` : ''} answered, ${n} feature${n === 1 ? '' : 's'}` };
+}
+
+/** Whether `stuck` exits within EXIT_GRACE_MS of its kill (false as well when `signal` aborts first). */
+function exitsInGrace(stuck: UnexitedCheck, signal: AbortSignal): Promise<boolean> {
+  const left = stuck.killedAt + EXIT_GRACE_MS - performance.now();
+  if (left <= 0 || signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (exited: boolean): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', aborted);
+      resolve(exited);
+    };
+    const aborted = (): void => done(false);
+    const timer = setTimeout(() => done(false), left);
+    signal.addEventListener('abort', aborted, { once: true });
+    void stuck.exited.then(() => done(true));
+  });
 }
