@@ -18,12 +18,12 @@ const LOOKUP_TIMEOUT_MS = 2000;
 export class AddressResolver {
   private timer: NodeJS.Timeout | null = null;
   /**
-   * By host name: the lookup not settled yet, even past the timeout, and the servers waiting on it.
-   * Against a name server that does not answer, getaddrinfo() takes resolv.conf's timeouts per
-   * server and search domain (often longer than the interval) on one of libuv's four threads, which
-   * the log writer uses too. So one lookup per name, whatever asks for it: a new one on every round,
-   * for every backend on the same license host or for the new Server objects of every reload, would
-   * fill the pool. The resolver outlives reloads.
+   * By host name (nameKey: in any case): the lookup not settled yet, even past the timeout, and the
+   * servers waiting on it. Against a name server that does not answer, getaddrinfo() takes
+   * resolv.conf's timeouts per server and search domain (often longer than the interval) on one of
+   * libuv's four threads, which the log writer uses too. So one lookup per name, whatever asks for
+   * it: a new one on every round, for every backend on the same license host or for the new Server
+   * objects of every reload, would fill the pool. The resolver outlives reloads.
    */
   private readonly inFlight = new Map<string, { settled: Promise<void>; waiting: Set<Server> }>();
   /**
@@ -86,7 +86,7 @@ export class AddressResolver {
    */
   private resolve(s: Server): Promise<void> {
     const host = s.address.host;
-    let lookup = this.inFlight.get(host);
+    let lookup = this.inFlight.get(nameKey(host));
     if (lookup?.waiting.has(s)) return Promise.resolve();
     lookup ??= this.lookUp(host);
     lookup.waiting.add(s);
@@ -102,20 +102,21 @@ export class AddressResolver {
 
   /** Starts the one lookup of `host`; its outcome goes to every server with that name. */
   private lookUp(host: string): { settled: Promise<void>; waiting: Set<Server> } {
+    const key = nameKey(host);
     const waiting = new Set<Server>();
     const settled = this.lookup(host).then(
       (address) => {
-        this.inFlight.delete(host);
-        for (const s of this.named(host, waiting)) this.resolved(s, host, address);
+        this.inFlight.delete(key);
+        for (const s of this.named(key, waiting)) this.resolved(s, s.address.host, address);
       },
       (e) => {
-        this.inFlight.delete(host);
+        this.inFlight.delete(key);
         const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-        for (const s of this.named(host, waiting)) this.failed(s, host, reason);
+        for (const s of this.named(key, waiting)) this.failed(s, s.address.host, reason);
       },
     );
     const lookup = { settled, waiting };
-    this.inFlight.set(host, lookup);
+    this.inFlight.set(key, lookup);
     return lookup;
   }
 
@@ -125,10 +126,10 @@ export class AddressResolver {
    * lookup was under way has replaced it, and took its address already), or as it is while a
    * reload that adds it has yet to commit.
    */
-  private named(host: string, waiting: Set<Server>): Set<Server> {
+  private named(key: string, waiting: Set<Server>): Set<Server> {
     const out = new Set<Server>();
     for (const s of waiting) out.add(s.live());
-    for (const s of this.servers()) if (s.address.host === host) out.add(s);
+    for (const s of this.servers()) if (nameKey(s.address.host) === key) out.add(s);
     return out;
   }
 
@@ -147,4 +148,9 @@ export class AddressResolver {
     }
     s.dnsError = reason;
   }
+}
+
+/** DNS names are case-insensitive: LIC1 (as a FlexLM license file may name the host) and lic1 are one name, one lookup. */
+function nameKey(host: string): string {
+  return host.toLowerCase();
 }

@@ -419,4 +419,24 @@ ${opts.withLic3 && name === 'v' ? `      - { name: lic3, address: "lic1.licenses
     for (const s of onLic1) expect(serverJson(s)).toMatchObject({ resolved: '127.0.0.1', dns_error: null });
     expect(serverJson(d.model.backend('b')!.server('lic2')!)).toMatchObject({ state: 'DOWN (no address)', resolved: null });
   });
+
+  it('a host written in capitals in one backend (as a FlexLM license file names it) and in small letters in another is one name: one lookup, whose answer reaches both', async () => {
+    sims = await startSimulators(['lic1']);
+    const port = sims[0]!.address().port;
+    const dns = heldDns();
+    const backends = ['b', 'v'].map((name, i) => `  - name: ${name}
+    check: { type: tcp, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
+    servers:
+      - { name: lic1, address: "${i === 0 ? 'LIC1.Licenses.Test' : 'lic1.licenses.test'}:${port}" }
+`).join('');
+    daemon = await startWithDns(backends, dns.lookup);
+    const d = daemon;
+    expect(dns.inFlight('LIC1.Licenses.Test') + dns.inFlight('lic1.licenses.test')).toBe(1);
+    await d.resolver.resolveAll();
+    expect(dns.inFlight('LIC1.Licenses.Test') + dns.inFlight('lic1.licenses.test')).toBe(1);
+    dns.answer('LIC1.Licenses.Test', '127.0.0.1');
+    dns.answer('lic1.licenses.test', '127.0.0.1');
+    const both = [d.model.backend('b')!.server('lic1')!, d.model.backend('v')!.server('lic1')!];
+    await waitFor(() => both.every((s) => s.stateText === 'UP'), { timeoutMs: 3000, what: 'lic1 UP in both backends' });
+  });
 });
