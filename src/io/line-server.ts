@@ -16,7 +16,8 @@ export interface LineServerOptions {
    * Peers served at once; a peer past this is closed as soon as it is accepted. The port is open to
    * the network and a peer may stay silent for timeoutMs, so without a bound a flood would hold
    * every descriptor of the process and license clients would be turned away. Once the port is half
-   * full one source address gets MAX_PEERS_PER_ADDRESS of them at most, so one host cannot take them all.
+   * full one source address gets MAX_PEERS_PER_ADDRESS of them at most, so one host cannot take them
+   * all.
    */
   maxConnections: number;
   /** Reply to one request line (without its \r\n), or null to close without a reply. */
