@@ -15,7 +15,8 @@ export const simulate: Command = {
     const listenText = required(values.listen, '--listen ADDR');
     const listen = parseHostPort(listenText, { allowPortZero: true });
     if (typeof listen === 'string') throw new UsageError(`--listen: ${listen}`);
-    const tokens = Number(values.tokens ?? 100);
+    // Number('') is 0: an empty --tokens is a mistake, not a simulator with no licenses.
+    const tokens = values.tokens === '' ? NaN : Number(values.tokens ?? 100);
     if (!Number.isInteger(tokens) || tokens < 0) throw new UsageError(`--tokens: expected a whole number, found "${values.tokens}"`);
     const vendorPort = readVendorPort(values.flexlm === true, values['vendor-port']);
     const name = values.name ?? `sim-${listen.port}`;

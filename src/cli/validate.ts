@@ -12,8 +12,9 @@ export const validate: Command = {
     const file = required(values.config, '--config FILE');
     try {
       const cfg = loadConfigFile(file);
-      const roles = [cfg.frontends.length ? `proxy (${cfg.frontends.length} frontends)` : '', cfg.status || cfg.agent ? 'sidecar responders' : ''].filter(Boolean).join(' + ');
-      process.stdout.write(`${file}: valid — ${roles || 'admin only'}, ${cfg.backends.length} backends, ${cfg.backends.reduce((n, b) => n + b.servers.length, 0)} servers\n`);
+      const roles = [cfg.frontends.length ? `proxy (${count(cfg.frontends.length, 'frontend')})` : '', cfg.status || cfg.agent ? 'sidecar responders' : ''].filter(Boolean).join(' + ');
+      const servers = cfg.backends.reduce((n, b) => n + b.servers.length, 0);
+      process.stdout.write(`${file}: valid — ${roles || 'admin only'}, ${count(cfg.backends.length, 'backend')}, ${count(servers, 'server')}\n`);
       return 0;
     } catch (e) {
       if (e instanceof ConfigError) {
@@ -24,3 +25,7 @@ export const validate: Command = {
     }
   },
 };
+
+function count(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}

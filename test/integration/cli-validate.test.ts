@@ -26,7 +26,7 @@ backends:
 `);
     const r = await runCli(['validate', '--config', f]);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(`${f}: valid — proxy (1 frontends), 1 backends, 2 servers\n`);
+    expect(r.stdout).toBe(`${f}: valid — proxy (1 frontend), 1 backend, 2 servers\n`);
     expect(r.code).toBe(0);
   });
 

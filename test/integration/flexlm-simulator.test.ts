@@ -96,6 +96,11 @@ describe('FlexlmSimulator', () => {
     }
   });
 
+  it('the CLI refuses an empty --tokens rather than taking it for 0 licenses', async () => {
+    const r = await runCli(['simulate', '--listen', '127.0.0.1:0', '--tokens', '']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: expect.stringContaining('--tokens: expected a whole number, found ""') });
+  });
+
   it('the CLI wants --vendor-port with --flexlm, and only then', async () => {
     const missing = await runCli(['simulate', '--flexlm', '--listen', '127.0.0.1:0']);
     expect(missing.code).toBe(2);
