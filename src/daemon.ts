@@ -279,12 +279,13 @@ export class Daemon implements DaemonView {
   /**
    * Health and agent checks of the current model (again for the model a reload builds). A running
    * health check scheduler whose backend keeps its check config goes on with the new backend
-   * (CheckScheduler.retarget); the others stop: a second set would probe every server twice per
-   * interval.
+   * (CheckScheduler.retarget), and so does an agent loop whose backend keeps its agent_port and
+   * agent_send (AgentScheduler.retarget); the others stop: a second set would probe every server
+   * twice per interval.
    */
   startChecks(): void {
     const running = new Map(this.schedulers.splice(0).map((s) => [s.backendName, s]));
-    for (const a of this.agentSchedulers.splice(0)) a.stop();
+    const agents = new Map(this.agentSchedulers.splice(0).map((a) => [a.backendName, a]));
     const checked = [...this.model.backends.values()].filter((b) => b.cfg.check.type !== 'none');
     // First checks spread over all checked servers: backends often share license hosts.
     const of = checked.reduce((n, b) => n + b.servers.length, 0);
@@ -307,10 +308,19 @@ export class Daemon implements DaemonView {
     for (const s of running.values()) s.stop();
     for (const b of this.model.backends.values()) {
       if (b.cfg.agent_port === null) continue;
+      // The same agent as the servers keep the word of (reload.ts sameAgentSource): its loop goes on.
+      const was = agents.get(b.name);
+      if (was !== undefined && was.port === b.cfg.agent_port && was.send === b.cfg.agent_send) {
+        agents.delete(b.name);
+        was.retarget(b, b.cfg.agent_inter, b.cfg.check.timeout);
+        this.agentSchedulers.push(was);
+        continue;
+      }
       const a = new AgentScheduler(b, b.cfg.agent_port, b.cfg.agent_inter, b.cfg.check.timeout, b.cfg.agent_send);
       this.agentSchedulers.push(a);
       a.start();
     }
+    for (const a of agents.values()) a.stop();
   }
 
   /**

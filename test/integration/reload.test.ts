@@ -1,12 +1,12 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce, LicenseClient } from '../helpers/license-client.js';
 import { sample } from '../helpers/prom-text.js';
-import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
-import { waitFor } from '../helpers/wait-for.js';
+import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type TestServer } from '../helpers/proxy-harness.js';
+import { holdsFor, waitFor } from '../helpers/wait-for.js';
 
 const TOKEN = 'reload-test-token-0123456789abcdef';
 const clients: LicenseClient[] = [];
@@ -347,6 +347,73 @@ backends:
     await waitFor(() => lines().slice(before).some((l) => l.startsWith('end ')), { timeoutMs: 5000, what: 'the check started over by the reload to end' });
     await waitFor(async () => ((await p.backend('licenses')).servers[0]!.last_check as { ok?: boolean } | null)?.ok === true, { timeoutMs: 5000, what: 'a passing check after the reload' });
     expect(p.logs.filter((l) => typeof l.msg === 'string' && /DOWN|still running/.test(l.msg)).map((l) => `${l.msg}: ${String(l.reason)}`)).toEqual([]);
+  });
+});
+
+/**
+ * A sidecar's agent (agent_port) that the test scripts: each connection gets `reply` at once, or,
+ * while `reply` is null, is held without a reply (an agent read under way) until the test answers.
+ * `cut` counts held connections closed by licgate before their reply.
+ */
+async function scriptedAgent(): Promise<{ srv: TestServer; say: (line: string | null) => void; held: () => Socket[]; cut: () => number }> {
+  let reply: string | null = 'up\n';
+  const held: Socket[] = [];
+  let cut = 0;
+  const srv = await startTcpServer((s) => {
+    if (reply !== null) return void s.end(reply);
+    held.push(s);
+    s.on('end', () => cut++);
+  });
+  return { srv, say: (l) => (reply = l), held: () => held.filter((s) => !s.destroyed && s.readable), cut: () => cut };
+}
+
+describe('an auxiliary agent (agent_port) across reloads that leave its settings as they were', () => {
+  const body = (s1: number, agentPort: number, inter = '300ms', agentInter = '5s'): string => FRONTEND + `backends:
+  - name: licenses
+    check: { type: tcp, inter: ${inter}, rise: 1, fall: 2, timeout: 5s }
+    agent_port: ${agentPort}
+    agent_inter: ${agentInter}
+    servers: [{ name: s1, address: 127.0.0.1:${s1}, weight: 100 }]
+`;
+
+  it('an agent read under way goes on and its reply counts; reloads open no new agent connection before agent_inter', async () => {
+    const s1 = await startSimulator('s1');
+    const ag = await scriptedAgent();
+    ag.say(null);
+    const { p, write } = await start(body(s1.port, ag.srv.port));
+    await waitFor(() => ag.held().length === 1, { timeoutMs: 5000, what: 'the first agent read, held by the agent' });
+    write(body(s1.port, ag.srv.port, '400ms'));
+    expect((await reloadApi(p)).json).toMatchObject({ ok: true, changes: [expect.stringContaining('check')] });
+    for (let i = 0; i < 2; i++) expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+    // The read under way is not cut off, and no second read of the server starts beside it.
+    await holdsFor(() => ag.cut() === 0 && ag.srv.accepted.length === 1, { forMs: 700, what: 'the agent read under way left alone by three reloads' }).catch((e: Error) => {
+      throw new Error(`${e.message}: ${ag.cut()} read(s) cut off before the reply, ${ag.srv.accepted.length} agent connections`);
+    });
+    ag.held()[0]!.end('drain 50%\n');
+    await waitFor(async () => (await p.server('licenses', 's1')).state === 'DRAIN (agent)', { timeoutMs: 5000, what: 'the drain from the reply that came after the reloads' });
+    expect((await p.server('licenses', 's1')) as unknown as { effective_weight: number }).toMatchObject({ effective_weight: 50 });
+    // The next read comes agent_inter (5 s) after that reply, not at the next reload.
+    ag.say('up\n');
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+    await holdsFor(() => ag.srv.accepted.length === 1, { forMs: 700, what: 'no agent connection at a reload' });
+  });
+
+  it("an agent that said drain, then down, and after a reload up: the server stays DRAIN (agent), as in HAProxy", async () => {
+    const s1 = await startSimulator('s1');
+    const ag = await scriptedAgent();
+    ag.say('drain\n');
+    const { p, write } = await start(body(s1.port, ag.srv.port, '300ms', '200ms'));
+    await waitFor(async () => (await p.server('licenses', 's1')).state === 'DRAIN (agent)', { timeoutMs: 5000, what: 'DRAIN from the agent' });
+    ag.say('down\n');
+    await waitFor(async () => (await p.server('licenses', 's1')).state === 'DOWN (agent)', { timeoutMs: 5000, what: 'DOWN from the agent' });
+    write(body(s1.port, ag.srv.port, '400ms', '200ms'));
+    expect((await reloadApi(p)).json).toMatchObject({ ok: true, changes: [expect.stringContaining('check')] });
+    ag.say('up\n');
+    const after = ag.srv.accepted.length;
+    await waitFor(() => ag.srv.accepted.length >= after + 2, { timeoutMs: 5000, what: 'two agent reads answered "up" after the reload' });
+    // "up" withdraws the agent's down only; the drain it said before stays until it says ready.
+    await waitFor(async () => (await p.server('licenses', 's1')).state !== 'DOWN (agent)', { timeoutMs: 5000, what: 'the down withdrawn' });
+    expect((await p.server('licenses', 's1')).state).toBe('DRAIN (agent)');
   });
 });
 
