@@ -29,6 +29,8 @@ import { sessionLogger } from './observe/session-log.js';
 import { untilAborted } from './until-aborted.js';
 import type { VrrpReport } from './observe/vrrp-state.js';
 import { VrrpWatch } from './observe/vrrp-watch.js';
+import { ControlRefusals, type ControlListener } from './observe/control-refusals.js';
+import type { OnRefused } from './io/peers-by-address.js';
 
 /**
  * Builds everything a config declares and owns its lifecycle. Data flows one way: the config
@@ -91,7 +93,7 @@ export class Daemon implements DaemonView {
     if (cfg.status) this.statusResponder = this.buildStatusResponder(cfg.status.listen);
     if (cfg.agent) this.agentResponder = this.buildAgentResponder(cfg.agent.listen);
     if (cfg.admin) {
-      this.admin = new AdminHttp(cfg.admin.listen, this, log);
+      this.admin = new AdminHttp(cfg.admin.listen, this, log, this.refusalsOf('admin'));
       const token = readAdminToken(cfg.admin.token_file);
       const tokenWarning = tokenFileWarning(cfg.admin.token_file);
       if (tokenWarning !== null) log.warn(tokenWarning);
@@ -372,7 +374,7 @@ export class Daemon implements DaemonView {
   /** The STATUS responder; it reads the backend from the config running now. */
   buildStatusResponder(listen: HostPort): LineServer {
     const backend = (): Backend => this.model.backend(this.statusBackendName())!;
-    return createStatusResponder(listen, backend, (why) => this.log.warn({ why }, 'status peer cut off'));
+    return createStatusResponder(listen, backend, (why) => this.log.warn({ why }, 'status peer cut off'), this.refusalsOf('status'));
   }
 
   /** The agent-check responder (agent-reply.ts); it reads the config running now. */
@@ -381,7 +383,17 @@ export class Daemon implements DaemonView {
       const agent = this.cfg.agent!;
       const b = this.model.backend(agent.backend)!;
       return renderAgentReply(agentReportFor(agent.server ? [b.server(agent.server)!] : b.servers, agent.weight_from));
-    });
+    }, undefined, this.refusalsOf('agent'));
+  }
+
+  /** One per listener, kept across reloads that rebuild it: the log line's 10 s limit is the listener's. */
+  private readonly refusals = new Map<ControlListener, ControlRefusals>();
+
+  /** What a control listener calls for each peer it closes at accept: counted and logged (ControlRefusals). */
+  private refusalsOf(listener: ControlListener): OnRefused {
+    let r = this.refusals.get(listener);
+    if (r === undefined) this.refusals.set(listener, (r = new ControlRefusals(listener, this.log, this.metrics.controlRefused(listener))));
+    return r.refused;
   }
 
   /** A frontend whose hooks feed the log and the metrics (hooks outlive reloads that keep the frontend). */

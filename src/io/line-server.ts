@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { listenAt, type BindOptions } from './listen.js';
-import { PeersByAddress } from './peers-by-address.js';
+import { PeersByAddress, type OnRefused } from './peers-by-address.js';
 
 export interface LineServerOptions {
   what: string;
@@ -24,6 +24,8 @@ export interface LineServerOptions {
   answer: (line: string, peer: Socket) => string | null;
   /** Counted abuse: 'too-long' or 'timeout'. */
   onReject?: (why: 'too-long' | 'timeout') => void;
+  /** A peer closed at accept: past maxConnections, or past its address's share. */
+  onRefused?: OnRefused;
 }
 
 /**
@@ -34,11 +36,13 @@ export interface LineServerOptions {
 export class LineServer {
   private readonly server: NetServer;
   private readonly peers = new Set<Socket>();
-  private readonly byAddress = new PeersByAddress();
+  private readonly byAddress: PeersByAddress;
 
   constructor(private readonly listenAt: HostPort, private readonly opts: LineServerOptions) {
     this.server = createServer(this.accept);
     this.server.maxConnections = opts.maxConnections;
+    this.byAddress = new PeersByAddress(opts.onRefused);
+    this.byAddress.watchDrops(this.server);
     this.server.on('error', () => {
       // Accept errors (EMFILE) surface here; keep the listener running.
     });

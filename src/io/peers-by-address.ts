@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { MAX_CONTROL_PEERS } from './listen.js';
 
 /**
@@ -16,14 +16,23 @@ export const MAX_PEERS_PER_ADDRESS = 16;
  * the whole port, so local monitoring with a few idle keep-alive connections locked keepalived's
  * /health out. Half the port is still left to the other addresses when one floods it.
  */
-const CROWDED = MAX_CONTROL_PEERS / 2;
+export const CROWDED = MAX_CONTROL_PEERS / 2;
+
+/** A peer closed at accept, by its address (undefined when the kernel no longer knows it). */
+export type OnRefused = (peer: string | undefined) => void;
 
 /** Counts a listener's open connections per source address. */
 export class PeersByAddress {
   private readonly counts = new Map<string, number>();
   private total = 0;
 
-  constructor(private readonly max = MAX_PEERS_PER_ADDRESS) {}
+  /** `onRefused` hears of each peer refused, so that an admin can see why HAProxy's checks failed. */
+  constructor(private readonly onRefused: OnRefused = () => {}, private readonly max = MAX_PEERS_PER_ADDRESS) {}
+
+  /** The peers `server` closes itself past its maxConnections are refused peers too. */
+  watchDrops(server: Server): void {
+    server.on('drop', (d) => this.onRefused(d?.remoteAddress));
+  }
 
   /**
    * Takes a place for `sock` until it closes; false, taking none, when its address holds `max`
@@ -33,7 +42,10 @@ export class PeersByAddress {
     const addr = sock.remoteAddress;
     if (addr === undefined) return false;
     const n = this.counts.get(addr) ?? 0;
-    if (n >= this.max && this.total >= CROWDED) return false;
+    if (n >= this.max && this.total >= CROWDED) {
+      this.onRefused(addr);
+      return false;
+    }
     this.counts.set(addr, n + 1);
     this.total++;
     sock.once('close', () => {

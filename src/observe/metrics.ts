@@ -8,6 +8,7 @@ import type { Server } from '../model/server.js';
 import type { Frontend } from '../proxy/frontend.js';
 import type { Session, SessionRecord, SessionRoute } from '../proxy/session.js';
 import type { Route } from '../serve/admin-http.js';
+import type { ControlListener } from './control-refusals.js';
 import { readVrrpState, VRRP_STATES } from './vrrp-state.js';
 
 /** GET /metrics in the Prometheus text format. */
@@ -105,6 +106,7 @@ export class Metrics {
   private readonly transitions: Counter<'backend' | 'server' | 'to'>;
   private readonly failovers: Counter<'backend' | 'from' | 'to'>;
   private readonly reloads: Counter<'result'>;
+  private readonly controlRefusals: Counter<'listener'>;
   /** Label sets of the event-fed series, so a reload can remove those of servers that are gone. */
   private readonly eventSeries = new Map<string, { backend: string; server: string }>();
   private readonly failoverSeries = new Map<string, { backend: string; from: string; to: string }>();
@@ -264,6 +266,7 @@ export class Metrics {
     this.reloads = new Counter({ name: 'licgate_config_reloads_total', help: 'Config reloads (SIGHUP, POST /admin/reload) by result (ok, failed).', labelNames: ['result'], registers: reg });
     this.reloads.inc({ result: 'ok' }, 0);
     this.reloads.inc({ result: 'failed' }, 0);
+    this.controlRefusals = new Counter({ name: 'licgate_control_refused_total', help: 'Peers a control listener (status, agent, admin) closed as soon as they connected: past 128 at once, or past 16 from one address once 64 are open.', labelNames: ['listener'], registers: reg });
     new Gauge({
       name: 'licgate_config_last_reload_successful',
       help: '1 if the last config reload succeeded (or none was tried), 0 if it failed and the previous config is still running.',
@@ -385,6 +388,13 @@ export class Metrics {
   }
 
   // --- control plane
+
+  /** The counter of one control listener's refusals, bound once: a flood bumps it thousands of times a second. */
+  controlRefused(listener: ControlListener): { inc(): void } {
+    const child = this.controlRefusals.labels({ listener });
+    child.inc(0);
+    return child;
+  }
 
   reloaded(ok: boolean): void {
     this.reloads.inc({ result: ok ? 'ok' : 'failed' });

@@ -7,7 +7,7 @@ import { readVrrpState } from '../observe/vrrp-state.js';
 import { foreignHost } from './admin-host.js';
 import { backendJson } from './status-json.js';
 import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
-import { PeersByAddress } from '../io/peers-by-address.js';
+import { PeersByAddress, type OnRefused } from '../io/peers-by-address.js';
 
 /**
  * A refused Host is logged at most once per this long: a hostile page can send them in a loop, but
@@ -37,13 +37,14 @@ export class AdminHttp {
   /** Host refusals since the last one logged. */
   private hostRefusalsUnlogged = 0;
 
-  constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger) {
+  constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger, onRefused?: OnRefused) {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
     // default), so a silent or slowloris peer was held 30 s, not 5.
     this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res).finally(() => boundDelivery(res)));
     this.server.maxConnections = MAX_CONTROL_PEERS;
     // One host holding connections must not lock keepalived's /health out.
-    const byAddress = new PeersByAddress();
+    const byAddress = new PeersByAddress(onRefused);
+    byAddress.watchDrops(this.server);
     this.server.on('connection', (sock: Socket) => {
       if (!byAddress.admit(sock)) sock.destroy();
     });

@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
-import { PeersByAddress } from '../io/peers-by-address.js';
+import { PeersByAddress, type OnRefused } from '../io/peers-by-address.js';
 
 /** A peer that keeps its connection open after our reply is cut off after this long. */
 const LINGER_MS = 5000;
@@ -16,11 +16,13 @@ export class AgentResponder {
   private readonly server: NetServer;
   private readonly peers = new Set<Socket>();
   /** One host holding connections open must not take every slot from HAProxy. */
-  private readonly byAddress = new PeersByAddress();
+  private readonly byAddress: PeersByAddress;
 
-  constructor(private readonly listenAt: HostPort, private readonly reply: () => string, private readonly lingerMs = LINGER_MS) {
+  constructor(private readonly listenAt: HostPort, private readonly reply: () => string, private readonly lingerMs = LINGER_MS, onRefused?: OnRefused) {
     this.server = createServer({ allowHalfOpen: false }, this.accept);
     this.server.maxConnections = MAX_CONTROL_PEERS;
+    this.byAddress = new PeersByAddress(onRefused);
+    this.byAddress.watchDrops(this.server);
     this.server.on('error', () => {
       // Accept errors (EMFILE) surface here; keep the listener running.
     });
