@@ -91,6 +91,46 @@ async function hashingServer(): Promise<{ port: number }> {
   return srv;
 }
 
+/** A client that writes each chunk at once (no Nagle) and keeps what it is sent, as latin1. */
+function rawClient(port: number): { w: Socket; reply: () => string } {
+  const w = connect({ host: '127.0.0.1', port });
+  clients.push(w);
+  w.on('error', () => {});
+  w.setNoDelay(true);
+  let reply = '';
+  w.setEncoding('latin1').on('data', (c: string) => (reply += c));
+  return { w, reply: () => reply };
+}
+
+/**
+ * A daemon in front of a hashingServer whose one slot (frontend or server maxconn 1) a first client
+ * holds, and a second client `w` behind it: waiting at the frontend, or its session queued for the
+ * server. `served(sent)` lets the first client go and checks that the server got exactly `sent`
+ * from `w`, byte for byte.
+ */
+async function behindAFullSlot(at: 'frontend' | 'server') {
+  const srv = await hashingServer();
+  const d = await startDaemon(config(srv.port, { [at === 'frontend' ? 'frontendMaxconn' : 'serverMaxconn']: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
+  daemon = d;
+  const fe = d.frontends[0]!;
+  const backend = d.model.backend('b')!;
+  const port = fe.address().port;
+  const first = connect({ host: '127.0.0.1', port });
+  clients.push(first);
+  first.on('error', () => {});
+  await waitFor(() => backend.server('s1')!.active === 1, { timeoutMs: 5000, what: 'the first session connected' });
+  const { w, reply } = rawClient(port);
+  const behind = (): number => (at === 'frontend' ? fe.queued : backend.queued);
+  await waitFor(() => behind() === 1, { timeoutMs: 5000, what: `w ${at === 'frontend' ? 'waiting' : 'queued'}` });
+  const served = async (sent: Buffer): Promise<void> => {
+    expect(behind()).toBe(1);
+    first.end();
+    await waitFor(() => reply().endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
+    expect(reply()).toBe(`${sent.length} ${createHash('sha256').update(sent).digest('hex')}\n`);
+  };
+  return { fe, w, served };
+}
+
 /**
  * What licgate has read from each client waiting at `fe`. The wait list is private: what licgate
  * read is not visible from outside before the client's turn.
@@ -311,89 +351,36 @@ describe('maxconn and the bounded queue', () => {
 
   // licgate reads a waiting client only this far (4 KiB); the rest waits in the kernel.
   it('frontend maxconn: a waiting client that sends far more than is read while it waits, then its FIN, has every byte relayed in order when its turn comes', async () => {
-    const srv = await hashingServer();
-    const d = await startDaemon(config(srv.port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
-    daemon = d;
-    const fe = d.frontends[0]!;
-    const port = fe.address().port;
-    const first = connect({ host: '127.0.0.1', port });
-    clients.push(first);
-    first.on('error', () => {});
-    await waitFor(() => fe.sessions.size === 1, { timeoutMs: 5000, what: 'the first session open' });
+    const { fe, w, served } = await behindAFullSlot('frontend');
     const payload = randomBytes(1024 * 1024);
-    const w = connect({ host: '127.0.0.1', port });
-    clients.push(w);
-    w.on('error', () => {});
-    let reply = '';
-    w.setEncoding('latin1').on('data', (c: string) => (reply += c));
-    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
     w.end(payload);
     // Queued long enough for licgate to have read what it reads while w waits (the kernel holds the rest).
     await waitFor(() => (waitList(fe)[0]?.early?.length ?? 0) > 0, { timeoutMs: 5000, what: "w's first bytes read while it waits" });
     expect(waitList(fe)[0]!.early!.length).toBeLessThan(payload.length);
-    expect(fe.queued).toBe(1);
-    first.end();
-    await waitFor(() => reply.endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
-    expect(reply).toBe(`${payload.length} ${createHash('sha256').update(payload).digest('hex')}\n`);
+    await served(payload);
   });
 
   // A client whose first message arrives one byte per segment while it waits: what licgate keeps for
   // it grows by appending, not by copying everything read so far on every byte.
   it('frontend maxconn: a waiting client that trickles its first message one byte per segment, past what licgate reads while it waits, has every byte relayed in order when its turn comes', async () => {
-    const srv = await hashingServer();
-    const d = await startDaemon(config(srv.port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
-    daemon = d;
-    const fe = d.frontends[0]!;
-    const port = fe.address().port;
-    const first = connect({ host: '127.0.0.1', port });
-    clients.push(first);
-    first.on('error', () => {});
-    await waitFor(() => fe.sessions.size === 1, { timeoutMs: 5000, what: 'the first session open' });
-    const w = connect({ host: '127.0.0.1', port });
-    clients.push(w);
-    w.on('error', () => {});
-    w.setNoDelay(true);
-    let reply = '';
-    w.setEncoding('latin1').on('data', (c: string) => (reply += c));
-    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
+    const { fe, w, served } = await behindAFullSlot('frontend');
     // Starts as a STATUS request would, so the in-band sniff sees a prefix before it sees otherwise.
     const message = Buffer.concat([Buffer.from('STATUS '), randomBytes(4096 + 500)]);
     // licgate reads 4 KiB from a waiting client; the rest waits in the kernel.
     await trickle(w, message, readWhileWaiting(fe), 4096);
     w.end();
-    expect(fe.queued).toBe(1);
-    first.end();
-    await waitFor(() => reply.endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
-    expect(reply).toBe(`${message.length} ${createHash('sha256').update(message).digest('hex')}\n`);
+    await served(message);
   });
 
   it('server maxconn: a session queued for a full server whose client trickles its first message one byte per segment has every byte relayed in order when a slot frees', async () => {
-    const srv = await hashingServer();
-    const d = await startDaemon(config(srv.port, { serverMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', 'inband_status: true'));
-    daemon = d;
-    const fe = d.frontends[0]!;
-    const port = fe.address().port;
-    const first = connect({ host: '127.0.0.1', port });
-    clients.push(first);
-    first.on('error', () => {});
-    await waitFor(() => d.model.backend('b')!.server('s1')!.active === 1, { timeoutMs: 5000, what: 'the first session connected' });
-    const w = connect({ host: '127.0.0.1', port });
-    clients.push(w);
-    w.on('error', () => {});
-    w.setNoDelay(true);
-    let reply = '';
-    w.setEncoding('latin1').on('data', (c: string) => (reply += c));
-    await waitFor(() => d.model.backend('b')!.queued === 1, { timeoutMs: 5000, what: "w's session queued" });
+    const { fe, w, served } = await behindAFullSlot('server');
     // The session is private: what it read before its connect is not visible from outside.
     let queued: { earlyBytes: number } | undefined;
     fe.sessions.forEach((s) => (queued = s as unknown as { earlyBytes: number }));
     const message = Buffer.concat([Buffer.from('STATUS '), randomBytes(3000)]);
     await trickle(w, message, () => queued!.earlyBytes);
     w.end();
-    expect(d.model.backend('b')!.queued).toBe(1);
-    first.end();
-    await waitFor(() => reply.endsWith('\n'), { timeoutMs: 10_000, what: "the server's count of w's bytes" });
-    expect(reply).toBe(`${message.length} ${createHash('sha256').update(message).digest('hex')}\n`);
+    await served(message);
   });
 
   it('frontend maxconn: a waiting client that trickles STATUS one byte per segment is answered at once', async () => {
@@ -404,19 +391,14 @@ describe('maxconn and the bounded queue', () => {
     const port = fe.address().port;
     const a = hello(port);
     await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
-    const w = connect({ host: '127.0.0.1', port });
-    clients.push(w);
-    w.on('error', () => {});
-    w.setNoDelay(true);
-    let reply = '';
-    w.setEncoding('latin1').on('data', (c: string) => (reply += c));
+    const { w, reply } = rawClient(port);
     await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'w waiting' });
     // All but the last byte, each read on its own while w waits; then the last.
     await trickle(w, Buffer.from('STATUS\r'), readWhileWaiting(fe));
     w.write('\n');
     // licgate's STATUS block names the backend (b), the simulator's its own name (s1).
-    await waitFor(() => reply.includes('Servers:'), { timeoutMs: 5000, what: "w's STATUS answered" });
-    expect([reply.includes('Backend: b\r\n'), fe.queued, sims[0]!.connections, a.closed()]).toEqual([true, 0, 1, false]);
+    await waitFor(() => reply().includes('Servers:'), { timeoutMs: 5000, what: "w's STATUS answered" });
+    expect([reply().includes('Backend: b\r\n'), fe.queued, sims[0]!.connections, a.closed()]).toEqual([true, 0, 1, false]);
   });
 
   it('frontend maxconn: a reload that turns inband_status off also holds for a client already waiting: its STATUS goes to the server when its turn comes', async () => {
