@@ -1,5 +1,6 @@
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
+import { carryOver, carryOverTimers } from './carry-over.js';
 import { parseAgentLine } from '../serve/agent-reply.js';
 import { agentView, memoryFromView, mergeAgentLine, readAgentLine, sameAgentView, type AgentMemory } from './probes/agent.js';
 
@@ -52,32 +53,16 @@ export class AgentScheduler {
    * added is read as at start. A new agent_inter or timeout applies from the next read.
    */
   retarget(backend: Backend, interMs: number, timeoutMs: number): void {
-    const timers = [...this.timers];
-    const inflight = [...this.inflight];
-    const memory = [...this.memory];
-    this.timers.clear();
-    this.inflight.clear();
-    this.memory.clear();
     this.backend = backend;
     this.interMs = interMs;
     this.timeoutMs = timeoutMs;
     const staying = new Set(backend.servers);
-    for (const [old, mem] of memory) {
-      const s = old.live();
-      if (staying.has(s)) this.memory.set(s, mem);
-    }
-    for (const [old, ctl] of inflight) {
-      const s = old.live();
-      if (staying.has(s)) this.inflight.set(s, ctl);
-      else ctl.abort();
-    }
-    const now = Date.now();
-    for (const [old, t] of timers) {
-      clearTimeout(t.timer);
-      const s = old.live();
+    carryOver(this.memory, staying);
+    carryOver(this.inflight, staying, (ctl) => ctl.abort());
+    carryOverTimers(this.timers, staying, (s, dueIn) => {
       // A shorter agent_inter: a read due later than one new interval from now comes then.
-      if (staying.has(s) && !this.inflight.has(s)) this.schedule(s, Math.min(Math.max(0, t.due - now), interMs));
-    }
+      if (!this.inflight.has(s)) this.schedule(s, Math.min(dueIn, interMs));
+    });
     const n = backend.servers.length;
     const window = Math.min(interMs, 200);
     backend.servers.forEach((s, i) => {

@@ -2,6 +2,7 @@ import type { CheckConfig } from '../config/schema.js';
 import type { Backend } from '../model/backend.js';
 import type { ModelEvents } from '../model/events.js';
 import type { Server } from '../model/server.js';
+import { carryOver, carryOverTimers } from './carry-over.js';
 import type { Probe, ProbeOutcome } from './probes/probe.js';
 
 /**
@@ -49,10 +50,6 @@ export class CheckScheduler {
    * check stopped; one the reload added gets its first check as at start.
    */
   retarget(backend: Backend, events: ModelEvents, first: number, of: number): void {
-    const timers = [...this.timers];
-    const inflight = [...this.inflight];
-    this.timers.clear();
-    this.inflight.clear();
     for (const s of this.backend.servers) {
       s.recheckSoon = null;
       s.checkNow = null;
@@ -60,18 +57,11 @@ export class CheckScheduler {
     this.backend = backend;
     this.events = events;
     const staying = new Set(backend.servers);
-    for (const [old, ctl] of inflight) {
-      const s = old.live();
-      if (staying.has(s)) this.inflight.set(s, ctl);
-      else ctl.abort();
-    }
-    const now = Date.now();
-    for (const [old, t] of timers) {
-      clearTimeout(t.timer);
-      const s = old.live();
+    carryOver(this.inflight, staying, (ctl) => ctl.abort());
+    carryOverTimers(this.timers, staying, (s, dueIn) => {
       // One the reload left unchecked (its agent changed: Server.adoptRuntime) is checked as at start.
-      if (staying.has(s) && !this.inflight.has(s) && s.firstCheckDone) this.schedule(s, Math.max(0, t.due - now));
-    }
+      if (!this.inflight.has(s) && s.firstCheckDone) this.schedule(s, dueIn);
+    });
     const window = Math.min(this.check.inter, 200);
     backend.servers.forEach((s, i) => {
       s.recheckSoon = () => this.soon(s);
