@@ -110,6 +110,8 @@ export class Metrics {
   /** Label sets of the event-fed series, so a reload can remove those of servers that are gone. */
   private readonly eventSeries = new Map<string, { backend: string; server: string }>();
   private readonly failoverSeries = new Map<string, { backend: string; from: string; to: string }>();
+  /** Servers whose transition series exist from 0 (see zeroTransitions). */
+  private readonly zeroed = new Set<string>();
   private lastReloadOk = 1;
   private lastReloadAt = 0;
 
@@ -259,7 +261,15 @@ export class Metrics {
       registers: reg,
     });
     this.checks = new Counter({ name: 'licgate_checks_total', help: 'Active health checks by result (ok, failed).', labelNames: ['backend', 'server', 'result'], registers: reg });
-    this.transitions = new Counter({ name: 'licgate_server_transitions_total', help: 'Server state changes (UP, DOWN, DRAIN, MAINT), by the state entered.', labelNames: ['backend', 'server', 'to'], registers: reg });
+    this.transitions = new Counter({
+      name: 'licgate_server_transitions_total',
+      help: 'Server state changes (UP, DOWN, DRAIN, MAINT), by the state entered.',
+      labelNames: ['backend', 'server', 'to'],
+      registers: reg,
+      collect() {
+        metrics.zeroTransitions();
+      },
+    });
     this.failovers = new Counter({ name: 'licgate_backend_failovers_total', help: 'Changes of the tier serving new connections (active, backup, dr, none).', labelNames: ['backend', 'from', 'to'], registers: reg });
 
     // --- config reloads and notifications
@@ -355,6 +365,23 @@ export class Metrics {
     });
   }
 
+  /**
+   * Each server's transition series exist from 0, once per server: a series that first appears at 1
+   * is taken by increase() for one that was always 1, so a server's first fall to DOWN would not
+   * count, and LicgateServerFlapping would miss the first time a server flaps.
+   */
+  private zeroTransitions(): void {
+    for (const b of this.src.model.backends.values()) {
+      for (const s of b.servers) {
+        const key = `${b.name}/${s.name}`;
+        if (this.zeroed.has(key)) continue;
+        this.zeroed.add(key);
+        this.eventSeries.set(key, { backend: b.name, server: s.name });
+        for (const to of STATES) this.transitions.inc({ backend: b.name, server: s.name, to }, 0);
+      }
+    }
+  }
+
   // --- data path (FrontendHooks)
 
   sessionConnected(s: SessionRoute, server: Server, retries: number): void {
@@ -420,6 +447,7 @@ export class Metrics {
     for (const [key, { backend, server }] of this.eventSeries) {
       if (backends.get(backend)?.has(server)) continue;
       this.eventSeries.delete(key);
+      this.zeroed.delete(key);
       this.checkDuration.remove({ backend, server });
       for (const result of ['ok', 'failed']) this.checks.remove({ backend, server, result });
       for (const to of STATES) this.transitions.remove({ backend, server, to });

@@ -105,6 +105,25 @@ describe('GET /metrics on a real licgate run', () => {
     expect(lint.code).toBe(0);
   });
 
+  it("a server's fall to DOWN is counted from 0: the series exists before the first one, so increase() sees it (LicgateServerFlapping)", async () => {
+    const primary = await startSimulator('primary');
+    const backup = await startSimulator('backup');
+    const p = await startProxy(config(primary.port, backup.port));
+    const primaryDown = { backend: 'licenses', server: 'primary', to: 'DOWN' };
+    let text = await metrics(p);
+    for (const to of ['UP', 'DOWN', 'DRAIN', 'MAINT']) expect(sample(text, 'licgate_server_transitions_total', { ...primaryDown, to }), `to="${to}"`).toBe(0);
+    expect(sample(text, 'licgate_server_transitions_total', { backend: 'licenses', server: 'backup', to: 'DOWN' })).toBe(0);
+
+    // observe_errors: 1 marks the primary DOWN at the first refused connect.
+    await primary.kill('SIGKILL');
+    expect(await helloOnce(p.port)).toBe('backup');
+    text = await waitFor(async () => {
+      const t = await metrics(p);
+      return sample(t, 'licgate_server_transitions_total', primaryDown) === 1 && t;
+    }, { timeoutMs: 5000, what: 'the primary counted DOWN once' });
+    expect(sample(text, 'licgate_server_transitions_total', { backend: 'licenses', server: 'backup', to: 'DOWN' })).toBe(0);
+  });
+
   it('promtool rejects what it should (the check is real)', (ctx) => {
     requireTools(['promtool'], ctx);
     const bad = '# HELP licgate_x_total a gauge named like a counter\n# TYPE licgate_x_total gauge\nlicgate_x_total 1\n';

@@ -96,7 +96,8 @@ describe('Metrics', () => {
     src.model.events.emit('check-done', { backend: 'b', server: 'a', ok: false, durationMs: 30, reason: 'refused' });
     const text = await m.render();
     expect(sample(text, 'licgate_server_transitions_total', { backend: 'b', server: 'a', to: 'DOWN' })).toBe(1);
-    expect(sample(text, 'licgate_server_transitions_total', { backend: 'b', server: 'c', to: 'UP' })).toBeUndefined();
+    // A check that leaves c UP is no transition (the series exists from 0: see zeroTransitions).
+    expect(sample(text, 'licgate_server_transitions_total', { backend: 'b', server: 'c', to: 'UP' })).toBe(0);
     expect(sample(text, 'licgate_backend_failovers_total', { backend: 'b', from: 'active', to: 'backup' })).toBe(1);
     expect(sample(text, 'licgate_backend_serving_tier', { backend: 'b' })).toBe(1);
     expect(sample(text, 'licgate_checks_total', { backend: 'b', server: 'a', result: 'failed' })).toBe(1);
