@@ -323,8 +323,18 @@ export class Metrics {
   }
 
   render(): Promise<string> {
+    this.bindRoutes();
     this.countOpenBytes();
     return this.registry.metrics();
+  }
+
+  /**
+   * Each frontend's route series (sessions ended, retries) exist from 0 before its first client:
+   * a series that first appears at 3 is taken by increase() for one that was always 3, so clients
+   * refused right after a start or a reload would not fire LicgateClientsRefused.
+   */
+  private bindRoutes(): void {
+    for (const f of this.src.frontends) this.route(f.name, f.backend.name);
   }
 
   /**

@@ -124,6 +124,24 @@ describe('GET /metrics on a real licgate run', () => {
     expect(sample(text, 'licgate_server_transitions_total', { backend: 'licenses', server: 'backup', to: 'DOWN' })).toBe(0);
   });
 
+  it('a client refused for want of a server is counted from 0: the no-server series exists before the first one (LicgateClientsRefused)', async () => {
+    const primary = await startSimulator('primary');
+    const backup = await startSimulator('backup');
+    const p = await startProxy(config(primary.port, backup.port));
+    const noServer = { frontend: 'lmgrd', backend: 'licenses', end: 'no-server' };
+    expect(sample(await metrics(p), 'licgate_sessions_ended_total', noServer)).toBe(0);
+
+    // Both servers gone: the client is closed without a reply.
+    await primary.kill('SIGKILL');
+    await backup.kill('SIGKILL');
+    await expect(helloOnce(p.port)).rejects.toThrow();
+    const text = await waitFor(async () => {
+      const t = await metrics(p);
+      return sample(t, 'licgate_sessions_ended_total', noServer) === 1 && t;
+    }, { timeoutMs: 5000, what: 'one no-server session in /metrics' });
+    expect(sample(text, 'licgate_sessions_ended_total', { ...noServer, end: 'closed' })).toBe(0);
+  });
+
   it('promtool rejects what it should (the check is real)', (ctx) => {
     requireTools(['promtool'], ctx);
     const bad = '# HELP licgate_x_total a gauge named like a counter\n# TYPE licgate_x_total gauge\nlicgate_x_total 1\n';
