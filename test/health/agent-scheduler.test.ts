@@ -1,10 +1,15 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { AgentScheduler } from '../../src/health/agent-scheduler.js';
+import type { Backend } from '../../src/model/backend.js';
 import { Model } from '../../src/model/model.js';
+import type { Server } from '../../src/model/server.js';
 import { adoptServers, handOverBackends } from '../../src/reload.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
 import { startTcpServer } from '../helpers/proxy-harness.js';
@@ -182,5 +187,84 @@ describe('AgentScheduler (backend agent_port)', () => {
     s.stop();
     ag.say('up 80%\n');
     await holdsFor(() => a.effectiveWeight === 40, { forMs: 400, what: 'no more agent reads after stop()' });
+  });
+});
+
+/** A daemon whose backend lic reads its servers' agents on `agentPort`; `reload` rewrites its file with other servers and reloads it. */
+async function agentDaemon(agentPort: number, servers: string[], agentInter: string): Promise<{ d: Daemon; reload: (servers: string[], agentInter: string) => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'licgate-agent-retarget-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'licgate.yaml');
+  // Each server keeps its port whatever the list, so a server that stays keeps its address.
+  const yaml = (names: string[], inter: string): string =>
+    `log: { level: silent, format: json }\nadmin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: none, timeout: 10s }\n    agent_port: ${agentPort}\n    agent_inter: ${inter}\n    servers:\n` +
+    names.map((n) => `      - { name: ${n}, address: "127.0.0.1:${n.charCodeAt(0)}", weight: 100 }\n`).join('');
+  writeFileSync(file, yaml(servers, agentInter));
+  const d = new Daemon(loadConfigFile(file), pino({ level: 'silent' }));
+  cleanups.push(() => d.close());
+  await d.start();
+  return {
+    d,
+    reload: async (next, inter) => {
+      writeFileSync(file, yaml(next, inter));
+      expect(await d.reload('test')).toMatchObject({ ok: true });
+    },
+  };
+}
+
+/** What an agent loop keeps per server, by name; a server not in the running backend is marked. */
+function kept(sched: AgentScheduler, lic: Backend): { memory: string[]; timerOrRead: string[] } {
+  const inner = sched as unknown as Record<'timers' | 'inflight' | 'memory', Map<Server, unknown>>;
+  const names = (...maps: Map<Server, unknown>[]): string[] => maps.flatMap((m) => [...m.keys()]).map((s) => `${s.name}${lic.servers.includes(s) ? '' : ' (removed)'}`).sort();
+  return { memory: names(inner.memory), timerOrRead: names(inner.timers, inner.inflight) };
+}
+
+describe('AgentScheduler.retarget: a reload that adds and removes servers', () => {
+  it('the added server has its agent read, the removed one is read no more and leaves no timer, read or memory behind', async () => {
+    const ag = await agent();
+    ag.say('up 60%\n');
+    const { d, reload } = await agentDaemon(ag.port, ['a', 'b'], '100ms');
+    const before = d.model.backend('lic')!;
+    const b = before.server('b')!;
+    await waitFor(() => before.servers.every((s) => s.agent?.weightPercent === 60), { timeoutMs: 3000, what: 'both servers read at 60%' });
+    const sched = d.agentSchedulers[0]!;
+
+    await reload(['a', 'c'], '100ms');
+    // Same agent port and send string: the loop goes on with the new backend rather than starting over.
+    expect(d.agentSchedulers).toEqual([sched]);
+    const lic = d.model.backend('lic')!;
+    ag.say('up 30%\n');
+    await waitFor(() => lic.servers.every((s) => s.agent?.weightPercent === 30), { timeoutMs: 3000, what: 'a and the added c read at 30%' });
+    // A read of the removed server would set the 30% on it (it has no successor to hand the reply to).
+    await holdsFor(() => b.agent?.weightPercent === 60 && b.agentError === null, { forMs: 500, what: 'the removed server b is not read after the reload' });
+    expect(kept(sched, lic)).toEqual({ memory: ['a', 'c'], timerOrRead: ['a', 'c'] });
+  });
+
+  it('a read under way when the reload removes its server is given up; the one of a server that stays goes to its successor', async () => {
+    // The agent holds the first two connections (the first reads of a and b) and answers later ones at once.
+    const held: Socket[] = [];
+    const line = 'up 40%\n';
+    const srv = await startTcpServer((sock) => {
+      if (held.length === 2) return void sock.end(line);
+      held.push(sock);
+      sock.resume();
+    });
+    cleanups.push(srv.close);
+    const { d, reload } = await agentDaemon(srv.port, ['a', 'b'], '10s');
+    await waitFor(() => held.length === 2, { timeoutMs: 3000, what: 'the first reads of a and b, held' });
+    const b = d.model.backend('lic')!.server('b')!;
+    const sched = d.agentSchedulers[0]!;
+
+    await reload(['a', 'c'], '100ms');
+    expect(d.agentSchedulers).toEqual([sched]);
+    const lic = d.model.backend('lic')!;
+    // b's read was cut off by the reload: its connection closes; a's stays open.
+    const open = (): Socket[] => held.filter((s) => !s.readableEnded && !s.destroyed);
+    await waitFor(() => open().length === 1, { timeoutMs: 3000, what: "b's held read closed by the client" });
+    open()[0]!.end(line);
+    await waitFor(() => lic.servers.every((s) => s.agent?.weightPercent === 40), { timeoutMs: 3000, what: "a's held reply applied to a's successor, and c read" });
+    expect(kept(sched, lic).memory).toEqual(['a', 'c']);
+    await holdsFor(() => b.agent === null && b.agentError === null, { forMs: 300, what: 'the removed server b takes no reply' });
+    expect(kept(sched, lic).timerOrRead).toEqual(['a', 'c']);
   });
 });
