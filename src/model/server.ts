@@ -279,14 +279,10 @@ export class Server {
     return this.checked && (this.admin === 'maint' || (this.agent?.state === 'maint' && !this.agentCheck));
   }
 
-  /**
-   * Runtime weight scaled by the agent's percentage, as HAProxy applies agent weights to the initial
-   * weight, and capped at the largest weight as HAProxy caps it: an agent may say up to 25600%, and
-   * uncapped that one server took nearly every new connection of its backend.
-   */
+  /** Runtime weight scaled by the agent's percentage (see percentOfWeight). */
   get effectiveWeight(): number {
     const pct = this.agent?.weightPercent;
-    return pct == null ? this.weight : Math.min(LIMITS.maxWeight, (this.weight * pct) / 100);
+    return pct == null ? this.weight : percentOfWeight(this.weight, pct);
   }
 
   /** The agent's maxconn when it gave one (HAProxy `set maxconn server`), else the configured one; 0 is no limit. */
@@ -394,3 +390,16 @@ export class Server {
 }
 
 const firstWord = (s: string): string => s.split(' ', 1)[0]!;
+
+/**
+ * `percent`% of `weight`, for an agent's `N%` and an admin's "N%" alike, as HAProxy 2.6 computes
+ * both: a whole number, rounded down, at most 256 (an agent may say up to 25600%; uncapped, that
+ * one server took nearly every new connection of its backend). Unlike HAProxy, a percentage above 0
+ * of a weight above 0 gives at least 1: HAProxy makes 33% of weight 1 a weight of 0, which takes a
+ * license server with free tokens out of service, and two weight-1 servers both told 50% refuse
+ * every client. 0% (and weight 0) still give 0.
+ */
+export function percentOfWeight(weight: number, percent: number): number {
+  const w = Math.min(LIMITS.maxWeight, Math.floor((weight * percent) / 100));
+  return w === 0 && weight > 0 && percent > 0 ? 1 : w;
+}

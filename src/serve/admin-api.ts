@@ -6,7 +6,7 @@ import { AdminError, LicgateError } from '../errors.js';
 import type { Backend } from '../model/backend.js';
 import { tierName } from '../model/events.js';
 import type { Model } from '../model/model.js';
-import type { AdminState, Server } from '../model/server.js';
+import { percentOfWeight, type AdminState, type Server } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
 import { bearerRefusal, checkBearer } from './admin-auth.js';
 import { sendJson, type AdminHttp } from './admin-http.js';
@@ -123,7 +123,10 @@ export function parseServerChange(body: unknown, server: Pick<Server, 'configure
   return out;
 }
 
-/** 0-256, or "N%" of the configured weight (rounded down, as HAProxy does for agent percentages). */
+/**
+ * 0-256, or "N%" of the configured weight as an agent's N% is taken (percentOfWeight): HAProxy's
+ * `set weight` caps a percentage at 256 rather than refusing it, and so does this.
+ */
 export function parseWeight(value: unknown, configured: number): number {
   const max = LIMITS.maxWeight;
   if (typeof value === 'number') {
@@ -132,9 +135,7 @@ export function parseWeight(value: unknown, configured: number): number {
   }
   const m = typeof value === 'string' ? /^(\d{1,5})%$/.exec(value.trim()) : null;
   if (!m) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"weight": expected a whole number 0-${max} or a percentage like "50%", found ${preview(value)}`);
-  const w = Math.floor((configured * Number(m[1])) / 100);
-  if (w > max) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"weight": ${m[1]}% of the configured weight ${configured} is ${w}; expected at most ${max}`);
-  return w;
+  return percentOfWeight(configured, Number(m[1]));
 }
 
 function describeChange(c: ServerChange): string {

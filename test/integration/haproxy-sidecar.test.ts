@@ -3,7 +3,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startProxy, startSimulator, stopAll, type ProxyProcess, type SimulatorProcess } from '../helpers/proxy-harness.js';
+import { startDaemon } from '../helpers/in-process-daemon.js';
+import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type SimulatorProcess } from '../helpers/proxy-harness.js';
 import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { askLine, freePort, readShipped, renderConfig, startHaproxy, type HaproxyProcess, type StatRow } from './haproxy-lab.js';
@@ -155,4 +156,102 @@ describe('HAProxy in front of license servers, checking each through its licgate
     await lic1('UP after the license service returned', (r) => r.status === 'UP' && r.weight === '100');
     expect(await hello('127.0.0.14')).toBe('HELLO primary');
   }, 120_000);
+});
+
+/**
+ * A weight percentage set by an agent reply and by an admin, in HAProxy 2.6 and in licgate, for
+ * the same servers: HAProxy's `set weight be/s N%` on its stats socket and its agent-check, and
+ * licgate's admin API and agent_port, each for servers of weights 0, 1, 3, 100 and 200.
+ */
+const WEIGHTS = [0, 1, 3, 100, 200];
+const PERCENTS = ['33%', '99%', '163%', '1000%', '1%', '0%', '100%'];
+
+/** An agent that answers `line` and counts the connections it answered since the line last changed. */
+async function agent(): Promise<{ port: number; say: (line: string) => void; answered: () => number }> {
+  let line = '100%';
+  let answered = 0;
+  const srv = await startTcpServer((sock) => {
+    answered++;
+    sock.end(`${line}\n`);
+  });
+  return { port: srv.port, say: (l) => ((line = l), (answered = 0)), answered: () => answered };
+}
+
+describe('weight percentages against HAProxy 2.6', () => {
+  it("licgate's agent and admin API give HAProxy's whole-number weights (rounded down, at most 256), except that a percentage above 0 of a non-zero weight gives at least 1", async () => {
+    // HAProxy: backend cli (set weight) and backend ag (agent-check, one agent per server so
+    // each server's read of a new reply can be waited for).
+    const hapAgents = await Promise.all(WEIGHTS.map(() => agent()));
+    const servers = (extra: (i: number) => string): string => WEIGHTS.map((w, i) => `    server w${w} 127.0.0.1:${i + 1} weight ${w}${extra(i)}\n`).join('');
+    haproxy = await startHaproxy(
+      `global\n    stats socket ${join(dir, 'haproxy.sock')} mode 600 level admin\n    stats timeout 30s\n` +
+        'defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n' +
+        `backend cli\n${servers(() => '')}backend ag\n${servers((i) => ` agent-check agent-port ${hapAgents[i]!.port} agent-inter 100ms`)}`,
+      dir,
+    );
+    // licgate: backend adm (admin API) and backend ag (agent_port).
+    const lgAgent = await agent();
+    const tokenFile = join(dir, 'admin.token');
+    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    const lgServers = WEIGHTS.map((w, i) => `      - { name: w${w}, address: "127.0.0.1:${i + 1}", weight: ${w} }\n`).join('');
+    const daemon = await startDaemon(
+      `admin: { listen: 127.0.0.1:0, token_file: ${tokenFile} }\nbackends:\n  - name: adm\n    check: { type: none }\n    servers:\n${lgServers}` +
+        `  - name: ag\n    check: { type: none }\n    agent_port: ${lgAgent.port}\n    agent_inter: 100ms\n    servers:\n${lgServers}`,
+    );
+    try {
+      const base = `http://127.0.0.1:${daemon.admin!.address().port}`;
+      const hap = haproxy;
+      const hapWeight = async (be: string, w: number): Promise<string> => /^\d+/.exec(await hap.command(`get weight ${be}/w${w}`))?.[0] ?? 'no weight';
+      const lgStatus = async (): Promise<Map<string, number>> => {
+        const body = (await (await fetch(`${base}/status`)).json()) as { backends: { name: string; servers: { name: string; effective_weight: number }[] }[] };
+        return new Map(body.backends.flatMap((b) => b.servers.map((s) => [`${b.name}/${s.name}`, s.effective_weight] as const)));
+      };
+
+      const seen: string[] = [];
+      const expected: string[] = [];
+      for (const pct of PERCENTS) {
+        hapAgents.forEach((a) => a.say(pct));
+        lgAgent.say(pct);
+        const admin: string[] = [];
+        for (const w of WEIGHTS) {
+          await hap.command(`set weight cli/w${w} ${pct}`);
+          const res = await fetch(`${base}/admin/backends/adm/servers/w${w}`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ weight: pct }),
+          });
+          const body = (await res.json()) as { server?: { weight: number }; error?: string };
+          admin.push(res.status === 200 ? String(body.server!.weight) : `${res.status} ${body.error}`);
+        }
+        // HAProxy reads each agent in turn: a second read since the change began after the first was applied.
+        await waitFor(() => hapAgents.every((a) => a.answered() >= 2), { timeoutMs: 5000, what: `HAProxy's agent reads of "${pct}"` });
+        const ag = daemon.model.backend('ag')!;
+        await waitFor(() => ag.servers.every((s) => s.agent?.reason === `agent says "${pct}"`), { timeoutMs: 5000, what: `licgate's agent reads of "${pct}"` });
+        const lg = await lgStatus();
+        for (const [i, w] of WEIGHTS.entries()) {
+          const cli = await hapWeight('cli', w);
+          const hapAgent = await hapWeight('ag', w);
+          seen.push(`${pct} of ${w}: HAProxy set weight ${cli}, agent ${hapAgent}; licgate admin ${admin[i]}, agent ${lg.get(`ag/w${w}`)}`);
+          const lic = cli === '0' && w > 0 && pct !== '0%' ? '1' : cli;
+          expected.push(`${pct} of ${w}: HAProxy set weight ${cli}, agent ${cli}; licgate admin ${lic}, agent ${lic}`);
+        }
+      }
+      expect(seen).toEqual(expected);
+      // The values themselves, as HAProxy 2.6.12 gives them: rounded down (33% of 3 is 0, 163% of 3 is
+      // 4), capped at 256 rather than refused; licgate's only difference is the 1 for HAProxy's 0.
+      expect(seen.filter((l) => /^(33%|163%|1000%) of (1|3|200):/.test(l))).toEqual([
+        '33% of 1: HAProxy set weight 0, agent 0; licgate admin 1, agent 1',
+        '33% of 3: HAProxy set weight 0, agent 0; licgate admin 1, agent 1',
+        '33% of 200: HAProxy set weight 66, agent 66; licgate admin 66, agent 66',
+        '163% of 1: HAProxy set weight 1, agent 1; licgate admin 1, agent 1',
+        '163% of 3: HAProxy set weight 4, agent 4; licgate admin 4, agent 4',
+        '163% of 200: HAProxy set weight 256, agent 256; licgate admin 256, agent 256',
+        '1000% of 1: HAProxy set weight 10, agent 10; licgate admin 10, agent 10',
+        '1000% of 3: HAProxy set weight 30, agent 30; licgate admin 30, agent 30',
+        '1000% of 200: HAProxy set weight 256, agent 256; licgate admin 256, agent 256',
+      ]);
+    } finally {
+      await daemon.close();
+    }
+  });
 });

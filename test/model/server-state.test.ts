@@ -136,6 +136,15 @@ describe('Server state', () => {
     expect(a.usable).toBe(false);
   });
 
+  it("an agent percentage gives a whole weight, rounded down as HAProxy's, but a non-zero one never drops to 0 (an admin's weight 0 stays 0)", () => {
+    const { a } = make();
+    const pct = (weightPercent: number): number => (a.setAgent({ state: 'up', weightPercent, maxconn: null, reason: `${weightPercent}%` }, 'agent'), a.effectiveWeight);
+    expect([pct(33), pct(99), pct(163), pct(5)]).toEqual([3, 9, 16, 1]);
+    expect(a.usable).toBe(true);
+    a.setWeight(0, 'admin');
+    expect([pct(50), a.usable]).toEqual([0, false]);
+  });
+
   it("an agent's maxconn replaces the configured one while it stands; 0 lifts the limit", () => {
     const { a, changes } = make();
     const before = changes.length;

@@ -282,7 +282,7 @@ describe('admin API: request checks', () => {
       ['{"weight": 1.5}', '"weight": expected a whole number 0-256 or a percentage like "50%", found 1.5'],
       ['{"weight": "50"}', '"weight": expected a whole number 0-256 or a percentage like "50%", found "50"'],
       ['{"weight": null}', '"weight": expected a whole number 0-256 or a percentage like "50%", found null'],
-      ['{"weight": "300%"}', '"weight": 300% of the configured weight 100 is 300; expected at most 256'],
+      ['{"weight": "50.5%"}', '"weight": expected a whole number 0-256 or a percentage like "50%", found "50.5%"'],
       ['{"state": "down"}', '"state": expected one of ready | drain | maint, found "down"'],
       ['{"state": "drain", "weight": "x"}', '"weight": expected a whole number 0-256 or a percentage like "50%", found "x"'],
     ];
@@ -462,14 +462,18 @@ describe('admin API: a reload while the body is on its way', () => {
 });
 
 describe('parseWeight / parseServerChange', () => {
-  it('a percentage is of the configured weight, rounded down like HAProxy', () => {
+  it('a percentage is of the configured weight, rounded down and capped at 256 like HAProxy, never 0 unless it is 0%', () => {
     expect(parseWeight('50%', 100)).toBe(50);
     expect(parseWeight('50%', 3)).toBe(1);
+    expect(parseWeight('99%', 3)).toBe(2);
+    expect(parseWeight('33%', 1)).toBe(1);
     expect(parseWeight('0%', 100)).toBe(0);
+    expect(parseWeight('50%', 0)).toBe(0);
     expect(parseWeight('256%', 100)).toBe(256);
+    expect(parseWeight('257%', 100)).toBe(256);
+    expect(parseWeight('163%', 200)).toBe(256);
     expect(parseWeight(0, 100)).toBe(0);
     expect(parseWeight(256, 1)).toBe(256);
-    expect(() => parseWeight('257%', 100)).toThrow('257% of the configured weight 100 is 257; expected at most 256');
   });
 
   it('takes weight and state together', () => {
