@@ -1,11 +1,12 @@
 /**
  * `held` followed by `chunk`, for bytes a client sends before they can be passed on (while it waits
- * for a slot, or for the upstream connect). `store` is the buffer the last call returned (null
- * before the first), and `held` its first bytes; the result is the store to keep, whose first
- * `held.length + chunk.length` bytes are the whole. A new store at least doubles (up to `limit`;
- * past it only to fit the read that reaches it, after which the caller stops reading), so a client
- * that trickles its bytes one segment at a time costs each byte a copy or two: Buffer.concat per
- * read copies everything before it each time, about 8 MB for 4 KiB and 2 GB for 64 KiB.
+ * for a slot, or for the upstream connect) and for a check's reply (ReplyReader). `store` is the
+ * buffer the last call returned (null before the first), and `held` its first bytes; the result is
+ * the store to keep, whose first `held.length + chunk.length` bytes are the whole. A new store at
+ * least doubles (up to `limit`; past it only to fit the read that reaches it, after which the
+ * caller stops reading), so a client that trickles its bytes one segment at a time costs each byte
+ * a copy or two: Buffer.concat per read copies everything before it each time, about 8 MB for
+ * 4 KiB and 2 GB for 64 KiB.
  */
 export function appendBytes(store: Buffer | null, held: Buffer, chunk: Buffer, limit: number): Buffer {
   const used = held.length;

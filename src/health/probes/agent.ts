@@ -73,7 +73,7 @@ const MAX_LINE_SHOWN = 100;
  * `echo -n` agents). Rejects with a short reason: refused, timeout, no reply, no line end.
  */
 export async function readAgentLine(target: ProbeTarget, signal: AbortSignal, send: string, readLimit: number): Promise<string> {
-  const ex = await tcpExchange(target, signal, send, { regex: /[\r\n]/ }, readLimit);
+  const ex = await tcpExchange(target, signal, send, 'line-end', readLimit);
   if (ex.stop === 'limit') throw new Error(`agent sent ${readLimit} bytes without a line end`);
   const line = ex.reply.split(/[\r\n]/, 1)[0]!.trim();
   if (line === '') throw new Error(ex.reply === '' ? 'agent closed without a reply' : 'agent sent an empty line');

@@ -7,7 +7,8 @@ import { parseCutLmstat, parseLmstat } from '../parse/lmstat.js';
 import { runExec, type ExecResult } from './exec-runner.js';
 import { lmstatVerdict } from './lmstat-local-verdict.js';
 import { failed, inconclusive, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
-import { describeMatcher, firstLine, matches } from './tcp-exchange.js';
+import { matches } from './reply-reader.js';
+import { describeMatcher, firstLine } from './tcp-exchange.js';
 
 /** A check process killed at its timeout (or with its check) that has not exited yet. */
 export interface UnexitedCheck {

@@ -4,7 +4,8 @@ import { formatHostPort } from '../../config/address.js';
 import type { CheckConfig, Matcher } from '../../config/schema.js';
 import { isLocalResourceError } from '../../io/local-errors.js';
 import { failed, inconclusive, passed, type Probe, type ProbeOutcome, type ProbeTarget } from './probe.js';
-import { describeMatcher, firstLine, matches } from './tcp-exchange.js';
+import { ReplyReader } from './reply-reader.js';
+import { describeMatcher, firstLine } from './tcp-exchange.js';
 
 export type HttpCheck = Pick<CheckConfig, 'path' | 'expect_status' | 'expect' | 'read_limit'>;
 
@@ -61,24 +62,18 @@ export class HttpProbe implements Probe {
   /** Reads until `expect` matches, the body ends or `read_limit` bytes were read, whichever first. */
   private async matchBody(body: AsyncIterable<Buffer> & { destroy(): void }, status: string, signal: AbortSignal): Promise<ProbeOutcome> {
     const expect = this.expect!;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let text = '';
+    const reply = new ReplyReader(expect, this.readLimit, 'utf8');
     try {
       for await (const chunk of body) {
-        const room = this.readLimit - size;
-        chunks.push(room < chunk.length ? chunk.subarray(0, room) : chunk);
-        size += Math.min(room, chunk.length);
-        text = Buffer.concat(chunks, size).toString('utf8');
-        if (matches(expect, text)) return passed(`${status}, body matched ${describeMatcher(expect)}`);
-        if (size >= this.readLimit) return failed(`${status}, no match for ${describeMatcher(expect)} in the first ${this.readLimit} bytes`);
+        if (reply.push(chunk)) return passed(`${status}, body matched ${describeMatcher(expect)}`);
+        if (reply.full) return failed(`${status}, no match for ${describeMatcher(expect)} in the first ${this.readLimit} bytes`);
       }
     } catch (e) {
-      return failed(signal.aborted ? `${status}, timeout reading body (${size} bytes, no match)` : `${status}, ${describeError(e)}`);
+      return failed(signal.aborted ? `${status}, timeout reading body (${reply.size} bytes, no match)` : `${status}, ${describeError(e)}`);
     } finally {
       body.destroy();
     }
-    return failed(`${status}, body did not match ${describeMatcher(expect)}: "${firstLine(text)}"`);
+    return failed(`${status}, body did not match ${describeMatcher(expect)}: "${firstLine(reply.text())}"`);
   }
 }
 

@@ -3,6 +3,7 @@ import type { Matcher } from '../../config/schema.js';
 import { isLocalResourceError } from '../../io/local-errors.js';
 import { InconclusiveCheck } from './probe.js';
 import type { ProbeTarget } from './probe.js';
+import { ReplyReader, type ReplyEnd } from './reply-reader.js';
 
 export interface Exchange {
   /** Everything read (at most `readLimit` bytes), as latin1 so binary replies cannot throw. */
@@ -16,11 +17,10 @@ export interface Exchange {
  * Connects, optionally sends, and reads until `expect` matches, the peer closes or `readLimit` is
  * reached. Rejects with a short reason (refused, timeout, reset) that becomes the check's reason.
  */
-export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: string, expect: Matcher | null, readLimit: number): Promise<Exchange> {
+export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: string, expect: ReplyEnd | null, readLimit: number): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     const sock = connect({ host: target.host, port: target.port, noDelay: true });
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const reply = new ReplyReader(expect, readLimit, 'latin1');
     let settled = false;
     const done = (err: string | Error | null, ex?: Exchange): void => {
       if (settled) return;
@@ -30,7 +30,7 @@ export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: stri
       if (err !== null) reject(typeof err === 'string' ? new Error(err) : err);
       else resolve(ex!);
     };
-    const onAbort = (): void => done(size ? `timeout (read ${size} bytes, no match)` : sock.connecting ? 'connect timeout' : 'timeout waiting for reply');
+    const onAbort = (): void => done(reply.size ? `timeout (read ${reply.size} bytes, no match)` : sock.connecting ? 'connect timeout' : 'timeout waiting for reply');
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort);
     sock.on('error', (e: NodeJS.ErrnoException) => {
@@ -48,26 +48,11 @@ export function tcpExchange(target: ProbeTarget, signal: AbortSignal, send: stri
       if (send) sock.write(send);
     });
     sock.on('data', (chunk: Buffer) => {
-      const room = readLimit - size;
-      chunks.push(room < chunk.length ? chunk.subarray(0, room) : chunk);
-      size += Math.min(room, chunk.length);
-      const reply = Buffer.concat(chunks, size).toString('latin1');
-      if (expect && matches(expect, reply)) return done(null, { reply, matched: true, stop: 'match' });
-      if (size >= readLimit) done(null, { reply, matched: false, stop: 'limit' });
+      if (reply.push(chunk)) return done(null, { reply: reply.text(), matched: true, stop: 'match' });
+      if (reply.full) done(null, { reply: reply.text(), matched: false, stop: 'limit' });
     });
-    sock.on('end', () => {
-      const reply = Buffer.concat(chunks, size).toString('latin1');
-      done(null, { reply, matched: expect ? matches(expect, reply) : true, stop: 'eof' });
-    });
+    sock.on('end', () => done(null, { reply: reply.text(), matched: expect ? reply.ended() : true, stop: 'eof' }));
   });
-}
-
-export function matches(m: Matcher, text: string): boolean {
-  if ('literal' in m) return text.includes(m.literal);
-  // A sticky (/y) regex matches from lastIndex, which test() moves: from 0 every time, or the
-  // checks of a server would pass and fail by turns.
-  m.regex.lastIndex = 0;
-  return m.regex.test(text);
 }
 
 export function describeMatcher(m: Matcher): string {

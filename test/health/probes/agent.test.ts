@@ -5,6 +5,7 @@ import { parseAgentLine } from '../../../src/serve/agent-reply.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { applyConfig } from '../../../src/reload.js';
 import { startDaemon } from '../../helpers/in-process-daemon.js';
+import { endingIn, trickle, withCpuMs } from '../../helpers/trickle.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const servers: NetServer[] = [];
@@ -45,6 +46,18 @@ describe('readAgentLine', () => {
   it('sends agent-send first when given', async () => {
     const port = await agent((sock, got) => sock.on('data', () => got().includes('\n') && sock.end(`echo ${got().trim()}\n`)));
     expect(await readAgentLine(target(port), timeout(2000), 'lic/a\n', 1024)).toBe('echo lic/a');
+  });
+
+  it('reads a line trickled 16 bytes a read up to a 1 MiB read_limit in little CPU, and ends it at the last byte', async () => {
+    const limit = 1024 * 1024;
+    const port = await agent((sock) => {
+      sock.setNoDelay(true);
+      trickle(sock, endingIn(limit, '\n'), 32 * 1024);
+    });
+    const { result, cpuMs } = await withCpuMs(() => readAgentLine(target(port), timeout(30_000), '', limit));
+    expect(result).toBe(`${'x'.repeat(100)}…`);
+    // Rebuilding, decoding and searching the whole reply for a line end on each read took 3.5 s here.
+    expect(cpuMs).toBeLessThan(500);
   });
 
   it('fails with a short reason: refused, silent, empty, endless', async () => {

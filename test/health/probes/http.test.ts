@@ -7,6 +7,7 @@ import type { ProbeOutcome } from '../../../src/health/probes/probe.js';
 import { CheckScheduler } from '../../../src/health/scheduler.js';
 import { Backend } from '../../../src/model/backend.js';
 import { ModelEvents } from '../../../src/model/events.js';
+import { endingIn, trickle, withCpuMs } from '../../helpers/trickle.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -115,6 +116,20 @@ describe('http probe', () => {
     await waitFor(() => srv.openSockets() === 0, { timeoutMs: 5000, what: 'the probe to close the endless response' });
     // Bounded: the server was stopped by the close, not by running out of body.
     expect(written).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('reads a body trickled 16 bytes a read up to a 1 MiB read_limit in little CPU, and matches it at its last byte', async () => {
+    const limit = 1024 * 1024;
+    const srv = await serve((_q, res) => {
+      res.writeHead(200);
+      trickle(res, endingIn(limit, 'ISV reprise: running'), 32 * 1024);
+    });
+    const p = probe({ expect: { literal: 'ISV reprise: running' }, read_limit: limit });
+    const { result, cpuMs } = await withCpuMs(() => check(p, srv.port, 30_000));
+    expect(result).toEqual({ ok: true, reason: 'HTTP 200, body matched "ISV reprise: running"' });
+    // With the server in this process: 250-300 ms; rebuilding, decoding and searching the whole
+    // body on each read took 2.3 s here.
+    expect(cpuMs).toBeLessThan(800);
   });
 
   it('times out on a server that never answers, settles promptly and closes the connection', async () => {

@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { afterEach, describe, expect, it } from 'vitest';
 import { SendExpectProbe, StatusProbe } from '../../../src/health/probes/send-expect.js';
 import { LicenseSimulator } from '../../../src/simulator/license-simulator.js';
+import { endingIn, trickle, withCpuMs } from '../../helpers/trickle.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const servers: Server[] = [];
@@ -85,6 +86,19 @@ describe('SendExpectProbe (type: send-expect)', () => {
     const srv = await server((s) => s.write('x'.repeat(100)));
     const p = new SendExpectProbe('', { literal: 'READY' }, 16);
     expect(await p.run(target(srv.port), never())).toEqual({ ok: false, reason: 'no match for "READY" in the first 16 bytes' });
+  });
+
+  it('reads a reply trickled 16 bytes a read up to a 1 MiB read_limit in little CPU, and matches it at its last byte', async () => {
+    const limit = 1024 * 1024;
+    const srv = await server((s) => {
+      s.setNoDelay(true);
+      trickle(s, endingIn(limit, 'READY'), 32 * 1024);
+    });
+    const run = () => new SendExpectProbe('', { literal: 'READY' }, limit).run(target(srv.port), AbortSignal.timeout(30_000));
+    const { result, cpuMs } = await withCpuMs(run);
+    expect(result).toEqual({ ok: true, reason: 'reply matched "READY"' });
+    // Rebuilding, decoding and searching the whole reply on each read took 1.8-2.6 s here.
+    expect(cpuMs).toBeLessThan(500);
   });
 
   it('expect only (nothing sent) reads a banner', async () => {
