@@ -274,6 +274,7 @@ export class Daemon implements DaemonView {
     await this.statusResponder?.close();
     await this.agentResponder?.close();
     await this.admin?.close();
+    for (const r of this.refusals.values()) r.close();
     // Notifications about the stop itself (a backend going down on the way) get a short chance to go out.
     await this.notifier.close(2000);
   }

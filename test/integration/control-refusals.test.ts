@@ -44,13 +44,42 @@ describe('refusals on the control ports are counted and logged', () => {
       // Well within the 5 s a silent peer is held: every one closed so far was refused.
       expect(await refusedTotal(p, listener)).toBe(flood.closed());
       await waitFor(() => refusedLines(p, listener).length > 0, { timeoutMs: 3000, what: `a log line about the ${listener} listener's refusals` });
-      // The flood is over by now; its other refusals came within 10 s of the first: no line of their own.
+      // The flood is over by now; its other refusals came within 10 s of the first: their line waits
+      // for the 10 s to end.
       await holdsFor(() => refusedLines(p, listener).length === 1, { forMs: 300, what: 'one line for the whole flood' });
       const lines = refusedLines(p, listener);
       expect(lines[0]).toMatchObject({ level: 40, listener, refused: 1, top_address: '127.0.0.2' });
       expect(lines[0]!.msg).toBe(`${listener} listener refused 1 connection since the last such line, most from 127.0.0.2 (1): it serves ${MAX_CONTROL_PEERS} peers at once, and once ${MAX_CONTROL_PEERS / 2} are open, ${MAX_PEERS_PER_ADDRESS} from one address`);
     });
   }
+
+  it('the rest of a flood is logged once 10 s have passed since the first line, though no refusal follows', async () => {
+    const { p, ports } = await sidecar();
+    floods.push(await peerFlood(ports.agent, MAX_CONTROL_PEERS));
+    await waitFor(() => refusedLines(p, 'agent').length > 0, { timeoutMs: 3000, what: "a log line about the agent listener's refusals" });
+    const lines = await waitFor(() => refusedLines(p, 'agent').length >= 2 && refusedLines(p, 'agent'), { timeoutMs: 13_000, what: 'a second line, for the refusals after the first' });
+    const total = (await refusedTotal(p, 'agent'))!;
+    expect(total).toBe(MAX_CONTROL_PEERS / 2);
+    expect(lines).toMatchObject([
+      { listener: 'agent', refused: 1, top_address: '127.0.0.2' },
+      { listener: 'agent', refused: total - 1, top_address: '127.0.0.2', top_address_refused: total - 1 },
+    ]);
+    // Nothing more to tell: no timer left to write another line.
+    await holdsFor(() => refusedLines(p, 'agent').length === 2, { forMs: 1500, what: 'no third line' });
+  });
+
+  it('a stop writes the refusals not logged yet, and does not wait for the 10 s to end', async () => {
+    const { p, ports } = await sidecar();
+    floods.push(await peerFlood(ports.agent, MAX_CONTROL_PEERS));
+    await waitFor(() => refusedLines(p, 'agent').length > 0, { timeoutMs: 3000, what: "a log line about the agent listener's refusals" });
+    const total = (await refusedTotal(p, 'agent'))!;
+    const stopping = performance.now();
+    await p.stop();
+    expect(performance.now() - stopping).toBeLessThan(5000);
+    // stdout may still be in the pipe when the exit is seen.
+    await waitFor(() => refusedLines(p, 'agent').length >= 2, { timeoutMs: 3000, what: 'a second line, written at the stop' });
+    expect(refusedLines(p, 'agent')).toMatchObject([{ refused: 1 }, { refused: total - 1 }]);
+  });
 
   it('past 128 peers at once from several hosts: those closed by the listener limit are counted too', async () => {
     const { p, ports } = await sidecar();
