@@ -20,7 +20,7 @@ import { agentReportFor, renderAgentReply } from './serve/agent-reply.js';
 import { AgentResponder } from './serve/agent-responder.js';
 import { registerReloadRoute } from './serve/reload-route.js';
 import { registerStatsPage } from './serve/stats-page.js';
-import { createStatusResponder } from './serve/status-responder.js';
+import { createStatusResponder, STATUS_MAX_LINE, STATUS_TIMEOUT_MS } from './serve/status-responder.js';
 import { reloadFromFile, sameJson, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
 import { StopBeganError } from './errors.js';
@@ -30,6 +30,7 @@ import { untilAborted } from './until-aborted.js';
 import type { VrrpReport } from './observe/vrrp-state.js';
 import { VrrpWatch } from './observe/vrrp-watch.js';
 import { ControlRefusals, type ControlListener } from './observe/control-refusals.js';
+import { PeerEventSummary } from './observe/peer-event-summary.js';
 import type { OnRefused } from './io/peers-by-address.js';
 
 /**
@@ -275,6 +276,7 @@ export class Daemon implements DaemonView {
     await this.agentResponder?.close();
     await this.admin?.close();
     for (const r of this.refusals.values()) r.close();
+    this.statusCutOffs.close();
     // Notifications about the stop itself (a backend going down on the way) get a short chance to go out.
     await this.notifier.close(2000);
   }
@@ -375,8 +377,19 @@ export class Daemon implements DaemonView {
   /** The STATUS responder; it reads the backend from the config running now. */
   buildStatusResponder(listen: HostPort): LineServer {
     const backend = (): Backend => this.model.backend(this.statusBackendName())!;
-    return createStatusResponder(listen, backend, (why) => this.log.warn({ why }, 'status peer cut off'), this.refusalsOf('status'));
+    return createStatusResponder(listen, backend, (why, peer) => this.statusCutOffs.note(peer, why), this.refusalsOf('status'));
   }
+
+  /**
+   * Peers the STATUS listener cut off: a port scanner or a broken monitor makes thousands, and a line
+   * each would bury the lines about real trouble. Kept across reloads that rebuild the listener.
+   */
+  private readonly statusCutOffs = new PeerEventSummary(({ count, lastReason, top, topCount }) =>
+    this.log.warn(
+      { listener: 'status', cut_off: count, why: lastReason, top_address: top, top_address_cut_off: topCount },
+      `status listener cut off ${count} peer${count > 1 ? 's' : ''} since the last such line, the last for ${lastReason}, most from ${top} (${topCount}): it waits ${STATUS_TIMEOUT_MS / 1000} s for one line of at most ${STATUS_MAX_LINE} bytes`,
+    ),
+  );
 
   /** The agent-check responder (agent-reply.ts); it reads the config running now. */
   buildAgentResponder(listen: HostPort): AgentResponder {

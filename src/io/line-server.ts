@@ -22,8 +22,8 @@ export interface LineServerOptions {
   maxConnections: number;
   /** Reply to one request line (without its \r\n), or null to close without a reply. */
   answer: (line: string, peer: Socket) => string | null;
-  /** Counted abuse: 'too-long' or 'timeout'. */
-  onReject?: (why: 'too-long' | 'timeout') => void;
+  /** A peer cut off for a line too long or none in time, with its address (undefined when unknown). */
+  onReject?: (why: 'too-long' | 'timeout', peer: string | undefined) => void;
   /** A peer closed at accept: past maxConnections, or past its address's share. */
   onRefused?: OnRefused;
 }
@@ -79,7 +79,7 @@ export class LineServer {
     // One deadline from accept, not sock.setTimeout: that one restarts on every byte, so a peer
     // sending a byte every few seconds would hold its socket until maxLine, minutes later.
     let deadline = setTimeout(() => {
-      this.opts.onReject?.('timeout');
+      this.opts.onReject?.('timeout', sock.remoteAddress);
       sock.destroy();
     }, this.opts.timeoutMs);
     sock.setEncoding('latin1');
@@ -96,13 +96,13 @@ export class LineServer {
       const nl = buf.indexOf('\n');
       if (nl < 0) {
         if (buf.length >= this.opts.maxLine) {
-          this.opts.onReject?.('too-long');
+          this.opts.onReject?.('too-long', sock.remoteAddress);
           sock.destroy();
         }
         return;
       }
       if (nl + 1 > this.opts.maxLine) {
-        this.opts.onReject?.('too-long');
+        this.opts.onReject?.('too-long', sock.remoteAddress);
         sock.destroy();
         return;
       }

@@ -95,3 +95,27 @@ describe('refusals on the control ports are counted and logged', () => {
     expect(refusedLines(p, 'status')).toMatchObject([{ listener: 'status', refused: 1, top_address: '127.0.0.7' }]);
   });
 });
+
+describe('peers the STATUS listener cuts off are logged as a summary, not a line each', () => {
+  const cutOffLines = (p: ProxyProcess) => p.logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('cut off'));
+
+  it('20 peers sending garbage and 5 silent ones: one warn line at the first, one for the other 24 once 10 s have passed', async () => {
+    const { p, ports } = await sidecar();
+    const garbage = await peerFlood(ports.status, 20, '127.0.0.2', 'X'.repeat(300));
+    floods.push(garbage);
+    await waitFor(() => garbage.closed() === 20, { timeoutMs: 3000, what: 'the peers sending a line over 256 bytes cut off' });
+    const silent = await peerFlood(ports.status, 5, '127.0.0.3');
+    floods.push(silent);
+    await waitFor(() => silent.closed() === 5, { timeoutMs: 8000, what: 'the silent peers cut off after 5 s' });
+    // Lines are written in order: once the reload's line is in, every line before it is.
+    p.child.kill('SIGHUP');
+    await waitFor(() => p.logs.some((l) => String(l.msg).startsWith('config reloaded')), { timeoutMs: 5000, what: 'the reload logged' });
+    expect(cutOffLines(p)).toHaveLength(1);
+    const lines = await waitFor(() => cutOffLines(p).length >= 2 && cutOffLines(p), { timeoutMs: 8000, what: 'a second line, for the peers cut off after the first' });
+    expect(lines).toMatchObject([
+      { level: 40, listener: 'status', cut_off: 1, why: 'too-long', top_address: '127.0.0.2', top_address_cut_off: 1 },
+      { level: 40, listener: 'status', cut_off: 24, why: 'timeout', top_address: '127.0.0.2', top_address_cut_off: 19 },
+    ]);
+    expect(lines[1]!.msg).toBe('status listener cut off 24 peers since the last such line, the last for timeout, most from 127.0.0.2 (19): it waits 5 s for one line of at most 256 bytes');
+  });
+});

@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 async function start(timeoutMs: number, rejects: string[] = []): Promise<{ port: number; srv: LineServer }> {
-  const srv = new LineServer({ host: '127.0.0.1', port: 0 }, { what: 'test', maxLine: 256, timeoutMs, maxConnections: 128, answer: () => 'OK\r\n', onReject: (why) => rejects.push(why) });
+  const srv = new LineServer({ host: '127.0.0.1', port: 0 }, { what: 'test', maxLine: 256, timeoutMs, maxConnections: 128, answer: () => 'OK\r\n', onReject: (why, peer) => rejects.push(`${why} from ${peer}`) });
   server = srv;
   await srv.listen();
   return { port: (srv.address() as AddressInfo).port, srv };
@@ -74,7 +74,7 @@ describe('LineServer', () => {
     } finally {
       clearInterval(trickle);
     }
-    expect(rejects).toEqual(['timeout']);
+    expect(rejects).toEqual(['timeout from 127.0.0.1']);
     expect(srv.connections).toBe(0);
   });
 });

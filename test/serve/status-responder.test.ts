@@ -1,7 +1,7 @@
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
-import type { LineServer } from '../../src/io/line-server.js';
+import type { LineServer, LineServerOptions } from '../../src/io/line-server.js';
 import { Backend } from '../../src/model/backend.js';
 import { ModelEvents } from '../../src/model/events.js';
 import { createStatusResponder } from '../../src/serve/status-responder.js';
@@ -15,7 +15,7 @@ afterEach(async () => {
   responder = null;
 });
 
-async function start(onReject?: (why: string) => void): Promise<{ port: number; b: Backend }> {
+async function start(onReject?: LineServerOptions['onReject']): Promise<{ port: number; b: Backend }> {
   const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }\nbackends:\n  - name: licenses\n    servers: [{ name: a, address: "10.0.0.1:27000" }]\n`);
   const b = new Backend(cfg.backends[0]!, new ModelEvents());
   responder = createStatusResponder({ host: '127.0.0.1', port: 0 }, () => b, onReject);
@@ -66,10 +66,10 @@ describe('STATUS responder (status.listen)', () => {
 
   it('cuts off a peer that sends a line longer than 256 bytes, without answering', async () => {
     const why: string[] = [];
-    const { port } = await start((w) => why.push(w));
+    const { port } = await start((w, peer) => why.push(`${w} from ${peer}`));
     const r = await exchange(port, ['X'.repeat(300)]);
     expect(r.reply).toBe('');
-    expect(why).toEqual(['too-long']);
+    expect(why).toEqual(['too-long from 127.0.0.1']);
   });
 
   it('reflects the backend state at the moment of the request', async () => {
