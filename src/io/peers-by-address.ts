@@ -1,4 +1,4 @@
-import type { Server, Socket } from 'node:net';
+import { SocketAddress, type Server, type Socket } from 'node:net';
 import { MAX_CONTROL_PEERS } from './listen.js';
 
 /**
@@ -18,10 +18,41 @@ export const MAX_PEERS_PER_ADDRESS = 16;
  */
 export const CROWDED = MAX_CONTROL_PEERS / 2;
 
+/**
+ * Whose share a peer takes: an IPv4 address (or an IPv4-mapped IPv6 one, ::ffff:a.b.c.d, as a
+ * dual-stack listener sees IPv4 peers) as it is, an IPv6 address by its /64, as `fd00:38::/64`.
+ * Why /64: it is one IPv6 network (SLAAC needs 64-bit interface ids), and a host on it may use any
+ * of its 2^64 addresses (privacy addresses, or a /64 routed to it), so keyed by address one host
+ * could take every place; a shorter prefix would make a whole site share 16. The price: hosts on
+ * one /64 share 16 places, as hosts behind one IPv4 NAT do.
+ * A link-local address keeps its zone (`fe80::%eth0/64`): fe80::/64 is on every link.
+ */
+export function shareKey(addr: string): string {
+  if (!addr.includes(':')) return addr;
+  const [ip, zone] = addr.split('%', 2) as [string, string | undefined];
+  let canonical: string;
+  try {
+    canonical = new SocketAddress({ address: ip, family: 'ipv6' }).address;
+  } catch {
+    return addr;
+  }
+  if (canonical.startsWith('::ffff:') && canonical.includes('.')) return addr;
+  const [head, tail] = canonical.split('::', 2) as [string, string | undefined];
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const after = tail === '' ? [] : tail.split(':');
+    // An embedded IPv4 tail is two groups; it is never within the first four.
+    const tailGroups = after.length + (tail.includes('.') ? 1 : 0);
+    groups.push(...Array<string>(8 - groups.length - tailGroups).fill('0'), ...after);
+  }
+  const prefix = new SocketAddress({ address: `${groups.slice(0, 4).join(':')}::`, family: 'ipv6' }).address;
+  return `${prefix}${zone === undefined ? '' : `%${zone}`}/64`;
+}
+
 /** A peer closed at accept, by its address (undefined when the kernel no longer knows it). */
 export type OnRefused = (peer: string | undefined) => void;
 
-/** Counts a listener's open connections per source address. */
+/** Counts a listener's open connections per source address (per shareKey). */
 export class PeersByAddress {
   private readonly counts = new Map<string, number>();
   private total = 0;
@@ -39,11 +70,12 @@ export class PeersByAddress {
    * already while the listener is crowded (or the socket is gone): the caller destroys it.
    */
   admit(sock: Socket): boolean {
-    const addr = sock.remoteAddress;
-    if (addr === undefined) return false;
+    const peer = sock.remoteAddress;
+    if (peer === undefined) return false;
+    const addr = shareKey(peer);
     const n = this.counts.get(addr) ?? 0;
     if (n >= this.max && this.total >= CROWDED) {
-      this.onRefused(addr);
+      this.onRefused(peer);
       return false;
     }
     this.counts.set(addr, n + 1);

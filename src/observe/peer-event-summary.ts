@@ -1,3 +1,5 @@
+import { shareKey } from '../io/peers-by-address.js';
+
 /**
  * One line at most this often per kind of event and listener: a flood refuses or cuts off thousands
  * of peers a second, but an admin whose HAProxy checks of this sidecar fail must find out why.
@@ -7,7 +9,10 @@ export const SUMMARY_LINE_MS = 10_000;
 /** Addresses tallied between two lines: a flood from many addresses must not grow the tally without end. */
 const MAX_TALLIED = 1024;
 
-/** What one line says: the events since the last line, the last one's reason, the busiest address. */
+/**
+ * What one line says: the events since the last line, the last one's reason, and the address most of
+ * them came from (an IPv6 one by its /64, the unit of its share: see shareKey).
+ */
 export interface PeerEventTally {
   count: number;
   lastReason: string;
@@ -34,7 +39,7 @@ export class PeerEventSummary {
   note(peer: string | undefined, reason = ''): void {
     this.pending++;
     this.lastReason = reason;
-    const addr = peer ?? 'unknown';
+    const addr = peer === undefined ? 'unknown' : shareKey(peer);
     const n = this.byAddress.get(addr);
     if (n !== undefined) this.byAddress.set(addr, n + 1);
     else if (this.byAddress.size < MAX_TALLIED) this.byAddress.set(addr, 1);

@@ -1,9 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
-import { MAX_PEERS_PER_ADDRESS } from '../../src/io/peers-by-address.js';
+import { CROWDED, MAX_PEERS_PER_ADDRESS } from '../../src/io/peers-by-address.js';
 import { peerFlood, type PeerFlood } from '../helpers/peer-flood.js';
+import { processGroupGone } from '../helpers/process-group.js';
 import { sample } from '../helpers/prom-text.js';
-import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { CLI, startProxy, startSimulator, stopAll, type LogLine, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { requireTools } from '../helpers/require-tools.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
 
 const floods: PeerFlood[] = [];
@@ -117,5 +125,45 @@ describe('peers the STATUS listener cuts off are logged as a summary, not a line
       { level: 40, listener: 'status', cut_off: 24, why: 'timeout', top_address: '127.0.0.2', top_address_cut_off: 19 },
     ]);
     expect(lines[1]!.msg).toBe('status listener cut off 24 peers since the last such line, the last for timeout, most from 127.0.0.2 (19): it waits 5 s for one line of at most 256 bytes');
+  });
+});
+
+describe('an IPv6 host takes one share of a control port, whatever its number of addresses', () => {
+  beforeEach((ctx) => requireTools(['unshare', 'ip'], ctx));
+
+  it('128 silent peers from 128 addresses of fd00:38::/64 get the 64 places of a crowded port, not 128: a STATUS check from ::1 is still answered', async () => {
+    // A /64 of addresses is a host's own to use: it runs in a network namespace of its own (a user
+    // namespace too, no root needed), whose lo gets those addresses; no address of this host is touched.
+    const from = Array.from({ length: MAX_CONTROL_PEERS }, (_, i) => `fd00:38::${(i + 1).toString(16)}:${((i * 7919) % 0x10000).toString(16)}`);
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-test-'));
+    const config = join(dir, 'licgate.yaml');
+    writeFileSync(config, `admin: { listen: "127.0.0.1:0" }
+status: { listen: "[::]:0" }
+log: { level: info, format: json }
+backends:
+  - name: licenses
+    check: { type: none }
+    servers: [{ name: s1, address: "127.0.0.1:27000" }]
+`);
+    const driver = fileURLToPath(new URL('../helpers/v6-prefix-flood.mjs', import.meta.url));
+    const setup = 'ip link set lo up && for a in $V6_FROM; do echo "address add $a/64 dev lo nodad"; done | ip -batch - && exec "$0" "$@"';
+    const child = spawn('unshare', ['--net', '--map-root-user', 'sh', '-c', setup, process.execPath, driver, CLI, config, ...from], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, V6_FROM: from.join(' ') } });
+    const pgid = child.pid!;
+    try {
+      let out = '';
+      let err = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const [code] = (await once(child, 'close')) as [number | null];
+      expect(code, err).toBe(0);
+      const { reply, metrics } = JSON.parse(out) as { reply: string; metrics: string };
+      expect(reply).toMatch(/^Server Status: /);
+      expect(sample(metrics, 'licgate_control_refused_total', { listener: 'status' })).toBe(MAX_CONTROL_PEERS - CROWDED);
+      const logs = err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+      expect(logs.find((l) => l.listener === 'status' && String(l.msg).includes('refused'))).toMatchObject({ refused: 1, top_address: 'fd00:38::/64' });
+    } finally {
+      if (!processGroupGone(pgid)) process.kill(-pgid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -36,6 +36,16 @@ describe('PeerEventSummary', () => {
     ]);
   });
 
+  it('tallies IPv6 peers by their /64, as their share is counted', async () => {
+    const { s, lines } = summary();
+    s.note('10.0.0.1');
+    for (let i = 1; i <= 3; i++) s.note(`2001:db8:1:2::${i}`);
+    s.note('10.0.0.9');
+    s.note('10.0.0.9');
+    await waitFor(() => lines.length === 2, { timeoutMs: 3000, what: 'the second line' });
+    expect(lines[1]).toMatchObject({ count: 5, top: '2001:db8:1:2::/64', topCount: 3 });
+  });
+
   it('close() writes what waits at once and leaves no line to come', async () => {
     const { s, lines } = summary();
     s.note('10.0.0.1');
