@@ -13,9 +13,9 @@ const MAX_TALLIED = 1024;
  * What one line says: the events since the last line, the last one's reason, and the address most of
  * them came from (an IPv6 one by its /64, the unit of its share: see shareKey).
  */
-export interface PeerEventTally {
+export interface PeerEventTally<R = string> {
   count: number;
-  lastReason: string;
+  lastReason: R | undefined;
   top: string;
   topCount: number;
 }
@@ -27,16 +27,16 @@ export interface PeerEventTally {
  * be counted in the metrics but never logged. The timer runs only while events wait for their line,
  * and is unref'd: it never keeps a stopping process alive.
  */
-export class PeerEventSummary {
+export class PeerEventSummary<R = string> {
   private lastLine = -Infinity;
   private pending = 0;
-  private lastReason = '';
+  private lastReason: R | undefined;
   private readonly byAddress = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly write: (t: PeerEventTally) => void, private readonly intervalMs = SUMMARY_LINE_MS) {}
+  constructor(private readonly write: (t: PeerEventTally<R>) => void, private readonly intervalMs = SUMMARY_LINE_MS) {}
 
-  note(peer: string | undefined, reason = ''): void {
+  note(peer: string | undefined, reason?: R): void {
     this.pending++;
     this.lastReason = reason;
     const addr = peer === undefined ? 'unknown' : shareKey(peer);

@@ -8,12 +8,7 @@ import { foreignHost } from './admin-host.js';
 import { backendJson } from './status-json.js';
 import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
 import { PeersByAddress, type OnRefused } from '../io/peers-by-address.js';
-
-/**
- * A refused Host is logged at most once per this long: a hostile page can send them in a loop, but
- * an admin whose reverse proxy sends its own name must find the reason in the log.
- */
-const HOST_REFUSAL_LOG_MS = 10_000;
+import { PeerEventSummary } from '../observe/peer-event-summary.js';
 
 /**
  * An answer the peer has not taken this long after it was written is dropped with its connection.
@@ -33,15 +28,24 @@ export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]
 export class AdminHttp {
   private readonly server: HttpServer;
   private readonly routes: { method: string; pattern: RegExp; route: Route }[] = [];
-  private lastHostRefusalLog = -Infinity;
-  /** Host refusals since the last one logged. */
-  private hostRefusalsUnlogged = 0;
+  /**
+   * Refused Hosts, in summary lines: a hostile page can send them in a loop, but an admin whose
+   * reverse proxy sends its own name must find the reason in the log.
+   */
+  private readonly hostRefusals: PeerEventSummary<{ method: string | undefined; path: string | undefined; host: string }>;
 
   constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger, onRefused?: OnRefused) {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
     // default), so a silent or slowloris peer was held 30 s, not 5.
     this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res).finally(() => boundDelivery(res)));
     this.server.maxConnections = MAX_CONTROL_PEERS;
+    this.hostRefusals = new PeerEventSummary(({ count, lastReason, top }) => {
+      const { method, path, host } = lastReason!;
+      this.log.warn(
+        { status: 403, code: 'E_ADMIN_HOST', method, path, peer: top, host, refused: count },
+        `admin call refused: ${hostRefusal(host)}${count > 1 ? ` (${count} refusals since the last such line, the last shown, most from ${top})` : ''}`,
+      );
+    });
     // One host holding connections must not lock keepalived's /health out.
     const byAddress = new PeersByAddress(onRefused);
     byAddress.watchDrops(this.server);
@@ -87,6 +91,7 @@ export class AdminHttp {
   }
 
   close(): Promise<void> {
+    this.hostRefusals.close();
     this.server.closeAllConnections();
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
@@ -94,9 +99,8 @@ export class AdminHttp {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const foreign = foreignHost(req.headers.host, this.listenAt.host);
     if (foreign !== null) {
-      const error = `Host "${foreign}" is not this listener's: use 127.0.0.1 or localhost (names other than localhost are refused on a loopback listener, against DNS rebinding)`;
-      this.logHostRefusal(req, foreign, error);
-      sendJson(res, 403, { error, code: 'E_ADMIN_HOST' });
+      this.hostRefusals.note(req.socket.remoteAddress, { method: req.method, path: req.url, host: foreign });
+      sendJson(res, 403, { error: hostRefusal(foreign), code: 'E_ADMIN_HOST' });
       return;
     }
     const path = (req.url ?? '/').split('?', 1)[0]!;
@@ -128,17 +132,10 @@ export class AdminHttp {
     sendJson(res, 404, { error: `no route ${path}` });
   }
 
-  private logHostRefusal(req: IncomingMessage, host: string, error: string): void {
-    const now = performance.now();
-    if (now - this.lastHostRefusalLog < HOST_REFUSAL_LOG_MS) {
-      this.hostRefusalsUnlogged++;
-      return;
-    }
-    this.lastHostRefusalLog = now;
-    const unlogged = this.hostRefusalsUnlogged;
-    this.hostRefusalsUnlogged = 0;
-    this.log.warn({ status: 403, code: 'E_ADMIN_HOST', method: req.method, path: req.url, peer: req.socket.remoteAddress, host, refused_unlogged: unlogged }, `admin call refused: ${error}${unlogged ? ` (and ${unlogged} more since the last such line)` : ''}`);
-  }
+}
+
+function hostRefusal(host: string): string {
+  return `Host "${host}" is not this listener's: use 127.0.0.1 or localhost (names other than localhost are refused on a loopback listener, against DNS rebinding)`;
 }
 
 /** Every answer is written whole by its route: one not finished DELIVERY_MS later is stuck in a peer that does not read. */

@@ -31,8 +31,8 @@ describe('PeerEventSummary', () => {
     await holdsFor(() => lines.length === 1, { forMs: INTERVAL_MS + 50, what: 'one line' });
     s.note('10.0.0.4');
     expect(lines).toEqual([
-      { count: 1, lastReason: '', top: '10.0.0.1', topCount: 1 },
-      { count: 1, lastReason: '', top: '10.0.0.4', topCount: 1 },
+      { count: 1, lastReason: undefined, top: '10.0.0.1', topCount: 1 },
+      { count: 1, lastReason: undefined, top: '10.0.0.4', topCount: 1 },
     ]);
   });
 
@@ -53,8 +53,8 @@ describe('PeerEventSummary', () => {
     s.note(undefined);
     s.close();
     expect(lines).toEqual([
-      { count: 1, lastReason: '', top: '10.0.0.1', topCount: 1 },
-      { count: 2, lastReason: '', top: 'unknown', topCount: 2 },
+      { count: 1, lastReason: undefined, top: '10.0.0.1', topCount: 1 },
+      { count: 2, lastReason: undefined, top: 'unknown', topCount: 2 },
     ]);
     await holdsFor(() => lines.length === 2, { forMs: 2 * INTERVAL_MS, what: 'no line after close()' });
     s.close();

@@ -183,6 +183,12 @@ describe('admin API: authorization', () => {
     // A hostile page retrying in a loop: the log does not grow with it.
     for (let i = 0; i < 50; i++) expect((await call(s, 'GET', '/metrics', { token: null, headers: { host: 'rebind.attacker.example' } })).status).toBe(403);
     expect(refusals()).toHaveLength(1);
+    // Those 50 are written in one line when the 10 s end, or at the stop, which comes first here.
+    await s.daemon.close();
+    await s.daemon.log.flush();
+    expect(refusals()).toHaveLength(2);
+    expect(refusals()[1]).toMatchObject({ status: 403, method: 'GET', path: '/metrics', host: 'rebind.attacker.example', peer: '127.0.0.1', refused: 50 });
+    expect(String(refusals()[1]!.msg)).toContain('50 refusals since the last such line');
   });
 
   it('warns at start when admin.token_file is readable by every user, as a file written with umask 022 is', async () => {
