@@ -47,6 +47,7 @@ type StateLabel = (typeof STATES)[number];
 const END_REASONS: readonly SessionRecord['end'][] = ['closed', 'client-reset', 'server-reset', 'client-error', 'server-error', 'idle-timeout', 'shutdown', 'status', 'no-server', 'client-gone'];
 type ErrorClass = 'refused' | 'reset' | 'timeout' | 'other';
 const ERROR_CLASSES: readonly ErrorClass[] = ['refused', 'reset', 'timeout', 'other'];
+const CHECK_RESULTS = ['ok', 'failed'] as const;
 /** How often the event-loop lag histogram is sampled (see collectDefaultMetrics below). */
 const EVENT_LOOP_SAMPLE_MS = 100;
 
@@ -75,6 +76,20 @@ class RouteCell {
   readonly ends: Record<SessionRecord['end'], number> = { closed: 0, 'client-reset': 0, 'server-reset': 0, 'client-error': 0, 'server-error': 0, 'idle-timeout': 0, shutdown: 0, status: 0, 'no-server': 0, 'client-gone': 0 };
   readonly pairs = new Map<string, PairCell>();
   constructor(readonly frontend: string, readonly backend: string) {}
+}
+
+/**
+ * The changes of serving tier a backend can make, as licgate_backend_failovers_total labels them:
+ * between any two of its tiers and none (no usable server), and from one disaster-recovery tier
+ * to a further one (both "dr").
+ */
+function tierChanges(b: Backend): [string, string][] {
+  const tiers = new Set(b.servers.map((s) => s.tier));
+  const names = new Set([...tiers].map(tierName)).add(tierName(null));
+  const drTiers = [...tiers].filter((t) => tierName(t) === 'dr').length;
+  const out: [string, string][] = [];
+  for (const from of names) for (const to of names) if (from !== to || (to === 'dr' && drTiers > 1)) out.push([from, to]);
+  return out;
 }
 
 export function stateLabel(stateText: string): StateLabel {
@@ -110,8 +125,10 @@ export class Metrics {
   /** Label sets of the event-fed series, so a reload can remove those of servers that are gone. */
   private readonly eventSeries = new Map<string, { backend: string; server: string }>();
   private readonly failoverSeries = new Map<string, { backend: string; from: string; to: string }>();
-  /** Servers whose transition series exist from 0 (see zeroTransitions). */
+  /** Servers whose check and transition series exist from 0 (see bindEventSeries). */
   private readonly zeroed = new Set<string>();
+  /** Backends whose failover series exist from 0 (see bindEventSeries). */
+  private readonly tiersBound = new WeakSet<Backend>();
   private lastReloadOk = 1;
   private lastReloadAt = 0;
 
@@ -261,15 +278,7 @@ export class Metrics {
       registers: reg,
     });
     this.checks = new Counter({ name: 'licgate_checks_total', help: 'Active health checks by result (ok, failed).', labelNames: ['backend', 'server', 'result'], registers: reg });
-    this.transitions = new Counter({
-      name: 'licgate_server_transitions_total',
-      help: 'Server state changes (UP, DOWN, DRAIN, MAINT), by the state entered.',
-      labelNames: ['backend', 'server', 'to'],
-      registers: reg,
-      collect() {
-        metrics.zeroTransitions();
-      },
-    });
+    this.transitions = new Counter({ name: 'licgate_server_transitions_total', help: 'Server state changes (UP, DOWN, DRAIN, MAINT), by the state entered.', labelNames: ['backend', 'server', 'to'], registers: reg });
     this.failovers = new Counter({ name: 'licgate_backend_failovers_total', help: 'Changes of the tier serving new connections (active, backup, dr, none).', labelNames: ['backend', 'from', 'to'], registers: reg });
 
     // --- config reloads and notifications
@@ -324,6 +333,7 @@ export class Metrics {
 
   render(): Promise<string> {
     this.bindRoutes();
+    this.bindEventSeries();
     this.countOpenBytes();
     return this.registry.metrics();
   }
@@ -376,18 +386,31 @@ export class Metrics {
   }
 
   /**
-   * Each server's transition series exist from 0, once per server: a series that first appears at 1
-   * is taken by increase() for one that was always 1, so a server's first fall to DOWN would not
-   * count, and LicgateServerFlapping would miss the first time a server flaps.
+   * Each server's check and transition series, and each backend's failover series, exist from 0,
+   * bound once: a series that first appears at 1 is taken by increase() for one that was always 1,
+   * so a server's first fall to DOWN would not count (LicgateServerFlapping would miss the first
+   * time a server flaps), nor a backend's first failover. Bound here, before the registry collects,
+   * rather than in one counter's collect(): the counters are collected in turn.
    */
-  private zeroTransitions(): void {
+  private bindEventSeries(): void {
     for (const b of this.src.model.backends.values()) {
       for (const s of b.servers) {
         const key = `${b.name}/${s.name}`;
         if (this.zeroed.has(key)) continue;
         this.zeroed.add(key);
         this.eventSeries.set(key, { backend: b.name, server: s.name });
+        for (const result of CHECK_RESULTS) this.checks.inc({ backend: b.name, server: s.name, result }, 0);
         for (const to of STATES) this.transitions.inc({ backend: b.name, server: s.name, to }, 0);
+      }
+      // A reload builds new Backends, which may bring tiers: their changes are bound then.
+      if (this.tiersBound.has(b)) continue;
+      this.tiersBound.add(b);
+      for (const [from, to] of tierChanges(b)) {
+        const key = `${b.name}/${from}/${to}`;
+        if (this.failoverSeries.has(key)) continue;
+        const labels = { backend: b.name, from, to };
+        this.failoverSeries.set(key, labels);
+        this.failovers.inc(labels, 0);
       }
     }
   }
@@ -459,7 +482,7 @@ export class Metrics {
       this.eventSeries.delete(key);
       this.zeroed.delete(key);
       this.checkDuration.remove({ backend, server });
-      for (const result of ['ok', 'failed']) this.checks.remove({ backend, server, result });
+      for (const result of CHECK_RESULTS) this.checks.remove({ backend, server, result });
       for (const to of STATES) this.transitions.remove({ backend, server, to });
     }
     for (const [key, labels] of this.failoverSeries) {

@@ -3,14 +3,14 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce, LicenseClient } from '../helpers/license-client.js';
 import { sample } from '../helpers/prom-text.js';
-import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 afterEach(() => stopAll());
 
 /** Checks run once at start (inter 1h), so every later state change comes from live traffic: exact counts. */
-function config(primary: number, backup: number): string {
+function config(primary: number, backup: number, rise = 2, fall = 2, timeout = '1s'): string {
   return `frontends:
   - name: lmgrd
     listen: 127.0.0.1:0
@@ -20,7 +20,7 @@ backends:
   - name: licenses
     retries: 2
     observe_errors: 1
-    check: { type: status, inter: 1h, rise: 2, fall: 2, timeout: 1s }
+    check: { type: status, inter: 1h, rise: ${rise}, fall: ${fall}, timeout: ${timeout} }
     servers:
       - { name: primary, address: 127.0.0.1:${primary}, weight: 100 }
       - { name: backup, address: 127.0.0.1:${backup}, weight: 50, backup: true }
@@ -122,6 +122,28 @@ describe('GET /metrics on a real licgate run', () => {
       return sample(t, 'licgate_server_transitions_total', primaryDown) === 1 && t;
     }, { timeoutMs: 5000, what: 'the primary counted DOWN once' });
     expect(sample(text, 'licgate_server_transitions_total', { backend: 'licenses', server: 'backup', to: 'DOWN' })).toBe(0);
+  });
+
+  it("a server's first check and a backend's first failover are counted from 0: their series exist before them, so increase() sees them", async () => {
+    // The primary accepts and never answers: its first check is under way for 3 s, then fails, and
+    // with fall 1 the primary is DOWN and the backup serves.
+    const primary = await startTcpServer(() => {});
+    const backup = await startSimulator('backup');
+    const p = await startProxy(config(primary.port, backup.port, 1, 1, '3s'), { waitReady: false });
+    const failed = { backend: 'licenses', server: 'primary', result: 'failed' };
+    const failover = { backend: 'licenses', from: 'active', to: 'backup' };
+    let text = await metrics(p);
+    expect(sample(text, 'licgate_checks_total', failed), 'checks of the primary, failed, while the first is under way').toBe(0);
+    expect(sample(text, 'licgate_checks_total', { ...failed, result: 'ok' })).toBe(0);
+    expect(sample(text, 'licgate_backend_failovers_total', failover), 'failovers active to backup before the first').toBe(0);
+    expect(sample(text, 'licgate_backend_serving_tier', { backend: 'licenses' })).toBe(0);
+
+    text = await waitFor(async () => {
+      const t = await metrics(p);
+      return sample(t, 'licgate_backend_failovers_total', failover) === 1 && t;
+    }, { timeoutMs: 10_000, what: 'the failover to the backup counted once' });
+    expect(sample(text, 'licgate_checks_total', failed)).toBe(1);
+    expect(sample(text, 'licgate_backend_failovers_total', { ...failover, from: 'backup', to: 'active' })).toBe(0);
   });
 
   it('a client refused for want of a server is counted from 0: the no-server series exists before the first one (LicgateClientsRefused)', async () => {

@@ -8,7 +8,7 @@ import { Model } from '../../src/model/model.js';
 import { errorClass, Metrics, stateLabel } from '../../src/observe/metrics.js';
 import { Frontend, type FrontendHooks } from '../../src/proxy/frontend.js';
 import type { SessionRecord } from '../../src/proxy/session.js';
-import { sample } from '../helpers/prom-text.js';
+import { parseSamples, sample } from '../helpers/prom-text.js';
 
 const YAML = (servers: string) => `frontends:
   - { name: fe, listen: 127.0.0.1:0, backend: b }
@@ -106,6 +106,23 @@ describe('Metrics', () => {
     expect(sample(text, 'licgate_server_last_check_success', { backend: 'b', server: 'a' })).toBe(0);
   });
 
+  it("checks, transitions and failovers exist from 0 before the first: each server's, and each tier change its backend can make (a reload that adds a tier adds its changes)", async () => {
+    const { m, src } = setup(`      - { name: a, address: 10.0.0.1:1 }`);
+    const failovers = (text: string): string[] => parseSamples(text).filter((x) => x.name === 'licgate_backend_failovers_total').map((x) => `${x.labels.from}>${x.labels.to}=${x.value}`).sort();
+    let text = await m.render();
+    for (const result of ['ok', 'failed']) expect(sample(text, 'licgate_checks_total', { backend: 'b', server: 'a', result }), result).toBe(0);
+    expect(failovers(text)).toEqual(['active>none=0', 'none>active=0']);
+
+    // Two disaster-recovery tiers: a change from the first to the second is dr to dr.
+    const next = setup(`${AB}\n      - { name: dr1, address: 10.0.0.5:1, tier: 2 }\n      - { name: dr2, address: 10.0.0.6:1, tier: 3 }`);
+    src.model = next.src.model;
+    m.forget(next.cfg);
+    text = await m.render();
+    for (const server of ['a', 'c', 'dr1', 'dr2']) expect(sample(text, 'licgate_checks_total', { backend: 'b', server, result: 'failed' }), server).toBe(0);
+    const tiers = ['active', 'backup', 'dr', 'none'];
+    expect(failovers(text)).toEqual(tiers.flatMap((from) => tiers.filter((to) => to !== from || to === 'dr').map((to) => `${from}>${to}=0`)).sort());
+  });
+
   it('after a reload: counters continue by name, series of removed servers go (unless sessions are open)', async () => {
     const { m, route, b, src } = setup(`${AB}\n      - { name: gone, address: 10.0.0.3:1 }\n      - { name: busy, address: 10.0.0.4:1 }`);
     m.sessionConnected(route, b.server('a')!, 0);
@@ -114,6 +131,7 @@ describe('Metrics', () => {
     m.sessionEnded(ended('gone', 'closed'));
     m.sessionConnected(route, b.server('busy')!, 0);
     src.model.events.emit('check-done', { backend: 'b', server: 'gone', ok: true, durationMs: 1, reason: 'ok' });
+    expect(sample(await m.render(), 'licgate_checks_total', { server: 'busy', result: 'ok' })).toBe(0);
 
     const next = setup();
     src.model = next.src.model;
@@ -123,6 +141,8 @@ describe('Metrics', () => {
     expect(sample(text, 'licgate_connections_total', { server: 'a' })).toBe(2);
     expect(sample(text, 'licgate_connections_total', { server: 'gone' })).toBeUndefined();
     expect(sample(text, 'licgate_checks_total', { server: 'gone' })).toBeUndefined();
+    expect(sample(text, 'licgate_checks_total', { server: 'busy' })).toBeUndefined();
+    expect(sample(text, 'licgate_server_transitions_total', { server: 'busy' })).toBeUndefined();
     expect(sample(text, 'licgate_connections_active', { server: 'busy' })).toBe(1);
     expect(sample(text, 'licgate_server_up', { server: 'gone' })).toBeUndefined();
   });
