@@ -362,11 +362,12 @@ describe('the shutdown metrics', () => {
     return { d, logs: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
   }
 
-  /** Every client a frontend accepted, as the metrics account for it: sessions ended plus clients turned away. */
-  async function accounted(d: Daemon, frontend: string): Promise<{ ended: number; turnedAway: number }> {
+  /** Every client a frontend accepted, as the metrics account for it: sessions ended plus clients turned away, by reason. */
+  async function accounted(d: Daemon, frontend: string): Promise<{ ended: number; turnedAway: Record<string, number | undefined> }> {
     const m = await d.metrics.registry.metrics();
     const ended = parseSamples(m).filter((x) => x.name === 'licgate_sessions_ended_total' && x.labels.frontend === frontend).reduce((n, x) => n + x.value, 0);
-    return { ended, turnedAway: sample(m, 'licgate_frontend_rejected_total', { frontend }) ?? 0 };
+    const turnedAway = Object.fromEntries(['full', 'timeout', 'stopping'].map((reason) => [reason, sample(m, 'licgate_frontend_rejected_total', { frontend, reason })]));
+    return { ended, turnedAway };
   }
 
   /** A client holding a session slot, and `waiting` more accepted behind it (frontend maxconn 1). */
@@ -382,7 +383,7 @@ describe('the shutdown metrics', () => {
     return [first, ...rest];
   }
 
-  it('count the clients still waiting for a frontend slot (maxconn) at the stop as turned away, and log them', async () => {
+  it('count the clients still waiting for a frontend slot (maxconn) at the stop as turned away by the stop (reason stopping, not a full wait list), and log them', async () => {
     const sim = await startInProcessSimulator('s1');
     const cfg = configFile(`log: { level: info, format: json }
 shutdown_delay: 0s
@@ -397,12 +398,13 @@ backends:
     const { d, logs } = await startLogged(cfg);
     await fillFrontend(d, 'fe', 2);
     await d.shutdown(200);
-    // Three clients connected: one session ended by the stop, two closed while they waited.
-    expect(await accounted(d, 'fe')).toEqual({ ended: 1, turnedAway: 2 });
+    // Three clients connected: one session ended by the stop, two closed while they waited. The
+    // stop was planned: LicgateFrontendRejecting reads only full and timeout.
+    expect(await accounted(d, 'fe')).toEqual({ ended: 1, turnedAway: { full: 0, timeout: 0, stopping: 2 } });
     expect(logs().filter((l) => String(l.msg).includes('waiting for a session slot'))).toEqual([expect.objectContaining({ level: 40, frontend: 'fe', clients: 2 })]);
   });
 
-  it('count the clients waiting for a slot on a frontend a reload removed as turned away, for as long as its sessions are counted', async () => {
+  it('count the clients waiting for a slot on a frontend a reload removed as turned away by the stop (reason stopping), for as long as its sessions are counted', async () => {
     const sim = await startInProcessSimulator('s1');
     const yaml = (extra: boolean): string => `log: { level: info, format: json }
 shutdown_delay: 0s
@@ -422,7 +424,7 @@ ${extra ? '  - { name: extra, listen: 127.0.0.1:0, backend: lic, maxconn: 1 }\n'
     // The session the reload left open ends: its frontend's counts stay until a later reload finds it idle.
     await holder!.close();
     await waitFor(() => d.openSessions() === 0, { timeoutMs: 5000, what: 'the session on the removed frontend ended' });
-    expect(await accounted(d, 'extra')).toEqual({ ended: 1, turnedAway: 1 });
+    expect(await accounted(d, 'extra')).toEqual({ ended: 1, turnedAway: { full: 0, timeout: 0, stopping: 1 } });
     expect(logs().filter((l) => String(l.msg).includes('waiting for a session slot'))).toEqual([expect.objectContaining({ level: 40, frontend: 'extra', clients: 1 })]);
   });
 

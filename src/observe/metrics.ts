@@ -5,7 +5,7 @@ import { tierName, type ModelEvents } from '../model/events.js';
 import type { Backend } from '../model/backend.js';
 import type { Model } from '../model/model.js';
 import type { Server } from '../model/server.js';
-import type { Frontend } from '../proxy/frontend.js';
+import { REJECT_REASONS, type Frontend } from '../proxy/frontend.js';
 import type { Session, SessionRecord, SessionRoute } from '../proxy/session.js';
 import type { Route } from '../serve/admin-http.js';
 import type { ControlListener } from './control-refusals.js';
@@ -203,7 +203,16 @@ export class Metrics {
     // --- frontends
     this.frontendMetric(Gauge, 'licgate_frontend_active_connections', 'Open sessions on the frontend.', (f) => f.sessions.size);
     this.frontendMetric(Gauge, 'licgate_frontend_waiting_connections', 'Accepted clients waiting for a session slot (frontend maxconn).', (f) => f.queued);
-    this.frontendMetric(Counter, 'licgate_frontend_rejected_total', 'Clients closed without a session because the frontend wait list (maxconn) was full, their wait timed out, or the frontend stopped accepting while they waited (stop, or removed by a reload).', (f) => f.rejected);
+    new Counter({
+      name: 'licgate_frontend_rejected_total',
+      help: 'Clients closed without a session, by reason: full (the frontend wait list, maxconn, was at max_queue), timeout (their wait passed queue_timeout), stopping (the frontend stopped accepting while they waited: a stop, or its removal by a reload).',
+      labelNames: ['frontend', 'reason'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const f of metrics.servedFrontends()) for (const reason of REJECT_REASONS) this.inc({ frontend: f.name, reason }, f.rejected[reason]);
+      },
+    });
     this.frontendMetric(Counter, 'licgate_frontend_accept_errors_total', 'accept() failures such as EMFILE (out of file descriptors).', (f) => f.acceptErrors);
 
     new Gauge({

@@ -23,13 +23,22 @@ export interface FrontendHooks {
   acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void;
 }
 
+/**
+ * Why a client was closed without a session: `full` (the wait list was at max_queue), `timeout`
+ * (its wait passed queue_timeout), `stopping` (the frontend stopped accepting while it waited: a
+ * stop, or its removal by a reload). The first two say the frontend is short of room; the last is
+ * planned, and LicgateFrontendRejecting leaves it out.
+ */
+export const REJECT_REASONS = ['full', 'timeout', 'stopping'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
 /** A listening port whose connections go to one backend. */
 export class Frontend implements WaitingOwner {
   name: string;
   readonly sessions = new SessionList<Session>();
   /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
   private readonly waiting: Waiting[] = [];
-  rejected = 0;
+  readonly rejected: Record<RejectReason, number> = { full: 0, timeout: 0, stopping: 0 };
   acceptErrors = 0;
   private listener: ListenHandle | null = null;
   /** Keepalive arming and busy-read counting (Session.everySecond), while listening or sessions remain. */
@@ -106,7 +115,7 @@ export class Frontend implements WaitingOwner {
     // Clients still waiting for a session slot would otherwise start sessions during shutdown.
     // They are turned away like those whose wait timed out: every accepted client is counted once.
     const dropped = this.waiting.length;
-    this.rejected += dropped;
+    this.rejected.stopping += dropped;
     for (const w of this.waiting.splice(0)) w.drop();
     return dropped;
   }
@@ -164,7 +173,7 @@ export class Frontend implements WaitingOwner {
     }
     if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {
       if (this.waiting.length >= this.backend.cfg.max_queue) {
-        this.rejected++;
+        this.rejected.full++;
         client.close();
         return;
       }
@@ -181,7 +190,7 @@ export class Frontend implements WaitingOwner {
   /** A waiting client's queue_timeout expired. */
   giveUp(w: Waiting): void {
     if (!this.unqueue(w)) return;
-    this.rejected++;
+    this.rejected.timeout++;
     w.drop();
   }
 

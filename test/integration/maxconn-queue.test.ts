@@ -40,6 +40,17 @@ function hello(port: number): { sock: Socket; reply: () => string; closed: () =>
   return { sock, reply: () => reply, closed: () => closed };
 }
 
+/** Client a served in the one session of `d`'s frontend (maxconn 1), and client b waiting behind it. */
+async function oneServedOneWaiting(d: Daemon): Promise<{ fe: Frontend; port: number; a: ReturnType<typeof hello>; b: ReturnType<typeof hello> }> {
+  const fe = d.frontends[0]!;
+  const port = fe.address().port;
+  const a = hello(port);
+  await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+  const b = hello(port);
+  await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'b waiting at the frontend' });
+  return { fe, port, a, b };
+}
+
 /** A real HAProxy-style agent on 127.0.0.1 whose one-line reply the test changes. */
 async function agent(firstLine: string): Promise<{ port: number; say: (line: string) => void; close: () => Promise<void> }> {
   let line = firstLine;
@@ -286,6 +297,20 @@ describe('maxconn and the bounded queue', () => {
     expect(fe.sessions.size).toBe(2);
   });
 
+  it('frontend maxconn: a client past max_queue and one whose wait passes queue_timeout are counted as turned away, reason full and timeout (what LicgateFrontendRejecting reads)', async () => {
+    sims = await startSimulators(['s1']);
+    const d = await startDaemon(config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '300ms', maxQueue: 1 }));
+    daemon = d;
+    const { port, b } = await oneServedOneWaiting(d);
+    const c = hello(port);
+    await waitFor(() => c.closed(), { timeoutMs: 5000, what: 'c closed (wait list full)' });
+    await waitFor(() => b.closed(), { timeoutMs: 5000, what: 'b closed at queue_timeout' });
+    const text = await d.metrics.render();
+    const rejected = (reason: string) => sample(text, 'licgate_frontend_rejected_total', { frontend: 'fe', reason });
+    expect({ full: rejected('full'), timeout: rejected('timeout'), stopping: rejected('stopping') }).toEqual({ full: 1, timeout: 1, stopping: 0 });
+    expect([c.reply(), b.reply(), sims[0]!.connections]).toEqual(['', '', 1]);
+  });
+
   it('frontend maxconn, in-band STATUS on: a waiting client that resets before sending leaves the queue at once, not at queue_timeout', async () => {
     sims = await startSimulators(['s1']);
     const yaml = config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s', maxQueue: 1 }).replace('inband_status: false', 'inband_status: true');
@@ -303,7 +328,7 @@ describe('maxconn and the bounded queue', () => {
     // Its place (max_queue is 1) is free for the next client, who is served when a slot frees.
     const c = hello(port);
     await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'c waiting' });
-    expect([c.closed(), fe.rejected]).toEqual([false, 0]);
+    expect([c.closed(), fe.rejected]).toEqual([false, { full: 0, timeout: 0, stopping: 0 }]);
     a.sock.end();
     await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'c served' });
   });
@@ -345,7 +370,7 @@ describe('maxconn and the bounded queue', () => {
       await waitFor(() => a.closed() && fe.sessions.size === 0 && fe.queued === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
       const text = await d.metrics.render();
       const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
-      expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, 0]);
+      expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, { full: 0, timeout: 0, stopping: 0 }]);
     },
   );
 
@@ -427,12 +452,7 @@ describe('maxconn and the bounded queue', () => {
     sims = await startSimulators(['s1']);
     const yaml = (maxconn: number) => config(sims[0]!.address().port, { frontendMaxconn: maxconn, queueTimeout: '30s' });
     daemon = await startDaemon(yaml(1));
-    const fe = daemon.frontends[0]!;
-    const port = fe.address().port;
-    const a = hello(port);
-    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
-    const b = hello(port);
-    await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'b waiting at the frontend' });
+    const { fe, port, a, b } = await oneServedOneWaiting(daemon);
     await applyConfig(daemon, loadConfigText(yaml(2), 'reload.yaml'));
     await waitFor(() => b.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'b let in by the raised maxconn (queue_timeout is 30 s)' });
     await applyConfig(daemon, loadConfigText(yaml(1), 'reload.yaml'));

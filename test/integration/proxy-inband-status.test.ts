@@ -246,8 +246,9 @@ backends:
     await waiting(0, 'the reset client gone from the queue');
     // Two clients accepted, one still in its session: the one that left is accounted for at once.
     const text = (await proxy.get('/metrics')).body;
-    const ended = parseSamples(text).filter((x) => x.name === 'licgate_sessions_ended_total' && x.labels.frontend === 'lmgrd').reduce((n, x) => n + x.value, 0);
-    expect({ ended, clientGone: sample(text, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'client-gone' }), turnedAway: sample(text, 'licgate_frontend_rejected_total', { frontend: 'lmgrd' }) }).toEqual({ ended: 1, clientGone: 1, turnedAway: 0 });
+    const total = (name: string): number => parseSamples(text).filter((x) => x.name === name && x.labels.frontend === 'lmgrd').reduce((n, x) => n + x.value, 0);
+    const ended = total('licgate_sessions_ended_total');
+    expect({ ended, clientGone: sample(text, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'client-gone' }), turnedAway: total('licgate_frontend_rejected_total') }).toEqual({ ended: 1, clientGone: 1, turnedAway: 0 });
     const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: 'the session log line' });
     expect(record).toMatchObject({ client: expect.stringMatching(/^127\.0\.0\.7:[1-9]\d*$/), frontend: 'lmgrd', server: null, bytes_in: 0, bytes_out: 0, end: 'client-gone' });
     first.destroy();
