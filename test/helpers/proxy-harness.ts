@@ -109,7 +109,7 @@ function raceExit<T>(child: ChildProcess, why: () => string, work: Promise<T>): 
 }
 
 /** SIGTERM, wait up to `graceMs` for the exit, then SIGKILL. */
-async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
+export async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
@@ -132,6 +132,20 @@ function parsePretty(line: string): LogLine | undefined {
     if (i > 0) out[kv.slice(0, i)] = /^\d+$/.test(kv.slice(i + 1)) ? Number(kv.slice(i + 1)) : kv.slice(i + 1);
   }
   return out;
+}
+
+/**
+ * GET `url` and its whole answer as text, within 5 s. node:http, not fetch(): fetch refuses the
+ * Fetch standard's "bad ports" (10080, 6665-6669, ...), which an admin listener may use.
+ */
+export function httpGetText(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { timeout: 5000 }, (r) => {
+      let text = '';
+      r.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: r.statusCode ?? 0, body: text })).on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer within 5000ms`))).on('error', reject);
+  });
 }
 
 export interface ProxyProcess {
@@ -211,16 +225,8 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
   if (typeof adminPort !== 'number') throw new Error(`no admin port in ${JSON.stringify(started)}`);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
 
-  // node:http, not fetch(): fetch refuses the Fetch standard's "bad ports" (10080, 6665-6669, ...),
-  // which an admin listener may use.
   const get = async (path: string): Promise<{ status: number; body: string; json: unknown }> => {
-    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpGet(adminUrl + path, { timeout: 5000 }, (r) => {
-        let text = '';
-        r.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: r.statusCode ?? 0, body: text })).on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`GET ${adminUrl}${path}: no answer within 5000ms`))).on('error', reject);
-    });
+    const res = await httpGetText(adminUrl + path);
     const body = res.body;
     let json: unknown = undefined;
     try {

@@ -35,6 +35,7 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   nginx: 'nginx',
   strace: 'strace',
   promtool: 'prometheus',
+  prometheus: 'prometheus',
   chromium: 'chromium',
   'systemd-analyze': 'systemd',
 };
