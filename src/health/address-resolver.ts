@@ -93,7 +93,8 @@ export class AddressResolver {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        this.failed(s.live(), host, 'ETIMEOUT');
+        const live = s.live();
+        if (this.named(nameKey(host)).has(live)) this.failed(live, host, 'ETIMEOUT');
         resolve();
       }, LOOKUP_TIMEOUT_MS);
     });
@@ -107,12 +108,12 @@ export class AddressResolver {
     const settled = this.lookup(host).then(
       (address) => {
         this.inFlight.delete(key);
-        for (const s of this.named(key, waiting)) this.resolved(s, s.address.host, address);
+        for (const s of this.named(key)) this.resolved(s, s.address.host, address);
       },
       (e) => {
         this.inFlight.delete(key);
         const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-        for (const s of this.named(key, waiting)) this.failed(s, s.address.host, reason);
+        for (const s of this.named(key)) this.failed(s, s.address.host, reason);
       },
     );
     const lookup = { settled, waiting };
@@ -121,15 +122,15 @@ export class AddressResolver {
   }
 
   /**
-   * The servers an answer about `host` is for: those of the running config with that name, and
-   * each that waited on it as the running config has it now (a reload that kept a server while its
-   * lookup was under way has replaced it, and took its address already), or as it is while a
-   * reload that adds it has yet to commit.
+   * The servers an answer about `key` is for: those with that name in the running config, and in
+   * the config of a reload still waiting for its first lookups. One a reload kept while the lookup
+   * was under way has been replaced by one with the same name, which takes the answer; one it
+   * removed or gave another host is no server any more, and the answer is dropped unlogged.
    */
-  private named(key: string, waiting: Set<Server>): Set<Server> {
+  private named(key: string): Set<Server> {
     const out = new Set<Server>();
-    for (const s of waiting) out.add(s.live());
     for (const s of this.servers()) if (nameKey(s.address.host) === key) out.add(s);
+    for (const s of this.starting) if (nameKey(s.address.host) === key) out.add(s);
     return out;
   }
 

@@ -354,6 +354,34 @@ ${withLic2 ? `      - { name: lic2, address: "lic2.licenses.test:${port2}" }\n` 
     await stopping;
     expect(d.model.backend('b')!.server('lic2')).toBeUndefined();
   });
+
+  it.each([
+    { change: 'removes', edit: (cfg: string) => cfg.replace(/^ {6}- \{ name: lic2,.*\n/m, '') },
+    { change: 'gives an address for its name', edit: (cfg: string) => cfg.replace('lic2.licenses.test', '127.0.0.1') },
+  ])('a lookup under way for a server the reload $change: its timeout and its late answer are dropped, and nothing logs that the server lost or got an address', async ({ edit }) => {
+    sims = await startSimulators(['lic1', 'lic2']);
+    const [p1, p2] = sims.map((s) => s.address().port) as [number, number];
+    // lic2's name resolves at start-up; the name server then stops answering it until the test says.
+    const held: ((address: string) => void)[] = [];
+    let hold = false;
+    const lookup = (host: string): Promise<string> => (hold && host === 'lic2.licenses.test' ? new Promise((resolve) => held.push(resolve)) : Promise.resolve('127.0.0.1'));
+    const { log, lines } = capturedLog();
+    let next = backendB(p1, p2, true);
+    daemon = await startWithDns(next, lookup, { log, reread: () => withFrontend(next) });
+    expect(daemon.model.backend('b')!.server('lic2')!.connectHost).toBe('127.0.0.1');
+
+    hold = true;
+    const round = daemon.resolver.resolveAll();
+    await waitFor(() => held.length === 1, { timeoutMs: 3000, what: 'a round looking lic2.licenses.test up' });
+    const mark = lines.length;
+    next = edit(next);
+    expect((await daemon.reload('test')).ok).toBe(true);
+    // The round's own bound (2 s) passes, then the answer comes.
+    await round;
+    held[0]!('127.0.0.2');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.slice(mark).filter((l) => l.host === 'lic2.licenses.test').map((l) => l.msg)).toEqual([]);
+  });
 });
 
 describe('a name server that does not answer, and license hosts shared by backends', () => {
