@@ -10,6 +10,23 @@ export const systemLookup: Lookup = async (host) => (await dnsLookup(host)).addr
 const LOOKUP_TIMEOUT_MS = 2000;
 
 /**
+ * How many of the resolver's lookups run at once. libuv runs getaddrinfo() on at most half its
+ * thread pool (2 of the default 4), in the order asked, whoever asks; against a name server that
+ * does not answer each holds its thread for resolv.conf's timeouts. Were the resolver's names to
+ * take them all, any other lookup (the listen host a reload binds, a webhook's host) would wait
+ * behind every one of them; one fewer keeps a thread for those. The pool's size is read as libuv
+ * reads it, from UV_THREADPOOL_SIZE in the environment licgate starts with: Node 20's ESM loader
+ * starts the pool before licgate's code runs, so it cannot be raised from inside.
+ */
+export function lookupsAtOnce(poolSize = process.env.UV_THREADPOOL_SIZE): number {
+  // As libuv's init_threads(): 4 when unset, else atoi(), 0 taken as 1, and at most 1024 (a
+  // negative number, unsigned there, is over it).
+  let threads = poolSize === undefined ? 4 : Number.parseInt(poolSize, 10) || 1;
+  if (threads < 0 || threads > 1024) threads = 1024;
+  return Math.max(1, Math.ceil(threads / 2) - 1);
+}
+
+/**
  * Resolves server host names in the health plane, so connects and checks use an address and never
  * wait on DNS. When a name stops resolving, the last good address is kept (HAProxy's
  * `hold valid`): a DNS outage must not take down a license service whose servers are fine.
@@ -21,9 +38,9 @@ export class AddressResolver {
    * By host name (nameKey: in any case): the lookup not settled yet, even past the timeout, and the
    * servers waiting on it. Against a name server that does not answer, getaddrinfo() takes
    * resolv.conf's timeouts per server and search domain (often longer than the interval) on one of
-   * libuv's four threads, which the log writer uses too. So one lookup per name, whatever asks for
-   * it: a new one on every round, for every backend on the same license host or for the new Server
-   * objects of every reload, would fill the pool. The resolver outlives reloads.
+   * the few threads libuv runs it on (lookupsAtOnce). So one lookup per name, whatever asks for it:
+   * a new one on every round, for every backend on the same license host or for the new Server
+   * objects of every reload, would queue up behind it. The resolver outlives reloads.
    */
   private readonly inFlight = new Map<string, { settled: Promise<void>; waiting: Set<Server> }>();
   /**
@@ -34,12 +51,16 @@ export class AddressResolver {
   /** Servers a reload adds, while it waits for their first lookup: their first address is set silently too. */
   private readonly starting = new Set<Server>();
   private stopped = false;
+  /** Lookups running, at most maxLookups; the names beyond wait their turn here, first asked first. */
+  private running = 0;
+  private readonly turns: (() => void)[] = [];
 
   constructor(
     private readonly servers: () => Iterable<Server>,
     private readonly log: Logger,
     private readonly lookup: Lookup = systemLookup,
     private readonly intervalMs = 10_000,
+    private readonly maxLookups = lookupsAtOnce(),
   ) {}
 
   /** Resolves every name once (bounded by the lookup timeout), then keeps them fresh. */
@@ -56,6 +77,7 @@ export class AddressResolver {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.turns.length = 0;
   }
 
   /**
@@ -101,24 +123,46 @@ export class AddressResolver {
     return Promise.race([lookup.settled, timedOut]).finally(() => clearTimeout(timer));
   }
 
-  /** Starts the one lookup of `host`; its outcome goes to every server with that name. */
+  /**
+   * Starts the one lookup of `host` (in its turn); its outcome goes to every server with that
+   * name. A name waiting its turn is under way too: rounds and reloads join it, and a server
+   * keeps its last good address meanwhile.
+   */
   private lookUp(host: string): { settled: Promise<void>; waiting: Set<Server> } {
     const key = nameKey(host);
     const waiting = new Set<Server>();
-    const settled = this.lookup(host).then(
-      (address) => {
-        this.inFlight.delete(key);
-        for (const s of this.named(key)) this.resolved(s, s.address.host, address);
-      },
-      (e) => {
-        this.inFlight.delete(key);
-        const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-        for (const s of this.named(key)) this.failed(s, s.address.host, reason);
-      },
-    );
+    const settled = this.turn()
+      .then(() => this.lookup(host))
+      .then(
+        (address) => {
+          this.inFlight.delete(key);
+          for (const s of this.named(key)) this.resolved(s, s.address.host, address);
+        },
+        (e) => {
+          this.inFlight.delete(key);
+          const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+          for (const s of this.named(key)) this.failed(s, s.address.host, reason);
+        },
+      )
+      .finally(() => this.passTurn());
     const lookup = { settled, waiting };
     this.inFlight.set(key, lookup);
     return lookup;
+  }
+
+  /** Settles when a lookup may start: at once while fewer than maxLookups run, else in turn. */
+  private turn(): Promise<void> {
+    if (this.running < this.maxLookups) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((start) => this.turns.push(start));
+  }
+
+  private passTurn(): void {
+    const next = this.turns.shift();
+    if (next) next();
+    else this.running--;
   }
 
   /**

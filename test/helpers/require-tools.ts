@@ -25,6 +25,7 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   node: 'nodejs',
   unshare: 'util-linux',
   nsenter: 'util-linux',
+  mount: 'mount',
   flock: 'util-linux',
   taskset: 'util-linux',
   cc: 'gcc',

@@ -1,3 +1,9 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
@@ -9,6 +15,9 @@ import type { LicenseSimulator } from '../../src/simulator/license-simulator.js'
 import { LicenseClient } from '../helpers/license-client.js';
 import { sample } from '../helpers/prom-text.js';
 import { startSimulators } from '../helpers/in-process-daemon.js';
+import { CLI, type LogLine } from '../helpers/proxy-harness.js';
+import { requireTools } from '../helpers/require-tools.js';
+import { silentNameServer } from '../helpers/silent-name-server.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let daemon: Daemon | null = null;
@@ -417,27 +426,31 @@ ${opts.withLic3 && name === 'v' ? `      - { name: lic3, address: "lic1.licenses
     let next = twoPorts(p1, p2);
     daemon = await startWithDns(next, dns.lookup, { reread: () => withFrontend(next) });
     const d = daemon;
-    const perName = (): Record<string, number> => ({ lic1: dns.inFlight('lic1.licenses.test'), lic2: dns.inFlight('lic2.licenses.test') });
+    // lic2's lookup may still wait its turn behind lic1's (the resolver runs lookupsAtOnce() at a time).
+    const oneEach = (): void => {
+      expect(dns.inFlight('lic1.licenses.test')).toBe(1);
+      expect(dns.inFlight('lic2.licenses.test')).toBeLessThanOrEqual(1);
+    };
     // Start-up: one lookup per name, not one per backend.
-    expect(perName()).toEqual({ lic1: 1, lic2: 1 });
+    oneEach();
     for (const b of ['b', 'v']) expect(serverJson(d.model.backend(b)!.server('lic1')!)).toMatchObject({ state: 'DOWN (no address)', dns_error: 'ETIMEOUT' });
 
     // A round while the lookups hang adds none.
     await d.resolver.resolveAll();
-    expect(perName()).toEqual({ lic1: 1, lic2: 1 });
+    oneEach();
 
     // A reload that keeps the servers (new objects, same names), then a round: none either.
     next = twoPorts(p1, p2, { weight: 2 });
     expect((await d.reload('test')).ok).toBe(true);
     await d.resolver.resolveAll();
-    expect(perName()).toEqual({ lic1: 1, lic2: 1 });
+    oneEach();
 
     // A reload that adds a server on lic1's host waits for the lookup under way (bounded as ever).
     next = twoPorts(p1, p2, { weight: 2, withLic3: true });
     const began = performance.now();
     expect(await d.reload('test')).toMatchObject({ ok: true, changes: [expect.stringContaining('server lic3 added')] });
     expect(performance.now() - began).toBeLessThan(4000);
-    expect(perName()).toEqual({ lic1: 1, lic2: 1 });
+    oneEach();
     expect(serverJson(d.model.backend('v')!.server('lic3')!)).toMatchObject({ state: 'DOWN (no address)', dns_error: 'ETIMEOUT' });
 
     // The name server answers: every server of the running config with that name takes the address.
@@ -445,6 +458,7 @@ ${opts.withLic3 && name === 'v' ? `      - { name: lic3, address: "lic1.licenses
     const onLic1 = [d.model.backend('b')!.server('lic1')!, d.model.backend('v')!.server('lic1')!, d.model.backend('v')!.server('lic3')!];
     await waitFor(() => onLic1.every((s) => s.stateText === 'UP'), { timeoutMs: 3000, what: 'every server on lic1.licenses.test UP' });
     for (const s of onLic1) expect(serverJson(s)).toMatchObject({ resolved: '127.0.0.1', dns_error: null });
+    await waitFor(() => dns.inFlight('lic2.licenses.test') === 1, { timeoutMs: 3000, what: 'the lookup of lic2.licenses.test under way' });
     expect(serverJson(d.model.backend('b')!.server('lic2')!)).toMatchObject({ state: 'DOWN (no address)', resolved: null });
   });
 
@@ -466,5 +480,49 @@ ${opts.withLic3 && name === 'v' ? `      - { name: lic3, address: "lic1.licenses
     dns.answer('lic1.licenses.test', '127.0.0.1');
     const both = [d.model.backend('b')!.server('lic1')!, d.model.backend('v')!.server('lic1')!];
     await waitFor(() => both.every((s) => s.stateText === 'UP'), { timeoutMs: 3000, what: 'lic1 UP in both backends' });
+  });
+});
+
+describe('licgate run behind a name server that does not answer', () => {
+  // Each lookup of these names waits 30 s for the name server. libuv runs getaddrinfo() on at most
+  // half its threads (2 of the default 4; 4 of the systemd unit's 8), in the order asked, whoever asks.
+  it.for([{ pool: 'default' }, { pool: '8' }])('UV_THREADPOOL_SIZE $pool: with more license host names than libuv looks up at once, a reload that binds a listen host by name completes at once, and its log line is written', async ({ pool }, ctx) => {
+    requireTools(['unshare', 'ip', 'mount'], ctx);
+    const names = Array.from({ length: 5 }, (_, i) => `silent${i}.licenses.test`);
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-dns-'));
+    const file = join(dir, 'licgate.yaml');
+    const config = (listen: string[]): string => `log: { level: info, format: json }
+shutdown_delay: 0s
+frontends:
+${listen.map((at, i) => `  - { name: fe${i}, listen: "${at}", backend: b }\n`).join('')}backends:
+  - name: b
+    check: { type: none }
+    servers:
+${names.map((n, i) => `      - { name: lic${i}, address: "${n}:27000" }\n`).join('')}`;
+    writeFileSync(file, config(['127.0.0.1:27000']));
+    const argv = [...silentNameServer(dir, 30), process.execPath, CLI, 'run', '--config', file];
+    const { UV_THREADPOOL_SIZE: _, ...env } = process.env;
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], env: pool === 'default' ? env : { ...env, UV_THREADPOOL_SIZE: pool } });
+    ctx.onTestFinished(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const gone = once(child, 'exit');
+        child.kill('SIGKILL');
+        await gone;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const logs: LogLine[] = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => logs.push(JSON.parse(line) as LogLine));
+    const msgs = (): string[] => logs.map((l) => String(l.msg));
+    await waitFor(() => child.exitCode !== null || msgs().includes('licgate started'), { timeoutMs: 15_000, what: 'licgate started' });
+    // Start-up waited its 2 s for each name and got nothing: the name server is silent, not refusing.
+    expect(msgs().filter((m) => m.startsWith('DNS lookup'))).toEqual(names.map((n) => `DNS lookup of ${n} failed (ETIMEOUT); no address known yet`));
+
+    writeFileSync(file, config(['127.0.0.1:27000', 'localhost:27001']));
+    child.kill('SIGHUP');
+    const reloaded = (): LogLine | undefined => logs.find((l) => String(l.msg).startsWith('config reload'));
+    // The listen host's lookup, and the log line's write (the log is written each second).
+    await waitFor(reloaded, { timeoutMs: 5000, what: 'the reload logged' });
+    expect(reloaded()!.msg).toMatch(/^config reloaded from .*: 1 change: frontend fe1 added on localhost:27001$/);
   });
 });
