@@ -14,16 +14,20 @@ const LOOKUP_TIMEOUT_MS = 2000;
  * thread pool (2 of the default 4), in the order asked, whoever asks; against a name server that
  * does not answer each holds its thread for resolv.conf's timeouts. Were the resolver's names to
  * take them all, any other lookup (the listen host a reload binds, a webhook's host) would wait
- * behind every one of them; one fewer keeps a thread for those. The pool's size is read as libuv
- * reads it, from UV_THREADPOOL_SIZE in the environment licgate starts with: Node 20's ESM loader
- * starts the pool before licgate's code runs, so it cannot be raised from inside.
+ * behind every one of them, so with three or more such threads one is kept for those. With two
+ * (the default pool) both serve server names, as before: one fewer would look names up one at a
+ * time, and a silent DR site's name would hold back the first address of every other server, which
+ * the service needs more than a webhook. The pool's size is read as libuv reads it, from
+ * UV_THREADPOOL_SIZE in the environment licgate starts with: Node 20's ESM loader starts the pool
+ * before licgate's code runs, so it cannot be raised from inside (the systemd unit sets 8).
  */
 export function lookupsAtOnce(poolSize = process.env.UV_THREADPOOL_SIZE): number {
   // As libuv's init_threads(): 4 when unset, else atoi(), 0 taken as 1, and at most 1024 (a
   // negative number, unsigned there, is over it).
   let threads = poolSize === undefined ? 4 : Number.parseInt(poolSize, 10) || 1;
   if (threads < 0 || threads > 1024) threads = 1024;
-  return Math.max(1, Math.ceil(threads / 2) - 1);
+  const lookupThreads = Math.ceil(threads / 2);
+  return lookupThreads > 2 ? lookupThreads - 1 : lookupThreads;
 }
 
 /**
