@@ -285,6 +285,15 @@ export class Server {
     return pct == null ? this.weight : percentOfWeight(this.weight, pct);
   }
 
+  /**
+   * The same, not made whole (capped at 256): the share a sidecar reports (agent-reply), which
+   * HAProxy applies to weights of its own; at weight 1, 50% must read 50%, not the balancer's 1.
+   */
+  get agentScaledWeight(): number {
+    const pct = this.agent?.weightPercent;
+    return pct == null ? this.weight : Math.min(LIMITS.maxWeight, (this.weight * pct) / 100);
+  }
+
   /** The agent's maxconn when it gave one (HAProxy `set maxconn server`), else the configured one; 0 is no limit. */
   get maxconn(): number {
     const agent = this.agent;

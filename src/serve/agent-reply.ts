@@ -116,7 +116,7 @@ export function licenseWeightFactor(license: LicenseInfo | null | undefined, fro
  * - health: up when any of them is UP and not in MAINT (STATUS "Running" in the same sense);
  * - admin: ready when any of them can take new connections by admin state and token supply,
  *   else drain while any is not in MAINT, else maint;
- * - weight: their effective weights (runtime weight × agent %, × license factor) relative to their
+ * - weight: their runtime weights × agent % (unrounded) × license factor, relative to their
  *   configured weights, counting the UP ones; when none is UP, what they will carry when they come
  *   back, so HAProxy sees no weight-0 blip on recovery.
  * - maxconn: the sum of their maxconn when every one of them has one.
@@ -140,7 +140,7 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
     if (lic.note) notes.push(servers.length > 1 ? `${s.name}: ${lic.note}` : lic.note);
     if (s.draining || lic.exhausted) continue;
     ready = true;
-    const w = (s.effectiveWeight * lic.percent) / 100;
+    const w = (s.agentScaledWeight * lic.percent) / 100;
     anyWeight += w;
     if (s.up) upWeight += w;
   }

@@ -141,6 +141,13 @@ describe('agentReportFor (what the sidecar says)', () => {
     a!.checkSucceeded(ok());
     a!.setAgent({ state: 'up', weightPercent: 25, maxconn: null, reason: 'agent' }, 'test');
     expect(reply([a!])).toBe('up ready 25%\n');
+     // At HAProxy's and licgate's default weight 1 the balancer's weight is whole (1), but the
+    // percentage the agent said is what HAProxy behind this sidecar must get.
+    const [b] = servers(model(['b 1']));
+    b!.checkSucceeded(ok());
+    b!.setAgent({ state: 'up', weightPercent: 50, maxconn: null, reason: 'agent' }, 'test');
+    expect(b!.effectiveWeight).toBe(1);
+    expect(reply([b!])).toBe('up ready 50%\n');
   });
 
   it('whole backend: weight of the UP servers over the configured total; down only when none is up', () => {
