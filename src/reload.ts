@@ -61,8 +61,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const model = new Model(next);
   const fresh = adoptServers(d.model, model);
   // Servers new in this config start as at start-up, with the first address of their name: looked
-  // up while the listeners bind, bounded by the lookup timeout (a name still unanswered then starts
-  // "DOWN (no address)"), and given up when the stop begins, which refuses the reload.
+  // up while the listeners bind, bounded by the lookup timeout (a name still unanswered at the
+  // commit starts "DOWN (no address)"), and given up when the stop begins, which refuses the reload.
   const lookedUp = d.resolver.resolveFirst(fresh);
 
   // 1. Bind what is new; on failure undo and keep running the old config.
@@ -84,6 +84,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const statusMoved = !sameListen(old.status?.listen, next.status?.listen);
   const agentMoved = !sameListen(old.agent?.listen, next.agent?.listen);
   const unbind = async (): Promise<void> => {
+    d.resolver.reloadSettled(fresh);
     for (const fe of added) fe.stopAccepting();
     await status?.close();
     await agent?.close();
@@ -116,6 +117,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   // and says "restart" for as long as they differ, and no longer once they match again.
   d.cfg = { ...next, admin: old.admin, log: { ...next.log, format: old.log.format } };
   d.model = model;
+  d.resolver.reloadSettled(fresh);
   d.observeModel(model);
   // Before anything below awaits: the checks a backend keeps go on with it, and report to this model.
   d.startChecks();

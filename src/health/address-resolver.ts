@@ -52,7 +52,10 @@ export class AddressResolver {
    * starts (no event, Daemon settles the serving tiers), one found later is a state change.
    */
   private started = false;
-  /** Servers a reload adds, while it waits for their first lookup: their first address is set silently too. */
+  /**
+   * Servers a reload adds, until it commits or is refused (reloadSettled): their first address is
+   * set silently too, also from an answer past the lookup bound while the reload still binds.
+   */
   private readonly starting = new Set<Server>();
   private stopped = false;
   /** Lookups running, at most maxLookups; the names beyond wait their turn here, first asked first. */
@@ -86,17 +89,23 @@ export class AddressResolver {
 
   /**
    * The names of servers a reload adds, looked up before it commits (bounded as at start-up): each
-   * starts with its first address as a server does at start-up. An answer after the timeout comes
-   * to a server already running, "DOWN (no address)", and is a state change like any later one.
+   * starts with its first address as a server does at start-up, also one that answers after the
+   * timeout while the reload still binds its listeners (reloadSettled ends that). An answer after
+   * the commit comes to a server already running, "DOWN (no address)", and is a state change like
+   * any later one.
    */
   async resolveFirst(servers: readonly Server[]): Promise<void> {
     const named = servers.filter((s) => isIP(s.address.host) === 0);
     for (const s of named) this.starting.add(s);
-    try {
-      await Promise.all(named.map((s) => this.resolve(s)));
-    } finally {
-      for (const s of named) this.starting.delete(s);
-    }
+    await Promise.all(named.map((s) => this.resolve(s)));
+  }
+
+  /**
+   * The reload that asked resolveFirst about `servers` committed (they run now: a later answer is
+   * a state change) or was refused (an answer is for no server).
+   */
+  reloadSettled(servers: readonly Server[]): void {
+    for (const s of servers) this.starting.delete(s);
   }
 
   async resolveAll(): Promise<void> {

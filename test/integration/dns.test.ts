@@ -391,6 +391,49 @@ ${withLic2 ? `      - { name: lic2, address: "lic2.licenses.test:${port2}" }\n` 
     await new Promise((resolve) => setImmediate(resolve));
     expect(lines.slice(mark).filter((l) => l.host === 'lic2.licenses.test').map((l) => l.msg)).toEqual([]);
   });
+
+  it('an answer past the lookup bound that comes while the reload still binds a listen host by name is the added server\'s first address', async () => {
+    sims = await startSimulators(['lic1', 'lic2']);
+    const [p1, p2] = sims.map((s) => s.address().port) as [number, number];
+    // Both names answer only when the test says: the server's after its 2 s bound, the listen
+    // host's after that (with the first name server down, every answer is late).
+    const held = new Map<string, (address: string) => void>();
+    const lookup = (host: string): Promise<string> => new Promise((resolve) => held.set(host, resolve));
+    const { log, lines } = capturedLog();
+    let next = backendB(p1, p2, false);
+    const cfg = (): Config => loadConfigText(`frontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b }\n  - { name: fe2, listen: "listen.licenses.test:0", backend: b }\nbackends:\n${next}`);
+    daemon = await startWithDns(next, lookup, { log, reread: cfg });
+    next = backendB(p1, p2, true);
+    const reload = daemon.reload('test');
+    await waitFor(() => held.has('lic2.licenses.test') && held.has('listen.licenses.test'), { timeoutMs: 3000, what: 'the reload looking up lic2 and its listen host' });
+    await waitFor(() => lines.some((l) => l.host === 'lic2.licenses.test' && l.reason === 'ETIMEOUT'), { timeoutMs: 5000, what: "lic2's lookup past its bound" });
+    held.get('lic2.licenses.test')!('127.0.0.1');
+    await new Promise((resolve) => setImmediate(resolve));
+    held.get('listen.licenses.test')!('127.0.0.1');
+    expect(await reload).toMatchObject({ ok: true, changes: expect.arrayContaining([expect.stringContaining('server lic2 added')]) });
+    // The next round is 10 s away: dropped, the answer would leave lic2 without an address until then.
+    expect(serverJson(daemon.model.backend('b')!.server('lic2')!)).toMatchObject({ state: 'UP', resolved: '127.0.0.1', dns_error: null });
+  });
+
+  it('an answer for a server of a reload that failed to bind is for no server: nothing is logged about it', async () => {
+    sims = await startSimulators(['lic1', 'lic2']);
+    const [p1, p2] = sims.map((s) => s.address().port) as [number, number];
+    const held: ((address: string) => void)[] = [];
+    const lookup = (host: string): Promise<string> => new Promise((resolve) => host === 'lic2.licenses.test' && held.push(resolve));
+    const { log, lines } = capturedLog();
+    let next = backendB(p1, p2, false);
+    let extra = '';
+    daemon = await startWithDns(next, lookup, { log, reread: () => loadConfigText(`frontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b }\n${extra}backends:\n${next}`) });
+    // The port of lic1's simulator is taken: the reload that adds lic2 fails at its bind.
+    next = backendB(p1, p2, true);
+    extra = `  - { name: fe2, listen: "127.0.0.1:${p1}", backend: b }\n`;
+    expect(await daemon.reload('test')).toMatchObject({ ok: false });
+    expect(held).toHaveLength(1);
+    const mark = lines.length;
+    held[0]!('127.0.0.1');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.slice(mark).filter((l) => l.host === 'lic2.licenses.test').map((l) => l.msg)).toEqual([]);
+  });
 });
 
 describe('a name server that does not answer, and license hosts shared by backends', () => {
