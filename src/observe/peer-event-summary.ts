@@ -4,7 +4,7 @@ import { shareKey } from '../io/peers-by-address.js';
  * One line at most this often per kind of event and listener: a flood refuses or cuts off thousands
  * of peers a second, but an admin whose HAProxy checks of this sidecar fail must find out why.
  */
-export const SUMMARY_LINE_MS = 10_000;
+const SUMMARY_LINE_MS = 10_000;
 
 /** Addresses tallied between two lines: a flood from many addresses must not grow the tally without end. */
 const MAX_TALLIED = 1024;

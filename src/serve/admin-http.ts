@@ -131,7 +131,6 @@ export class AdminHttp {
     }
     sendJson(res, 404, { error: `no route ${path}` });
   }
-
 }
 
 function hostRefusal(host: string): string {
