@@ -38,6 +38,8 @@ export class Frontend implements WaitingOwner {
   readonly sessions = new SessionList<Session>();
   /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
   private readonly waiting: Waiting[] = [];
+  /** admitWaiting is running (see there). */
+  private admitting = false;
   readonly rejected: Record<RejectReason, number> = { full: 0, timeout: 0, stopping: 0 };
   acceptErrors = 0;
   private listener: ListenHandle | null = null;
@@ -145,9 +147,17 @@ export class Frontend implements WaitingOwner {
 
   /** Waiting clients take the session slots free under maxconn, oldest first (also after a reload changed it). */
   admitWaiting(): void {
-    while (this.waiting.length > 0 && (this.cfg.maxconn === 0 || this.sessions.size < this.cfg.maxconn)) {
-      const w = this.waiting.shift()!;
-      this.begin(w.take(), w.peer, w.early, w.eof);
+    // With no usable server a session ends inside begin(), and its end calls this again: the loop
+    // below admits the next client instead, or a long wait list overflowed the stack (a crash).
+    if (this.admitting) return;
+    this.admitting = true;
+    try {
+      while (this.waiting.length > 0 && (this.cfg.maxconn === 0 || this.sessions.size < this.cfg.maxconn)) {
+        const w = this.waiting.shift()!;
+        this.begin(w.take(), w.peer, w.early, w.eof);
+      }
+    } finally {
+      this.admitting = false;
     }
   }
 

@@ -297,6 +297,26 @@ describe('maxconn and the bounded queue', () => {
     expect(fe.sessions.size).toBe(2);
   });
 
+  // Each waiting client's session ends inside its own start when no server is usable, and ending
+  // a session admits the next client: a long wait list used to go one call deeper per client.
+  it('frontend maxconn: 1500 waiting clients whose turn comes while no server is usable are each turned away, and licgate keeps running', async () => {
+    sims = await startSimulators(['s1']);
+    const d = await startDaemon(config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '60s', maxQueue: 2000 }));
+    daemon = d;
+    const fe = d.frontends[0]!;
+    const port = fe.address().port;
+    const a = hello(port);
+    await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
+    const waiting = Array.from({ length: 1500 }, () => hello(port));
+    await waitFor(() => fe.queued === waiting.length, { timeoutMs: 20_000, what: `${waiting.length} clients waiting` });
+    d.model.backend('b')!.server('s1')!.setAdmin('maint', 'test: no usable server when their turn comes');
+    a.sock.end();
+    await waitFor(() => waiting.every((c) => c.closed()), { timeoutMs: 20_000, what: 'every waiting client closed' });
+    const text = await d.metrics.render();
+    expect([fe.queued, fe.sessions.size, sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end: 'no-server' })]).toEqual([0, 0, waiting.length]);
+    expect(waiting.filter((c) => c.reply() !== '')).toEqual([]);
+  });
+
   it('frontend maxconn: a client past max_queue and one whose wait passes queue_timeout are counted as turned away, reason full and timeout (what LicgateFrontendRejecting reads)', async () => {
     sims = await startSimulators(['s1']);
     const d = await startDaemon(config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '300ms', maxQueue: 1 }));
