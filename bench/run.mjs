@@ -14,12 +14,13 @@
 //                                               fault, and seconds to wait for a switch; bench/failover.mjs)
 //
 // Undocumented on purpose (validation aid): --licgate-cmd "CMD" runs `CMD --config FILE` instead of
-// `node FLAGS dist/cli/main.js run --config FILE`, e.g. --licgate-cmd "node bench/pipe-proxy.mjs".
-// FLAGS are the Node flags of licgate's launcher line (`#!/usr/bin/env -S node FLAGS` in
-// dist/cli/main.js, which is how systemd and the npm bin start it), run with this script's Node; the
-// stand-ins (--with-relay: licgate's relay alone, bench/handle-relay.mjs; --with-native: a relay in
-// C on Node's loop, bench/native-relay.mjs, compiled with cc; --with-pipe: a bare pipe() proxy,
-// bench/pipe-proxy.mjs) get the same flags, so the Node columns differ only in their code.
+// `node FLAGS dist/cli/licgate.cjs run --config FILE`, e.g.
+// --licgate-cmd "node bench/pipe-proxy.mjs". FLAGS are the Node flags of licgate's launcher line
+// (`#!/usr/bin/env -S node FLAGS` in dist/cli/licgate.cjs, which is how systemd and the npm bin
+// start it), run with this script's Node; the stand-ins (--with-relay: licgate's relay alone,
+// bench/handle-relay.mjs; --with-native: a relay in C on Node's loop, bench/native-relay.mjs,
+// compiled with cc; --with-pipe: a bare pipe() proxy, bench/pipe-proxy.mjs) get the same flags, so
+// the Node columns differ only in their code.
 //
 // Needs: haproxy, nginx, wrk, iperf3, h2load (nghttp2-client), taskset (util-linux); for
 // --with-native a C compiler (cc, or $CC) and this Node's headers; root + iptables
@@ -157,7 +158,7 @@ let cleaning = false;
 
 const shq = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${String(s).replace(/'/g, `'\\''`)}'`);
 /** This script's Node with the flags of licgate's launcher line (see the header). */
-const NODE_AS_SHIPPED = [process.execPath, ...launcherFlags(path.join(ROOT, 'dist', 'cli', 'main.js'))].map(shq).join(' ');
+const NODE_AS_SHIPPED = [process.execPath, ...launcherFlags(path.join(ROOT, 'dist', 'cli', 'licgate.cjs'))].map(shq).join(' ');
 function launcherFlags(main) {
   let first = '';
   try {
@@ -897,7 +898,7 @@ async function main() {
     if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) die(`${bin} not found in PATH`);
   }
 
-  const licgateMain = path.join(ROOT, 'dist', 'cli', 'main.js');
+  const licgateMain = path.join(ROOT, 'dist', 'cli', 'licgate.cjs');
   if (!fs.existsSync(licgateMain)) {
     // The relay column runs licgate's built relay too (bench/handle-relay.mjs imports dist/).
     const unbuilt = TARGETS.filter((t) => t === 'relay' || (t === 'licgate' && !opt['licgate-cmd']));
@@ -1120,7 +1121,7 @@ async function main() {
   const behind = rows.filter((r) => r.rate?.warning);
   const out = [
     '',
-    `licgate bench — ${meta.date} · nproc ${NPROC} · node ${meta.node} · haproxy ${haproxyVersion} · ${meta.nginx} · medians of ${[...(PERF ? [`${ROUNDS} round(s)`] : []), ...(fo ? [`${FAILOVER_ROUNDS} failover run(s)`] : [])].join(', ') || 'nothing'} · pinning: ${meta.pin} · licgate runs as \`${opt['licgate-cmd'] ?? `node ${launcherFlags(path.join(ROOT, 'dist', 'cli', 'main.js')).join(' ')} dist/cli/main.js run`.replace(/ +/g, ' ')}\``,
+    `licgate bench — ${meta.date} · nproc ${NPROC} · node ${meta.node} · haproxy ${haproxyVersion} · ${meta.nginx} · medians of ${[...(PERF ? [`${ROUNDS} round(s)`] : []), ...(fo ? [`${FAILOVER_ROUNDS} failover run(s)`] : [])].join(', ') || 'nothing'} · pinning: ${meta.pin} · licgate runs as \`${opt['licgate-cmd'] ?? `node ${launcherFlags(path.join(ROOT, 'dist', 'cli', 'licgate.cjs')).join(' ')} dist/cli/licgate.cjs run`.replace(/ +/g, ' ')}\``,
     `command: \`${command}\``,
     '',
     ...lines,

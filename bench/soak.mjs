@@ -82,7 +82,7 @@ ${servers.join('\n')}
 `);
 }
 writeConfig(0);
-const lg = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'run', '--config', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+const lg = spawn(process.execPath, [join(root, 'dist/cli/licgate.cjs'), 'run', '--config', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
 children.push(lg);
 let lgLog = '';
 lg.stderr.on('data', (d) => (lgLog += d));

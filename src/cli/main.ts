@@ -1,8 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
-// --max-semi-space-size=1 (MiB): V8 grows the young generation to 16 MiB per semi-space under load,
-// and a proxy's short-lived per-session garbage then costs ~2 KB of RSS per held connection and
-// multi-millisecond scavenges that show as p99 latency. `npm run bench` measures both ways
-// (commit message of this line). systemd and the npm bin start licgate through this line.
+// Loaded by licgate.cjs (the npm bin), which sizes libuv's thread pool first: see there.
 import { LicgateError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { Command } from './command.js';

@@ -18,8 +18,8 @@ const LOOKUP_TIMEOUT_MS = 2000;
  * (the default pool) both serve server names, as before: one fewer would look names up one at a
  * time, and a silent DR site's name would hold back the first address of every other server, which
  * the service needs more than a webhook. The pool's size is read as libuv reads it, from
- * UV_THREADPOOL_SIZE in the environment licgate starts with: Node 20's ESM loader starts the pool
- * before licgate's code runs, so it cannot be raised from inside (the systemd unit sets 8).
+ * UV_THREADPOOL_SIZE as the pool started: `licgate run`'s entry (src/cli/licgate.cts) sets 8 before
+ * that unless the environment sets a number, so server names take three of its four lookup threads.
  */
 export function lookupsAtOnce(poolSize = process.env.UV_THREADPOOL_SIZE): number {
   // As libuv's init_threads(): 4 when unset, else atoi(), 0 taken as 1, and at most 1024 (a

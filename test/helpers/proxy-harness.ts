@@ -7,9 +7,9 @@
  *   afterEach(() => stopAll());
  *
  * `startProxy` writes the YAML to a temp dir (adding an admin listener on 127.0.0.1:0, JSON logs and a
- * short shutdown grace unless the text sets them), spawns `node dist/cli/main.js run --config F`,
- * learns the admin port from the "licgate started" log line (no free-port race), reads the frontend
- * ports from GET /status and, by default, waits for GET /ready to answer 200.
+ * short shutdown grace unless the text sets them), spawns `node dist/cli/licgate.cjs run --config F`
+ * (the npm bin), learns the admin port from the "licgate started" log line (no free-port race),
+ * reads the frontend ports from GET /status and, by default, waits for GET /ready to answer 200.
  * `startSimulator` spawns `licgate simulate` the same way, so a test can SIGKILL a license server.
  * Every process started here is tracked; `stopAll()` stops them all, even after a failed test.
  */
@@ -25,7 +25,7 @@ import { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { waitFor } from './wait-for.js';
 
 /** The build under test; LICGATE_TEST_CLI runs the suite against another build (e.g. an older commit's). */
-export const CLI = process.env.LICGATE_TEST_CLI ?? fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+export const CLI = process.env.LICGATE_TEST_CLI ?? fileURLToPath(new URL('../../dist/cli/licgate.cjs', import.meta.url));
 
 /** A JSON log line of the daemon (pino). */
 export type LogLine = Record<string, unknown> & { msg?: string; time?: string; level?: number };

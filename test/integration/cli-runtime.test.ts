@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/proxy-harness.js';
+import { runCli, startProxy } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'licgate-runtime-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,5 +55,31 @@ process.binding = (name) => {
     const r = await runCli(['validate', '--config', config], 20_000, env);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
+  });
+});
+
+describe("licgate run's libuv thread pool", () => {
+  /**
+   * The threads of a `licgate run` whose pool has started (its lookup of localhost answered), with
+   * UV_THREADPOOL_SIZE as `size` says (undefined: not in its environment at all).
+   */
+  async function threadsOnceLookedUp(size: string | undefined): Promise<number> {
+    // env execs licgate: its pid is licgate's.
+    const env = ['env', '-u', 'UV_THREADPOOL_SIZE', ...(size === undefined ? [] : [`UV_THREADPOOL_SIZE=${size}`])];
+    const p = await startProxy('frontends: []\nbackends:\n  - { name: b, check: { type: none }, servers: [{ name: a, address: "localhost:9" }] }\n', { wrapper: env, waitReady: false });
+    try {
+      await waitFor(() => p.logs.some((l) => String(l.msg).startsWith('localhost resolves to ')), { timeoutMs: 15_000, what: 'the lookup of localhost logged' });
+      return readdirSync(`/proc/${p.child.pid}/task`).length;
+    } finally {
+      await p.stop();
+    }
+  }
+
+  it('has 8 threads when the environment sets no UV_THREADPOOL_SIZE (or one libuv takes as 1), and as many as it sets otherwise', async () => {
+    // Node's own threads are the same in every run: the differences are the pool's.
+    const four = await threadsOnceLookedUp('4');
+    expect(await threadsOnceLookedUp('5')).toBe(four + 1);
+    expect(await threadsOnceLookedUp(undefined)).toBe(four + 4);
+    expect(await threadsOnceLookedUp('')).toBe(four + 4);
   });
 });

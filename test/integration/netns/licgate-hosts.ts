@@ -1,7 +1,7 @@
 /**
  * Real licgate processes on lab hosts: the proxy (`licgate run`) on the load-balancer hosts and
  * simulated license servers (`licgate simulate`) on the license-server hosts, both from the built
- * CLI (dist/cli/main.js; build with `npx tsc -p .`). The admin API listens on 127.0.0.1 inside
+ * CLI (dist/cli/licgate.cjs; build with `npx tsc -p .`). The admin API listens on 127.0.0.1 inside
  * each namespace, so it is reached with curl run in that namespace.
  */
 import { existsSync } from 'node:fs';
@@ -11,7 +11,7 @@ import type { Lab, LabProcess } from './lab.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-export const LICGATE_MAIN = join(REPO, 'dist', 'cli', 'main.js');
+export const LICGATE_MAIN = join(REPO, 'dist', 'cli', 'licgate.cjs');
 export const ADMIN_PORT = 8404;
 export const LICENSE_PORT = 27000;
 
