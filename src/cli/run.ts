@@ -2,6 +2,9 @@ import { loadConfigFile } from '../config/load.js';
 import { Daemon } from '../daemon.js';
 import { ConfigError, ListenError, StopBeganError } from '../errors.js';
 import { createLogger } from '../observe/log.js';
+import { SystemdNotify } from '../observe/systemd-notify.js';
+import type { ReloadOutcome } from '../reload.js';
+import { formatHostPort } from '../config/address.js';
 import { help, parse, required, type Command } from './command.js';
 
 export const run: Command = {
@@ -23,14 +26,21 @@ export const run: Command = {
       throw e;
     }
     const log = createLogger(cfg.log);
+    // Before the daemon: it takes NOTIFY_SOCKET out of the environment exec checks inherit.
+    const notify = new SystemdNotify(log);
     const daemon = new Daemon(cfg, log);
     // Handlers before start-up: it binds the admin listener (/health answers) and then waits on DNS,
     // and a SIGHUP without a handler kills the process, a `systemctl reload` just after a start that
     // Restart=on-failure does not undo. A reload or shutdown asked for meanwhile waits for start-up
     // (Daemon runs them in turn).
-    const stopped = runUntilSignal(daemon);
+    const stopped = runUntilSignal(daemon, undefined, notify);
     try {
       await daemon.start();
+      // Ready once every listener is bound and server names have their first address, not after the
+      // first health checks: those take up to a check's timeout, and /health and /ready (what
+      // keepalived and HAProxy follow) say when the servers are up. A stop begun meanwhile has
+      // sent STOPPING=1 already.
+      if (!daemon.shuttingDown) notify.ready(systemdStatus(daemon));
     } catch (e) {
       // A signal stopped it while start-up waited on a listen host: the stop's exit, not start-up's.
       if (e instanceof StopBeganError) {
@@ -47,8 +57,23 @@ export const run: Command = {
   },
 };
 
+/**
+ * `systemctl status`'s line: where licgate listens, and what the last reload refused (the file on
+ * disk is then not the config in force). One line: a newline in a YAML error's excerpt would start
+ * another VAR=value field of the message.
+ */
+function systemdStatus(daemon: Daemon, reload?: ReloadOutcome): string {
+  const at = (a: { address: string; port: number }): string => formatHostPort({ host: a.address, port: a.port });
+  const listening = daemon.frontends.map((f) => `${f.name} ${at(f.address())}`);
+  if (daemon.statusResponder) listening.push(`status ${at(daemon.statusResponder.address())}`);
+  if (daemon.agentResponder) listening.push(`agent ${at(daemon.agentResponder.address())}`);
+  if (daemon.admin) listening.push(`admin ${at(daemon.admin.address())}`);
+  const refused = reload && !reload.ok ? `; last reload refused, running the previous config: ${reload.errors[0] ?? ''}` : '';
+  return `listening: ${listening.join(', ')}${refused}`.replace(/\s+/g, ' ').slice(0, 400);
+}
+
 /** Resolves with the exit code once a signal has stopped the daemon. */
-export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>): Promise<number> {
+export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>, notify?: SystemdNotify): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
@@ -58,6 +83,7 @@ export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>): Pr
       }
       stopping = true;
       daemon.log.info({ signal }, 'signal received');
+      notify?.stopping();
       void daemon
         .shutdown()
         .then(() => onStop?.())
@@ -72,7 +98,11 @@ export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>): Pr
     // Reload: the daemon logs the outcome (one line) and keeps the old config when the new one is bad.
     process.on('SIGHUP', () => {
       daemon.log.info({ signal: 'SIGHUP' }, 'signal received');
-      void daemon.reload('SIGHUP');
+      // After STOPPING=1 the reload is refused, and READY=1 would tell systemd licgate runs again.
+      if (!stopping) notify?.reloading();
+      void daemon.reload('SIGHUP').then((outcome) => {
+        if (!stopping) notify?.ready(systemdStatus(daemon, outcome));
+      });
     });
     // Unhandled, SIGUSR1 makes Node open its inspector on 127.0.0.1:9229, where any local user could
     // run code as licgate, and SIGUSR2 kills the daemon; both are sent by habit (reopen logs, dump

@@ -39,6 +39,7 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   prometheus: 'prometheus',
   chromium: 'chromium',
   'systemd-analyze': 'systemd',
+  'systemd-notify': 'systemd',
 };
 
 /** Where tools are looked up: $PATH plus the sbin directories a non-root $PATH often lacks. */

@@ -41,13 +41,15 @@ describe('systemd/licgate.service', () => {
 
   it('systemd-analyze verify catches a broken unit (the check is real)', (ctx) => {
     requireTools(['systemd-analyze'], ctx);
-    const r = verify(text.replace('Type=simple', 'Type=simpel'));
-    expect(r.out).toContain('simpel');
+    const r = verify(text.replace(/^Type=notify$/m, 'Type=notfy'));
+    expect(r.out).toContain('notfy');
   });
 
-  it('runs licgate in the foreground, reloads with SIGHUP, and is hardened', () => {
+  it('runs licgate in the foreground, waits for its READY=1, reloads with SIGHUP, and is hardened', () => {
     for (const line of [
-      'Type=simple',
+      // licgate's systemd-notify (a child process) says READY=1 (systemd-notify.test.ts).
+      'Type=notify',
+      'NotifyAccess=all',
       'ExecStart=/usr/bin/licgate run --config /etc/licgate/licgate.yaml',
       'ExecReload=/bin/kill -HUP $MAINPID',
       'Restart=on-failure',

@@ -1,11 +1,12 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, constants, linkSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
-import { CLI, startProxy, stopAll } from '../helpers/proxy-harness.js';
+import { spawnRun, type Exit } from '../helpers/licgate-run.js';
+import { startProxy, stopAll } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -25,33 +26,6 @@ backends:
     servers:
 ${servers}`;
 
-type Exit = { code: number | null; signal: string | null };
-
-/** `licgate run --config file`, its JSON log lines as they come, its stderr, and how it exited; SIGKILLed after the test. */
-function spawnRun(file: string, env?: NodeJS.ProcessEnv): { child: ChildProcess; logs: Record<string, unknown>[]; stderr: () => string; exit: () => Exit | null } {
-  const child = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
-  let exited: Exit | null = null;
-  child.on('exit', (code, signal) => (exited = { code, signal }));
-  cleanup.push(async () => {
-    if (exited !== null) return;
-    const gone = once(child, 'exit');
-    child.kill('SIGKILL');
-    await gone;
-  });
-  const logs: Record<string, unknown>[] = [];
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      logs.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-    }
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return { child, logs, stderr: () => stderr, exit: () => exited };
-}
-
 /**
  * `licgate run` held in start-up after its listeners are bound: the VRRP state file is a FIFO that
  * start-up reads last, so the admin /health already answers (as it does in production while server
@@ -65,7 +39,7 @@ async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: 
   const admin = await freePort();
   const file = join(dir, 'licgate.yaml');
   writeFileSync(file, config(admin, fifo, '      - { name: s1, address: 127.0.0.1:1 }\n'));
-  const { child, logs, exit } = spawnRun(file);
+  const { child, logs, exit } = spawnRun(file, cleanup);
   await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.status === 200, { timeoutMs: 15_000, what: 'GET /health → 200 during start-up' });
   expect(logs.find((l) => l.msg === 'licgate started')).toBeUndefined();
   // finish(): the path becomes a regular file with keepalived's line, and a writer opens the FIFO
@@ -164,7 +138,7 @@ backends:
     servers: [{ name: s1, address: "${server}" }]
 `,
     );
-    const { child, logs, stderr, exit } = spawnRun(file, { ...process.env, NODE_OPTIONS: `--require ${preload}` });
+    const { child, logs, stderr, exit } = spawnRun(file, cleanup, { ...process.env, NODE_OPTIONS: `--require ${preload}` });
     await waitFor(() => exit() ?? stderr().includes(`lookup held: ${held}`), { timeoutMs: 15_000, what: `start-up looking up ${held}, or an exit` });
     expect(exit()).toBeNull();
 

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { lmstatFixturePath } from '../helpers/lmstat-fixtures.js';
+import { notifySocket } from '../helpers/notify-socket.js';
 import { startProxy, stopAll } from '../helpers/proxy-harness.js';
+import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'licgate-sandbox-'));
@@ -103,5 +105,23 @@ backends:
 `, { waitReady: false, wrapper: [wrapper, '1,2,10'] });
     const s = await waitFor(async () => (await p.server('local', 'this-host')).last_check, { timeoutMs: 10_000, what: 'a first check' });
     expect(s, JSON.stringify(s)).toMatchObject({ ok: true });
+  });
+
+  it('let systemd-notify reach NOTIFY_SOCKET (Type=notify: licgate is ready when it says so)', async () => {
+    requireTools(['systemd-notify']);
+    const sock = await notifySocket(scratch);
+    try {
+      const send = (families: string): string => {
+        const r = spawnSync(wrapper, [families, 'systemd-notify', '--ready'], { encoding: 'utf8', env: { ...process.env, NOTIFY_SOCKET: sock.path }, timeout: 10_000 });
+        return `${r.status} ${r.stderr}`;
+      };
+      expect(send(unitFamilies())).toBe('0 ');
+      await waitFor(() => sock.messages.length > 0, { timeoutMs: 5000, what: 'the message received' });
+      expect(sock.messages).toEqual([['READY=1']]);
+      // The filter is real: without AF_UNIX the message cannot go.
+      expect(send('2,10,16')).toMatch(/^1 .*Address family not supported/);
+    } finally {
+      await sock.close();
+    }
   });
 });
