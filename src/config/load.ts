@@ -42,7 +42,7 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   // A byte order mark is not part of line 1: yaml keeps it, and every column there would be one too high.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, merge: true });
   const r = new YamlReader(file, text, lines, doc);
   // With prettyErrors off, yaml sets only the offset (e.pos), not linePos.
   for (const e of doc.errors) r.issues.push(new ConfigIssue(r.at(e.pos[0]), `YAML syntax: ${e.message.split('\n')[0]}`));

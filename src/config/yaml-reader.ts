@@ -1,4 +1,4 @@
-import { isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node, type Pair } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { ConfigIssue, type SourcePosition } from '../errors.js';
 import { parseDuration } from './duration.js';
 import { parseHostPort, type HostPort } from './address.js';
@@ -55,7 +55,7 @@ export class YamlReader {
     node = this.deref(node);
     if (!isMap(node)) return this.error(node, `${what}: expected a mapping (key: value), found ${describe(node)}`);
     const out = new Map<string, Node | null>();
-    for (const pair of node.items) {
+    for (const [pair, merged] of this.mergedPairs(node, what, new Set())) {
       const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
       if (key === undefined) {
         this.error(pair as Pair, `${what}: expected a plain key`);
@@ -67,12 +67,41 @@ export class YamlReader {
         continue;
       }
       if (out.has(key)) {
-        this.error(pair.key as Node, `${what}: duplicate key "${key}"`);
+        if (!merged) this.error(pair.key as Node, `${what}: duplicate key "${key}"`);
         continue;
       }
       out.set(key, this.deref(pair.value));
     }
     return out;
+  }
+
+  /**
+   * A mapping's pairs with YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`) replaced by the pairs
+   * they bring in, after the mapping's own: the first of a key wins, so the mapping's own keys
+   * override merged ones, and an earlier merged mapping a later one, as the merge key type says.
+   * Merged pairs keep their nodes, so an error in one points where it is written.
+   */
+  private mergedPairs(node: YAMLMap, what: string, seen: Set<YAMLMap>): [Pair, merged: boolean][] {
+    seen.add(node);
+    const own: [Pair, boolean][] = [];
+    const merged: [Pair, boolean][] = [];
+    for (const pair of node.items) {
+      // Parsed with `merge: true`, yaml gives a plain `<<` key a symbol value; a quoted "<<" stays a string.
+      if (!isScalar(pair.key) || typeof pair.key.value !== 'symbol') {
+        own.push([pair, false]);
+        continue;
+      }
+      const value = this.deref(pair.value);
+      const sources = isSeq(value) ? value.items.map((n) => this.deref(n)) : [value];
+      for (const src of sources) {
+        if (!isMap(src)) {
+          this.error(src ?? (pair.key as Node), `${what}: YAML merge key "<<": expected a mapping, an alias of one (<<: *name) or a list of them, found ${describe(src)}`);
+          continue;
+        }
+        if (!seen.has(src)) merged.push(...this.mergedPairs(src, what, seen).map(([p]): [Pair, boolean] => [p, true]));
+      }
+    }
+    return [...own, ...merged];
   }
 
   seq(node: Node | null, what: string): (Node | null)[] | undefined {
@@ -147,7 +176,7 @@ export class YamlReader {
     if (!isMap(node)) return this.error(node, `${what}: expected a mapping of header names to strings, found ${describe(node)}`);
     const out: Record<string, string> = {};
     const seen = new Set<string>();
-    for (const pair of node.items) {
+    for (const [pair, merged] of this.mergedPairs(node, what, new Set())) {
       const key = pair.key as Node | null;
       const k = isScalar(key) ? String(key.value) : undefined;
       if (k === undefined || !HEADER_NAME.test(k)) {
@@ -155,6 +184,7 @@ export class YamlReader {
         continue;
       }
       if (seen.has(k.toLowerCase())) {
+        if (merged) continue;
         this.error(key, `${what}: duplicate header "${k}" (header names are not case-sensitive)`);
         continue;
       }

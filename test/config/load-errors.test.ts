@@ -233,6 +233,49 @@ backends:
     expect(shared.backends.map((b) => [b.check.type, b.check.inter])).toEqual([['status', 5000], ['status', 5000]]);
   });
 
+
+  it('YAML merge keys (<<: *anchor) share a check or a server between backends; the mapping\'s own keys win', () => {
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: flexlm
+    check: &status-check { type: status, port: 27100, inter: 2s, rise: 2 }
+    servers:
+      - &lic { name: lic1, address: "10.0.0.11:27000", weight: 100 }
+      - { <<: *lic, name: lic2, address: "10.0.0.12:27000" }
+  - name: flexlm-dr
+    check:
+      <<: *status-check
+      inter: 10s
+    servers:
+      - <<: [{ name: dr1, weight: 50 }, *lic]
+        address: "10.9.0.11:27000"
+`);
+    expect(cfg.backends.map((b) => [b.name, b.check.type, b.check.port, b.check.inter, b.check.rise])).toEqual([
+      ['flexlm', 'status', 27100, 2000, 2],
+      ['flexlm-dr', 'status', 27100, 10_000, 2],
+    ]);
+    expect(cfg.backends.flatMap((b) => b.servers.map((s) => [s.name, `${s.address.host}:${s.address.port}`, s.weight]))).toEqual([
+      ['lic1', '10.0.0.11:27000', 100],
+      ['lic2', '10.0.0.12:27000', 100],
+      ['dr1', '10.9.0.11:27000', 50],
+    ]);
+    // What is wrong in merged keys is reported where it is written; a merge of something that is not a mapping at the "<<".
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: flexlm
+    check: &status-check { type: status, intre: 2s }
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+  - name: dsls
+    check: { <<: *status-check, timeout: 1s }
+    servers: [{ name: b, address: "10.0.0.12:4085", <<: 5 }]
+`),
+    ).toEqual([
+      'lic.yaml:4:42: backend "flexlm".check: unknown key "intre" (did you mean "inter"?); expected one of type, inter, fastinter, downinter, rise, fall, timeout, port, send, expect, read_limit, path, expect_status, argv, exit_code, parse',
+      'lic.yaml:4:42: backend "dsls".check: unknown key "intre" (did you mean "inter"?); expected one of type, inter, fastinter, downinter, rise, fall, timeout, port, send, expect, read_limit, path, expect_status, argv, exit_code, parse',
+      'lic.yaml:8:57: backend "dsls".servers[0]: YAML merge key "<<": expected a mapping, an alias of one (<<: *name) or a list of them, found number 5',
+    ]);
+  });
   it('vrrp.state_file: an absolute path to a file, and required', () => {
     const rest = `status: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
     const want = 'an absolute file path (where licgate-vrrp-notify.sh writes, e.g. /run/licgate/vrrp-state)';
