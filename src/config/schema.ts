@@ -301,6 +301,22 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
 
 const CHECK_KEYS = ['type', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'timeout', 'port', 'send', 'expect', 'read_limit', 'path', 'expect_status', 'argv', 'exit_code', 'parse'];
 
+/** The check types that read each option; the rest would ignore it. */
+const CHECK_OPTION_TYPES: readonly (readonly [string, readonly CheckType[]])[] = [
+  ['argv', ['exec']],
+  ['parse', ['exec']],
+  ['exit_code', ['exec']],
+  ['path', ['http']],
+  ['expect_status', ['http']],
+  ['send', ['send-expect', 'agent']],
+  ['expect', ['send-expect', 'http', 'exec']],
+  ['read_limit', ['send-expect', 'status', 'http', 'exec', 'agent']],
+];
+
+function typesText(types: readonly string[]): string {
+  return types.length === 1 ? `type ${types[0]}` : `types ${types.slice(0, -1).join(', ')} and ${types[types.length - 1]}`;
+}
+
 export function readCheck(r: YamlReader, n: Node | null, what: string): CheckConfig | undefined {
   const m = n === null ? new Map<string, Node | null>() : r.map(n, what, CHECK_KEYS);
   if (!m) return undefined;
@@ -309,11 +325,14 @@ export function readCheck(r: YamlReader, n: Node | null, what: string): CheckCon
   const inter = get('inter', (v) => r.duration(v, `${what}.inter`, 10), DEFAULTS.check.inter);
   const argv = get('argv', (v) => nonEmpty(r, v, `${what}.argv`, r.stringList(v, `${what}.argv`), 'a command and its arguments, like [lmutil, lmstat, -a, -c, 27000@localhost]'), [] as string[]);
   if (type === 'exec' && !m.has('argv')) r.error(n, `${what}: type exec needs "argv", a list like [lmutil, lmstat, -a, -c, 27000@localhost]`);
-  if (type !== 'exec' && m.has('argv')) r.error(m.get('argv')!, `${what}.argv: only used by type exec`);
   if (type === 'send-expect' && !m.has('expect') && !m.has('send')) r.error(n, `${what}: type send-expect needs "send" and/or "expect"`);
-  // Options another check type would silently ignore are errors: a `parse: lmstat` that never runs looks configured but is not.
-  for (const [key, owner] of [['parse', 'exec'], ['exit_code', 'exec'], ['path', 'http'], ['expect_status', 'http']] as const) {
-    if (type !== owner && m.has(key)) r.error(m.get(key) ?? n, `${what}.${key}: only used by type ${owner}, but the type is ${type}`);
+  // Options another check type would silently ignore are errors: a `parse: lmstat` that never runs
+  // looks configured but is not, and HAProxy's tcp-check send/expect written on type tcp left a
+  // check that only connects. A misspelt type was reported already.
+  for (const [key, owners] of CHECK_OPTION_TYPES) {
+    if (type === undefined || owners.includes(type) || !m.has(key)) continue;
+    const hint = type === 'tcp' && (key === 'send' || key === 'expect') ? " (tcp-check's send/expect: type send-expect)" : '';
+    r.error(m.get(key) ?? n, `${what}.${key}: only used by ${typesText(owners)}, but the type is ${type}${hint}`);
   }
   if (type === 'exec' && m.has('parse') && m.has('exit_code')) {
     r.error(m.get('exit_code') ?? n, `${what}.exit_code: not used with "parse", which judges health from the output (lmutil exits 0 even when a server is down); remove one`);

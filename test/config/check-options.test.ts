@@ -140,6 +140,45 @@ expect_status: [200, 700]`)).toEqual([
     ]);
   });
 
+});
+
+describe('check options on a type that would ignore them', () => {
+  it('rejects send, expect and read_limit where the type never uses them, as HAProxy\'s tcp-check send/expect on type tcp', () => {
+    // An HAProxy admin writes tcp-check's send and expect on type tcp: the check then only connected, and
+    // a license server whose port accepts but whose lmgrd is hung stayed UP.
+    expect(issues(`
+type: tcp
+send: "STATUS\\r\\n"
+expect: "Server Status: Running"
+read_limit: 4096`)).toEqual([
+      `sidecar.yaml:${line(2)}:13: backend "flexlm".check.send: only used by types send-expect and agent, but the type is tcp (tcp-check's send/expect: type send-expect)`,
+      `sidecar.yaml:${line(3)}:15: backend "flexlm".check.expect: only used by types send-expect, http and exec, but the type is tcp (tcp-check's send/expect: type send-expect)`,
+      `sidecar.yaml:${line(4)}:19: backend "flexlm".check.read_limit: only used by types send-expect, status, http, exec and agent, but the type is tcp`,
+    ]);
+    // status sends its own STATUS line and expects its own answer.
+    expect(issues(`
+type: status
+expect: "Tier: active"`)).toEqual([
+      `sidecar.yaml:${line(2)}:15: backend "flexlm".check.expect: only used by types send-expect, http and exec, but the type is status`,
+    ]);
+    expect(issues(`
+type: exec
+argv: [lmutil, lmstat]
+send: "x"`)).toEqual([`sidecar.yaml:${line(3)}:13: backend "flexlm".check.send: only used by types send-expect and agent, but the type is exec`]);
+    // Where they are used, they are accepted.
+    expect(check('type: send-expect\nsend: "STATUS\\r\\n"\nexpect: Running\nread_limit: 4096')).toMatchObject({ send: 'STATUS\r\n', expect: { literal: 'Running' }, read_limit: 4096 });
+    expect(check('type: agent\nport: 27200\nsend: "flexlm\\n"').send).toBe('flexlm\n');
+    expect(check('type: http\nexpect: /ok/').expect).toEqual({ regex: /ok/ });
+  });
+
+  it('a misspelt type is one error, not one more for every option of the intended type', () => {
+    expect(issues(`
+type: exce
+argv: [lmutil, lmstat]
+parse: lmstat
+expect: UP`)).toEqual([`sidecar.yaml:${line(1)}:13: backend "flexlm".check.type: expected one of tcp | status | send-expect | http | exec | agent | none, found "exce" (did you mean "exec"?)`]);
+  });
+
   it('reports every misplaced option of a check in one pass', () => {
     expect(issues(`
 type: status
