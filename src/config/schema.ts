@@ -277,6 +277,14 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
   const servers = req(r, m, n, w, 'servers', (v) => r.seq(v, `${w}.servers`));
   if (servers && servers.length === 0) r.error(m.get('servers')!, `${w}.servers: expected at least one server`);
   const connectTimeout = get('connect_timeout', (v) => r.duration(v, `${w}.connect_timeout`, 1, 600_000), DEFAULTS.connectTimeout);
+  // Options of a feature the backend does not have would be read and never used: stick_ttl looks
+  // like FlexLM stickiness, but without "stick: source" there is no table.
+  for (const key of ['stick_ttl', 'stick_size']) {
+    if (m.has('stick') || !m.has(key)) continue;
+    const fix = m.has('balance') && r.scalar(m.get('balance')!) === 'source' ? ' ("balance: source" keeps no table); remove' : `; add "stick: source" (a FlexLM client's lmgrd and vendor connections must meet one server) or remove`;
+    r.error(m.get(key) ?? n, `${w}.${key}: sets the stick table of "stick: source", which this backend does not have${fix} ${key}`);
+  }
+  if (m.has('agent_inter') && !m.has('agent_port')) r.error(m.get('agent_inter') ?? n, `${w}.agent_inter: how often the agent on agent_port is read, but agent_port is not set (a check of type agent runs every inter)`);
   return r.mark({
     name: name!,
     balance: get('balance', (v) => r.oneOf(v, `${w}.balance`, ['roundrobin', 'leastconn', 'source'] as const), 'roundrobin'),

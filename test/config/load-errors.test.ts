@@ -276,6 +276,32 @@ backends:
       'lic.yaml:8:57: backend "dsls".servers[0]: YAML merge key "<<": expected a mapping, an alias of one (<<: *name) or a list of them, found number 5',
     ]);
   });
+  it('stick_ttl or stick_size without "stick: source", agent_inter without agent_port: options that would do nothing', () => {
+    // The admin meant FlexLM stickiness (stick_ttl: 8h) but left out "stick: source": the backend kept no
+    // table, and a client's vendor connection could go to another server than its lmgrd connection.
+    expect(
+      issues(`frontends:
+  - { name: lmgrd, listen: "0.0.0.0:27000", backend: flexlm }
+  - { name: vendor, listen: "0.0.0.0:27001", backend: flexlm, server_port: 27001 }
+backends:
+  - name: flexlm
+    stick_ttl: 8h
+    stick_size: 50000
+    agent_inter: 5s
+    servers: [{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }]
+  - name: hashed
+    balance: source
+    stick_ttl: 1h
+    servers: [{ name: c, address: "10.0.0.13:27000" }]
+`),
+    ).toEqual([
+      'lic.yaml:6:16: backend "flexlm".stick_ttl: sets the stick table of "stick: source", which this backend does not have; add "stick: source" (a FlexLM client\'s lmgrd and vendor connections must meet one server) or remove stick_ttl',
+      'lic.yaml:7:17: backend "flexlm".stick_size: sets the stick table of "stick: source", which this backend does not have; add "stick: source" (a FlexLM client\'s lmgrd and vendor connections must meet one server) or remove stick_size',
+      'lic.yaml:8:18: backend "flexlm".agent_inter: how often the agent on agent_port is read, but agent_port is not set (a check of type agent runs every inter)',
+      'lic.yaml:12:16: backend "hashed".stick_ttl: sets the stick table of "stick: source", which this backend does not have ("balance: source" keeps no table); remove stick_ttl',
+    ]);
+  });
+
   it('vrrp.state_file: an absolute path to a file, and required', () => {
     const rest = `status: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
     const want = 'an absolute file path (where licgate-vrrp-notify.sh writes, e.g. /run/licgate/vrrp-state)';
