@@ -48,7 +48,7 @@ describe('prometheus/alerts.yml', () => {
   it('passes promtool check rules', (ctx) => {
     requireTools(['promtool'], ctx);
     const r = promtool(['check', 'rules', 'alerts.yml']);
-    expect(r.out).toContain('SUCCESS: 13 rules found');
+    expect(r.out).toContain('SUCCESS: 14 rules found');
     expect(r.code).toBe(0);
   });
 
@@ -72,7 +72,7 @@ describe('prometheus/alerts.yml', () => {
     try {
       writeFileSync(join(dir, 'prometheus.yml'), block!.replace(cfg.rule_files[0]!, `${DIR}alerts.yml`));
       const r = spawnSync('promtool', ['check', 'config', 'prometheus.yml'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
-      expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS: 13 rules found');
+      expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS: 14 rules found');
       expect(r.status).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
