@@ -13,6 +13,8 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export class YamlReader {
   readonly issues: ConfigIssue[] = [];
   private readonly marks = new WeakMap<object, { node: Node | null; keys: Map<string, Node | null> }>();
+  /** For a map() result, the "<<" that brought in each merged key (see errorAt). */
+  private readonly mergedAt = new WeakMap<Map<string, Node | null>, Map<string, Node>>();
 
   constructor(readonly file: string, private readonly text: string, private readonly lines: LineCounter, readonly doc: Document) {}
 
@@ -41,7 +43,10 @@ export class YamlReader {
 
   errorAt(obj: object, key: string | null, message: string): void {
     const m = this.marks.get(obj);
-    this.error((key !== null ? m?.keys.get(key) : undefined) ?? m?.node ?? null, message);
+    // These checks judge a value where it is used: a merged one is at fault in the mapping that
+    // merged it (a second server taking the first's name), not at its anchor, shared by every use.
+    const at = key !== null && m ? (this.mergedAt.get(m.keys)?.get(key) ?? m.keys.get(key)) : undefined;
+    this.error(at ?? m?.node ?? null, message);
   }
 
   deref(node: unknown): Node | null {
@@ -55,6 +60,8 @@ export class YamlReader {
     node = this.deref(node);
     if (!isMap(node)) return this.error(node, `${what}: expected a mapping (key: value), found ${describe(node)}`);
     const out = new Map<string, Node | null>();
+    const mergedAt = new Map<string, Node>();
+    this.mergedAt.set(out, mergedAt);
     for (const [pair, merged] of this.mergedPairs(node, what, new Set())) {
       const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
       if (key === undefined) {
@@ -71,6 +78,7 @@ export class YamlReader {
         continue;
       }
       out.set(key, this.deref(pair.value));
+      if (merged) mergedAt.set(key, merged);
     }
     return out;
   }
@@ -79,16 +87,17 @@ export class YamlReader {
    * A mapping's pairs with YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`) replaced by the pairs
    * they bring in, after the mapping's own: the first of a key wins, so the mapping's own keys
    * override merged ones, and an earlier merged mapping a later one, as the merge key type says.
-   * Merged pairs keep their nodes, so an error in one points where it is written.
+   * Merged pairs keep their nodes, so an error in one points where it is written; each comes with
+   * the `<<` key of `node` that brought it in (null for its own).
    */
-  private mergedPairs(node: YAMLMap, what: string, seen: Set<YAMLMap>): [Pair, merged: boolean][] {
+  private mergedPairs(node: YAMLMap, what: string, seen: Set<YAMLMap>): [Pair, mergedAt: Node | null][] {
     seen.add(node);
-    const own: [Pair, boolean][] = [];
-    const merged: [Pair, boolean][] = [];
+    const own: [Pair, Node | null][] = [];
+    const merged: [Pair, Node | null][] = [];
     for (const pair of node.items) {
       // Parsed with `merge: true`, yaml gives a plain `<<` key a symbol value; a quoted "<<" stays a string.
       if (!isScalar(pair.key) || typeof pair.key.value !== 'symbol') {
-        own.push([pair, false]);
+        own.push([pair, null]);
         continue;
       }
       const value = this.deref(pair.value);
@@ -98,7 +107,7 @@ export class YamlReader {
           this.error(src ?? (pair.key as Node), `${what}: YAML merge key "<<": expected a mapping, an alias of one (<<: *name) or a list of them, found ${describe(src)}`);
           continue;
         }
-        if (!seen.has(src)) merged.push(...this.mergedPairs(src, what, seen).map(([p]): [Pair, boolean] => [p, true]));
+        if (!seen.has(src)) merged.push(...this.mergedPairs(src, what, seen).map(([p]): [Pair, Node] => [p, pair.key as Node]));
       }
     }
     return [...own, ...merged];

@@ -302,6 +302,29 @@ backends:
     ]);
   });
 
+  it('a name or listen address a merge key brings in, and that clashes where it is merged, is reported at that "<<", once per mapping', () => {
+    // The anchor itself is fine: each mapping that merges it without its own name is not. Reported
+    // at the anchor, both errors named the same line and column, the first server, which is right.
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+frontends:
+  - &fe { name: lmgrd, listen: "0.0.0.0:27000", backend: flexlm }
+  - { <<: *fe, name: vendor }
+backends:
+  - name: flexlm
+    servers:
+      - &lic { name: lic1, address: "10.0.0.11:27000", weight: 100 }
+      - { <<: *lic, address: "10.0.0.12:27000" }
+      - <<: *lic
+        address: "10.0.0.13:27000"
+`),
+    ).toEqual([
+      'lic.yaml:9:11: backend "flexlm": duplicate server name "lic1"',
+      'lic.yaml:10:9: backend "flexlm": duplicate server name "lic1"',
+      'lic.yaml:4:7: frontend "vendor": listen address 0.0.0.0:27000 is already used by frontend "lmgrd"',
+    ]);
+  });
+
   it('vrrp.state_file: an absolute path to a file, and required', () => {
     const rest = `status: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
     const want = 'an absolute file path (where licgate-vrrp-notify.sh writes, e.g. /run/licgate/vrrp-state)';
