@@ -33,6 +33,12 @@ import { ControlRefusals, type ControlListener } from './observe/control-refusal
 import { PeerEventSummary } from './observe/peer-event-summary.js';
 import type { OnRefused } from './io/peers-by-address.js';
 
+/** See Daemon.reloadWatcher. */
+export interface ReloadWatcher {
+  reloading(): void;
+  settled(outcome: ReloadOutcome): void;
+}
+
 /**
  * Builds everything a config declares and owns its lifecycle. Data flows one way: the config
  * builds the model; checks write health into it; frontends and responders read it.
@@ -54,6 +60,8 @@ export class Daemon implements DaemonView {
   agentResponder: AgentResponder | null = null;
   readonly agentSchedulers: AgentScheduler[] = [];
   admin: AdminHttp | null = null;
+  /** Told when a reload (SIGHUP or POST /admin/reload) is asked for and when it has settled; not once the stop has begun. */
+  reloadWatcher: ReloadWatcher | null = null;
 
   readonly metrics: Metrics;
   readonly notifier: Notifier;
@@ -160,7 +168,12 @@ export class Daemon implements DaemonView {
 
   /** SIGHUP and POST /admin/reload: one reload at a time, in order (see src/reload.ts). */
   reload(trigger: string): Promise<ReloadOutcome> {
-    return this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger, this.reread));
+    const watcher = this.shuttingDown ? null : this.reloadWatcher;
+    watcher?.reloading();
+    const outcome = this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger, this.reread));
+    // A stop begun meanwhile refused it, and told the watcher's end (STOPPING=1) already.
+    if (watcher) void outcome.then((o) => this.shuttingDown || watcher.settled(o), () => undefined);
+    return outcome;
   }
 
   /** What start-up and reloads bind with: the daemon's lookup, given up when the stop begins. */

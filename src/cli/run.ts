@@ -29,6 +29,7 @@ export const run: Command = {
     // Before the daemon: it takes NOTIFY_SOCKET out of the environment exec checks inherit.
     const notify = new SystemdNotify(log);
     const daemon = new Daemon(cfg, log);
+    daemon.reloadWatcher = { reloading: () => notify.reloading(), settled: (outcome) => notify.ready(systemdStatus(daemon, outcome)) };
     // Handlers before start-up: it binds the admin listener (/health answers) and then waits on DNS,
     // and a SIGHUP without a handler kills the process, a `systemctl reload` just after a start that
     // Restart=on-failure does not undo. A reload or shutdown asked for meanwhile waits for start-up
@@ -98,11 +99,7 @@ export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>, not
     // Reload: the daemon logs the outcome (one line) and keeps the old config when the new one is bad.
     process.on('SIGHUP', () => {
       daemon.log.info({ signal: 'SIGHUP' }, 'signal received');
-      // After STOPPING=1 the reload is refused, and READY=1 would tell systemd licgate runs again.
-      if (!stopping) notify?.reloading();
-      void daemon.reload('SIGHUP').then((outcome) => {
-        if (!stopping) notify?.ready(systemdStatus(daemon, outcome));
-      });
+      void daemon.reload('SIGHUP');
     });
     // Unhandled, SIGUSR1 makes Node open its inspector on 127.0.0.1:9229, where any local user could
     // run code as licgate, and SIGUSR2 kills the daemon; both are sent by habit (reopen logs, dump

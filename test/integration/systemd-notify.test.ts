@@ -110,6 +110,28 @@ describe('licgate run under systemd (NOTIFY_SOCKET)', () => {
     expect(p.logs.filter((l) => String(l.msg).startsWith('could not tell systemd'))).toEqual([]);
   });
 
+  it('a reload through POST /admin/reload is framed by RELOADING=1 and READY=1 too, its STATUS naming the new listener', async () => {
+    const sock = await receiver();
+    const [admin, lmgrd, vendor] = [await freePort(), await freePort(), await freePort()];
+    const token = join(scratch, 'token');
+    writeFileSync(token, 'reload-token-0123456789', { mode: 0o600 });
+    const withToken = (f: string): string => {
+      writeFileSync(f, readFileSync(f, 'utf8').replace(`admin: { listen: "127.0.0.1:${admin}" }`, `admin: { listen: "127.0.0.1:${admin}", token_file: ${token} }`));
+      return f;
+    };
+    const file = withToken(writeConfig('admin-reload', admin, { lmgrd }));
+    const p = run(file, { NOTIFY_SOCKET: sock.path });
+    await waitFor(() => sock.messages.some((m) => has(m, 'READY=1')), { timeoutMs: 15_000, what: 'READY=1' });
+    withToken(writeConfig('admin-reload', admin, { lmgrd, vendor }));
+    const res = await fetch(`http://127.0.0.1:${admin}/admin/reload`, { method: 'POST', headers: { authorization: 'Bearer reload-token-0123456789' } });
+    expect(res.status).toBe(200);
+    await waitFor(() => sock.messages.filter((m) => has(m, 'READY=1')).length === 2, { timeoutMs: 10_000, what: 'READY=1 after the admin reload' });
+    expect(sock.messages.map((m) => m.filter((f) => !f.startsWith('STATUS=')))).toEqual([['READY=1'], ['RELOADING=1'], ['READY=1']]);
+    expect(status(sock.messages.at(-1))).toBe(`listening: lmgrd 127.0.0.1:${lmgrd}, vendor 127.0.0.1:${vendor}, admin 127.0.0.1:${admin}`);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+  });
+
   it('no READY=1 for a config that fails (exit 2) or a listener that cannot bind (exit 1)', async () => {
     const sock = await receiver();
     const bad = join(scratch, 'bad.yaml');
