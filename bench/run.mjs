@@ -20,7 +20,8 @@
 // start it), run with this script's Node; the stand-ins (--with-relay: licgate's relay alone,
 // bench/handle-relay.mjs; --with-native: a relay in C on Node's loop, bench/native-relay.mjs,
 // compiled with cc; --with-pipe: a bare pipe() proxy, bench/pipe-proxy.mjs) get the same flags, so
-// the Node columns differ only in their code.
+// the Node columns differ only in their code (and licgate's libuv pool of 8 threads, which licgate.cjs
+// sets for its host name lookups; the data path does not use the pool).
 //
 // Needs: haproxy, nginx, wrk, iperf3, h2load (nghttp2-client), taskset (util-linux); for
 // --with-native a C compiler (cc, or $CC) and this Node's headers; root + iptables
