@@ -4,6 +4,7 @@ import { LeastConn } from '../balance/least-conn.js';
 import { SmoothRoundRobin } from '../balance/smooth-round-robin.js';
 import { SourceHash } from '../balance/source-hash.js';
 import { StickTable } from '../balance/stick-table.js';
+import { IntrusiveList, type Linked } from '../io/intrusive-list.js';
 import { tierName, type ModelEvents } from './events.js';
 import { Server } from './server.js';
 
@@ -21,10 +22,14 @@ export class Backend {
   servingTier: number | null = null;
   private readonly tiers: { tier: number; servers: Server[] }[];
   private readonly balancer: Balancer;
-  /** Connections waiting for a slot while every eligible server is at its maxconn (FIFO). */
-  private readonly queue: QueuedConnect[] = [];
+  /**
+   * Connections waiting for a slot while every eligible server is at its maxconn (FIFO). Linked
+   * lists, so that a connection leaving (its client gone, its queue_timeout) is unlinked in O(1):
+   * max_queue of them leaving at once searched and spliced an array in time square in its length.
+   */
+  private readonly queue = new IntrusiveList<QueuePlace>();
   /** Sticky clients waiting for a slot on their own server (HAProxy's per-server queue), FIFO each. */
-  private readonly serverQueues = new Map<Server, QueuedConnect[]>();
+  private readonly serverQueues = new Map<Server, IntrusiveList<QueuePlace>>();
   queueRejected = 0;
   queueTimeouts = 0;
   /** The backend of this name in the config a reload put in place (see adoptRuntime); null while this one runs. */
@@ -118,7 +123,7 @@ export class Backend {
     // first: they can go nowhere else.
     if (!s?.usable) return;
     const own = live.serverQueues.get(s);
-    if (own?.length) live.wakeOwn(s, own);
+    if (own?.size) live.wakeOwn(own);
     else live.wakeQueue();
   }
 
@@ -139,7 +144,7 @@ export class Backend {
    */
   serveQueue(): void {
     for (const [server, own] of this.serverQueues) {
-      for (let n = own.length; n > 0 && own.length > 0 && server.usable; n--) this.wakeOwn(server, own);
+      for (let n = own.size; n > 0 && own.size > 0 && server.usable; n--) this.wakeOwn(own);
     }
     this.wakeQueue();
   }
@@ -150,13 +155,22 @@ export class Backend {
    * per freed slot would leave the slot to new arrivals and the waiters behind to their queue_timeout.
    */
   private wakeQueue(): void {
-    for (let n = this.queue.length; n > 0 && this.queue.length > 0 && this.servers.some(isUsable); n--) this.queue.shift()!.wake();
+    for (let n = this.queue.size; n > 0 && this.queue.size > 0 && this.servers.some(isUsable); n--) this.unlink(this.queue.head!).wake();
   }
 
-  private wakeOwn(server: Server, own: QueuedConnect[]): void {
-    const w = own.shift()!;
-    if (own.length === 0) this.serverQueues.delete(server);
-    w.wake();
+  private wakeOwn(own: IntrusiveList<QueuePlace>): void {
+    this.unlink(own.head!).wake();
+  }
+
+  /** Takes `place` out of the queue it is in (and its server's entry with its last waiter); returns its connection. */
+  private unlink(place: QueuePlace): QueuedConnect {
+    const list = place.list;
+    if (list !== null) {
+      list.remove(place);
+      place.list = null;
+      if (list.size === 0 && place.server !== null && this.serverQueues.get(place.server) === list) this.serverQueues.delete(place.server);
+    }
+    return place.waiter;
   }
 
   /**
@@ -166,14 +180,15 @@ export class Backend {
   private redispatchOwn(server: Server): void {
     const own = this.serverQueues.get(server);
     if (!own) return;
+    // Detached first: a waiter placed on this server again joins a queue of its own.
     this.serverQueues.delete(server);
-    for (const w of own) w.wake();
+    for (let p = own.head; p !== null; p = own.head) this.unlink(p).wake();
   }
 
   /** Connections waiting for a slot: in the backend queue and on their sticky servers. */
   get queued(): number {
-    let n = this.queue.length;
-    for (const own of this.serverQueues.values()) n += own.length;
+    let n = this.queue.size;
+    for (const own of this.serverQueues.values()) n += own.size;
     return n;
   }
 
@@ -187,7 +202,7 @@ export class Backend {
       this.queueRejected++;
       return false;
     }
-    this.queue.push(waiter);
+    this.join(this.queue, null, waiter);
     return true;
   }
 
@@ -197,25 +212,27 @@ export class Backend {
       this.queueRejected++;
       return false;
     }
-    let own = this.serverQueues.get(server);
-    if (!own) this.serverQueues.set(server, (own = []));
-    own.push(waiter);
+    this.join(this.ownQueue(server), server, waiter);
     return true;
+  }
+
+  private ownQueue(server: Server): IntrusiveList<QueuePlace> {
+    let own = this.serverQueues.get(server);
+    if (!own) this.serverQueues.set(server, (own = new IntrusiveList()));
+    return own;
+  }
+
+  /** Appends `waiter` (out of any queue: a woken one was unlinked first) to `list`, `server`'s own queue or the backend's. */
+  private join(list: IntrusiveList<QueuePlace>, server: Server | null, waiter: QueuedConnect): void {
+    const place = (waiter.queuePlace ??= new QueuePlace(waiter));
+    place.list = list;
+    place.server = server;
+    list.push(place);
   }
 
   /** A queued connection gave up (client left, queue timeout). */
   dequeue(waiter: QueuedConnect, timedOut: boolean): void {
-    const i = this.queue.indexOf(waiter);
-    if (i >= 0) this.queue.splice(i, 1);
-    else {
-      for (const [server, own] of this.serverQueues) {
-        const j = own.indexOf(waiter);
-        if (j < 0) continue;
-        own.splice(j, 1);
-        if (own.length === 0) this.serverQueues.delete(server);
-        break;
-      }
-    }
+    if (waiter.queuePlace) this.unlink(waiter.queuePlace);
     if (timedOut) this.queueTimeouts++;
   }
 
@@ -256,14 +273,15 @@ export class Backend {
     // Queued connections wait here from now on, in their order: slots free up in this backend (see
     // release), and the reload may be what makes room. A sticky waiter whose server is gone joins
     // the backend queue, to be placed again like a removed server's waiters (redispatchOwn).
-    for (const w of old.queue) this.queue.push(movedTo(w, this));
-    for (const [server, own] of old.serverQueues) {
+    for (let p = old.queue.head; p !== null; p = old.queue.head) this.join(this.queue, null, movedTo(old.unlink(p), this));
+    for (const [server, own] of [...old.serverQueues]) {
       const s = this.server(server.name);
-      if (s) this.serverQueues.set(s, own.map((w) => movedTo(w, this)));
-      else for (const w of own) this.queue.push(movedTo(w, this));
+      for (let p = own.head; p !== null; p = own.head) {
+        const w = movedTo(old.unlink(p), this);
+        if (s) this.join(this.ownQueue(s), s, w);
+        else this.join(this.queue, null, w);
+      }
     }
-    old.queue.length = 0;
-    old.serverQueues.clear();
   }
 
   /** Serve from the right tier after a change (failback manual keeps the tier in use while it can serve). */
@@ -321,6 +339,21 @@ export interface QueuedConnect {
   wake(): void;
   /** A reload moved it to `backend`, its backend's successor (see adoptRuntime). */
   movedTo(backend: Backend): void;
+  /** Its place in a queue: made by the backend when it first queues, kept after. */
+  queuePlace?: QueuePlace | null;
+}
+
+/**
+ * A queued connection's links in its queue, apart from the connection: a Connector's own links
+ * belong to its race timer (a DeadlineList), and a connection that never queues allocates none.
+ */
+export class QueuePlace implements Linked<QueuePlace> {
+  listPrev: QueuePlace | null = null;
+  listNext: QueuePlace | null = null;
+  /** The queue it is in, null when in none; `server`: whose own queue that is, null for the backend's. */
+  list: IntrusiveList<QueuePlace> | null = null;
+  server: Server | null = null;
+  constructor(readonly waiter: QueuedConnect) {}
 }
 
 function movedTo(w: QueuedConnect, backend: Backend): QueuedConnect {

@@ -1,7 +1,7 @@
 import { errnoError, newConnectReq, newSocketHandle, type ConnectReq, type TcpHandle } from '../io/tcp-handle.js';
 import { deadlineList, type DeadlineList, type Expiring } from '../io/deadline-list.js';
 import { isLocalResourceError } from '../io/local-errors.js';
-import type { Backend } from '../model/backend.js';
+import type { Backend, QueuePlace } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 
 export const KEEPALIVE_DELAY_MS = 60_000;
@@ -78,6 +78,8 @@ export class Connector implements Expiring {
   private settled = false;
   private cancelled = false;
   private queueTimer: NodeJS.Timeout | null = null;
+  /** Its links in a backend queue, made by the backend the first time it queues. */
+  queuePlace: QueuePlace | null = null;
   /** The connect_timeout list of the attempts launched from now on (each keeps the one it joined). */
   private deadlines: DeadlineList;
   /** The race timer's list while it is armed (one list per delay value). */
