@@ -2,6 +2,7 @@ import { isIP, type AddressInfo } from 'node:net';
 import { formatHostPort } from '../config/address.js';
 import type { FrontendConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
+import { IntrusiveList } from '../io/intrusive-list.js';
 import { bindAddress, type BindOptions } from '../io/listen.js';
 import { replyAndClose } from '../io/reply-and-close.js';
 import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../io/tcp-handle.js';
@@ -36,8 +37,13 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 export class Frontend implements WaitingOwner {
   name: string;
   readonly sessions = new SessionList<Session>();
-  /** Accepted clients waiting for a session slot while `maxconn` sessions are open. */
-  private readonly waiting: Waiting[] = [];
+  /**
+   * Accepted clients waiting for a session slot while `maxconn` sessions are open, oldest first.
+   * Linked through the clients so that one leaving is unlinked in O(1): with an array, each of
+   * max_queue (10,000) clients leaving at once (a reset storm, a shared queue_timeout) searched and
+   * shifted the array, a cost that grows with the square of the wait list.
+   */
+  private readonly waiting = new IntrusiveList<Waiting>();
   /** admitWaiting is running (see there). */
   private admitting = false;
   readonly rejected: Record<RejectReason, number> = { full: 0, timeout: 0, stopping: 0 };
@@ -116,9 +122,12 @@ export class Frontend implements WaitingOwner {
     this.stopSweepsIfDone();
     // Clients still waiting for a session slot would otherwise start sessions during shutdown.
     // They are turned away like those whose wait timed out: every accepted client is counted once.
-    const dropped = this.waiting.length;
+    const dropped = this.waiting.size;
     this.rejected.stopping += dropped;
-    for (const w of this.waiting.splice(0)) w.drop();
+    for (let w = this.waiting.head; w !== null; w = this.waiting.head) {
+      this.waiting.remove(w);
+      w.drop();
+    }
     return dropped;
   }
 
@@ -152,8 +161,8 @@ export class Frontend implements WaitingOwner {
     if (this.admitting) return;
     this.admitting = true;
     try {
-      while (this.waiting.length > 0 && (this.cfg.maxconn === 0 || this.sessions.size < this.cfg.maxconn)) {
-        const w = this.waiting.shift()!;
+      for (let w = this.waiting.head; w !== null && (this.cfg.maxconn === 0 || this.sessions.size < this.cfg.maxconn); w = this.waiting.head) {
+        this.waiting.remove(w);
         this.begin(w.take(), w.peer, w.early, w.eof);
       }
     } finally {
@@ -162,7 +171,7 @@ export class Frontend implements WaitingOwner {
   }
 
   get queued(): number {
-    return this.waiting.length;
+    return this.waiting.size;
   }
 
   /**
@@ -182,7 +191,7 @@ export class Frontend implements WaitingOwner {
       return;
     }
     if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {
-      if (this.waiting.length >= this.backend.cfg.max_queue) {
+      if (this.waiting.size >= this.backend.cfg.max_queue) {
         this.rejected.full++;
         client.close();
         return;
@@ -238,9 +247,8 @@ export class Frontend implements WaitingOwner {
   }
 
   private unqueue(w: Waiting): boolean {
-    const i = this.waiting.indexOf(w);
-    if (i < 0) return false;
-    this.waiting.splice(i, 1);
+    if (!this.waiting.has(w)) return false;
+    this.waiting.remove(w);
     return true;
   }
 

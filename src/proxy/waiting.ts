@@ -1,4 +1,5 @@
 import { appendBytes } from '../io/append-bytes.js';
+import type { Linked } from '../io/intrusive-list.js';
 import { readOffset, readResult, UV_EOF, type TcpHandle } from '../io/tcp-handle.js';
 import type { ClientPeer } from './session.js';
 import { sniffStatus } from './status-sniff.js';
@@ -36,7 +37,10 @@ type WaitingHandle = TcpHandle & { [kWaiting]: Waiting };
  * license client sent is relayed as it is and it still waits for its slot. Reading stops at
  * WAITING_READ_LIMIT.
  */
-export class Waiting {
+export class Waiting implements Linked<Waiting> {
+  /** Its place in its frontend's wait list. */
+  listPrev: Waiting | null = null;
+  listNext: Waiting | null = null;
   private readonly timer: NodeJS.Timeout;
   readonly since = Date.now();
   /** Client bytes read while waiting, for the session: the first chunk itself, then a view of `store`. */

@@ -143,11 +143,11 @@ async function behindAFullSlot(at: 'frontend' | 'server') {
 }
 
 /**
- * What licgate has read from each client waiting at `fe`. The wait list is private: what licgate
- * read is not visible from outside before the client's turn.
+ * What licgate has read from the oldest client waiting at `fe`, or null. The wait list is private:
+ * what licgate read is not visible from outside before the client's turn.
  */
-function waitList(fe: Frontend): { early: Buffer | null }[] {
-  return (fe as unknown as { waiting: { early: Buffer | null }[] }).waiting;
+function firstWaiting(fe: Frontend): { early: Buffer | null } | null {
+  return (fe as unknown as { waiting: { head: { early: Buffer | null } | null } }).waiting.head;
 }
 
 /**
@@ -168,7 +168,7 @@ async function trickle(sock: Socket, bytes: Buffer, read: () => number, readLimi
 }
 
 /** What licgate has read from the first client waiting at `fe`. */
-const readWhileWaiting = (fe: Frontend) => (): number => waitList(fe)[0]?.early?.length ?? 0;
+const readWhileWaiting = (fe: Frontend) => (): number => firstWaiting(fe)?.early?.length ?? 0;
 
 async function statusOf(d: Daemon): Promise<Record<string, unknown>> {
   const res = await fetch(`http://127.0.0.1:${d.admin!.address().port}/status`);
@@ -400,8 +400,8 @@ describe('maxconn and the bounded queue', () => {
     const payload = randomBytes(1024 * 1024);
     w.end(payload);
     // Queued long enough for licgate to have read what it reads while w waits (the kernel holds the rest).
-    await waitFor(() => (waitList(fe)[0]?.early?.length ?? 0) > 0, { timeoutMs: 5000, what: "w's first bytes read while it waits" });
-    expect(waitList(fe)[0]!.early!.length).toBeLessThan(payload.length);
+    await waitFor(() => readWhileWaiting(fe)() > 0, { timeoutMs: 5000, what: "w's first bytes read while it waits" });
+    expect(readWhileWaiting(fe)()).toBeLessThan(payload.length);
     await served(payload);
   });
 
