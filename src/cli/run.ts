@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { loadConfigFile } from '../config/load.js';
 import { Daemon } from '../daemon.js';
 import { ConfigError, ListenError, StopBeganError } from '../errors.js';
@@ -80,7 +81,10 @@ export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>, not
     const stop = (signal: string): void => {
       if (stopping) {
         daemon.log.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
+        // 128 + the signal's number, as a shell reports a process the signal ended (143 for SIGTERM):
+        // the stop was asked for, not a failure (the unit's SuccessExitStatus lists these, so
+        // Restart=on-failure leaves it stopped), and exit() still runs the hook that flushes the log.
+        process.exit(128 + constants.signals[signal as NodeJS.Signals]);
       }
       stopping = true;
       daemon.log.info({ signal }, 'signal received');

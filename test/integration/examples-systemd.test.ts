@@ -54,6 +54,7 @@ describe('systemd/licgate.service', () => {
       'ExecReload=/bin/kill -HUP $MAINPID',
       'Restart=on-failure',
       'RestartPreventExitStatus=2',
+      'SuccessExitStatus=130 143',
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'ProtectHome=yes',

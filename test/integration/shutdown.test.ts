@@ -195,7 +195,7 @@ backends:
     );
   });
 
-  it('a second signal exits at once', async () => {
+  it('a second signal exits at once, with 128 + its number (143 for SIGTERM), a stop asked for and not a failure', async () => {
     const sim = await startSimulator('s1');
     const p = await startProxy(yaml(sim.port, '60s'));
     await held(p);
@@ -206,6 +206,8 @@ backends:
     p.child.kill('SIGTERM');
     const [code] = await exited;
     expect(performance.now() - t0).toBeLessThan(2000);
-    expect(code).toBe(1);
+    expect(code).toBe(143);
+    // The exit still flushes the log: the line saying why is there.
+    expect(p.logs.find((l) => l.msg === 'second signal: exiting now')).toMatchObject({ level: 40, signal: 'SIGTERM' });
   });
 });
