@@ -163,12 +163,12 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
     file: r.file,
     admin: opt('admin', (n) => readAdmin(r, n)),
     status: opt('status', (n) => {
-      const m = r.map(n, 'status', ['listen', 'backend']);
+      const m = r.section(n, 'status', ['listen', 'backend']);
       if (!m) return undefined;
       return r.mark({ listen: req(r, m, n, 'status', 'listen', (v) => r.hostPort(v, 'status.listen', { allowPortZero: true })), backend: m.has('backend') ? r.string(m.get('backend')!, 'status.backend') : null }, m, n);
     }),
     agent: opt('agent', (n) => {
-      const m = r.map(n, 'agent', ['listen', 'backend', 'server', 'weight_from']);
+      const m = r.section(n, 'agent', ['listen', 'backend', 'server', 'weight_from']);
       if (!m) return undefined;
       return r.mark({
         listen: req(r, m, n, 'agent', 'listen', (v) => r.hostPort(v, 'agent.listen', { allowPortZero: true })),
@@ -179,13 +179,13 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
     }),
     notify: opt('notify', (n) => readNotify(r, n)) ?? { webhooks: [] },
     vrrp: opt('vrrp', (n) => {
-      const m = r.map(n, 'vrrp', ['state_file']);
+      const m = r.section(n, 'vrrp', ['state_file']);
       if (!m) return undefined;
       const file = req(r, m, n, 'vrrp', 'state_file', (v) => r.string(v, 'vrrp.state_file', { pattern: /^\/.*[^/]$/, patternText: 'an absolute file path (where licgate-vrrp-notify.sh writes, e.g. /run/licgate/vrrp-state)' }));
       return file === undefined ? undefined : { state_file: file };
     }),
     log: opt('log', (n) => {
-      const m = r.map(n, 'log', ['level', 'format']);
+      const m = r.section(n, 'log', ['level', 'format']);
       if (!m) return undefined;
       return {
         level: m.has('level') ? r.oneOf(m.get('level')!, 'log.level', LOG_LEVELS) : 'info',
@@ -194,8 +194,8 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
     }) ?? { level: 'info', format: 'json' },
     shutdown_grace: opt('shutdown_grace', (n) => r.duration(n, 'shutdown_grace')) ?? DEFAULTS.shutdownGrace,
     shutdown_delay: opt('shutdown_delay', (n) => r.duration(n, 'shutdown_delay', 0, 600_000)) ?? DEFAULTS.shutdownDelay,
-    frontends: opt('frontends', (n) => r.seq(n, 'frontends')?.map((f, i) => readFrontend(r, f, i))) ?? [],
-    backends: opt('backends', (n) => r.seq(n, 'backends')?.map((b, i) => readBackend(r, b, i))) ?? [],
+    frontends: opt('frontends', (n) => r.list(n, 'frontends')?.map((f, i) => readFrontend(r, f, i))) ?? [],
+    backends: opt('backends', (n) => r.list(n, 'backends')?.map((b, i) => readBackend(r, b, i))) ?? [],
   };
   return cfg as Config;
 }
@@ -206,7 +206,7 @@ function req<T>(r: YamlReader, m: Map<string, Node | null>, parent: Node | null,
 }
 
 function readAdmin(r: YamlReader, n: Node | null): AdminConfig | undefined {
-  const m = r.map(n, 'admin', ['listen', 'token_file']);
+  const m = r.section(n, 'admin', ['listen', 'token_file']);
   if (!m) return undefined;
   return r.mark({
     listen: m.has('listen') ? r.hostPort(m.get('listen')!, 'admin.listen', { allowPortZero: true })! : DEFAULTS.adminListen,
@@ -225,9 +225,9 @@ function readWeightFrom(r: YamlReader, n: Node | null): WeightFromConfig | undef
 }
 
 function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined {
-  const m = r.map(n, 'notify', ['webhooks']);
+  const m = r.section(n, 'notify', ['webhooks']);
   if (!m) return undefined;
-  const hooks = m.has('webhooks') ? r.seq(m.get('webhooks')!, 'notify.webhooks') : [];
+  const hooks = m.has('webhooks') ? r.list(m.get('webhooks')!, 'notify.webhooks') : [];
   return {
     webhooks: (hooks ?? []).map((h, i) => {
       const what = `notify.webhooks[${i}]`;

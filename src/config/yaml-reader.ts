@@ -113,6 +113,20 @@ export class YamlReader {
     return [...own, ...merged];
   }
 
+  /**
+   * An optional section: written with nothing under it (`admin:` whose only key is commented out,
+   * or `admin: null`) it means what `admin: {}` means, its defaults; a required key is then
+   * reported as missing, by name.
+   */
+  section(node: Node | null, what: string, known: readonly string[]): Map<string, Node | null> | undefined {
+    return isNothing(this.deref(node)) ? new Map() : this.map(node, what, known);
+  }
+
+  /** An optional list written with nothing under it: empty, as a section is (see section()). */
+  list(node: Node | null, what: string): (Node | null)[] | undefined {
+    return isNothing(this.deref(node)) ? [] : this.seq(node, what);
+  }
+
   seq(node: Node | null, what: string): (Node | null)[] | undefined {
     node = this.deref(node);
     if (!isSeq(node)) return this.error(node, `${what}: expected a list, found ${describe(node)}`);
@@ -215,6 +229,10 @@ export class YamlReader {
     const out = items.map((n, i) => this.string(n, `${what}[${i}]`));
     return out.every((s) => s !== undefined) ? (out as string[]) : undefined;
   }
+}
+
+function isNothing(node: Node | null): boolean {
+  return node === null || (isScalar(node) && node.value === null);
 }
 
 export function describe(node: Node | null | undefined): string {

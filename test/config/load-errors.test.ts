@@ -486,6 +486,29 @@ notify:
     ]);
   });
 
+  it('an optional section with nothing under it is its defaults, as {} is; one with required keys names them', () => {
+    const cfg = loadConfigText(`admin:
+  # listen: 0.0.0.0:8404
+log:
+notify:
+  webhooks:
+frontends:
+backends:
+`, 'lic.yaml');
+    expect([cfg.admin, cfg.log, cfg.notify, cfg.frontends, cfg.backends]).toEqual([{ listen: { host: '127.0.0.1', port: 8404 }, token_file: null }, { level: 'info', format: 'json' }, { webhooks: [] }, [], []]);
+    expect(issues(`admin: {}
+status:
+agent: ~
+vrrp:
+`)).toEqual([
+      'lic.yaml:2:8: status: missing required key "listen"',
+      'lic.yaml:3:8: agent: missing required key "listen"',
+      'lic.yaml:3:8: agent: missing required key "backend"',
+      'lic.yaml:4:6: vrrp: missing required key "state_file"',
+      'lic.yaml:2:8: status: there is no backend to report on; add a backend',
+    ]);
+  });
+
   it('a file that cannot be read is one positioned issue', () => {
     expect(() => loadConfigFile('/nonexistent/licgate.yaml')).toThrow(ConfigError);
     try {
