@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, visit } from 'yaml';
+import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
 import { formatHostPort, isLoopback, listenClash, type HostPort } from './address.js';
 import { readTokenFile } from './admin-token.js';
@@ -45,7 +45,7 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, merge: true });
   const r = new YamlReader(file, text, lines, doc);
   // With prettyErrors off, yaml sets only the offset (e.pos), not linePos.
-  for (const e of doc.errors) r.issues.push(new ConfigIssue(r.at(e.pos[0]), `YAML syntax: ${e.message.split('\n')[0]}`));
+  for (const e of doc.errors) r.issues.push(new ConfigIssue(r.at(e.pos[0]), yamlErrorText(e)));
   // yaml reports an alias without its anchor only from toJS(), which the reader does not use: to the
   // reader it is empty, so a key silently took its default (a whole check) or failed at 1:1.
   visit(doc, {
@@ -60,6 +60,13 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   if (cfg) crossCheck(r, cfg);
   if (r.issues.length || !cfg) throw new ConfigError(r.issues.length ? r.issues : [new ConfigIssue({ file, line: 1, col: 1 }, 'empty config')]);
   return deepFreeze(cfg);
+}
+
+/** yaml's message, except where it speaks to a JavaScript caller instead of to the admin. */
+function yamlErrorText(e: YAMLError): string {
+  // yaml positions it at the second document's "---" (or its first line), and suggests an API call.
+  if (e.code === 'MULTIPLE_DOCS') return 'YAML: expected one document, found a second one starting here ("---" separates documents); remove this "---", or put what follows in another file';
+  return `YAML syntax: ${e.message.split('\n')[0]}`;
 }
 
 /** Checks that need the whole file: unique names, references, listener clashes, admin exposure. */

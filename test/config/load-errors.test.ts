@@ -486,6 +486,13 @@ notify:
     ]);
   });
 
+  it('a second YAML document is refused at its "---", saying what was expected and found', () => {
+    expect(issues(`admin: { listen: "127.0.0.1:8404" }
+---
+status: { listen: "127.0.0.1:27100" }
+`)).toEqual(['lic.yaml:2:1: YAML: expected one document, found a second one starting here ("---" separates documents); remove this "---", or put what follows in another file']);
+  });
+
   it('an optional section with nothing under it is its defaults, as {} is; one with required keys names them', () => {
     const cfg = loadConfigText(`admin:
   # listen: 0.0.0.0:8404
