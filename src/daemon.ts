@@ -15,7 +15,7 @@ import { Metrics, metricsRoute } from './observe/metrics.js';
 import { Notifier } from './observe/notifier.js';
 import { Frontend } from './proxy/frontend.js';
 import { AdminHttp } from './serve/admin-http.js';
-import { readAdminToken, registerAdminApi, tokenFileWarning } from './serve/admin-api.js';
+import { readAdminToken, registerAdminApi } from './serve/admin-api.js';
 import { agentReportFor, renderAgentReply } from './serve/agent-reply.js';
 import { AgentResponder } from './serve/agent-responder.js';
 import { registerReloadRoute } from './serve/reload-route.js';
@@ -97,6 +97,7 @@ export class Daemon implements DaemonView {
     this.model = new Model(cfg);
     this.notifier = new Notifier(cfg.notify.webhooks, log);
     this.metrics = new Metrics(this, () => this.notifier.counts);
+    for (const w of cfg.warnings) log.warn(String(w));
     this.observeModel(this.model);
     for (const f of cfg.frontends) this.frontends.push(this.buildFrontend(f, this.model));
     if (cfg.status) this.statusResponder = this.buildStatusResponder(cfg.status.listen);
@@ -104,8 +105,6 @@ export class Daemon implements DaemonView {
     if (cfg.admin) {
       this.admin = new AdminHttp(cfg.admin.listen, this, log, this.refusalsOf('admin'));
       const token = readAdminToken(cfg.admin.token_file);
-      const tokenWarning = tokenFileWarning(cfg.admin.token_file);
-      if (tokenWarning !== null) log.warn(tokenWarning);
       // A getter: the admin API must act on the model of the config running now, also after a reload.
       const daemon = this;
       registerAdminApi(this.admin, { get model() { return daemon.model; }, log, token });

@@ -39,7 +39,12 @@ export async function reloadFromFile(d: Daemon, file: string, trigger: string, r
   d.metrics.reloaded(outcome.ok);
   if (outcome.ok) {
     const what = outcome.changes.length ? `${outcome.changes.length} change${outcome.changes.length > 1 ? 's' : ''}: ${outcome.changes.join('; ')}` : 'no changes';
-    d.log.info({ file, trigger, changes: outcome.changes }, `config reloaded from ${file} (${trigger}): ${what}`);
+    // The one reload line carries the new config's warnings: at warn level, so they are not missed.
+    const warnings = d.cfg.warnings.map(String);
+    const line = { file, trigger, changes: outcome.changes, ...(warnings.length ? { warnings } : {}) };
+    const msg = `config reloaded from ${file} (${trigger}): ${what}`;
+    if (warnings.length) d.log.warn(line, `${msg}; ${warnings.length} warning${warnings.length > 1 ? 's' : ''}: ${warnings.join('; ')}`);
+    else d.log.info(line, msg);
     d.notifier.notify({ event: 'reload-ok', reason: what });
   } else {
     d.log.error({ file, trigger, errors: outcome.errors }, `config reload failed (${trigger}); still running the previous config: ${outcome.errors.join('; ')}`);

@@ -4,7 +4,7 @@ import { help, parse, required, type Command } from './command.js';
 
 export const validate: Command = {
   name: 'validate',
-  summary: 'check a config file; exit 0 if valid, else 2 with FILE:LINE:COL: message per error',
+  summary: 'check a config file; exit 0 if valid (FILE:LINE:COL: warning: message per warning), else 2 with FILE:LINE:COL: message per error',
   usage: 'licgate validate --config FILE',
   async run(args) {
     const { values } = parse(args, { config: { type: 'string', short: 'c' } });
@@ -14,7 +14,10 @@ export const validate: Command = {
       const cfg = loadConfigFile(file);
       const roles = [cfg.frontends.length ? `proxy (${count(cfg.frontends.length, 'frontend')})` : '', cfg.status || cfg.agent ? 'sidecar responders' : ''].filter(Boolean).join(' + ');
       const servers = cfg.backends.reduce((n, b) => n + b.servers.length, 0);
-      process.stdout.write(`${file}: valid — ${roles || 'admin only'}, ${count(cfg.backends.length, 'backend')}, ${count(servers, 'server')}\n`);
+      // The gcc convention, so editors and CI annotate the line; they do not change the exit code.
+      for (const w of cfg.warnings) process.stderr.write(`${w.pos.file}:${w.pos.line}:${w.pos.col}: warning: ${w.message}\n`);
+      const warned = cfg.warnings.length ? ` (${count(cfg.warnings.length, 'warning')})` : '';
+      process.stdout.write(`${file}: valid — ${roles || 'admin only'}, ${count(cfg.backends.length, 'backend')}, ${count(servers, 'server')}${warned}\n`);
       return 0;
     } catch (e) {
       if (e instanceof ConfigError) {

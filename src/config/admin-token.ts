@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 
 const MIN_TOKEN_LENGTH = 16;
 
@@ -22,4 +22,21 @@ export function readTokenFile(file: string): { token: string } | { problem: stri
     return { problem: `admin.token_file: expected a token of printable ASCII without spaces in ${file} (it is sent as "Authorization: Bearer <token>"), found ${what} at character ${bad.index + 1}` };
   }
   return { token };
+}
+
+/**
+ * A warning when every local user can read the token, and so drain servers or reload: `echo ... >
+ * file` under the usual umask 022 makes such a file. A warning, not a refusal, so that an upgrade
+ * does not stop a running setup.
+ */
+export function tokenFileWarning(file: string | null): string | null {
+  if (file === null) return null;
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return null; // readTokenFile reports an unreadable file
+  }
+  if ((mode & 0o004) === 0) return null;
+  return `admin.token_file ${file} is readable by every user on this host (mode 0${mode.toString(8)}): any of them can drain servers or reload; chmod o-r ${file}`;
 }

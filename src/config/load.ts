@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
 import { formatHostPort, isLoopback, listenClash, type HostPort } from './address.js';
-import { readTokenFile } from './admin-token.js';
+import { readTokenFile, tokenFileWarning } from './admin-token.js';
 import { readConfig, type Config } from './schema.js';
 import { closest, YamlReader } from './yaml-reader.js';
 
@@ -102,6 +102,15 @@ function crossCheck(r: YamlReader, cfg: Config): void {
     else if (cfg.agent.server && !b.servers.some((s) => s?.name === cfg.agent!.server)) r.errorAt(cfg.agent, 'server', `agent.server: backend "${b.name}" has no server "${cfg.agent.server}"`);
     else if (cfg.agent.weight_from && b.check && !b.check.parse) r.errorAt(cfg.agent, 'weight_from', `agent.weight_from: backend "${b.name}" has check type ${b.check.type}, which reads no license usage; weight_from needs a check with "parse: lmstat" or "parse: dsls"`);
   }
+  // HAProxy warns of a backend no frontend uses. It is still checked: an admin-only config monitors
+  // its backends through /status and /metrics, so only a config with a listener that routes or
+  // reports by backend warns, and only of those it never names.
+  if (namesKnown && (frontends.length || cfg.status || cfg.agent)) {
+    const used = new Set([...frontends.map((f) => f.backend), cfg.status ? cfg.status.backend ?? backendList[0]?.name : undefined, cfg.agent?.backend]);
+    for (const b of backendList) {
+      if (!used.has(b.name)) r.warnAt(b, 'name', `backend "${b.name}": no frontend, status or agent uses it, yet its servers are checked and its "no usable server" is logged and notified; name it in a frontend's "backend" or remove it`);
+    }
+  }
   const listeners: [object, string, HostPort | undefined][] = [
     ...frontends.map((f) => [f, `frontend "${f.name}"`, f.listen] as [object, string, HostPort]),
     ...(cfg.status ? [[cfg.status, 'status', cfg.status.listen] as [object, string, HostPort]] : []),
@@ -123,6 +132,10 @@ function crossCheck(r: YamlReader, cfg: Config): void {
   if (cfg.admin?.token_file) {
     const t = readTokenFile(cfg.admin.token_file);
     if ('problem' in t) r.errorAt(cfg.admin, 'token_file', t.problem);
+    else {
+      const readable = tokenFileWarning(cfg.admin.token_file);
+      if (readable !== null) r.warnAt(cfg.admin, 'token_file', readable);
+    }
   }
   if (!hadErrors && !cfg.frontends.length && !cfg.status && !cfg.agent && !cfg.admin) {
     r.issues.push(new ConfigIssue({ file: r.file, line: 1, col: 1 }, 'nothing to run: declare frontends (proxy role), status/agent (sidecar role) or admin'));

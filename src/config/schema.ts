@@ -1,5 +1,6 @@
 import type { Node } from 'yaml';
 import type { HostPort } from './address.js';
+import type { ConfigIssue } from '../errors.js';
 import type { YamlReader } from './yaml-reader.js';
 
 /** A literal substring, or a regular expression written as "/pattern/flags". */
@@ -109,6 +110,8 @@ export interface WebhookConfig {
 
 export interface Config {
   file: string;
+  /** What licgate runs with but an admin should hear about; `licgate validate` prints, start-up and reloads log them. */
+  warnings: ConfigIssue[];
   admin: AdminConfig | null;
   status: { listen: HostPort; backend: string | null } | null;
   agent: { listen: HostPort; backend: string; server: string | null; weight_from: WeightFromConfig | null } | null;
@@ -161,6 +164,7 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
 
   const cfg = {
     file: r.file,
+    warnings: r.warnings,
     admin: opt('admin', (n) => readAdmin(r, n)),
     status: opt('status', (n) => {
       const m = r.section(n, 'status', ['listen', 'backend']);

@@ -1,6 +1,6 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { ConfigIssue, type SourcePosition } from '../errors.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 import { parseHostPort, type HostPort } from './address.js';
 
 // RFC 9110 section 5.6.2: a header name is a token.
@@ -12,6 +12,8 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  */
 export class YamlReader {
   readonly issues: ConfigIssue[] = [];
+  /** Problems that do not stop licgate: validate prints them, start-up and reloads log them. */
+  readonly warnings: ConfigIssue[] = [];
   private readonly marks = new WeakMap<object, { node: Node | null; keys: Map<string, Node | null> }>();
   /** For a map() result, the "<<" that brought in each merged key (see errorAt). */
   private readonly mergedAt = new WeakMap<Map<string, Node | null>, Map<string, Node>>();
@@ -35,6 +37,10 @@ export class YamlReader {
     return undefined;
   }
 
+  warn(node: Node | Pair | null | undefined, message: string): void {
+    this.warnings.push(new ConfigIssue(this.pos(node), message));
+  }
+
   /** Remembers where an object's keys came from, for checks that run after reading (names, references). */
   mark<T extends object>(obj: T, keys: Map<string, Node | null>, node: Node | null): T {
     this.marks.set(obj, { node, keys });
@@ -42,11 +48,19 @@ export class YamlReader {
   }
 
   errorAt(obj: object, key: string | null, message: string): void {
+    this.error(this.nodeOf(obj, key), message);
+  }
+
+  warnAt(obj: object, key: string | null, message: string): void {
+    this.warn(this.nodeOf(obj, key), message);
+  }
+
+  private nodeOf(obj: object, key: string | null): Node | null {
     const m = this.marks.get(obj);
     // These checks judge a value where it is used: a merged one is at fault in the mapping that
     // merged it (a second server taking the first's name), not at its anchor, shared by every use.
     const at = key !== null && m ? (this.mergedAt.get(m.keys)?.get(key) ?? m.keys.get(key)) : undefined;
-    this.error(at ?? m?.node ?? null, message);
+    return at ?? m?.node ?? null;
   }
 
   deref(node: unknown): Node | null {
@@ -157,10 +171,22 @@ export class YamlReader {
     return v;
   }
 
+  /**
+   * A number without a unit is milliseconds (the design's contract), which an admin used to
+   * HAProxy's or FlexLM's seconds does not expect: `idle_timeout: 1800` is 1.8 s. So such a number
+   * other than 0 gets a warning, and a range error says how it was read.
+   */
   duration(node: Node | null, what: string, min = 0, max = 365 * 86_400_000): number | undefined {
-    const ms = parseDuration(this.scalar(node));
+    const raw = this.scalar(node);
+    const ms = parseDuration(raw);
     if (ms === null) return this.error(node, `${what}: expected a duration like 500ms, 2s, 5m or 8h, found ${describe(node)}`);
-    if (ms < min || ms > max) return this.error(node, `${what}: expected a duration between ${min}ms and ${max}ms, found ${ms}ms`);
+    const written = String(raw).trim();
+    const unitless = /^[\d.]+$/.test(written);
+    if (ms < min || ms > max) {
+      const found = unitless ? `${written} (a number without a unit is milliseconds; ${written}s is seconds)` : `${ms}ms`;
+      return this.error(node, `${what}: expected a duration between ${min}ms and ${max}ms, found ${found}`);
+    }
+    if (unitless && ms !== 0) this.warn(node, `${what}: ${written} has no unit, so it is read as ${written}ms; write ${formatDuration(ms)} to keep that, or ${written}s for seconds`);
     return ms;
   }
 

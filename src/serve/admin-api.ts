@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readTokenFile } from '../config/admin-token.js';
 import { LIMITS } from '../config/schema.js';
@@ -31,23 +30,6 @@ export function readAdminToken(file: string | null): string | null {
   const t = readTokenFile(file);
   if ('problem' in t) throw new LicgateError('E_ADMIN_TOKEN', t.problem);
   return t.token;
-}
-
-/**
- * A warning when every local user can read the token, and so drain servers or reload: `echo ... >
- * file` under the usual umask 022 makes such a file. A warning, not a refusal, so that an upgrade
- * does not stop a running setup.
- */
-export function tokenFileWarning(file: string | null): string | null {
-  if (file === null) return null;
-  let mode: number;
-  try {
-    mode = statSync(file).mode & 0o777;
-  } catch {
-    return null; // readAdminToken reports an unreadable file
-  }
-  if ((mode & 0o004) === 0) return null;
-  return `admin.token_file ${file} is readable by every user on this host (mode 0${mode.toString(8)}): any of them can drain servers or reload; chmod o-r ${file}`;
 }
 
 /**

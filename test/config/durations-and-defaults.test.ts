@@ -44,6 +44,36 @@ backends:
   });
 });
 
+describe('a number without a unit is milliseconds, and licgate says so', () => {
+  const text = `admin: {}
+shutdown_grace: 0
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: b, idle_timeout: 1800 }
+backends:
+  - name: b
+    connect_timeout: "3"
+    connect_race: 250ms
+    check: { inter: 2000, timeout: 1s }
+    servers: [{ name: a, address: "10.0.0.1:27000" }]
+`;
+
+  it('warns at each duration written as a number other than 0, with the unit to write, and loads it as milliseconds', () => {
+    const cfg = loadConfigText(text, 'd.yaml');
+    expect([cfg.frontends[0]!.idle_timeout, cfg.backends[0]!.connect_timeout, cfg.backends[0]!.check.inter, cfg.shutdown_grace]).toEqual([1800, 3, 2000, 0]);
+    expect(cfg.warnings.map(String)).toEqual([
+      'd.yaml:4:69: frontend "lmgrd".idle_timeout: 1800 has no unit, so it is read as 1800ms; write 1800ms to keep that, or 1800s for seconds',
+      'd.yaml:7:22: backend "b".connect_timeout: 3 has no unit, so it is read as 3ms; write 3ms to keep that, or 3s for seconds',
+      'd.yaml:9:21: backend "b".check.inter: 2000 has no unit, so it is read as 2000ms; write 2s to keep that, or 2000s for seconds',
+    ]);
+  });
+
+  it('an out-of-range number says it was read as milliseconds', () => {
+    expect(() => loadConfigText(text.replace('inter: 2000', 'inter: 2'), 'd.yaml')).toThrow(
+      'd.yaml:9:21: backend "b".check.inter: expected a duration between 10ms and 31536000000ms, found 2 (a number without a unit is milliseconds; 2s is seconds)',
+    );
+  });
+});
+
 describe('defaults and the loaded shape', () => {
   const cfg = loadConfigText(`frontends:
   - { name: lmgrd, listen: "0.0.0.0:27000", backend: licenses }

@@ -516,6 +516,25 @@ vrrp:
     ]);
   });
 
+  it('a backend no frontend, status or agent uses loads with a warning naming it; an admin-only config that monitors backends gets none', () => {
+    const backends = `backends:
+  - name: licenses
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+  - name: old-licenses
+    servers: [{ name: a, address: "10.0.0.12:27000" }]
+`;
+    const cfg = loadConfigText(`frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licenses }
+${backends}`, 'lic.yaml');
+    expect(cfg.backends.map((b) => b.name)).toEqual(['licenses', 'old-licenses']);
+    expect(cfg.warnings.map(String)).toEqual([
+      `lic.yaml:6:11: backend "old-licenses": no frontend, status or agent uses it, yet its servers are checked and its "no usable server" is logged and notified; name it in a frontend's "backend" or remove it`,
+    ]);
+    // status without a backend reports on the first one.
+    expect(loadConfigText(`status: { listen: "127.0.0.1:0" }\n${backends}`, 'lic.yaml').warnings.map(String)).toEqual([expect.stringContaining('lic.yaml:5:11: backend "old-licenses": no frontend')]);
+    expect(loadConfigText(`admin: {}\n${backends}`, 'lic.yaml').warnings).toEqual([]);
+  });
+
   it('a file that cannot be read is one positioned issue', () => {
     expect(() => loadConfigFile('/nonexistent/licgate.yaml')).toThrow(ConfigError);
     try {

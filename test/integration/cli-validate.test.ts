@@ -30,6 +30,25 @@ backends:
     expect(r.code).toBe(0);
   });
 
+  it('exits 0 on a file with warnings, printing each as FILE:LINE:COL: warning: message on stderr', async () => {
+    const f = file('warn.yaml', `frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licenses, idle_timeout: 1800 }
+backends:
+  - name: licenses
+    servers: [{ name: primary, address: "10.0.0.11:27000" }]
+  - name: spare
+    servers: [{ name: primary, address: "10.0.0.12:27000" }]
+`);
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.stderr.split('\n')).toEqual([
+      `${f}:2:80: warning: frontend "lmgrd".idle_timeout: 1800 has no unit, so it is read as 1800ms; write 1800ms to keep that, or 1800s for seconds`,
+      `${f}:6:11: warning: backend "spare": no frontend, status or agent uses it, yet its servers are checked and its "no usable server" is logged and notified; name it in a frontend's "backend" or remove it`,
+      '',
+    ]);
+    expect(r.stdout).toBe(`${f}: valid — proxy (1 frontend), 2 backends, 2 servers (2 warnings)\n`);
+    expect(r.code).toBe(0);
+  });
+
   it('exits 2 with every error as FILE:LINE:COL: message on stderr, one per line', async () => {
     const f = file('bad.yaml', `admin:
   listen: 0.0.0.0:8404

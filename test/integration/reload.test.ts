@@ -38,7 +38,8 @@ const FRONTEND = `frontends:
 
 async function start(body: string): Promise<{ p: ProxyProcess; tokenFile: string; write: (body: string) => void }> {
   const tokenFile = join(tmpdir(), `licgate-reload-token-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  writeFileSync(tokenFile, TOKEN);
+  // Not readable by every user: licgate would warn of it at each reload.
+  writeFileSync(tokenFile, TOKEN, { mode: 0o600 });
   tokenFiles.push(tokenFile);
   const p = await startProxy(header(tokenFile) + body);
   return { p, tokenFile, write: (b) => writeFileSync(p.configFile, header(tokenFile) + b) };
@@ -194,6 +195,25 @@ backends:
     writeFileSync(p.configFile, good);
     expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
     expect(sample((await p.get('/metrics')).body, 'licgate_config_last_reload_successful')).toBe(1);
+  });
+
+  it('a config read with warnings logs each at start, and the reload line carries them at warn level', async () => {
+    const s1 = await startSimulator('s1');
+    const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }], '\n    connect_timeout: 3000'));
+    const started = await waitFor(() => p.logs.find((l) => l.level === 40 && String(l.msg).includes('connect_timeout')), { timeoutMs: 10_000, what: 'the start-up warning' });
+    expect(started.msg).toBe(`${p.configFile}:11:22: backend "licenses".connect_timeout: 3000 has no unit, so it is read as 3000ms; write 3s to keep that, or 3000s for seconds`);
+
+    write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }], '\n    connect_timeout: 3s'));
+    p.child.kill('SIGHUP');
+    const clean = await waitFor(() => reloadLogs(p)[0], { timeoutMs: 10_000, what: 'the first reload line' });
+    expect([clean.level, clean.warnings]).toEqual([30, undefined]);
+
+    write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }], '\n    connect_timeout: 5000'));
+    p.child.kill('SIGHUP');
+    const warned = await waitFor(() => reloadLogs(p)[1], { timeoutMs: 10_000, what: 'the second reload line' });
+    const w = `${p.configFile}:10:22: backend "licenses".connect_timeout: 5000 has no unit, so it is read as 5000ms; write 5s to keep that, or 5000s for seconds`;
+    expect(warned).toMatchObject({ level: 40, warnings: [w] });
+    expect(warned.msg).toBe(`config reloaded from ${p.configFile} (SIGHUP): 2 changes: backend licenses: connect_timeout 3000 -> 5000; backend licenses: queue_timeout 3000 -> 5000; 1 warning: ${w}`);
   });
 
   it('POST /admin/reload needs the bearer token (401 without or with a wrong one), and the refusal is logged', async () => {

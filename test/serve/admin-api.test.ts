@@ -198,7 +198,8 @@ describe('admin API: authorization', () => {
       await open.daemon.log.flush();
       const warned = open.logText().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 40 && String(l.msg).includes('admin.token_file'));
       expect(warned).toHaveLength(1);
-      expect(warned[0]!.msg).toBe(`admin.token_file ${tokenFile} is readable by every user on this host (mode 0644): any of them can drain servers or reload; chmod o-r ${tokenFile}`);
+      expect(warned[0]!.msg).toMatch(/^.+:\d+:\d+: admin\.token_file /);
+      expect(String(warned[0]!.msg).replace(/^.+?:\d+:\d+: /, '')).toBe(`admin.token_file ${tokenFile} is readable by every user on this host (mode 0644): any of them can drain servers or reload; chmod o-r ${tokenFile}`);
       expect(open.logText()).not.toContain(TOKEN);
     } finally {
       chmodSync(tokenFile, 0o640);
