@@ -7,18 +7,25 @@ type ReplyHandle = TcpHandle & { [kReply]: Reply };
  * Writes `text` to `handle`, sends our FIN, and closes once the peer has sent its own (what it
  * sends meanwhile is read and dropped: closing with unread bytes would turn our close into a
  * reset that can destroy the reply in flight). A peer that never closes is cut off after `lingerMs`.
+ * Returns the bytes handed to the socket for the peer (0 when the write failed), for the log.
  */
-export function replyAndClose(handle: TcpHandle, text: string, lingerMs: number): void {
+export function replyAndClose(handle: TcpHandle, text: string, lingerMs: number): number {
   const reply = new Reply(handle as ReplyHandle);
   const data = Buffer.from(text, 'latin1');
   const req = newWriteReq(onReplyWritten);
-  if (handle.writeBuffer(req, data) !== 0) return reply.hangUp();
+  if (handle.writeBuffer(req, data) !== 0) {
+    reply.hangUp();
+    return 0;
+  }
   if (lastWriteWasAsync()) req.buffer = data;
-  if (handle.shutdown(newShutdownReq(ignore)) !== 0) return reply.hangUp();
-  reply.linger = setTimeout(() => reply.hangUp(), lingerMs);
-  reply.linger.unref();
-  handle.onread = onDrainRead;
-  handle.readStart();
+  if (handle.shutdown(newShutdownReq(ignore)) !== 0) reply.hangUp();
+  else {
+    reply.linger = setTimeout(() => reply.hangUp(), lingerMs);
+    reply.linger.unref();
+    handle.onread = onDrainRead;
+    handle.readStart();
+  }
+  return data.length;
 }
 
 class Reply {

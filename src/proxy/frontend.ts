@@ -216,8 +216,7 @@ export class Frontend implements WaitingOwner {
   statusWhileWaiting(w: Waiting): void {
     if (!this.unqueue(w)) return;
     // The handle now belongs to the reply. Logged and counted as a STATUS session answered at once.
-    replyAndClose(w.client, renderStatus(this.backend), SNIFF_TIMEOUT_MS);
-    this.waiterEnded(w, 'status');
+    this.waiterEnded(w, 'status', replyAndClose(w.client, renderStatus(this.backend), SNIFF_TIMEOUT_MS));
   }
 
   leftWhileWaiting(w: Waiting): void {
@@ -227,19 +226,20 @@ export class Frontend implements WaitingOwner {
     this.waiterEnded(w, 'client-gone');
   }
 
-  private waiterEnded(w: Waiting, end: 'status' | 'client-gone'): void {
-    this.unserved(`${w.peer.key}:${w.peer.port}`, w.early?.length ?? 0, Date.now() - w.since, end);
+  /** `bytesOut`: licgate's own STATUS reply. */
+  private waiterEnded(w: Waiting, end: 'status' | 'client-gone', bytesOut = 0): void {
+    this.unserved(`${w.peer.key}:${w.peer.port}`, w.early?.length ?? 0, Date.now() - w.since, end, bytesOut);
   }
 
-  /** A client that ended before it had a session: no server, nothing sent to it. */
-  private unserved(client: string, bytesIn: number, durationMs: number, end: 'status' | 'client-gone'): void {
+  /** A client that ended before it had a session: no server, nothing sent to it but licgate's own reply. */
+  private unserved(client: string, bytesIn: number, durationMs: number, end: 'status' | 'client-gone', bytesOut = 0): void {
     this.hooks.sessionEnded({
       client,
       frontend: this.name,
       backend: this.backend.name,
       server: null,
       bytes_in: bytesIn,
-      bytes_out: 0,
+      bytes_out: bytesOut,
       duration_ms: durationMs,
       end,
       retries: 0,

@@ -269,8 +269,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     }
     // The handle now belongs to the reply; this session is over.
     this.clientClosed = true;
-    replyAndClose(this.client, renderStatus(this.fe.backend), SNIFF_TIMEOUT_MS);
-    this.endWith('status');
+    this.endWith('status', undefined, undefined, replyAndClose(this.client, renderStatus(this.fe.backend), SNIFF_TIMEOUT_MS));
   }
 
   connected(handle: TcpHandle, server: Server, failed: number): void {
@@ -322,7 +321,8 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     this.endWith(reason, undefined, relay);
   }
 
-  private endWith(end: SessionRecord['end'], error?: string, relay?: Relay): void {
+  /** `bytesOut`: what the client was sent, by the relay or (an in-band STATUS) by licgate. */
+  private endWith(end: SessionRecord['end'], error?: string, relay?: Relay, bytesOut = relay ? relay.serverBytes : 0): void {
     if (this.ended) return;
     this.ended = true;
     this.clearSniffTimer();
@@ -332,7 +332,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
       backend: this.backend.name,
       server: this.server?.name ?? null,
       bytes_in: this.clientBytes(relay),
-      bytes_out: relay ? relay.serverBytes : 0,
+      bytes_out: bytesOut,
       duration_ms: Date.now() - this.started,
       end,
       retries: this.retries,

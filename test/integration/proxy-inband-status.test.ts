@@ -69,6 +69,15 @@ describe('in-band STATUS on a frontend', () => {
     }
     // Whatever upstream connections were opened in parallel received nothing.
     expect([...a.got, ...b.got].every((g) => g.length === 0)).toBe(true);
+    // The log says what the client got: licgate's reply (its server, if any, is the one connected in parallel).
+    const records = await waitFor(() => {
+      const l = proxy.logs.filter((x) => x.msg === 'session closed');
+      return l.length === 2 ? l : null;
+    }, { timeoutMs: 3000, what: 'two session log lines' });
+    expect(records.map((l) => [l.end, l.bytes_in, l.bytes_out])).toEqual([
+      ['status', 8, RUNNING.length],
+      ['status', 7, RUNNING.length],
+    ]);
   });
 
   it('answers STATUS split across TCP segments, byte by byte', async () => {
@@ -150,7 +159,8 @@ describe('in-band STATUS on a frontend', () => {
     expect(sample(text, 'licgate_bytes_in_total', labels)).toBe(0);
     expect(sample(text, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'status' })).toBe(1);
     const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: 'the session log line' });
-    expect(record).toMatchObject({ server: 'primary', end: 'status', bytes_in: 8, bytes_out: 0 });
+    // The server it connected to, and the reply licgate sent the client (none of it the server's).
+    expect(record).toMatchObject({ server: 'primary', end: 'status', bytes_in: 8, bytes_out: RUNNING.length });
   });
 
   it('a client that stalls on a partial prefix is forwarded as-is after the sniff window, not cut', async () => {
@@ -228,6 +238,8 @@ backends:
     const r = await Promise.race([talk(proxy.port, ['STATUS\r\n']), new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000))]);
     expect(r?.reply.toString('latin1'), 'STATUS reply within 3 s while the frontend is full').toBe(RUNNING);
     expect(performance.now() - started).toBeLessThan(3000);
+    const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: "the STATUS session's log line" });
+    expect(record).toMatchObject({ server: null, end: 'status', bytes_in: 8, bytes_out: RUNNING.length });
     // The waiting license client was neither let through nor disturbed: it gets the slot, bytes intact.
     expect(a.accepted.length).toBe(1);
     first.end();
