@@ -330,10 +330,10 @@ function typesText(types: readonly string[]): string {
 }
 
 export function readCheck(r: YamlReader, n: Node | null, what: string): CheckConfig | undefined {
-  const m = n === null ? new Map<string, Node | null>() : r.map(n, what, CHECK_KEYS);
+  const m = r.section(n, what, CHECK_KEYS);
   if (!m) return undefined;
   const get = <T>(key: string, read: (v: Node | null) => T | undefined, dflt: T): T => (m.has(key) ? (read(m.get(key)!) as T) : dflt);
-  const type = get('type', (v) => r.oneOf(v, `${what}.type`, CHECK_TYPES), n === null ? 'tcp' : ('tcp' as CheckType));
+  const type = get('type', (v) => r.oneOf(v, `${what}.type`, CHECK_TYPES), 'tcp' as CheckType);
   const inter = get('inter', (v) => r.duration(v, `${what}.inter`, 10), DEFAULTS.check.inter);
   const argv = get('argv', (v) => nonEmpty(r, v, `${what}.argv`, r.stringList(v, `${what}.argv`), 'a command and its arguments, like [lmutil, lmstat, -a, -c, 27000@localhost]'), [] as string[]);
   if (type === 'exec' && !m.has('argv')) r.error(n, `${what}: type exec needs "argv", a list like [lmutil, lmstat, -a, -c, 27000@localhost]`);

@@ -516,6 +516,16 @@ vrrp:
     ]);
   });
 
+  it('a backend\'s check with nothing under it is the default check, as check: {} is', () => {
+    const text = (check: string): string => `status: { listen: "127.0.0.1:0" }
+backends:
+  - name: licenses
+    check:${check}
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`;
+    expect(loadConfigText(text('\n      # type: lmstat'), 'lic.yaml').backends[0]!.check).toEqual(loadConfigText(text(' {}'), 'lic.yaml').backends[0]!.check);
+  });
+
   it('a backend no frontend, status or agent uses loads with a warning naming it; an admin-only config that monitors backends gets none', () => {
     const backends = `backends:
   - name: licenses
