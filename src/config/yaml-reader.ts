@@ -17,6 +17,8 @@ export class YamlReader {
   private readonly marks = new WeakMap<object, { node: Node | null; keys: Map<string, Node | null> }>();
   /** For a map() result, the "<<" that brought in each merged key (see errorAt). */
   private readonly mergedAt = new WeakMap<Map<string, Node | null>, Map<string, Node>>();
+  /** The nodes warned about: see warn. */
+  private readonly warned = new WeakSet<object>();
 
   constructor(readonly file: string, private readonly text: string, private readonly lines: LineCounter, readonly doc: Document) {}
 
@@ -37,7 +39,16 @@ export class YamlReader {
     return undefined;
   }
 
+  /**
+   * Once per place in the file: a node shared through an anchor (an alias, a `<<` merge) is read
+   * once per use, and twenty backends merging one `connect_timeout: 3000` need one fix, not twenty
+   * identical lines in validate's output, at every start and in every reload's log line.
+   */
   warn(node: Node | Pair | null | undefined, message: string): void {
+    if (node) {
+      if (this.warned.has(node)) return;
+      this.warned.add(node);
+    }
     this.warnings.push(new ConfigIssue(this.pos(node), message));
   }
 

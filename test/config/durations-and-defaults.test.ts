@@ -67,6 +67,28 @@ backends:
     ]);
   });
 
+  it('warns once at a number shared through an anchor, not once per backend that uses it', () => {
+    const shared = `frontends:
+  - { name: a, listen: "0.0.0.0:27000", backend: a }
+  - { name: b, listen: "0.0.0.0:27001", backend: b }
+  - { name: c, listen: "0.0.0.0:27002", backend: c }
+backends:
+  - &base
+    name: a
+    connect_timeout: 3000
+    check: &check { type: tcp, inter: 2000 }
+    servers: [{ name: s, address: "10.0.0.11:27000" }]
+  - { <<: *base, name: b }
+  - { name: c, check: *check, servers: [{ name: s, address: "10.0.0.12:27000" }] }
+`;
+    const cfg = loadConfigText(shared, 'd.yaml');
+    expect(cfg.backends.map((b) => [b.connect_timeout, b.check.inter])).toEqual([[3000, 2000], [3000, 2000], [3000, 2000]]);
+    expect(cfg.warnings.map(String)).toEqual([
+      'd.yaml:8:22: backend "a".connect_timeout: 3000 has no unit, so it is read as 3000ms; write 3s to keep that, or 3000s for seconds',
+      'd.yaml:9:39: backend "a".check.inter: 2000 has no unit, so it is read as 2000ms; write 2s to keep that, or 2000s for seconds',
+    ]);
+  });
+
   it('an out-of-range number says it was read as milliseconds', () => {
     expect(() => loadConfigText(text.replace('inter: 2000', 'inter: 2'), 'd.yaml')).toThrow(
       'd.yaml:9:21: backend "b".check.inter: expected a duration between 10ms and 31536000000ms, found 2 (a number without a unit is milliseconds; 2s is seconds)',
