@@ -197,7 +197,8 @@ export class YamlReader {
       const found = unitless ? `${written} (a number without a unit is milliseconds; ${written}s is seconds)` : `${ms}ms`;
       return this.error(node, `${what}: expected a duration between ${min}ms and ${max}ms, found ${found}`);
     }
-    if (unitless && ms !== 0) this.warn(node, `${what}: ${written} has no unit, so it is read as ${written}ms; write ${formatDuration(ms)} to keep that, or ${written}s for seconds`);
+    // Not ms !== 0: a fraction is rounded to whole milliseconds, and 0.4 read as 0 turns a timeout off.
+    if (unitless && Number(written) !== 0) this.warn(node, `${what}: ${written} has no unit, so it is read as ${ms}ms; write ${formatDuration(ms)} to keep that, or ${written}s for seconds`);
     return ms;
   }
 

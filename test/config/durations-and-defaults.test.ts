@@ -67,6 +67,18 @@ backends:
     ]);
   });
 
+  it('warns at a fraction of a millisecond, read as whole milliseconds: 0.4 is 0, which turns a timeout off', () => {
+    const cfg = loadConfigText(`admin: {}
+shutdown_delay: 0.4
+shutdown_grace: 1.5
+`, 'd.yaml');
+    expect([cfg.shutdown_delay, cfg.shutdown_grace]).toEqual([0, 2]);
+    expect(cfg.warnings.map(String)).toEqual([
+      'd.yaml:3:17: shutdown_grace: 1.5 has no unit, so it is read as 2ms; write 2ms to keep that, or 1.5s for seconds',
+      'd.yaml:2:17: shutdown_delay: 0.4 has no unit, so it is read as 0ms; write 0ms to keep that, or 0.4s for seconds',
+    ]);
+  });
+
   it('warns once at a number shared through an anchor, not once per backend that uses it', () => {
     const shared = `frontends:
   - { name: a, listen: "0.0.0.0:27000", backend: a }
