@@ -254,10 +254,16 @@ export class Daemon implements DaemonView {
    */
   retire(removed: Frontend[]): void {
     for (const r of this.retired) if (r.sessions.size === 0) this.retired.delete(r);
-    for (const fe of removed) {
-      this.stopAccepting(fe, 'its frontend was removed by a reload');
-      if (fe.sessions.size) this.retired.add(fe);
-    }
+    for (const fe of removed) this.stopListening(fe, 'its frontend was removed by a reload');
+  }
+
+  /**
+   * `fe` stops accepting. Its open sessions go on: as a retired frontend's, the stop counts them,
+   * waits for them and closes them at the end of the grace, and /metrics counts them.
+   */
+  stopListening(fe: Frontend, why: string): void {
+    this.stopAccepting(fe, why);
+    if (fe.sessions.size) this.retired.add(fe);
   }
 
   /** Clients waiting for a slot (frontend maxconn) are closed with the listener: an admin must hear of it. */

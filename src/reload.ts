@@ -90,7 +90,9 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const agentMoved = !sameListen(old.agent?.listen, next.agent?.listen);
   const unbind = async (): Promise<void> => {
     d.resolver.reloadSettled(fresh);
-    for (const fe of added) fe.stopAccepting();
+    // A new listener accepts from its bind on, and the reload may wait long after it (a server name
+    // is looked up): sessions it took meanwhile must not be left out of the stop's drain.
+    for (const fe of added) d.stopListening(fe, 'the reload that added it was refused');
     await status?.close();
     await agent?.close();
   };

@@ -72,6 +72,17 @@ ${extra !== null ? `  - { name: extra, listen: "${host}:${extra}", backend: lice
 `;
   }
 
+  /** A started daemon on yaml(simPort, null) whose name server answers for slow-dns.licgate.test only once told. */
+  async function withSlowDns(simPort: number): Promise<{ cfg: ReturnType<typeof configFile>; d: Daemon; lookups: string[]; answer: (address: string) => void }> {
+    const cfg = configFile(yaml(simPort, null));
+    const { lookups, answer, lookup } = scriptedLookup('slow-dns.licgate.test');
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), { lookup });
+    await d.start();
+    cleanup.push(() => d.close());
+    cleanup.push(() => answer('127.0.0.1'));
+    return { cfg, d, lookups, answer };
+  }
+
   const REFUSED = 'shutting down: reload refused (shutdown began while the reload was binding its new listeners; they are closed again)';
 
   it('is refused and closes the listener it bound: the graceful shutdown takes no new connection there, the held session finishes', async () => {
@@ -161,14 +172,9 @@ backends:`));
 
   it('does not hold up the shutdown while the lookup of its listen host goes unanswered: the stop goes on, the reload is refused, nothing binds later', async () => {
     const sim = await startInProcessSimulator('s1');
-    const cfg = configFile(yaml(sim.port, null));
     // A name server that does not answer for the new listen host (resolver timeouts: seconds per
     // attempt); the sockets stay real.
-    const { lookups, answer, lookup: scripted } = scriptedLookup('slow-dns.licgate.test');
-    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }), { lookup: scripted });
-    await d.start();
-    cleanup.push(() => d.close());
-    cleanup.push(() => answer('127.0.0.1'));
+    const { cfg, d, lookups, answer } = await withSlowDns(sim.port);
 
     const extraPort = await freePort('127.0.0.1');
     cfg.write(yaml(sim.port, extraPort, '{ type: none }', 'slow-dns.licgate.test'));
@@ -186,6 +192,31 @@ backends:`));
     answer('127.0.0.1');
     await expect(helloOnce(extraPort, { host: '127.0.0.1', timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
     expect(d.frontends.map((f) => f.name)).toEqual(['lmgrd']);
+  });
+
+  it('drains a session its new listener took while it waited on a server name, then closes it: the stop counts it and waits for it', async () => {
+    const sim = await startInProcessSimulator('s1');
+    const { cfg, d, lookups } = await withSlowDns(sim.port);
+
+    // A new frontend on a literal address (bound at once) and a new server whose name is looked up:
+    // the reload listens on the new port while it waits for that answer, and a client comes in.
+    const extraPort = await freePort('127.0.0.1');
+    cfg.write(yaml(sim.port, extraPort, '{ type: none }', '127.0.0.1').replace('      - { name: s1', `      - { name: s2, address: "slow-dns.licgate.test:${sim.port}" }\n      - { name: s1`));
+    const reload = d.reload('SIGHUP');
+    await waitFor(() => lookups.includes('slow-dns.licgate.test'), { timeoutMs: 5000, what: 'the reload looking up slow-dns.licgate.test' });
+    const held = await LicenseClient.connect(extraPort);
+    cleanup.push(() => held.destroy());
+    expect(await held.hello()).toBe('s1');
+
+    let stopped = false;
+    const stopping = d.shutdown(20_000).then(() => (stopped = true));
+    expect(await reload).toEqual({ ok: false, errors: [REFUSED], changes: [] });
+    expect(d.openSessions()).toBe(1);
+    await holdsFor(() => !stopped, { forMs: 300, what: 'the shutdown waiting for the session on the refused listener' });
+    expect((await held.checkout('solver', 1)).granted).toBe(true);
+    await held.close();
+    await stopping;
+    expect(d.openSessions()).toBe(0);
   });
 });
 
