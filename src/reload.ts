@@ -22,7 +22,8 @@ export interface ReloadOutcome {
  * Reads `file` again (or the config `read` returns, for one that is no file: the demo's) and, when
  * it is valid, applies the difference to the running daemon; when it is not, the running config
  * stays and every error is reported. Open sessions are never touched.
- * One log line, one metric update and one notification per reload, whatever the outcome.
+ * One log line, one metric update and one notification per reload, whatever the outcome; a reload
+ * the stop refuses gets the log line only.
  */
 export async function reloadFromFile(d: Daemon, file: string, trigger: string, read: () => Config = () => loadConfigFile(file)): Promise<ReloadOutcome> {
   let outcome: ReloadOutcome;
@@ -32,6 +33,12 @@ export async function reloadFromFile(d: Daemon, file: string, trigger: string, r
     const changes = await applyConfig(d, next);
     outcome = { ok: true, errors: [], changes };
   } catch (e) {
+    if (e instanceof ShuttingDownError) {
+      // Not a failed reload: the file may be fine, and the old config does not go on. Counted and
+      // notified as one, a stop would fire LicgateReloadFailed and page someone to validate it.
+      d.log.info({ file, trigger, reason: e.message }, `reload not applied (${trigger}): licgate is stopping`);
+      return { ok: false, errors: [e.message], changes: [] };
+    }
     if (e instanceof ConfigError) outcome = { ok: false, errors: e.issues.map(String), changes: [] };
     else if (e instanceof LicgateError) outcome = { ok: false, errors: [e.message], changes: [] };
     else throw e;

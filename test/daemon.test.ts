@@ -459,6 +459,29 @@ ${extra ? '  - { name: extra, listen: 127.0.0.1:0, backend: lic, maxconn: 1 }\n'
     expect(logs().filter((l) => String(l.msg).includes('waiting for a session slot'))).toEqual([expect.objectContaining({ level: 40, frontend: 'extra', clients: 1 })]);
   });
 
+  it('keep the last reload successful when a reload is asked for during the stop: it is not applied, and no reload failure is logged', async () => {
+    const sim = await startInProcessSimulator('s1');
+    const cfg = configFile(`shutdown_grace: 20s
+shutdown_delay: 0s
+frontends: [{ name: lmgrd, listen: 127.0.0.1:0, backend: licenses }]
+backends: [{ name: licenses, check: { type: none }, servers: [{ name: s1, address: 127.0.0.1:${sim.port} }] }]
+`);
+    const { d, logs } = await startLogged(cfg);
+    // A held session keeps the stop draining, as a systemctl reload (logrotate, config management) comes in.
+    const held = await LicenseClient.connect(d.frontends[0]!.address().port);
+    cleanup.push(() => held.destroy());
+    expect(await held.hello()).toBe('s1');
+    const stopping = d.shutdown(20_000);
+
+    expect(await d.reload('SIGHUP')).toMatchObject({ ok: false, errors: ['shutting down: reload refused'] });
+    // The config is fine and nothing failed: LicgateReloadFailed ("run licgate validate") must not fire.
+    expect(sample(await d.metrics.registry.metrics(), 'licgate_config_last_reload_successful')).toBe(1);
+    expect(logs().filter((l) => (l.level as number) >= 50).map((l) => l.msg)).toEqual([]);
+    expect(logs().map((l) => l.msg)).toContain('reload not applied (SIGHUP): licgate is stopping');
+    await held.close();
+    await stopping;
+  });
+
   it('count a session still connecting upstream when the grace ends as ended by the shutdown', async () => {
     const dark = await startSilentListener();
     cleanup.push(() => dark.stop());
