@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
+import { isScalar, LineCounter, parseAllDocuments, parseDocument, visit, type YAMLError } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
 import { formatHostPort, isLoopback, listenClash, type HostPort } from './address.js';
 import { readTokenFile, tokenFileWarning } from './admin-token.js';
@@ -45,7 +45,10 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, merge: true });
   const r = new YamlReader(file, text, lines, doc);
   // With prettyErrors off, yaml sets only the offset (e.pos), not linePos.
-  for (const e of doc.errors) r.issues.push(new ConfigIssue(r.at(e.pos[0]), yamlErrorText(e)));
+  for (const e of doc.errors) {
+    if (e.code === 'MULTIPLE_DOCS' && onlyEmptyAfterFirst(text)) continue;
+    r.issues.push(new ConfigIssue(r.at(e.pos[0]), yamlErrorText(e)));
+  }
   // yaml reports an alias without its anchor only from toJS(), which the reader does not use: to the
   // reader it is empty, so a key silently took its default (a whole check) or failed at 1:1.
   visit(doc, {
@@ -60,6 +63,15 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   if (cfg) crossCheck(r, cfg);
   if (r.issues.length || !cfg) throw new ConfigError(r.issues.length ? r.issues : [new ConfigIssue({ file, line: 1, col: 1 }, 'empty config')]);
   return deepFreeze(cfg);
+}
+
+/**
+ * Whether the documents after the first hold nothing: a file that ends with "---" (templates joined
+ * by "---" often do) is one config, as `kubectl` and Ansible read it.
+ */
+function onlyEmptyAfterFirst(text: string): boolean {
+  // yaml gives an empty document a null scalar as its contents.
+  return parseAllDocuments(text).slice(1).every((d) => d.errors.length === 0 && (d.contents === null || (isScalar(d.contents) && d.contents.value === null)));
 }
 
 /** yaml's message, except where it speaks to a JavaScript caller instead of to the admin. */

@@ -493,6 +493,15 @@ status: { listen: "127.0.0.1:27100" }
 `)).toEqual(['lic.yaml:2:1: YAML: expected one document, found a second one starting here ("---" separates documents); remove this "---", or put what follows in another file']);
   });
 
+  it('a file that ends with "---" and nothing after it is one config, as templates joined by "---" write it', () => {
+    const cfg = loadConfigText(`---
+admin: { listen: "127.0.0.1:8404" }
+---
+# nothing more
+`, 'lic.yaml');
+    expect(cfg.admin!.listen).toEqual({ host: '127.0.0.1', port: 8404 });
+  });
+
   it('an optional section with nothing under it is its defaults, as {} is; one with required keys names them', () => {
     const cfg = loadConfigText(`admin:
   # listen: 0.0.0.0:8404
