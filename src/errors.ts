@@ -29,8 +29,25 @@ export class ConfigError extends LicgateError {
 
 /** A listener could not be bound (port in use, address not local, permission). */
 export class ListenError extends LicgateError {
-  constructor(readonly what: string, readonly address: string, cause: NodeJS.ErrnoException) {
+  /** The errno code of the failed bind (EADDRINUSE...). */
+  readonly errno: string | undefined;
+  /** The address the bind asked for, once `address` was looked up (when known). */
+  readonly host: string | undefined;
+
+  constructor(readonly what: string, readonly address: string, cause: NodeJS.ErrnoException & { address?: string }) {
     super('E_LISTEN', `cannot listen for ${what} on ${address}: ${LISTEN_CAUSES[cause.code ?? ''] ?? cause.message}${cause.code ? ` (${cause.code})` : ''}`);
+    this.errno = cause.code;
+    this.host = cause.address;
+  }
+}
+
+/**
+ * A reload's new listener asks for a port one of licgate's own listeners keeps: "address already
+ * in use" would send the admin looking for another process.
+ */
+export class OwnPortError extends LicgateError {
+  constructor(what: string, address: string, holder: string, held: string) {
+    super('E_LISTEN_OWN_PORT', `cannot listen for ${what} on ${address}: the port is held by licgate's own ${holder} (${held}), which this config keeps there; give each listener its own port`);
   }
 }
 

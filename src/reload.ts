@@ -2,7 +2,9 @@ import { formatHostPort, type HostPort } from './config/address.js';
 import { loadConfigFile } from './config/load.js';
 import type { BackendConfig, Config, FrontendConfig } from './config/schema.js';
 import type { Daemon } from './daemon.js';
-import { ConfigError, LicgateError, ShuttingDownError, StopBeganError } from './errors.js';
+import type { AddressInfo } from 'node:net';
+import { ConfigError, LicgateError, ListenError, OwnPortError, ShuttingDownError, StopBeganError } from './errors.js';
+import type { BindOptions } from './io/listen.js';
 import type { LineServer } from './io/line-server.js';
 import { Model } from './model/model.js';
 import type { Server } from './model/server.js';
@@ -95,6 +97,26 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   let agent: AgentResponder | null = null;
   const statusMoved = !sameListen(old.status?.listen, next.status?.listen);
   const agentMoved = !sameListen(old.agent?.listen, next.agent?.listen);
+  // Listeners this reload closes at its commit. A new one whose port they hold (127.0.0.1:P to
+  // 0.0.0.0:P, localhost:P to 127.0.0.1:P, two listeners swapping ports) closes them first.
+  const outgoing: Listener[] = removed.map((fe) => ({ what: `frontend "${fe.name}"`, at: fe.address(), release: async () => fe.unbind(), listen: (b) => fe.listen(b) }));
+  for (const [what, moved, l] of [['status', statusMoved, d.statusResponder], ['agent', agentMoved, d.agentResponder]] as const) {
+    if (moved && l) outgoing.push({ what, at: l.address(), release: () => l.close(), listen: (b) => l.listen(b) });
+  }
+  const released: Listener[] = [];
+  const bindOver = async (port: number, listen: () => Promise<void>): Promise<void> => {
+    for (;;) {
+      try {
+        return await listen();
+      } catch (e) {
+        if (!(e instanceof ListenError) || e.errno !== 'EADDRINUSE') throw e;
+        const holder = outgoing.find((o) => !released.includes(o) && holds(o.at, port, e.host));
+        if (holder === undefined) throw ownPort(d, e, port, [...kept.keys()], statusMoved, agentMoved) ?? e;
+        released.push(holder);
+        await holder.release();
+      }
+    }
+  };
   const unbind = async (): Promise<void> => {
     d.resolver.reloadSettled(fresh);
     // A new listener accepts from its bind on, and the reload may wait long after it (a server name
@@ -102,13 +124,19 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     for (const fe of added) d.stopListening(fe, 'the reload that added it was refused');
     await status?.close();
     await agent?.close();
+    // The old listeners go on where they were: the very address they had, not looked up again.
+    for (const o of released.splice(0).reverse()) {
+      await o.listen({ lookup: () => Promise.resolve(o.at.address) }).catch((err: Error) => {
+        d.log.error({ listener: o.what, err: err.message }, `${o.what} could not listen again on ${formatHostPort({ host: o.at.address, port: o.at.port })} after the refused reload gave its port back: ${err.message}; reload a config that works or restart licgate`);
+      });
+    }
   };
   const refused = (): ShuttingDownError => new ShuttingDownError('shutdown began while the reload was binding its new listeners; they are closed again');
   const bind = d.bindOptions;
   try {
-    for (const fe of added) await fe.listen(bind);
-    if (statusMoved && next.status) await (status = d.buildStatusResponder(next.status.listen)).listen(bind);
-    if (agentMoved && next.agent) await (agent = d.buildAgentResponder(next.agent.listen)).listen(bind);
+    for (const fe of added) await bindOver(fe.cfg.listen.port, () => fe.listen(bind));
+    if (statusMoved && next.status) await bindOver(next.status.listen.port, () => (status = d.buildStatusResponder(next.status!.listen)).listen(bind));
+    if (agentMoved && next.agent) await bindOver(next.agent.listen.port, () => (agent = d.buildAgentResponder(next.agent!.listen)).listen(bind));
     await untilAborted(lookedUp, bind.signal);
   } catch (e) {
     await unbind();
@@ -267,6 +295,37 @@ function describeBackend(o: BackendConfig, b: BackendConfig): string[] {
     if (!sameJson(restOld[k], restNew[k])) out.push(`${p}: ${k} ${JSON.stringify(restOld[k])} -> ${JSON.stringify(restNew[k])}`);
   }
   return out;
+}
+
+/** A listener a reload may close before its commit, so that a new one can take its port. */
+interface Listener {
+  what: string;
+  /** Where it is bound (read before it is released). */
+  at: AddressInfo;
+  release(): Promise<void>;
+  listen(bind: BindOptions): Promise<void>;
+}
+
+const ANY = new Set(['0.0.0.0', '::']);
+
+/**
+ * Whether the listener bound at `at` can be what refused a bind to `host`:`port` (`host` unknown:
+ * any address). The wildcard address shares its port with every other one.
+ */
+function holds(at: AddressInfo, port: number, host: string | undefined): boolean {
+  return at.port === port && (host === undefined || at.address === host || ANY.has(at.address) || ANY.has(host));
+}
+
+/** `e` named after the listener of licgate's that keeps the port, if one does. */
+function ownPort(d: Daemon, e: ListenError, port: number, keptFrontends: Frontend[], statusMoved: boolean, agentMoved: boolean): OwnPortError | null {
+  const kept: [string, AddressInfo | undefined][] = keptFrontends.map((fe) => [`frontend "${fe.name}"`, fe.address()]);
+  if (!statusMoved && d.statusResponder) kept.push(['status listener', d.statusResponder.address()]);
+  if (!agentMoved && d.agentResponder) kept.push(['agent listener', d.agentResponder.address()]);
+  if (d.admin) kept.push(['admin listener', d.admin.address()]);
+  for (const [what, at] of kept) {
+    if (at && holds(at, port, e.host)) return new OwnPortError(e.what, e.address, what, formatHostPort({ host: at.address, port: at.port }));
+  }
+  return null;
 }
 
 function sameListen(a: HostPort | undefined, b: HostPort | undefined): boolean {

@@ -68,11 +68,13 @@ export class Frontend implements WaitingOwner {
     if (err === 0) err = handle.listen(4096);
     if (err !== 0) {
       handle.close();
-      throw new ListenError(what, formatHostPort(at), errnoError(err, 'listen', `${host}:${at.port}`));
+      throw new ListenError(what, formatHostPort(at), Object.assign(errnoError(err, 'listen', `${host}:${at.port}`), { address: host }));
     }
     handle[kFrontend] = this;
     handle.onconnection = onConnection;
     this.listener = handle;
+    // Listening again after unbind(): its sessions may have kept the sweep running.
+    if (this.secondSweep) clearInterval(this.secondSweep);
     this.secondSweep = setInterval(() => {
       const now = Date.now();
       this.sessions.forEach((s) => s.everySecond(now));
@@ -112,12 +114,18 @@ export class Frontend implements WaitingOwner {
     return { address: out.address ?? '', family: out.family ?? '', port: out.port ?? 0 };
   }
 
+  /**
+   * Closes the listening socket only: a reload that moves its port to another listener closes it
+   * before that one binds, and listens again if the reload is refused. Waiting clients stay.
+   */
+  unbind(): void {
+    this.listener?.close();
+    this.listener = null;
+  }
+
   /** Stops accepting; open sessions continue. Returns how many waiting clients were closed. */
   stopAccepting(): number {
-    if (this.listener) {
-      this.listener.close();
-      this.listener = null;
-    }
+    this.unbind();
     // The sweeps serve open sessions until the last one ends (sessionEnded stops them then).
     this.stopSweepsIfDone();
     // Clients still waiting for a session slot would otherwise start sessions during shutdown.

@@ -7,6 +7,7 @@ import { helloOnce, LicenseClient } from '../helpers/license-client.js';
 import { sample } from '../helpers/prom-text.js';
 import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type TestServer } from '../helpers/proxy-harness.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
+import { freePort } from '../helpers/flexlm-simulator-process.js';
 
 const TOKEN = 'reload-test-token-0123456789abcdef';
 const clients: LicenseClient[] = [];
@@ -297,6 +298,79 @@ backends:
     expect(listenInode(p.port)).toBe(inode);
     expect(await held.hello()).toBe('s1');
     expect((await held.checkout('cad', 1)).granted).toBe(true);
+  });
+
+  // licgate's own listener holds the port: the new address is bound once the old one is closed.
+  for (const [from, to] of [['127.0.0.1', '0.0.0.0'], ['localhost', '127.0.0.1']]) {
+    it(`a frontend moved from ${from}:P to ${to}:P on the same port is rebound; its open session goes on`, async () => {
+      const s1 = await startSimulator('s1');
+      const port = await freePort();
+      const fe = (host: string): string => `frontends:\n  - { name: lmgrd, listen: "${host}:${port}", backend: licenses }\n`;
+      const { p, write } = await start(fe(from) + backendYaml([{ name: 's1', port: s1.port }]));
+      const held = await LicenseClient.connect(port);
+      clients.push(held);
+      expect(await held.hello()).toBe('s1');
+      write(fe(to) + backendYaml([{ name: 's1', port: s1.port }]));
+      const r = await reloadApi(p);
+      expect(r.json.errors).toEqual([]);
+      expect(r.json.changes).toEqual([`frontend lmgrd added on ${to}:${port}`, `frontend lmgrd removed (${from}:${port})`]);
+      expect(await helloOnce(port)).toBe('s1');
+      expect(await held.hello()).toBe('s1');
+    });
+  }
+
+  it('a frontend and the status listener that swap ports are both rebound', async () => {
+    const s1 = await startSimulator('s1');
+    const [a, b] = [await freePort(), await freePort()];
+    const body = (fe: number, st: number): string => `status: { listen: "127.0.0.1:${st}" }\nfrontends:\n  - { name: lmgrd, listen: 127.0.0.1:${fe}, backend: licenses }\n` + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, write } = await start(body(a, b));
+    expect(await helloOnce(a)).toBe('s1');
+    write(body(b, a));
+    const r = await reloadApi(p);
+    expect(r.json.errors).toEqual([]);
+    expect(r.status).toBe(200);
+    expect(await helloOnce(b)).toBe('s1');
+    const reply = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      connect(a, '127.0.0.1', function (this: Socket) {
+        this.end('STATUS\r\n');
+      })
+        .setEncoding('latin1')
+        .on('data', (d: string) => (got += d))
+        .on('end', () => resolve(got))
+        .on('error', reject);
+    });
+    expect(reply).toMatch(/^Server Status: Running\r\nBackend: licenses/);
+  });
+
+  it('a move that fails to bind puts the old listener back: the refused reload keeps serving on the old address', async () => {
+    const s1 = await startSimulator('s1');
+    const port = await freePort();
+    const blocker = await startTcpServer(() => undefined);
+    const fe = (host: string): string => `frontends:\n  - { name: lmgrd, listen: "${host}:${port}", backend: licenses }\n`;
+    const { p, write } = await start(fe('127.0.0.1') + backendYaml([{ name: 's1', port: s1.port }]));
+    const held = await LicenseClient.connect(port);
+    clients.push(held);
+    expect(await held.hello()).toBe('s1');
+    write(`status: { listen: "127.0.0.1:${blocker.port}" }\n` + fe('0.0.0.0') + backendYaml([{ name: 's1', port: s1.port }]));
+    const r = await reloadApi(p);
+    expect(r.json.errors).toEqual([`cannot listen for status on 127.0.0.1:${blocker.port}: address already in use (EADDRINUSE)`]);
+    expect(listenInode(port)).toBeDefined();
+    expect(await helloOnce(port)).toBe('s1');
+    expect(await held.hello()).toBe('s1');
+    expect((await p.status()).frontends.map((f) => [f.name, f.port])).toEqual([["lmgrd", port]]);
+  });
+
+  it("a listener moved onto the port licgate keeps for another is refused naming that one, not 'address already in use'", async () => {
+    const s1 = await startSimulator('s1');
+    const port = await freePort();
+    const fe = `frontends:\n  - { name: lmgrd, listen: "127.0.0.1:${port}", backend: licenses }\n`;
+    const { p, write } = await start(fe + backendYaml([{ name: 's1', port: s1.port }]));
+    // A name the validation cannot tell from another address: only the bind finds the overlap.
+    write(`status: { listen: "localhost:${port}" }\n` + fe + backendYaml([{ name: 's1', port: s1.port }]));
+    const r = await reloadApi(p);
+    expect(r.json.errors).toEqual([`cannot listen for status on localhost:${port}: the port is held by licgate's own frontend "lmgrd" (127.0.0.1:${port}), which this config keeps there; give each listener its own port`]);
+    expect(await helloOnce(port)).toBe('s1');
   });
 
   // A reload every few minutes (config management) with one connection between them would
