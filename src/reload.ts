@@ -66,8 +66,10 @@ export async function reloadFromFile(d: Daemon, file: string, trigger: string, r
  * Applies a valid config. A new Model is built and every surviving server (same backend, name and
  * address) takes over its predecessor's runtime state. Listeners are matched by address: a
  * frontend whose address is unchanged keeps its socket and is pointed at the new backend; new
- * listeners are bound before anything changes, so a bind failure leaves the old config running.
- * Sessions opened before the reload keep their server objects and end on their own.
+ * listeners are bound before anything changes, so a bind failure leaves the old config running
+ * (a listener the reload closes anyway gives up its port first to a new one that needs it, and is
+ * bound again if the reload is refused). Sessions opened before the reload keep their server
+ * objects and end on their own.
  */
 export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const old = d.cfg;
