@@ -40,7 +40,10 @@ describe('licgate demo (npm start)', () => {
 
     child.kill('SIGHUP');
     const reloadLine = (): string | undefined => out.split('\n').find((l) => l.includes('config reload'));
-    await waitFor(() => child.exitCode !== null || reloadLine(), { timeoutMs: 10_000, what: 'the reload logged, or an exit' });
+    // The demo's output goes with a timeout, which says nothing of what the demo did meanwhile.
+    await waitFor(() => child.exitCode !== null || reloadLine(), { timeoutMs: 10_000, what: 'the reload logged, or an exit' }).catch((e: Error) => {
+      throw new Error(`${e.message}\n--- demo output ---\n${out}`);
+    });
     expect({ exit: child.exitCode, line: reloadLine() }).toEqual({ exit: null, line: expect.stringMatching(/INFO config reloaded from the demo's embedded config \(SIGHUP\): no changes/) });
     expect(out).not.toContain('ENOENT');
 
