@@ -1,4 +1,4 @@
-import { formatHostPort, type HostPort } from './config/address.js';
+import { formatHostPort, listenClash, type HostPort } from './config/address.js';
 import { loadConfigFile } from './config/load.js';
 import type { BackendConfig, Config, FrontendConfig } from './config/schema.js';
 import type { Daemon } from './daemon.js';
@@ -308,14 +308,13 @@ interface Listener {
   listen(bind: BindOptions): Promise<void>;
 }
 
-const ANY = new Set(['0.0.0.0', '::']);
-
 /**
  * Whether the listener bound at `at` can be what refused a bind to `host`:`port` (`host` unknown:
- * any address). The wildcard address shares its port with every other one.
+ * any address on the port): the overlap rule config validation applies to two listeners.
  */
 function holds(at: AddressInfo, port: number, host: string | undefined): boolean {
-  return at.port === port && (host === undefined || at.address === host || ANY.has(at.address) || ANY.has(host));
+  if (host === undefined) return at.port === port;
+  return listenClash({ host: at.address, port: at.port }, { host, port }) !== null;
 }
 
 /** `e` named after the listener of licgate's that keeps the port, if one does. */
