@@ -203,11 +203,23 @@ export function adoptServers(prev: Model, next: Model): Server[] {
     const sameAgent = was !== undefined && sameAgentSource(was.cfg, b.cfg, sameCheck);
     for (const s of b.servers) {
       const w = was?.server(s.name);
-      if (w && formatHostPort(w.address) === formatHostPort(s.address)) s.adoptRuntime(w, sameCheck && sameAgent, sameAgent);
-      else fresh.push(s);
+      if (w && sameServer(w, s)) {
+        s.adoptRuntime(w, sameCheck && sameAgent, sameAgent);
+        continue;
+      }
+      // Added back while sessions to it are open: they count on it. Under another address it is
+      // another license server, whose slots those sessions do not take.
+      const r = was?.retired.find((r) => sameServer(r, s));
+      if (r) s.adoptSessions(r);
+      fresh.push(s);
     }
   }
   return fresh;
+}
+
+/** The same license server to licgate: the name and the address it connects to. */
+function sameServer(a: Server, b: Server): boolean {
+  return a.name === b.name && formatHostPort(a.address) === formatHostPort(b.address);
 }
 
 /**

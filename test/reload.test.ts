@@ -230,6 +230,40 @@ describe('a session opened before reloads', () => {
   });
 });
 
+describe('a server removed by a reload and added back while its sessions are open', () => {
+  it('counts them at the same address; at another it is another license server and starts at 0; none is counted twice or lost', () => {
+    const at = (port: number): Config => cfg(`      - { name: a, address: 10.0.0.1:${port}, maxconn: 2 }`, { check: '{ type: none }' });
+    const without = cfg(`      - { name: other, address: 10.0.0.9:27000 }`, { check: '{ type: none }' });
+    const first = new Model(at(27000));
+    const b0 = first.backend('b')!;
+    const a0 = b0.server('a')!;
+    b0.acquire(a0, '192.0.2.1');
+    b0.acquire(a0, '192.0.2.2');
+    const removed = new Model(without);
+    carryOver(first, removed);
+    const back = new Model(at(27000));
+    carryOver(removed, back);
+    const a1 = back.backend('b')!.server('a')!;
+    expect([a1.active, a1.usable]).toEqual([2, false]);
+    b0.release(a0, '192.0.2.1');
+    expect([a1.active, a1.usable]).toEqual([1, true]);
+
+    const moved = new Model(at(27001));
+    carryOver(back, moved);
+    const a2 = moved.backend('b')!.server('a')!;
+    expect([a2.active, a1.active]).toEqual([0, 1]);
+    const again = new Model(at(27000));
+    carryOver(moved, again);
+    const a3 = again.backend('b')!.server('a')!;
+    expect(a3.active).toBe(1);
+    b0.release(a0, '192.0.2.2');
+    expect([a3.active, a2.active, a0.active]).toEqual([0, 0, 0]);
+    const last = new Model(without);
+    carryOver(again, last);
+    expect(last.backend('b')!.retired).toEqual([]);
+  });
+});
+
 describe('passive health across a reload: a connect launched before it reports to the old server', () => {
   const observe3 = { keys: 'observe_errors: 3' };
 

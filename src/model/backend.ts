@@ -34,6 +34,11 @@ export class Backend {
   queueTimeouts = 0;
   /** The backend of this name in the config a reload put in place (see adoptRuntime); null while this one runs. */
   private successor: Backend | null = null;
+  /**
+   * Servers reloads removed from this backend whose sessions were still open at the last reload:
+   * one added back with the same name and address takes their counts (Server.adoptSessions).
+   */
+  retired: readonly Server[] = [];
 
   constructor(readonly cfg: BackendConfig, private readonly events: ModelEvents) {
     this.name = cfg.name;
@@ -265,6 +270,8 @@ export class Backend {
     this.balancer.adopt(old.balancer, (s) => this.server(s.name));
     this.queueRejected = old.queueRejected;
     this.queueTimeouts = old.queueTimeouts;
+    // Looked at only here, not when a session ends: a removed server leaves once it has none.
+    this.retired = [...old.retired, ...old.servers].filter((r) => r.active > 0 && !this.servers.some((s) => s.countsWith(r)));
     if (this.stick && old.stick) {
       this.stick = old.stick;
       for (const s of old.servers) if (!this.server(s.name)) this.stick.forgetServer(s.name);

@@ -60,7 +60,7 @@ export class Server {
   agent: AgentView | null = null;
   /** Why the last read of this server's agent (backend agent_port) failed; null after a reply. */
   agentError: string | null = null;
-  /** Shared with the Server that replaces this one on a reload (see adoptRuntime). */
+  /** Shared with the Server that replaces this one on a reload, or adds it back (adoptRuntime, adoptSessions). */
   private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0, overdue: 0 };
   private consecutiveErrors = 0;
   /**
@@ -205,6 +205,22 @@ export class Server {
     this.connectTime = old.connectTime;
     this.adopted = { from: old, sameCheck, sameAgent };
     this.takeState(old, sameCheck, sameAgent);
+  }
+
+  /**
+   * Reload: this server is added back (same backend, name and address) while sessions to the one
+   * an earlier reload removed are still open. It is the same license server, holding those
+   * sessions: it shares their counts as adoptRuntime does, so maxconn, leastconn and /status count
+   * them and each one ending frees its slot here. Nothing else carries over: health starts over,
+   * as for any server a reload adds.
+   */
+  adoptSessions(old: Server): void {
+    this.counts = old.counts;
+  }
+
+  /** Whether this server counts the same sessions as `other` (one adopted the other's). */
+  countsWith(other: Server): boolean {
+    return this.counts === other.counts;
   }
 
   /**
