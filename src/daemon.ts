@@ -60,6 +60,8 @@ export class Daemon implements DaemonView {
   agentResponder: AgentResponder | null = null;
   readonly agentSchedulers: AgentScheduler[] = [];
   admin: AdminHttp | null = null;
+  /** Status and agent listeners a reload moved away whose peers had not ended then: the stop cuts them off. */
+  private readonly movedAway = new Set<LineServer | AgentResponder>();
   /** Told when a reload (SIGHUP or POST /admin/reload) is asked for and when it has settled; not once the stop has begun. */
   reloadWatcher: ReloadWatcher | null = null;
 
@@ -266,6 +268,18 @@ export class Daemon implements DaemonView {
     if (fe.sessions.size) this.retired.add(fe);
   }
 
+  /**
+   * Reload commit: the status or agent listener `l` moved to another address. It stops listening;
+   * its peers get their replies as they would have, each within its deadline, as a moved frontend's
+   * sessions go on. Listeners moved away before and since left idle are forgotten now.
+   */
+  moveAway(l: LineServer | AgentResponder | null): void {
+    for (const m of this.movedAway) if (m.connections === 0) this.movedAway.delete(m);
+    if (l === null) return;
+    l.stopListening();
+    if (l.connections) this.movedAway.add(l);
+  }
+
   /** Clients waiting for a slot (frontend maxconn) are closed with the listener: an admin must hear of it. */
   private stopAccepting(f: Frontend, why: string): void {
     const dropped = f.stopAccepting();
@@ -292,6 +306,8 @@ export class Daemon implements DaemonView {
     await this.sessionsEnded(1000);
     await this.statusResponder?.close();
     await this.agentResponder?.close();
+    for (const l of this.movedAway) await l.close();
+    this.movedAway.clear();
     await this.admin?.close();
     for (const r of this.refusals.values()) r.close();
     this.statusCutOffs.close();

@@ -69,7 +69,8 @@ export async function reloadFromFile(d: Daemon, file: string, trigger: string, r
  * listeners are bound before anything changes, so a bind failure leaves the old config running
  * (a listener the reload closes anyway gives up its port first to a new one that needs it, and is
  * bound again if the reload is refused). Sessions opened before the reload keep their server
- * objects and end on their own.
+ * objects and end on their own; so do the peers of a status or agent listener that moves (closing
+ * a listener only stops it accepting).
  */
 export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const old = d.cfg;
@@ -103,7 +104,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   // 0.0.0.0:P, localhost:P to 127.0.0.1:P, two listeners swapping ports) closes them first.
   const outgoing: Listener[] = removed.map((fe) => ({ what: `frontend "${fe.name}"`, at: fe.address(), release: async () => fe.unbind(), listen: (b) => fe.listen(b) }));
   for (const [what, moved, l] of [['status', statusMoved, d.statusResponder], ['agent', agentMoved, d.agentResponder]] as const) {
-    if (moved && l) outgoing.push({ what, at: l.address(), release: () => l.close(), listen: (b) => l.listen(b) });
+    if (moved && l) outgoing.push({ what, at: l.address(), release: async () => l.stopListening(), listen: (b) => l.listen(b) });
   }
   const released: Listener[] = [];
   const bindOver = async (port: number, listen: () => Promise<void>): Promise<void> => {
@@ -169,11 +170,11 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   d.retire(removed);
   d.frontends.splice(0, d.frontends.length, ...order);
   if (statusMoved) {
-    await d.statusResponder?.close();
+    d.moveAway(d.statusResponder);
     d.statusResponder = status;
   }
   if (agentMoved) {
-    await d.agentResponder?.close();
+    d.moveAway(d.agentResponder);
     d.agentResponder = agent;
   }
   for (const b of model.backends.values()) {

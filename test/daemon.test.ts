@@ -528,3 +528,38 @@ backends:
     await expect(helloOnce(port, { host: '127.0.0.1', timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
   });
 });
+
+describe('a reload that moves the status listener', () => {
+  it('leaves a peer mid-line connected; the stop still cuts it off at once, not at its 5 s deadline', async () => {
+    const port = await freePort();
+    const text = (host: string): string => `log: { level: silent, format: json }
+shutdown_grace: 20s
+shutdown_delay: 0s
+status: { listen: "${host}:${port}" }
+backends:
+  - name: licenses
+    check: { type: none }
+    servers: [{ name: s1, address: 127.0.0.1:1 }]
+`;
+    const cfg = configFile(text('127.0.0.1'));
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }));
+    cleanup.push(() => d.close());
+    await d.start();
+    const old = d.statusResponder!;
+    const peer = createConnection(port, '127.0.0.1').on('error', () => undefined);
+    cleanup.push(() => void peer.destroy());
+    const closed = new Promise<number>((resolve) => peer.on('close', () => resolve(performance.now())));
+    await new Promise((resolve) => peer.once('connect', resolve));
+    peer.write('STAT');
+    await waitFor(() => old.connections === 1, { timeoutMs: 3000, what: 'the status listener to accept the peer' });
+    cfg.write(text('0.0.0.0'));
+    expect(await d.reload('test')).toMatchObject({ ok: true, changes: ['status changed'] });
+    expect(d.statusResponder).not.toBe(old);
+    expect(old.connections).toBe(1);
+    expect(peer.destroyed).toBe(false);
+    const stopAt = performance.now();
+    await d.shutdown();
+    expect((await closed) - stopAt).toBeLessThan(1000);
+    expect(old.connections).toBe(0);
+  });
+});

@@ -61,6 +61,14 @@ export class LineServer {
     return this.server.address() as AddressInfo;
   }
 
+  /**
+   * Stops listening, the port free on return; the peers connected now go on, each within its
+   * deadline (a reload moves the listener: what it accepted ends as it would have).
+   */
+  stopListening(): void {
+    if (this.server.listening) this.server.close();
+  }
+
   /** Stops listening and cuts off the peers still connected: net.Server.close() would wait for each. */
   close(): Promise<void> {
     for (const s of this.peers) s.destroy();

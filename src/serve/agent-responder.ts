@@ -41,6 +41,15 @@ export class AgentResponder {
     return this.server.address() as AddressInfo;
   }
 
+  /**
+   * Stops listening, the port free on return; the peers connected now go on until they close or
+   * lingerMs (a reload moves the listener: a peer still sending would otherwise be reset).
+   */
+  stopListening(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  /** Stops listening and cuts off the peers still connected: net.Server.close() would wait for each. */
   close(): Promise<void> {
     for (const s of this.peers) s.destroy();
     this.peers.clear();

@@ -65,6 +65,20 @@ function reloadLogs(p: ProxyProcess): Record<string, unknown>[] {
   return p.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload'));
 }
 
+/** What a control listener at host:port answers, `send` written (and our side closed) on connect. */
+function ask(host: string, port: number, send?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    connect({ host, port }, function (this: Socket) {
+      if (send !== undefined) this.end(send);
+    })
+      .setEncoding('latin1')
+      .on('data', (d: string) => (got += d))
+      .on('end', () => resolve(got))
+      .on('error', reject);
+  });
+}
+
 describe('config reload on a real licgate run (SIGHUP and POST /admin/reload)', () => {
   it('adds a server with SIGHUP and new sessions reach it; the frontend keeps its listening socket', async () => {
     const s1 = await startSimulator('s1');
@@ -412,17 +426,55 @@ backends:
     expect(r.json.errors).toEqual([]);
     expect(r.status).toBe(200);
     expect(await helloOnce(b)).toBe('s1');
-    const reply = await new Promise<string>((resolve, reject) => {
-      let got = '';
-      connect(a, '127.0.0.1', function (this: Socket) {
-        this.end('STATUS\r\n');
-      })
-        .setEncoding('latin1')
-        .on('data', (d: string) => (got += d))
-        .on('end', () => resolve(got))
-        .on('error', reject);
+    expect(await ask('127.0.0.1', a, 'STATUS\r\n')).toMatch(/^Server Status: Running\r\nBackend: licenses/);
+  });
+
+  // A move closes the listening socket only: what it accepted before ends as it would have.
+  it('a status listener moved from 127.0.0.1:P to 0.0.0.0:P lets a peer mid-line finish: it gets its complete reply', async () => {
+    const s1 = await startSimulator('s1');
+    const port = await freePort();
+    const body = (host: string): string => `status: { listen: "${host}:${port}" }\n` + FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, write } = await start(body('127.0.0.1'));
+    const peer = connect(port, '127.0.0.1').setEncoding('latin1');
+    let got = '';
+    const ended = new Promise<string>((resolve) => {
+      peer.on('data', (d: string) => (got += d)).on('end', () => resolve(got)).on('error', (e: NodeJS.ErrnoException) => resolve(`${got}<${e.code}>`));
+      peer.on('close', () => resolve(`${got}<closed>`));
     });
-    expect(reply).toMatch(/^Server Status: Running\r\nBackend: licenses/);
+    await new Promise((resolve) => peer.once('connect', resolve));
+    peer.write('STAT');
+    write(body('0.0.0.0'));
+    const r = await reloadApi(p);
+    expect(r.json.errors).toEqual([]);
+    expect(r.json.changes).toEqual(['status changed']);
+    peer.end('US\r\n');
+    expect(await ended).toMatch(/^Server Status: Running\r\nBackend: licenses\r\n[^]*\r\n$/);
+    // 127.0.0.2 reaches only the new listener: the old one was bound to 127.0.0.1.
+    expect(await ask('127.0.0.2', port, 'STATUS\r\n')).toMatch(/^Server Status: Running\r\nBackend: licenses/);
+  });
+
+  it('an agent listener moved from 127.0.0.1:P to 0.0.0.0:P lets a peer still sending after its reply close with a FIN, not a reset', async () => {
+    const s1 = await startSimulator('s1');
+    const port = await freePort();
+    const body = (host: string): string => `agent: { listen: "${host}:${port}", backend: licenses }\n` + FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, write } = await start(body('127.0.0.1'));
+    // As HAProxy's agent-check whose agent-send is still on its way when the reply comes; more than
+    // the socket buffers hold, so a reset cannot pass unseen behind a write already queued.
+    const peer = connect({ port, host: '127.0.0.1', allowHalfOpen: true }).setEncoding('latin1');
+    let got = '';
+    const ending = new Promise<string>((resolve) => {
+      peer.on('data', (d: string) => (got += d)).on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      peer.on('close', () => resolve('close'));
+    });
+    await waitFor(() => got.endsWith('\n'), { timeoutMs: 5000, what: 'the agent reply' });
+    write(body('0.0.0.0'));
+    const r = await reloadApi(p);
+    expect(r.json.errors).toEqual([]);
+    expect(r.json.changes).toEqual(['agent changed']);
+    peer.end(Buffer.alloc(16 * 1024 * 1024, 0x61));
+    expect(await ending).toBe('close');
+    expect(got).toMatch(/^up ready \d+%\n$/);
+    expect(await ask('127.0.0.2', port)).toMatch(/^up ready \d+%\n$/);
   });
 
   it('a move that fails to bind puts the old listener back: the refused reload keeps serving on the old address', async () => {
