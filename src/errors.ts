@@ -29,14 +29,14 @@ export class ConfigError extends LicgateError {
 
 /** A listener could not be bound (port in use, address not local, permission). */
 export class ListenError extends LicgateError {
-  /** The errno code of the failed bind (EADDRINUSE...). */
-  readonly errno: string | undefined;
+  /** The failed bind's error code as Node names it ('EADDRINUSE'...): not the errno number. */
+  readonly syscallCode: string | undefined;
   /** The address the bind asked for, once `address` was looked up (when known). */
   readonly host: string | undefined;
 
   constructor(readonly what: string, readonly address: string, cause: NodeJS.ErrnoException & { address?: string }) {
     super('E_LISTEN', `cannot listen for ${what} on ${address}: ${LISTEN_CAUSES[cause.code ?? ''] ?? cause.message}${cause.code ? ` (${cause.code})` : ''}`);
-    this.errno = cause.code;
+    this.syscallCode = cause.code;
     this.host = cause.address;
   }
 }

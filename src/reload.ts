@@ -112,7 +112,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
       try {
         return await listen();
       } catch (e) {
-        if (!(e instanceof ListenError) || e.errno !== 'EADDRINUSE') throw e;
+        if (!(e instanceof ListenError) || e.syscallCode !== 'EADDRINUSE') throw e;
         const holder = outgoing.find((o) => !released.includes(o) && holds(o.at, port, e.host));
         if (holder === undefined) throw ownPort(d, e, port, [...kept.keys()], statusMoved, agentMoved) ?? e;
         released.push(holder);
