@@ -83,8 +83,8 @@ class RouteCell {
  * between any two of its tiers and none (no usable server), and from one disaster-recovery tier
  * to a further one (both "dr").
  */
-function tierChanges(b: Backend): [string, string][] {
-  const tiers = new Set(b.servers.map((s) => s.tier));
+function tierChanges(servers: readonly { tier: number }[]): [string, string][] {
+  const tiers = new Set(servers.map((s) => s.tier));
   const names = new Set([...tiers].map(tierName)).add(tierName(null));
   const drTiers = [...tiers].filter((t) => tierName(t) === 'dr').length;
   const out: [string, string][] = [];
@@ -414,7 +414,7 @@ export class Metrics {
       // A reload builds new Backends, which may bring tiers: their changes are bound then.
       if (this.tiersBound.has(b)) continue;
       this.tiersBound.add(b);
-      for (const [from, to] of tierChanges(b)) {
+      for (const [from, to] of tierChanges(b.servers)) {
         const key = `${b.name}/${from}/${to}`;
         if (this.failoverSeries.has(key)) continue;
         const labels = { backend: b.name, from, to };
@@ -472,11 +472,12 @@ export class Metrics {
   }
 
   /**
-   * After a reload: drop the series of frontends, backends and servers that are gone (a cell with
-   * sessions still open stays until a later reload finds it idle).
+   * After a reload: drop the series of frontends, backends, servers and tiers that are gone (a cell
+   * with sessions still open stays until a later reload finds it idle).
    */
   forget(cfg: Config): void {
     const backends = new Map(cfg.backends.map((b) => [b.name, new Set(b.servers.map((s) => s.name))]));
+    const changes = new Set(cfg.backends.flatMap((b) => tierChanges(b.servers).map(([from, to]) => `${b.name}/${from}/${to}`)));
     const frontends = new Set(cfg.frontends.map((f) => f.name));
     for (const [fe, byBackend] of this.routes) {
       for (const [be, route] of byBackend) {
@@ -495,7 +496,7 @@ export class Metrics {
       for (const to of STATES) this.transitions.remove({ backend, server, to });
     }
     for (const [key, labels] of this.failoverSeries) {
-      if (backends.has(labels.backend)) continue;
+      if (changes.has(key)) continue;
       this.failoverSeries.delete(key);
       this.failovers.remove(labels);
     }

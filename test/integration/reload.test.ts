@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce, LicenseClient } from '../helpers/license-client.js';
-import { sample } from '../helpers/prom-text.js';
+import { parseSamples, sample } from '../helpers/prom-text.js';
 import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type TestServer } from '../helpers/proxy-harness.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
@@ -648,3 +648,17 @@ describe('an auxiliary agent (agent_port) across reloads that leave its settings
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
+
+describe('metric series across reloads (GET /metrics)', () => {
+  it("a reload that removes a backend's backup tier removes the failover series from and to that tier; the others stay", async () => {
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }, { name: 's2', port: s2.port, extra: ', backup: true' }]));
+    const failovers = async (): Promise<string[]> => parseSamples((await p.get('/metrics')).body).filter((x) => x.name === 'licgate_backend_failovers_total').map((x) => `${x.labels.from}>${x.labels.to}`).sort();
+    expect(await failovers()).toEqual(['active>backup', 'active>none', 'backup>active', 'backup>none', 'none>active', 'none>backup']);
+
+    write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: ['backend licenses: server s2 removed'] });
+    expect(await failovers()).toEqual(['active>none', 'none>active']);
+  });
+});
