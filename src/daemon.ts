@@ -49,8 +49,8 @@ export class Daemon implements DaemonView {
   model: Model;
   readonly frontends: Frontend[] = [];
   /**
-   * Frontends a reload removed while sessions were open on them: shutdown waits for those, and the
-   * metrics count them until a later reload finds them idle, as they keep their sessions' series.
+   * Frontends a reload removed while sessions were open on them, until their last session ends:
+   * shutdown waits for those, and the metrics keep their series meanwhile.
    */
   readonly retired = new Set<Frontend>();
   readonly schedulers: CheckScheduler[] = [];
@@ -250,12 +250,8 @@ export class Daemon implements DaemonView {
     await this.closeNow();
   }
 
-  /**
-   * Reload commit: `removed` frontends stop accepting; those with open sessions are retired. Retired
-   * frontends left idle since the last reload are forgotten now, as the metrics forget idle series.
-   */
+  /** Reload commit, once `frontends` holds the new config's: `removed` frontends stop accepting; those with open sessions are retired. */
   retire(removed: Frontend[]): void {
-    for (const r of this.retired) if (r.sessions.size === 0) this.retired.delete(r);
     for (const fe of removed) this.stopListening(fe, 'its frontend was removed by a reload');
   }
 
@@ -266,6 +262,7 @@ export class Daemon implements DaemonView {
   stopListening(fe: Frontend, why: string): void {
     this.stopAccepting(fe, why);
     if (fe.sessions.size) this.retired.add(fe);
+    else this.metrics.frontendGone(fe);
   }
 
   /**
@@ -448,11 +445,12 @@ export class Daemon implements DaemonView {
   buildFrontend(f: FrontendConfig, model: Model): Frontend {
     const log = this.log;
     const logSession = sessionLogger(log);
-    return new Frontend(f, model.backend(f.backend)!, {
+    const fe: Frontend = new Frontend(f, model.backend(f.backend)!, {
       sessionConnected: (route, server, retries) => this.metrics.sessionConnected(route, server, retries),
       sessionEnded: (rec) => {
         this.metrics.sessionEnded(rec);
         logSession(rec);
+        if (fe.sessions.size === 0 && this.retired.delete(fe)) this.metrics.frontendGone(fe);
         if (this.onDrained && this.openSessions() === 0) this.onDrained();
       },
       attemptFailed: (route, server, reason, settled) => {
@@ -463,8 +461,9 @@ export class Daemon implements DaemonView {
         this.metrics.attemptRaced(route, slow);
         log.warn({ frontend: route.frontendName, backend: route.backend.name, server: slow.name, next: next.name, after_ms: afterMs }, 'connect to server unanswered; racing the next server');
       },
-      acceptFailed: (fe, err) => this.acceptFailed(fe, err),
+      acceptFailed: (f, err) => this.acceptFailed(f, err),
     });
+    return fe;
   }
 
   private lastAcceptLog = 0;

@@ -167,8 +167,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   // Before anything below awaits: the checks a backend keeps go on with it, and report to this model.
   d.startChecks();
   for (const [fe, f] of kept) fe.retarget(f, model.backend(f.backend)!);
-  d.retire(removed);
   d.frontends.splice(0, d.frontends.length, ...order);
+  d.retire(removed);
   if (statusMoved) {
     d.moveAway(d.statusResponder);
     d.statusResponder = status;

@@ -25,7 +25,7 @@ export interface MetricsSource {
   readonly version: string;
   readonly model: Model;
   readonly frontends: readonly Frontend[];
-  /** Frontends a reload removed, while their sessions last. */
+  /** Frontends a reload removed, until their last session ends. */
   readonly retired: ReadonlySet<Frontend>;
   readonly shuttingDown: boolean;
   readonly cfg: Pick<Config, 'vrrp'>;
@@ -69,6 +69,9 @@ class PairCell {
   races = 0;
   constructor(readonly frontend: string, readonly backend: string, readonly server: string) {}
 }
+
+/** A frontend's own counters, as the metrics read them. */
+type FrontendCounts = Pick<Frontend, 'name' | 'rejected' | 'acceptErrors'>;
 
 /** Per frontend × backend: retries and how sessions ended. */
 class RouteCell {
@@ -129,6 +132,8 @@ export class Metrics {
   private readonly zeroed = new Set<string>();
   /** Backends whose failover series exist from 0 (see bindEventSeries). */
   private readonly tiersBound = new WeakSet<Backend>();
+  /** The counts of frontends no longer served whose name another frontend serves on (see frontendGone). */
+  private readonly carried = new Map<string, FrontendCounts>();
   private lastReloadOk = 1;
   private lastReloadAt = 0;
 
@@ -201,8 +206,8 @@ export class Metrics {
     this.backendCounter('licgate_backend_queue_timeouts_total', 'Queued connections that found no free slot within queue_timeout.', (b) => b.queueTimeouts);
 
     // --- frontends
-    this.frontendMetric(Gauge, 'licgate_frontend_active_connections', 'Open sessions on the frontend.', (f) => f.sessions.size);
-    this.frontendMetric(Gauge, 'licgate_frontend_waiting_connections', 'Accepted clients waiting for a session slot (frontend maxconn).', (f) => f.queued);
+    this.frontendMetric(Gauge, 'licgate_frontend_active_connections', 'Open sessions on the frontend.', () => this.servedFrontends(), (f) => f.sessions.size);
+    this.frontendMetric(Gauge, 'licgate_frontend_waiting_connections', 'Accepted clients waiting for a session slot (frontend maxconn).', () => this.servedFrontends(), (f) => f.queued);
     new Counter({
       name: 'licgate_frontend_rejected_total',
       help: 'Clients closed without a session, by reason: full (the frontend wait list, maxconn, was at max_queue), timeout (their wait passed queue_timeout), stopping (the frontend stopped accepting while they waited: a stop, or its removal by a reload).',
@@ -210,10 +215,10 @@ export class Metrics {
       registers: reg,
       collect() {
         this.reset();
-        for (const f of metrics.servedFrontends()) for (const reason of REJECT_REASONS) this.inc({ frontend: f.name, reason }, f.rejected[reason]);
+        for (const f of metrics.countedFrontends()) for (const reason of REJECT_REASONS) this.inc({ frontend: f.name, reason }, f.rejected[reason]);
       },
     });
-    this.frontendMetric(Counter, 'licgate_frontend_accept_errors_total', 'accept() failures such as EMFILE (out of file descriptors).', (f) => f.acceptErrors);
+    this.frontendMetric(Counter, 'licgate_frontend_accept_errors_total', 'accept() failures such as EMFILE (out of file descriptors).', () => this.countedFrontends(), (f) => f.acceptErrors);
 
     new Gauge({
       name: 'licgate_vrrp_state',
@@ -472,18 +477,37 @@ export class Metrics {
   }
 
   /**
-   * After a reload: drop the series of frontends, backends, servers and tiers that are gone (a cell
-   * with sessions still open stays until a later reload finds it idle).
+   * A frontend is no longer served: removed by a reload, at once or when its last session ended.
+   * Its series go with it, unless a frontend of the same name serves on (a listener moved to
+   * another address): its counters then go on from this one's, never down.
+   */
+  frontendGone(fe: FrontendCounts): void {
+    if (![...this.servedFrontends()].some((f) => f.name === fe.name)) {
+      this.routes.delete(fe.name);
+      this.carried.delete(fe.name);
+      return;
+    }
+    let c = this.carried.get(fe.name);
+    if (!c) this.carried.set(fe.name, (c = { name: fe.name, rejected: { full: 0, timeout: 0, stopping: 0 }, acceptErrors: 0 }));
+    for (const r of REJECT_REASONS) c.rejected[r] += fe.rejected[r];
+    c.acceptErrors += fe.acceptErrors;
+  }
+
+  /**
+   * After a reload: drop the series of backends, servers and tiers that are gone (a cell with
+   * sessions still open stays until a later reload finds it idle). A removed frontend's go with its
+   * last session (frontendGone).
    */
   forget(cfg: Config): void {
     const backends = new Map(cfg.backends.map((b) => [b.name, new Set(b.servers.map((s) => s.name))]));
     const changes = new Set(cfg.backends.flatMap((b) => tierChanges(b.servers).map(([from, to]) => `${b.name}/${from}/${to}`)));
     const frontends = new Set(cfg.frontends.map((f) => f.name));
     for (const [fe, byBackend] of this.routes) {
+      if (!frontends.has(fe)) continue;
       for (const [be, route] of byBackend) {
         const servers = backends.get(be);
-        for (const [name, c] of route.pairs) if ((!servers?.has(name) || !frontends.has(fe)) && c.active <= 0) route.pairs.delete(name);
-        if (route.pairs.size === 0 && (!servers || !frontends.has(fe))) byBackend.delete(be);
+        for (const [name, c] of route.pairs) if (!servers?.has(name) && c.active <= 0) route.pairs.delete(name);
+        if (route.pairs.size === 0 && !servers) byBackend.delete(be);
       }
       if (byBackend.size === 0) this.routes.delete(fe);
     }
@@ -574,38 +598,28 @@ export class Metrics {
     });
   }
 
-  /** The frontends of the config running now, and those a reload removed that are still counted (Daemon.retired). */
+  /** The frontends of the config running now, and those a reload removed that still have sessions (Daemon.retired). */
   private *servedFrontends(): Iterable<Frontend> {
     yield* this.src.frontends;
     yield* this.src.retired;
   }
 
-  private frontendMetric(kind: typeof Gauge | typeof Counter, name: string, help: string, value: (f: Frontend) => number): void {
-    const metrics = this;
-    if (kind === Gauge) {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['frontend'],
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          // inc, not set: a retired frontend may share its name with the one that replaced it.
-          for (const f of metrics.servedFrontends()) this.inc({ frontend: f.name }, value(f));
-        },
-      });
-      return;
+  /** Whose counters make the frontend counters: the served frontends and what others left them. */
+  private *countedFrontends(): Iterable<FrontendCounts> {
+    yield* this.servedFrontends();
+    yield* this.carried.values();
+  }
+
+  /** `frontends`: whose values the series sum by name (servedFrontends, or countedFrontends for a counter). */
+  private frontendMetric<F extends FrontendCounts>(kind: typeof Gauge | typeof Counter, name: string, help: string, frontends: () => Iterable<F>, value: (f: F) => number): void {
+    function collect(this: Gauge<'frontend'> | Counter<'frontend'>): void {
+      this.reset();
+      // inc, not set: a retired frontend may share its name with the one that replaced it.
+      for (const f of frontends()) this.inc({ frontend: f.name }, value(f));
     }
-    new Counter({
-      name,
-      help,
-      labelNames: ['frontend'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const f of metrics.servedFrontends()) this.inc({ frontend: f.name }, value(f));
-      },
-    });
+    const opts = { name, help, labelNames: ['frontend'] as const, registers: [this.registry], collect };
+    if (kind === Gauge) new Gauge(opts);
+    else new Counter(opts);
   }
 
   private pairMetric(kind: typeof Gauge | typeof Counter, name: string, help: string, value: (c: PairCell) => number): void {

@@ -661,4 +661,56 @@ describe('metric series across reloads (GET /metrics)', () => {
     expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: ['backend licenses: server s2 removed'] });
     expect(await failovers()).toEqual(['active>none', 'none>active']);
   });
+
+  it('a removed frontend keeps all its series while it has a session, and loses them with its last session', async () => {
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const two = backendYaml([{ name: 's1', port: s1.port }, { name: 's2', port: s2.port }]);
+    const { p, write } = await start(FRONTEND + '  - { name: vendor, listen: 127.0.0.1:0, backend: licenses }\n' + two);
+    const vendor = (await p.status()).frontends.find((f) => f.name === 'vendor')!.port!;
+    // Round robin: a session on s2 ended, then one held on s1.
+    let held: LicenseClient | null = null;
+    let ended = 0;
+    while (!held) {
+      const c = await LicenseClient.connect(vendor);
+      clients.push(c);
+      if ((await c.hello()) === 's1' && ended) held = c;
+      else await c.close().then(() => ended++);
+    }
+    const vendorSeries = async (): Promise<string[]> => parseSamples((await p.get('/metrics')).body).filter((x) => x.labels.frontend === 'vendor').map((x) => `${x.name}${JSON.stringify(x.labels)}=${x.value}`).sort();
+    const closed = async (): Promise<number | undefined> => sample((await p.get('/metrics')).body, 'licgate_sessions_ended_total', { frontend: 'vendor', end: 'closed' });
+    await waitFor(async () => (await closed()) === ended, { timeoutMs: 5000, what: "vendor's ended sessions counted" });
+    const before = await vendorSeries();
+
+    write(FRONTEND + two);
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: ['frontend vendor removed (127.0.0.1:0)'] });
+    expect(await vendorSeries()).toEqual(before);
+    await held.close();
+    await waitFor(async () => (await vendorSeries()).length === 0, { timeoutMs: 5000, intervalMs: 50, what: "vendor's series to go once its last session ended" });
+  });
+
+  it('a frontend moved to another address keeps its counters through its old listener\'s drain and later reloads', async () => {
+    const s1 = await startSimulator('s1');
+    const fe = (listen: string): string => `frontends:\n  - { name: lmgrd, listen: "${listen}", backend: licenses, maxconn: 1 }\n` + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, write } = await start(fe('127.0.0.1:0'));
+    const held = await LicenseClient.connect(p.port);
+    clients.push(held);
+    expect(await held.hello()).toBe('s1');
+    // A second client waits for the one slot; the move closes it: rejected{reason="stopping"} on the old listener.
+    const waiting = connect(p.port, '127.0.0.1');
+    waiting.on('error', () => {});
+    const metric = async (name: string, labels: Record<string, string>): Promise<number | undefined> => sample((await p.get('/metrics')).body, name, { frontend: 'lmgrd', ...labels });
+    await waitFor(async () => (await metric('licgate_frontend_waiting_connections', {})) === 1, { timeoutMs: 5000, what: 'a client waiting on lmgrd' });
+
+    write(fe(`127.0.0.1:${await freePort()}`));
+    expect((await reloadApi(p)).json.ok).toBe(true);
+    const stopping = { reason: 'stopping' };
+    expect(await metric('licgate_frontend_rejected_total', stopping)).toBe(1);
+    await held.close();
+    await waitFor(async () => (await metric('licgate_frontend_active_connections', {})) === 0, { timeoutMs: 5000, what: "the old listener's last session to end" });
+    expect(await metric('licgate_frontend_rejected_total', stopping)).toBe(1);
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+    expect(await metric('licgate_frontend_rejected_total', stopping)).toBe(1);
+    waiting.destroy();
+  });
 });
