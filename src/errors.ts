@@ -20,11 +20,24 @@ export class ConfigIssue {
   }
 }
 
-/** The config could not be used; `issues` holds every problem found, not only the first. */
+/**
+ * The config could not be used; `issues` holds every problem found, not only the first, and
+ * `warnings` those the same pass found, so the admin hears of them before fixing the errors.
+ */
 export class ConfigError extends LicgateError {
-  constructor(readonly issues: ConfigIssue[]) {
+  constructor(readonly issues: ConfigIssue[], readonly warnings: readonly ConfigIssue[] = []) {
     super('E_CONFIG', issues.map(String).join('\n'));
   }
+}
+
+/**
+ * A config's errors and warnings as gcc prints them (`FILE:L:C: message`, `FILE:L:C: warning:
+ * message`), in file order as gcc and tsc do: the admin fixes them in one pass down the file. At one
+ * position an error comes first.
+ */
+export function configDiagnostics(errors: readonly ConfigIssue[], warnings: readonly ConfigIssue[]): string[] {
+  const all = [...errors.map((i) => [i, String(i)] as const), ...warnings.map((w) => [w, `${w.pos.file}:${w.pos.line}:${w.pos.col}: warning: ${w.message}`] as const)];
+  return all.sort(([a], [b]) => a.pos.line - b.pos.line || a.pos.col - b.pos.col).map(([, text]) => text);
 }
 
 /** A listener could not be bound (port in use, address not local, permission). */

@@ -29,6 +29,7 @@ export interface ReloadOutcome {
  */
 export async function reloadFromFile(d: Daemon, file: string, trigger: string, read: () => Config = () => loadConfigFile(file)): Promise<ReloadOutcome> {
   let outcome: ReloadOutcome;
+  let refusedWarnings: string[] = [];
   try {
     if (d.shuttingDown) throw new ShuttingDownError();
     const next = read();
@@ -41,8 +42,11 @@ export async function reloadFromFile(d: Daemon, file: string, trigger: string, r
       d.log.info({ file, trigger, reason: e.message }, `reload not applied (${trigger}): licgate is stopping`);
       return { ok: false, errors: [e.message], changes: [] };
     }
-    if (e instanceof ConfigError) outcome = { ok: false, errors: e.issues.map(String), changes: [] };
-    else if (e instanceof LicgateError) outcome = { ok: false, errors: [e.message], changes: [] };
+    if (e instanceof ConfigError) {
+      outcome = { ok: false, errors: e.issues.map(String), changes: [] };
+      // With the errors, so one edit of the file fixes both, instead of hearing of these at the next reload.
+      refusedWarnings = e.warnings.map(String);
+    } else if (e instanceof LicgateError) outcome = { ok: false, errors: [e.message], changes: [] };
     else throw e;
   }
   d.metrics.reloaded(outcome.ok);
@@ -52,14 +56,19 @@ export async function reloadFromFile(d: Daemon, file: string, trigger: string, r
     const warnings = d.cfg.warnings.map(String);
     const line = { file, trigger, changes: outcome.changes, ...(warnings.length ? { warnings } : {}) };
     const msg = `config reloaded from ${file} (${trigger}): ${what}`;
-    if (warnings.length) d.log.warn(line, `${msg}; ${warnings.length} warning${warnings.length > 1 ? 's' : ''}: ${warnings.join('; ')}`);
+    if (warnings.length) d.log.warn(line, msg + warned(warnings));
     else d.log.info(line, msg);
     d.notifier.notify({ event: 'reload-ok', reason: what });
   } else {
-    d.log.error({ file, trigger, errors: outcome.errors }, `config reload failed (${trigger}); still running the previous config: ${outcome.errors.join('; ')}`);
+    d.log.error({ file, trigger, errors: outcome.errors, ...(refusedWarnings.length ? { warnings: refusedWarnings } : {}) }, `config reload failed (${trigger}); still running the previous config: ${outcome.errors.join('; ')}${warned(refusedWarnings)}`);
     d.notifier.notify({ event: 'reload-failed', reason: outcome.errors.join('; ') });
   }
   return outcome;
+}
+
+/** The reload line's tail for a config's warnings: nothing, or how many and each. */
+function warned(warnings: string[]): string {
+  return warnings.length ? `; ${warnings.length} warning${warnings.length > 1 ? 's' : ''}: ${warnings.join('; ')}` : '';
 }
 
 /**

@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { loadConfigFile } from '../config/load.js';
 import { Daemon } from '../daemon.js';
-import { ConfigError, ListenError, StopBeganError } from '../errors.js';
+import { configDiagnostics, ConfigError, ListenError, StopBeganError } from '../errors.js';
 import { createLogger } from '../observe/log.js';
 import { SystemdNotify } from '../observe/systemd-notify.js';
 import type { ReloadOutcome } from '../reload.js';
@@ -21,7 +21,7 @@ export const run: Command = {
       cfg = loadConfigFile(file);
     } catch (e) {
       if (e instanceof ConfigError) {
-        process.stderr.write(e.issues.map(String).join('\n') + '\n');
+        process.stderr.write(configDiagnostics(e.issues, e.warnings).join('\n') + '\n');
         return 2;
       }
       throw e;

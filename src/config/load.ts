@@ -61,7 +61,7 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   const cfg = readConfig(r, doc.contents as never);
   // Cross-checks run after read errors too, so one pass reports every problem in the file.
   if (cfg) crossCheck(r, cfg);
-  if (r.issues.length || !cfg) throw new ConfigError(r.issues.length ? r.issues : [new ConfigIssue({ file, line: 1, col: 1 }, 'empty config')]);
+  if (r.issues.length || !cfg) throw new ConfigError(r.issues.length ? r.issues : [new ConfigIssue({ file, line: 1, col: 1 }, 'empty config')], r.warnings);
   return deepFreeze(cfg);
 }
 
@@ -117,8 +117,11 @@ function crossCheck(r: YamlReader, cfg: Config): void {
   // HAProxy warns of a backend no frontend uses. It is still checked: an admin-only config monitors
   // its backends through /status and /metrics, so only a config with a listener that routes or
   // reports by backend warns, and only of those it never names.
-  if (namesKnown && (frontends.length || cfg.status || cfg.agent)) {
-    const used = new Set([...frontends.map((f) => f.backend), cfg.status ? cfg.status.backend ?? backendList[0]?.name : undefined, cfg.agent?.backend]);
+  // A reference in error (unknown, or not read) is reported already, with the backend it likely
+  // meant: that backend is not also "unused".
+  const refs = [...cfg.frontends.map((f) => f?.backend), ...(cfg.status ? [cfg.status.backend ?? backendList[0]?.name] : []), ...(cfg.agent ? [cfg.agent.backend] : [])];
+  if (namesKnown && refs.length && refs.every((n) => n !== undefined && backends.has(n))) {
+    const used = new Set(refs);
     for (const b of backendList) {
       if (!used.has(b.name)) r.warnAt(b, 'name', `backend "${b.name}": no frontend, status or agent uses it, yet its servers are checked and its "no usable server" is logged and notified; name it in a frontend's "backend" or remove it`);
     }

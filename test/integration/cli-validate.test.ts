@@ -49,7 +49,7 @@ backends:
     expect(r.code).toBe(0);
   });
 
-  it('exits 2 with every error as FILE:LINE:COL: message on stderr, one per line', async () => {
+  it('exits 2 with every error as FILE:LINE:COL: message on stderr, one per line, in file order', async () => {
     const f = file('bad.yaml', `admin:
   listen: 0.0.0.0:8404
 frontends:
@@ -69,15 +69,34 @@ backends:
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr.split('\n')).toEqual([
+      `${f}:2:11: admin.listen: 0.0.0.0:8404 is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1`,
       `${f}:5:13: frontend "lmgrd".listen: expected host:port (e.g. 10.0.0.11:27000 or [::1]:27000), found "10.0.0.1"`,
+      `${f}:6:14: frontend "lmgrd": unknown backend "licence" (did you mean "licenses"?); backends: licenses`,
       `${f}:9:14: backend "licenses".retries: expected a whole number 0-16, found "two"`,
       `${f}:10:35: backend "licenses".check.inter: expected a duration like 500ms, 2s, 5m or 8h, found "5 minutes"`,
       `${f}:12:62: server "primary".weight: expected a whole number 0-256, found 257`,
-      `${f}:14:21: backend "licenses".servers[2]: unknown key "adress" (did you mean "address"?); expected one of name, address, weight, backup, tier, maxconn`,
-      `${f}:14:9: server "dr": missing required key "address"`,
       `${f}:13:17: backend "licenses": duplicate server name "primary"`,
-      `${f}:6:14: frontend "lmgrd": unknown backend "licence" (did you mean "licenses"?); backends: licenses`,
-      `${f}:2:11: admin.listen: 0.0.0.0:8404 is reachable from other hosts; set admin.token_file, or listen on 127.0.0.1`,
+      `${f}:14:9: server "dr": missing required key "address"`,
+      `${f}:14:21: backend "licenses".servers[2]: unknown key "adress" (did you mean "address"?); expected one of name, address, weight, backup, tier, maxconn`,
+      '',
+    ]);
+  });
+
+  it('exits 2 with the warnings found alongside the errors, all in file order as gcc and tsc print them', async () => {
+    const f = file('bad-and-warn.yaml', `frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licence, idle_timeout: 1800 }
+backends:
+  - name: licenses
+    retries: two
+    servers: [{ name: primary, address: "10.0.0.11:27000" }]
+`);
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')).toEqual([
+      `${f}:2:56: frontend "lmgrd": unknown backend "licence" (did you mean "licenses"?); backends: licenses`,
+      `${f}:2:79: warning: frontend "lmgrd".idle_timeout: 1800 has no unit, so it is read as 1800ms; write 1800ms to keep that, or 1800s for seconds`,
+      `${f}:5:14: backend "licenses".retries: expected a whole number 0-16, found "two"`,
       '',
     ]);
   });
@@ -145,8 +164,8 @@ backends:
     const r = await runCli(['run', '--config', f]);
     expect(r.code).toBe(2);
     expect(r.stderr.split('\n')).toEqual([
-      `${f}:4:76: server "a".weight: expected a whole number 0-256, found 300`,
       `${f}:2:52: frontend "lmgrd": unknown backend "nope"; backends: licenses`,
+      `${f}:4:76: server "a".weight: expected a whole number 0-256, found 300`,
       '',
     ]);
   });

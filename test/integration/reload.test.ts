@@ -311,6 +311,14 @@ backends:
     const w = `${p.configFile}:10:22: backend "licenses".connect_timeout: 5000 has no unit, so it is read as 5000ms; write 5s to keep that, or 5000s for seconds`;
     expect(warned).toMatchObject({ level: 40, warnings: [w] });
     expect(warned.msg).toBe(`config reloaded from ${p.configFile} (SIGHUP): 2 changes: backend licenses: connect_timeout 3000 -> 5000; backend licenses: queue_timeout 3000 -> 5000; 1 warning: ${w}`);
+
+    // Refused: the line names the warnings found with the errors, so one edit fixes both.
+    write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }], '\n    connect_timeout: 5000\n    retries: two'));
+    p.child.kill('SIGHUP');
+    const refused = await waitFor(() => reloadLogs(p)[2], { timeoutMs: 10_000, what: 'the refused reload line' });
+    const e = `${p.configFile}:11:14: backend "licenses".retries: expected a whole number 0-16, found "two"`;
+    expect(refused).toMatchObject({ level: 50, errors: [e], warnings: [w] });
+    expect(refused.msg).toBe(`config reload failed (SIGHUP); still running the previous config: ${e}; 1 warning: ${w}`);
   });
 
   it('POST /admin/reload needs the bearer token (401 without or with a wrong one), and the refusal is logged', async () => {
