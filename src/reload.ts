@@ -1,6 +1,7 @@
 import { formatHostPort, listenClash, type HostPort } from './config/address.js';
 import { loadConfigFile } from './config/load.js';
-import type { BackendConfig, Config, FrontendConfig } from './config/schema.js';
+import { formatDuration } from './config/duration.js';
+import { BACKEND_DURATIONS, type BackendConfig, type Config, type FrontendConfig } from './config/schema.js';
 import type { Daemon } from './daemon.js';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, LicgateError, ListenError, OwnPortError, ShuttingDownError, StopBeganError } from './errors.js';
@@ -288,7 +289,8 @@ export function describeChanges(old: Config, next: Config): string[] {
   if (!sameJson(old.notify, next.notify)) out.push('notify.webhooks changed');
   if (!sameJson(old.vrrp, next.vrrp)) out.push(`vrrp.state_file ${old.vrrp?.state_file ?? 'none'} -> ${next.vrrp?.state_file ?? 'none'}`);
   if (old.log.level !== next.log.level) out.push(`log.level ${old.log.level} -> ${next.log.level}`);
-  if (old.shutdown_grace !== next.shutdown_grace) out.push(`shutdown_grace ${old.shutdown_grace}ms -> ${next.shutdown_grace}ms`);
+  if (old.shutdown_grace !== next.shutdown_grace) out.push(`shutdown_grace ${formatDuration(old.shutdown_grace)} -> ${formatDuration(next.shutdown_grace)}`);
+  if (old.shutdown_delay !== next.shutdown_delay) out.push(`shutdown_delay ${formatDuration(old.shutdown_delay)} -> ${formatDuration(next.shutdown_delay)}`);
   // Not applied at runtime: the admin listener answers the reload call itself, and the token is read once.
   if (!sameJson(old.admin, next.admin)) out.push('admin changed: NOT applied, restart licgate to apply it');
   if (old.log.format !== next.log.format) out.push('log.format changed: NOT applied, restart licgate to apply it');
@@ -315,8 +317,10 @@ function describeBackend(o: BackendConfig, b: BackendConfig): string[] {
   if (!sameJson(o.check, b.check)) out.push(`${p}: check changed`);
   const { servers: _a, check: _b, ...restOld } = o;
   const { servers: _c, check: _d, ...restNew } = b;
+  // As the admin writes it: `connect_timeout 2s -> 500ms`, not `2000 -> 500`.
+  const show = (k: keyof typeof restNew, v: unknown): string => (BACKEND_DURATIONS.has(k) ? formatDuration(v as number) : JSON.stringify(v));
   for (const k of Object.keys(restNew) as (keyof typeof restNew)[]) {
-    if (!sameJson(restOld[k], restNew[k])) out.push(`${p}: ${k} ${JSON.stringify(restOld[k])} -> ${JSON.stringify(restNew[k])}`);
+    if (!sameJson(restOld[k], restNew[k])) out.push(`${p}: ${k} ${show(k, restOld[k])} -> ${show(k, restNew[k])}`);
   }
   return out;
 }

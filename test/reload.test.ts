@@ -380,6 +380,22 @@ describe('describeChanges', () => {
     expect(describeChanges(old, { ...old, vrrp: { state_file: '/run/licgate/vrrp-state' } })).toEqual(['vrrp.state_file none -> /run/licgate/vrrp-state']);
   });
 
+  it('prints a changed duration as a duration, as the admin writes it, not as milliseconds', () => {
+    const old = cfg(TWO, { stick: 'stick_ttl: 30m', keys: 'connect_timeout: 2s\n    connect_race: 0s\n    queue_timeout: 2s\n    agent_port: 5555\n    agent_inter: 2s' });
+    const next = cfg(TWO, { stick: 'stick_ttl: 8h', keys: 'connect_timeout: 500ms\n    connect_race: 250ms\n    queue_timeout: 1m\n    agent_port: 5555\n    agent_inter: 1500ms' });
+    expect(describeChanges(old, next)).toEqual([
+      'backend b: stick_ttl 30m -> 8h',
+      'backend b: connect_timeout 2s -> 500ms',
+      'backend b: connect_race 0ms -> 250ms',
+      'backend b: queue_timeout 2s -> 1m',
+      'backend b: agent_inter 2s -> 1500ms',
+    ]);
+    // Not a duration: as before.
+    expect(describeChanges(old, cfg(TWO, { stick: 'stick_ttl: 30m\n    stick_size: 10', keys: 'connect_timeout: 2s\n    connect_race: 0s\n    queue_timeout: 2s\n    agent_port: 5555\n    agent_inter: 2s' }))).toEqual(['backend b: stick_size 100000 -> 10']);
+    // shutdown_delay too: applied at the next stop, so a reload that changes it changes something.
+    expect(describeChanges(old, { ...old, shutdown_grace: 90_000, shutdown_delay: 500 })).toEqual(['shutdown_grace 30s -> 90s', 'shutdown_delay 3s -> 500ms']);
+  });
+
   it('matches frontends by listen address (port 0: by name too)', () => {
     const f = cfg(TWO).frontends[0]!;
     expect(frontendKey(f)).toBe('127.0.0.1:27000');

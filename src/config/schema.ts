@@ -269,6 +269,9 @@ function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig 
   }, m, n);
 }
 
+/** The backend keys read with r.duration (milliseconds): a reload's change list prints them as durations. */
+export const BACKEND_DURATIONS: ReadonlySet<string> = new Set<keyof BackendConfig>(['stick_ttl', 'connect_timeout', 'connect_race', 'queue_timeout', 'agent_inter']);
+
 const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'connect_race', 'queue_timeout', 'max_queue', 'check', 'agent_port', 'agent_inter', 'agent_send', 'servers'];
 
 function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | undefined {

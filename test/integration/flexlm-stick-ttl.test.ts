@@ -54,7 +54,7 @@ describe('stick entries and open sessions', () => {
     writeFileSync(proxy.configFile, after);
     proxy.child.kill('SIGHUP');
     const line = await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload')), { timeoutMs: 10_000, what: 'the reload log line' });
-    expect(line.msg).toContain('3 changes: backend licenses: server b weight 0 -> 1; backend licenses: stick_ttl 3600000 -> 7200000; backend licenses: stick_size 1000 -> 500');
+    expect(line.msg).toContain('3 changes: backend licenses: server b weight 0 -> 1; backend licenses: stick_ttl 1h -> 2h; backend licenses: stick_size 1000 -> 500');
     expect((await proxy.backend('licenses')).stick_entries).toBe(clients.length);
 
     // Round-robin over a and b would now send every other new client to b; these clients stay on a.

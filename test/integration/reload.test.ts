@@ -310,7 +310,7 @@ backends:
     const warned = await waitFor(() => reloadLogs(p)[1], { timeoutMs: 10_000, what: 'the second reload line' });
     const w = `${p.configFile}:10:22: backend "licenses".connect_timeout: 5000 has no unit, so it is read as 5000ms; write 5s to keep that, or 5000s for seconds`;
     expect(warned).toMatchObject({ level: 40, warnings: [w] });
-    expect(warned.msg).toBe(`config reloaded from ${p.configFile} (SIGHUP): 2 changes: backend licenses: connect_timeout 3000 -> 5000; backend licenses: queue_timeout 3000 -> 5000; 1 warning: ${w}`);
+    expect(warned.msg).toBe(`config reloaded from ${p.configFile} (SIGHUP): 2 changes: backend licenses: connect_timeout 3s -> 5s; backend licenses: queue_timeout 3s -> 5s; 1 warning: ${w}`);
 
     // Refused: the line names the warnings found with the errors, so one edit fixes both.
     write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }], '\n    connect_timeout: 5000\n    retries: two'));
