@@ -1,4 +1,4 @@
-import type { HostPort } from './config/address.js';
+import { formatBound, type HostPort } from './config/address.js';
 import type { Config, FrontendConfig } from './config/schema.js';
 import type { DaemonView, HealthVerdict } from './daemon-view.js';
 import { createProbe } from './health/probes/create-probe.js';
@@ -138,7 +138,9 @@ export class Daemon implements DaemonView {
     for (const b of this.model.backends.values()) b.settle();
     this.startChecks();
     await this.followVrrp();
-    this.log.info({ version: this.version, frontends: this.frontends.map((f) => `${f.name}@${f.address().address}:${f.address().port}`), admin: this.admin?.address().port ?? null, status: this.statusResponder?.address().port ?? null, agent: this.agentResponder?.address().port ?? null }, 'licgate started');
+    // Addresses, not only ports: an admin bound to 127.0.0.1 and a status listener on 0.0.0.0 look alike by port.
+    const at = (l: { address(): { address: string; port: number } } | null): string | null => (l ? formatBound(l.address()) : null);
+    this.log.info({ version: this.version, frontends: this.frontends.map((f) => `${f.name}@${formatBound(f.address())}`), admin: at(this.admin), status: at(this.statusResponder), agent: at(this.agentResponder) }, 'licgate started');
   }
 
   /** The backends /health answers for: every frontend's, plus the status and agent backends. */

@@ -44,6 +44,21 @@ function scriptedLookup(held: string | null = null): { lookups: string[]; answer
   return { lookups, answer, lookup: async (host) => (lookups.push(host), held === null || host === held ? answered : (await lookup(host)).address) };
 }
 
+/** A daemon from `cfg` whose JSON log lines the test reads. */
+async function startLogged(cfg: { file: string }): Promise<{ d: Daemon; logs: () => Record<string, unknown>[] }> {
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'info' }, sink));
+  cleanup.push(() => d.close());
+  await d.start();
+  return { d, logs: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
 /** The license server: a TCP listener on 127.0.0.1 that counts the health checks' connects. */
 async function checkCounter(): Promise<{ port: number; checks: () => number }> {
   let checks = 0;
@@ -378,21 +393,6 @@ backends:
 });
 
 describe('the shutdown metrics', () => {
-  /** A daemon from `cfg` whose JSON log lines the test reads. */
-  async function startLogged(cfg: { file: string }): Promise<{ d: Daemon; logs: () => Record<string, unknown>[] }> {
-    let text = '';
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        text += chunk.toString();
-        cb();
-      },
-    });
-    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'info' }, sink));
-    cleanup.push(() => d.close());
-    await d.start();
-    return { d, logs: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
-  }
-
   /** Every client a frontend accepted, as the metrics account for it: sessions ended plus clients turned away, by reason. */
   async function accounted(d: Daemon, frontend: string): Promise<{ ended: number; turnedAway: Record<string, number | undefined> }> {
     const m = await d.metrics.registry.metrics();
@@ -562,5 +562,29 @@ backends:
     await d.shutdown();
     expect((await closed) - stopAt).toBeLessThan(1000);
     expect(old.connections).toBe(0);
+  });
+});
+
+describe('the "licgate started" line', () => {
+  it('gives every listener as address:port, an IPv6 one in brackets, so an admin sees where each is bound', async () => {
+    const cfg = configFile(`admin: { listen: "127.0.0.1:0" }
+status: { listen: "[::1]:0" }
+agent: { listen: "127.0.0.1:0", backend: licenses }
+frontends:
+  - { name: lmgrd, listen: "[::1]:0", backend: licenses }
+  - { name: vendor, listen: "127.0.0.1:0", backend: licenses }
+backends:
+  - name: licenses
+    check: { type: none }
+    servers: [{ name: s1, address: "127.0.0.1:1" }]
+`);
+    const { d, logs } = await startLogged(cfg);
+    const started = logs().find((l) => l.msg === 'licgate started');
+    expect(started).toMatchObject({
+      frontends: [`lmgrd@[::1]:${d.frontends[0]!.address().port}`, `vendor@127.0.0.1:${d.frontends[1]!.address().port}`],
+      admin: `127.0.0.1:${d.admin!.address().port}`,
+      status: `[::1]:${d.statusResponder!.address().port}`,
+      agent: `127.0.0.1:${d.agentResponder!.address().port}`,
+    });
   });
 });

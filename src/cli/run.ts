@@ -5,7 +5,7 @@ import { configDiagnostics, ConfigError, ListenError, StopBeganError } from '../
 import { createLogger } from '../observe/log.js';
 import { SystemdNotify } from '../observe/systemd-notify.js';
 import type { ReloadOutcome } from '../reload.js';
-import { formatHostPort } from '../config/address.js';
+import { formatBound } from '../config/address.js';
 import { help, parse, required, type Command } from './command.js';
 
 export const run: Command = {
@@ -65,11 +65,10 @@ export const run: Command = {
  * another VAR=value field of the message.
  */
 function systemdStatus(daemon: Daemon, reload?: ReloadOutcome): string {
-  const at = (a: { address: string; port: number }): string => formatHostPort({ host: a.address, port: a.port });
-  const listening = daemon.frontends.map((f) => `${f.name} ${at(f.address())}`);
-  if (daemon.statusResponder) listening.push(`status ${at(daemon.statusResponder.address())}`);
-  if (daemon.agentResponder) listening.push(`agent ${at(daemon.agentResponder.address())}`);
-  if (daemon.admin) listening.push(`admin ${at(daemon.admin.address())}`);
+  const listening = daemon.frontends.map((f) => `${f.name} ${formatBound(f.address())}`);
+  if (daemon.statusResponder) listening.push(`status ${formatBound(daemon.statusResponder.address())}`);
+  if (daemon.agentResponder) listening.push(`agent ${formatBound(daemon.agentResponder.address())}`);
+  if (daemon.admin) listening.push(`admin ${formatBound(daemon.admin.address())}`);
   const refused = reload && !reload.ok ? `; last reload refused, running the previous config: ${reload.errors[0] ?? ''}` : '';
   return `listening: ${listening.join(', ')}${refused}`.replace(/\s+/g, ' ').slice(0, 400);
 }

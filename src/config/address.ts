@@ -45,6 +45,11 @@ export function formatHostPort(hp: HostPort): string {
   return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
+/** Where a socket is bound (its address()), in the form of a listen address: `[::1]:8404`. */
+export function formatBound(a: { address: string; port: number }): string {
+  return formatHostPort({ host: a.address, port: a.port });
+}
+
 /**
  * Why `a` and `b` cannot both listen, or null when they can. Linux refuses a second listener on a
  * port that a wildcard address holds, and Node binds [::] dual-stack, so it holds IPv4 too.

@@ -8,8 +8,9 @@
  *
  * `startProxy` writes the YAML to a temp dir (adding an admin listener on 127.0.0.1:0, JSON logs and a
  * short shutdown grace unless the text sets them), spawns `node dist/cli/licgate.cjs run --config F`
- * (the npm bin), learns the admin port from the "licgate started" log line (no free-port race),
- * reads the frontend ports from GET /status and, by default, waits for GET /ready to answer 200.
+ * (the npm bin), learns the admin, status and agent ports from the "licgate started" log line (no
+ * free-port race), reads the frontend ports from GET /status and, by default, waits for GET /ready
+ * to answer 200.
  * `startSimulator` spawns `licgate simulate` the same way, so a test can SIGKILL a license server.
  * Every process started here is tracked; `stopAll()` stops them all, even after a failed test.
  */
@@ -155,6 +156,8 @@ export interface ProxyProcess {
   ports: Record<string, number>;
   /** The first frontend's port. */
   port: number;
+  /** The admin, status and agent listeners' ports (null: not configured), from the "licgate started" line. */
+  listening: { admin: number; status: number | null; agent: number | null };
   configFile: string;
   /** Writes `yaml` to the config file with the same defaults as at start, then SIGHUP. */
   reload(yaml: string): void;
@@ -221,8 +224,8 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
   ).catch((e: Error) => {
     throw new Error(`${e.message}\nstderr: ${stderr}\nstdout: ${logs.map((l) => JSON.stringify(l)).join('\n')}`);
   });
-  const adminPort = started.admin;
-  if (typeof adminPort !== 'number') throw new Error(`no admin port in ${JSON.stringify(started)}`);
+  const adminPort = startedPort(started, 'admin');
+  if (adminPort === null) throw new Error(`no admin listener in ${JSON.stringify(started)}`);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
 
   const get = async (path: string): Promise<{ status: number; body: string; json: unknown }> => {
@@ -263,6 +266,7 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
     adminUrl,
     ports,
     port: st.frontends[0]?.port ?? 0,
+    listening: { admin: adminPort, status: startedPort(started, 'status'), agent: startedPort(started, 'agent') },
     configFile,
     reload(next: string): void {
       writeFileSync(configFile, withHarnessDefaults(next));
@@ -276,6 +280,16 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
     backend,
     stop: () => handle.stop(),
   };
+}
+
+/** A listener's port from the "licgate started" line, which gives it as address:port; null when there is none. */
+function startedPort(started: LogLine, what: 'admin' | 'status' | 'agent'): number | null {
+  const at = started[what];
+  // log.format pretty writes null as the word.
+  if (at === null || at === 'null') return null;
+  const port = typeof at === 'string' ? /:(\d+)$/.exec(at)?.[1] : undefined;
+  if (port === undefined) throw new Error(`"licgate started": expected ${what} as address:port or null, found ${JSON.stringify(at)}`);
+  return Number(port);
 }
 
 export interface SimulatorProcess {

@@ -33,7 +33,11 @@ const started = await new Promise((resolve) => {
     while ((nl = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
-      if (line.includes('"licgate started"')) resolve(JSON.parse(line));
+      if (line.includes('"licgate started"')) {
+        // The line gives each listener as address:port ("[::]:41234").
+        const { status, admin } = JSON.parse(line);
+        resolve({ status: Number(/:(\d+)$/.exec(status)[1]), admin: Number(/:(\d+)$/.exec(admin)[1]) });
+      }
     }
   });
 });

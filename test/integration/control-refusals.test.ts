@@ -29,8 +29,7 @@ backends:
     check: { type: tcp, inter: 1s }
     servers: [{ name: s1, address: 127.0.0.1:${s1.port} }]
 `);
-  const started = p.logs.find((l) => l.msg === 'licgate started')!;
-  return { p, ports: { status: started.status as number, agent: started.agent as number, admin: Number(new URL(p.adminUrl).port) } };
+  return { p, ports: { status: p.listening.status!, agent: p.listening.agent!, admin: p.listening.admin } };
 }
 
 const refusedLines = (p: ProxyProcess, listener: string) => p.logs.filter((l) => l.listener === listener && typeof l.msg === 'string' && l.msg.includes('refused'));

@@ -82,9 +82,8 @@ describe('faults licgate survives', () => {
     // descriptor and license clients were turned away. The admin port is the same for a local user,
     // or for the network when it listens elsewhere with a token.
     const p = await startProxy(`status: { listen: 127.0.0.1:0 }\nagent: { listen: 127.0.0.1:0, backend: b }\nfrontends:\n  - { name: fe, listen: 127.0.0.1:0, backend: b, inband_status: false }\nbackends:\n  - name: b\n    check: { type: none }\n    servers: [ { name: s1, address: 127.0.0.1:${sim.port} } ]\n`, { wrapper: ['prlimit', '--nofile=256:256'] });
-    const started = p.logs.find((l) => l.msg === 'licgate started')!;
     for (const what of ['status', 'agent', 'admin'] as const) {
-      const port = started[what] as number;
+      const port = p.listening[what]!;
       const flood: Socket[] = [];
       let turnedAway = 0;
       for (let i = 0; i < 300; i++) {

@@ -77,8 +77,7 @@ backends:
     servers:
       - { name: host3, address: "host3:1999" }
 `);
-    const started = sidecar.logs.find((l) => l.msg === 'licgate started');
-    const statusPort = started?.status;
+    const statusPort = sidecar.listening.status;
     expect(typeof statusPort).toBe('number');
     const server = async (): Promise<LicenseStatus> => (await sidecar.server('flexlm', 'host3')) as LicenseStatus;
 
