@@ -212,6 +212,8 @@ export function adoptServers(prev: Model, next: Model): Server[] {
     const was = prev.backend(b.name);
     const sameCheck = was !== undefined && sameJson(was.cfg.check, b.cfg.check);
     const sameAgent = was !== undefined && sameAgentSource(was.cfg, b.cfg, sameCheck);
+    // The servers holding sessions opened before: the running backend's, or a removed one's.
+    const holding = (was ?? prev.removed.get(b.name))?.holdingSessions ?? [];
     for (const s of b.servers) {
       const w = was?.server(s.name);
       if (w && sameServer(w, s)) {
@@ -220,7 +222,7 @@ export function adoptServers(prev: Model, next: Model): Server[] {
       }
       // Added back while sessions to it are open: they count on it. Under another address it is
       // another license server, whose slots those sessions do not take.
-      const r = was?.retired.find((r) => sameServer(r, s));
+      const r = holding.find((r) => sameServer(r, s));
       if (r) s.adoptSessions(r);
       fresh.push(s);
     }
@@ -253,6 +255,14 @@ export function handOverBackends(prev: Model, next: Model): void {
   for (const b of next.backends.values()) {
     const was = prev.backend(b.name);
     if (was) b.adoptRuntime(was);
+    else {
+      const removed = prev.removed.get(b.name);
+      if (removed) b.adoptSessions(removed);
+    }
+  }
+  // A removed backend's sessions go on; it is kept while they do, for a reload that adds it back.
+  for (const b of [...prev.backends.values(), ...prev.removed.values()]) {
+    if (!next.backend(b.name) && b.holdingSessions.length > 0) next.removed.set(b.name, b);
   }
 }
 

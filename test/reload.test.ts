@@ -3,6 +3,7 @@ import { loadConfigText } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import type { TierChangeEvent } from '../src/model/events.js';
 import { Model } from '../src/model/model.js';
+import type { Backend } from '../src/model/backend.js';
 import type { Server } from '../src/model/server.js';
 import { adoptServers, describeChanges, frontendKey, handOverBackends } from '../src/reload.js';
 
@@ -29,6 +30,13 @@ const TWO = `      - { name: a, address: 10.0.0.1:27000, weight: 100 }
 function carryOver(prev: Model, next: Model): void {
   adoptServers(prev, next);
   handOverBackends(prev, next);
+}
+
+/** The model of `next` after a reload from `prev` (carryOver). */
+function reloaded(prev: Model, next: Config): Model {
+  const m = new Model(next);
+  carryOver(prev, m);
+  return m;
 }
 
 const ok = { ok: true, reason: 'ok', durationMs: 1, at: 0 };
@@ -230,15 +238,24 @@ describe('a session opened before reloads', () => {
   });
 });
 
+/** Backend b with server a (maxconn 2, unchecked) at 10.0.0.1:`port`. */
+const withA = (port: number): Config => cfg(`      - { name: a, address: 10.0.0.1:${port}, maxconn: 2 }`, { check: '{ type: none }' });
+
+/** A model running withA(27000), and a's two sessions of clients 192.0.2.1 and 192.0.2.2 open on it. */
+function twoSessionsOnA(): { first: Model; b0: Backend; a0: Server } {
+  const first = new Model(withA(27000));
+  const b0 = first.backend('b')!;
+  const a0 = b0.server('a')!;
+  b0.acquire(a0, '192.0.2.1');
+  b0.acquire(a0, '192.0.2.2');
+  return { first, b0, a0 };
+}
+
 describe('a server removed by a reload and added back while its sessions are open', () => {
   it('counts them at the same address; at another it is another license server and starts at 0; none is counted twice or lost', () => {
-    const at = (port: number): Config => cfg(`      - { name: a, address: 10.0.0.1:${port}, maxconn: 2 }`, { check: '{ type: none }' });
+    const at = withA;
     const without = cfg(`      - { name: other, address: 10.0.0.9:27000 }`, { check: '{ type: none }' });
-    const first = new Model(at(27000));
-    const b0 = first.backend('b')!;
-    const a0 = b0.server('a')!;
-    b0.acquire(a0, '192.0.2.1');
-    b0.acquire(a0, '192.0.2.2');
+    const { first, b0, a0 } = twoSessionsOnA();
     const removed = new Model(without);
     carryOver(first, removed);
     const back = new Model(at(27000));
@@ -261,6 +278,49 @@ describe('a server removed by a reload and added back while its sessions are ope
     const last = new Model(without);
     carryOver(again, last);
     expect(last.backend('b')!.retired).toEqual([]);
+  });
+});
+
+describe('a backend removed by a reload and added back while its sessions are open', () => {
+  it('its servers count them at the same address, a session ending wakes its queue, and it is forgotten once they end', () => {
+    // The frontend points at another backend for a maintenance window; b is gone from the file.
+    const without = loadConfigText(`frontends:
+  - { name: lmgrd, listen: 127.0.0.1:27000, backend: spare }
+backends:
+  - name: spare
+    check: { type: none }
+    servers:
+      - { name: other, address: 10.0.0.9:27000 }
+`, 'test.yaml');
+    const { first, b0, a0 } = twoSessionsOnA();
+    // Removed, and a reload that leaves it out again must not lose it.
+    const back = reloaded(reloaded(reloaded(first, without), without), withA(27000));
+    const b1 = back.backend('b')!;
+    const a1 = b1.server('a')!;
+    expect([a1.active, a1.usable]).toEqual([2, false]);
+    let woken = 0;
+    expect(b1.enqueue({ wake: () => woken++, movedTo: () => {} })).toBe(true);
+    b0.release(a0, '192.0.2.1');
+    expect([a1.active, a1.usable, woken, b1.queued]).toEqual([1, true, 1, 0]);
+
+    // Removed again, added back at another address (another license server), then at the first.
+    const moved = reloaded(reloaded(back, without), withA(27001));
+    const a2 = moved.backend('b')!.server('a')!;
+    expect([a2.active, a1.active]).toEqual([0, 1]);
+    const again = reloaded(reloaded(moved, without), withA(27000));
+    const b3 = again.backend('b')!;
+    const a3 = b3.server('a')!;
+    expect(a3.active).toBe(1);
+    b3.acquire(a3, '192.0.2.3');
+    expect(b3.enqueue({ wake: () => woken++, movedTo: () => {} })).toBe(true);
+    b0.release(a0, '192.0.2.2');
+    expect([a3.active, a2.active, a0.active, woken]).toEqual([1, 0, 1, 2]);
+    // Removed with a session open, which ends while it is out: the next reload forgets it.
+    const last = reloaded(again, without);
+    expect(last.removed.size).toBe(1);
+    b3.release(a3, '192.0.2.3');
+    expect(a0.active).toBe(0);
+    expect(reloaded(last, without).removed.size).toBe(0);
   });
 });
 

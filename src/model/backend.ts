@@ -264,14 +264,12 @@ export class Backend {
    * size changed, so a reload neither fails back nor moves a sticky FlexLM client to another server.
    */
   adoptRuntime(old: Backend): void {
-    old.successor = this;
+    this.adoptSessions(old);
     for (const s of this.servers) s.commitAdoption();
     this.servingTier = old.servingTier;
     this.balancer.adopt(old.balancer, (s) => this.server(s.name));
     this.queueRejected = old.queueRejected;
     this.queueTimeouts = old.queueTimeouts;
-    // Looked at only here, not when a session ends: a removed server leaves once it has none.
-    this.retired = [...old.retired, ...old.servers].filter((r) => r.active > 0 && !this.servers.some((s) => s.countsWith(r)));
     if (this.stick && old.stick) {
       this.stick = old.stick;
       for (const s of old.servers) if (!this.server(s.name)) this.stick.forgetServer(s.name);
@@ -289,6 +287,23 @@ export class Backend {
         else this.join(this.queue, null, w);
       }
     }
+  }
+
+  /**
+   * Reload: the sessions `old` (the backend of this name in the running config, or one a reload
+   * removed: Model.removed) still has end here: each frees its slot in this backend (see release)
+   * and counts on a server of the same name and address (adoptServers). Nothing else carries over
+   * to a backend added back: it starts as any backend a reload adds.
+   */
+  adoptSessions(old: Backend): void {
+    old.successor = this;
+    // Looked at only here, not when a session ends: a removed server leaves once it has none.
+    this.retired = old.holdingSessions.filter((r) => !this.servers.some((s) => s.countsWith(r)));
+  }
+
+  /** Its servers, and those reloads removed from it (retired), that have sessions open. */
+  get holdingSessions(): Server[] {
+    return [...this.retired, ...this.servers].filter((r) => r.active > 0);
   }
 
   /** Serve from the right tier after a change (failback manual keeps the tier in use while it can serve). */

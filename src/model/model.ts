@@ -6,6 +6,11 @@ import { ModelEvents } from './events.js';
 export class Model {
   readonly events = new ModelEvents();
   readonly backends = new Map<string, Backend>();
+  /**
+   * Backends reloads removed, by name, whose sessions were still open at the last reload: one added
+   * back takes them over (Backend.adoptSessions). Left at the reload that finds them ended.
+   */
+  readonly removed = new Map<string, Backend>();
 
   constructor(cfg: Config) {
     for (const b of cfg.backends) this.backends.set(b.name, new Backend(b, this.events));

@@ -79,6 +79,97 @@ function ask(host: string, port: number, send?: string): Promise<string> {
   });
 }
 
+/**
+ * Sessions to the echo server a, opened before a reload removed it (`removed`: the server, or its
+ * whole backend) and a later one added it back at the same address, count on it: its maxconn holds
+ * on the real server, a slot one of them frees goes to a queued client, and /status and /metrics
+ * count them. Once they end, removing and adding it back again loses no slot and counts none twice.
+ */
+async function addedBackWhileOpen(removed: 'server' | 'backend'): Promise<void> {
+  // The license server: an echo, whose open sockets are the sessions it really has.
+  const open = new Set<Socket>();
+  let peak = 0;
+  const a = await startTcpServer((s) => {
+    open.add(s);
+    peak = Math.max(peak, open.size);
+    s.on('close', () => open.delete(s));
+    s.pipe(s);
+  });
+  const other = await startTcpServer((s) => s.pipe(s));
+  const body = (backend: string, servers: string): string => `frontends:
+  - { name: lmgrd, listen: 127.0.0.1:0, backend: ${backend}, inband_status: false }
+backends:
+  - name: ${backend}
+    check: { type: none }
+    queue_timeout: 30s
+    servers:
+${servers}`;
+  const withA = (maxconn: number): string => body('licenses', `      - { name: a, address: 127.0.0.1:${a.port}, maxconn: ${maxconn} }\n`);
+  // The backend case: the frontend points at another backend, and licenses is gone from the file.
+  const withoutA = body(removed === 'server' ? 'licenses' : 'spare', `      - { name: other, address: 127.0.0.1:${other.port} }\n`);
+  const [removedLine, addedLine] =
+    removed === 'server' ? ['backend licenses: server a removed', `backend licenses: server a added (127.0.0.1:${a.port}, tier 0, weight 1)`] : ['backend licenses removed', 'backend licenses added'];
+  const { p, write } = await start(withA(2));
+  const reload = async (yaml: string): Promise<string[]> => {
+    write(yaml);
+    const r = await reloadApi(p);
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    return r.json.changes;
+  };
+  const sessions: { sock: Socket; echoed: () => boolean }[] = [];
+  const opened = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      const sock = connect(p.port, '127.0.0.1');
+      sock.on('error', () => {});
+      let got = '';
+      sock.setEncoding('utf8').on('data', (d: string) => (got += d));
+      sock.write('x\n');
+      sessions.push({ sock, echoed: () => got === 'x\n' });
+    }
+  };
+  /** a's sessions as /status, the server gauge and the per-frontend gauge see them. */
+  const counts = async (): Promise<number[]> => {
+    const m = (await p.get('/metrics')).body;
+    const st = (await p.backend('licenses')).servers.find((s) => s.name === 'a');
+    return [st?.active ?? -1, sample(m, 'licgate_server_active_connections', { server: 'a' }) ?? -1, sample(m, 'licgate_connections_active', { server: 'a' }) ?? -1];
+  };
+  const queued = async (): Promise<number> => sample((await p.get('/metrics')).body, 'licgate_backend_queue_length', { backend: 'licenses' }) ?? -1;
+
+  try {
+    opened(2);
+    await waitFor(() => sessions.every((s) => s.echoed()), { timeoutMs: 5000, what: 'two sessions echoed by a' });
+    expect(await reload(withoutA)).toContain(removedLine);
+    expect(await reload(withA(2))).toContain(addedLine);
+
+    // a is full with the two sessions it still has: two more wait in the queue, none reaches it.
+    opened(2);
+    await waitFor(async () => open.size + (await queued()) === 4, { timeoutMs: 5000, what: 'two more sessions at a or in the queue' });
+    expect(open.size).toBe(2);
+    expect(await counts()).toEqual([2, 2, 2]);
+    // A session opened before the reloads ends: its slot goes to the oldest waiting one.
+    sessions[0]!.sock.destroy();
+    await waitFor(() => sessions[2]!.echoed(), { timeoutMs: 5000, what: 'the first waiting session to reach a' });
+    expect([open.size, await queued(), sessions[3]!.echoed()]).toEqual([2, 1, false]);
+    expect(await counts()).toEqual([2, 2, 2]);
+
+    // A third reload that keeps a (more room) lets the last one in; then every session ends.
+    expect(await reload(withA(3))).toEqual(['backend licenses: server a maxconn 2 -> 3']);
+    await waitFor(() => sessions[3]!.echoed(), { timeoutMs: 5000, what: 'the last waiting session to reach a' });
+    expect(await counts()).toEqual([3, 3, 3]);
+    for (const s of sessions) s.sock.destroy();
+    await waitFor(async () => open.size === 0 && (await counts()).join() === '0,0,0', { timeoutMs: 5000, what: 'every session of a to end' });
+    // Removed and added back once more with nothing open: no slot was lost or counted twice.
+    await reload(withoutA);
+    await reload(withA(3));
+    opened(1);
+    await waitFor(() => sessions[4]!.echoed(), { timeoutMs: 5000, what: 'a session after the last reload' });
+    expect(await counts()).toEqual([1, 1, 1]);
+    expect(peak).toBe(3);
+  } finally {
+    for (const s of sessions) s.sock.destroy();
+  }
+}
+
 describe('config reload on a real licgate run (SIGHUP and POST /admin/reload)', () => {
   it('adds a server with SIGHUP and new sessions reach it; the frontend keeps its listening socket', async () => {
     const s1 = await startSimulator('s1');
@@ -135,87 +226,11 @@ describe('config reload on a real licgate run (SIGHUP and POST /admin/reload)', 
     expect(await held.s1.hello()).toBe('s1');
   });
 
-  it('a server removed and added back while its sessions are open counts them: its maxconn holds on the real server, in /status and /metrics alike', async () => {
-    // The license server: an echo, whose open sockets are the sessions it really has.
-    const open = new Set<Socket>();
-    let peak = 0;
-    const a = await startTcpServer((s) => {
-      open.add(s);
-      peak = Math.max(peak, open.size);
-      s.on('close', () => open.delete(s));
-      s.pipe(s);
-    });
-    const other = await startTcpServer((s) => s.pipe(s));
-    const body = (servers: string): string => `frontends:
-  - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses, inband_status: false }
-backends:
-  - name: licenses
-    check: { type: none }
-    queue_timeout: 30s
-    servers:
-${servers}`;
-    const withA = (maxconn: number): string => body(`      - { name: a, address: 127.0.0.1:${a.port}, maxconn: ${maxconn} }\n`);
-    const withoutA = body(`      - { name: other, address: 127.0.0.1:${other.port} }\n`);
-    const { p, write } = await start(withA(2));
-    const reload = async (yaml: string): Promise<string[]> => {
-      write(yaml);
-      const r = await reloadApi(p);
-      expect(r.status, JSON.stringify(r.json)).toBe(200);
-      return r.json.changes;
-    };
-    const sessions: { sock: Socket; echoed: () => boolean }[] = [];
-    const opened = (n: number): void => {
-      for (let i = 0; i < n; i++) {
-        const sock = connect(p.port, '127.0.0.1');
-        sock.on('error', () => {});
-        let got = '';
-        sock.setEncoding('utf8').on('data', (d: string) => (got += d));
-        sock.write('x\n');
-        sessions.push({ sock, echoed: () => got === 'x\n' });
-      }
-    };
-    /** a's sessions as /status, the server gauge and the per-frontend gauge see them. */
-    const counts = async (): Promise<number[]> => {
-      const m = (await p.get('/metrics')).body;
-      const st = (await p.backend('licenses')).servers.find((s) => s.name === 'a');
-      return [st?.active ?? -1, sample(m, 'licgate_server_active_connections', { server: 'a' }) ?? -1, sample(m, 'licgate_connections_active', { server: 'a' }) ?? -1];
-    };
-    const queued = async (): Promise<number> => sample((await p.get('/metrics')).body, 'licgate_backend_queue_length', { backend: 'licenses' }) ?? -1;
+  it('a server removed and added back while its sessions are open counts them: its maxconn holds on the real server, in /status and /metrics alike', () =>
+    addedBackWhileOpen('server'));
 
-    try {
-      opened(2);
-      await waitFor(() => sessions.every((s) => s.echoed()), { timeoutMs: 5000, what: 'two sessions echoed by a' });
-      expect(await reload(withoutA)).toContain('backend licenses: server a removed');
-      expect(await reload(withA(2))).toContain(`backend licenses: server a added (127.0.0.1:${a.port}, tier 0, weight 1)`);
-
-      // a is full with the two sessions it still has: two more wait in the queue, none reaches it.
-      opened(2);
-      await waitFor(async () => open.size + (await queued()) === 4, { timeoutMs: 5000, what: 'two more sessions at a or in the queue' });
-      expect(open.size).toBe(2);
-      expect(await counts()).toEqual([2, 2, 2]);
-      // A session opened before the reloads ends: its slot goes to the oldest waiting one.
-      sessions[0]!.sock.destroy();
-      await waitFor(() => sessions[2]!.echoed(), { timeoutMs: 5000, what: 'the first waiting session to reach a' });
-      expect([open.size, await queued(), sessions[3]!.echoed()]).toEqual([2, 1, false]);
-      expect(await counts()).toEqual([2, 2, 2]);
-
-      // A third reload that keeps a (more room) lets the last one in; then every session ends.
-      expect(await reload(withA(3))).toEqual(['backend licenses: server a maxconn 2 -> 3']);
-      await waitFor(() => sessions[3]!.echoed(), { timeoutMs: 5000, what: 'the last waiting session to reach a' });
-      expect(await counts()).toEqual([3, 3, 3]);
-      for (const s of sessions) s.sock.destroy();
-      await waitFor(async () => open.size === 0 && (await counts()).join() === '0,0,0', { timeoutMs: 5000, what: 'every session of a to end' });
-      // Removed and added back once more with nothing open: no slot was lost or counted twice.
-      await reload(withoutA);
-      await reload(withA(3));
-      opened(1);
-      await waitFor(() => sessions[4]!.echoed(), { timeoutMs: 5000, what: 'a session after the last reload' });
-      expect(await counts()).toEqual([1, 1, 1]);
-      expect(peak).toBe(3);
-    } finally {
-      for (const s of sessions) s.sock.destroy();
-    }
-  });
+  it('a backend removed and added back while its sessions are open: its server counts them, in its maxconn, queue, /status and /metrics', () =>
+    addedBackWhileOpen('backend'));
 
   it('a frontend moved to another backend: its open session ends counted on the backend it was opened on', async () => {
     const s1 = await startSimulator('s1');
