@@ -91,6 +91,7 @@ export function runUntilSignal(daemon: Daemon, onStop?: () => Promise<void>, not
       void daemon
         .shutdown()
         .then(() => onStop?.())
+        .then(() => notify?.sent())
         .then(() => {
           daemon.log.info('stopped');
           daemon.log.flush();

@@ -3,6 +3,8 @@ import type { Logger } from './log.js';
 
 /** systemd-notify gives up waiting for systemd after 5 s itself; this bounds one that hangs anyway. */
 const SEND_TIMEOUT_MS = 10_000;
+/** How long a stop waits for the messages still on their way, as the log's flush at exit does. */
+const EXIT_WAIT_MS = 1_000;
 
 /**
  * Tells systemd (a `Type=notify` unit) what licgate is doing: READY=1 with a STATUS= line for
@@ -37,6 +39,17 @@ export class SystemdNotify {
 
   stopping(): void {
     this.send(['STOPPING=1']);
+  }
+
+  /**
+   * Resolves once every message sent so far has been taken, or after EXIT_WAIT_MS. A stop waits
+   * for it: once the main process exits, systemd SIGKILLs what is left in the unit (KillMode=mixed),
+   * a systemd-notify still waiting to hand over STOPPING=1 too, and journals the kill.
+   */
+  sent(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, EXIT_WAIT_MS)));
+    return Promise.race([this.queue, late]).finally(() => clearTimeout(timer));
   }
 
   private send(args: string[]): void {

@@ -172,6 +172,19 @@ describe('licgate run under systemd (NOTIFY_SOCKET)', () => {
     expect(readFileSync(runs, 'utf8')).toBe(`--ready --status=listening: admin 127.0.0.1:${admin}\nRELOADING=1\n--ready --status=listening: admin 127.0.0.1:${admin}\nSTOPPING=1\n`);
   });
 
+  it('exits only once its STOPPING=1 is taken: systemd kills a systemd-notify left behind by the main process', async () => {
+    // A systemd-notify that takes 300 ms, as one waiting for a systemd busy with the stop job does.
+    const bin = mkdtempSync(join(scratch, 'bin-'));
+    const runs = join(bin, 'runs');
+    writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\nsleep 0.3\necho "$*" >> '${runs}'\n`, { mode: 0o755 });
+    const admin = await freePort();
+    const p = run(writeConfig('slow-notify', admin, {}), { PATH: `${bin}:${process.env.PATH}`, NOTIFY_SOCKET: join(scratch, 'slow') });
+    await waitFor(() => existsSync(runs), { timeoutMs: 15_000, what: `READY=1 in ${runs}` });
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+    expect(readFileSync(runs, 'utf8').split('\n').at(-2)).toBe('STOPPING=1');
+  });
+
   it('a systemd-notify that fails or is missing is logged once, and licgate runs on', async () => {
     const admin = await freePort();
     const empty = mkdtempSync(join(scratch, 'empty-'));
