@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CLI } from '../helpers/proxy-harness.js';
 import { requireTools } from '../helpers/require-tools.js';
 
 const UNIT = fileURLToPath(new URL('../../systemd/licgate.service', import.meta.url));
@@ -65,6 +66,7 @@ describe('systemd/licgate.service', () => {
       'Type=notify',
       'NotifyAccess=all',
       'ExecStart=/usr/bin/licgate run --config /etc/licgate/licgate.yaml',
+      'ExecReload=/usr/bin/licgate validate --config /etc/licgate/licgate.yaml',
       `ExecReload=/bin/sh -c 'kill -HUP "$MAINPID"'`,
       'Restart=on-failure',
       'RestartPreventExitStatus=2',
@@ -78,6 +80,29 @@ describe('systemd/licgate.service', () => {
       'User=licgate',
       'LimitNOFILE=65536',
     ]) expect(text.split('\n')).toContain(line);
+  });
+
+  it('fails `systemctl reload` for an invalid file: the first ExecReload validates the file ExecStart runs, exits 2 naming FILE:LINE:COL, and the SIGHUP comes after it', () => {
+    // systemd runs ExecReload lines in order and stops at the first that fails, so licgate is
+    // not signalled; the reload job fails, and the service runs on.
+    const reloads = text.split('\n').filter((l) => l.startsWith('ExecReload=')).map((l) => l.slice('ExecReload='.length));
+    expect(reloads).toHaveLength(2);
+    expect(reloads[1]).toContain('kill -HUP');
+    const argv = reloads[0]!.split(' ');
+    const config = text.match(/^ExecStart=\/usr\/bin\/licgate run --config (\S+)$/m)?.[1];
+    expect([argv[0], argv.slice(1)]).toEqual(['/usr/bin/licgate', ['validate', '--config', config]]);
+    dir = mkdtempSync(join(tmpdir(), 'licgate-reload-'));
+    const file = join(dir, 'licgate.yaml');
+    const validate = (yaml: string): { status: number | null; stderr: string } => {
+      writeFileSync(file, yaml);
+      const r = spawnSync(process.execPath, [CLI, ...argv.slice(1).map((a) => (a === config ? file : a))], { encoding: 'utf8', timeout: 30_000 });
+      return { status: r.status, stderr: r.stderr };
+    };
+    const good = `frontends:\n  - { name: lmgrd, listen: "127.0.0.1:27000", backend: lic }\nbackends:\n  - name: lic\n    servers: [{ name: s1, address: "10.0.0.11:27000" }]\n`;
+    expect(validate(good)).toEqual({ status: 0, stderr: '' });
+    const bad = validate(good.replace('backend: lic }', 'backend: licc }'));
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain(`${file}:2:56: frontend "lmgrd": unknown backend "licc"`);
   });
 
   it('lets licgate run itself refuse a bad config, so exit 2 is not restarted', () => {
