@@ -53,6 +53,14 @@ export class Backend {
     this.servingTier = this.bestTier();
   }
 
+  /**
+   * Whether a client's connections all go to one server (`stick: source` or `balance: source`), so
+   * that a second step (a `server_port` frontend) reaches the server of its first.
+   */
+  get keepsClients(): boolean {
+    return this.stick !== null || this.cfg.balance === 'source';
+  }
+
   server(name: string): Server | undefined {
     return this.servers.find((s) => s.name === name);
   }
@@ -63,7 +71,8 @@ export class Backend {
    * A sticky client's own server comes back even when it is full (up, in the serving tier, at its
    * maxconn): the caller queues on it with enqueueOn rather than placing the client elsewhere,
    * since a FlexLM client's vendor-daemon connection must reach the server its lmgrd one did.
-   * A server with an overdue connect (see Server.overdue) is taken only when no other can be.
+   * A server with an overdue connect (see Server.overdue) is taken only when no other can be,
+   * except as the server of a second step (when keepsClients).
    *
    * `secondStep`: the connection came to a `server_port` frontend, the second step of a two-port
    * protocol (a FlexLM vendor daemon after lmgrd, an RLM ISV after rlm). The client's entry names
@@ -83,14 +92,17 @@ export class Backend {
       // that its vendor connection does too. A server that is not usable any more is replaced below
       // and the entry with it.
       if (s && (secondStep || s.tier === this.servingTier) && (ok(s) || (tried === null && s.eligible))) stuck = s;
-      // Its lmgrd connection may have reached it before the black hole: the vendor one goes where
-      // it can connect, as a race would have sent it.
-      if (stuck !== null && stuck.overdue === 0) {
+      // A server with an overdue connect is passed over by a first step (lmgrd), which any server
+      // can answer, but not by a second step: its ticket is good on this server only, and a server
+      // slow to accept (a busy vendor daemon) answers a second later.
+      if (stuck !== null && (stuck.overdue === 0 || secondStep)) {
         this.stick.set(clientKey, stuck.name);
         return stuck;
       }
     }
-    const chosen = this.pick(tried === null ? isAnswering : (s) => ok(s) && s.overdue === 0, clientKey) ?? stuck ?? this.pick(ok, clientKey);
+    // Likewise the server a source hash gives a second step is where its ticket came from.
+    const answering = secondStep && this.keepsClients ? null : this.pick(tried === null ? isAnswering : (s) => ok(s) && s.overdue === 0, clientKey);
+    const chosen = answering ?? stuck ?? this.pick(ok, clientKey);
     if (chosen && this.stick) this.stick.set(clientKey, chosen.name);
     return chosen;
   }

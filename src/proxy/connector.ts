@@ -197,6 +197,10 @@ export class Connector implements Expiring {
     if (this.settled || this.cancelled || this.attempts === null) return;
     this.follow();
     if (this.launched > this.backend.cfg.retries) return;
+    // A vendor-daemon connection carries the ticket its lmgrd connection got from the server the
+    // client is kept on, which no other vendor daemon accepts: raced, a slow accept (one SYN
+    // retransmit) became a denied checkout. It waits for its server; the timer still marked it overdue.
+    if (this.port !== null && this.backend.keepsClients) return;
     // Only a server with a free slot: a race does not queue (the attempts under way may still win).
     const next = this.backend.choose(this.clientKey, this.skip(), this.port !== null);
     if (next === null || !next.usable) return;

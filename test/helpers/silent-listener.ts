@@ -32,16 +32,7 @@ export async function startSilentListener(): Promise<SilentListener> {
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   const port = await waitFor(() => Number(/^(\d+)\n/.exec(out)?.[1] ?? 0), { timeoutMs: 10_000, intervalMs: 10, what: 'the silent listener to print its port' });
   await waitFor(() => processState(child.pid!) === 'T', { timeoutMs: 5000, intervalMs: 10, what: 'the silent listener to stop itself' });
-  const held: Socket[] = [];
-  // Fill the accept queue: connects complete until it is full; the first one that does not is the proof.
-  for (let i = 0; ; i++) {
-    if (i > 16) throw new Error(`127.0.0.1:${port} still completes connects after ${i} (accept queue never filled)`);
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => {});
-    held.push(s);
-    const completed = await Promise.race([once(s, 'connect').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
-    if (!completed) break;
-  }
+  const held = await fillAcceptQueue('127.0.0.1', port, 16);
   return {
     port,
     resume: () => child.kill('SIGCONT'),
@@ -54,4 +45,24 @@ export async function startSilentListener(): Promise<SilentListener> {
       }
     },
   };
+}
+
+/**
+ * Fills the accept queue of a listener that is not accepting (its process stopped): connects
+ * complete until it is full, and the first one that does not is the proof that the next SYN is
+ * dropped. Returns the connections, which the caller holds (and destroys) to keep it full.
+ */
+export async function fillAcceptQueue(host: string, port: number, max: number): Promise<Socket[]> {
+  const held: Socket[] = [];
+  for (let i = 0; ; i++) {
+    if (i > max) {
+      for (const s of held) s.destroy();
+      throw new Error(`${host}:${port} still completes connects after ${i} (accept queue never filled)`);
+    }
+    const s = connect(port, host);
+    s.on('error', () => {});
+    held.push(s);
+    const completed = await Promise.race([once(s, 'connect').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+    if (!completed) return held;
+  }
 }

@@ -1,9 +1,12 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { askLmgrd, vendorCheckout, type LmgrdReply } from '../helpers/flexlm-client.js';
+import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
 import { helloOnce } from '../helpers/license-client.js';
 import { startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { sample } from '../helpers/prom-text.js';
-import { startSilentListener, type SilentListener } from '../helpers/silent-listener.js';
+import { fillAcceptQueue, startSilentListener, type SilentListener } from '../helpers/silent-listener.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 // connect_race (src/proxy/connector.ts): a connect still unanswered after 250 ms is raced by one to
@@ -15,6 +18,7 @@ const sockets: Socket[] = [];
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   await stopAll();
+  await stopFlexlmSimulators();
   await Promise.all(listeners.splice(0).map((l) => l.stop()));
 });
 
@@ -63,8 +67,8 @@ async function timedHello(port: number): Promise<{ by: string; ms: number }> {
   return { by, ms: performance.now() - t0 };
 }
 
-async function races(proxy: ProxyProcess, server: string): Promise<number> {
-  return sample((await proxy.get('/metrics')).body, 'licgate_connect_races_total', { frontend: 'lmgrd', backend: 'licenses', server }) ?? 0;
+async function races(proxy: ProxyProcess, server: string, frontend = 'lmgrd'): Promise<number> {
+  return sample((await proxy.get('/metrics')).body, 'licgate_connect_races_total', { frontend, backend: 'licenses', server }) ?? 0;
 }
 
 describe('connect_race', () => {
@@ -209,4 +213,43 @@ ${backend('new', fresh.port)}`);
     expect(await races(proxy, 'b')).toBe(0);
     expect(await races(proxy, 'a')).toBe(1);
   }, 30_000);
+
+  it.each([['stick: source'], ['balance: source']])("a vendor-daemon connection (server_port, %s) waits for its own server's SYN retransmit: raced or sent elsewhere, its checkout is denied", async (keeps) => {
+    const { lmgrdPort, vendorPort, sims, proxy } = await startFlexlmLab(['a', 'b'], [keeps, 'check: { type: none }', 'connect_timeout: 5s']);
+    // Clients ask lmgrd until two of them got their tickets from the same server.
+    const asked: { client: { host: string; lmgrdPort: number; localAddress: string }; lmgrd: LmgrdReply; server: string }[] = [];
+    let first: (typeof asked)[number] | undefined;
+    let second: (typeof asked)[number] | undefined;
+    for (let i = 2; second === undefined; i++) {
+      const client = { host: '127.0.0.1', lmgrdPort, localAddress: `127.0.0.${i}` };
+      const before = (await proxy.server('licenses', 'a')).total;
+      const lmgrd = await askLmgrd(client);
+      const got = { client, lmgrd, server: (await proxy.server('licenses', 'a')).total > before ? 'a' : 'b' };
+      first = asked.find((x) => x.server === got.server);
+      if (first) second = got;
+      asked.push(got);
+    }
+    const own = second.server;
+    const other = own === 'a' ? 'b' : 'a';
+    const sim = sims[own]!;
+
+    // Its vendor daemon stops accepting for a moment (a busy vendor daemon): the process is stopped
+    // and its accept queue filled, so the next SYN goes unanswered and Linux retransmits it 1 s later.
+    sim.child.kill('SIGSTOP');
+    sockets.push(...(await fillAcceptQueue(sim.spec.host, vendorPort, 5000)));
+    const checkout1 = vendorCheckout(first!.client, first!.lmgrd);
+    await waitFor(async () => (await proxy.server('licenses', own)).connects_overdue === 1, { timeoutMs: 5000, intervalMs: 20, what: `the vendor connect to ${own} to be overdue` });
+    // Another client of that server comes for its vendor daemon while the first one waits.
+    const otherTotal = (await proxy.server('licenses', other)).total;
+    const checkout2 = vendorCheckout(second.client, second.lmgrd);
+    await waitFor(async () => (await proxy.server('licenses', own)).connects_overdue === 2 || (await proxy.server('licenses', other)).total > otherTotal, { timeoutMs: 5000, intervalMs: 20, what: 'the second vendor connect to wait on its server or go to the other' });
+    sim.child.kill('SIGCONT');
+    const got = [];
+    for (const checkout of [await checkout1, await checkout2]) {
+      checkout.vendor.destroy();
+      got.push(checkout.granted ? `granted by ${checkout.detail.replace(/-\d+$/, '')}` : `denied: ${checkout.detail}`);
+    }
+    expect(got).toEqual([`granted by ${own}`, `granted by ${own}`]);
+    expect(await races(proxy, own, 'vendor')).toBe(0);
+  }, 60_000);
 });
