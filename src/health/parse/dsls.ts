@@ -44,6 +44,23 @@ const READY = /^(?:[^\s>]*\s?>\s*)?Ready:\s*(\S+)/i;
  * not tell a refused connection from success, so the CSV header is the proof the server answered.
  */
 export function parseDslsUsage(text: string): LicenseInfo {
+  return scan(text).info;
+}
+
+/**
+ * Reads DSLicSrv output cut at read_limit: a busy server lists a row per session and can pass
+ * 1 MiB at peak use, which must not mark it DOWN exactly then. The usage CSV comes after the
+ * connect's status, so once its header has come the server has answered: the result is marked
+ * `truncated` and has the licenses of the rows before the cut (each license's first row carries
+ * its Count and Inuse). Null when the cut fell before the header.
+ */
+export function parseCutDslsUsage(text: string): LicenseInfo | null {
+  // The last line is whatever the cut left of it: a Count cut short would be a wrong number.
+  const { info, csv } = scan(text.slice(0, text.lastIndexOf('\n') + 1));
+  return csv ? { ...info, truncated: true } : null;
+}
+
+function scan(text: string): { info: LicenseInfo; csv: boolean } {
   let connectHost: string | undefined;
   let connectedHost: string | undefined;
   const errors: string[] = [];
@@ -88,10 +105,13 @@ export function parseDslsUsage(text: string): LicenseInfo {
       ? [{ host, up: false, master: false }]
       : [];
   return {
-    servers,
-    vendors: [{ name: 'DSLS', up: answered }],
-    features: [...pools].map(([name, pool]) => poolFeature(name, pool)),
-    errors,
+    info: {
+      servers,
+      vendors: [{ name: 'DSLS', up: answered }],
+      features: [...pools].map(([name, pool]) => poolFeature(name, pool)),
+      errors,
+    },
+    csv: columns !== undefined,
   };
 }
 

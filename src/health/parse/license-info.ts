@@ -14,8 +14,9 @@ export interface LicenseInfo {
   /** Error lines recognised in the output, trimmed, e.g. "lmgrd is not running: Cannot connect to license server system. (-15,570:111 ...)". */
   errors: string[];
   /**
-   * The tool's output passed read_limit and was cut there: the server and vendor status are whole
-   * (the verdict needs them), `features` lists those before the cut.
+   * The tool's output passed read_limit and was cut there: the server and vendor status (lmstat),
+   * or the status and CSV header (DSLS), are whole (the verdict needs them), `features` lists those
+   * before the cut.
    */
   truncated?: boolean;
 }

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { LIMITS, type CheckConfig, type LicenseParser, type Matcher } from '../../config/schema.js';
 import { isLocalResourceError } from '../../io/local-errors.js';
-import { dslsNotReady, parseDslsUsage } from '../parse/dsls.js';
+import { dslsNotReady, parseCutDslsUsage, parseDslsUsage } from '../parse/dsls.js';
 import type { LicenseInfo } from '../parse/license-info.js';
 import { parseCutLmstat, parseLmstat } from '../parse/lmstat.js';
 import { runExec, type ExecResult } from './exec-runner.js';
@@ -92,11 +92,12 @@ export class ExecProbe implements Probe {
 
     let license: LicenseInfo | undefined;
     let verdict: { ok: boolean; reason: string };
-    if (this.parse === 'lmstat' && r.truncated) {
-      const cut = parseCutLmstat(r.stdout);
-      if (cut === null) return failed(this.overflow(", cut before lmstat's feature list"));
+    if (this.parse !== null && r.truncated) {
+      const lmstat = this.parse === 'lmstat';
+      const cut = lmstat ? parseCutLmstat(r.stdout) : parseCutDslsUsage(r.stdout);
+      if (cut === null) return failed(this.overflow(lmstat ? ", cut before lmstat's feature list" : ', cut before the usage CSV'));
       license = cut;
-      verdict = lmstatVerdict(license, target.host);
+      verdict = lmstat ? lmstatVerdict(license, target.host) : dslsVerdict(license);
       verdict.reason += `, output cut at ${this.maxOutputBytes} bytes`;
     } else if (this.parse === 'lmstat') {
       license = parseLmstat(r.stdout);
@@ -127,8 +128,8 @@ export class ExecProbe implements Probe {
     // The scheduler aborts at check.timeout; both that and runExec's own timer mean "too slow".
     if (r.timedOut || (signal.aborted && r.exitCode === null)) return `timeout after ${this.timeoutMs} ms (${this.command} killed)`;
     if (r.spawnError !== undefined) return `cannot run ${this.argv[0]}: ${r.spawnError}`;
-    // lmstat's verdict can come from the head of its output (see parseCutLmstat).
-    if (r.truncated && this.parse !== 'lmstat') return this.overflow();
+    // A license tool's verdict can come from the head of its output (parseCutLmstat, parseCutDslsUsage).
+    if (r.truncated && this.parse === null) return this.overflow();
     if (r.exitCode === null && !r.truncated) return `${this.command} killed by ${r.signal ?? 'a signal'}`;
     return null;
   }

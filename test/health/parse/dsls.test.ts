@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseDslsUsage } from '../../../src/health/parse/dsls.js';
+import { parseCutDslsUsage, parseDslsUsage } from '../../../src/health/parse/dsls.js';
 import { licenseWeightFactor } from '../../../src/serve/agent-reply.js';
 
 function fixture(name: string): string {
@@ -137,5 +137,25 @@ describe('parseDslsUsage on synthetic output', () => {
     const info = parseDslsUsage(garbage);
     expect(info.vendors).toEqual([{ name: 'DSLS', up: false }]);
     expect(info.features).toEqual([]);
+  });
+});
+
+describe('parseCutDslsUsage (output cut at read_limit)', () => {
+  const usage = fixture('license-usage.csv.txt');
+
+  it('drops the row the cut fell in: its Count may be cut short', () => {
+    // Cut inside HD2's first row, in its Count: "5" of "5,2,…" would read as 5 issued, 0 in use.
+    const cut = usage.slice(0, usage.indexOf('HD2,') + usage.slice(usage.indexOf('HD2,')).indexOf(',5,') + 2);
+    expect(parseCutDslsUsage(cut)).toEqual({
+      servers: [{ host: 'lic1', up: true, master: true }],
+      vendors: [{ name: 'DSLS', up: true }],
+      features: [{ name: 'MD2', issued: 10, in_use: 3 }],
+      errors: [],
+      truncated: true,
+    });
+  });
+
+  it('is null when the cut fell before the CSV header was whole', () => {
+    expect(parseCutDslsUsage(usage.slice(0, usage.indexOf('Count,Inuse')))).toBeNull();
   });
 });

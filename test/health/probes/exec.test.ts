@@ -379,6 +379,18 @@ describe('exec probe with a check process that outlives SIGKILL, across a reload
   });
 });
 
+/** What license-usage.csv.txt holds. */
+const USAGE_LICENSE = {
+  servers: [{ host: 'lic1', up: true, master: true }],
+  vendors: [{ name: 'DSLS', up: true }],
+  features: [
+    { name: 'MD2', issued: 10, in_use: 3 },
+    { name: 'HD2', issued: 5, in_use: 2 },
+    { name: 'KIN', issued: 2, in_use: 0 },
+  ],
+  errors: [],
+};
+
 describe('exec probe with parse: dsls', () => {
   it('is healthy when DSLicSrv printed the usage CSV, with the features', async () => {
     const dsls = script('DSLicSrv-ok', `cat ${q(dslsFixture('license-usage.csv.txt'))}`);
@@ -386,16 +398,7 @@ describe('exec probe with parse: dsls', () => {
     expect(out).toEqual({
       ok: true,
       reason: 'DSLS on lic1 answered, 3 features',
-      license: {
-        servers: [{ host: 'lic1', up: true, master: true }],
-        vendors: [{ name: 'DSLS', up: true }],
-        features: [
-          { name: 'MD2', issued: 10, in_use: 3 },
-          { name: 'HD2', issued: 5, in_use: 2 },
-          { name: 'KIN', issued: 2, in_use: 0 },
-        ],
-        errors: [],
-      },
+      license: USAGE_LICENSE,
     });
   });
 
@@ -417,6 +420,34 @@ describe('exec probe with parse: dsls', () => {
     expect(out).toMatchObject({ ok: false, reason: 'DSLS on lic1 is not ready: it said "Ready: no"' });
     expect(out.license?.servers).toEqual([{ host: 'lic1', up: false, master: false }]);
     expect(out.license?.vendors).toEqual([{ name: 'DSLS', up: false }]);
+  });
+});
+
+describe('exec probe with parse: dsls and output over read_limit', () => {
+  const usage = readFileSync(dslsFixture('license-usage.csv.txt'), 'utf8');
+  const md2Session = usage.split('\n').find((l) => l.includes(',ws-cad-014,'))!;
+  /** A busy DSLS server: the fixture's rows, then a session row per checkout, megabytes of them. */
+  const busyDsls = (name: string): string => {
+    const rows = usage.slice(0, usage.lastIndexOf('> '));
+    return script(name, `printf '%s' ${q(rows)}\nyes ${q(md2Session)} | head -c 3000000`);
+  };
+
+  it('judges a busy server that answered with the usage CSV as answering, counts the features before the cut and says so', async () => {
+    const out = await check(probe({ argv: [busyDsls('DSLicSrv-busy'), '-admin'], parse: 'dsls' }), at('127.0.0.1', 4084));
+    expect(out).toEqual({
+      ok: true,
+      reason: `DSLS on lic1 answered, 3 features, output cut at ${1024 * 1024} bytes`,
+      license: { ...USAGE_LICENSE, truncated: true },
+    });
+  });
+
+  it('still fails when the cut falls before the usage CSV header is complete', async () => {
+    const limit = usage.indexOf('Feature,Model') + 5;
+    const out = await check(probe({ argv: [busyDsls('DSLicSrv-busy-cut-header'), '-admin'], parse: 'dsls', read_limit: limit }), at('127.0.0.1', 4084));
+    expect(out).toEqual({
+      ok: false,
+      reason: `output over ${limit} bytes, cut before the usage CSV (DSLicSrv-busy-cut-header killed); raise read_limit or narrow the command`,
+    });
   });
 });
 
