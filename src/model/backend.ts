@@ -12,7 +12,7 @@ import { Server } from './server.js';
  * A named set of servers in tiers. The best tier with an eligible server serves new connections
  * (with `failback: manual`, the tier in use keeps serving while it can). Inside the tier the
  * balancer picks; a sticky client keeps its server while that server is usable and in the serving tier,
- * or in any tier for a second-step connection (see choose).
+ * or in any tier, drained too, for a second-step connection (see choose).
  */
 export class Backend {
   readonly name: string;
@@ -79,7 +79,9 @@ export class Backend {
    * the server its first step reached, whose ticket it carries: it is honoured in any tier, as
    * HAProxy honours a stick entry to any usable server, backup or not. Its first step may have
    * overflowed to the backup (primary at maxconn), or the tier may have changed between the two
-   * steps (failback); the serving tier's vendor daemon would deny the checkout.
+   * steps (failback); the serving tier's vendor daemon would deny the checkout. For the same reason
+   * it is honoured while that server is drained (Server.servesPersistent); a first step is not,
+   * as a drain takes no new checkouts.
    */
   choose(clientKey: string, tried: readonly Server[] | null, secondStep = false): Server | null {
     const ok = tried === null ? isUsable : (s: Server) => s.usable && !tried.includes(s);
@@ -91,7 +93,7 @@ export class Backend {
       // returns to the recovered active tier on its next lmgrd connection, and the entry follows so
       // that its vendor connection does too. A server that is not usable any more is replaced below
       // and the entry with it.
-      if (s && (secondStep || s.tier === this.servingTier) && (ok(s) || (tried === null && s.eligible))) stuck = s;
+      if (s && (secondStep || s.tier === this.servingTier) && (ok(s) || (tried === null && (secondStep ? s.servesPersistent : s.eligible)))) stuck = s;
       // A server with an overdue connect is passed over by a first step (lmgrd), which any server
       // can answer, but not by a second step: its ticket is good on this server only, and a server
       // slow to accept (a busy vendor daemon) answers a second later.
@@ -137,11 +139,11 @@ export class Backend {
     const s = live === this ? server : live.server(server.name);
     // Not when the server is still full (an agent lowered its maxconn below the sessions it holds):
     // the woken connection would only go back to the end of the queue. Its own sticky clients
-    // first: they can go nowhere else.
-    if (!s?.usable) return;
+    // first: they can go nowhere else (a drained server's, second steps, are its only ones).
+    if (!s || !takesOwn(s)) return;
     const own = live.serverQueues.get(s);
     if (own?.size) live.wakeOwn(own);
-    else live.wakeQueue();
+    else if (s.usable) live.wakeQueue();
   }
 
   /** The backend of this name in the config running now: this one, or the successor a reload put in place. */
@@ -161,7 +163,7 @@ export class Backend {
    */
   serveQueue(): void {
     for (const [server, own] of this.serverQueues) {
-      for (let n = own.size; n > 0 && own.size > 0 && server.usable; n--) this.wakeOwn(own);
+      for (let n = own.size; n > 0 && own.size > 0 && takesOwn(server); n--) this.wakeOwn(own);
     }
     this.wakeQueue();
   }
@@ -192,7 +194,8 @@ export class Backend {
 
   /**
    * A server that left service (down, drain, maint) releases its sticky waiters: like HAProxy's
-   * redispatch of a dead server's queue, they are placed again (another server, or the backend queue).
+   * redispatch of a dead server's queue, they are placed again (another server, or the backend queue;
+   * a second step comes back to its drained server, see choose).
    */
   private redispatchOwn(server: Server): void {
     const own = this.serverQueues.get(server);
@@ -349,10 +352,10 @@ export class Backend {
   private serverChanged(server: Server, from: string, reason: string, usableBefore: boolean): void {
     const usableChanged = usableBefore !== server.eligible;
     this.events.emit('server-state', { backend: this.name, server: server.name, from, to: server.stateText, reason, usableChanged });
-    if (!usableChanged) return;
-    this.reconsider(`${server.name} ${server.stateText}: ${reason}`);
-    if (server.eligible) this.serveQueue();
-    else this.redispatchOwn(server);
+    if (usableChanged) this.reconsider(`${server.name} ${server.stateText}: ${reason}`);
+    if (usableChanged && server.eligible) this.serveQueue();
+    // A drained server keeps the second steps queued on it (see choose) until it is DOWN or in MAINT.
+    else if (usableChanged || !server.servesPersistent) this.redispatchOwn(server);
   }
 
   private setServing(tier: number | null, reason: string): void {
@@ -368,6 +371,8 @@ export class Backend {
 
 const isUsable = (s: Server): boolean => s.usable;
 const isAnswering = (s: Server): boolean => s.usable && s.overdue === 0;
+/** Has a slot for the clients queued on it (enqueueOn): a drained server's second steps too. */
+const takesOwn = (s: Server): boolean => s.servesPersistent && !s.full;
 
 export interface QueuedConnect {
   wake(): void;

@@ -318,8 +318,22 @@ export class Server {
 
   /** May this server take a new connection? */
   get usable(): boolean {
+    return this.eligible && !this.full;
+  }
+
+  /** At its maxconn: a connection that must reach this server waits for a slot (Backend.enqueueOn). */
+  get full(): boolean {
     const max = this.maxconn;
-    return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0 && (max === 0 || this.active < max);
+    return max !== 0 && this.active >= max;
+  }
+
+  /**
+   * May a client whose stick entry names this server still come to it (a FlexLM checkout's vendor
+   * connection after its lmgrd one)? A drain or weight 0 stops only new clients: HAProxy sends
+   * persistent ones to a DRAIN server, so that work under way finishes before maintenance.
+   */
+  get servesPersistent(): boolean {
+    return this.up && !this.inMaint;
   }
 
   /** Same as usable but ignoring maxconn: whether the server counts for tier selection. */

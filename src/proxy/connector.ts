@@ -98,8 +98,9 @@ export class Connector implements Expiring {
   start(): void {
     const server = this.backend.choose(this.clientKey, this.skipped, this.port !== null);
     // No free server, or this sticky client's own server is full: wait for a slot. Woken but the
-    // slot went to someone else: back in the queue, same deadline.
-    const full = server !== null && !server.usable;
+    // slot went to someone else: back in the queue, same deadline. Not usable but with room: a
+    // second step's drained server (see Backend.choose).
+    const full = server !== null && server.full;
     if (full ? this.backend.enqueueOn(server, this) : !server && this.backend.enqueue(this)) {
       this.queueTimer ??= setTimeout(() => this.queueExpired(), this.backend.cfg.queue_timeout);
       return;

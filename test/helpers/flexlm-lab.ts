@@ -14,14 +14,15 @@ export interface FlexlmLab {
  * on the same two ports everywhere, and a licgate in front of them on 127.0.0.1: an lmgrd frontend
  * and a vendor-daemon frontend (`server_port`) sharing the backend `licenses`. `backendKeys` are that
  * backend's keys besides name and servers, one per line; `serverKeys` adds keys to a server's entry
- * (`{ b: 'weight: 0' }`). The caller stops both with stopAll() and stopFlexlmSimulators().
+ * (`{ b: 'weight: 0' }`); `topKeys` are top-level lines (`admin: {...}`). The caller stops both with
+ * stopAll() and stopFlexlmSimulators().
  */
-export async function startFlexlmLab(servers: string[], backendKeys: string[], serverKeys: Record<string, string> = {}): Promise<FlexlmLab> {
+export async function startFlexlmLab(servers: string[], backendKeys: string[], serverKeys: Record<string, string> = {}, topKeys: string[] = []): Promise<FlexlmLab> {
   const [lmgrdPort, vendorPort] = [await freePort(), await freePort()];
   const hosts = servers.map((name, i) => [name, `127.0.1.${i + 1}`] as const);
   const sims: Record<string, FlexlmSimulatorProcess> = {};
   for (const [name, host] of hosts) sims[name] = await startFlexlmSimulator({ name, host, lmgrdPort, vendorPort });
-  const proxy = await startProxy(`
+  const proxy = await startProxy(`${topKeys.join('\n')}
 frontends:
   - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
   - { name: vendor, listen: "127.0.0.1:${vendorPort}", backend: licenses, server_port: ${vendorPort} }

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientAddresses, flexlmCheckout, type FlexlmCheckout } from '../helpers/flexlm-client.js';
+import { askLmgrd, clientAddresses, flexlmCheckout, vendorCheckout, type FlexlmCheckout } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
 import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
 import { stopAll } from '../helpers/proxy-harness.js';
@@ -55,5 +58,35 @@ describe('FlexLM two-port checkouts through licgate', () => {
     console.log(`no stickiness — ${200 - denied.length}/200 granted, ${denied.length} denied (${((100 * denied.length) / 200).toFixed(1)} %)`);
     expect(denied.every((r) => r.detail === 'unknown ticket')).toBe(true);
     expect(denied.length / 200).toBeGreaterThan(0.2);
+  });
+
+  it('a checkout under way finishes on its server when an admin drains it between the lmgrd and vendor connections; new checkouts go elsewhere', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-drain-'));
+    const token = 'flexlm-drain-test-token-0123456789';
+    writeFileSync(join(dir, 'admin.token'), `${token}\n`);
+    try {
+      const admin = `admin: { listen: "127.0.0.1:0", token_file: "${join(dir, 'admin.token')}" }`;
+      const { lmgrdPort, proxy } = await startFlexlmLab(['a', 'b'], ['balance: roundrobin', 'stick: source', 'check: { type: status, inter: 1s }'], {}, [admin]);
+      const client = { host: '127.0.0.1', lmgrdPort, localAddress: '127.0.0.2' };
+      const lmgrd = await askLmgrd(client);
+      const status = await proxy.status();
+      const server = status.backends[0]!.servers.find((s) => s.total === 1)!.name;
+      const other = server === 'a' ? 'b' : 'a';
+      const res = await fetch(`${proxy.adminUrl}/admin/backends/licenses/servers/${server}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"state":"drain"}' });
+      expect(res.status).toBe(200);
+      expect((await proxy.server('licenses', server)).state).toMatch(/^DRAIN/);
+
+      const checkout = await vendorCheckout(client, lmgrd);
+      const counted = await proxy.server('licenses', server);
+      await checkout.vendor.close();
+      expect([checkout.granted, checkout.detail.replace(/-\d+$/, '')]).toEqual([true, server]);
+      // The session is counted on the drained server, as any other.
+      expect([counted.active, counted.total]).toEqual([1, 2]);
+      // Drain means no new checkouts: the same client's next one, and a new client's, go to the other.
+      expect((await flexlmCheckout(client)).server).toBe(other);
+      expect((await flexlmCheckout({ ...client, localAddress: '127.0.0.3' })).server).toBe(other);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

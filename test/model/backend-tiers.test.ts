@@ -184,7 +184,7 @@ describe('tiers: active → backup → DR', () => {
     expect(b.choose('c', null)!.name).toBe('a2');
   });
 
-  it("a second step (server_port frontend) keeps its client's server in any tier; a first step goes to the serving tier and moves the entry", () => {
+  it("a second step (server_port frontend) keeps its client's server in any tier, also drained; a first step goes to the serving tier and moves the entry", () => {
     const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: bk, address: "10.0.1.11:27000", backup: true, maxconn: 1 }'], 'stick: source');
     const bk = b.server('bk')!;
     expect(b.servingTier).toBe(0);
@@ -196,15 +196,67 @@ describe('tiers: active → backup → DR', () => {
     expect(b.choose('c', [bk], true)!.name).toBe('a');
     bk.active = 0;
     b.stick!.set('c', 'bk');
-    // Out of service: placed in the serving tier, and the entry follows.
+    // Drained (admin or agent drain, weight 0): no new clients, but a checkout under way finishes
+    // there, as HAProxy sends persistent clients to a DRAIN server; never on a retry.
     bk.setAdmin('drain', 'admin');
+    expect([b.choose('c', null, true)!.name, b.stick!.get('c')]).toEqual(['bk', 'bk']);
+    expect(b.choose('c', [bk], true)!.name).toBe('a');
+    b.stick!.set('c', 'bk');
+    bk.setAdmin('ready', 'admin');
+    bk.setAgent({ state: 'drain', weightPercent: null, maxconn: null, reason: 'agent says "drain"' }, 'agent');
+    expect(b.choose('c', null, true)!.name).toBe('bk');
+    bk.setAgent(null, 'agent');
+    bk.setWeight(0, 'admin');
+    expect(b.choose('c', null, true)!.name).toBe('bk');
+    bk.setWeight(1, 'admin');
+    // Down or in maintenance: placed in the serving tier, and the entry follows.
+    bk.setAdmin('maint', 'admin');
     expect(b.choose('c', null, true)!.name).toBe('a');
     expect(b.stick!.get('c')).toBe('a');
     bk.setAdmin('ready', 'admin');
+    b.stick!.set('c', 'bk');
+    down(bk);
+    expect(b.choose('c', null, true)!.name).toBe('a');
+    up(bk);
     // A first step (lmgrd) goes to the serving tier and takes the entry along: its second step follows.
     b.stick!.set('c', 'bk');
     expect(b.choose('c', null)!.name).toBe('a');
     expect(b.choose('c', null, true)!.name).toBe('a');
+  });
+
+  it('a second step queued on its drained server takes the next slot there; a first step queued there is placed elsewhere; maint releases the rest', () => {
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000", maxconn: 1 }', '{ name: a2, address: "10.0.0.12:27000" }'], 'stick: source');
+    const a = b.server('a')!;
+    b.acquire(a, 'holder');
+    const placed: Record<string, string> = {};
+    // What a Connector does when started or woken: queue on its server while that one is full.
+    const connect = (key: string, secondStep: boolean): void => {
+      const w = { wake: () => start(), movedTo: () => {} };
+      const start = (): void => {
+        const s = b.choose(key, null, secondStep)!;
+        if (s.maxconn > 0 && s.active >= s.maxconn) {
+          expect(b.enqueueOn(s, w)).toBe(true);
+        } else {
+          b.acquire(s, key);
+          placed[key] = s.name;
+        }
+      };
+      start();
+    };
+    for (const key of ['vendor', 'lmgrd', 'vendor2']) b.stick!.set(key, 'a');
+    connect('vendor', true);
+    connect('lmgrd', false);
+    expect(b.queued).toBe(2);
+    // The drain places the first step elsewhere; the second step stays queued on a.
+    a.setAdmin('drain', 'admin');
+    expect([placed, b.queued]).toEqual([{ lmgrd: 'a2' }, 1]);
+    b.release(a, 'holder');
+    expect([placed, b.queued, a.active]).toEqual([{ lmgrd: 'a2', vendor: 'a' }, 0, 1]);
+    // Down or in maintenance, a drained server releases its queued second steps too.
+    connect('vendor2', true);
+    expect(b.queued).toBe(1);
+    a.setAdmin('maint', 'admin');
+    expect([placed.vendor2, b.queued]).toEqual(['a2', 0]);
   });
 
   it('a server with an overdue connect is passed over while another can take the session, in any tier', () => {
