@@ -1,5 +1,6 @@
 import type { Node } from 'yaml';
 import type { HostPort } from './address.js';
+import { formatDuration } from './duration.js';
 import type { ConfigIssue } from '../errors.js';
 import type { YamlReader } from './yaml-reader.js';
 
@@ -251,6 +252,23 @@ function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined
   };
 }
 
+/**
+ * The longest a healthy license session stays silent, with a margin: FlexLM heartbeats about every 2
+ * minutes, DSLS up to about 17. An idle_timeout below it ends such sessions between heartbeats.
+ */
+const LICENSE_SILENCE_MS = 30 * 60_000;
+
+function idleTimeout(r: YamlReader, n: Node, what: string): number | undefined {
+  const ms = r.duration(n, what);
+  // Valid, as a test or a non-license port may want it; but on a license port every client would
+  // lose its session at the first quiet spell and check out again (a second license, until the
+  // first times out on the server).
+  if (ms !== undefined && ms > 0 && ms < LICENSE_SILENCE_MS) {
+    r.warn(n, `${what}: ${formatDuration(ms)} cuts license sessions that are silent between heartbeats (FlexLM about 2 minutes, DSLS up to about 17), and their clients check out again; set ${formatDuration(LICENSE_SILENCE_MS)} or more, or leave it off`);
+  }
+  return ms;
+}
+
 function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig | undefined {
   const what = `frontends[${i}]`;
   const m = r.map(n, what, ['name', 'listen', 'backend', 'server_port', 'inband_status', 'idle_timeout', 'keepalive', 'maxconn']);
@@ -263,7 +281,7 @@ function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig 
     backend: req(r, m, n, w, 'backend', (v) => r.string(v, `${w}.backend`))!,
     server_port: m.has('server_port') ? r.int(m.get('server_port')!, `${w}.server_port`, 1, 65535)! : null,
     inband_status: m.has('inband_status') ? r.bool(m.get('inband_status')!, `${w}.inband_status`)! : true,
-    idle_timeout: m.has('idle_timeout') ? r.duration(m.get('idle_timeout')!, `${w}.idle_timeout`)! : 0,
+    idle_timeout: m.has('idle_timeout') ? idleTimeout(r, m.get('idle_timeout')!, `${w}.idle_timeout`)! : 0,
     keepalive: m.has('keepalive') ? r.bool(m.get('keepalive')!, `${w}.keepalive`)! : true,
     maxconn: m.has('maxconn') ? r.int(m.get('maxconn')!, `${w}.maxconn`, 0, 10_000_000)! : 0,
   }, m, n);

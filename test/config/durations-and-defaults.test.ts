@@ -108,6 +108,26 @@ backends:
   });
 });
 
+describe('an idle_timeout shorter than a license session\'s silence between heartbeats', () => {
+  const cfgWith = (idle: string) => loadConfigText(`frontends:
+  - { name: vendor, listen: "127.0.0.1:0", backend: b, idle_timeout: ${idle} }
+backends:
+  - name: b
+    servers: [{ name: a, address: "10.0.0.1:27000" }]
+`, 'i.yaml');
+
+  it('warns below 30 minutes (FlexLM heartbeats every ~2, DSLS up to ~17): those sessions would be cut', () => {
+    expect(cfgWith('90s').warnings.map(String)).toEqual([
+      'i.yaml:2:70: frontend "vendor".idle_timeout: 90s cuts license sessions that are silent between heartbeats (FlexLM about 2 minutes, DSLS up to about 17), and their clients check out again; set 30m or more, or leave it off',
+    ]);
+    expect(cfgWith('20m').warnings).toHaveLength(1);
+  });
+
+  it('says nothing at 30 minutes or more, or with the timeout off', () => {
+    for (const idle of ['30m', '8h', '0s']) expect(cfgWith(idle).warnings).toEqual([]);
+  });
+});
+
 describe('defaults and the loaded shape', () => {
   const cfg = loadConfigText(`frontends:
   - { name: lmgrd, listen: "0.0.0.0:27000", backend: licenses }
