@@ -5,7 +5,8 @@ export type EndReason = 'closed' | 'client-reset' | 'server-reset' | 'client-err
 
 /** Told once, when the relay has closed both handles. */
 export interface RelayOwner {
-  relayDone(relay: Relay, reason: EndReason): void;
+  /** `error`: the errno code of an end that is neither a close nor a reset (ETIMEDOUT: a peer that vanished). */
+  relayDone(relay: Relay, reason: EndReason, error?: string): void;
 }
 
 const kFlow = Symbol('licgate.flow');
@@ -281,7 +282,13 @@ export class Relay {
     if (this.closed) return;
     const code = errnoCode(errno);
     const isReset = code === 'ECONNRESET' || code === 'EPIPE';
-    if (this.reason === 'closed') this.reason = failed.fromSide === 'client' ? (isReset ? 'client-reset' : 'client-error') : isReset ? 'server-reset' : 'server-error';
+    // A reset says itself; another error needs its code in the record: ETIMEDOUT (a host that
+    // vanished, found by keepalive or by retransmissions) and EHOSTUNREACH call for other fixes.
+    let error: string | undefined;
+    if (this.reason === 'closed') {
+      this.reason = failed.fromSide === 'client' ? (isReset ? 'client-reset' : 'client-error') : isReset ? 'server-reset' : 'server-error';
+      if (!isReset) error = code;
+    }
     // Pass a reset on as a reset, so the peer sees what a direct connection would have shown it.
     // Not once we have sent the peer our FIN: libuv refuses to reset a handle that is shutting
     // down (uv_tcp_close_reset → EINVAL); it is closed instead.
@@ -290,7 +297,7 @@ export class Relay {
     failed.from.close();
     if (!isReset || failed.shut || peer.reset() !== 0) peer.close();
     this.releaseReadBuffers();
-    this.owner.relayDone(this, this.reason);
+    this.owner.relayDone(this, this.reason, error);
   }
 
   close(reason: EndReason): void {

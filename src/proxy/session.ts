@@ -316,9 +316,9 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     this.fe.hooks.attemptRaced(this, slow, next, afterMs);
   }
 
-  relayDone(relay: Relay, reason: EndReason): void {
+  relayDone(relay: Relay, reason: EndReason, error?: string): void {
     this.backend.release(this.server!, this.clientKey);
-    this.endWith(reason, undefined, relay);
+    this.endWith(reason, error, relay);
   }
 
   /** `bytesOut`: what the client was sent, by the relay or (an in-band STATUS) by licgate. */
