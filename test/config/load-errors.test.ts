@@ -554,6 +554,23 @@ ${backends}`, 'lic.yaml');
     expect(loadConfigText(`admin: {}\n${backends}`, 'lic.yaml').warnings).toEqual([]);
   });
 
+  it('a server_port frontend on a backend of several servers with neither stick nor a source hash loads with a warning: its checkouts split across two servers', () => {
+    const text = (balance: string, servers = 2): string => `frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licenses }
+  - { name: vendor, listen: "127.0.0.1:27001", backend: licenses, server_port: 27001 }
+backends:
+  - name: licenses
+${balance}    servers:
+${['      - { name: a, address: "10.0.0.11:27000" }', '      - { name: b, address: "10.0.0.12:27000" }'].slice(0, servers).join('\n')}
+`;
+    expect(loadConfigText(text(''), 'lic.yaml').warnings.map(String)).toEqual([
+      `lic.yaml:3:80: frontend "vendor": server_port makes this the second connection of a checkout (the vendor daemon), but backend "licenses" has neither "stick: source" nor "balance: source", so a client's two connections can reach two servers and the second server's vendor daemon denies the checkout; add "stick: source" to the backend`,
+    ]);
+    expect(loadConfigText(text('    balance: leastconn\n'), 'lic.yaml').warnings).toHaveLength(1);
+    for (const ok of ['    stick: source\n', '    balance: source\n']) expect(loadConfigText(text(ok), 'lic.yaml').warnings).toEqual([]);
+    expect(loadConfigText(text('', 1), 'lic.yaml').warnings).toEqual([]);
+  });
+
   it('a file that cannot be read is one positioned issue', () => {
     expect(() => loadConfigFile('/nonexistent/licgate.yaml')).toThrow(ConfigError);
     try {
