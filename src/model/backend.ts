@@ -351,8 +351,8 @@ export class Backend {
 
   private serverChanged(server: Server, from: string, reason: string, usableBefore: boolean): void {
     const usableChanged = usableBefore !== server.eligible;
-    this.events.emit('server-state', { backend: this.name, server: server.name, from, to: server.stateText, reason, usableChanged });
-    if (usableChanged) this.reconsider(`${server.name} ${server.stateText}: ${reason}`);
+    this.events.emit('server-state', { backend: this.name, server: server.name, from, to: server.changeText, reason, usableChanged });
+    if (usableChanged) this.reconsider(`${server.name} ${server.changeText}: ${reason}`);
     if (usableChanged && server.eligible) this.serveQueue();
     // A drained server keeps the second steps queued on it (see choose) until it is DOWN or in MAINT.
     else if (usableChanged || !server.servesPersistent) this.redispatchOwn(server);

@@ -357,8 +357,17 @@ export class Server {
     return this.checked ? this.health.text.replace(/^UP/, 'DRAIN') : 'DRAIN';
   }
 
+  /**
+   * stateText for a change's log line, webhook and failover reason: an UP server that takes nothing
+   * only for its weight 0 (the admin's, or an agent's 0%) says so, or that change read "UP -> UP".
+   */
+  get changeText(): string {
+    const text = this.stateText;
+    return this.up && !this.draining && !this.inMaint && this.effectiveWeight === 0 ? `${text} (weight 0)` : text;
+  }
+
   private change(reason: string, mutate: () => void): void {
-    const from = this.stateText;
+    const from = this.changeText;
     const usableBefore = this.eligible;
     const maxconnBefore = this.maxconn;
     const pausedBefore = this.checksPaused;
@@ -367,7 +376,7 @@ export class Server {
     // UP with one failure of margin ("start OK but check immediately") and is checked at once.
     const resumed = pausedBefore && !this.checksPaused;
     if (resumed) this.health.health = this.health.rise;
-    if (this.stateText !== from || this.eligible !== usableBefore) {
+    if (this.changeText !== from || this.eligible !== usableBefore) {
       if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = Date.now();
       this.onChange(this, from, reason, usableBefore);
     } else if (this.maxconn !== maxconnBefore) {

@@ -20,7 +20,7 @@ backends:
   const changes: ServerStateEvent[] = [];
   events.on('server-state', (e) => changes.push(e));
   const be = new Backend(cfg.backends[0]!, events);
-  return { be, a: be.server('a')!, changes, observeErrors: observe };
+  return { be, a: be.server('a')!, changes, observeErrors: observe, events };
 }
 
 describe('Server state', () => {
@@ -134,6 +134,24 @@ describe('Server state', () => {
     expect([a.up, a.effectiveWeight]).toEqual([true, 5]);
     a.setAgent({ state: 'up', weightPercent: 0, maxconn: null, reason: '' }, 'agent');
     expect(a.usable).toBe(false);
+  });
+
+  it('a change to or from weight 0 (admin or agent 0%) is told as "UP (weight 0)", not "UP -> UP", also in the failover reason', () => {
+    const { a, changes, events } = make();
+    const tiers: string[] = [];
+    events.on('tier-change', (e) => tiers.push(e.reason));
+    a.checkSucceeded(ok);
+    a.checkSucceeded(ok);
+    a.setWeight(0, 'admin API');
+    a.setWeight(10, 'admin API');
+    a.setAgent({ state: 'up', weightPercent: 0, maxconn: null, reason: '0%' }, 'agent');
+    expect(changes.slice(1).map((c) => [c.from, c.to, c.usableChanged])).toEqual([
+      ['UP', 'UP (weight 0)', true],
+      ['UP (weight 0)', 'UP', true],
+      ['UP', 'UP (weight 0)', true],
+    ]);
+    expect(a.stateText).toBe('UP');
+    expect(tiers[0]).toBe('active -> backup: a UP (weight 0): admin API');
   });
 
   it("an agent percentage gives a whole weight, rounded down as HAProxy's, but a non-zero one never drops to 0 (an admin's weight 0 stays 0)", () => {
