@@ -14,7 +14,9 @@ import { serverJson } from './status-json.js';
 /** Bodies are a few dozen bytes; anything bigger is a mistake or an attack and is not read. */
 export const MAX_BODY_BYTES = 4096;
 const ADMIN_STATES: readonly AdminState[] = ['ready', 'drain', 'maint'];
-const NAME = '([A-Za-z0-9_.-]{1,64})';
+// Any segment, not only what a config name may be: a mistyped name (a lookalike letter, a space)
+// is answered 404 with the names that exist, not "no route".
+const NAME = '([^/]+)';
 const EXAMPLE = 'a JSON object like {"weight": 50}, {"weight": "50%"} or {"state": "drain"}';
 
 export interface AdminApiOptions {

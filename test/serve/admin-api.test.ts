@@ -236,6 +236,19 @@ describe('admin API: request checks', () => {
     expect((await post(s, '/admin/backends/nope/failback')).status).toBe(404);
   });
 
+  it('404 naming what exists also for a name no config can hold (a lookalike letter, a space, too long), as ctl sends it %-encoded', async () => {
+    const s = await start();
+    // "і" is Cyrillic: a name pasted from a chat looks right and is not.
+    const sv = await post(s, `/admin/backends/lic/servers/${encodeURIComponent('і')}`, { weight: 5 });
+    expect([sv.status, sv.json.error]).toEqual([404, 'backend "lic" has no server "і" (servers: a, b)']);
+    const b = await post(s, `/admin/backends/${encodeURIComponent('lic a')}/failback`);
+    expect([b.status, b.json.error]).toEqual([404, 'no backend "lic a" (backends: lic, other)']);
+    const long = 'x'.repeat(65);
+    expect((await post(s, `/admin/backends/lic/servers/${long}`, { weight: 5 })).json.error).toBe(`backend "lic" has no server "${long}" (servers: a, b)`);
+    // An escaped letter of a real name is that name.
+    expect((await post(s, '/admin/backends/lic/servers/%61', { weight: 5 })).status).toBe(200);
+  });
+
   it('415 for a body that is not application/json', async () => {
     const s = await start();
     const r = await post(s, '/admin/backends/lic/servers/a', 'weight=5', { headers: { 'content-type': 'application/x-www-form-urlencoded' } });
