@@ -60,6 +60,8 @@ export class Daemon implements DaemonView {
   agentResponder: AgentResponder | null = null;
   readonly agentSchedulers: AgentScheduler[] = [];
   admin: AdminHttp | null = null;
+  /** The token of admin.token_file (null: none): read at start, and again by each reload that keeps `admin`. */
+  adminToken: string | null = null;
   /** Status and agent listeners a reload moved away whose peers had not ended then: the stop cuts them off. */
   private readonly movedAway = new Set<LineServer | AgentResponder>();
   /** Told when a reload (SIGHUP or POST /admin/reload) is asked for and when it has settled; not once the stop has begun. */
@@ -106,11 +108,12 @@ export class Daemon implements DaemonView {
     if (cfg.agent) this.agentResponder = this.buildAgentResponder(cfg.agent.listen);
     if (cfg.admin) {
       this.admin = new AdminHttp(cfg.admin.listen, this, log, this.refusalsOf('admin'));
-      const token = readAdminToken(cfg.admin.token_file);
-      // A getter: the admin API must act on the model of the config running now, also after a reload.
+      this.adminToken = readAdminToken(cfg.admin.token_file);
+      // Getters: the admin API must act on the model of the config running now, and check the token
+      // read last, also after a reload.
       const daemon = this;
-      registerAdminApi(this.admin, { get model() { return daemon.model; }, log, token });
-      registerReloadRoute(this.admin, this, token);
+      registerAdminApi(this.admin, { get model() { return daemon.model; }, log, get token() { return daemon.adminToken; } });
+      registerReloadRoute(this.admin, this);
       registerStatsPage(this.admin);
       this.admin.add('GET', /^\/metrics$/, metricsRoute(this.metrics));
     }

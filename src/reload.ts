@@ -1,4 +1,5 @@
 import { formatHostPort, listenClash, type HostPort } from './config/address.js';
+import { readTokenFile } from './config/admin-token.js';
 import { loadConfigFile } from './config/load.js';
 import { formatDuration } from './config/duration.js';
 import { BACKEND_DURATIONS, type BackendConfig, type Config, type FrontendConfig } from './config/schema.js';
@@ -85,6 +86,12 @@ function warned(warnings: string[]): string {
 export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const old = d.cfg;
   const changes = describeChanges(old, next);
+  // The file's token is read again, so a token rotated in place takes effect at this reload, not at
+  // a restart that would cut every license session. A file licgate cannot use was refused above
+  // (config load reads it).
+  const token = next.admin?.token_file && sameJson(old.admin, next.admin) ? readTokenFile(next.admin.token_file) : null;
+  const rotated = token !== null && 'token' in token && token.token !== d.adminToken ? token.token : null;
+  if (rotated !== null) changes.push('admin.token_file: a new token; the old one is refused from now on');
   const model = new Model(next);
   const fresh = adoptServers(d.model, model);
   // Servers new in this config start as at start-up, with the first address of their name: looked
@@ -171,6 +178,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   // What a reload does not apply stays as it runs, so the next reload compares the file with it
   // and says "restart" for as long as they differ, and no longer once they match again.
   d.cfg = { ...next, admin: old.admin, log: { ...next.log, format: old.log.format } };
+  if (rotated !== null) d.adminToken = rotated;
   d.model = model;
   d.resolver.reloadSettled(fresh);
   d.observeModel(model);

@@ -26,7 +26,7 @@ export interface AdminApiOptions {
   token: string | null;
 }
 
-/** Reads `admin.token_file` once, at start; a token changes with a restart, never mid-run. */
+/** Reads `admin.token_file` at start (a reload that keeps `admin` reads it again: see applyConfig). */
 export function readAdminToken(file: string | null): string | null {
   if (file === null) return null;
   const t = readTokenFile(file);

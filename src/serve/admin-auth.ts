@@ -24,7 +24,7 @@ export function bearerRefusal(v: Exclude<BearerVerdict, 'ok'>): { status: number
     case 'missing':
       return { status: 401, code: 'E_ADMIN_NO_TOKEN', error: 'expected an "Authorization: Bearer <token>" header, found none or a malformed one' };
     case 'wrong':
-      return { status: 401, code: 'E_ADMIN_BAD_TOKEN', error: 'the bearer token does not match admin.token_file' };
+      return { status: 401, code: 'E_ADMIN_BAD_TOKEN', error: 'the bearer token does not match the one licgate read from admin.token_file (at start or at the last reload: a token written there since takes effect at the next reload)' };
   }
 }
 

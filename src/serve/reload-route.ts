@@ -7,9 +7,10 @@ import { sendJson, type AdminHttp } from './admin-http.js';
  * 400 with every config error (FILE:LINE:COL: message) while the previous config keeps running.
  * A request body is not needed and not read.
  */
-export function registerReloadRoute(http: AdminHttp, daemon: Daemon, token: string | null): void {
+export function registerReloadRoute(http: AdminHttp, daemon: Daemon): void {
   http.add('POST', /^\/admin\/reload$/, async (req, res) => {
-    const verdict = checkBearer(req, token);
+    // The token read last: a reload may have brought a new one (applyConfig).
+    const verdict = checkBearer(req, daemon.adminToken);
     if (verdict !== 'ok') {
       const r = bearerRefusal(verdict);
       daemon.log.warn({ status: r.status, code: r.code, method: req.method, path: req.url, peer: req.socket.remoteAddress, error: r.error }, 'admin call refused');

@@ -113,7 +113,7 @@ describe('licgate ctl', { timeout: 60_000 }, () => {
     expect(none.stderr).toBe('licgate ctl: refused (HTTP 401): expected an "Authorization: Bearer <token>" header, found none or a malformed one (pass --token-file FILE or set LICGATE_TOKEN)\n');
     const wrong = await ctl(p, ['set', 'lic/a', 'weight', '5'], 'not-the-token-at-all');
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toContain('refused (HTTP 401): the bearer token does not match admin.token_file');
+    expect(wrong.stderr).toContain('refused (HTTP 401): the bearer token does not match the one licgate read from admin.token_file (at start or at the last reload: a token written there since takes effect at the next reload)');
     const unknown = await ctl(p, ['set', 'lic/zz', 'state', 'drain'], TOKEN);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toBe('licgate ctl: refused (HTTP 404): backend "lic" has no server "zz" (servers: a, b)\n');

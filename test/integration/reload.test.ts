@@ -369,6 +369,23 @@ backends:
     expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
   });
 
+  it('takes a token rotated in admin.token_file at the reload, refusing the old one from then on, with no restart', async () => {
+    const s1 = await startSimulator('s1');
+    const { p, tokenFile } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    const rotated = 'rotated-reload-token-0123456789abcdef';
+    writeFileSync(tokenFile, rotated + '\n', { mode: 0o600 });
+    const applied = ['admin.token_file: a new token; the old one is refused from now on'];
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: applied });
+    const line = await waitFor(() => reloadLogs(p)[0], { timeoutMs: 5000, what: 'the reload line' });
+    expect(line.changes).toEqual(applied);
+    const refused = await reloadApi(p);
+    expect([refused.status, (refused.json as unknown as { error: string }).error]).toEqual([401, expect.stringContaining('a token written there since takes effect at the next reload')]);
+    expect((await reloadApi(p, rotated)).json).toEqual({ ok: true, errors: [], changes: [] });
+    // The mutating admin API checks the same token.
+    const set = (token: string): Promise<number> => fetch(`${p.adminUrl}/admin/backends/licenses/servers/s1`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"weight": 50}', signal: AbortSignal.timeout(10_000) }).then((r) => r.status);
+    expect([await set(TOKEN), await set(rotated)]).toEqual([401, 200]);
+  });
+
   it('a connection attempt during reloads never fails, an open session continues, and added/removed frontends bind/close', async () => {
     const s1 = await startSimulator('s1');
     const s2 = await startSimulator('s2');

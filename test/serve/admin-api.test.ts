@@ -136,7 +136,7 @@ describe('admin API: authorization', () => {
       const r = await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { token: wrong });
       expect(r.status, wrong).toBe(401);
       expect(r.headers['www-authenticate']).toBe('Bearer realm="licgate", error="invalid_token"');
-      expect(r.json.error).toBe('the bearer token does not match admin.token_file');
+      expect(r.json.error).toBe('the bearer token does not match the one licgate read from admin.token_file (at start or at the last reload: a token written there since takes effect at the next reload)');
     }
     expect(s.daemon.model.backend('lic')!.server('a')!.weight).toBe(100);
   });
