@@ -77,6 +77,17 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     expect(events).toEqual([]);
   });
 
+  it('keeps the license usage of the last output read whole, which agent.weight_from uses for a feature past a later cut', () => {
+    const old = new Model(cfg(TWO));
+    const a = old.backend('b')!.server('a')!;
+    const whole = { servers: [], vendors: [], features: [{ name: 'MD2', issued: 10, in_use: 3 }], errors: [] };
+    a.checkSucceeded({ ...ok, at: 5, license: whole });
+    a.checkSucceeded({ ...ok, at: 9, license: { ...whole, features: [], truncated: true } });
+    const next = new Model(cfg(TWO));
+    carryOver(old, next);
+    expect(next.backend('b')!.server('a')!.lastWholeLicense).toEqual({ license: whole, at: 5 });
+  });
+
   it('a server whose address changed starts over; a new rise/fall maps the health onto the new scale', () => {
     const old = new Model(cfg(TWO));
     const a = old.backend('b')!.server('a')!;

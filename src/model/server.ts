@@ -74,6 +74,12 @@ export class Server {
   /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
   connectTime = new ConnectTime();
   lastCheck: CheckResult | null = null;
+  /**
+   * The license usage of the last check whose output was read whole. A busy server's output is cut
+   * at read_limit exactly at peak use; agent.weight_from falls back to this for a feature whose line
+   * came after the cut, rather than to "not listed, full weight".
+   */
+  lastWholeLicense: { license: LicenseInfo; at: number } | null = null;
   /** Set after the first active check, so /ready knows every server has been looked at. */
   firstCheckDone: boolean;
   /**
@@ -245,7 +251,10 @@ export class Server {
       this.agent = old.agent;
       this.agentError = old.agentError;
     }
-    if (sameCheck) this.lastCheck = old.lastCheck;
+    if (sameCheck) {
+      this.lastCheck = old.lastCheck;
+      this.lastWholeLicense = old.lastWholeLicense;
+    }
     this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
     this.stateSince = firstWord(this.stateText) === firstWord(old.stateText) ? old.stateSince : Date.now();
   }
@@ -386,7 +395,7 @@ export class Server {
   }
 
   checkSucceeded(result: CheckResult): void {
-    this.lastCheck = result;
+    this.recordCheck(result);
     this.firstCheckDone = true;
     this.change(result.reason, () => {
       this.health.success();
@@ -395,9 +404,14 @@ export class Server {
   }
 
   checkFailed(result: CheckResult): void {
-    this.lastCheck = result;
+    this.recordCheck(result);
     this.firstCheckDone = true;
     this.change(result.reason, () => this.health.failure());
+  }
+
+  private recordCheck(result: CheckResult): void {
+    this.lastCheck = result;
+    if (result.license && !result.license.truncated) this.lastWholeLicense = { license: result.license, at: result.at };
   }
 
   /** A refused/reset/timed-out connect seen on live traffic (HAProxy `observe layer4`). */

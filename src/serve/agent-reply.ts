@@ -90,10 +90,30 @@ const FULL: LicenseFactor = { percent: 100, exhausted: false, note: null };
  * while a token is free. Missing data never drains a server: no parsed license output, or a feature
  * that is not listed, leaves the weight alone (and says so). Uncounted features have no pool.
  * A feature listed several times (several INCREMENT lines, several vendors) is summed.
+ * An output cut at read_limit lists only the features before the cut, and it is cut at peak use:
+ * a feature after it is judged by `whole`, the last output read whole, and says how old that is;
+ * with none, min_percent, as "not listed" there would advertise every token free exactly then.
  */
-export function licenseWeightFactor(license: LicenseInfo | null | undefined, from: WeightFromConfig | null): LicenseFactor {
+export function licenseWeightFactor(
+  license: LicenseInfo | null | undefined,
+  from: WeightFromConfig | null,
+  whole: { license: LicenseInfo; at: number } | null = null,
+  now = Date.now(),
+): LicenseFactor {
   if (!from) return FULL;
   if (!license) return { ...FULL, note: `no license data for ${from.feature}` };
+  const factor = featureFactor(license, from);
+  if (factor !== null) return factor;
+  if (license.truncated) {
+    if (whole === null) return { percent: from.min_percent, exhausted: false, note: `${from.feature} not counted yet: output cut before it` };
+    const earlier = featureFactor(whole.license, from);
+    if (earlier !== null) return { ...earlier, note: `${earlier.note} ${Math.max(0, Math.round((now - whole.at) / 1000))}s ago; output since cut before ${from.feature}` };
+  }
+  return { ...FULL, note: `${from.feature} not in license output` };
+}
+
+/** The factor from one output's count of the feature; null when the output does not list it. */
+function featureFactor(license: LicenseInfo, from: WeightFromConfig): LicenseFactor | null {
   let issued = 0;
   let inUse = 0;
   let seen = false;
@@ -104,7 +124,7 @@ export function licenseWeightFactor(license: LicenseInfo | null | undefined, fro
     issued += f.issued;
     inUse += f.in_use;
   }
-  if (!seen) return { ...FULL, note: `${from.feature} not in license output` };
+  if (!seen) return null;
   const free = Math.max(0, issued - inUse);
   if (free === 0) return { percent: 0, exhausted: true, note: `no free ${from.feature} tokens (${inUse} of ${issued} in use)` };
   const percent = Math.min(100, Math.max(from.min_percent, Math.round((100 * free) / issued)));
@@ -136,7 +156,7 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
     else allMaxconn = false;
     if (s.inMaint) continue;
     notMaint = true;
-    const lic = licenseWeightFactor(s.lastCheck?.license, from);
+    const lic = licenseWeightFactor(s.lastCheck?.license, from, s.lastWholeLicense);
     if (lic.note) notes.push(servers.length > 1 ? `${s.name}: ${lic.note}` : lic.note);
     if (s.draining || lic.exhausted) continue;
     ready = true;

@@ -91,6 +91,18 @@ describe('licenseWeightFactor (agent.weight_from)', () => {
     expect(licenseWeightFactor(lic([{ name: 'solver', issued: null, in_use: 3 }]), wf)).toEqual({ percent: 100, exhausted: false, note: 'solver is uncounted' });
     expect(licenseWeightFactor(lic([{ name: 'solver', issued: 3, in_use: 3 }]), null)).toEqual({ percent: 100, exhausted: false, note: null });
   });
+
+  it('an output cut before the feature: the last whole output with its age, else min_percent; never full weight', () => {
+    const cut = { ...lic([{ name: 'other', issued: 3, in_use: 3 }]), truncated: true };
+    const whole = (features: LicenseInfo['features']) => ({ license: lic(features), at: 1_000 });
+    expect(licenseWeightFactor(cut, wf, whole([{ name: 'solver', issued: 40, in_use: 10 }]), 46_000)).toEqual({ percent: 75, exhausted: false, note: 'solver 30/40 free 45s ago; output since cut before solver' });
+    expect(licenseWeightFactor(cut, wf, whole([{ name: 'solver', issued: 5, in_use: 5 }]), 2_000)).toMatchObject({ percent: 0, exhausted: true });
+    expect(licenseWeightFactor(cut, wf, null)).toEqual({ percent: 10, exhausted: false, note: 'solver not counted yet: output cut before it' });
+    // The whole output did not list it either: the server does not serve it.
+    expect(licenseWeightFactor(cut, wf, whole([{ name: 'other', issued: 3, in_use: 0 }]))).toEqual({ percent: 100, exhausted: false, note: 'solver not in license output' });
+    // Listed before the cut: judged as now, whatever the whole output said.
+    expect(licenseWeightFactor({ ...cut, features: [{ name: 'solver', issued: 10, in_use: 9 }] }, wf, whole([{ name: 'solver', issued: 10, in_use: 0 }]))).toEqual({ percent: 10, exhausted: false, note: 'solver 1/10 free' });
+  });
 });
 
 describe('agentReportFor (what the sidecar says)', () => {

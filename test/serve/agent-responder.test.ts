@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +121,11 @@ describe('AgentResponder', () => {
   });
 });
 
+/** DSLicSrv -admin output up to and including the getLicenseUsage -csv header. */
+const DSLS_HEADER =
+  '> connect lic1 4084\nConnected to lic1:4084\n> getLicenseUsage -csv\n' +
+  'Editor,EditorId,Feature,Model,Commercial Type,Max Release Number,Max Release Date,Pricing Structure,Max Casual Duration,Expiration Date,Customer ID,Count,Inuse,Tokens,Casual Usage (mn),Host,User,Internal ID,Active Process,Client Code Version,Session ID,Granted Since,Last Used At,Granted At,Queue Position\n';
+
 describe('agent responder in the daemon (agent: section)', () => {
   async function daemon(agentSection: string): Promise<Daemon> {
     const d = new Daemon(
@@ -150,37 +155,112 @@ backends:
     expect((await exchange(one.agentResponder!.address().port, undefined, { end: true })).data).toBe('up ready 100%\n');
   });
 
-  it('weight_from, end to end: an exec check parses DSLicSrv output and the reply follows its free tokens', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'licgate-weight-from-'));
-    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const file = join(dir, 'usage.txt');
-    const usage = (inUse: number): string =>
-      '> connect lic1 4084\nConnected to lic1:4084\n> getLicenseUsage -csv\n' +
-      'Editor,EditorId,Feature,Model,Commercial Type,Max Release Number,Max Release Date,Pricing Structure,Max Casual Duration,Expiration Date,Customer ID,Count,Inuse,Tokens,Casual Usage (mn),Host,User,Internal ID,Active Process,Client Code Version,Session ID,Granted Since,Last Used At,Granted At,Queue Position\n' +
-      `Dassault Systemes,7C3C,MD2,ConcurrentUser,STD,424,2025-12-31 23:59:00,YLC,0,2026-03-31 23:59:00,2000,10,${inUse},0,0,,,,,,,,,,\n`;
-    writeFileSync(file, usage(3));
+  /**
+   * A daemon whose agent reports weight_from MD2 (min_percent 20) from an exec check that cats
+   * `file`; at read_limit 2048 a busy server's long output (every checkout is a line) is cut.
+   */
+  async function weightFromDaemon(file: string, parse: 'lmstat' | 'dsls', readLimit = 2048): Promise<{ d: Daemon; reply: () => Promise<string> }> {
     const d = new Daemon(
       loadConfigText(`
 agent: { listen: 127.0.0.1:0, backend: lic, weight_from: { feature: MD2, min_percent: 20 } }
 backends:
   - name: lic
-    check: { type: exec, argv: [cat, ${JSON.stringify(file)}], parse: dsls, inter: 100ms, rise: 1, fall: 1 }
+    check: { type: exec, argv: [cat, ${JSON.stringify(file)}], parse: ${parse}, read_limit: ${readLimit}, inter: 100ms, rise: 1, fall: 1 }
     servers:
-      - { name: dsls, address: 127.0.0.1:4085, weight: 100 }
+      - { name: lic1, address: 127.0.0.1:27000, weight: 100 }
 `),
       pino({ level: 'silent' }),
     );
     closers.push(() => d.close());
     await d.start();
     const port = d.agentResponder!.address().port;
-    const reply = async (): Promise<string> => (await exchange(port, undefined, { end: true })).data;
+    return { d, reply: async () => (await exchange(port, undefined, { end: true })).data };
+  }
+
+  function scratchFile(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-weight-from-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    return join(dir, 'out.txt');
+  }
+
+  /** rename: a check running now must read the old output or the new one, never half of one. */
+  function writeOutput(file: string, text: string): void {
+    writeFileSync(`${file}.tmp`, text);
+    renameSync(`${file}.tmp`, file);
+  }
+
+  it('weight_from, end to end: an exec check parses DSLicSrv output and the reply follows its free tokens', async () => {
+    const file = scratchFile();
+    const usage = (inUse: number): string =>
+      DSLS_HEADER + `Dassault Systemes,7C3C,MD2,ConcurrentUser,STD,424,2025-12-31 23:59:00,YLC,0,2026-03-31 23:59:00,2000,10,${inUse},0,0,,,,,,,,,,\n`;
+    writeOutput(file, usage(3));
+    const { d, reply } = await weightFromDaemon(file, 'dsls', 1024 * 1024);
     await waitFor(async () => (await reply()) === 'up ready 70% #MD2 7/10 free\n', { timeoutMs: 5000, what: '70% with 7 of 10 free' });
-    writeFileSync(file, usage(9));
+    writeOutput(file, usage(9));
     await waitFor(async () => (await reply()) === 'up ready 20% #MD2 1/10 free\n', { timeoutMs: 5000, what: 'min_percent 20 with 1 of 10 free' });
-    writeFileSync(file, usage(10));
+    writeOutput(file, usage(10));
     await waitFor(async () => (await reply()) === 'up drain 0% #no free MD2 tokens (10 of 10 in use)\n', { timeoutMs: 5000, what: 'drain at zero free tokens' });
     // /status shows what the weight is based on.
-    expect(d.model.backend('lic')!.server('dsls')!.lastCheck!.license!.features).toEqual([{ name: 'MD2', issued: 10, in_use: 10 }]);
+    expect(d.model.backend('lic')!.server('lic1')!.lastCheck!.license!.features).toEqual([{ name: 'MD2', issued: 10, in_use: 10 }]);
+  });
+
+  /** `lmutil lmstat -a` with MD2 (3 of 10 in use) listed after `users` checkouts of another feature. */
+  const lmstat = (users: number): string =>
+    [
+      'License server status: 27000@lic1',
+      '    License file(s) on lic1: /opt/flexlm/license.dat:',
+      '',
+      'lic1: license server UP (MASTER) v11.19.0',
+      '',
+      'Vendor daemon status (on lic1):',
+      '',
+      '  dassault: UP v11.19.0',
+      '',
+      'Feature usage info:',
+      '',
+      `Users of CATIA:  (Total of 500 licenses issued;  Total of ${users} licenses in use)`,
+      ...Array.from({ length: users }, (_, i) => `    user${i} ws${i} /dev/pts/3 (v5) (lic1/27000 ${100 + i}), start Mon 3/2 9:15`),
+      'Users of MD2:  (Total of 10 licenses issued;  Total of 3 licenses in use)',
+      '',
+    ].join('\n');
+
+  /** Waits for a check of the cut output, which still judges the server UP by its head. */
+  async function cutChecked(d: Daemon): Promise<void> {
+    const server = d.model.backend('lic')!.server('lic1')!;
+    await waitFor(() => server.lastCheck?.license?.truncated === true, { timeoutMs: 5000, what: 'a check of the cut output' });
+    expect(server.lastCheck!.ok).toBe(true);
+  }
+
+  /** The agent's reply once the output read whole becomes the same output with MD2 past the cut. */
+  async function replyAfterCut(parse: 'lmstat' | 'dsls', whole: string, cut: string): Promise<string> {
+    const file = scratchFile();
+    writeOutput(file, whole);
+    const { d, reply } = await weightFromDaemon(file, parse);
+    await waitFor(async () => (await reply()) === 'up ready 70% #MD2 7/10 free\n', { timeoutMs: 5000, what: '70% with 7 of 10 free' });
+    writeOutput(file, cut);
+    await cutChecked(d);
+    return reply();
+  }
+
+  it('weight_from with an lmstat output cut before the feature keeps the last count read, with its age, not 100%', async () => {
+    // Peak use: 100 checkouts of CATIA push MD2's line past read_limit.
+    expect(await replyAfterCut('lmstat', lmstat(2), lmstat(100))).toMatch(/^up ready 70% #MD2 7\/10 free \d+s ago; output since cut before MD2\n$/);
+  });
+
+  it('weight_from with an lmstat output cut before the feature from the first check replies min_percent, not 100%', async () => {
+    const file = scratchFile();
+    writeOutput(file, lmstat(100));
+    const { d, reply } = await weightFromDaemon(file, 'lmstat');
+    await cutChecked(d);
+    expect(await reply()).toBe('up ready 20% #MD2 not counted yet: output cut before it\n');
+  });
+
+  it('weight_from with a DSLS output cut before the feature keeps the last count read, with its age, not 100%', async () => {
+    const row = (feature: string, count: number, inUse: number, user = ''): string =>
+      `Dassault Systemes,7C3C,${feature},ConcurrentUser,STD,424,2025-12-31 23:59:00,YLC,0,2026-03-31 23:59:00,2000,${count},${inUse},0,0,ws,${user},,,,,,,,\n`;
+    // One row per session: a busy CATIA pushes MD2's rows past read_limit.
+    const usage = (sessions: number): string => DSLS_HEADER + Array.from({ length: sessions }, (_, i) => row('CATIA', 500, sessions, `user${i}`)).join('') + row('MD2', 10, 3);
+    expect(await replyAfterCut('dsls', usage(1), usage(100))).toMatch(/^up ready 70% #MD2 7\/10 free \d+s ago; output since cut before MD2\n$/);
   });
 
   it('weight_from needs a check that reads license usage (config error otherwise)', () => {
