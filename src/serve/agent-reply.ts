@@ -91,8 +91,9 @@ const FULL: LicenseFactor = { percent: 100, exhausted: false, note: null };
  * that is not listed, leaves the weight alone (and says so). Uncounted features have no pool.
  * A feature listed several times (several INCREMENT lines, several vendors) is summed.
  * An output cut at read_limit lists only the features before the cut, and it is cut at peak use:
- * a feature after it is judged by `whole`, the last output read whole, and says how old that is;
- * with none, min_percent, as "not listed" there would advertise every token free exactly then.
+ * a feature after it is judged by `whole`, the last output read whole, and says how old that is
+ * (at no less than min_percent: an old count does not drain); with none, min_percent, as "not
+ * listed" there would advertise every token free exactly then.
  */
 export function licenseWeightFactor(
   license: LicenseInfo | null | undefined,
@@ -107,7 +108,10 @@ export function licenseWeightFactor(
   if (license.truncated) {
     if (whole === null) return { percent: from.min_percent, exhausted: false, note: `${from.feature} not counted yet: output cut before it` };
     const earlier = featureFactor(whole.license, from);
-    if (earlier !== null) return { ...earlier, note: `${earlier.note} ${Math.max(0, Math.round((now - whole.at) / 1000))}s ago; output since cut before ${from.feature}` };
+    // An old count never drains: tokens freed since would not bring the server back until an
+    // output is read whole again, which may not happen before the peak ends.
+    const stale = earlier?.exhausted ? { ...earlier, percent: from.min_percent, exhausted: false } : earlier;
+    if (stale) return { ...stale, note: `${stale.note} ${Math.max(0, Math.round((now - whole.at) / 1000))}s ago; output since cut before ${from.feature}` };
   }
   return { ...FULL, note: `${from.feature} not in license output` };
 }
