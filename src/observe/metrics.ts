@@ -496,21 +496,25 @@ export class Metrics {
   /**
    * After a reload: drop the series of backends, servers and tiers that are gone (a cell with
    * sessions still open stays until a later reload finds it idle). A removed frontend's go with its
-   * last session (frontendGone).
+   * last session (frontendGone); a name no frontend serves any more (renamed where it listens: the
+   * same Frontend goes on, so frontendGone never hears of its old name) goes here.
    */
   forget(cfg: Config): void {
     const backends = new Map(cfg.backends.map((b) => [b.name, new Set(b.servers.map((s) => s.name))]));
     const changes = new Set(cfg.backends.flatMap((b) => tierChanges(b.servers).map(([from, to]) => `${b.name}/${from}/${to}`)));
     const frontends = new Set(cfg.frontends.map((f) => f.name));
+    const served = new Set([...this.servedFrontends()].map((f) => f.name));
     for (const [fe, byBackend] of this.routes) {
-      if (!frontends.has(fe)) continue;
+      if (!frontends.has(fe) && served.has(fe)) continue;
+      const gone = !served.has(fe);
       for (const [be, route] of byBackend) {
         const servers = backends.get(be);
-        for (const [name, c] of route.pairs) if (!servers?.has(name) && c.active <= 0) route.pairs.delete(name);
-        if (route.pairs.size === 0 && !servers) byBackend.delete(be);
+        for (const [name, c] of route.pairs) if ((gone || !servers?.has(name)) && c.active <= 0) route.pairs.delete(name);
+        if (route.pairs.size === 0 && (gone || !servers)) byBackend.delete(be);
       }
       if (byBackend.size === 0) this.routes.delete(fe);
     }
+    for (const name of this.carried.keys()) if (!served.has(name)) this.carried.delete(name);
     for (const [key, { backend, server }] of this.eventSeries) {
       if (backends.get(backend)?.has(server)) continue;
       this.eventSeries.delete(key);

@@ -753,4 +753,30 @@ describe('metric series across reloads (GET /metrics)', () => {
     expect(await metric('licgate_frontend_rejected_total', stopping)).toBe(1);
     waiting.destroy();
   });
+
+  it('a frontend renamed at its address loses the old name\'s series at the reload, those its earlier move carried too', async () => {
+    const s1 = await startSimulator('s1');
+    const fe = (name: string, port: number): string => `frontends:\n  - { name: ${name}, listen: "127.0.0.1:${port}", backend: licenses, maxconn: 1 }\n` + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, write } = await start(fe('lmgrd', await freePort()));
+    const held = await LicenseClient.connect(p.port);
+    clients.push(held);
+    expect(await held.hello()).toBe('s1');
+    // A client waiting for the one slot is closed by the move: lmgrd's counts then live on in the moved listener's.
+    const waiting = connect(p.port, '127.0.0.1');
+    waiting.on('error', () => {});
+    const named = async (frontend: string): Promise<string[]> => parseSamples((await p.get('/metrics')).body).filter((x) => x.labels.frontend === frontend).map((x) => x.name);
+    await waitFor(async () => sample((await p.get('/metrics')).body, 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' }) === 1, { timeoutMs: 5000, what: 'a client waiting on lmgrd' });
+    const port = await freePort();
+    write(fe('lmgrd', port));
+    expect((await reloadApi(p)).json.ok).toBe(true);
+    await held.close();
+    waiting.destroy();
+    await waitFor(async () => sample((await p.get('/metrics')).body, 'licgate_frontend_active_connections', { frontend: 'lmgrd' }) === 0, { timeoutMs: 5000, what: "the old listener's last session to end" });
+    expect(await named('lmgrd')).toContain('licgate_connections_total');
+
+    write(fe('flexlm', port));
+    expect((await reloadApi(p)).json.ok).toBe(true);
+    expect(await named('lmgrd')).toEqual([]);
+    expect(await named('flexlm')).toContain('licgate_frontend_rejected_total');
+  });
 });
