@@ -483,7 +483,9 @@ export class Metrics {
    */
   frontendGone(fe: FrontendCounts): void {
     if (![...this.servedFrontends()].some((f) => f.name === fe.name)) {
-      this.routes.delete(fe.name);
+      // Idle cells only: a frontend renamed where it listens still counts the sessions it opened
+      // under this name here.
+      this.dropIdle(fe.name, () => true);
       this.carried.delete(fe.name);
       return;
     }
@@ -504,15 +506,10 @@ export class Metrics {
     const changes = new Set(cfg.backends.flatMap((b) => tierChanges(b.servers).map(([from, to]) => `${b.name}/${from}/${to}`)));
     const frontends = new Set(cfg.frontends.map((f) => f.name));
     const served = new Set([...this.servedFrontends()].map((f) => f.name));
-    for (const [fe, byBackend] of this.routes) {
+    for (const fe of this.routes.keys()) {
       if (!frontends.has(fe) && served.has(fe)) continue;
       const gone = !served.has(fe);
-      for (const [be, route] of byBackend) {
-        const servers = backends.get(be);
-        for (const [name, c] of route.pairs) if ((gone || !servers?.has(name)) && c.active <= 0) route.pairs.delete(name);
-        if (route.pairs.size === 0 && (gone || !servers)) byBackend.delete(be);
-      }
-      if (byBackend.size === 0) this.routes.delete(fe);
+      this.dropIdle(fe, (be, server) => gone || (server === undefined ? !backends.has(be) : !backends.get(be)?.has(server)));
     }
     for (const name of this.carried.keys()) if (!served.has(name)) this.carried.delete(name);
     for (const [key, { backend, server }] of this.eventSeries) {
@@ -528,6 +525,20 @@ export class Metrics {
       this.failoverSeries.delete(key);
       this.failovers.remove(labels);
     }
+  }
+
+  /**
+   * Drops the cells of frontend `fe` with no session open whose server (or, server undefined, whose
+   * backend) is `gone`, and the routes and frontend left with none.
+   */
+  private dropIdle(fe: string, gone: (backend: string, server?: string) => boolean): void {
+    const byBackend = this.routes.get(fe);
+    if (!byBackend) return;
+    for (const [be, route] of byBackend) {
+      for (const [name, c] of route.pairs) if (gone(be, name) && c.active <= 0) route.pairs.delete(name);
+      if (route.pairs.size === 0 && gone(be)) byBackend.delete(be);
+    }
+    if (byBackend.size === 0) this.routes.delete(fe);
   }
 
   private route(fe: string, be: string): RouteCell {

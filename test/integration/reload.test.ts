@@ -779,4 +779,25 @@ describe('metric series across reloads (GET /metrics)', () => {
     expect(await named('lmgrd')).toEqual([]);
     expect(await named('flexlm')).toContain('licgate_frontend_rejected_total');
   });
+
+  it('a frontend renamed at its address keeps counting the sessions opened under its old name when a frontend of that name goes', async () => {
+    const s1 = await startSimulator('s1');
+    const servers = backendYaml([{ name: 's1', port: s1.port }]);
+    const [p1, p2] = [await freePort(), await freePort()];
+    const fe = (...l: [string, number][]): string => `frontends:\n${l.map(([name, port]) => `  - { name: ${name}, listen: "127.0.0.1:${port}", backend: licenses }\n`).join('')}` + servers;
+    const { p, write } = await start(fe(['lmgrd', p1]));
+    const held = await LicenseClient.connect(p1);
+    clients.push(held);
+    expect(await held.hello()).toBe('s1');
+    const active = async (frontend: string): Promise<number | undefined> => sample((await p.get('/metrics')).body, 'licgate_connections_active', { frontend, backend: 'licenses', server: 's1' });
+    // Renamed where it listens; a new frontend takes the old name, then goes while the held session (counted under lmgrd) is open.
+    write(fe(['flexlm', p1], ['lmgrd', p2]));
+    expect((await reloadApi(p)).json.ok).toBe(true);
+    write(fe(['flexlm', p1]));
+    expect((await reloadApi(p)).json.ok).toBe(true);
+    expect(await active('lmgrd')).toBe(1);
+    await held.close();
+    await waitFor(async () => sample((await p.get('/metrics')).body, 'licgate_frontend_active_connections', { frontend: 'flexlm' }) === 0, { timeoutMs: 5000, what: 'the held session to end' });
+    expect(await active('lmgrd')).toBe(0);
+  });
 });
