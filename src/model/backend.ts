@@ -290,6 +290,19 @@ export class Backend {
       for (const s of old.servers) if (!this.server(s.name)) this.stick.forgetServer(s.name);
       this.stick.resize(this.cfg.stick_ttl, this.cfg.stick_size);
     }
+  }
+
+  /**
+   * Reload: the sessions `old` (the backend of this name in the running config, or one a reload
+   * removed: Model.removed) still has end here: each frees its slot in this backend (see release)
+   * and counts on a server of the same name and address (adoptServers); the connections queued
+   * there wait here. Nothing else carries over to a backend added back: it starts as any backend a
+   * reload adds.
+   */
+  adoptSessions(old: Backend): void {
+    old.successor = this;
+    // Looked at only here, not when a session ends: a removed server leaves once it has none.
+    this.retired = old.holdingSessions.filter((r) => !this.servers.some((s) => s.countsWith(r)));
     // Queued connections wait here from now on, in their order: slots free up in this backend (see
     // release), and the reload may be what makes room. A sticky waiter whose server is gone joins
     // the backend queue, to be placed again like a removed server's waiters (redispatchOwn).
@@ -302,18 +315,6 @@ export class Backend {
         else this.join(this.queue, null, w);
       }
     }
-  }
-
-  /**
-   * Reload: the sessions `old` (the backend of this name in the running config, or one a reload
-   * removed: Model.removed) still has end here: each frees its slot in this backend (see release)
-   * and counts on a server of the same name and address (adoptServers). Nothing else carries over
-   * to a backend added back: it starts as any backend a reload adds.
-   */
-  adoptSessions(old: Backend): void {
-    old.successor = this;
-    // Looked at only here, not when a session ends: a removed server leaves once it has none.
-    this.retired = old.holdingSessions.filter((r) => !this.servers.some((s) => s.countsWith(r)));
   }
 
   /** Its servers, and those reloads removed from it (retired), that have sessions open. */
