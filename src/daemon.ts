@@ -491,6 +491,12 @@ export class Daemon implements DaemonView {
       if (e.usableChanged) this.log.warn(line, `server ${e.backend}/${e.server} is ${e.to}`);
       else this.log.info(line, `server ${e.backend}/${e.server} is ${e.to}`);
     });
+    ev.on('shutdown-sessions', (e) => {
+      let n = 0;
+      for (const f of this.frontends) n += f.endSessionsTo(e.server);
+      for (const f of this.retired) n += f.endSessionsTo(e.server);
+      if (n > 0) this.log.warn({ backend: e.backend, server: e.server.name, sessions: n }, `closed ${n} session(s) to ${e.backend}/${e.server.name}, marked DOWN (on_marked_down: shutdown-sessions)`);
+    });
     ev.on('tier-change', (e) => {
       this.log.warn({ backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason }, e.to === null ? `backend ${e.backend} has no usable server` : `backend ${e.backend} now serves from ${tierName(e.to)}`);
     });

@@ -59,6 +59,12 @@ export interface BackendConfig {
   failback: Failback;
   retries: number;
   observe_errors: number;
+  /**
+   * HAProxy `on-marked-down shutdown-sessions`: when checks, passive health or the agent mark a
+   * server DOWN, its open sessions are closed at once, so their clients reconnect to a server that
+   * answers instead of waiting for TCP to give up on a vanished host. Null (HAProxy's default): they stay.
+   */
+  on_marked_down: 'shutdown-sessions' | null;
   connect_timeout: number;
   /** A connect unanswered this long (or longer for a server usually slower) is raced on the next server; 0: never. */
   connect_race: number;
@@ -290,7 +296,7 @@ function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig 
 /** The backend keys read with r.duration (milliseconds): a reload's change list prints them as durations. */
 export const BACKEND_DURATIONS: ReadonlySet<string> = new Set<keyof BackendConfig>(['stick_ttl', 'connect_timeout', 'connect_race', 'queue_timeout', 'agent_inter']);
 
-const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'connect_timeout', 'connect_race', 'queue_timeout', 'max_queue', 'check', 'agent_port', 'agent_inter', 'agent_send', 'servers'];
+const BACKEND_KEYS = ['name', 'balance', 'stick', 'stick_ttl', 'stick_size', 'failback', 'retries', 'observe_errors', 'on_marked_down', 'connect_timeout', 'connect_race', 'queue_timeout', 'max_queue', 'check', 'agent_port', 'agent_inter', 'agent_send', 'servers'];
 
 function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | undefined {
   const what = `backends[${i}]`;
@@ -319,6 +325,7 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
     failback: get('failback', (v) => r.oneOf(v, `${w}.failback`, ['auto', 'manual'] as const), 'auto'),
     retries: get('retries', (v) => r.int(v, `${w}.retries`, 0, LIMITS.maxRetries), DEFAULTS.retries),
     observe_errors: get('observe_errors', (v) => r.int(v, `${w}.observe_errors`, 0, 1000), DEFAULTS.observeErrors),
+    on_marked_down: get('on_marked_down', (v) => r.oneOf(v, `${w}.on_marked_down`, ['shutdown-sessions'] as const), null),
     connect_timeout: connectTimeout,
     connect_race: get('connect_race', (v) => r.duration(v, `${w}.connect_race`, 0, 600_000), DEFAULTS.connectRace),
     // HAProxy's `timeout queue` defaults to `timeout connect` too.

@@ -44,7 +44,7 @@ export class Backend {
     this.name = cfg.name;
     const checked = cfg.check.type !== 'none';
     this.servers = cfg.servers.map(
-      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore) => this.serverChanged(srv, from, reason, usableBefore), () => this.serveQueue()),
+      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore, markedDown) => this.serverChanged(srv, from, reason, usableBefore, markedDown), () => this.serveQueue()),
     );
     const tierNums = [...new Set(this.servers.map((s) => s.tier))].sort((a, b) => a - b);
     this.tiers = tierNums.map((tier) => ({ tier, servers: this.servers.filter((s) => s.tier === tier) }));
@@ -350,13 +350,15 @@ export class Backend {
     return null;
   }
 
-  private serverChanged(server: Server, from: string, reason: string, usableBefore: boolean): void {
+  private serverChanged(server: Server, from: string, reason: string, usableBefore: boolean, markedDown: boolean): void {
     const usableChanged = usableBefore !== server.eligible;
     this.events.emit('server-state', { backend: this.name, server: server.name, from, to: server.changeText, reason, usableChanged });
     if (usableChanged) this.reconsider(`${server.name} ${server.changeText}: ${reason}`);
     if (usableChanged && server.eligible) this.serveQueue();
     // A drained server keeps the second steps queued on it (see choose) until it is DOWN or in MAINT.
     else if (usableChanged || !server.servesPersistent) this.redispatchOwn(server);
+    // Last: new connections already go elsewhere when the clients whose sessions end reconnect.
+    if (markedDown && this.cfg.on_marked_down === 'shutdown-sessions') this.events.emit('shutdown-sessions', { backend: this.name, server });
   }
 
   private setServing(tier: number | null, reason: string): void {

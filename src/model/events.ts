@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { Server } from './server.js';
 
 export interface ServerStateEvent {
   backend: string;
@@ -22,6 +23,8 @@ export interface ModelEventMap {
   'tier-change': [TierChangeEvent];
   'check-done': [{ backend: string; server: string; ok: boolean; durationMs: number; reason: string }];
   'connect-error': [{ backend: string; server: string; reason: string }];
+  /** `on_marked_down: shutdown-sessions`: the sessions to `server` are to be closed now (the frontends hold them). */
+  'shutdown-sessions': [{ backend: string; server: Server }];
 }
 
 /** One bus per daemon: the model emits, observers (log, metrics, notifier) listen. */

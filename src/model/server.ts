@@ -32,7 +32,11 @@ interface ConnectionCounts {
   overdue: number;
 }
 
-export type ServerChange = (server: Server, from: string, reason: string, usableBefore: boolean) => void;
+/**
+ * `markedDown`: health (checks, passive or the agent's "down") took the server from UP to DOWN, as
+ * HAProxy's srv_set_stopped; not a drain, a MAINT or a weight of 0, which leave it up.
+ */
+export type ServerChange = (server: Server, from: string, reason: string, usableBefore: boolean, markedDown: boolean) => void;
 /** A mutation that may have opened slots without a visible state change (the agent raised maxconn). */
 export type ServerCapacity = (server: Server) => void;
 
@@ -380,6 +384,7 @@ export class Server {
     const usableBefore = this.eligible;
     const maxconnBefore = this.maxconn;
     const pausedBefore = this.checksPaused;
+    const upBefore = this.up && !this.inMaint;
     mutate();
     // Leaving maintenance, health is as old as the maintenance: as HAProxy, the server comes back
     // UP with one failure of margin ("start OK but check immediately") and is checked at once.
@@ -387,7 +392,7 @@ export class Server {
     if (resumed) this.health.health = this.health.rise;
     if (this.changeText !== from || this.eligible !== usableBefore) {
       if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = Date.now();
-      this.onChange(this, from, reason, usableBefore);
+      this.onChange(this, from, reason, usableBefore, upBefore && !this.up && !this.inMaint);
     } else if (this.maxconn !== maxconnBefore) {
       this.onCapacity(this);
     }

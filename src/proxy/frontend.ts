@@ -155,6 +155,15 @@ export class Frontend implements WaitingOwner {
     this.sessions.forEach((s) => s.abort('shutdown'));
   }
 
+  /** Closes the sessions relaying to `server` (on_marked_down: shutdown-sessions); returns how many. */
+  endSessionsTo(server: Server): number {
+    let n = 0;
+    this.sessions.forEach((s) => {
+      if (s.endIfTo(server)) n++;
+    });
+    return n;
+  }
+
   sessionEnded(session: Session, rec: SessionRecord): void {
     this.sessions.delete(session);
     this.stopSweepsIfDone();

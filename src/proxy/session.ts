@@ -154,6 +154,17 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   }
 
   /**
+   * on_marked_down: ends this session if it relays to `server`, or to the server of that name a
+   * reload replaced by it (they share their counts): one opened before a reload is to the same
+   * license server. Returns whether it did.
+   */
+  endIfTo(server: Server): boolean {
+    if (this.relay === null || !this.server!.countsWith(server)) return false;
+    this.relay.abort('server-down');
+    return true;
+  }
+
+  /**
    * The frontend's sweep, once a second. Arms TCP keepalive on both handles of sessions that lived
    * past KEEPALIVE_ARM_AFTER_MS: it exists to find peers that vanished during long silences, so
    * arming it a second late changes nothing, and short sessions skip eight setsockopt calls. And

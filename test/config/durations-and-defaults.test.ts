@@ -142,7 +142,7 @@ backends:
 
   it('applies the design defaults', () => {
     const b = cfg.backends[0]!;
-    expect(b).toMatchObject({ balance: 'roundrobin', stick: null, failback: 'auto', retries: 2, observe_errors: 1, connect_timeout: 3000, connect_race: 250 });
+    expect(b).toMatchObject({ balance: 'roundrobin', stick: null, failback: 'auto', retries: 2, observe_errors: 1, on_marked_down: null, connect_timeout: 3000, connect_race: 250 });
     expect(b.check).toMatchObject({ type: 'tcp', inter: 2000, fastinter: 2000, downinter: 2000, rise: 2, fall: 3, timeout: 1000, port: null });
     expect(cfg.frontends[0]).toMatchObject({ inband_status: true, idle_timeout: 0, keepalive: true, server_port: null, listen: { host: '0.0.0.0', port: 27000 } });
     expect(cfg.admin).toBeNull();

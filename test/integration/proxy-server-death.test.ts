@@ -1,7 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LicenseClient } from '../helpers/license-client.js';
-import { startProxy, startSimulator, startTcpServer, stopAll, type TestServer } from '../helpers/proxy-harness.js';
+import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type SimulatorProcess, type TestServer } from '../helpers/proxy-harness.js';
+import { sample } from '../helpers/prom-text.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
 
 afterEach(() => stopAll());
@@ -108,5 +109,90 @@ describe('server trouble mid-session reaches the client', () => {
     sock.end();
     await waitFor(() => up.sockets.size === 0 && events.includes('close'), { timeoutMs: 3000, what: 'both sides closed' });
     expect(events).toEqual(['close']);
+  });
+});
+
+describe('on_marked_down: shutdown-sessions (HAProxy on-marked-down)', () => {
+  // fall 2 at inter 200ms with a 200ms timeout: DOWN at most ~800 ms after the primary stops answering.
+  const FALL_BY_MS = 2 * (200 + 200);
+  const twoServers = (primary: number, backup: number, option: string) => `
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
+backends:
+  - name: licenses
+${option}
+    check: { type: status, inter: 200ms, rise: 2, fall: 2, timeout: 200ms }
+    servers:
+      - { name: primary, address: "127.0.0.1:${primary}" }
+      - { name: backup, address: "127.0.0.1:${backup}", backup: true }
+`;
+
+  /** A client holding a license on the primary, and what its socket saw since. */
+  async function holder(port: number): Promise<{ lc: LicenseClient; events: string[] }> {
+    const lc = await LicenseClient.connect(port);
+    expect(await lc.hello()).toBe('primary');
+    expect(await lc.checkout('solver', 1)).toMatchObject({ granted: true });
+    const events: string[] = [];
+    lc.socket.on('end', () => events.push('end'));
+    lc.socket.on('error', (e: NodeJS.ErrnoException) => events.push(`error ${e.code}`));
+    lc.socket.on('close', () => events.push('close'));
+    return { lc, events };
+  }
+
+  /** Stops the primary (kept stopped until the end) and asserts what `c` and a new client see. */
+  async function stopPrimaryExpectClosed(proxy: ProxyProcess, primary: SimulatorProcess, c: { events: string[] }): Promise<void> {
+    // Stopped, the simulator keeps its sockets: the session stays open as to a vanished host.
+    primary.child.kill('SIGSTOP');
+    try {
+      const t0 = performance.now();
+      await waitFor(() => c.events.includes('close'), { timeoutMs: FALL_BY_MS + 1500, intervalMs: 10, what: 'the session to the DOWN primary closed' });
+      console.log(`primary stopped → client session closed: ${(performance.now() - t0).toFixed(0)} ms`);
+      expect(c.events).toEqual(['end', 'close']);
+      expect((await proxy.server('licenses', 'primary')).state).toBe('DOWN');
+      const again = await LicenseClient.connect(proxy.port);
+      expect(await again.hello()).toBe('backup');
+      await again.close();
+      const log = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed' && l.server === 'primary'), { timeoutMs: 3000, what: "the primary session's log line" });
+      expect(log.end).toBe('server-down');
+      const text = (await proxy.get('/metrics')).body;
+      expect(sample(text, 'licgate_sessions_ended_total', { frontend: 'lmgrd', backend: 'licenses', end: 'server-down' })).toBe(1);
+      expect((await proxy.server('licenses', 'primary')).active).toBe(0);
+    } finally {
+      primary.child.kill('SIGCONT');
+    }
+  }
+
+  it('the primary stops answering its checks: its session is closed with a FIN once it is DOWN, and the client reconnects to the backup', async () => {
+    const primary = await startSimulator('primary');
+    const backup = await startSimulator('backup');
+    const proxy = await startProxy(twoServers(primary.port, backup.port, '    on_marked_down: shutdown-sessions'));
+    await stopPrimaryExpectClosed(proxy, primary, await holder(proxy.port));
+  });
+
+  it('a session opened before the reload that set it is closed too (its server is the reloaded one)', async () => {
+    const primary = await startSimulator('primary');
+    const backup = await startSimulator('backup');
+    const proxy = await startProxy(twoServers(primary.port, backup.port, ''));
+    const c = await holder(proxy.port);
+    proxy.reload(twoServers(primary.port, backup.port, '    on_marked_down: shutdown-sessions'));
+    const line = await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded')), { timeoutMs: 5000, what: 'the reload' });
+    expect(line.msg).toContain('on_marked_down');
+    await stopPrimaryExpectClosed(proxy, primary, c);
+  });
+
+  it('without it, the session to a DOWN server stays open (as in HAProxy, the default)', async () => {
+    const primary = await startSimulator('primary');
+    const backup = await startSimulator('backup');
+    const proxy = await startProxy(twoServers(primary.port, backup.port, ''));
+    const c = await holder(proxy.port);
+    primary.child.kill('SIGSTOP');
+    try {
+      await waitFor(async () => (await proxy.server('licenses', 'primary')).state === 'DOWN', { timeoutMs: FALL_BY_MS + 1500, what: 'primary DOWN' });
+      await holdsFor(() => c.events.length === 0, { forMs: 1500, what: 'the session to the DOWN primary stays open' });
+      expect((await proxy.server('licenses', 'primary')).active).toBe(1);
+    } finally {
+      primary.child.kill('SIGCONT');
+    }
+    await c.lc.close();
   });
 });

@@ -6,11 +6,12 @@ import { ModelEvents, type ServerStateEvent } from '../../src/model/events.js';
 const ok = { ok: true, reason: 'passed', durationMs: 1, at: 0 };
 const bad = { ok: false, reason: 'connection refused', durationMs: 1, at: 0 };
 
-function make(check = '{ type: status, rise: 2, fall: 3 }', observe = 1) {
+function make(check = '{ type: status, rise: 2, fall: 3 }', observe = 1, onMarkedDown = '') {
   const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
 backends:
   - name: l
     observe_errors: ${observe}
+    ${onMarkedDown && `on_marked_down: ${onMarkedDown}`}
     check: ${check}
     servers:
       - { name: a, address: "10.0.0.11:27000", weight: 10 }
@@ -19,8 +20,10 @@ backends:
   const events = new ModelEvents();
   const changes: ServerStateEvent[] = [];
   events.on('server-state', (e) => changes.push(e));
+  const shutdowns: string[] = [];
+  events.on('shutdown-sessions', (e) => shutdowns.push(`${e.backend}/${e.server.name}`));
   const be = new Backend(cfg.backends[0]!, events);
-  return { be, a: be.server('a')!, changes, observeErrors: observe, events };
+  return { be, a: be.server('a')!, changes, shutdowns, observeErrors: observe, events };
 }
 
 describe('Server state', () => {
@@ -212,5 +215,50 @@ describe('passive health (observe_errors)', () => {
     const n = make('{ type: none }').a;
     for (let i = 0; i < 10; i++) n.connectFailed('refused', 1);
     expect(n.usable).toBe(true);
+  });
+});
+
+describe('on_marked_down: shutdown-sessions', () => {
+  const agent = (state: 'up' | 'down' | 'drain' | 'maint') => ({ state, weightPercent: null, maxconn: null, reason: state });
+
+  it('asks for the sessions to close when checks, passive health or the agent mark the server DOWN (HAProxy srv_set_stopped)', () => {
+    const { a, shutdowns } = make('{ type: status, rise: 1, fall: 1 }', 1, 'shutdown-sessions');
+    a.checkFailed(bad);
+    expect(shutdowns).toEqual(['l/a']);
+    a.checkFailed(bad); // already DOWN: nothing new
+    a.checkSucceeded(ok);
+    a.connectFailed('connection refused', 1);
+    expect(shutdowns).toEqual(['l/a', 'l/a']);
+    a.checkSucceeded(ok);
+    a.setAgent(agent('down'), 'agent down');
+    expect(shutdowns).toEqual(['l/a', 'l/a', 'l/a']);
+    // Drained, a server still UP serves its sessions; one marked DOWN then closes them.
+    a.setAgent(null, 'agent gone');
+    a.setAdmin('drain', 'admin');
+    a.checkFailed(bad);
+    expect(shutdowns).toEqual(['l/a', 'l/a', 'l/a', 'l/a']);
+  });
+
+  it('leaves them to a drain, a MAINT (the admin\'s or the agent\'s), a weight of 0, and a DOWN server failing on in MAINT', () => {
+    const { a, shutdowns } = make('{ type: status, rise: 1, fall: 1 }', 1, 'shutdown-sessions');
+    a.setAdmin('drain', 'admin');
+    a.setAdmin('maint', 'admin');
+    a.checkFailed(bad);
+    a.setAdmin('ready', 'admin');
+    a.checkSucceeded(ok);
+    a.setAgent(agent('drain'), 'agent drain');
+    a.setAgent(agent('maint'), 'agent maint');
+    a.setAgent(agent('down'), 'agent down in maint');
+    a.setAgent(null, 'agent gone');
+    a.setWeight(0, 'admin');
+    expect(a.up).toBe(true);
+    expect(shutdowns).toEqual([]);
+  });
+
+  it('is off by default: a server marked DOWN keeps its sessions', () => {
+    const { a, shutdowns, changes } = make('{ type: status, rise: 1, fall: 1 }');
+    a.checkFailed(bad);
+    expect(changes.at(-1)).toMatchObject({ to: 'DOWN' });
+    expect(shutdowns).toEqual([]);
   });
 });
