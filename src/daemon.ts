@@ -257,7 +257,11 @@ export class Daemon implements DaemonView {
 
   /** Reload commit, once `frontends` holds the new config's: `removed` frontends stop accepting; those with open sessions are retired. */
   retire(removed: Frontend[]): void {
-    for (const fe of removed) this.stopListening(fe, 'its frontend was removed by a reload');
+    for (const fe of removed) {
+      const queued = fe.closeQueued();
+      if (queued) this.log.warn({ frontend: fe.name, clients: queued }, `closed ${queued} client${queued > 1 ? 's' : ''} queued for a server slot on backend ${fe.backend.name}: frontend ${fe.name} was removed by a reload`);
+      this.stopListening(fe, 'its frontend was removed by a reload');
+    }
   }
 
   /**

@@ -25,7 +25,8 @@ export interface ReloadOutcome {
 /**
  * Reads `file` again (or the config `read` returns, for one that is no file: the demo's) and, when
  * it is valid, applies the difference to the running daemon; when it is not, the running config
- * stays and every error is reported. Open sessions are never touched.
+ * stays and every error is reported. Connected sessions are never touched (a queued one is placed
+ * by the new config: applyConfig).
  * One log line, one metric update and one notification per reload, whatever the outcome; a reload
  * the stop refuses gets the log line only.
  */
@@ -199,6 +200,9 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     b.reconsider('config reload');
     b.serveQueue();
   }
+  // After the backends served their own queues: a connection queued where its frontend no longer
+  // sends clients goes to the back of its new backend's queue, or takes room left there.
+  for (const fe of kept.keys()) fe.placeQueued();
   for (const fe of kept.keys()) fe.admitWaiting();
   d.metrics.forget(next);
   d.notifier.configure(next.notify.webhooks);

@@ -218,15 +218,32 @@ export class Connector implements Expiring {
 
   /**
    * A reload handed this queued connection to `backend`, the old one's successor (or follow() found
-   * one before a retry or race): the servers it tried are the successor's of the same names, and
-   * the new connect_timeout applies to the attempts it launches from now on. A queued connection's
-   * queue_timeout keeps running from when it first queued.
+   * one before a retry or race, or placeOn the backend its frontend sends clients to now): the
+   * servers it tried are the successor's of the same names, and the new connect_timeout applies to
+   * the attempts it launches from now on. A queued connection's queue_timeout keeps running from
+   * when it first queued.
    */
   movedTo(backend: Backend): void {
     this.backend = backend;
     this.deadlines = deadlineList(backend.cfg.connect_timeout);
     // Every server tried, the first one too (skip() lists it only once a second one is wanted).
     if (this.launched > 0) this.skipped = this.skip().flatMap((s) => backend.server(s.name) ?? []);
+  }
+
+  /** Waiting in a backend queue for a slot (the queue_timeout runs only then). */
+  get queued(): boolean {
+    return this.queueTimer !== null;
+  }
+
+  /**
+   * Reload: this queued connection's frontend sends its clients to `backend` now (another backend,
+   * or one a reload added back). It leaves the queue it is in and is placed there as a new one
+   * would be: connected at once where there is room, else queued, its queue_timeout running on.
+   */
+  placeOn(backend: Backend): void {
+    this.backend.dequeue(this, false);
+    this.movedTo(backend);
+    this.start();
   }
 
   /**

@@ -151,6 +151,26 @@ export class Frontend implements WaitingOwner {
     this.startIdleSweep();
   }
 
+  /** Reload, after retarget: its sessions queued on another backend than `backend` move to it (Session.followFrontend). */
+  placeQueued(): void {
+    this.sessions.forEach((s) => s.followFrontend());
+  }
+
+  /**
+   * Reload: this frontend was removed. Its sessions still queued for a server slot are closed as
+   * its waiting clients are (`stopping`): nothing sends its clients anywhere any more. Returns how many.
+   */
+  closeQueued(): number {
+    let closed = 0;
+    this.sessions.forEach((s) => {
+      if (!s.closeQueued()) return;
+      this.sessions.delete(s);
+      closed++;
+    });
+    this.rejected.stopping += closed;
+    return closed;
+  }
+
   abortAll(): void {
     this.sessions.forEach((s) => s.abort('shutdown'));
   }

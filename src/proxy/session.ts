@@ -143,6 +143,29 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     return this.earlyBytes + (relay ? relay.clientBytes : 0);
   }
 
+  /**
+   * Reload: a session still queued for a server slot goes where its frontend sends clients now, if
+   * that is not where it waits (the frontend was pointed at another backend, or its backend removed).
+   */
+  followFrontend(): void {
+    const c = this.connector;
+    if (c.queued && c.backend.live !== this.fe.backend) c.placeOn(this.fe.backend);
+  }
+
+  /**
+   * Reload: its frontend was removed. Still queued for a server slot, it is closed as a client
+   * waiting at the frontend is, and counted as one (Frontend.rejected, not as a session); returns
+   * whether it was.
+   */
+  closeQueued(): boolean {
+    if (!this.connector.queued) return false;
+    this.connector.cancel();
+    this.closeClient();
+    this.clearSniffTimer();
+    this.ended = true;
+    return true;
+  }
+
   /** Shutdown or admin: end this session now (also one still connecting, queued for a slot, or sniffing). */
   abort(reason: EndReason): void {
     if (this.relay) this.relay.abort(reason);

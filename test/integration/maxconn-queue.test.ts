@@ -606,4 +606,86 @@ ${opts.withoutS2 ? '' : `      - { name: s2, address: 127.0.0.1:${sims[1]!.addre
       expect([backend.queued, backend.server('s1')!.active]).toEqual([0, 1]);
     });
   });
+
+  describe('a connection queued on a backend whose frontend a reload sends elsewhere', () => {
+    /** fe sends to `feTo`, fe2 (if any) to `fe2To`; b has s1 and x has s2, each maxconn 1. */
+    function routes(feTo: string, fe2To: string | null, backends: string[] = ['b', 'x']): string {
+      const server = { b: `s1, address: 127.0.0.1:${sims[0]!.address().port}`, x: `s2, address: 127.0.0.1:${sims[1]!.address().port}` } as Record<string, string>;
+      return `admin: { listen: 127.0.0.1:0 }
+frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: ${feTo}, inband_status: false }
+${fe2To ? `  - { name: fe2, listen: 127.0.0.1:0, backend: ${fe2To}, inband_status: false }` : ''}
+backends:
+${backends.map((b) => `  - { name: ${b}, check: { type: none }, queue_timeout: 30s, servers: [ { name: ${server[b]}, maxconn: 1 } ] }`).join('\n')}
+`;
+    }
+
+    /** `d`'s frontend `name` has a session on s1 (client a, held) and one queued behind it (client c). */
+    async function queuedBehind(d: Daemon, name: string) {
+      const port = d.frontends.find((f) => f.name === name)!.address().port;
+      const a = hello(port);
+      await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served by s1' });
+      const c = hello(port);
+      await waitFor(() => d.model.backend('b')!.queued === 1, { timeoutMs: 5000, what: 'c queued on b' });
+      return { port, a, c };
+    }
+
+    /** fe sends to b, fe2 to x: client h holds s2 through fe2, and through fe a holds s1 with c queued behind it. */
+    async function bothFullCQueuedOnB() {
+      sims = await startSimulators(['s1', 's2']);
+      const d = (daemon = await startDaemon(routes('b', 'x')));
+      const h = hello(d.frontends.find((f) => f.name === 'fe2')!.address().port);
+      await waitFor(() => h.reply().includes('HELLO s2'), { timeoutMs: 5000, what: 'h holds s2' });
+      return { d, h, ...(await queuedBehind(d, 'fe')) };
+    }
+
+    it('is connected at once on the backend it routes to now when that has room (b removed)', async () => {
+      sims = await startSimulators(['s1', 's2']);
+      const d = (daemon = await startDaemon(routes('b', null)));
+      const { a, c } = await queuedBehind(d, 'fe');
+      const old = d.model.backend('b')!;
+      await applyConfig(d, loadConfigText(routes('x', null, ['x']), 'reload.yaml'));
+      await waitFor(() => c.reply().includes('HELLO s2'), { timeoutMs: 5000, what: 'c connected to s2 by the reload (queue_timeout is 30 s)' });
+      expect([old.queued, d.model.backend('x')!.server('s2')!.active, a.closed(), sims[0]!.connections]).toEqual([0, 1, false, 1]);
+    });
+
+    it('queues on the backend it routes to now when that is full, and a session ending on the old one does not take it there (b kept)', async () => {
+      const { d, h, a, c } = await bothFullCQueuedOnB();
+      await applyConfig(d, loadConfigText(routes('x', 'x'), 'reload.yaml'));
+      const x = d.model.backend('x')!;
+      await waitFor(() => x.queued === 1, { timeoutMs: 5000, what: 'c queued on x' });
+      a.sock.end();
+      await waitFor(() => d.model.backend('b')!.server('s1')!.active === 0, { timeoutMs: 5000, what: "a's session ended" });
+      expect([c.reply(), d.model.backend('b')!.queued, x.queued]).toEqual(['', 0, 1]);
+      h.sock.end();
+      await waitFor(() => c.reply().includes('HELLO s2'), { timeoutMs: 5000, what: 'c served by s2 once h left' });
+      expect([x.queued, sims[0]!.connections]).toEqual([0, 1]);
+    });
+
+    it('follows its frontend back to a backend removed and added back, where a session opened before both reloads still fills s1', async () => {
+      const { d, a, c } = await bothFullCQueuedOnB();
+      await applyConfig(d, loadConfigText(routes('x', 'x', ['x']), 'reload.yaml'));
+      await waitFor(() => d.model.backend('x')!.queued === 1, { timeoutMs: 5000, what: 'c queued on x' });
+      await applyConfig(d, loadConfigText(routes('b', 'x'), 'reload.yaml'));
+      const b = d.model.backend('b')!;
+      await waitFor(() => b.queued === 1, { timeoutMs: 5000, what: 'c queued on b again, behind a' });
+      expect([d.model.backend('x')!.queued, b.server('s1')!.active, c.reply()]).toEqual([0, 1, '']);
+      a.sock.end();
+      await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'c served by s1 once a left' });
+      expect([b.queued, sims[1]!.connections]).toEqual([0, 1]);
+    });
+
+    it('is closed at once, counted as turned away (stopping), when the reload removes its frontend', async () => {
+      sims = await startSimulators(['s1', 's2']);
+      const d = (daemon = await startDaemon(routes('x', 'b')));
+      const { a, c } = await queuedBehind(d, 'fe2');
+      await applyConfig(d, loadConfigText(routes('x', null), 'reload.yaml'));
+      await waitFor(() => c.closed(), { timeoutMs: 5000, what: 'c closed by the reload (queue_timeout is 30 s)' });
+      const rejected = sample(await d.metrics.render(), 'licgate_frontend_rejected_total', { frontend: 'fe2', reason: 'stopping' });
+      expect([c.reply(), d.model.backend('b')!.queued, rejected, a.closed()]).toEqual(['', 0, 1, false]);
+      a.sock.end();
+      await waitFor(() => d.model.backend('b')!.server('s1')!.active === 0, { timeoutMs: 5000, what: "a's session ended" });
+      expect(sims[0]!.connections).toBe(1);
+    });
+  });
 });
