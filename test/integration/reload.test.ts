@@ -237,35 +237,6 @@ describe('config reload on a real licgate run (SIGHUP and POST /admin/reload)', 
   it('a backend removed and added back while its sessions are open: its server counts them, in its maxconn, queue, /status and /metrics', () =>
     addedBackWhileOpen('backend'));
 
-  it('a backend removed and added back while a connection waits in its queue: it waits in the re-added queue and takes the slot a session ending frees', async () => {
-    const a = await startTcpServer((s) => s.pipe(s));
-    const other = await startTcpServer((s) => s.pipe(s));
-    const body = (backend: string, server: string): string =>
-      oneBackend(backend, `      - { name: ${server}, address: 127.0.0.1:${backend === 'licenses' ? a.port : other.port}, maxconn: 1 }\n`);
-    const { p, write } = await start(body('licenses', 'a'));
-    const session = (): { sock: Socket; echoed: () => boolean } => {
-      const sock = connect(p.port, '127.0.0.1');
-      sock.on('error', () => {});
-      let got = '';
-      sock.setEncoding('utf8').on('data', (d: string) => (got += d));
-      sock.write('x\n');
-      return { sock, echoed: () => got === 'x\n' };
-    };
-    const queued = async (): Promise<number | undefined> => sample((await p.get('/metrics')).body, 'licgate_backend_queue_length', { backend: 'licenses' });
-    const held = session();
-    await waitFor(() => held.echoed(), { timeoutMs: 5000, what: 'the first session echoed by a' });
-    const waiting = session();
-    await waitFor(async () => (await queued()) === 1, { timeoutMs: 5000, what: 'the second session in the queue of a full a' });
-    for (const yaml of [body('spare', 'other'), body('licenses', 'a')]) {
-      write(yaml);
-      expect((await reloadApi(p)).json.ok).toBe(true);
-    }
-    expect(await queued()).toBe(1);
-    held.sock.destroy();
-    await waitFor(() => waiting.echoed(), { timeoutMs: 5000, what: 'the waiting session to reach a once the held one ended' });
-    waiting.sock.destroy();
-  });
-
   it('a frontend moved to another backend: its open session ends counted on the backend it was opened on', async () => {
     const s1 = await startSimulator('s1');
     const s2 = await startSimulator('s2');
