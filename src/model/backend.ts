@@ -142,8 +142,8 @@ export class Backend {
     // first: they can go nowhere else (a drained server's, second steps, are its only ones).
     if (!s || !takesOwn(s)) return;
     const own = live.serverQueues.get(s);
-    if (own?.size) live.wakeOwn(own);
-    else if (s.usable) live.wakeQueue();
+    if (own) live.serveOwn(s, own);
+    if (s.usable) live.wakeQueue();
   }
 
   /** The backend of this name in the config running now: this one, or the successor a reload put in place. */
@@ -162,10 +162,17 @@ export class Backend {
    * A reload calls it too, once the new config is live: it may have added room for the queue it took over.
    */
   serveQueue(): void {
-    for (const [server, own] of this.serverQueues) {
-      for (let n = own.size; n > 0 && own.size > 0 && takesOwn(server); n--) this.wakeOwn(own);
-    }
+    for (const [server, own] of this.serverQueues) this.serveOwn(server, own);
     this.wakeQueue();
+  }
+
+  /**
+   * Wakes `server`'s own waiters while it has room. One woken may leave for another server (its
+   * client's stick entry moved: a first step from the same address during a drain), leaving the
+   * slot to the next; woken one per freed slot, those behind it waited for their queue_timeout.
+   */
+  private serveOwn(server: Server, own: IntrusiveList<QueuePlace>): void {
+    for (let n = own.size; n > 0 && own.size > 0 && takesOwn(server); n--) this.wakeOwn(own);
   }
 
   /**

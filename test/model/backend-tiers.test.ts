@@ -259,6 +259,35 @@ describe('tiers: active → backup → DR', () => {
     expect([placed.vendor2, b.queued]).toEqual(['a2', 0]);
   });
 
+  it('a slot freed on a drained server goes to the next second step queued there when the first one woken follows its moved entry elsewhere', () => {
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000", maxconn: 1 }', '{ name: a2, address: "10.0.0.12:27000" }'], 'stick: source');
+    const a = b.server('a')!;
+    b.acquire(a, 'holder');
+    const placed: string[] = [];
+    const connect = (key: string, secondStep: boolean): void => {
+      const w = { wake: () => start(), movedTo: () => {} };
+      const start = (): void => {
+        const s = b.choose(key, null, secondStep)!;
+        if (s.full) expect(b.enqueueOn(s, w)).toBe(true);
+        else {
+          b.acquire(s, key);
+          placed.push(`${key}${secondStep ? ' vendor' : ' lmgrd'} on ${s.name}`);
+        }
+      };
+      start();
+    };
+    // Two hosts' vendor connections wait for a's slot; a is drained.
+    for (const key of ['terminal-server', 'workstation']) b.stick!.set(key, 'a');
+    connect('terminal-server', true);
+    connect('workstation', true);
+    a.setAdmin('drain', 'admin');
+    // Another user of the terminal server starts a checkout: its lmgrd connection goes to a2, and
+    // the host's entry (keyed by address) with it.
+    connect('terminal-server', false);
+    b.release(a, 'holder');
+    expect([placed, b.queued, a.active]).toEqual([['terminal-server lmgrd on a2', 'terminal-server vendor on a2', 'workstation vendor on a'], 0, 1]);
+  });
+
   it('a server with an overdue connect is passed over while another can take the session, in any tier', () => {
     const { b, tiers, s } = make();
     s('a1').overdue = 1;
