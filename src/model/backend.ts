@@ -72,7 +72,8 @@ export class Backend {
    * maxconn): the caller queues on it with enqueueOn rather than placing the client elsewhere,
    * since a FlexLM client's vendor-daemon connection must reach the server its lmgrd one did.
    * A server with an overdue connect (see Server.overdue) is taken only when no other can be,
-   * except as the server of a second step (when keepsClients).
+   * except as the server of a second step's stick entry; with `balance: source` only its overdue
+   * first steps count, for both steps.
    *
    * `secondStep`: the connection came to a `server_port` frontend, the second step of a two-port
    * protocol (a FlexLM vendor daemon after lmgrd, an RLM ISV after rlm). The client's entry names
@@ -102,8 +103,11 @@ export class Backend {
         return stuck;
       }
     }
-    // Likewise the server a source hash gives a second step is where its ticket came from.
-    const answering = secondStep && this.keepsClients ? null : this.pick(tried === null ? isAnswering : (s) => ok(s) && s.overdue === 0, clientKey);
+    // A source hash places a client's two steps by its address alone, so both pass over the same
+    // servers: one whose first-step (lmgrd) connects are overdue, a host gone silent, but not one
+    // whose vendor daemon is only slow to accept, where its clients' vendor connections wait.
+    const answers = this.stick === null && this.cfg.balance === 'source' ? isAnsweringFirstSteps : isAnswering;
+    const answering = secondStep && this.stick !== null ? null : this.pick(tried === null ? answers : (s) => answers(s) && !tried.includes(s), clientKey);
     const chosen = answering ?? stuck ?? this.pick(ok, clientKey);
     if (chosen && this.stick) this.stick.set(clientKey, chosen.name);
     return chosen;
@@ -381,6 +385,7 @@ export class Backend {
 
 const isUsable = (s: Server): boolean => s.usable;
 const isAnswering = (s: Server): boolean => s.usable && s.overdue === 0;
+const isAnsweringFirstSteps = (s: Server): boolean => s.usable && s.overdue === s.secondStepsOverdue;
 /** Has a slot for the clients queued on it (enqueueOn): a drained server's second steps too. */
 const takesOwn = (s: Server): boolean => s.servesPersistent && !s.full;
 

@@ -30,6 +30,7 @@ interface ConnectionCounts {
   total: number;
   connectErrors: number;
   overdue: number;
+  secondStepsOverdue: number;
 }
 
 /**
@@ -65,7 +66,7 @@ export class Server {
   /** Why the last read of this server's agent (backend agent_port) failed; null after a reply. */
   agentError: string | null = null;
   /** Shared with the Server that replaces this one on a reload, or adds it back (adoptRuntime, adoptSessions). */
-  private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0, overdue: 0 };
+  private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0, overdue: 0, secondStepsOverdue: 0 };
   private consecutiveErrors = 0;
   /**
    * After a reload, the server that replaced this one (see commitAdoption): a connect launched
@@ -199,6 +200,18 @@ export class Server {
 
   set overdue(n: number) {
     this.counts.overdue = n;
+  }
+
+  /**
+   * Those of `overdue` that are second steps (to a `server_port` frontend's port): a vendor daemon
+   * slow to accept, not a host gone silent (see Backend.choose, `balance: source`).
+   */
+  get secondStepsOverdue(): number {
+    return this.counts.secondStepsOverdue;
+  }
+
+  set secondStepsOverdue(n: number) {
+    this.counts.secondStepsOverdue = n;
   }
 
   /**

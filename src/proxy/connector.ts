@@ -189,6 +189,7 @@ export class Connector implements Expiring {
     if (a !== null && !a.overdue) {
       a.overdue = true;
       a.server.overdue++;
+      if (this.port !== null) a.server.secondStepsOverdue++;
     }
     this.race(waited);
   }
@@ -367,6 +368,7 @@ export class Connector implements Expiring {
     if (a.overdue) {
       a.overdue = false;
       a.server.overdue--;
+      if (this.port !== null) a.server.secondStepsOverdue--;
     }
     if (this.attempts === a) this.attempts = a.next;
     else for (let p = this.attempts; p !== null; p = p.next) if (p.next === a) p.next = a.next;

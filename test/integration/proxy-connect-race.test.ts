@@ -214,21 +214,20 @@ ${backend('new', fresh.port)}`);
     expect(await races(proxy, 'a')).toBe(1);
   }, 30_000);
 
-  it.each([['stick: source'], ['balance: source']])("a vendor-daemon connection (server_port, %s) waits for its own server's SYN retransmit: raced or sent elsewhere, its checkout is denied", async (keeps) => {
+  it.each([['stick: source'], ['balance: source']])("a vendor-daemon connection (server_port, %s) waits for its own server's SYN retransmit (raced or sent elsewhere, its checkout is denied); a checkout starting meanwhile keeps both connections on one server", async (keeps) => {
     const { lmgrdPort, vendorPort, sims, proxy } = await startFlexlmLab(['a', 'b'], [keeps, 'check: { type: none }', 'connect_timeout: 5s']);
-    // Clients ask lmgrd until two of them got their tickets from the same server.
+    // Clients ask lmgrd until three of them got their tickets from the same server.
     const asked: { client: { host: string; lmgrdPort: number; localAddress: string }; lmgrd: LmgrdReply; server: string }[] = [];
-    let first: (typeof asked)[number] | undefined;
-    let second: (typeof asked)[number] | undefined;
-    for (let i = 2; second === undefined; i++) {
+    let mates: (typeof asked)[number][] = [];
+    for (let i = 2; mates.length < 3; i++) {
       const client = { host: '127.0.0.1', lmgrdPort, localAddress: `127.0.0.${i}` };
       const before = (await proxy.server('licenses', 'a')).total;
       const lmgrd = await askLmgrd(client);
       const got = { client, lmgrd, server: (await proxy.server('licenses', 'a')).total > before ? 'a' : 'b' };
-      first = asked.find((x) => x.server === got.server);
-      if (first) second = got;
       asked.push(got);
+      mates = asked.filter((x) => x.server === got.server);
     }
+    const [first, second, third] = mates as [(typeof asked)[number], (typeof asked)[number], (typeof asked)[number]];
     const own = second.server;
     const other = own === 'a' ? 'b' : 'a';
     const sim = sims[own]!;
@@ -237,12 +236,16 @@ ${backend('new', fresh.port)}`);
     // and its accept queue filled, so the next SYN goes unanswered and Linux retransmits it 1 s later.
     sim.child.kill('SIGSTOP');
     sockets.push(...(await fillAcceptQueue(sim.spec.host, vendorPort, 5000)));
-    const checkout1 = vendorCheckout(first!.client, first!.lmgrd);
+    const checkout1 = vendorCheckout(first.client, first.lmgrd);
     await waitFor(async () => (await proxy.server('licenses', own)).connects_overdue === 1, { timeoutMs: 5000, intervalMs: 20, what: `the vendor connect to ${own} to be overdue` });
     // Another client of that server comes for its vendor daemon while the first one waits.
     const otherTotal = (await proxy.server('licenses', other)).total;
     const checkout2 = vendorCheckout(second.client, second.lmgrd);
     await waitFor(async () => (await proxy.server('licenses', own)).connects_overdue === 2 || (await proxy.server('licenses', other)).total > otherTotal, { timeoutMs: 5000, intervalMs: 20, what: 'the second vendor connect to wait on its server or go to the other' });
+    // A third client of that server starts a checkout meanwhile: its lmgrd and vendor connections
+    // must reach one server (with balance: source, the hash alone decides both).
+    const lmgrd3 = askLmgrd(third.client);
+    await waitFor(async () => (await proxy.server('licenses', own)).total + (await proxy.server('licenses', other)).total > asked.length, { timeoutMs: 5000, intervalMs: 20, what: "the third client's lmgrd connection to be placed" });
     sim.child.kill('SIGCONT');
     const got = [];
     for (const checkout of [await checkout1, await checkout2]) {
@@ -250,6 +253,9 @@ ${backend('new', fresh.port)}`);
       got.push(checkout.granted ? `granted by ${checkout.detail.replace(/-\d+$/, '')}` : `denied: ${checkout.detail}`);
     }
     expect(got).toEqual([`granted by ${own}`, `granted by ${own}`]);
+    const checkout3 = await vendorCheckout(third.client, await lmgrd3);
+    checkout3.vendor.destroy();
+    expect(checkout3.granted ? 'granted' : `denied: ${checkout3.detail}`).toBe('granted');
     expect(await races(proxy, own, 'vendor')).toBe(0);
   }, 60_000);
 });

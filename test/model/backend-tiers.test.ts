@@ -320,6 +320,23 @@ describe('tiers: active → backup → DR', () => {
     expect(b.stick!.get('c')).toBe('a');
   });
 
+  it("with balance: source, a client's lmgrd and vendor connections pass over the same overdue servers: a vendor daemon slow to accept moves neither, a host gone silent both", () => {
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: a2, address: "10.0.0.12:27000" }'], 'balance: source');
+    const a = b.server('a')!;
+    const client = ['10.1.1.1', '10.1.1.2', '10.1.1.3', '10.1.1.4'].find((k) => b.choose(k, null)!.name === 'a')!;
+    const steps = (): string[] => [b.choose(client, null)!.name, b.choose(client, null, true)!.name];
+    // Another client's vendor connect to a is overdue (its vendor daemon is busy): this client's
+    // checkout starting now must reach a with both connections, as its vendor connection waits for a.
+    a.overdue = 1;
+    a.secondStepsOverdue = 1;
+    expect(steps()).toEqual(['a', 'a']);
+    // An lmgrd connect to a is overdue too (the host went silent): both connections go to a2 at once.
+    a.overdue = 2;
+    expect(steps()).toEqual(['a2', 'a2']);
+    // A retry after a refused vendor connect keeps to the same rule.
+    expect(b.choose(client, [a], true)!.name).toBe('a2');
+  });
+
   it('clients waiting on a full backup server are released when the serving tier moves away from it', () => {
     const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: bk, address: "10.0.1.11:27000", backup: true, maxconn: 1 }'], 'stick: source');
     b.server('a')!.setAdmin('maint', 'admin');
