@@ -132,6 +132,8 @@ export class Metrics {
   private readonly zeroed = new Set<string>();
   /** Backends whose failover series exist from 0 (see bindEventSeries). */
   private readonly tiersBound = new WeakSet<Backend>();
+  /** The backend each frontend's series were bound for (see bindRoutes). */
+  private readonly routesBound = new WeakMap<Frontend, Backend>();
   /** The counts of frontends no longer served whose name another frontend serves on (see frontendGone). */
   private readonly carried = new Map<string, FrontendCounts>();
   private lastReloadOk = 1;
@@ -353,12 +355,20 @@ export class Metrics {
   }
 
   /**
-   * Each frontend's route series (sessions ended, retries) exist from 0 before its first client:
-   * a series that first appears at 3 is taken by increase() for one that was always 3, so clients
-   * refused right after a start or a reload would not fire LicgateClientsRefused.
+   * Each frontend's route series (sessions ended, retries), and its series for each server of its
+   * backend (sessions, bytes, connect errors, races), exist from 0 before its first client: a
+   * series that first appears at 3 is taken by increase() for one that was always 3, so clients
+   * refused right after a start or a reload would not fire LicgateClientsRefused, nor would a
+   * pair's first session or connect error count. Bound once per backend a frontend routes to (a
+   * reload builds new Backends): at the reload (forget), else at the first scrape.
    */
   private bindRoutes(): void {
-    for (const f of this.src.frontends) this.route(f.name, f.backend.name);
+    for (const f of this.src.frontends) {
+      if (this.routesBound.get(f) === f.backend) continue;
+      this.routesBound.set(f, f.backend);
+      const route = this.route(f.name, f.backend.name);
+      for (const s of f.backend.servers) this.pair(route, s.name);
+    }
   }
 
   /**
@@ -497,9 +507,10 @@ export class Metrics {
 
   /**
    * After a reload: drop the series of backends, servers and tiers that are gone (a cell with
-   * sessions still open stays until a later reload finds it idle). A removed frontend's go with its
-   * last session (frontendGone); a name no frontend serves any more (renamed where it listens: the
-   * same Frontend goes on, so frontendGone never hears of its old name) goes here.
+   * sessions still open stays until a later reload finds it idle), and bind those that came. A
+   * removed frontend's go with its last session (frontendGone); a name no frontend serves any more
+   * (renamed where it listens: the same Frontend goes on, so frontendGone never hears of its old
+   * name) goes here.
    */
   forget(cfg: Config): void {
     const backends = new Map(cfg.backends.map((b) => [b.name, new Set(b.servers.map((s) => s.name))]));
@@ -512,6 +523,7 @@ export class Metrics {
       this.dropIdle(fe, (be, server) => gone || (server === undefined ? !backends.has(be) : !backends.get(be)?.has(server)));
     }
     for (const name of this.carried.keys()) if (!served.has(name)) this.carried.delete(name);
+    this.bindRoutes();
     for (const [key, { backend, server }] of this.eventSeries) {
       if (backends.get(backend)?.has(server)) continue;
       this.eventSeries.delete(key);

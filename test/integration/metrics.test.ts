@@ -164,6 +164,29 @@ describe('GET /metrics on a real licgate run', () => {
     expect(sample(text, 'licgate_sessions_ended_total', { ...noServer, end: 'closed' })).toBe(0);
   });
 
+  it("each frontend × server pair's sessions, bytes, connect errors and races are counted from 0: their series exist before the pair's first session", async () => {
+    const primary = await startSimulator('primary');
+    const backup = await startSimulator('backup');
+    const p = await startProxy(config(primary.port, backup.port));
+    const labels = { frontend: 'lmgrd', backend: 'licenses' };
+    let text = await metrics(p);
+    for (const server of ['primary', 'backup']) {
+      for (const name of ['licgate_connections_total', 'licgate_connections_active', 'licgate_bytes_in_total', 'licgate_bytes_out_total', 'licgate_connect_races_total']) {
+        expect(sample(text, name, { ...labels, server }), `${name}{server="${server}"}`).toBe(0);
+      }
+      for (const reason of ['refused', 'reset', 'timeout', 'other']) expect(sample(text, 'licgate_connect_errors_total', { ...labels, server, reason }), `${server} ${reason}`).toBe(0);
+    }
+
+    // The primary crashes: the first connect to it is refused, and the session goes to the backup.
+    // Both are counted before the backup's reply is relayed.
+    await primary.kill('SIGKILL');
+    expect(await helloOnce(p.port)).toBe('backup');
+    text = await metrics(p);
+    expect(sample(text, 'licgate_connections_total', { ...labels, server: 'backup' })).toBe(1);
+    expect(sample(text, 'licgate_connect_errors_total', { ...labels, server: 'primary', reason: 'refused' })).toBe(1);
+    expect(sample(text, 'licgate_connections_total', { ...labels, server: 'primary' })).toBe(0);
+  });
+
   it('promtool rejects what it should (the check is real)', (ctx) => {
     requireTools(['promtool'], ctx);
     const bad = '# HELP licgate_x_total a gauge named like a counter\n# TYPE licgate_x_total gauge\nlicgate_x_total 1\n';

@@ -805,4 +805,19 @@ describe('metric series across reloads (GET /metrics)', () => {
     await waitFor(async () => sample((await p.get('/metrics')).body, 'licgate_frontend_active_connections', { frontend: 'flexlm' }) === 0, { timeoutMs: 5000, what: 'the held session to end' });
     expect(await active('lmgrd')).toBe(0);
   });
+
+  it("a reload that adds a server exports its frontend × server series from 0 at once, before its first session", async () => {
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    const s2Labels = { frontend: 'lmgrd', backend: 'licenses', server: 's2' };
+    expect(sample((await p.get('/metrics')).body, 'licgate_connections_total', s2Labels)).toBeUndefined();
+
+    write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }, { name: 's2', port: s2.port }]));
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [`backend licenses: server s2 added (127.0.0.1:${s2.port}, tier 0, weight 1)`] });
+    const text = (await p.get('/metrics')).body;
+    expect(sample(text, 'licgate_connections_total', s2Labels)).toBe(0);
+    expect(sample(text, 'licgate_connect_errors_total', { ...s2Labels, reason: 'refused' })).toBe(0);
+    expect(sample(text, 'licgate_bytes_out_total', s2Labels)).toBe(0);
+  });
 });
