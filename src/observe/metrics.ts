@@ -67,6 +67,8 @@ class PairCell {
   other = 0;
   /** Connects to this server raced by another after connect_race. */
   races = 0;
+  /** A reload removed the server while sessions of this pair were open: the cell goes with the last. */
+  gone = false;
   constructor(readonly frontend: string, readonly backend: string, readonly server: string) {}
 }
 
@@ -457,6 +459,10 @@ export class Metrics {
     if (rec.server === null) return;
     const c = this.pair(route, rec.server);
     c.active--;
+    if (c.gone && c.active <= 0) {
+      route.pairs.delete(rec.server);
+      return;
+    }
     // An in-band STATUS answered after its connect (a server named, counted connected) relayed nothing there.
     if (rec.end === 'status') return;
     c.bytesIn += rec.bytes_in;
@@ -506,11 +512,11 @@ export class Metrics {
   }
 
   /**
-   * After a reload: drop the series of backends, servers and tiers that are gone (a cell with
-   * sessions still open stays until a later reload finds it idle), and bind those that came. A
-   * removed frontend's go with its last session (frontendGone); a name no frontend serves any more
-   * (renamed where it listens: the same Frontend goes on, so frontendGone never hears of its old
-   * name) goes here.
+   * After a reload: drop the series of backends, servers and tiers that are gone (a frontend ×
+   * server cell with sessions still open goes with its last one, see sessionEnded), and bind those
+   * that came. A removed frontend's go with its last session (frontendGone); a name no frontend
+   * serves any more (renamed where it listens: the same Frontend goes on, so frontendGone never
+   * hears of its old name) goes here.
    */
   forget(cfg: Config): void {
     const backends = new Map(cfg.backends.map((b) => [b.name, new Set(b.servers.map((s) => s.name))]));
@@ -541,13 +547,18 @@ export class Metrics {
 
   /**
    * Drops the cells of frontend `fe` with no session open whose server (or, server undefined, whose
-   * backend) is `gone`, and the routes and frontend left with none.
+   * backend) is `gone`, and the routes and frontend left with none; marks those with sessions open.
    */
   private dropIdle(fe: string, gone: (backend: string, server?: string) => boolean): void {
     const byBackend = this.routes.get(fe);
     if (!byBackend) return;
     for (const [be, route] of byBackend) {
-      for (const [name, c] of route.pairs) if (gone(be, name) && c.active <= 0) route.pairs.delete(name);
+      for (const [name, c] of route.pairs) {
+        // Kept while sessions are open, and dropped with the last (sessionEnded); cleared for a
+        // server removed with sessions open and added back before they ended.
+        c.gone = gone(be, name);
+        if (c.gone && c.active <= 0) route.pairs.delete(name);
+      }
       if (route.pairs.size === 0 && gone(be)) byBackend.delete(be);
     }
     if (byBackend.size === 0) this.routes.delete(fe);

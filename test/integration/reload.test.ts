@@ -820,4 +820,29 @@ describe('metric series across reloads (GET /metrics)', () => {
     expect(sample(text, 'licgate_connect_errors_total', { ...s2Labels, reason: 'refused' })).toBe(0);
     expect(sample(text, 'licgate_bytes_out_total', s2Labels)).toBe(0);
   });
+
+  it("a removed server's frontend × server series stay while it has a session, and go with its last session", async () => {
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const { p, write } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }, { name: 's2', port: s2.port }]));
+    // Round robin: a session on s1 ended, then one held on s2.
+    let held: LicenseClient | null = null;
+    let ended = 0;
+    while (!held) {
+      const c = await LicenseClient.connect(p.port);
+      clients.push(c);
+      if ((await c.hello()) === 's2' && ended) held = c;
+      else await c.close().then(() => ended++);
+    }
+    const s2Series = async (): Promise<string[]> => parseSamples((await p.get('/metrics')).body).filter((x) => x.labels.server === 's2' && x.labels.frontend === 'lmgrd').map((x) => `${x.name}${JSON.stringify(x.labels)}`).sort();
+    const before = await s2Series();
+    expect(before.length).toBeGreaterThan(0);
+
+    write(FRONTEND + backendYaml([{ name: 's1', port: s1.port }]));
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: ['backend licenses: server s2 removed'] });
+    expect(await s2Series()).toEqual(before);
+    expect(sample((await p.get('/metrics')).body, 'licgate_connections_active', { server: 's2' })).toBe(1);
+    await held.close();
+    await waitFor(async () => (await s2Series()).length === 0, { timeoutMs: 5000, intervalMs: 50, what: "s2's series to go once its last session ended" });
+  });
 });

@@ -145,6 +145,9 @@ describe('Metrics', () => {
     expect(sample(text, 'licgate_server_transitions_total', { server: 'busy' })).toBeUndefined();
     expect(sample(text, 'licgate_connections_active', { server: 'busy' })).toBe(1);
     expect(sample(text, 'licgate_server_up', { server: 'gone' })).toBeUndefined();
+    // The removed server's last session ends: its series go then, not at a later reload.
+    m.sessionEnded(ended('busy', 'closed'));
+    expect(sample(await m.render(), 'licgate_connections_total', { server: 'busy' })).toBeUndefined();
   });
 
   it('licgate_vrrp_state: one series per state, 1 for the role in the state file; UNKNOWN without one; none when not configured', async () => {
