@@ -20,6 +20,8 @@ interface StatusServer {
   last_check: { ok: boolean; reason: string; duration_ms: number; at: string } | null;
 }
 interface StatusBody {
+  pid: number;
+  shutting_down: boolean;
   backends: { name: string; tier: string; servers: StatusServer[] }[];
 }
 
@@ -188,7 +190,9 @@ export function serversTable(status: StatusBody, now = Date.now()): string {
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
-  return lines.join('\n') + '\n(* the tier new connections go to)\n';
+  // First, as HAProxy's `show info` says "Stopping: 1": a drain set now goes with the process.
+  const stopping = status.shutting_down ? `STOPPING: licgate (pid ${status.pid}) is shutting down; what is set now ends with it\n` : '';
+  return stopping + lines.join('\n') + '\n(* the tier new connections go to)\n';
 }
 
 function num(n: number): string {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { freePort } from './haproxy-lab.js';
 
 const TOKEN = 'ctl-test-token-0123456789abcdef';
@@ -81,6 +82,28 @@ describe('licgate ctl', { timeout: 60_000 }, () => {
     const json = await ctl(p, ['servers', '--json']);
     expect(json.code).toBe(0);
     expect((JSON.parse(json.stdout) as { backends: { name: string }[] }).backends[0]!.name).toBe('lic');
+  });
+
+  it('servers: says first that licgate is stopping, while a stop waits out shutdown_delay', async () => {
+    const a = await startSimulator('alpha');
+    const p = await startProxy(`
+shutdown_delay: 20s
+frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: lic }
+backends:
+  - name: lic
+    check: { type: status, inter: 200ms, rise: 1, fall: 1 }
+    servers:
+      - { name: a, address: 127.0.0.1:${a.port} }
+`);
+    p.child.kill('SIGTERM');
+    await waitFor(async () => ((await p.get('/status')).json as { shutting_down: boolean }).shutting_down, { timeoutMs: 5000, what: '/status saying shutting_down' });
+    const r = await ctl(p, ['servers']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe(`STOPPING: licgate (pid ${p.child.pid}) is shutting down; what is set now ends with it`);
+    expect(lines[1]).toMatch(/^BACKEND\s+SERVER\s+STATE/);
+    expect(lines[2]).toMatch(/^lic\s+a\s+UP\s/);
   });
 
   it('set weight and state with --token-file or LICGATE_TOKEN; the daemon applies them at once', async () => {
