@@ -49,14 +49,14 @@ export const ctl: Command = {
     const timeout = Number(values.timeout ?? 3000);
     if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout: expected milliseconds, found "${values.timeout}"`);
     const [cmd, ...rest] = positionals;
-    const token = (): string | null => readToken(values['token-file']);
+    const token = (): SentToken | null => readToken(values['token-file']);
 
     switch (cmd) {
       case 'servers': {
         arity(rest, 0, 'servers');
         const r = await call(base, 'GET', '/status', null, null, timeout, (b) => Array.isArray(b.backends));
         if (!r.ok) return fail(r.message);
-        if (r.status !== 200) return fail(errorText(r.status, r.body));
+        if (r.status !== 200) return fail(errorText(r.status, r.body, null));
         process.stdout.write(values.json ? JSON.stringify(r.body, null, 2) + '\n' : serversTable(r.body as StatusBody));
         return 0;
       }
@@ -73,18 +73,20 @@ export const ctl: Command = {
           if (!STATES.includes(value)) throw new UsageError(`set state: expected one of ${STATES.join(' | ')}, found "${value}"`);
           body = { state: value };
         } else throw new UsageError(`set: expected "weight" or "state", found "${what}"`);
-        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}`, body, token(), timeout, (b) => typeof b.server === 'object' && b.server !== null && b.before !== undefined);
+        const sent = token();
+        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}`, body, sent?.token ?? null, timeout, (b) => typeof b.server === 'object' && b.server !== null && b.before !== undefined);
         if (!r.ok) return fail(r.message);
-        if (r.status !== 200) return fail(errorText(r.status, r.body));
+        if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
         const res = r.body as { backend: string; before: { state: string; weight: number }; server: StatusServer };
         process.stdout.write(`${res.backend}/${res.server.name}: ${res.server.state}, weight ${res.server.weight}/${res.server.configured_weight} (was ${res.before.state}, weight ${res.before.weight})\n`);
         return 0;
       }
       case 'failback': {
         arity(rest, 1, 'failback BACKEND');
-        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(rest[0]!)}/failback`, null, token(), timeout, (b) => typeof b.to === 'string');
+        const sent = token();
+        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(rest[0]!)}/failback`, null, sent?.token ?? null, timeout, (b) => typeof b.to === 'string');
         if (!r.ok) return fail(r.message);
-        if (r.status !== 200) return fail(errorText(r.status, r.body));
+        if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
         const res = r.body as { backend: string; from: string; to: string; changed: boolean };
         process.stdout.write(res.changed ? `${res.backend}: now serving from ${res.to} (was ${res.from})\n` : `${res.backend}: already serving from ${res.to}\n`);
         return 0;
@@ -101,19 +103,25 @@ function arity(rest: string[], n: number, form: string): void {
   if (rest.length !== n) throw new UsageError(`expected: ctl ${form}; found ${rest.length ? `"${rest.join(' ')}"` : 'nothing'} after the command`);
 }
 
-function readToken(file: string | undefined): string | null {
+/** `from` is named in a 401's hint: a token sent and refused needs another fix than a missing one. */
+interface SentToken {
+  token: string;
+  from: string;
+}
+
+function readToken(file: string | undefined): SentToken | null {
   if (file !== undefined) {
     try {
       const t = readFileSync(file, 'utf8').trim();
       if (!t) throw new UsageError(`--token-file: ${file} is empty`);
-      return t;
+      return { token: t, from: `--token-file ${file}` };
     } catch (e) {
       if (e instanceof UsageError) throw e;
       throw new UsageError(`--token-file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
   const env = process.env.LICGATE_TOKEN?.trim();
-  return env ? env : null;
+  return env ? { token: env, from: '$LICGATE_TOKEN' } : null;
 }
 
 /** `isAnswer` tells licgate's 200 reply from another service's on the same port, whose page the output code would crash on. */
@@ -169,9 +177,9 @@ function send(url: string, method: string, headers: Record<string, string>, body
   });
 }
 
-function errorText(status: number, body: unknown): string {
+function errorText(status: number, body: unknown, sent: SentToken | null): string {
   const msg = typeof body === 'object' && body !== null && 'error' in body ? String((body as { error: unknown }).error) : String(body).trim().slice(0, 200);
-  const hint = status === 401 ? ' (pass --token-file FILE or set LICGATE_TOKEN)' : '';
+  const hint = status !== 401 ? '' : sent === null ? ' (pass --token-file FILE or set LICGATE_TOKEN)' : ` (sent the token from ${sent.from}; to use a token rotated into admin.token_file, reload licgate first: systemctl reload licgate, or SIGHUP)`;
   return `refused (HTTP ${status}): ${msg}${hint}`;
 }
 

@@ -136,7 +136,15 @@ backends:
     expect(none.stderr).toBe('licgate ctl: refused (HTTP 401): expected an "Authorization: Bearer <token>" header, found none or a malformed one (pass --token-file FILE or set LICGATE_TOKEN)\n');
     const wrong = await ctl(p, ['set', 'lic/a', 'weight', '5'], 'not-the-token-at-all');
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toContain('refused (HTTP 401): the bearer token does not match the one licgate read from admin.token_file (at start or at the last reload: a token written there since takes effect at the next reload)');
+    // A token was sent: "pass --token-file" would send the admin looking for a flag already given.
+    const rotated = 'a token rotated into admin.token_file, reload licgate first: systemctl reload licgate, or SIGHUP)\n';
+    expect(wrong.stderr).toBe(`licgate ctl: refused (HTTP 401): the bearer token does not match the one licgate read from admin.token_file (at start or at the last reload: a token written there since takes effect at the next reload) (sent the token from $LICGATE_TOKEN; to use ${rotated}`);
+    const wrongFile = join(dir, 'old.token');
+    writeFileSync(wrongFile, 'the-token-before-rotation\n');
+    const stale = await ctl(p, ['--token-file', wrongFile, 'failback', 'lic']);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toMatch(/^licgate ctl: refused \(HTTP 401\): the bearer token does not match /);
+    expect(stale.stderr).toContain(`) (sent the token from --token-file ${wrongFile}; to use ${rotated}`);
     const unknown = await ctl(p, ['set', 'lic/zz', 'state', 'drain'], TOKEN);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toBe('licgate ctl: refused (HTTP 404): backend "lic" has no server "zz" (servers: a, b)\n');
