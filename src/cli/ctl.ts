@@ -12,6 +12,7 @@ interface StatusServer {
   name: string;
   tier_name: string;
   state: string;
+  admin: string;
   weight: number;
   configured_weight: number;
   effective_weight: number;
@@ -77,8 +78,8 @@ export const ctl: Command = {
         const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}`, body, sent?.token ?? null, timeout, (b) => typeof b.server === 'object' && b.server !== null && b.before !== undefined);
         if (!r.ok) return fail(r.message);
         if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
-        const res = r.body as { backend: string; before: { state: string; weight: number }; server: StatusServer };
-        process.stdout.write(`${res.backend}/${res.server.name}: ${res.server.state}, weight ${res.server.weight}/${res.server.configured_weight} (was ${res.before.state}, weight ${res.before.weight})\n`);
+        const res = r.body as { backend: string; before: { state: string; admin: string; weight: number }; server: StatusServer };
+        process.stdout.write(`${res.backend}/${res.server.name}: ${stateText(res.server)}, weight ${res.server.weight}/${res.server.configured_weight} (was ${stateText(res.before)}, weight ${res.before.weight})\n`);
         return 0;
       }
       case 'failback': {
@@ -193,7 +194,7 @@ export function serversTable(status: StatusBody, now = Date.now()): string {
   const rows: string[][] = [['BACKEND', 'SERVER', 'STATE', 'TIER', 'WEIGHT', 'ACTIVE', 'TOTAL', 'LAST CHECK']];
   for (const b of status.backends) {
     for (const s of b.servers) {
-      rows.push([b.name, s.name, s.state, s.tier_name + (s.tier_name === b.tier ? '*' : ''), `${num(s.effective_weight)}/${s.configured_weight}`, String(s.active), String(s.total), lastCheck(s.last_check, now)]);
+      rows.push([b.name, s.name, stateText(s), s.tier_name + (s.tier_name === b.tier ? '*' : ''), `${num(s.effective_weight)}/${s.configured_weight}`, String(s.active), String(s.total), lastCheck(s.last_check, now)]);
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -201,6 +202,15 @@ export function serversTable(status: StatusBody, now = Date.now()): string {
   // First, as HAProxy's `show info` says "Stopping: 1": a drain set now goes with the process.
   const stopping = status.shutting_down ? `STOPPING: licgate (pid ${status.pid}) is shutting down; what is set now ends with it\n` : '';
   return stopping + lines.join('\n') + '\n(* the tier new connections go to)\n';
+}
+
+/**
+ * The state, and the admin's drain where the state reads DOWN, DOWN (agent) or MAINT (agent) and
+ * hides it, as HAProxy keeps the admin state apart from the status: the drain still holds when
+ * the server comes back, and an admin who cannot see it would not know to set ready.
+ */
+function stateText(s: { state: string; admin: string }): string {
+  return s.admin !== 'ready' && !s.state.startsWith(s.admin.toUpperCase()) ? `${s.state}, admin ${s.admin}` : s.state;
 }
 
 function num(n: number): string {

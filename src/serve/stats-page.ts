@@ -120,7 +120,7 @@ function serverRow(b, s) {
     var td = el('td', c === 'name' ? 'name' : c === 'addr' ? 'addr' : ['weight', 'active', 'total', 'errors', 'connect'].indexOf(c) >= 0 ? 'num' : c === 'actions' ? 'actions ctl' : '');
     tr.appendChild(td); r.cells[c] = td;
   });
-  r.stateBadge = el('span', 'state'); r.cells.state.appendChild(r.stateBadge);
+  r.stateBadge = el('span', 'state'); r.adminNote = el('div', 'sub admin-note'); r.cells.state.append(r.stateBadge, r.adminNote);
   r.connectText = el('span'); r.overdue = el('div', 'overdue');
   r.overdue.title = 'connects unanswered past the race delay: new sessions go to other servers meanwhile';
   r.cells.connect.append(r.connectText, r.overdue);
@@ -157,6 +157,8 @@ function updateRow(r, b, s, now) {
   setText(r.stateBadge, s.state);
   r.stateBadge.className = 'state ' + stateClass(s.state);
   r.stateBadge.title = s.agent ? s.agent.reason : '';
+  // An admin drain under DOWN or an agent's MAINT: shown apart, as HAProxy keeps the admin state.
+  setText(r.adminNote, s.admin !== 'ready' && s.state.indexOf(s.admin.toUpperCase()) !== 0 ? 'admin: ' + s.admin : '');
   var w = s.effective_weight !== s.weight ? s.effective_weight + ' (' + s.weight + ')' : String(s.weight);
   setText(r.cells.weight, s.weight !== s.configured_weight ? w + ' / ' + s.configured_weight : w);
   setText(r.cells.active, s.maxconn > 0 ? s.active + ' / ' + s.maxconn : String(s.active));
@@ -374,6 +376,7 @@ export const STATS_PAGE_HTML = `<!doctype html>
     <span class="state s-up">UP</span><span class="state s-going-down">UP 1/3</span><span>going down</span>
     <span class="state s-going-up">DOWN 1/2</span><span>going up</span><span class="state s-down">DOWN</span>
     <span class="state s-drain">DRAIN</span><span class="state s-maint">MAINT</span><span>(agent): set by the server's agent</span><span class="state s-nocheck">no check</span>
+    <span>admin: drain under a DOWN or (agent) state: the admin's drain, still held when that ends</span>
   </div>
   <footer>
     Refreshes every 2 s from <a href="/status">/status</a> · <a href="/health">/health</a> · <a href="/ready">/ready</a> · <a href="/metrics">/metrics</a>.

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { runCli, startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { freePort } from './haproxy-lab.js';
 
@@ -127,6 +127,34 @@ backends:
     const fb = await ctl(p, ['failback', 'lic'], TOKEN);
     expect(fb).toMatchObject({ code: 0, stdout: 'lic: now serving from active (was backup)\n' });
     expect((await ctl(p, ['failback', 'lic'], TOKEN)).stdout).toBe('lic: already serving from active\n');
+  });
+
+  it('servers and set show an admin drain that DOWN (agent) hides, as HAProxy keeps the admin state apart', async () => {
+    const a = await startSimulator('alpha');
+    let agentSays = 'down';
+    const agent = await startTcpServer((s) => s.end(`${agentSays}\n`));
+    try {
+      const p = await startProxy(`
+admin: { listen: 127.0.0.1:0, token_file: ${tokenFile} }
+backends:
+  - name: lic
+    check: { type: status, inter: 200ms, rise: 1, fall: 1 }
+    agent_port: ${agent.port}
+    agent_inter: 200ms
+    servers:
+      - { name: a, address: 127.0.0.1:${a.port}, weight: 100 }
+`);
+      await waitFor(async () => (await p.server('lic', 'a')).state === 'DOWN (agent)', { timeoutMs: 5000, what: 'a DOWN by its agent' });
+      const set = await ctl(p, ['set', 'lic/a', 'state', 'drain'], TOKEN);
+      expect(set).toMatchObject({ code: 0, stdout: 'lic/a: DOWN (agent), admin drain, weight 100/100 (was DOWN (agent), weight 100)\n' });
+      expect((await ctl(p, ['servers'])).stdout).toMatch(/^lic\s+a\s+DOWN \(agent\), admin drain\s+active\s+100\/100\s/m);
+      // The agent lets go: the drain it hid is what holds the server now.
+      agentSays = 'up ready 100%';
+      await waitFor(async () => (await p.server('lic', 'a')).state === 'DRAIN', { timeoutMs: 5000, what: 'a back up, still drained' });
+      expect((await ctl(p, ['servers'])).stdout).toMatch(/^lic\s+a\s+DRAIN\s+active\s+100\/100\s/m);
+    } finally {
+      await agent.close();
+    }
   });
 
   it('exit 1 when refused (no token, wrong token, unknown server, bad value, read-only daemon)', async () => {

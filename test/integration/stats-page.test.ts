@@ -249,6 +249,18 @@ backends:
     const res = await fetch(`${p.adminUrl}/admin/backends/pool/servers/lic1`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"state":"drain"}' });
     expect(res.status).toBe(200);
     await badge('pool', 'lic1').filter({ hasText: /^DRAIN$/ }).waitFor({ timeout: 5000 });
+    // The state cell, badge and what is under it.
+    const stateCell = (b: string, s: string) => page.locator(`section[data-backend="${b}"] tr[data-server="${s}"] td:has(> .state)`);
+    expect(await stateCell('pool', 'lic1').innerText()).toBe('DRAIN');
+
+    // The agent says down over the admin's drain: DOWN (agent) as HAProxy says, and the drain,
+    // which still holds when the agent says up, apart from it.
+    agentSays = 'down';
+    await badge('pool', 'lic1').filter({ hasText: /^DOWN \(agent\)$/ }).waitFor({ timeout: 5000 });
+    expect(await stateCell('pool', 'lic1').innerText()).toBe('DOWN (agent)\nadmin: drain');
+    agentSays = 'up ready 100%';
+    await badge('pool', 'lic1').filter({ hasText: /^DRAIN$/ }).waitFor({ timeout: 5000 });
+    expect(await stateCell('pool', 'lic1').innerText()).toBe('DRAIN');
 
     // A drained server whose check starts failing: HAProxy's "DRAIN 1/3", not a steady DRAIN.
     await fetch(`${p.adminUrl}/admin/backends/other/servers/lic2`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"state":"drain"}' });
