@@ -78,8 +78,11 @@ export const ctl: Command = {
         const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}`, body, sent?.token ?? null, timeout, (b) => typeof b.server === 'object' && b.server !== null && b.before !== undefined);
         if (!r.ok) return fail(r.message);
         if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
-        const res = r.body as { backend: string; before: { state: string; admin: string; weight: number }; server: StatusServer };
+        const res = r.body as { backend: string; before: { state: string; admin: string; weight: number }; server: StatusServer; tier?: { from: string; to: string; failback: string } };
         process.stdout.write(`${res.backend}/${res.server.name}: ${stateText(res.server)}, weight ${res.server.weight}/${res.server.configured_weight} (was ${stateText(res.before)}, weight ${res.before.weight})\n`);
+        const t = res.tier;
+        // `failback: manual` stays on the tier this change failed over to: say how it comes back.
+        if (t && t.from !== t.to) process.stdout.write(tierMoved(res.backend, t.from, t.to, t.failback === 'manual' && t.to !== 'active' && t.to !== 'none' ? `; failback: manual keeps it there until: licgate ctl failback ${res.backend}` : ''));
         return 0;
       }
       case 'failback': {
@@ -89,7 +92,7 @@ export const ctl: Command = {
         if (!r.ok) return fail(r.message);
         if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
         const res = r.body as { backend: string; from: string; to: string; changed: boolean };
-        process.stdout.write(res.changed ? `${res.backend}: now serving from ${res.to} (was ${res.from})\n` : `${res.backend}: already serving from ${res.to}\n`);
+        process.stdout.write(res.changed ? tierMoved(res.backend, res.from, res.to, '') : `${res.backend}: already serving from ${res.to}\n`);
         return 0;
       }
       case undefined:
@@ -99,6 +102,10 @@ export const ctl: Command = {
     }
   },
 };
+
+function tierMoved(backend: string, from: string, to: string, note: string): string {
+  return `${backend}: now serving from ${to} (was ${from})${note}\n`;
+}
 
 function arity(rest: string[], n: number, form: string): void {
   if (rest.length !== n) throw new UsageError(`expected: ctl ${form}; found ${rest.length ? `"${rest.join(' ')}"` : 'nothing'} after the command`);

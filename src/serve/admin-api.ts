@@ -62,12 +62,16 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
     const { backend, server } = findServer(opts.model, b!, s!);
     const change = parseServerChange(body, server);
     const before = { state: server.stateText, admin: server.admin, weight: server.weight };
+    const tierBefore = backend.servingTier;
     const reason = `admin API from ${req.socket.remoteAddress ?? 'unknown peer'}`;
     if (change.state !== undefined) server.setAdmin(change.state, reason);
     if (change.weight !== undefined) server.setWeight(change.weight, reason);
     const after = { state: server.stateText, admin: server.admin, weight: server.weight };
     opts.log.info({ backend: backend.name, server: server.name, peer: req.socket.remoteAddress, before, after }, `admin: ${backend.name}/${server.name} ${describeChange(change)} (now ${after.state}, weight ${after.weight}/${server.configuredWeight})`);
-    sendJson(res, 200, { backend: backend.name, before, server: serverJson(server) });
+    // The backend's serving tier too: a weight 0 or a drain can fail it over, and with
+    // failback: manual it stays there until a failback.
+    const tier = { from: tierName(tierBefore), to: tierName(backend.servingTier), failback: backend.cfg.failback };
+    sendJson(res, 200, { backend: backend.name, before, server: serverJson(server), tier });
   }));
 
   http.add('POST', new RegExp(`^/admin/backends/${NAME}/failback$`), guard(async (req, res, [b]) => {

@@ -117,7 +117,7 @@ backends:
     expect(pct.stdout).toBe('lic/b: UP, weight 10/20 (was UP, weight 20)\n');
 
     const drain = await ctl(p, ['set', 'lic/a', 'state', 'drain'], TOKEN);
-    expect(drain.stdout).toBe('lic/a: DRAIN, weight 50/100 (was UP, weight 50)\n');
+    expect(drain.stdout).toBe('lic/a: DRAIN, weight 50/100 (was UP, weight 50)\nlic: now serving from backup (was active); failback: manual keeps it there until: licgate ctl failback lic\n');
     expect((await p.server('lic', 'a')).state).toBe('DRAIN');
     expect((await p.backend('lic')).tier).toBe('backup');
 
@@ -127,6 +127,13 @@ backends:
     const fb = await ctl(p, ['failback', 'lic'], TOKEN);
     expect(fb).toMatchObject({ code: 0, stdout: 'lic: now serving from active (was backup)\n' });
     expect((await ctl(p, ['failback', 'lic'], TOKEN)).stdout).toBe('lic: already serving from active\n');
+
+    // Weight 0 on the only active server fails the backend over as a drain does; ctl says so.
+    const zero = await ctl(p, ['set', 'lic/a', 'weight', '0'], TOKEN);
+    expect(zero).toMatchObject({ code: 0, stdout: 'lic/a: UP, weight 0/100 (was UP, weight 50)\nlic: now serving from backup (was active); failback: manual keeps it there until: licgate ctl failback lic\n' });
+    expect((await p.backend('lic')).tier).toBe('backup');
+    // Back to a weight: the tier stays (failback: manual), so no tier line.
+    expect((await ctl(p, ['set', 'lic/a', 'weight', '100'], TOKEN)).stdout).toBe('lic/a: UP, weight 100/100 (was UP, weight 0)\n');
   });
 
   it('servers and set show an admin drain that DOWN (agent) hides, as HAProxy keeps the admin state apart', async () => {

@@ -400,6 +400,7 @@ describe('admin API: changes apply at once everywhere', () => {
     const r = await post(s, '/admin/backends/lic/servers/a', { weight: 50 });
     expect(r.status).toBe(200);
     expect(r.json.before).toEqual({ state: 'no check', admin: 'ready', weight: 100 });
+    expect(r.json.tier).toEqual({ from: 'active', to: 'active', failback: 'manual' });
     expect(r.json.server).toMatchObject({ name: 'a', weight: 50, configured_weight: 100, effective_weight: 50 });
     expect(lic.server('a')!.weight).toBe(50);
     expect(await ask(agentPort, '')).toBe('up ready 50%\n');
@@ -419,6 +420,7 @@ describe('admin API: changes apply at once everywhere', () => {
     const r = await post(s, '/admin/backends/lic/servers/a', { state: 'drain' });
     expect(r.status).toBe(200);
     expect(r.json.server).toMatchObject({ state: 'DRAIN', admin: 'drain', usable: false });
+    expect(r.json.tier).toEqual({ from: 'active', to: 'backup', failback: 'manual' });
     expect(lic.choose('10.0.0.1', null)!.name).toBe('b');
     expect(await ask(statusPort, 'STATUS\r\n')).toBe('Server Status: Running\r\nBackend: lic\r\nTier: backup\r\nServers: 2/2 up\r\n');
     expect(await ask(agentPort, '')).toBe('up drain 0% #draining\n');
