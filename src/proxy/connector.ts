@@ -220,15 +220,17 @@ export class Connector implements Expiring {
   /**
    * A reload handed this queued connection to `backend`, the old one's successor (or follow() found
    * one before a retry or race, or placeOn the backend its frontend sends clients to now): the
-   * servers it tried are the successor's of the same names, and the new connect_timeout applies to
-   * the attempts it launches from now on. A queued connection's queue_timeout keeps running from
-   * when it first queued.
+   * servers it tried are the successor's of the same names, none of another backend's, and the new
+   * connect_timeout applies to the attempts it launches from now on. A queued connection's
+   * queue_timeout keeps running from when it first queued.
    */
   movedTo(backend: Backend): void {
+    // A successor's s1 is the same license server; another backend's s1 is not (placeOn).
+    const successor = this.backend.live === backend;
     this.backend = backend;
     this.deadlines = deadlineList(backend.cfg.connect_timeout);
     // Every server tried, the first one too (skip() lists it only once a second one is wanted).
-    if (this.launched > 0) this.skipped = this.skip().flatMap((s) => backend.server(s.name) ?? []);
+    if (this.launched > 0) this.skipped = successor ? this.skip().flatMap((s) => backend.server(s.name) ?? []) : [];
   }
 
   /** Waiting in a backend queue for a slot (the queue_timeout runs only then). */

@@ -107,9 +107,9 @@ describe('Connector after an event-loop stall', () => {
 });
 
 describe('Connector in the maxconn queue', () => {
-  it('a slot freed on a server that the oldest waiter already failed on goes to a waiter that can use it', async () => {
-    const [pa, pb] = [await refusingPort(), await listener()];
-    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+  /** Backend l, one retry, no race, with `servers` (YAML, indented 6); then `more` backends. */
+  const queueing = (servers: string, more = ''): Backend[] =>
+    loadConfigText(`status: { listen: "127.0.0.1:0" }
 backends:
   - name: l
     check: { type: none }
@@ -117,10 +117,13 @@ backends:
     connect_race: 0
     queue_timeout: 1500ms
     servers:
-      - { name: a, address: "127.0.0.1:${pa}", maxconn: 1 }
-      - { name: b, address: "127.0.0.1:${pb}", maxconn: 1 }
-`);
-    const b = new Backend(cfg.backends[0]!, new ModelEvents());
+${servers}
+${more}`).backends.map((c) => new Backend(c, new ModelEvents()));
+
+  it('a slot freed on a server that the oldest waiter already failed on goes to a waiter that can use it', async () => {
+    const [pa, pb] = [await refusingPort(), await listener()];
+    const [b] = queueing(`      - { name: a, address: "127.0.0.1:${pa}", maxconn: 1 }
+      - { name: b, address: "127.0.0.1:${pb}", maxconn: 1 }`) as [Backend];
     const a = b.server('a')!;
     const start = (key: string): Owner => {
       const o = new Owner();
@@ -144,6 +147,27 @@ backends:
     const outcome = await waitFor(() => w3.server?.name ?? w3.failure?.reason, { timeoutMs: 5000, intervalMs: 5, what: 'w3 served or failed' });
     expect(outcome).toBe('a');
     expect(b.queued).toBe(1);
+  });
+
+  it('moved by a reload to another backend (placeOn), it may use a server there of the name of one it tried', async () => {
+    const [refusing, full, other] = [await refusingPort(), await listener(), await listener()];
+    const servers = `      - { name: s1, address: "127.0.0.1:${refusing}", weight: 100 }
+      - { name: s2, address: "127.0.0.1:${full}", maxconn: 1 }`;
+    const [l, m] = queueing(servers, `  - name: m
+    check: { type: none }
+    servers:
+      - { name: s1, address: "127.0.0.1:${other}" }`) as [Backend, Backend];
+    l.acquire(l.server('s2')!, 'holder');
+    // Refused on l's s1, its retry finds s2 full: it queues with s1 tried.
+    const owner = new Owner();
+    const c = new Connector(l, '10.0.0.1', null, owner);
+    c.start();
+    await waitFor(() => c.queued, { timeoutMs: 5000, intervalMs: 5, what: 'the connection to queue on l' });
+    expect(owner.failedAttempts).toEqual(['s1: connection refused']);
+    // Its frontend now sends clients to m, whose s1 is another server that it never tried.
+    c.placeOn(m);
+    expect(await waitFor(() => owner.server?.name ?? owner.failure?.reason, { timeoutMs: 5000, intervalMs: 5, what: 'the outcome on m' })).toBe('s1');
+    expect([m.server('s1')!.total, l.queued]).toEqual([1, 0]);
   });
 });
 
