@@ -54,11 +54,15 @@ export class Backend {
   }
 
   /**
-   * Whether a client's connections all go to one server (`stick: source` or `balance: source`), so
-   * that a second step (a `server_port` frontend) reaches the server of its first.
+   * Whether a second step (a `server_port` frontend) of `clientKey` holds a ticket from the server
+   * choose() gives it now, so that it must wait for that server rather than be raced elsewhere:
+   * with `stick: source`, while the client has an entry (the server its first step reached); with
+   * `balance: source` alone, always (the hash places both steps). Asked before choose(), which
+   * makes an entry. A client without one (expired, licgate restarted, table full) has no server
+   * its ticket belongs to, and is placed and raced as any connection.
    */
-  get keepsClients(): boolean {
-    return this.stick !== null || this.cfg.balance === 'source';
+  keepsSecondStep(clientKey: string): boolean {
+    return this.stick !== null ? this.stick.get(clientKey) !== undefined : this.cfg.balance === 'source';
   }
 
   server(name: string): Server | undefined {
@@ -107,7 +111,9 @@ export class Backend {
     // servers: one whose first-step (lmgrd) connects are overdue, a host gone silent, but not one
     // whose vendor daemon is only slow to accept, where its clients' vendor connections wait.
     const answers = this.stick === null && this.cfg.balance === 'source' ? isAnsweringFirstSteps : isAnswering;
-    const answering = secondStep && this.stick !== null ? null : this.pick(tried === null ? answers : (s) => answers(s) && !tried.includes(s), clientKey);
+    // A second step whose entry was honoured returned above; one without (or whose server is down
+    // or in maint) has no server that would wait for it, and passes over an overdue one as any.
+    const answering = this.pick(tried === null ? answers : (s) => answers(s) && !tried.includes(s), clientKey);
     const chosen = answering ?? stuck ?? this.pick(ok, clientKey);
     if (chosen && this.stick) this.stick.set(clientKey, chosen.name);
     return chosen;

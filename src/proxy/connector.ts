@@ -77,6 +77,8 @@ export class Connector implements Expiring {
   /** The owner was told (connected or failed): attempts still under way only report to their servers. */
   private settled = false;
   private cancelled = false;
+  /** A second step bound to its first server by the client's ticket (Backend.keepsSecondStep): never raced. */
+  private kept = false;
   private queueTimer: NodeJS.Timeout | null = null;
   /** Its links in a backend queue, made by the backend the first time it queues. */
   queuePlace: QueuePlace | null = null;
@@ -96,6 +98,7 @@ export class Connector implements Expiring {
   }
 
   start(): void {
+    if (this.port !== null && this.launched === 0) this.kept = this.backend.keepsSecondStep(this.clientKey);
     const server = this.backend.choose(this.clientKey, this.skipped, this.port !== null);
     // No free server, or this sticky client's own server is full: wait for a slot. Woken but the
     // slot went to someone else: back in the queue, same deadline. Not usable but with room: a
@@ -202,7 +205,7 @@ export class Connector implements Expiring {
     // A vendor-daemon connection carries the ticket its lmgrd connection got from the server the
     // client is kept on, which no other vendor daemon accepts: raced, a slow accept (one SYN
     // retransmit) became a denied checkout. It waits for its server; the timer still marked it overdue.
-    if (this.port !== null && this.backend.keepsClients) return;
+    if (this.kept) return;
     // Only a server with a free slot: a race does not queue (the attempts under way may still win).
     const next = this.backend.choose(this.clientKey, this.skip(), this.port !== null);
     if (next === null || !next.usable) return;

@@ -320,6 +320,16 @@ describe('tiers: active → backup → DR', () => {
     expect(b.stick!.get('c')).toBe('a');
   });
 
+  it('with stick: source, a second step whose client has no entry (expired, licgate restarted, table full) passes over an overdue server as any connection; one with an entry stays', () => {
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000", weight: 100 }', '{ name: a2, address: "10.0.0.12:27000", weight: 1 }'], 'stick: source');
+    const a = b.server('a')!;
+    a.overdue = 1;
+    a.secondStepsOverdue = 1;
+    expect([b.choose('no-entry', null, true)!.name, b.stick!.get('no-entry')]).toEqual(['a2', 'a2']);
+    b.stick!.set('entry', 'a');
+    expect(b.choose('entry', null, true)!.name).toBe('a');
+  });
+
   it("with balance: source, a client's lmgrd and vendor connections pass over the same overdue servers: a vendor daemon slow to accept moves neither, a host gone silent both", () => {
     const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: a2, address: "10.0.0.12:27000" }'], 'balance: source');
     const a = b.server('a')!;

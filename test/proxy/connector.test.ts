@@ -8,6 +8,7 @@ import { Model } from '../../src/model/model.js';
 import type { Server } from '../../src/model/server.js';
 import { Connector, type ConnectFailure, type ConnectOwner } from '../../src/proxy/connector.js';
 import { adoptServers, handOverBackends } from '../../src/reload.js';
+import { startSilentListener } from '../helpers/silent-listener.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 // The connector in this process against real listeners on 127.0.0.1, for what the proxy process
@@ -104,6 +105,55 @@ describe('Connector after an event-loop stall', () => {
     expect(owner.failedAttempts).toEqual([]);
     expect(b.server('a')!.connectErrors).toBe(0);
   });
+});
+
+describe('Connector for a second step (a server_port frontend) with stick: source', () => {
+  it('races a client without a stick entry away from a black-holed server and places the next one elsewhere at once; a client with an entry waits for its server', async () => {
+    // FlexLM fixes the vendor port, so the servers differ by host: a black hole on 127.0.0.1, a
+    // listener on 127.0.1.2 at the same port.
+    const silent = await startSilentListener();
+    const live = createServer((s) => accepted.push(s.on('error', () => {})));
+    listeners.push(live);
+    await new Promise<void>((r) => live.listen(silent.port, '127.0.1.2', r));
+    const connectors: Connector[] = [];
+    try {
+      const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    stick: source
+    check: { type: none }
+    connect_race: 100ms
+    connect_timeout: 20s
+    servers:
+      - { name: a, address: "127.0.0.1:${silent.port}", weight: 100 }
+      - { name: b, address: "127.0.1.2:${silent.port}", weight: 1 }
+`);
+      const b = new Backend(cfg.backends[0]!, new ModelEvents());
+      const start = (key: string): Owner => {
+        const o = new Owner();
+        const c = new Connector(b, key, silent.port, o);
+        connectors.push(c);
+        c.start();
+        return o;
+      };
+      const outcome = (o: Owner, what: string): Promise<string> => waitFor(() => o.server?.name ?? o.failure?.reason, { timeoutMs: 5000, intervalMs: 5, what });
+      // No entry (expired, licgate restarted, table full): no server holds its ticket.
+      const first = start('10.0.0.1');
+      expect(await outcome(first, 'the first vendor connection to be raced to b')).toBe('b');
+      expect(first.races).toEqual(['a -> b']);
+      const second = start('10.0.0.2');
+      expect(await outcome(second, 'the second vendor connection placed')).toBe('b');
+      expect(second.races).toEqual([]);
+      // With an entry on a: its ticket is good there only, so it waits (overdue), unraced.
+      b.stick!.set('10.0.0.3', 'a');
+      const kept = start('10.0.0.3');
+      await waitFor(() => b.server('a')!.overdue === 2, { timeoutMs: 5000, intervalMs: 5, what: 'the kept vendor connect to a to be overdue' });
+      expect([kept.server, kept.races, b.server('b')!.total]).toEqual([null, [], 2]);
+    } finally {
+      for (const c of connectors) c.cancel();
+      await silent.stop();
+    }
+  }, 30_000);
 });
 
 describe('Connector in the maxconn queue', () => {
