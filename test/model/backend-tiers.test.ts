@@ -347,6 +347,20 @@ describe('tiers: active → backup → DR', () => {
     expect(b.choose(client, [a], true)!.name).toBe('a2');
   });
 
+  it('with balance: source, both steps of a client whose hashed server is drained or full go to the next server by the hash: no record says its lmgrd connection went there', () => {
+    const b = backendWith(['{ name: a, address: "10.0.0.11:27000", maxconn: 1 }', '{ name: a2, address: "10.0.0.12:27000" }'], 'balance: source');
+    const a = b.server('a')!;
+    const client = ['10.1.1.1', '10.1.1.2', '10.1.1.3', '10.1.1.4'].find((k) => b.choose(k, null)!.name === 'a')!;
+    const steps = (): string[] => [b.choose(client, null)!.name, b.choose(client, null, true)!.name];
+    a.setAdmin('drain', 'admin');
+    expect(steps()).toEqual(['a2', 'a2']);
+    a.setAdmin('ready', 'admin');
+    b.acquire(a, 'another client');
+    expect(steps()).toEqual(['a2', 'a2']);
+    b.release(a, 'another client');
+    expect(steps()).toEqual(['a', 'a']);
+  });
+
   it('clients waiting on a full backup server are released when the serving tier moves away from it', () => {
     const b = backendWith(['{ name: a, address: "10.0.0.11:27000" }', '{ name: bk, address: "10.0.1.11:27000", backup: true, maxconn: 1 }'], 'stick: source');
     b.server('a')!.setAdmin('maint', 'admin');
