@@ -7,6 +7,7 @@ import type { Daemon } from '../../src/daemon.js';
 import type { Frontend } from '../../src/proxy/frontend.js';
 import { applyConfig } from '../../src/reload.js';
 import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
+import { freePort } from '../helpers/flexlm-simulator-process.js';
 import { startDaemon, startSimulators } from '../helpers/in-process-daemon.js';
 import { sample } from '../helpers/prom-text.js';
 import { startTcpServer } from '../helpers/proxy-harness.js';
@@ -686,6 +687,29 @@ ${backends.map((b) => `  - { name: ${b}, check: { type: none }, queue_timeout: 3
       a.sock.end();
       await waitFor(() => d.model.backend('b')!.server('s1')!.active === 0, { timeoutMs: 5000, what: "a's session ended" });
       expect(sims[0]!.connections).toBe(1);
+    });
+
+    it('is connected at once to a server of the new backend named like one it failed on in the old, another license server', async () => {
+      sims = await startSimulators(['s1', 's2']);
+      const refusing = await freePort();
+      // Both backends name their servers lic1, lic2: b's lic1 refuses, x's lic1 is another host (s2).
+      const cfg = (to: string): string => `frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: ${to}, inband_status: false }
+backends:
+  - { name: b, check: { type: none }, queue_timeout: 30s, servers: [ { name: lic1, address: "127.0.0.1:${refusing}" }, { name: lic2, address: "127.0.0.1:${sims[0]!.address().port}", maxconn: 1 } ] }
+  - { name: x, check: { type: none }, queue_timeout: 30s, servers: [ { name: lic1, address: "127.0.0.1:${sims[1]!.address().port}", maxconn: 1 } ] }
+`;
+      const d = (daemon = await startDaemon(cfg('b')));
+      const port = d.frontends[0]!.address().port;
+      const a = hello(port);
+      await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served by lic2 (s1)' });
+      // c finds lic2 full, is refused by lic1, and queues behind a.
+      const c = hello(port);
+      await waitFor(() => d.model.backend('b')!.queued === 1, { timeoutMs: 5000, what: 'c queued on b after lic1 refused it' });
+      expect(d.model.backend('b')!.server('lic1')!.connectErrors).toBeGreaterThan(0);
+      await applyConfig(d, loadConfigText(cfg('x'), 'reload.yaml'));
+      await waitFor(() => c.reply().includes('HELLO s2'), { timeoutMs: 5000, what: "c connected to x's lic1 (s2) by the reload (queue_timeout is 30 s)" });
+      expect([d.model.backend('x')!.queued, d.model.backend('x')!.server('lic1')!.active, a.closed()]).toEqual([0, 1, false]);
     });
   });
 });
