@@ -78,6 +78,8 @@ type FrontendCounts = Pick<Frontend, 'name' | 'rejected' | 'acceptErrors'>;
 /** Per frontend × backend: retries and how sessions ended. */
 class RouteCell {
   retries = 0;
+  /** Its frontend name or backend is gone while sessions of its pairs were open: it goes with the last (see PairCell.gone). */
+  gone = false;
   readonly ends: Record<SessionRecord['end'], number> = { closed: 0, 'client-reset': 0, 'server-reset': 0, 'client-error': 0, 'server-error': 0, 'idle-timeout': 0, shutdown: 0, 'server-down': 0, status: 0, 'no-server': 0, 'client-gone': 0 };
   readonly pairs = new Map<string, PairCell>();
   constructor(readonly frontend: string, readonly backend: string) {}
@@ -461,6 +463,7 @@ export class Metrics {
     c.active--;
     if (c.gone && c.active <= 0) {
       route.pairs.delete(rec.server);
+      if (route.gone && route.pairs.size === 0) this.dropRoute(route);
       return;
     }
     // An in-band STATUS answered after its connect (a server named, counted connected) relayed nothing there.
@@ -547,7 +550,8 @@ export class Metrics {
 
   /**
    * Drops the cells of frontend `fe` with no session open whose server (or, server undefined, whose
-   * backend) is `gone`, and the routes and frontend left with none; marks those with sessions open.
+   * backend) is `gone`, and the routes and frontend left with none; marks those with sessions open,
+   * cells and routes, to go with their last (sessionEnded).
    */
   private dropIdle(fe: string, gone: (backend: string, server?: string) => boolean): void {
     const byBackend = this.routes.get(fe);
@@ -559,9 +563,17 @@ export class Metrics {
         c.gone = gone(be, name);
         if (c.gone && c.active <= 0) route.pairs.delete(name);
       }
-      if (route.pairs.size === 0 && gone(be)) byBackend.delete(be);
+      route.gone = gone(be);
+      if (route.pairs.size === 0 && route.gone) byBackend.delete(be);
     }
     if (byBackend.size === 0) this.routes.delete(fe);
+  }
+
+  /** A gone route's last session ended: its series (sessions ended, retries) go, and its frontend name's with the last. */
+  private dropRoute(route: RouteCell): void {
+    const byBackend = this.routes.get(route.frontend)!;
+    byBackend.delete(route.backend);
+    if (byBackend.size === 0) this.routes.delete(route.frontend);
   }
 
   private route(fe: string, be: string): RouteCell {

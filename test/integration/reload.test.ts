@@ -807,6 +807,23 @@ describe('metric series across reloads (GET /metrics)', () => {
     expect(await active('lmgrd')).toBeUndefined();
   });
 
+  it('a frontend renamed at its address with a session open: every series of its old name goes with that session, sessions ended and retries too', async () => {
+    const s1 = await startSimulator('s1');
+    const port = await freePort();
+    const fe = (name: string): string => `frontends:\n  - { name: ${name}, listen: "127.0.0.1:${port}", backend: licenses }\n` + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, write } = await start(fe('lmgrd'));
+    const held = await LicenseClient.connect(port);
+    clients.push(held);
+    expect(await held.hello()).toBe('s1');
+    const named = async (frontend: string): Promise<string[]> => parseSamples((await p.get('/metrics')).body).filter((x) => x.labels.frontend === frontend).map((x) => `${x.name}${JSON.stringify(x.labels)}`);
+    write(fe('flexlm'));
+    expect((await reloadApi(p)).json.ok).toBe(true);
+    expect(sample((await p.get('/metrics')).body, 'licgate_connections_active', { frontend: 'lmgrd' })).toBe(1);
+    await held.close();
+    await waitFor(async () => sample((await p.get('/metrics')).body, 'licgate_frontend_active_connections', { frontend: 'flexlm' }) === 0, { timeoutMs: 5000, what: 'the held session to end' });
+    expect(await named('lmgrd')).toEqual([]);
+  });
+
   it("a reload that adds a server exports its frontend × server series from 0 at once, before its first session", async () => {
     const s1 = await startSimulator('s1');
     const s2 = await startSimulator('s2');
