@@ -80,9 +80,9 @@ export class Server {
   connectTime = new ConnectTime();
   lastCheck: CheckResult | null = null;
   /**
-   * The license usage of the last check whose output was read whole. A busy server's output is cut
-   * at read_limit exactly at peak use; agent.weight_from falls back to this for a feature whose line
-   * came after the cut, rather than to "not listed, full weight".
+   * The license usage of the last passed check whose output was read whole. A busy server's output
+   * is cut at read_limit exactly at peak use; agent.weight_from falls back to this for a feature
+   * whose line came after the cut, rather than to "not listed, full weight".
    */
   lastWholeLicense: { license: LicenseInfo; at: number } | null = null;
   /** Set after the first active check, so /ready knows every server has been looked at. */
@@ -429,7 +429,9 @@ export class Server {
 
   private recordCheck(result: CheckResult): void {
     this.lastCheck = result;
-    if (result.license && !result.license.truncated) this.lastWholeLicense = { license: result.license, at: result.at };
+    // Not a failed check's: "cannot connect to license server" lists no feature, and kept as the
+    // last count it gave every feature cut off later "not in license output", full weight.
+    if (result.ok && result.license && !result.license.truncated) this.lastWholeLicense = { license: result.license, at: result.at };
   }
 
   /** A refused/reset/timed-out connect seen on live traffic (HAProxy `observe layer4`). */

@@ -247,6 +247,21 @@ backends:
     expect(await replyAfterCut('lmstat', lmstat(2), lmstat(100))).toMatch(/^up ready 70% #MD2 7\/10 free \d+s ago; output since cut before MD2\n$/);
   });
 
+  it('weight_from with an lmstat output cut before the feature after the server was DOWN keeps the count of the last output read while it was up, not 100%', async () => {
+    const file = scratchFile();
+    writeOutput(file, lmstat(2));
+    const { d, reply } = await weightFromDaemon(file, 'lmstat');
+    await waitFor(async () => (await reply()) === 'up ready 70% #MD2 7/10 free\n', { timeoutMs: 5000, what: '70% with 7 of 10 free' });
+    // lmgrd restarts: lmstat, read whole, lists no feature while it is down.
+    writeOutput(file, 'License server status: 27000@lic1\n    License file(s) on lic1: /opt/flexlm/license.dat:\n\nlic1: Cannot connect to license server system. (-15,570:111 "Connection refused")\n');
+    const server = d.model.backend('lic')!.server('lic1')!;
+    await waitFor(() => !server.up, { timeoutMs: 5000, what: 'lic1 DOWN by its check' });
+    // Back, its users check out again at once: the output is cut before MD2.
+    writeOutput(file, lmstat(100));
+    await cutChecked(d);
+    expect(await reply()).toMatch(/^up ready 70% #MD2 7\/10 free \d+s ago; output since cut before MD2\n$/);
+  });
+
   it('weight_from with an lmstat output cut before the feature from the first check replies min_percent, not 100%', async () => {
     const file = scratchFile();
     writeOutput(file, lmstat(100));
