@@ -93,27 +93,39 @@ const FULL: LicenseFactor = { percent: 100, exhausted: false, note: null };
  * An output cut at read_limit lists only the features before the cut, and it is cut at peak use:
  * a feature after it is judged by `whole`, the last output read whole, and says how old that is
  * (at no less than min_percent: an old count does not drain); with none, min_percent, as "not
- * listed" there would advertise every token free exactly then.
+ * listed" there would advertise every token free exactly then. So is every feature after a check
+ * that failed while the server is still UP (`failed`: why): lmstat times out at peak use too.
  */
 export function licenseWeightFactor(
   license: LicenseInfo | null | undefined,
   from: WeightFromConfig | null,
   whole: { license: LicenseInfo; at: number } | null = null,
   now = Date.now(),
+  failed: string | null = null,
 ): LicenseFactor {
   if (!from) return FULL;
+  if (failed !== null) return earlierFactor(from, whole, now, `last check failed: ${failed}`) ?? { ...FULL, note: `${from.feature} not in license output` };
   if (!license) return { ...FULL, note: `no license data for ${from.feature}` };
   const factor = featureFactor(license, from);
   if (factor !== null) return factor;
   if (license.truncated) {
-    if (whole === null) return { percent: from.min_percent, exhausted: false, note: `${from.feature} not counted yet: output cut before it` };
-    const earlier = featureFactor(whole.license, from);
-    // An old count never drains: tokens freed since would not bring the server back until an
-    // output is read whole again, which may not happen before the peak ends.
-    const stale = earlier?.exhausted ? { ...earlier, percent: from.min_percent, exhausted: false } : earlier;
-    if (stale) return { ...stale, note: `${stale.note} ${Math.max(0, Math.round((now - whole.at) / 1000))}s ago; output since cut before ${from.feature}` };
+    const earlier = earlierFactor(from, whole, now, `output since cut before ${from.feature}`, 'output cut before it');
+    if (earlier) return earlier;
   }
   return { ...FULL, note: `${from.feature} not in license output` };
+}
+
+/**
+ * The factor from `whole` when the latest output has no count (`since`: why), at no less than
+ * min_percent; min_percent without one; null when `whole` does not list the feature.
+ */
+function earlierFactor(from: WeightFromConfig, whole: { license: LicenseInfo; at: number } | null, now: number, since: string, notYet = since): LicenseFactor | null {
+  if (whole === null) return { percent: from.min_percent, exhausted: false, note: `${from.feature} not counted yet: ${notYet}` };
+  const earlier = featureFactor(whole.license, from);
+  // An old count never drains: tokens freed since would not bring the server back until an
+  // output is read whole again, which may not happen before the peak ends.
+  const stale = earlier?.exhausted ? { ...earlier, percent: from.min_percent, exhausted: false } : earlier;
+  return stale ? { ...stale, note: `${stale.note} ${Math.max(0, Math.round((now - whole.at) / 1000))}s ago; ${since}` } : null;
 }
 
 /** The factor from one output's count of the feature; null when the output does not list it. */
@@ -160,7 +172,8 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
     else allMaxconn = false;
     if (s.inMaint) continue;
     notMaint = true;
-    const lic = licenseWeightFactor(s.lastCheck?.license, from, s.lastWholeLicense);
+    const failed = s.up && s.lastCheck?.ok === false ? s.lastCheck.reason : null;
+    const lic = licenseWeightFactor(s.lastCheck?.license, from, s.lastWholeLicense, Date.now(), failed);
     if (lic.note) notes.push(servers.length > 1 ? `${s.name}: ${lic.note}` : lic.note);
     if (s.draining || lic.exhausted) continue;
     ready = true;

@@ -206,6 +206,33 @@ describe('agentReportFor (what the sidecar says)', () => {
     expect(reply([a!], wf)).toBe('up ready 50% #no license data for solver\n');
   });
 
+  it('weight_from after a failed check while still UP (lmstat timed out at peak): the last whole count with its age, else min_percent', () => {
+    const wf = { feature: 'solver', min_percent: 10 };
+    const upTillThird = () => servers(new Model(loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: status, rise: 1, fall: 3 }\n    servers:\n      - { name: a, address: 127.0.0.1:27000, weight: 100 }\n')))[0]!;
+    const timeout = bad('timeout after 10000 ms (lmutil killed)');
+    const a = upTillThird();
+    a.checkSucceeded(ok('lmstat ok', lic([{ name: 'solver', issued: 10, in_use: 3 }])));
+    a.checkFailed(timeout);
+    expect(reply([a], wf)).toMatch(/^up ready 70% #solver 7\/10 free \d+s ago; last check failed: timeout after 10000 ms \(lmutil killed\)\n$/);
+    // A failed check's own output ("Cannot connect to license server system") counts nothing either.
+    a.checkFailed({ ...bad('lmgrd on lic1 DOWN'), license: lic([]) });
+    expect(reply([a], wf)).toMatch(/^up ready 70% #solver 7\/10 free \d+s ago; last check failed: lmgrd on lic1 DOWN\n$/);
+    // An old count of none free does not drain, as for a cut output.
+    const b = upTillThird();
+    b.checkSucceeded(ok('lmstat ok', lic([{ name: 'solver', issued: 10, in_use: 10 }])));
+    b.checkFailed(timeout);
+    expect(reply([b], wf)).toMatch(/^up ready 10% #no free solver tokens \(10 of 10 in use\) \d+s ago; last check failed: timeout/);
+    // No output read whole yet: min_percent.
+    const c = upTillThird();
+    c.checkSucceeded(ok('lmstat ok, output cut', { ...lic([{ name: 'other', issued: 1, in_use: 0 }]), truncated: true }));
+    c.checkFailed(timeout);
+    expect(reply([c], wf)).toBe('up ready 10% #solver not counted yet: last check failed: timeout after 10000 ms (lmutil killed)\n');
+    // DOWN: what it will carry when it is back, as before.
+    c.checkFailed(timeout);
+    c.checkFailed(timeout);
+    expect(reply([c], wf)).toBe('down ready 100% #DOWN: timeout after 10000 ms (lmutil killed); no license data for solver\n');
+  });
+
   it('weight_from over a backend: an exhausted server drops out, the others carry the weight', () => {
     const wf = { feature: 'solver', min_percent: 10 };
     const m = model(['a 100', 'b 100']);
