@@ -107,6 +107,8 @@ export function licenseWeightFactor(
   if (failed !== null) return earlierFactor(from, whole, now, `last check failed: ${failed}`) ?? { ...FULL, note: `${from.feature} not in license output` };
   if (!license) return { ...FULL, note: `no license data for ${from.feature}` };
   const factor = featureFactor(license, from);
+  // Missing data never drains: the licenses of the feature after the cut may have free tokens.
+  if (factor?.exhausted && license.truncated && license.features_may_continue) return { percent: from.min_percent, exhausted: false, note: `${factor.note} before the output was cut; more may follow` };
   if (factor !== null) return factor;
   if (license.truncated) {
     const earlier = earlierFactor(from, whole, now, `output since cut before ${from.feature}`, 'output cut before it');

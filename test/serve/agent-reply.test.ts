@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
+import { parseCutDslsUsage } from '../../src/health/parse/dsls.js';
 import type { LicenseInfo } from '../../src/health/parse/license-info.js';
+import { parseCutLmstat } from '../../src/health/parse/lmstat.js';
 import { Model } from '../../src/model/model.js';
 import type { Server } from '../../src/model/server.js';
 import { agentReportFor, licenseWeightFactor, parseAgentLine, renderAgentReply } from '../../src/serve/agent-reply.js';
@@ -103,6 +105,35 @@ describe('licenseWeightFactor (agent.weight_from)', () => {
     expect(licenseWeightFactor(cut, wf, whole([{ name: 'other', issued: 3, in_use: 0 }]))).toEqual({ percent: 100, exhausted: false, note: 'solver not in license output' });
     // Listed before the cut: judged as now, whatever the whole output said.
     expect(licenseWeightFactor({ ...cut, features: [{ name: 'solver', issued: 10, in_use: 9 }] }, wf, whole([{ name: 'solver', issued: 10, in_use: 0 }]))).toEqual({ percent: 10, exhausted: false, note: 'solver 1/10 free' });
+  });
+
+  it('a feature with no free token before a cut: drains for lmstat, which counts a feature by its first listing; min_percent for DSLS, whose later rows may add a license of it', () => {
+    const md2 = { feature: 'MD2', min_percent: 10 };
+    const lmstat = [
+      'License server status: 27000@lic1',
+      'lic1: license server UP (MASTER) v11.16.2',
+      'Vendor daemon status (on lic1):',
+      '  dassault: UP v11.16.2',
+      'Feature usage info:',
+      'Users of MD2:  (Total of 2 licenses issued;  Total of 2 licenses in use)',
+      '    jdupont ws-cad-014 ws-cad-014 (v424) (lic1/27000 201), start Mon 3/4 9:00',
+      '    lrossi ws-cad-040 ws-cad-040 (v424) (lic1/27000 202), start Mon 3/4 9:05',
+      'Users of HD2:  (Total of 5 licen',
+    ].join('\n');
+    expect(licenseWeightFactor(parseCutLmstat(lmstat), md2)).toEqual({ percent: 0, exhausted: true, note: 'no free MD2 tokens (2 of 2 in use)' });
+    const license = 'Dassault Systemes,7C3C2E7E5F1A4B34,MD2,ConcurrentUser,STD,424,2025-12-31 23:59:00,YLC,0,2026-03-31 23:59:00';
+    const dsls = [
+      '> connect lic1 4084',
+      'Connected to lic1:4084',
+      '> getLicenseUsage -csv',
+      'Editor,EditorId,Feature,Model,Commercial Type,Max Release Number,Max Release Date,Pricing Structure,Max Casual Duration,Expiration Date,Customer ID,Count,Inuse,',
+      `${license},200000000012345,2,2,0,0,,,,,,,,,,`,
+      `${license},200000000012345,2,1,0,0,ws-cad-014,jdupont,jdupont,`,
+      `${license},200000000012345,2,1,0,0,ws-cad-040,lrossi,lrossi,`,
+      // A renewal of MD2 (another Customer ID), with free tokens, could be any row after the cut.
+      'Dassault Systemes,7C3C2E7E5F1A4B34,HD2,ConcurrentUser,STD,424,2025-12-31 23:59:00,YLC,0,2026-03-31 23:5',
+    ].join('\n');
+    expect(licenseWeightFactor(parseCutDslsUsage(dsls), md2)).toEqual({ percent: 10, exhausted: false, note: 'no free MD2 tokens (2 of 2 in use) before the output was cut; more may follow' });
   });
 });
 

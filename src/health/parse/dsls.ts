@@ -52,12 +52,13 @@ export function parseDslsUsage(text: string): LicenseInfo {
  * 1 MiB at peak use, which must not mark it DOWN exactly then. The usage CSV comes after the
  * connect's status, so once its header has come the server has answered: the result is marked
  * `truncated` and has the licenses of the rows before the cut (each license's first row carries
- * its Count and Inuse). Null when the cut fell before the header.
+ * its Count and Inuse; another license of the same feature may come after the cut). Null when the
+ * cut fell before the header.
  */
 export function parseCutDslsUsage(text: string): LicenseInfo | null {
   // The last line is whatever the cut left of it: a Count cut short would be a wrong number.
   const { info, csv } = scan(text.slice(0, text.lastIndexOf('\n') + 1));
-  return csv ? { ...info, truncated: true } : null;
+  return csv ? { ...info, truncated: true, features_may_continue: true } : null;
 }
 
 function scan(text: string): { info: LicenseInfo; csv: boolean } {

@@ -19,4 +19,10 @@ export interface LicenseInfo {
    * before the cut.
    */
   truncated?: boolean;
+  /**
+   * With `truncated`: a feature listed before the cut may be listed again after it with more
+   * licenses (DSLS: one row per license, and a feature may have several), so none free is no
+   * proof. lmstat counts a feature by its first listing, which a later cut cannot change.
+   */
+  features_may_continue?: boolean;
 }

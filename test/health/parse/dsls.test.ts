@@ -152,6 +152,7 @@ describe('parseCutDslsUsage (output cut at read_limit)', () => {
       features: [{ name: 'MD2', issued: 10, in_use: 3 }],
       errors: [],
       truncated: true,
+      features_may_continue: true,
     });
   });
 

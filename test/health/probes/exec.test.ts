@@ -437,7 +437,7 @@ describe('exec probe with parse: dsls and output over read_limit', () => {
     expect(out).toEqual({
       ok: true,
       reason: `DSLS on lic1 answered, 3 features, output cut at ${1024 * 1024} bytes`,
-      license: { ...USAGE_LICENSE, truncated: true },
+      license: { ...USAGE_LICENSE, truncated: true, features_may_continue: true },
     });
   });
 
