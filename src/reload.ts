@@ -1,4 +1,4 @@
-import { formatHostPort, listenClash, type HostPort } from './config/address.js';
+import { formatBound, formatHostPort, listenClash, type HostPort } from './config/address.js';
 import { readTokenFile } from './config/admin-token.js';
 import { loadConfigFile } from './config/load.js';
 import { formatDuration } from './config/duration.js';
@@ -148,7 +148,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     // The old listeners go on where they were: the very address they had, not looked up again.
     for (const o of released.splice(0).reverse()) {
       await o.listen({ lookup: () => Promise.resolve(o.at.address) }).catch((err: Error) => {
-        d.log.error({ listener: o.what, err: err.message }, `${o.what} could not listen again on ${formatHostPort({ host: o.at.address, port: o.at.port })} after the refused reload gave its port back: ${err.message}; reload a config that works or restart licgate`);
+        d.log.error({ listener: o.what, err: err.message }, `${o.what} could not listen again on ${formatBound(o.at)} after the refused reload gave its port back: ${err.message}; reload a config that works or restart licgate`);
       });
     }
   };
@@ -372,7 +372,7 @@ function ownPort(d: Daemon, e: ListenError, port: number, keptFrontends: Fronten
   if (!agentMoved && d.agentResponder) kept.push(['agent listener', d.agentResponder.address()]);
   if (d.admin) kept.push(['admin listener', d.admin.address()]);
   for (const [what, at] of kept) {
-    if (at && holds(at, port, e.host)) return new OwnPortError(e.what, e.address, what, formatHostPort({ host: at.address, port: at.port }));
+    if (at && holds(at, port, e.host)) return new OwnPortError(e.what, e.address, what, formatBound(at));
   }
   return null;
 }
