@@ -32,7 +32,7 @@ export function sessionLogger(log: Logger): (rec: SessionRecord) => void {
   };
   return (rec) => {
     if (!log.isLevelEnabled('info')) return;
-    // rec.client is getpeername's address and port (inet_ntop: hex digits, '.', ':') or '-', nothing to escape.
+    // rec.client is getpeername's address and port (inet_ntop: hex digits, '.', ':', an IPv6 one in '[]') or '-', nothing to escape.
     stream.write!(
       `{"level":${INFO}${stamp()}${bindings},"client":"${rec.client}","frontend":${quote(rec.frontend)},"backend":${quote(rec.backend)}` +
         `,"server":${rec.server === null ? 'null' : quote(rec.server)},"bytes_in":${rec.bytes_in},"bytes_out":${rec.bytes_out},"duration_ms":${rec.duration_ms}` +

@@ -9,7 +9,7 @@ import { errnoError, newServerHandle, type SockAddr, type TcpHandle } from '../i
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
 import { renderStatus } from '../serve/status-reply.js';
-import { clientAddress, KEEPALIVE_ARM_AFTER_MS, Session, SNIFF_TIMEOUT_MS, UNKNOWN_CLIENT, type ClientPeer, type SessionRecord, type SessionRoute } from './session.js';
+import { clientAddress, clientText, KEEPALIVE_ARM_AFTER_MS, Session, SNIFF_TIMEOUT_MS, UNKNOWN_CLIENT, type ClientPeer, type SessionRecord, type SessionRoute } from './session.js';
 import { SessionList } from './session-list.js';
 import { Waiting, type WaitingOwner } from './waiting.js';
 
@@ -265,7 +265,7 @@ export class Frontend implements WaitingOwner {
 
   /** `bytesOut`: licgate's own STATUS reply. */
   private waiterEnded(w: Waiting, end: 'status' | 'client-gone', bytesOut = 0): void {
-    this.unserved(`${w.peer.key}:${w.peer.port}`, w.early?.length ?? 0, Date.now() - w.since, end, bytesOut);
+    this.unserved(clientText(w.peer.key, w.peer.port), w.early?.length ?? 0, Date.now() - w.since, end, bytesOut);
   }
 
   /** A client that ended before it had a session: no server, nothing sent to it but licgate's own reply. */

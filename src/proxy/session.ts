@@ -18,7 +18,7 @@ const PREBUFFER_LIMIT = 64 * 1024;
 export const KEEPALIVE_ARM_AFTER_MS = 1000;
 
 export interface SessionRecord {
-  /** address:port, or UNKNOWN_CLIENT for a client already gone when accepted. */
+  /** address:port (an IPv6 address in brackets), or UNKNOWN_CLIENT for a client already gone when accepted. */
   client: string;
   frontend: string;
   backend: string;
@@ -61,6 +61,12 @@ export function clientAddress(client: TcpHandle): ClientPeer | null {
   const addr = peer.address ?? '';
   const key = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
   return { key, port: peer.port ?? 0 };
+}
+
+/** The record's client, an IPv6 address in brackets (`[2001:db8::5]:50123`) as licgate writes every address:port. */
+export function clientText(key: string, port: number): string {
+  // The key is an address that getpeername wrote, IPv4-mapped ones already plain IPv4: a ':' means IPv6.
+  return key.includes(':') ? `[${key}]:${port}` : `${key}:${port}`;
 }
 
 const kSession = Symbol('licgate.session');
@@ -361,7 +367,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     this.ended = true;
     this.clearSniffTimer();
     this.fe.sessionEnded(this, {
-      client: `${this.clientKey}:${this.clientPort}`,
+      client: clientText(this.clientKey, this.clientPort),
       frontend: this.frontendName,
       backend: this.backend.name,
       server: this.server?.name ?? null,

@@ -41,6 +41,39 @@ backends:
     expect(sim.inUse).toBe(0);
   });
 
+  it('writes an IPv6 client [::1]:port, served or left while queued, and an IPv4 one reaching a [::] frontend as a.b.c.d:port', async () => {
+    const sim = await startInProcessSimulator('primary');
+    const proxy = await startProxy(`
+frontends:
+  - { name: lmgrd, listen: "[::]:0", backend: licenses, maxconn: 1 }
+backends:
+  - name: licenses
+    check: { type: status, inter: 5s }
+    servers: [{ name: primary, address: "127.0.0.1:${sim.port}" }]
+`);
+    const sessionLines = (): Record<string, unknown>[] => proxy.logs.filter((x) => x.msg === 'session closed');
+    const v6 = await LicenseClient.connect(proxy.port, { host: '::1' });
+    expect(await v6.hello()).toBe('primary');
+    // maxconn 1: this client waits for the session slot, and leaves before it gets one.
+    const queued = connect({ host: '::1', port: proxy.port });
+    await once(queued, 'connect');
+    const waiting = async (): Promise<number | undefined> => sample((await proxy.get('/metrics')).body, 'licgate_frontend_waiting_connections', { frontend: 'lmgrd' });
+    await waitFor(async () => (await waiting()) === 1, { timeoutMs: 5000, what: 'the second client waiting for the slot' });
+    queued.destroy();
+    await waitFor(() => sessionLines().length === 1, { timeoutMs: 5000, what: "the queued client's line" });
+    await v6.close();
+    await waitFor(() => sessionLines().length === 2, { timeoutMs: 5000, what: "the IPv6 client's line" });
+    const v4 = await LicenseClient.connect(proxy.port, { host: '127.0.0.1', localAddress: '127.0.0.2' });
+    expect(await v4.hello()).toBe('primary');
+    await v4.close();
+    const lines = await waitFor(() => (sessionLines().length === 3 ? sessionLines() : null), { timeoutMs: 5000, what: "the IPv4 client's line" });
+    expect(lines.map((l) => [l.end, String(l.client).replace(/:\d+$/, ':PORT')])).toEqual([
+      ['client-gone', '[::1]:PORT'],
+      ['closed', '[::1]:PORT'],
+      ['closed', '127.0.0.2:PORT'],
+    ]);
+  });
+
   it('a session every server refused logs the retries it made (attempts - 1), as a connected one does', async () => {
     // Three servers on ports nothing listens on: every connect is refused.
     const ports = [await freePort(), await freePort(), await freePort()];
