@@ -27,16 +27,17 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function proxyYaml(lmgrdPort: number, vendorPort: number, simPort: number): string {
+/** `host` as licgate writes it in an address: 127.0.0.1, or [::1]. */
+function proxyYaml(lmgrdPort: number, vendorPort: number, simPort: number, host = '127.0.0.1'): string {
   return `
 frontends:
-  - { name: lmgrd, listen: 127.0.0.1:${lmgrdPort}, backend: licenses }
-  - { name: vendor, listen: 127.0.0.1:${vendorPort}, backend: licenses }
+  - { name: lmgrd, listen: "${host}:${lmgrdPort}", backend: licenses }
+  - { name: vendor, listen: "${host}:${vendorPort}", backend: licenses }
 backends:
   - name: licenses
     check: { type: status, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 1, fall: 1, timeout: 500ms }
     servers:
-      - { name: lic, address: 127.0.0.1:${simPort}, weight: 100 }
+      - { name: lic, address: "${host}:${simPort}", weight: 100 }
 `;
 }
 
@@ -78,5 +79,39 @@ describe('HAProxy in front of licgate proxies (in-band STATUS checks)', () => {
     simA = await startSimulator('alpha', { port: simA.port });
     await lg('lg1', 'UP again', (r) => r.status === 'UP');
     expect(await askLine(fe, 'HELLO\n', '127.0.0.30')).toMatch(/^HELLO (alpha|bravo)$/);
+  }, 120_000);
+
+  it('over IPv6 (HAProxy, proxies and license servers on ::1) keeps a client on one proxy for lmgrd and vendor ports alike', async () => {
+    const simA = await startSimulator('alpha', { host: '[::1]' });
+    const simB = await startSimulator('bravo', { host: '[::1]' });
+    const v6 = ['::1'];
+    const [p1, p1v, p2, p2v, fe, feVendor] = [await freePort(v6), await freePort(v6), await freePort(v6), await freePort(v6), await freePort(v6), await freePort(v6)];
+    await startProxy(proxyYaml(p1, p1v, simA.port, '[::1]'));
+    await startProxy(proxyYaml(p2, p2v, simB.port, '[::1]'));
+    const cfg = renderConfig(readShipped('licgate-proxies.cfg'), dir, [
+      [/bind :27000$/m, `bind [::1]:${fe}`, 1],
+      [/bind :27001$/m, `bind [::1]:${feVendor}`, 1],
+      [/10\.0\.1\.21:27000/, `[::1]:${p1}`, 1],
+      [/10\.0\.1\.21:27001/, `[::1]:${p1v}`, 1],
+      [/10\.0\.1\.22:27000/, `[::1]:${p2}`, 1],
+      [/10\.0\.1\.22:27001/, `[::1]:${p2v}`, 1],
+      [/inter 2s fastinter 500ms downinter 5s rise 2 fall 3/, 'inter 200ms fastinter 100ms downinter 200ms rise 1 fall 2', 2],
+    ]);
+    haproxy = await startHaproxy(cfg, dir);
+    const hap = haproxy;
+    for (const b of ['licgate_proxies', 'licgate_proxies_vendor']) {
+      for (const s of ['lg1', 'lg2']) {
+        await waitFor(async () => (await hap.server(b, s)).status === 'UP', { timeoutMs: 15_000, intervalMs: 100, what: `HAProxy ${b}/${s} UP by in-band STATUS over IPv6` });
+      }
+    }
+    // One client host (::1), its lmgrd and vendor connections in turn, as FlexLM makes them: round
+    // robin alone would alternate proxies; the shared stick table keeps every one on the first.
+    const answers: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      answers.push(await askLine(fe, 'HELLO\n', '::1', '::1'));
+      answers.push(await askLine(feVendor, 'HELLO\n', '::1', '::1'));
+    }
+    expect(answers).toEqual(Array(6).fill(answers[0]));
+    expect(answers[0]).toMatch(/^HELLO (alpha|bravo)$/);
   }, 120_000);
 });

@@ -36,11 +36,12 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** `host` as licgate writes it in an address: 127.0.0.2, or [::1]. */
 function sidecarYaml(host: string, simPort: number, statusPort: number, agentPort: number, tokenFile: string): string {
   return `
 admin: { listen: 127.0.0.1:0, token_file: ${tokenFile} }
-status: { listen: ${host}:${statusPort} }
-agent: { listen: ${host}:${agentPort}, backend: licenses }
+status: { listen: "${host}:${statusPort}" }
+agent: { listen: "${host}:${agentPort}", backend: licenses }
 log: { level: info, format: json }
 shutdown_grace: 500ms
 shutdown_delay: 0s
@@ -48,7 +49,7 @@ backends:
   - name: licenses
     check: { type: status, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 1, fall: 1, timeout: 500ms }
     servers:
-      - { name: local, address: ${host}:${simPort}, weight: 100 }
+      - { name: local, address: "${host}:${simPort}", weight: 100 }
 `;
 }
 
@@ -155,6 +156,48 @@ describe('HAProxy in front of license servers, checking each through its licgate
     await waitFor(async () => (await status(PRIMARY, statusPort)).startsWith('Server Status: Running\r\n'), { timeoutMs: STEP_MS, what: 'sidecar STATUS: Running' });
     await lic1('UP after the license service returned', (r) => r.status === 'UP' && r.weight === '100');
     expect(await hello('127.0.0.14')).toBe('HELLO primary');
+  }, 120_000);
+});
+
+describe('the same over IPv6: HAProxy, sidecar and license server on ::1', () => {
+  it('HAProxy reads STATUS and the agent over IPv6, follows a weight and a drain, and keeps an IPv6 client stuck to the drained server', async () => {
+    const tokenFile = join(dir, 'admin.token');
+    writeFileSync(tokenFile, `${TOKEN}\n`);
+    // Loopback has one IPv6 address, so the backup host stays on IPv4: the ports must be free on both.
+    const primary = await startSimulator('primary', { host: '[::1]' });
+    const backup = await startSimulator('backup', { host: BACKUP });
+    const statusPort = await freePort(['::1', BACKUP]);
+    const agentPort = await freePort(['::1', BACKUP]);
+    const sidecar1 = await startProxy(sidecarYaml('[::1]', primary.port, statusPort, agentPort, tokenFile));
+    await startProxy(sidecarYaml(BACKUP, backup.port, statusPort, agentPort, tokenFile));
+    const fe = await freePort(['::1']);
+    const feVendor = await freePort(['::1']);
+    haproxy = await startHaproxy(
+      renderConfig(readShipped('sidecar-checks.cfg'), dir, [
+        [/bind :27000$/m, `bind [::1]:${fe}`, 1],
+        [/bind :27001$/m, `bind [::1]:${feVendor}`, 1],
+        [/10\.0\.0\.11:2700[01]/, `[::1]:${primary.port}`, 2],
+        [/10\.0\.0\.12:2700[01]/, `${BACKUP}:${backup.port}`, 2],
+        [/tcp-check connect port 27100/, `tcp-check connect port ${statusPort}`, 2],
+        [/agent-port 27200 agent-inter 2s/, `agent-port ${agentPort} agent-inter 200ms`, 2],
+        [/inter 2s fastinter 500ms downinter 5s rise 2 fall 3/, 'inter 200ms fastinter 100ms downinter 200ms rise 1 fall 2', 2],
+      ]),
+      dir,
+    );
+    const hap = haproxy;
+    const lic1 = (what: string, pred: (r: StatRow) => boolean): Promise<unknown> =>
+      waitFor(async () => pred(await hap.server('licenses', 'lic1')) && pred(await hap.server('licenses_vendor', 'lic1')), { timeoutMs: STEP_MS, intervalMs: 100, what: `HAProxy lic1 over IPv6: ${what}` });
+    const hello = (): Promise<string> => askLine(fe, 'HELLO\n', '::1', '::1');
+
+    await lic1('UP by STATUS and agent', (r) => r.status === 'UP' && r.weight === '100' && r.check_status === 'L7OK' && r.agent_status === 'L7OK');
+    expect(await hello()).toBe('HELLO primary');
+    expect(await adminPost(sidecar1, { weight: 50 })).toBe(200);
+    await lic1('weight 50 from the agent', (r) => r.status === 'UP' && r.weight === '50');
+    expect(await adminPost(sidecar1, { state: 'drain' })).toBe(200);
+    await lic1('DRAIN', (r) => /^DRAIN\b/.test(r.status!));
+    // ::1 checked out from lic1 before the drain: it must keep reaching it (FlexLM redundancy).
+    expect(await hello()).toBe('HELLO primary');
+    expect(await askLine(feVendor, 'HELLO\n', '::1', '::1')).toBe('HELLO primary');
   }, 120_000);
 });
 
