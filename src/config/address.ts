@@ -18,11 +18,12 @@ export function parseHostPort(text: string, opts: { allowPortZero?: boolean } = 
     portText = bracket[2]!;
     if (isIP(host) !== 6) return `expected an IPv6 address inside [], found "${host}"`;
   } else {
+    if (text.startsWith('[')) return `expected [IPv6 address]:port, e.g. [::1]:27000, found "${text}"`;
     const i = text.lastIndexOf(':');
     if (i <= 0) return `expected host:port (e.g. 10.0.0.11:27000 or [::1]:27000), found "${text}"`;
     host = text.slice(0, i);
     portText = text.slice(i + 1);
-    if (host.includes(':')) return `expected an IPv6 address in brackets, e.g. [${host}]:${portText}`;
+    if (host.includes(':')) return unbracketed(text, host, portText);
   }
   if (host !== '*' && !isIP(host) && !isHostName(host)) return `expected an IP address or host name, found "${host}"`;
   if (!/^\d+$/.test(portText)) return `expected a port number after ':', found "${portText}"`;
@@ -31,6 +32,18 @@ export function parseHostPort(text: string, opts: { allowPortZero?: boolean } = 
   if (port < min || port > 65535) return `expected a port ${min}-65535, found ${port}`;
   if (host === '*') host = '0.0.0.0';
   return { host, port };
+}
+
+/**
+ * An IPv6 address written without brackets: its last ':' may start the port or be part of the
+ * address (fd00::11:2700 is an address too), so the suggestion must not split an address that has
+ * no port (2001:db8::1 is not [2001:db8:]:1).
+ */
+function unbracketed(text: string, host: string, portText: string): string {
+  // A zone (%eth0) ends an address: what follows its last ':' can only be a port.
+  if (isIP(text) !== 6 || host.includes('%')) return `expected an IPv6 address in brackets, e.g. [${host}]:${portText}`;
+  if (isIP(host) === 6) return `expected an IPv6 address in brackets: "${text}" is either [${host}]:${portText} or the address ${text} without a port`;
+  return `expected [IPv6 address]:port, found the address "${text}" without a port; e.g. [${text}]:27000`;
 }
 
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;

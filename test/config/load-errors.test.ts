@@ -121,7 +121,8 @@ backends:
     ).toEqual(['lic.yaml:4:19: backend "licenses".connect_race: expected a duration like 500ms, 2s, 5m or 8h, found "off"']);
   });
 
-  it('bad listen addresses: no port, port out of range, not an IP address or host name, IPv6 without brackets', () => {
+  // An IPv6 address without its port is named so, not split at its last colon; a zone is kept.
+  it('bad listen and server addresses: no port, port out of range, not an IP address or host name, IPv6 without brackets or port', () => {
     expect(
       issues(`frontends:
   - { name: a, listen: "27000", backend: licenses }
@@ -129,9 +130,16 @@ backends:
   - { name: c, listen: "10.0.0.300:27000", backend: licenses }
   - { name: d, listen: "lic server:27000", backend: licenses }
   - { name: e, listen: "::1:27000", backend: licenses }
+  - { name: f, listen: "[::1]", backend: licenses }
+  - { name: g, listen: "[::1]:", backend: licenses }
+  - { name: h, listen: "[fe80::1%lo]:27000", backend: licenses }
 backends:
   - name: licenses
-    servers: [{ name: s, address: "10.0.0.11:27000" }]
+    servers:
+      - { name: s, address: "10.0.0.11:27000" }
+      - { name: s1, address: "2001:db8::11" }
+      - { name: s2, address: "fd00::11:2700" }
+      - { name: s3, address: "[fe80::11%eth0]:27000" }
 `),
     ).toEqual([
       'lic.yaml:2:24: frontend "a".listen: expected host:port (e.g. 10.0.0.11:27000 or [::1]:27000), found "27000"',
@@ -139,6 +147,10 @@ backends:
       'lic.yaml:4:24: frontend "c".listen: expected an IP address or host name, found "10.0.0.300"',
       'lic.yaml:5:24: frontend "d".listen: expected an IP address or host name, found "lic server"',
       'lic.yaml:6:24: frontend "e".listen: expected an IPv6 address in brackets, e.g. [::1]:27000',
+      'lic.yaml:7:24: frontend "f".listen: expected [IPv6 address]:port, e.g. [::1]:27000, found "[::1]"',
+      'lic.yaml:8:24: frontend "g".listen: expected [IPv6 address]:port, e.g. [::1]:27000, found "[::1]:"',
+      'lic.yaml:14:30: server "s1".address: expected [IPv6 address]:port, found the address "2001:db8::11" without a port; e.g. [2001:db8::11]:27000',
+      'lic.yaml:15:30: server "s2".address: expected an IPv6 address in brackets: "fd00::11:2700" is either [fd00::11]:2700 or the address fd00::11:2700 without a port',
     ]);
   });
 
