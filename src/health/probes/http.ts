@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { Agent, request } from 'undici';
+import { Agent, buildConnector, request } from 'undici';
 import { formatHostPort } from '../../config/address.js';
 import type { CheckConfig, Matcher } from '../../config/schema.js';
 import { isLocalResourceError } from '../../io/local-errors.js';
@@ -15,10 +15,16 @@ export type HttpCheck = Pick<CheckConfig, 'path' | 'expect_status' | 'expect' | 
  * are not followed — a 302 to a login page is not health.
  */
 export class HttpProbe implements Probe {
+  /**
+   * A link-local server's address with its zone (fe80::11%eth0) by the address alone: a URL cannot
+   * carry the zone (http://[fe80::11%eth0]/ is invalid), so the request names the address and the
+   * connection is opened with the zone.
+   */
+  private readonly zones = new Map<string, string>();
   // One dispatcher for every server of the backend. pipelining 0 turns keep-alive off: each check
   // opens its own connection (a dead server cannot hide behind a pooled socket) and nothing stays
   // open between checks, so the probe needs no close().
-  private readonly agent = new Agent({ pipelining: 0 });
+  private readonly agent = new Agent({ pipelining: 0, connect: zonedConnector(this.zones) });
   private readonly path: string;
   private readonly expectStatus: readonly number[];
   private readonly expect: Matcher | null;
@@ -32,10 +38,14 @@ export class HttpProbe implements Probe {
   }
 
   async run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
-    const url = `http://${formatHostPort(target)}${this.path}`;
+    const zone = target.host.indexOf('%');
+    const address = zone < 0 ? target.host : target.host.slice(0, zone);
+    if (zone >= 0) this.zones.set(address, target.host);
+    const url = `http://${formatHostPort({ host: address, port: target.port })}${this.path}`;
     // The name the admin configured, not the address it resolved to: a portal behind name-based
     // virtual hosting answers 404 to an address (what HAProxy's `http-check send hdr Host` is for).
-    const name = target.name ?? target.host;
+    // A zone names an interface of this host only, so it is not sent.
+    const name = target.name ?? address;
     const host = target.port === 80 ? hostForHeader(name) : formatHostPort({ host: name, port: target.port });
     let res;
     try {
@@ -78,6 +88,12 @@ export class HttpProbe implements Probe {
 }
 
 function ignore(): void {}
+
+/** undici's connector, dialing an address with the zone the probe recorded for it. */
+function zonedConnector(zones: Map<string, string>): buildConnector.connector {
+  const connect = buildConnector({});
+  return (opts, callback) => connect({ ...opts, hostname: zones.get(opts.hostname) ?? opts.hostname }, callback);
+}
 
 /** RFC 9110 Host without a port: an IPv6 literal goes in brackets. */
 function hostForHeader(host: string): string {

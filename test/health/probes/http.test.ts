@@ -29,7 +29,7 @@ afterEach(async () => {
   }
 });
 
-async function serve(handler: Handler): Promise<TestServer> {
+async function serve(handler: Handler, host = '127.0.0.1'): Promise<TestServer> {
   const requests: string[] = [];
   const sockets: Socket[] = [];
   const server = createServer((req, res) => {
@@ -38,7 +38,7 @@ async function serve(handler: Handler): Promise<TestServer> {
   });
   server.on('connection', (s: Socket) => sockets.push(s));
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   return { port: (server.address() as AddressInfo).port, requests, sockets, openSockets: () => sockets.filter((s) => !s.destroyed).length };
 }
 
@@ -220,5 +220,16 @@ describe('http probe Host header', () => {
     expect(await p.run({ host: '127.0.0.1', port: srv.port, name: '::1' }, AbortSignal.timeout(5000))).toEqual({ ok: true, reason: 'HTTP 200' });
     expect(await p.run({ host: '127.0.0.1', port: srv.port, name: 'lic1.example.edu' }, AbortSignal.timeout(5000))).toEqual({ ok: true, reason: 'HTTP 200' });
     expect(seen).toEqual([`[::1]:${srv.port}`, `lic1.example.edu:${srv.port}`]);
+  });
+
+  it('checks a server given with a zone ([fe80::11%eth0]:5054), which no URL can carry, and leaves the zone out of Host', async () => {
+    const seen: string[] = [];
+    const srv = await serve((req, res) => {
+      seen.push(req.headers.host ?? '');
+      res.end();
+    }, '::1');
+    // ::1 on lo stands for a link-local address: the same form, reachable without configuring one.
+    expect(await probe().run({ host: '::1%lo', port: srv.port }, AbortSignal.timeout(5000))).toEqual({ ok: true, reason: 'HTTP 200' });
+    expect(seen).toEqual([`[::1]:${srv.port}`]);
   });
 });
