@@ -14,18 +14,19 @@ export interface FlexlmLab {
  * on the same two ports everywhere, and a licgate in front of them on 127.0.0.1: an lmgrd frontend
  * and a vendor-daemon frontend (`server_port`) sharing the backend `licenses`. `backendKeys` are that
  * backend's keys besides name and servers, one per line; `serverKeys` adds keys to a server's entry
- * (`{ b: 'weight: 0' }`); `topKeys` are top-level lines (`admin: {...}`). The caller stops both with
- * stopAll() and stopFlexlmSimulators().
+ * (`{ b: 'weight: 0' }`); `topKeys` are top-level lines (`admin: {...}`); `listen` moves the
+ * frontends (`{ vendor: '[::]:0' }`: the client is then pointed at proxy.ports). The caller stops
+ * both with stopAll() and stopFlexlmSimulators().
  */
-export async function startFlexlmLab(servers: string[], backendKeys: string[], serverKeys: Record<string, string> = {}, topKeys: string[] = []): Promise<FlexlmLab> {
+export async function startFlexlmLab(servers: string[], backendKeys: string[], serverKeys: Record<string, string> = {}, topKeys: string[] = [], listen: { lmgrd?: string; vendor?: string } = {}): Promise<FlexlmLab> {
   const [lmgrdPort, vendorPort] = [await freePort(), await freePort()];
   const hosts = servers.map((name, i) => [name, `127.0.1.${i + 1}`] as const);
   const sims: Record<string, FlexlmSimulatorProcess> = {};
   for (const [name, host] of hosts) sims[name] = await startFlexlmSimulator({ name, host, lmgrdPort, vendorPort });
   const proxy = await startProxy(`${topKeys.join('\n')}
 frontends:
-  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
-  - { name: vendor, listen: "127.0.0.1:${vendorPort}", backend: licenses, server_port: ${vendorPort} }
+  - { name: lmgrd, listen: "${listen.lmgrd ?? `127.0.0.1:${lmgrdPort}`}", backend: licenses }
+  - { name: vendor, listen: "${listen.vendor ?? `127.0.0.1:${vendorPort}`}", backend: licenses, server_port: ${vendorPort} }
 backends:
   - name: licenses
 ${backendKeys.map((k) => `    ${k}`).join('\n')}

@@ -226,7 +226,8 @@ export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Pr
   });
   const adminPort = startedPort(started, 'admin');
   if (adminPort === null) throw new Error(`no admin listener in ${JSON.stringify(started)}`);
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  // An admin listener on [::1] or [::] is reached over IPv6, any other over 127.0.0.1.
+  const adminUrl = `http://${String(started.admin).startsWith('[') ? '[::1]' : '127.0.0.1'}:${adminPort}`;
 
   const get = async (path: string): Promise<{ status: number; body: string; json: unknown }> => {
     const res = await httpGetText(adminUrl + path);

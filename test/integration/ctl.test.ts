@@ -84,6 +84,30 @@ describe('licgate ctl', { timeout: 60_000 }, () => {
     expect((JSON.parse(json.stdout) as { backends: { name: string }[] }).backends[0]!.name).toBe('lic');
   });
 
+  it('works against an admin listener on [::1], whose /status and stats page write IPv6 addresses in brackets', async () => {
+    const a = await startSimulator('alpha', { host: '[::1]' });
+    const p = await startProxy(`
+admin: { listen: "[::1]:0", token_file: ${tokenFile} }
+frontends:
+  - { name: fe, listen: "[::]:0", backend: lic }
+backends:
+  - name: lic
+    check: { type: status, inter: 200ms, rise: 1, fall: 1 }
+    servers:
+      - { name: a, address: "[::1]:${a.port}", weight: 100 }
+`);
+    expect(p.adminUrl).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    await waitFor(async () => (await p.server('lic', 'a')).state === 'UP', { timeoutMs: 5000, what: 'a UP over IPv6' });
+    const r = await ctl(p, ['servers']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout.split('\n')[1]).toMatch(/^lic\s+a\s+UP\s+active\*\s+100\/100\s/);
+    expect(await ctl(p, ['set', 'lic/a', 'weight', '50'], TOKEN)).toMatchObject({ code: 0, stdout: 'lic/a: UP, weight 50/100 (was UP, weight 100)\n' });
+    const st = (await p.get('/status')).json as { frontends: { listen: string; port: number }[]; backends: { servers: { address: string }[] }[] };
+    expect([st.frontends[0]!.listen, st.backends[0]!.servers[0]!.address]).toEqual(['[::]:0', `[::1]:${a.port}`]);
+    expect(st.frontends[0]!.port).toBe(p.port);
+    expect((await p.get('/')).status).toBe(200);
+  });
+
   it('servers: says first that licgate is stopping, while a stop waits out shutdown_delay', async () => {
     const a = await startSimulator('alpha');
     const p = await startProxy(`

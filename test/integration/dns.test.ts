@@ -11,7 +11,7 @@ import type { Config } from '../../src/config/schema.js';
 import { Daemon } from '../../src/daemon.js';
 import type { Logger } from '../../src/observe/log.js';
 import { serverJson } from '../../src/serve/status-json.js';
-import type { LicenseSimulator } from '../../src/simulator/license-simulator.js';
+import { LicenseSimulator } from '../../src/simulator/license-simulator.js';
 import { LicenseClient } from '../helpers/license-client.js';
 import { sample } from '../helpers/prom-text.js';
 import { startSimulators } from '../helpers/in-process-daemon.js';
@@ -68,6 +68,16 @@ async function startWithDns(backends: string, lookup: (host: string) => Promise<
   return d;
 }
 
+/** One HELLO through the daemon's frontend "fe": the name of the license server that answered. */
+async function helloThrough(d: Daemon): Promise<string> {
+  const c = await LicenseClient.connect(d.frontends[0]!.address().port);
+  try {
+    return await c.hello();
+  } finally {
+    await c.close();
+  }
+}
+
 describe('DNS names that stop resolving', () => {
   it('keeps serving on the last good address, keeps the server UP, and says so in /status', async () => {
     sims = await startSimulators(['lic1']);
@@ -109,6 +119,22 @@ describe('DNS names that stop resolving', () => {
     expect(await hello()).toBe('lic1');
   });
 
+  it('a name with only an IPv6 address (AAAA) is checked and connected over IPv6', async () => {
+    const sim = new LicenseSimulator({ listen: { host: '::1', port: 0 }, name: 'lic6', tokens: 10 });
+    sims = [sim];
+    const port = (await sim.listen()).port;
+    const dns = scriptedDns();
+    dns.answer.set('lic6.licenses.test', '::1');
+    daemon = await startWithDns(`  - name: b
+    check: { type: status, inter: 100ms, fastinter: 50ms, fall: 1, rise: 1 }
+    servers: [ { name: lic6, address: "lic6.licenses.test:${port}" } ]
+`, dns.lookup);
+    const server = daemon.model.backend('b')!.server('lic6')!;
+    await waitFor(() => server.stateText === 'UP', { timeoutMs: 3000, what: 'lic6 UP by its STATUS check over IPv6' });
+    expect(await helloThrough(daemon)).toBe('lic6');
+    expect(serverJson(server)).toMatchObject({ address: `lic6.licenses.test:${port}`, resolved: '::1' });
+  });
+
   it('an answer slower than the lookup timeout (the first name server not answering) is still used', async () => {
     sims = await startSimulators(['lic1']);
     // glibc waits resolv.conf's timeout (5 s) on a name server that does not answer before it asks
@@ -126,12 +152,7 @@ describe('DNS names that stop resolving', () => {
     await waitFor(() => server.connectHost === '127.0.0.1', { timeoutMs: 5000, what: 'the late answer in use' });
     expect(server.dnsError).toBeNull();
     await waitFor(() => server.stateText === 'UP', { timeoutMs: 3000, what: 'lic1 UP' });
-    const c = await LicenseClient.connect(daemon.frontends[0]!.address().port);
-    try {
-      expect(await c.hello()).toBe('lic1');
-    } finally {
-      await c.close();
-    }
+    expect(await helloThrough(daemon)).toBe('lic1');
     expect(lookups).toEqual(['lic1.licenses.test']);
   });
 

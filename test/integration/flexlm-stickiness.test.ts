@@ -51,6 +51,28 @@ describe('FlexLM two-port checkouts through licgate', () => {
     expect(clientsPer.a + clientsPer.b).toBe(39);
   });
 
+  // A [::] listener takes IPv4 clients as ::ffff:a.b.c.d: the key must be the same plain IPv4 address
+  // as the 0.0.0.0 listener sees, or the two connections of a checkout are placed apart.
+  it.each([
+    { by: 'stick: source', keys: ['balance: roundrobin', 'stick: source'], lmgrd: '0.0.0.0', vendor: '[::]' },
+    { by: 'balance: source', keys: ['balance: source'], lmgrd: '[::]', vendor: '0.0.0.0' },
+  ])('with $by, lmgrd on $lmgrd and the vendor daemon on $vendor, every IPv4 client checks out', async ({ keys, lmgrd, vendor }) => {
+    const { proxy } = await startFlexlmLab(['a', 'b'], [...keys, 'check: { type: status, inter: 1s }'], {}, [], { lmgrd: `${lmgrd}:0`, vendor: `${vendor}:0` });
+    // The proxy's vendor port is not the servers' here (a wildcard listener cannot share a port with
+    // them on one host), so the client is pointed at it; the ticket still only works on its server.
+    const results = await Promise.all(
+      clientAddresses(39).map(async (localAddress) => {
+        const opts = { host: '127.0.0.1', lmgrdPort: proxy.ports.lmgrd!, localAddress };
+        const { ticket } = await askLmgrd(opts);
+        const { vendor: conn, ...r } = await vendorCheckout(opts, { vendorPort: proxy.ports.vendor!, ticket });
+        conn.destroy();
+        return r;
+      }),
+    );
+    expect(results.filter((r) => !r.granted).map((r) => `${r.client}: ${r.detail}`)).toEqual([]);
+    expect(new Set(results.map((r) => r.server))).toEqual(new Set(['a', 'b']));
+  });
+
   it('without stickiness, the same checkouts fail for a substantial share (lmgrd and vendor connections split)', async () => {
     const { lmgrdPort } = await lab(false);
     const results = await checkouts(lmgrdPort, 200, 10);
