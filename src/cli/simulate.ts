@@ -1,4 +1,4 @@
-import { parseHostPort } from '../config/address.js';
+import { formatBound, parseHostPort } from '../config/address.js';
 import { ListenError, UsageError } from '../errors.js';
 import { FlexlmSimulator } from '../simulator/flexlm-simulator.js';
 import { LicenseSimulator } from '../simulator/license-simulator.js';
@@ -25,8 +25,8 @@ export const simulate: Command = {
       throw new ListenError(`simulator ${name}`, `${listenText}${vendorPort === null ? '' : ` (vendor port ${vendorPort})`}`, e);
     });
     // Tests and the demo read these lines to learn the ports when they asked for port 0.
-    if (sim instanceof FlexlmSimulator) process.stdout.write(`simulator ${name} vendor daemon on ${addr.address}:${sim.vendorAddress().port}\n`);
-    process.stdout.write(`simulator ${name} listening on ${addr.address}:${addr.port}\n`);
+    if (sim instanceof FlexlmSimulator) process.stdout.write(`simulator ${name} vendor daemon on ${formatBound({ address: addr.address, port: sim.vendorAddress().port })}\n`);
+    process.stdout.write(`simulator ${name} listening on ${formatBound(addr)}\n`);
     return new Promise((resolve) => {
       const stop = (): void => void sim.close().then(() => resolve(0));
       process.once('SIGTERM', stop);

@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlexlmSimulator } from '../../src/simulator/flexlm-simulator.js';
 import { LicenseClient } from '../helpers/license-client.js';
-import { runCli } from '../helpers/proxy-harness.js';
+import { CLI, runCli } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** The FlexLM-like simulator on its own (real sockets): what the proxy tests rely on. */
@@ -118,5 +120,19 @@ describe('FlexlmSimulator', () => {
     const r = await runCli(['simulate', '--flexlm', '--vendor-port', String(vendor), '--listen', '127.0.0.1:0']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot listen for simulator .*: address already in use \(EADDRINUSE\)/);
+  });
+
+  it('the CLI says where it listens as address:port, an IPv6 address in brackets', async () => {
+    const child = spawn(process.execPath, [CLI, 'simulate', '--flexlm', '--vendor-port', '0', '--listen', '[::1]:0', '--name', 'six'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    try {
+      await waitFor(() => out.includes('listening on'), { timeoutMs: 10_000, what: 'the simulator to listen' });
+      expect(out).toMatch(/^simulator six vendor daemon on \[::1\]:\d+\nsimulator six listening on \[::1\]:\d+\n$/);
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });
