@@ -51,7 +51,7 @@ function run(b: ReturnType<typeof backend>, port: number): AgentScheduler {
 }
 
 describe('AgentScheduler (backend agent_port)', () => {
-  it('applies weight, drain, maint and down, and an agent up brings the server back', async () => {
+  it('applies weight, drain, maint and down, and an agent up brings the server back; a down under its maint stays MAINT, unchecked', async () => {
     const ag = await agent();
     const b = backend(ag.port);
     const a = b.server('a')!;
@@ -72,6 +72,16 @@ describe('AgentScheduler (backend agent_port)', () => {
     await waitFor(() => a.usable && a.effectiveWeight === 100, { timeoutMs: 3000, what: 'usable at weight 100' });
     ag.say('maint\n');
     await waitFor(() => a.stateText === 'MAINT (agent)', { timeoutMs: 3000, what: 'MAINT from the agent' });
+    // What a licgate sidecar says while its only server is in MAINT: HAProxy 2.6 shows MAINT.
+    ag.say('down maint 0% #maintenance\n');
+    await waitFor(() => a.agent?.reason === 'agent says "down maint 0% #maintenance"', { timeoutMs: 3000, what: 'the down maint reply read' });
+    expect([a.stateText, a.checksPaused, a.usable]).toEqual(['MAINT (agent)', true, false]);
+    // Leaving MAINT while the agent still says down: HAProxy's DOWN (agent), checked again.
+    ag.say('ready\n');
+    await waitFor(() => a.stateText === 'DOWN (agent)', { timeoutMs: 3000, what: 'DOWN (agent) after ready' });
+    expect(a.checksPaused).toBe(false);
+    ag.say('up 100%\n');
+    await waitFor(() => a.usable, { timeoutMs: 3000, what: 'usable after up 100%' });
   });
 
   it('an agent "up" never overrides a failed health check', async () => {

@@ -298,3 +298,49 @@ describe('weight percentages against HAProxy 2.6', () => {
     }
   });
 });
+
+describe('agent admin and health words against HAProxy 2.6', () => {
+  it('a down under the agent\'s own maint is MAINT in both, and DOWN (agent) once the agent says ready', async () => {
+    const licenseServer = await startTcpServer(() => {});
+    const [hapAgent, lgAgent] = [await agent(), await agent()];
+    const check = 'check inter 100 rise 1 fall 1 weight 100';
+    haproxy = await startHaproxy(
+      `global\n    stats socket ${join(dir, 'haproxy.sock')} mode 600 level admin\n    stats timeout 30s\n` +
+        'defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 500\n' +
+        `backend ag\n    server s 127.0.0.1:${licenseServer.port} ${check} agent-check agent-port ${hapAgent.port} agent-inter 100ms\n`,
+      dir,
+    );
+    const daemon = await startDaemon(
+      `admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: ag\n    check: { type: tcp, inter: 100ms, rise: 1, fall: 1, timeout: 500ms }\n` +
+        `    agent_port: ${lgAgent.port}\n    agent_inter: 100ms\n    servers:\n      - { name: s, address: "127.0.0.1:${licenseServer.port}", weight: 100 }\n`,
+    );
+    try {
+      const hap = haproxy;
+      const s = daemon.model.backend('ag')!.server('s')!;
+      const seen: string[] = [];
+      // "down maint 0%" is what a licgate sidecar says all through its server's maintenance.
+      for (const line of ['up ready 100%', 'maint', 'down maint 0% #maintenance', 'up', 'down', 'ready', 'up 100%', 'down drain', 'up', 'ready']) {
+        hapAgent.say(line);
+        lgAgent.say(line);
+        await waitFor(() => hapAgent.answered() >= 2, { timeoutMs: 5000, what: `HAProxy's agent reads of "${line}"` });
+        await waitFor(() => s.agent?.reason === `agent says "${line}"`, { timeoutMs: 5000, what: `licgate's agent read of "${line}"` });
+        // licgate names who set a MAINT; HAProxy's agent and admin share one MAINT flag.
+        seen.push(`${line}: HAProxy ${(await hap.server('ag', 's')).status}, licgate ${s.stateText.replace('MAINT (agent)', 'MAINT')}`);
+      }
+      expect(seen).toEqual([
+        'up ready 100%: HAProxy UP, licgate UP',
+        'maint: HAProxy MAINT, licgate MAINT',
+        'down maint 0% #maintenance: HAProxy MAINT, licgate MAINT',
+        'up: HAProxy MAINT, licgate MAINT',
+        'down: HAProxy MAINT, licgate MAINT',
+        'ready: HAProxy DOWN (agent), licgate DOWN (agent)',
+        'up 100%: HAProxy UP, licgate UP',
+        'down drain: HAProxy DOWN (agent), licgate DOWN (agent)',
+        'up: HAProxy DRAIN (agent), licgate DRAIN (agent)',
+        'ready: HAProxy UP, licgate UP',
+      ]);
+    } finally {
+      await daemon.close();
+    }
+  });
+});

@@ -45,7 +45,8 @@ export function mergeAgentLine(prev: AgentMemory | null, parsed: ParsedAgentLine
 /**
  * What the agent had said, as far as a server's agent view tells, for a loop that starts with no
  * memory of its own while the server kept the agent's word across a reload (Server.adoptRuntime).
- * A view that says down hides the admin word under it: that one starts over at ready.
+ * A view that says down hides the admin word under it: that one starts over at ready; one that
+ * says maint hides a down under it: that starts over at up.
  */
 export function memoryFromView(view: AgentView): AgentMemory {
   const admin = view.state === 'drain' || view.state === 'maint' ? view.state : 'ready';
@@ -54,10 +55,12 @@ export function memoryFromView(view: AgentView): AgentMemory {
 
 /**
  * The model's view of an agent's state. `withHealth` false (the agent is the health check) leaves
- * health to the check result, so the view never says down.
+ * health to the check result, so the view never says down. A down under the agent's own maint is
+ * MAINT, as HAProxy shows it: a licgate sidecar says "down maint" all through a maintenance, whose
+ * checks must stay paused; the down shows once the agent says ready.
  */
 export function agentView(mem: AgentMemory, withHealth: boolean): AgentView {
-  const state: AgentView['state'] = withHealth && mem.health === 'down' ? 'down' : mem.admin === 'maint' ? 'maint' : mem.admin === 'drain' ? 'drain' : 'up';
+  const state: AgentView['state'] = mem.admin === 'maint' ? 'maint' : withHealth && mem.health === 'down' ? 'down' : mem.admin === 'drain' ? 'drain' : 'up';
   return { state, weightPercent: mem.weightPercent, maxconn: mem.maxconn, reason: `agent says "${mem.line}"` };
 }
 

@@ -97,11 +97,15 @@ describe('mergeAgentLine / agentView (HAProxy stickiness)', () => {
     expect(agentView(step(null, 'up 50%'), true).maxconn).toBeNull();
   });
 
-  it('fail and stopped are down; the view says down only when it carries health', () => {
-    const m = step(step(null, 'maint'), 'stopped #planned');
+  it('fail and stopped are down; the view says down only when it carries health, and not under the agent\'s maint', () => {
+    const m = step(step(null, 'drain'), 'stopped #planned');
     expect(m.health).toBe('down');
     expect(agentView(m, true)).toEqual({ state: 'down', weightPercent: null, maxconn: null, reason: 'agent says "stopped #planned"' });
-    expect(agentView(m, false)).toEqual({ state: 'maint', weightPercent: null, maxconn: null, reason: 'agent says "stopped #planned"' });
+    expect(agentView(m, false)).toEqual({ state: 'drain', weightPercent: null, maxconn: null, reason: 'agent says "stopped #planned"' });
+    // HAProxy 2.6 shows MAINT for "maint" then "stopped", and DOWN (agent) once the agent says ready.
+    const inMaint = step(step(null, 'maint'), 'stopped #planned');
+    expect(agentView(inMaint, true).state).toBe('maint');
+    expect(agentView(step(inMaint, 'ready'), true).state).toBe('down');
     expect(agentView(step(null, 'up ready 100%'), true).state).toBe('up');
     expect(agentView(step(null, 'fail'), true).state).toBe('down');
   });
