@@ -12,6 +12,7 @@
  */
 interface Entry {
   server: string;
+  /** performance.now() time: an NTP step or a VM's clock sync must not expire every entry at once. */
   expires: number;
 }
 
@@ -27,11 +28,11 @@ export class StickTable {
 
   /** Live entries (expired ones are swept first, so this is what /status and metrics show). */
   get size(): number {
-    this.sweep(Date.now());
+    this.sweep(performance.now());
     return this.entries.size;
   }
 
-  get(key: string, now = Date.now()): string | undefined {
+  get(key: string, now = performance.now()): string | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
     if (e.expires <= now) {
@@ -45,7 +46,7 @@ export class StickTable {
   }
 
   /** Sets or refreshes an entry (every new connection of a sticky client refreshes its TTL). */
-  set(key: string, server: string, now = Date.now()): void {
+  set(key: string, server: string, now = performance.now()): void {
     const e = this.entries.get(key);
     if (e) {
       e.server = server;
@@ -66,7 +67,7 @@ export class StickTable {
   }
 
   /** A session of `key` ended; after its last one, the TTL counts from now. */
-  sessionClosed(key: string, now = Date.now()): void {
+  sessionClosed(key: string, now = performance.now()): void {
     const n = this.open.get(key);
     if (n === undefined) return;
     if (n > 1) {
@@ -89,7 +90,7 @@ export class StickTable {
    * entry's expiry moves by the change in ttl, so activity order stays expiry order; a smaller size
    * evicts as an insertion would.
    */
-  resize(ttlMs: number, maxSize: number, now = Date.now()): void {
+  resize(ttlMs: number, maxSize: number, now = performance.now()): void {
     const shift = ttlMs - this.ttlMs;
     if (shift !== 0) for (const e of this.entries.values()) e.expires += shift;
     this.ttlMs = ttlMs;
@@ -103,7 +104,7 @@ export class StickTable {
   }
 
   /** Removes expired entries from the head; an expired head whose client is still connected is refreshed instead. */
-  sweep(now = Date.now()): void {
+  sweep(now = performance.now()): void {
     for (const [key, e] of this.entries) {
       if (e.expires > now) return;
       if (this.open.has(key)) this.touch(key, e, now);

@@ -67,7 +67,7 @@ describe('StickTable', () => {
     for (let i = 0; i < 5; i++) live.set(`k${i}`, 's');
     expect(live.size).toBe(5);
     const expired = new StickTable(1000, 100);
-    for (let i = 0; i < 5; i++) expired.set(`k${i}`, 's', Date.now() - 2000);
+    for (let i = 0; i < 5; i++) expired.set(`k${i}`, 's', performance.now() - 2000);
     expect(expired.size).toBe(0);
   });
 

@@ -1,5 +1,5 @@
 import { freePort, startFlexlmSimulator, type FlexlmSimulatorProcess } from './flexlm-simulator-process.js';
-import { startProxy, type ProxyProcess } from './proxy-harness.js';
+import { startProxy, type ProxyProcess, type StartProxyOptions } from './proxy-harness.js';
 
 export interface FlexlmLab {
   lmgrdPort: number;
@@ -14,11 +14,12 @@ export interface FlexlmLab {
  * on the same two ports everywhere, and a licgate in front of them on 127.0.0.1: an lmgrd frontend
  * and a vendor-daemon frontend (`server_port`) sharing the backend `licenses`. `backendKeys` are that
  * backend's keys besides name and servers, one per line; `serverKeys` adds keys to a server's entry
- * (`{ b: 'weight: 0' }`); `topKeys` are top-level lines (`admin: {...}`); `listen` moves the
- * frontends (`{ vendor: '[::]:0' }`: the client is then pointed at proxy.ports). The caller stops
- * both with stopAll() and stopFlexlmSimulators().
+ * (`{ b: 'weight: 0' }`); `topKeys` are top-level lines (`admin: {...}`); `opts` go to startProxy,
+ * and `opts.listen` moves the frontends (`{ vendor: '[::]:0' }`: the client is then pointed at
+ * proxy.ports). The caller stops both with stopAll() and stopFlexlmSimulators().
  */
-export async function startFlexlmLab(servers: string[], backendKeys: string[], serverKeys: Record<string, string> = {}, topKeys: string[] = [], listen: { lmgrd?: string; vendor?: string } = {}): Promise<FlexlmLab> {
+export async function startFlexlmLab(servers: string[], backendKeys: string[], serverKeys: Record<string, string> = {}, topKeys: string[] = [], opts: StartProxyOptions & { listen?: { lmgrd?: string; vendor?: string } } = {}): Promise<FlexlmLab> {
+  const { listen = {}, ...proxyOpts } = opts;
   const [lmgrdPort, vendorPort] = [await freePort(), await freePort()];
   const hosts = servers.map((name, i) => [name, `127.0.1.${i + 1}`] as const);
   const sims: Record<string, FlexlmSimulatorProcess> = {};
@@ -32,6 +33,6 @@ backends:
 ${backendKeys.map((k) => `    ${k}`).join('\n')}
     servers:
 ${hosts.map(([name, host]) => `      - { name: ${name}, address: "${host}:${lmgrdPort}"${serverKeys[name] ? `, ${serverKeys[name]}` : ''} }`).join('\n')}
-`);
+`, proxyOpts);
   return { lmgrdPort, vendorPort, sims, proxy };
 }

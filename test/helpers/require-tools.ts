@@ -35,6 +35,7 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   wrk: 'wrk',
   nginx: 'nginx',
   strace: 'strace',
+  faketime: 'faketime',
   promtool: 'prometheus',
   prometheus: 'prometheus',
   chromium: 'chromium',

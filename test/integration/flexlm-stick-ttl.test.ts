@@ -5,15 +5,18 @@ import { startFlexlmLab } from '../helpers/flexlm-lab.js';
 import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
 import { stopAll } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { wallClockStep } from '../helpers/wall-clock-step.js';
 
 /**
  * stick_ttl counts from a client's last activity, and never runs out while the client holds a
  * session: a FlexLM client keeps its vendor-daemon connection open for hours with nothing but
  * heartbeats on it, and must find the same server for its next checkout.
  */
+const cleanup: (() => void)[] = [];
 afterEach(async () => {
   await stopAll();
   await stopFlexlmSimulators();
+  for (const f of cleanup.splice(0)) f();
 });
 
 describe('stick entries and open sessions', () => {
@@ -61,5 +64,31 @@ describe('stick entries and open sessions', () => {
     for (const localAddress of clients) expect((await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress })).server).toBe('a');
     const newcomers = await Promise.all(clientAddresses(4, 10).map((localAddress) => flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress })));
     expect(new Set(newcomers.map((c) => c.server))).toEqual(new Set(['a', 'b']));
+  });
+});
+
+/** NTP steps and a live-migrated VM's clock sync move the wall clock; stick_ttl is real time. */
+describe('stick entries and wall-clock steps', () => {
+  it('keeps a client on its server when the wall clock steps forward past stick_ttl', async (ctx) => {
+    const clock = wallClockStep(ctx);
+    cleanup.push(clock.dispose);
+    const { lmgrdPort, proxy } = await startFlexlmLab(['a', 'b'], ['stick: source', 'stick_ttl: 1h', 'check: { type: status, inter: 1s }'], {}, [], { wrapper: clock.wrapper });
+    const first = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: '127.0.0.2' });
+    expect(first.granted).toBe(true);
+    clock.set('+2h');
+    // Round-robin would place a client without an entry on the other server.
+    const again = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: '127.0.0.2' });
+    expect(again.server).toBe(first.server);
+    expect((await proxy.backend('licenses')).stick_entries).toBe(1);
+  });
+
+  it('expires a stick entry one stick_ttl after its last connection when the wall clock steps back', async (ctx) => {
+    const clock = wallClockStep(ctx);
+    cleanup.push(clock.dispose);
+    const ttlMs = 1000;
+    const { lmgrdPort, proxy } = await startFlexlmLab(['a', 'b'], ['stick: source', `stick_ttl: ${ttlMs}ms`, 'check: { type: status, inter: 1s }'], {}, [], { wrapper: clock.wrapper });
+    expect((await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: '127.0.0.2' })).granted).toBe(true);
+    clock.set('-1h');
+    await waitFor(async () => (await proxy.backend('licenses')).stick_entries === 0, { timeoutMs: 5 * ttlMs, intervalMs: 50, what: 'the stick entry to expire after the clock stepped back an hour' });
   });
 });

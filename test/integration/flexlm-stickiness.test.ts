@@ -57,7 +57,7 @@ describe('FlexLM two-port checkouts through licgate', () => {
     { by: 'stick: source', keys: ['balance: roundrobin', 'stick: source'], lmgrd: '0.0.0.0', vendor: '[::]' },
     { by: 'balance: source', keys: ['balance: source'], lmgrd: '[::]', vendor: '0.0.0.0' },
   ])('with $by, lmgrd on $lmgrd and the vendor daemon on $vendor, every IPv4 client checks out', async ({ keys, lmgrd, vendor }) => {
-    const { proxy } = await startFlexlmLab(['a', 'b'], [...keys, 'check: { type: status, inter: 1s }'], {}, [], { lmgrd: `${lmgrd}:0`, vendor: `${vendor}:0` });
+    const { proxy } = await startFlexlmLab(['a', 'b'], [...keys, 'check: { type: status, inter: 1s }'], {}, [], { listen: { lmgrd: `${lmgrd}:0`, vendor: `${vendor}:0` } });
     // The proxy's vendor port is not the servers' here (a wildcard listener cannot share a port with
     // them on one host), so the client is pointed at it; the ticket still only works on its server.
     const results = await Promise.all(
