@@ -76,7 +76,7 @@ export class Frontend implements WaitingOwner {
     // Listening again after unbind(): its sessions may have kept the sweep running.
     if (this.secondSweep) clearInterval(this.secondSweep);
     this.secondSweep = setInterval(() => {
-      const now = Date.now();
+      const now = performance.now();
       this.sessions.forEach((s) => s.everySecond(now));
     }, KEEPALIVE_ARM_AFTER_MS);
     this.secondSweep.unref();
@@ -265,7 +265,7 @@ export class Frontend implements WaitingOwner {
 
   /** `bytesOut`: licgate's own STATUS reply. */
   private waiterEnded(w: Waiting, end: 'status' | 'client-gone', bytesOut = 0): void {
-    this.unserved(clientText(w.peer.key, w.peer.port), w.early?.length ?? 0, Date.now() - w.since, end, bytesOut);
+    this.unserved(clientText(w.peer.key, w.peer.port), w.early?.length ?? 0, Math.round(performance.now() - w.since), end, bytesOut);
   }
 
   /** A client that ended before it had a session: no server, nothing sent to it but licgate's own reply. */

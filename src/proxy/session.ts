@@ -83,7 +83,8 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   listPrev: Session | null = null;
   listNext: Session | null = null;
   readonly frontendName: string;
-  private readonly started = Date.now();
+  /** performance.now(): a wall-clock step must not make a duration negative or an hour long. */
+  private readonly started = performance.now();
   private readonly connector: Connector;
   private relay: Relay | null = null;
   private server: Server | null = null;
@@ -197,7 +198,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
    * The frontend's sweep, once a second. Arms TCP keepalive on both handles of sessions that lived
    * past KEEPALIVE_ARM_AFTER_MS: it exists to find peers that vanished during long silences, so
    * arming it a second late changes nothing, and short sessions skip eight setsockopt calls. And
-   * the relay's read counting (busy directions, see BUSY_READS) starts over.
+   * the relay's read counting (busy directions, see BUSY_READS) starts over. `now`: performance.now().
    */
   everySecond(now: number): void {
     const relay = this.relay;
@@ -373,7 +374,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
       server: this.server?.name ?? null,
       bytes_in: this.clientBytes(relay),
       bytes_out: bytesOut,
-      duration_ms: Date.now() - this.started,
+      duration_ms: Math.round(performance.now() - this.started),
       end,
       retries: this.retries,
       error,

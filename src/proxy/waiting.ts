@@ -42,7 +42,8 @@ export class Waiting implements Linked<Waiting> {
   listPrev: Waiting | null = null;
   listNext: Waiting | null = null;
   private readonly timer: NodeJS.Timeout;
-  readonly since = Date.now();
+  /** performance.now(), as a session's start. */
+  readonly since = performance.now();
   /** Client bytes read while waiting, for the session: the first chunk itself, then a view of `store`. */
   early: Buffer | null = null;
   /** Where the chunks after the first are appended (appendBytes). */

@@ -189,6 +189,18 @@ function withHarnessDefaults(yaml: string): string {
   return `${extra.join('\n')}\n${yaml}`;
 }
 
+/** Frontend `lmgrd` on 127.0.0.1:0 to backend `licenses`, whose one server `primary` is at 127.0.0.1:`port`. */
+export function oneServerYaml(port: number, check = '{ type: status, inter: 5s }'): string {
+  return `
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
+backends:
+  - name: licenses
+    check: ${check}
+    servers: [{ name: primary, address: "127.0.0.1:${port}" }]
+`;
+}
+
 export async function startProxy(yaml: string, opts: StartProxyOptions = {}): Promise<ProxyProcess> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const dir = mkdtempSync(join(tmpdir(), 'licgate-test-'));

@@ -4,22 +4,20 @@ import { connect } from 'node:net';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
 import { LicenseClient } from '../helpers/license-client.js';
 import { sample } from '../helpers/prom-text.js';
-import { startInProcessSimulator, startProxy, stopAll } from '../helpers/proxy-harness.js';
+import { oneServerYaml, startInProcessSimulator, startProxy, stopAll } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { wallClockStep } from '../helpers/wall-clock-step.js';
 
-afterEach(() => stopAll());
+const cleanup: (() => void)[] = [];
+afterEach(async () => {
+  await stopAll();
+  for (const f of cleanup.splice(0)) f();
+});
 
 describe('one JSON log line per finished connection', () => {
   it('names client, frontend, backend, server, bytes each way, duration and how it ended', async () => {
     const sim = await startInProcessSimulator('primary');
-    const proxy = await startProxy(`
-frontends:
-  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
-backends:
-  - name: licenses
-    check: { type: status, inter: 5s }
-    servers: [{ name: primary, address: "127.0.0.1:${sim.port}" }]
-`);
+    const proxy = await startProxy(oneServerYaml(sim.port));
     // A second loopback address as the client's source, as another host would be.
     const c = await LicenseClient.connect(proxy.port, { localAddress: '127.0.0.2' });
     expect(await c.hello()).toBe('primary');
@@ -72,6 +70,21 @@ backends:
       ['closed', '[::1]:PORT'],
       ['closed', '127.0.0.2:PORT'],
     ]);
+  });
+
+  it('logs the time a session was open when the wall clock stepped back an hour meanwhile (NTP, VM clock sync)', async (ctx) => {
+    const clock = wallClockStep(ctx);
+    cleanup.push(clock.dispose);
+    const sim = await startInProcessSimulator('primary');
+    const proxy = await startProxy(oneServerYaml(sim.port), { wrapper: clock.wrapper });
+    const opened = performance.now();
+    const c = await LicenseClient.connect(proxy.port);
+    expect(await c.hello()).toBe('primary');
+    clock.set('-1h');
+    await c.close();
+    const line = await waitFor(() => proxy.logs.find((x) => x.msg === 'session closed'), { timeoutMs: 5000, what: 'session log line' });
+    expect(line.duration_ms).toBeGreaterThanOrEqual(0);
+    expect(line.duration_ms).toBeLessThanOrEqual(performance.now() - opened);
   });
 
   it('a session every server refused logs the retries it made (attempts - 1), as a connected one does', async () => {
