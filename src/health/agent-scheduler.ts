@@ -14,7 +14,7 @@ const READ_LIMIT = 1024;
  * health check is what tests reachability). See probes/agent.ts for why this is a separate loop.
  */
 export class AgentScheduler {
-  /** Each server's next read: its timer and when it is due (Date.now() time). */
+  /** Each server's next read: its timer and when it is due (performance.now() time, as the check scheduler's). */
   private readonly timers = new Map<Server, { timer: NodeJS.Timeout; due: number }>();
   private readonly inflight = new Map<Server, AbortController>();
   private readonly memory = new Map<Server, AgentMemory>();
@@ -82,7 +82,7 @@ export class AgentScheduler {
     if (this.stopped) return;
     const timer = setTimeout(() => void this.run(server), delay);
     timer.unref();
-    this.timers.set(server, { timer, due: Date.now() + delay });
+    this.timers.set(server, { timer, due: performance.now() + delay });
   }
 
   private async run(server: Server): Promise<void> {

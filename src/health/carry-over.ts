@@ -21,7 +21,7 @@ export function carryOver<T>(entries: Map<Server, T>, staying: ReadonlySet<Serve
  * that stays, how long its next round was still due in (0 when overdue), to schedule it anew.
  */
 export function carryOverTimers(timers: Map<Server, { timer: NodeJS.Timeout; due: number }>, staying: ReadonlySet<Server>, again: (s: Server, dueInMs: number) => void): void {
-  const now = Date.now();
+  const now = performance.now();
   const was = [...timers];
   timers.clear();
   for (const [old, t] of was) {

@@ -12,7 +12,8 @@ import type { Probe, ProbeOutcome } from './probes/probe.js';
  * little jitter for the same reason (HAProxy's spread-checks).
  */
 export class CheckScheduler {
-  /** Each server's next check: its timer and when it is due (Date.now() time). */
+  /** Each server's next check: its timer and when it is due (performance.now() time:
+   * a reload carries it over, and a wall-clock step must not postpone the check by the step). */
   private readonly timers = new Map<Server, { timer: NodeJS.Timeout; due: number }>();
   private readonly inflight = new Map<Server, AbortController>();
   private stopped = false;
@@ -91,7 +92,7 @@ export class CheckScheduler {
   /** Brings the server's next check forward to fastinter from now, unless it is due sooner or running. */
   private soon(server: Server): void {
     const next = this.timers.get(server);
-    if (this.stopped || this.inflight.has(server) || (next && next.due - Date.now() <= this.check.fastinter)) return;
+    if (this.stopped || this.inflight.has(server) || (next && next.due - performance.now() <= this.check.fastinter)) return;
     clearTimeout(next?.timer);
     this.schedule(server, this.check.fastinter);
   }
@@ -107,7 +108,7 @@ export class CheckScheduler {
     if (this.stopped) return;
     const timer = setTimeout(() => void this.run(server), delay);
     timer.unref();
-    this.timers.set(server, { timer, due: Date.now() + delay });
+    this.timers.set(server, { timer, due: performance.now() + delay });
   }
 
   private nextDelay(server: Server): number {
@@ -150,7 +151,7 @@ export class CheckScheduler {
     // Put in maintenance while the check ran: its result would count against a planned outage.
     if (server.checksPaused) return;
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
-    const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: Date.now(), ...(outcome.license ? { license: outcome.license } : {}) };
+    const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: performance.now(), ...(outcome.license ? { license: outcome.license } : {}) };
     if (outcome.inconclusive) {
       // Our own shortage (out of descriptors): the server's health stays as it was.
       this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: false, durationMs, reason: outcome.reason });

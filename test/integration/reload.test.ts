@@ -5,18 +5,21 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce, LicenseClient } from '../helpers/license-client.js';
 import { parseSamples, sample } from '../helpers/prom-text.js';
-import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type TestServer } from '../helpers/proxy-harness.js';
+import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type StartProxyOptions, type TestServer } from '../helpers/proxy-harness.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
+import { wallClockStep } from '../helpers/wall-clock-step.js';
 
 const TOKEN = 'reload-test-token-0123456789abcdef';
 const clients: LicenseClient[] = [];
 const tokenFiles: string[] = [];
+const cleanup: (() => void)[] = [];
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.destroy();
   await stopAll();
   for (const f of tokenFiles.splice(0)) rmSync(f, { force: true });
+  for (const f of cleanup.splice(0)) f();
 });
 
 /** The admin section every config here shares. */
@@ -37,12 +40,12 @@ const FRONTEND = `frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
 `;
 
-async function start(body: string): Promise<{ p: ProxyProcess; tokenFile: string; write: (body: string) => void }> {
+async function start(body: string, opts: StartProxyOptions = {}): Promise<{ p: ProxyProcess; tokenFile: string; write: (body: string) => void }> {
   const tokenFile = join(tmpdir(), `licgate-reload-token-${process.pid}-${Math.random().toString(36).slice(2)}`);
   // Not readable by every user: licgate would warn of it at each reload.
   writeFileSync(tokenFile, TOKEN, { mode: 0o600 });
   tokenFiles.push(tokenFile);
-  const p = await startProxy(header(tokenFile) + body);
+  const p = await startProxy(header(tokenFile) + body, opts);
   return { p, tokenFile, write: (b) => writeFileSync(p.configFile, header(tokenFile) + b) };
 }
 
@@ -568,6 +571,19 @@ backends:
       expect(seen).toEqual(['s1', 's2', 's1', 's2']);
     });
   }
+
+  it('a reload just after the wall clock stepped back an hour (NTP, VM clock sync) goes on checking at inter: a server that stops is marked DOWN', async (ctx) => {
+    const clock = wallClockStep(ctx);
+    cleanup.push(clock.dispose);
+    const s1 = await startSimulator('s1');
+    const s2 = await startSimulator('s2');
+    const { p } = await start(FRONTEND + backendYaml([{ name: 's1', port: s1.port }, { name: 's2', port: s2.port }]), { wrapper: clock.wrapper });
+    clock.set('-1h');
+    expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+    await s2.stop();
+    // inter 300ms, fall 2.
+    await waitFor(async () => (await p.server('licenses', 's2')).state.startsWith('DOWN'), { timeoutMs: 5000, what: 's2 marked DOWN after it stopped' });
+  });
 
   it('a reload that leaves the check as it was lets a running exec check finish and counts it; no second check of that server starts meanwhile', async () => {
     const s1 = await startSimulator('s1');
