@@ -14,6 +14,7 @@ export interface DaemonView {
   readonly cfg: Config;
   readonly model: Model;
   readonly frontends: readonly Frontend[];
+  /** performance.now() time. */
   readonly startedAt: number;
   readonly shuttingDown: boolean;
   healthVerdict(): HealthVerdict;

@@ -54,7 +54,8 @@ export class Daemon implements DaemonView {
    */
   readonly retired = new Set<Frontend>();
   readonly schedulers: CheckScheduler[] = [];
-  readonly startedAt = Date.now();
+  /** performance.now() time: uptime must not jump with the wall clock. */
+  readonly startedAt = performance.now();
   shuttingDown = false;
   statusResponder: LineServer | null = null;
   agentResponder: AgentResponder | null = null;

@@ -21,6 +21,7 @@ export interface CheckResult {
   ok: boolean;
   reason: string;
   durationMs: number;
+  /** performance.now() time (src/wall-time.ts). */
   at: number;
   license?: LicenseInfo;
 }
@@ -99,7 +100,8 @@ export class Server {
    * been checked since it entered it (checksPaused), so its health is a guess until this check.
    */
   checkNow: (() => void) | null = null;
-  stateSince = Date.now();
+  /** performance.now() time (src/wall-time.ts). */
+  stateSince = performance.now();
 
   /** The address connects and checks use: the host, or the last good DNS answer for a name. */
   get connectHost(): string {
@@ -273,7 +275,7 @@ export class Server {
       this.lastWholeLicense = old.lastWholeLicense;
     }
     this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
-    this.stateSince = firstWord(this.stateText) === firstWord(old.stateText) ? old.stateSince : Date.now();
+    this.stateSince = firstWord(this.stateText) === firstWord(old.stateText) ? old.stateSince : performance.now();
   }
 
   /**
@@ -404,7 +406,7 @@ export class Server {
     const resumed = pausedBefore && !this.checksPaused;
     if (resumed) this.health.health = this.health.rise;
     if (this.changeText !== from || this.eligible !== usableBefore) {
-      if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = Date.now();
+      if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = performance.now();
       this.onChange(this, from, reason, usableBefore, upBefore && !this.up && !this.inMaint);
     } else if (this.maxconn !== maxconnBefore) {
       this.onCapacity(this);

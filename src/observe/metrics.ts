@@ -10,6 +10,7 @@ import type { Session, SessionRecord, SessionRoute } from '../proxy/session.js';
 import type { Route } from '../serve/admin-http.js';
 import type { ControlListener } from './control-refusals.js';
 import { readVrrpState, VRRP_STATES } from './vrrp-state.js';
+import { wallTimeOf } from '../wall-time.js';
 
 /** GET /metrics in the Prometheus text format. */
 export function metricsRoute(metrics: Metrics): Route {
@@ -183,7 +184,7 @@ export class Metrics {
     this.serverGauge('licgate_server_active_connections', 'Sessions holding a slot on the server now (all frontends).', (s) => s.active);
     this.serverGauge('licgate_server_connects_overdue', 'Connects to the server unanswered after their race delay (connect_race); while above 0, new sessions go to other servers if they can.', (s) => s.overdue);
     this.serverGauge('licgate_server_last_check_success', 'Whether the last active check passed, 1 or 0 (absent before the first check).', (s) => (s.lastCheck ? (s.lastCheck.ok ? 1 : 0) : null));
-    this.serverGauge('licgate_server_state_since_timestamp_seconds', 'When the server entered its current state (UP, DOWN, DRAIN, MAINT).', (s) => s.stateSince / 1000);
+    this.serverGauge('licgate_server_state_since_timestamp_seconds', 'When the server entered its current state (UP, DOWN, DRAIN, MAINT).', (s) => wallTimeOf(s.stateSince) / 1000);
     new Gauge({
       name: 'licgate_server_state',
       help: 'The server state as HAProxy names it, one series per state with value 1 for the current one (UP includes the transitional "UP 1/3").',

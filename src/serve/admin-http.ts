@@ -74,7 +74,7 @@ export class AdminHttp {
     return {
       version: v.version,
       pid: process.pid,
-      uptime_s: Math.round((Date.now() - v.startedAt) / 1000),
+      uptime_s: Math.round((performance.now() - v.startedAt) / 1000),
       shutting_down: v.shuttingDown,
       vrrp,
       frontends: v.frontends.map((f) => ({ name: f.name, listen: formatHostPort(f.cfg.listen), port: f.address()?.port ?? null, backend: f.backend.name, active: f.sessions.size })),

@@ -100,7 +100,7 @@ export function licenseWeightFactor(
   license: LicenseInfo | null | undefined,
   from: WeightFromConfig | null,
   whole: { license: LicenseInfo; at: number } | null = null,
-  now = Date.now(),
+  now = performance.now(),
   failed: string | null = null,
 ): LicenseFactor {
   if (!from) return FULL;
@@ -175,7 +175,7 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
     if (s.inMaint) continue;
     notMaint = true;
     const failed = s.up && s.lastCheck?.ok === false ? s.lastCheck.reason : null;
-    const lic = licenseWeightFactor(s.lastCheck?.license, from, s.lastWholeLicense, Date.now(), failed);
+    const lic = licenseWeightFactor(s.lastCheck?.license, from, s.lastWholeLicense, performance.now(), failed);
     if (lic.note) notes.push(servers.length > 1 ? `${s.name}: ${lic.note}` : lic.note);
     if (s.draining || lic.exhausted) continue;
     ready = true;

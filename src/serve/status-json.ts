@@ -2,6 +2,7 @@ import { formatHostPort } from '../config/address.js';
 import { tierName } from '../model/events.js';
 import type { Backend } from '../model/backend.js';
 import type { Server } from '../model/server.js';
+import { wallTimeOf } from '../wall-time.js';
 
 /** The JSON shapes of GET /status; also what `licgate ctl` and the stats page render. */
 export function serverJson(s: Server) {
@@ -26,12 +27,12 @@ export function serverJson(s: Server) {
     connect_errors: s.connectErrors,
     connect_ms: roundMs(s.connectTime.smoothed),
     connects_overdue: s.overdue,
-    since: new Date(s.stateSince).toISOString(),
+    since: new Date(wallTimeOf(s.stateSince)).toISOString(),
     last_check: s.lastCheck && {
       ok: s.lastCheck.ok,
       reason: s.lastCheck.reason,
       duration_ms: s.lastCheck.durationMs,
-      at: new Date(s.lastCheck.at).toISOString(),
+      at: new Date(wallTimeOf(s.lastCheck.at)).toISOString(),
       ...(s.lastCheck.license ? { license: s.lastCheck.license } : {}),
     },
   };

@@ -43,6 +43,7 @@ export interface ServerStatus {
   connect_errors: number;
   connect_ms: number | null;
   connects_overdue: number;
+  since: string;
   last_check: { ok: boolean; reason: string; duration_ms: number; at: string } | null;
 }
 
@@ -58,6 +59,7 @@ export interface BackendStatus {
 }
 
 export interface StatusJson {
+  uptime_s: number;
   frontends: { name: string; port: number | null; backend: string; active: number }[];
   backends: BackendStatus[];
 }

@@ -1,9 +1,15 @@
 import { type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli, startInProcessSimulator, startProxy, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
+import { oneServerYaml, runCli, startInProcessSimulator, startProxy, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
+import { sample } from '../helpers/prom-text.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { wallClockStep } from '../helpers/wall-clock-step.js';
 
-afterEach(() => stopAll());
+const cleanup: (() => void)[] = [];
+afterEach(async () => {
+  await stopAll();
+  for (const f of cleanup.splice(0)) f();
+});
 
 describe('/ready and /health on the admin listener', () => {
   it('/ready is 503 until every server was checked once, then 200', async () => {
@@ -96,5 +102,29 @@ backends:
     expect(b.servers[0]!.last_check).toMatchObject({ ok: true, reason: 'reply matched "Server Status: Running"' });
     expect(b.servers[0]!.last_check!.duration_ms).toBeGreaterThanOrEqual(0);
     expect(b.servers[1]!.last_check).toMatchObject({ ok: false, reason: 'connection refused' });
+  });
+});
+
+/** NTP steps and a live-migrated VM's clock sync move the wall clock; what /status says has lasted has not moved with it. */
+describe('/status and /metrics after a wall-clock step', () => {
+  it('a state entered before the clock stepped forward an hour is dated that long before now, not an hour earlier; uptime and last check likewise', async (ctx) => {
+    const clock = wallClockStep(ctx);
+    cleanup.push(clock.dispose);
+    const sim = await startInProcessSimulator('primary');
+    const started = Date.now();
+    const proxy = await startProxy(oneServerYaml(sim.port, '{ type: status, inter: 1h }'), { wrapper: clock.wrapper });
+    await waitFor(async () => (await proxy.server('licenses', 'primary')).last_check !== null, { timeoutMs: 5000, what: 'the first check' });
+    clock.set('+1h');
+    // licgate's wall clock now reads the test's plus an hour: what it shows is that far back from it.
+    const now = (): number => Date.now() + 3_600_000;
+    const status = await proxy.status();
+    const s = status.backends[0]!.servers[0]!;
+    const metrics = (await proxy.get('/metrics')).body;
+    const stateSince = sample(metrics, 'licgate_server_state_since_timestamp_seconds', { backend: 'licenses', server: 'primary' })!;
+    const secondsAgo = (ms: number): number => Math.round((now() - ms) / 1000);
+    const ages = { since: secondsAgo(Date.parse(s.since)), last_check: secondsAgo(Date.parse(s.last_check!.at)), state_since_metric: secondsAgo(stateSince * 1000), uptime_s: status.uptime_s };
+    const elapsed = Math.ceil((Date.now() - started) / 1000);
+    for (const [what, age] of Object.entries(ages)) expect(age, `${what} in seconds, running for ${elapsed} s: ${JSON.stringify(ages)}`).toBeLessThanOrEqual(elapsed);
+    for (const [what, age] of Object.entries(ages)) expect(age, `${what} in seconds: ${JSON.stringify(ages)}`).toBeGreaterThanOrEqual(0);
   });
 });

@@ -16,8 +16,8 @@ function model(servers: string[], check = 'status'): Model {
   return new Model(loadConfigText(`admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: ${check}, rise: 1, fall: 1 }\n    servers:\n${lines.join('\n')}\n`));
 }
 
-const ok = (reason = 'reply matched', license?: LicenseInfo) => ({ ok: true, reason, durationMs: 1, at: Date.now(), ...(license ? { license } : {}) });
-const bad = (reason: string) => ({ ok: false, reason, durationMs: 1, at: Date.now() });
+const ok = (reason = 'reply matched', license?: LicenseInfo) => ({ ok: true, reason, durationMs: 1, at: performance.now(), ...(license ? { license } : {}) });
+const bad = (reason: string) => ({ ok: false, reason, durationMs: 1, at: performance.now() });
 const lic = (features: LicenseInfo['features']): LicenseInfo => ({ servers: [], vendors: [], features, errors: [] });
 const servers = (m: Model): Server[] => m.backend('lic')!.servers;
 const reply = (ss: readonly Server[], wf: { feature: string; min_percent: number } | null = null): string => renderAgentReply(agentReportFor(ss, wf));
