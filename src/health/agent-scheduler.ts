@@ -3,6 +3,7 @@ import type { Server } from '../model/server.js';
 import { carryOver, carryOverTimers } from './carry-over.js';
 import { parseAgentLine } from '../serve/agent-reply.js';
 import { agentView, memoryFromView, mergeAgentLine, readAgentLine, sameAgentView, type AgentMemory } from './probes/agent.js';
+import { pollFirstTimeout } from '../io/poll-first-timeout.js';
 
 /** An agent line is a few dozen bytes; more without a line end is not an agent. */
 const READ_LIMIT = 1024;
@@ -91,7 +92,7 @@ export class AgentScheduler {
     const ctl = new AbortController();
     this.inflight.set(server, ctl);
     // HAProxy uses agent-inter as the agent's timeout when no check timeout is set; never wait longer.
-    const timer = setTimeout(() => ctl.abort(), Math.min(this.timeoutMs, this.interMs));
+    const timer = pollFirstTimeout(() => ctl.abort(), Math.min(this.timeoutMs, this.interMs));
     let line: string | null = null;
     let error: string | null = null;
     try {
@@ -101,7 +102,7 @@ export class AgentScheduler {
     } catch (e) {
       error = (e as Error).message;
     } finally {
-      clearTimeout(timer);
+      timer.clear();
     }
     // A reload that kept this server handed its read on (retarget): the reply is its successor's.
     // Not in flight any more: stopped, or the server left with a reload.

@@ -4,6 +4,7 @@ import type { ModelEvents } from '../model/events.js';
 import type { Server } from '../model/server.js';
 import { carryOver, carryOverTimers } from './carry-over.js';
 import type { Probe, ProbeOutcome } from './probes/probe.js';
+import { pollFirstTimeout } from '../io/poll-first-timeout.js';
 
 /**
  * Runs one backend's active checks: `inter` when a server is fully UP, `fastinter` while it is
@@ -122,7 +123,7 @@ export class CheckScheduler {
     if (this.stopped || this.inflight.has(server) || server.checksPaused) return;
     const ctl = new AbortController();
     this.inflight.set(server, ctl);
-    const timer = setTimeout(() => ctl.abort(), this.check.timeout);
+    const timer = pollFirstTimeout(() => ctl.abort(), this.check.timeout);
     const started = performance.now();
     // An exec check's command resolves (and reports) the name itself; socket checks use the address.
     const target = {
@@ -140,7 +141,7 @@ export class CheckScheduler {
     } catch (e) {
       outcome = { ok: false, reason: `check error: ${(e as Error).message}` };
     } finally {
-      clearTimeout(timer);
+      timer.clear();
     }
     // A reload that kept this server handed its check on (retarget): the result is its successor's.
     // Not in flight any more: stopped, or the server left with a reload.

@@ -127,8 +127,9 @@ describe('CheckScheduler', () => {
     const events = new ModelEvents();
     events.on('check-done', (e) => done.push(e));
     start(b, probe, events);
-    await vi.advanceTimersByTimeAsync(49);
+    await vi.advanceTimersByTimeAsync(50);
     expect(done).toEqual([]);
+    // At the timeout, what has arrived is read first: the abort comes after one more poll (1 ms).
     await vi.advanceTimersByTimeAsync(1);
     expect(done.map((d) => [d.ok, d.reason])).toEqual([[false, 'timeout']]);
     expect(b.servers[0]!.stateText).toBe('DOWN');

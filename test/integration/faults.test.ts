@@ -2,7 +2,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LicenseClient } from '../helpers/license-client.js';
-import { runCli, startProxy, startSimulator, stopAll } from '../helpers/proxy-harness.js';
+import { runCli, startInProcessSimulator, startProxy, startSimulator, stopAll } from '../helpers/proxy-harness.js';
+import { parseSamples } from '../helpers/prom-text.js';
 import { requireTools } from '../helpers/require-tools.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -105,6 +106,39 @@ describe('faults licgate survives', () => {
       for (const s of flood) s.destroy();
       await waitFor(async () => (await p.status()).frontends[0]!.active === 0, { timeoutMs: 5000, what: 'the session to end' });
     }
+  });
+
+  it('a licgate paused for 5 s (SIGSTOP: a stunned VM) and resumed fails no check of its healthy servers: replies that came meanwhile are read before the timeouts', async () => {
+    const sims = await Promise.all(['s1', 's2', 's3'].map((n) => startInProcessSimulator(n)));
+    // The exec check is in flight most of the time, so the pause lands in the middle of some.
+    const servers = sims.map((sim, i) => `{ name: s${i + 1}, address: "127.0.0.1:${sim.port}" }`).join(', ');
+    const proxy = await startProxy(`
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: status }
+backends:
+  - name: status
+    check: { type: status, inter: 100ms, fastinter: 100ms, rise: 1, fall: 1, timeout: 1s }
+    servers: [${servers}]
+  - name: exec
+    check: { type: exec, argv: [/bin/sh, -c, "sleep 0.3"], inter: 100ms, fastinter: 100ms, rise: 1, fall: 1, timeout: 1s }
+    servers: [${servers}]
+`);
+    // Summed over every server of both backends.
+    const total = async (name: string, label: string, value: string): Promise<number> =>
+      parseSamples((await proxy.get('/metrics')).body).filter((m) => m.name === name && m.labels[label] === value).reduce((n, m) => n + m.value, 0);
+    const checks = (result: string): Promise<number> => total('licgate_checks_total', 'result', result);
+    await waitFor(async () => (await checks('ok')) >= 12, { timeoutMs: 10_000, what: 'two ok checks of every server' });
+    expect(await checks('failed')).toBe(0);
+    proxy.child.kill('SIGSTOP');
+    try {
+      // The pause itself is the fault under test, not a wait for a condition.
+      await new Promise((r) => setTimeout(r, 5000));
+    } finally {
+      proxy.child.kill('SIGCONT');
+    }
+    const okBefore = await checks('ok');
+    await waitFor(async () => (await checks('ok')) >= okBefore + 12, { timeoutMs: 10_000, what: 'two more ok checks of every server' });
+    expect({ failed: await checks('failed'), downs: await total('licgate_server_transitions_total', 'to', 'DOWN') }).toEqual({ failed: 0, downs: 0 });
   });
 
   it('a port already in use at start-up: a clear error naming the listener and the address, exit 1', async () => {

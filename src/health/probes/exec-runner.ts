@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { pollFirstTimeout } from '../../io/poll-first-timeout.js';
 
 export interface ExecOptions {
   timeoutMs: number;
@@ -99,7 +100,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
       killGroup();
     };
     const onAbort = (): void => killGroup();
-    const timer = setTimeout(() => {
+    const timer = pollFirstTimeout(() => {
       timedOut = true;
       killGroup();
     }, opts.timeoutMs);
@@ -110,7 +111,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
     const finish = (exitCode: number | null, signal: string | null, failure?: SpawnFailure): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.clear();
       clearTimeout(graceTimer);
       opts.signal?.removeEventListener('abort', onAbort);
       const result: ExecResult = {
