@@ -476,11 +476,11 @@ export class Daemon implements DaemonView {
     return fe;
   }
 
-  private lastAcceptLog = 0;
+  private lastAcceptLog = -Infinity;
 
   /** accept() or an upstream connect ran out of descriptors. At most one line a second: under EMFILE every connection fails the same way. */
   private acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void {
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.lastAcceptLog < 1000) return;
     this.lastAcceptLog = now;
     this.log.error({ frontend: fe.name, code: err.code, accept_errors: fe.acceptErrors }, `frontend ${fe.name} cannot take connections: ${err.code ?? err.message}${err.code === 'EMFILE' || err.code === 'ENFILE' ? ' (out of file descriptors; raise LimitNOFILE)' : ''}`);

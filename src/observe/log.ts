@@ -48,7 +48,7 @@ function stdoutLogger(base: LoggerOptions, format: Config['log']['format']): Log
     sync: false,
     minLength: 0,
     maxLength: LOG_HOLD_LIMIT,
-    retryEAGAIN: () => exitDeadline === 0 || Date.now() < exitDeadline,
+    retryEAGAIN: () => exitDeadline === 0 || performance.now() < exitDeadline,
   });
   // pretty is for a person at a terminal (`licgate demo`): each line is handed on at once, not held for a batch.
   const batch = new LineBatch(out, format === 'pretty' ? 0 : LOG_BATCH_CHARS);
@@ -70,7 +70,7 @@ function stdoutLogger(base: LoggerOptions, format: Config['log']['format']): Log
   setInterval(() => batch.flush(), 1000).unref();
   // Ahead of pino's own exit hook, which flushes with no deadline: it finds the stream destroyed.
   process.prependListener('exit', () => {
-    exitDeadline = Date.now() + EXIT_FLUSH_MS;
+    exitDeadline = performance.now() + EXIT_FLUSH_MS;
     try {
       batch.flushSync();
     } catch {
