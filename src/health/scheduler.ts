@@ -147,10 +147,20 @@ export class CheckScheduler {
     // Not in flight any more: stopped, or the server left with a reload.
     const live = server.live();
     if (this.stopped || this.inflight.get(live) !== ctl) return;
-    this.inflight.delete(live);
     server = live;
     // Put in maintenance while the check ran: its result would count against a planned outage.
-    if (server.checksPaused) return;
+    const paused = server.checksPaused;
+    // Taken while this check is still in flight: a reply that ends the agent's own MAINT is the
+    // check made on leaving it, so the checkNow that leaving calls (Server.change) starts no other.
+    if (!paused && outcome.agent !== undefined) server.setAgent(outcome.agent, `agent: ${outcome.agent.reason}`);
+    this.inflight.delete(server);
+    if (paused) return;
+    // A type agent check in the agent's own MAINT: read for what the agent says, its health counts
+    // no more than a paused check's (a sidecar says "down maint" all through a maintenance).
+    if (server.healthPaused) {
+      this.schedule(server, this.nextDelay(server));
+      return;
+    }
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
     const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: performance.now(), ...(outcome.license ? { license: outcome.license } : {}) };
     if (outcome.inconclusive) {
@@ -159,7 +169,6 @@ export class CheckScheduler {
       this.schedule(server, this.nextDelay(server));
       return;
     }
-    if (outcome.agent !== undefined) server.setAgent(outcome.agent, `agent: ${outcome.agent.reason}`);
     if (outcome.ok) server.checkSucceeded(result);
     else server.checkFailed(result);
     this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: outcome.ok, durationMs, reason: outcome.reason });

@@ -284,9 +284,9 @@ export class Backend {
     return n;
   }
 
-  /** A server in maintenance is not checked (Server.checksPaused): /ready must not wait for it. */
+  /** A server in maintenance counts no check (Server.healthPaused): /ready must not wait for it. */
   get allChecked(): boolean {
-    return this.servers.every((s) => s.firstCheckDone || s.checksPaused);
+    return this.servers.every((s) => s.firstCheckDone || s.healthPaused);
   }
 
   /**

@@ -323,6 +323,15 @@ export class Server {
     return this.checked && (this.admin === 'maint' || (this.agent?.state === 'maint' && !this.agentCheck));
   }
 
+  /**
+   * In maintenance no check result counts. The same as checksPaused but for a type agent check in
+   * the agent's own MAINT: that check goes on, for the agent's word only, as a licgate sidecar says
+   * "down maint" all through a maintenance (CheckScheduler).
+   */
+  get healthPaused(): boolean {
+    return this.checked && this.inMaint;
+  }
+
   /** Runtime weight scaled by the agent's percentage (see percentOfWeight). */
   get effectiveWeight(): number {
     const pct = this.agent?.weightPercent;
@@ -399,11 +408,13 @@ export class Server {
     const usableBefore = this.eligible;
     const maxconnBefore = this.maxconn;
     const pausedBefore = this.checksPaused;
+    const healthPausedBefore = this.healthPaused;
     const upBefore = this.up && !this.inMaint;
     mutate();
     // Leaving maintenance, health is as old as the maintenance: as HAProxy, the server comes back
     // UP with one failure of margin ("start OK but check immediately") and is checked at once.
-    const resumed = pausedBefore && !this.checksPaused;
+    // An admin's ready under the agent's own MAINT resumes a type agent check, counting nothing yet.
+    const resumed = healthPausedBefore && !this.healthPaused;
     if (resumed) this.health.health = this.health.rise;
     if (this.changeText !== from || this.eligible !== usableBefore) {
       if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = performance.now();
@@ -411,7 +422,7 @@ export class Server {
     } else if (this.maxconn !== maxconnBefore) {
       this.onCapacity(this);
     }
-    if (resumed) this.checkNow?.();
+    if (resumed || (pausedBefore && !this.checksPaused)) this.checkNow?.();
   }
 
   checkSucceeded(result: CheckResult): void {

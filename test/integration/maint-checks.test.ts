@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startProxy, startSimulator, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { runCli, startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { sample } from '../helpers/prom-text.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -82,6 +82,44 @@ backends:
     await waitFor(() => changes().length >= 4, { timeoutMs: 5000, what: 'the state changes of lic/a in the log' });
     expect(changes()).toEqual(['UP 1/2 -> UP', 'UP -> MAINT', 'MAINT -> UP 1/2', 'UP 1/2 -> UP']);
     const after = (await p.get('/metrics')).body;
+    expect(sample(after, 'licgate_server_transitions_total', { backend: 'lic', server: 'a', to: 'DOWN' }) ?? 0).toBe(0);
+  });
+});
+
+describe('a server its agent put in MAINT, with the agent as its check (type agent)', { timeout: 60_000 }, () => {
+  it('counts no failed check while the agent says "down maint" all through the maintenance, and on "up ready" is UP 1/fall and UP with that reply', async () => {
+    // What a licgate sidecar answers for a server in MAINT; the test changes it.
+    let reply = 'up ready 100%\n';
+    const ag = await startTcpServer((sock) => sock.end(reply));
+    const lic = await startTcpServer(() => {});
+    // fastinter 2 s: a server that came back DOWN would need it for its second rise check.
+    const p = await startProxy(`
+backends:
+  - name: lic
+    check: { type: agent, port: ${ag.port}, inter: 200ms, fastinter: 2s, downinter: 200ms, rise: 2, fall: 2, timeout: 500ms }
+    servers:
+      - { name: a, address: 127.0.0.1:${lic.port} }
+`);
+    await waitFor(async () => (await p.server('lic', 'a')).state === 'UP', { timeoutMs: 10_000, what: 'lic/a UP' });
+    reply = 'down maint 0% #maintenance\n';
+    await waitFor(async () => (await p.server('lic', 'a')).state === 'MAINT (agent)', { timeoutMs: 5000, what: 'lic/a MAINT (agent)' });
+    // Ten check intervals of the maintenance: the agent is read (it is how the MAINT ends).
+    const answered = ag.accepted.length;
+    await waitFor(() => ag.accepted.length >= answered + 10, { timeoutMs: 10_000, what: '10 agent reads during the MAINT' });
+    const metrics = (await p.get('/metrics')).body;
+    expect(sample(metrics, 'licgate_checks_total', { backend: 'lic', server: 'a', result: 'failed' }) ?? 0).toBe(0);
+    expect((await p.server('lic', 'a')).state).toBe('MAINT (agent)');
+
+    const readyAt = Date.now();
+    reply = 'up ready 100%\n';
+    await waitFor(async () => (await p.server('lic', 'a')).state === 'UP', { timeoutMs: 10_000, what: 'lic/a UP after up ready' });
+    // One check interval, not that plus fastinter for a second rise check.
+    expect(Date.now() - readyAt).toBeLessThan(1500);
+    const changes = (): string[] => p.logs.filter((l) => l.server === 'a' && l.backend === 'lic' && typeof l.to === 'string').map((l) => `${String(l.from)} -> ${String(l.to)}`);
+    await waitFor(() => changes().length >= 4, { timeoutMs: 5000, what: 'the state changes of lic/a in the log' });
+    expect(changes()).toEqual(['UP 1/2 -> UP', 'UP -> MAINT (agent)', 'MAINT (agent) -> UP 1/2', 'UP 1/2 -> UP']);
+    const after = (await p.get('/metrics')).body;
+    expect(sample(after, 'licgate_checks_total', { backend: 'lic', server: 'a', result: 'failed' }) ?? 0).toBe(0);
     expect(sample(after, 'licgate_server_transitions_total', { backend: 'lic', server: 'a', to: 'DOWN' }) ?? 0).toBe(0);
   });
 });

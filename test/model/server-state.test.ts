@@ -96,10 +96,19 @@ describe('Server state', () => {
     a.setAgent(view('maint'), 'agent');
     expect(a.checksPaused).toBe(true);
     const byAgent = make('{ type: agent, port: 27200 }').a;
+    let checkedNow = 0;
+    byAgent.checkNow = () => checkedNow++;
+    byAgent.checkFailed(bad);
     byAgent.setAgent(view('maint'), 'agent');
-    expect([byAgent.stateText, byAgent.checksPaused]).toEqual(['MAINT (agent)', false]);
+    expect([byAgent.stateText, byAgent.checksPaused, byAgent.healthPaused]).toEqual(['MAINT (agent)', false, true]);
     byAgent.setAdmin('maint', 'admin');
     expect(byAgent.checksPaused).toBe(true);
+    // The admin's ready resumes the agent check, which still counts nothing under the agent's MAINT.
+    byAgent.setAdmin('ready', 'admin');
+    expect([byAgent.stateText, byAgent.checksPaused, checkedNow]).toEqual(['MAINT (agent)', false, 1]);
+    // Out of the agent's MAINT, its health is as old as the MAINT: UP 1/fall, as out of the admin's.
+    byAgent.setAgent(view('up'), 'agent');
+    expect([byAgent.stateText, checkedNow]).toEqual(['UP 1/3', 2]);
   });
 
   it('says who drained or put a server in maintenance, and keeps the failing checks of a drained server visible (HAProxy)', () => {

@@ -8,8 +8,9 @@ import { failedFrom, type Probe, type ProbeOutcome, type ProbeTarget } from './p
  *
  * 1. `check: { type: agent, port: 27200 }` — the agent IS the health check. A reply whose health
  *    word is down/fail/stopped counts as a failed check; any other reply is a passed check (it
- *    answered). Health therefore moves through rise/fall like every other check, and the reply's
- *    drain/maint/ready, weight % and maxconn are applied with Server.setAgent.
+ *    answered); neither counts during the agent's own MAINT (Server.healthPaused). Health
+ *    therefore moves through rise/fall like every other check, and the reply's drain/maint/ready,
+ *    weight % and maxconn are applied with Server.setAgent.
  * 2. `agent_port: 27200` beside any `check:` — HAProxy's own model: a health check plus an
  *    auxiliary agent (AgentScheduler). The agent only ever calls Server.setAgent: "down" takes the
  *    server out at once, "up" merely withdraws the agent's own down and never overrides a failed
