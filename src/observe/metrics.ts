@@ -518,17 +518,16 @@ export class Metrics {
   /**
    * After a reload: drop the series of backends, servers and tiers that are gone (a frontend ×
    * server cell with sessions still open goes with its last one, see sessionEnded), and bind those
-   * that came. A removed frontend's go with its last session (frontendGone); a name no frontend
-   * serves any more (renamed where it listens: the same Frontend goes on, so frontendGone never
-   * hears of its old name) goes here.
+   * that came. A removed frontend's go with its last session (frontendGone), but those of its
+   * servers and backends that are gone go here as everyone's do; a name no frontend serves any
+   * more (renamed where it listens: the same Frontend goes on, so frontendGone never hears of its
+   * old name) goes here.
    */
   forget(cfg: Config): void {
     const backends = new Map(cfg.backends.map((b) => [b.name, new Set(b.servers.map((s) => s.name))]));
     const changes = new Set(cfg.backends.flatMap((b) => tierChanges(b.servers).map(([from, to]) => `${b.name}/${from}/${to}`)));
-    const frontends = new Set(cfg.frontends.map((f) => f.name));
     const served = new Set([...this.servedFrontends()].map((f) => f.name));
     for (const fe of this.routes.keys()) {
-      if (!frontends.has(fe) && served.has(fe)) continue;
       const gone = !served.has(fe);
       this.dropIdle(fe, (be, server) => gone || (server === undefined ? !backends.has(be) : !backends.get(be)?.has(server)));
     }

@@ -150,6 +150,23 @@ describe('Metrics', () => {
     expect(sample(await m.render(), 'licgate_connections_total', { server: 'busy' })).toBeUndefined();
   });
 
+  it('a reload that removes a frontend with sessions open and a server: that server series of the frontend go at the reload', async () => {
+    const { m, route, b, src, fe } = setup(`${AB}\n      - { name: gone, address: 10.0.0.3:1 }`);
+    m.sessionConnected(route, b.server('a')!, 0);
+    expect(sample(await m.render(), 'licgate_connections_total', { frontend: 'fe', server: 'gone' })).toBe(0);
+
+    // The frontend is removed while its session is open (Daemon.retired), and so is the server.
+    const next = loadConfigText(YAML(AB).replace('name: fe,', 'name: other,'), 'm.yaml');
+    src.model = new Model(next);
+    src.frontends.length = 0;
+    src.retired.add(fe);
+    m.forget(next);
+    const text = await m.render();
+    expect(sample(text, 'licgate_connections_active', { frontend: 'fe', server: 'a' })).toBe(1);
+    expect(sample(text, 'licgate_connections_total', { frontend: 'fe', server: 'gone' })).toBeUndefined();
+    expect(sample(text, 'licgate_connect_errors_total', { frontend: 'fe', server: 'gone', reason: 'refused' })).toBeUndefined();
+  });
+
   it('licgate_vrrp_state: one series per state, 1 for the role in the state file; UNKNOWN without one; none when not configured', async () => {
     const { m, src } = setup();
     expect(sample(await m.render(), 'licgate_vrrp_state', {})).toBeUndefined();
