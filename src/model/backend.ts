@@ -32,8 +32,12 @@ export class Backend {
   private readonly serverQueues = new Map<Server, IntrusiveList<QueuePlace>>();
   queueRejected = 0;
   queueTimeouts = 0;
-  /** The backend of this name in the config a reload put in place (see adoptRuntime); null while this one runs. */
-  private successor: Backend | null = null;
+  /**
+   * The backend of this name in the config running now, one cell shared by every backend a reload
+   * replaced with it (see adoptSessions). Not a link to the next one: a session held across many
+   * reloads kept the backends and servers of every config in between alive through that chain.
+   */
+  private lineage: { live: Backend } = { live: this };
   /**
    * Servers reloads removed from this backend whose sessions were still open at the last reload:
    * one added back with the same name and address takes their counts (Server.adoptSessions).
@@ -158,11 +162,7 @@ export class Backend {
 
   /** The backend of this name in the config running now: this one, or the successor a reload put in place. */
   get live(): Backend {
-    let live: Backend = this;
-    while (live.successor) live = live.successor;
-    // Sessions of one old backend end one by one: after many reloads, the next walks one link.
-    if (this.successor) this.successor = live;
-    return live;
+    return this.lineage.live;
   }
 
   /**
@@ -317,7 +317,8 @@ export class Backend {
    * reload adds.
    */
   adoptSessions(old: Backend): void {
-    old.successor = this;
+    this.lineage = old.lineage;
+    this.lineage.live = this;
     // Looked at only here, not when a session ends: a removed server leaves once it has none.
     this.retired = old.holdingSessions.filter((r) => !this.servers.some((s) => s.countsWith(r)));
     // Queued connections wait here from now on, in their order: slots free up in this backend (see

@@ -70,11 +70,12 @@ export class Server {
   private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0, overdue: 0, secondStepsOverdue: 0 };
   private consecutiveErrors = 0;
   /**
-   * After a reload, the server that replaced this one (see commitAdoption): a connect launched
-   * before the reload reports its outcome to this object, and passive health must count it on the
-   * server the running config has. Null while this one runs.
+   * The server that replaced this one by a reload (see commitAdoption), or this one while it runs:
+   * a connect launched before the reload reports its outcome to this object, and passive health
+   * must count it on the server the running config has. One cell shared by every server replaced
+   * with it, as Backend's lineage, not a chain through the servers of every config in between.
    */
-  private successor: Server | null = null;
+  private lineage: { live: Server } = { live: this };
   /** The server this one adopted the runtime state of, and how, until the reload commits (Backend.adoptRuntime). */
   private adopted: { from: Server; sameCheck: boolean; sameAgent: boolean } | null = null;
   /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
@@ -291,7 +292,8 @@ export class Server {
     if (a === null) return;
     this.adopted = null;
     this.takeState(a.from, a.sameCheck, a.sameAgent);
-    a.from.successor = this;
+    this.lineage = a.from.lineage;
+    this.lineage.live = this;
     this.consecutiveErrors = a.from.consecutiveErrors;
   }
 
@@ -450,7 +452,7 @@ export class Server {
   /** A refused/reset/timed-out connect seen on live traffic (HAProxy `observe layer4`). */
   connectFailed(reason: string, observeErrors: number): void {
     // Launched before a reload: a DOWN must reach the server new sessions are placed on.
-    if (this.successor !== null) return this.live().connectFailed(reason, observeErrors);
+    if (this.lineage.live !== this) return this.lineage.live.connectFailed(reason, observeErrors);
     this.connectErrors++;
     this.consecutiveErrors++;
     if (observeErrors > 0 && this.consecutiveErrors >= observeErrors && this.health.up && this.checked) {
@@ -460,15 +462,13 @@ export class Server {
   }
 
   connectSucceeded(): void {
-    if (this.successor !== null) return this.live().connectSucceeded();
+    if (this.lineage.live !== this) return this.lineage.live.connectSucceeded();
     this.consecutiveErrors = 0;
   }
 
   /** This server, or the one that replaced it by a reload (and so on): the one the running config has. */
   live(): Server {
-    let s: Server = this;
-    while (s.successor !== null) s = s.successor;
-    return s;
+    return this.lineage.live;
   }
 
   setAdmin(state: AdminState, reason: string): void {

@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce, LicenseClient } from '../helpers/license-client.js';
 import { parseSamples, sample } from '../helpers/prom-text.js';
@@ -879,4 +882,18 @@ describe('metric series across reloads (GET /metrics)', () => {
     await held.close();
     await waitFor(async () => (await s2Series()).length === 0, { timeoutMs: 5000, intervalMs: 50, what: "s2's series to go once its last session ended" });
   });
+});
+
+describe('what reloads replace is freed (a child process with --expose-gc)', () => {
+  it('a session held across 40 reloads keeps only its own backend and servers alive, not those of every config in between', async () => {
+    const script = fileURLToPath(new URL('../helpers/reload-survivors.mjs', import.meta.url));
+    const dist = fileURLToPath(new URL('../../dist', import.meta.url));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, dist, '40'], { timeout: 30_000 });
+    const out = JSON.parse(stdout.trim().split('\n').pop()!) as { echoed: string; held: unknown; ended: unknown };
+    expect(out.echoed).toBe('after\n');
+    // 39 configs came and went while the session was open: none of their 39 backends and 78 servers
+    // is the session's, nor the running config's.
+    expect(out.held).toEqual({ backends: 0, servers: 0 });
+    expect(out.ended).toEqual({ backends: 0, servers: 0 });
+  }, 40_000);
 });
