@@ -321,6 +321,9 @@ export class Backend {
     this.lineage.live = this;
     // Looked at only here, not when a session ends: a removed server leaves once it has none.
     this.retired = old.holdingSessions.filter((r) => !this.servers.some((s) => s.countsWith(r)));
+    // Read no more once replaced. Kept, each retired server (through its backend) held the list its
+    // own config had, and so on back: a chain of every config in between while sessions last.
+    old.retired = [];
     // Queued connections wait here from now on, in their order: slots free up in this backend (see
     // release), and the reload may be what makes room. A sticky waiter whose server is gone joins
     // the backend queue, to be placed again like a removed server's waiters (redispatchOwn).

@@ -884,16 +884,31 @@ describe('metric series across reloads (GET /metrics)', () => {
   });
 });
 
+/** Runs test/helpers/reload-survivors.mjs: what replaced configs a session keeps alive, after a forced GC. */
+async function survivors(reloads: number, mode = ''): Promise<{ echoed: string; held: unknown; ended: unknown }> {
+  const script = fileURLToPath(new URL('../helpers/reload-survivors.mjs', import.meta.url));
+  const dist = fileURLToPath(new URL('../../dist', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, dist, String(reloads), mode], { timeout: 30_000 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as { echoed: string; held: unknown; ended: unknown };
+}
+
 describe('what reloads replace is freed (a child process with --expose-gc)', () => {
   it('a session held across 40 reloads keeps only its own backend and servers alive, not those of every config in between', async () => {
-    const script = fileURLToPath(new URL('../helpers/reload-survivors.mjs', import.meta.url));
-    const dist = fileURLToPath(new URL('../../dist', import.meta.url));
-    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, dist, '40'], { timeout: 30_000 });
-    const out = JSON.parse(stdout.trim().split('\n').pop()!) as { echoed: string; held: unknown; ended: unknown };
+    const out = await survivors(40);
     expect(out.echoed).toBe('after\n');
     // 39 configs came and went while the session was open: none of their 39 backends and 78 servers
     // is the session's, nor the running config's.
     expect(out.held).toEqual({ backends: 0, servers: 0 });
     expect(out.ended).toEqual({ backends: 0, servers: 0 });
+  }, 40_000);
+
+  it('servers removed with sessions open and added back, in turn, over 40 reloads: no backend or server of a config in between stays alive', async () => {
+    const out = await survivors(40, 'alternate');
+    expect(out.echoed).toBe('after\n');
+    // The one left: the server the last reload removed with its session open, which the running
+    // backend keeps (Backend.retired) for a reload that adds it back, and through it that config's
+    // backend. One, whatever the number of reloads: 38 of each before.
+    expect(out.held).toEqual({ backends: 1, servers: 1 });
+    expect(out.ended).toEqual({ backends: 1, servers: 1 });
   }, 40_000);
 });
