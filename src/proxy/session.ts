@@ -301,16 +301,19 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
 
   private answerStatus(): void {
     this.connector.cancel();
+    // A server that speaks first had its bytes relayed to the client while the sniff waited: they count as sent.
+    let relayed = 0;
     if (this.relay) {
       // The upstream connect won the race with the request: drop that connection, keep the client for the reply.
       // The record keeps the server, so the metrics close the connection they counted (sessionConnected).
+      relayed = this.relay.serverBytes;
       this.relay.dropServer();
       this.relay = null;
       this.backend.release(this.server!, this.clientKey);
     }
     // The handle now belongs to the reply; this session is over.
     this.clientClosed = true;
-    this.endWith('status', undefined, undefined, replyAndClose(this.client, renderStatus(this.fe.backend), SNIFF_TIMEOUT_MS));
+    this.endWith('status', undefined, undefined, relayed + replyAndClose(this.client, renderStatus(this.fe.backend), SNIFF_TIMEOUT_MS));
   }
 
   connected(handle: TcpHandle, server: Server, failed: number): void {

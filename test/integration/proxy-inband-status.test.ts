@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startInProcessSimulator, startProxy, startTcpServer, stopAll, type TestServer } from '../helpers/proxy-harness.js';
@@ -161,6 +162,23 @@ describe('in-band STATUS on a frontend', () => {
     const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: 'the session log line' });
     // The server it connected to, and the reply licgate sent the client (none of it the server's).
     expect(record).toMatchObject({ server: 'primary', end: 'status', bytes_in: 8, bytes_out: RUNNING.length });
+  });
+
+  // Found by relay-random.test.ts: a server that speaks first on connect has its bytes relayed to
+  // the client while the sniff waits for the client's first line; the log left them out.
+  it('STATUS after the server spoke first: the log counts the server bytes the client got before the reply', async () => {
+    const upstream = await startTcpServer((s) => s.write('BANNER\n'));
+    const proxy = await startProxy(twoServerConfig(upstream.port, upstream.port));
+    const sock = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    let got = '';
+    sock.setEncoding('latin1').on('data', (d: string) => (got += d));
+    sock.on('end', () => sock.end());
+    await waitFor(() => got === 'BANNER\n', { timeoutMs: 3000, what: 'the server banner through licgate' });
+    sock.write('STATUS\r\n');
+    await once(sock, 'close');
+    expect(got).toBe(`BANNER\n${RUNNING}`);
+    const record = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed'), { timeoutMs: 3000, what: 'the session log line' });
+    expect(record).toMatchObject({ end: 'status', bytes_in: 8, bytes_out: got.length });
   });
 
   it('a client that stalls on a partial prefix is forwarded as-is after the sniff window, not cut', async () => {
