@@ -130,6 +130,15 @@ export class Flow {
   }
 
   ended(): void {
+    // libuv reports a reset that came with the last bytes as an EOF (POLLHUP after a partial read);
+    // passed on as a FIN, the other peer took a crash for a clean close. After a FIN the socket
+    // still has its peer name, after a reset none; once we sent ours, a FIN closes it too
+    // (TIME_WAIT, see Relay.peerGone), so only before that.
+    const err = this.other.shut ? 0 : this.from.getpeername(peerName);
+    if (err !== 0) {
+      this.relay.fail(this, closedSocketError(this.from, err));
+      return;
+    }
     this.eof = true;
     if (!this.inflight) this.finish();
   }

@@ -161,4 +161,27 @@ describe('relay teardown', () => {
     serverSide!.resume();
     await waitFor(() => serverSide!.destroyed || serverSide!.readableEnded, { timeoutMs: 5000, what: 'server side closed by the proxy' });
   });
+
+  // libuv reports a reset that arrives with the last bytes as an EOF (POLLHUP after a partial
+  // read): the relay passed the client's reset on to the server as a clean FIN; a server that
+  // closes on its client's FIN closed the session before the sweep saw the reset, logged and
+  // counted as closed. Found by relay-random.test.ts (seeds 20, 21, 30).
+  it('passes on as a reset a client reset that arrives together with its last bytes', async () => {
+    daemon = await proxyTo((s) => {
+      s.on('error', () => {});
+      s.resume();
+      s.on('end', () => s.end());
+    });
+    const fe = daemon.frontends[0]!;
+    const client = connect({ host: '127.0.0.1', port: fe.address().port });
+    client.on('error', () => {});
+    await once(client, 'connect');
+    await waitFor(() => daemon!.model.backend('b')!.server('s1')!.active === 1, { timeoutMs: 5000, what: 'the session connected upstream' });
+    // Both reach licgate's socket before this process (licgate's too) polls it again.
+    client.write('last');
+    client.resetAndDestroy();
+    await waitFor(() => fe.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down' });
+    const text = await daemon.metrics.render();
+    expect(['closed', 'client-reset'].map((end) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end }))).toEqual([0, 1]);
+  });
 });
