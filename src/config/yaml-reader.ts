@@ -17,8 +17,8 @@ export class YamlReader {
   private readonly marks = new WeakMap<object, { node: Node | null; keys: Map<string, Node | null> }>();
   /** For a map() result, the "<<" that brought in each merged key (see errorAt). */
   private readonly mergedAt = new WeakMap<Map<string, Node | null>, Map<string, Node>>();
-  /** The nodes warned about: see warn. */
-  private readonly warned = new WeakSet<object>();
+  /** The nodes warned about, by topic: see warn. */
+  private readonly warned = new WeakMap<object, Set<string>>();
 
   constructor(readonly file: string, private readonly text: string, private readonly lines: LineCounter, readonly doc: Document) {}
 
@@ -42,12 +42,14 @@ export class YamlReader {
   /**
    * Once per place in the file: a node shared through an anchor (an alias, a `<<` merge) is read
    * once per use, and twenty backends merging one `connect_timeout: 3000` need one fix, not twenty
-   * identical lines in validate's output, at every start and in every reload's log line.
+   * identical lines in validate's output, at every start and in every reload's log line. Once per
+   * topic: `idle_timeout: 60000` lacks a unit and, read so, is also short enough to cut sessions.
    */
-  warn(node: Node | Pair | null | undefined, message: string): void {
+  warn(node: Node | Pair | null | undefined, message: string, topic = 'value'): void {
     if (node) {
-      if (this.warned.has(node)) return;
-      this.warned.add(node);
+      const topics = this.warned.get(node) ?? new Set<string>();
+      if (topics.has(topic)) return;
+      this.warned.set(node, topics.add(topic));
     }
     this.warnings.push(new ConfigIssue(this.pos(node), message));
   }
@@ -198,7 +200,7 @@ export class YamlReader {
       return this.error(node, `${what}: expected a duration between ${min}ms and ${max}ms, found ${found}`);
     }
     // Not ms !== 0: a fraction is rounded to whole milliseconds, and 0.4 read as 0 turns a timeout off.
-    if (unitless && Number(written) !== 0) this.warn(node, `${what}: ${written} has no unit, so it is read as ${ms}ms; write ${formatDuration(ms)} to keep that, or ${written}s for seconds`);
+    if (unitless && Number(written) !== 0) this.warn(node, `${what}: ${written} has no unit, so it is read as ${ms}ms; write ${formatDuration(ms)} to keep that, or ${written}s for seconds`, 'unit');
     return ms;
   }
 

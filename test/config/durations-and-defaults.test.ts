@@ -62,6 +62,7 @@ backends:
     expect([cfg.frontends[0]!.idle_timeout, cfg.backends[0]!.connect_timeout, cfg.backends[0]!.check.inter, cfg.shutdown_grace]).toEqual([1800, 3, 2000, 0]);
     expect(cfg.warnings.map(String)).toEqual([
       'd.yaml:4:69: frontend "lmgrd".idle_timeout: 1800 has no unit, so it is read as 1800ms; write 1800ms to keep that, or 1800s for seconds',
+      'd.yaml:4:69: frontend "lmgrd".idle_timeout: 1800ms cuts license sessions that are silent between heartbeats (FlexLM about 2 minutes, DSLS up to about 17), and their clients check out again; set 30m or more, or leave it off',
       'd.yaml:7:22: backend "b".connect_timeout: 3 has no unit, so it is read as 3ms; write 3ms to keep that, or 3s for seconds',
       'd.yaml:9:21: backend "b".check.inter: 2000 has no unit, so it is read as 2000ms; write 2s to keep that, or 2000s for seconds',
     ]);
@@ -121,6 +122,13 @@ backends:
       'i.yaml:2:70: frontend "vendor".idle_timeout: 90s cuts license sessions that are silent between heartbeats (FlexLM about 2 minutes, DSLS up to about 17), and their clients check out again; set 30m or more, or leave it off',
     ]);
     expect(cfgWith('20m').warnings).toHaveLength(1);
+  });
+
+  it('warns below 30 minutes also when the timeout is written without a unit, besides the unit warning', () => {
+    expect(cfgWith('60000').warnings.map(String)).toEqual([
+      'i.yaml:2:70: frontend "vendor".idle_timeout: 60000 has no unit, so it is read as 60000ms; write 1m to keep that, or 60000s for seconds',
+      'i.yaml:2:70: frontend "vendor".idle_timeout: 1m cuts license sessions that are silent between heartbeats (FlexLM about 2 minutes, DSLS up to about 17), and their clients check out again; set 30m or more, or leave it off',
+    ]);
   });
 
   it('says nothing at 30 minutes or more, or with the timeout off', () => {

@@ -42,10 +42,11 @@ backends:
     const r = await runCli(['validate', '--config', f]);
     expect(r.stderr.split('\n')).toEqual([
       `${f}:2:80: warning: frontend "lmgrd".idle_timeout: 1800 has no unit, so it is read as 1800ms; write 1800ms to keep that, or 1800s for seconds`,
+      `${f}:2:80: warning: frontend "lmgrd".idle_timeout: 1800ms cuts license sessions that are silent between heartbeats (FlexLM about 2 minutes, DSLS up to about 17), and their clients check out again; set 30m or more, or leave it off`,
       `${f}:6:11: warning: backend "spare": no frontend, status or agent uses it, yet its servers are checked and its "no usable server" is logged and notified; name it in a frontend's "backend" or remove it`,
       '',
     ]);
-    expect(r.stdout).toBe(`${f}: valid — proxy (1 frontend), 2 backends, 2 servers (2 warnings)\n`);
+    expect(r.stdout).toBe(`${f}: valid — proxy (1 frontend), 2 backends, 2 servers (3 warnings)\n`);
     expect(r.code).toBe(0);
   });
 
@@ -96,6 +97,7 @@ backends:
     expect(r.stderr.split('\n')).toEqual([
       `${f}:2:56: frontend "lmgrd": unknown backend "licence" (did you mean "licenses"?); backends: licenses`,
       `${f}:2:79: warning: frontend "lmgrd".idle_timeout: 1800 has no unit, so it is read as 1800ms; write 1800ms to keep that, or 1800s for seconds`,
+      `${f}:2:79: warning: frontend "lmgrd".idle_timeout: 1800ms cuts license sessions that are silent between heartbeats (FlexLM about 2 minutes, DSLS up to about 17), and their clients check out again; set 30m or more, or leave it off`,
       `${f}:5:14: backend "licenses".retries: expected a whole number 0-16, found "two"`,
       '',
     ]);
