@@ -2,7 +2,7 @@ import { formatBound, formatHostPort, listenClash, type HostPort } from './confi
 import { readTokenFile } from './config/admin-token.js';
 import { loadConfigFile } from './config/load.js';
 import { formatDuration } from './config/duration.js';
-import { BACKEND_DURATIONS, type BackendConfig, type Config, type FrontendConfig } from './config/schema.js';
+import { BACKEND_DURATIONS, type BackendConfig, type CheckConfig, type Config, type FrontendConfig } from './config/schema.js';
 import type { Daemon } from './daemon.js';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, LicgateError, ListenError, OwnPortError, ShuttingDownError, StopBeganError } from './errors.js';
@@ -224,12 +224,13 @@ export function adoptServers(prev: Model, next: Model): Server[] {
     const was = prev.backend(b.name);
     const sameCheck = was !== undefined && sameJson(was.cfg.check, b.cfg.check);
     const sameAgent = was !== undefined && sameAgentSource(was.cfg, b.cfg, sameCheck);
+    const sameReading = was !== undefined && sameMeasure(was.cfg.check, b.cfg.check);
     // The servers holding sessions opened before: the running backend's, or a removed one's.
     const holding = (was ?? prev.removed.get(b.name))?.holdingSessions ?? [];
     for (const s of b.servers) {
       const w = was?.server(s.name);
       if (w && sameServer(w, s)) {
-        s.adoptRuntime(w, sameCheck && sameAgent, sameAgent);
+        s.adoptRuntime(w, sameReading && sameAgent, sameAgent);
         continue;
       }
       // Added back while sessions to it are open: they count on it. Under another address it is
@@ -245,6 +246,18 @@ export function adoptServers(prev: Model, next: Model): Server[] {
 /** The same license server to licgate: the name and the address it connects to. */
 function sameServer(a: Server, b: Server): boolean {
   return a.name === b.name && formatHostPort(a.address) === formatHostPort(b.address);
+}
+
+/**
+ * Whether both checks read the same thing, so a result one got stands for the other: they differ
+ * at most in when they run (inter, fastinter, downinter), how many results move health (rise,
+ * fall), how long one may take (timeout) or how much of a reply is read (read_limit). A license
+ * count read whole stays what that command printed; a timing retune must not reset weight_from to
+ * "not counted yet" at peak use.
+ */
+function sameMeasure(a: CheckConfig, b: CheckConfig): boolean {
+  const what = (c: CheckConfig) => ({ ...c, inter: 0, fastinter: 0, downinter: 0, rise: 0, fall: 0, timeout: 0, read_limit: 0 });
+  return sameJson(what(a), what(b));
 }
 
 /**

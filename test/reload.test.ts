@@ -6,6 +6,7 @@ import { Model } from '../src/model/model.js';
 import type { Backend } from '../src/model/backend.js';
 import type { Server } from '../src/model/server.js';
 import { adoptServers, describeChanges, frontendKey, handOverBackends } from '../src/reload.js';
+import { agentReportFor } from '../src/serve/agent-reply.js';
 
 /** `stick`: true for `stick: source`, or a string of further backend keys to go with it; `keys`: other backend keys. */
 function cfg(servers: string, opts: { failback?: string; check?: string; stick?: boolean | string; keys?: string; extra?: string } = {}): Config {
@@ -88,6 +89,31 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     expect(next.backend('b')!.server('a')!.lastWholeLicense).toEqual({ license: whole, at: 5 });
   });
 
+  it('a reload that retunes only when and how long the lmstat check runs keeps its count read whole: the next cut output is not "not counted yet"', () => {
+    const lmstat = (tuning: string, argv = 'lmutil, lmstat, -a, -c, "{port}@{host}"') => cfg(TWO, { check: `{ type: exec, argv: [${argv}], parse: lmstat${tuning} }` });
+    const old = new Model(lmstat(''));
+    const a = old.backend('b')!.server('a')!;
+    const whole = { servers: [], vendors: [], features: [{ name: 'MD2', issued: 10, in_use: 3 }], errors: [] };
+    const cut = { ...whole, features: [], truncated: true };
+    a.checkSucceeded({ ...ok, at: performance.now(), license: whole });
+    a.checkSucceeded({ ...ok, at: performance.now(), license: cut });
+    const md2 = { feature: 'MD2', min_percent: 10 };
+    // Right after the reload (the last check, checked once), then the agent reply after the next output, cut at peak use.
+    const after = (next: Config) => {
+      const s = reloaded(old, next).backend('b')!.server('a')!;
+      const atReload = [s.lastCheck?.license, s.firstCheckDone];
+      s.checkSucceeded({ ...ok, at: performance.now(), license: cut });
+      const reply = agentReportFor([s], md2);
+      return [...atReload, reply.weightPercent, reply.comment.replace(/ \d+s ago/, '')];
+    };
+    const kept = [cut, true, 70, 'MD2 7/10 free; output since cut before MD2'];
+    expect(after(lmstat(''))).toEqual(kept);
+    expect(after(lmstat(', inter: 1m, fastinter: 5s, downinter: 30s'))).toEqual(kept);
+    expect(after(lmstat(', rise: 3, fall: 5, timeout: 20s, read_limit: 65536'))).toEqual(kept);
+    // Another command (or server port) is another reading: counted again from its first output read whole.
+    expect(after(lmstat('', 'lmutil, lmstat, -a, -c, "27001@{host}"'))).toEqual([undefined, false, 10, 'MD2 not counted yet: output cut before it']);
+  });
+
   it('a server whose address changed starts over; a new rise/fall maps the health onto the new scale', () => {
     const old = new Model(cfg(TWO));
     const a = old.backend('b')!.server('a')!;
@@ -101,9 +127,9 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     const nbk = next.backend('b')!.server('bk')!;
     expect(nbk.stateText).toBe('UP');
     expect(nbk.health.health).toBe(3 + 5 - 1);
-    // A different check: its first result is still pending (and no stale agent or check carried).
-    expect(nbk.firstCheckDone).toBe(false);
-    expect(nbk.lastCheck).toBeNull();
+    // The same check on another scale: what it read last still stands.
+    expect(nbk.firstCheckDone).toBe(true);
+    expect(nbk.lastCheck).toEqual(ok);
   });
 
   it('a reload that changes fall or rise keeps the failures a transitional server has counted (UP 2/3 stays one failure down)', () => {

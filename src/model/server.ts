@@ -224,7 +224,9 @@ export class Server {
    * not copied: sessions opened before the reload still hold `old` and release their slot on it,
    * so maxconn, leastconn and /status stay right until they end. The last check and the agent's word
    * are kept apart: a reload that only retunes the health check keeps what the agent set (drain,
-   * weight %, maxconn), which only the agent may revert.
+   * weight %, maxconn), which only the agent may revert. `sameCheck`: the check still reads the
+   * same thing (only its timing, rise/fall or read_limit changed), so its last result, the license
+   * count last read whole and "checked once" hold for the new one.
    */
   adoptRuntime(old: Server, sameCheck: boolean, sameAgent: boolean): void {
     this.counts = old.counts;
