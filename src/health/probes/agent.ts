@@ -44,8 +44,9 @@ export function mergeAgentLine(prev: AgentMemory | null, parsed: ParsedAgentLine
 }
 
 /**
- * What the agent had said, as far as a server's agent view tells, for a loop that starts with no
- * memory of its own while the server kept the agent's word across a reload (Server.adoptRuntime).
+ * What the agent had said, as far as a server's agent view tells: for the agent check each time
+ * (AgentProbe), for an agent loop that starts with no memory of its own while the server kept the
+ * agent's word across a reload (Server.adoptRuntime).
  * A view that says down hides the admin word under it: that one starts over at ready; one that
  * says maint hides a down under it: that starts over at up.
  */
@@ -84,10 +85,14 @@ export async function readAgentLine(target: ProbeTarget, signal: AbortSignal, se
   return line.length > MAX_LINE_SHOWN ? `${line.slice(0, MAX_LINE_SHOWN)}…` : line;
 }
 
-/** `check: { type: agent }`: see (1) above. */
+/**
+ * `check: { type: agent }`: see (1) above. What the agent said before is the server's own view
+ * (ProbeTarget.agent), not a memory kept here: it lives and goes with the server, so one removed in
+ * the agent's maint and added back at its address starts fresh, as HAProxy's does, and a reload
+ * that builds a new probe loses nothing. The view tells all the memory would (health is left to
+ * the check result here), unlike the auxiliary agent's, whose down hides its admin word.
+ */
 export class AgentProbe implements Probe {
-  private readonly memory = new Map<string, AgentMemory>();
-
   constructor(private readonly send: string, private readonly readLimit: number) {}
 
   async run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
@@ -98,12 +103,8 @@ export class AgentProbe implements Probe {
       return failedFrom(e);
     }
     const parsed = parseAgentLine(line);
-    const key = `${target.host}:${target.port}`;
-    // A reload builds a new probe, but the server kept what the agent said: a later reply that
-    // names only a weight must not clear the drain an earlier one set (HAProxy's stickiness).
-    const prev = this.memory.get(key) ?? (target.agent ? memoryFromView(target.agent) : null);
-    const mem = mergeAgentLine(prev, parsed, line);
-    this.memory.set(key, mem);
+    // A later reply that names only a weight must not clear the drain an earlier one set (HAProxy's stickiness).
+    const mem = mergeAgentLine(target.agent ? memoryFromView(target.agent) : null, parsed, line);
     const down = parsed.health !== null && parsed.health !== 'up';
     const unknown = parsed.unknown.length ? ` (ignored: ${parsed.unknown.join(' ')})` : '';
     return { ok: !down, reason: `agent: ${line}${unknown}`, agent: agentView(mem, false) };

@@ -11,8 +11,8 @@ export interface ProbeTarget {
    */
   name?: string;
   /**
-   * What the server carries from its agent (Server.agent). A reload builds new probes while the
-   * servers keep the agent's word: the agent check starts its memory from this.
+   * What the server carries from its agent (Server.agent): the agent check merges each reply into
+   * it, so what a reply does not mention stays as the agent last set it on this server.
    */
   agent?: AgentView | null;
 }

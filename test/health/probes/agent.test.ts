@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import { afterEach, describe, expect, it } from 'vitest';
 import { agentView, AgentProbe, mergeAgentLine, readAgentLine } from '../../../src/health/probes/agent.js';
 import { parseAgentLine } from '../../../src/serve/agent-reply.js';
+import type { AgentView } from '../../../src/model/server.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { applyConfig } from '../../../src/reload.js';
 import { startDaemon } from '../../helpers/in-process-daemon.js';
@@ -127,12 +128,15 @@ describe('AgentProbe (check type agent)', () => {
     ];
     let line = '';
     const port = await agent((sock) => sock.end(`${line}\n`));
+    // The server's view, which the check scheduler passes to each check (Server.agent).
+    let view: AgentView | null = null;
     for (const [reply, ok, state, pct] of cases) {
       line = reply;
-      const out = await probe.run(target(port), timeout(2000));
+      const out = await probe.run({ ...target(port), agent: view }, timeout(2000));
       expect(out.ok, reply).toBe(ok);
       expect(out.agent, reply).toMatchObject({ state, weightPercent: pct });
       expect(out.reason, reply).toContain(`agent: ${reply}`);
+      view = out.agent ?? view;
     }
     line = 'up 10% bogus';
     expect((await probe.run(target(port), timeout(2000))).reason).toBe('agent: up 10% bogus (ignored: bogus)');
@@ -146,12 +150,12 @@ describe('AgentProbe (check type agent)', () => {
     expect(out).toEqual({ ok: false, reason: 'connection refused' });
   });
 
-  it('remembers each target separately', async () => {
+  it('starts from the word the target\'s server carries, not from a reply an earlier server at that address had', async () => {
     const probe = new AgentProbe('', 1024);
-    const a = await says('drain\n');
-    const b = await says('up\n');
-    expect((await probe.run(target(a), timeout(2000))).agent!.state).toBe('drain');
-    expect((await probe.run(target(b), timeout(2000))).agent!.state).toBe('up');
+    const port = await says('50%\n');
+    const drained: AgentView = { state: 'drain', weightPercent: 10, maxconn: 5, reason: 'agent says "drain 10% maxconn:5"' };
+    expect((await probe.run({ ...target(port), agent: drained }, timeout(2000))).agent).toMatchObject({ state: 'drain', weightPercent: 50, maxconn: 5 });
+    expect((await probe.run({ ...target(port), agent: null }, timeout(2000))).agent).toMatchObject({ state: 'up', weightPercent: 50, maxconn: null });
   });
 });
 
@@ -222,22 +226,24 @@ describe('check type agent in a daemon, reading a licgate sidecar', () => {
 });
 
 describe('check type agent across a reload', () => {
-  it('a reload that leaves the check alone keeps the drain the agent set: a later reply naming only a weight does not make the server ready', async () => {
-    let line = 'up ready 100%';
-    const port = await agent((sock) => sock.end(`${line}\n`));
-    const yaml = (otherWeight: number): string => `log: { level: silent, format: json }
+  /** Backend lic, its servers checked by the agent on `port`, then `rest` (more backends). */
+  const licConfig = (port: number, servers: string, rest = ''): string => `log: { level: silent, format: json }
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: lic }
 backends:
   - name: lic
     check: { type: agent, port: ${port}, inter: 100ms, rise: 1, fall: 1 }
     servers:
-      - { name: a, address: 127.0.0.1:1, weight: 100 }
-  - name: other
+${servers}${rest}`;
+
+  it('a reload that leaves the check alone keeps the drain the agent set: a later reply naming only a weight does not make the server ready', async () => {
+    let line = 'up ready 100%';
+    const port = await agent((sock) => sock.end(`${line}\n`));
+    const yaml = (otherWeight: number): string => licConfig(port, '      - { name: a, address: 127.0.0.1:1, weight: 100 }\n', `  - name: other
     check: { type: none }
     servers:
       - { name: x, address: 127.0.0.1:2, weight: ${otherWeight} }
-`;
+`);
     const d = await startDaemon(yaml(10));
     try {
       const a = () => d.model.backend('lic')!.server('a')!;
@@ -249,6 +255,27 @@ backends:
       await waitFor(() => a().agent?.weightPercent === 75, { timeoutMs: 3000, what: 'weight 75% from the agent check after the reload' });
       // HAProxy: what a reply does not mention stays as the agent last set it; only it reverts its drain.
       expect([a().stateText, a().usable]).toEqual(['DRAIN (agent)', false]);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('a server removed in the agent\'s maint and added back at its address starts fresh: a reply stating only health brings it UP', async () => {
+    let line = 'maint';
+    const port = await agent((sock) => sock.end(`${line}\n`));
+    // c answers no agent (nothing listens on 127.0.0.2): it only keeps the backend, and its check, going.
+    const yaml = (withA: boolean): string => licConfig(port, `${withA ? '      - { name: a, address: 127.0.0.1:1 }\n' : ''}      - { name: c, address: 127.0.0.2:3 }\n`);
+    const d = await startDaemon(yaml(true));
+    try {
+      const a = () => d.model.backend('lic')!.server('a');
+      await waitFor(() => a()!.stateText === 'MAINT (agent)', { timeoutMs: 3000, what: 'MAINT from the agent check' });
+      await applyConfig(d, loadConfigText(yaml(false), 'test.yaml'));
+      expect(a()).toBeUndefined();
+      line = 'up';
+      await applyConfig(d, loadConfigText(yaml(true), 'test.yaml'));
+      await waitFor(() => a()!.agent?.reason === 'agent says "up"', { timeoutMs: 3000, what: 'the re-added server\'s first agent reply' });
+      // HAProxy's server added by a reload knows nothing of what its agent said to the one removed.
+      expect([a()!.stateText, a()!.agent!.state]).toEqual(['UP', 'up']);
     } finally {
       await d.close();
     }
