@@ -127,4 +127,18 @@ describe('/status and /metrics after a wall-clock step', () => {
     for (const [what, age] of Object.entries(ages)) expect(age, `${what} in seconds, running for ${elapsed} s: ${JSON.stringify(ages)}`).toBeLessThanOrEqual(elapsed);
     for (const [what, age] of Object.entries(ages)) expect(age, `${what} in seconds: ${JSON.stringify(ages)}`).toBeGreaterThanOrEqual(0);
   });
+
+  it('a state and a check that have not changed read the same moment at every call (a Prometheus changes() of the metric stays 0)', async () => {
+    const sim = await startInProcessSimulator('primary');
+    const proxy = await startProxy(oneServerYaml(sim.port, '{ type: status, inter: 1h }'));
+    await waitFor(async () => (await proxy.server('licenses', 'primary')).last_check !== null, { timeoutMs: 5000, what: 'the first check' });
+    const seen = { since: new Set<string>(), at: new Set<string>(), metric: new Set<number>() };
+    for (let i = 0; i < 20; i++) {
+      const s = (await proxy.status()).backends[0]!.servers[0]!;
+      seen.since.add(s.since);
+      seen.at.add(s.last_check!.at);
+      seen.metric.add(sample((await proxy.get('/metrics')).body, 'licgate_server_state_since_timestamp_seconds', { backend: 'licenses', server: 'primary' })!);
+    }
+    expect({ since: [...seen.since], at: [...seen.at], metric: [...seen.metric] }).toEqual({ since: [expect.any(String)], at: [expect.any(String)], metric: [expect.any(Number)] });
+  });
 });
