@@ -1,9 +1,13 @@
+import fc from 'fast-check';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
+import { createProbe } from '../../src/health/probes/create-probe.js';
 import type { Probe, ProbeOutcome, ProbeTarget } from '../../src/health/probes/probe.js';
 import { CheckScheduler } from '../../src/health/scheduler.js';
 import { Backend } from '../../src/model/backend.js';
 import { ModelEvents } from '../../src/model/events.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * A probe whose answers the test scripts (no sockets: this file is about timing). It records when
@@ -21,10 +25,10 @@ class ScriptedProbe implements Probe {
   }
 }
 
-function backend(servers: number, check: string): Backend {
+function backend(servers: number, check: string, events = new ModelEvents()): Backend {
   const list = Array.from({ length: servers }, (_, i) => `      - { name: s${i}, address: "127.0.0.1:${30000 + i}" }`).join('\n');
   const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }\nbackends:\n  - name: b\n    check: ${check}\n    servers:\n${list}\n`, 'sched.yaml');
-  return new Backend(cfg.backends[0]!, new ModelEvents());
+  return new Backend(cfg.backends[0]!, events);
 }
 
 const CHECK = '{ type: tcp, inter: 1000ms, fastinter: 100ms, downinter: 5000ms, rise: 2, fall: 3, timeout: 50ms }';
@@ -181,4 +185,81 @@ describe('CheckScheduler', () => {
     expect(probe.calls).toHaveLength(3);
     expect(probe.calls[2]!.at - at).toBeGreaterThanOrEqual(950);
   });
+});
+
+/** What the agent does with each read: a line, close without one, or hold the read until it times out. */
+type AgentAnswer = string | 'close' | 'silent';
+
+describe('CheckScheduler with a type agent check: admin states and agent replies in any order (real agent socket)', () => {
+  it('counts no check and logs no DOWN in any MAINT; leaving every MAINT is UP 1/fall (or DRAIN) with a check at once; one check at a time', async () => {
+    vi.useRealTimers();
+    const answers: AgentAnswer[] = ['down maint 0% #maintenance', 'up ready 100%', 'down ready', 'drain', '50%', 'maint', 'ready', 'down', 'hello', 'close', 'silent'];
+    const op = fc.oneof(
+      fc.record({ admin: fc.constantFrom('maint' as const, 'ready' as const, 'drain' as const) }),
+      fc.record({ say: fc.constantFrom(...answers) }),
+      fc.constant({ check: true as const }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 40 }), async (ops) => {
+        let answer: AgentAnswer = 'up ready 100%';
+        const held = new Set<Socket>();
+        const agent = createServer((sock) => {
+          sock.on('error', () => sock.destroy());
+          if (answer === 'silent') held.add(sock);
+          else sock.end(answer === 'close' ? '' : `${answer}\n`);
+        });
+        await new Promise<void>((r) => agent.listen(0, '127.0.0.1', r));
+        const events = new ModelEvents();
+        const b = backend(1, `{ type: agent, port: ${(agent.address() as AddressInfo).port}, inter: 1h, fastinter: 1h, downinter: 1h, rise: 2, fall: 2, timeout: 100ms }`, events);
+        const srv = b.servers[0]!;
+        const real = createProbe(b.cfg.check)!;
+        let running = 0;
+        let most = 0;
+        let done = 0;
+        const wrong: string[] = [];
+        const probe: Probe = {
+          run: async (t, signal) => {
+            most = Math.max(most, ++running);
+            try {
+              return await real.run(t, signal);
+            } finally {
+              running--;
+            }
+          },
+        };
+        events.on('check-done', (e) => {
+          done++;
+          if (srv.inMaint) wrong.push(`a check counted (${e.ok ? 'passed' : 'failed'}) in ${srv.stateText}`);
+        });
+        events.on('server-state', (e) => {
+          if (!e.from.startsWith('MAINT') || e.to.startsWith('MAINT')) return;
+          if (!/^(UP 1\/2|DRAIN 1\/2|DRAIN \(agent\))/.test(e.to)) wrong.push(`${e.from} -> ${e.to}`);
+          // The check made on leaving: one started now, or the reply that ended it counted at once.
+          const before = done;
+          queueMicrotask(() => running > 0 || done > before || wrong.push(`no check on ${e.from} -> ${e.to}`));
+        });
+        const s = new CheckScheduler(b, b.cfg.check, probe, events);
+        const settle = async (): Promise<void> => {
+          await waitFor(() => running === 0, { timeoutMs: 2000, intervalMs: 5, what: 'the check under way to end' });
+          await new Promise((r) => setImmediate(r));
+        };
+        try {
+          s.start();
+          await waitFor(() => srv.firstCheckDone, { timeoutMs: 2000, intervalMs: 5, what: 'the first check' });
+          for (const o of ops) {
+            if ('admin' in o) srv.setAdmin(o.admin, 'admin');
+            else if ('say' in o) answer = o.say;
+            else await s.runNow(srv);
+            await settle();
+          }
+        } finally {
+          s.stop();
+          for (const h of held) h.destroy();
+          await new Promise((r) => agent.close(r));
+        }
+        expect({ wrong, most }).toEqual({ wrong: [], most: 1 });
+      }),
+      { seed: 41, numRuns: 100 },
+    );
+  }, 30_000);
 });
