@@ -398,6 +398,21 @@ describe('passive health across a reload: a connect launched before it reports t
     expect(na.stateText).toBe('UP');
   });
 
+  it('a connect launched before its server was removed and added back (same address) reports to the one added back', () => {
+    const first = new Model(cfg(TWO, observe3));
+    const a1 = first.backend('b')!.server('a')!;
+    first.backend('b')!.acquire(a1, '192.0.2.1'); // its connect is in flight
+    const removed = new Model(cfg('      - { name: bk, address: 10.0.0.2:27000, weight: 50, backup: true }', observe3));
+    carryOver(first, removed);
+    const back = new Model(cfg(TWO, observe3));
+    carryOver(removed, back);
+    const a3 = back.backend('b')!.server('a')!;
+    a1.connectFailed('connection refused', 3);
+    a3.connectFailed('connection refused', 3);
+    a3.connectFailed('connection refused', 3);
+    expect([a1.live() === a3, a3.stateText, a3.connectErrors]).toEqual([true, 'DOWN', 3]);
+  });
+
   it('a reload that fails before its commit leaves the running server counting on its own', () => {
     const old = new Model(cfg(TWO, observe3));
     const a = old.backend('b')!.server('a')!;

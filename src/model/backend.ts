@@ -319,8 +319,11 @@ export class Backend {
   adoptSessions(old: Backend): void {
     this.lineage = old.lineage;
     this.lineage.live = this;
+    const holding = old.holdingSessions;
+    // A server added back at its address: a connect in flight to the removed one reports to it.
+    for (const r of holding) this.servers.find((s) => s.countsWith(r))?.succeed(r);
     // Looked at only here, not when a session ends: a removed server leaves once it has none.
-    this.retired = old.holdingSessions.filter((r) => !this.servers.some((s) => s.countsWith(r)));
+    this.retired = holding.filter((r) => !this.servers.some((s) => s.countsWith(r)));
     // Read no more once replaced. Kept, each retired server (through its backend) held the list its
     // own config had, and so on back: a chain of every config in between while sessions last.
     old.retired = [];

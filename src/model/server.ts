@@ -70,7 +70,7 @@ export class Server {
   private counts: ConnectionCounts = { active: 0, total: 0, connectErrors: 0, overdue: 0, secondStepsOverdue: 0 };
   private consecutiveErrors = 0;
   /**
-   * The server that replaced this one by a reload (see commitAdoption), or this one while it runs:
+   * The server that replaced this one by a reload (see succeed), or this one while it runs:
    * a connect launched before the reload reports its outcome to this object, and passive health
    * must count it on the server the running config has. One cell shared by every server replaced
    * with it, as Backend's lineage, not a chain through the servers of every config in between.
@@ -294,9 +294,18 @@ export class Server {
     if (a === null) return;
     this.adopted = null;
     this.takeState(a.from, a.sameCheck, a.sameAgent);
-    this.lineage = a.from.lineage;
-    this.lineage.live = this;
+    this.succeed(a.from);
     this.consecutiveErrors = a.from.consecutiveErrors;
+  }
+
+  /**
+   * At the commit: this server is the one the running config has for `old` (adopted, or added back
+   * at its address while its sessions are open, adoptSessions), so what a connect launched to
+   * `old` reports lands here (live).
+   */
+  succeed(old: Server): void {
+    this.lineage = old.lineage;
+    this.lineage.live = this;
   }
 
   /**
