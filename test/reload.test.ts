@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
@@ -513,5 +514,74 @@ describe('describeChanges', () => {
     expect(frontendKey(f)).toBe('127.0.0.1:27000');
     expect(frontendKey({ ...f, name: 'renamed' })).toBe('127.0.0.1:27000');
     expect(frontendKey({ ...f, listen: { host: '127.0.0.1', port: 0 } })).toBe('lmgrd@127.0.0.1:0');
+  });
+});
+
+describe('random reload sequences with sessions open (remove, add back, move, refused reloads)', () => {
+  /** Server a and c: absent, or at one of two addresses; backend b present or not (the frontend then uses spare). */
+  const config = fc.record({ b: fc.boolean(), a: fc.constantFrom(0, 1, 2), c: fc.constantFrom(0, 1, 2) });
+  type Cfg = { b: boolean; a: number; c: number };
+  const text = (c: Cfg): Config => {
+    const server = (name: string, at: number): string => (at === 0 ? '' : `      - { name: ${name}, address: 10.0.0.${at}:27000 }\n`);
+    const b = c.b && (c.a > 0 || c.c > 0) ? `  - name: b\n    check: { type: tcp }\n    observe_errors: 2\n    servers:\n${server('a', c.a)}${server('c', c.c)}` : '';
+    return loadConfigText(`frontends:\n  - { name: lmgrd, listen: 127.0.0.1:27000, backend: ${b ? 'b' : 'spare'} }\nbackends:\n${b}  - name: spare\n    check: { type: none }\n    servers:\n      - { name: o, address: 10.0.0.9:27000 }\n`, 'random.yaml');
+  };
+  const op = fc.oneof(
+    fc.record({ reload: config }),
+    fc.record({ refused: config }),
+    fc.record({ open: fc.nat(5) }),
+    fc.record({ close: fc.nat(20) }),
+  );
+
+  it('live() of every old server and backend is the running one of its name and address, or itself; each open session counts once on the running server', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        let model = new Model(text({ b: true, a: 1, c: 1 }));
+        const servers = new Set<Server>();
+        const backends = new Set<Backend>();
+        const sessions: { backend: Backend; server: Server }[] = [];
+        const seen = (m: Model): void => {
+          for (const b of m.backends.values()) {
+            backends.add(b);
+            for (const sv of b.servers) servers.add(sv);
+          }
+        };
+        seen(model);
+        for (const o of ops) {
+          if ('reload' in o) {
+            const next = new Model(text(o.reload));
+            carryOver(model, next);
+            model = next;
+            seen(model);
+          } else if ('refused' in o) adoptServers(model, new Model(text(o.refused)));
+          else if ('open' in o) {
+            const b = model.backend('b');
+            const sv = b?.servers[o.open % b.servers.length];
+            if (b && sv) {
+              b.acquire(sv, `192.0.2.${sessions.length}`);
+              sessions.push({ backend: b, server: sv });
+            }
+          } else if (sessions.length > 0) {
+            const [x] = sessions.splice(o.close % sessions.length, 1);
+            x!.backend.release(x!.server, 'gone');
+          }
+          const running = model.backend('b');
+          for (const old of servers) {
+            const live = old.live();
+            const r = running?.server(old.name);
+            // The same license server (name and address), the last of its line.
+            expect([live.name, live.address.host, live.live()]).toEqual([old.name, old.address.host, live]);
+            if (r && r.countsWith(old)) expect(live).toBe(r);
+          }
+          for (const old of backends) {
+            expect(old.live.live).toBe(old.live);
+            if (old.live !== old && running && old.live !== running) expect(old.live.name).toBe(old.name);
+          }
+          if (running) for (const old of backends) if (old.holdingSessions.length > 0 && old.name === 'b') expect(old.live).toBe(running);
+          for (const r of running?.servers ?? []) expect(r.active).toBe(sessions.filter((x) => x.server.countsWith(r)).length);
+        }
+      }),
+      { seed: 41, numRuns: 300 },
+    );
   });
 });
