@@ -136,7 +136,9 @@ export class Flow {
     // (TIME_WAIT, see Relay.peerGone), so only before that.
     const err = this.other.shut ? 0 : this.from.getpeername(peerName);
     if (err !== 0) {
-      this.relay.fail(this, closedSocketError(this.from, err));
+      // A write to `from` still in flight fails with the socket's own error in this same poll (libuv
+      // reads before it writes) and fails the relay; a probe would only queue behind it.
+      if (!this.other.inflight) this.relay.fail(this, closedSocketError(this.from, err));
       return;
     }
     this.eof = true;

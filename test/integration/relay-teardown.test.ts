@@ -30,6 +30,20 @@ backends:
 `);
 }
 
+/** Resolves once what `sock` wrote has stopped draining: licgate stopped reading it. */
+async function writesStall(sock: Socket, what: string): Promise<void> {
+  let last = -1;
+  await waitFor(
+    () => {
+      const now = sock.writableLength;
+      const stalled = now > 0 && now === last;
+      last = now;
+      return stalled;
+    },
+    { timeoutMs: 10_000, intervalMs: 300, what },
+  );
+}
+
 describe('relay teardown', () => {
   // Relay.fail() must not resetAndDestroy() a socket we end()ed while its shutdown is pending (libuv
   // EINVAL, and Node then never emits 'close'). That race needs unflushed writes and is exercised by
@@ -142,16 +156,7 @@ describe('relay teardown', () => {
     const chunk = Buffer.alloc(1024 * 1024, 7);
     for (let i = 0; i < 64; i++) client.write(chunk);
     // licgate has stopped reading the client: what the client wrote stops draining.
-    let last = -1;
-    await waitFor(
-      () => {
-        const now = client.writableLength;
-        const stalled = now > 0 && now === last;
-        last = now;
-        return stalled;
-      },
-      { timeoutMs: 10_000, intervalMs: 300, what: "the client's writes to stop draining" },
-    );
+    await writesStall(client, "the client's writes to stop draining");
     expect(serverSide).not.toBeNull();
     client.resetAndDestroy();
     await waitFor(() => fe.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down after the client reset' });
@@ -183,5 +188,34 @@ describe('relay teardown', () => {
     await waitFor(() => fe.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down' });
     const text = await daemon.metrics.render();
     expect(['closed', 'client-reset'].map((end) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end }))).toEqual([0, 1]);
+  });
+
+  // The same reset while licgate still has a write to that client in flight (it does not read
+  // what the server sends): the probe write that asks the socket why it closed queued behind that
+  // write instead of failing, and the session was logged client-error ENOTCONN.
+  it('passes on as a reset a client reset that arrives with its last bytes while a write to it is pending', async () => {
+    let serverSide: Socket | null = null;
+    daemon = await proxyTo((s) => {
+      serverSide = s;
+      s.on('error', () => {});
+      s.resume();
+      // Far more than the kernel buffers between the server and the client hold.
+      const chunk = Buffer.alloc(1024 * 1024, 7);
+      for (let i = 0; i < 64; i++) s.write(chunk);
+    });
+    const fe = daemon.frontends[0]!;
+    const client = connect({ host: '127.0.0.1', port: fe.address().port });
+    client.on('error', () => {});
+    client.pause();
+    await once(client, 'connect');
+    await waitFor(() => serverSide !== null, { timeoutMs: 5000, what: 'the session connected upstream' });
+    // licgate has stopped reading the server: what the server wrote stops draining.
+    await writesStall(serverSide!, "the server's writes to stop draining");
+    // Both reach licgate's socket before this process (licgate's too) polls it again.
+    client.write('last');
+    client.resetAndDestroy();
+    await waitFor(() => fe.sessions.size === 0, { timeoutMs: 5000, what: 'session torn down' });
+    const text = await daemon.metrics.render();
+    expect(['client-error', 'client-reset'].map((end) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end }))).toEqual([0, 1]);
   });
 });
