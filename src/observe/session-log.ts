@@ -32,9 +32,11 @@ export function sessionLogger(log: Logger): (rec: SessionRecord) => void {
   };
   return (rec) => {
     if (!log.isLevelEnabled('info')) return;
-    // rec.client is getpeername's address and port (inet_ntop: hex digits, '.', ':', an IPv6 one in '[]') or '-', nothing to escape.
+    // rec.client is getpeername's address and port or '-': hex digits, '.', ':' and '[]', nothing
+    // to escape, except a link-local address's zone, the interface name, where Linux allows '"' and '\'.
+    const client = rec.client.includes('%') ? JSON.stringify(rec.client) : `"${rec.client}"`;
     stream.write!(
-      `{"level":${INFO}${stamp()}${bindings},"client":"${rec.client}","frontend":${quote(rec.frontend)},"backend":${quote(rec.backend)}` +
+      `{"level":${INFO}${stamp()}${bindings},"client":${client},"frontend":${quote(rec.frontend)},"backend":${quote(rec.backend)}` +
         `,"server":${rec.server === null ? 'null' : quote(rec.server)},"bytes_in":${rec.bytes_in},"bytes_out":${rec.bytes_out},"duration_ms":${rec.duration_ms}` +
         `,"end":"${rec.end}","retries":${rec.retries}${rec.error !== undefined ? `,"error":${JSON.stringify(rec.error)}` : ''},"msg":"session closed"}\n`,
     );

@@ -20,6 +20,8 @@ const records: SessionRecord[] = [
   { client: '127.0.0.1:50000', frontend: 'lmgrd', backend: 'licenses', server: 'lic1', bytes_in: 78, bytes_out: 1200, duration_ms: 3, end: 'closed', retries: 0 },
   { client: '::1:1', frontend: 'fe "quoted"', backend: 'b\\slash', server: null, bytes_in: 0, bytes_out: 0, duration_ms: 3001, end: 'no-server', retries: 2, error: 'lic2: connect timeout after 3000ms (after 3 attempts)\n\u0001 ünïcode' },
   { client: '10.0.0.9:2', frontend: 'f', backend: 'b', server: 's', bytes_in: 1, bytes_out: 2, duration_ms: 0, end: 'server-reset', retries: 1 },
+  // A link-local client: the zone is the interface name, which on Linux may hold '"' and '\\' (`ip link add 'a"b\\c' type dummy`).
+  { client: '[fe80::2%a"b\\c]:50123', frontend: 'f', backend: 'b', server: 's', bytes_in: 1, bytes_out: 2, duration_ms: 0, end: 'closed', retries: 0 },
 ];
 
 const withoutTime = (line: string): string => line.replace(/"time":"[^"]*"/, '"time":"T"');
