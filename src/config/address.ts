@@ -65,12 +65,14 @@ export function formatBound(a: { address: string; port: number }): string {
 
 /**
  * Why `a` and `b` cannot both listen, or null when they can. Linux refuses a second listener on a
- * port that a wildcard address holds, and Node binds [::] dual-stack, so it holds IPv4 too.
+ * port that a wildcard address holds, and Node binds [::] dual-stack, so it holds IPv4 too. A zone
+ * tells two links apart (fe80::1%eth0 and fe80::1%eth1 both bind); an IPv4-mapped address
+ * (::ffff:10.0.0.1) binds the IPv4 one, so it clashes where that would.
  */
 export function listenClash(a: HostPort, b: HostPort): string | null {
   if (a.port !== b.port || a.port === 0) return null;
-  const [x, y] = [canonicalHost(a.host), canonicalHost(b.host)];
-  if (x === y) return 'the same address';
+  const [x, y] = [boundHost(a.host), boundHost(b.host)];
+  if (x === y) return canonicalHost(a.host) === canonicalHost(b.host) ? 'the same address' : `[::ffff:${x}] binds ${x}`;
   for (const [wild, other] of [[x, y], [y, x]] as const) {
     if (wild === '::') return isIP(other) === 6 ? '[::] takes every IPv6 address' : '[::] takes IPv4 too';
     // A host name may resolve to either family; most resolve to IPv4 (localhost included).
@@ -79,8 +81,21 @@ export function listenClash(a: HostPort, b: HostPort): string | null {
   return null;
 }
 
+/**
+ * One spelling per IPv6 address ([::0] is [::], 2001:DB8::1 is 2001:db8::1), its zone kept as
+ * written: an interface name is case-sensitive. Other hosts are returned as they are.
+ */
 function canonicalHost(host: string): string {
-  return isIP(host) === 6 ? new SocketAddress({ address: host, family: 'ipv6' }).address : host;
+  if (isIP(host) !== 6) return host;
+  const zone = host.indexOf('%');
+  const address = new SocketAddress({ address: zone < 0 ? host : host.slice(0, zone), family: 'ipv6' }).address;
+  return zone < 0 ? address : address + host.slice(zone);
+}
+
+/** The address a listener on `host` takes: an IPv4-mapped IPv6 address takes the IPv4 one. */
+function boundHost(host: string): string {
+  const c = canonicalHost(host);
+  return c.startsWith('::ffff:') && isIP(c.slice(7)) === 4 ? c.slice(7) : c;
 }
 
 /**
@@ -93,5 +108,5 @@ export function isLoopback(host: string): boolean {
   if (v === 4) return host.startsWith('127.');
   if (v !== 6) return false;
   const a = canonicalHost(host);
-  return a === '::1' || /^::ffff:127\./.test(a);
+  return a === '::1' || a.startsWith('::1%') || /^::ffff:127\./.test(a);
 }

@@ -406,7 +406,8 @@ backends:
 
   it('listeners the kernel cannot bind together: a wildcard and another address on its port', () => {
     // Linux refuses a second listener on a port a wildcard holds, and Node binds [::] dual-stack
-    // (IPv4 too); different ports, or 0.0.0.0 beside an IPv6 address, bind fine.
+    // (IPv4 too); different ports, or 0.0.0.0 beside an IPv6 address, bind fine. An IPv4-mapped
+    // address binds its IPv4 one; one link-local address on two links (zones) binds twice.
     expect(
       issues(`status: { listen: "127.0.0.1:27100" }
 agent: { listen: "0.0.0.0:27100", backend: licenses }
@@ -417,6 +418,10 @@ frontends:
   - { name: any, listen: "[::0]:27001", backend: licenses }
   - { name: v6lo, listen: "[::1]:27002", backend: licenses }
   - { name: v4any, listen: "0.0.0.0:27002", backend: licenses }
+  - { name: eth0, listen: "[fe80::1%eth0]:27003", backend: licenses }
+  - { name: eth1, listen: "[fe80::1%eth1]:27003", backend: licenses }
+  - { name: mapped, listen: "[::ffff:10.0.0.1]:27002", backend: licenses }
+  - { name: mapped-vip, listen: "[::ffff:10.0.0.100]:27001", backend: licenses }
 backends:
   - name: licenses
     servers: [{ name: a, address: "10.0.0.11:27000" }]
@@ -424,6 +429,8 @@ backends:
     ).toEqual([
       'lic.yaml:5:25: frontend "v6": listen address [::]:27000 overlaps 0.0.0.0:27000 of frontend "v4" ([::] takes IPv4 too); one of them is enough',
       'lic.yaml:7:26: frontend "any": listen address [::0]:27001 overlaps 10.0.0.100:27001 of frontend "vip" ([::] takes IPv4 too); one of them is enough',
+      'lic.yaml:12:29: frontend "mapped": listen address [::ffff:10.0.0.1]:27002 overlaps 0.0.0.0:27002 of frontend "v4any" (0.0.0.0 takes every IPv4 address); one of them is enough',
+      'lic.yaml:13:33: frontend "mapped-vip": listen address [::ffff:10.0.0.100]:27001 overlaps 10.0.0.100:27001 of frontend "vip" ([::ffff:10.0.0.100] binds 10.0.0.100); one of them is enough',
       'lic.yaml:2:18: agent: listen address 0.0.0.0:27100 overlaps 127.0.0.1:27100 of status (0.0.0.0 takes every IPv4 address); one of them is enough',
     ]);
   });
