@@ -509,6 +509,15 @@ describe('describeChanges', () => {
     expect(describeChanges(old, { ...old, shutdown_grace: 90_000, shutdown_delay: 500 })).toEqual(['shutdown_grace 30s -> 90s', 'shutdown_delay 3s -> 500ms']);
   });
 
+  it('an address written another way is the same address: [::0] is [::], 2001:DB8::11 is 2001:db8::11', () => {
+    const text = (listen: string, server: string, status: string): string =>
+      `status: { listen: "${status}" }\nfrontends:\n  - { name: lmgrd, listen: "${listen}", backend: b }\nbackends:\n  - name: b\n    servers: [{ name: a, address: "${server}" }]\n`;
+    const old = loadConfigText(text('[::0]:27000', '[2001:DB8::11]:27000', '[0:0::1]:27100'), 'test.yaml');
+    const next = loadConfigText(text('[::]:27000', '[2001:db8::11]:27000', '[::1]:27100'), 'test.yaml');
+    expect(frontendKey(next.frontends[0]!)).toBe(frontendKey(old.frontends[0]!));
+    expect(describeChanges(old, next)).toEqual([]);
+  });
+
   it('matches frontends by listen address (port 0: by name too)', () => {
     const f = cfg(TWO).frontends[0]!;
     expect(frontendKey(f)).toBe('127.0.0.1:27000');

@@ -31,7 +31,8 @@ export function parseHostPort(text: string, opts: { allowPortZero?: boolean } = 
   const min = opts.allowPortZero ? 0 : 1;
   if (port < min || port > 65535) return `expected a port ${min}-65535, found ${port}`;
   if (host === '*') host = '0.0.0.0';
-  return { host, port };
+  // Kept in one spelling, so that a reload compares meaning: [::0] to [::] changes nothing.
+  return { host: canonicalHost(host), port };
 }
 
 /**

@@ -428,7 +428,7 @@ backends:
 `),
     ).toEqual([
       'lic.yaml:5:25: frontend "v6": listen address [::]:27000 overlaps 0.0.0.0:27000 of frontend "v4" ([::] takes IPv4 too); one of them is enough',
-      'lic.yaml:7:26: frontend "any": listen address [::0]:27001 overlaps 10.0.0.100:27001 of frontend "vip" ([::] takes IPv4 too); one of them is enough',
+      'lic.yaml:7:26: frontend "any": listen address [::]:27001 overlaps 10.0.0.100:27001 of frontend "vip" ([::] takes IPv4 too); one of them is enough',
       'lic.yaml:12:29: frontend "mapped": listen address [::ffff:10.0.0.1]:27002 overlaps 0.0.0.0:27002 of frontend "v4any" (0.0.0.0 takes every IPv4 address); one of them is enough',
       'lic.yaml:13:33: frontend "mapped-vip": listen address [::ffff:10.0.0.100]:27001 overlaps 10.0.0.100:27001 of frontend "vip" ([::ffff:10.0.0.100] binds 10.0.0.100); one of them is enough',
       'lic.yaml:2:18: agent: listen address 0.0.0.0:27100 overlaps 127.0.0.1:27100 of status (0.0.0.0 takes every IPv4 address); one of them is enough',

@@ -57,12 +57,13 @@ async function reloadApi(p: ProxyProcess, token: string | null = TOKEN): Promise
   return { status: res.status, json: (await res.json()) as { ok: boolean; errors: string[]; changes: string[] } };
 }
 
-/** Inode of the socket listening on 127.0.0.1:port (from /proc/net/tcp): the same inode means the same socket. */
-function listenInode(port: number): string | undefined {
+/** Inode of the socket listening on 127.0.0.1:port, or [::]:port (from /proc/net/tcp, tcp6): the same inode means the same socket. */
+function listenInode(port: number, on: '127.0.0.1' | '[::]' = '127.0.0.1'): string | undefined {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+  const [file, local] = on === '[::]' ? ['/proc/net/tcp6', '0'.repeat(32)] : ['/proc/net/tcp', '0100007F'];
+  for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f[1] === `0100007F:${hex}` && f[3] === '0A') return f[9];
+    if (f[1] === `${local}:${hex}` && f[3] === '0A') return f[9];
   }
   return undefined;
 }
@@ -465,6 +466,21 @@ backends:
       expect(await held.hello()).toBe('s1');
     });
   }
+
+  it('a frontend whose listen address is only written another way ([::0]:P to [::]:P) keeps its listening socket', async () => {
+    const s1 = await startSimulator('s1');
+    const port = await freePort();
+    const fe = (host: string): string => `frontends:\n  - { name: lmgrd, listen: "${host}:${port}", backend: licenses }\n`;
+    const { p, write } = await start(fe('[::0]') + backendYaml([{ name: 's1', port: s1.port }]));
+    const inode = listenInode(port, '[::]');
+    expect(inode).toBeDefined();
+    write(fe('[::]') + backendYaml([{ name: 's1', port: s1.port }]));
+    const r = await reloadApi(p);
+    expect(r.json.errors).toEqual([]);
+    expect(r.json.changes).toEqual([]);
+    expect(listenInode(port, '[::]')).toBe(inode);
+    expect(await helloOnce(port)).toBe('s1');
+  });
 
   it('a frontend and the status listener that swap ports are both rebound', async () => {
     const s1 = await startSimulator('s1');
