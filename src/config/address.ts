@@ -93,6 +93,18 @@ function canonicalHost(host: string): string {
   return zone < 0 ? address : address + host.slice(zone);
 }
 
+/**
+ * Whether two hosts written as text are one address ([::0] and [::], FD00:0::11 and fd00::11). A
+ * zone counts only when both name one: an address listed without it is on whichever link has it.
+ */
+export function sameAddress(a: string, b: string): boolean {
+  const [x, y] = [canonicalHost(a), canonicalHost(b)];
+  if (x === y) return true;
+  const [xa, xz] = x.split('%');
+  const [ya, yz] = y.split('%');
+  return xa === ya && (xz === undefined || yz === undefined);
+}
+
 /** The address a listener on `host` takes: an IPv4-mapped IPv6 address takes the IPv4 one. */
 function boundHost(host: string): string {
   const c = canonicalHost(host);

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
-import { isLoopback } from '../../config/address.js';
+import { isLoopback, sameAddress } from '../../config/address.js';
 import type { LicenseInfo } from '../parse/license-info.js';
 import { lmstatHealthy } from '../parse/lmstat.js';
 
@@ -43,7 +43,7 @@ export function thisMachine(): MachineIdentity {
  *   member in rotation, which is exactly what the sidecar is there to prevent.
  */
 export function lmstatVerdict(info: LicenseInfo, serverHost: string, me: MachineIdentity = thisMachine()): { ok: boolean; reason: string } {
-  const local = isLoopback(serverHost) || me.addresses.includes(serverHost);
+  const local = isLoopback(serverHost) || me.addresses.some((a) => sameAddress(a, serverHost));
   if (!local) return lmstatHealthy(info, info.servers.length === 1 ? info.servers[0]!.host : serverHost);
 
   const mine = info.servers.find((s) => namesMachine(s.host, me));
@@ -57,7 +57,7 @@ export function lmstatVerdict(info: LicenseInfo, serverHost: string, me: Machine
 }
 
 function namesMachine(host: string, me: MachineIdentity): boolean {
-  if (isIP(host)) return me.addresses.includes(host);
+  if (isIP(host)) return me.addresses.some((a) => sameAddress(a, host));
   const h = host.toLowerCase();
   const mine = me.hostname.toLowerCase();
   // lmstat prints the SERVER line's spelling, often the short name where hostname() is the FQDN, or the reverse.

@@ -38,6 +38,16 @@ describe('lmstatVerdict: which lmstat server is the one this check guards', () =
     expect(lmstatVerdict(down, '10.0.0.13', host3)).toEqual({ ok: false, reason: HOST3_DOWN });
   });
 
+  it('an address of this machine written another way, or link-local with its zone, is this machine', () => {
+    const me: MachineIdentity = { hostname: 'host3.lab.example', addresses: ['fd00::13', 'fe80::13'] };
+    expect(lmstatVerdict(down, 'fd00:0::13', me)).toEqual({ ok: false, reason: HOST3_DOWN });
+    expect(lmstatVerdict(down, 'FD00::13', me)).toEqual({ ok: false, reason: HOST3_DOWN });
+    expect(lmstatVerdict(down, 'fe80::13%eth0', me)).toEqual({ ok: false, reason: HOST3_DOWN });
+    // The license file's SERVER line may spell it differently too.
+    const byIp = parseLmstat(fixture('lmstat_server_down.txt').replaceAll('host1', 'fd00::11').replaceAll('host2', 'fd00::12').replaceAll('host3', 'FD00:0::13'));
+    expect(lmstatVerdict(byIp, '127.0.0.1', me).reason).toBe('lmgrd on FD00:0::13 DOWN: Cannot connect to license server system. (-15,570:115 "Operation now in progress")');
+  });
+
   it('a license file that names servers by address is matched against this machine\'s addresses', () => {
     const byIp = parseLmstat(fixture('lmstat_server_down.txt').replaceAll('host1', '10.0.0.11').replaceAll('host2', '10.0.0.12').replaceAll('host3', '10.0.0.13'));
     expect(lmstatVerdict(byIp, '127.0.0.1', { hostname: 'ignored', addresses: ['10.0.0.13'] }).reason).toBe(
