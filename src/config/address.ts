@@ -17,6 +17,10 @@ export function parseHostPort(text: string, opts: { allowPortZero?: boolean } = 
     host = bracket[1]!;
     portText = bracket[2]!;
     if (isIP(host) !== 6) return `expected an IPv6 address inside [], found "${host}"`;
+    // RFC 6874's %25 escapes '%' in a URL, not here, where "%25eth0" would name an interface
+    // "25eth0" and fail to bind or connect (EINVAL) long after validation said nothing.
+    const url = /^([^%]*)%25(.+)$/.exec(host);
+    if (url) return `expected an interface name after %, found "%25${url[2]}" (%25 is how a URL writes %): write [${url[1]}%${url[2]}]:${portText}`;
   } else {
     if (text.startsWith('[')) return `expected [IPv6 address]:port, e.g. [::1]:27000, found "${text}"`;
     const i = text.lastIndexOf(':');

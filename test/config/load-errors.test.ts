@@ -133,6 +133,7 @@ backends:
   - { name: f, listen: "[::1]", backend: licenses }
   - { name: g, listen: "[::1]:", backend: licenses }
   - { name: h, listen: "[fe80::1%lo]:27000", backend: licenses }
+  - { name: i, listen: "[fe80::1%25lo]:27000", backend: licenses }
 backends:
   - name: licenses
     servers:
@@ -149,8 +150,9 @@ backends:
       'lic.yaml:6:24: frontend "e".listen: expected an IPv6 address in brackets, e.g. [::1]:27000',
       'lic.yaml:7:24: frontend "f".listen: expected [IPv6 address]:port, e.g. [::1]:27000, found "[::1]"',
       'lic.yaml:8:24: frontend "g".listen: expected [IPv6 address]:port, e.g. [::1]:27000, found "[::1]:"',
-      'lic.yaml:14:30: server "s1".address: expected [IPv6 address]:port, found the address "2001:db8::11" without a port; e.g. [2001:db8::11]:27000',
-      'lic.yaml:15:30: server "s2".address: expected an IPv6 address in brackets: "fd00::11:2700" is either [fd00::11]:2700 or the address fd00::11:2700 without a port',
+      'lic.yaml:10:24: frontend "i".listen: expected an interface name after %, found "%25lo" (%25 is how a URL writes %): write [fe80::1%lo]:27000',
+      'lic.yaml:15:30: server "s1".address: expected [IPv6 address]:port, found the address "2001:db8::11" without a port; e.g. [2001:db8::11]:27000',
+      'lic.yaml:16:30: server "s2".address: expected an IPv6 address in brackets: "fd00::11:2700" is either [fd00::11]:2700 or the address fd00::11:2700 without a port',
     ]);
   });
 
