@@ -222,8 +222,7 @@ export function adoptServers(prev: Model, next: Model): Server[] {
   const fresh: Server[] = [];
   for (const b of next.backends.values()) {
     const was = prev.backend(b.name);
-    const sameCheck = was !== undefined && sameJson(was.cfg.check, b.cfg.check);
-    const sameAgent = was !== undefined && sameAgentSource(was.cfg, b.cfg, sameCheck);
+    const sameAgent = was !== undefined && sameAgentSource(was.cfg, b.cfg);
     const sameReading = was !== undefined && sameMeasure(was.cfg.check, b.cfg.check);
     // The servers holding sessions opened before: the running backend's, or a removed one's.
     const holding = (was ?? prev.removed.get(b.name))?.holdingSessions ?? [];
@@ -263,10 +262,12 @@ function sameMeasure(a: CheckConfig, b: CheckConfig): boolean {
 /**
  * Whether the agent whose word the servers carry (Server.agent) is the same in both configs: the
  * auxiliary one on agent_port with the same agent_send whatever the health check is, or an agent
- * check left as it was.
+ * check on the same port with the same send. For the agent check that is sameMeasure: a timing
+ * retune (inter, rise/fall, timeout) does not change what the agent said, and dropping it would
+ * put a server the agent holds in MAINT or drain back in service until its next reply.
  */
-function sameAgentSource(o: BackendConfig, b: BackendConfig, sameCheck: boolean): boolean {
-  if (o.check.type === 'agent' || b.check.type === 'agent') return sameCheck;
+function sameAgentSource(o: BackendConfig, b: BackendConfig): boolean {
+  if (o.check.type === 'agent' || b.check.type === 'agent') return sameMeasure(o.check, b.check);
   return o.agent_port === b.agent_port && o.agent_send === b.agent_send;
 }
 

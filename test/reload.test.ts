@@ -445,9 +445,16 @@ describe("the agent's word across a reload", () => {
     expect(carried(aux('{ type: tcp }'), aux('{ type: tcp }', 'agent_port: 27201'))).toEqual(fresh);
     expect(carried(aux('{ type: tcp }'), aux('{ type: tcp }', 'agent_port: 27200\n    agent_send: "flexlm\\n"'))).toEqual(fresh);
     expect(carried(aux('{ type: tcp }'), cfg(TWO, { check: '{ type: agent, port: 27200 }' }))).toEqual(fresh);
-    const agentCheck = (inter: string) => cfg(TWO, { check: `{ type: agent, port: 27200, inter: ${inter} }` });
-    expect(carried(agentCheck('2s'), agentCheck('2s'))).toEqual(['DRAIN (agent)', 10, 5]);
-    expect(carried(agentCheck('2s'), agentCheck('3s'))).toEqual(fresh);
+    const agentCheck = (keys: string) => cfg(TWO, { check: `{ type: agent, ${keys} }` });
+    expect(carried(agentCheck('port: 27200'), agentCheck('port: 27201'))).toEqual(fresh);
+    expect(carried(agentCheck('port: 27200'), agentCheck('port: 27200, send: "flexlm\\n"'))).toEqual(fresh);
+  });
+
+  it('an agent check retuned only in its timing keeps it', () => {
+    const agentCheck = (timing: string) => cfg(TWO, { check: `{ type: agent, port: 27200, ${timing} }` });
+    expect(carried(agentCheck('inter: 2s'), agentCheck('inter: 2s'))).toEqual(['DRAIN (agent)', 10, 5]);
+    expect(carried(agentCheck('inter: 2s'), agentCheck('inter: 3s, fastinter: 1s, downinter: 5s'))).toEqual(['DRAIN (agent)', 10, 5]);
+    expect(carried(agentCheck('rise: 2, fall: 3'), agentCheck('rise: 3, fall: 2, timeout: 3s, read_limit: 4096'))).toEqual(['DRAIN (agent)', 10, 5]);
   });
 });
 

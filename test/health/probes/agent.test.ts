@@ -226,13 +226,13 @@ describe('check type agent in a daemon, reading a licgate sidecar', () => {
 });
 
 describe('check type agent across a reload', () => {
-  /** Backend lic, its servers checked by the agent on `port`, then `rest` (more backends). */
-  const licConfig = (port: number, servers: string, rest = ''): string => `log: { level: silent, format: json }
+  /** Backend lic, its servers checked by the agent on `port` with `timing`, then `rest` (more backends). */
+  const licConfig = (port: number, servers: string, rest = '', timing = 'inter: 100ms, rise: 1, fall: 1'): string => `log: { level: silent, format: json }
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: lic }
 backends:
   - name: lic
-    check: { type: agent, port: ${port}, inter: 100ms, rise: 1, fall: 1 }
+    check: { type: agent, port: ${port}, ${timing} }
     servers:
 ${servers}${rest}`;
 
@@ -255,6 +255,25 @@ ${servers}${rest}`;
       await waitFor(() => a().agent?.weightPercent === 75, { timeoutMs: 3000, what: 'weight 75% from the agent check after the reload' });
       // HAProxy: what a reply does not mention stays as the agent last set it; only it reverts its drain.
       expect([a().stateText, a().usable]).toEqual(['DRAIN (agent)', false]);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('a reload that only retunes the agent check (inter, rise/fall, timeout) keeps the agent\'s maint: the server does not read UP', async () => {
+    let line = 'maint';
+    const port = await agent((sock) => sock.end(`${line}\n`));
+    const yaml = (timing?: string): string => licConfig(port, '      - { name: a, address: 127.0.0.1:1 }\n', '', timing);
+    const d = await startDaemon(yaml());
+    try {
+      const a = () => d.model.backend('lic')!.server('a')!;
+      await waitFor(() => a().stateText === 'MAINT (agent)', { timeoutMs: 3000, what: 'MAINT from the agent check' });
+      await applyConfig(d, loadConfigText(yaml('inter: 150ms, rise: 2, fall: 2, timeout: 500ms'), 'test.yaml'));
+      expect([a().stateText, a().usable]).toEqual(['MAINT (agent)', false]);
+      // A reply naming only a weight leaves the maint as the agent set it, before the reload too.
+      line = '40%';
+      await waitFor(() => a().agent?.weightPercent === 40, { timeoutMs: 3000, what: 'weight 40% from the agent check after the reload' });
+      expect([a().stateText, a().usable]).toEqual(['MAINT (agent)', false]);
     } finally {
       await d.close();
     }
