@@ -35,6 +35,9 @@ export function serverJson(s: Server) {
       at: new Date(wallTimeOf(s.lastCheck.at)).toISOString(),
       ...(s.lastCheck.license ? { license: s.lastCheck.license } : {}),
     },
+    // What agent.weight_from counts a feature by once last_check's output was cut before it, or
+    // the check failed: without it an admin sees only the cut count, not the one HAProxy is told.
+    ...(s.lastWholeLicense ? { last_whole_license: { at: new Date(wallTimeOf(s.lastWholeLicense.at)).toISOString(), license: s.lastWholeLicense.license } } : {}),
   };
 }
 

@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { LicenseInfo } from '../../src/health/parse/license-info.js';
 import { APP3_LICENSE, HOST3_CANNOT_CONNECT, lmstatFixturePath, SERVER_DOWN_LICENSE } from '../helpers/lmstat-fixtures.js';
 import { startProxy, stopAll, type ServerStatus } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -24,7 +25,7 @@ function swapIn(target: string, fixture: string): void {
   renameSync(`${target}.tmp`, target);
 }
 
-/** One STATUS exchange with the sidecar's STATUS responder: the whole reply, up to its close. */
+/** One exchange with a sidecar's STATUS (or agent) responder: the whole reply, up to its close. */
 function askStatus(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = connect({ host: '127.0.0.1', port });
@@ -48,7 +49,32 @@ function askStatus(port: number): Promise<string> {
   });
 }
 
-type LicenseStatus = ServerStatus & { last_check: (ServerStatus['last_check'] & { license?: unknown }) | null };
+type LicenseStatus = ServerStatus & {
+  last_check: (ServerStatus['last_check'] & { license?: LicenseInfo }) | null;
+  last_whole_license?: { at: string; license: LicenseInfo };
+};
+
+/**
+ * A sidecar for host3 (the license file's SERVER name) whose exec check runs `lmutil` every 200 ms
+ * and parses lmstat; `head`: its sections before `backends`, `checkKeys`: more check keys.
+ */
+async function lmstatSidecar(lmutil: string, head: string, checkKeys = '') {
+  const sidecar = await startProxy(`${head}
+backends:
+  - name: flexlm
+    check:
+      type: exec
+      argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"]
+      parse: lmstat
+${checkKeys}      inter: 200ms
+      rise: 1
+      fall: 1
+      timeout: 5s
+    servers:
+      - { name: host3, address: "host3:1999" }
+`);
+  return { sidecar, server: async (): Promise<LicenseStatus> => (await sidecar.server('flexlm', 'host3')) as LicenseStatus };
+}
 
 describe('sidecar with an exec check parsing lmstat', () => {
   it('shows the parsed license in /status and answers STATUS and /health for the local triad member', async () => {
@@ -62,24 +88,9 @@ describe('sidecar with an exec check parsing lmstat', () => {
 
     // The server is named as the license file's SERVER line names it, so the probe knows which
     // lmstat line is the member this sidecar guards.
-    const sidecar = await startProxy(`status:
-  listen: 127.0.0.1:0
-backends:
-  - name: flexlm
-    check:
-      type: exec
-      argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"]
-      parse: lmstat
-      inter: 200ms
-      rise: 1
-      fall: 1
-      timeout: 5s
-    servers:
-      - { name: host3, address: "host3:1999" }
-`);
+    const { sidecar, server } = await lmstatSidecar(lmutil, 'status:\n  listen: 127.0.0.1:0');
     const statusPort = sidecar.listening.status;
     expect(typeof statusPort).toBe('number');
-    const server = async (): Promise<LicenseStatus> => (await sidecar.server('flexlm', 'host3')) as LicenseStatus;
 
     // Up: lmstat lists host3 UP and both vendor daemons UP.
     const up = await waitFor(async () => {
@@ -104,5 +115,45 @@ backends:
     const health = await sidecar.get('/health');
     expect(health.status).toBe(503);
     expect(health.json).toMatchObject({ ok: false, backends: { flexlm: { running: false } } });
+  });
+
+  it('shows the output read whole that agent.weight_from counts from beside a last check whose output was cut', async () => {
+    const current = join(scratch, 'lmstat-whole-then-cut.txt');
+    swapIn(current, lmstatFixturePath('lmstat_app3.txt'));
+    // Peak use: 200 more users of feature7 push feature8 on past read_limit (24 KiB; 15 KB in).
+    const app3 = readFileSync(lmstatFixturePath('lmstat_app3.txt'), 'latin1');
+    const feature8 = app3.indexOf('Users of feature8:');
+    const users = Array.from({ length: 200 }, (_, i) => `    user${i} ws${i} /dev/tty (v2017.06) (host1/1999 ${30000 + i}), start Fri 10/20 16:50\n`).join('');
+    const busy = join(scratch, 'lmstat-busy.txt');
+    writeFileSync(busy, app3.slice(0, feature8) + users + app3.slice(feature8), 'latin1');
+    const lmutil = join(scratch, 'lmutil-cat');
+    writeFileSync(lmutil, `#!/bin/sh\ncat ${q(current)}\n`, { mode: 0o755 });
+    const agent = 'agent: { listen: 127.0.0.1:0, backend: flexlm, weight_from: { feature: feature9, min_percent: 20 } }';
+    const { sidecar, server } = await lmstatSidecar(lmutil, agent, '      read_limit: 24576\n');
+    const whole = await waitFor(async () => {
+      const s = await server();
+      return s.last_check?.ok === true && s;
+    }, { timeoutMs: 10_000, what: 'a passing check of the whole output' });
+    expect(whole.last_whole_license?.license).toEqual(APP3_LICENSE);
+
+    swapIn(current, busy);
+    const cut = await waitFor(async () => {
+      const s = await server();
+      return s.last_check?.license?.truncated === true && s;
+    }, { timeoutMs: 10_000, what: 'a check of the cut output' });
+    expect(cut.last_check!.ok).toBe(true);
+    expect(cut.last_check!.license!.features.map((f) => f.name)).not.toContain('feature9');
+    // The count the agent reply is made of, and when it was read: before the cut check, and kept.
+    expect(cut.last_whole_license!.license).toEqual(APP3_LICENSE);
+    const wholeAt = Date.parse(cut.last_whole_license!.at);
+    expect(wholeAt).toBeGreaterThanOrEqual(Date.parse(whole.last_check!.at));
+    expect(wholeAt).toBeLessThan(Date.parse(cut.last_check!.at));
+    expect(await askStatus(sidecar.listening.agent!)).toMatch(/^up ready 61% #feature9 61\/100 free \d+s ago; output since cut before feature9\n$/);
+    const later = await waitFor(async () => {
+      const s = await server();
+      return Date.parse(s.last_check!.at) > Date.parse(cut.last_check!.at) && s;
+    }, { timeoutMs: 10_000, what: 'the next check of the cut output' });
+    expect(later.last_check!.license!.truncated).toBe(true);
+    expect(later.last_whole_license!.at).toBe(cut.last_whole_license!.at);
   });
 });
