@@ -6,6 +6,7 @@ import type { UnexitedChecks } from './health/probes/exec.js';
 import { CheckScheduler } from './health/scheduler.js';
 import { AgentScheduler } from './health/agent-scheduler.js';
 import type { LineServer } from './io/line-server.js';
+import type { ControlPort } from './io/control-port.js';
 import { tierName } from './model/events.js';
 import type { Backend } from './model/backend.js';
 import { Model } from './model/model.js';
@@ -64,7 +65,7 @@ export class Daemon implements DaemonView {
   /** The token of admin.token_file (null: none): read at start, and again by each reload that keeps `admin`. */
   adminToken: string | null = null;
   /** Status and agent listeners a reload moved away whose peers had not ended then: the stop cuts them off. */
-  private readonly movedAway = new Set<LineServer | AgentResponder>();
+  private readonly movedAway = new Set<ControlPort>();
   /** Told when a reload (SIGHUP or POST /admin/reload) is asked for and when it has settled; not once the stop has begun. */
   reloadWatcher: ReloadWatcher | null = null;
 
@@ -280,7 +281,7 @@ export class Daemon implements DaemonView {
    * its peers get their replies as they would have, each within its deadline, as a moved frontend's
    * sessions go on. Listeners moved away before and since left idle are forgotten now.
    */
-  moveAway(l: LineServer | AgentResponder | null): void {
+  moveAway(l: ControlPort | null): void {
     for (const m of this.movedAway) if (m.connections === 0) this.movedAway.delete(m);
     if (l === null) return;
     l.stopListening();

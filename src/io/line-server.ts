@@ -1,7 +1,7 @@
-import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
-import { listenAt, type BindOptions } from './listen.js';
-import { PeersByAddress, type OnRefused } from './peers-by-address.js';
+import { ControlPort } from './control-port.js';
+import type { OnRefused } from './peers-by-address.js';
 
 export interface LineServerOptions {
   what: string;
@@ -12,13 +12,7 @@ export interface LineServerOptions {
    * keeps its side open this long after our reply.
    */
   timeoutMs: number;
-  /**
-   * Peers served at once; a peer past this is closed as soon as it is accepted. The port is open to
-   * the network and a peer may stay silent for timeoutMs, so without a bound a flood would hold
-   * every descriptor of the process and license clients would be turned away. Once the port is half
-   * full one source address gets MAX_PEERS_PER_ADDRESS of them at most, so one host cannot take them
-   * all.
-   */
+  /** Peers served at once (see ControlPort); a peer may stay silent for timeoutMs. */
   maxConnections: number;
   /** Reply to one request line (without its \r\n), or null to close without a reply. */
   answer: (line: string, peer: Socket) => string | null;
@@ -33,55 +27,12 @@ export interface LineServerOptions {
  * Memory per peer is bounded by maxLine and time by timeoutMs, so garbage or silence from one
  * peer cannot hurt the others, and close() does not wait for any of them.
  */
-export class LineServer {
-  private readonly server: NetServer;
-  private readonly peers = new Set<Socket>();
-  private readonly byAddress: PeersByAddress;
-
-  constructor(private readonly listenAt: HostPort, private readonly opts: LineServerOptions) {
-    this.server = createServer(this.accept);
-    this.server.maxConnections = opts.maxConnections;
-    this.byAddress = new PeersByAddress(opts.onRefused);
-    this.byAddress.watchDrops(this.server);
-    this.server.on('error', () => {
-      // Accept errors (EMFILE) surface here; keep the listener running.
-    });
+export class LineServer extends ControlPort {
+  constructor(listenAt: HostPort, private readonly opts: LineServerOptions) {
+    super(listenAt, opts.what, opts.maxConnections, opts.onRefused);
   }
 
-  listen(bind?: BindOptions): Promise<void> {
-    return listenAt(this.server, this.listenAt, this.opts.what, bind);
-  }
-
-  /** Peers connected now. */
-  get connections(): number {
-    return this.peers.size;
-  }
-
-  address(): AddressInfo {
-    return this.server.address() as AddressInfo;
-  }
-
-  /**
-   * Stops listening, the port free on return; the peers connected now go on, each within its
-   * deadline (a reload moves the listener: what it accepted ends as it would have).
-   */
-  stopListening(): void {
-    if (this.server.listening) this.server.close();
-  }
-
-  /** Stops listening and cuts off the peers still connected: net.Server.close() would wait for each. */
-  close(): Promise<void> {
-    for (const s of this.peers) s.destroy();
-    this.peers.clear();
-    return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  private readonly accept = (sock: Socket): void => {
-    if (!this.byAddress.admit(sock)) {
-      sock.destroy();
-      return;
-    }
-    this.peers.add(sock);
+  protected serve(sock: Socket): void {
     let buf = '';
     let answered = false;
     // One deadline from accept, not sock.setTimeout: that one restarts on every byte, so a peer
@@ -92,10 +43,7 @@ export class LineServer {
     }, this.opts.timeoutMs);
     sock.setEncoding('latin1');
     sock.on('error', () => sock.destroy());
-    sock.on('close', () => {
-      clearTimeout(deadline);
-      this.peers.delete(sock);
-    });
+    sock.on('close', () => clearTimeout(deadline));
     sock.on('data', (chunk: string) => {
       // After the reply, input is read and dropped until the peer closes: closing with unread
       // bytes would make the kernel send a RST, which can destroy the reply in flight.
@@ -124,5 +72,5 @@ export class LineServer {
       if (reply === null) sock.end();
       else sock.end(reply);
     });
-  };
+  }
 }

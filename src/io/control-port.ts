@@ -1,0 +1,67 @@
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { HostPort } from '../config/address.js';
+import { listenAt, type BindOptions } from './listen.js';
+import { PeersByAddress, type OnRefused } from './peers-by-address.js';
+
+/**
+ * A control port (STATUS, agent): short exchanges with peers open to the network. At most
+ * `maxConnections` peers at once, and once the port is half full one source address gets
+ * MAX_PEERS_PER_ADDRESS of them at most, so a flood or one host cannot hold every descriptor of
+ * the process and turn license clients away. Subclasses serve one admitted peer each.
+ */
+export abstract class ControlPort {
+  private readonly server: NetServer;
+  private readonly peers = new Set<Socket>();
+  private readonly byAddress: PeersByAddress;
+
+  constructor(private readonly listenAt: HostPort, private readonly what: string, maxConnections: number, onRefused?: OnRefused) {
+    this.server = createServer(this.accept);
+    this.server.maxConnections = maxConnections;
+    this.byAddress = new PeersByAddress(onRefused);
+    this.byAddress.watchDrops(this.server);
+    this.server.on('error', () => {
+      // Accept errors (EMFILE) surface here; keep the listener running.
+    });
+  }
+
+  listen(bind?: BindOptions): Promise<void> {
+    return listenAt(this.server, this.listenAt, this.what, bind);
+  }
+
+  /** Peers connected now. */
+  get connections(): number {
+    return this.peers.size;
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  /**
+   * Stops listening, the port free on return; the peers connected now go on, each within its
+   * deadline (a reload moves the listener: what it accepted ends as it would have).
+   */
+  stopListening(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  /** Stops listening and cuts off the peers still connected: net.Server.close() would wait for each. */
+  close(): Promise<void> {
+    for (const s of this.peers) s.destroy();
+    this.peers.clear();
+    return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Serves an admitted peer; it must end up destroyed or closed within a deadline of its own. */
+  protected abstract serve(sock: Socket): void;
+
+  private readonly accept = (sock: Socket): void => {
+    if (!this.byAddress.admit(sock)) {
+      sock.destroy();
+      return;
+    }
+    this.peers.add(sock);
+    sock.on('close', () => this.peers.delete(sock));
+    this.serve(sock);
+  };
+}
