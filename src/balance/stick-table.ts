@@ -12,9 +12,14 @@
  */
 interface Entry {
   server: string;
+  /** performance.now() time the client was put on `server` (for the admin's "stuck since when"). */
+  since: number;
   /** performance.now() time: an NTP step or a VM's clock sync must not expire every entry at once. */
   expires: number;
 }
+
+/** An entry as the admin API shows it; `sessions` is its client's open sessions, 0 when none. */
+export type EntryVisitor = (client: string, server: string, since: number, expires: number, sessions: number) => void;
 
 /** How many entries with open sessions an insertion may step over before it evicts one anyway. */
 const EVICT_SCAN = 8;
@@ -49,16 +54,24 @@ export class StickTable {
   set(key: string, server: string, now = performance.now()): void {
     const e = this.entries.get(key);
     if (e) {
-      e.server = server;
+      if (e.server !== server) {
+        e.server = server;
+        e.since = now;
+      }
       this.touch(key, e, now);
       return;
     }
-    this.entries.set(key, { server, expires: now + this.ttlMs });
+    this.entries.set(key, { server, since: now, expires: now + this.ttlMs });
     if (this.entries.size > this.maxSize) this.evictOne(now);
   }
 
-  delete(key: string): void {
-    this.entries.delete(key);
+  /**
+   * Drops `key`'s entry, so its next connection is balanced afresh; false when it had none live.
+   * Its open-session count stays (see clear).
+   */
+  delete(key: string, now = performance.now()): boolean {
+    this.sweep(now);
+    return this.entries.delete(key);
   }
 
   /** A session of `key` took a slot (its entry cannot expire until the last one ends). */
@@ -98,9 +111,47 @@ export class StickTable {
     while (this.entries.size > maxSize) this.evictOne(now);
   }
 
-  /** Drops entries for a server that no longer exists (reload). */
-  forgetServer(server: string): void {
-    for (const [k, e] of this.entries) if (e.server === server) this.entries.delete(k);
+  /** Drops the entries that send clients to `server` (a reload removed it, or an admin replaced it); returns how many. */
+  forgetServer(server: string, now = performance.now()): number {
+    this.sweep(now);
+    let n = 0;
+    for (const [k, e] of this.entries) {
+      if (e.server !== server) continue;
+      this.entries.delete(k);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Drops every entry (the admin's `clear table`); returns how many were live. The open-session
+   * counts stay, here as in delete and forgetServer: those sessions still run, and they end
+   * through sessionClosed. Dropped with the entries, a client that connects again before its old
+   * sessions end would be counted from 0, the first old session to end would take its count to 0,
+   * and its new entry could expire or be evicted under the sessions still open. Kept, the last
+   * one to end finds no entry and makes none (or refreshes the client's new one).
+   */
+  clear(now = performance.now()): number {
+    this.sweep(now);
+    const n = this.entries.size;
+    this.entries.clear();
+    return n;
+  }
+
+  /**
+   * Each live entry, least recently active first, in one pass: a table of stick_size entries is
+   * read without copying it. `expires` means nothing while sessions are open (the entry lasts).
+   */
+  forEachLive(visit: EntryVisitor, now = performance.now()): void {
+    this.sweep(now);
+    for (const [key, e] of this.entries) visit(key, e.server, e.since, e.expires, this.open.get(key) ?? 0);
+  }
+
+  /** `key`'s live entry as forEachLive gives it, or nothing (the admin's `show table ... key`). */
+  visitOne(key: string, visit: EntryVisitor, now = performance.now()): void {
+    if (this.get(key, now) === undefined) return;
+    const e = this.entries.get(key)!;
+    visit(key, e.server, e.since, e.expires, this.open.get(key) ?? 0);
   }
 
   /** Removes expired entries from the head; an expired head whose client is still connected is refreshed instead. */

@@ -41,9 +41,12 @@ export const ctl: Command = {
     '  set BACKEND/SERVER weight N|N%           runtime weight 0-256, or a percentage of the configured one\n' +
     '  set BACKEND/SERVER state ready|drain|maint\n' +
     '  failback BACKEND                         serve from the best tier again (failback: manual)\n' +
+    '  stick BACKEND [CLIENT] [--json]          the stick table: which server each client is stuck to\n' +
+    '  unstick BACKEND CLIENT | --server NAME | --all\n' +
+    '                                           balance those clients\' next connections afresh\n' +
     'The token comes from --token-file, else $LICGATE_TOKEN.',
   async run(args) {
-    const { values, positionals } = parse(args, { url: { type: 'string' }, 'token-file': { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' } }, true);
+    const { values, positionals } = parse(args, { url: { type: 'string' }, 'token-file': { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' }, ...UNSTICK_OPTIONS }, true);
     if (values.help) return help(this);
     const base = (values.url ?? DEFAULT_URL).replace(/\/+$/, '');
     if (!/^https?:\/\/[^/\s]+$/.test(base) || !URL.canParse(base)) throw new UsageError(`--url: expected the admin listener like ${DEFAULT_URL}, found "${values.url}"`);
@@ -95,13 +98,68 @@ export const ctl: Command = {
         process.stdout.write(res.changed ? tierMoved(res.backend, res.from, res.to, '') : `${res.backend}: already serving from ${res.to}\n`);
         return 0;
       }
+      case 'stick':
+        return stick(base, rest, values.json === true, timeout);
+      case 'unstick':
+        return unstick(base, rest, values, token(), timeout);
       case undefined:
-        throw new UsageError('expected a command: servers, set or failback');
+        throw new UsageError('expected a command: servers, set, failback, stick or unstick');
       default:
-        throw new UsageError(`unknown ctl command "${cmd}"; expected servers, set or failback`);
+        throw new UsageError(`unknown ctl command "${cmd}"; expected servers, set, failback, stick or unstick`);
     }
   },
 };
+
+const UNSTICK_OPTIONS = { server: { type: 'string' }, all: { type: 'boolean' } } as const;
+
+/** The parts of GET /backends/B/stick-table this command shows (stick-table-json.ts). */
+interface StickTableBody {
+  backend: string;
+  stick_ttl_s: number;
+  stick_size: number;
+  client?: string;
+  entries: { client: string; server: string; sessions: number; age_s: number; expires_in_s: number | null }[];
+}
+
+/** `ctl stick BACKEND [CLIENT]`: HAProxy's `show table`. */
+async function stick(base: string, rest: string[], json: boolean, timeout: number): Promise<number> {
+  if (rest.length !== 1 && rest.length !== 2) arity(rest, 1, 'stick BACKEND [CLIENT]');
+  const [backend, client] = rest as [string, string | undefined];
+  const query = client === undefined ? '' : `?client=${encodeURIComponent(client)}`;
+  const r = await call(base, 'GET', `/backends/${encodeURIComponent(backend)}/stick-table${query}`, null, null, timeout, (b) => Array.isArray(b.entries));
+  if (!r.ok) return fail(r.message);
+  if (r.status !== 200) return fail(errorText(r.status, r.body, null));
+  process.stdout.write(json ? JSON.stringify(r.body, null, 2) + '\n' : stickTable(r.body as StickTableBody));
+  return 0;
+}
+
+/** A table a person can read: one row per client, as `servers` writes its rows. */
+export function stickTable(t: StickTableBody): string {
+  if (!t.entries.length) return t.client !== undefined ? `${t.backend}: no entry for ${t.client}: its next connection is balanced afresh\n` : `${t.backend}: no client is stuck to a server\n`;
+  const rows = [['CLIENT', 'SERVER', 'SESSIONS', 'STUCK FOR', 'EXPIRES IN'], ...t.entries.map((e) => [e.client, e.server, String(e.sessions), duration(e.age_s), e.expires_in_s === null ? 'held by sessions' : duration(e.expires_in_s)])];
+  return `${columns(rows).join('\n')}\n(${t.entries.length} of at most ${t.stick_size}; an entry lasts ${duration(t.stick_ttl_s)} past its client's last session)\n`;
+}
+
+function duration(s: number): string {
+  if (s < 60) return `${Math.round(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** `ctl unstick BACKEND CLIENT | --server NAME | --all`: HAProxy's `clear table`. A bare BACKEND is refused: a typo must not clear a table. */
+async function unstick(base: string, rest: string[], values: { server?: string; all?: boolean }, sent: SentToken | null, timeout: number): Promise<number> {
+  if (rest.length === 0) arity(rest, 1, 'unstick BACKEND CLIENT | --server NAME | --all');
+  const given = [...rest.slice(1), ...(values.server !== undefined ? [`--server ${values.server}`] : []), ...(values.all ? ['--all'] : [])];
+  if (given.length !== 1) throw new UsageError(`unstick ${rest[0]}: expected one of CLIENT, --server NAME or --all, found ${given.length ? `"${given.join(' ')}"` : 'none (clearing the whole table takes --all)'}`);
+  const body = rest.length === 2 ? { client: rest[1]! } : values.server !== undefined ? { server: values.server } : {};
+  const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(rest[0]!)}/stick-table/clear`, body, sent?.token ?? null, timeout, (b) => typeof b.cleared === 'number');
+  if (!r.ok) return fail(r.message);
+  if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
+  const res = r.body as { backend: string; cleared: number; client?: string; server?: string };
+  const what = res.client !== undefined ? `client ${res.client}` : res.server !== undefined ? `clients stuck to ${res.server}` : 'every client';
+  process.stdout.write(`${res.backend}: cleared ${res.cleared} ${res.cleared === 1 ? 'entry' : 'entries'} (${what}); open sessions stay, the next connections are balanced afresh\n`);
+  return 0;
+}
 
 function tierMoved(backend: string, from: string, to: string, note: string): string {
   return `${backend}: now serving from ${to} (was ${from})${note}\n`;
@@ -204,11 +262,17 @@ export function serversTable(status: StatusBody, now = Date.now()): string {
       rows.push([b.name, s.name, stateText(s), s.tier_name + (s.tier_name === b.tier ? '*' : ''), `${num(s.effective_weight)}/${s.configured_weight}`, String(s.active), String(s.total), lastCheck(s.last_check, now)]);
     }
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  const lines = columns(rows);
   // First, as HAProxy's `show info` says "Stopping: 1": a drain set now goes with the process.
   const stopping = status.shutting_down ? `STOPPING: licgate (pid ${status.pid}) is shutting down; what is set now ends with it\n` : '';
   return stopping + lines.join('\n') + '\n(* the tier new connections go to)\n';
+}
+
+/** Rows as lines, each column padded to its widest cell (the last one is not padded). */
+function columns(rows: string[][]): string[] {
+  // reduce, not Math.max(...): a stick table's 100,000 rows would be as many arguments.
+  const widths = rows[0]!.map((_, i) => rows.reduce((w, r) => Math.max(w, r[i]!.length), 0));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
 /**

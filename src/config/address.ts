@@ -109,8 +109,11 @@ export function sameAddress(a: string, b: string): boolean {
   return xa === ya && (xz === undefined || yz === undefined);
 }
 
-/** The address a listener on `host` takes: an IPv4-mapped IPv6 address takes the IPv4 one. */
-function boundHost(host: string): string {
+/**
+ * The address a listener on `host` takes: an IPv4-mapped IPv6 address takes the IPv4 one. Also
+ * the stick-table key of a client at `host` (session.ts clientAddress writes it so).
+ */
+export function boundHost(host: string): string {
   const c = canonicalHost(host);
   return c.startsWith('::ffff:') && isIP(c.slice(7)) === 4 ? c.slice(7) : c;
 }

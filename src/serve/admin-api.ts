@@ -1,4 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import type { StickTable } from '../balance/stick-table.js';
+import { boundHost } from '../config/address.js';
 import { readTokenFile } from '../config/admin-token.js';
 import { LIMITS } from '../config/schema.js';
 import { AdminError, LicgateError } from '../errors.js';
@@ -8,8 +11,9 @@ import type { Model } from '../model/model.js';
 import { percentOfWeight, type AdminState, type Server } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
 import { bearerRefusal, checkBearer } from './admin-auth.js';
-import { sendJson, type AdminHttp } from './admin-http.js';
+import { sendJson, type AdminHttp, type Route } from './admin-http.js';
 import { serverJson } from './status-json.js';
+import { stickTableJson } from './stick-table-json.js';
 
 /** Bodies are a few dozen bytes; anything bigger is a mistake or an attack and is not read. */
 export const MAX_BODY_BYTES = 4096;
@@ -85,6 +89,80 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
     opts.log.info({ backend: backend.name, peer: req.socket.remoteAddress, from: tierName(from), to: tierName(to) }, from === to ? `admin: failback ${backend.name}: already serving from ${tierName(to)}` : `admin: failback ${backend.name}: ${tierName(from)} -> ${tierName(to)}`);
     sendJson(res, 200, { backend: backend.name, failback: backend.cfg.failback, from: tierName(from), to: tierName(to), changed: from !== to });
   }));
+
+  registerStickTableRoutes(http, opts, guard);
+}
+
+/**
+ * HAProxy's `show table B [key ADDR]` and `clear table B [key ADDR]`, for a denied FlexLM checkout:
+ *   GET  /backends/:b/stick-table[?client=ADDR]   no token, as /status shows the entry count
+ *   POST /admin/backends/:b/stick-table/clear     {} | {"client": ADDR} | {"server": NAME}
+ * A clear changes only where the next connection of those clients goes: open sessions stay.
+ */
+function registerStickTableRoutes(http: AdminHttp, opts: AdminApiOptions, guard: (route: (...a: Parameters<Route>) => Promise<void>) => Route): void {
+  http.add('GET', new RegExp(`^/backends/${NAME}/stick-table$`), (req, res, [b]) => {
+    try {
+      const client = new URL(req.url ?? '/', 'http://admin').searchParams.get('client');
+      sendJson(res, 200, stickTableJson(findStickTable(opts.model, b!), client === null ? null : stickClient(client)));
+    } catch (e) {
+      if (!(e instanceof AdminError)) throw e;
+      refuse(req, res, e);
+    }
+  });
+
+  http.add('POST', new RegExp(`^/admin/backends/${NAME}/stick-table/clear$`), guard(async (req, res, [b]) => {
+    findStickTable(opts.model, b!);
+    const body = await readJsonBody(req, false);
+    // Looked up again after the body, as a server change is: a reload may have replaced the backend.
+    const backend = findStickTable(opts.model, b!);
+    const which = parseStickClear(body);
+    if (which.server !== undefined) findServer(opts.model, backend.name, which.server);
+    const cleared = which.client !== undefined ? Number(backend.stick.delete(which.client)) : which.server !== undefined ? backend.stick.forgetServer(which.server) : backend.stick.clear();
+    const what = which.client !== undefined ? `client ${which.client}` : which.server !== undefined ? `server ${which.server}` : 'every entry';
+    opts.log.info({ backend: backend.name, peer: req.socket.remoteAddress, ...which, cleared }, `admin: stick table ${backend.name}: cleared ${cleared} ${cleared === 1 ? 'entry' : 'entries'} (${what}); their next connections are balanced afresh`);
+    sendJson(res, 200, { backend: backend.name, ...which, cleared });
+  }));
+}
+
+const STICK_CLEAR_EXAMPLE = '{} (every entry), {"client": "10.1.2.3"} or {"server": "NAME"}';
+
+/** Validates a stick-table clear's body: a bare POST is refused, so that clearing every entry is said with {}. */
+export function parseStickClear(body: unknown): { client?: string; server?: string } {
+  if (body === undefined) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected ${STICK_CLEAR_EXAMPLE}, found an empty body`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected ${STICK_CLEAR_EXAMPLE}, found ${preview(body)}`);
+  const rec = body as Record<string, unknown>;
+  const keys = Object.keys(rec);
+  const unknown = keys.filter((k) => k !== 'client' && k !== 'server');
+  if (unknown.length) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected the key "client" or "server", or none, found ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
+  if (keys.length > 1) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `expected "client" or "server", not both: found ${preview(body)}`);
+  if ('server' in rec) {
+    if (typeof rec.server !== 'string' || rec.server === '') throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"server": expected a server name, found ${preview(rec.server)}`);
+    return { server: rec.server };
+  }
+  if ('client' in rec) {
+    if (typeof rec.client !== 'string') throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"client": expected an IP address like 10.1.2.3 or 2001:db8::5, found ${preview(rec.client)}`);
+    return { client: stickClient(rec.client) };
+  }
+  return {};
+}
+
+/**
+ * A client address as the stick table keys it (session.ts clientAddress): any IPv6 spelling, in
+ * brackets or not, and an IPv4-mapped one, find the entry of the client that connected from it.
+ */
+export function stickClient(text: string): string {
+  const bare = text.trim().replace(/^\[(.*)\]$/, '$1');
+  if (isIP(bare) === 0) throw new AdminError('E_ADMIN_BAD_VALUE', 400, `"client": expected an IP address like 10.1.2.3 or 2001:db8::5, found ${preview(text)}`);
+  return boundHost(bare);
+}
+
+function findStickTable(model: Model, name: string): Backend & { stick: StickTable } {
+  const b = findBackend(model, name);
+  // An error, as HAProxy's `show table` answers one for a backend without a table: an empty table
+  // would read as "no client is stuck", and a `balance: source` backend places every client by its
+  // address, with nothing to show or clear.
+  if (b.stick === null) throw new AdminError('E_ADMIN_NO_STICK_TABLE', 404, `backend "${b.name}" has no stick table: expected "stick: source" in its config, found ${b.cfg.balance === 'source' ? '"balance: source", which places each client by a hash of its address and keeps no table' : 'no "stick"'}`);
+  return b as Backend & { stick: StickTable };
 }
 
 export interface ServerChange {

@@ -121,6 +121,75 @@ describe('StickTable', () => {
   });
 });
 
+describe('StickTable: the admin clears entries (clear table)', () => {
+  const list = (t: StickTable, now: number): [string, string, number, number, number][] => {
+    const out: [string, string, number, number, number][] = [];
+    t.forEachLive((...e) => out.push(e), now);
+    return out;
+  };
+
+  it('lists live entries least recently active first, with each client\'s open sessions and the time it was put on its server', () => {
+    const t = new StickTable(HOUR, 100);
+    for (const [client, server, at] of [['10.0.0.1', 'a', 0], ['10.0.0.2', 'b', 10], ['10.0.0.3', 'a', 20]] as const) t.set(client, server, at);
+    t.sessionOpened('10.0.0.2');
+    t.set('10.0.0.1', 'a', 30); // refreshed: most recent now, still on a since 0
+    t.set('10.0.0.3', 'b', 40); // moved: on b since 40
+    expect(list(t, 50)).toEqual([
+      ['10.0.0.2', 'b', 10, 10 + HOUR, 1],
+      ['10.0.0.1', 'a', 0, 30 + HOUR, 0],
+      ['10.0.0.3', 'b', 40, 40 + HOUR, 0],
+    ]);
+    // An expired entry is not listed; one held by a session is.
+    expect(list(t, 35 + HOUR).map(([k]) => k)).toEqual(['10.0.0.3', '10.0.0.2']);
+    const one: unknown[] = [];
+    t.visitOne('10.0.0.3', (...e) => one.push(e), 35 + HOUR);
+    t.visitOne('10.0.0.1', (...e) => one.push(e), 35 + HOUR);
+    expect(one).toEqual([['10.0.0.3', 'b', 40, 40 + HOUR, 0]]);
+  });
+
+  it('clears one client, the clients of a server, or every entry, and says how many live ones went', () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('gone', 'a', 0); // expired by the time of the clears: not counted
+    for (const [k, s] of [['c1', 'a'], ['c2', 'a'], ['c3', 'b'], ['c4', 'b']] as const) t.set(k, s, HOUR / 2);
+    expect(t.forgetServer('a', HOUR + 1)).toBe(2);
+    expect(t.delete('gone', HOUR + 1)).toBe(false);
+    expect(t.delete('c3', HOUR + 1)).toBe(true);
+    expect(t.delete('c3', HOUR + 1)).toBe(false);
+    expect(list(t, HOUR + 1).map(([k]) => k)).toEqual(['c4']);
+    expect(t.clear(HOUR + 2)).toBe(1);
+    expect(list(t, HOUR + 2)).toEqual([]);
+  });
+
+  it('keeps the session counts of cleared entries: the sessions ending later neither go negative nor bring the entry back', () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('c', 'a', 0);
+    t.sessionOpened('c');
+    t.sessionOpened('c');
+    expect(t.forgetServer('a', 10)).toBe(1);
+    t.sessionClosed('c', 20);
+    t.sessionClosed('c', 30);
+    t.sessionClosed('c', 40); // one too many: ignored
+    expect(t.get('c', 50)).toBeUndefined();
+    expect(t.clientsWithSessions).toBe(0);
+    expect(list(t, 50)).toEqual([]);
+  });
+
+  it('a client that connects again after the clear, while its old sessions run, keeps its new entry until the last of them ends', () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('c', 'a', 0);
+    t.sessionOpened('c'); // a license held on a
+    expect(t.clear(10)).toBe(1);
+    t.set('c', 'b', 20); // its next checkout, balanced afresh, goes to b
+    t.sessionOpened('c');
+    expect(list(t, 30)).toEqual([['c', 'b', 20, 20 + HOUR, 2]]);
+    t.sessionClosed('c', 40); // the old session on a ends: the one on b still holds the entry
+    expect(t.get('c', 10 * HOUR)).toBe('b');
+    t.sessionClosed('c', 11 * HOUR);
+    expect(t.get('c', 12 * HOUR - 1)).toBe('b');
+    expect(t.get('c', 12 * HOUR)).toBeUndefined();
+  });
+});
+
 function backend(extra: string, servers: string): Backend {
   const cfg = loadConfigText(
     `backends:

@@ -255,11 +255,42 @@ backends:
     }
   });
 
+  it('stick and unstick: exit 1 for an unknown backend, one without a stick table, or no token', async () => {
+    const p = await daemon();
+    const cases: [string[], string | undefined, string][] = [
+      [['stick', 'licenses'], undefined, 'refused (HTTP 404): no backend "licenses" (backends: lic)'],
+      [['stick', 'lic'], undefined, 'refused (HTTP 404): backend "lic" has no stick table: expected "stick: source" in its config, found no "stick"'],
+      [['unstick', 'lic', '--all'], TOKEN, 'refused (HTTP 404): backend "lic" has no stick table'],
+      [['unstick', 'lic', '--all'], undefined, 'refused (HTTP 401): expected an "Authorization: Bearer <token>" header, found none or a malformed one (pass --token-file FILE or set LICGATE_TOKEN)'],
+    ];
+    for (const [args, token, message] of cases) {
+      const r = await ctl(p, args, token);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toContain(`licgate ctl: ${message}`);
+    }
+    const balanced = await startProxy(`
+backends:
+  - name: hashed
+    balance: source
+    check: { type: none }
+    servers: [{ name: a, address: "127.0.0.1:1" }]
+`);
+    const hashed = await ctl(balanced, ['stick', 'hashed']);
+    expect([hashed.code, hashed.stderr]).toEqual([1, 'licgate ctl: refused (HTTP 404): backend "hashed" has no stick table: expected "stick: source" in its config, found "balance: source", which places each client by a hash of its address and keeps no table\n']);
+  });
+
   it('exit 2 on usage errors, with the usage text', async () => {
     const url = 'http://127.0.0.1:1';
     const cases: [string[], string][] = [
-      [[], 'expected a command: servers, set or failback'],
-      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set or failback'],
+      [[], 'expected a command: servers, set, failback, stick or unstick'],
+      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set, failback, stick or unstick'],
+      [['stick'], 'expected: ctl stick BACKEND [CLIENT]; found nothing after the command'],
+      [['stick', 'lic', '10.1.2.3', 'x'], 'expected: ctl stick BACKEND [CLIENT]; found "lic 10.1.2.3 x" after the command'],
+      [['unstick'], 'expected: ctl unstick BACKEND CLIENT | --server NAME | --all; found nothing after the command'],
+      // A typo must not clear a whole table: that takes --all.
+      [['unstick', 'lic'], 'unstick lic: expected one of CLIENT, --server NAME or --all, found none (clearing the whole table takes --all)'],
+      [['unstick', 'lic', '10.1.2.3', '--all'], 'unstick lic: expected one of CLIENT, --server NAME or --all, found "10.1.2.3 --all"'],
+      [['unstick', 'lic', '--server', 'a', '--all'], 'unstick lic: expected one of CLIENT, --server NAME or --all, found "--server a --all"'],
       [['set', 'lic/a', 'weight'], 'expected: ctl set BACKEND/SERVER weight N|N% | set BACKEND/SERVER state ready|drain|maint; found "lic/a weight" after the command'],
       [['set', 'lic-a', 'weight', '5'], 'set: expected BACKEND/SERVER, found "lic-a"'],
       [['set', 'lic/a', 'weight', 'half'], 'set weight: expected a whole number 0-256 or a percentage like 50%, found "half"'],

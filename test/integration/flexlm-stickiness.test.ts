@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { askLmgrd, clientAddresses, flexlmCheckout, vendorCheckout, type FlexlmCheckout } from '../helpers/flexlm-client.js';
+import { askLmgrd, clientAddresses, flexlmCheckout, flexlmSession, vendorCheckout, type FlexlmCheckout } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
 import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
-import { stopAll } from '../helpers/proxy-harness.js';
+import { runCli, stopAll } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * Two equal active FlexLM-like servers behind licgate, with frontends for lmgrd and for the vendor
@@ -107,6 +108,89 @@ describe('FlexLM two-port checkouts through licgate', () => {
       // Drain means no new checkouts: the same client's next one, and a new client's, go to the other.
       expect((await flexlmCheckout(client)).server).toBe(other);
       expect((await flexlmCheckout({ ...client, localAddress: '127.0.0.3' })).server).toBe(other);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the admin shows and clears the stick table (ctl stick / unstick)', { timeout: 60_000 }, () => {
+  it('lists which server each client is stuck to; unstick by client re-balances that client only, by server the clients stuck to it, leaving open sessions be', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-unstick-'));
+    const tokenFile = join(dir, 'admin.token');
+    writeFileSync(tokenFile, 'flexlm-unstick-test-token-0123456789\n');
+    try {
+      const admin = `admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }`;
+      // b takes no client until the admin gives it a weight, so both clients are stuck to a.
+      const { lmgrdPort, proxy } = await startFlexlmLab(['a', 'b'], ['balance: roundrobin', 'stick: source', 'check: { type: status, inter: 1s }'], { b: 'weight: 0' }, [admin]);
+      const ctl = (...args: string[]) => runCli(['ctl', '--url', proxy.adminUrl, '--token-file', tokenFile, ...args]);
+      const serverOf = async (localAddress: string): Promise<string | null> => (await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress })).server;
+      const table = async (): Promise<{ client: string; server: string; sessions: number; since: string; age_s: number; expires_in_s: number | null }[]> => {
+        const r = await ctl('stick', 'licenses', '--json');
+        expect(r.code, r.stderr).toBe(0);
+        return (JSON.parse(r.stdout) as { entries: [] }).entries;
+      };
+
+      const startedAt = Date.now();
+      expect(await serverOf('127.0.0.2')).toBe('a');
+      const holder = await flexlmSession({ host: '127.0.0.1', lmgrdPort, localAddress: '127.0.0.3' });
+      try {
+        expect(holder.server).toBe('a');
+        // From now on b gets 256 of every 257 new placements; the stuck clients stay on a.
+        expect((await ctl('set', 'licenses/b', 'weight', '256')).code).toBe(0);
+        expect(await serverOf('127.0.0.2')).toBe('a');
+        await waitFor(async () => (await proxy.server('licenses', 'a')).active === 1, { timeoutMs: 5000, what: 'only the held session open on a' });
+
+        const entries = await table();
+        expect(entries.map((e) => [e.client, e.server, e.sessions])).toEqual([['127.0.0.3', 'a', 1], ['127.0.0.2', 'a', 0]]);
+        const [held, idle] = entries as [(typeof entries)[0], (typeof entries)[0]];
+        expect(held.expires_in_s).toBeNull(); // lasts while its license is held
+        expect(idle.expires_in_s).toBeGreaterThan(8 * 3600 - 60); // the default stick_ttl, 8 h
+        expect(idle.expires_in_s).toBeLessThanOrEqual(8 * 3600);
+        expect(Date.parse(idle.since)).toBeGreaterThanOrEqual(startedAt - 1000);
+        expect(Date.parse(idle.since)).toBeLessThanOrEqual(Date.now());
+        const shown = await ctl('stick', 'licenses');
+        expect(shown.stdout.split('\n')[0]).toMatch(/^CLIENT\s+SERVER\s+SESSIONS\s+STUCK FOR\s+EXPIRES IN$/);
+        expect(shown.stdout).toMatch(/\n127\.0\.0\.3\s+a\s+1\s+\d+s\s+held by sessions\n127\.0\.0\.2\s+a\s+0\s+\d+s\s+7h5\dm\n/);
+        expect((await ctl('stick', 'licenses', '::ffff:127.0.0.2')).stdout).toMatch(/^CLIENT.*\n127\.0\.0\.2\s+a\s+0\s/);
+        expect((await ctl('stick', 'licenses', '127.0.0.9')).stdout).toBe('licenses: no entry for 127.0.0.9: its next connection is balanced afresh\n');
+        const notAddress = await ctl('stick', 'licenses', 'host.example');
+        expect([notAddress.code, notAddress.stderr]).toEqual([1, 'licgate ctl: refused (HTTP 400): "client": expected an IP address like 10.1.2.3 or 2001:db8::5, found "host.example"\n']);
+
+        const byClient = await ctl('unstick', 'licenses', '127.0.0.2');
+        expect([byClient.code, byClient.stdout]).toEqual([0, 'licenses: cleared 1 entry (client 127.0.0.2); open sessions stay, the next connections are balanced afresh\n']);
+        expect(await serverOf('127.0.0.2')).toBe('b');
+        expect(await serverOf('127.0.0.3')).toBe('a');
+        expect((await table()).map((e) => [e.client, e.server])).toEqual([['127.0.0.2', 'b'], ['127.0.0.3', 'a']]);
+
+        const byServer = await ctl('unstick', 'licenses', '--server', 'a');
+        expect([byServer.code, byServer.stdout]).toEqual([0, 'licenses: cleared 1 entry (clients stuck to a); open sessions stay, the next connections are balanced afresh\n']);
+        expect((await table()).map((e) => [e.client, e.server])).toEqual([['127.0.0.2', 'b']]);
+        // The license held on a is not touched.
+        expect((await proxy.server('licenses', 'a')).active).toBe(1);
+        expect(await holder.vendor.request('HELLO')).toMatch(/\S/);
+      } finally {
+        await holder.vendor.close();
+        holder.vendor.destroy();
+      }
+      // Its session ended after its entry was cleared: no entry comes back, and it is balanced afresh.
+      await waitFor(async () => (await proxy.server('licenses', 'a')).active === 0, { timeoutMs: 5000, what: "the holder's session on a to end" });
+      expect((await table()).map((e) => [e.client, e.server, e.sessions])).toEqual([['127.0.0.2', 'b', 0]]);
+      expect(await serverOf('127.0.0.3')).toBe('b');
+
+      const all = await ctl('unstick', 'licenses', '--all');
+      expect([all.code, all.stdout]).toEqual([0, 'licenses: cleared 2 entries (every client); open sessions stay, the next connections are balanced afresh\n']);
+      expect((await ctl('stick', 'licenses')).stdout).toBe('licenses: no client is stuck to a server\n');
+      // JSON log lines are written in batches, flushed every second.
+      const logged = await waitFor(() => {
+        const lines = proxy.logs.filter((l) => String(l.msg).startsWith('admin: stick table licenses: cleared'));
+        return lines.length >= 3 && lines;
+      }, { timeoutMs: 5000, what: 'the three clears logged' });
+      expect(logged.map((l) => [l.msg, l.cleared, l.client ?? l.server ?? null])).toEqual([
+        ['admin: stick table licenses: cleared 1 entry (client 127.0.0.2); their next connections are balanced afresh', 1, '127.0.0.2'],
+        ['admin: stick table licenses: cleared 1 entry (server a); their next connections are balanced afresh', 1, 'a'],
+        ['admin: stick table licenses: cleared 2 entries (every entry); their next connections are balanced afresh', 2, null],
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
-import { parseServerChange, parseWeight } from '../../src/serve/admin-api.js';
+import { parseServerChange, parseStickClear, parseWeight, stickClient } from '../../src/serve/admin-api.js';
 import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
 import { peerFlood } from '../helpers/peer-flood.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -500,5 +500,30 @@ describe('parseWeight / parseServerChange', () => {
 
   it('takes weight and state together', () => {
     expect(parseServerChange({ state: 'maint', weight: '10%' }, { configuredWeight: 200 })).toEqual({ state: 'maint', weight: 20 });
+  });
+});
+
+describe('stickClient / parseStickClear', () => {
+  it('finds a client by any spelling of its address, as the stick table keys it (IPv4-mapped as IPv4, IPv6 as getpeername writes it)', () => {
+    expect(stickClient('127.0.0.2')).toBe('127.0.0.2');
+    expect(stickClient(' ::ffff:127.0.0.2 ')).toBe('127.0.0.2');
+    expect(stickClient('[2001:DB8:0::5]')).toBe('2001:db8::5');
+    expect(stickClient('::1')).toBe('::1');
+    for (const bad of ['lic-client.example', '127.0.0.2:27000', '']) expect(() => stickClient(bad), bad).toThrow(/"client": expected an IP address like 10\.1\.2\.3 or 2001:db8::5, found/);
+  });
+
+  it('takes {}, one client or one server, and refuses a bare POST, both keys or others, saying what was expected', () => {
+    expect(parseStickClear({})).toEqual({});
+    expect(parseStickClear({ client: '::ffff:10.1.2.3' })).toEqual({ client: '10.1.2.3' });
+    expect(parseStickClear({ server: 'lic1' })).toEqual({ server: 'lic1' });
+    const refused: [unknown, string][] = [
+      [undefined, 'expected {} (every entry), {"client": "10.1.2.3"} or {"server": "NAME"}, found an empty body'],
+      [[], 'expected {} (every entry), {"client": "10.1.2.3"} or {"server": "NAME"}, found []'],
+      [{ client: '10.1.2.3', server: 'lic1' }, 'expected "client" or "server", not both: found {"client":"10.1.2.3","server":"lic1"}'],
+      [{ key: '10.1.2.3' }, 'expected the key "client" or "server", or none, found "key"'],
+      [{ server: 5 }, '"server": expected a server name, found 5'],
+      [{ client: 5 }, '"client": expected an IP address like 10.1.2.3 or 2001:db8::5, found 5'],
+    ];
+    for (const [body, message] of refused) expect(() => parseStickClear(body), JSON.stringify(body)).toThrow(message);
   });
 });
