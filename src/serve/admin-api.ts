@@ -13,7 +13,7 @@ import type { Logger } from '../observe/log.js';
 import { bearerRefusal, checkBearer } from './admin-auth.js';
 import { sendJson, type AdminHttp, type Route } from './admin-http.js';
 import { serverJson } from './status-json.js';
-import { stickTableJson } from './stick-table-json.js';
+import { sendStickTable } from './stick-table-json.js';
 
 /** Bodies are a few dozen bytes; anything bigger is a mistake or an attack and is not read. */
 export const MAX_BODY_BYTES = 4096;
@@ -100,10 +100,11 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
  * A clear changes only where the next connection of those clients goes: open sessions stay.
  */
 function registerStickTableRoutes(http: AdminHttp, opts: AdminApiOptions, guard: (route: (...a: Parameters<Route>) => Promise<void>) => Route): void {
-  http.add('GET', new RegExp(`^/backends/${NAME}/stick-table$`), (req, res, [b]) => {
+  http.add('GET', new RegExp(`^/backends/${NAME}/stick-table$`), async (req, res, [b]) => {
     try {
+      const backend = findStickTable(opts.model, b!);
       const client = new URL(req.url ?? '/', 'http://admin').searchParams.get('client');
-      sendJson(res, 200, stickTableJson(findStickTable(opts.model, b!), client === null ? null : stickClient(client)));
+      await sendStickTable(res, backend, client === null ? null : stickClient(client));
     } catch (e) {
       if (!(e instanceof AdminError)) throw e;
       refuse(req, res, e);

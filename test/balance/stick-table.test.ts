@@ -122,11 +122,11 @@ describe('StickTable', () => {
 });
 
 describe('StickTable: the admin clears entries (clear table)', () => {
-  const list = (t: StickTable, now: number): [string, string, number, number, number][] => {
-    const out: [string, string, number, number, number][] = [];
-    t.forEachLive((...e) => out.push(e), now);
-    return out;
-  };
+  const list = (t: StickTable, now: number): [string, string, number, number, number][] =>
+    t.clients(now).map((k) => {
+      const e = t.entry(k, now)!;
+      return [k, e.server, e.since, e.expires, e.sessions];
+    });
 
   it('lists live entries least recently active first, with each client\'s open sessions and the time it was put on its server', () => {
     const t = new StickTable(HOUR, 100);
@@ -141,10 +141,8 @@ describe('StickTable: the admin clears entries (clear table)', () => {
     ]);
     // An expired entry is not listed; one held by a session is.
     expect(list(t, 35 + HOUR).map(([k]) => k)).toEqual(['10.0.0.3', '10.0.0.2']);
-    const one: unknown[] = [];
-    t.visitOne('10.0.0.3', (...e) => one.push(e), 35 + HOUR);
-    t.visitOne('10.0.0.1', (...e) => one.push(e), 35 + HOUR);
-    expect(one).toEqual([['10.0.0.3', 'b', 40, 40 + HOUR, 0]]);
+    expect(t.entry('10.0.0.3', 35 + HOUR)).toEqual({ server: 'b', since: 40, expires: 40 + HOUR, sessions: 0 });
+    expect(t.entry('10.0.0.1', 35 + HOUR)).toBeUndefined();
   });
 
   it('clears one client, the clients of a server, or every entry, and says how many live ones went', () => {

@@ -503,6 +503,42 @@ describe('parseWeight / parseServerChange', () => {
   });
 });
 
+describe('admin API: stick table', () => {
+  it('writes a large table over several loop turns, each entry as it is then: one cleared while the table is on its way is left out', async () => {
+    const file = join(dir, 'licgate-stick.yaml');
+    writeFileSync(file, `
+admin: { listen: 127.0.0.1:0 }
+backends:
+  - name: lic
+    stick: source
+    check: { type: none }
+    servers: [{ name: a, address: 127.0.0.1:1 }, { name: b, address: 127.0.0.1:2 }]
+`);
+    const daemon = new Daemon(loadConfigFile(file), pino({ level: 'silent' }));
+    daemons.push(daemon);
+    await daemon.start();
+    const stick = daemon.model.backend('lic')!.stick!;
+    const clients = Array.from({ length: 5000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+    for (const [i, c] of clients.entries()) stick.set(c, i % 2 ? 'b' : 'a');
+    const last = clients.at(-1)!;
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: daemon.admin!.address().port, path: '/backends/lic/stick-table', timeout: 5000 }, (res) => {
+        // The head and the first entries are here; the last client's entry is not written yet.
+        stick.delete(last);
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject).end();
+    });
+    const table = JSON.parse(body) as { backend: string; stick_size: number; entries: { client: string; server: string; sessions: number; expires_in_s: number }[] };
+    expect([table.backend, table.stick_size]).toEqual(['lic', 100_000]);
+    expect(table.entries.map((e) => e.client)).toEqual(clients.slice(0, -1));
+    expect(table.entries[1]).toMatchObject({ client: '10.0.0.1', server: 'b', sessions: 0 });
+    expect(table.entries[1]!.expires_in_s).toBeGreaterThan(8 * 3600 - 60); // the default stick_ttl, 8 h
+  });
+});
+
 describe('stickClient / parseStickClear', () => {
   it('finds a client by any spelling of its address, as the stick table keys it (IPv4-mapped as IPv4, IPv6 as getpeername writes it)', () => {
     expect(stickClient('127.0.0.2')).toBe('127.0.0.2');
