@@ -16,7 +16,7 @@ import { PeerEventSummary } from '../observe/peer-event-summary.js';
  * and never reads stalls our writes, and was held for good, so that MAX_CONTROL_PEERS of them locked
  * keepalived and Prometheus out. Counted from the answer, not the request: a reload may take longer.
  */
-const DELIVERY_MS = 10_000;
+export const DELIVERY_MS = 10_000;
 
 export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>;
 

@@ -518,15 +518,18 @@ backends:
     daemons.push(daemon);
     await daemon.start();
     const stick = daemon.model.backend('lic')!.stick!;
-    const clients = Array.from({ length: 5000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+    // A full table of the default stick_size: 14 MB, far more than the kernel's socket buffers hold,
+    // so the writer waits for this reader and the last entry is not written when the first bytes come.
+    const clients = Array.from({ length: 100_000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
     for (const [i, c] of clients.entries()) stick.set(c, i % 2 ? 'b' : 'a');
     const last = clients.at(-1)!;
     const body = await new Promise<string>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: daemon.admin!.address().port, path: '/backends/lic/stick-table', timeout: 5000 }, (res) => {
-        // The head and the first entries are here; the last client's entry is not written yet.
-        stick.delete(last);
+      const req = request({ host: '127.0.0.1', port: daemon.admin!.address().port, path: '/backends/lic/stick-table', timeout: 8000 }, (res) => {
         let text = '';
-        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.setEncoding('utf8').on('data', (d: string) => {
+          if (text === '') stick.delete(last);
+          text += d;
+        });
         res.on('end', () => resolve(text));
       });
       req.on('error', reject).end();
@@ -536,6 +539,46 @@ backends:
     expect(table.entries.map((e) => e.client)).toEqual(clients.slice(0, -1));
     expect(table.entries[1]).toMatchObject({ client: '10.0.0.1', server: 'b', sessions: 0 });
     expect(table.entries[1]!.expires_in_s).toBeGreaterThan(8 * 3600 - 60); // the default stick_ttl, 8 h
+  });
+  it('writes a full table to a peer that reads slowly as it reads, never holding more than a batch or two of it', async () => {
+    const file = join(dir, 'licgate-stick-slow.yaml');
+    writeFileSync(file, `
+admin: { listen: 127.0.0.1:0 }
+backends:
+  - name: lic
+    stick: source
+    check: { type: none }
+    servers: [{ name: a, address: 127.0.0.1:1 }]
+`);
+    const daemon = new Daemon(loadConfigFile(file), pino({ level: 'silent' }));
+    daemons.push(daemon);
+    await daemon.start();
+    const stick = daemon.model.backend('lic')!.stick!;
+    for (let i = 0; i < 100_000; i++) stick.set(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 'a');
+    // The admin listener's side of the connection: what it holds for the peer beyond the kernel's buffers.
+    let served: Socket | undefined;
+    (daemon.admin as unknown as { server: import('node:http').Server }).server.once('connection', (s: Socket) => (served = s));
+    let most = 0;
+    const sample = setInterval(() => (most = Math.max(most, served?.writableLength ?? 0)), 2);
+    try {
+      const entries = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: daemon.admin!.address().port, path: '/backends/lic/stick-table', timeout: 8000 }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          // The slow reader is the fault under test: it takes nothing for 300 ms, then reads.
+          res.pause();
+          setTimeout(() => res.resume(), 300);
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => resolve((JSON.parse(text) as { entries: unknown[] }).entries.length));
+        });
+        req.on('error', reject).end();
+      });
+      expect(entries).toBe(100_000);
+    } finally {
+      clearInterval(sample);
+    }
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThan(1_000_000);
   });
 });
 
