@@ -20,6 +20,7 @@ import { readAdminToken, registerAdminApi } from './serve/admin-api.js';
 import { agentReportFor, renderAgentReply } from './serve/agent-reply.js';
 import { AgentResponder } from './serve/agent-responder.js';
 import { registerReloadRoute } from './serve/reload-route.js';
+import { registerSessionsRoute } from './serve/sessions-route.js';
 import { registerStatsPage } from './serve/stats-page.js';
 import { createStatusResponder, STATUS_MAX_LINE, STATUS_TIMEOUT_MS } from './serve/status-responder.js';
 import { reloadFromFile, sameJson, type ReloadOutcome } from './reload.js';
@@ -114,8 +115,9 @@ export class Daemon implements DaemonView {
       // Getters: the admin API must act on the model of the config running now, and check the token
       // read last, also after a reload.
       const daemon = this;
-      registerAdminApi(this.admin, { get model() { return daemon.model; }, log, get token() { return daemon.adminToken; } });
+      registerAdminApi(this.admin, { get model() { return daemon.model; }, log, get token() { return daemon.adminToken; }, endSessionsTo: (s) => this.endSessionsTo(s, 'admin') });
       registerReloadRoute(this.admin, this);
+      registerSessionsRoute(this.admin, this);
       registerStatsPage(this.admin);
       this.admin.add('GET', /^\/metrics$/, metricsRoute(this.metrics));
     }
@@ -255,6 +257,14 @@ export class Daemon implements DaemonView {
     this.stopping.abort(new StopBeganError());
     await this.reloading;
     await this.closeNow();
+  }
+
+  /** Ends the sessions relaying to `server` in every frontend, retired ones too; returns how many. */
+  endSessionsTo(server: Server, end: 'server-down' | 'admin'): number {
+    let n = 0;
+    for (const f of this.frontends) n += f.endSessionsTo(server, end);
+    for (const f of this.retired) n += f.endSessionsTo(server, end);
+    return n;
   }
 
   /** Reload commit, once `frontends` holds the new config's: `removed` frontends stop accepting; those with open sessions are retired. */
@@ -498,9 +508,7 @@ export class Daemon implements DaemonView {
       else this.log.info(line, `server ${e.backend}/${e.server} is ${e.to}`);
     });
     ev.on('shutdown-sessions', (e) => {
-      let n = 0;
-      for (const f of this.frontends) n += f.endSessionsTo(e.server);
-      for (const f of this.retired) n += f.endSessionsTo(e.server);
+      const n = this.endSessionsTo(e.server, 'server-down');
       if (n > 0) this.log.warn({ backend: e.backend, server: e.server.name, sessions: n }, `closed ${n} session(s) to ${e.backend}/${e.server.name}, marked DOWN (on_marked_down: shutdown-sessions)`);
     });
     ev.on('tier-change', (e) => {

@@ -34,13 +34,15 @@ type Outcome = { ok: true; status: number; body: unknown } | { ok: false; messag
  */
 export const ctl: Command = {
   name: 'ctl',
-  summary: 'admin client: list servers, set a weight or state, fail back (admin HTTP API)',
+  summary: 'admin client: list servers, set a weight or state, fail back, list or end sessions (admin HTTP API)',
   usage:
     'licgate ctl [--url http://127.0.0.1:8404] [--token-file FILE] [--timeout MS] COMMAND\n' +
     '  servers [--json]                         table of every server (no token needed)\n' +
     '  set BACKEND/SERVER weight N|N%           runtime weight 0-256, or a percentage of the configured one\n' +
     '  set BACKEND/SERVER state ready|drain|maint\n' +
     '  failback BACKEND                         serve from the best tier again (failback: manual)\n' +
+    '  sessions [BACKEND[/SERVER]] [--json]     open sessions, oldest first (no token needed)\n' +
+    '  shutdown-sessions BACKEND/SERVER         end every session open to that server now\n' +
     '  stick BACKEND [CLIENT] [--json]          the stick table: which server each client is stuck to\n' +
     '  unstick BACKEND CLIENT | --server NAME | --all\n' +
     '                                           balance those clients\' next connections afresh\n' +
@@ -98,18 +100,42 @@ export const ctl: Command = {
         process.stdout.write(res.changed ? tierMoved(res.backend, res.from, res.to, '') : `${res.backend}: already serving from ${res.to}\n`);
         return 0;
       }
+      case 'sessions': {
+        if (rest.length > 1) arity(rest, 1, 'sessions [BACKEND[/SERVER]]');
+        const m = rest.length ? /^([^/\s]+)(?:\/([^/\s]+))?$/.exec(rest[0]!) : null;
+        if (rest.length && !m) throw new UsageError(`sessions: expected BACKEND or BACKEND/SERVER, found "${rest[0]}"`);
+        const query = m ? `?backend=${encodeURIComponent(m[1]!)}${m[2] !== undefined ? `&server=${encodeURIComponent(m[2])}` : ''}` : '';
+        const r = await call(base, 'GET', `/sessions${query}`, null, null, timeout, (b) => Array.isArray(b.sessions));
+        if (!r.ok) return fail(r.message);
+        if (r.status !== 200) return fail(errorText(r.status, r.body, null));
+        process.stdout.write(values.json ? JSON.stringify(r.body, null, 2) + '\n' : sessionsTable((r.body as { sessions: OpenSession[] }).sessions, rest[0]));
+        return 0;
+      }
+      case 'shutdown-sessions': {
+        arity(rest, 1, 'shutdown-sessions BACKEND/SERVER');
+        const m = /^([^/\s]+)\/([^/\s]+)$/.exec(rest[0]!);
+        if (!m) throw new UsageError(`shutdown-sessions: expected BACKEND/SERVER, found "${rest[0]}"`);
+        const sent = token();
+        const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}/shutdown-sessions`, null, sent?.token ?? null, timeout, (b) => typeof b.closed === 'number');
+        if (!r.ok) return fail(r.message);
+        if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
+        const res = r.body as { backend: string; server: string; closed: number };
+        process.stdout.write(`${res.backend}/${res.server}: closed ${res.closed} session${res.closed === 1 ? '' : 's'}\n`);
+        return 0;
+      }
       case 'stick':
         return stick(base, rest, values.json === true, timeout);
       case 'unstick':
         return unstick(base, rest, values, token(), timeout);
       case undefined:
-        throw new UsageError('expected a command: servers, set, failback, stick or unstick');
+        throw new UsageError(`expected a command: ${COMMANDS}`);
       default:
-        throw new UsageError(`unknown ctl command "${cmd}"; expected servers, set, failback, stick or unstick`);
+        throw new UsageError(`unknown ctl command "${cmd}"; expected ${COMMANDS}`);
     }
   },
 };
 
+const COMMANDS = 'servers, set, failback, sessions, shutdown-sessions, stick or unstick';
 const UNSTICK_OPTIONS = { server: { type: 'string' }, all: { type: 'boolean' } } as const;
 
 /** The parts of GET /backends/B/stick-table this command shows (stick-table-json.ts). */
@@ -138,12 +164,6 @@ export function stickTable(t: StickTableBody): string {
   if (!t.entries.length) return t.client !== undefined ? `${t.backend}: no entry for ${t.client}: its next connection is balanced afresh\n` : `${t.backend}: no client is stuck to a server\n`;
   const rows = [['CLIENT', 'SERVER', 'SESSIONS', 'STUCK FOR', 'EXPIRES IN'], ...t.entries.map((e) => [e.client, e.server, String(e.sessions), duration(e.age_s), e.expires_in_s === null ? 'held by sessions' : duration(e.expires_in_s)])];
   return `${columns(rows).join('\n')}\n(${t.entries.length} of at most ${t.stick_size}; an entry lasts ${duration(t.stick_ttl_s)} past its client's last session)\n`;
-}
-
-function duration(s: number): string {
-  if (s < 60) return `${Math.round(s)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /** `ctl unstick BACKEND CLIENT | --server NAME | --all`: HAProxy's `clear table`. A bare BACKEND is refused: a typo must not clear a table. */
@@ -273,6 +293,39 @@ function columns(rows: string[][]): string[] {
   // reduce, not Math.max(...): a stick table's 100,000 rows would be as many arguments.
   const widths = rows[0]!.map((_, i) => rows.reduce((w, r) => Math.max(w, r[i]!.length), 0));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+/** The parts of a GET /sessions entry the table shows (sessions-route.ts). */
+interface OpenSession {
+  client: string;
+  frontend: string;
+  backend: string;
+  server: string;
+  age_s: number;
+  bytes_in: number;
+  bytes_out: number;
+}
+
+/** One row per open session, oldest first as the API lists them; `target` is what was asked for. */
+export function sessionsTable(sessions: OpenSession[], target?: string): string {
+  if (sessions.length === 0) return `no open session${target ? ` to ${target}` : ''}\n`;
+  const rows: string[][] = [['CLIENT', 'FRONTEND', 'SERVER', 'AGE', 'BYTES IN', 'BYTES OUT']];
+  for (const s of sessions) rows.push([s.client, s.frontend, `${s.backend}/${s.server}`, duration(s.age_s), String(s.bytes_in), String(s.bytes_out)]);
+  return columns(rows).join('\n') + '\n';
+}
+
+/** 45s, 12m05s, 3h07m, 2d04h: a license session lasts hours, and the largest two units say enough. */
+function duration(whole: number): string {
+  const seconds = Math.floor(whole);
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  const two = (n: number): string => String(n).padStart(2, '0');
+  if (d > 0) return `${d}d${two(h)}h`;
+  if (h > 0) return `${h}h${two(m)}m`;
+  if (m > 0) return `${m}m${two(s)}s`;
+  return `${s}s`;
 }
 
 /**

@@ -45,7 +45,7 @@ export interface NotifyCounts {
 const STATES = ['UP', 'DOWN', 'DRAIN', 'MAINT', 'NOCHECK'] as const;
 type StateLabel = (typeof STATES)[number];
 
-const END_REASONS: readonly SessionRecord['end'][] = ['closed', 'client-reset', 'server-reset', 'client-error', 'server-error', 'idle-timeout', 'shutdown', 'server-down', 'status', 'no-server', 'client-gone'];
+const END_REASONS: readonly SessionRecord['end'][] = ['closed', 'client-reset', 'server-reset', 'client-error', 'server-error', 'idle-timeout', 'shutdown', 'server-down', 'admin', 'status', 'no-server', 'client-gone'];
 type ErrorClass = 'refused' | 'reset' | 'timeout' | 'other';
 const ERROR_CLASSES: readonly ErrorClass[] = ['refused', 'reset', 'timeout', 'other'];
 const CHECK_RESULTS = ['ok', 'failed'] as const;
@@ -81,7 +81,7 @@ class RouteCell {
   retries = 0;
   /** Its frontend name or backend is gone while sessions of its pairs were open: it goes with the last (see PairCell.gone). */
   gone = false;
-  readonly ends: Record<SessionRecord['end'], number> = { closed: 0, 'client-reset': 0, 'server-reset': 0, 'client-error': 0, 'server-error': 0, 'idle-timeout': 0, shutdown: 0, 'server-down': 0, status: 0, 'no-server': 0, 'client-gone': 0 };
+  readonly ends: Record<SessionRecord['end'], number> = { closed: 0, 'client-reset': 0, 'server-reset': 0, 'client-error': 0, 'server-error': 0, 'idle-timeout': 0, shutdown: 0, 'server-down': 0, admin: 0, status: 0, 'no-server': 0, 'client-gone': 0 };
   readonly pairs = new Map<string, PairCell>();
   constructor(readonly frontend: string, readonly backend: string) {}
 }
@@ -281,7 +281,7 @@ export class Metrics {
     });
     new Counter({
       name: 'licgate_sessions_ended_total',
-      help: 'Sessions that ended, by how: closed, client-reset, server-reset, client-error, server-error (another socket error on that side), idle-timeout, shutdown, server-down (closed as its server was marked DOWN: on_marked_down), no-server (every server failed), status (in-band STATUS answered), client-gone (the client left before a server answered).',
+      help: 'Sessions that ended, by how: closed, client-reset, server-reset, client-error, server-error (another socket error on that side), idle-timeout, shutdown, server-down (closed as its server was marked DOWN: on_marked_down), admin (closed by an admin: shutdown-sessions), no-server (every server failed), status (in-band STATUS answered), client-gone (the client left before a server answered).',
       labelNames: ['frontend', 'backend', 'end'],
       registers: reg,
       collect() {

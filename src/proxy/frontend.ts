@@ -175,11 +175,11 @@ export class Frontend implements WaitingOwner {
     this.sessions.forEach((s) => s.abort('shutdown'));
   }
 
-  /** Closes the sessions relaying to `server` (on_marked_down: shutdown-sessions); returns how many. */
-  endSessionsTo(server: Server): number {
+  /** Closes the sessions relaying to `server` (on_marked_down, or an admin's shutdown-sessions); returns how many. */
+  endSessionsTo(server: Server, end: 'server-down' | 'admin'): number {
     let n = 0;
     this.sessions.forEach((s) => {
-      if (s.endIfTo(server)) n++;
+      if (s.endIfTo(server, end)) n++;
     });
     return n;
   }

@@ -1,7 +1,7 @@
 import { bulkBuffers, busyBuffers } from '../io/read-buffer-pool.js';
 import { errnoCode, lastWriteWasAsync, newShutdownReq, newWriteReq, readOffset, readResult, UV_EOF, type ShutdownReq, type SockAddr, type TcpHandle, type WriteReq } from '../io/tcp-handle.js';
 
-export type EndReason = 'closed' | 'client-reset' | 'server-reset' | 'client-error' | 'server-error' | 'idle-timeout' | 'shutdown' | 'server-down';
+export type EndReason = 'closed' | 'client-reset' | 'server-reset' | 'client-error' | 'server-error' | 'idle-timeout' | 'shutdown' | 'server-down' | 'admin';
 
 /** Told once, when the relay has closed both handles. */
 export interface RelayOwner {
@@ -282,7 +282,7 @@ export class Relay {
     return true;
   }
 
-  /** Ends the session from our side (shutdown grace expired, admin kill, idle timeout, its server marked DOWN). */
+  /** Ends the session from our side (shutdown grace expired, an admin's shutdown-sessions, idle timeout, its server marked DOWN). */
   abort(reason: EndReason): void {
     this.reason = reason;
     this.close(reason);

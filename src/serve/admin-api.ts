@@ -28,6 +28,8 @@ export interface AdminApiOptions {
   log: Logger;
   /** null: no admin.token_file, so every mutating call is refused with 403. */
   token: string | null;
+  /** Ends the open sessions relaying to `server` as an admin's (end `admin`); returns how many. */
+  endSessionsTo(server: Server): number;
 }
 
 /** Reads `admin.token_file` at start (a reload that keeps `admin` reads it again: see applyConfig). */
@@ -42,6 +44,7 @@ export function readAdminToken(file: string | null): string | null {
  * The runtime-control routes on the admin listener:
  *   POST /admin/backends/:b/servers/:s   {"weight": 0-256 | "N%"} and/or {"state": "ready|drain|maint"}
  *   POST /admin/backends/:b/failback     serve from the best tier again (for failback: manual)
+ *   POST /admin/backends/:b/servers/:s/shutdown-sessions   end the sessions open to it now
  * Changes go through Server.setWeight/setAdmin and Backend.failback, so selection, STATUS, agent
  * replies and /status see them at once. Checks run cheapest-first and before the body is read:
  * token (403/401), target (404), content type (415), size (413), then the body (400).
@@ -76,6 +79,17 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
     // failback: manual it stays there until a failback.
     const tier = { from: tierName(tierBefore), to: tierName(backend.servingTier), failback: backend.cfg.failback };
     sendJson(res, 200, { backend: backend.name, before, server: serverJson(server), tier });
+  }));
+
+  // HAProxy's `shutdown sessions server B/S`: the sessions a drain leaves open, ended when the
+  // admin's maintenance window opens. The path names the target; a body is not needed nor read.
+  http.add('POST', new RegExp(`^/admin/backends/${NAME}/servers/${NAME}/shutdown-sessions$`), guard(async (req, res, [b, s]) => {
+    const { backend, server } = findServer(opts.model, b!, s!);
+    req.resume();
+    const peer = req.socket.remoteAddress;
+    const closed = opts.endSessionsTo(server);
+    opts.log.info({ backend: backend.name, server: server.name, peer, sessions: closed }, `admin: shutdown-sessions ${backend.name}/${server.name} from ${peer ?? 'unknown peer'}: closed ${closed} session(s)`);
+    sendJson(res, 200, { backend: backend.name, server: server.name, closed });
   }));
 
   http.add('POST', new RegExp(`^/admin/backends/${NAME}/failback$`), guard(async (req, res, [b]) => {
@@ -209,13 +223,13 @@ function describeChange(c: ServerChange): string {
   return [c.state !== undefined ? `state ${c.state}` : '', c.weight !== undefined ? `weight ${c.weight}` : ''].filter(Boolean).join(', ');
 }
 
-function findBackend(model: Model, name: string): Backend {
+export function findBackend(model: Model, name: string): Backend {
   const b = model.backend(name);
   if (!b) throw new AdminError('E_ADMIN_NOT_FOUND', 404, `no backend "${name}" (backends: ${[...model.backends.keys()].join(', ')})`);
   return b;
 }
 
-function findServer(model: Model, backendName: string, name: string): { backend: Backend; server: Server } {
+export function findServer(model: Model, backendName: string, name: string): { backend: Backend; server: Server } {
   const backend = findBackend(model, backendName);
   const server = backend.server(name);
   if (!server) throw new AdminError('E_ADMIN_NOT_FOUND', 404, `backend "${backend.name}" has no server "${name}" (servers: ${backend.servers.map((x) => x.name).join(', ')})`);

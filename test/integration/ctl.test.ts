@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -219,6 +219,47 @@ backends:
     expect(r.stderr).toBe('licgate ctl: refused (HTTP 403): the admin API is read-only: set admin.token_file to allow changes\n');
   });
 
+  it('sessions: a table or --json of the open sessions; shutdown-sessions ends those of one server (token)', async () => {
+    const up = await startTcpServer((s) => s.on('data', (d: Buffer) => s.write(d)));
+    const p = await startProxy(`
+admin: { listen: 127.0.0.1:0, token_file: ${tokenFile} }
+frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: lic }
+backends:
+  - name: lic
+    check: { type: none }
+    servers:
+      - { name: a, address: 127.0.0.1:${up.port} }
+`);
+    expect(await ctl(p, ['sessions'])).toMatchObject({ code: 0, stdout: 'no open session\n', stderr: '' });
+    const sock = connect(p.port, '127.0.0.1');
+    let echoed = '';
+    const events: string[] = [];
+    sock.setEncoding('utf8').on('data', (d: string) => (echoed += d));
+    sock.on('end', () => events.push('end')).on('close', () => events.push('close'));
+    sock.write('hello\n');
+    await waitFor(() => echoed === 'hello\n', { timeoutMs: 5000, what: 'the echo through licgate' });
+
+    const table = await ctl(p, ['sessions', 'lic/a']);
+    expect(table).toMatchObject({ code: 0, stderr: '' });
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^CLIENT\s+FRONTEND\s+SERVER\s+AGE\s+BYTES IN\s+BYTES OUT$/);
+    expect(lines[1]).toMatch(new RegExp(`^127\\.0\\.0\\.1:${sock.localPort}\\s+fe\\s+lic/a\\s+\\d+s\\s+6\\s+6$`));
+    expect(lines).toHaveLength(2);
+    const json = await ctl(p, ['sessions', '--json']);
+    expect(json.code).toBe(0);
+    expect((JSON.parse(json.stdout) as { sessions: unknown[] }).sessions).toEqual([expect.objectContaining({ client: `127.0.0.1:${sock.localPort}`, frontend: 'fe', backend: 'lic', server: 'a', bytes_in: 6, bytes_out: 6 })]);
+    expect(await ctl(p, ['sessions', 'lic/zz'])).toMatchObject({ code: 1, stderr: 'licgate ctl: refused (HTTP 404): backend "lic" has no server "zz" (servers: a)\n' });
+
+    const none = await ctl(p, ['shutdown-sessions', 'lic/a']);
+    expect(none).toMatchObject({ code: 1, stderr: 'licgate ctl: refused (HTTP 401): expected an "Authorization: Bearer <token>" header, found none or a malformed one (pass --token-file FILE or set LICGATE_TOKEN)\n' });
+    expect(events).toEqual([]);
+    expect(await ctl(p, ['--token-file', tokenFile, 'shutdown-sessions', 'lic/a'])).toMatchObject({ code: 0, stdout: 'lic/a: closed 1 session\n', stderr: '' });
+    await waitFor(() => events.includes('close'), { timeoutMs: 5000, what: 'the client closed by shutdown-sessions' });
+    expect(await ctl(p, ['sessions', 'lic'])).toMatchObject({ code: 0, stdout: 'no open session to lic\n' });
+    expect(await ctl(p, ['shutdown-sessions', 'lic/a'], TOKEN)).toMatchObject({ code: 0, stdout: 'lic/a: closed 0 sessions\n' });
+  });
+
   it('exit 1 when the daemon is unreachable', async () => {
     const port = await freePort();
     const r = await ctl(`http://127.0.0.1:${port}`, ['servers']);
@@ -245,6 +286,8 @@ backends:
         [['servers'], 'GET /status'],
         [['set', 'lic/a', 'state', 'drain'], 'POST /admin/backends/lic/servers/a'],
         [['failback', 'lic'], 'POST /admin/backends/lic/failback'],
+        [['sessions', 'lic'], 'GET /sessions?backend=lic'],
+        [['shutdown-sessions', 'lic/a'], 'POST /admin/backends/lic/servers/a/shutdown-sessions'],
       ] as const) {
         const r = await ctl(url, [...args], TOKEN);
         expect(r.stderr, args.join(' ')).toBe(`licgate ctl: ${url}: ${request} answered 200 but not as licgate's admin API does (found "<html>HAProxy statistics</html>"); is --url licgate's admin listener?\n`);
@@ -282,8 +325,12 @@ backends:
   it('exit 2 on usage errors, with the usage text', async () => {
     const url = 'http://127.0.0.1:1';
     const cases: [string[], string][] = [
-      [[], 'expected a command: servers, set, failback, stick or unstick'],
-      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set, failback, stick or unstick'],
+      [[], 'expected a command: servers, set, failback, sessions, shutdown-sessions, stick or unstick'],
+      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set, failback, sessions, shutdown-sessions, stick or unstick'],
+      [['sessions', 'lic/a/b'], 'sessions: expected BACKEND or BACKEND/SERVER, found "lic/a/b"'],
+      [['sessions', 'lic', 'a'], 'expected: ctl sessions [BACKEND[/SERVER]]; found "lic a" after the command'],
+      [['shutdown-sessions', 'lic'], 'shutdown-sessions: expected BACKEND/SERVER, found "lic"'],
+      [['shutdown-sessions'], 'expected: ctl shutdown-sessions BACKEND/SERVER; found nothing after the command'],
       [['stick'], 'expected: ctl stick BACKEND [CLIENT]; found nothing after the command'],
       [['stick', 'lic', '10.1.2.3', 'x'], 'expected: ctl stick BACKEND [CLIENT]; found "lic 10.1.2.3 x" after the command'],
       [['unstick'], 'expected: ctl unstick BACKEND CLIENT | --server NAME | --all; found nothing after the command'],

@@ -81,7 +81,7 @@ describe('Metrics', () => {
   it('licgate_sessions_ended_total: its help names every end a session log line can carry', async () => {
     const { m } = setup();
     // Keyed by every end the type allows: a new end that the help misses fails to compile here.
-    const every = { closed: 1, 'client-reset': 1, 'server-reset': 1, 'client-error': 1, 'server-error': 1, 'idle-timeout': 1, shutdown: 1, 'server-down': 1, 'no-server': 1, status: 1, 'client-gone': 1 } satisfies Record<SessionRecord['end'], 1>;
+    const every = { closed: 1, 'client-reset': 1, 'server-reset': 1, 'client-error': 1, 'server-error': 1, 'idle-timeout': 1, shutdown: 1, 'server-down': 1, admin: 1, 'no-server': 1, status: 1, 'client-gone': 1 } satisfies Record<SessionRecord['end'], 1>;
     const ends = Object.keys(every);
     const help = (await m.render()).split('\n').find((l) => l.startsWith('# HELP licgate_sessions_ended_total '))!;
     expect(ends.filter((e) => !new RegExp(`[ ,(]${e}[,) ]`).test(help))).toEqual([]);
