@@ -52,7 +52,9 @@ export class AdminHttp {
     this.server.on('connection', (sock: Socket) => {
       if (!byAddress.admit(sock)) sock.destroy();
     });
-    this.server.on('clientError', (_err, sock) => sock.destroy());
+    // No 'clientError' listener: Node's own handling answers a request it cannot parse (curl -X FOO,
+    // headers over maxHeaderSize, a timeout) with 400, 431 or 408 and closes, where closing without
+    // a word left curl saying "Empty reply from server", as if licgate had crashed.
     this.add('GET', /^\/health$/, (_q, res) => {
       const v = this.view.healthVerdict();
       sendJson(res, v.ok ? 200 : 503, v);

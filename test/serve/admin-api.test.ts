@@ -325,6 +325,8 @@ describe('admin API: request checks', () => {
     const closedAt = (send: string): Promise<number> =>
       new Promise((resolve) => {
         const sock = connect(s.base, () => sock.write(send));
+        // Read: the close comes after a 408, and an unread socket never sees the end.
+        sock.resume();
         sock.on('error', () => {});
         sock.on('close', () => resolve(Date.now() - t0));
       });
@@ -389,6 +391,21 @@ describe('admin API: request checks', () => {
     const r = await call(s, 'GET', '/admin/backends/lic/servers/a');
     expect(r.status).toBe(405);
     expect(r.headers.allow).toBe('POST');
+  });
+
+  it('answers a request it cannot parse with an HTTP status (curl -X FOO: 400, headers over 16 KiB: 431), not a close without a word', async () => {
+    const s = await start();
+    // Everything the peer got before the close, whether the close is a FIN or a reset.
+    const answer = (send: string): Promise<string> =>
+      new Promise((resolve) => {
+        let out = '';
+        const sock = connect(s.base, () => sock.write(send));
+        sock.setEncoding('latin1').on('data', (d: string) => (out += d));
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(out));
+      });
+    expect(await answer('FOO /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await answer(`GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
   });
 });
 
