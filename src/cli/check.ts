@@ -1,6 +1,6 @@
 import { get } from 'node:http';
 import { UsageError } from '../errors.js';
-import { help, parse, type Command } from './command.js';
+import { help, notHttpAnswer, parse, type Command } from './command.js';
 
 export const check: Command = {
   name: 'check',
@@ -34,7 +34,7 @@ export const check: Command = {
       });
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeout}ms`)));
       req.on('error', (e: NodeJS.ErrnoException) => {
-        say(process.stderr, `licgate check: ${url}: ${e.code === 'ECONNREFUSED' ? 'connection refused' : e.message}\n`);
+        say(process.stderr, `licgate check: ${url}: ${e.code === 'ECONNREFUSED' ? 'connection refused' : (notHttpAnswer(e) ?? e.message)}\n`);
         resolve(1);
       });
     });

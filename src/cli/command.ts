@@ -29,3 +29,14 @@ export function help(cmd: Command): number {
   process.stdout.write(`${cmd.usage}\n\n${cmd.summary}\n`);
   return 0;
 }
+
+/**
+ * node:http's parse error for a port that does not speak HTTP (a license server's, the STATUS
+ * port's), said as what it answered: "Parse Error: Expected HTTP/" names neither. Null for others.
+ */
+export function notHttpAnswer(e: Error): string | null {
+  const { code, rawPacket } = e as NodeJS.ErrnoException & { rawPacket?: Buffer };
+  if (!code?.startsWith('HPE_')) return null;
+  const line = (rawPacket?.toString('latin1') ?? '').split(/\r?\n/, 1)[0]!;
+  return `answered, but not in HTTP (found ${JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}…` : line)})`;
+}

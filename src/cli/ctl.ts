@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { UsageError } from '../errors.js';
-import { help, parse, type Command } from './command.js';
+import { help, notHttpAnswer, parse, type Command } from './command.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:8404';
 const STATES = ['ready', 'drain', 'maint'];
@@ -224,13 +224,17 @@ async function call(base: string, method: string, path: string, body: unknown, t
     } catch {
       // Not JSON (a proxy in the way?): show the text.
     }
-    if (res.status === 200 && !(typeof parsed === 'object' && parsed !== null && isAnswer(parsed as Record<string, unknown>))) {
+    // licgate answers every call in JSON: an error page (a web server's 404, a proxy's 502) is not a refusal by licgate.
+    const json = typeof parsed === 'object' && parsed !== null;
+    if (res.status === 200 ? !(json && isAnswer(parsed as Record<string, unknown>)) : !json) {
       const found = text.trim().length > 80 ? `${text.trim().slice(0, 80)}…` : text.trim();
-      return { ok: false, message: `${base}: ${method} ${path} answered 200 but not as licgate's admin API does (found ${JSON.stringify(found)}); is --url licgate's admin listener?` };
+      return { ok: false, message: `${base}: ${method} ${path} answered ${res.status} but not as licgate's admin API does (found ${JSON.stringify(found)}); is --url licgate's admin listener?` };
     }
     return { ok: true, status: res.status, body: parsed };
   } catch (e) {
     const err = e as Error & { cause?: Error };
+    const notHttp = notHttpAnswer(err);
+    if (notHttp !== null) return { ok: false, message: `${base}: ${method} ${path} ${notHttp}; is --url licgate's admin listener?` };
     return { ok: false, message: `${base}: ${err.name === 'TimeoutError' ? `no answer within ${timeoutMs}ms` : (err.cause?.message ?? err.message)}` };
   }
 }

@@ -64,6 +64,13 @@ describe('licgate check (keepalived vrrp_script)', () => {
     expect(r.stderr).toBe(`licgate check: http://127.0.0.1:${port}/health: connection refused\n`);
   });
 
+  it('exits 1 against a port that does not speak HTTP (a license server\'s), saying what it answered', async () => {
+    const port = await listen(createTcpServer((c) => c.once('data', () => c.end('ERROR unknown command\n'))));
+    const r = await runCli(['check', '--url', `http://127.0.0.1:${port}/health`, '--timeout', '2000']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`licgate check: http://127.0.0.1:${port}/health: answered, but not in HTTP (found "ERROR unknown command")\n`);
+  });
+
   it('exits 1 within --timeout when the server accepts but never answers', async () => {
     const port = await listen(createTcpServer(() => {
       // Accept and say nothing, like a wedged daemon.

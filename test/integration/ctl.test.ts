@@ -322,6 +322,23 @@ backends:
     expect([hashed.code, hashed.stderr]).toEqual([1, 'licgate ctl: refused (HTTP 404): backend "hashed" has no stick table: expected "stick: source" in its config, found "balance: source", which places each client by a hash of its address and keeps no table\n']);
   });
 
+  it('exit 1 naming what answered when --url is a license server\'s port (no HTTP) or a web server\'s error page, not "Parse Error" or "refused"', async () => {
+    const sim = await startSimulator('lmgrd');
+    const web = createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<html>404 Not Found</html>'));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    const webUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
+    try {
+      const line = await ctl(`http://127.0.0.1:${sim.port}`, ['servers']);
+      expect(line.stderr).toBe(`licgate ctl: http://127.0.0.1:${sim.port}: GET /status answered, but not in HTTP (found "ERROR unknown command"); is --url licgate's admin listener?\n`);
+      expect(line.code).toBe(1);
+      const page = await ctl(webUrl, ['set', 'lic/a', 'state', 'drain'], TOKEN);
+      expect(page.stderr).toBe(`licgate ctl: ${webUrl}: POST /admin/backends/lic/servers/a answered 404 but not as licgate's admin API does (found "<html>404 Not Found</html>"); is --url licgate's admin listener?\n`);
+      expect(page.code).toBe(1);
+    } finally {
+      await new Promise<void>((resolve) => web.close(() => resolve()));
+    }
+  });
+
   it('exit 2 on usage errors, with the usage text', async () => {
     const url = 'http://127.0.0.1:1';
     const cases: [string[], string][] = [
