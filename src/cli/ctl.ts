@@ -200,6 +200,8 @@ function readToken(file: string | undefined): SentToken | null {
     try {
       const t = readFileSync(file, 'utf8').trim();
       if (!t) throw new UsageError(`--token-file: ${file} is empty`);
+      const space = spaceIn(t);
+      if (space) throw new UsageError(`--token-file: expected the token alone in ${file}, ${space}`);
       return { token: t, from: `--token-file ${file}` };
     } catch (e) {
       if (e instanceof UsageError) throw e;
@@ -207,7 +209,18 @@ function readToken(file: string | undefined): SentToken | null {
     }
   }
   const env = process.env.LICGATE_TOKEN?.trim();
+  const space = env ? spaceIn(env) : null;
+  if (space) throw new UsageError(`$LICGATE_TOKEN: expected the token alone, ${space}`);
   return env ? { token: env, from: '$LICGATE_TOKEN' } : null;
+}
+
+/**
+ * A bearer token ends at a space, so one with a space (a pasted "Bearer <token>" header, a second
+ * line) could only be answered 401, with a hint about reloads that does not apply.
+ */
+function spaceIn(token: string): string | null {
+  const at = token.search(/\s/);
+  return at < 0 ? null : `found a space at character ${at + 1} (write the token itself, not "Bearer <token>")`;
 }
 
 /** `isAnswer` tells licgate's 200 reply from another service's on the same port, whose page the output code would crash on. */

@@ -341,6 +341,8 @@ backends:
 
   it('exit 2 on usage errors, with the usage text', async () => {
     const url = 'http://127.0.0.1:1';
+    const headerFile = join(dir, 'header.token');
+    writeFileSync(headerFile, `Bearer ${TOKEN}\n`);
     const cases: [string[], string][] = [
       [[], 'expected a command: servers, set, failback, sessions, shutdown-sessions, stick or unstick'],
       [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set, failback, sessions, shutdown-sessions, stick or unstick'],
@@ -362,6 +364,8 @@ backends:
       [['set', 'lic/a', 'colour', 'red'], 'set: expected "weight" or "state", found "colour"'],
       [['failback'], 'expected: ctl failback BACKEND; found nothing after the command'],
       [['set', 'lic/a', 'state', 'drain', '--token-file', join(dir, 'missing')], `--token-file: cannot read ${join(dir, 'missing')}: ENOENT`],
+      // The header pasted into the file: a token with a space can never match (licgate refuses one in admin.token_file).
+      [['set', 'lic/a', 'state', 'drain', '--token-file', headerFile], `--token-file: expected the token alone in ${headerFile}, found a space at character 7 (write the token itself, not "Bearer <token>")`],
       [['servers', '--bogus'], "Unknown option '--bogus'"],
     ];
     for (const [args, message] of cases) {
@@ -370,6 +374,9 @@ backends:
       expect(r.stderr, args.join(' ')).toContain(`licgate ctl: ${message}`);
       expect(r.stderr).toContain('usage: licgate ctl');
     }
+    const envHeader = await ctl(url, ['failback', 'lic'], `Bearer ${TOKEN}`);
+    expect(envHeader.stderr).toContain('licgate ctl: $LICGATE_TOKEN: expected the token alone, found a space at character 7 (write the token itself, not "Bearer <token>")');
+    expect(envHeader.code).toBe(2);
     const badUrl = await runCli(['ctl', '--url', 'ftp://x', 'servers']);
     expect(badUrl.code).toBe(2);
     // A port typo: the shape is right, but no URL can have it.
