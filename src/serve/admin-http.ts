@@ -16,7 +16,7 @@ import { PeerEventSummary } from '../observe/peer-event-summary.js';
  * and never reads stalls our writes, and was held for good, so that MAX_CONTROL_PEERS of them locked
  * keepalived and Prometheus out. Counted from the answer, not the request: a reload may take longer.
  */
-export const DELIVERY_MS = 10_000;
+const DELIVERY_MS = 10_000;
 
 export type Route = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>;
 
@@ -151,4 +151,47 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   const text = JSON.stringify(body, null, 2) + '\n';
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
+}
+
+/**
+ * Sends `{...head, [key]: [...]}` (200), laid out as sendJson lays out an object, one list item a
+ * line, for lists long enough to hold up relaying if written at once (a full stick table, 10,000
+ * sessions): `perTurn` items per event-loop turn, and at the pace the peer reads, so that licgate
+ * does not buffer the whole answer for each of MAX_CONTROL_PEERS peers. A write that fills the
+ * socket's buffer waits for it to drain; a peer that takes nothing for DELIVERY_MS is cut off, as
+ * boundDelivery cuts off one that does not take a whole answer (armed only once a route is done).
+ * `render` reads an item when its part is written, or returns undefined to leave it out (gone since
+ * the list was taken).
+ */
+export async function sendJsonList<T>(res: ServerResponse, head: Record<string, unknown>, key: string, items: readonly T[], render: (item: T) => unknown, perTurn: number): Promise<void> {
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  const h = JSON.stringify(head, null, 2);
+  res.write(`${h === '{}' ? '{' : `${h.slice(0, -2)},`}\n  ${JSON.stringify(key)}: [`);
+  let written = 0;
+  let room = true;
+  for (let i = 0; i < items.length; i += perTurn) {
+    if (i > 0) await (room ? new Promise((resolve) => setImmediate(resolve)) : drainedOrClosed(res));
+    if (res.destroyed) return;
+    let text = '';
+    for (let j = i; j < Math.min(i + perTurn, items.length); j++) {
+      const v = render(items[j]!);
+      if (v !== undefined) text += `${written++ ? ',' : ''}\n    ${JSON.stringify(v)}`;
+    }
+    room = res.write(text);
+  }
+  res.end(written ? '\n  ]\n}\n' : ']\n}\n');
+}
+
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => res.destroy(), DELIVERY_MS);
+    const done = (): void => {
+      clearTimeout(timer);
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

@@ -5,7 +5,7 @@ import type { Frontend } from '../proxy/frontend.js';
 import type { OpenSessionView, Session } from '../proxy/session.js';
 import { wallTimeOf } from '../wall-time.js';
 import { findBackend, findServer } from './admin-api.js';
-import { sendJson, type AdminHttp } from './admin-http.js';
+import { sendJson, sendJsonList, type AdminHttp } from './admin-http.js';
 
 /** What GET /sessions reads; the Daemon is one (its model and frontends change on reload). */
 export interface SessionsSource {
@@ -53,20 +53,9 @@ export function registerSessionsRoute(http: AdminHttp, src: SessionsSource): voi
  */
 const ENTRIES_PER_TURN = 500;
 
-/** `{"sessions": [...]}`, an entry a line; `now`: performance.now() when the list was taken. */
-async function sendSessions(res: ServerResponse, found: OpenSessionView[], now: number): Promise<void> {
-  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  let text = '{"sessions": [';
-  for (let i = 0; i < found.length; i++) {
-    text += `${i ? ',' : ''}\n  ${JSON.stringify(sessionJson(found[i]!, now))}`;
-    if ((i + 1) % ENTRIES_PER_TURN !== 0) continue;
-    res.write(text);
-    text = '';
-    await new Promise((resolve) => setImmediate(resolve));
-    // The peer left: the rest would go nowhere.
-    if (res.destroyed) return;
-  }
-  res.end(`${text}${found.length ? '\n' : ''}]}\n`);
+/** `{"sessions": [...]}`; `now`: performance.now() when the list was taken. */
+function sendSessions(res: ServerResponse, found: OpenSessionView[], now: number): Promise<void> {
+  return sendJsonList(res, {}, 'sessions', found, (v) => sessionJson(v, now), ENTRIES_PER_TURN);
 }
 
 interface SessionFilter {
