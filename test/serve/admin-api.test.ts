@@ -521,7 +521,8 @@ describe('parseWeight / parseServerChange', () => {
 });
 
 describe('admin API: stick table', () => {
-  it('writes a large table over several loop turns, each entry as it is then: one cleared while the table is on its way is left out', async () => {
+  /** A daemon whose backend lic (servers a and b) has a full stick table of the default stick_size: 14 MB listed, far more than the kernel's socket buffers hold. */
+  async function fullTable(): Promise<{ daemon: Daemon; clients: string[] }> {
     const file = join(dir, 'licgate-stick.yaml');
     writeFileSync(file, `
 admin: { listen: 127.0.0.1:0 }
@@ -535,10 +536,15 @@ backends:
     daemons.push(daemon);
     await daemon.start();
     const stick = daemon.model.backend('lic')!.stick!;
-    // A full table of the default stick_size: 14 MB, far more than the kernel's socket buffers hold,
-    // so the writer waits for this reader and the last entry is not written when the first bytes come.
     const clients = Array.from({ length: 100_000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
     for (const [i, c] of clients.entries()) stick.set(c, i % 2 ? 'b' : 'a');
+    return { daemon, clients };
+  }
+
+  it('writes a large table over several loop turns, each entry as it is then: one cleared while the table is on its way is left out', async () => {
+    const { daemon, clients } = await fullTable();
+    const stick = daemon.model.backend('lic')!.stick!;
+    // The writer waits for this reader, so the last entry is not written when the first bytes come.
     const last = clients.at(-1)!;
     const body = await new Promise<string>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: daemon.admin!.address().port, path: '/backends/lic/stick-table', timeout: 8000 }, (res) => {
@@ -557,21 +563,9 @@ backends:
     expect(table.entries[1]).toMatchObject({ client: '10.0.0.1', server: 'b', sessions: 0 });
     expect(table.entries[1]!.expires_in_s).toBeGreaterThan(8 * 3600 - 60); // the default stick_ttl, 8 h
   });
+
   it('writes a full table to a peer that reads slowly as it reads, never holding more than a batch or two of it', async () => {
-    const file = join(dir, 'licgate-stick-slow.yaml');
-    writeFileSync(file, `
-admin: { listen: 127.0.0.1:0 }
-backends:
-  - name: lic
-    stick: source
-    check: { type: none }
-    servers: [{ name: a, address: 127.0.0.1:1 }]
-`);
-    const daemon = new Daemon(loadConfigFile(file), pino({ level: 'silent' }));
-    daemons.push(daemon);
-    await daemon.start();
-    const stick = daemon.model.backend('lic')!.stick!;
-    for (let i = 0; i < 100_000; i++) stick.set(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 'a');
+    const { daemon } = await fullTable();
     // The admin listener's side of the connection: what it holds for the peer beyond the kernel's buffers.
     let served: Socket | undefined;
     (daemon.admin as unknown as { server: import('node:http').Server }).server.once('connection', (s: Socket) => (served = s));
