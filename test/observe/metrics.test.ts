@@ -87,6 +87,23 @@ describe('Metrics', () => {
     expect(ends.filter((e) => !new RegExp(`[ ,(]${e}[,) ]`).test(help))).toEqual([]);
   });
 
+  it('a scrape gives the event loop a turn after each metric family: relays are not held up while prom-client builds the whole text', async () => {
+    const { m } = setup();
+    let turns = 0;
+    let scraping = true;
+    const turn = (): void => {
+      if (!scraping) return;
+      turns++;
+      setImmediate(turn);
+    };
+    setImmediate(turn);
+    const text = await m.render();
+    scraping = false;
+    const families = text.split('\n').filter((l) => l.startsWith('# TYPE ')).length;
+    expect(families).toBeGreaterThan(30);
+    expect(turns).toBeGreaterThanOrEqual(families - 1);
+  });
+
   it('counts checks, transitions and failovers from model events', async () => {
     const { m, b, src } = setup();
     const a = b.server('a')!;
