@@ -4,14 +4,16 @@ import { help, notHttpAnswer, parse, type Command } from './command.js';
 
 export const check: Command = {
   name: 'check',
-  summary: 'GET a health URL; exit 0 on HTTP 200, 1 otherwise (keepalived vrrp_script)',
+  summary: 'GET a health URL (one without a path, http://HOST:PORT, means its /health); exit 0 on HTTP 200, 1 otherwise (keepalived vrrp_script)',
   usage: 'licgate check [--url http://127.0.0.1:8404/health] [--timeout 1000] [--quiet]',
   async run(args) {
     const { values } = parse(args, { url: { type: 'string' }, timeout: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
     if (values.help) return help(this);
-    const url = values.url ?? 'http://127.0.0.1:8404/health';
+    // A URL without a path names the admin listener: its /health is meant. Taken as written, its
+    // "/" is the stats page, which answers 200 whatever the health, so the check could never fail.
+    const url = values.url === undefined ? 'http://127.0.0.1:8404/health' : /^http:\/\/[^/?#]+$/.test(values.url) ? `${values.url}/health` : values.url;
     // node:http throws on a URL it cannot parse (a port over 65535, no host): that is a typo in keepalived's config, not a crash.
-    if (!/^http:\/\//.test(url) || !URL.canParse(url)) throw new UsageError(`--url: expected an http:// URL, found "${url}"`);
+    if (!/^http:\/\//.test(url) || !URL.canParse(url)) throw new UsageError(`--url: expected an http:// URL, found "${values.url}"`);
     const timeout = Number(values.timeout ?? 1000);
     if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout: expected milliseconds, found "${values.timeout}"`);
     const say = (out: NodeJS.WriteStream, text: string): void => {

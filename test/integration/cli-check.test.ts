@@ -93,6 +93,20 @@ describe('licgate check (keepalived vrrp_script)', () => {
     expect(u.stderr).toBe('licgate check: --timeout: expected milliseconds, found "soon"\nusage: licgate check [--url http://127.0.0.1:8404/health] [--timeout 1000] [--quiet]\n');
   });
 
+  it('a --url without a path checks its /health, not the stats page at "/", which answers 200 whatever the health', async () => {
+    const paths: string[] = [];
+    const port = await listen(createHttpServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.writeHead(req.url === '/health' ? 503 : 200, { 'content-type': 'application/json' }).end('{}');
+    }));
+    const bare = await runCli(['check', '--url', `http://127.0.0.1:${port}`]);
+    expect(bare.code).toBe(1);
+    // Written with its "/", the URL is taken as it is.
+    const root = await runCli(['check', '--url', `http://127.0.0.1:${port}/`]);
+    expect(root.code).toBe(0);
+    expect(paths).toEqual(['/health', '/']);
+  });
+
   it('a malformed --url (a port out of range, no host) is a usage error (exit 2), not a crash', async () => {
     for (const url of ['http://127.0.0.1:84040/health', 'http://', 'http://[::1/health']) {
       const r = await runCli(['check', '--url', url]);
