@@ -22,9 +22,13 @@ async function usage(): Promise<string> {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(await usage());
-    return name ? 0 : 2;
+    return 0;
+  }
+  if (!name) {
+    process.stderr.write(`licgate: expected a command\n\n${await usage()}`);
+    return 2;
   }
   if (name === '--version' || name === '-V') {
     process.stdout.write(`${VERSION}\n`);
