@@ -84,10 +84,12 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
   // HAProxy's `shutdown sessions server B/S`: the sessions a drain leaves open, ended when the
   // admin's maintenance window opens. The path names the target; a body is not needed nor read.
   http.add('POST', new RegExp(`^/admin/backends/${NAME}/servers/${NAME}/shutdown-sessions$`), guard(async (req, res, [b, s]) => {
-    const { backend, server } = findServer(opts.model, b!, s!);
+    const { backend, servers } = serversHoldingName(opts.model, b!, s!);
+    const server = servers[0]!;
     req.resume();
     const peer = req.socket.remoteAddress;
-    const closed = opts.endSessionsTo(server);
+    let closed = 0;
+    for (const r of servers) closed += opts.endSessionsTo(r);
     opts.log.info({ backend: backend.name, server: server.name, peer, sessions: closed }, `admin: shutdown-sessions ${backend.name}/${server.name} from ${peer ?? 'unknown peer'}: closed ${closed} session(s)`);
     sendJson(res, 200, { backend: backend.name, server: server.name, closed });
   }));
@@ -227,6 +229,20 @@ export function findBackend(model: Model, name: string): Backend {
   const b = model.backend(name);
   if (!b) throw new AdminError('E_ADMIN_NOT_FOUND', 404, `no backend "${name}" (backends: ${[...model.backends.keys()].join(', ')})`);
   return b;
+}
+
+/**
+ * The servers named `name` in the backend whose sessions GET /sessions lists under that name: the
+ * running one, and those a reload removed while they held sessions (Backend.retired), one of each
+ * set that shares its counts (ending one's sessions ends the other's). Only a name none of them
+ * holds is a 404.
+ */
+function serversHoldingName(model: Model, backendName: string, name: string): { backend: Backend; servers: Server[] } {
+  const backend = findBackend(model, backendName);
+  const named = [backend.server(name), ...backend.retired.filter((r) => r.name === name && r.active > 0)].filter((r): r is Server => r !== undefined);
+  const servers = named.filter((r, i) => named.findIndex((x) => x.countsWith(r)) === i);
+  if (servers.length === 0) findServer(model, backendName, name);
+  return { backend, servers };
 }
 
 export function findServer(model: Model, backendName: string, name: string): { backend: Backend; server: Server } {

@@ -231,4 +231,35 @@ backends:
     // Nothing left to end: still 200, with 0.
     expect(await post(p, '/admin/backends/lic/servers/a/shutdown-sessions', TOKEN)).toMatchObject({ status: 200, json: { closed: 0 } });
   });
+
+  it('shutdown-sessions ends the sessions /sessions still lists to a server a reload removed', async () => {
+    const [a, b] = await Promise.all([namedEcho('lic/a'), namedEcho('lic/b')]);
+    const cfg = (servers: string) => `
+admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: lic }
+backends:
+  - name: lic
+    check: { type: none }
+    servers:
+${servers}`;
+    const serverA = `      - { name: a, address: "127.0.0.1:${a.port}" }\n`;
+    const serverB = `      - { name: b, address: "127.0.0.1:${b.port}" }\n`;
+    const p = await startProxy(cfg(serverA + serverB));
+    const lic: Client[] = [];
+    for (let i = 0; i < 2; i++) lic.push(await open(p.ports.lmgrd!));
+    const onA = lic.find((c) => c.reached === 'lic/a')!;
+    const onB = lic.find((c) => c.reached === 'lic/b')!;
+
+    p.reload(cfg(serverB));
+    await waitFor(() => p.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded')), { timeoutMs: 10_000, what: 'the reload line' });
+    expect((await sessions(p, '?backend=lic&server=a')).json.sessions!.map((e) => e.client)).toEqual([clientOf(onA)]);
+
+    expect(await post(p, '/admin/backends/lic/servers/a/shutdown-sessions', TOKEN)).toEqual({ status: 200, json: { backend: 'lic', server: 'a', closed: 1 } });
+    await waitFor(() => onA.events.includes('close'), { timeoutMs: 5000, intervalMs: 5, what: 'the client of the removed lic/a closed' });
+    await exchange(onB, randomBytes(1024));
+    expect((await sessions(p)).json.sessions!.map((e) => e.client)).toEqual([clientOf(onB)]);
+    // Once none is left, the name is unknown again.
+    expect(await post(p, '/admin/backends/lic/servers/a/shutdown-sessions', TOKEN)).toMatchObject({ status: 404, json: { code: 'E_ADMIN_NOT_FOUND' } });
+  });
 });
