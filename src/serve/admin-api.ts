@@ -232,14 +232,15 @@ export function findBackend(model: Model, name: string): Backend {
 }
 
 /**
- * The servers named `name` in the backend whose sessions GET /sessions lists under that name: the
- * running one, and those a reload removed while they held sessions (Backend.retired), one of each
- * set that shares its counts (ending one's sessions ends the other's). Only a name none of them
- * holds is a 404.
+ * The servers named `name` whose sessions GET /sessions lists under that backend and name: the
+ * running one, and those a reload removed while they held sessions (Backend.retired, or a whole
+ * backend: Model.removed), one of each set that shares its counts (ending one's sessions ends the
+ * other's). Only names none of them holds are a 404.
  */
 function serversHoldingName(model: Model, backendName: string, name: string): { backend: Backend; servers: Server[] } {
-  const backend = findBackend(model, backendName);
-  const named = [backend.server(name), ...backend.retired.filter((r) => r.name === name && r.active > 0)].filter((r): r is Server => r !== undefined);
+  const live = model.backend(backendName);
+  const backend = live ?? model.removed.get(backendName) ?? findBackend(model, backendName);
+  const named = [live?.server(name), ...backend.holdingSessions.filter((r) => r.name === name)].filter((r): r is Server => r !== undefined);
   const servers = named.filter((r, i) => named.findIndex((x) => x.countsWith(r)) === i);
   if (servers.length === 0) findServer(model, backendName, name);
   return { backend, servers };

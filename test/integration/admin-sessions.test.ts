@@ -262,4 +262,26 @@ ${servers}`;
     // Once none is left, the name is unknown again.
     expect(await post(p, '/admin/backends/lic/servers/a/shutdown-sessions', TOKEN)).toMatchObject({ status: 404, json: { code: 'E_ADMIN_NOT_FOUND' } });
   });
+
+  it('shutdown-sessions ends the sessions /sessions still lists to a backend a reload removed (or renamed)', async () => {
+    const a = await namedEcho('lic/a');
+    const cfg = (backend: string) => `
+admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}" }
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: ${backend} }
+backends:
+  - name: ${backend}
+    check: { type: none }
+    servers: [{ name: a, address: "127.0.0.1:${a.port}" }]
+`;
+    const p = await startProxy(cfg('lic'));
+    const c = await open(p.ports.lmgrd!);
+    p.reload(cfg('licenses'));
+    await waitFor(() => p.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded')), { timeoutMs: 10_000, what: 'the reload line' });
+    expect((await sessions(p, '?backend=lic&server=a')).json.sessions!.map((e) => e.client)).toEqual([clientOf(c)]);
+
+    expect(await post(p, '/admin/backends/lic/servers/a/shutdown-sessions', TOKEN)).toEqual({ status: 200, json: { backend: 'lic', server: 'a', closed: 1 } });
+    await waitFor(() => c.events.includes('close'), { timeoutMs: 5000, intervalMs: 5, what: 'the client of the removed backend closed' });
+    expect(await post(p, '/admin/backends/lic/servers/a/shutdown-sessions', TOKEN)).toMatchObject({ status: 404, json: { code: 'E_ADMIN_NOT_FOUND' } });
+  });
 });
