@@ -34,7 +34,7 @@ type Outcome = { ok: true; status: number; body: unknown } | { ok: false; messag
  */
 export const ctl: Command = {
   name: 'ctl',
-  summary: 'admin client: list servers, set a weight or state, fail back, list or end sessions (admin HTTP API)',
+  summary: 'admin client: list servers, set a weight or state, fail back, list or end sessions, show or clear stick tables (admin HTTP API)',
   usage:
     'licgate ctl [--url http://127.0.0.1:8404] [--token-file FILE] [--timeout MS] COMMAND\n' +
     '  servers [--json]                         table of every server (no token needed)\n' +
@@ -56,6 +56,10 @@ export const ctl: Command = {
     if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout: expected milliseconds, found "${values.timeout}"`);
     const [cmd, ...rest] = positionals;
     const token = (): SentToken | null => readToken(values['token-file']);
+    // parseArgs takes every command's options for all of them: one given to another command would
+    // be dropped without a word (`ctl set lic/a state drain --all` is not a drain of every server).
+    const misplaced = Object.entries(OPTION_COMMANDS).filter(([opt, cmds]) => values[opt as keyof typeof values] !== undefined && !cmds.includes(cmd ?? ''));
+    if (cmd !== undefined && misplaced.length) throw new UsageError(misplaced.map(([opt, cmds]) => `--${opt}: expected with ${cmds.length > 1 ? `${cmds.slice(0, -1).join(', ')} or ${cmds.at(-1)}` : cmds[0]}, found with ${cmd}`).join('; '));
 
     switch (cmd) {
       case 'servers': {
@@ -137,6 +141,8 @@ export const ctl: Command = {
 
 const COMMANDS = 'servers, set, failback, sessions, shutdown-sessions, stick or unstick';
 const UNSTICK_OPTIONS = { server: { type: 'string' }, all: { type: 'boolean' } } as const;
+/** The commands that read each command-specific option. */
+const OPTION_COMMANDS: Record<string, readonly string[]> = { json: ['servers', 'sessions', 'stick'], server: ['unstick'], all: ['unstick'] };
 
 /** The parts of GET /backends/B/stick-table this command shows (stick-table-json.ts). */
 interface StickTableBody {

@@ -367,6 +367,10 @@ backends:
       // The header pasted into the file: a token with a space can never match (licgate refuses one in admin.token_file).
       [['set', 'lic/a', 'state', 'drain', '--token-file', headerFile], `--token-file: expected the token alone in ${headerFile}, found a space at character 7 (write the token itself, not "Bearer <token>")`],
       [['servers', '--bogus'], "Unknown option '--bogus'"],
+      // An option of another command is not dropped without a word.
+      [['set', 'lic/a', 'state', 'drain', '--all'], '--all: expected with unstick, found with set'],
+      [['failback', 'lic', '--json'], '--json: expected with servers, sessions or stick, found with failback'],
+      [['sessions', '--server', 'a'], '--server: expected with unstick, found with sessions'],
     ];
     for (const [args, message] of cases) {
       const r = await ctl(url, args);
