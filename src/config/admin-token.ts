@@ -1,6 +1,9 @@
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { notRegularFile, READ_NO_WAIT } from '../io/regular-file.js';
 
 const MIN_TOKEN_LENGTH = 16;
+/** A token is a line; a bigger file (a path to /dev/zero, a log) is not read on. */
+const MAX_TOKEN_FILE_BYTES = 4096;
 
 /**
  * The admin token held in `admin.token_file`, or what is wrong with it, for `validate` and for the
@@ -11,7 +14,17 @@ const MIN_TOKEN_LENGTH = 16;
 export function readTokenFile(file: string): { token: string } | { problem: string } {
   let token: string;
   try {
-    token = readFileSync(file, 'utf8').trim();
+    const fd = openSync(file, READ_NO_WAIT);
+    try {
+      const other = notRegularFile(fstatSync(fd));
+      if (other !== null) return { problem: `admin.token_file: expected a regular file at ${file}, found ${other}` };
+      const buf = Buffer.alloc(MAX_TOKEN_FILE_BYTES + 1);
+      const n = readSync(fd, buf, 0, buf.length, 0);
+      if (n > MAX_TOKEN_FILE_BYTES) return { problem: `admin.token_file: expected a token of one line in ${file}, found a file over ${MAX_TOKEN_FILE_BYTES} bytes` };
+      token = buf.toString('utf8', 0, n).trim();
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
     return { problem: `admin.token_file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
   }

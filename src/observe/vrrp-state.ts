@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { notRegularFile, READ_NO_WAIT } from '../io/regular-file.js';
 
 /**
  * This host's VRRP role, as keepalived's notify hook (keepalived/licgate-vrrp-notify.sh) records it:
@@ -44,8 +45,10 @@ export function parseVrrpState(text: string): VrrpRole | string {
 export async function readVrrpState(file: string): Promise<VrrpReport> {
   let text: string;
   try {
-    const fh = await open(file, 'r');
+    const fh = await open(file, READ_NO_WAIT);
     try {
+      const other = notRegularFile(await fh.stat());
+      if (other !== null) return { file, role: null, error: `expected a regular file at ${file}, found ${other}` };
       const buf = Buffer.alloc(MAX_BYTES + 1);
       const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
       if (bytesRead > MAX_BYTES) return { file, role: null, error: `expected one line of state, found a file over ${MAX_BYTES} bytes` };

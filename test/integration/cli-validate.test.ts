@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,6 +138,16 @@ backends:
     const r = await runCli(['validate', '--config', f]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`${f}:1:1: cannot read config: ENOENT: no such file or directory, open '${f}'\n`);
+  });
+
+  it('exits 2 naming a token_file that is a FIFO, without waiting for a writer', async () => {
+    // A read of a FIFO waits for a writer: at a reload that froze the daemon, relay and all.
+    const fifo = join(dir, 'token.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const f = file('fifo-token.yaml', `admin:\n  listen: 127.0.0.1:8404\n  token_file: ${fifo}\n`);
+    const r = await runCli(['validate', '--config', f], 10_000);
+    expect(r.stderr).toBe(`${f}:3:15: admin.token_file: expected a regular file at ${fifo}, found a FIFO\n`);
+    expect(r.code).toBe(2);
   });
 
   it('exits 2 with usage when --config is missing or an option is unknown', async () => {

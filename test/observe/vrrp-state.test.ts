@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,9 +62,20 @@ describe('readVrrpState', () => {
     expect(await readVrrpState(file)).toMatchObject({ role: null, error: 'expected one line of state, found a file over 4096 bytes' });
   });
 
-  it('a path that is not a readable file: no role, and the reason', async () => {
-    const r = await readVrrpState(dir);
-    expect(r.role).toBeNull();
-    expect(r.error).toMatch(/^cannot read the state file: .*EISDIR/);
+  it('a path that is not a regular file: no role, and what it is, without waiting for a FIFO writer', async () => {
+    const directory = await readVrrpState(dir);
+    // Each /status or scrape waited for a writer, on a thread of libuv's pool of 8 that DNS also uses.
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      const r = await Promise.race([readVrrpState(fifo), new Promise((resolve) => setTimeout(resolve, 3000, 'no answer in 3 s'))]);
+      expect([directory, r]).toEqual([
+        { file: dir, role: null, error: `expected a regular file at ${dir}, found a directory` },
+        { file: fifo, role: null, error: `expected a regular file at ${fifo}, found a FIFO` },
+      ]);
+    } finally {
+      // Lets a read still waiting for a writer (the old code) end, rather than hold the thread.
+      closeSync(openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK));
+    }
   });
 });
