@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { pollFirstTimeout } from '../../io/poll-first-timeout.js';
+import { checkEnvironment } from './check-env.js';
 
 export interface ExecOptions {
   timeoutMs: number;
   /** Per stream; default 64 KiB. */
   maxOutputBytes?: number;
+  /** Added to what checkEnvironment keeps of licgate's environment. */
   env?: Record<string, string>;
   signal?: AbortSignal;
   /** Told the command's pid once it has started: a caller may need to name a process that outlives its kill. */
@@ -59,7 +61,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       // Tools print localized (and differently formatted) text otherwise, and the parsers read text.
-      env: { ...process.env, ...opts.env, LANG: 'C', LC_ALL: 'C' },
+      env: { ...checkEnvironment(process.env), ...opts.env, LANG: 'C', LC_ALL: 'C' },
     });
   } catch (err) {
     // spawn throws synchronously for malformed arguments (e.g. a NUL byte) rather than emitting 'error'.

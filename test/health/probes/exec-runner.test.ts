@@ -33,6 +33,21 @@ describe('runExec', () => {
     expect(r.stdout).toBe('C|C|x y');
   });
 
+  it("gives the command licgate's PATH, HOME, TZ and license variables, not its admin token nor the rest", async () => {
+    const set = { LICGATE_TOKEN: 'secret-admin-token-0123', CREDENTIALS_DIRECTORY: '/run/credentials/licgate.service', http_proxy: 'http://u:p@proxy:3128', LM_LICENSE_FILE: '27000@lic1', MLM_LICENSE_FILE: '27001@lic2', RLM_LICENSE: '5053@lic3', FOUNDRY_LICENSE: '5053@lic4', TZ: 'UTC' };
+    const saved = Object.fromEntries(Object.keys(set).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, set);
+    let r;
+    try {
+      r = await runExec(['env', '-0'], { timeoutMs: 5000 });
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+    const env = Object.fromEntries(r.stdout.split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    expect(Object.keys(env).filter((k) => !['PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR', 'LD_LIBRARY_PATH'].includes(k)).sort()).toEqual(['FOUNDRY_LICENSE', 'LANG', 'LC_ALL', 'LM_LICENSE_FILE', 'MLM_LICENSE_FILE', 'RLM_LICENSE', 'TZ']);
+    expect(env).toMatchObject({ PATH: process.env.PATH, LM_LICENSE_FILE: '27000@lic1', LANG: 'C', LC_ALL: 'C' });
+  });
+
   it('passes shell metacharacters literally, with no shell in between', async () => {
     const victim = join(scratch, 'x');
     const r = await runExec(['echo', `$(id); rm -rf ${victim}; \`touch ${victim}\` | cat > ${victim}`], { timeoutMs: 5000 });
