@@ -99,6 +99,8 @@ export class AdminHttp {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A browser must not take a JSON answer (a 404 echoing the path) for a script or HTML.
+    res.setHeader('x-content-type-options', 'nosniff');
     const foreign = foreignHost(req.headers.host, this.listenAt.host);
     if (foreign !== null) {
       this.hostRefusals.note(req.socket.remoteAddress, { method: req.method, path: req.url, host: foreign });

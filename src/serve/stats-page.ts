@@ -397,7 +397,9 @@ export function registerStatsPage(http: AdminHttp): void {
       'content-length': body.length,
       'cache-control': 'no-store',
       'content-security-policy': STATS_PAGE_CSP,
-      'x-content-type-options': 'nosniff',
+      // frame-ancestors 'none' (in the policy) for browsers without CSP level 2: the controls must
+      // not be clickjacked from a framing page.
+      'x-frame-options': 'DENY',
       'referrer-policy': 'no-referrer',
     });
     res.end(body);

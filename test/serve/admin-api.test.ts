@@ -154,6 +154,36 @@ describe('admin API: authorization', () => {
     expect((await call(s, 'GET', '/status', { token: null })).status).toBe(200);
   });
 
+  it('every answer says nosniff and no-store, whatever the route and status; the stats page cannot be framed', async () => {
+    const s = await start();
+    const headersOf = (method: string, path: string, host?: string): Promise<{ status?: number; h: IncomingHttpHeaders }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ ...s.base, method, path, timeout: 5000, headers: host ? { host } : {} }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode, h: res.headers }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const seen: Record<string, unknown> = {};
+    for (const [method, path, host] of [['GET', '/'], ['GET', '/health'], ['GET', '/status'], ['GET', '/metrics'], ['GET', '/backends/lic/stick-table'], ['GET', '/nope'], ['DELETE', '/status'], ['POST', '/admin/reload'], ['GET', '/status', 'rebind.attacker.example']] as const) {
+      const { status, h } = await headersOf(method, path, host);
+      seen[`${method} ${path}${host ? ` Host ${host}` : ''} ${status}`] = { nosniff: h['x-content-type-options'], cache: h['cache-control'], frame: h['x-frame-options'] };
+    }
+    const plain = { nosniff: 'nosniff', cache: 'no-store', frame: undefined };
+    expect(seen).toEqual({
+      'GET / 200': { ...plain, frame: 'DENY' },
+      'GET /health 200': plain,
+      'GET /status 200': plain,
+      'GET /metrics 200': plain,
+      'GET /backends/lic/stick-table 404': plain,
+      'GET /nope 404': plain,
+      'DELETE /status 405': plain,
+      'POST /admin/reload 401': plain,
+      'GET /status Host rebind.attacker.example 403': plain,
+    });
+  });
+
   it('a loopback listener refuses a Host name that is not localhost (DNS rebinding), on every route', async () => {
     const s = await start();
     const port = s.base.port;
