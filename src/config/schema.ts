@@ -247,9 +247,10 @@ function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined
       const url = req(r, hm, h, what, 'url', (v) => {
         const u = r.string(v, `${what}.url`);
         if (u === undefined || /^https?:\/\/\S+$/.test(u)) return u;
-        // Quoted only up to its first "/": the path of a webhook URL is often its secret (Slack's
-        // /services/T…/B…/secret), and this message goes to the log and to the other webhooks.
-        return r.error(v, `${what}.url: expected an http:// or https:// URL, found "${u.replace(/\/.*$/s, '/…')}"`);
+        // Quoted after any user:password@ and up to its first "/", "?" or "#": the path of a
+        // webhook URL is often its secret (Slack's /services/T…/B…/secret), so is a ?token=, and
+        // this message goes to the log and to the other webhooks.
+        return r.error(v, `${what}.url: expected an http:// or https:// URL, found "${u.replace(/^.*@/s, '…@').replace(/([/?#]).*$/s, '$1…')}"`);
       });
       const headers = hm.has('headers') ? r.httpHeaders(hm.get('headers')!, `${what}.headers`) ?? {} : {};
       const events = hm.has('events') ? r.seq(hm.get('events')!, `${what}.events`)?.map((e, j) => r.oneOf(e, `${what}.events[${j}]`, NOTIFY_EVENTS)!) ?? null : null;

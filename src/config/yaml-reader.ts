@@ -252,6 +252,12 @@ export class YamlReader {
         continue;
       }
       seen.add(k.toLowerCase());
+      const raw = this.scalar(this.deref(pair.value));
+      if (typeof raw === 'number' || typeof raw === 'boolean' || typeof raw === 'bigint') {
+        // Not quoted: an unquoted API key of digits is a number to YAML, and this goes to the log.
+        this.error(pair.value as Node, `${what}.${k}: expected a string, found a ${typeof raw === 'boolean' ? 'boolean' : 'number'} (not shown: a header value is often a secret); put the value in quotes`);
+        continue;
+      }
       const v = this.string(this.deref(pair.value), `${what}.${k}`);
       if (v === undefined) continue;
       if (/[\0-\x08\x0a-\x1f\x7f]/.test(v)) {

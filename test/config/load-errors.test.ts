@@ -480,6 +480,26 @@ notify:
     ).toEqual(['lic.yaml:5:12: notify.webhooks[0].url: expected an http:// or https:// URL, found "hooks.slack.com/…"']);
   });
 
+  it('a webhook secret written wrong is not quoted: a header value YAML reads as a number, credentials or a query in a URL without its scheme', () => {
+    const found = issues(`status: { listen: "127.0.0.1:27100" }
+backends: [{ name: b, servers: [{ name: a, address: "10.0.0.1:1" }] }]
+notify:
+  webhooks:
+    - url: alerts:s3cretPass@alerts.example.edu/hook
+    - url: alerts.example.edu?token=s3cretToken
+    - url: https://alerts.example.edu/hook
+      headers:
+        X-Api-Key: 86753090123456
+        X-Flag: true
+`);
+    expect(found).toEqual([
+      'lic.yaml:5:12: notify.webhooks[0].url: expected an http:// or https:// URL, found "…@alerts.example.edu/…"',
+      'lic.yaml:6:12: notify.webhooks[1].url: expected an http:// or https:// URL, found "alerts.example.edu?…"',
+      'lic.yaml:9:20: notify.webhooks[2].headers.X-Api-Key: expected a string, found a number (not shown: a header value is often a secret); put the value in quotes',
+      'lic.yaml:10:17: notify.webhooks[2].headers.X-Flag: expected a string, found a boolean (not shown: a header value is often a secret); put the value in quotes',
+    ]);
+  });
+
   it('webhook headers: a name that is not a token, the same name twice in any case, a value over two lines', () => {
     expect(
       issues(`status: { listen: "127.0.0.1:27100" }
