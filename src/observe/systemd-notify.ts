@@ -26,7 +26,8 @@ export class SystemdNotify {
     // Out of licgate's own environment, as sd_notify(unset_environment) does: exec checks inherit
     // it, and under NotifyAccess=all a check command's notification would pass for licgate's.
     delete env.NOTIFY_SOCKET;
-    this.env = socket ? { ...env, NOTIFY_SOCKET: socket } : null;
+    // systemd-notify needs nothing else of it: not the admin token a shell may have exported.
+    this.env = socket ? { ...(env.PATH !== undefined ? { PATH: env.PATH } : {}), NOTIFY_SOCKET: socket } : null;
   }
 
   ready(status: string): void {

@@ -172,6 +172,20 @@ describe('licgate run under systemd (NOTIFY_SOCKET)', () => {
     expect(readFileSync(runs, 'utf8')).toBe(`--ready --status=listening: admin 127.0.0.1:${admin}\nRELOADING=1\n--ready --status=listening: admin 127.0.0.1:${admin}\nSTOPPING=1\n`);
   });
 
+  it("systemd-notify gets NOTIFY_SOCKET and PATH, not licgate's admin token nor the rest of its environment", async () => {
+    const bin = mkdtempSync(join(scratch, 'bin-'));
+    const envFile = join(bin, 'env');
+    writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\nenv > '${envFile}.tmp' && mv '${envFile}.tmp' '${envFile}'\n`, { mode: 0o755 });
+    const socket = join(scratch, 'nobody-listens');
+    const p = run(writeConfig('env', await freePort(), {}), { PATH: `${bin}:${process.env.PATH}`, NOTIFY_SOCKET: socket, LICGATE_TOKEN: 'secret-admin-token-0123', CREDENTIALS_DIRECTORY: '/run/credentials/licgate.service' });
+    await waitFor(() => existsSync(envFile), { timeoutMs: 15_000, what: `the environment in ${envFile}` });
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+    const names = readFileSync(envFile, 'utf8').split('\n').filter(Boolean).map((l) => l.slice(0, l.indexOf('=')));
+    // sh itself adds PWD (and may add SHLVL, _); systemd-notify got the rest from licgate.
+    expect(names.filter((n) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n)).sort()).toEqual(['NOTIFY_SOCKET', 'PATH']);
+  });
+
   it('exits only once its STOPPING=1 is taken: systemd kills a systemd-notify left behind by the main process', async () => {
     // A systemd-notify that takes 300 ms, as one waiting for a systemd busy with the stop job does.
     const bin = mkdtempSync(join(scratch, 'bin-'));
