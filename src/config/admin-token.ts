@@ -38,9 +38,9 @@ export function readTokenFile(file: string): { token: string } | { problem: stri
 }
 
 /**
- * A warning when every local user can read the token, and so drain servers or reload: `echo ... >
- * file` under the usual umask 022 makes such a file. A warning, not a refusal, so that an upgrade
- * does not stop a running setup.
+ * A warning when every local user can read the token, and so drain servers or reload (`echo ... >
+ * file` under the usual umask 022 makes such a file), or write one of their own. A warning, not a
+ * refusal, so that an upgrade does not stop a running setup.
  */
 export function tokenFileWarning(file: string | null): string | null {
   if (file === null) return null;
@@ -50,6 +50,10 @@ export function tokenFileWarning(file: string | null): string | null {
   } catch {
     return null; // readTokenFile reports an unreadable file
   }
-  if ((mode & 0o004) === 0) return null;
-  return `admin.token_file ${file} is readable by every user on this host (mode 0${mode.toString(8)}): any of them can drain servers or reload; chmod o-r ${file}`;
+  const read = (mode & 0o004) !== 0;
+  const write = (mode & 0o002) !== 0;
+  if (!read && !write) return null;
+  const what = read && write ? 'readable and writable' : read ? 'readable' : 'writable';
+  const can = read ? 'any of them can drain servers or reload' : 'any of them can put in a token of their own, taken at the next reload';
+  return `admin.token_file ${file} is ${what} by every user on this host (mode 0${mode.toString(8)}): ${can}; chmod o-${read ? 'r' : ''}${write ? 'w' : ''} ${file}`;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -382,6 +382,25 @@ backends:
       // Line ends around a good token are not part of it.
       writeFileSync(join(dir, 'good'), 'Zm9vYmFyLWJhei0xMjM0NTY3ODk=\r\n');
       expect(loadConfigText(`admin:\n  listen: 127.0.0.1:8404\n  token_file: ${join(dir, 'good')}\n`, 'lic.yaml').admin?.token_file).toBe(join(dir, 'good'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('warns of a token file every user can write, as of one every user can read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-token-'));
+    try {
+      const file = join(dir, 'admin.token');
+      writeFileSync(file, 'Zm9vYmFyLWJhei0xMjM0NTY3ODk=\n');
+      const warned = (mode: number): string[] => {
+        chmodSync(file, mode);
+        return loadConfigText(`admin:\n  listen: 127.0.0.1:8404\n  token_file: ${file}\n`, 'lic.yaml').warnings.map(String);
+      };
+      expect([0o640, 0o602, 0o666].map(warned)).toEqual([
+        [],
+        [`lic.yaml:3:15: admin.token_file ${file} is writable by every user on this host (mode 0602): any of them can put in a token of their own, taken at the next reload; chmod o-w ${file}`],
+        [`lic.yaml:3:15: admin.token_file ${file} is readable and writable by every user on this host (mode 0666): any of them can drain servers or reload; chmod o-rw ${file}`],
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
