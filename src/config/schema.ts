@@ -38,6 +38,11 @@ export interface CheckConfig {
    * several servers: [lmutil, lmstat, -a, -c, "{port}@{host}"].
    */
   argv: string[];
+  /**
+   * exec: variables set for the command, over what it keeps of licgate's environment
+   * (src/health/probes/check-env.ts): HAProxy's external-check clears the environment too.
+   */
+  env: Record<string, string>;
   exit_code: number;
   parse: LicenseParser | null;
 }
@@ -340,11 +345,12 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
   }, m, n);
 }
 
-const CHECK_KEYS = ['type', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'timeout', 'port', 'send', 'expect', 'read_limit', 'path', 'expect_status', 'argv', 'exit_code', 'parse'];
+const CHECK_KEYS = ['type', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'timeout', 'port', 'send', 'expect', 'read_limit', 'path', 'expect_status', 'argv', 'env', 'exit_code', 'parse'];
 
 /** The check types that read each option; the rest would ignore it. */
 const CHECK_OPTION_TYPES: readonly (readonly [string, readonly CheckType[]])[] = [
   ['argv', ['exec']],
+  ['env', ['exec']],
   ['parse', ['exec']],
   ['exit_code', ['exec']],
   ['path', ['http']],
@@ -400,6 +406,7 @@ export function readCheck(r: YamlReader, n: Node | null, what: string): CheckCon
       return nonEmpty(r, v, `${what}.expect_status`, list, 'one or more HTTP status codes, like [200, 204]');
     }, [200]),
     argv,
+    env: get('env', (v) => r.environment(v, `${what}.env`), {}),
     exit_code: get('exit_code', (v) => r.int(v, `${what}.exit_code`, 0, 255), 0),
     parse: get('parse', (v) => r.oneOf(v, `${what}.parse`, ['lmstat', 'dsls'] as const), null),
   };

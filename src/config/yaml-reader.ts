@@ -228,7 +228,6 @@ export class YamlReader {
     }
   }
 
-  /** A mapping of free-form string keys to string values (e.g. HTTP headers). */
   /**
    * HTTP header names to values. Names are checked here, not at the first send: undici refuses a
    * name with a space or a value with a line end on every delivery, and two names differing only in
@@ -262,6 +261,39 @@ export class YamlReader {
       if (v === undefined) continue;
       if (/[\0-\x08\x0a-\x1f\x7f]/.test(v)) {
         this.error(pair.value as Node, `${what}.${k}: expected a header value on one line without control characters, found one at character ${v.search(/[\0-\x08\x0a-\x1f\x7f]/) + 1}`);
+        continue;
+      }
+      out[k] = v;
+    }
+    return out;
+  }
+
+  /**
+   * Environment variables for a command: names as a shell takes them, values strings or whole
+   * numbers (FLEXLM_TIMEOUT: 1000000). LANG and LC_ALL are refused: the license tools' text is
+   * parsed in the C locale.
+   */
+  environment(node: Node | null, what: string): Record<string, string> | undefined {
+    node = this.deref(node);
+    if (!isMap(node)) return this.error(node, `${what}: expected a mapping of variable names to values, like { LM_LICENSE_FILE: 27000@lic1 }, found ${describe(node)}`);
+    const out: Record<string, string> = {};
+    for (const [pair] of this.mergedPairs(node, what, new Set())) {
+      const key = pair.key as Node | null;
+      const k = isScalar(key) ? String(key.value) : undefined;
+      if (k === undefined || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
+        this.error(key ?? (pair as Pair), `${what}: expected a variable name (letters, digits and _, not starting with a digit), found ${k === undefined ? describe(key) : `"${k}"`}`);
+        continue;
+      }
+      if (k === 'LANG' || k === 'LC_ALL') {
+        this.error(key, `${what}.${k}: licgate runs checks with LANG and LC_ALL set to C, as its parsers read the tools' C-locale text; remove it`);
+        continue;
+      }
+      if (Object.hasOwn(out, k)) continue; // a merged key the mapping's own overrode
+      const raw = this.scalar(this.deref(pair.value));
+      const v = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : this.string(this.deref(pair.value), `${what}.${k}`);
+      if (v === undefined) continue;
+      if (v.includes('\0')) {
+        this.error(pair.value as Node, `${what}.${k}: expected a value without a NUL character, found one at character ${v.indexOf('\0') + 1}`);
         continue;
       }
       out[k] = v;

@@ -100,6 +100,33 @@ type: http
 expect_status: []`)).toEqual([`sidecar.yaml:${line(2)}:22: backend "flexlm".check.expect_status: expected one or more HTTP status codes, like [200, 204], found an empty list`]);
   });
 
+  it('reads env: strings and whole numbers as text, merged keys under the own ones', () => {
+    expect(check(`
+type: exec
+argv: [/opt/dsls/wrapper]
+env: { JAVA_HOME: /opt/java, FLEXLM_TIMEOUT: 1000000, LM_LICENSE_FILE: "27000@lic1" }`).env).toEqual({ JAVA_HOME: '/opt/java', FLEXLM_TIMEOUT: '1000000', LM_LICENSE_FILE: '27000@lic1' });
+    expect(check(`
+type: exec
+argv: [lmutil]`).env).toEqual({});
+  });
+
+  it('rejects env on another type, a name a shell cannot set, LANG or LC_ALL, and a value that is not text', () => {
+    expect(issues(`
+type: tcp
+env: { A: b }`)).toEqual([`sidecar.yaml:${line(2)}:12: backend "flexlm".check.env: only used by type exec, but the type is tcp`]);
+    expect(issues(`
+type: exec
+argv: [lmutil]
+env: { 1X: a, "A-B": b, LANG: de_DE.UTF-8, LC_ALL: C.UTF-8, JAVA_OPTS: [-Xmx1g], RATIO: 0.5, GOOD: ok }`)).toEqual([
+      `sidecar.yaml:${line(3)}:14: backend "flexlm".check.env: expected a variable name (letters, digits and _, not starting with a digit), found "1X"`,
+      `sidecar.yaml:${line(3)}:21: backend "flexlm".check.env: expected a variable name (letters, digits and _, not starting with a digit), found "A-B"`,
+      `sidecar.yaml:${line(3)}:31: backend "flexlm".check.env.LANG: licgate runs checks with LANG and LC_ALL set to C, as its parsers read the tools' C-locale text; remove it`,
+      `sidecar.yaml:${line(3)}:50: backend "flexlm".check.env.LC_ALL: licgate runs checks with LANG and LC_ALL set to C, as its parsers read the tools' C-locale text; remove it`,
+      `sidecar.yaml:${line(3)}:78: backend "flexlm".check.env.JAVA_OPTS: expected a non-empty string, found a list`,
+      `sidecar.yaml:${line(3)}:95: backend "flexlm".check.env.RATIO: expected a non-empty string, found number 0.5`,
+    ]);
+  });
+
   it('still requires argv for exec', () => {
     expect(issues(`
 type: exec

@@ -30,7 +30,7 @@ export type UnexitedChecks = Map<string, UnexitedCheck>;
  */
 const EXIT_GRACE_MS = 500;
 
-export type ExecCheck = Pick<CheckConfig, 'argv' | 'exit_code' | 'expect' | 'parse' | 'timeout' | 'read_limit'>;
+export type ExecCheck = Pick<CheckConfig, 'argv' | 'env' | 'exit_code' | 'expect' | 'parse' | 'timeout' | 'read_limit'>;
 
 /**
  * Runs a command (argv, never a shell) and judges the server by it: the exit code, or, with
@@ -39,6 +39,7 @@ export type ExecCheck = Pick<CheckConfig, 'argv' | 'exit_code' | 'expect' | 'par
  */
 export class ExecProbe implements Probe {
   private readonly argv: readonly string[];
+  private readonly env: Record<string, string>;
   private readonly exitCode: number;
   private readonly expect: Matcher | null;
   private readonly parse: LicenseParser | null;
@@ -57,6 +58,7 @@ export class ExecProbe implements Probe {
     private readonly unexited: UnexitedChecks = new Map(),
   ) {
     this.argv = [...check.argv];
+    this.env = { ...check.env };
     this.exitCode = check.exit_code;
     this.expect = check.expect;
     this.parse = check.parse;
@@ -81,7 +83,7 @@ export class ExecProbe implements Probe {
     let r: ExecResult;
     try {
       // runExec forces LANG/LC_ALL=C itself; its own timer is a backstop for callers without a signal.
-      running = runExec(argv, { timeoutMs: this.timeoutMs, maxOutputBytes: this.maxOutputBytes, signal, onSpawn: (p) => (pid = p) });
+      running = runExec(argv, { env: this.env, timeoutMs: this.timeoutMs, maxOutputBytes: this.maxOutputBytes, signal, onSpawn: (p) => (pid = p) });
       r = await running;
     } finally {
       signal.removeEventListener('abort', onAbort);

@@ -41,7 +41,7 @@ function script(name: string, body: string): string {
 const fakeLmutil = (name: string, fixture: string, extra = ''): string => script(name, `cat ${q(fixture)}${extra ? `\n${extra}` : ''}`);
 
 function probe(check: Partial<ExecCheck> & Pick<ExecCheck, 'argv'>): ExecProbe {
-  return new ExecProbe({ exit_code: 0, expect: null, parse: null, timeout: 10_000, read_limit: 1024 * 1024, ...check });
+  return new ExecProbe({ env: {}, exit_code: 0, expect: null, parse: null, timeout: 10_000, read_limit: 1024 * 1024, ...check });
 }
 
 const at = (host: string, port = 27000): ProbeTarget => ({ host, port });
@@ -174,6 +174,20 @@ describe('exec probe with parse: lmstat', () => {
     const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('host1'));
     expect(out.ok).toBe(false);
     expect(out.reason).toBe('no license server status in lmstat output (stderr: lmutil: cannot find license file)');
+  });
+
+  it("gives the command the check's env over what it keeps of licgate's own, LANG and LC_ALL staying C", async () => {
+    const printEnv = script('print-env', 'printf "%s|%s|%s|%s" "$JAVA_HOME" "$LM_LICENSE_FILE" "$LANG" "$LC_ALL"');
+    const saved = process.env.LM_LICENSE_FILE;
+    process.env.LM_LICENSE_FILE = '27000@from-licgate';
+    let out: ProbeOutcome;
+    try {
+      out = await check(probe({ argv: [printEnv], env: { JAVA_HOME: '/opt/java 17', LM_LICENSE_FILE: '27000@lic1' }, expect: { literal: '/opt/java 17|27000@lic1|C|C' } }), at('host1'));
+    } finally {
+      if (saved === undefined) delete process.env.LM_LICENSE_FILE;
+      else process.env.LM_LICENSE_FILE = saved;
+    }
+    expect(out).toMatchObject({ ok: true });
   });
 
   it('reports "timeout" for a hanging lmutil, settles promptly and leaves no process behind', async () => {
