@@ -22,6 +22,7 @@ import { AgentResponder } from './serve/agent-responder.js';
 import { registerReloadRoute } from './serve/reload-route.js';
 import { registerSessionsRoute } from './serve/sessions-route.js';
 import { registerStatsPage } from './serve/stats-page.js';
+import { AdminStateWriter, adminStateOf, restoreAdminState } from './serve/admin-state-file.js';
 import { createStatusResponder, STATUS_MAX_LINE, STATUS_TIMEOUT_MS } from './serve/status-responder.js';
 import { reloadFromFile, sameJson, type ReloadOutcome } from './reload.js';
 import { VERSION } from './version.js';
@@ -65,6 +66,8 @@ export class Daemon implements DaemonView {
   admin: AdminHttp | null = null;
   /** The token of admin.token_file (null: none): read at start, and again by each reload that keeps `admin`. */
   adminToken: string | null = null;
+  /** admin.state_file's writer (null: not set); its file is the one read at start, as a reload does not apply `admin`. */
+  readonly adminState: AdminStateWriter | null = null;
   /** Status and agent listeners a reload moved away whose peers had not ended then: the stop cuts them off. */
   private readonly movedAway = new Set<ControlPort>();
   /** Told when a reload (SIGHUP or POST /admin/reload) is asked for and when it has settled; not once the stop has begun. */
@@ -112,10 +115,11 @@ export class Daemon implements DaemonView {
     if (cfg.admin) {
       this.admin = new AdminHttp(cfg.admin.listen, this, log, this.refusalsOf('admin'));
       this.adminToken = readAdminToken(cfg.admin.token_file);
+      if (cfg.admin.state_file !== null) this.adminState = new AdminStateWriter(cfg.admin.state_file, () => adminStateOf(this.model), log);
       // Getters: the admin API must act on the model of the config running now, and check the token
       // read last, also after a reload.
       const daemon = this;
-      registerAdminApi(this.admin, { get model() { return daemon.model; }, log, get token() { return daemon.adminToken; }, endSessionsTo: (s) => this.endSessionsTo(s, 'admin') });
+      registerAdminApi(this.admin, { get model() { return daemon.model; }, log, get token() { return daemon.adminToken; }, endSessionsTo: (s) => this.endSessionsTo(s, 'admin'), adminChanged: () => this.adminState?.changed() });
       registerReloadRoute(this.admin, this);
       registerSessionsRoute(this.admin, this);
       registerStatsPage(this.admin);
@@ -131,6 +135,8 @@ export class Daemon implements DaemonView {
     try {
       // The stop gives up start-up's listen host lookups too (StopBeganError, see cli/run.ts).
       const bind = this.bindOptions;
+      // Before a frontend accepts: a client must not reach a server its admin left in MAINT.
+      if (this.adminState) await restoreAdminState(this.model, this.adminState.file, this.log);
       for (const f of this.frontends) await f.listen(bind);
       await this.statusResponder?.listen(bind);
       await this.agentResponder?.listen(bind);
@@ -183,6 +189,8 @@ export class Daemon implements DaemonView {
     const outcome = this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger, this.reread));
     // A stop begun meanwhile refused it, and told the watcher's end (STOPPING=1) already.
     if (watcher) void outcome.then((o) => this.shuttingDown || watcher.settled(o), () => undefined);
+    // A server the reload removed leaves the file, and a weight now configured is no admin's.
+    void outcome.then((o) => o.ok && this.adminState?.changed(), () => undefined);
     return outcome;
   }
 
@@ -327,6 +335,7 @@ export class Daemon implements DaemonView {
     for (const l of this.movedAway) await l.close();
     this.movedAway.clear();
     await this.admin?.close();
+    await this.adminState?.flush();
     for (const r of this.refusals.values()) r.close();
     this.statusCutOffs.close();
     // Notifications about the stop itself (a backend going down on the way) get a short chance to go out.

@@ -101,6 +101,8 @@ export interface FrontendConfig {
 export interface AdminConfig {
   listen: HostPort;
   token_file: string | null;
+  /** Where the admin states and weights set at runtime are kept across restarts (serve/admin-state-file.ts); null: not kept. */
+  state_file: string | null;
 }
 
 /** Agent weight scaled by the free tokens of one license feature (from the check's parsed license output). */
@@ -222,11 +224,12 @@ function req<T>(r: YamlReader, m: Map<string, Node | null>, parent: Node | null,
 }
 
 function readAdmin(r: YamlReader, n: Node | null): AdminConfig | undefined {
-  const m = r.section(n, 'admin', ['listen', 'token_file']);
+  const m = r.section(n, 'admin', ['listen', 'token_file', 'state_file']);
   if (!m) return undefined;
   return r.mark({
     listen: m.has('listen') ? r.hostPort(m.get('listen')!, 'admin.listen', { allowPortZero: true })! : DEFAULTS.adminListen,
     token_file: m.has('token_file') ? r.string(m.get('token_file')!, 'admin.token_file')! : null,
+    state_file: m.has('state_file') ? r.string(m.get('state_file')!, 'admin.state_file')! : null,
   }, m, n);
 }
 

@@ -30,6 +30,8 @@ export interface AdminApiOptions {
   token: string | null;
   /** Ends the open sessions relaying to `server` as an admin's (end `admin`); returns how many. */
   endSessionsTo(server: Server): number;
+  /** A server's admin state or weight was set (admin.state_file keeps them). */
+  adminChanged?(): void;
 }
 
 /** Reads `admin.token_file` at start (a reload that keeps `admin` reads it again: see applyConfig). */
@@ -73,6 +75,7 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
     const reason = `admin API from ${req.socket.remoteAddress ?? 'unknown peer'}`;
     if (change.state !== undefined) server.setAdmin(change.state, reason);
     if (change.weight !== undefined) server.setWeight(change.weight, reason);
+    opts.adminChanged?.();
     const after = { state: server.stateText, admin: server.admin, weight: server.weight };
     opts.log.info({ backend: backend.name, server: server.name, peer: req.socket.remoteAddress, before, after }, `admin: ${backend.name}/${server.name} ${describeChange(change)} (now ${after.state}, weight ${after.weight}/${server.configuredWeight})`);
     // The backend's serving tier too: a weight 0 or a drain can fail it over, and with

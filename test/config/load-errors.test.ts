@@ -571,7 +571,7 @@ notify:
 frontends:
 backends:
 `, 'lic.yaml');
-    expect([cfg.admin, cfg.log, cfg.notify, cfg.frontends, cfg.backends]).toEqual([{ listen: { host: '127.0.0.1', port: 8404 }, token_file: null }, { level: 'info', format: 'json' }, { webhooks: [] }, [], []]);
+    expect([cfg.admin, cfg.log, cfg.notify, cfg.frontends, cfg.backends]).toEqual([{ listen: { host: '127.0.0.1', port: 8404 }, token_file: null, state_file: null }, { level: 'info', format: 'json' }, { webhooks: [] }, [], []]);
     expect(issues(`admin: {}
 status:
 agent: ~

@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigFile } from '../../src/config/load.js';
 import { CLI } from '../helpers/proxy-harness.js';
 import { requireTools } from '../helpers/require-tools.js';
 
@@ -103,6 +104,16 @@ describe('systemd/licgate.service', () => {
     const bad = validate(good.replace('backend: lic }', 'backend: licc }'));
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain(`${file}:2:56: frontend "lmgrd": unknown backend "licc"`);
+  });
+
+  it("gives the examples' admin.state_file a directory the sandbox lets licgate write (StateDirectory under ProtectSystem=strict)", () => {
+    const state = text.match(/^StateDirectory=(\S+)$/m)?.[1];
+    expect(text.split('\n')).toContain('ProtectSystem=strict');
+    // StateDirectory= is /var/lib/NAME, made writable by systemd even under ProtectSystem=strict.
+    for (const example of ['proxy.yaml', 'sidecar.yaml']) {
+      const file = loadConfigFile(fileURLToPath(new URL(`../../examples/${example}`, import.meta.url))).admin?.state_file;
+      expect([example, file && dirname(file)]).toEqual([example, `/var/lib/${state}`]);
+    }
   });
 
   it('lets licgate run itself refuse a bad config, so exit 2 is not restarted', () => {

@@ -1,0 +1,214 @@
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { formatHostPort } from '../config/address.js';
+import { LIMITS } from '../config/schema.js';
+import { LicgateError } from '../errors.js';
+import type { Model } from '../model/model.js';
+import type { AdminState } from '../model/server.js';
+import type { Logger } from '../observe/log.js';
+
+/**
+ * `admin.state_file`, HAProxy's server-state-file: what an admin set at runtime (a drain or maint,
+ * a weight) holds across a restart, as it holds across a reload. Health and what an agent said are
+ * not kept: checks and the agent say them again.
+ */
+export const STATE_FILE_VERSION = 1;
+/** A write begins at most this often: a burst of admin calls (a script draining 100 servers) makes a few writes, not one each. */
+export const STATE_WRITE_INTERVAL_MS = 250;
+/** After a failed write (disk full, directory gone), the next try, if no admin change comes first. */
+const STATE_RETRY_MS = 10_000;
+/** A failing write logs at most one line this often; the others are counted in the next. */
+const STATE_FAILURE_LOG_MS = 60_000;
+const ADMIN_STATES: readonly AdminState[] = ['ready', 'drain', 'maint'];
+
+/** One server's entry: `weight` only when the admin's differs from the configured one. */
+export interface SavedServer {
+  backend: string;
+  server: string;
+  /** As configured (formatHostPort): a server now configured at another address is another license server. */
+  address: string;
+  admin: AdminState;
+  weight?: number;
+}
+
+/** What is kept of `model`: each server whose admin state is not ready or whose admin weight is not the configured one. */
+export function adminStateOf(model: Model): SavedServer[] {
+  const out: SavedServer[] = [];
+  for (const b of model.backends.values()) {
+    for (const s of b.servers) {
+      if (s.admin === 'ready' && s.weight === s.configuredWeight) continue;
+      out.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight } : {}) });
+    }
+  }
+  return out;
+}
+
+/** The file's entries, and why each one that cannot be used is left out; a file that is not one of ours throws. */
+export function parseAdminState(text: string): { servers: SavedServer[]; invalid: string[] } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new LicgateError('E_STATE_FILE', `expected JSON, found invalid JSON (${(e as Error).message})`);
+  }
+  const rec = typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as Record<string, unknown>) : null;
+  if (rec === null) throw new LicgateError('E_STATE_FILE', `expected a JSON object with "version" and "servers", found ${JSON.stringify(doc)?.slice(0, 60)}`);
+  if (rec.version !== STATE_FILE_VERSION) throw new LicgateError('E_STATE_FILE', `expected "version": ${STATE_FILE_VERSION}, found ${JSON.stringify(rec.version) ?? 'none'}`);
+  if (!Array.isArray(rec.servers)) throw new LicgateError('E_STATE_FILE', `expected "servers" to be a list, found ${JSON.stringify(rec.servers) ?? 'none'}`);
+  const servers: SavedServer[] = [];
+  const invalid: string[] = [];
+  rec.servers.forEach((e: unknown, i) => {
+    const r = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
+    const ok = typeof r.backend === 'string' && typeof r.server === 'string' && typeof r.address === 'string' && (ADMIN_STATES as readonly unknown[]).includes(r.admin) && (r.weight === undefined || typeof r.weight === 'number');
+    if (ok) servers.push(r as unknown as SavedServer);
+    else invalid.push(`entry ${i + 1}: expected {backend, server, address, admin: ${ADMIN_STATES.join('|')}, weight?}, found ${JSON.stringify(e)?.slice(0, 120)}`);
+  });
+  return { servers, invalid };
+}
+
+/**
+ * Start-up, before any listener accepts: the admin states `file` kept are set again, without a
+ * state-change event (nothing changed for the outside, as at a reload). Never fails: a missing
+ * file is a first start; one that cannot be read or used is a warning, and every server starts
+ * ready at its configured weight. An entry is skipped when its backend or server is no longer in
+ * the config, or the server is configured at another address (HAProxy's rule: another license
+ * server); a weight outside 0-256 is skipped and the entry's state still restored.
+ */
+export async function restoreAdminState(model: Model, file: string, log: Logger): Promise<void> {
+  let saved: ReturnType<typeof parseAdminState>;
+  try {
+    saved = parseAdminState(await readFile(file, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      log.info({ state_file: file }, `admin state file ${file} not found: no admin state to restore (a first start)`);
+      return;
+    }
+    const why = e instanceof LicgateError ? e.message : `cannot read it (${code ?? (e as Error).message})`;
+    log.warn({ state_file: file, error: why }, `admin state file ${file} not used: ${why}; every server starts ready at its configured weight`);
+    return;
+  }
+  for (const why of saved.invalid) log.warn({ state_file: file, error: why }, `admin state file ${file}: ${why}; skipped`);
+  for (const e of saved.servers) {
+    const where = `${e.backend}/${e.server}`;
+    const skip = (why: string): void => log.warn({ state_file: file, backend: e.backend, server: e.server, admin: e.admin, weight: e.weight }, `admin state of ${where} (${e.admin}${e.weight !== undefined ? `, weight ${e.weight}` : ''}) not restored: ${why}`);
+    const backend = model.backend(e.backend);
+    const server = backend?.server(e.server);
+    const at = server === undefined ? null : formatHostPort(server.address);
+    if (backend === undefined) skip(`the config has no backend ${e.backend} now`);
+    else if (server === undefined) skip(`backend ${e.backend} has no server ${e.server} now`);
+    else if (at !== e.address) skip(`${e.server} is configured at ${at} now, not ${e.address}: another license server`);
+    if (server === undefined || at !== e.address) continue;
+    server.admin = e.admin;
+    const w = e.weight;
+    const weightOk = w === undefined || (Number.isInteger(w) && w >= 0 && w <= LIMITS.maxWeight);
+    if (w !== undefined && weightOk) server.weight = w;
+    if (!weightOk) skip(`weight ${w}: expected a whole number 0-${LIMITS.maxWeight}; state ${e.admin} restored, weight ${server.configuredWeight} as configured`);
+    else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
+  }
+}
+
+/**
+ * Writes the admin state after each change, off the relay's path: async fs, coalesced (a write
+ * begins at most every STATE_WRITE_INTERVAL_MS, with what holds then), and atomic (a temporary
+ * file beside it, fsync, rename, fsync of the directory), so a crash or power loss leaves the old
+ * file or the new one. A failed write is logged, at most once a minute, and tried again.
+ */
+export class AdminStateWriter {
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> | null = null;
+  private dirty = false;
+  private closed = false;
+  private lastStart = -Infinity;
+  /** The servers' JSON last written: a change that leaves it the same (a reload, drain then ready) writes nothing. */
+  private written: string | null = null;
+  private unloggedFailures = 0;
+  private lastFailureLog = -Infinity;
+
+  constructor(readonly file: string, private readonly state: () => SavedServer[], private readonly log: Logger) {}
+
+  /** What an admin set may have changed: a write follows. */
+  changed(): void {
+    this.dirty = true;
+    this.schedule(STATE_WRITE_INTERVAL_MS);
+  }
+
+  /** The stop: a change not written yet is written now, and none after. */
+  async flush(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.writing;
+    if (this.dirty) await this.write();
+  }
+
+  private schedule(interval: number): void {
+    // A write under way schedules the next when it ends.
+    if (this.closed || this.timer !== null || this.writing !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.write();
+    }, Math.max(0, this.lastStart + interval - performance.now()));
+  }
+
+  private write(): Promise<void> {
+    this.dirty = false;
+    const servers = JSON.stringify(this.state());
+    if (servers === this.written) return Promise.resolve();
+    this.lastStart = performance.now();
+    const text = `{"version":${STATE_FILE_VERSION},"saved_at":${JSON.stringify(new Date().toISOString())},"servers":${servers}}\n`;
+    let failed = false;
+    this.writing = writeAtomically(this.file, text).then(
+      () => {
+        this.written = servers;
+        if (this.unloggedFailures) this.log.info({ state_file: this.file }, `admin state file ${this.file} written again after ${this.unloggedFailures} failed write(s)`);
+        this.unloggedFailures = 0;
+      },
+      (e: NodeJS.ErrnoException) => {
+        failed = true;
+        this.dirty = true;
+        this.failedWrite(e);
+      },
+    ).finally(() => {
+      this.writing = null;
+      if (this.dirty) this.schedule(failed ? STATE_RETRY_MS : STATE_WRITE_INTERVAL_MS);
+    });
+    return this.writing;
+  }
+
+  private failedWrite(e: NodeJS.ErrnoException): void {
+    this.unloggedFailures++;
+    const now = performance.now();
+    if (now - this.lastFailureLog < STATE_FAILURE_LOG_MS) return;
+    this.lastFailureLog = now;
+    const why = e.code ?? e.message;
+    this.log.error({ state_file: this.file, error: why, failed_writes: this.unloggedFailures }, `cannot write admin state file ${this.file} (${why}): what an admin set holds while licgate runs, but a restart now would start every server ready; trying again`);
+  }
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const dir = dirname(file);
+  const tmp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    const fh = await open(tmp, 'w', 0o640);
+    try {
+      // The mode open() gives is masked by the umask (the unit's UMask=0077).
+      await fh.chmod(0o640);
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  // The rename itself survives a power loss only once the directory is on disk.
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

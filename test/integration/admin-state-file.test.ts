@@ -1,0 +1,203 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
+import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { runCli, startProxy, startTcpServer, stopAll, type LogLine, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const TOKEN = 'state-file-token-0123456789abcdef';
+let dir: string;
+let tokenFile: string;
+let stateFile: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'licgate-state-'));
+  tokenFile = join(dir, 'admin.token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => {
+  await stopAll();
+  rmSync(stateFile, { force: true });
+});
+
+let n = 0;
+/** A fresh state file name per test, in the test's directory. */
+function admin(): string {
+  stateFile = join(dir, `server-state-${++n}`);
+  return `admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}", state_file: "${stateFile}" }\nshutdown_delay: 0s`;
+}
+
+async function ctl(p: ProxyProcess, ...args: string[]): Promise<string> {
+  const r = await runCli(['ctl', '--url', p.adminUrl, '--token-file', tokenFile, ...args]);
+  expect(r, r.stderr).toMatchObject({ code: 0 });
+  return r.stdout;
+}
+
+function post(p: ProxyProcess, path: string, body: unknown): Promise<Response> {
+  return fetch(p.adminUrl + path, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+function saved(): { version: number; servers: { backend: string; server: string; address: string; admin: string; weight?: number }[] } {
+  return JSON.parse(readFileSync(stateFile, 'utf8'));
+}
+
+/** The same config again (the harness removes the first one's directory at its stop). */
+async function restart(p: ProxyProcess, how: NodeJS.Signals = 'SIGTERM'): Promise<ProxyProcess> {
+  const yaml = readFileSync(p.configFile, 'utf8');
+  if (how === 'SIGKILL') p.child.kill('SIGKILL');
+  await p.stop();
+  return startProxy(yaml);
+}
+
+const said = (p: ProxyProcess, re: RegExp): LogLine[] => p.logs.filter((l) => re.test(String(l.msg)));
+
+function twoServers(a: number, b: number, weight = 100): string {
+  return `
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: lic }
+backends:
+  - name: lic
+    check: { type: tcp, inter: 200ms, rise: 1, fall: 1 }
+    servers: [{ name: a, address: "127.0.0.1:${a}", weight: ${weight} }, { name: b, address: "127.0.0.1:${b}", weight: ${weight} }]
+`;
+}
+
+describe('admin.state_file: what an admin set survives a restart', { timeout: 60_000 }, () => {
+  it('a maint, a drain and a weight set with ctl are back after SIGTERM and a start on the same config, and FlexLM clients go to the one server left', async () => {
+    const lab = await startFlexlmLab(['lic1', 'lic2', 'lic3'], ['check: { type: tcp, inter: 200ms, rise: 1, fall: 1 }'], { lic1: 'weight: 100', lic2: 'weight: 100', lic3: 'weight: 100' }, [admin()]);
+    await ctl(lab.proxy, 'set', 'licenses/lic2', 'state', 'maint');
+    await ctl(lab.proxy, 'set', 'licenses/lic3', 'state', 'drain');
+    await ctl(lab.proxy, 'set', 'licenses/lic1', 'weight', '50');
+    // No wait for the file: the stop writes what a coalesced write has not written yet.
+    const p = await restart(lab.proxy);
+
+    expect(saved().servers).toEqual([
+      { backend: 'licenses', server: 'lic1', address: expect.stringMatching(/^127\.0\.1\.1:\d+$/), admin: 'ready', weight: 50 },
+      { backend: 'licenses', server: 'lic2', address: expect.stringMatching(/^127\.0\.1\.2:\d+$/), admin: 'maint' },
+      { backend: 'licenses', server: 'lic3', address: expect.stringMatching(/^127\.0\.1\.3:\d+$/), admin: 'drain' },
+    ]);
+    expect((statSync(stateFile).mode & 0o777).toString(8)).toBe('640');
+    expect(said(p, /^admin state of licenses\/lic\d restored from /).map((l) => [l.server, l.admin, l.weight])).toEqual([['lic1', 'ready', 50], ['lic2', 'maint', 100], ['lic3', 'drain', 100]]);
+    expect((await p.server('licenses', 'lic2')).state).toBe('MAINT');
+    expect((await p.server('licenses', 'lic3')).state).toMatch(/^DRAIN/);
+    expect((await p.server('licenses', 'lic1')).weight).toBe(50);
+    const table = await ctl(p, 'servers');
+    expect(table).toMatch(/^licenses\s+lic2\s+MAINT\s/m);
+    expect(table).toMatch(/^licenses\s+lic1\s+UP\s+active\*?\s+50\/100\s/m);
+
+    const got = [];
+    for (const client of clientAddresses(6)) got.push(await flexlmCheckout({ host: '127.0.0.1', lmgrdPort: lab.lmgrdPort, localAddress: client }));
+    expect(got.map((c) => [c.granted, c.server])).toEqual(Array(6).fill([true, 'lic1']));
+
+    // Undone by the admin: the entry leaves the file.
+    await ctl(p, 'set', 'licenses/lic2', 'state', 'ready');
+    await waitFor(() => !saved().servers.some((s) => s.server === 'lic2'), { timeoutMs: 5000, what: 'lic2 gone from the state file' });
+  });
+
+  it('a reload does not read the file again, and writes what the reloaded config holds', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    await ctl(p, 'set', 'lic/a', 'state', 'maint');
+    await ctl(p, 'set', 'lic/b', 'weight', '7');
+    await waitFor(() => existsSync(stateFile) && saved().servers.length === 2, { timeoutMs: 5000, what: 'two entries in the state file' });
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [{ backend: 'lic', server: 'b', address: `127.0.0.1:${s2.port}`, admin: 'maint' }] }));
+    // The reload changes b's configured weight to 7: its admin weight is no admin's any more.
+    p.reload(`${top}\n${twoServers(s1.port, s2.port).replace(/weight: 100 }]\n$/, 'weight: 7 }]\n')}`);
+    await waitFor(() => said(p, /^config reloaded/).length, { timeoutMs: 5000, what: 'the reload' });
+    expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'b')).state, (await p.server('lic', 'b')).weight]).toEqual(['MAINT', 'UP', 7]);
+    await waitFor(() => JSON.stringify(saved().servers) === JSON.stringify([{ backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'maint' }]), { timeoutMs: 5000, what: 'the state file rewritten after the reload' });
+  });
+
+  it('a corrupt file is a warning naming it and what is wrong, and licgate starts with every server ready', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    writeFileSync(stateFile, '{"version":1,"servers":[{"backend":"lic","ser');
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    const warned = said(p, /^admin state file .* not used: /);
+    expect(warned.map((l) => l.msg)).toEqual([expect.stringContaining(`admin state file ${stateFile} not used: expected JSON, found invalid JSON`)]);
+    expect(warned[0]!.level).toBe(40);
+    expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'b')).state]).toEqual(['UP', 'UP']);
+    // validate checks the config, not the runtime state: the same file passes, and the state file goes unmentioned.
+    const v = await runCli(['validate', '--config', p.configFile]);
+    expect([v.code, `${v.stdout}${v.stderr}`.includes(stateFile)]).toEqual([0, false]);
+  });
+
+  it('an entry whose server left the config, moved to another address or has a weight out of range is skipped and logged once; the next write drops it', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [
+      { backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'drain', weight: 999 },
+      { backend: 'lic', server: 'b', address: '127.0.0.1:1', admin: 'maint' },
+      { backend: 'lic', server: 'gone', address: '127.0.0.1:2', admin: 'maint' },
+      { backend: 'old', server: 'x', address: '127.0.0.1:3', admin: 'maint' },
+      { backend: 'lic', admin: 'sleeping' },
+    ] }));
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => l.msg)).toEqual([
+      expect.stringMatching(/: entry 5: expected \{backend, server, address, admin: ready\|drain\|maint, weight\?\}, found \{"backend":"lic","admin":"sleeping"\}; skipped$/),
+      'admin state of lic/a (drain, weight 999) not restored: weight 999: expected a whole number 0-256; state drain restored, weight 100 as configured',
+      `admin state of lic/b (maint) not restored: b is configured at 127.0.0.1:${s2.port} now, not 127.0.0.1:1: another license server`,
+      'admin state of lic/gone (maint) not restored: backend lic has no server gone now',
+      'admin state of old/x (maint) not restored: the config has no backend old now',
+    ]);
+    expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'a')).weight, (await p.server('lic', 'b')).state]).toEqual(['DRAIN', 100, 'UP']);
+    await ctl(p, 'set', 'lic/b', 'weight', '5');
+    await waitFor(() => saved().servers.length === 2, { timeoutMs: 5000, what: 'the state file rewritten' });
+    expect(saved().servers.map((s) => s.server)).toEqual(['a', 'b']);
+  });
+
+  it('a burst of 100 admin calls writes the file a few times, not 100, each time whole and by a rename', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const p = await startProxy(`${admin()}\n${twoServers(s1.port, s2.port, 200)}`);
+    let renames = 0;
+    const watcher = watch(dirname(stateFile), (_event, name) => {
+      if (name === basename(stateFile)) renames++;
+    });
+    try {
+      // What a reader sees between calls: always a whole file, and each new content a new inode (a rename, not a rewrite in place).
+      const seen: { ino: number; text: string }[] = [];
+      const look = (): void => {
+        if (!existsSync(stateFile)) return;
+        const text = readFileSync(stateFile, 'utf8');
+        if (seen.at(-1)?.text !== text) seen.push({ ino: statSync(stateFile).ino, text });
+      };
+      const t0 = performance.now();
+      for (let i = 1; i <= 100; i++) {
+        expect((await post(p, '/admin/backends/lic/servers/a', { weight: i })).status).toBe(200);
+        look();
+      }
+      const ms = performance.now() - t0;
+      await waitFor(() => existsSync(stateFile) && saved().servers[0]?.weight === 100 && renames > 0, { timeoutMs: 5000, what: 'weight 100 in the state file' });
+      look();
+      for (const { text } of seen) expect(() => JSON.parse(text), text).not.toThrow();
+      // Consecutive only: a freed inode number is reused by a later temporary file.
+      expect(seen.filter((x, i) => i > 0 && x.ino === seen[i - 1]!.ino).map((x) => x.text)).toEqual([]);
+      expect(seen.length).toBeGreaterThan(1);
+      // One write at once, then at most one each 250 ms while the calls go on.
+      expect(renames).toBeGreaterThan(0);
+      expect(renames, `${renames} renames for 100 calls in ${Math.round(ms)} ms`).toBeLessThanOrEqual(Math.ceil(ms / 250) + 2);
+      expect(renames).toBeLessThan(20);
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it('the file is whole after a SIGKILL right after a change, and the next start restores it', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    let p = await startProxy(`${admin()}\n${twoServers(s1.port, s2.port, 200)}`);
+    for (let round = 1; round <= 4; round++) {
+      // Changes keep coming while the writes go on; the kill lands right after one of them.
+      for (let i = 1; i <= 20 * round; i++) expect((await post(p, '/admin/backends/lic/servers/b', { weight: i, state: i % 2 ? 'drain' : 'maint' })).status).toBe(200);
+      p = await restart(p, 'SIGKILL');
+      expect(said(p, /^admin state file .* not used: /)).toEqual([]);
+      if (!existsSync(stateFile)) continue;
+      const entry = saved().servers.find((s) => s.server === 'b')!;
+      expect(entry).toMatchObject({ backend: 'lic', admin: expect.stringMatching(/^(drain|maint)$/) });
+      expect(said(p, /^admin state of lic\/b restored from /).map((l) => [l.admin, l.weight])).toEqual([[entry.admin, entry.weight]]);
+    }
+  });
+});
