@@ -1,8 +1,9 @@
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { formatHostPort } from '../config/address.js';
 import { LIMITS } from '../config/schema.js';
 import { LicgateError } from '../errors.js';
+import { notRegularFile, READ_NO_WAIT } from '../io/regular-file.js';
 import type { Model } from '../model/model.js';
 import type { AdminState } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
@@ -77,7 +78,7 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
 export async function restoreAdminState(model: Model, file: string, log: Logger): Promise<void> {
   let saved: ReturnType<typeof parseAdminState>;
   try {
-    saved = parseAdminState(await readFile(file, 'utf8'));
+    saved = parseAdminState(await readRegularFile(file));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
@@ -183,6 +184,18 @@ export class AdminStateWriter {
     this.lastFailureLog = now;
     const why = e.code ?? e.message;
     this.log.error({ state_file: this.file, error: why, failed_writes: this.unloggedFailures }, `cannot write admin state file ${this.file} (${why}): what an admin set holds while licgate runs, but a restart now would start every server ready; trying again`);
+  }
+}
+
+/** A FIFO at the path would otherwise hold start-up until something writes to it. */
+async function readRegularFile(file: string): Promise<string> {
+  const fh = await open(file, READ_NO_WAIT);
+  try {
+    const other = notRegularFile(await fh.stat());
+    if (other !== null) throw new LicgateError('E_STATE_FILE', `expected a regular file, found ${other}`);
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close();
   }
 }
 

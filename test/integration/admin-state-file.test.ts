@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -124,6 +125,14 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     // validate checks the config, not the runtime state: the same file passes, and the state file goes unmentioned.
     const v = await runCli(['validate', '--config', p.configFile]);
     expect([v.code, `${v.stdout}${v.stderr}`.includes(stateFile)]).toEqual([0, false]);
+  });
+
+  it('a FIFO at the path is a warning too, not a start-up waiting for a writer', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    execFileSync('mkfifo', [stateFile]);
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    expect(said(p, /^admin state file .* not used: /).map((l) => l.msg)).toEqual([`admin state file ${stateFile} not used: expected a regular file, found a FIFO; every server starts ready at its configured weight`]);
   });
 
   it('an entry whose server left the config, moved to another address or has a weight out of range is skipped and logged once; the next write drops it', async () => {
