@@ -24,7 +24,7 @@ import { registerSessionsRoute } from './serve/sessions-route.js';
 import { registerStatsPage } from './serve/stats-page.js';
 import { AdminStateWriter, adminStateOf, restoreAdminState } from './serve/admin-state-file.js';
 import { createStatusResponder, STATUS_MAX_LINE, STATUS_TIMEOUT_MS } from './serve/status-responder.js';
-import { reloadFromFile, sameJson, type ReloadOutcome } from './reload.js';
+import { reloadFromFile, sameJson, type ReloadOutcome, type SettledReload } from './reload.js';
 import { VERSION } from './version.js';
 import { StopBeganError } from './errors.js';
 import { AddressResolver, systemLookup, type Lookup } from './health/address-resolver.js';
@@ -72,6 +72,10 @@ export class Daemon implements DaemonView {
   private readonly movedAway = new Set<ControlPort>();
   /** Told when a reload (SIGHUP or POST /admin/reload) is asked for and when it has settled; not once the stop has begun. */
   reloadWatcher: ReloadWatcher | null = null;
+  /** Reloads asked for since start (SIGHUP, POST /admin/reload): GET /reload, which `licgate reload` waits on. */
+  reloadsAsked = 0;
+  /** The last reload settled, numbered as it was asked for (reloads run in that order). */
+  lastReload: SettledReload | null = null;
 
   readonly metrics: Metrics;
   readonly notifier: Notifier;
@@ -186,7 +190,9 @@ export class Daemon implements DaemonView {
   reload(trigger: string): Promise<ReloadOutcome> {
     const watcher = this.shuttingDown ? null : this.reloadWatcher;
     watcher?.reloading();
+    const seq = ++this.reloadsAsked;
     const outcome = this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger, this.reread));
+    void outcome.then((o) => (this.lastReload = { ...o, seq, trigger, at: Date.now() }), () => undefined);
     // A stop begun meanwhile refused it, and told the watcher's end (STOPPING=1) already.
     if (watcher) void outcome.then((o) => this.shuttingDown || watcher.settled(o), () => undefined);
     // A server the reload removed leaves the file, and a weight now configured is no admin's.

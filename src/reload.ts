@@ -22,6 +22,14 @@ export interface ReloadOutcome {
   changes: string[];
 }
 
+/** A reload that has settled: `seq` counts reloads in the order they were asked for. */
+export interface SettledReload extends ReloadOutcome {
+  seq: number;
+  trigger: string;
+  /** Date.now() when it settled. */
+  at: number;
+}
+
 /**
  * Reads `file` again (or the config `read` returns, for one that is no file: the demo's) and, when
  * it is valid, applies the difference to the running daemon; when it is not, the running config

@@ -230,7 +230,7 @@ function spaceIn(token: string): string | null {
 }
 
 /** `isAnswer` tells licgate's 200 reply from another service's on the same port, whose page the output code would crash on. */
-async function call(base: string, method: string, path: string, body: unknown, token: string | null, timeoutMs: number, isAnswer: (body: Record<string, unknown>) => boolean): Promise<Outcome> {
+export async function call(base: string, method: string, path: string, body: unknown, token: string | null, timeoutMs: number, isAnswer: (body: Record<string, unknown>) => boolean): Promise<Outcome> {
   const headers: Record<string, string> = {};
   if (body !== null) headers['content-type'] = 'application/json';
   if (token !== null) headers.authorization = `Bearer ${token}`;

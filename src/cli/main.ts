@@ -8,6 +8,7 @@ import type { Command } from './command.js';
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run.js')).run,
   validate: async () => (await import('./validate.js')).validate,
+  reload: async () => (await import('./reload.js')).reload,
   check: async () => (await import('./check.js')).check,
   demo: async () => (await import('./demo.js')).demo,
   simulate: async () => (await import('./simulate.js')).simulate,

@@ -1,20 +1,46 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../src/config/load.js';
+import { freePort } from '../helpers/flexlm-simulator-process.js';
 import { CLI } from '../helpers/proxy-harness.js';
+import { connects, startedRun, writeReloadConfig } from '../helpers/reload-by-hand.js';
 import { requireTools } from '../helpers/require-tools.js';
 
 const UNIT = fileURLToPath(new URL('../../systemd/licgate.service', import.meta.url));
 let dir: string | null = null;
+const cleanup: (() => Promise<void> | void)[] = [];
 
-afterEach(() => {
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = null;
 });
+
+/**
+ * `systemctl reload` by hand: the unit's ExecReload lines run in order as systemd runs them, each
+ * stopping the job when it fails, with /usr/bin/licgate the built CLI, the unit's config path
+ * `file`, and $MAINPID `pid` (as a word of its own, and in the environment, as systemd gives both).
+ */
+async function execReload(text: string, file: string, pid: number): Promise<{ code: number | null; out: string }> {
+  const config = text.match(/^ExecStart=\/usr\/bin\/licgate run --config (\S+)$/m)![1]!;
+  let out = '';
+  for (const line of text.split('\n').filter((l) => l.startsWith('ExecReload='))) {
+    const words = [...line.slice('ExecReload='.length).matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
+    const argv = words.flatMap((w) => (w === '/usr/bin/licgate' ? [process.execPath, CLI] : w === config ? [file] : w === '$MAINPID' ? [String(pid)] : [w]));
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MAINPID: String(pid) } });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const [code] = (await once(child, 'close')) as [number | null];
+    if (code !== 0) return { code, out };
+  }
+  return { code: 0, out };
+}
 
 /**
  * systemd-analyze verify on a copy of the unit whose /usr/bin/licgate points at an executable
@@ -67,8 +93,7 @@ describe('systemd/licgate.service', () => {
       'Type=notify',
       'NotifyAccess=all',
       'ExecStart=/usr/bin/licgate run --config /etc/licgate/licgate.yaml',
-      'ExecReload=/usr/bin/licgate validate --config /etc/licgate/licgate.yaml',
-      `ExecReload=/bin/sh -c 'kill -HUP "$MAINPID"'`,
+      'ExecReload=/usr/bin/licgate reload --config /etc/licgate/licgate.yaml --pid $MAINPID',
       'Restart=on-failure',
       'RestartPreventExitStatus=2',
       'SuccessExitStatus=130 143',
@@ -83,27 +108,53 @@ describe('systemd/licgate.service', () => {
     ]) expect(text.split('\n')).toContain(line);
   });
 
-  it('fails `systemctl reload` for an invalid file: the first ExecReload validates the file ExecStart runs, exits 2 naming FILE:LINE:COL, and the SIGHUP comes after it', () => {
-    // systemd runs ExecReload lines in order and stops at the first that fails, so licgate is
-    // not signalled; the reload job fails, and the service runs on.
-    const reloads = text.split('\n').filter((l) => l.startsWith('ExecReload=')).map((l) => l.slice('ExecReload='.length));
-    expect(reloads).toHaveLength(2);
-    expect(reloads[1]).toContain('kill -HUP');
-    const argv = reloads[0]!.split(' ');
-    const config = text.match(/^ExecStart=\/usr\/bin\/licgate run --config (\S+)$/m)?.[1];
-    expect([argv[0], argv.slice(1)]).toEqual(['/usr/bin/licgate', ['validate', '--config', config]]);
+  it('fails `systemctl reload` for an invalid file: ExecReload validates the file ExecStart runs, exits 2 naming FILE:LINE:COL, and sends no SIGHUP', async () => {
+    // systemd stops the reload job at an ExecReload that fails; the service runs on.
+    const reloads = text.split('\n').filter((l) => l.startsWith('ExecReload='));
+    expect(reloads).toHaveLength(1);
     dir = mkdtempSync(join(tmpdir(), 'licgate-reload-'));
     const file = join(dir, 'licgate.yaml');
-    const validate = (yaml: string): { status: number | null; stderr: string } => {
-      writeFileSync(file, yaml);
-      const r = spawnSync(process.execPath, [CLI, ...argv.slice(1).map((a) => (a === config ? file : a))], { encoding: 'utf8', timeout: 30_000 });
-      return { status: r.status, stderr: r.stderr };
-    };
+    // A stand-in main process that a SIGHUP would end.
+    const main = spawn('sleep', ['30'], { stdio: 'ignore' });
+    cleanup.push(() => void main.kill('SIGKILL'));
     const good = `frontends:\n  - { name: lmgrd, listen: "127.0.0.1:27000", backend: lic }\nbackends:\n  - name: lic\n    servers: [{ name: s1, address: "10.0.0.11:27000" }]\n`;
-    expect(validate(good)).toEqual({ status: 0, stderr: '' });
-    const bad = validate(good.replace('backend: lic }', 'backend: licc }'));
-    expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain(`${file}:2:56: frontend "lmgrd": unknown backend "licc"`);
+    writeFileSync(file, good.replace('backend: lic }', 'backend: licc }'));
+    const bad = await execReload(text, file, main.pid!);
+    expect(bad.code).toBe(2);
+    expect(bad.out).toContain(`${file}:2:56: frontend "lmgrd": unknown backend "licc"`);
+    expect([main.exitCode, main.signalCode]).toEqual([null, null]);
+  });
+
+  it('fails `systemctl reload` for a file licgate refuses to apply (a new frontend\'s port is taken), naming the port; the running config serves on, and a good reload succeeds and is live', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'licgate-reload-'));
+    const file = join(dir, 'licgate.yaml');
+    const [admin, lmgrd, vendor, taken] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    // As examples/proxy.yaml has it: an admin listener on a fixed loopback port, no token.
+    const write = (fes: Record<string, number>): string => writeReloadConfig(file, admin, fes);
+    write({ lmgrd });
+    const p = await startedRun(file, cleanup);
+    const pid = p.child.pid!;
+
+    const good = (write({ lmgrd, vendor }), await execReload(text, file, pid));
+    expect(good.code, good.out).toBe(0);
+    expect(good.out).toContain(`licgate reload: licgate pid ${pid}: config reloaded, 1 change:\n  frontend vendor added on 127.0.0.1:${vendor}\n`);
+    // Live when `systemctl reload` returns, not some time after.
+    await connects(vendor);
+
+    const holder = await new Promise<Server>((resolve) => {
+      const srv = createServer().listen(taken, '127.0.0.1', () => resolve(srv));
+    });
+    cleanup.push(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+    write({ lmgrd, vendor, flexnet: taken });
+    const refused = await execReload(text, file, pid);
+    expect(refused.code, refused.out).toBe(1);
+    expect(refused.out).toContain(`cannot listen for frontend "flexnet" on 127.0.0.1:${taken}: address already in use`);
+    // The running config stays: both frontends accept, and licgate lists no third one.
+    await connects(lmgrd);
+    await connects(vendor);
+    const status = (await (await fetch(`http://127.0.0.1:${admin}/status`)).json()) as { frontends: { name: string }[] };
+    expect(status.frontends.map((f) => f.name)).toEqual(['lmgrd', 'vendor']);
+    expect(p.exit()).toBeNull();
   });
 
   it("gives the examples' admin.state_file a directory the sandbox lets licgate write (StateDirectory under ProtectSystem=strict)", () => {

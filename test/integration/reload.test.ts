@@ -364,6 +364,29 @@ backends:
     expect(refused[0]).toMatchObject({ status: 401, path: '/admin/reload', level: 40 });
   });
 
+  it('GET /reload (no token) numbers each reload and gives its outcome, a config error by its position only: its text may quote a secret', async () => {
+    const s1 = await startSimulator('s1');
+    const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, write } = await start(body);
+    const state = async (): Promise<{ pid: number; asked: number; last: { seq: number; ok: boolean; trigger: string; errors: string[]; changes: string[] } | null }> => (await p.get('/reload')).json as never;
+    expect(await state()).toEqual({ pid: p.child.pid, asked: 0, last: null });
+    // A header value that is not a string: the error quotes it.
+    write(`notify: { webhooks: [{ url: "http://127.0.0.1:9/hook", headers: { X-Api-Key: 8231947561 } }] }\n${body}`);
+    p.child.kill('SIGHUP');
+    const refused = await waitFor(async () => (await state()).last, { timeoutMs: 10_000, what: 'the refused reload in GET /reload' });
+    const at = `${p.configFile}:5:`;
+    expect(refused).toMatchObject({ seq: 1, ok: false, trigger: 'SIGHUP', changes: [] });
+    expect(refused.errors).toEqual([expect.stringMatching(/:5:\d+: invalid config here \(the message is not served without the token: licgate validate --config \S+ prints it\)$/)]);
+    expect(refused.errors[0]!.startsWith(at)).toBe(true);
+    expect((await p.get('/reload')).body).not.toContain('8231947561');
+    // With the token, the whole message.
+    const whole = await reloadApi(p);
+    expect(whole.json.errors).toEqual([expect.stringContaining('found number 8231947561')]);
+    write(body);
+    expect((await reloadApi(p)).status).toBe(200);
+    expect(await state()).toMatchObject({ asked: 3, last: { seq: 3, ok: true, errors: [], trigger: expect.stringMatching(/^POST \/admin\/reload from /) } });
+  });
+
   it('says an admin or log.format change needs a restart for as long as the file differs from what runs, and not once it matches again', async () => {
     const s1 = await startSimulator('s1');
     const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);

@@ -1,0 +1,117 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatHostPort } from '../config/address.js';
+import type { Config } from '../config/schema.js';
+import { UsageError } from '../errors.js';
+import { call } from './ctl.js';
+import { help, parse, required, type Command } from './command.js';
+import { isReloadAnswer, RELOAD_WAIT_MS, reportReload, type ReloadAnswer } from './reload-outcome.js';
+import { loadReporting } from './validate.js';
+
+/** GET /reload (src/serve/reload-route.ts). */
+interface ReloadState {
+  pid: number;
+  asked: number;
+  last: (ReloadAnswer & { seq: number }) | null;
+}
+
+/** Between two reads of GET /reload while the reload runs: an answer this late is not noticed. */
+const POLL_MS = 50;
+
+/**
+ * `licgate reload`: systemd's ExecReload. Validates the file (exit 2 on errors, as `validate`),
+ * sends licgate SIGHUP and waits for that reload's outcome on the admin listener, which tells it
+ * without a token (GET /reload), so the unit needs none: 0 applied, 1 refused (every error printed).
+ * With no admin listener to ask, the reload still happens and it exits 0 saying it could not confirm.
+ */
+export const reload: Command = {
+  name: 'reload',
+  summary: 'validate the config file, send licgate SIGHUP and wait for the outcome (systemd ExecReload): exit 0 applied (or not confirmable), 1 refused, 2 invalid file',
+  usage:
+    'licgate reload --config FILE [--pid PID] [--url http://127.0.0.1:8404] [--timeout MS]\n' +
+    '  --pid      licgate\'s pid ($MAINPID in the unit); default: the pid its admin listener reports\n' +
+    '  --url      its admin listener; default: admin.listen of FILE\n' +
+    `  --timeout  how long to wait for the outcome (default ${RELOAD_WAIT_MS} ms)`,
+  async run(args) {
+    const { values } = parse(args, { config: { type: 'string', short: 'c' }, pid: { type: 'string' }, url: { type: 'string' }, timeout: { type: 'string' } });
+    if (values.help) return help(this);
+    const file = required(values.config, '--config FILE');
+    // kill(0) and kill(-N) signal whole process groups, this command's own among them.
+    if (values.pid !== undefined && !/^[1-9]\d*$/.test(values.pid)) throw new UsageError(`--pid: expected licgate's process id, found "${values.pid}"`);
+    const timeout = Number(values.timeout ?? RELOAD_WAIT_MS);
+    if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout: expected milliseconds, found "${values.timeout}"`);
+    const base = values.url?.replace(/\/+$/, '');
+    if (base !== undefined && (!/^https?:\/\/[^/\s]+$/.test(base) || !URL.canParse(base))) throw new UsageError(`--url: expected the admin listener like http://127.0.0.1:8404, found "${values.url}"`);
+    const cfg = loadReporting(file);
+    if (cfg === null) return 2;
+
+    const admin = base !== undefined ? { url: base } : adminUrl(cfg);
+    const url = 'url' in admin ? admin.url : '';
+    const before = 'url' in admin ? await readState(admin.url, Math.min(timeout, 3000)) : admin.why;
+    const given = values.pid === undefined ? undefined : Number(values.pid);
+    // Another process's outcome is no answer for the one signalled (a second licgate on the host).
+    const mismatch = typeof before !== 'string' && given !== undefined && before.pid !== given ? `the admin listener at ${url} is licgate pid ${before.pid}'s, not ${given}'s` : null;
+    const known = typeof before === 'string' || mismatch !== null ? null : before;
+    const pid = given ?? known?.pid;
+    if (pid === undefined) return fail(`expected --pid PID: ${before as string}, so licgate's pid is unknown; nothing was signalled`);
+    try {
+      process.kill(pid, 'SIGHUP');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return fail(code === 'ESRCH' ? `no process ${pid}: is licgate running?` : code === 'EPERM' ? `not permitted to signal pid ${pid}: run as root or licgate's user, or use licgate ctl reload with the admin token` : (e as Error).message);
+    }
+    const who = `licgate pid ${pid}`;
+    if (known === null) {
+      // The reload happens all the same: a unit must not fail a reload that licgate did.
+      process.stderr.write(`licgate reload: sent SIGHUP to ${who}; could not confirm the outcome: ${mismatch ?? (before as string)}; licgate's log says it (journalctl -u licgate)\n`);
+      return 0;
+    }
+    return await outcome(url, pid, known.asked, performance.now() + timeout, timeout, who);
+  },
+};
+
+/**
+ * Waits until the reloads asked for by the time licgate took the SIGHUP have settled (they run one
+ * at a time, in order) and reports the last: the one that read the file last. A SIGHUP carries no
+ * sender, so another reload asked for meanwhile (a SIGHUP, POST /admin/reload) is said as such.
+ */
+async function outcome(base: string, pid: number, asked: number, deadline: number, timeout: number, who: string): Promise<number> {
+  let target = asked + 1;
+  for (let first = true; ; first = false) {
+    const left = deadline - performance.now();
+    if (left <= 0) return fail(`sent SIGHUP to ${who}; no outcome within ${timeout}ms: the reload may still be running (GET ${base}/reload, or licgate's log, will say)`);
+    const r = await readState(base, Math.min(left, 3000));
+    if (typeof r === 'string') return fail(`sent SIGHUP to ${who}, then ${r}`);
+    if (r.pid !== pid) return fail(`sent SIGHUP to ${who}, then the admin listener at ${base} answered as pid ${r.pid}: licgate restarted?`);
+    // licgate took the signal before it read this request (it was sent after the kill).
+    if (first) target = Math.max(target, r.asked);
+    if (r.last !== null && r.last.seq >= target) {
+      const others = r.last.seq - asked - 1;
+      const note = others > 0 ? `(${others} more reload${others > 1 ? 's were' : ' was'} asked for meanwhile, by SIGHUP or POST /admin/reload: this is the outcome of the last, which read the file last)` : '';
+      return reportReload(`licgate reload: ${who}`, r.last, note);
+    }
+    await sleep(Math.min(POLL_MS, left));
+  }
+}
+
+/** Where `cfg`'s admin listener answers, or why it cannot be asked. */
+function adminUrl(cfg: Config): { url: string } | { why: string } {
+  if (cfg.admin === null) return { why: `${cfg.file} has no admin listener to ask` };
+  const { host, port } = cfg.admin.listen;
+  if (port === 0) return { why: `admin.listen in ${cfg.file} has port 0 (any free port): pass --url` };
+  const local = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return { url: `http://${formatHostPort({ host: local, port })}` };
+}
+
+/** GET /reload, or what went wrong, in words. */
+async function readState(base: string, ms: number): Promise<ReloadState | string> {
+  const r = await call(base, 'GET', '/reload', null, null, ms, (b) => typeof b.pid === 'number' && typeof b.asked === 'number' && (b.last === null || isReloadAnswer(b.last)));
+  if (!r.ok) return r.message;
+  // A licgate older than this command has no GET /reload (404).
+  if (r.status !== 200) return `${base}/reload answered ${r.status} (a licgate that does not report reloads there?)`;
+  return r.body as ReloadState;
+}
+
+function fail(message: string): number {
+  process.stderr.write(`licgate reload: ${message}\n`);
+  return 1;
+}

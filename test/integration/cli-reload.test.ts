@@ -1,0 +1,149 @@
+/**
+ * `licgate reload` (the unit's ExecReload) against a real `licgate run`: it validates, sends SIGHUP
+ * and reads the outcome from the admin listener (GET /reload, no token).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/flexlm-simulator-process.js';
+import type { RunProcess } from '../helpers/licgate-run.js';
+import { httpGetText, runCli } from '../helpers/proxy-harness.js';
+import { connects, startedRun, writeReloadConfig } from '../helpers/reload-by-hand.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'licgate-cli-reload-'));
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Writes `name`.yaml (writeReloadConfig). */
+function writeConfig(name: string, admin: number | null, fes: Record<string, number>): string {
+  return writeReloadConfig(join(scratch, `${name}.yaml`), admin, fes);
+}
+
+const started = (file: string): Promise<RunProcess> => startedRun(file, cleanup);
+
+async function hold(port: number): Promise<Server> {
+  const srv = await new Promise<Server>((resolve) => {
+    const s = createServer().listen(port, '127.0.0.1', () => resolve(s));
+  });
+  cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
+  return srv;
+}
+
+interface ReloadState {
+  pid: number;
+  asked: number;
+  last: { seq: number; ok: boolean; errors: string[]; changes: string[] } | null;
+}
+
+async function reloadState(admin: number): Promise<ReloadState> {
+  return JSON.parse((await httpGetText(`http://127.0.0.1:${admin}/reload`)).body) as ReloadState;
+}
+
+describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => {
+  it('two reloads one after the other each get their own outcome: refused (exit 1, the error as licgate gave it), then applied (exit 0)', async () => {
+    const [admin, lmgrd, taken] = [await freePort(), await freePort(), await freePort()];
+    const file = writeConfig('twice', admin, { lmgrd });
+    const p = await started(file);
+    const pid = p.child.pid!;
+    const holder = await hold(taken);
+    writeConfig('twice', admin, { lmgrd, flexnet: taken });
+
+    const refused = await runCli(['reload', '--config', file, '--pid', String(pid)]);
+    expect(refused.stderr).toBe(`licgate reload: licgate pid ${pid}: reload refused, still running the previous config:\n  cannot listen for frontend "flexnet" on 127.0.0.1:${taken}: address already in use (EADDRINUSE)\n`);
+    expect([refused.code, refused.stdout]).toEqual([1, '']);
+    await connects(lmgrd);
+
+    await new Promise<void>((resolve) => holder.close(() => resolve()));
+    // No --pid: the admin listener says which process it is.
+    const applied = await runCli(['reload', '--config', file]);
+    expect([applied.code, applied.stderr]).toEqual([0, '']);
+    expect(applied.stdout).toBe(`licgate reload: licgate pid ${pid}: config reloaded, 1 change:\n  frontend flexnet added on 127.0.0.1:${taken}\n`);
+    await connects(taken);
+    expect((await reloadState(admin)).last).toMatchObject({ seq: 2, ok: true });
+  });
+
+  it('a reload someone else asked for meanwhile: waits for both, reports the last, and says so', async () => {
+    const [admin, lmgrd, vendor, relay] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const file = writeConfig('raced', admin, { lmgrd });
+    const p = await started(file);
+    // The command's admin listener is reached through this relay, which holds its second request
+    // (the first after its SIGHUP) until licgate has taken another SIGHUP, as from a second admin.
+    let requests = 0;
+    let held = false;
+    const relaySrv = createServer((c: Socket) => {
+      const u = connect(admin, '127.0.0.1');
+      u.pipe(c);
+      u.on('error', () => c.destroy());
+      c.on('error', () => u.destroy());
+      c.on('data', (chunk: Buffer) => {
+        requests += chunk.toString('latin1').split('GET /reload ').length - 1;
+        if (requests < 2 || held) return void u.write(chunk);
+        held = true;
+        c.pause();
+        // Once licgate has taken the command's SIGHUP: two signals pending at once are one to Linux.
+        const asked = (n: number) => () => waitFor(async () => (await reloadState(admin)).asked === n, { timeoutMs: 5000, what: `${n} reloads asked for` });
+        void asked(1)()
+          .then(() => p.child.kill('SIGHUP'))
+          .then(asked(2))
+          .then(() => {
+            u.write(chunk);
+            c.resume();
+          });
+      });
+    }).listen(relay, '127.0.0.1');
+    cleanup.push(() => new Promise<void>((resolve) => relaySrv.close(() => resolve())));
+    writeConfig('raced', admin, { lmgrd, vendor });
+
+    const r = await runCli(['reload', '--config', file, '--pid', String(p.child.pid), '--url', `http://127.0.0.1:${relay}`]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    // The first reload applied the change; the second, reading the same file, had none left.
+    expect(r.stdout).toBe(`licgate reload: licgate pid ${p.child.pid}: config reloaded, no changes\n(1 more reload was asked for meanwhile, by SIGHUP or POST /admin/reload: this is the outcome of the last, which read the file last)\n`);
+    expect((await reloadState(admin)).last).toMatchObject({ seq: 2, ok: true, changes: [] });
+    await connects(vendor);
+  });
+
+  it('without an admin listener: the reload still happens, and it exits 0 saying it could not confirm the outcome', async () => {
+    const [lmgrd, vendor] = [await freePort(), await freePort()];
+    const file = writeConfig('no-admin', null, { lmgrd });
+    const p = await started(file);
+    writeConfig('no-admin', null, { lmgrd, vendor });
+    const r = await runCli(['reload', '--config', file, '--pid', String(p.child.pid)]);
+    expect([r.code, r.stdout]).toEqual([0, '']);
+    expect(r.stderr).toBe(`licgate reload: sent SIGHUP to licgate pid ${p.child.pid}; could not confirm the outcome: ${file} has no admin listener to ask; licgate's log says it (journalctl -u licgate)\n`);
+    const line = await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('config reloaded')), { timeoutMs: 10_000, what: 'the reload' });
+    expect(line.changes).toEqual([`frontend vendor added on 127.0.0.1:${vendor}`]);
+    await connects(vendor);
+  });
+
+  it('a --pid other than the one the admin listener answers for: signals that pid, exits 0, and reports no outcome of another process', async () => {
+    const admin = await freePort();
+    const file = writeConfig('other-pid', admin, { lmgrd: await freePort() });
+    const p = await started(file);
+    // A process that ignores SIGHUP stands for the one named.
+    const other = spawn('sh', ['-c', 'trap "" HUP; sleep 30'], { stdio: 'ignore' });
+    cleanup.push(() => void other.kill('SIGKILL'));
+    const r = await runCli(['reload', '--config', file, '--pid', String(other.pid)]);
+    expect([r.code, r.stdout]).toEqual([0, '']);
+    expect(r.stderr).toBe(`licgate reload: sent SIGHUP to licgate pid ${other.pid}; could not confirm the outcome: the admin listener at http://127.0.0.1:${admin} is licgate pid ${p.child.pid}'s, not ${other.pid}'s; licgate's log says it (journalctl -u licgate)\n`);
+    expect(await reloadState(admin)).toEqual({ pid: p.child.pid, asked: 0, last: null });
+    expect([other.exitCode, other.signalCode]).toEqual([null, null]);
+  });
+
+  it('exit 1, nothing signalled, without --pid when no admin listener says which process licgate is; exit 2 on usage errors', async () => {
+    const file = writeConfig('no-pid', null, { lmgrd: await freePort() });
+    const r = await runCli(['reload', '--config', file]);
+    expect([r.code, r.stderr]).toEqual([1, `licgate reload: expected --pid PID: ${file} has no admin listener to ask, so licgate's pid is unknown; nothing was signalled\n`]);
+    for (const pid of ['0', '-1', 'x']) {
+      const u = await runCli(['reload', '--config', file, `--pid=${pid}`]);
+      expect(u.code).toBe(2);
+      expect(u.stderr).toContain(`--pid: expected licgate's process id, found "${pid}"`);
+    }
+  });
+});
