@@ -3,6 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { UsageError } from '../errors.js';
 import { help, notHttpAnswer, parse, type Command } from './command.js';
+import { isReloadAnswer, RELOAD_WAIT_MS, reportReload, type ReloadAnswer } from './reload-outcome.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:8404';
 const STATES = ['ready', 'drain', 'maint'];
@@ -34,7 +35,7 @@ type Outcome = { ok: true; status: number; body: unknown } | { ok: false; messag
  */
 export const ctl: Command = {
   name: 'ctl',
-  summary: 'admin client: list servers, set a weight or state, fail back, list or end sessions, show or clear stick tables (admin HTTP API)',
+  summary: 'admin client: list servers, set a weight or state, fail back, list or end sessions, show or clear stick tables, reload the config (admin HTTP API)',
   usage:
     'licgate ctl [--url http://127.0.0.1:8404] [--token-file FILE] [--timeout MS] COMMAND\n' +
     '  servers [--json]                         table of every server (no token needed)\n' +
@@ -46,6 +47,7 @@ export const ctl: Command = {
     '  stick BACKEND [CLIENT] [--json]          the stick table: which server each client is stuck to\n' +
     '  unstick BACKEND CLIENT | --server NAME | --all\n' +
     '                                           balance those clients\' next connections afresh\n' +
+    `  reload                                   apply the config file again: its changes, or every error (waits ${RELOAD_WAIT_MS / 1000} s unless --timeout)\n` +
     'The token comes from --token-file, else $LICGATE_TOKEN.',
   async run(args) {
     const { values, positionals } = parse(args, { url: { type: 'string' }, 'token-file': { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' }, ...UNSTICK_OPTIONS }, true);
@@ -131,6 +133,16 @@ export const ctl: Command = {
         return stick(base, rest, values.json === true, timeout);
       case 'unstick':
         return unstick(base, rest, values, token(), timeout);
+      case 'reload': {
+        arity(rest, 0, 'reload');
+        const sent = token();
+        // A reload may wait on name lookups for longer than the other calls' default.
+        const r = await call(base, 'POST', '/admin/reload', null, sent?.token ?? null, values.timeout === undefined ? RELOAD_WAIT_MS : timeout, isReloadAnswer);
+        if (!r.ok) return fail(r.message);
+        // 400 (refused) and 503 (stopping) carry every error.
+        if (r.status !== 200 && !isReloadAnswer(r.body)) return fail(errorText(r.status, r.body, sent));
+        return reportReload('licgate ctl', r.body as ReloadAnswer);
+      }
       case undefined:
         throw new UsageError(`expected a command: ${COMMANDS}`);
       default:
@@ -139,7 +151,7 @@ export const ctl: Command = {
   },
 };
 
-const COMMANDS = 'servers, set, failback, sessions, shutdown-sessions, stick or unstick';
+const COMMANDS = 'servers, set, failback, sessions, shutdown-sessions, stick, unstick or reload';
 const UNSTICK_OPTIONS = { server: { type: 'string' }, all: { type: 'boolean' } } as const;
 /** The commands that read each command-specific option. */
 const OPTION_COMMANDS: Record<string, readonly string[]> = { json: ['servers', 'sessions', 'stick'], server: ['unstick'], all: ['unstick'] };

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -219,6 +219,26 @@ backends:
     expect(r.stderr).toBe('licgate ctl: refused (HTTP 403): the admin API is read-only: set admin.token_file to allow changes\n');
   });
 
+  it('reload (token): prints the changes and exits 0, or every error and exits 1 while the previous config runs on', async () => {
+    const p = await daemon();
+    const taken = await freePort();
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
+    const before = readFileSync(p.configFile, 'utf8');
+    writeFileSync(p.configFile, `${before}frontends:\n  - { name: flexnet, listen: "127.0.0.1:${taken}", backend: lic }\n`);
+    const none = await ctl(p, ['reload']);
+    expect([none.code, none.stderr]).toEqual([1, 'licgate ctl: refused (HTTP 401): expected an "Authorization: Bearer <token>" header, found none or a malformed one (pass --token-file FILE or set LICGATE_TOKEN)\n']);
+    const refused = await ctl(p, ['reload'], TOKEN);
+    expect([refused.code, refused.stdout]).toEqual([1, '']);
+    expect(refused.stderr).toBe(`licgate ctl: reload refused, still running the previous config:\n  cannot listen for frontend "flexnet" on 127.0.0.1:${taken}: address already in use (EADDRINUSE)\n`);
+    expect((await p.status()).frontends).toEqual([]);
+    await new Promise<void>((resolve) => holder.close(() => resolve()));
+    const applied = await ctl(p, ['reload'], TOKEN);
+    expect([applied.code, applied.stderr]).toEqual([0, '']);
+    expect(applied.stdout).toBe(`licgate ctl: config reloaded, 1 change:\n  frontend flexnet added on 127.0.0.1:${taken}\n`);
+    expect((await p.status()).frontends.map((f) => f.port)).toEqual([taken]);
+  });
+
   it('sessions: a table or --json of the open sessions; shutdown-sessions ends those of one server (token)', async () => {
     const up = await startTcpServer((s) => s.on('data', (d: Buffer) => s.write(d)));
     const p = await startProxy(`
@@ -344,8 +364,8 @@ backends:
     const headerFile = join(dir, 'header.token');
     writeFileSync(headerFile, `Bearer ${TOKEN}\n`);
     const cases: [string[], string][] = [
-      [[], 'expected a command: servers, set, failback, sessions, shutdown-sessions, stick or unstick'],
-      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set, failback, sessions, shutdown-sessions, stick or unstick'],
+      [[], 'expected a command: servers, set, failback, sessions, shutdown-sessions, stick, unstick or reload'],
+      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set, failback, sessions, shutdown-sessions, stick, unstick or reload'],
       [['sessions', 'lic/a/b'], 'sessions: expected BACKEND or BACKEND/SERVER, found "lic/a/b"'],
       [['sessions', 'lic', 'a'], 'expected: ctl sessions [BACKEND[/SERVER]]; found "lic a" after the command'],
       [['shutdown-sessions', 'lic'], 'shutdown-sessions: expected BACKEND/SERVER, found "lic"'],
@@ -363,6 +383,7 @@ backends:
       [['set', 'lic/a', 'state', 'down'], 'set state: expected one of ready | drain | maint, found "down"'],
       [['set', 'lic/a', 'colour', 'red'], 'set: expected "weight" or "state", found "colour"'],
       [['failback'], 'expected: ctl failback BACKEND; found nothing after the command'],
+      [['reload', 'now'], 'expected: ctl reload; found "now" after the command'],
       [['set', 'lic/a', 'state', 'drain', '--token-file', join(dir, 'missing')], `--token-file: cannot read ${join(dir, 'missing')}: ENOENT`],
       // The header pasted into the file: a token with a space can never match (licgate refuses one in admin.token_file).
       [['set', 'lic/a', 'state', 'drain', '--token-file', headerFile], `--token-file: expected the token alone in ${headerFile}, found a space at character 7 (write the token itself, not "Bearer <token>")`],
