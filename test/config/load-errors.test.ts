@@ -285,8 +285,8 @@ backends:
     servers: [{ name: b, address: "10.0.0.12:4085", <<: 5 }]
 `),
     ).toEqual([
-      'lic.yaml:4:42: backend "flexlm".check: unknown key "intre" (did you mean "inter"?); expected one of type, inter, fastinter, downinter, rise, fall, timeout, port, send, expect, read_limit, path, expect_status, argv, exit_code, parse',
-      'lic.yaml:4:42: backend "dsls".check: unknown key "intre" (did you mean "inter"?); expected one of type, inter, fastinter, downinter, rise, fall, timeout, port, send, expect, read_limit, path, expect_status, argv, exit_code, parse',
+      'lic.yaml:4:42: backend "flexlm".check: unknown key "intre" (did you mean "inter"?); expected one of type, inter, fastinter, downinter, rise, fall, timeout, port, send, expect, read_limit, path, expect_status, argv, env, exit_code, parse',
+      'lic.yaml:4:42: backend "dsls".check: unknown key "intre" (did you mean "inter"?); expected one of type, inter, fastinter, downinter, rise, fall, timeout, port, send, expect, read_limit, path, expect_status, argv, env, exit_code, parse',
       'lic.yaml:8:57: backend "dsls".servers[0]: YAML merge key "<<": expected a mapping, an alias of one (<<: *name) or a list of them, found number 5',
     ]);
   });

@@ -370,8 +370,8 @@ backends:
     const { p, write } = await start(body);
     const state = async (): Promise<{ pid: number; asked: number; last: { seq: number; ok: boolean; trigger: string; errors: string[]; changes: string[] } | null }> => (await p.get('/reload')).json as never;
     expect(await state()).toEqual({ pid: p.child.pid, asked: 0, last: null });
-    // A header value that is not a string: the error quotes it.
-    write(`notify: { webhooks: [{ url: "http://127.0.0.1:9/hook", headers: { X-Api-Key: 8231947561 } }] }\n${body}`);
+    // A value in the wrong place (a key pasted into events): the error quotes it.
+    write(`notify: { webhooks: [{ url: "http://127.0.0.1:9/hook", events: [key-8231947561] }] }\n${body}`);
     p.child.kill('SIGHUP');
     const refused = await waitFor(async () => (await state()).last, { timeoutMs: 10_000, what: 'the refused reload in GET /reload' });
     const at = `${p.configFile}:5:`;
@@ -381,7 +381,7 @@ backends:
     expect((await p.get('/reload')).body).not.toContain('8231947561');
     // With the token, the whole message.
     const whole = await reloadApi(p);
-    expect(whole.json.errors).toEqual([expect.stringContaining('found number 8231947561')]);
+    expect(whole.json.errors).toEqual([expect.stringContaining('found "key-8231947561"')]);
     write(body);
     expect((await reloadApi(p)).status).toBe(200);
     expect(await state()).toMatchObject({ asked: 3, last: { seq: 3, ok: true, errors: [], trigger: expect.stringMatching(/^POST \/admin\/reload from /) } });
