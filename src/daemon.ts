@@ -192,11 +192,17 @@ export class Daemon implements DaemonView {
     watcher?.reloading();
     const seq = ++this.reloadsAsked;
     const outcome = this.inTurn(() => reloadFromFile(this, this.cfg.file, trigger, this.reread));
-    void outcome.then((o) => (this.lastReload = { ...o, seq, trigger, at: Date.now() }), () => undefined);
-    // A stop begun meanwhile refused it, and told the watcher's end (STOPPING=1) already.
-    if (watcher) void outcome.then((o) => this.shuttingDown || watcher.settled(o), () => undefined);
-    // A server the reload removed leaves the file, and a weight now configured is no admin's.
-    void outcome.then((o) => o.ok && this.adminState?.changed(), () => undefined);
+    void outcome.then(
+      (o) => {
+        this.lastReload = { ...o, seq, trigger, at: Date.now() };
+        // A stop begun meanwhile refused it, and told the watcher's end (STOPPING=1) already.
+        if (watcher && !this.shuttingDown) watcher.settled(o);
+        // A server the reload removed leaves the file, and a weight now configured is no admin's.
+        if (o.ok) this.adminState?.changed();
+      },
+      // A bug, not a refusal: `licgate reload` must not wait its whole bound for an outcome.
+      (e: unknown) => (this.lastReload = { ok: false, errors: [`the reload failed inside licgate: ${(e as Error).message ?? String(e)}; see its log`], changes: [], seq, trigger, at: Date.now() }),
+    );
     return outcome;
   }
 
