@@ -1,4 +1,4 @@
-import { formatBound, type HostPort } from './config/address.js';
+import { formatBound } from './config/address.js';
 import type { Config, FrontendConfig } from './config/schema.js';
 import type { DaemonView, HealthVerdict } from './daemon-view.js';
 import { createProbe } from './health/probes/create-probe.js';
@@ -7,6 +7,7 @@ import { CheckScheduler } from './health/scheduler.js';
 import { AgentScheduler } from './health/agent-scheduler.js';
 import type { LineServer } from './io/line-server.js';
 import type { ControlPort } from './io/control-port.js';
+import { allowListOf } from './io/allow-list.js';
 import { tierName } from './model/events.js';
 import type { Backend } from './model/backend.js';
 import { Model } from './model/model.js';
@@ -114,8 +115,8 @@ export class Daemon implements DaemonView {
     for (const w of cfg.warnings) log.warn(String(w));
     this.observeModel(this.model);
     for (const f of cfg.frontends) this.frontends.push(this.buildFrontend(f, this.model));
-    if (cfg.status) this.statusResponder = this.buildStatusResponder(cfg.status.listen);
-    if (cfg.agent) this.agentResponder = this.buildAgentResponder(cfg.agent.listen);
+    if (cfg.status) this.statusResponder = this.buildStatusResponder(cfg.status);
+    if (cfg.agent) this.agentResponder = this.buildAgentResponder(cfg.agent);
     if (cfg.admin) {
       this.admin = new AdminHttp(cfg.admin.listen, this, log, this.refusalsOf('admin'));
       this.adminToken = readAdminToken(cfg.admin.token_file);
@@ -350,6 +351,7 @@ export class Daemon implements DaemonView {
     await this.adminState?.flush();
     for (const r of this.refusals.values()) r.close();
     this.statusCutOffs.close();
+    this.denials.close();
     // Notifications about the stop itself (a backend going down on the way) get a short chance to go out.
     await this.notifier.close(2000);
   }
@@ -448,9 +450,11 @@ export class Daemon implements DaemonView {
   }
 
   /** The STATUS responder; it reads the backend from the config running now. */
-  buildStatusResponder(listen: HostPort): LineServer {
+  buildStatusResponder(status: NonNullable<Config['status']>): LineServer {
     const backend = (): Backend => this.model.backend(this.statusBackendName())!;
-    return createStatusResponder(listen, backend, (why, peer) => this.statusCutOffs.note(peer, why), this.refusalsOf('status'));
+    const l = createStatusResponder(status.listen, backend, (why, peer) => this.statusCutOffs.note(peer, why), this.refusalsOf('status'));
+    this.restrict(l, 'status', status.allow);
+    return l;
   }
 
   /**
@@ -465,13 +469,42 @@ export class Daemon implements DaemonView {
   );
 
   /** The agent-check responder (agent-reply.ts); it reads the config running now. */
-  buildAgentResponder(listen: HostPort): AgentResponder {
-    return new AgentResponder(listen, () => {
+  buildAgentResponder(agentCfg: NonNullable<Config['agent']>): AgentResponder {
+    const l = new AgentResponder(agentCfg.listen, () => {
       const agent = this.cfg.agent!;
       const b = this.model.backend(agent.backend)!;
       return renderAgentReply(agentReportFor(agent.server ? [b.server(agent.server)!] : b.servers, agent.weight_from));
     }, undefined, this.refusalsOf('agent'));
+    this.restrict(l, 'agent', agentCfg.allow);
+    return l;
   }
+
+  /**
+   * A control listener takes `allow` from its next accept on: at its start, and at a reload (a
+   * listener built by the reload takes the new list as it binds, before the commit).
+   */
+  restrict(l: ControlPort | null, listener: 'status' | 'agent', allow: readonly string[] | null | undefined): void {
+    if (l === null) return;
+    const counter = this.deniedCounters.get(listener) ?? this.metrics.controlDenied(listener);
+    this.deniedCounters.set(listener, counter);
+    l.restrict(allowListOf(allow), (peer) => {
+      counter.inc();
+      this.denials.note(peer, listener);
+    });
+  }
+
+  private readonly deniedCounters = new Map<'status' | 'agent', { inc(): void }>();
+
+  /**
+   * Clients of every listener reset because their address is not in its allow list: one line at
+   * most every 10 s with the count, a scan of the VIP would otherwise write one per address.
+   */
+  private readonly denials = new PeerEventSummary<string>(({ count, lastReason, top, topCount }) =>
+    this.log.warn(
+      { denied: count, listener: lastReason, top_address: top, top_address_denied: topCount },
+      `denied ${count} connection${count > 1 ? 's' : ''} from addresses not in the listener's allow list since the last such line, the last on ${lastReason}, most from ${top} (${topCount})`,
+    ),
+  );
 
   /** One per listener, kept across reloads that rebuild it: the log line's 10 s limit is the listener's. */
   private readonly refusals = new Map<ControlListener, ControlRefusals>();
@@ -504,6 +537,7 @@ export class Daemon implements DaemonView {
         log.warn({ frontend: route.frontendName, backend: route.backend.name, server: slow.name, next: next.name, after_ms: afterMs }, 'connect to server unanswered; racing the next server');
       },
       acceptFailed: (f, err) => this.acceptFailed(f, err),
+      denied: (f, client) => this.denials.note(client, `frontend ${f.name}`),
     });
     return fe;
   }

@@ -164,8 +164,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const bind = d.bindOptions;
   try {
     for (const fe of added) await bindOver(fe.cfg.listen.port, () => fe.listen(bind));
-    if (statusMoved && next.status) await bindOver(next.status.listen.port, () => (status = d.buildStatusResponder(next.status!.listen)).listen(bind));
-    if (agentMoved && next.agent) await bindOver(next.agent.listen.port, () => (agent = d.buildAgentResponder(next.agent!.listen)).listen(bind));
+    if (statusMoved && next.status) await bindOver(next.status.listen.port, () => (status = d.buildStatusResponder(next.status!)).listen(bind));
+    if (agentMoved && next.agent) await bindOver(next.agent.listen.port, () => (agent = d.buildAgentResponder(next.agent!)).listen(bind));
     await untilAborted(lookedUp, bind.signal);
   } catch (e) {
     await unbind();
@@ -204,6 +204,9 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     d.moveAway(d.agentResponder);
     d.agentResponder = agent;
   }
+  // A listener the reload keeps takes its new allow list from the next accept; open peers go on.
+  if (!statusMoved) d.restrict(d.statusResponder, 'status', next.status?.allow);
+  if (!agentMoved) d.restrict(d.agentResponder, 'agent', next.agent?.allow);
   for (const b of model.backends.values()) {
     b.reconsider('config reload');
     b.serveQueue();

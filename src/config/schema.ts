@@ -1,6 +1,7 @@
 import type { Node } from 'yaml';
 import type { HostPort } from './address.js';
 import { formatDuration } from './duration.js';
+import { readAllow } from './source-networks.js';
 import type { ConfigIssue } from '../errors.js';
 import type { YamlReader } from './yaml-reader.js';
 
@@ -96,6 +97,8 @@ export interface FrontendConfig {
   idle_timeout: number;
   keepalive: boolean;
   maxconn: number;
+  /** Source networks accepted (canonical `address/prefix`); null: every address. */
+  allow: string[] | null;
 }
 
 export interface AdminConfig {
@@ -127,8 +130,8 @@ export interface Config {
   /** What licgate runs with but an admin should hear about; `licgate validate` prints, start-up and reloads log them. */
   warnings: ConfigIssue[];
   admin: AdminConfig | null;
-  status: { listen: HostPort; backend: string | null } | null;
-  agent: { listen: HostPort; backend: string; server: string | null; weight_from: WeightFromConfig | null } | null;
+  status: { listen: HostPort; backend: string | null; allow: string[] | null } | null;
+  agent: { listen: HostPort; backend: string; server: string | null; weight_from: WeightFromConfig | null; allow: string[] | null } | null;
   notify: { webhooks: WebhookConfig[] };
   /** keepalived's role for this host, as its notify hook records it (observe/vrrp-state.ts); reported, never acted on. */
   vrrp: { state_file: string } | null;
@@ -181,18 +184,19 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
     warnings: r.warnings,
     admin: opt('admin', (n) => readAdmin(r, n)),
     status: opt('status', (n) => {
-      const m = r.section(n, 'status', ['listen', 'backend']);
+      const m = r.section(n, 'status', ['listen', 'backend', 'allow']);
       if (!m) return undefined;
-      return r.mark({ listen: req(r, m, n, 'status', 'listen', (v) => r.hostPort(v, 'status.listen', { allowPortZero: true })), backend: m.has('backend') ? r.string(m.get('backend')!, 'status.backend') : null }, m, n);
+      return r.mark({ listen: req(r, m, n, 'status', 'listen', (v) => r.hostPort(v, 'status.listen', { allowPortZero: true })), backend: m.has('backend') ? r.string(m.get('backend')!, 'status.backend') : null, allow: m.has('allow') ? readAllow(r, m.get('allow')!, 'status.allow') : null }, m, n);
     }),
     agent: opt('agent', (n) => {
-      const m = r.section(n, 'agent', ['listen', 'backend', 'server', 'weight_from']);
+      const m = r.section(n, 'agent', ['listen', 'backend', 'server', 'weight_from', 'allow']);
       if (!m) return undefined;
       return r.mark({
         listen: req(r, m, n, 'agent', 'listen', (v) => r.hostPort(v, 'agent.listen', { allowPortZero: true })),
         backend: req(r, m, n, 'agent', 'backend', (v) => r.string(v, 'agent.backend')),
         server: m.has('server') ? r.string(m.get('server')!, 'agent.server') : null,
         weight_from: m.has('weight_from') ? readWeightFrom(r, m.get('weight_from')!) : null,
+        allow: m.has('allow') ? readAllow(r, m.get('allow')!, 'agent.allow') : null,
       }, m, n);
     }),
     notify: opt('notify', (n) => readNotify(r, n)) ?? { webhooks: [] },
@@ -286,7 +290,7 @@ function idleTimeout(r: YamlReader, n: Node, what: string): number | undefined {
 
 function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig | undefined {
   const what = `frontends[${i}]`;
-  const m = r.map(n, what, ['name', 'listen', 'backend', 'server_port', 'inband_status', 'idle_timeout', 'keepalive', 'maxconn']);
+  const m = r.map(n, what, ['name', 'listen', 'backend', 'server_port', 'inband_status', 'idle_timeout', 'keepalive', 'maxconn', 'allow']);
   if (!m) return undefined;
   const name = req(r, m, n, what, 'name', (v) => r.string(v, `${what}.name`, { pattern: NAME, patternText: NAME_TEXT }));
   const w = name ? `frontend "${name}"` : what;
@@ -299,6 +303,7 @@ function readFrontend(r: YamlReader, n: Node | null, i: number): FrontendConfig 
     idle_timeout: m.has('idle_timeout') ? idleTimeout(r, m.get('idle_timeout')!, `${w}.idle_timeout`)! : 0,
     keepalive: m.has('keepalive') ? r.bool(m.get('keepalive')!, `${w}.keepalive`)! : true,
     maxconn: m.has('maxconn') ? r.int(m.get('maxconn')!, `${w}.maxconn`, 0, 10_000_000)! : 0,
+    allow: m.has('allow') ? readAllow(r, m.get('allow')!, `${w}.allow`)! : null,
   }, m, n);
 }
 

@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
+import type { AllowList } from './allow-list.js';
 import { listenAt, type BindOptions } from './listen.js';
 import { PeersByAddress, type OnRefused } from './peers-by-address.js';
 
@@ -13,6 +14,8 @@ export abstract class ControlPort {
   private readonly server: NetServer;
   private readonly peers = new Set<Socket>();
   private readonly byAddress: PeersByAddress;
+  private allow: AllowList | null = null;
+  private onDenied: OnRefused = () => {};
 
   constructor(private readonly listenAt: HostPort, private readonly what: string, maxConnections: number, onRefused?: OnRefused) {
     this.server = createServer(this.accept);
@@ -52,10 +55,27 @@ export abstract class ControlPort {
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
 
+  /**
+   * The config's `allow` list, from the next accept on (at start-up, and at each reload that keeps
+   * the listener); `onDenied` hears of each peer reset because its address is not in it.
+   */
+  restrict(allow: AllowList | null, onDenied: OnRefused): void {
+    this.allow = allow;
+    this.onDenied = onDenied;
+  }
+
   /** Serves an admitted peer; it must end up destroyed or closed within a deadline of its own. */
   protected abstract serve(sock: Socket): void;
 
   private readonly accept = (sock: Socket): void => {
+    // remoteAddress is read once per socket (net caches it); undefined: the peer is gone (admit says so).
+    const peer = sock.remoteAddress;
+    if (this.allow !== null && peer !== undefined && !this.allow.admits(peer)) {
+      // A reset, as the frontends send one (see Frontend.accept); it takes no share of the port.
+      this.onDenied(peer);
+      sock.resetAndDestroy();
+      return;
+    }
     if (!this.byAddress.admit(sock)) {
       sock.destroy();
       return;

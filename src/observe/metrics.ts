@@ -131,6 +131,7 @@ export class Metrics {
   private readonly failovers: Counter<'backend' | 'from' | 'to'>;
   private readonly reloads: Counter<'result'>;
   private readonly controlRefusals: Counter<'listener'>;
+  private readonly controlDenials: Counter<'listener'>;
   /** Label sets of the event-fed series, so a reload can remove those of servers that are gone. */
   private readonly eventSeries = new Map<string, { backend: string; server: string }>();
   private readonly failoverSeries = new Map<string, { backend: string; from: string; to: string }>();
@@ -218,7 +219,7 @@ export class Metrics {
     this.frontendMetric(Gauge, 'licgate_frontend_waiting_connections', 'Accepted clients waiting for a session slot (frontend maxconn).', () => this.servedFrontends(), (f) => f.queued);
     new Counter({
       name: 'licgate_frontend_rejected_total',
-      help: 'Clients closed without a session, by reason: full (the frontend wait list, maxconn, was at max_queue), timeout (their wait passed queue_timeout), stopping (the frontend stopped accepting while they waited: a stop, or its removal by a reload).',
+      help: 'Clients closed without a session, by reason: full (the frontend wait list, maxconn, was at max_queue), timeout (their wait passed queue_timeout), stopping (the frontend stopped accepting while they waited: a stop, or its removal by a reload), denied (reset at accept: the address is not in the frontend\'s allow list).',
       labelNames: ['frontend', 'reason'],
       registers: reg,
       collect() {
@@ -310,6 +311,7 @@ export class Metrics {
     this.reloads.inc({ result: 'ok' }, 0);
     this.reloads.inc({ result: 'failed' }, 0);
     this.controlRefusals = new Counter({ name: 'licgate_control_refused_total', help: 'Peers a control listener (status, agent, admin) closed as soon as they connected: past 128 at once, or past 16 from one address (an IPv6 one by its /64) once 64 are open.', labelNames: ['listener'], registers: reg });
+    this.controlDenials = new Counter({ name: 'licgate_control_denied_total', help: 'Peers the status or agent listener reset as soon as they connected because their address is not in its allow list.', labelNames: ['listener'], registers: reg });
     new Gauge({
       name: 'licgate_config_last_reload_successful',
       help: '1 if the last config reload succeeded (or none was tried), 0 if it failed and the previous config is still running.',
@@ -504,6 +506,13 @@ export class Metrics {
     return child;
   }
 
+  /** The counter of a control listener's peers reset for their address (allow), bound once: a scan bumps it per address. */
+  controlDenied(listener: 'status' | 'agent'): { inc(): void } {
+    const child = this.controlDenials.labels({ listener });
+    child.inc(0);
+    return child;
+  }
+
   reloaded(ok: boolean): void {
     this.reloads.inc({ result: ok ? 'ok' : 'failed' });
     this.lastReloadOk = ok ? 1 : 0;
@@ -524,7 +533,7 @@ export class Metrics {
       return;
     }
     let c = this.carried.get(fe.name);
-    if (!c) this.carried.set(fe.name, (c = { name: fe.name, rejected: { full: 0, timeout: 0, stopping: 0 }, acceptErrors: 0 }));
+    if (!c) this.carried.set(fe.name, (c = { name: fe.name, rejected: { full: 0, timeout: 0, stopping: 0, denied: 0 }, acceptErrors: 0 }));
     for (const r of REJECT_REASONS) c.rejected[r] += fe.rejected[r];
     c.acceptErrors += fe.acceptErrors;
   }

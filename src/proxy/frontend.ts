@@ -2,6 +2,7 @@ import { isIP, type AddressInfo } from 'node:net';
 import { formatHostPort } from '../config/address.js';
 import type { FrontendConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
+import { allowListOf, type AllowList } from '../io/allow-list.js';
 import { IntrusiveList } from '../io/intrusive-list.js';
 import { bindAddress, type BindOptions } from '../io/listen.js';
 import { replyAndClose } from '../io/reply-and-close.js';
@@ -22,15 +23,18 @@ export interface FrontendHooks {
   /** A connect to `slow` was unanswered after `afterMs` (connect_race): `next` got an attempt too. */
   attemptRaced(route: SessionRoute, slow: Server, next: Server, afterMs: number): void;
   acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void;
+  /** A client from an address not in the frontend's allow list was reset at accept (counted in rejected.denied). */
+  denied(fe: Frontend, client: string): void;
 }
 
 /**
  * Why a client was closed without a session: `full` (the wait list was at max_queue), `timeout`
  * (its wait passed queue_timeout), `stopping` (the frontend stopped accepting while it waited: a
- * stop, or its removal by a reload). The first two say the frontend is short of room; the last is
- * planned, and LicgateFrontendRejecting leaves it out.
+ * stop, or its removal by a reload), `denied` (its address is not in the frontend's allow list).
+ * The first two say the frontend is short of room; the others are planned, and
+ * LicgateFrontendRejecting leaves them out.
  */
-export const REJECT_REASONS = ['full', 'timeout', 'stopping'] as const;
+export const REJECT_REASONS = ['full', 'timeout', 'stopping', 'denied'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** A listening port whose connections go to one backend. */
@@ -46,9 +50,11 @@ export class Frontend implements WaitingOwner {
   private readonly waiting = new IntrusiveList<Waiting>();
   /** admitWaiting is running (see there). */
   private admitting = false;
-  readonly rejected: Record<RejectReason, number> = { full: 0, timeout: 0, stopping: 0 };
+  readonly rejected: Record<RejectReason, number> = { full: 0, timeout: 0, stopping: 0, denied: 0 };
   acceptErrors = 0;
   private listener: ListenHandle | null = null;
+  /** cfg.allow, built for matching: a reload that changes it applies to the next accept (retarget). */
+  private allow: AllowList | null;
   /** Keepalive arming and busy-read counting (Session.everySecond), while listening or sessions remain. */
   private secondSweep: NodeJS.Timeout | null = null;
   private idleSweep: NodeJS.Timeout | null = null;
@@ -56,6 +62,7 @@ export class Frontend implements WaitingOwner {
   /** cfg and backend change on a reload that keeps this listener (see retarget). */
   constructor(public cfg: FrontendConfig, public backend: Backend, readonly hooks: FrontendHooks) {
     this.name = cfg.name;
+    this.allow = allowListOf(cfg.allow);
   }
 
   async listen(bind: BindOptions = {}): Promise<void> {
@@ -148,6 +155,7 @@ export class Frontend implements WaitingOwner {
     this.name = cfg.name;
     this.cfg = cfg;
     this.backend = backend;
+    this.allow = allowListOf(cfg.allow);
     this.startIdleSweep();
   }
 
@@ -225,6 +233,14 @@ export class Frontend implements WaitingOwner {
       // (nor a place in the queue taken). Counted and logged as a waiting client that leaves is.
       client.close();
       this.unserved(UNKNOWN_CLIENT, 0, 0, 'client-gone');
+      return;
+    }
+    if (this.allow !== null && !this.allow.admits(peer.key)) {
+      // A reset, as HAProxy's `tcp-request connection reject` sends: the client fails at once
+      // instead of reading an end of stream, and licgate keeps no TIME_WAIT for it.
+      this.rejected.denied++;
+      if (client.reset() !== 0) client.close();
+      this.hooks.denied(this, peer.key);
       return;
     }
     if (this.cfg.maxconn > 0 && this.sessions.size >= this.cfg.maxconn) {

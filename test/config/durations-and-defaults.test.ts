@@ -159,6 +159,18 @@ backends:
     expect(cfg.file).toBe('d.yaml');
   });
 
+  it('allow: absent means every address (null); entries are kept canonical, a bare address as its /32 or /128', () => {
+    const cfg = loadConfigText(`frontends:
+  - { name: lmgrd, listen: "0.0.0.0:27000", backend: b, allow: [10.0.0.0/8, 10.1.2.3, "2001:DB8:17:0::/48", "::1", "::ffff:10.0.0.0/104", 0.0.0.0/0] }
+  - { name: vendor, listen: "0.0.0.0:27001", backend: b }
+status: { listen: "0.0.0.0:27100", allow: [192.168.7.0/24] }
+agent: { listen: "0.0.0.0:27101", backend: b }
+backends: [{ name: b, servers: [{ name: a, address: "10.0.0.11:27000" }] }]
+`);
+    expect(cfg.frontends.map((f) => f.allow)).toEqual([['10.0.0.0/8', '10.1.2.3/32', '2001:db8:17::/48', '::1/128', '::ffff:10.0.0.0/104', '0.0.0.0/0'], null]);
+    expect([cfg.status?.allow, cfg.agent?.allow]).toEqual([['192.168.7.0/24'], null]);
+  });
+
   it('fastinter and downinter default to inter', () => {
     const c = loadConfigText(`status: { listen: "127.0.0.1:0" }\nbackends: [{ name: b, check: { type: tcp, inter: 700ms }, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`);
     expect(c.backends[0]!.check).toMatchObject({ inter: 700, fastinter: 700, downinter: 700 });

@@ -631,6 +631,33 @@ ${['      - { name: a, address: "10.0.0.11:27000" }', '      - { name: b, addres
     expect(loadConfigText(text('', 1), 'lic.yaml').warnings).toEqual([]);
   });
 
+  it('allow lists: a bad network, a prefix too long, host bits, a zone, an empty list, a scalar: each positioned, saying what was expected and found', () => {
+    expect(
+      issues(`frontends:
+  - { name: lmgrd, listen: "127.0.0.1:27000", backend: licenses, allow: [10.0.0/8, lmhost, 10.0.0.0/8x] }
+  - { name: vendor, listen: "127.0.0.1:27001", backend: licenses, allow: [10.0.0.0/33, "2001:db8::/129", "::1/-1"] }
+  - { name: rlm, listen: "127.0.0.1:5053", backend: licenses, allow: [10.1.2.3/8, "2001:db8:17::1/48", "fe80::1%eth0/64"] }
+status: { listen: "127.0.0.1:27100", allow: [] }
+agent: { listen: "127.0.0.1:27101", backend: licenses, allow: 10.0.0.0/8 }
+backends:
+  - name: licenses
+    servers: [{ name: a, address: "10.0.0.11:27000" }]
+`),
+    ).toEqual([
+      'lic.yaml:5:45: status.allow: expected one or more source networks, like [10.0.0.0/8, 2001:db8:17::/48], found an empty list, which would refuse every client; remove "allow" to accept every address',
+      'lic.yaml:6:63: agent.allow: expected a list, found "10.0.0.0/8"',
+      'lic.yaml:2:74: frontend "lmgrd".allow[0]: expected an IPv4 or IPv6 address or network (10.0.0.0/8, 10.1.2.3, 2001:db8:17::/48), found "10.0.0/8"',
+      'lic.yaml:2:84: frontend "lmgrd".allow[1]: expected an IPv4 or IPv6 address or network (10.0.0.0/8, 10.1.2.3, 2001:db8:17::/48), found "lmhost"',
+      'lic.yaml:2:92: frontend "lmgrd".allow[2]: expected a prefix length 0-32 after "/" for an IPv4 address, found "8x"',
+      'lic.yaml:3:75: frontend "vendor".allow[0]: expected a prefix length 0-32 after "/" for an IPv4 address, found "33"',
+      'lic.yaml:3:88: frontend "vendor".allow[1]: expected a prefix length 0-128 after "/" for an IPv6 address, found "129"',
+      'lic.yaml:3:106: frontend "vendor".allow[2]: expected a prefix length 0-128 after "/" for an IPv6 address, found "-1"',
+      'lic.yaml:4:71: frontend "rlm".allow[0]: expected a network address for /8, found "10.1.2.3/8", which has host bits set; write 10.0.0.0/8 for the network or 10.1.2.3 for the host alone',
+      'lic.yaml:4:83: frontend "rlm".allow[1]: expected a network address for /48, found "2001:db8:17::1/48", which has host bits set; write 2001:db8:17::/48 for the network or 2001:db8:17::1 for the host alone',
+      'lic.yaml:4:104: frontend "rlm".allow[2]: expected a network without an interface zone, found "fe80::1%eth0/64": a zone is not compared (fe80::/10 admits link-local clients on every interface); remove "%eth0"',
+    ]);
+  });
+
   it('a file that cannot be read is one positioned issue', () => {
     expect(() => loadConfigFile('/nonexistent/licgate.yaml')).toThrow(ConfigError);
     try {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
 import { CROWDED, MAX_PEERS_PER_ADDRESS } from '../../src/io/peers-by-address.js';
+import { oneExchange } from '../helpers/one-exchange.js';
 import { peerFlood, type PeerFlood } from '../helpers/peer-flood.js';
 import { processGroupGone } from '../helpers/process-group.js';
 import { sample } from '../helpers/prom-text.js';
@@ -164,5 +165,44 @@ backends:
       if (!processGroupGone(pgid)) process.kill(-pgid, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('allow lists on the status and agent listeners', () => {
+  const config = (s1: number, statusAllow: string, agentAllow: string): string => `status: { listen: "[::]:0"${statusAllow} }
+agent: { listen: 127.0.0.1:0, backend: licenses${agentAllow} }
+backends:
+  - name: licenses
+    check: { type: tcp, inter: 1s }
+    servers: [{ name: s1, address: 127.0.0.1:${s1} }]
+`;
+  const deniedTotal = async (p: ProxyProcess, listener: string): Promise<number | undefined> => sample((await p.get('/metrics')).body, 'licgate_control_denied_total', { listener });
+
+  it('a peer from an address not in the list is reset at accept, unanswered, counted and logged; an IPv4 peer of a dual-stack listener matches its IPv4 entry; a reload changes the list of the listener it keeps', async () => {
+    const s1 = await startSimulator('s1');
+    const p = await startProxy(config(s1.port, ', allow: [127.0.0.2/32]', ', allow: [127.0.0.2/32]'));
+    const status = p.listening.status!;
+    const agent = p.listening.agent!;
+    await waitFor(async () => (await p.server('licenses', 's1')).state === 'UP', { timeoutMs: 10_000, what: 's1 UP' });
+    expect([await deniedTotal(p, 'status'), await deniedTotal(p, 'agent')]).toEqual([0, 0]);
+    const reset = { got: '', how: 'ECONNRESET' };
+    expect(await oneExchange(status, '127.0.0.1', 'STATUS\r\n')).toEqual(reset);
+    expect(await oneExchange(status, '::1', 'STATUS\r\n', '::1')).toEqual(reset);
+    expect(await oneExchange(agent, '127.0.0.1', '')).toEqual(reset);
+    // The status listener is on [::]: 127.0.0.2 reaches it as ::ffff:127.0.0.2.
+    expect((await oneExchange(status, '127.0.0.2', 'STATUS\r\n')).got).toMatch(/^Server Status: Running\r\n/);
+    expect((await oneExchange(agent, '127.0.0.2', '')).got).toMatch(/^up/);
+    expect({ status: await deniedTotal(p, 'status'), agent: await deniedTotal(p, 'agent'), refused: await refusedTotal(p, 'status') }).toEqual({ status: 2, agent: 1, refused: 0 });
+    const line = await waitFor(() => p.logs.find((l) => typeof l.denied === 'number'), { timeoutMs: 3000, what: 'the denied log line' });
+    // As the listener's refusal lines write a peer of a dual-stack listener.
+    expect(line).toMatchObject({ level: 40, denied: 1, listener: 'status', top_address: '::ffff:127.0.0.1', top_address_denied: 1 });
+
+    p.reload(config(s1.port, ', allow: [127.0.0.1/32]', ''));
+    const reloaded = await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('config reloaded')), { timeoutMs: 10_000, what: 'the reload' });
+    expect(reloaded.msg).toMatch(/status changed.*agent changed/);
+    expect((await oneExchange(status, '127.0.0.1', 'STATUS\r\n')).got).toMatch(/^Server Status: Running\r\n/);
+    expect(await oneExchange(status, '127.0.0.2', 'STATUS\r\n')).toEqual(reset);
+    expect((await oneExchange(agent, '127.0.0.1', '')).got).toMatch(/^up/);
+    expect({ status: await deniedTotal(p, 'status'), agent: await deniedTotal(p, 'agent') }).toEqual({ status: 3, agent: 1 });
   });
 });

@@ -349,7 +349,7 @@ describe('maxconn and the bounded queue', () => {
     // Its place (max_queue is 1) is free for the next client, who is served when a slot frees.
     const c = hello(port);
     await waitFor(() => fe.queued === 1, { timeoutMs: 5000, what: 'c waiting' });
-    expect([c.closed(), fe.rejected]).toEqual([false, { full: 0, timeout: 0, stopping: 0 }]);
+    expect([c.closed(), fe.rejected]).toEqual([false, { full: 0, timeout: 0, stopping: 0, denied: 0 }]);
     a.sock.end();
     await waitFor(() => c.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'c served' });
   });
@@ -391,7 +391,7 @@ describe('maxconn and the bounded queue', () => {
       await waitFor(() => a.closed() && fe.sessions.size === 0 && fe.queued === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
       const text = await d.metrics.render();
       const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
-      expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, { full: 0, timeout: 0, stopping: 0 }]);
+      expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, { full: 0, timeout: 0, stopping: 0, denied: 0 }]);
     },
   );
 

@@ -104,8 +104,10 @@ backends:
     const vrrpFile = join(dir, 'vrrp-state');
     const up = await startSimulator('up');
     const closed = await freePort();
-    // stick and vrrp.state_file: the series of the stick table and of the VRRP role exist only with them.
+    // stick, vrrp.state_file and status: the series of the stick table, of the VRRP role and of the
+    // status listener's denials exist only with them.
     const p = await startProxy(`vrrp: { state_file: ${vrrpFile} }
+status: { listen: 127.0.0.1:0 }
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
 backends:

@@ -19,7 +19,7 @@ backends:
 ${servers}`;
 const AB = `      - { name: a, address: 10.0.0.1:1 }\n      - { name: c, address: 10.0.0.2:1, backup: true }`;
 
-const noHooks: FrontendHooks = { sessionEnded: () => {}, sessionConnected: () => {}, attemptFailed: () => {}, attemptRaced: () => {}, acceptFailed: () => {} };
+const noHooks: FrontendHooks = { sessionEnded: () => {}, sessionConnected: () => {}, attemptFailed: () => {}, attemptRaced: () => {}, acceptFailed: () => {}, denied: () => {} };
 
 /** A model and a (never listening) frontend the metrics read, as the daemon's are. */
 function setup(servers = AB) {
