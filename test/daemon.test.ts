@@ -13,6 +13,7 @@ import type { Lookup } from '../src/health/address-resolver.js';
 import { freePort } from './helpers/flexlm-simulator-process.js';
 import { startDaemon } from './helpers/in-process-daemon.js';
 import { helloOnce, LicenseClient } from './helpers/license-client.js';
+import { oneExchange } from './helpers/one-exchange.js';
 import { parseSamples, sample } from './helpers/prom-text.js';
 import { startInProcessSimulator, stopAll } from './helpers/proxy-harness.js';
 import { startSilentListener } from './helpers/silent-listener.js';
@@ -562,6 +563,28 @@ backends:
     await d.shutdown();
     expect((await closed) - stopAt).toBeLessThan(1000);
     expect(old.connections).toBe(0);
+  });
+});
+
+describe('a reload that moves the status listener with a new allow list', () => {
+  it('the listener it binds takes the new list from its first accept: an IPv4 peer of a ::ffff: listener matches its IPv4 entry', async () => {
+    const text = (listen: string, allow: string): string => `log: { level: silent, format: json }
+shutdown_delay: 0s
+status: { listen: "${listen}", allow: [${allow}] }
+backends:
+  - name: licenses
+    check: { type: none }
+    servers: [{ name: s1, address: 127.0.0.1:1 }]
+`;
+    const cfg = configFile(text('127.0.0.1:0', '127.0.0.1/32'));
+    const d = new Daemon(loadConfigFile(cfg.file), pino({ level: 'silent' }));
+    cleanup.push(() => d.close());
+    await d.start();
+    cfg.write(text('[::ffff:127.0.0.1]:0', '127.0.0.2/32'));
+    expect(await d.reload('test')).toMatchObject({ ok: true, changes: ['status changed'] });
+    const port = d.statusResponder!.address().port;
+    expect(await oneExchange(port, '127.0.0.1', 'STATUS\r\n')).toEqual({ got: '', how: 'ECONNRESET' });
+    expect((await oneExchange(port, '127.0.0.2', 'STATUS\r\n')).got).toMatch(/^Server Status: /);
   });
 });
 
