@@ -1,5 +1,25 @@
 import { isIP, SocketAddress } from 'node:net';
 
+/**
+ * The eight 16-bit groups of an IPv6 address `isIP` accepts (no zone): `::` expanded, and an
+ * embedded IPv4 tail (::ffff:10.1.2.3) as its two groups. For prefixes: a /64 share, a network.
+ */
+export function ipv6Groups(addr: string): number[] {
+  let text = addr;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::', 2) as [string, string | undefined];
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const after = tail === '' ? [] : tail.split(':');
+    groups.push(...Array<string>(8 - groups.length - after.length).fill('0'), ...after);
+  }
+  return groups.map((g) => parseInt(g, 16));
+}
+
 export interface HostPort {
   host: string;
   port: number;

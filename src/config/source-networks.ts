@@ -1,5 +1,6 @@
 import { isIP, SocketAddress } from 'node:net';
 import type { Node } from 'yaml';
+import { ipv6Groups } from './address.js';
 import type { YamlReader } from './yaml-reader.js';
 
 /**
@@ -41,22 +42,9 @@ function readNetwork(r: YamlReader, n: Node | null, what: string): string | unde
   return canonical;
 }
 
-/** The 4 or 16 bytes of an address isIP accepted (an IPv6 one may end in dotted IPv4). */
+/** The 4 or 16 bytes of an address isIP accepted. */
 function addressBytes(addr: string): number[] {
-  if (!addr.includes(':')) return addr.split('.').map(Number);
-  let text = addr;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4[1]!.split('.').map(Number) as [number, number, number, number];
-    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::', 2) as [string, string | undefined];
-  const groups = head === '' ? [] : head.split(':');
-  if (tail !== undefined) {
-    const after = tail === '' ? [] : tail.split(':');
-    groups.push(...Array<string>(8 - groups.length - after.length).fill('0'), ...after);
-  }
-  return groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+  return addr.includes(':') ? ipv6Groups(addr).flatMap((g) => [g >> 8, g & 0xff]) : addr.split('.').map(Number);
 }
 
 function formatBytes(bytes: number[]): string {

@@ -1,4 +1,5 @@
 import { SocketAddress, type Server, type Socket } from 'node:net';
+import { ipv6Groups } from '../config/address.js';
 import { MAX_CONTROL_PEERS } from './listen.js';
 
 /**
@@ -37,15 +38,7 @@ export function shareKey(addr: string): string {
     return addr;
   }
   if (canonical.startsWith('::ffff:') && canonical.includes('.')) return addr;
-  const [head, tail] = canonical.split('::', 2) as [string, string | undefined];
-  const groups = head === '' ? [] : head.split(':');
-  if (tail !== undefined) {
-    const after = tail === '' ? [] : tail.split(':');
-    // An embedded IPv4 tail is two groups; it is never within the first four.
-    const tailGroups = after.length + (tail.includes('.') ? 1 : 0);
-    groups.push(...Array<string>(8 - groups.length - tailGroups).fill('0'), ...after);
-  }
-  const prefix = new SocketAddress({ address: `${groups.slice(0, 4).join(':')}::`, family: 'ipv6' }).address;
+  const prefix = new SocketAddress({ address: `${ipv6Groups(canonical).slice(0, 4).map((g) => g.toString(16)).join(':')}::`, family: 'ipv6' }).address;
   return `${prefix}${zone === undefined ? '' : `%${zone}`}/64`;
 }
 
