@@ -1,6 +1,6 @@
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, constants, linkSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,11 +15,11 @@ afterEach(async () => {
   await stopAll();
 });
 
-const config = (admin: number, fifo: string | null, servers: string): string => `admin: { listen: "127.0.0.1:${admin}" }
+const config = (admin: number, stateFile: string | null, servers: string): string => `admin: { listen: "127.0.0.1:${admin}" }
 log: { level: info, format: json }
 shutdown_grace: 500ms
 shutdown_delay: 0s
-${fifo === null ? '' : `vrrp: { state_file: "${fifo}" }`}
+${stateFile === null ? '' : `vrrp: { state_file: "${stateFile}" }`}
 backends:
   - name: licenses
     check: { type: none }
@@ -27,45 +27,60 @@ backends:
 ${servers}`;
 
 /**
- * `licgate run` held in start-up after its listeners are bound: the VRRP state file is a FIFO that
- * start-up reads last, so the admin /health already answers (as it does in production while server
- * names are looked up) until `finish()` writes keepalived's line.
+ * The disk, scripted in a child through --require: opening `path` waits until `${path}.go` exists,
+ * as an open on a hung mount would; the child writes "open held: PATH" to stderr. (A FIFO held it
+ * once, until start-up learnt not to wait on one.)
  */
-async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: number; fifo: string; logs: Record<string, unknown>[]; exit: () => Exit | null; finish: () => void }> {
+function heldOpenPreload(dir: string, path: string): string {
+  const preload = join(dir, 'held-open.cjs');
+  writeFileSync(
+    preload,
+    `const fs = require('node:fs');
+const fsp = require('node:fs/promises');
+const real = fsp.open;
+fsp.open = function (file, ...rest) {
+  if (file !== ${JSON.stringify(path)}) return real.call(this, file, ...rest);
+  process.stderr.write('open held: ' + file + '\\n');
+  return new Promise((resolve, reject) => {
+    const poll = setInterval(() => {
+      if (!fs.existsSync(file + '.go')) return;
+      clearInterval(poll);
+      real.call(fsp, file, ...rest).then(resolve, reject);
+    }, 10);
+  });
+};
+require('node:module').syncBuiltinESMExports();
+`,
+  );
+  return preload;
+}
+
+/**
+ * `licgate run` held in start-up after its listeners are bound and its server names resolved: the
+ * VRRP state file, which start-up reads last, cannot be opened until `finish()`, so the admin
+ * /health already answers (as it does in production while server names are looked up).
+ */
+async function startHeld(): Promise<{ child: ChildProcess; file: string; admin: number; logs: Record<string, unknown>[]; exit: () => Exit | null; finish: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'licgate-run-signals-'));
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const fifo = join(dir, 'vrrp-state');
-  execFileSync('mkfifo', [fifo]);
+  const stateFile = join(dir, 'vrrp-state');
+  writeFileSync(stateFile, 'INSTANCE VI_LICGATE MASTER 150 2026-01-01T00:00:00Z\n');
   const admin = await freePort();
   const file = join(dir, 'licgate.yaml');
-  writeFileSync(file, config(admin, fifo, '      - { name: s1, address: 127.0.0.1:1 }\n'));
-  const { child, logs, exit } = spawnRun(file, cleanup);
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.status === 200, { timeoutMs: 15_000, what: 'GET /health → 200 during start-up' });
+  writeFileSync(file, config(admin, stateFile, '      - { name: s1, address: 127.0.0.1:1 }\n'));
+  const { child, logs, stderr, exit } = spawnRun(file, cleanup, { ...process.env, NODE_OPTIONS: `--require ${heldOpenPreload(dir, stateFile)}` });
+  await waitFor(() => exit() ?? stderr().includes(`open held: ${stateFile}`), { timeoutMs: 15_000, what: 'start-up opening the VRRP state file, or an exit' });
+  expect(exit()).toBeNull();
+  expect((await fetch(`http://127.0.0.1:${admin}/health`, { signal: AbortSignal.timeout(1000) })).status).toBe(200);
   expect(logs.find((l) => l.msg === 'licgate started')).toBeUndefined();
-  // finish(): the path becomes a regular file with keepalived's line, and a writer opens the FIFO
-  // (through a second name) to let a start-up blocked on it go on; it then reads at a position, which
-  // a FIFO refuses (ESPIPE), and the role stays unknown, which these tests do not look at. The path
-  // must not stay a FIFO: the state-file watch reopens it when it changes, and an open of a FIFO that
-  // never gets a writer blocks a libuv thread for good, so the process could never exit.
-  const finish = (): void => {
-    const held = `${fifo}.fifo`;
-    linkSync(fifo, held);
-    writeFileSync(`${fifo}.new`, 'INSTANCE VI_LICGATE MASTER 150 2026-01-01T00:00:00Z\n');
-    renameSync(`${fifo}.new`, fifo);
-    try {
-      closeSync(openSync(held, constants.O_WRONLY | constants.O_NONBLOCK));
-    } catch (e) {
-      // No reader: start-up has not opened the FIFO yet, and from now on it opens the regular file.
-      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
-    }
-  };
-  return { child, file, admin, fifo, logs, exit, finish };
+  const finish = (): void => writeFileSync(`${stateFile}.go`, '');
+  return { child, file, admin, logs, exit, finish };
 }
 
 describe('licgate run: a signal during start-up', () => {
   it('SIGHUP (systemctl reload) does not kill it: the config is reloaded once start-up is done', async () => {
     const p = await startHeld();
-    // The new config reads no state file: a reload would wait on the FIFO again.
+    // The new config reads no state file, so the reload does not depend on it.
     writeFileSync(p.file, config(p.admin, null, '      - { name: s1, address: 127.0.0.1:1 }\n      - { name: s2, address: 127.0.0.1:2 }\n'));
     p.child.kill('SIGHUP');
     await waitFor(() => p.exit() ?? p.logs.find((l) => l.msg === 'signal received' && l.signal === 'SIGHUP'), { timeoutMs: 5000, what: 'the signal logged, or an exit' });
