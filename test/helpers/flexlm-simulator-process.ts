@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { CLI } from './proxy-harness.js';
 import { waitFor } from './wait-for.js';
 
@@ -86,13 +85,4 @@ export async function startFlexlmSimulator(spec: FlexlmServerSpec): Promise<Flex
 }
 
 /** A port that is free on `host` now (the FlexLM tests then use it on 127.0.0.1 and 127.0.1.x). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen({ host, port: 0 }, resolve);
-  });
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
+export { freePort } from './free-port.js';

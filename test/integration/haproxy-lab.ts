@@ -11,7 +11,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../helpers/wait-for.js';
@@ -28,23 +28,7 @@ export function haproxyCheck(file: string): { code: number | null; output: strin
   return { code: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 
-/**
- * A port that is free on every one of `hosts` (loopback addresses), found by binding port 0 on the
- * first and trying the same port on the others. The port is released before returning, so a test
- * that hands it to another process must start that process soon.
- */
-export async function freePort(hosts: string[] = ['127.0.0.1']): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const first = createServer();
-    await new Promise<void>((resolve, reject) => first.once('error', reject).listen(0, hosts[0], resolve));
-    const port = (first.address() as AddressInfo).port;
-    const others = hosts.slice(1).map(() => createServer());
-    const bound = await Promise.all(others.map((s, i) => new Promise<boolean>((resolve) => s.once('error', () => resolve(false)).listen(port, hosts[i + 1], () => resolve(true)))));
-    await Promise.all([first, ...others.filter((_, i) => bound[i])].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    if (bound.every(Boolean)) return port;
-  }
-  throw new Error(`no port free on all of ${hosts.join(', ')} after 50 attempts`);
-}
+export { freePort } from '../helpers/free-port.js';
 
 /** [pattern, replacement, expected number of matches]: a replacement that matches another count fails loudly. */
 export type Edit = [RegExp, string, number];
