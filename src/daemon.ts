@@ -141,7 +141,7 @@ export class Daemon implements DaemonView {
       // The stop gives up start-up's listen host lookups too (StopBeganError, see cli/run.ts).
       const bind = this.bindOptions;
       // Before a frontend accepts: a client must not reach a server its admin left in MAINT.
-      if (this.adminState) await restoreAdminState(this.model, this.adminState.file, this.log);
+      if (this.adminState) await restoreAdminState(this.model, this.adminState, this.log);
       for (const f of this.frontends) await f.listen(bind);
       await this.statusResponder?.listen(bind);
       await this.agentResponder?.listen(bind);

@@ -1,4 +1,4 @@
-import { open, rename, unlink } from 'node:fs/promises';
+import { lstat, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { formatHostPort } from '../config/address.js';
 import { LIMITS } from '../config/schema.js';
@@ -70,15 +70,23 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
 /**
  * Start-up, before any listener accepts: the admin states `file` kept are set again, without a
  * state-change event (nothing changed for the outside, as at a reload). Never fails: a missing
- * file is a first start; one that cannot be read or used is a warning, and every server starts
- * ready at its configured weight. An entry is skipped when its backend or server is no longer in
- * the config, or the server is configured at another address (HAProxy's rule: another license
- * server); a weight outside 0-256 is skipped and the entry's state still restored.
+ * or empty file is a first start; one that cannot be read or used is a warning, every server
+ * starts ready at its configured weight, and no write replaces that file. An entry is skipped
+ * when its backend or server is no longer in the config, or the server is configured at another
+ * address (HAProxy's rule: another license server); a weight outside 0-256 is skipped and the
+ * entry's state still restored.
  */
-export async function restoreAdminState(model: Model, file: string, log: Logger): Promise<void> {
+export async function restoreAdminState(model: Model, writer: AdminStateWriter, log: Logger): Promise<void> {
+  const file = writer.file;
   let saved: ReturnType<typeof parseAdminState>;
   try {
-    saved = parseAdminState(await readRegularFile(file));
+    const text = await readRegularFile(file);
+    // Made with touch and chown for licgate to fill: no state yet, as with no file.
+    if (text.trim() === '') {
+      log.info({ state_file: file }, `admin state file ${file} is empty: no admin state to restore`);
+      return;
+    }
+    saved = parseAdminState(text);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
@@ -87,6 +95,7 @@ export async function restoreAdminState(model: Model, file: string, log: Logger)
     }
     const why = e instanceof LicgateError ? e.message : `cannot read it (${code ?? (e as Error).message})`;
     log.warn({ state_file: file, error: why }, `admin state file ${file} not used: ${why}; every server starts ready at its configured weight`);
+    writer.keepForeign(why);
     return;
   }
   for (const why of saved.invalid) log.warn({ state_file: file, error: why }, `admin state file ${file}: ${why}; skipped`);
@@ -125,8 +134,19 @@ export class AdminStateWriter {
   private written: string | null = null;
   private unloggedFailures = 0;
   private lastFailureLog = -Infinity;
+  /**
+   * Why the file start-up found at the path is not one of licgate's (null: it is, or there was
+   * none). Such a file is not replaced: admin.state_file set to the config file, the token file or
+   * vrrp.state_file by mistake would be lost at the first admin change. Once it is gone, it is.
+   */
+  private foreign: string | null = null;
 
   constructor(readonly file: string, private readonly state: () => SavedServer[], private readonly log: Logger) {}
+
+  /** Start-up could not use the file at the path (`why`): it is kept, and no state is written over it. */
+  keepForeign(why: string): void {
+    this.foreign = why;
+  }
 
   /** What an admin set may have changed: a write follows. */
   changed(): void {
@@ -159,7 +179,7 @@ export class AdminStateWriter {
     this.lastStart = performance.now();
     const text = `{"version":${STATE_FILE_VERSION},"saved_at":${JSON.stringify(new Date().toISOString())},"servers":${servers}}\n`;
     let failed = false;
-    this.writing = writeAtomically(this.file, text).then(
+    this.writing = this.mayReplace().then(() => writeAtomically(this.file, text)).then(
       () => {
         this.written = servers;
         if (this.unloggedFailures) this.log.info({ state_file: this.file }, `admin state file ${this.file} written again after ${this.unloggedFailures} failed write(s)`);
@@ -175,6 +195,19 @@ export class AdminStateWriter {
       if (this.dirty) this.schedule(failed ? STATE_RETRY_MS : STATE_WRITE_INTERVAL_MS);
     });
     return this.writing;
+  }
+
+  private async mayReplace(): Promise<void> {
+    if (this.foreign === null) return;
+    try {
+      await lstat(this.file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      this.foreign = null;
+      return;
+    }
+    // No code: the log line quotes the message.
+    throw new Error(`the file there is not a licgate state file (${this.foreign}), so it is not replaced: remove it, or set admin.state_file to another path`);
   }
 
   private failedWrite(e: NodeJS.ErrnoException): void {

@@ -135,6 +135,36 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     expect(said(p, /^admin state file .* not used: /).map((l) => l.msg)).toEqual([`admin state file ${stateFile} not used: expected a regular file, found a FIFO; every server starts ready at its configured weight`]);
   });
 
+  it('a file at the path that is not licgate\'s (its config, given by mistake) is not replaced by an admin change; once removed, the next try writes the state', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    const config = `# /etc/licgate/licgate.yaml\n${top}\n${twoServers(s1.port, s2.port)}`;
+    writeFileSync(stateFile, config);
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    expect(said(p, /^admin state file .* not used: /).map((l) => l.msg)).toEqual([expect.stringContaining(`admin state file ${stateFile} not used: expected JSON, found invalid JSON`)]);
+    await ctl(p, 'set', 'lic/a', 'state', 'maint');
+    const refused = (): LogLine[] => said(p, /^cannot write admin state file /);
+    await waitFor(() => refused().length > 0 || readFileSync(stateFile, 'utf8') !== config, { timeoutMs: 5000, what: 'the write refused, or the file replaced' });
+    expect(readFileSync(stateFile, 'utf8')).toBe(config);
+    expect(refused().map((l) => [l.level, l.msg])).toEqual([[50, expect.stringMatching(new RegExp(`^cannot write admin state file ${stateFile} \\(the file there is not a licgate state file \\(expected JSON, found invalid JSON \\(.+\\)\\), so it is not replaced: remove it, or set admin.state_file to another path\\): `))]]);
+    expect((await p.server('lic', 'a')).state).toBe('MAINT');
+    rmSync(stateFile);
+    // The retry after a failed write (10 s) finds the path free.
+    await waitFor(() => existsSync(stateFile), { timeoutMs: 15_000, what: 'the state file written once the other file is gone' });
+    expect(saved().servers).toEqual([{ backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'maint' }]);
+  });
+
+  it('an empty file (made with touch for licgate to fill) is no state, not a warning, and the first change writes it', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    writeFileSync(stateFile, '');
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    expect(said(p, /^admin state file /).map((l) => [l.level, l.msg])).toEqual([[30, `admin state file ${stateFile} is empty: no admin state to restore`]]);
+    await ctl(p, 'set', 'lic/b', 'state', 'drain');
+    await waitFor(() => readFileSync(stateFile, 'utf8') !== '', { timeoutMs: 5000, what: 'the state file written' });
+    expect(saved().servers).toEqual([{ backend: 'lic', server: 'b', address: `127.0.0.1:${s2.port}`, admin: 'drain' }]);
+  });
+
   it('an entry whose server left the config, moved to another address or has a weight out of range is skipped and logged once; the next write drops it', async () => {
     const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
     const top = admin();
