@@ -1,4 +1,5 @@
-import { lstat, open, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { formatHostPort } from '../config/address.js';
 import { LIMITS } from '../config/schema.js';
@@ -78,6 +79,14 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
  */
 export async function restoreAdminState(model: Model, writer: AdminStateWriter, log: Logger): Promise<void> {
   const file = writer.file;
+  // A write makes a temporary file there and renames it. A directory that is missing or read-only
+  // (ProtectSystem=strict outside StateDirectory) would otherwise be heard of only when an admin
+  // change fails to be written, and that change's call succeeds all the same.
+  const dir = dirname(file);
+  await access(dir, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
+    const what = e.code === 'ENOENT' || e.code === 'ENOTDIR' ? 'does not exist' : `is not writable (${e.code ?? e.message})`;
+    log.warn({ state_file: file, error: e.code ?? e.message }, `admin state file ${file} cannot be written: ${dir} ${what}; what an admin sets holds while licgate runs, not across a restart`);
+  });
   let saved: ReturnType<typeof parseAdminState>;
   try {
     const text = await readRegularFile(file);

@@ -135,6 +135,14 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     expect(said(p, /^admin state file .* not used: /).map((l) => l.msg)).toEqual([`admin state file ${stateFile} not used: expected a regular file, found a FIFO; every server starts ready at its configured weight`]);
   });
 
+  it('a state file whose directory does not exist is a warning at start, before an admin change is not kept', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    const missing = join(dir, 'not-made', 'server-state');
+    const p = await startProxy(`${top.replace(stateFile, missing)}\n${twoServers(s1.port, s2.port)}`);
+    expect(said(p, /^admin state file .* cannot be written: /).map((l) => [l.level, l.msg])).toEqual([[40, `admin state file ${missing} cannot be written: ${dirname(missing)} does not exist; what an admin sets holds while licgate runs, not across a restart`]]);
+  });
+
   it('a file at the path that is not licgate\'s (its config, given by mistake) is not replaced by an admin change; once removed, the next try writes the state', async () => {
     const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
     const top = admin();
