@@ -5,6 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
 import { runCli, startProxy, startTcpServer, stopAll, type LogLine, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -21,6 +22,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(async () => {
   await stopAll();
+  await stopFlexlmSimulators();
   rmSync(stateFile, { force: true });
 });
 
