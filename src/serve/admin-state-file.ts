@@ -17,7 +17,7 @@ import type { Logger } from '../observe/log.js';
 export const STATE_FILE_VERSION = 1;
 /** A write begins at most this often: a burst of admin calls (a script draining 100 servers) makes a few writes, not one each. */
 export const STATE_WRITE_INTERVAL_MS = 250;
-/** After a failed write (disk full, directory gone), the next try, if no admin change comes first. */
+/** After a failed write (disk full, directory gone), the next try; an admin change meanwhile waits for it too. */
 const STATE_RETRY_MS = 10_000;
 /** A failing write logs at most one line this often; the others are counted in the next. */
 const STATE_FAILURE_LOG_MS = 60_000;
