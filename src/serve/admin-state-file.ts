@@ -75,7 +75,8 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
  * starts ready at its configured weight, and no write replaces that file. An entry is skipped
  * when its backend or server is no longer in the config, or the server is configured at another
  * address (HAProxy's rule: another license server); a weight outside 0-256 is skipped and the
- * entry's state still restored.
+ * entry's state still restored. Unless the file then holds what runs, one write follows, so a
+ * skipped entry is warned about at this start only.
  */
 export async function restoreAdminState(model: Model, writer: AdminStateWriter, log: Logger): Promise<void> {
   const file = writer.file;
@@ -125,6 +126,7 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     if (!weightOk) skip(`weight ${w}: expected a whole number 0-${LIMITS.maxWeight}; state ${e.admin} restored, weight ${server.configuredWeight} as configured`);
     else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
   }
+  writer.restored(saved.servers);
 }
 
 /**
@@ -155,6 +157,17 @@ export class AdminStateWriter {
   /** Start-up could not use the file at the path (`why`): it is kept, and no state is written over it. */
   keepForeign(why: string): void {
     this.foreign = why;
+  }
+
+  /**
+   * Start-up restored `saved`, the file's entries. Unless what runs is what the file holds (an
+   * entry was skipped), one write makes it so: the file would otherwise keep a skipped entry,
+   * warned about again at every start, until an admin change.
+   */
+  restored(saved: SavedServer[]): void {
+    const now = JSON.stringify(this.state());
+    if (now === JSON.stringify(saved)) this.written = now;
+    else this.changed();
   }
 
   /** What an admin set may have changed: a write follows. */

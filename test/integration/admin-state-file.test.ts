@@ -199,6 +199,22 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     expect(saved().servers.map((s) => s.server)).toEqual(['a', 'b']);
   });
 
+  it('a start that skipped an entry writes the file again at once, so the next start does not warn about it again', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [
+      { backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'drain' },
+      { backend: 'lic', server: 'gone', address: '127.0.0.1:2', admin: 'maint' },
+    ] }));
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    expect(said(p, /^admin state of lic\/gone .* not restored: /)).toHaveLength(1);
+    // A crash, not a stop: the write follows the start, not the stop's flush.
+    await waitFor(() => saved().servers.length === 1, { timeoutMs: 5000, what: 'the skipped entry gone from the state file' });
+    const q = await restart(p, 'SIGKILL');
+    expect(q.logs.filter((l) => l.state_file === stateFile).map((l) => l.msg)).toEqual([`admin state of lic/a restored from ${stateFile}: drain, weight 100/100`]);
+    expect((await q.server('lic', 'a')).state).toBe('DRAIN');
+  });
+
   it('a burst of 100 admin calls writes the file a few times, not 100, each time whole and by a rename', async () => {
     const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
     const p = await startProxy(`${admin()}\n${twoServers(s1.port, s2.port, 200)}`);
