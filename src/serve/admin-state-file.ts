@@ -31,6 +31,11 @@ export interface SavedServer {
   address: string;
   admin: AdminState;
   weight?: number;
+  /**
+   * The configured weight when `weight` was saved (HAProxy's srv_iweight): a config that changed
+   * the weight since wins over the admin's. Written with `weight`; an older reader ignores it.
+   */
+  configured_weight?: number;
 }
 
 /** What is kept of `model`: each server whose admin state is not ready or whose admin weight is not the configured one. */
@@ -39,7 +44,7 @@ export function adminStateOf(model: Model): SavedServer[] {
   for (const b of model.backends.values()) {
     for (const s of b.servers) {
       if (s.admin === 'ready' && s.weight === s.configuredWeight) continue;
-      out.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight } : {}) });
+      out.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight, configured_weight: s.configuredWeight } : {}) });
     }
   }
   return out;
@@ -61,9 +66,9 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
   const invalid: string[] = [];
   rec.servers.forEach((e: unknown, i) => {
     const r = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
-    const ok = typeof r.backend === 'string' && typeof r.server === 'string' && typeof r.address === 'string' && (ADMIN_STATES as readonly unknown[]).includes(r.admin) && (r.weight === undefined || typeof r.weight === 'number');
+    const ok = typeof r.backend === 'string' && typeof r.server === 'string' && typeof r.address === 'string' && (ADMIN_STATES as readonly unknown[]).includes(r.admin) && (r.weight === undefined || typeof r.weight === 'number') && (r.configured_weight === undefined || typeof r.configured_weight === 'number');
     if (ok) servers.push(r as unknown as SavedServer);
-    else invalid.push(`entry ${i + 1}: expected {backend, server, address, admin: ${ADMIN_STATES.join('|')}, weight?}, found ${JSON.stringify(e)?.slice(0, 120)}`);
+    else invalid.push(`entry ${i + 1}: expected {backend, server, address, admin: ${ADMIN_STATES.join('|')}, weight?, configured_weight?}, found ${JSON.stringify(e)?.slice(0, 120)}`);
   });
   return { servers, invalid };
 }
@@ -74,9 +79,10 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
  * or empty file is a first start; one that cannot be read or used is a warning, every server
  * starts ready at its configured weight, and no write replaces that file. An entry is skipped
  * when its backend or server is no longer in the config, or the server is configured at another
- * address (HAProxy's rule: another license server); a weight outside 0-256 is skipped and the
- * entry's state still restored. Unless the file then holds what runs, one write follows, so a
- * skipped entry is warned about at this start only.
+ * address (HAProxy's rule: another license server); a weight outside 0-256, or saved when another
+ * weight was configured (HAProxy's rule: the config's change wins), is skipped and the entry's
+ * state still restored. Unless the file then holds what runs, one write follows, so a skipped entry
+ * is warned about at this start only.
  */
 export async function restoreAdminState(model: Model, writer: AdminStateWriter, log: Logger): Promise<void> {
   const file = writer.file;
@@ -122,8 +128,14 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     server.admin = e.admin;
     const w = e.weight;
     const weightOk = w === undefined || (Number.isInteger(w) && w >= 0 && w <= LIMITS.maxWeight);
-    if (w !== undefined && weightOk) server.weight = w;
+    // An entry without configured_weight was written before licgate saved it: its weight is
+    // restored, as that licgate did. Most such starts are an upgrade on the same config, and
+    // dropping the weight there would lose what an admin set; the next write adds the weight
+    // configured now, so the rule holds from then on.
+    const configChanged = e.configured_weight !== undefined && e.configured_weight !== server.configuredWeight;
+    if (w !== undefined && weightOk && !configChanged) server.weight = w;
     if (!weightOk) skip(`weight ${w}: expected a whole number 0-${LIMITS.maxWeight}; state ${e.admin} restored, weight ${server.configuredWeight} as configured`);
+    else if (w !== undefined && configChanged) skip(`weight ${w} was set while ${e.configured_weight} was configured, and the config says ${server.configuredWeight} now: the config's change wins; state ${e.admin} restored`);
     else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
   }
   writer.restored(saved.servers);
@@ -161,8 +173,8 @@ export class AdminStateWriter {
 
   /**
    * Start-up restored `saved`, the file's entries. Unless what runs is what the file holds (an
-   * entry was skipped), one write makes it so: the file would otherwise keep a skipped entry,
-   * warned about again at every start, until an admin change.
+   * entry was skipped, a weight gave way to the config's), one write makes it so: the file would
+   * otherwise keep a skipped entry, warned about again at every start, until an admin change.
    */
   restored(saved: SavedServer[]): void {
     const now = JSON.stringify(this.state());

@@ -43,7 +43,7 @@ function post(p: ProxyProcess, path: string, body: unknown): Promise<Response> {
   return fetch(p.adminUrl + path, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 }
 
-function saved(): { version: number; servers: { backend: string; server: string; address: string; admin: string; weight?: number }[] } {
+function saved(): { version: number; servers: { backend: string; server: string; address: string; admin: string; weight?: number; configured_weight?: number }[] } {
   return JSON.parse(readFileSync(stateFile, 'utf8'));
 }
 
@@ -78,7 +78,7 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     const p = await restart(lab.proxy);
 
     expect(saved().servers).toEqual([
-      { backend: 'licenses', server: 'lic1', address: expect.stringMatching(/^127\.0\.1\.1:\d+$/), admin: 'ready', weight: 50 },
+      { backend: 'licenses', server: 'lic1', address: expect.stringMatching(/^127\.0\.1\.1:\d+$/), admin: 'ready', weight: 50, configured_weight: 100 },
       { backend: 'licenses', server: 'lic2', address: expect.stringMatching(/^127\.0\.1\.2:\d+$/), admin: 'maint' },
       { backend: 'licenses', server: 'lic3', address: expect.stringMatching(/^127\.0\.1\.3:\d+$/), admin: 'drain' },
     ]);
@@ -113,6 +113,39 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     await waitFor(() => said(p, /^config reloaded/).length, { timeoutMs: 5000, what: 'the reload' });
     expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'b')).state, (await p.server('lic', 'b')).weight]).toEqual(['MAINT', 'UP', 7]);
     await waitFor(() => JSON.stringify(saved().servers) === JSON.stringify([{ backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'maint' }]), { timeoutMs: 5000, what: 'the state file rewritten after the reload' });
+  });
+
+  it('a weight an admin set gives way to a weight the config changed before the restart (HAProxy\'s srv_iweight rule); the maint is still restored', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const p = await startProxy(`${admin()}\n${twoServers(s1.port, s2.port)}`);
+    await ctl(p, 'set', 'lic/a', 'weight', '50');
+    await ctl(p, 'set', 'lic/b', 'weight', '60');
+    await ctl(p, 'set', 'lic/b', 'state', 'maint');
+    const yaml = readFileSync(p.configFile, 'utf8');
+    await p.stop();
+    // a's weight is edited in the config (100 -> 200); b's is not.
+    const edited = yaml.replace(`address: "127.0.0.1:${s1.port}", weight: 100`, `address: "127.0.0.1:${s1.port}", weight: 200`);
+    expect(edited).not.toBe(yaml);
+    const q = await startProxy(edited);
+    expect([(await q.server('lic', 'a')).weight, (await q.server('lic', 'b')).weight, (await q.server('lic', 'b')).state]).toEqual([200, 60, 'MAINT']);
+    expect(q.logs.filter((l) => l.state_file === stateFile).map((l) => [l.level, l.msg])).toEqual([
+      [40, 'admin state of lic/a (ready, weight 50) not restored: weight 50 was set while 100 was configured, and the config says 200 now: the config\'s change wins; state ready restored'],
+      [30, `admin state of lic/b restored from ${stateFile}: maint, weight 60/100`],
+    ]);
+    // The file holds what runs: a's entry is gone, so the next start does not warn again.
+    await waitFor(() => saved().servers.length === 1, { timeoutMs: 5000, what: 'the state file rewritten after the start' });
+    expect(saved().servers).toEqual([{ backend: 'lic', server: 'b', address: `127.0.0.1:${s2.port}`, admin: 'maint', weight: 60, configured_weight: 100 }]);
+  });
+
+  it('an entry an earlier licgate wrote (a weight, no configured_weight) has its weight restored, and the file is rewritten with the configured weight', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, saved_at: '2026-01-01T00:00:00.000Z', servers: [{ backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'drain', weight: 50 }] }));
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'a')).weight]).toEqual(['DRAIN', 50]);
+    expect(said(p, /^admin state of /).map((l) => [l.level, l.msg])).toEqual([[30, `admin state of lic/a restored from ${stateFile}: drain, weight 50/100`]]);
+    await waitFor(() => saved().servers[0]?.configured_weight === 100, { timeoutMs: 5000, what: 'configured_weight added to the entry' });
+    expect(saved().servers).toEqual([{ backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'drain', weight: 50, configured_weight: 100 }]);
   });
 
   it('a corrupt file is a warning naming it and what is wrong, and licgate starts with every server ready', async () => {
@@ -187,7 +220,7 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     ] }));
     const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
     expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => l.msg)).toEqual([
-      expect.stringMatching(/: entry 5: expected \{backend, server, address, admin: ready\|drain\|maint, weight\?\}, found \{"backend":"lic","admin":"sleeping"\}; skipped$/),
+      expect.stringMatching(/: entry 5: expected \{backend, server, address, admin: ready\|drain\|maint, weight\?, configured_weight\?\}, found \{"backend":"lic","admin":"sleeping"\}; skipped$/),
       'admin state of lic/a (drain, weight 999) not restored: weight 999: expected a whole number 0-256; state drain restored, weight 100 as configured',
       `admin state of lic/b (maint) not restored: b is configured at 127.0.0.1:${s2.port} now, not 127.0.0.1:1: another license server`,
       'admin state of lic/gone (maint) not restored: backend lic has no server gone now',
