@@ -156,6 +156,8 @@ export class AdminStateWriter {
   /** The servers' JSON last written: a change that leaves it the same (a reload, drain then ready) writes nothing. */
   private written: string | null = null;
   private unloggedFailures = 0;
+  /** unloggedFailures when a failure was last logged: the ones after it went unsaid. */
+  private failuresLogged = 0;
   private lastFailureLog = -Infinity;
   /**
    * Why the file start-up found at the path is not one of licgate's (null: it is, or there was
@@ -194,7 +196,7 @@ export class AdminStateWriter {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     await this.writing;
-    if (this.dirty) await this.write();
+    if (this.dirty) await this.write(true);
   }
 
   private schedule(interval: number): void {
@@ -206,7 +208,8 @@ export class AdminStateWriter {
     }, Math.max(0, this.lastStart + interval - performance.now()));
   }
 
-  private write(): Promise<void> {
+  /** `last`: the stop's write, whose failure is always logged: nothing tries it again. */
+  private write(last = false): Promise<void> {
     this.dirty = false;
     const servers = JSON.stringify(this.state());
     if (servers === this.written) return Promise.resolve();
@@ -218,11 +221,12 @@ export class AdminStateWriter {
         this.written = servers;
         if (this.unloggedFailures) this.log.info({ state_file: this.file }, `admin state file ${this.file} written again after ${this.unloggedFailures} failed write(s)`);
         this.unloggedFailures = 0;
+        this.failuresLogged = 0;
       },
       (e: NodeJS.ErrnoException) => {
         failed = true;
         this.dirty = true;
-        this.failedWrite(e);
+        this.failedWrite(e, last);
       },
     ).finally(() => {
       this.writing = null;
@@ -244,12 +248,18 @@ export class AdminStateWriter {
     throw new Error(`the file there is not a licgate state file (${this.foreign}), so it is not replaced: remove it, or set admin.state_file to another path`);
   }
 
-  private failedWrite(e: NodeJS.ErrnoException): void {
+  private failedWrite(e: NodeJS.ErrnoException, last: boolean): void {
     this.unloggedFailures++;
+    const why = e.code ?? e.message;
+    const unsaid = this.unloggedFailures - 1 - this.failuresLogged;
+    if (last) {
+      this.log.error({ state_file: this.file, error: why, failed_writes: this.unloggedFailures, not_logged: unsaid }, `cannot write admin state file ${this.file} at the stop (${why}): what an admin set since its last write is lost, the next start does not restore it (${this.unloggedFailures} failed write(s) since the last that succeeded, ${unsaid} not logged)`);
+      return;
+    }
     const now = performance.now();
     if (now - this.lastFailureLog < STATE_FAILURE_LOG_MS) return;
     this.lastFailureLog = now;
-    const why = e.code ?? e.message;
+    this.failuresLogged = this.unloggedFailures;
     this.log.error({ state_file: this.file, error: why, failed_writes: this.unloggedFailures }, `cannot write admin state file ${this.file} (${why}): what an admin set holds while licgate runs, but a restart now would start every server ready; trying again`);
   }
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -27,9 +27,9 @@ afterEach(async () => {
 });
 
 let n = 0;
-/** A fresh state file name per test, in the test's directory. */
-function admin(): string {
-  stateFile = join(dir, `server-state-${++n}`);
+/** A fresh state file name per test, in the test's directory or `under`. */
+function admin(under = dir): string {
+  stateFile = join(under, `server-state-${++n}`);
   return `admin: { listen: "127.0.0.1:0", token_file: "${tokenFile}", state_file: "${stateFile}" }\nshutdown_delay: 0s`;
 }
 
@@ -246,6 +246,25 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     const q = await restart(p, 'SIGKILL');
     expect(q.logs.filter((l) => l.state_file === stateFile).map((l) => l.msg)).toEqual([`admin state of lic/a restored from ${stateFile}: drain, weight 100/100`]);
     expect((await q.server('lic', 'a')).state).toBe('DRAIN');
+  });
+
+  it('a write that fails at the stop is logged, also when a failure was logged less than a minute before', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const sub = join(dir, 'removed-at-stop');
+    mkdirSync(sub);
+    const p = await startProxy(`${admin(sub)}\n${twoServers(s1.port, s2.port)}`);
+    // Root ignores a chmod: a directory that is gone fails the write for root too.
+    rmSync(sub, { recursive: true });
+    await ctl(p, 'set', 'lic/a', 'state', 'maint');
+    const failed = (): LogLine[] => said(p, /^cannot write admin state file /);
+    await waitFor(() => failed().length === 1, { timeoutMs: 5000, what: 'the failed write logged' });
+    // Before the 10 s retry: the stop's write is the next try.
+    await ctl(p, 'set', 'lic/b', 'state', 'drain');
+    await p.stop();
+    // 'exit' can come before the last lines are read.
+    await waitFor(() => said(p, /^stopped$/).length, { timeoutMs: 5000, what: '"stopped" logged' });
+    expect(failed()).toHaveLength(2);
+    expect(failed()[1]).toMatchObject({ level: 50, failed_writes: 2, not_logged: 0, msg: `cannot write admin state file ${stateFile} at the stop (ENOENT): what an admin set since its last write is lost, the next start does not restore it (2 failed write(s) since the last that succeeded, 0 not logged)` });
   });
 
   it('a burst of 100 admin calls writes the file a few times, not 100, each time whole and by a rename', async () => {
