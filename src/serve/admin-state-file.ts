@@ -166,7 +166,8 @@ export class AdminStateWriter {
    */
   private foreign: string | null = null;
 
-  constructor(readonly file: string, private readonly state: () => SavedServer[], private readonly log: Logger) {}
+  /** `retryMs`: after a failed write, the next try; another value only for a test. */
+  constructor(readonly file: string, private readonly state: () => SavedServer[], private readonly log: Logger, private readonly retryMs = STATE_RETRY_MS) {}
 
   /** Start-up could not use the file at the path (`why`): it is kept, and no state is written over it. */
   keepForeign(why: string): void {
@@ -230,7 +231,7 @@ export class AdminStateWriter {
       },
     ).finally(() => {
       this.writing = null;
-      if (this.dirty) this.schedule(failed ? STATE_RETRY_MS : STATE_WRITE_INTERVAL_MS);
+      if (this.dirty) this.schedule(failed ? this.retryMs : STATE_WRITE_INTERVAL_MS);
     });
     return this.writing;
   }

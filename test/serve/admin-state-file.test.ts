@@ -1,0 +1,52 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AdminStateWriter, type SavedServer } from '../../src/serve/admin-state-file.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+let dir: string;
+let writer: AdminStateWriter | null = null;
+afterEach(async () => {
+  await writer?.flush();
+  writer = null;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A writer for `file` whose log lines are collected; `state` is what an admin set, changed by the test. */
+function startWriter(file: string, state: SavedServer[], retryMs: number): { lines: () => { level: number; msg: string }[] } {
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  writer = new AdminStateWriter(file, () => state, pino({ level: 'info' }, sink), retryMs);
+  return { lines: () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: number; msg: string }) };
+}
+
+describe('AdminStateWriter', () => {
+  it('a directory removed while it runs fails the write after a change, logged; once the directory is back, the retry writes the state', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'licgate-state-writer-'));
+    const sub = join(dir, 'state');
+    const file = join(sub, 'server-state');
+    mkdirSync(sub);
+    const state: SavedServer[] = [];
+    const { lines } = startWriter(file, state, 300);
+    // Root ignores a chmod: a directory that is gone fails the write for root too.
+    rmSync(sub, { recursive: true });
+    state.push({ backend: 'lic', server: 'a', address: '127.0.0.1:27000', admin: 'maint' });
+    writer!.changed();
+    await waitFor(() => lines().length === 1, { timeoutMs: 5000, what: 'the failed write logged' });
+    expect(lines().map((l) => [l.level, l.msg])).toEqual([[50, `cannot write admin state file ${file} (ENOENT): what an admin set holds while licgate runs, but a restart now would start every server ready; trying again`]]);
+    mkdirSync(sub);
+    await waitFor(() => existsSync(file), { timeoutMs: 5000, what: 'the state file written once the directory is back' });
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ version: 1, servers: [{ backend: 'lic', server: 'a', address: '127.0.0.1:27000', admin: 'maint' }] });
+    await waitFor(() => lines().length === 2, { timeoutMs: 5000, what: '"written again" logged' });
+    // One failure, or more when a retry came before the directory was back.
+    expect(lines()[1]).toMatchObject({ level: 30, msg: expect.stringMatching(new RegExp(`^admin state file ${file} written again after \\d+ failed write\\(s\\)$`)) });
+  });
+});
