@@ -138,7 +138,7 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     else if (w !== undefined && configChanged) skip(`weight ${w} was set while ${e.configured_weight} was configured, and the config says ${server.configuredWeight} now: the config's change wins; state ${e.admin} restored`);
     else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
   }
-  writer.restored(saved.servers);
+  writer.restored(saved.servers, saved.invalid.length > 0);
 }
 
 /**
@@ -175,13 +175,14 @@ export class AdminStateWriter {
   }
 
   /**
-   * Start-up restored `saved`, the file's entries. Unless what runs is what the file holds (an
-   * entry was skipped, a weight gave way to the config's), one write makes it so: the file would
+   * Start-up restored `saved`, the file's usable entries (`invalid`: it had others). Unless what
+   * runs is what the file holds (an entry was skipped or invalid, a weight gave way to the
+   * config's), one write makes it so: the file would
    * otherwise keep a skipped entry, warned about again at every start, until an admin change.
    */
-  restored(saved: SavedServer[]): void {
+  restored(saved: SavedServer[], invalid: boolean): void {
     const now = JSON.stringify(this.state());
-    if (now === JSON.stringify(saved)) this.written = now;
+    if (!invalid && now === JSON.stringify(saved)) this.written = now;
     else this.changed();
   }
 

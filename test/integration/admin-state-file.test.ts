@@ -248,6 +248,20 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     expect((await q.server('lic', 'a')).state).toBe('DRAIN');
   });
 
+  it('a start that found an invalid entry writes the file again too: the next start does not warn about it', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [
+      { backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'drain' },
+      { backend: 'lic', server: 'b', admin: 'sleeping' },
+    ] }));
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    expect(said(p, /: entry 2: expected .*; skipped$/)).toHaveLength(1);
+    await waitFor(() => saved().servers.length === 1, { timeoutMs: 5000, what: 'the invalid entry gone from the state file' });
+    const q = await restart(p, 'SIGKILL');
+    expect(q.logs.filter((l) => l.state_file === stateFile).map((l) => l.msg)).toEqual([`admin state of lic/a restored from ${stateFile}: drain, weight 100/100`]);
+  });
+
   it('a write that fails at the stop is logged, also when a failure was logged less than a minute before', async () => {
     const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
     const sub = join(dir, 'removed-at-stop');
