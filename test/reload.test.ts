@@ -79,6 +79,15 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     expect(events).toEqual([]);
   });
 
+  it('a weight an admin set gives way to a weight the reloaded config changed, as at a start with admin.state_file (HAProxy: srv_iweight)', () => {
+    const old = new Model(cfg(TWO));
+    old.backend('b')!.server('a')!.setWeight(20, 'test');
+    old.backend('b')!.server('bk')!.setWeight(10, 'test');
+    const next = reloaded(old, cfg(TWO.replace('weight: 100', 'weight: 80')));
+    expect(next.backend('b')!.server('a')!.weight).toBe(80);
+    expect(next.backend('b')!.server('bk')!.weight).toBe(10);
+  });
+
   it('keeps the license usage of the last output read whole, which agent.weight_from uses for a feature past a later cut', () => {
     const old = new Model(cfg(TWO));
     const a = old.backend('b')!.server('a')!;

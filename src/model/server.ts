@@ -268,7 +268,9 @@ export class Server {
     else if (h.up) this.health.health = Math.max(this.health.rise, this.health.max - (h.max - h.health));
     else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
     this.admin = old.admin;
-    this.weight = old.weight !== old.configuredWeight ? old.weight : this.configuredWeight;
+    // An admin's weight holds only while the configured one it was set against does (HAProxy's
+    // srv_iweight rule, as admin.state_file applies it at a start): a weight the config changed wins.
+    this.weight = old.weight !== old.configuredWeight && old.configuredWeight === this.configuredWeight ? old.weight : this.configuredWeight;
     if (sameAgent) {
       this.agent = old.agent;
       this.agentError = old.agentError;
