@@ -20,6 +20,8 @@ export interface ReloadOutcome {
   errors: string[];
   /** What the reload changed, one short phrase each. */
   changes: string[];
+  /** Not applied because licgate is stopping: not a refused config (set only then). */
+  stopping?: true;
 }
 
 /** A reload that has settled: `seq` counts reloads in the order they were asked for. */
@@ -51,7 +53,7 @@ export async function reloadFromFile(d: Daemon, file: string, trigger: string, r
       // Not a failed reload: the file may be fine, and the old config does not go on. Counted and
       // notified as one, a stop would fire LicgateReloadFailed and page someone to validate it.
       d.log.info({ file, trigger, reason: e.message }, `reload not applied (${trigger}): licgate is stopping`);
-      return { ok: false, errors: [e.message], changes: [] };
+      return { ok: false, errors: [e.message], changes: [], stopping: true };
     }
     if (e instanceof ConfigError) {
       outcome = { ok: false, errors: e.issues.map(String), changes: [] };

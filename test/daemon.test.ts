@@ -124,7 +124,7 @@ ${extra !== null ? `  - { name: extra, listen: "${host}:${extra}", backend: lice
     // ... and SIGTERM while it runs.
     const stopping = d.shutdown(20_000);
 
-    expect(await reload).toEqual({ ok: false, errors: [REFUSED], changes: [] });
+    expect(await reload).toEqual({ ok: false, errors: [REFUSED], changes: [], stopping: true });
     expect(d.frontends.map((f) => f.name)).toEqual(['lmgrd']);
     await expect(helloOnce(extraPort, { host, timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED/);
 
@@ -179,7 +179,7 @@ backends:`));
 
     const outcome = await reload;
     await stopped;
-    expect(outcome).toEqual({ ok: false, errors: [REFUSED], changes: [] });
+    expect(outcome).toEqual({ ok: false, errors: [REFUSED], changes: [], stopping: true });
     expect(settled).toEqual(['reload', 'shutdown']);
     expect(d.frontends.map((f) => f.name)).toEqual(['lmgrd']);
     expect(d.schedulers).toHaveLength(0);
@@ -201,7 +201,7 @@ backends:`));
     let stopped = false;
     const stopping = d.shutdown(5000).then(() => (stopped = true));
     await waitFor(() => stopped, { timeoutMs: 3000, what: 'shutdown() done while the listen host lookup is unanswered' });
-    expect(await reload).toEqual({ ok: false, errors: [REFUSED], changes: [] });
+    expect(await reload).toEqual({ ok: false, errors: [REFUSED], changes: [], stopping: true });
     await stopping;
 
     // The answer comes late: nothing binds on it.
@@ -226,7 +226,7 @@ backends:`));
 
     let stopped = false;
     const stopping = d.shutdown(20_000).then(() => (stopped = true));
-    expect(await reload).toEqual({ ok: false, errors: [REFUSED], changes: [] });
+    expect(await reload).toEqual({ ok: false, errors: [REFUSED], changes: [], stopping: true });
     expect(d.openSessions()).toBe(1);
     await holdsFor(() => !stopped, { forMs: 300, what: 'the shutdown waiting for the session on the refused listener' });
     expect((await held.checkout('solver', 1)).granted).toBe(true);

@@ -10,6 +10,8 @@ export interface ReloadAnswer {
   ok: boolean;
   errors: string[];
   changes: string[];
+  /** Not applied because licgate is stopping (src/reload.ts). */
+  stopping?: boolean;
 }
 
 export function isReloadAnswer(b: unknown): b is ReloadAnswer {
@@ -19,12 +21,17 @@ export function isReloadAnswer(b: unknown): b is ReloadAnswer {
 
 /**
  * Writes what an applied reload changed (stdout), or every error of a refused one (stderr, one a
- * line, as licgate reported it); returns the exit code, 0 applied or 1 refused. `who` names the
- * command and the daemon, `note` adds a line (a raced reload).
+ * line, as licgate reported it), or that licgate is stopping; returns the exit code, 0 applied or 1
+ * refused or not applied. `who` names the command and the daemon, `note` adds a line (a raced
+ * reload).
  */
 export function reportReload(who: string, r: ReloadAnswer, note = ''): number {
   const lines = (items: string[]): string => items.map((i) => `  ${i}\n`).join('');
   const tail = note ? `${note}\n` : '';
+  if (r.stopping === true) {
+    process.stderr.write(`${who}: licgate is stopping; the reload was not applied\n${tail}`);
+    return 1;
+  }
   if (r.ok) {
     const n = r.changes.length;
     process.stdout.write(`${who}: config reloaded, ${n ? `${n} change${n > 1 ? 's' : ''}:` : 'no changes'}\n${lines(r.changes)}${tail}`);

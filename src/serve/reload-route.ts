@@ -43,5 +43,7 @@ function publicReload(r: SettledReload, file: string) {
     const at = e.startsWith(`${file}:`) ? /^:\d+:\d+(?=: )/.exec(e.slice(file.length)) : null;
     return at ? `${file}${at[0]}: invalid config here (the message is not served without the token: licgate validate --config ${file} prints it)` : e;
   });
-  return { seq: r.seq, ok: r.ok, at: new Date(r.at).toISOString(), trigger: r.trigger, errors, changes: r.changes };
+  // The poster's address is the token holder's (the reload's log line names it), not anyone's.
+  const trigger = r.trigger.replace(/ from .*$/s, '');
+  return { seq: r.seq, ok: r.ok, at: new Date(r.at).toISOString(), trigger, errors, changes: r.changes, ...(r.stopping ? { stopping: true } : {}) };
 }

@@ -3,7 +3,7 @@
  * and reads the outcome from the admin listener (GET /reload, no token).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,6 +134,18 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     expect(r.stderr).toBe(`licgate reload: sent SIGHUP to licgate pid ${other.pid}; could not confirm the outcome: the admin listener at http://127.0.0.1:${admin} is licgate pid ${p.child.pid}'s, not ${other.pid}'s; licgate's log says it (journalctl -u licgate)\n`);
     expect(await reloadState(admin)).toEqual({ pid: p.child.pid, asked: 0, last: null });
     expect([other.exitCode, other.signalCode]).toEqual([null, null]);
+  });
+
+  it('a reload asked for while licgate stops: exit 1, saying it was not applied because licgate is stopping', async () => {
+    const [admin, lmgrd] = [await freePort(), await freePort()];
+    const file = writeConfig('stopping', admin, { lmgrd });
+    // shutdown_delay: the admin listener answers while the stop waits.
+    writeFileSync(file, readFileSync(file, 'utf8').replace('shutdown_delay: 0s', 'shutdown_delay: 20s'));
+    const p = await started(file);
+    p.child.kill('SIGTERM');
+    await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('shutting down: /health and /ready are 503')), { timeoutMs: 10_000, what: 'the stop under way' });
+    const r = await runCli(['reload', '--config', file, '--pid', String(p.child.pid)]);
+    expect([r.code, r.stdout, r.stderr]).toEqual([1, '', `licgate reload: licgate pid ${p.child.pid}: licgate is stopping; the reload was not applied\n`]);
   });
 
   it('exit 1, nothing signalled, without --pid when no admin listener says which process licgate is; exit 2 on usage errors', async () => {
