@@ -20,16 +20,18 @@ const POLL_MS = 50;
 /**
  * `licgate reload`: systemd's ExecReload. Validates the file (exit 2 on errors, as `validate`),
  * sends licgate SIGHUP and waits for that reload's outcome on the admin listener, which tells it
- * without a token (GET /reload), so the unit needs none: 0 applied, 1 refused (every error printed).
- * With no admin listener to ask, the reload still happens and it exits 0 saying it could not confirm.
+ * without a token (GET /reload), so the unit needs none: 0 applied, 1 refused (every error printed),
+ * not applied (licgate is stopping) or not confirmed (no answer by the deadline: a stopped licgate
+ * reloads nothing). Only with no admin listener to ask (none in the file, or its port 0 and no
+ * --url) does the reload go unconfirmed with exit 0.
  */
 export const reload: Command = {
   name: 'reload',
-  summary: 'validate the config file, send licgate SIGHUP and wait for the outcome (systemd ExecReload): exit 0 applied (or not confirmable), 1 refused, 2 invalid file',
+  summary: 'validate the config file, send licgate SIGHUP and wait for the outcome (systemd ExecReload): exit 0 applied (or no admin listener to ask), 1 refused or not confirmed, 2 invalid file',
   usage:
     'licgate reload --config FILE [--pid PID] [--url http://127.0.0.1:8404] [--timeout MS]\n' +
     '  --pid      licgate\'s pid ($MAINPID in the unit); default: the pid its admin listener reports\n' +
-    '  --url      its admin listener; default: admin.listen of FILE\n' +
+    '  --url      its admin listener now; admin.listen of FILE is asked too (a reload may move it there)\n' +
     `  --timeout  how long to wait for the outcome (default ${RELOAD_WAIT_MS} ms)`,
   async run(args) {
     const { values } = parse(args, { config: { type: 'string', short: 'c' }, pid: { type: 'string' }, url: { type: 'string' }, timeout: { type: 'string' } });
@@ -44,13 +46,15 @@ export const reload: Command = {
     const cfg = loadReporting(file);
     if (cfg === null) return 2;
 
-    const admin = base !== undefined ? { url: base } : adminUrl(cfg);
-    const url = 'url' in admin ? admin.url : '';
-    const before = 'url' in admin ? await readState(admin.url, Math.min(timeout, 3000)) : admin.why;
+    // Where licgate's admin listener may answer: --url (where it runs now), and the file's, where a
+    // reload that moves it puts it; before the SIGHUP only the first can answer.
+    const fileAdmin = adminUrl(cfg);
+    const urls = [...new Set([...(base !== undefined ? [base] : []), ...('url' in fileAdmin ? [fileAdmin.url] : [])])];
+    const before = urls.length ? await readFirst(urls, performance.now() + Math.min(timeout, 3000)) : (fileAdmin as { why: string }).why;
     const given = values.pid === undefined ? undefined : Number(values.pid);
     // Another process's outcome is no answer for the one signalled (a second licgate on the host).
-    const mismatch = typeof before !== 'string' && given !== undefined && before.pid !== given ? `the admin listener at ${url} is licgate pid ${before.pid}'s, not ${given}'s` : null;
-    const known = typeof before === 'string' || mismatch !== null ? null : before;
+    const mismatch = typeof before !== 'string' && given !== undefined && before.state.pid !== given ? `the admin listener at ${before.url} is licgate pid ${before.state.pid}'s, not ${given}'s` : null;
+    const known = typeof before === 'string' || mismatch !== null ? null : before.state;
     const pid = given ?? known?.pid;
     if (pid === undefined) return fail(`expected --pid PID: ${before as string}, so licgate's pid is unknown; nothing was signalled`);
     try {
@@ -60,12 +64,15 @@ export const reload: Command = {
       return fail(code === 'ESRCH' ? `no process ${pid}: is licgate running?` : code === 'EPERM' ? `not permitted to signal pid ${pid}: run as root or licgate's user, or use licgate ctl reload with the admin token` : (e as Error).message);
     }
     const who = `licgate pid ${pid}`;
-    if (known === null) {
+    if (urls.length === 0) {
       // The reload happens all the same: a unit must not fail a reload that licgate did.
-      process.stderr.write(`licgate reload: sent SIGHUP to ${who}; could not confirm the outcome: ${mismatch ?? (before as string)}; licgate's log says it (journalctl -u licgate)\n`);
+      process.stderr.write(`licgate reload: sent SIGHUP to ${who}; could not confirm the outcome: ${before as string}; licgate's log says it (journalctl -u licgate)\n`);
       return 0;
     }
-    return await outcome(url, pid, known.asked, performance.now() + timeout, timeout, who);
+    if (mismatch !== null) return fail(`sent SIGHUP to ${who}; could not confirm the outcome: ${mismatch}; licgate's log says it (journalctl -u licgate)`);
+    // Not answered before the signal (stopped, wedged, or listening elsewhere until this reload moves
+    // it): the first answer after it counts this reload among those asked for.
+    return await outcome(urls, pid, known?.asked ?? null, performance.now() + timeout, timeout, who);
   },
 };
 
@@ -73,24 +80,45 @@ export const reload: Command = {
  * Waits until the reloads asked for by the time licgate took the SIGHUP have settled (they run one
  * at a time, in order) and reports the last: the one that read the file last. A SIGHUP carries no
  * sender, so another reload asked for meanwhile (a SIGHUP, POST /admin/reload) is said as such.
+ * `asked` null: unknown before the signal. An admin listener that does not answer is asked again
+ * until the deadline: the reload may move it, and a stopped licgate has reloaded nothing.
  */
-async function outcome(base: string, pid: number, asked: number, deadline: number, timeout: number, who: string): Promise<number> {
-  let target = asked + 1;
-  for (let first = true; ; first = false) {
+async function outcome(urls: string[], pid: number, asked: number | null, deadline: number, timeout: number, who: string): Promise<number> {
+  let target = asked === null ? 0 : asked + 1;
+  let unanswered = '';
+  for (let first = true; ; ) {
     const left = deadline - performance.now();
-    if (left <= 0) return fail(`sent SIGHUP to ${who}; no outcome within ${timeout}ms: the reload may still be running (GET ${base}/reload, or licgate's log, will say)`);
-    const r = await readState(base, Math.min(left, 3000));
-    if (typeof r === 'string') return fail(`sent SIGHUP to ${who}, then ${r}`);
-    if (r.pid !== pid) return fail(`sent SIGHUP to ${who}, then the admin listener at ${base} answered as pid ${r.pid}: licgate restarted?`);
-    // licgate took the signal before it read this request (it was sent after the kill).
-    if (first) target = Math.max(target, r.asked);
-    if (r.last !== null && r.last.seq >= target) {
-      const others = r.last.seq - asked - 1;
-      const note = others > 0 ? `(${others} more reload${others > 1 ? 's were' : ' was'} asked for meanwhile, by SIGHUP or POST /admin/reload: this is the outcome of the last, which read the file last)` : '';
-      return reportReload(`licgate reload: ${who}`, r.last, note);
+    if (left <= 0) return fail(`sent SIGHUP to ${who}; no outcome within ${timeout}ms${unanswered ? `: ${unanswered}` : ''}: the reload may still be running, or licgate is stopped or wedged (licgate's log says it: journalctl -u licgate)`);
+    const r = await readFirst(urls, performance.now() + Math.min(left, 3000));
+    if (typeof r !== 'string' && r.state.pid !== pid) return fail(`sent SIGHUP to ${who}, then the admin listener at ${r.url} answered as pid ${r.state.pid}: licgate restarted?`);
+    if (typeof r === 'string') unanswered = r;
+    else {
+      const s = r.state;
+      // licgate took the signal before it read this request (it was sent after the kill).
+      if (first) target = Math.max(target, s.asked);
+      asked ??= s.asked - 1;
+      first = false;
+      if (s.last !== null && s.last.seq >= target) {
+        const others = s.last.seq - asked - 1;
+        const note = others > 0 ? `(${others} more reload${others > 1 ? 's were' : ' was'} asked for meanwhile, by SIGHUP or POST /admin/reload: this is the outcome of the last, which read the file last)` : '';
+        return reportReload(`licgate reload: ${who}`, s.last, note);
+      }
     }
-    await sleep(Math.min(POLL_MS, left));
+    await sleep(Math.min(POLL_MS, Math.max(0, deadline - performance.now())));
   }
+}
+
+/** GET /reload of the first of `urls` that answers by `until`, or what each said, in words. */
+async function readFirst(urls: string[], until: number): Promise<{ url: string; state: ReloadState } | string> {
+  const why: string[] = [];
+  for (const url of urls) {
+    const left = Math.floor(until - performance.now());
+    if (left < 1) break;
+    const r = await readState(url, left);
+    if (typeof r !== 'string') return { url, state: r };
+    why.push(r);
+  }
+  return why.join('; ');
 }
 
 /** Where `cfg`'s admin listener answers, or why it cannot be asked. */

@@ -122,7 +122,7 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     await connects(vendor);
   });
 
-  it('a --pid other than the one the admin listener answers for: signals that pid, exits 0, and reports no outcome of another process', async () => {
+  it('a --pid other than the one the admin listener answers for: signals that pid, exits 1, and reports no outcome of another process', async () => {
     const admin = await freePort();
     const file = writeConfig('other-pid', admin, { lmgrd: await freePort() });
     const p = await started(file);
@@ -130,10 +130,27 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     const other = spawn('sh', ['-c', 'trap "" HUP; sleep 30'], { stdio: 'ignore' });
     cleanup.push(() => void other.kill('SIGKILL'));
     const r = await runCli(['reload', '--config', file, '--pid', String(other.pid)]);
-    expect([r.code, r.stdout]).toEqual([0, '']);
+    expect([r.code, r.stdout]).toEqual([1, '']);
     expect(r.stderr).toBe(`licgate reload: sent SIGHUP to licgate pid ${other.pid}; could not confirm the outcome: the admin listener at http://127.0.0.1:${admin} is licgate pid ${p.child.pid}'s, not ${other.pid}'s; licgate's log says it (journalctl -u licgate)\n`);
     expect(await reloadState(admin)).toEqual({ pid: p.child.pid, asked: 0, last: null });
     expect([other.exitCode, other.signalCode]).toEqual([null, null]);
+  });
+
+  it('a stopped licgate (SIGSTOP) reloads nothing: it sends SIGHUP, waits --timeout for an answer, and exits 1 saying so', async () => {
+    const [admin, lmgrd, vendor] = [await freePort(), await freePort(), await freePort()];
+    const file = writeConfig('stopped', admin, { lmgrd });
+    const p = await started(file);
+    const pid = p.child.pid!;
+    writeConfig('stopped', admin, { lmgrd, vendor });
+    p.child.kill('SIGSTOP');
+    cleanup.push(() => void p.child.kill('SIGCONT'));
+    const r = await runCli(['reload', '--config', file, '--pid', String(pid), '--timeout', '1500']);
+    expect([r.code, r.stdout]).toEqual([1, '']);
+    expect(r.stderr).toMatch(new RegExp(`^licgate reload: sent SIGHUP to licgate pid ${pid}; no outcome within 1500ms: http://127\\.0\\.0\\.1:${admin}: no answer within \\d+ms: the reload may still be running, or licgate is stopped or wedged \\(licgate's log says it: journalctl -u licgate\\)\n$`));
+    // The signal was sent: resumed, licgate takes it.
+    p.child.kill('SIGCONT');
+    await waitFor(async () => (await reloadState(admin)).last?.ok === true, { timeoutMs: 10_000, what: 'the reload once resumed' });
+    await connects(vendor);
   });
 
   it('a reload asked for while licgate stops: exit 1, saying it was not applied because licgate is stopping', async () => {
