@@ -1,4 +1,4 @@
-import { formatBound } from './config/address.js';
+import { formatBound, type HostPort } from './config/address.js';
 import type { Config, FrontendConfig } from './config/schema.js';
 import type { DaemonView, HealthVerdict } from './daemon-view.js';
 import { createProbe } from './health/probes/create-probe.js';
@@ -65,12 +65,12 @@ export class Daemon implements DaemonView {
   agentResponder: AgentResponder | null = null;
   readonly agentSchedulers: AgentScheduler[] = [];
   admin: AdminHttp | null = null;
-  /** The token of admin.token_file (null: none): read at start, and again by each reload that keeps `admin`. */
+  /** The token of admin.token_file (null: none): read at start, and again by each reload. */
   adminToken: string | null = null;
-  /** admin.state_file's writer (null: not set); its file is the one read at start, as a reload does not apply `admin`. */
+  /** admin.state_file's writer (null: not set); its file is the one read at start, as a reload does not apply `admin.state_file`. */
   readonly adminState: AdminStateWriter | null = null;
-  /** Status and agent listeners a reload moved away whose peers had not ended then: the stop cuts them off. */
-  private readonly movedAway = new Set<ControlPort>();
+  /** Status, agent and admin listeners a reload moved away whose peers had not ended then: the stop cuts them off. */
+  private readonly movedAway = new Set<MovedListener>();
   /** Told when a reload (SIGHUP or POST /admin/reload) is asked for and when it has settled; not once the stop has begun. */
   reloadWatcher: ReloadWatcher | null = null;
   /** Reloads asked for since start (SIGHUP, POST /admin/reload): GET /reload, which `licgate reload` waits on. */
@@ -118,18 +118,24 @@ export class Daemon implements DaemonView {
     if (cfg.status) this.statusResponder = this.buildStatusResponder(cfg.status);
     if (cfg.agent) this.agentResponder = this.buildAgentResponder(cfg.agent);
     if (cfg.admin) {
-      this.admin = new AdminHttp(cfg.admin.listen, this, log, this.refusalsOf('admin'));
+      this.admin = this.buildAdmin(cfg.admin.listen);
       this.adminToken = readAdminToken(cfg.admin.token_file);
       if (cfg.admin.state_file !== null) this.adminState = new AdminStateWriter(cfg.admin.state_file, () => adminStateOf(this.model), log);
-      // Getters: the admin API must act on the model of the config running now, and check the token
-      // read last, also after a reload.
-      const daemon = this;
-      registerAdminApi(this.admin, { get model() { return daemon.model; }, log, get token() { return daemon.adminToken; }, endSessionsTo: (s) => this.endSessionsTo(s, 'admin'), adminChanged: () => this.adminState?.changed() });
-      registerReloadRoute(this.admin, this);
-      registerSessionsRoute(this.admin, this);
-      registerStatsPage(this.admin);
-      this.admin.add('GET', /^\/metrics$/, metricsRoute(this.metrics));
     }
+  }
+
+  /** The admin listener with every route (again for the address a reload moves it to). */
+  buildAdmin(listen: HostPort): AdminHttp {
+    const admin = new AdminHttp(listen, this, this.log, this.refusalsOf('admin'));
+    // Getters: the admin API must act on the model of the config running now, and check the token
+    // read last, also after a reload.
+    const daemon = this;
+    registerAdminApi(admin, { get model() { return daemon.model; }, log: this.log, get token() { return daemon.adminToken; }, endSessionsTo: (s) => this.endSessionsTo(s, 'admin'), adminChanged: () => this.adminState?.changed() });
+    registerReloadRoute(admin, this);
+    registerSessionsRoute(admin, this);
+    registerStatsPage(admin);
+    admin.add('GET', /^\/metrics$/, metricsRoute(this.metrics));
+    return admin;
   }
 
   start(): Promise<void> {
@@ -308,11 +314,11 @@ export class Daemon implements DaemonView {
   }
 
   /**
-   * Reload commit: the status or agent listener `l` moved to another address. It stops listening;
-   * its peers get their replies as they would have, each within its deadline, as a moved frontend's
-   * sessions go on. Listeners moved away before and since left idle are forgotten now.
+   * Reload commit: the status, agent or admin listener `l` moved to another address. It stops
+   * listening; its peers get their replies as they would have, each within its deadline, as a moved
+   * frontend's sessions go on. Listeners moved away before and since left idle are forgotten now.
    */
-  moveAway(l: ControlPort | null): void {
+  moveAway(l: MovedListener | null): void {
     for (const m of this.movedAway) if (m.connections === 0) this.movedAway.delete(m);
     if (l === null) return;
     l.stopListening();
@@ -571,6 +577,9 @@ export class Daemon implements DaemonView {
     });
   }
 }
+
+/** A listener a reload can move: ControlPort, AdminHttp. */
+type MovedListener = Pick<ControlPort, 'stopListening' | 'connections' | 'close'>;
 
 function* allServers(model: Model): Iterable<Server> {
   for (const b of model.backends.values()) yield* b.servers;

@@ -11,6 +11,7 @@ import type { LineServer } from './io/line-server.js';
 import { Model } from './model/model.js';
 import type { Server } from './model/server.js';
 import type { Frontend } from './proxy/frontend.js';
+import type { AdminHttp } from './serve/admin-http.js';
 import type { AgentResponder } from './serve/agent-responder.js';
 import { untilAborted } from './until-aborted.js';
 
@@ -91,18 +92,22 @@ function warned(warnings: string[]): string {
  * listeners are bound before anything changes, so a bind failure leaves the old config running
  * (a listener the reload closes anyway gives up its port first to a new one that needs it, and is
  * bound again if the reload is refused). Sessions opened before the reload keep their server
- * objects and end on their own; so do the peers of a status or agent listener that moves (closing
- * a listener only stops it accepting).
+ * objects and end on their own; so do the peers of a status, agent or admin listener that moves
+ * (closing a listener only stops it accepting: the POST /admin/reload that moved the admin listener
+ * gets its answer there).
  */
 export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const old = d.cfg;
   const changes = describeChanges(old, next);
+  // Its writer is made at start, and restores from its file before the frontends accept.
+  const stateFile = next.admin?.state_file ?? null;
+  if (stateFile !== (d.adminState?.file ?? null)) changes.push(`admin.state_file ${d.adminState?.file ?? 'none'} -> ${stateFile ?? 'none'}: NOT applied, restart licgate to apply it`);
   // The file's token is read again, so a token rotated in place takes effect at this reload, not at
-  // a restart that would cut every license session. A file licgate cannot use was refused above
-  // (config load reads it).
-  const token = next.admin?.token_file && sameJson(old.admin, next.admin) ? readTokenFile(next.admin.token_file) : null;
-  const rotated = token !== null && 'token' in token && token.token !== d.adminToken ? token.token : null;
-  if (rotated !== null) changes.push('admin.token_file: a new token; the old one is refused from now on');
+  // a restart that would cut every license session; so is the token of a token_file moved. A file
+  // licgate cannot use was refused above (config load reads it).
+  const token = next.admin?.token_file ? readTokenFile(next.admin.token_file) : null;
+  const nextToken = token !== null && 'token' in token ? token.token : null;
+  if (old.admin?.token_file === next.admin?.token_file && nextToken !== null && nextToken !== d.adminToken) changes.push('admin.token_file: a new token; the old one is refused from now on');
   const model = new Model(next);
   const fresh = adoptServers(d.model, model);
   // Servers new in this config start as at start-up, with the first address of their name: looked
@@ -126,12 +131,14 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const removed = [...byAddress.values()];
   let status: LineServer | null = null;
   let agent: AgentResponder | null = null;
+  let admin: AdminHttp | null = null;
+  const adminMoved = !sameListen(old.admin?.listen, next.admin?.listen);
   const statusMoved = !sameListen(old.status?.listen, next.status?.listen);
   const agentMoved = !sameListen(old.agent?.listen, next.agent?.listen);
   // Listeners this reload closes at its commit. A new one whose port they hold (127.0.0.1:P to
   // 0.0.0.0:P, localhost:P to 127.0.0.1:P, two listeners swapping ports) closes them first.
   const outgoing: Listener[] = removed.map((fe) => ({ what: `frontend "${fe.name}"`, at: fe.address(), release: async () => fe.unbind(), listen: (b) => fe.listen(b) }));
-  for (const [what, moved, l] of [['status', statusMoved, d.statusResponder], ['agent', agentMoved, d.agentResponder]] as const) {
+  for (const [what, moved, l] of [['status', statusMoved, d.statusResponder], ['agent', agentMoved, d.agentResponder], ['admin', adminMoved, d.admin]] as const) {
     if (moved && l) outgoing.push({ what, at: l.address(), release: async () => l.stopListening(), listen: (b) => l.listen(b) });
   }
   const released: Listener[] = [];
@@ -142,7 +149,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
       } catch (e) {
         if (!(e instanceof ListenError) || e.syscallCode !== 'EADDRINUSE') throw e;
         const holder = outgoing.find((o) => !released.includes(o) && holds(o.at, port, e.host));
-        if (holder === undefined) throw ownPort(d, e, port, [...kept.keys()], statusMoved, agentMoved) ?? e;
+        if (holder === undefined) throw ownPort(d, e, port, [...kept.keys()], statusMoved, agentMoved, adminMoved) ?? e;
         released.push(holder);
         await holder.release();
       }
@@ -155,6 +162,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     for (const fe of added) d.stopListening(fe, 'the reload that added it was refused');
     await status?.close();
     await agent?.close();
+    await admin?.close();
     // The old listeners go on where they were: the very address they had, not looked up again.
     for (const o of released.splice(0).reverse()) {
       await o.listen({ lookup: () => Promise.resolve(o.at.address) }).catch((err: Error) => {
@@ -168,6 +176,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     for (const fe of added) await bindOver(fe.cfg.listen.port, () => fe.listen(bind));
     if (statusMoved && next.status) await bindOver(next.status.listen.port, () => (status = d.buildStatusResponder(next.status!)).listen(bind));
     if (agentMoved && next.agent) await bindOver(next.agent.listen.port, () => (agent = d.buildAgentResponder(next.agent!)).listen(bind));
+    if (adminMoved && next.admin) await bindOver(next.admin.listen.port, () => (admin = d.buildAdmin(next.admin!.listen)).listen(bind));
     await untilAborted(lookedUp, bind.signal);
   } catch (e) {
     await unbind();
@@ -188,8 +197,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   d.model.events.removeAllListeners();
   // What a reload does not apply stays as it runs, so the next reload compares the file with it
   // and says "restart" for as long as they differ, and no longer once they match again.
-  d.cfg = { ...next, admin: old.admin, log: { ...next.log, format: old.log.format } };
-  if (rotated !== null) d.adminToken = rotated;
+  d.cfg = { ...next, log: { ...next.log, format: old.log.format } };
+  d.adminToken = nextToken;
   d.model = model;
   d.resolver.reloadSettled(fresh);
   d.observeModel(model);
@@ -205,6 +214,10 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   if (agentMoved) {
     d.moveAway(d.agentResponder);
     d.agentResponder = agent;
+  }
+  if (adminMoved) {
+    d.moveAway(d.admin);
+    d.admin = admin;
   }
   // A listener the reload keeps takes its new allow list from the next accept; open peers go on.
   if (!statusMoved) d.restrict(d.statusResponder, 'status', next.status?.allow);
@@ -340,8 +353,13 @@ export function describeChanges(old: Config, next: Config): string[] {
   if (old.log.level !== next.log.level) out.push(`log.level ${old.log.level} -> ${next.log.level}`);
   if (old.shutdown_grace !== next.shutdown_grace) out.push(`shutdown_grace ${formatDuration(old.shutdown_grace)} -> ${formatDuration(next.shutdown_grace)}`);
   if (old.shutdown_delay !== next.shutdown_delay) out.push(`shutdown_delay ${formatDuration(old.shutdown_delay)} -> ${formatDuration(next.shutdown_delay)}`);
-  // Not applied at runtime: the admin listener answers the reload call itself, and the token is read once.
-  if (!sameJson(old.admin, next.admin)) out.push('admin changed: NOT applied, restart licgate to apply it');
+  // admin.state_file: applyConfig says it, by the file written now.
+  if (old.admin === null || next.admin === null) {
+    if (old.admin !== next.admin) out.push(next.admin ? `admin added on ${formatHostPort(next.admin.listen)}` : `admin removed (${formatHostPort(old.admin!.listen)})`);
+  } else {
+    if (!sameListen(old.admin.listen, next.admin.listen)) out.push(`admin.listen ${formatHostPort(old.admin.listen)} -> ${formatHostPort(next.admin.listen)}`);
+    if (old.admin.token_file !== next.admin.token_file) out.push(`admin.token_file ${old.admin.token_file ?? 'none'} -> ${next.admin.token_file ?? 'none'}: ${next.admin.token_file ? 'its token from now on, the old one refused' : 'the admin API is read-only from now on'}`);
+  }
   if (old.log.format !== next.log.format) out.push('log.format changed: NOT applied, restart licgate to apply it');
   return out;
 }
@@ -393,11 +411,11 @@ function holds(at: AddressInfo, port: number, host: string | undefined): boolean
 }
 
 /** `e` named after the listener of licgate's that keeps the port, if one does. */
-function ownPort(d: Daemon, e: ListenError, port: number, keptFrontends: Frontend[], statusMoved: boolean, agentMoved: boolean): OwnPortError | null {
+function ownPort(d: Daemon, e: ListenError, port: number, keptFrontends: Frontend[], statusMoved: boolean, agentMoved: boolean, adminMoved: boolean): OwnPortError | null {
   const kept: [string, AddressInfo | undefined][] = keptFrontends.map((fe) => [`frontend "${fe.name}"`, fe.address()]);
   if (!statusMoved && d.statusResponder) kept.push(['status listener', d.statusResponder.address()]);
   if (!agentMoved && d.agentResponder) kept.push(['agent listener', d.agentResponder.address()]);
-  if (d.admin) kept.push(['admin listener', d.admin.address()]);
+  if (!adminMoved && d.admin) kept.push(['admin listener', d.admin.address()]);
   for (const [what, at] of kept) {
     if (at && holds(at, port, e.host)) return new OwnPortError(e.what, e.address, what, formatBound(at));
   }

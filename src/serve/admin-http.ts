@@ -33,11 +33,12 @@ export class AdminHttp {
    * reverse proxy sends its own name must find the reason in the log.
    */
   private readonly hostRefusals: PeerEventSummary<{ method: string | undefined; path: string | undefined; host: string }>;
+  private peers = 0;
 
   constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger, onRefused?: OnRefused) {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
     // default), so a silent or slowloris peer was held 30 s, not 5.
-    this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res).finally(() => boundDelivery(res)));
+    this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res).finally(() => this.answered(req, res)));
     this.server.maxConnections = MAX_CONTROL_PEERS;
     this.hostRefusals = new PeerEventSummary(({ count, lastReason, top }) => {
       const { method, path, host } = lastReason!;
@@ -50,7 +51,9 @@ export class AdminHttp {
     const byAddress = new PeersByAddress(onRefused);
     byAddress.watchDrops(this.server);
     this.server.on('connection', (sock: Socket) => {
-      if (!byAddress.admit(sock)) sock.destroy();
+      if (!byAddress.admit(sock)) return void sock.destroy();
+      this.peers++;
+      sock.once('close', () => this.peers--);
     });
     // No 'clientError' listener: Node's own handling answers a request it cannot parse (curl -X FOO,
     // headers over maxHeaderSize, a timeout) with 400, 431 or 408 and closes, where closing without
@@ -92,10 +95,33 @@ export class AdminHttp {
     return this.server.address() as AddressInfo;
   }
 
+  /** Peers connected now. */
+  get connections(): number {
+    return this.peers;
+  }
+
+  /**
+   * A reload moved the listener: it stops accepting, the port free on return; a request under way
+   * (the POST /admin/reload that moved it) gets its answer, and an idle peer is closed.
+   */
+  stopListening(): void {
+    if (this.server.listening) this.server.close();
+  }
+
   close(): Promise<void> {
     this.hostRefusals.close();
     this.server.closeAllConnections();
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private answered(req: IncomingMessage, res: ServerResponse): void {
+    boundDelivery(res);
+    if (this.server.listening) return;
+    // Moved by a reload (stopListening): a peer that keeps its connection alive would be served
+    // here for as long as it asks within keepAliveTimeout; once answered, it reconnects to the new one.
+    const end = (): void => void req.socket.end();
+    if (res.writableFinished) end();
+    else res.once('finish', end);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -153,6 +153,26 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     await connects(vendor);
   });
 
+  it('a reload that moves admin.listen exits 0 with its changes, read where the moved listener answers; back again with --url where it runs', async () => {
+    const [admin, moved, lmgrd] = [await freePort(), await freePort(), await freePort()];
+    const file = writeConfig('move', admin, { lmgrd });
+    const p = await started(file);
+    const pid = p.child.pid!;
+    writeConfig('move', moved, { lmgrd });
+    // As the unit runs it: the file's address answers only once the reload has moved the listener there.
+    const r = await runCli(['reload', '--config', file, '--pid', String(pid)]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toBe(`licgate reload: licgate pid ${pid}: config reloaded, 1 change:\n  admin.listen 127.0.0.1:${admin} -> 127.0.0.1:${moved}\n`);
+    await expect(connects(admin)).rejects.toThrow(/ECONNREFUSED/);
+    expect((await reloadState(moved)).last).toMatchObject({ seq: 1, ok: true });
+
+    writeConfig('move', admin, { lmgrd });
+    const back = await runCli(['reload', '--config', file, '--url', `http://127.0.0.1:${moved}`]);
+    expect([back.code, back.stderr]).toEqual([0, '']);
+    expect(back.stdout).toBe(`licgate reload: licgate pid ${pid}: config reloaded, 1 change:\n  admin.listen 127.0.0.1:${moved} -> 127.0.0.1:${admin}\n`);
+    await expect(connects(moved)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
   it('a reload asked for while licgate stops: exit 1, saying it was not applied because licgate is stopping', async () => {
     const [admin, lmgrd] = [await freePort(), await freePort()];
     const file = writeConfig('stopping', admin, { lmgrd });

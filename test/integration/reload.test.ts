@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,9 +8,10 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { helloOnce, LicenseClient } from '../helpers/license-client.js';
 import { parseSamples, sample } from '../helpers/prom-text.js';
-import { startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type StartProxyOptions, type TestServer } from '../helpers/proxy-harness.js';
+import { httpGetText, startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess, type StartProxyOptions, type TestServer } from '../helpers/proxy-harness.js';
 import { holdsFor, waitFor } from '../helpers/wait-for.js';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
+import { connects } from '../helpers/reload-by-hand.js';
 import { wallClockStep } from '../helpers/wall-clock-step.js';
 
 const TOKEN = 'reload-test-token-0123456789abcdef';
@@ -389,21 +390,73 @@ backends:
     expect((await p.get('/reload')).body).not.toContain('127.0.0.1');
   });
 
-  it('says an admin or log.format change needs a restart for as long as the file differs from what runs, and not once it matches again', async () => {
+  it('says an admin.state_file or log.format change needs a restart for as long as the file differs from what runs, and not once it matches again', async () => {
     const s1 = await startSimulator('s1');
     const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
     const { p, tokenFile } = await start(body);
-    const otherToken = `${tokenFile}-other`;
-    writeFileSync(otherToken, 'another-reload-token-0123456789');
-    tokenFiles.push(otherToken);
-    const notApplied = ['admin changed: NOT applied, restart licgate to apply it', 'log.format changed: NOT applied, restart licgate to apply it'];
-    writeFileSync(p.configFile, header(otherToken).replace('format: json', 'format: pretty') + body);
+    const stateFile = `${tokenFile}-state`;
+    tokenFiles.push(stateFile);
+    const notApplied = ['log.format changed: NOT applied, restart licgate to apply it', `admin.state_file none -> ${stateFile}: NOT applied, restart licgate to apply it`];
+    writeFileSync(p.configFile, header(tokenFile).replace(' }\n', `, state_file: "${stateFile}" }\n`).replace('format: json', 'format: pretty') + body);
     expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: notApplied });
-    // Neither was applied: the running token still works, so the same file still differs from what runs.
+    // Neither was applied, so the same file still differs from what runs.
     expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: notApplied });
+    expect(existsSync(stateFile)).toBe(false);
     // The file as licgate started with it: nothing to restart for.
     writeFileSync(p.configFile, header(tokenFile) + body);
     expect((await reloadApi(p)).json).toEqual({ ok: true, errors: [], changes: [] });
+  });
+
+  it('moves the admin listener and takes a moved token_file\'s token: the POST that asked gets its answer, then the old address refuses', async () => {
+    const s1 = await startSimulator('s1');
+    const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, tokenFile } = await start(body);
+    const oldPort = Number(new URL(p.adminUrl).port);
+    const port = await freePort();
+    const movedToken = 'moved-reload-token-0123456789abcdef';
+    const movedFile = `${tokenFile}-moved`;
+    writeFileSync(movedFile, movedToken, { mode: 0o600 });
+    tokenFiles.push(movedFile);
+    writeFileSync(p.configFile, header(movedFile).replace('127.0.0.1:0', `127.0.0.1:${port}`) + body);
+    expect(await reloadApi(p)).toEqual({ status: 200, json: { ok: true, errors: [], changes: [`admin.listen 127.0.0.1:0 -> 127.0.0.1:${port}`, `admin.token_file ${tokenFile} -> ${movedFile}: its token from now on, the old one refused`] } });
+    await expect(connects(oldPort)).rejects.toThrow(/ECONNREFUSED/);
+    // Not on the connection fetch keeps alive from the POST either: it is closed after the answer.
+    await expect(fetch(`${p.adminUrl}/health`, { signal: AbortSignal.timeout(10_000) })).rejects.toThrow();
+    const moved = `http://127.0.0.1:${port}`;
+    expect((await httpGetText(`${moved}/health`)).status).toBe(200);
+    const post = (token: string): Promise<number> => fetch(`${moved}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) }).then((r) => r.status);
+    expect([await post(TOKEN), await post(movedToken)]).toEqual([401, 200]);
+    expect(await helloOnce(p.port)).toBe('s1');
+  });
+
+  it('a move of the admin listener onto a port in use is refused: the old listener goes on answering', async () => {
+    const s1 = await startSimulator('s1');
+    const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, tokenFile } = await start(body);
+    const blocker = await startTcpServer(() => undefined);
+    writeFileSync(p.configFile, header(tokenFile).replace('127.0.0.1:0', `127.0.0.1:${blocker.port}`) + body);
+    expect(await reloadApi(p)).toEqual({ status: 400, json: { ok: false, errors: [`cannot listen for admin on 127.0.0.1:${blocker.port}: address already in use (EADDRINUSE)`], changes: [] } });
+    expect((await p.get('/health')).status).toBe(200);
+  });
+
+  it('a reload removes the admin section (its listener closes) and one adds it back (a listener on the new address)', async () => {
+    const s1 = await startSimulator('s1');
+    const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
+    const { p, tokenFile } = await start(body);
+    const oldPort = Number(new URL(p.adminUrl).port);
+    const rest = header(tokenFile).split('\n').slice(1).join('\n');
+    writeFileSync(p.configFile, rest + body);
+    expect(await reloadApi(p)).toEqual({ status: 200, json: { ok: true, errors: [], changes: ['admin removed (127.0.0.1:0)'] } });
+    await expect(connects(oldPort)).rejects.toThrow(/ECONNREFUSED/);
+    const port = await freePort();
+    writeFileSync(p.configFile, header(tokenFile).replace('127.0.0.1:0', `127.0.0.1:${port}`) + body);
+    p.child.kill('SIGHUP');
+    const added = await waitFor(async () => {
+      const r = JSON.parse((await httpGetText(`http://127.0.0.1:${port}/reload`)).body) as { last: { seq: number } | null };
+      return r.last?.seq === 2 && r.last;
+    }, { timeoutMs: 10_000, what: `the SIGHUP's reload in GET /reload on the added admin listener 127.0.0.1:${port}` });
+    expect(added).toMatchObject({ seq: 2, ok: true, trigger: 'SIGHUP', changes: [`admin added on 127.0.0.1:${port}`] });
+    expect(await helloOnce(p.port)).toBe('s1');
   });
 
   it('takes a token rotated in admin.token_file at the reload, refusing the old one from then on, with no restart', async () => {
