@@ -27,7 +27,8 @@ interface StatusBody {
   backends: { name: string; tier: string; servers: StatusServer[] }[];
 }
 
-type Outcome = { ok: true; status: number; body: unknown } | { ok: false; message: string };
+/** `code`: the socket error's (ECONNREFUSED: nothing listens there). */
+type Outcome = { ok: true; status: number; body: unknown } | { ok: false; message: string; code?: string };
 
 /**
  * `licgate ctl`: a person's client for the admin API. Reads need no token; changes send the
@@ -266,7 +267,7 @@ export async function call(base: string, method: string, path: string, body: unk
     const err = e as Error & { cause?: Error };
     const notHttp = notHttpAnswer(err);
     if (notHttp !== null) return { ok: false, message: `${base}: ${method} ${path} ${notHttp}; is --url licgate's admin listener?` };
-    return { ok: false, message: `${base}: ${err.name === 'TimeoutError' ? `no answer within ${timeoutMs}ms` : (err.cause?.message ?? err.message)}` };
+    return { ok: false, message: `${base}: ${err.name === 'TimeoutError' ? `no answer within ${timeoutMs}ms` : (err.cause?.message ?? err.message)}`, code: (err as NodeJS.ErrnoException).code };
   }
 }
 

@@ -23,7 +23,8 @@ const POLL_MS = 50;
  * without a token (GET /reload), so the unit needs none: 0 applied, 1 refused (every error printed),
  * not applied (licgate is stopping) or not confirmed (no answer by the deadline: a stopped licgate
  * reloads nothing). Only with no admin listener to ask (none in the file, or its port 0 and no
- * --url) does the reload go unconfirmed with exit 0.
+ * --url; or the --url one closed by the reload of a file without one) does the reload go
+ * unconfirmed with exit 0.
  */
 export const reload: Command = {
   name: 'reload',
@@ -50,7 +51,8 @@ export const reload: Command = {
     // reload that moves it puts it; before the SIGHUP only the first can answer.
     const fileAdmin = adminUrl(cfg);
     const urls = [...new Set([...(base !== undefined ? [base] : []), ...('url' in fileAdmin ? [fileAdmin.url] : [])])];
-    const before = urls.length ? await readFirst(urls, performance.now() + Math.min(timeout, 3000)) : (fileAdmin as { why: string }).why;
+    const first = urls.length ? await readFirst(urls, performance.now() + Math.min(timeout, 3000)) : fileAdmin as { why: string };
+    const before = 'why' in first ? first.why : first;
     const given = values.pid === undefined ? undefined : Number(values.pid);
     // Another process's outcome is no answer for the one signalled (a second licgate on the host).
     const mismatch = typeof before !== 'string' && given !== undefined && before.state.pid !== given ? `the admin listener at ${before.url} is licgate pid ${before.state.pid}'s, not ${given}'s` : null;
@@ -72,7 +74,9 @@ export const reload: Command = {
     if (mismatch !== null) return fail(`sent SIGHUP to ${who}; could not confirm the outcome: ${mismatch}; licgate's log says it (journalctl -u licgate)`);
     // Not answered before the signal (stopped, wedged, or listening elsewhere until this reload moves
     // it): the first answer after it counts this reload among those asked for.
-    return await outcome(urls, pid, known?.asked ?? null, performance.now() + timeout, timeout, who);
+    // A listener that answered, in a file without one: the reload closes it (see outcome).
+    const removing = known !== null && !('url' in fileAdmin) ? fileAdmin.why : null;
+    return await outcome(urls, pid, known?.asked ?? null, performance.now() + timeout, timeout, who, removing);
   },
 };
 
@@ -82,16 +86,23 @@ export const reload: Command = {
  * sender, so another reload asked for meanwhile (a SIGHUP, POST /admin/reload) is said as such.
  * `asked` null: unknown before the signal. An admin listener that does not answer is asked again
  * until the deadline: the reload may move it, and a stopped licgate has reloaded nothing.
+ * `removing`: the file has no admin listener (why not, in words), so a reload it applies closes the
+ * one asked, and refused connections are that: no listener is left to ask, as without one at all.
  */
-async function outcome(urls: string[], pid: number, asked: number | null, deadline: number, timeout: number, who: string): Promise<number> {
+async function outcome(urls: string[], pid: number, asked: number | null, deadline: number, timeout: number, who: string, removing: string | null): Promise<number> {
   let target = asked === null ? 0 : asked + 1;
   let unanswered = '';
   for (let first = true; ; ) {
     const left = deadline - performance.now();
     if (left <= 0) return fail(`sent SIGHUP to ${who}; no outcome within ${timeout}ms${unanswered ? `: ${unanswered}` : ''}: the reload may still be running, or licgate is stopped or wedged (licgate's log says it: journalctl -u licgate)`);
     const r = await readFirst(urls, performance.now() + Math.min(left, 3000));
-    if (typeof r !== 'string' && r.state.pid !== pid) return fail(`sent SIGHUP to ${who}, then the admin listener at ${r.url} answered as pid ${r.state.pid}: licgate restarted?`);
-    if (typeof r === 'string') unanswered = r;
+    if (!('why' in r) && r.state.pid !== pid) return fail(`sent SIGHUP to ${who}, then the admin listener at ${r.url} answered as pid ${r.state.pid}: licgate restarted?`);
+    if ('why' in r && r.refused && removing !== null) {
+      // Only a reload's commit closes it while licgate runs (a stop says "stopping" until its end).
+      process.stderr.write(`licgate reload: sent SIGHUP to ${who}; could not confirm the outcome: the admin listener at ${urls[0]} closed, and ${removing}: the reload removed it; licgate's log says it (journalctl -u licgate)\n`);
+      return 0;
+    }
+    if ('why' in r) unanswered = r.why;
     else {
       const s = r.state;
       // licgate took the signal before it read this request (it was sent after the kill).
@@ -108,17 +119,19 @@ async function outcome(urls: string[], pid: number, asked: number | null, deadli
   }
 }
 
-/** GET /reload of the first of `urls` that answers by `until`, or what each said, in words. */
-async function readFirst(urls: string[], until: number): Promise<{ url: string; state: ReloadState } | string> {
+/** GET /reload of the first of `urls` that answers by `until`, or what each said, in words (`refused`: each refused the connection). */
+async function readFirst(urls: string[], until: number): Promise<{ url: string; state: ReloadState } | { why: string; refused: boolean }> {
   const why: string[] = [];
+  let refused = true;
   for (const url of urls) {
     const left = Math.floor(until - performance.now());
-    if (left < 1) break;
+    if (left < 1) return { why: why.join('; '), refused: false };
     const r = await readState(url, left);
-    if (typeof r !== 'string') return { url, state: r };
-    why.push(r);
+    if (!('message' in r)) return { url, state: r };
+    why.push(r.message);
+    refused &&= r.code === 'ECONNREFUSED';
   }
-  return why.join('; ');
+  return { why: why.join('; '), refused };
 }
 
 /** Where `cfg`'s admin listener answers, or why it cannot be asked. */
@@ -130,12 +143,12 @@ function adminUrl(cfg: Config): { url: string } | { why: string } {
   return { url: `http://${formatHostPort({ host: local, port })}` };
 }
 
-/** GET /reload, or what went wrong, in words. */
-async function readState(base: string, ms: number): Promise<ReloadState | string> {
+/** GET /reload, or what went wrong, in words (`code`: the socket error's). */
+async function readState(base: string, ms: number): Promise<ReloadState | { message: string; code?: string }> {
   const r = await call(base, 'GET', '/reload', null, null, ms, (b) => typeof b.pid === 'number' && typeof b.asked === 'number' && (b.last === null || isReloadAnswer(b.last)));
-  if (!r.ok) return r.message;
+  if (!r.ok) return r;
   // A licgate older than this command has no GET /reload (404).
-  if (r.status !== 200) return `${base}/reload answered ${r.status} (a licgate that does not report reloads there?)`;
+  if (r.status !== 200) return { message: `${base}/reload answered ${r.status} (a licgate that does not report reloads there?)` };
   return r.body as ReloadState;
 }
 

@@ -173,6 +173,20 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     await expect(connects(moved)).rejects.toThrow(/ECONNREFUSED/);
   });
 
+  it('a reload that removes the admin section, asked with --url where it ran: exits 0 as the listener closes, saying it could not confirm', async () => {
+    const [admin, lmgrd, vendor] = [await freePort(), await freePort(), await freePort()];
+    const file = writeConfig('remove-admin', admin, { lmgrd });
+    const p = await started(file);
+    const pid = p.child.pid!;
+    writeConfig('remove-admin', null, { lmgrd, vendor });
+    const r = await runCli(['reload', '--config', file, '--url', `http://127.0.0.1:${admin}`, '--timeout', '5000']);
+    expect([r.code, r.stdout]).toEqual([0, '']);
+    expect(r.stderr).toBe(`licgate reload: sent SIGHUP to licgate pid ${pid}; could not confirm the outcome: the admin listener at http://127.0.0.1:${admin} closed, and ${file} has no admin listener to ask: the reload removed it; licgate's log says it (journalctl -u licgate)\n`);
+    const line = await waitFor(() => p.logs.find((l) => String(l.msg).startsWith('config reloaded')), { timeoutMs: 10_000, what: 'the reload' });
+    expect(line.changes).toEqual([`frontend vendor added on 127.0.0.1:${vendor}`, `admin removed (127.0.0.1:${admin})`]);
+    await connects(vendor);
+  });
+
   it('a reload asked for while licgate stops: exit 1, saying it was not applied because licgate is stopping', async () => {
     const [admin, lmgrd] = [await freePort(), await freePort()];
     const file = writeConfig('stopping', admin, { lmgrd });
