@@ -132,7 +132,8 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     // restored, as that licgate did. Most such starts are an upgrade on the same config, and
     // dropping the weight there would lose what an admin set; the next write adds the weight
     // configured now, so the rule holds from then on.
-    const configChanged = e.configured_weight !== undefined && e.configured_weight !== server.configuredWeight;
+    // A config changed to the admin's weight (made permanent there) changed nothing that runs.
+    const configChanged = e.configured_weight !== undefined && e.configured_weight !== server.configuredWeight && w !== server.configuredWeight;
     if (w !== undefined && weightOk && !configChanged) server.weight = w;
     if (!weightOk) skip(`weight ${w}: expected a whole number 0-${LIMITS.maxWeight}; state ${e.admin} restored, weight ${server.configuredWeight} as configured`);
     else if (w !== undefined && configChanged) skip(`weight ${w} was set while ${e.configured_weight} was configured, and the config says ${server.configuredWeight} now: the config's change wins; state ${e.admin} restored`);

@@ -137,6 +137,15 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     expect(saved().servers).toEqual([{ backend: 'lic', server: 'b', address: `127.0.0.1:${s2.port}`, admin: 'maint', weight: 60, configured_weight: 100 }]);
   });
 
+  it('a weight an admin set and then wrote into the config is restored without a warning: the config changed to the admin\'s weight', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, saved_at: '2026-01-01T00:00:00.000Z', servers: [{ backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'drain', weight: 50, configured_weight: 100 }] }));
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port, 50)}`);
+    expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'a')).weight]).toEqual(['DRAIN', 50]);
+    expect(said(p, /^admin state of /).map((l) => [l.level, l.msg])).toEqual([[30, `admin state of lic/a restored from ${stateFile}: drain, weight 50/50`]]);
+  });
+
   it('an entry an earlier licgate wrote (a weight, no configured_weight) has its weight restored, and the file is rewritten with the configured weight', async () => {
     const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
     const top = admin();
