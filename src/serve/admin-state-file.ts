@@ -131,8 +131,8 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     // An entry without configured_weight was written before licgate saved it: its weight is
     // restored, as that licgate did. Most such starts are an upgrade on the same config, and
     // dropping the weight there would lose what an admin set; the next write adds the weight
-    // configured now, so the rule holds from then on.
-    // A config changed to the admin's weight (made permanent there) changed nothing that runs.
+    // configured now, so the rule holds from then on. A config changed to the admin's weight (made
+    // permanent there) changed nothing that runs.
     const configChanged = e.configured_weight !== undefined && e.configured_weight !== server.configuredWeight && w !== server.configuredWeight;
     if (w !== undefined && weightOk && !configChanged) server.weight = w;
     if (!weightOk) skip(`weight ${w}: expected a whole number 0-${LIMITS.maxWeight}; state ${e.admin} restored, weight ${server.configuredWeight} as configured`);
@@ -156,9 +156,9 @@ export class AdminStateWriter {
   private lastStart = -Infinity;
   /** The servers' JSON last written: a change that leaves it the same (a reload, drain then ready) writes nothing. */
   private written: string | null = null;
-  private unloggedFailures = 0;
-  /** unloggedFailures when a failure was last logged: the ones after it went unsaid. */
-  private failuresLogged = 0;
+  /** Failed writes since the last that succeeded, and how many of them had been when one was last logged. */
+  private failedSinceWrite = 0;
+  private failedWhenLogged = 0;
   private lastFailureLog = -Infinity;
   /**
    * Why the file start-up found at the path is not one of licgate's (null: it is, or there was
@@ -178,8 +178,8 @@ export class AdminStateWriter {
   /**
    * Start-up restored `saved`, the file's usable entries (`invalid`: it had others). Unless what
    * runs is what the file holds (an entry was skipped or invalid, a weight gave way to the
-   * config's), one write makes it so: the file would
-   * otherwise keep a skipped entry, warned about again at every start, until an admin change.
+   * config's), one write makes it so: the file would otherwise keep a skipped entry, warned about
+   * again at every start, until an admin change.
    */
   restored(saved: SavedServer[], invalid: boolean): void {
     const now = JSON.stringify(this.state());
@@ -222,9 +222,9 @@ export class AdminStateWriter {
     this.writing = this.mayReplace().then(() => writeAtomically(this.file, text)).then(
       () => {
         this.written = servers;
-        if (this.unloggedFailures) this.log.info({ state_file: this.file }, `admin state file ${this.file} written again after ${this.unloggedFailures} failed write(s)`);
-        this.unloggedFailures = 0;
-        this.failuresLogged = 0;
+        if (this.failedSinceWrite) this.log.info({ state_file: this.file }, `admin state file ${this.file} written again after ${this.failedSinceWrite} failed write(s)`);
+        this.failedSinceWrite = 0;
+        this.failedWhenLogged = 0;
       },
       (e: NodeJS.ErrnoException) => {
         failed = true;
@@ -252,18 +252,18 @@ export class AdminStateWriter {
   }
 
   private failedWrite(e: NodeJS.ErrnoException, last: boolean): void {
-    this.unloggedFailures++;
+    this.failedSinceWrite++;
     const why = e.code ?? e.message;
-    const unsaid = this.unloggedFailures - 1 - this.failuresLogged;
+    const unsaid = this.failedSinceWrite - 1 - this.failedWhenLogged;
     if (last) {
-      this.log.error({ state_file: this.file, error: why, failed_writes: this.unloggedFailures, not_logged: unsaid }, `cannot write admin state file ${this.file} at the stop (${why}): what an admin set since its last write is lost, the next start does not restore it (${this.unloggedFailures} failed write(s) since the last that succeeded, ${unsaid} not logged)`);
+      this.log.error({ state_file: this.file, error: why, failed_writes: this.failedSinceWrite, not_logged: unsaid }, `cannot write admin state file ${this.file} at the stop (${why}): what an admin set since its last write is lost, the next start does not restore it (${this.failedSinceWrite} failed write(s) since the last that succeeded, ${unsaid} not logged)`);
       return;
     }
     const now = performance.now();
     if (now - this.lastFailureLog < STATE_FAILURE_LOG_MS) return;
     this.lastFailureLog = now;
-    this.failuresLogged = this.unloggedFailures;
-    this.log.error({ state_file: this.file, error: why, failed_writes: this.unloggedFailures }, `cannot write admin state file ${this.file} (${why}): what an admin set holds while licgate runs, but a restart now would start every server ready; trying again`);
+    this.failedWhenLogged = this.failedSinceWrite;
+    this.log.error({ state_file: this.file, error: why, failed_writes: this.failedSinceWrite }, `cannot write admin state file ${this.file} (${why}): what an admin set holds while licgate runs, but a restart now would start every server ready; trying again`);
   }
 }
 
