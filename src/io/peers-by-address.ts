@@ -53,6 +53,11 @@ export class PeersByAddress {
   /** `onRefused` hears of each peer refused, so that an admin can see why HAProxy's checks failed. */
   constructor(private readonly onRefused: OnRefused = () => {}, private readonly max = MAX_PEERS_PER_ADDRESS) {}
 
+  /** Peers admitted and not yet closed. */
+  get open(): number {
+    return this.total;
+  }
+
   /** The peers `server` closes itself past its maxConnections are refused peers too. */
   watchDrops(server: Server): void {
     server.on('drop', (d) => this.onRefused(d?.remoteAddress));

@@ -33,7 +33,7 @@ export class AdminHttp {
    * reverse proxy sends its own name must find the reason in the log.
    */
   private readonly hostRefusals: PeerEventSummary<{ method: string | undefined; path: string | undefined; host: string }>;
-  private peers = 0;
+  private readonly byAddress: PeersByAddress;
 
   constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger, onRefused?: OnRefused) {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
@@ -48,12 +48,10 @@ export class AdminHttp {
       );
     });
     // One host holding connections must not lock keepalived's /health out.
-    const byAddress = new PeersByAddress(onRefused);
+    const byAddress = (this.byAddress = new PeersByAddress(onRefused));
     byAddress.watchDrops(this.server);
     this.server.on('connection', (sock: Socket) => {
-      if (!byAddress.admit(sock)) return void sock.destroy();
-      this.peers++;
-      sock.once('close', () => this.peers--);
+      if (!byAddress.admit(sock)) sock.destroy();
     });
     // No 'clientError' listener: Node's own handling answers a request it cannot parse (curl -X FOO,
     // headers over maxHeaderSize, a timeout) with 400, 431 or 408 and closes, where closing without
@@ -97,7 +95,7 @@ export class AdminHttp {
 
   /** Peers connected now. */
   get connections(): number {
-    return this.peers;
+    return this.byAddress.open;
   }
 
   /**
