@@ -22,6 +22,8 @@ const STATE_RETRY_MS = 10_000;
 /** A failing write logs at most one line this often; the others are counted in the next. */
 const STATE_FAILURE_LOG_MS = 60_000;
 const ADMIN_STATES: readonly AdminState[] = ['ready', 'drain', 'maint'];
+const WEIGHT_KEYS = ['weight', 'configured_weight'] as const;
+const isWeight = (w: unknown): boolean => Number.isInteger(w) && (w as number) >= 0 && (w as number) <= LIMITS.maxWeight;
 
 /** One server's entry: `weight` only when the admin's differs from the configured one. */
 export interface SavedServer {
@@ -67,8 +69,16 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
   rec.servers.forEach((e: unknown, i) => {
     const r = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
     const ok = typeof r.backend === 'string' && typeof r.server === 'string' && typeof r.address === 'string' && (ADMIN_STATES as readonly unknown[]).includes(r.admin) && (r.weight === undefined || typeof r.weight === 'number') && (r.configured_weight === undefined || typeof r.configured_weight === 'number');
-    if (ok) servers.push(r as unknown as SavedServer);
-    else invalid.push(`entry ${i + 1}: expected {backend, server, address, admin: ${ADMIN_STATES.join('|')}, weight?, configured_weight?}, found ${JSON.stringify(e)?.slice(0, 120)}`);
+    if (!ok) {
+      invalid.push(`entry ${i + 1}: expected {backend, server, address, admin: ${ADMIN_STATES.join('|')}, weight?, configured_weight?}, found ${JSON.stringify(e)?.slice(0, 120)}`);
+      return;
+    }
+    // A weight no server can have was not written by licgate: the entry is not trusted, its admin
+    // state neither, as HAProxy applies nothing of a server-state line with an invalid
+    // srv_uweight or srv_iweight (server_state.c).
+    const bad = WEIGHT_KEYS.find((k) => r[k] !== undefined && !isWeight(r[k]));
+    if (bad === undefined) servers.push(r as unknown as SavedServer);
+    else invalid.push(`entry ${i + 1} (${String(r.backend)}/${String(r.server)}): expected "${bad}" to be a whole number 0-${LIMITS.maxWeight}, as a server's weight in the config, found ${JSON.stringify(r[bad])}`);
   });
   return { servers, invalid };
 }
@@ -79,10 +89,11 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
  * or empty file is a first start; one that cannot be read or used is a warning, every server
  * starts ready at its configured weight, and no write replaces that file. An entry is skipped
  * when its backend or server is no longer in the config, or the server is configured at another
- * address (HAProxy's rule: another license server); a weight outside 0-256, or saved when another
- * weight was configured (HAProxy's rule: the config's change wins), is skipped and the entry's
- * state still restored. Unless the file then holds what runs, one write follows, so a skipped entry
- * is warned about at this start only.
+ * address (HAProxy's rule: another license server); a weight saved when another weight was
+ * configured (HAProxy's rule: the config's change wins) is skipped and the entry's state still
+ * restored. An invalid entry (a weight no server can have among them) is skipped whole. Unless the
+ * file then holds what runs, one write follows, so a skipped entry is warned about at this start
+ * only.
  */
 export async function restoreAdminState(model: Model, writer: AdminStateWriter, log: Logger): Promise<void> {
   const file = writer.file;
@@ -127,16 +138,14 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     if (server === undefined || at !== e.address) continue;
     server.admin = e.admin;
     const w = e.weight;
-    const weightOk = w === undefined || (Number.isInteger(w) && w >= 0 && w <= LIMITS.maxWeight);
     // An entry without configured_weight was written before licgate saved it: its weight is
     // restored, as that licgate did. Most such starts are an upgrade on the same config, and
     // dropping the weight there would lose what an admin set; the next write adds the weight
     // configured now, so the rule holds from then on. A config changed to the admin's weight (made
     // permanent there) changed nothing that runs.
     const configChanged = e.configured_weight !== undefined && e.configured_weight !== server.configuredWeight && w !== server.configuredWeight;
-    if (w !== undefined && weightOk && !configChanged) server.weight = w;
-    if (!weightOk) skip(`weight ${w}: expected a whole number 0-${LIMITS.maxWeight}; state ${e.admin} restored, weight ${server.configuredWeight} as configured`);
-    else if (w !== undefined && configChanged) skip(`weight ${w} was set while ${e.configured_weight} was configured, and the config says ${server.configuredWeight} now: the config's change wins; state ${e.admin} restored`);
+    if (w !== undefined && !configChanged) server.weight = w;
+    if (w !== undefined && configChanged) skip(`weight ${w} was set while ${e.configured_weight} was configured, and the config says ${server.configuredWeight} now: the config's change wins; state ${e.admin} restored`);
     else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
   }
   writer.restored(saved.servers, saved.invalid.length > 0);

@@ -217,7 +217,7 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     expect(saved().servers).toEqual([{ backend: 'lic', server: 'b', address: `127.0.0.1:${s2.port}`, admin: 'drain' }]);
   });
 
-  it('an entry whose server left the config, moved to another address or has a weight out of range is skipped and logged once; the next write drops it', async () => {
+  it('an entry whose server left the config, moved to another address or has a weight no server can have is skipped and logged once; the next write drops it', async () => {
     const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
     const top = admin();
     writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [
@@ -229,16 +229,38 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     ] }));
     const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
     expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => l.msg)).toEqual([
+      `admin state file ${stateFile}: entry 1 (lic/a): expected "weight" to be a whole number 0-256, as a server's weight in the config, found 999; skipped`,
       expect.stringMatching(/: entry 5: expected \{backend, server, address, admin: ready\|drain\|maint, weight\?, configured_weight\?\}, found \{"backend":"lic","admin":"sleeping"\}; skipped$/),
-      'admin state of lic/a (drain, weight 999) not restored: weight 999: expected a whole number 0-256; state drain restored, weight 100 as configured',
       `admin state of lic/b (maint) not restored: b is configured at 127.0.0.1:${s2.port} now, not 127.0.0.1:1: another license server`,
       'admin state of lic/gone (maint) not restored: backend lic has no server gone now',
       'admin state of old/x (maint) not restored: the config has no backend old now',
     ]);
-    expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'a')).weight, (await p.server('lic', 'b')).state]).toEqual(['DRAIN', 100, 'UP']);
+    // Not licgate's own entry (HAProxy applies nothing of a line with an invalid weight): a's drain is not restored either.
+    expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'a')).weight, (await p.server('lic', 'b')).state]).toEqual(['UP', 100, 'UP']);
     await ctl(p, 'set', 'lic/b', 'weight', '5');
-    await waitFor(() => saved().servers.length === 2, { timeoutMs: 5000, what: 'the state file rewritten' });
-    expect(saved().servers.map((s) => s.server)).toEqual(['a', 'b']);
+    await waitFor(() => saved().servers.some((s) => s.server === 'b'), { timeoutMs: 5000, what: 'the state file rewritten' });
+    expect(saved().servers.map((s) => s.server)).toEqual(['b']);
+  });
+
+  it('an entry with a negative, fractional or too large weight or configured_weight is invalid: warned about, skipped whole, and gone from the file the start writes', async () => {
+    const [s1, s2] = [await startTcpServer(() => {}), await startTcpServer(() => {})];
+    const top = admin();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [
+      { backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'drain', weight: -1, configured_weight: 100 },
+      { backend: 'lic', server: 'b', address: `127.0.0.1:${s2.port}`, admin: 'maint', weight: 50, configured_weight: 1.5 },
+      { backend: 'lic', server: 'a', address: `127.0.0.1:${s1.port}`, admin: 'maint', weight: 1e9, configured_weight: 100 },
+    ] }));
+    const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
+    const expected = (what: string): string => `expected "${what}" to be a whole number 0-256, as a server's weight in the config`;
+    expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => [l.level, l.msg])).toEqual([
+      [40, `admin state file ${stateFile}: entry 1 (lic/a): ${expected('weight')}, found -1; skipped`],
+      [40, `admin state file ${stateFile}: entry 2 (lic/b): ${expected('configured_weight')}, found 1.5; skipped`],
+      [40, `admin state file ${stateFile}: entry 3 (lic/a): ${expected('weight')}, found 1000000000; skipped`],
+    ]);
+    expect([(await p.server('lic', 'a')).state, (await p.server('lic', 'a')).weight, (await p.server('lic', 'b')).state, (await p.server('lic', 'b')).weight]).toEqual(['UP', 100, 'UP', 100]);
+    await waitFor(() => saved().servers.length === 0, { timeoutMs: 5000, what: 'the invalid entries gone from the state file' });
+    const q = await restart(p, 'SIGKILL');
+    expect(q.logs.filter((l) => l.state_file === stateFile)).toEqual([]);
   });
 
   it('a start that skipped an entry writes the file again at once, so the next start does not warn about it again', async () => {

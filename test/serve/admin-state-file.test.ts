@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AdminStateWriter, type SavedServer } from '../../src/serve/admin-state-file.js';
+import { AdminStateWriter, parseAdminState, type SavedServer } from '../../src/serve/admin-state-file.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let dir: string;
@@ -48,5 +48,23 @@ describe('AdminStateWriter', () => {
     await waitFor(() => lines().length === 2, { timeoutMs: 5000, what: '"written again" logged' });
     // One failure, or more when a retry came before the directory was back.
     expect(lines()[1]).toMatchObject({ level: 30, msg: expect.stringMatching(new RegExp(`^admin state file ${file} written again after \\d+ failed write\\(s\\)$`)) });
+  });
+});
+
+describe('parseAdminState', () => {
+  it('an entry with a weight or configured_weight no server can have (negative, fractional, past 256) is invalid, and says what was expected and found', () => {
+    const entry = (extra: object) => ({ backend: 'lic', server: 'a', address: '127.0.0.1:27000', admin: 'maint', ...extra });
+    const { servers, invalid } = parseAdminState(JSON.stringify({ version: 1, servers: [
+      entry({ weight: -1, configured_weight: 100 }),
+      entry({ weight: 50, configured_weight: 1.5 }),
+      entry({ weight: 1e9, configured_weight: 100 }),
+      entry({ weight: 256, configured_weight: 0 }),
+    ] }));
+    expect(invalid).toEqual([
+      'entry 1 (lic/a): expected "weight" to be a whole number 0-256, as a server\'s weight in the config, found -1',
+      'entry 2 (lic/a): expected "configured_weight" to be a whole number 0-256, as a server\'s weight in the config, found 1.5',
+      'entry 3 (lic/a): expected "weight" to be a whole number 0-256, as a server\'s weight in the config, found 1000000000',
+    ]);
+    expect(servers).toEqual([entry({ weight: 256, configured_weight: 0 })]);
   });
 });
