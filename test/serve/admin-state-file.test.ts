@@ -51,6 +51,40 @@ describe('AdminStateWriter', () => {
   });
 });
 
+describe('AdminStateWriter at the stop', () => {
+  it('a write that fails at the stop counts the failures the failure-log interval kept quiet before it', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'licgate-state-writer-'));
+    const file = join(dir, 'gone', 'server-state');
+    // Each write begins with the state it writes: the calls count the tries.
+    let tries = 0;
+    const state: SavedServer[] = [{ backend: 'lic', server: 'a', address: '127.0.0.1:27000', admin: 'maint' }];
+    let text = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        text += chunk.toString();
+        cb();
+      },
+    });
+    const lines = (): { level: number; msg: string; failed_writes?: number; not_logged?: number }[] => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+    // Retries every 20 ms: all but the first failure fall inside the one-minute failure-log interval.
+    writer = new AdminStateWriter(file, () => {
+      tries++;
+      return state;
+    }, pino({ level: 'info' }, sink), 20);
+    writer.changed();
+    await waitFor(() => tries >= 4 && lines().length === 1, { timeoutMs: 5000, what: 'three retries after the logged failure' });
+    const w = writer;
+    writer = null;
+    await w.flush();
+    const failed = tries;
+    expect(lines().map((l) => [l.level, l.failed_writes, l.not_logged])).toEqual([
+      [50, 1, undefined],
+      [50, failed, failed - 2],
+    ]);
+    expect(lines()[1]!.msg).toBe(`cannot write admin state file ${file} at the stop (ENOENT): what an admin set since its last write is lost, the next start does not restore it (${failed} failed write(s) since the last that succeeded, ${failed - 2} not logged)`);
+  });
+});
+
 describe('parseAdminState', () => {
   it('an entry with a weight or configured_weight no server can have (negative, fractional, past 256) is invalid, and says what was expected and found', () => {
     const entry = (extra: object) => ({ backend: 'lic', server: 'a', address: '127.0.0.1:27000', admin: 'maint', ...extra });
