@@ -159,7 +159,13 @@ export class Daemon implements DaemonView {
       await this.closeNow();
       throw e;
     }
-    for (const b of this.model.backends.values()) b.settle();
+    for (const b of this.model.backends.values()) {
+      const lost = b.settle();
+      if (lost === null) continue;
+      const servers = b.servers.filter((s) => s.tier === lost).map((s) => `${s.name} ${s.stateText}`);
+      this.log.warn({ state_file: this.adminState?.file, backend: b.name, serving_tier: lost }, `backend ${b.name} serves from ${tierName(b.servingTier)}, not from ${tierName(lost)} as admin.state_file kept it: no server of that tier can serve now (${servers.join(', ')})`);
+      this.adminState?.changed();
+    }
     this.startChecks();
     await this.followVrrp();
     // Addresses, not only ports: an admin bound to 127.0.0.1 and a status listener on 0.0.0.0 look alike by port.
@@ -572,7 +578,15 @@ export class Daemon implements DaemonView {
       const n = this.endSessionsTo(e.server, 'server-down');
       if (n > 0) this.log.warn({ backend: e.backend, server: e.server.name, sessions: n }, `closed ${n} session(s) to ${e.backend}/${e.server.name}, marked DOWN (on_marked_down: shutdown-sessions)`);
     });
+    // admin.state_file keeps a failback: manual backend's serving tier while it is not the best one:
+    // a tier change, or a server starting or ceasing to be able to serve, may start or end that.
+    // Heard here, not in each admin route: a check, the agent or a failback changes it too.
+    const manual = (backend: string): boolean => model.backend(backend)?.cfg.failback === 'manual';
+    ev.on('server-state', (e) => {
+      if (e.usableChanged && manual(e.backend)) this.adminState?.changed();
+    });
     ev.on('tier-change', (e) => {
+      if (manual(e.backend)) this.adminState?.changed();
       this.log.warn({ backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason }, e.to === null ? `backend ${e.backend} has no usable server` : `backend ${e.backend} now serves from ${tierName(e.to)}`);
     });
   }

@@ -353,11 +353,27 @@ export class Backend {
   }
 
   /**
-   * Start-up, once the server names have their first addresses: the serving tier the constructor
-   * would have chosen had they been known then. Nothing was announced yet, so no event.
+   * Start-up, before the frontends accept: admin.state_file says an admin kept `tier` serving
+   * (`failback: manual`, not failed back yet). settle() keeps it if it can serve then.
    */
-  settle(): void {
+  keepServing(tier: number): void {
+    this.servingTier = tier;
+    this.kept = true;
+  }
+
+  private kept = false;
+
+  /**
+   * Start-up, once the server names have their first addresses: the serving tier the constructor
+   * would have chosen had they been known then, unless keepServing's tier can serve (as reconsider
+   * keeps it). Nothing was announced yet, so no event. Returns the kept tier it gave up, or null.
+   */
+  settle(): number | null {
+    const kept = this.kept ? this.servingTier : null;
+    this.kept = false;
+    if (kept !== null && this.tierServers(kept).some((s) => s.eligible)) return null;
     this.servingTier = this.bestTier();
+    return kept;
   }
 
   /** Admin action for `failback: manual`: serve from the best tier again. */
@@ -369,7 +385,8 @@ export class Backend {
     return this.tiers.find((t) => t.tier === tier)?.servers ?? [];
   }
 
-  private bestTier(): number | null {
+  /** The tier `failback: auto` serves from: the first with a server that can take new connections. */
+  bestTier(): number | null {
     for (const t of this.tiers) if (t.servers.some((s) => s.eligible)) return t.tier;
     return null;
   }

@@ -5,14 +5,15 @@ import { formatHostPort } from '../config/address.js';
 import { LIMITS } from '../config/schema.js';
 import { LicgateError } from '../errors.js';
 import { notRegularFile, READ_NO_WAIT } from '../io/regular-file.js';
+import { tierName } from '../model/events.js';
 import type { Model } from '../model/model.js';
 import type { AdminState } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
 
 /**
  * `admin.state_file`, HAProxy's server-state-file: what an admin set at runtime (a drain or maint,
- * a weight) holds across a restart, as it holds across a reload. Health and what an agent said are
- * not kept: checks and the agent say them again.
+ * a weight, a `failback: manual` backend not failed back yet) holds across a restart, as it holds
+ * across a reload. Health and what an agent said are not kept: checks and the agent say them again.
  */
 export const STATE_FILE_VERSION = 1;
 /** A write begins at most this often: a burst of admin calls (a script draining 100 servers) makes a few writes, not one each. */
@@ -40,20 +41,40 @@ export interface SavedServer {
   configured_weight?: number;
 }
 
-/** What is kept of `model`: each server whose admin state is not ready or whose admin weight is not the configured one. */
-export function adminStateOf(model: Model): SavedServer[] {
-  const out: SavedServer[] = [];
+/**
+ * A `failback: manual` backend serving from a tier that is not its best usable one: the "not yet"
+ * of an admin who keeps clients there until `ctl failback`. In the file's optional "backends" list,
+ * which a licgate from before it ignores (it reads "version" and "servers" only).
+ */
+export interface SavedBackend {
+  backend: string;
+  serving_tier: number;
+}
+
+export interface AdminStateSnapshot {
+  servers: SavedServer[];
+  backends: SavedBackend[];
+}
+
+/**
+ * What is kept of `model`: each server whose admin state is not ready or whose admin weight is not
+ * the configured one, and each `failback: manual` backend serving from a tier not its best.
+ */
+export function adminStateOf(model: Model): AdminStateSnapshot {
+  const servers: SavedServer[] = [];
+  const backends: SavedBackend[] = [];
   for (const b of model.backends.values()) {
     for (const s of b.servers) {
       if (s.admin === 'ready' && s.weight === s.configuredWeight) continue;
-      out.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight, configured_weight: s.configuredWeight } : {}) });
+      servers.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight, configured_weight: s.configuredWeight } : {}) });
     }
+    if (b.cfg.failback === 'manual' && b.servingTier !== null && b.servingTier !== b.bestTier()) backends.push({ backend: b.name, serving_tier: b.servingTier });
   }
-  return out;
+  return { servers, backends };
 }
 
 /** The file's entries, and why each one that cannot be used is left out; a file that is not one of ours throws. */
-export function parseAdminState(text: string): { servers: SavedServer[]; invalid: string[] } {
+export function parseAdminState(text: string): AdminStateSnapshot & { invalid: string[] } {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -80,7 +101,18 @@ export function parseAdminState(text: string): { servers: SavedServer[]; invalid
     if (bad === undefined) servers.push(r as unknown as SavedServer);
     else invalid.push(`entry ${i + 1} (${String(r.backend)}/${String(r.server)}): expected "${bad}" to be a whole number 0-${LIMITS.maxWeight}, as a server's weight in the config, found ${JSON.stringify(r[bad])}`);
   });
-  return { servers, invalid };
+  const backends: SavedBackend[] = [];
+  // Not a reason to drop the file: the servers' entries are good without it.
+  if (rec.backends !== undefined && !Array.isArray(rec.backends)) invalid.push(`expected "backends" to be a list, found ${JSON.stringify(rec.backends)?.slice(0, 120)}`);
+  else if (rec.backends !== undefined) {
+    rec.backends.forEach((e: unknown, i) => {
+      const r = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
+      const t = r.serving_tier;
+      if (typeof r.backend === 'string' && Number.isInteger(t) && (t as number) >= 0 && (t as number) <= LIMITS.maxTier) backends.push({ backend: r.backend, serving_tier: t as number });
+      else invalid.push(`backends entry ${i + 1}: expected {backend, serving_tier: a whole number 0-${LIMITS.maxTier}}, found ${JSON.stringify(e)?.slice(0, 120)}`);
+    });
+  }
+  return { servers, backends, invalid };
 }
 
 /**
@@ -148,7 +180,35 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     if (w !== undefined && configChanged) skip(`weight ${w} was set while ${e.configured_weight} was configured, and the config says ${server.configuredWeight} now: the config's change wins; state ${e.admin} restored`);
     else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
   }
-  writer.restored(saved.servers, saved.invalid.length > 0);
+  for (const e of saved.backends) restoreServingTier(model, e, file, log);
+  writer.restored({ servers: saved.servers, backends: saved.backends }, saved.invalid.length > 0);
+}
+
+/**
+ * A `failback: manual` backend an admin had not failed back serves from the tier it served from,
+ * when the config still has that backend with `failback: manual` and that tier has a server an
+ * admin lets serve (ready, weight above 0: the servers' entries are restored first). Health is not
+ * asked: no check has run yet and names are not looked up, and servers start UP until their first
+ * checks say otherwise. The tier in use keeps serving through a restart as through a reload
+ * (Backend.adoptRuntime), until the admin fails back or that tier cannot serve: settle() and the
+ * first checks then move clients as `failback: manual` does while licgate runs. Deciding after the
+ * first checks instead would have the frontends accept on the best tier meanwhile: clients would
+ * check out there and again on the backup once it was restored, each a second license (FlexLM
+ * counts a re-checkout after a reconnect as another), which failback: manual is there to avoid.
+ */
+function restoreServingTier(model: Model, e: SavedBackend, file: string, log: Logger): void {
+  const tier = `${tierName(e.serving_tier)} (tier ${e.serving_tier})`;
+  const skip = (why: string): void => log.warn({ state_file: file, backend: e.backend, serving_tier: e.serving_tier }, `serving tier of ${e.backend} (${tier}, not failed back) not restored: ${why}`);
+  const backend = model.backend(e.backend);
+  const servers = backend?.servers.filter((s) => s.tier === e.serving_tier) ?? [];
+  if (backend === undefined) skip(`the config has no backend ${e.backend} now`);
+  else if (backend.cfg.failback !== 'manual') skip(`backend ${e.backend} has failback: ${backend.cfg.failback} now, so it serves from its best tier`);
+  else if (servers.length === 0) skip(`backend ${e.backend} has no server in tier ${e.serving_tier} now`);
+  else if (!servers.some((s) => s.admin === 'ready' && s.weight > 0)) skip(`no server of that tier can serve: ${servers.map((s) => `${s.name} ${s.admin === 'ready' ? 'weight 0' : s.admin}`).join(', ')}`);
+  else {
+    backend.keepServing(e.serving_tier);
+    log.info({ state_file: file, backend: e.backend, serving_tier: e.serving_tier }, `serving tier of ${e.backend} restored from ${file}: ${tier}, until an admin fails it back (licgate ctl failback ${e.backend})`);
+  }
 }
 
 /**
@@ -163,7 +223,7 @@ export class AdminStateWriter {
   private dirty = false;
   private closed = false;
   private lastStart = -Infinity;
-  /** The servers' JSON last written: a change that leaves it the same (a reload, drain then ready) writes nothing. */
+  /** The state's JSON last written: a change that leaves it the same (a reload, drain then ready) writes nothing. */
   private written: string | null = null;
   /** Failed writes since the last that succeeded, and how many of them had been when one was last logged. */
   private failedSinceWrite = 0;
@@ -177,7 +237,7 @@ export class AdminStateWriter {
   private foreign: string | null = null;
 
   /** `retryMs`: after a failed write, the next try; another value only for a test. */
-  constructor(readonly file: string, private readonly state: () => SavedServer[], private readonly log: Logger, private readonly retryMs = STATE_RETRY_MS) {}
+  constructor(readonly file: string, private readonly state: () => AdminStateSnapshot, private readonly log: Logger, private readonly retryMs = STATE_RETRY_MS) {}
 
   /** Start-up could not use the file at the path (`why`): it is kept, and no state is written over it. */
   keepForeign(why: string): void {
@@ -190,7 +250,7 @@ export class AdminStateWriter {
    * config's), one write makes it so: the file would otherwise keep a skipped entry, warned about
    * again at every start, until an admin change.
    */
-  restored(saved: SavedServer[], invalid: boolean): void {
+  restored(saved: AdminStateSnapshot, invalid: boolean): void {
     const now = JSON.stringify(this.state());
     if (!invalid && now === JSON.stringify(saved)) this.written = now;
     else this.changed();
@@ -223,14 +283,17 @@ export class AdminStateWriter {
   /** `last`: the stop's write, whose failure is always logged: nothing tries it again. */
   private write(last = false): Promise<void> {
     this.dirty = false;
-    const servers = JSON.stringify(this.state());
-    if (servers === this.written) return Promise.resolve();
+    const state = this.state();
+    const json = JSON.stringify(state);
+    if (json === this.written) return Promise.resolve();
     this.lastStart = performance.now();
-    const text = `{"version":${STATE_FILE_VERSION},"saved_at":${JSON.stringify(new Date().toISOString())},"servers":${servers}}\n`;
+    // "backends" only when it holds one: the file is then as a licgate from before it wrote it.
+    const backends = state.backends.length > 0 ? `,"backends":${JSON.stringify(state.backends)}` : '';
+    const text = `{"version":${STATE_FILE_VERSION},"saved_at":${JSON.stringify(new Date().toISOString())},"servers":${JSON.stringify(state.servers)}${backends}}\n`;
     let failed = false;
     this.writing = this.mayReplace().then(() => writeAtomically(this.file, text)).then(
       () => {
-        this.written = servers;
+        this.written = json;
         if (this.failedSinceWrite) this.log.info({ state_file: this.file }, `admin state file ${this.file} written again after ${this.failedSinceWrite} failed write(s)`);
         this.failedSinceWrite = 0;
         this.failedWhenLogged = 0;

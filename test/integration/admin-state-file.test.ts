@@ -6,7 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
 import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
-import { runCli, startProxy, startTcpServer, stopAll, type LogLine, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { helloOnce } from '../helpers/license-client.js';
+import { runCli, startInProcessSimulator, startProxy, startTcpServer, stopAll, type LogLine, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const TOKEN = 'state-file-token-0123456789abcdef';
@@ -43,7 +44,7 @@ function post(p: ProxyProcess, path: string, body: unknown): Promise<Response> {
   return fetch(p.adminUrl + path, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 }
 
-function saved(): { version: number; servers: { backend: string; server: string; address: string; admin: string; weight?: number; configured_weight?: number }[] } {
+function saved(): { version: number; servers: { backend: string; server: string; address: string; admin: string; weight?: number; configured_weight?: number }[]; backends?: { backend: string; serving_tier: number }[] } {
   return JSON.parse(readFileSync(stateFile, 'utf8'));
 }
 
@@ -66,6 +67,21 @@ backends:
     check: { type: tcp, inter: 200ms, rise: 1, fall: 1 }
     servers: [{ name: a, address: "127.0.0.1:${a}", weight: ${weight} }, { name: b, address: "127.0.0.1:${b}", weight: ${weight} }]
 `;
+}
+
+/** Backend `name` with `failback`: server `${name}-a` active at `a`, `${name}-b` backup at `b`; frontend `name` to it. */
+function activeBackup(name: string, a: number, b: number, failback = 'manual'): { frontend: string; backend: string } {
+  return {
+    frontend: `  - { name: ${name}, listen: "127.0.0.1:0", backend: ${name} }`,
+    backend: `  - name: ${name}
+    failback: ${failback}
+    check: { type: status, inter: 200ms, rise: 1, fall: 1 }
+    servers: [{ name: ${name}-a, address: "127.0.0.1:${a}" }, { name: ${name}-b, address: "127.0.0.1:${b}", backup: true }]`,
+  };
+}
+
+function backends(...bs: { frontend: string; backend: string }[]): string {
+  return `\nfrontends:\n${bs.map((b) => b.frontend).join('\n')}\nbackends:\n${bs.map((b) => b.backend).join('\n')}\n`;
 }
 
 describe('admin.state_file: what an admin set survives a restart', { timeout: 60_000 }, () => {
@@ -361,5 +377,100 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
       expect(entry).toMatchObject({ backend: 'lic', admin: expect.stringMatching(/^(drain|maint)$/) });
       expect(said(p, /^admin state of lic\/b restored from /).map((l) => [l.admin, l.weight])).toEqual([[entry.admin, entry.weight]]);
     }
+  });
+  it('failback: manual: the backup an admin kept serving after the primary came back still serves after a restart, until ctl failback', async () => {
+    const [alpha, bravo] = [await startInProcessSimulator('alpha'), await startInProcessSimulator('bravo')];
+    const p = await startProxy(`${admin()}\n${backends(activeBackup('lic', alpha.port, bravo.port))}`);
+    // The primary's maintenance: clients go to the backup and, with failback: manual, stay there after it.
+    await ctl(p, 'set', 'lic/lic-a', 'state', 'maint');
+    await ctl(p, 'set', 'lic/lic-a', 'state', 'ready');
+    expect([(await p.backend('lic')).tier, await helloOnce(p.port)]).toEqual(['backup', 'bravo']);
+    // No wait for the file: the stop writes what is pending.
+    const q = await restart(p);
+    expect((await q.backend('lic')).tier).toBe('backup');
+    expect(await helloOnce(q.port)).toBe('bravo');
+    expect(saved().backends).toEqual([{ backend: 'lic', serving_tier: 1 }]);
+    expect(q.logs.filter((l) => l.state_file === stateFile).map((l) => [l.level, l.msg])).toEqual([[30, `serving tier of lic restored from ${stateFile}: backup (tier 1), until an admin fails it back (licgate ctl failback lic)`]]);
+    // Not an admin route's write: the tier change itself has the file written, so a crash now does not bring the backup back.
+    await ctl(q, 'failback', 'lic');
+    await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the serving tier gone from the state file after the failback' });
+    const r = await restart(q, 'SIGKILL');
+    expect([(await r.backend('lic')).tier, await helloOnce(r.port)]).toEqual(['active', 'alpha']);
+    expect(r.logs.filter((l) => l.state_file === stateFile)).toEqual([]);
+  });
+
+  it('a reload keeps the backup an admin kept serving, and its entry; a reload to failback: auto serves from the primary and drops it, as a start would', async () => {
+    const [alpha, bravo] = [await startInProcessSimulator('alpha'), await startInProcessSimulator('bravo')];
+    const top = admin();
+    const p = await startProxy(`${top}\n${backends(activeBackup('lic', alpha.port, bravo.port))}`);
+    await ctl(p, 'set', 'lic/lic-a', 'state', 'maint');
+    await ctl(p, 'set', 'lic/lic-a', 'state', 'ready');
+    await waitFor(() => existsSync(stateFile) && saved().backends !== undefined, { timeoutMs: 5000, what: 'the kept backup in the state file' });
+    const reloaded = (n: number) => () => said(p, /^config reloaded/).length === n;
+    p.reload(`${top}\n${backends(activeBackup('lic', alpha.port, bravo.port))}`.replace('inter: 200ms', 'inter: 300ms'));
+    await waitFor(reloaded(1), { timeoutMs: 5000, what: 'the first reload' });
+    expect([(await p.backend('lic')).tier, await helloOnce(p.port)]).toEqual(['backup', 'bravo']);
+    expect(saved().backends).toEqual([{ backend: 'lic', serving_tier: 1 }]);
+    p.reload(`${top}\n${backends(activeBackup('lic', alpha.port, bravo.port, 'auto'))}`);
+    await waitFor(reloaded(2), { timeoutMs: 5000, what: 'the reload to failback: auto' });
+    expect([(await p.backend('lic')).tier, await helloOnce(p.port)]).toEqual(['active', 'alpha']);
+    await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the serving tier gone from the state file' });
+  });
+
+  it('a kept serving tier is skipped, with one warning saying why, when the backend is gone, has failback: auto now, has no such tier or none of its servers an admin lets serve; the start rewrites the file', async () => {
+    const [alpha, bravo] = [await startInProcessSimulator('alpha'), await startInProcessSimulator('bravo')];
+    const top = admin();
+    const lic = activeBackup('lic', alpha.port, bravo.port);
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [{ backend: 'lic', server: 'lic-b', address: `127.0.0.1:${bravo.port}`, admin: 'maint' }], backends: [
+      { backend: 'lic', serving_tier: 1 },
+      { backend: 'auto', serving_tier: 1 },
+      { backend: 'third', serving_tier: 2 },
+      { backend: 'old', serving_tier: 1 },
+      { backend: 'lic', serving_tier: 'backup' },
+    ] }));
+    const p = await startProxy(`${top}\n${backends(lic, activeBackup('auto', alpha.port, bravo.port, 'auto'), activeBackup('third', alpha.port, bravo.port))}`);
+    expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => [l.level, l.msg])).toEqual([
+      [40, `admin state file ${stateFile}: backends entry 5: expected {backend, serving_tier: a whole number 0-9}, found {"backend":"lic","serving_tier":"backup"}; skipped`],
+      [30, `admin state of lic/lic-b restored from ${stateFile}: maint, weight 1/1`],
+      [40, 'serving tier of lic (backup (tier 1), not failed back) not restored: no server of that tier can serve: lic-b maint'],
+      [40, 'serving tier of auto (backup (tier 1), not failed back) not restored: backend auto has failback: auto now, so it serves from its best tier'],
+      [40, 'serving tier of third (dr (tier 2), not failed back) not restored: backend third has no server in tier 2 now'],
+      [40, 'serving tier of old (backup (tier 1), not failed back) not restored: the config has no backend old now'],
+    ]);
+    expect([(await p.backend('lic')).tier, (await p.backend('auto')).tier, (await p.backend('third')).tier]).toEqual(['active', 'active', 'active']);
+    await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the skipped entries gone from the state file' });
+    expect(saved().servers).toEqual([{ backend: 'lic', server: 'lic-b', address: `127.0.0.1:${bravo.port}`, admin: 'maint' }]);
+  });
+
+  it('a backup kept serving is written when the primary comes back from a failed check, with no admin call; gone again when the backup fails', async () => {
+    const bravo = await startInProcessSimulator('bravo');
+    let alpha = await startInProcessSimulator('alpha');
+    const alphaPort = alpha.port;
+    const p = await startProxy(`${admin()}\n${backends(activeBackup('lic', alphaPort, bravo.port))}`);
+    await alpha.close();
+    await waitFor(async () => (await p.backend('lic')).tier === 'backup', { timeoutMs: 5000, what: 'the backup serving once the primary is down' });
+    // Serving from the best tier the checks leave: nothing to keep.
+    expect(existsSync(stateFile) ? saved().backends : undefined).toBeUndefined();
+    alpha = await startInProcessSimulator('alpha', { port: alphaPort });
+    await waitFor(async () => (await p.server('lic', 'lic-a')).state === 'UP', { timeoutMs: 5000, what: 'the primary UP again' });
+    expect((await p.backend('lic')).tier).toBe('backup');
+    await waitFor(() => existsSync(stateFile) && saved().backends !== undefined, { timeoutMs: 5000, what: 'the kept backup in the state file' });
+    expect(saved()).toMatchObject({ servers: [], backends: [{ backend: 'lic', serving_tier: 1 }] });
+    await bravo.close();
+    await waitFor(async () => (await p.backend('lic')).tier === 'active', { timeoutMs: 5000, what: 'the primary serving once the backup is down' });
+    await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the serving tier gone from the state file' });
+  });
+  it('a kept backup none of whose servers can serve once names are looked up is given up at start, with a warning, and the file rewritten', async () => {
+    const alpha = await startInProcessSimulator('alpha');
+    const top = admin();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [], backends: [{ backend: 'lic', serving_tier: 1 }] }));
+    // RFC 6761: a .invalid name never resolves, so lic-b has no address.
+    const p = await startProxy(`${top}\n${backends(activeBackup('lic', alpha.port, 1)).replace('"127.0.0.1:1"', '"lic-b.invalid:27000"')}`);
+    expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => [l.level, l.msg])).toEqual([
+      [30, `serving tier of lic restored from ${stateFile}: backup (tier 1), until an admin fails it back (licgate ctl failback lic)`],
+      [40, 'backend lic serves from active, not from backup as admin.state_file kept it: no server of that tier can serve now (lic-b DOWN (no address))'],
+    ]);
+    expect([(await p.backend('lic')).tier, await helloOnce(p.port)]).toEqual(['active', 'alpha']);
+    await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the given-up tier gone from the state file' });
   });
 });

@@ -24,7 +24,7 @@ function startWriter(file: string, state: SavedServer[], retryMs: number): { lin
       cb();
     },
   });
-  writer = new AdminStateWriter(file, () => state, pino({ level: 'info' }, sink), retryMs);
+  writer = new AdminStateWriter(file, () => ({ servers: state, backends: [] }), pino({ level: 'info' }, sink), retryMs);
   return { lines: () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: number; msg: string }) };
 }
 
@@ -69,7 +69,7 @@ describe('AdminStateWriter at the stop', () => {
     // Retries every 20 ms: all but the first failure fall inside the one-minute failure-log interval.
     writer = new AdminStateWriter(file, () => {
       tries++;
-      return state;
+      return { servers: state, backends: [] };
     }, pino({ level: 'info' }, sink), 20);
     writer.changed();
     await waitFor(() => tries >= 4 && lines().length === 1, { timeoutMs: 5000, what: 'three retries after the logged failure' });
@@ -100,5 +100,22 @@ describe('parseAdminState', () => {
       'entry 3 (lic/a): expected "weight" to be a whole number 0-256, as a server\'s weight in the config, found 1000000000',
     ]);
     expect(servers).toEqual([entry({ weight: 256, configured_weight: 0 })]);
+  });
+  it('reads the optional "backends" list, leaves out an entry that is not {backend, serving_tier 0-9} saying why, and ignores a top-level key it does not know', () => {
+    const server = { backend: 'lic', server: 'a', address: '127.0.0.1:27000', admin: 'maint' };
+    const parsed = parseAdminState(JSON.stringify({ version: 1, saved_at: '2026-01-01T00:00:00.000Z', servers: [server], backends: [{ backend: 'lic', serving_tier: 1 }, { backend: 'x', serving_tier: 10 }, { backend: 'y', serving_tier: 0.5 }, 'lic'], later: { what: 'a newer licgate' } }));
+    expect(parsed).toEqual({
+      servers: [server],
+      backends: [{ backend: 'lic', serving_tier: 1 }],
+      invalid: [
+        'backends entry 2: expected {backend, serving_tier: a whole number 0-9}, found {"backend":"x","serving_tier":10}',
+        'backends entry 3: expected {backend, serving_tier: a whole number 0-9}, found {"backend":"y","serving_tier":0.5}',
+        'backends entry 4: expected {backend, serving_tier: a whole number 0-9}, found "lic"',
+      ],
+    });
+    // Not a list: the servers' entries are still good.
+    expect(parseAdminState(JSON.stringify({ version: 1, servers: [server], backends: { lic: 1 } }))).toEqual({ servers: [server], backends: [], invalid: ['expected "backends" to be a list, found {"lic":1}'] });
+    // A file without the list (every licgate before it, and this one when no backend is kept on a tier).
+    expect(parseAdminState(JSON.stringify({ version: 1, servers: [server] }))).toEqual({ servers: [server], backends: [], invalid: [] });
   });
 });
