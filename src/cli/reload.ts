@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import { UsageError } from '../errors.js';
 import { call } from './ctl.js';
 import { help, parse, required, type Command } from './command.js';
+import { notLicgateRun } from './licgate-process.js';
 import { isReloadAnswer, RELOAD_WAIT_MS, reportReload, type ReloadAnswer } from './reload-outcome.js';
 import { loadReporting } from './validate.js';
 
@@ -24,7 +25,8 @@ const POLL_MS = 50;
  * not applied (licgate is stopping) or not confirmed (no answer by the deadline: a stopped licgate
  * reloads nothing). Only with no admin listener to ask (none in the file, or its port 0 and no
  * --url; or the --url one closed by the reload of a file without one) does the reload go
- * unconfirmed with exit 0.
+ * unconfirmed with exit 0. A pid that /proc shows is not `licgate run` is never signalled: SIGHUP
+ * ends most other processes.
  */
 export const reload: Command = {
   name: 'reload',
@@ -59,6 +61,9 @@ export const reload: Command = {
     const known = typeof before === 'string' || mismatch !== null ? null : before.state;
     const pid = given ?? known?.pid;
     if (pid === undefined) return fail(`expected --pid PID: ${before as string}, so licgate's pid is unknown; nothing was signalled`);
+    // A listener in another pid namespace (a container) reports a pid that is another process here.
+    const foreign = notLicgateRun(pid);
+    if (foreign !== null) return fail(`expected ${given !== undefined ? `--pid ${pid}` : `pid ${pid} (as the admin listener at ${(before as { url: string }).url} reports)`} to be a "licgate run" process, found ${foreign}; nothing was signalled`);
     try {
       process.kill(pid, 'SIGHUP');
     } catch (e) {

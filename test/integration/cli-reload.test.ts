@@ -4,12 +4,14 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
 import type { RunProcess } from '../helpers/licgate-run.js';
+import { processState } from '../helpers/process-group.js';
 import { httpGetText, runCli } from '../helpers/proxy-harness.js';
 import { connects, startedRun, writeReloadConfig } from '../helpers/reload-by-hand.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -122,18 +124,41 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     await connects(vendor);
   });
 
-  it('a --pid other than the one the admin listener answers for: signals that pid, exits 1, and reports no outcome of another process', async () => {
+  it('a --pid other than the one the admin listener answers for, of a second licgate: signals that pid, exits 1, and reports no outcome of another process', async () => {
     const admin = await freePort();
     const file = writeConfig('other-pid', admin, { lmgrd: await freePort() });
     const p = await started(file);
-    // A process that ignores SIGHUP stands for the one named.
-    const other = spawn('sh', ['-c', 'trap "" HUP; sleep 30'], { stdio: 'ignore' });
-    cleanup.push(() => void other.kill('SIGKILL'));
-    const r = await runCli(['reload', '--config', file, '--pid', String(other.pid)]);
+    // Two licgates on one host: the unit's $MAINPID, a licgate by its command line, is the one to reload.
+    const second = await started(writeConfig('other-pid-2', null, { lmgrd: await freePort() }));
+    const pid = second.child.pid!;
+    const r = await runCli(['reload', '--config', file, '--pid', String(pid)]);
     expect([r.code, r.stdout]).toEqual([1, '']);
-    expect(r.stderr).toBe(`licgate reload: sent SIGHUP to licgate pid ${other.pid}; could not confirm the outcome: the admin listener at http://127.0.0.1:${admin} is licgate pid ${p.child.pid}'s, not ${other.pid}'s; licgate's log says it (journalctl -u licgate)\n`);
+    expect(r.stderr).toBe(`licgate reload: sent SIGHUP to licgate pid ${pid}; could not confirm the outcome: the admin listener at http://127.0.0.1:${admin} is licgate pid ${p.child.pid}'s, not ${pid}'s; licgate's log says it (journalctl -u licgate)\n`);
+    await waitFor(() => second.logs.find((l) => String(l.msg).startsWith('config reloaded')), { timeoutMs: 10_000, what: 'the second licgate reloading' });
     expect(await reloadState(admin)).toEqual({ pid: p.child.pid, asked: 0, last: null });
-    expect([other.exitCode, other.signalCode]).toEqual([null, null]);
+  });
+
+  it('a --pid, or a pid the admin listener reports, that is not a licgate run process: exit 1, nothing signalled, saying what it found', async () => {
+    const admin = await freePort();
+    const file = writeConfig('not-licgate', admin, { lmgrd: await freePort() });
+    const p = await started(file);
+    // SIGHUP's default action ends a process: a mistyped --pid would end this one.
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    cleanup.push(() => void other.kill('SIGKILL'));
+    const alive = (): unknown[] => [other.exitCode, other.signalCode, processState(other.pid!)];
+    const r = await runCli(['reload', '--config', file, '--pid', String(other.pid)]);
+    expect([r.code, r.stdout, r.stderr]).toEqual([1, '', `licgate reload: expected --pid ${other.pid} to be a "licgate run" process, found "sleep 30"; nothing was signalled\n`]);
+    expect(await reloadState(admin)).toEqual({ pid: p.child.pid, asked: 0, last: null });
+
+    // Without --pid, from an admin listener in another pid namespace (a container's licgate): its pid
+    // is another process here. This one answers GET /reload as licgate does, with that pid.
+    const fake = await freePort();
+    const srv = createHttpServer((_q, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ pid: other.pid, asked: 0, last: null }))).listen(fake, '127.0.0.1');
+    cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
+    await connects(fake);
+    const noPid = await runCli(['reload', '--config', writeConfig('not-licgate-2', fake, { lmgrd: await freePort() })]);
+    expect([noPid.code, noPid.stdout, noPid.stderr]).toEqual([1, '', `licgate reload: expected pid ${other.pid} (as the admin listener at http://127.0.0.1:${fake} reports) to be a "licgate run" process, found "sleep 30"; nothing was signalled\n`]);
+    expect(alive()).toEqual([null, null, 'S']);
   });
 
   it('a stopped licgate (SIGSTOP) reloads nothing: it sends SIGHUP, waits --timeout for an answer, and exits 1 saying so', async () => {
