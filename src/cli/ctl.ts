@@ -243,12 +243,12 @@ function spaceIn(token: string): string | null {
 }
 
 /** `isAnswer` tells licgate's 200 reply from another service's on the same port, whose page the output code would crash on. */
-export async function call(base: string, method: string, path: string, body: unknown, token: string | null, timeoutMs: number, isAnswer: (body: Record<string, unknown>) => boolean): Promise<Outcome> {
+export async function call(base: string, method: string, path: string, body: unknown, token: string | null, timeoutMs: number, isAnswer: (body: Record<string, unknown>) => boolean, signal?: AbortSignal): Promise<Outcome> {
   const headers: Record<string, string> = {};
   if (body !== null) headers['content-type'] = 'application/json';
   if (token !== null) headers.authorization = `Bearer ${token}`;
   try {
-    const res = await send(base + path, method, headers, body === null ? null : JSON.stringify(body), timeoutMs);
+    const res = await send(base + path, method, headers, body === null ? null : JSON.stringify(body), timeoutMs, signal);
     const text = res.text;
     let parsed: unknown = text;
     try {
@@ -275,9 +275,9 @@ export async function call(base: string, method: string, path: string, body: unk
  * One request and its whole answer within `timeoutMs`. node:http rather than fetch(): fetch refuses
  * the Fetch standard's "bad ports" (6000, 6665-6669, 10080, ...), which admin.listen accepts.
  */
-function send(url: string, method: string, headers: Record<string, string>, body: string | null, timeoutMs: number): Promise<{ status: number; text: string }> {
+function send(url: string, method: string, headers: Record<string, string>, body: string | null, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { method, headers }, (res) => {
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { method, headers, ...(signal ? { signal } : {}) }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
@@ -295,6 +295,9 @@ function send(url: string, method: string, headers: Record<string, string>, body
       clearTimeout(timer);
       reject(e);
     });
+    // One aborted (`signal`) mid-answer ends without 'end' or 'error': its timer would keep the
+    // command running until the timeout.
+    req.once('close', () => clearTimeout(timer));
     req.end(body ?? undefined);
   });
 }

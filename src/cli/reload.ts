@@ -124,19 +124,29 @@ async function outcome(urls: string[], pid: number, asked: number | null, deadli
   }
 }
 
-/** GET /reload of the first of `urls` that answers by `until`, or what each said, in words (`refused`: each refused the connection). */
+/**
+ * GET /reload of the first of `urls` to answer by `until`, or what each said, in `urls` order
+ * (`refused`: each refused the connection). Asked at once: one that is silent (a process that
+ * accepts and never answers) held each round up to 3 s before the next was asked.
+ */
 async function readFirst(urls: string[], until: number): Promise<{ url: string; state: ReloadState } | { why: string; refused: boolean }> {
-  const why: string[] = [];
-  let refused = true;
-  for (const url of urls) {
-    const left = Math.floor(until - performance.now());
-    if (left < 1) return { why: why.join('; '), refused: false };
-    const r = await readState(url, left);
-    if (!('message' in r)) return { url, state: r };
-    why.push(r.message);
-    refused &&= r.code === 'ECONNREFUSED';
+  const ms = Math.floor(until - performance.now());
+  if (ms < 1) return { why: '', refused: false };
+  const asking = new AbortController();
+  try {
+    return await Promise.any(
+      urls.map(async (url) => {
+        const r = await readState(url, ms, asking.signal);
+        if ('message' in r) throw r;
+        return { url, state: r };
+      }),
+    );
+  } catch (e) {
+    const each = (e as AggregateError).errors as { message: string; code?: string }[];
+    return { why: each.map((r) => r.message).join('; '), refused: each.every((r) => r.code === 'ECONNREFUSED') };
+  } finally {
+    asking.abort();
   }
-  return { why: why.join('; '), refused };
 }
 
 /** Where `cfg`'s admin listener answers, or why it cannot be asked. */
@@ -149,8 +159,8 @@ function adminUrl(cfg: Config): { url: string } | { why: string } {
 }
 
 /** GET /reload, or what went wrong, in words (`code`: the socket error's). */
-async function readState(base: string, ms: number): Promise<ReloadState | { message: string; code?: string }> {
-  const r = await call(base, 'GET', '/reload', null, null, ms, (b) => typeof b.pid === 'number' && typeof b.asked === 'number' && (b.last === null || isReloadAnswer(b.last)));
+async function readState(base: string, ms: number, signal: AbortSignal): Promise<ReloadState | { message: string; code?: string }> {
+  const r = await call(base, 'GET', '/reload', null, null, ms, (b) => typeof b.pid === 'number' && typeof b.asked === 'number' && (b.last === null || isReloadAnswer(b.last)), signal);
   if (!r.ok) return r;
   // A licgate older than this command has no GET /reload (404).
   if (r.status !== 200) return { message: `${base}/reload answered ${r.status} (a licgate that does not report reloads there?)` };

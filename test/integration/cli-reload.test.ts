@@ -72,9 +72,12 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
   });
 
   it('a reload someone else asked for meanwhile: waits for both, reports the last, and says so', async () => {
-    const [admin, lmgrd, vendor, relay] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const file = writeConfig('raced', admin, { lmgrd });
+    const [lmgrd, vendor, relay] = [await freePort(), await freePort(), await freePort()];
+    // Port 0, not in the file: the command asks the file's admin.listen beside --url, and its answer
+    // would not be held.
+    const file = writeConfig('raced', 0, { lmgrd });
     const p = await started(file);
+    const admin = Number(/:(\d+)$/.exec(String(p.logs.find((l) => l.msg === 'licgate started')!.admin))![1]);
     // The command's admin listener is reached through this relay, which holds its second request
     // (the first after its SIGHUP) until licgate has taken another SIGHUP, as from a second admin.
     let requests = 0;
@@ -101,7 +104,7 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
       });
     }).listen(relay, '127.0.0.1');
     cleanup.push(() => new Promise<void>((resolve) => relaySrv.close(() => resolve())));
-    writeConfig('raced', admin, { lmgrd, vendor });
+    writeConfig('raced', 0, { lmgrd, vendor });
 
     const r = await runCli(['reload', '--config', file, '--pid', String(p.child.pid), '--url', `http://127.0.0.1:${relay}`]);
     expect([r.code, r.stderr]).toEqual([0, '']);
@@ -159,6 +162,22 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     const noPid = await runCli(['reload', '--config', writeConfig('not-licgate-2', fake, { lmgrd: await freePort() })]);
     expect([noPid.code, noPid.stdout, noPid.stderr]).toEqual([1, '', `licgate reload: expected pid ${other.pid} (as the admin listener at http://127.0.0.1:${fake} reports) to be a "licgate run" process, found "sleep 30"; nothing was signalled\n`]);
     expect(alive()).toEqual([null, null, 'S']);
+  });
+
+  it('a silent process at --url does not hold up the answer of the file\'s admin listener', async () => {
+    const [admin, lmgrd, vendor, silent] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const file = writeConfig('silent-url', admin, { lmgrd });
+    const p = await started(file);
+    // Accepts and never answers, as a wedged process on an old admin port (it reads, to see closes).
+    const srv = await new Promise<Server>((resolve) => {
+      const l = createServer((c) => void c.on('error', () => {}).resume()).listen(silent, '127.0.0.1', () => resolve(l));
+    });
+    cleanup.push(() => new Promise<void>((resolve) => srv.close(() => resolve())));
+    writeConfig('silent-url', admin, { lmgrd, vendor });
+    // Each of its reads waited up to 3 s on --url before asking the file's listener: past this deadline.
+    const r = await runCli(['reload', '--config', file, '--pid', String(p.child.pid), '--url', `http://127.0.0.1:${silent}`, '--timeout', '2500']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toBe(`licgate reload: licgate pid ${p.child.pid}: config reloaded, 1 change:\n  frontend vendor added on 127.0.0.1:${vendor}\n`);
   });
 
   it('a stopped licgate (SIGSTOP) reloads nothing: it sends SIGHUP, waits --timeout for an answer, and exits 1 saying so', async () => {
