@@ -4,8 +4,8 @@ import { ListenError } from '../errors.js';
 import { systemLookup, type Lookup } from '../health/address-resolver.js';
 
 /**
- * Peers served at once on each of the control ports (STATUS, agent, admin HTTP); one more is closed
- * as soon as it is accepted. These ports are open to HAProxy, keepalived and Prometheus, whose
+ * Peers served at once on each of the control ports (STATUS, agent, admin HTTP, which keeps
+ * LOCAL_RESERVE more for peers on this host); one more is closed as soon as it is accepted. These ports are open to HAProxy, keepalived and Prometheus, whose
  * requests take milliseconds, but a peer may stay silent for seconds: without a bound a flood would
  * hold every descriptor of the process and license clients would be turned away.
  */

@@ -20,6 +20,15 @@ export const MAX_PEERS_PER_ADDRESS = 16;
 export const CROWDED = MAX_CONTROL_PEERS / 2;
 
 /**
+ * Places past a listener's `limit` that only a peer on this host takes (127.0.0.1, ::1, or the
+ * listener's own address): keepalived's vrrp_script and a local HAProxy check GET /health from
+ * there, and 8 addresses each holding their share filled the port, so that the VIP left a healthy
+ * host. HAProxy keeps its stats socket's connections apart in the same way (`stats maxconn`, 10 of
+ * its own, not taken from a frontend's maxconn). The share per address still applies to them.
+ */
+export const LOCAL_RESERVE = 8;
+
+/**
  * Whose share a peer takes: an IPv4 address (or an IPv4-mapped IPv6 one, ::ffff:a.b.c.d, as a
  * dual-stack listener sees IPv4 peers) as it is, an IPv6 address by its /64, as `fd00:38::/64`.
  * Why /64: it is one IPv6 network (SLAAC needs 64-bit interface ids), and a host on it may use any
@@ -50,8 +59,13 @@ export class PeersByAddress {
   private readonly counts = new Map<string, number>();
   private total = 0;
 
-  /** `onRefused` hears of each peer refused, so that an admin can see why HAProxy's checks failed. */
-  constructor(private readonly onRefused: OnRefused = () => {}, private readonly max = MAX_PEERS_PER_ADDRESS) {}
+  /**
+   * `onRefused` hears of each peer refused, so that an admin can see why HAProxy's checks failed.
+   * `limit`: peers in all, past which only one on this host is admitted, LOCAL_RESERVE more (the
+   * server's maxConnections must leave room for them); without it the server's maxConnections is
+   * the only limit in all.
+   */
+  constructor(private readonly onRefused: OnRefused = () => {}, private readonly max = MAX_PEERS_PER_ADDRESS, private readonly limit = Infinity) {}
 
   /** Peers admitted and not yet closed. */
   get open(): number {
@@ -65,14 +79,15 @@ export class PeersByAddress {
 
   /**
    * Takes a place for `sock` until it closes; false, taking none, when its address holds `max`
-   * already while the listener is crowded (or the socket is gone): the caller destroys it.
+   * already while the listener is crowded, when `limit` peers are in and it is not on this host
+   * (or the socket is gone): the caller destroys it.
    */
   admit(sock: Socket): boolean {
     const peer = sock.remoteAddress;
     if (peer === undefined) return false;
     const addr = shareKey(peer);
     const n = this.counts.get(addr) ?? 0;
-    if (n >= this.max && this.total >= CROWDED) {
+    if ((n >= this.max && this.total >= CROWDED) || (this.total >= this.limit && !onThisHost(peer, sock.localAddress))) {
       this.onRefused(peer);
       return false;
     }
@@ -86,4 +101,9 @@ export class PeersByAddress {
     });
     return true;
   }
+}
+
+/** A peer on this host, as a local health check connects: to localhost, or to the listener's own address. */
+function onThisHost(peer: string, local: string | undefined): boolean {
+  return peer === '127.0.0.1' || peer === '::1' || peer === '::ffff:127.0.0.1' || peer === local;
 }

@@ -7,7 +7,7 @@ import { readVrrpState } from '../observe/vrrp-state.js';
 import { foreignHost } from './admin-host.js';
 import { backendJson } from './status-json.js';
 import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
-import { PeersByAddress, type OnRefused } from '../io/peers-by-address.js';
+import { LOCAL_RESERVE, MAX_PEERS_PER_ADDRESS, PeersByAddress, type OnRefused } from '../io/peers-by-address.js';
 import { PeerEventSummary } from '../observe/peer-event-summary.js';
 
 /**
@@ -39,7 +39,7 @@ export class AdminHttp {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
     // default), so a silent or slowloris peer was held 30 s, not 5.
     this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res).finally(() => this.answered(req, res)));
-    this.server.maxConnections = MAX_CONTROL_PEERS;
+    this.server.maxConnections = MAX_CONTROL_PEERS + LOCAL_RESERVE;
     this.hostRefusals = new PeerEventSummary(({ count, lastReason, top }) => {
       const { method, path, host } = lastReason!;
       this.log.warn(
@@ -47,8 +47,8 @@ export class AdminHttp {
         `admin call refused: ${hostRefusal(host)}${count > 1 ? ` (${count} refusals since the last such line, the last shown, most from ${top})` : ''}`,
       );
     });
-    // One host holding connections must not lock keepalived's /health out.
-    const byAddress = (this.byAddress = new PeersByAddress(onRefused));
+    // Neither one host holding connections nor many filling the port may lock keepalived's /health out.
+    const byAddress = (this.byAddress = new PeersByAddress(onRefused, MAX_PEERS_PER_ADDRESS, MAX_CONTROL_PEERS));
     byAddress.watchDrops(this.server);
     this.server.on('connection', (sock: Socket) => {
       if (!byAddress.admit(sock)) sock.destroy();

@@ -10,7 +10,8 @@ import { loadConfigFile } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { parseServerChange, parseStickClear, parseWeight, stickClient } from '../../src/serve/admin-api.js';
 import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
-import { peerFlood } from '../helpers/peer-flood.js';
+import { MAX_PEERS_PER_ADDRESS } from '../../src/io/peers-by-address.js';
+import { peerFlood, type PeerFlood } from '../helpers/peer-flood.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -392,6 +393,24 @@ describe('admin API: request checks', () => {
       expect(health.status).toBe(200);
     } finally {
       flood.destroy();
+    }
+  });
+
+  it('8 addresses each holding their share fill the port (128): /health from 127.0.0.1 is still answered, from a reserve a ninth address cannot take', async () => {
+    const s = await start();
+    const floods: PeerFlood[] = [];
+    try {
+      // 127.0.0.2 to 127.0.0.9: local users, or monitoring scripts stuck on addresses of their own.
+      for (let i = 0; i < MAX_CONTROL_PEERS / MAX_PEERS_PER_ADDRESS; i++) floods.push(await peerFlood(s.base.port, MAX_PEERS_PER_ADDRESS, `127.0.0.${i + 2}`));
+      await waitFor(() => s.daemon.admin!.connections === MAX_CONTROL_PEERS, { timeoutMs: 3000, intervalMs: 10, what: `${MAX_CONTROL_PEERS} flood connections admitted` });
+      // As keepalived's vrrp_script asks it, well within headersTimeout (5 s) of the flood.
+      const health = await call(s, 'GET', '/health', { token: null }).then((h) => h.status, (e: Error) => e.message);
+      expect(health).toBe(200);
+      const ninth = await peerFlood(s.base.port, 1, '127.0.0.10');
+      floods.push(ninth);
+      await waitFor(() => ninth.closed() === 1 || undefined, { timeoutMs: 3000, intervalMs: 10, what: 'a ninth address refused' });
+    } finally {
+      for (const f of floods) f.destroy();
     }
   });
 
