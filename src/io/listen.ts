@@ -5,9 +5,10 @@ import { systemLookup, type Lookup } from '../health/address-resolver.js';
 
 /**
  * Peers served at once on each of the control ports (STATUS, agent, admin HTTP, which keeps
- * LOCAL_RESERVE more for peers on this host); one more is closed as soon as it is accepted. These ports are open to HAProxy, keepalived and Prometheus, whose
- * requests take milliseconds, but a peer may stay silent for seconds: without a bound a flood would
- * hold every descriptor of the process and license clients would be turned away.
+ * LOCAL_RESERVE more for peers on this host); one more is closed as soon as it is accepted. These
+ * ports are open to HAProxy, keepalived and Prometheus, whose requests take milliseconds, but a peer
+ * may stay silent for seconds: without a bound a flood would hold every descriptor of the process
+ * and license clients would be turned away.
  */
 export const MAX_CONTROL_PEERS = 128;
 
