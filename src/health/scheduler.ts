@@ -3,7 +3,8 @@ import type { Backend } from '../model/backend.js';
 import type { ModelEvents } from '../model/events.js';
 import type { Server } from '../model/server.js';
 import { carryOver, carryOverTimers } from './carry-over.js';
-import type { Probe, ProbeOutcome } from './probes/probe.js';
+import { failedFrom, type Probe, type ProbeOutcome } from './probes/probe.js';
+import { tcpExchange } from './probes/tcp-exchange.js';
 import { pollFirstTimeout } from '../io/poll-first-timeout.js';
 
 /**
@@ -137,7 +138,10 @@ export class CheckScheduler {
       // A name with no address yet: connecting would look it up on every check (Server.up).
       if (this.check.type !== 'exec' && server.connectFamily === 0) outcome = { ok: false, reason: server.noAddressReason };
       // A probe must settle when aborted; should one not, the race keeps this server's checks going.
-      else outcome = await Promise.race([this.probe.run(target, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
+      else {
+        outcome = await Promise.race([this.probe.run(target, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
+        if (outcome.ok && server.failedPort !== null) outcome = await Promise.race([failedPortCheck(server, target.port, outcome, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
+      }
     } catch (e) {
       outcome = { ok: false, reason: `check error: ${(e as Error).message}` };
     } finally {
@@ -174,6 +178,25 @@ export class CheckScheduler {
     this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: outcome.ok, durationMs, reason: outcome.reason });
     this.schedule(server, this.nextDelay(server));
   }
+}
+
+/**
+ * A check passed on a server that live traffic marked DOWN on another port (Server.failedPort: a
+ * vendor daemon's, while lmgrd answers the check): it passes only if that port accepts a
+ * connection too, within the same timeout. Once one does, the checks are the check alone again.
+ */
+async function failedPortCheck(server: Server, checkedPort: number, passed: ProbeOutcome, signal: AbortSignal): Promise<ProbeOutcome> {
+  const port = server.failedPort!;
+  if (port !== checkedPort && server.connectFamily !== 0) {
+    try {
+      await tcpExchange({ host: server.connectHost, port }, signal, '', null, 1);
+    } catch (e) {
+      const f = failedFrom(e);
+      return { ...passed, ok: false, reason: `${passed.reason}, but port ${port}, where a connect on live traffic failed: ${f.reason}`, ...(f.inconclusive ? { inconclusive: true } : {}) };
+    }
+  }
+  server.live().failedPort = null;
+  return passed;
 }
 
 /** Settles as a failed check a little after the check's own timeout aborted it. */

@@ -78,6 +78,14 @@ export class Server {
   private lineage: { live: Server } = { live: this };
   /** The server this one adopted the runtime state of, and how, until the reload commits (Backend.adoptRuntime). */
   private adopted: { from: Server; sameCheck: boolean; sameAgent: boolean } | null = null;
+  /**
+   * The port of the live-traffic connect error that last marked this server DOWN, until a
+   * connect to it succeeds; null when none. A FlexLM vendor daemon can die while its lmgrd lives
+   * on: the check, on lmgrd's port, passes, and the server came back UP `rise` checks later, to
+   * fail the next clients' vendor connects again. While this is set the checks connect to that
+   * port too (CheckScheduler), as HAProxy checks a vendor-port backend's server on that port.
+   */
+  failedPort: number | null = null;
   /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
   connectTime = new ConnectTime();
   lastCheck: CheckResult | null = null;
@@ -268,6 +276,7 @@ export class Server {
     else if (h.up) this.health.health = Math.max(this.health.rise, this.health.max - (h.max - h.health));
     else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
     this.admin = old.admin;
+    this.failedPort = old.failedPort;
     // An admin's weight holds only while the configured one it was set against does (HAProxy's
     // srv_iweight rule, as admin.state_file applies it at a start): a weight the config changed wins.
     this.weight = old.weight !== old.configuredWeight && old.configuredWeight === this.configuredWeight ? old.weight : this.configuredWeight;
@@ -462,14 +471,17 @@ export class Server {
     if (result.ok && result.license && !result.license.truncated) this.lastWholeLicense = { license: result.license, at: result.at };
   }
 
-  /** A refused/reset/timed-out connect seen on live traffic (HAProxy `observe layer4`). */
-  connectFailed(reason: string, observeErrors: number): void {
+  /** A refused/reset/timed-out connect to `port` seen on live traffic (HAProxy `observe layer4`). */
+  connectFailed(reason: string, observeErrors: number, port: number | null = null): void {
     // Launched before a reload: a DOWN must reach the server new sessions are placed on.
-    if (this.lineage.live !== this) return this.lineage.live.connectFailed(reason, observeErrors);
+    if (this.lineage.live !== this) return this.lineage.live.connectFailed(reason, observeErrors, port);
     this.connectErrors++;
     this.consecutiveErrors++;
     if (observeErrors > 0 && this.consecutiveErrors >= observeErrors && this.health.up && this.checked) {
-      this.change(`passive: ${reason}`, () => this.health.forceDown());
+      this.change(`passive: ${reason}`, () => {
+        this.health.forceDown();
+        this.failedPort = port;
+      });
       this.recheckSoon?.();
     }
   }

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server as NetServer } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
+import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { stopAll } from '../helpers/proxy-harness.js';
+import { sleep, waitFor } from '../helpers/wait-for.js';
+
+/**
+ * A partial failure: a license server's vendor daemon crashed while its lmgrd lives on. The
+ * check (on the lmgrd port) passes; only the vendor port refuses. The first client that finds the
+ * refused vendor port marks the server DOWN (observe_errors). Before the fix its lmgrd checks
+ * brought it back UP `rise` checks later, the next clients were sent to its lmgrd again, and each
+ * round cost a denied checkout: the server flapped for as long as the vendor daemon was down.
+ */
+let standIn: NetServer | null = null;
+
+afterEach(async () => {
+  if (standIn) await new Promise<void>((resolve) => standIn!.close(() => resolve()));
+  standIn = null;
+  await stopAll();
+  await stopFlexlmSimulators();
+});
+
+/** lmgrd without its vendor daemon: it still names the vendor port and issues a ticket for it. */
+async function lmgrdAlone(host: string, port: number, vendorPort: number): Promise<NetServer> {
+  const srv = createServer((sock) => {
+    sock.on('error', () => {});
+    sock.setEncoding('utf8').once('data', () => sock.end(`VENDOR ${vendorPort} ${randomBytes(8).toString('hex')}\n`));
+  });
+  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(port, host, () => resolve()));
+  return srv;
+}
+
+describe('FlexLM vendor daemon down, lmgrd alive', () => {
+  it('the server stays DOWN until its vendor port accepts again: one checkout is denied, not one per rise', async () => {
+    const check = 'check: { type: tcp, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 500ms }';
+    const { lmgrdPort, vendorPort, sims, proxy } = await startFlexlmLab(['a', 'b'], ['stick: source', 'retries: 2', check]);
+    const server = async (name: string) => proxy.server('licenses', name);
+
+    sims.a!.child.kill('SIGKILL');
+    await new Promise((resolve) => sims.a!.child.once('exit', resolve));
+    standIn = await lmgrdAlone('127.0.1.1', lmgrdPort, vendorPort);
+    await waitFor(async () => (await server('a')).state === 'UP', { timeoutMs: 10_000, intervalMs: 20, what: 'a UP on its lmgrd checks' });
+
+    // A new client host every 20 ms for 3 s (15 rounds of rise × fastinter), as users start their
+    // applications: each has no stick entry yet and is balanced over the servers UP.
+    const denied: string[] = [];
+    const states = new Set<string>();
+    let n = 0;
+    for (const until = performance.now() + 3000; performance.now() < until; n++) {
+      const client = `127.0.2.${n + 1}`;
+      await sleep(20);
+      try {
+        const r = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: client });
+        if (!r.granted) denied.push(`${client}: ${r.detail}`);
+      } catch (e) {
+        denied.push(`${client}: ${(e as Error).message}`);
+      }
+      states.add((await server('a')).state);
+    }
+    const a = await server('a');
+    console.log(`vendor daemon of a down: ${n} checkouts, ${denied.length} denied; a's states seen: ${[...states].join(', ')}; a: ${a.state} (${a.last_check?.reason})`);
+    expect(denied, 'checkouts denied while a flapped').toHaveLength(1);
+    expect(a.state).toBe('DOWN');
+    expect(a.last_check?.reason).toContain(`port ${vendorPort}`);
+
+    // The vendor daemon is back (lmgrd restarted it): a is UP again and takes new clients.
+    await new Promise<void>((resolve) => standIn!.close(() => resolve()));
+    standIn = null;
+    await sims.a!.restart();
+    await waitFor(async () => (await server('a')).state === 'UP', { timeoutMs: 10_000, intervalMs: 20, what: 'a UP once its vendor port accepts' });
+    const placed = await Promise.all(clientAddresses(8, 32).map((c) => flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: c })));
+    expect(placed.every((r) => r.granted)).toBe(true);
+    expect(placed.map((r) => r.server)).toContain('a');
+  });
+});
