@@ -134,6 +134,19 @@ export class Backend {
     return chosen;
   }
 
+  /**
+   * How many consecutive connect errors on live traffic mark `server` DOWN: `observe_errors`, or 0
+   * (none) while no other server can take new clients. Passive health sends clients to another
+   * server; with none left, one lost SYN (a connect_timeout) marked the last server DOWN and
+   * failed every client at once until `rise` checks passed, though it answered the next connect.
+   * Its checks still mark it DOWN, as they do any server (HAProxy's default `on-error fail-check`
+   * also leaves the verdict to them).
+   */
+  observeErrorsOn(server: Server): number {
+    const n = this.cfg.observe_errors;
+    return n > 0 && this.servers.some((s) => s !== server && s.eligible) ? n : 0;
+  }
+
   /** A session of `clientKey` took a slot on `server` (its stick entry cannot expire while it is open). */
   acquire(server: Server, clientKey: string): void {
     server.active++;

@@ -332,7 +332,7 @@ export class Connector implements Expiring {
     const settled = this.settled || this.cancelled;
     if (attempted) {
       // The running config's observe_errors: the error counts on the server it has (Server.connectFailed).
-      server.connectFailed(reason, this.backend.live.cfg.observe_errors, this.port ?? server.address.port);
+      server.connectFailed(reason, this.backend.live.observeErrorsOn(server.live()), this.port ?? server.address.port);
       this.owner.attemptFailed(server, reason, settled);
     }
     if (settled) return;

@@ -245,7 +245,9 @@ ${servers}
   }
 
   it('its refusal counts on the running server: with observe_errors 2, the next refusal marks that one DOWN', async () => {
-    const servers = `      - { name: a, address: "127.0.0.1:${await refusingPort()}" }`;
+    // b, never chosen (weight 1 to a's 100), is there so that a is not the last server that can
+    // take clients, which passive health never marks DOWN (Backend.observeErrorsOn).
+    const servers = `      - { name: a, address: "127.0.0.1:${await refusingPort()}", weight: 100 }\n      - { name: b, address: "127.0.0.1:${await refusingPort()}", weight: 1 }`;
     const old = model(servers, '    retries: 0\n    observe_errors: 2');
     const next = model(servers, '    retries: 0\n    observe_errors: 2');
     const first = new Owner();
