@@ -7,7 +7,7 @@ import { LicgateError } from '../errors.js';
 import { notRegularFile, READ_NO_WAIT } from '../io/regular-file.js';
 import { tierName } from '../model/events.js';
 import type { Model } from '../model/model.js';
-import type { AdminState } from '../model/server.js';
+import type { AdminState, Server } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
 
 /**
@@ -42,8 +42,8 @@ export interface SavedServer {
 }
 
 /**
- * A `failback: manual` backend serving from a tier that is not its best usable one: the "not yet"
- * of an admin who keeps clients there until `ctl failback`. In the file's optional "backends" list,
+ * A `failback: manual` backend serving from a tier that is not the one a start takes (startTier):
+ * the "not yet" of an admin who keeps clients there until `ctl failback`. In the file's optional "backends" list,
  * which a licgate from before it ignores (it reads "version" and "servers" only).
  */
 export interface SavedBackend {
@@ -58,7 +58,8 @@ export interface AdminStateSnapshot {
 
 /**
  * What is kept of `model`: each server whose admin state is not ready or whose admin weight is not
- * the configured one, and each `failback: manual` backend serving from a tier not its best.
+ * the configured one, and each `failback: manual` backend serving from a tier other than the one a
+ * start would take (startTier).
  */
 export function adminStateOf(model: Model): AdminStateSnapshot {
   const servers: SavedServer[] = [];
@@ -68,9 +69,26 @@ export function adminStateOf(model: Model): AdminStateSnapshot {
       if (s.admin === 'ready' && s.weight === s.configuredWeight) continue;
       servers.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight, configured_weight: s.configuredWeight } : {}) });
     }
-    if (b.cfg.failback === 'manual' && b.servingTier !== null && b.servingTier !== b.bestTier()) backends.push({ backend: b.name, serving_tier: b.servingTier });
+    if (b.cfg.failback === 'manual' && b.servingTier !== null && b.servingTier !== startTier(b.servers)) backends.push({ backend: b.name, serving_tier: b.servingTier });
   }
   return { servers, backends };
+}
+
+/**
+ * The tier a start serves from: servers start UP until their first checks, so health does not
+ * count, only what an admin lets serve (ready, weight above 0; restored before it is asked). Not
+ * the tier health leaves best now: a backup serving while the primary is DOWN is kept too, or a
+ * restart served the primary, with no `ctl failback`, as soon as it was back (or before its first
+ * check failed).
+ */
+function startTier(servers: readonly Server[]): number | null {
+  let best: number | null = null;
+  for (const s of servers) if (adminLetsServe(s) && (best === null || s.tier < best)) best = s.tier;
+  return best;
+}
+
+function adminLetsServe(s: Server): boolean {
+  return s.admin === 'ready' && s.weight > 0;
 }
 
 /** The file's entries, and why each one that cannot be used is left out; a file that is not one of ours throws. */
@@ -204,7 +222,7 @@ function restoreServingTier(model: Model, e: SavedBackend, file: string, log: Lo
   if (backend === undefined) skip(`the config has no backend ${e.backend} now`);
   else if (backend.cfg.failback !== 'manual') skip(`backend ${e.backend} has failback: ${backend.cfg.failback} now, so it serves from its best tier`);
   else if (servers.length === 0) skip(`backend ${e.backend} has no server in tier ${e.serving_tier} now`);
-  else if (!servers.some((s) => s.admin === 'ready' && s.weight > 0)) skip(`no server of that tier can serve: ${servers.map((s) => `${s.name} ${s.admin === 'ready' ? 'weight 0' : s.admin}`).join(', ')}`);
+  else if (!servers.some(adminLetsServe)) skip(`no server of that tier can serve: ${servers.map((s) => `${s.name} ${s.admin === 'ready' ? 'weight 0' : s.admin}`).join(', ')}`);
   else {
     backend.keepServing(e.serving_tier);
     log.info({ state_file: file, backend: e.backend, serving_tier: e.serving_tier }, `serving tier of ${e.backend} restored from ${file}: ${tier}, until an admin fails it back (licgate ctl failback ${e.backend})`);

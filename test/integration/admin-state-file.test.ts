@@ -84,6 +84,16 @@ function backends(...bs: { frontend: string; backend: string }[]): string {
   return `\nfrontends:\n${bs.map((b) => b.frontend).join('\n')}\nbackends:\n${bs.map((b) => b.backend).join('\n')}\n`;
 }
 
+/** Backend lic (failback: manual) serving from its backup once the checks found the primary (alpha, closed) down. */
+async function primaryDown(): Promise<{ p: ProxyProcess; alphaPort: number; bravo: { port: number; close(): Promise<void> } }> {
+  const bravo = await startInProcessSimulator('bravo');
+  const alpha = await startInProcessSimulator('alpha');
+  const p = await startProxy(`${admin()}\n${backends(activeBackup('lic', alpha.port, bravo.port))}`);
+  await alpha.close();
+  await waitFor(async () => (await p.backend('lic')).tier === 'backup', { timeoutMs: 5000, what: 'the backup serving once the primary is down' });
+  return { p, alphaPort: alpha.port, bravo };
+}
+
 describe('admin.state_file: what an admin set survives a restart', { timeout: 60_000 }, () => {
   it('a maint, a drain and a weight set with ctl are back after SIGTERM and a start on the same config, and FlexLM clients go to the one server left', async () => {
     const lab = await startFlexlmLab(['lic1', 'lic2', 'lic3'], ['check: { type: tcp, inter: 200ms, rise: 1, fall: 1 }'], { lic1: 'weight: 100', lic2: 'weight: 100', lic3: 'weight: 100' }, [admin()]);
@@ -442,24 +452,38 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     expect(saved().servers).toEqual([{ backend: 'lic', server: 'lic-b', address: `127.0.0.1:${bravo.port}`, admin: 'maint' }]);
   });
 
-  it('a backup kept serving is written when the primary comes back from a failed check, with no admin call; gone again when the backup fails', async () => {
-    const bravo = await startInProcessSimulator('bravo');
-    let alpha = await startInProcessSimulator('alpha');
-    const alphaPort = alpha.port;
-    const p = await startProxy(`${admin()}\n${backends(activeBackup('lic', alphaPort, bravo.port))}`);
-    await alpha.close();
-    await waitFor(async () => (await p.backend('lic')).tier === 'backup', { timeoutMs: 5000, what: 'the backup serving once the primary is down' });
-    // Serving from the best tier the checks leave: nothing to keep.
-    expect(existsSync(stateFile) ? saved().backends : undefined).toBeUndefined();
-    alpha = await startInProcessSimulator('alpha', { port: alphaPort });
+  it('a backup serving is written when a failed check moves the backend there, with no admin call, kept while the primary comes back; gone again when the backup fails', async () => {
+    const { p, alphaPort, bravo } = await primaryDown();
+    // Not the tier a start takes (servers start UP): kept, though the checks leave no better one now.
+    await waitFor(() => existsSync(stateFile) && saved().backends !== undefined, { timeoutMs: 5000, what: 'the serving backup in the state file' });
+    expect(saved()).toMatchObject({ servers: [], backends: [{ backend: 'lic', serving_tier: 1 }] });
+    await startInProcessSimulator('alpha', { port: alphaPort });
     await waitFor(async () => (await p.server('lic', 'lic-a')).state === 'UP', { timeoutMs: 5000, what: 'the primary UP again' });
     expect((await p.backend('lic')).tier).toBe('backup');
-    await waitFor(() => existsSync(stateFile) && saved().backends !== undefined, { timeoutMs: 5000, what: 'the kept backup in the state file' });
     expect(saved()).toMatchObject({ servers: [], backends: [{ backend: 'lic', serving_tier: 1 }] });
     await bravo.close();
     await waitFor(async () => (await p.backend('lic')).tier === 'active', { timeoutMs: 5000, what: 'the primary serving once the backup is down' });
     await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the serving tier gone from the state file' });
   });
+
+  it('failback: manual: a restart while the primary is DOWN keeps the backup serving, also when the primary is back by then, until ctl failback', async () => {
+    const { p, alphaPort } = await primaryDown();
+    // A restart with the primary still down: the backup serves at once, not a dead primary until its first check fails.
+    const q = await restart(p);
+    expect(said(q, /^serving tier of lic restored from /)).toHaveLength(1);
+    expect([(await q.backend('lic')).tier, await helloOnce(q.port)]).toEqual(['backup', 'bravo']);
+    // The primary back while licgate is stopped (a host reboot): no failback came, so the backup still serves.
+    const yaml = readFileSync(q.configFile, 'utf8');
+    await q.stop();
+    await startInProcessSimulator('alpha', { port: alphaPort });
+    const r = await startProxy(yaml);
+    expect([(await r.backend('lic')).tier, await helloOnce(r.port)]).toEqual(['backup', 'bravo']);
+    await waitFor(async () => (await r.server('lic', 'lic-a')).state === 'UP', { timeoutMs: 5000, what: 'the primary UP' });
+    await ctl(r, 'failback', 'lic');
+    expect([(await r.backend('lic')).tier, await helloOnce(r.port)]).toEqual(['active', 'alpha']);
+    await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the serving tier gone from the state file after the failback' });
+  });
+
   it('a kept backup none of whose servers can serve once names are looked up is given up at start, with a warning, and the file rewritten', async () => {
     const alpha = await startInProcessSimulator('alpha');
     const top = admin();
