@@ -3,7 +3,7 @@
  * and reads the outcome from the admin listener (GET /reload, no token).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
 import type { RunProcess } from '../helpers/licgate-run.js';
 import { processState } from '../helpers/process-group.js';
-import { httpGetText, runCli } from '../helpers/proxy-harness.js';
+import { CLI, httpGetText, runCli } from '../helpers/proxy-harness.js';
 import { connects, startedRun, writeReloadConfig } from '../helpers/reload-by-hand.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -162,6 +162,22 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     const noPid = await runCli(['reload', '--config', writeConfig('not-licgate-2', fake, { lmgrd: await freePort() })]);
     expect([noPid.code, noPid.stdout, noPid.stderr]).toEqual([1, '', `licgate reload: expected pid ${other.pid} (as the admin listener at http://127.0.0.1:${fake} reports) to be a "licgate run" process, found "sleep 30"; nothing was signalled\n`]);
     expect(alive()).toEqual([null, null, 'S']);
+  });
+
+  it('a licgate started through a symlink of another name, by a relative path with a space, is licgate run: signalled, and its outcome read', async () => {
+    const admin = await freePort();
+    const file = writeConfig('symlink', admin, { lmgrd: await freePort() });
+    // An admin's second install beside the packaged one, run from its directory.
+    const bin = join(scratch, 'opt licgate');
+    mkdirSync(bin);
+    symlinkSync(CLI, join(bin, 'licgate-prod'));
+    const child = spawn(process.execPath, ['./licgate-prod', 'run', '--config', file], { cwd: bin, stdio: 'ignore' });
+    cleanup.push(() => void child.kill('SIGKILL'));
+    await waitFor(() => connects(admin).then(() => true, () => false), { timeoutMs: 15_000, what: 'licgate started by the symlink' });
+    const r = await runCli(['reload', '--config', file, '--pid', String(child.pid)]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toContain(`licgate reload: licgate pid ${child.pid}: config reloaded`);
+    expect(await reloadState(admin)).toMatchObject({ pid: child.pid, asked: 1, last: { seq: 1, ok: true } });
   });
 
   it('a silent process at --url does not hold up the answer of the file\'s admin listener', async () => {
