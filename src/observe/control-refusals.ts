@@ -1,5 +1,5 @@
 import { MAX_CONTROL_PEERS } from '../io/listen.js';
-import { CROWDED, MAX_PEERS_PER_ADDRESS } from '../io/peers-by-address.js';
+import { CROWDED, LOCAL_RESERVE, MAX_PEERS_PER_ADDRESS } from '../io/peers-by-address.js';
 import type { Logger } from './log.js';
 import { PeerEventSummary } from './peer-event-summary.js';
 
@@ -8,8 +8,8 @@ export const CONTROL_LISTENERS = ['status', 'agent', 'admin'] as const;
 export type ControlListener = (typeof CONTROL_LISTENERS)[number];
 
 /**
- * Peers a control listener closed at accept (past MAX_CONTROL_PEERS at once, or past an address's
- * share once the port is crowded): each counted, and logged in summary lines (PeerEventSummary) with
+ * Peers a control listener closed at accept (past MAX_CONTROL_PEERS at once, the admin listener's
+ * LOCAL_RESERVE for this host aside, or past an address's share once the port is crowded): each counted, and logged in summary lines (PeerEventSummary) with
  * the refusals since the last line and the address most of them came from.
  */
 export class ControlRefusals {
@@ -20,10 +20,13 @@ export class ControlRefusals {
     log: Logger,
     private readonly counter: { inc(): void },
   ) {
+    // The admin listener's reserve is part of its limit: a check from this host refused past it was
+    // refused at 136, not at the 128 the other ports have.
+    const reserve = listener === 'admin' ? `, ${LOCAL_RESERVE} more from this host (127.0.0.1, ::1, its own address)` : '';
     this.summary = new PeerEventSummary(({ count: refused, top, topCount }) =>
       log.warn(
         { listener, refused, top_address: top, top_address_refused: topCount },
-        `${listener} listener refused ${refused} connection${refused > 1 ? 's' : ''} since the last such line, most from ${top} (${topCount}): it serves ${MAX_CONTROL_PEERS} peers at once, and once ${CROWDED} are open, ${MAX_PEERS_PER_ADDRESS} from one address`,
+        `${listener} listener refused ${refused} connection${refused > 1 ? 's' : ''} since the last such line, most from ${top} (${topCount}): it serves ${MAX_CONTROL_PEERS} peers at once${reserve}, and once ${CROWDED} are open, ${MAX_PEERS_PER_ADDRESS} from one address`,
       ),
     );
   }
