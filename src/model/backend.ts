@@ -20,6 +20,8 @@ export class Backend {
   /** Not readonly: a reload hands the running table to the backend that replaces this one. */
   stick: StickTable | null;
   servingTier: number | null = null;
+  /** servingTier came from admin.state_file (keepServing) and settle() has not judged it yet. */
+  private kept = false;
   private readonly tiers: { tier: number; servers: Server[] }[];
   private readonly balancer: Balancer;
   /**
@@ -374,8 +376,6 @@ export class Backend {
     this.kept = true;
   }
 
-  private kept = false;
-
   /**
    * Start-up, once the server names have their first addresses: the serving tier the constructor
    * would have chosen had they been known then, unless keepServing's tier can serve (as reconsider
@@ -399,7 +399,7 @@ export class Backend {
   }
 
   /** The tier `failback: auto` serves from: the first with a server that can take new connections. */
-  bestTier(): number | null {
+  private bestTier(): number | null {
     for (const t of this.tiers) if (t.servers.some((s) => s.eligible)) return t.tier;
     return null;
   }

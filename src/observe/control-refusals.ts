@@ -9,8 +9,9 @@ export type ControlListener = (typeof CONTROL_LISTENERS)[number];
 
 /**
  * Peers a control listener closed at accept (past MAX_CONTROL_PEERS at once, the admin listener's
- * LOCAL_RESERVE for this host aside, or past an address's share once the port is crowded): each counted, and logged in summary lines (PeerEventSummary) with
- * the refusals since the last line and the address most of them came from.
+ * LOCAL_RESERVE for this host aside, or past an address's share once the port is crowded): each
+ * counted, and logged in summary lines (PeerEventSummary) with the refusals since the last line
+ * and the address most of them came from.
  */
 export class ControlRefusals {
   private readonly summary: PeerEventSummary;

@@ -43,8 +43,8 @@ export interface SavedServer {
 
 /**
  * A `failback: manual` backend serving from a tier that is not the one a start takes (startTier):
- * the "not yet" of an admin who keeps clients there until `ctl failback`. In the file's optional "backends" list,
- * which a licgate from before it ignores (it reads "version" and "servers" only).
+ * the "not yet" of an admin who keeps clients there until `ctl failback`. In the file's optional
+ * "backends" list, which a licgate from before it ignores (it reads "version" and "servers" only).
  */
 export interface SavedBackend {
   backend: string;
