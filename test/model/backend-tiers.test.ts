@@ -402,7 +402,9 @@ describe('the queues at max_queue', () => {
     const before = process.cpuUsage();
     for (const w of order) if (!stay.has(w.id)) b.dequeue(w, w.id % 3 === 0);
     const used = process.cpuUsage(before);
-    expect((used.user + used.system) / 1000).toBeLessThan(250);
+    // About 50 ms here; the quadratic search this guards against took 3.4 s. The bound leaves room
+    // for a loaded machine: it failed at 250 once while another engineer's namespace tests ran.
+    expect((used.user + used.system) / 1000).toBeLessThan(1000);
     expect([b.queued, b.queueTimeouts]).toEqual([stay.size, Math.ceil(n / 3) - 2]);
     // Each freed slot on a goes to its own sticky waiters first (they can go nowhere else), oldest first.
     b.release(a, '192.0.2.1');
