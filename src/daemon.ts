@@ -578,15 +578,11 @@ export class Daemon implements DaemonView {
       const n = this.endSessionsTo(e.server, 'server-down');
       if (n > 0) this.log.warn({ backend: e.backend, server: e.server.name, sessions: n }, `closed ${n} session(s) to ${e.backend}/${e.server.name}, marked DOWN (on_marked_down: shutdown-sessions)`);
     });
-    // admin.state_file keeps a failback: manual backend's serving tier while it is not the best one:
-    // a tier change, or a server starting or ceasing to be able to serve, may start or end that.
-    // Heard here, not in each admin route: a check, the agent or a failback changes it too.
-    const manual = (backend: string): boolean => model.backend(backend)?.cfg.failback === 'manual';
-    ev.on('server-state', (e) => {
-      if (e.usableChanged && manual(e.backend)) this.adminState?.changed();
-    });
+    // admin.state_file keeps a failback: manual backend's serving tier while it is not the tier a
+    // start takes, which only admin state decides (the admin routes write that). Heard here, not in
+    // the failback route: a check or the agent moves the serving tier too.
     ev.on('tier-change', (e) => {
-      if (manual(e.backend)) this.adminState?.changed();
+      if (model.backend(e.backend)?.cfg.failback === 'manual') this.adminState?.changed();
       this.log.warn({ backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason }, e.to === null ? `backend ${e.backend} has no usable server` : `backend ${e.backend} now serves from ${tierName(e.to)}`);
     });
   }
