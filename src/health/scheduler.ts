@@ -140,7 +140,7 @@ export class CheckScheduler {
       // A probe must settle when aborted; should one not, the race keeps this server's checks going.
       else {
         outcome = await Promise.race([this.probe.run(target, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
-        if (outcome.ok && server.failedPort !== null) outcome = await Promise.race([failedPortCheck(server, target.port, outcome, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
+        if (outcome.ok && server.failedPort !== null) outcome = await Promise.race([failedPortCheck(server, target.port, this.backend, outcome, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
       }
     } catch (e) {
       outcome = { ok: false, reason: `check error: ${(e as Error).message}` };
@@ -183,11 +183,15 @@ export class CheckScheduler {
 /**
  * A check passed on a server that live traffic marked DOWN on another port (Server.failedPort: a
  * vendor daemon's, while lmgrd answers the check): it passes only if that port accepts a
- * connection too, within the same timeout. Once one does, the checks are the check alone again.
+ * connection too, within the same timeout. Once one does, or live traffic no longer uses that
+ * port, the checks are the check alone again.
  */
-async function failedPortCheck(server: Server, checkedPort: number, passed: ProbeOutcome, signal: AbortSignal): Promise<ProbeOutcome> {
+async function failedPortCheck(server: Server, checkedPort: number, backend: Backend, passed: ProbeOutcome, signal: AbortSignal): Promise<ProbeOutcome> {
   const port = server.failedPort!;
-  if (port !== checkedPort && server.connectFamily !== 0) {
+  // A reload may have removed the frontend of that port or moved it: no client connects there any
+  // more, and waiting for it to accept held the server DOWN for good.
+  const used = port === server.address.port || backend.stepPorts.includes(port);
+  if (used && port !== checkedPort && server.connectFamily !== 0) {
     try {
       await tcpExchange({ host: server.connectHost, port }, signal, '', null, 1);
     } catch (e) {

@@ -46,7 +46,16 @@ export class Backend {
    */
   retired: readonly Server[] = [];
 
-  constructor(readonly cfg: BackendConfig, private readonly events: ModelEvents) {
+  constructor(
+    readonly cfg: BackendConfig,
+    private readonly events: ModelEvents,
+    /**
+     * The `server_port` of each frontend that sends clients here (a FlexLM vendor daemon's). With
+     * the servers' own ports, the ports live traffic connects to: a Server.failedPort not among
+     * them (a reload removed its frontend or moved its port) has no client left to fail.
+     */
+    readonly stepPorts: readonly number[] = [],
+  ) {
     this.name = cfg.name;
     const checked = cfg.check.type !== 'none';
     this.servers = cfg.servers.map(

@@ -13,7 +13,10 @@ export class Model {
   readonly removed = new Map<string, Backend>();
 
   constructor(cfg: Config) {
-    for (const b of cfg.backends) this.backends.set(b.name, new Backend(b, this.events));
+    for (const b of cfg.backends) {
+      const stepPorts = cfg.frontends.flatMap((f) => (f.backend === b.name && f.server_port !== null ? [f.server_port] : []));
+      this.backends.set(b.name, new Backend(b, this.events, stepPorts));
+    }
   }
 
   backend(name: string): Backend | undefined {

@@ -33,16 +33,21 @@ async function lmgrdAlone(host: string, port: number, vendorPort: number): Promi
   return srv;
 }
 
+/** Servers a and b; a's vendor daemon killed, its lmgrd alive (a stand-in) and a UP on its checks. */
+async function vendorDaemonOfADead() {
+  const check = 'check: { type: tcp, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 500ms }';
+  const lab = await startFlexlmLab(['a', 'b'], ['stick: source', 'retries: 2', check]);
+  const server = async (name: string) => lab.proxy.server('licenses', name);
+  lab.sims.a!.child.kill('SIGKILL');
+  await new Promise((resolve) => lab.sims.a!.child.once('exit', resolve));
+  standIn = await lmgrdAlone('127.0.1.1', lab.lmgrdPort, lab.vendorPort);
+  await waitFor(async () => (await server('a')).state === 'UP', { timeoutMs: 10_000, intervalMs: 20, what: 'a UP on its lmgrd checks' });
+  return { ...lab, check, server };
+}
+
 describe('FlexLM vendor daemon down, lmgrd alive', () => {
   it('the server stays DOWN until its vendor port accepts again: one checkout is denied, not one per rise', async () => {
-    const check = 'check: { type: tcp, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 500ms }';
-    const { lmgrdPort, vendorPort, sims, proxy } = await startFlexlmLab(['a', 'b'], ['stick: source', 'retries: 2', check]);
-    const server = async (name: string) => proxy.server('licenses', name);
-
-    sims.a!.child.kill('SIGKILL');
-    await new Promise((resolve) => sims.a!.child.once('exit', resolve));
-    standIn = await lmgrdAlone('127.0.1.1', lmgrdPort, vendorPort);
-    await waitFor(async () => (await server('a')).state === 'UP', { timeoutMs: 10_000, intervalMs: 20, what: 'a UP on its lmgrd checks' });
+    const { lmgrdPort, vendorPort, sims, proxy, server } = await vendorDaemonOfADead();
 
     // A new client host every 20 ms for 3 s (15 rounds of rise × fastinter), as users start their
     // applications: each has no stick entry yet and is balanced over the servers UP.
@@ -74,5 +79,32 @@ describe('FlexLM vendor daemon down, lmgrd alive', () => {
     const placed = await Promise.all(clientAddresses(8, 32).map((c) => flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: c })));
     expect(placed.every((r) => r.granted)).toBe(true);
     expect(placed.map((r) => r.server)).toContain('a');
+  });
+
+  it('a reload that removes the vendor frontend lets the server back on its checks: no client uses that port any more', async () => {
+    const { check, lmgrdPort, vendorPort, proxy, server } = await vendorDaemonOfADead();
+    // New clients until one reaches a's dead vendor port: a is then held DOWN on it.
+    for (let n = 1; !(await server('a')).last_check?.reason.includes(`port ${vendorPort}`); n++) {
+      if (n > 40) throw new Error(`a not held DOWN on port ${vendorPort}: ${JSON.stringify(await server('a'))}`);
+      await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: `127.0.2.${n}` }).catch(() => {});
+    }
+
+    // The vendor is retired: its frontend goes, a's lmgrd stays. No connect goes to that port now.
+    proxy.reload(`frontends:
+  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
+backends:
+  - name: licenses
+    stick: source
+    retries: 2
+    ${check}
+    servers:
+      - { name: a, address: "127.0.1.1:${lmgrdPort}" }
+      - { name: b, address: "127.0.1.2:${lmgrdPort}" }
+`);
+    await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded')), { timeoutMs: 5000, what: 'the reload' });
+    const a = await waitFor(async () => ((await server('a')).state === 'UP' ? server('a') : null), { timeoutMs: 5000, intervalMs: 20, what: 'a UP on its lmgrd checks once no frontend uses the vendor port' }).catch(async (e: Error) => {
+      throw new Error(`${e.message}; a: ${JSON.stringify(await server('a'))}`);
+    });
+    expect(a.last_check?.reason).not.toContain(`port ${vendorPort}`);
   });
 });
