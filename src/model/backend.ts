@@ -256,9 +256,12 @@ export class Backend {
   /**
    * Parks a connection when no server is usable only because every eligible one is full (HAProxy's
    * backend queue). Returns false when that is not the reason, or the queue is at `max_queue`.
+   * `tried`: the servers the connection failed on, which a slot there would not help; a server
+   * passive health leaves eligible after its connect errors (the last one, see observeErrorsOn)
+   * parked a client every server had refused for queue_timeout, as though they were full.
    */
-  enqueue(waiter: QueuedConnect): boolean {
-    if (!this.servers.some((s) => s.eligible && s.maxconn > 0)) return false;
+  enqueue(waiter: QueuedConnect, tried: readonly Server[] | null = null): boolean {
+    if (!this.servers.some((s) => s.eligible && s.maxconn > 0 && (tried === null || !tried.includes(s)))) return false;
     if (this.queued >= this.cfg.max_queue) {
       this.queueRejected++;
       return false;

@@ -104,7 +104,7 @@ export class Connector implements Expiring {
     // slot went to someone else: back in the queue, same deadline. Not usable but with room: a
     // second step's drained server (see Backend.choose).
     const full = server !== null && server.full;
-    if (full ? this.backend.enqueueOn(server, this) : !server && this.backend.enqueue(this)) {
+    if (full ? this.backend.enqueueOn(server, this) : !server && this.backend.enqueue(this, this.skipped)) {
       this.queueTimer ??= setTimeout(() => this.queueExpired(), this.backend.cfg.queue_timeout);
       return;
     }

@@ -199,6 +199,19 @@ ${more}`).backends.map((c) => new Backend(c, new ModelEvents()));
     expect(b.queued).toBe(1);
   });
 
+  it('refused by the only server, which is not full, it fails at once rather than waiting out queue_timeout for a slot', async () => {
+    // The last server that can take clients stays eligible after its connect errors (passive health
+    // leaves it to the checks: Backend.observeErrorsOn), as does any server of `check: none`.
+    const [b] = queueing(`      - { name: a, address: "127.0.0.1:${await refusingPort()}", maxconn: 5 }`) as [Backend];
+    const owner = new Owner();
+    const started = performance.now();
+    new Connector(b, '10.0.0.1', null, owner).start();
+    const outcome = await waitFor(() => owner.failure?.reason ?? owner.server?.name, { timeoutMs: 5000, intervalMs: 5, what: 'the outcome' });
+    expect(outcome).toBe('all 1 tried servers failed');
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(owner.failedAttempts).toEqual(['a: connection refused']);
+  });
+
   it('moved by a reload to another backend (placeOn), it may use a server there of the name of one it tried', async () => {
     const [refusing, full, other] = [await refusingPort(), await listener(), await listener()];
     const servers = `      - { name: s1, address: "127.0.0.1:${refusing}", weight: 100 }
