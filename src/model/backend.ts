@@ -146,16 +146,15 @@ export class Backend {
   }
 
   /**
-   * How many consecutive connect errors on live traffic mark `server` DOWN: `observe_errors`, or 0
-   * (none) while no other server can take new clients. Passive health sends clients to another
-   * server; with none left, one lost SYN (a connect_timeout) marked the last server DOWN and
-   * failed every client at once until `rise` checks passed, though it answered the next connect.
-   * Its checks still mark it DOWN, as they do any server (HAProxy's default `on-error fail-check`
-   * also leaves the verdict to them).
+   * Whether no other server, in any tier, can take new clients: passive health then does not mark
+   * `server` DOWN (Server.connectFailed). It exists to send clients to another server; with none
+   * left, one lost SYN (a connect_timeout) marked the last server DOWN and failed every client at
+   * once until `rise` checks passed, though it answered the next connect. Its checks still mark it
+   * DOWN, as they do any server (HAProxy's default `on-error fail-check` also leaves the verdict to
+   * them). Asked only on a failed connect, not per connection.
    */
-  observeErrorsOn(server: Server): number {
-    const n = this.cfg.observe_errors;
-    return n > 0 && this.servers.some((s) => s !== server && s.eligible) ? n : 0;
+  takesClientsAlone(server: Server): boolean {
+    return !this.servers.some((s) => s !== server && s.eligible);
   }
 
   /** A session of `clientKey` took a slot on `server` (its stick entry cannot expire while it is open). */
@@ -257,7 +256,7 @@ export class Backend {
    * Parks a connection when no server is usable only because every eligible one is full (HAProxy's
    * backend queue). Returns false when that is not the reason, or the queue is at `max_queue`.
    * `tried`: the servers the connection failed on, which a slot there would not help; a server
-   * passive health leaves eligible after its connect errors (the last one, see observeErrorsOn)
+   * passive health leaves eligible after its connect errors (the last one, takesClientsAlone)
    * parked a client every server had refused for queue_timeout, as though they were full.
    */
   enqueue(waiter: QueuedConnect, tried: readonly Server[] | null = null): boolean {

@@ -471,17 +471,25 @@ export class Server {
     if (result.ok && result.license && !result.license.truncated) this.lastWholeLicense = { license: result.license, at: result.at };
   }
 
-  /** A refused/reset/timed-out connect to `port` seen on live traffic (HAProxy `observe layer4`). */
-  connectFailed(reason: string, observeErrors: number, port: number | null = null): void {
+  /**
+   * A refused/reset/timed-out connect to `port` seen on live traffic (HAProxy `observe layer4`).
+   * `alone`: no other server can take new clients (Backend.takesClientsAlone); the errors then do
+   * not mark this server DOWN, but still bring its next check forward to fastinter, as every
+   * HAProxy `on-error` mode does: with a long `inter`, a dead last server cost each client its
+   * connect for `fall` whole intervals.
+   */
+  connectFailed(reason: string, observeErrors: number, port: number | null = null, alone = false): void {
     // Launched before a reload: a DOWN must reach the server new sessions are placed on.
-    if (this.lineage.live !== this) return this.lineage.live.connectFailed(reason, observeErrors, port);
+    if (this.lineage.live !== this) return this.lineage.live.connectFailed(reason, observeErrors, port, alone);
     this.connectErrors++;
     this.consecutiveErrors++;
     if (observeErrors > 0 && this.consecutiveErrors >= observeErrors && this.health.up && this.checked) {
-      this.change(`passive: ${reason}`, () => {
-        this.health.forceDown();
-        this.failedPort = port;
-      });
+      if (!alone) {
+        this.change(`passive: ${reason}`, () => {
+          this.health.forceDown();
+          this.failedPort = port;
+        });
+      }
       this.recheckSoon?.();
     }
   }

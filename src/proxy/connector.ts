@@ -332,7 +332,8 @@ export class Connector implements Expiring {
     const settled = this.settled || this.cancelled;
     if (attempted) {
       // The running config's observe_errors: the error counts on the server it has (Server.connectFailed).
-      server.connectFailed(reason, this.backend.live.observeErrorsOn(server.live()), this.port ?? server.address.port);
+      const live = this.backend.live;
+      server.connectFailed(reason, live.cfg.observe_errors, this.port ?? server.address.port, live.takesClientsAlone(server.live()));
       this.owner.attemptFailed(server, reason, settled);
     }
     if (settled) return;

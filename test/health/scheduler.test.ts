@@ -103,6 +103,22 @@ describe('CheckScheduler', () => {
     expect(srv.stateText).toBe('UP');
   });
 
+  it('checks the last server that can take clients at fastinter after its connect error, though passive health leaves it UP', async () => {
+    // It answers the first check, then nothing: dead, with no other server to send clients to.
+    const probe = new ScriptedProbe((_p, n) => (n === 1 ? ok() : bad()));
+    const b = backend(1, '{ type: tcp, inter: 30s, fastinter: 500ms, downinter: 30s, rise: 2, fall: 2, timeout: 50ms }');
+    start(b, probe);
+    await vi.advanceTimersByTimeAsync(1000);
+    const srv = b.servers[0]!;
+    expect(srv.stateText).toBe('UP');
+    srv.connectFailed('connect timeout after 500ms', 1, null, b.takesClientsAlone(srv));
+    expect(srv.stateText).toBe('UP');
+    // fall (2) checks at fastinter mark it DOWN, not fall whole inters (a minute) later.
+    await vi.advanceTimersByTimeAsync(1100);
+    expect(probe.calls.length - 1, 'checks after the connect error').toBe(2);
+    expect(srv.stateText).toBe('DOWN');
+  });
+
   it('spreads the first checks of a backend over min(inter, 200ms)', async () => {
     const probe = new ScriptedProbe(ok);
     const t0 = Date.now();

@@ -201,7 +201,7 @@ ${more}`).backends.map((c) => new Backend(c, new ModelEvents()));
 
   it('refused by the only server, which is not full, it fails at once rather than waiting out queue_timeout for a slot', async () => {
     // The last server that can take clients stays eligible after its connect errors (passive health
-    // leaves it to the checks: Backend.observeErrorsOn), as does any server of `check: none`.
+    // leaves it to the checks: Backend.takesClientsAlone), as does any server of `check: none`.
     const [b] = queueing(`      - { name: a, address: "127.0.0.1:${await refusingPort()}", maxconn: 5 }`) as [Backend];
     const owner = new Owner();
     const started = performance.now();
@@ -259,7 +259,7 @@ ${servers}
 
   it('its refusal counts on the running server: with observe_errors 2, the next refusal marks that one DOWN', async () => {
     // b, never chosen (weight 1 to a's 100), is there so that a is not the last server that can
-    // take clients, which passive health never marks DOWN (Backend.observeErrorsOn).
+    // take clients, which passive health never marks DOWN (Backend.takesClientsAlone).
     const servers = `      - { name: a, address: "127.0.0.1:${await refusingPort()}", weight: 100 }\n      - { name: b, address: "127.0.0.1:${await refusingPort()}", weight: 1 }`;
     const old = model(servers, '    retries: 0\n    observe_errors: 2');
     const next = model(servers, '    retries: 0\n    observe_errors: 2');
