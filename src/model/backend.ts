@@ -150,8 +150,9 @@ export class Backend {
    * `server` DOWN (Server.connectFailed). It exists to send clients to another server; with none
    * left, one lost SYN (a connect_timeout) marked the last server DOWN and failed every client at
    * once until `rise` checks passed, though it answered the next connect. Its checks still mark it
-   * DOWN, as they do any server (HAProxy's default `on-error fail-check` also leaves the verdict to
-   * them). Asked only on a failed connect, not per connection.
+   * DOWN, as they do any server (HAProxy's default, `on-error fail-check`, counts `error-limit`
+   * consecutive errors as one failed check, and also leaves the verdict to the checks). Asked only
+   * on a failed connect, not per connection.
    */
   takesClientsAlone(server: Server): boolean {
     return !this.servers.some((s) => s !== server && s.eligible);
