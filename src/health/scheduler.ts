@@ -199,7 +199,7 @@ async function failedPortCheck(server: Server, checkedPort: number, backend: Bac
       return { ...passed, ok: false, reason: `${passed.reason}, but port ${port}, where a connect on live traffic failed: ${f.reason}`, ...(f.inconclusive ? { inconclusive: true } : {}) };
     }
   }
-  server.live().failedPort = null;
+  server.failedPortCleared(port);
   return passed;
 }
 

@@ -504,6 +504,15 @@ export class Server {
     return this.lineage.live;
   }
 
+  /**
+   * A check found `port` (a failedPort) accepting, or no longer used by live traffic: the checks
+   * are the check alone again, unless a connect error on another port set another one meanwhile.
+   */
+  failedPortCleared(port: number): void {
+    const live = this.lineage.live;
+    if (live.failedPort === port) live.failedPort = null;
+  }
+
   setAdmin(state: AdminState, reason: string): void {
     this.change(reason, () => (this.admin = state));
   }
