@@ -83,11 +83,14 @@ describe('FlexLM vendor daemon down, lmgrd alive', () => {
 
   it('a reload that removes the vendor frontend lets the server back on its checks: no client uses that port any more', async () => {
     const { check, lmgrdPort, vendorPort, proxy, server } = await vendorDaemonOfADead();
-    // New clients until one reaches a's dead vendor port: a is then held DOWN on it.
-    for (let n = 1; !(await server('a')).last_check?.reason.includes(`port ${vendorPort}`); n++) {
-      if (n > 40) throw new Error(`a not held DOWN on port ${vendorPort}: ${JSON.stringify(await server('a'))}`);
+    // New clients until one reaches a's dead vendor port and marks a DOWN; its next check, a
+    // fastinter later, holds it DOWN on that port. (Polling the check's reason in the loop counted
+    // checkouts, not time: 40 of them could all pass before that check on a loaded machine.)
+    for (let n = 1; (await server('a')).state !== 'DOWN'; n++) {
+      if (n > 40) throw new Error(`a not marked DOWN by its dead vendor port ${vendorPort}: ${JSON.stringify(await server('a'))}`);
       await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: `127.0.2.${n}` }).catch(() => {});
     }
+    await waitFor(async () => (await server('a')).last_check?.reason.includes(`port ${vendorPort}`), { timeoutMs: 5000, intervalMs: 20, what: `a held DOWN on port ${vendorPort} by its check` });
 
     // The vendor is retired: its frontend goes, a's lmgrd stays. No connect goes to that port now.
     proxy.reload(`frontends:
