@@ -275,7 +275,7 @@ export class Metrics {
     this.pairMetric(Counter, 'licgate_connect_races_total', 'Connects to a server still unanswered after connect_race, raced by an attempt on another server (the first to connect took the session).', (c) => c.races);
     new Counter({
       name: 'licgate_connect_retries_total',
-      help: 'Connect attempts retried on another server after a failure (HAProxy retries + redispatch).',
+      help: 'Connect attempts retried after a failure, on another server or, with none left, the same one (HAProxy retries + redispatch).',
       labelNames: ['frontend', 'backend'],
       registers: reg,
       collect() {

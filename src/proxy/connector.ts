@@ -41,14 +41,16 @@ class Attempt implements Expiring {
 
   /** No answer within connect_timeout (called by the deadline list). */
   expire(): void {
-    this.connector.attemptFailed(this, `connect timeout after ${this.deadlines.ms}ms`);
+    this.connector.attemptFailed(this, `connect timeout after ${this.deadlines.ms}ms`, true, true);
   }
 }
 
 /**
  * Connects a new session to a server of `backend`, retrying on the next server after a refused,
  * reset or timed-out connect (HAProxy `retries` + `redispatch`). Each failure counts against its
- * server (passive health). The client sees a failure only when every attempt failed.
+ * server (passive health). The client sees a failure only when every attempt failed. With no
+ * server left that it has not tried, a retry goes to the one that failed, as HAProxy's `retries`
+ * do (see again); a kept second step always retries its own server.
  *
  * A connect still unanswered after the backend's `connect_race` (longer for a server whose connects
  * are usually slower, see ConnectTime) is raced: the next server gets an attempt of its own while
@@ -79,6 +81,18 @@ export class Connector implements Expiring {
   private cancelled = false;
   /** A second step bound to its first server by the client's ticket (Backend.keepsSecondStep): never raced. */
   private kept = false;
+  /**
+   * The server whose connect failed last, retried when no other is left (or, kept, always): a
+   * fresh SYN from a new source port often passes where one was dropped. Set only on a failure.
+   */
+  private again: Server | null = null;
+  /**
+   * HAProxy's turn-around before a retry on the same server after a refused or reset connect,
+   * min(connect_timeout, 1 s): a refused port is a daemon restarting, and retrying at once would
+   * only spend the budget. None after a timeout, whose time is spent already. While it runs no
+   * attempt is under way, so it uses the race timer's links (expire tells them apart).
+   */
+  private turnaround = 0;
   private queueTimer: NodeJS.Timeout | null = null;
   /** Its links in a backend queue, made by the backend the first time it queues. */
   queuePlace: QueuePlace | null = null;
@@ -99,7 +113,9 @@ export class Connector implements Expiring {
 
   start(): void {
     if (this.port !== null && this.launched === 0) this.kept = this.backend.keepsSecondStep(this.clientKey);
-    const server = this.backend.choose(this.clientKey, this.skipped, this.port !== null);
+    // Null on a first attempt: nothing more is looked at on the success path.
+    const again = this.again !== null && (this.again.usable || (this.kept && this.again.servesPersistent)) ? this.again : null;
+    const server = this.kept && again !== null ? again : this.backend.choose(this.clientKey, this.skipped, this.port !== null);
     // No free server, or this sticky client's own server is full: wait for a slot. Woken but the
     // slot went to someone else: back in the queue, same deadline. Not usable but with room: a
     // second step's drained server (see Backend.choose).
@@ -112,6 +128,14 @@ export class Connector implements Expiring {
       clearTimeout(this.queueTimer);
       this.queueTimer = null;
     }
+    if (server === null && again !== null) {
+      this.retryAgain(again);
+      return;
+    }
+    if (server === again && again !== null && !full) {
+      this.retryAgain(again);
+      return;
+    }
     if (!server || full) {
       this.fail({ reason: full ? `${server.name} is full and the queue is at max_queue` : this.failures ? `all ${this.failures} tried servers failed` : 'no usable server', tried: this.failures });
       return;
@@ -119,9 +143,21 @@ export class Connector implements Expiring {
     this.launch(server);
   }
 
+  /** A retry on the server that failed: after the turn-around if one is due (see turnaround). */
+  private retryAgain(server: Server): void {
+    const delay = this.turnaround;
+    if (delay > 0) {
+      this.turnaround = 0;
+      this.raceList = deadlineList(delay);
+      this.raceList.add(this);
+      return;
+    }
+    this.launch(server);
+  }
+
   private launch(server: Server): void {
     if (this.launched++ === 0) this.firstServer = server;
-    else this.skipped!.push(server);
+    else if (!this.skipped!.includes(server)) this.skipped!.push(server);
     this.backend.acquire(server, this.clientKey);
     // TCP keepalive is armed later by the frontend's sweep (Session.everySecond): four setsockopt
     // calls per socket are wasted on the many sessions that last under a second.
@@ -181,10 +217,18 @@ export class Connector implements Expiring {
     this.raceList = null;
   }
 
-  /** The newest attempt is still unanswered after its race delay (called by the deadline list). */
+  /** The newest attempt is still unanswered after its race delay, or the turn-around is over (called by the deadline list). */
   expire(): void {
     const waited = this.raceList!.ms;
     this.raceList = null;
+    if (this.attempts === null) {
+      // The turn-around is over (a client gone meanwhile stopped it: cancel). A reload meanwhile
+      // applies (follow), and a server that can take the client now and was not tried goes first.
+      if (this.settled || this.cancelled) return;
+      this.follow();
+      this.start();
+      return;
+    }
     // The newest attempt under way: the timer was armed at its launch (or at a newer one's that has
     // failed since). An older attempt was marked when its own timer fired, unless a failure's
     // immediate retry re-armed the timer first; that rare one is not counted.
@@ -234,6 +278,8 @@ export class Connector implements Expiring {
     this.deadlines = deadlineList(backend.cfg.connect_timeout);
     // Every server tried, the first one too (skip() lists it only once a second one is wanted).
     if (this.launched > 0) this.skipped = successor ? this.skip().flatMap((s) => backend.server(s.name) ?? []) : [];
+    // Another backend's server of that name is not the one that failed.
+    if (this.again !== null) this.again = successor ? (backend.server(this.again.name) ?? null) : null;
   }
 
   /** Waiting in a backend queue for a slot (the queue_timeout runs only then). */
@@ -325,8 +371,11 @@ export class Connector implements Expiring {
     this.attemptFailed(a, err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ECONNRESET' ? 'connection reset' : (err.code ?? err.message));
   }
 
-  /** `attempted`: false when no connect was made (the server has no address), which is not the server's error. */
-  attemptFailed(a: Attempt, reason: string, attempted = true): void {
+  /**
+   * `attempted`: false when no connect was made (the server has no address), which is not the
+   * server's error. `timedOut`: no answer within connect_timeout, rather than a refusal or reset.
+   */
+  attemptFailed(a: Attempt, reason: string, attempted = true, timedOut = false): void {
     const server = a.server;
     this.drop(a);
     const settled = this.settled || this.cancelled;
@@ -351,6 +400,11 @@ export class Connector implements Expiring {
       return;
     }
     this.skip(); // from here on, choose() passes over every server tried
+    // The running config's server of that name (a reload may have come between). Its connect
+    // error was counted above as HAProxy counts each failed attempt (health_adjust); one that
+    // marked it DOWN leaves it unusable, and it is not retried (start).
+    this.again = attempted ? (a.backend === this.backend ? server : (this.backend.server(server.name) ?? null)) : null;
+    this.turnaround = attempted && !timedOut ? Math.min(this.backend.cfg.connect_timeout, 1000) : 0;
     this.start();
   }
 

@@ -199,17 +199,19 @@ ${more}`).backends.map((c) => new Backend(c, new ModelEvents()));
     expect(b.queued).toBe(1);
   });
 
-  it('refused by the only server, which is not full, it fails at once rather than waiting out queue_timeout for a slot', async () => {
+  it('refused by the only server, which is not full, it is retried there and fails rather than waiting out queue_timeout for a slot', async () => {
     // The last server that can take clients stays eligible after its connect errors (passive health
-    // leaves it to the checks: Backend.takesClientsAlone), as does any server of `check: none`.
+    // leaves it to the checks: Backend.takesClientsAlone), as does any server of `check: none`. The
+    // retry waits the turn-around, min(connect_timeout 3s, 1s), not queue_timeout (1.5 s).
     const [b] = queueing(`      - { name: a, address: "127.0.0.1:${await refusingPort()}", maxconn: 5 }`) as [Backend];
     const owner = new Owner();
     const started = performance.now();
     new Connector(b, '10.0.0.1', null, owner).start();
     const outcome = await waitFor(() => owner.failure?.reason ?? owner.server?.name, { timeoutMs: 5000, intervalMs: 5, what: 'the outcome' });
-    expect(outcome).toBe('all 1 tried servers failed');
-    expect(performance.now() - started).toBeLessThan(1000);
-    expect(owner.failedAttempts).toEqual(['a: connection refused']);
+    expect(outcome).toBe('a: connection refused (after 2 attempts)');
+    expect(performance.now() - started).toBeLessThan(1500);
+    expect(owner.failedAttempts).toEqual(['a: connection refused', 'a: connection refused']);
+    expect(b.queued).toBe(0);
   });
 
   it('moved by a reload to another backend (placeOn), it may use a server there of the name of one it tried', async () => {
@@ -283,9 +285,101 @@ ${servers}
     const owner = new Owner();
     new Connector(old.backend('l')!, '10.1.1.1', null, owner).start();
     reload(old, next);
-    // a, tried already, is passed over in the running config too: nothing is left to try.
-    expect(await outcome(owner)).toBe('all 1 tried servers failed');
-    expect(owner.failedAttempts).toEqual(['a: connection refused']);
+    // No other server is left in the running config: a is retried (after the turn-around), x never.
+    expect(await outcome(owner)).toBe('a: connection refused (after 3 attempts)');
+    expect(owner.failedAttempts).toEqual(['a: connection refused', 'a: connection refused', 'a: connection refused']);
     expect([old.backend('l')!.server('x')!.total, next.backend('l')!.server('a')!.active]).toEqual([0, 0]);
+  });
+});
+
+describe('Connector with no server left that it has not tried', () => {
+  /** Backend l, no race, with `options` (YAML, indented 4) and `servers` (YAML, indented 6). */
+  const single = (options: string, servers: string): Backend =>
+    new Backend(
+      loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    check: { type: none }
+    connect_race: 0
+${options}
+    servers:
+${servers}
+`).backends[0]!,
+      new ModelEvents(),
+    );
+
+  const outcome = (o: Owner): Promise<string> => waitFor(() => o.server?.name ?? o.failure?.reason, { timeoutMs: 5000, intervalMs: 5, what: 'the connect outcome' });
+
+  it('refused by the only server (its daemon restarting), it retries that server after the turn-around and connects', async () => {
+    const port = await refusingPort();
+    const b = single('    retries: 1\n    connect_timeout: 300ms', `      - { name: a, address: "127.0.0.1:${port}" }`);
+    const owner = new Owner();
+    const started = performance.now();
+    new Connector(b, '10.0.0.1', null, owner).start();
+    await waitFor(() => owner.failedAttempts.length === 1, { timeoutMs: 5000, intervalMs: 1, what: 'the first connect refused' });
+    const refusedAt = performance.now();
+    await listener(port);
+    expect(await outcome(owner)).toBe('a');
+    // HAProxy's turn-around, min(connect_timeout, 1 s): not at once, which would only be refused again.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(performance.now() - refusedAt).toBeLessThan(1000);
+    expect(owner.failedAttempts).toEqual(['a: connection refused']);
+  });
+
+  it('a client that leaves during the turn-around is not connected', async () => {
+    const port = await refusingPort();
+    const b = single('    retries: 1\n    connect_timeout: 200ms', `      - { name: a, address: "127.0.0.1:${port}" }`);
+    const owner = new Owner();
+    const c = new Connector(b, '10.0.0.1', null, owner);
+    c.start();
+    await waitFor(() => owner.failedAttempts.length === 1, { timeoutMs: 5000, intervalMs: 1, what: 'the first connect refused' });
+    c.cancel();
+    await listener(port);
+    // Long past the turn-around: no attempt was made for the client that left.
+    const until = performance.now() + 600;
+    await waitFor(() => performance.now() > until || accepted.length > 0, { timeoutMs: 5000, intervalMs: 10, what: 'the turn-around to pass' });
+    expect([accepted.length, b.server('a')!.active, b.server('a')!.total, owner.server, owner.failure]).toEqual([0, 0, 0, null, null]);
+  });
+
+  it('retries the last server left, whose errors do not mark it DOWN, but not one its errors marked DOWN', async () => {
+    // a (chosen first) refuses and is marked DOWN (b can still take clients); b refuses too, and
+    // being the last server left it stays UP (Backend.takesClientsAlone): it is retried, a not.
+    const model = new Model(
+      loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    check: { type: tcp }
+    connect_race: 0
+    connect_timeout: 100ms
+    retries: 2
+    observe_errors: 1
+    servers:
+      - { name: a, address: "127.0.0.1:${await refusingPort()}", weight: 100 }
+      - { name: b, address: "127.0.0.1:${await refusingPort()}", weight: 1 }
+`),
+    );
+    const b = model.backend('l')!;
+    const owner = new Owner();
+    new Connector(b, '10.0.0.1', null, owner).start();
+    expect(await outcome(owner)).toBe('b: connection refused (after 3 attempts)');
+    expect(owner.failedAttempts).toEqual(['a: connection refused', 'b: connection refused', 'b: connection refused']);
+    expect([b.server('a')!.stateText, b.server('b')!.usable]).toEqual(['DOWN', true]);
+  });
+
+  it('a kept second step (stick: source) refused by its own server retries that server, not another whose vendor daemon would deny its ticket', async () => {
+    // FlexLM fixes the vendor port, so the servers differ by host: a refuses on 127.0.0.1, b
+    // accepts on 127.0.1.2 at the same port.
+    const port = await refusingPort();
+    const other = createServer((s) => accepted.push(s.on('error', () => {})));
+    listeners.push(other);
+    await new Promise<void>((r) => other.listen(port, '127.0.1.2', r));
+    const b = single('    stick: source\n    retries: 2\n    connect_timeout: 300ms', `      - { name: a, address: "127.0.0.1:${port}" }\n      - { name: b, address: "127.0.1.2:${port}" }`);
+    b.stick!.set('10.0.0.3', 'a');
+    const owner = new Owner();
+    new Connector(b, '10.0.0.3', port, owner).start();
+    await waitFor(() => owner.failedAttempts.length === 1, { timeoutMs: 5000, intervalMs: 1, what: 'the first connect refused' });
+    await listener(port);
+    expect(await outcome(owner)).toBe('a');
+    expect([b.server('b')!.total, b.stick!.get('10.0.0.3')]).toEqual([0, 'a']);
   });
 });

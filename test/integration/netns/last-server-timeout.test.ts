@@ -6,6 +6,9 @@
  * Before the fix it marked the backup DOWN, and every client failed at once until its checks
  * brought it back `rise` checks later, though the backup answered every other connect: with 50 %
  * of its SYNs dropped, 317 of 395 clients failed in 20 s (check inter 2s, fastinter 500ms).
+ * Then each connect that lost its SYN still failed its client after connect_timeout (500 ms here,
+ * before Linux's 1 s SYN retransmit): `retries` went only to servers not yet tried, and none was
+ * left. Now the retry goes to the same server with a new SYN, as HAProxy's `retries` do.
  *
  * Linux, root, iproute2, iptables (lab.ts).
  */
@@ -13,6 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLab, type Lab, type LabProcess } from './lab.js';
+import { startCheckoutLoop } from './license-clients.js';
 import { assertBuilt, LICENSE_PORT, proxyConfig, serverState, startProxy, startSimulator, waitAdminStatus } from './licgate-hosts.js';
 import { missingTools, requireTools } from '../../helpers/require-tools.js';
 import { waitFor } from '../../helpers/wait-for.js';
@@ -32,6 +36,8 @@ s.on('end', () => done('EOF'));
 `;
 
 const SYN_DROP = ['-p', 'tcp', '--syn', '--dport', String(LICENSE_PORT), '-j', 'DROP'];
+/** Every other SYN lost, at random: a congested path. */
+const HALF_SYN_DROP = ['-p', 'tcp', '--syn', '--dport', String(LICENSE_PORT), '-m', 'statistic', '--mode', 'random', '--probability', '0.5', '-j', 'DROP'];
 
 let lab: Lab;
 let proxy: LabProcess;
@@ -85,4 +91,27 @@ describe('the last server that can take clients misses a connect', () => {
     expect(await client(), proxy.readLog()).toBe('HELLO lic2');
     expect(await serverState(lab, 'lb', 'lic2')).toBe('UP');
   });
+
+  it('with half its SYNs dropped, a client whose SYN was lost is retried on it with a new SYN instead of failing', async () => {
+    // 10 s of clients, one every 50 ms. retries: 2 gives each three SYNs, so about 1 in 8 clients
+    // still fails (0.5^3); before, every client whose SYN was lost failed: about 1 in 2.
+    expect((await lab.exec('lic2', ['iptables', '-I', 'INPUT', ...HALF_SYN_DROP])).code).toBe(0);
+    let failed: number;
+    let total: number;
+    try {
+      const t0 = Date.now();
+      const loop = startCheckoutLoop(lab, 'lb', { host: '127.0.0.1', port: LICENSE_PORT, intervalMs: 50, timeoutMs: 5000 });
+      await loop.waitSettled(t0 + 10_000, 20_000);
+      await loop.proc.stop();
+      const done = loop.samples.filter((a) => a.t < t0 + 10_000);
+      total = done.length;
+      failed = done.filter((a) => !a.ok).length;
+      console.log(`half of lic2's SYNs dropped: ${failed} of ${total} clients failed`);
+    } finally {
+      expect((await lab.exec('lic2', ['iptables', '-D', 'INPUT', ...HALF_SYN_DROP])).code).toBe(0);
+    }
+    expect(total).toBeGreaterThan(150);
+    expect(failed / total, `${failed} of ${total} clients failed`).toBeLessThan(0.3);
+    expect(await serverState(lab, 'lb', 'lic2')).toMatch(/^UP/);
+  }, 60_000);
 });
