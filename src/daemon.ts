@@ -292,11 +292,14 @@ export class Daemon implements DaemonView {
     await this.closeNow();
   }
 
-  /** Ends the sessions relaying to `server` in every frontend, retired ones too; returns how many. */
-  endSessionsTo(server: Server, end: 'server-down' | 'admin'): number {
+  /**
+   * Ends the sessions relaying to `server` in every frontend, retired ones too; with `port`, in the
+   * frontends whose `server_port` it is only. Returns how many.
+   */
+  endSessionsTo(server: Server, end: 'server-down' | 'admin', port: number | null = null): number {
     let n = 0;
-    for (const f of this.frontends) n += f.endSessionsTo(server, end);
-    for (const f of this.retired) n += f.endSessionsTo(server, end);
+    for (const f of this.frontends) if (port === null || f.cfg.server_port === port) n += f.endSessionsTo(server, end);
+    for (const f of this.retired) if (port === null || f.cfg.server_port === port) n += f.endSessionsTo(server, end);
     return n;
   }
 
@@ -575,7 +578,7 @@ export class Daemon implements DaemonView {
       else this.log.info(line, `server ${e.backend}/${e.server} is ${e.to}`);
     });
     ev.on('shutdown-sessions', (e) => {
-      const n = this.endSessionsTo(e.server, 'server-down');
+      const n = this.endSessionsTo(e.server, 'server-down', e.port);
       if (n > 0) this.log.warn({ backend: e.backend, server: e.server.name, sessions: n }, `closed ${n} session(s) to ${e.backend}/${e.server.name}, marked DOWN (on_marked_down: shutdown-sessions)`);
     });
     // admin.state_file keeps a failback: manual backend's serving tier while it is not the tier a

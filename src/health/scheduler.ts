@@ -134,13 +134,18 @@ export class CheckScheduler {
       agent: server.agent,
     };
     let outcome;
+    // Only the connect to failedPort failed: the check itself passed (Server.checkFailed).
+    let ownPortPassed = false;
     try {
       // A name with no address yet: connecting would look it up on every check (Server.up).
       if (this.check.type !== 'exec' && server.connectFamily === 0) outcome = { ok: false, reason: server.noAddressReason };
       // A probe must settle when aborted; should one not, the race keeps this server's checks going.
       else {
         outcome = await Promise.race([this.probe.run(target, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
-        if (outcome.ok && server.failedPort !== null) outcome = await Promise.race([failedPortCheck(server, target.port, this.backend, outcome, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
+        if (outcome.ok && server.failedPort !== null) {
+          ownPortPassed = true;
+          outcome = await Promise.race([failedPortCheck(server, target.port, this.backend, outcome, ctl.signal), abandoned(ctl.signal, this.check.timeout)]);
+        }
       }
     } catch (e) {
       outcome = { ok: false, reason: `check error: ${(e as Error).message}` };
@@ -174,7 +179,7 @@ export class CheckScheduler {
       return;
     }
     if (outcome.ok) server.checkSucceeded(result);
-    else server.checkFailed(result);
+    else server.checkFailed(result, ownPortPassed);
     this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: outcome.ok, durationMs, reason: outcome.reason });
     this.schedule(server, this.nextDelay(server));
   }

@@ -59,7 +59,7 @@ export class Backend {
     this.name = cfg.name;
     const checked = cfg.check.type !== 'none';
     this.servers = cfg.servers.map(
-      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore, markedDown) => this.serverChanged(srv, from, reason, usableBefore, markedDown), () => this.serveQueue()),
+      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore, markedDown) => this.serverChanged(srv, from, reason, usableBefore, markedDown), () => this.serveQueue(), (srv) => this.sessionsLost(srv, null)),
     );
     const tierNums = [...new Set(this.servers.map((s) => s.tier))].sort((a, b) => a - b);
     this.tiers = tierNums.map((tier) => ({ tier, servers: this.servers.filter((s) => s.tier === tier) }));
@@ -424,7 +424,12 @@ export class Backend {
     // A drained server keeps the second steps queued on it (see choose) until it is DOWN or in MAINT.
     else if (usableChanged || !server.servesPersistent) this.redispatchOwn(server);
     // Last: new connections already go elsewhere when the clients whose sessions end reconnect.
-    if (markedDown && this.cfg.on_marked_down === 'shutdown-sessions') this.events.emit('shutdown-sessions', { backend: this.name, server });
+    if (markedDown) this.sessionsLost(server, server.downOnPort);
+  }
+
+  /** on_marked_down: the sessions to `server` are lost, those to `port` only when it is not null. */
+  private sessionsLost(server: Server, port: number | null): void {
+    if (this.cfg.on_marked_down === 'shutdown-sessions') this.events.emit('shutdown-sessions', { backend: this.name, server, port });
   }
 
   private setServing(tier: number | null, reason: string): void {

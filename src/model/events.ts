@@ -23,8 +23,11 @@ export interface ModelEventMap {
   'tier-change': [TierChangeEvent];
   'check-done': [{ backend: string; server: string; ok: boolean; durationMs: number; reason: string }];
   'connect-error': [{ backend: string; server: string; reason: string }];
-  /** `on_marked_down: shutdown-sessions`: the sessions to `server` are to be closed now (the frontends hold them). */
-  'shutdown-sessions': [{ backend: string; server: Server }];
+  /**
+   * `on_marked_down: shutdown-sessions`: the sessions to `server` are to be closed now (the frontends
+   * hold them); with `port`, only those of the frontends whose `server_port` it is (Server.downOnPort).
+   */
+  'shutdown-sessions': [{ backend: string; server: Server; port: number | null }];
 }
 
 /** One bus per daemon: the model emits, observers (log, metrics, notifier) listen. */

@@ -86,6 +86,15 @@ export class Server {
    * port too (CheckScheduler), as HAProxy checks a vendor-port backend's server on that port.
    */
   failedPort: number | null = null;
+  /**
+   * The port a DOWN by live traffic is confined to: a connect to another port than the server's own
+   * (a `server_port` frontend's, a vendor daemon's) failed while its checks passed. on_marked_down
+   * then ends only the sessions to that port: the other vendor daemons on that host still hold their
+   * clients' licenses, as HAProxy, with a backend per vendor port, ends only that backend's. Until
+   * the server is UP again, a check that fails on its own port ends the rest (checkFailed): the host
+   * itself is in trouble then. null otherwise.
+   */
+  downOnPort: number | null = null;
   /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
   connectTime = new ConnectTime();
   lastCheck: CheckResult | null = null;
@@ -161,6 +170,8 @@ export class Server {
     private readonly agentCheck: boolean,
     private readonly onChange: ServerChange,
     private readonly onCapacity: ServerCapacity = () => {},
+    /** on_marked_down for the sessions a DOWN confined to one port kept (downOnPort): they are lost too. */
+    private readonly onRestLost: (server: Server) => void = () => {},
   ) {
     this.name = cfg.name;
     this.address = cfg.address;
@@ -277,6 +288,7 @@ export class Server {
     else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
     this.admin = old.admin;
     this.failedPort = old.failedPort;
+    this.downOnPort = old.downOnPort;
     // An admin's weight holds only while the configured one it was set against does (HAProxy's
     // srv_iweight rule, as admin.state_file applies it at a start): a weight the config changed wins.
     this.weight = old.weight !== old.configuredWeight && old.configuredWeight === this.configuredWeight ? old.weight : this.configuredWeight;
@@ -435,6 +447,7 @@ export class Server {
     const healthPausedBefore = this.healthPaused;
     const upBefore = this.up && !this.inMaint;
     mutate();
+    if (this.health.up) this.downOnPort = null;
     // Leaving maintenance, health is as old as the maintenance: as HAProxy, the server comes back
     // UP with one failure of margin ("start OK but check immediately") and is checked at once.
     // An admin's ready under the agent's own MAINT resumes a type agent check, counting nothing yet.
@@ -458,10 +471,14 @@ export class Server {
     });
   }
 
-  checkFailed(result: CheckResult): void {
+  /** `ownPortPassed`: only the connect to failedPort failed, the check itself passed. */
+  checkFailed(result: CheckResult, ownPortPassed = false): void {
     this.recordCheck(result);
     this.firstCheckDone = true;
     this.change(result.reason, () => this.health.failure());
+    if (this.downOnPort === null || ownPortPassed) return;
+    this.downOnPort = null;
+    this.onRestLost(this);
   }
 
   private recordCheck(result: CheckResult): void {
@@ -488,6 +505,7 @@ export class Server {
         this.change(`passive: ${reason}`, () => {
           this.health.forceDown();
           this.failedPort = port;
+          this.downOnPort = port !== null && port !== this.address.port ? port : null;
         });
       }
       this.recheckSoon?.();

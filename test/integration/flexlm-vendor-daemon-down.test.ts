@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server as NetServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
+import { askLmgrd, clientAddresses, flexlmCheckout, flexlmSession, vendorCheckout, type FlexlmSession } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
-import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
-import { stopAll } from '../helpers/proxy-harness.js';
+import { freePort, startFlexlmSimulator, stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { startProxy, startSimulator, stopAll } from '../helpers/proxy-harness.js';
 import { sleep, waitFor } from '../helpers/wait-for.js';
 
 /**
@@ -109,5 +109,66 @@ backends:
       throw new Error(`${e.message}; a: ${JSON.stringify(await server('a'))}`);
     });
     expect(a.last_check?.reason).not.toContain(`port ${vendorPort}`);
+  });
+});
+
+describe('on_marked_down: shutdown-sessions, two vendor daemons on each license host', () => {
+  it("vendor A's daemon dies on a: vendor B's license held on a stays; a's own check failing then ends it", async () => {
+    const [lmgrdPort, portB, portA] = [await freePort(), await freePort(), await freePort()];
+    // lmgrd and vendor B: the FlexLM simulator (tickets); vendor A: a plain simulator of its own on
+    // the same host, so that its daemon can die alone, as under one lmgrd. It grants any checkout.
+    const hosts = { a: '127.0.1.1', b: '127.0.1.2' };
+    const lmgrd = { a: await startFlexlmSimulator({ name: 'a', host: hosts.a, lmgrdPort, vendorPort: portB }), b: await startFlexlmSimulator({ name: 'b', host: hosts.b, lmgrdPort, vendorPort: portB }) };
+    const vendorA = { a: await startSimulator('a', { host: hosts.a, port: portA }), b: await startSimulator('b', { host: hosts.b, port: portA }) };
+    const proxy = await startProxy(`frontends:
+  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
+  - { name: vendor-b, listen: "127.0.0.1:${portB}", backend: licenses, server_port: ${portB} }
+  - { name: vendor-a, listen: "127.0.0.1:${portA}", backend: licenses, server_port: ${portA} }
+backends:
+  - name: licenses
+    stick: source
+    retries: 2
+    on_marked_down: shutdown-sessions
+    check: { type: status, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 300ms }
+    servers:
+      - { name: a, address: "${hosts.a}:${lmgrdPort}" }
+      - { name: b, address: "${hosts.b}:${lmgrdPort}" }
+`);
+    const server = async (name: string) => proxy.server('licenses', name);
+
+    // A client holding a vendor B license on a.
+    let held: FlexlmSession | null = null;
+    for (let n = 1; held === null; n++) {
+      if (n > 20) throw new Error('no vendor B checkout landed on a in 20 clients');
+      const s = await flexlmSession({ host: '127.0.0.1', lmgrdPort, localAddress: `127.0.2.${n}` });
+      if (s.server === 'a') held = s;
+      else await s.vendor.close();
+    }
+    expect(held.vendorPort).toBe(portB);
+    const seen: string[] = [];
+    held.vendor.socket.on('end', () => seen.push('end')).on('close', () => seen.push('close'));
+
+    // Vendor A's daemon on a dies; lmgrd and vendor B live on. New clients until one reaches it.
+    await vendorA.a.kill('SIGKILL');
+    for (let n = 1; (await server('a')).state !== 'DOWN'; n++) {
+      if (n > 40) throw new Error(`a not marked DOWN by its dead vendor A port: ${JSON.stringify(await server('a'))}`);
+      const client = { host: '127.0.0.1', lmgrdPort, localAddress: `127.0.3.${n}` };
+      const r = await vendorCheckout(client, { ...(await askLmgrd(client)), vendorPort: portA }).catch(() => null);
+      r?.vendor.destroy();
+    }
+    // The license on vendor B is still held: its session was not ended with a's vendor A ones.
+    expect(await held.vendor.request('HELLO').catch((e: Error) => `request failed: ${e.message}; ${seen.join(', ')}`)).toBe('HELLO a');
+    expect(seen).toEqual([]);
+
+    // Now a's lmgrd (and vendor B) stop answering: its own check fails, and the rest goes too.
+    lmgrd.a.child.kill('SIGSTOP');
+    try {
+      await waitFor(() => seen.includes('close'), { timeoutMs: 5000, intervalMs: 10, what: "vendor B's session ended once a's own check failed" });
+      expect(seen).toEqual(['end', 'close']);
+      const ended = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed' && l.frontend === 'vendor-b'), { timeoutMs: 3000, what: "the vendor B session's log line" });
+      expect(ended.end).toBe('server-down');
+    } finally {
+      lmgrd.a.child.kill('SIGCONT');
+    }
   });
 });

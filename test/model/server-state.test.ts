@@ -21,7 +21,7 @@ backends:
   const changes: ServerStateEvent[] = [];
   events.on('server-state', (e) => changes.push(e));
   const shutdowns: string[] = [];
-  events.on('shutdown-sessions', (e) => shutdowns.push(`${e.backend}/${e.server.name}`));
+  events.on('shutdown-sessions', (e) => shutdowns.push(`${e.backend}/${e.server.name}${e.port === null ? '' : ` port ${e.port}`}`));
   const be = new Backend(cfg.backends[0]!, events);
   return { be, a: be.server('a')!, changes, shutdowns, observeErrors: observe, events };
 }
@@ -262,6 +262,27 @@ describe('on_marked_down: shutdown-sessions', () => {
     a.setWeight(0, 'admin');
     expect(a.up).toBe(true);
     expect(shutdowns).toEqual([]);
+  });
+
+  it('a DOWN on a vendor port asks for that port\'s sessions only; its own check failing then asks for the rest', () => {
+    const { a, shutdowns } = make('{ type: status, rise: 1, fall: 1 }', 1, 'shutdown-sessions');
+    a.checkSucceeded(ok);
+    a.connectFailed('connection refused', 1, 27001);
+    expect(shutdowns).toEqual(['l/a port 27001']);
+    a.checkFailed({ ...bad, reason: 'Layer4 check passed, but port 27001, where a connect on live traffic failed: connection refused' }, true);
+    expect(shutdowns).toEqual(['l/a port 27001']);
+    a.checkFailed(bad);
+    a.checkFailed(bad); // the rest once
+    expect(shutdowns).toEqual(['l/a port 27001', 'l/a']);
+    // Back UP, a DOWN on its own port (lmgrd's) ends them all, and a check failing after it nothing more.
+    a.checkSucceeded(ok);
+    a.connectFailed('connection refused', 1, 27000);
+    a.checkFailed(bad);
+    a.checkSucceeded(ok);
+    a.connectFailed('connection refused', 1, 27001);
+    a.checkSucceeded(ok); // UP again on its checks: the sessions a DOWN kept are its own again
+    a.checkFailed(bad);
+    expect(shutdowns).toEqual(['l/a port 27001', 'l/a', 'l/a', 'l/a port 27001', 'l/a']);
   });
 
   it('is off by default: a server marked DOWN keeps its sessions', () => {
