@@ -502,7 +502,8 @@ export class Server {
     this.consecutiveErrors++;
     if (observeErrors > 0 && this.consecutiveErrors >= observeErrors && this.health.up && this.checked) {
       if (!alone) {
-        this.change(`passive: ${reason}`, () => {
+        // The port says which daemon refused: a vendor daemon's, while lmgrd answers the checks.
+        this.change(`passive: ${reason}${port === null ? '' : ` on port ${port}`}`, () => {
           this.health.forceDown();
           this.failedPort = port;
           this.downOnPort = port !== null && port !== this.address.port ? port : null;

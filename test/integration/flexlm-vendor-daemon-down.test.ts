@@ -156,6 +156,9 @@ backends:
       const r = await vendorCheckout(client, { ...(await askLmgrd(client)), vendorPort: portA }).catch(() => null);
       r?.vendor.destroy();
     }
+    // The log says which port refused: the admin can tell a vendor daemon died, not a's lmgrd.
+    const down = await waitFor(() => proxy.logs.find((l) => l.msg === 'server licenses/a is DOWN'), { timeoutMs: 3000, what: "a's DOWN log line" });
+    expect(down.reason).toBe(`passive: connection refused on port ${portA}`);
     // The license on vendor B is still held: its session was not ended with a's vendor A ones.
     expect(await held.vendor.request('HELLO').catch((e: Error) => `request failed: ${e.message}; ${seen.join(', ')}`)).toBe('HELLO a');
     expect(seen).toEqual([]);
