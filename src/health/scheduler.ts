@@ -195,7 +195,9 @@ async function failedPortCheck(server: Server, checkedPort: number, backend: Bac
   const port = server.failedPort!;
   // A reload may have removed the frontend of that port or moved it: no client connects there any
   // more, and waiting for it to accept held the server DOWN for good.
-  const used = port === server.address.port || backend.stepPorts.includes(port);
+  // Likewise one that turned passive health off (observe_errors: 0): nothing would mark the server
+  // DOWN on live traffic now, as HAProxy's reload without `observe` forgets what it observed.
+  const used = backend.cfg.observe_errors > 0 && (port === server.address.port || backend.stepPorts.includes(port));
   if (used && port !== checkedPort && server.connectFamily !== 0) {
     try {
       await tcpExchange({ host: server.connectHost, port }, signal, '', null, 1);

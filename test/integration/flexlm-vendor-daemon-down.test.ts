@@ -45,6 +45,43 @@ async function vendorDaemonOfADead() {
   return { ...lab, check, server };
 }
 
+/** vendorDaemonOfADead, then new clients until one reaches a's dead vendor port and marks a DOWN. */
+async function aHeldDownOnItsVendorPort() {
+  const lab = await vendorDaemonOfADead();
+  const { lmgrdPort, vendorPort, server } = lab;
+  // Its next check, a fastinter later, holds it DOWN on that port. (Polling the check's reason in
+  // the loop counted checkouts, not time: 40 of them could all pass before that check on a loaded
+  // machine.)
+  for (let n = 1; (await server('a')).state !== 'DOWN'; n++) {
+    if (n > 40) throw new Error(`a not marked DOWN by its dead vendor port ${vendorPort}: ${JSON.stringify(await server('a'))}`);
+    await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: `127.0.2.${n}` }).catch(() => {});
+  }
+  await waitFor(async () => (await server('a')).last_check?.reason.includes(`port ${vendorPort}`), { timeoutMs: 5000, intervalMs: 20, what: `a held DOWN on port ${vendorPort} by its check` });
+  return lab;
+}
+
+/** Reloads `lab`'s proxy (the vendor frontend kept or not, `keys` added to the backend); a must then rise on its lmgrd checks. */
+async function reloadThenAUp(lab: Awaited<ReturnType<typeof vendorDaemonOfADead>>, change: { vendorFrontend: boolean; keys: string[] }, what: string): Promise<void> {
+  const { check, lmgrdPort, vendorPort, proxy, server } = lab;
+  const vendor = change.vendorFrontend ? `  - { name: vendor, listen: "127.0.0.1:${vendorPort}", backend: licenses, server_port: ${vendorPort} }\n` : '';
+  proxy.reload(`frontends:
+  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
+${vendor}backends:
+  - name: licenses
+    stick: source
+    retries: 2
+${change.keys.map((k) => `    ${k}\n`).join('')}    ${check}
+    servers:
+      - { name: a, address: "127.0.1.1:${lmgrdPort}" }
+      - { name: b, address: "127.0.1.2:${lmgrdPort}" }
+`);
+  await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded')), { timeoutMs: 5000, what: 'the reload' });
+  const a = await waitFor(async () => ((await server('a')).state === 'UP' ? server('a') : null), { timeoutMs: 5000, intervalMs: 20, what: `a UP on its lmgrd checks ${what}` }).catch(async (e: Error) => {
+    throw new Error(`${e.message}; a: ${JSON.stringify(await server('a'))}`);
+  });
+  expect(a.last_check?.reason).not.toContain(`port ${vendorPort}`);
+}
+
 describe('FlexLM vendor daemon down, lmgrd alive', () => {
   it('the server stays DOWN until its vendor port accepts again: one checkout is denied, not one per rise', async () => {
     const { lmgrdPort, vendorPort, sims, proxy, server } = await vendorDaemonOfADead();
@@ -82,33 +119,12 @@ describe('FlexLM vendor daemon down, lmgrd alive', () => {
   });
 
   it('a reload that removes the vendor frontend lets the server back on its checks: no client uses that port any more', async () => {
-    const { check, lmgrdPort, vendorPort, proxy, server } = await vendorDaemonOfADead();
-    // New clients until one reaches a's dead vendor port and marks a DOWN; its next check, a
-    // fastinter later, holds it DOWN on that port. (Polling the check's reason in the loop counted
-    // checkouts, not time: 40 of them could all pass before that check on a loaded machine.)
-    for (let n = 1; (await server('a')).state !== 'DOWN'; n++) {
-      if (n > 40) throw new Error(`a not marked DOWN by its dead vendor port ${vendorPort}: ${JSON.stringify(await server('a'))}`);
-      await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: `127.0.2.${n}` }).catch(() => {});
-    }
-    await waitFor(async () => (await server('a')).last_check?.reason.includes(`port ${vendorPort}`), { timeoutMs: 5000, intervalMs: 20, what: `a held DOWN on port ${vendorPort} by its check` });
-
     // The vendor is retired: its frontend goes, a's lmgrd stays. No connect goes to that port now.
-    proxy.reload(`frontends:
-  - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
-backends:
-  - name: licenses
-    stick: source
-    retries: 2
-    ${check}
-    servers:
-      - { name: a, address: "127.0.1.1:${lmgrdPort}" }
-      - { name: b, address: "127.0.1.2:${lmgrdPort}" }
-`);
-    await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded')), { timeoutMs: 5000, what: 'the reload' });
-    const a = await waitFor(async () => ((await server('a')).state === 'UP' ? server('a') : null), { timeoutMs: 5000, intervalMs: 20, what: 'a UP on its lmgrd checks once no frontend uses the vendor port' }).catch(async (e: Error) => {
-      throw new Error(`${e.message}; a: ${JSON.stringify(await server('a'))}`);
-    });
-    expect(a.last_check?.reason).not.toContain(`port ${vendorPort}`);
+    await reloadThenAUp(await aHeldDownOnItsVendorPort(), { vendorFrontend: false, keys: [] }, 'once no frontend uses the vendor port');
+  });
+
+  it('a reload that turns passive health off (observe_errors: 0) lets the server back on its checks, as HAProxy without observe', async () => {
+    await reloadThenAUp(await aHeldDownOnItsVendorPort(), { vendorFrontend: true, keys: ['observe_errors: 0'] }, 'once passive health is off');
   });
 });
 
