@@ -23,7 +23,7 @@ import { AgentResponder } from './serve/agent-responder.js';
 import { registerReloadRoute } from './serve/reload-route.js';
 import { registerSessionsRoute } from './serve/sessions-route.js';
 import { registerStatsPage } from './serve/stats-page.js';
-import { AdminStateWriter, adminStateOf, restoreAdminState } from './serve/admin-state-file.js';
+import { AdminStateWriter, adminStateOf, restoreAdminState, stickSourceOf } from './serve/admin-state-file.js';
 import { createStatusResponder, STATUS_MAX_LINE, STATUS_TIMEOUT_MS } from './serve/status-responder.js';
 import { reloadFromFile, sameJson, type ReloadOutcome, type SettledReload } from './reload.js';
 import { VERSION } from './version.js';
@@ -120,7 +120,7 @@ export class Daemon implements DaemonView {
     if (cfg.admin) {
       this.admin = this.buildAdmin(cfg.admin.listen);
       this.adminToken = readAdminToken(cfg.admin.token_file);
-      if (cfg.admin.state_file !== null) this.adminState = new AdminStateWriter(cfg.admin.state_file, () => adminStateOf(this.model), log);
+      if (cfg.admin.state_file !== null) this.adminState = new AdminStateWriter(cfg.admin.state_file, () => adminStateOf(this.model), log, undefined, stickSourceOf(() => this.model));
     }
   }
 

@@ -25,6 +25,12 @@ export class StickTable {
   private readonly entries = new Map<string, Entry>();
   /** Open sessions per client, only for clients that have at least one. Bounded by open connections. */
   private readonly open = new Map<string, number>();
+  /**
+   * Some entry was added, moved, refreshed or dropped since admin.state_file's writer last looked
+   * (it clears this). A flag and no more on the connection path: the writer copies the table
+   * every few seconds while it is set, not once per entry.
+   */
+  dirty = false;
 
   constructor(private ttlMs: number, private maxSize: number) {}
 
@@ -59,7 +65,26 @@ export class StickTable {
       return;
     }
     this.entries.set(key, { server, since: now, expires: now + this.ttlMs });
+    this.dirty = true;
     if (this.entries.size > this.maxSize) this.evictOne(now);
+  }
+
+  /**
+   * Start-up, from admin.state_file: each saved entry with the time it has left (`expiresIn`) and
+   * how long ago its client was put on its server (`sinceAgo`), both in ms. Taken in expiry order,
+   * so the map's order stays expiry order; one past its time is not taken, and none keeps more than
+   * the ttl configured now (a config that lowered `stick_ttl` meanwhile). An entry the table has
+   * already is left as it is. Not `dirty`: the file holds these.
+   */
+  restore(saved: readonly { client: string; server: string; expiresIn: number; sinceAgo: number }[], now = performance.now()): number {
+    let n = 0;
+    for (const e of [...saved].sort((a, b) => a.expiresIn - b.expiresIn)) {
+      if (e.expiresIn <= 0 || this.entries.has(e.client)) continue;
+      this.entries.set(e.client, { server: e.server, since: now - Math.max(0, e.sinceAgo), expires: now + Math.min(e.expiresIn, this.ttlMs) });
+      n++;
+      if (this.entries.size > this.maxSize) this.evictOne(now);
+    }
+    return Math.min(n, this.entries.size);
   }
 
   /**
@@ -68,7 +93,9 @@ export class StickTable {
    */
   delete(key: string, now = performance.now()): boolean {
     this.sweep(now);
-    return this.entries.delete(key);
+    const had = this.entries.delete(key);
+    if (had) this.dirty = true;
+    return had;
   }
 
   /** A session of `key` took a slot (its entry cannot expire until the last one ends). */
@@ -105,6 +132,7 @@ export class StickTable {
     if (shift !== 0) for (const e of this.entries.values()) e.expires += shift;
     this.ttlMs = ttlMs;
     this.maxSize = maxSize;
+    if (shift !== 0) this.dirty = true;
     while (this.entries.size > maxSize) this.evictOne(now);
   }
 
@@ -117,6 +145,7 @@ export class StickTable {
       this.entries.delete(k);
       n++;
     }
+    if (n > 0) this.dirty = true;
     return n;
   }
 
@@ -132,6 +161,7 @@ export class StickTable {
     this.sweep(now);
     const n = this.entries.size;
     this.entries.clear();
+    if (n > 0) this.dirty = true;
     return n;
   }
 
@@ -162,6 +192,7 @@ export class StickTable {
 
   private touch(key: string, e: Entry, now: number): void {
     e.expires = now + this.ttlMs;
+    this.dirty = true;
     this.entries.delete(key);
     this.entries.set(key, e);
   }

@@ -18,6 +18,11 @@ import type { Logger } from '../observe/log.js';
 export const STATE_FILE_VERSION = 1;
 /** A write begins at most this often: a burst of admin calls (a script draining 100 servers) makes a few writes, not one each. */
 export const STATE_WRITE_INTERVAL_MS = 250;
+/**
+ * While stick entries changed, the file is written at most this often: they change with every new
+ * client. A `kill -9` loses what changed since the last write; a stop writes it.
+ */
+export const STICK_WRITE_INTERVAL_MS = 5000;
 /** After a failed write (disk full, directory gone), the next try; an admin change meanwhile waits for it too. */
 const STATE_RETRY_MS = 10_000;
 /** A failing write logs at most one line this often; the others are counted in the next. */
@@ -49,6 +54,78 @@ export interface SavedServer {
 export interface SavedBackend {
   backend: string;
   serving_tier: number;
+}
+
+/**
+ * A `stick: source` backend's table, in the file's optional "stick" list (an older licgate reads
+ * "version", "servers" and "backends" only). `entries`: [client, server, expires, since], the times
+ * in Unix ms: a restart loses the monotonic clock the table counts on. `servers`: the address each
+ * server an entry names was configured at.
+ */
+export interface SavedStick {
+  backend: string;
+  servers: Record<string, string>;
+  entries: [string, string, number, number][];
+}
+
+/** What the writer asks of the stick tables: have they changed since it last asked (it clears that), and their "stick" list as JSON. */
+export interface StickSource {
+  changed(): boolean;
+  json(): Promise<string>;
+}
+
+/** Entries read per loop turn when the file is written; see stickSourceOf. */
+const STICK_BATCH = 2000;
+
+/**
+ * The stick tables of `model()` (the model a reload put in place, when asked). Read in batches,
+ * one loop turn each, as GET /backends/B/stick-table is: a table of 100,000 entries read at once
+ * would hold up every session's relaying while it is. The clients are copied first (the table
+ * moves an entry to its end at each touch, so walking it across turns could meet one twice); an
+ * entry gone by its batch is left out.
+ */
+export function stickSourceOf(model: () => Model): StickSource {
+  return {
+    changed() {
+      let changed = false;
+      for (const b of model().backends.values()) {
+        if (b.stick === null || !b.stick.dirty) continue;
+        b.stick.dirty = false;
+        changed = true;
+      }
+      return changed;
+    },
+    async json() {
+      const tables: string[] = [];
+      for (const b of model().backends.values()) {
+        const table = b.stick;
+        if (table === null) continue;
+        const rows: string[] = [];
+        const servers: Record<string, string> = {};
+        const clients = table.clients();
+        let now = performance.now();
+        let wall = Date.now() - now;
+        for (let i = 0; i < clients.length; i++) {
+          if (i > 0 && i % STICK_BATCH === 0) {
+            await new Promise(setImmediate);
+            now = performance.now();
+            wall = Date.now() - now;
+          }
+          const e = table.entry(clients[i]!, now);
+          if (e === undefined) continue;
+          if (!(e.server in servers)) {
+            const s = b.server(e.server);
+            servers[e.server] = s === undefined ? '' : formatHostPort(s.address);
+          }
+          // A client with sessions open is saved as if they ended now: they end with the process.
+          const expires = e.sessions > 0 ? now + b.cfg.stick_ttl : e.expires;
+          rows.push(`[${JSON.stringify(clients[i])},${JSON.stringify(e.server)},${Math.round(expires + wall)},${Math.round(e.since + wall)}]`);
+        }
+        if (rows.length > 0) tables.push(`{"backend":${JSON.stringify(b.name)},"servers":${JSON.stringify(servers)},"entries":[\n${rows.join(',\n')}]}`);
+      }
+      return tables.length > 0 ? `,"stick":[${tables.join(',')}]` : '';
+    },
+  };
 }
 
 export interface AdminStateSnapshot {
@@ -92,7 +169,7 @@ function adminLetsServe(s: Server): boolean {
 }
 
 /** The file's entries, and why each one that cannot be used is left out; a file that is not one of ours throws. */
-export function parseAdminState(text: string): AdminStateSnapshot & { invalid: string[] } {
+export function parseAdminState(text: string): AdminStateSnapshot & { stick: SavedStick[]; invalid: string[] } {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -130,7 +207,34 @@ export function parseAdminState(text: string): AdminStateSnapshot & { invalid: s
       else invalid.push(`backends entry ${i + 1}: expected {backend, serving_tier: a whole number 0-${LIMITS.maxTier}}, found ${JSON.stringify(e)?.slice(0, 120)}`);
     });
   }
-  return { servers, backends, invalid };
+  return { servers, backends, stick: parseStick(rec.stick, invalid), invalid };
+}
+
+const isStickRow = (r: unknown): r is [string, string, number, number] =>
+  Array.isArray(r) && r.length === 4 && typeof r[0] === 'string' && typeof r[1] === 'string' && Number.isFinite(r[2]) && Number.isFinite(r[3]);
+
+/** The "stick" list; a table or row that is not one is left out and said in `invalid` (the rest of the file is good without it). */
+function parseStick(list: unknown, invalid: string[]): SavedStick[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) {
+    invalid.push(`expected "stick" to be a list, found ${JSON.stringify(list)?.slice(0, 120)}`);
+    return [];
+  }
+  const tables: SavedStick[] = [];
+  list.forEach((t: unknown, i) => {
+    const r = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;
+    const servers = r.servers as Record<string, unknown>;
+    const ok = typeof r.backend === 'string' && typeof servers === 'object' && servers !== null && !Array.isArray(servers) && Object.values(servers).every((a) => typeof a === 'string') && Array.isArray(r.entries);
+    if (!ok) {
+      invalid.push(`stick entry ${i + 1}: expected {backend, servers: {name: address}, entries: [[client, server, expires, since]]}, found ${JSON.stringify(t)?.slice(0, 120)}`);
+      return;
+    }
+    const rows = (r.entries as unknown[]).filter(isStickRow);
+    const bad = (r.entries as unknown[]).length - rows.length;
+    if (bad > 0) invalid.push(`stick entry ${i + 1} (${r.backend as string}): ${bad} row(s) not [client, server, expires ms, since ms]`);
+    tables.push({ backend: r.backend as string, servers: servers as Record<string, string>, entries: rows });
+  });
+  return tables;
 }
 
 /**
@@ -199,6 +303,7 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
   }
   for (const e of saved.backends) restoreServingTier(model, e, file, log);
+  for (const t of saved.stick) restoreStick(model, t, file, log);
   writer.restored({ servers: saved.servers, backends: saved.backends }, saved.invalid.length > 0);
 }
 
@@ -230,6 +335,35 @@ function restoreServingTier(model: Model, e: SavedBackend, file: string, log: Lo
 }
 
 /**
+ * A `stick: source` backend's clients go back to the servers they were stuck to, as HAProxy's peers
+ * keep a stick table across a reload (licgate keeps it in memory then): a FlexLM client that
+ * reconnects after the restart and is balanced to the other server checks out a second license
+ * while the first server still holds its first. Only for a backend that still has `stick: source`,
+ * to a server of the same name at the same address (another address is another license server);
+ * an entry past its time is dropped, the others keep the time they had left.
+ */
+function restoreStick(model: Model, t: SavedStick, file: string, log: Logger): void {
+  const skip = (why: string): void => log.warn({ state_file: file, backend: t.backend, entries: t.entries.length }, `stick table of ${t.backend} (${t.entries.length} entries) not restored: ${why}`);
+  const backend = model.backend(t.backend);
+  if (backend === undefined) return skip(`the config has no backend ${t.backend} now`);
+  if (backend.stick === null) return skip(`backend ${t.backend} has no "stick: source" now`);
+  const wallNow = Date.now();
+  const keep: { client: string; server: string; expiresIn: number; sinceAgo: number }[] = [];
+  const gone = new Set<string>();
+  let expired = 0;
+  for (const [client, server, expires, since] of t.entries) {
+    const s = backend.server(server);
+    if (expires <= wallNow) expired++;
+    else if (s === undefined || formatHostPort(s.address) !== t.servers[server]) gone.add(server);
+    else keep.push({ client, server, expiresIn: expires - wallNow, sinceAgo: wallNow - since });
+  }
+  const restored = backend.stick.restore(keep);
+  const dropped = t.entries.length - keep.length - expired;
+  const goneText = gone.size > 0 ? `; ${dropped} to ${[...gone].join(', ')} dropped: no such server now, or it is at another address` : '';
+  log.info({ state_file: file, backend: t.backend, restored, expired, dropped }, `stick table of ${t.backend} restored from ${file}: ${restored} client(s) go back to their server; ${expired} expired${goneText}`);
+}
+
+/**
  * Writes the admin state after each change, off the relay's path: async fs, coalesced (a write
  * begins at most every STATE_WRITE_INTERVAL_MS, with what holds then), and atomic (a temporary
  * file beside it, fsync, rename, fsync of the directory), so a crash or power loss leaves the old
@@ -253,9 +387,22 @@ export class AdminStateWriter {
    * vrrp.state_file by mistake would be lost at the first admin change. Once it is gone, it is.
    */
   private foreign: string | null = null;
+  /** Stick entries changed since the last write began: the next write is due even when the admin state is what was written. */
+  private stickPending = false;
+  private readonly stickTimer: NodeJS.Timeout | null = null;
 
-  /** `retryMs`: after a failed write, the next try; another value only for a test. */
-  constructor(readonly file: string, private readonly state: () => AdminStateSnapshot, private readonly log: Logger, private readonly retryMs = STATE_RETRY_MS) {}
+  /**
+   * `retryMs`: after a failed write, the next try; another value only for a test. `stick`: the stick
+   * tables, looked at every `stickIntervalMs` and written when they changed.
+   */
+  constructor(readonly file: string, private readonly state: () => AdminStateSnapshot, private readonly log: Logger, private readonly retryMs = STATE_RETRY_MS, private readonly stick: StickSource | null = null, stickIntervalMs = STICK_WRITE_INTERVAL_MS) {
+    if (stick === null) return;
+    this.stickTimer = setInterval(() => {
+      if (!stick.changed()) return;
+      this.stickPending = true;
+      this.changed();
+    }, stickIntervalMs).unref();
+  }
 
   /** Start-up could not use the file at the path (`why`): it is kept, and no state is written over it. */
   keepForeign(why: string): void {
@@ -284,9 +431,12 @@ export class AdminStateWriter {
   async flush(): Promise<void> {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    if (this.stickTimer !== null) clearInterval(this.stickTimer);
     this.timer = null;
     await this.writing;
-    if (this.dirty) await this.write(true);
+    // The stop's sessions ended just now: their clients' TTLs count from here.
+    if (this.stick?.changed()) this.stickPending = true;
+    if (this.dirty || this.stickPending) await this.write(true);
   }
 
   private schedule(interval: number): void {
@@ -303,13 +453,15 @@ export class AdminStateWriter {
     this.dirty = false;
     const state = this.state();
     const json = JSON.stringify(state);
-    if (json === this.written) return Promise.resolve();
+    const stickDue = this.stickPending;
+    this.stickPending = false;
+    if (json === this.written && !stickDue) return Promise.resolve();
     this.lastStart = performance.now();
-    // "backends" only when it holds one: the file is then as a licgate from before it wrote it.
+    // "backends" and "stick" only when they hold one: the file is then as a licgate from before them wrote it.
     const backends = state.backends.length > 0 ? `,"backends":${JSON.stringify(state.backends)}` : '';
-    const text = `{"version":${STATE_FILE_VERSION},"saved_at":${JSON.stringify(new Date().toISOString())},"servers":${JSON.stringify(state.servers)}${backends}}\n`;
+    const head = `{"version":${STATE_FILE_VERSION},"saved_at":${JSON.stringify(new Date().toISOString())},"servers":${JSON.stringify(state.servers)}${backends}`;
     let failed = false;
-    this.writing = this.mayReplace().then(() => writeAtomically(this.file, text)).then(
+    this.writing = this.mayReplace().then(async () => writeAtomically(this.file, `${head}${(await this.stick?.json()) ?? ''}}\n`)).then(
       () => {
         this.written = json;
         if (this.failedSinceWrite) this.log.info({ state_file: this.file }, `admin state file ${this.file} written again after ${this.failedSinceWrite} failed write(s)`);
@@ -319,6 +471,7 @@ export class AdminStateWriter {
       (e: NodeJS.ErrnoException) => {
         failed = true;
         this.dirty = true;
+        this.stickPending ||= stickDue;
         this.failedWrite(e, last);
       },
     ).finally(() => {

@@ -7,6 +7,20 @@ import { ModelEvents } from '../../src/model/events.js';
 const HOUR = 3_600_000;
 
 describe('StickTable', () => {
+  it('restores saved entries in expiry order, clamped to the ttl, past ones left out, not marked dirty; a new client marks it', () => {
+    const t = new StickTable(HOUR, 2);
+    const n = t.restore([
+      { client: 'late', server: 'b', expiresIn: 5 * HOUR, sinceAgo: 1000 },
+      { client: 'gone', server: 'a', expiresIn: 0, sinceAgo: 1000 },
+      { client: 'early', server: 'a', expiresIn: 1000, sinceAgo: 2000 },
+    ], 10_000);
+    expect([n, t.dirty, t.clients(10_000)]).toEqual([2, false, ['early', 'late']]);
+    expect(t.entry('late', 10_000)).toEqual({ server: 'b', since: 9000, expires: 10_000 + HOUR, sessions: 0 });
+    expect(t.get('early', 11_000)).toBeUndefined();
+    t.set('new', 'a', 11_000);
+    expect(t.dirty).toBe(true);
+  });
+
   it('keeps an entry for ttl after the last connection, and each new connection refreshes it', () => {
     const t = new StickTable(HOUR, 100);
     t.set('10.0.0.1', 'a', 0);

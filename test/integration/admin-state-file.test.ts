@@ -498,3 +498,87 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the given-up tier gone from the state file' });
   });
 });
+
+/** Backend lic with `stick: source` (and `extra` keys) over servers s1 at `a` and s2 at `b`. */
+function sticky(a: number, b: number, extra = ''): string {
+  return `
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: lic }
+backends:
+  - name: lic
+    stick: source${extra}
+    check: { type: status, inter: 200ms, rise: 1, fall: 1 }
+    servers: [{ name: s1, address: "127.0.0.1:${a}" }, { name: s2, address: "127.0.0.1:${b}" }]
+`;
+}
+
+type StickRow = [string, string, number, number];
+const stickOf = (): { backend: string; servers: Record<string, string>; entries: StickRow[] }[] | undefined => (saved() as unknown as { stick?: { backend: string; servers: Record<string, string>; entries: StickRow[] }[] }).stick;
+
+/** Which simulator answers each client address, in that order. */
+async function answers(p: ProxyProcess, clients: readonly string[]): Promise<[string, string][]> {
+  const got: [string, string][] = [];
+  for (const c of clients) got.push([c, await helloOnce(p.port, { localAddress: c })]);
+  return got;
+}
+
+async function stickTable(p: ProxyProcess): Promise<{ entries: { client: string; server: string; age_s: number; expires_in_s: number | null }[] }> {
+  const r = await fetch(`${p.adminUrl}/backends/lic/stick-table`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  expect(r.status).toBe(200);
+  return (await r.json()) as { entries: { client: string; server: string; age_s: number; expires_in_s: number | null }[] };
+}
+
+/**
+ * The clients stuck to `two` first, then the others in reverse: a start with an empty table balances
+ * them afresh, and round robin sends every other one to the server it was not on.
+ */
+function stuckFirst(before: [string, string][]): string[] {
+  return [...before.filter(([, s]) => s === 'two'), ...before.filter(([, s]) => s !== 'two').reverse()].map(([c]) => c);
+}
+
+describe('admin.state_file: the stick table survives a restart', { timeout: 60_000 }, () => {
+  it('clients stuck to s2 go to s2 again after a SIGTERM restart, stuck since before it', async () => {
+    const [one, two] = [await startInProcessSimulator('one'), await startInProcessSimulator('two')];
+    const p = await startProxy(`${admin()}\n${sticky(one.port, two.port)}`);
+    const before = await answers(p, clientAddresses(8));
+    const stuckAt = performance.now();
+    expect(before.filter(([, s]) => s === 'two').length).toBeGreaterThanOrEqual(2);
+    // No wait for the periodic write: the stop writes the entries.
+    const q = await restart(p);
+    const order = stuckFirst(before);
+    expect(await answers(q, order)).toEqual(order.map((c) => before.find(([x]) => x === c)));
+    expect(said(q, /^stick table of lic restored from /).map((l) => [l.level, l.restored, l.expired, l.dropped])).toEqual([[30, 8, 0, 0]]);
+    expect(stickOf()?.map((t) => [t.backend, t.servers, t.entries.length])).toEqual([['lic', { s1: `127.0.0.1:${one.port}`, s2: `127.0.0.1:${two.port}` }, 8]]);
+    // Stuck since before the restart, not since the connections just now.
+    const age = (performance.now() - stuckAt) / 1000;
+    expect((await stickTable(q)).entries.filter((e) => e.age_s < age - 0.2).map((e) => e.client)).toEqual([]);
+  });
+
+  it('an entry past its time is not restored, nor one whose server is at another address now; one with more time left than stick_ttl now keeps stick_ttl', async () => {
+    const [one, two] = [await startInProcessSimulator('one'), await startInProcessSimulator('two')];
+    const top = admin();
+    const now = Date.now();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [], stick: [{ backend: 'lic', servers: { s1: '127.0.0.1:1', s2: `127.0.0.1:${two.port}` }, entries: [
+      ['127.0.0.2', 's2', now - 1000, now - 3_600_000],
+      ['127.0.0.3', 's2', now + 3_600_000, now - 60_000],
+      ['127.0.0.4', 's1', now + 3_600_000, now - 60_000],
+    ] }] }));
+    const p = await startProxy(`${top}\n${sticky(one.port, two.port, '\n    stick_ttl: 30s')}`);
+    expect(said(p, /^stick table of lic restored from /).map((l) => [l.restored, l.expired, l.dropped])).toEqual([[1, 1, 1]]);
+    const [e, ...more] = (await stickTable(p)).entries;
+    expect([e?.client, e?.server, more]).toEqual(['127.0.0.3', 's2', []]);
+    expect(e!.expires_in_s).toBeLessThanOrEqual(30);
+    expect(e!.age_s).toBeGreaterThanOrEqual(60);
+  });
+
+  it('a kill -9 restart restores what the last periodic write had', async () => {
+    const [one, two] = [await startInProcessSimulator('one'), await startInProcessSimulator('two')];
+    const p = await startProxy(`${admin()}\n${sticky(one.port, two.port)}`);
+    const before = await answers(p, clientAddresses(8));
+    await waitFor(() => existsSync(stateFile) && stickOf()?.[0]?.entries.length === 8, { timeoutMs: 15_000, what: 'the 8 stick entries in the state file' });
+    const q = await restart(p, 'SIGKILL');
+    expect(said(q, /^stick table of lic restored from /).map((l) => l.restored)).toEqual([8]);
+    const order = stuckFirst(before);
+    expect(await answers(q, order)).toEqual(order.map((c) => before.find(([x]) => x === c)));
+  });
+});

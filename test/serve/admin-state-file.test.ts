@@ -107,6 +107,7 @@ describe('parseAdminState', () => {
     expect(parsed).toEqual({
       servers: [server],
       backends: [{ backend: 'lic', serving_tier: 1 }],
+      stick: [],
       invalid: [
         'backends entry 2: expected {backend, serving_tier: a whole number 0-9}, found {"backend":"x","serving_tier":10}',
         'backends entry 3: expected {backend, serving_tier: a whole number 0-9}, found {"backend":"y","serving_tier":0.5}',
@@ -114,8 +115,21 @@ describe('parseAdminState', () => {
       ],
     });
     // Not a list: the servers' entries are still good.
-    expect(parseAdminState(JSON.stringify({ version: 1, servers: [server], backends: { lic: 1 } }))).toEqual({ servers: [server], backends: [], invalid: ['expected "backends" to be a list, found {"lic":1}'] });
+    expect(parseAdminState(JSON.stringify({ version: 1, servers: [server], backends: { lic: 1 } }))).toEqual({ servers: [server], backends: [], stick: [], invalid: ['expected "backends" to be a list, found {"lic":1}'] });
     // A file without the list (every licgate before it, and this one when no backend is kept on a tier).
-    expect(parseAdminState(JSON.stringify({ version: 1, servers: [server] }))).toEqual({ servers: [server], backends: [], invalid: [] });
+    expect(parseAdminState(JSON.stringify({ version: 1, servers: [server] }))).toEqual({ servers: [server], backends: [], stick: [], invalid: [] });
+  });
+
+  it('reads the optional "stick" list, leaving out a table or a row that is not one, saying why', () => {
+    const parsed = parseAdminState(JSON.stringify({ version: 1, servers: [], stick: [
+      { backend: 'lic', servers: { a: '127.0.0.1:1' }, entries: [['10.0.0.1', 'a', 2, 1], ['10.0.0.2', 'a', 'soon', 1], 'x'] },
+      { backend: 'lic2', servers: ['a'], entries: [] },
+    ] }));
+    expect(parsed).toEqual({ servers: [], backends: [], stick: [{ backend: 'lic', servers: { a: '127.0.0.1:1' }, entries: [['10.0.0.1', 'a', 2, 1]] }], invalid: [
+      'stick entry 1 (lic): 2 row(s) not [client, server, expires ms, since ms]',
+      'stick entry 2: expected {backend, servers: {name: address}, entries: [[client, server, expires, since]]}, found {"backend":"lic2","servers":["a"],"entries":[]}',
+    ] });
+    // Not a list: the servers' entries are still good.
+    expect(parseAdminState(JSON.stringify({ version: 1, servers: [], stick: {} })).invalid).toEqual(['expected "stick" to be a list, found {}']);
   });
 });
