@@ -54,6 +54,11 @@ export interface SavedServer {
 export interface SavedBackend {
   backend: string;
   serving_tier: number;
+  /**
+   * The servers of that tier then: a config that renumbered its tiers since would have the number
+   * name other servers. Absent in a file from before it (the number alone is restored then).
+   */
+  tier_servers?: string[];
 }
 
 /**
@@ -146,7 +151,8 @@ export function adminStateOf(model: Model): AdminStateSnapshot {
       if (s.admin === 'ready' && s.weight === s.configuredWeight) continue;
       servers.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight, configured_weight: s.configuredWeight } : {}) });
     }
-    if (b.cfg.failback === 'manual' && b.servingTier !== null && b.servingTier !== startTier(b.servers)) backends.push({ backend: b.name, serving_tier: b.servingTier });
+    const tier = b.servingTier;
+    if (b.cfg.failback === 'manual' && tier !== null && tier !== startTier(b.servers)) backends.push({ backend: b.name, serving_tier: tier, tier_servers: b.servers.filter((s) => s.tier === tier).map((s) => s.name) });
   }
   return { servers, backends };
 }
@@ -203,8 +209,10 @@ export function parseAdminState(text: string): AdminStateSnapshot & { stick: Sav
     rec.backends.forEach((e: unknown, i) => {
       const r = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
       const t = r.serving_tier;
-      if (typeof r.backend === 'string' && Number.isInteger(t) && (t as number) >= 0 && (t as number) <= LIMITS.maxTier) backends.push({ backend: r.backend, serving_tier: t as number });
-      else invalid.push(`backends entry ${i + 1}: expected {backend, serving_tier: a whole number 0-${LIMITS.maxTier}}, found ${JSON.stringify(e)?.slice(0, 120)}`);
+      const names = r.tier_servers;
+      const namesOk = names === undefined || (Array.isArray(names) && names.every((n) => typeof n === 'string'));
+      if (typeof r.backend === 'string' && Number.isInteger(t) && (t as number) >= 0 && (t as number) <= LIMITS.maxTier && namesOk) backends.push({ backend: r.backend, serving_tier: t as number, ...(names === undefined ? {} : { tier_servers: names as string[] }) });
+      else invalid.push(`backends entry ${i + 1}: expected {backend, serving_tier: a whole number 0-${LIMITS.maxTier}, tier_servers?: [server names]}, found ${JSON.stringify(e)?.slice(0, 120)}`);
     });
   }
   return { servers, backends, stick: parseStick(rec.stick, invalid), invalid };
@@ -327,6 +335,7 @@ function restoreServingTier(model: Model, e: SavedBackend, file: string, log: Lo
   if (backend === undefined) skip(`the config has no backend ${e.backend} now`);
   else if (backend.cfg.failback !== 'manual') skip(`backend ${e.backend} has failback: ${backend.cfg.failback} now, so it serves from its best tier`);
   else if (servers.length === 0) skip(`backend ${e.backend} has no server in tier ${e.serving_tier} now`);
+  else if (e.tier_servers !== undefined && !servers.some((s) => e.tier_servers!.includes(s.name))) skip(`tier ${e.serving_tier} holds ${servers.map((s) => s.name).join(', ')} now, not ${e.tier_servers.join(', ')} as when it was kept: the config renumbered its tiers, and clients hold their licenses on those servers`);
   else if (!servers.some(adminLetsServe)) skip(`no server of that tier can serve: ${servers.map((s) => `${s.name} ${s.admin === 'ready' ? 'weight 0' : s.admin}`).join(', ')}`);
   else {
     backend.keepServing(e.serving_tier);

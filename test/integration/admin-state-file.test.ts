@@ -44,7 +44,7 @@ function post(p: ProxyProcess, path: string, body: unknown): Promise<Response> {
   return fetch(p.adminUrl + path, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 }
 
-function saved(): { version: number; servers: { backend: string; server: string; address: string; admin: string; weight?: number; configured_weight?: number }[]; backends?: { backend: string; serving_tier: number }[] } {
+function saved(): { version: number; servers: { backend: string; server: string; address: string; admin: string; weight?: number; configured_weight?: number }[]; backends?: { backend: string; serving_tier: number; tier_servers?: string[] }[] } {
   return JSON.parse(readFileSync(stateFile, 'utf8'));
 }
 
@@ -399,7 +399,7 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     const q = await restart(p);
     expect((await q.backend('lic')).tier).toBe('backup');
     expect(await helloOnce(q.port)).toBe('bravo');
-    expect(saved().backends).toEqual([{ backend: 'lic', serving_tier: 1 }]);
+    expect(saved().backends).toEqual([{ backend: 'lic', serving_tier: 1, tier_servers: ['lic-b'] }]);
     expect(q.logs.filter((l) => l.state_file === stateFile).map((l) => [l.level, l.msg])).toEqual([[30, `serving tier of lic restored from ${stateFile}: backup (tier 1), until an admin fails it back (licgate ctl failback lic)`]]);
     // Not an admin route's write: the tier change itself has the file written, so a crash now does not bring the backup back.
     await ctl(q, 'failback', 'lic');
@@ -420,7 +420,7 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     p.reload(`${top}\n${backends(activeBackup('lic', alpha.port, bravo.port))}`.replace('inter: 200ms', 'inter: 300ms'));
     await waitFor(reloaded(1), { timeoutMs: 5000, what: 'the first reload' });
     expect([(await p.backend('lic')).tier, await helloOnce(p.port)]).toEqual(['backup', 'bravo']);
-    expect(saved().backends).toEqual([{ backend: 'lic', serving_tier: 1 }]);
+    expect(saved().backends).toEqual([{ backend: 'lic', serving_tier: 1, tier_servers: ['lic-b'] }]);
     p.reload(`${top}\n${backends(activeBackup('lic', alpha.port, bravo.port, 'auto'))}`);
     await waitFor(reloaded(2), { timeoutMs: 5000, what: 'the reload to failback: auto' });
     expect([(await p.backend('lic')).tier, await helloOnce(p.port)]).toEqual(['active', 'alpha']);
@@ -440,7 +440,7 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     ] }));
     const p = await startProxy(`${top}\n${backends(lic, activeBackup('auto', alpha.port, bravo.port, 'auto'), activeBackup('third', alpha.port, bravo.port))}`);
     expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => [l.level, l.msg])).toEqual([
-      [40, `admin state file ${stateFile}: backends entry 5: expected {backend, serving_tier: a whole number 0-9}, found {"backend":"lic","serving_tier":"backup"}; skipped`],
+      [40, `admin state file ${stateFile}: backends entry 5: expected {backend, serving_tier: a whole number 0-9, tier_servers?: [server names]}, found {"backend":"lic","serving_tier":"backup"}; skipped`],
       [30, `admin state of lic/lic-b restored from ${stateFile}: maint, weight 1/1`],
       [40, 'serving tier of lic (backup (tier 1), not failed back) not restored: no server of that tier can serve: lic-b maint'],
       [40, 'serving tier of auto (backup (tier 1), not failed back) not restored: backend auto has failback: auto now, so it serves from its best tier'],
@@ -450,6 +450,21 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     expect([(await p.backend('lic')).tier, (await p.backend('auto')).tier, (await p.backend('third')).tier]).toEqual(['active', 'active', 'active']);
     await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the skipped entries gone from the state file' });
     expect(saved().servers).toEqual([{ backend: 'lic', server: 'lic-b', address: `127.0.0.1:${bravo.port}`, admin: 'maint' }]);
+  });
+
+  it('a kept serving tier is skipped, with a warning, when the config renumbered its tiers since: the tier holds other servers now', async () => {
+    const [alpha, bravo, charlie] = [await startInProcessSimulator('alpha'), await startInProcessSimulator('bravo'), await startInProcessSimulator('charlie')];
+    const top = admin();
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [], backends: [{ backend: 'lic', serving_tier: 1, tier_servers: ['lic-b'] }] }));
+    // lic-b, the backup the clients were kept on, is tier 2 now; tier 1 is a new server.
+    const lic = activeBackup('lic', alpha.port, bravo.port);
+    lic.backend = lic.backend.replace(', backup: true }]', `, tier: 2 }, { name: lic-c, address: "127.0.0.1:${charlie.port}", backup: true }]`);
+    const p = await startProxy(`${top}\n${backends(lic)}`);
+    expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => [l.level, l.msg])).toEqual([
+      [40, 'serving tier of lic (backup (tier 1), not failed back) not restored: tier 1 holds lic-c now, not lic-b as when it was kept: the config renumbered its tiers, and clients hold their licenses on those servers'],
+    ]);
+    expect([(await p.backend('lic')).tier, await helloOnce(p.port)]).toEqual(['active', 'alpha']);
+    await waitFor(() => saved().backends === undefined, { timeoutMs: 5000, what: 'the skipped entry gone from the state file' });
   });
 
   it('a backup serving is written when a failed check moves the backend there, with no admin call, kept while the primary comes back; gone again when the backup fails', async () => {

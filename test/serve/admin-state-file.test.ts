@@ -109,9 +109,9 @@ describe('parseAdminState', () => {
       backends: [{ backend: 'lic', serving_tier: 1 }],
       stick: [],
       invalid: [
-        'backends entry 2: expected {backend, serving_tier: a whole number 0-9}, found {"backend":"x","serving_tier":10}',
-        'backends entry 3: expected {backend, serving_tier: a whole number 0-9}, found {"backend":"y","serving_tier":0.5}',
-        'backends entry 4: expected {backend, serving_tier: a whole number 0-9}, found "lic"',
+        'backends entry 2: expected {backend, serving_tier: a whole number 0-9, tier_servers?: [server names]}, found {"backend":"x","serving_tier":10}',
+        'backends entry 3: expected {backend, serving_tier: a whole number 0-9, tier_servers?: [server names]}, found {"backend":"y","serving_tier":0.5}',
+        'backends entry 4: expected {backend, serving_tier: a whole number 0-9, tier_servers?: [server names]}, found "lic"',
       ],
     });
     // Not a list: the servers' entries are still good.
