@@ -113,15 +113,16 @@ export class Connector implements Expiring {
 
   start(): void {
     if (this.port !== null && this.launched === 0) this.kept = this.backend.keepsSecondStep(this.clientKey);
-    // Null on a first attempt: nothing more is looked at on the success path.
-    const again = this.again !== null && (this.again.usable || (this.kept && this.again.servesPersistent)) ? this.again : null;
+    // Null on a first attempt: nothing more is looked at on the success path. Full or not: a full
+    // one is waited for (retryAgain).
+    const again = this.again !== null && (this.again.eligible || (this.kept && this.again.servesPersistent)) ? this.again : null;
     const server = this.kept && again !== null ? again : this.backend.choose(this.clientKey, this.skipped, this.port !== null);
     // No free server, or this sticky client's own server is full: wait for a slot. Woken but the
     // slot went to someone else: back in the queue, same deadline. Not usable but with room: a
     // second step's drained server (see Backend.choose).
     const full = server !== null && server.full;
     if (full ? this.backend.enqueueOn(server, this) : !server && this.backend.enqueue(this, this.skipped)) {
-      this.queueTimer ??= setTimeout(() => this.queueExpired(), this.backend.cfg.queue_timeout);
+      this.waitForSlot();
       return;
     }
     if (this.queueTimer !== null) {
@@ -152,7 +153,18 @@ export class Connector implements Expiring {
       this.raceList.add(this);
       return;
     }
+    // Its slot went to another client meanwhile: the retry waits in the server's own queue, as
+    // HAProxy's does (assign_server_and_queue), rather than failing a client with retries left.
+    if (server.full) {
+      if (this.backend.enqueueOn(server, this)) this.waitForSlot();
+      else this.fail({ reason: `${server.name} is full and the queue is at max_queue`, tried: this.failures });
+      return;
+    }
     this.launch(server);
+  }
+
+  private waitForSlot(): void {
+    this.queueTimer ??= setTimeout(() => this.queueExpired(), this.backend.cfg.queue_timeout);
   }
 
   private launch(server: Server): void {

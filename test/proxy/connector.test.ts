@@ -341,6 +341,26 @@ ${servers}
     expect([accepted.length, b.server('a')!.active, b.server('a')!.total, owner.server, owner.failure]).toEqual([0, 0, 0, null, null]);
   });
 
+  it('its server full when the turn-around ends, it waits in the queue of that server for a slot instead of failing', async () => {
+    // HAProxy queues a retry on a full server (assign_server_and_queue puts it in the server's
+    // queue); the slot its refused attempt gave back went to another client meanwhile.
+    const port = await refusingPort();
+    const b = single('    retries: 1\n    connect_timeout: 300ms\n    queue_timeout: 3s', `      - { name: a, address: "127.0.0.1:${port}", maxconn: 1 }`);
+    const owner = new Owner();
+    new Connector(b, '10.0.0.1', null, owner).start();
+    await waitFor(() => owner.failedAttempts.length === 1, { timeoutMs: 5000, intervalMs: 1, what: 'the first connect refused' });
+    await listener(port);
+    const other = new Owner();
+    new Connector(b, '10.0.0.2', null, other).start();
+    const a = await waitFor(() => other.server, { timeoutMs: 5000, intervalMs: 1, what: 'another client on the only slot' });
+    await waitFor(() => b.queued === 1 || owner.failure !== null, { timeoutMs: 5000, intervalMs: 5, what: 'the turn-around to end' });
+    expect(owner.failure?.reason ?? 'queued').toBe('queued');
+    // The other client leaves: its slot goes to the waiter, which connects on its retry.
+    b.release(a, '10.0.0.2');
+    expect(await outcome(owner)).toBe('a');
+    expect([owner.failedAttempts, b.queued, a.active]).toEqual([['a: connection refused'], 0, 1]);
+  });
+
   it('retries the last server left, whose errors do not mark it DOWN, but not one its errors marked DOWN', async () => {
     // a (chosen first) refuses and is marked DOWN (b can still take clients); b refuses too, and
     // being the last server left it stays UP (Backend.takesClientsAlone): it is retried, a not.
