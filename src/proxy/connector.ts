@@ -138,7 +138,8 @@ export class Connector implements Expiring {
       return;
     }
     if (!server || full) {
-      this.fail({ reason: full ? `${server.name} is full and the queue is at max_queue` : this.failures ? `all ${this.failures} tried servers failed` : 'no usable server', tried: this.failures });
+      // `failures` counts attempts, and a server may have had several (see again).
+      this.fail({ reason: full ? `${server.name} is full and the queue is at max_queue` : this.failures ? `all tried servers failed (${this.failures} attempt${this.failures === 1 ? '' : 's'})` : 'no usable server', tried: this.failures });
       return;
     }
     this.launch(server);

@@ -361,6 +361,17 @@ ${servers}
     expect([owner.failedAttempts, b.queued, a.active]).toEqual([['a: connection refused'], 0, 1]);
   });
 
+  it('put in maint during its second turn-around, its only server fails the client with a reason that counts attempts, not servers', async () => {
+    const port = await refusingPort();
+    const b = single('    retries: 3\n    connect_timeout: 200ms', `      - { name: a, address: "127.0.0.1:${port}" }`);
+    const owner = new Owner();
+    new Connector(b, '10.0.0.1', null, owner).start();
+    await waitFor(() => owner.failedAttempts.length === 2, { timeoutMs: 5000, intervalMs: 1, what: 'a refused twice' });
+    b.server('a')!.setAdmin('maint', 'test');
+    expect(await outcome(owner)).toBe('all tried servers failed (2 attempts)');
+    expect([owner.failure!.tried, b.server('a')!.active]).toEqual([2, 0]);
+  });
+
   it('retries the last server left, whose errors do not mark it DOWN, but not one its errors marked DOWN', async () => {
     // a (chosen first) refuses and is marked DOWN (b can still take clients); b refuses too, and
     // being the last server left it stays UP (Backend.takesClientsAlone): it is retried, a not.
