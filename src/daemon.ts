@@ -543,9 +543,10 @@ export class Daemon implements DaemonView {
         if (fe.sessions.size === 0 && this.retired.delete(fe)) this.metrics.frontendGone(fe);
         if (this.onDrained && this.openSessions() === 0) this.onDrained();
       },
-      attemptFailed: (route, server, reason, settled) => {
+      attemptFailed: (route, server, reason, settled, retrying) => {
         this.metrics.attemptFailed(route, server, reason);
-        log.warn({ frontend: route.frontendName, backend: route.backend.name, server: server.name, reason }, settled ? 'connect to server failed; its session had already gone to another server' : 'connect to server failed; trying the next one');
+        // Not "trying the next one": with none left the retry goes to this server again (Connector.again).
+        log.warn({ frontend: route.frontendName, backend: route.backend.name, server: server.name, reason }, settled ? 'connect to server failed; its session had already gone to another server' : retrying ? 'connect to server failed; retrying' : 'connect to server failed; no retries left');
       },
       attemptRaced: (route, slow, next, afterMs) => {
         this.metrics.attemptRaced(route, slow);

@@ -396,7 +396,8 @@ export class Connector implements Expiring {
       // The running config's observe_errors: the error counts on the server it has (Server.connectFailed).
       const live = this.backend.live;
       server.connectFailed(reason, live.cfg.observe_errors, this.port ?? server.address.port, live.takesClientsAlone(server.live()));
-      this.owner.attemptFailed(server, reason, settled);
+      // The budget is the running config's, as the retry's is (follow).
+      this.owner.attemptFailed(server, reason, settled, !settled && this.launched <= live.cfg.retries);
     }
     if (settled) return;
     this.failures++;
@@ -453,8 +454,12 @@ export class Connector implements Expiring {
 export interface ConnectOwner {
   connected(handle: TcpHandle, server: Server, failed: number): void;
   failed(f: ConnectFailure): void;
-  /** `settled`: the session had connected elsewhere (a race loser) or was gone; nothing is retried for it. */
-  attemptFailed(server: Server, reason: string, settled: boolean): void;
+  /**
+   * `settled`: the session had connected elsewhere (a race loser) or was gone; nothing is retried
+   * for it. `retrying`: its `retries` allow another attempt (the next server, or this one when none
+   * is left); false and not settled: it has only the attempts under way, if any.
+   */
+  attemptFailed(server: Server, reason: string, settled: boolean, retrying: boolean): void;
   /** The connect to `slow` was unanswered after `afterMs`: `next` gets an attempt too. */
   attemptRaced(slow: Server, next: Server, afterMs: number): void;
 }

@@ -18,8 +18,8 @@ export interface FrontendHooks {
   sessionEnded(rec: SessionRecord): void;
   /** A session reached `server` after `retries` failed attempts (counted once, not per chunk). */
   sessionConnected(route: SessionRoute, server: Server, retries: number): void;
-  /** `settled`: the session had already connected elsewhere (this attempt lost a race) or was gone. */
-  attemptFailed(route: SessionRoute, server: Server, reason: string, settled: boolean): void;
+  /** `settled`: the session had already connected elsewhere (this attempt lost a race) or was gone. `retrying`: see ConnectOwner. */
+  attemptFailed(route: SessionRoute, server: Server, reason: string, settled: boolean, retrying: boolean): void;
   /** A connect to `slow` was unanswered after `afterMs` (connect_race): `next` got an attempt too. */
   attemptRaced(route: SessionRoute, slow: Server, next: Server, afterMs: number): void;
   acceptFailed(fe: Frontend, err: NodeJS.ErrnoException): void;

@@ -388,8 +388,8 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     this.endWith('no-server', f.reason);
   }
 
-  attemptFailed(server: Server, reason: string, settled: boolean): void {
-    this.fe.hooks.attemptFailed(this, server, reason, settled);
+  attemptFailed(server: Server, reason: string, settled: boolean, retrying: boolean): void {
+    this.fe.hooks.attemptFailed(this, server, reason, settled, retrying);
   }
 
   attemptRaced(slow: Server, next: Server, afterMs: number): void {

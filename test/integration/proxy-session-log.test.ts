@@ -14,6 +14,28 @@ afterEach(async () => {
   for (const f of cleanup.splice(0)) f();
 });
 
+/**
+ * A proxy whose backend `licenses` (`backend`: its options and servers, YAML indented 4, no check)
+ * refuses every connect, and the session log line of one client it could not serve.
+ */
+async function refusedClient(backend: string) {
+  const proxy = await startProxy(`
+shutdown_delay: 0s
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
+backends:
+  - name: licenses
+    check: { type: none }
+${backend}
+`);
+  const c = connect(proxy.port, '127.0.0.1');
+  c.on('error', () => {});
+  c.end('HELLO\n');
+  const line = await waitFor(() => proxy.logs.find((x) => x.msg === 'session closed'), { timeoutMs: 5000, what: 'session log line' });
+  c.destroy();
+  return { proxy, line };
+}
+
 describe('one JSON log line per finished connection', () => {
   it('names client, frontend, backend, server, bytes each way, duration and how it ended', async () => {
     const sim = await startInProcessSimulator('primary');
@@ -90,25 +112,21 @@ backends:
   it('a session every server refused logs the retries it made (attempts - 1), as a connected one does', async () => {
     // Three servers on ports nothing listens on: every connect is refused.
     const ports = [await freePort(), await freePort(), await freePort()];
-    const proxy = await startProxy(`
-shutdown_delay: 0s
-frontends:
-  - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
-backends:
-  - name: licenses
-    retries: 2
+    const { line } = await refusedClient(`    retries: 2
     observe_errors: 0
-    check: { type: none }
-    servers: [${ports.map((p, i) => `{ name: s${i}, address: "127.0.0.1:${p}" }`).join(', ')}]
-`);
-    const c = connect(proxy.port, '127.0.0.1');
-    c.on('error', () => {});
-    c.end('HELLO\n');
-    const line = await waitFor(() => proxy.logs.find((x) => x.msg === 'session closed'), { timeoutMs: 5000, what: 'session log line' });
-    c.destroy();
+    servers: [${ports.map((p, i) => `{ name: s${i}, address: "127.0.0.1:${p}" }`).join(', ')}]`);
     expect(line).toMatchObject({ end: 'no-server', server: null, error: expect.stringContaining('(after 3 attempts)') });
     // retries: 2 allows two retries after the first attempt; the line must not claim a third.
     expect(line.retries).toBe(2);
+  });
+
+  it('the warning for each failed connect says whether the session retries: the only server retried, then no retries left', async () => {
+    const { proxy } = await refusedClient(`    retries: 1
+    connect_timeout: 200ms
+    servers: [{ name: s0, address: "127.0.0.1:${await freePort()}" }]`);
+    const failed = proxy.logs.filter((x) => String(x.msg).startsWith('connect to server failed')).map((x) => `${x.server}: ${x.msg}`);
+    // One server: the retry goes to it again, not to "the next one"; the last attempt has none left.
+    expect(failed.join(' | ')).toBe('s0: connect to server failed; retrying | s0: connect to server failed; no retries left');
   });
 
   // A connect scan (nmap -sT: handshake, then RST) or a client that gave up while the accept backlog
