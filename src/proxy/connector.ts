@@ -301,11 +301,23 @@ export class Connector implements Expiring {
   }
 
   /**
-   * Reload: this queued connection's frontend sends its clients to `backend` now (another backend,
-   * or one a reload added back). It leaves the queue it is in and is placed there as a new one
-   * would be: connected at once where there is room, else queued, its queue_timeout running on.
+   * No attempt under way, none launched until a slot frees or the turn-around ends: a reload treats
+   * it as a queued connection (placeOn, or closed with its frontend), not as one whose connect is
+   * in flight, which ends where it went.
+   */
+  get waiting(): boolean {
+    return this.queueTimer !== null || (this.attempts === null && this.raceList !== null && !this.settled && !this.cancelled);
+  }
+
+  /**
+   * Reload: this waiting connection's frontend sends its clients to `backend` now (another backend,
+   * or one a reload added back). It leaves the queue or turn-around it is in and is placed there as
+   * a new one would be: connected at once where there is room, else queued, its queue_timeout
+   * running on.
    */
   placeOn(backend: Backend): void {
+    // In the turn-around: another backend's server of that name is not the one to retry (movedTo).
+    this.stopRace();
     this.backend.dequeue(this, false);
     this.movedTo(backend);
     this.start();

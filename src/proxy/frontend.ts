@@ -159,14 +159,15 @@ export class Frontend implements WaitingOwner {
     this.startIdleSweep();
   }
 
-  /** Reload, after retarget: its sessions queued on another backend than `backend` move to it (Session.followFrontend). */
+  /** Reload, after retarget: its sessions waiting on another backend than `backend` (queued, or in a turn-around) move to it (Session.followFrontend). */
   placeQueued(): void {
     this.sessions.forEach((s) => s.followFrontend());
   }
 
   /**
-   * Reload: this frontend was removed. Its sessions still queued for a server slot are closed as
-   * its waiting clients are (`stopping`): nothing sends its clients anywhere any more. Returns how many.
+   * Reload: this frontend was removed. Its sessions still waiting (queued for a server slot, or in
+   * the turn-around before a retry) are closed as its waiting clients are (`stopping`): nothing
+   * sends its clients anywhere any more. Returns how many.
    */
   closeQueued(): number {
     let closed = 0;

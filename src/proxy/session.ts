@@ -187,21 +187,22 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   }
 
   /**
-   * Reload: a session still queued for a server slot goes where its frontend sends clients now, if
-   * that is not where it waits (the frontend was pointed at another backend, or its backend removed).
+   * Reload: a session still waiting (queued for a server slot, or in the turn-around before a retry:
+   * Connector.waiting) goes where its frontend sends clients now, if that is not where it waits
+   * (the frontend was pointed at another backend, or its backend removed).
    */
   followFrontend(): void {
     const c = this.connector;
-    if (c.queued && c.backend.live !== this.fe.backend) c.placeOn(this.fe.backend);
+    if (c.waiting && c.backend.live !== this.fe.backend) c.placeOn(this.fe.backend);
   }
 
   /**
-   * Reload: its frontend was removed. Still queued for a server slot, it is closed as a client
-   * waiting at the frontend is, and counted as one (Frontend.rejected, not as a session); returns
-   * whether it was.
+   * Reload: its frontend was removed. Still waiting (queued for a server slot, or in the turn-around
+   * before a retry), it is closed as a client waiting at the frontend is, and counted as one
+   * (Frontend.rejected, not as a session); returns whether it was.
    */
   closeQueued(): boolean {
-    if (!this.connector.queued) return false;
+    if (!this.connector.waiting) return false;
     this.connector.cancel();
     this.closeClient();
     this.clearSniffTimer();

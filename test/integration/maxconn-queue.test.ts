@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import type { Daemon } from '../../src/daemon.js';
@@ -710,6 +710,51 @@ backends:
       await applyConfig(d, loadConfigText(cfg('x'), 'reload.yaml'));
       await waitFor(() => c.reply().includes('HELLO s2'), { timeoutMs: 5000, what: "c connected to x's lic1 (s2) by the reload (queue_timeout is 30 s)" });
       expect([d.model.backend('x')!.queued, d.model.backend('x')!.server('lic1')!.active, a.closed()]).toEqual([0, 1, false]);
+    });
+  });
+
+  describe('a connection in the turn-around before retrying a server that refused it, when a reload sends its frontend elsewhere', () => {
+    /**
+     * fe2 sends to `fe2To` (none: removed); b's only server refuses (retries 1, so its retry waits
+     * the turn-around, min(connect_timeout 2s, 1s)); x has s2.
+     */
+    const turnRoutes = (refusing: number, fe2To: string | null): string => `frontends:
+  - { name: fe, listen: 127.0.0.1:0, backend: x, inband_status: false }
+${fe2To ? `  - { name: fe2, listen: 127.0.0.1:0, backend: ${fe2To}, inband_status: false }` : ''}
+backends:
+  - { name: b, check: { type: none }, retries: 1, connect_timeout: 2s, servers: [ { name: s1, address: "127.0.0.1:${refusing}" } ] }
+  - { name: x, check: { type: none }, servers: [ { name: s2, address: "127.0.0.1:${sims[0]!.address().port}" } ] }
+`;
+
+    /** c refused by b's s1 through fe2, in its turn-around; b's port then accepts (and counts). */
+    async function inTurnaround() {
+      sims = await startSimulators(['s2']);
+      const refusing = await freePort();
+      const d = (daemon = await startDaemon(turnRoutes(refusing, 'b')));
+      const c = hello(d.frontends.find((f) => f.name === 'fe2')!.address().port);
+      await waitFor(() => d.model.backend('b')!.server('s1')!.connectErrors === 1, { timeoutMs: 5000, what: 'c refused by s1' });
+      let connects = 0;
+      const late = createServer((s) => {
+        connects++;
+        s.destroy();
+      });
+      await new Promise<void>((r) => late.listen(refusing, '127.0.0.1', r));
+      agents.push(() => new Promise<void>((r) => late.close(() => r())));
+      return { d, c, refusing, connects: () => connects };
+    }
+
+    it('is closed at once when the reload removes its frontend: its retry is never made', async () => {
+      const { d, c, refusing, connects } = await inTurnaround();
+      await applyConfig(d, loadConfigText(turnRoutes(refusing, null), 'reload.yaml'));
+      await waitFor(() => c.closed() || connects() > 0, { timeoutMs: 5000, what: 'c closed, or its retry made' });
+      expect(`${c.closed() ? 'closed' : 'open'}, ${connects()} connects to s1`).toBe('closed, 0 connects to s1');
+    });
+
+    it('is placed on the backend its frontend sends to now, at once, not retried on the old backend after the turn-around', async () => {
+      const { d, c, refusing, connects } = await inTurnaround();
+      await applyConfig(d, loadConfigText(turnRoutes(refusing, 'x'), 'reload.yaml'));
+      await waitFor(() => c.reply().includes('HELLO s2') || connects() > 0, { timeoutMs: 5000, what: 'c served by s2, or its retry made on s1' });
+      expect(`${c.reply().trim()}, ${connects()} connects to s1`).toBe('HELLO s2, 0 connects to s1');
     });
   });
 });
