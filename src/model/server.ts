@@ -91,8 +91,8 @@ export class Server {
    * (a `server_port` frontend's, a vendor daemon's) failed while its checks passed. on_marked_down
    * then ends only the sessions to that port: the other vendor daemons on that host still hold their
    * clients' licenses, as HAProxy, with a backend per vendor port, ends only that backend's. Until
-   * the server is UP again, a check that fails on its own port ends the rest (checkFailed): the host
-   * itself is in trouble then. null otherwise.
+   * the server is UP again, a check that fails on its own port, or its agent saying `down`, ends the
+   * rest (restLost): the host itself is in trouble then. null otherwise.
    */
   downOnPort: number | null = null;
   /** Connect times seen on live traffic (the connector's race delay); kept across a reload. */
@@ -476,7 +476,12 @@ export class Server {
     this.recordCheck(result);
     this.firstCheckDone = true;
     this.change(result.reason, () => this.health.failure());
-    if (this.downOnPort === null || ownPortPassed) return;
+    if (!ownPortPassed) this.restLost();
+  }
+
+  /** A DOWN confined to one port (downOnPort) turns out to be the host's: the sessions it kept are lost too. */
+  private restLost(): void {
+    if (this.downOnPort === null) return;
     this.downOnPort = null;
     this.onRestLost(this);
   }
@@ -541,7 +546,11 @@ export class Server {
   }
 
   setAgent(view: AgentView | null, reason: string): void {
+    const downBefore = this.agent?.state === 'down';
     this.change(reason, () => (this.agent = view));
+    // Its sidecar says the license service itself is down, as a check failing on the server's own
+    // port would: in HAProxy, each vendor backend's server reads that agent and ends its sessions.
+    if (view?.state === 'down' && !downBefore && !this.inMaint) this.restLost();
   }
 }
 

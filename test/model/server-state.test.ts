@@ -285,6 +285,21 @@ describe('on_marked_down: shutdown-sessions', () => {
     expect(shutdowns).toEqual(['l/a port 27001', 'l/a', 'l/a', 'l/a port 27001', 'l/a']);
   });
 
+  it("a DOWN on a vendor port: the agent's down then asks for the rest, once; in MAINT, not", () => {
+    const { a, shutdowns } = make('{ type: status, rise: 1, fall: 1 }', 1, 'shutdown-sessions');
+    a.checkSucceeded(ok);
+    a.connectFailed('connection refused', 1, 27001);
+    a.setAgent(agent('down'), 'agent down');
+    a.setAgent(agent('down'), 'agent down again');
+    expect(shutdowns).toEqual(['l/a port 27001', 'l/a']);
+    a.setAgent(null, 'agent gone');
+    a.checkSucceeded(ok);
+    a.connectFailed('connection refused', 1, 27001);
+    a.setAdmin('maint', 'admin');
+    a.setAgent(agent('down'), 'agent down in maint');
+    expect(shutdowns).toEqual(['l/a port 27001', 'l/a', 'l/a port 27001']);
+  });
+
   it('is off by default: a server marked DOWN keeps its sessions', () => {
     const { a, shutdowns, changes } = make('{ type: status, rise: 1, fall: 1 }');
     a.checkFailed(bad);
