@@ -580,7 +580,12 @@ export class Daemon implements DaemonView {
     });
     ev.on('shutdown-sessions', (e) => {
       const n = this.endSessionsTo(e.server, 'server-down', e.port);
-      if (n > 0) this.log.warn({ backend: e.backend, server: e.server.name, sessions: n }, `closed ${n} session(s) to ${e.backend}/${e.server.name}, marked DOWN (on_marked_down: shutdown-sessions)`);
+      if (n === 0) return;
+      // Which sessions, and why now: a DOWN on a vendor port closes that port's only, and the rest go
+      // later, when no state changes and no other line says why (Server.downOnPort).
+      const { port, rest } = e;
+      const which = port !== null ? ` on port ${port}, marked DOWN on that port` : rest !== null ? ` on its other ports, marked DOWN on port ${rest.port} and now: ${rest.reason}` : ', marked DOWN';
+      this.log.warn({ backend: e.backend, server: e.server.name, sessions: n, ...(port !== null ? { port } : {}), ...(rest !== null ? { downOnPort: rest.port, reason: rest.reason } : {}) }, `closed ${n} session(s) to ${e.backend}/${e.server.name}${which} (on_marked_down: shutdown-sessions)`);
     });
     // admin.state_file keeps a failback: manual backend's serving tier while it is not the tier a
     // start takes, which only admin state decides (the admin routes write that). Heard here, not in

@@ -59,7 +59,7 @@ export class Backend {
     this.name = cfg.name;
     const checked = cfg.check.type !== 'none';
     this.servers = cfg.servers.map(
-      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore, markedDown) => this.serverChanged(srv, from, reason, usableBefore, markedDown), () => this.serveQueue(), (srv) => this.sessionsLost(srv, null)),
+      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore, markedDown) => this.serverChanged(srv, from, reason, usableBefore, markedDown), () => this.serveQueue(), (srv, port, reason) => this.sessionsLost(srv, null, { port, reason })),
     );
     const tierNums = [...new Set(this.servers.map((s) => s.tier))].sort((a, b) => a - b);
     this.tiers = tierNums.map((tier) => ({ tier, servers: this.servers.filter((s) => s.tier === tier) }));
@@ -427,9 +427,12 @@ export class Backend {
     if (markedDown) this.sessionsLost(server, server.downOnPort);
   }
 
-  /** on_marked_down: the sessions to `server` are lost, those to `port` only when it is not null. */
-  private sessionsLost(server: Server, port: number | null): void {
-    if (this.cfg.on_marked_down === 'shutdown-sessions') this.events.emit('shutdown-sessions', { backend: this.name, server, port });
+  /**
+   * on_marked_down: the sessions to `server` are lost, those to `port` only when it is not null;
+   * `rest`: those a DOWN confined to a port kept, for a reason found since (Server.restLost).
+   */
+  private sessionsLost(server: Server, port: number | null, rest: { port: number; reason: string } | null = null): void {
+    if (this.cfg.on_marked_down === 'shutdown-sessions') this.events.emit('shutdown-sessions', { backend: this.name, server, port, rest });
   }
 
   private setServing(tier: number | null, reason: string): void {

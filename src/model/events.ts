@@ -26,8 +26,10 @@ export interface ModelEventMap {
   /**
    * `on_marked_down: shutdown-sessions`: the sessions to `server` are to be closed now (the frontends
    * hold them); with `port`, only those of the frontends whose `server_port` it is (Server.downOnPort).
+   * `rest`: the server was marked DOWN on `rest.port` only, and the sessions that DOWN kept go now,
+   * for `rest.reason` (its own check failed, its agent said down).
    */
-  'shutdown-sessions': [{ backend: string; server: Server; port: number | null }];
+  'shutdown-sessions': [{ backend: string; server: Server; port: number | null; rest: { port: number; reason: string } | null }];
 }
 
 /** One bus per daemon: the model emits, observers (log, metrics, notifier) listen. */

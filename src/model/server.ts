@@ -170,8 +170,8 @@ export class Server {
     private readonly agentCheck: boolean,
     private readonly onChange: ServerChange,
     private readonly onCapacity: ServerCapacity = () => {},
-    /** on_marked_down for the sessions a DOWN confined to one port kept (downOnPort): they are lost too. */
-    private readonly onRestLost: (server: Server) => void = () => {},
+    /** on_marked_down for the sessions a DOWN confined to `port` kept (downOnPort): lost too, for `reason`. */
+    private readonly onRestLost: (server: Server, port: number, reason: string) => void = () => {},
   ) {
     this.name = cfg.name;
     this.address = cfg.address;
@@ -476,14 +476,15 @@ export class Server {
     this.recordCheck(result);
     this.firstCheckDone = true;
     this.change(result.reason, () => this.health.failure());
-    if (!ownPortPassed) this.restLost();
+    if (!ownPortPassed) this.restLost(result.reason);
   }
 
   /** A DOWN confined to one port (downOnPort) turns out to be the host's: the sessions it kept are lost too. */
-  private restLost(): void {
-    if (this.downOnPort === null) return;
+  private restLost(reason: string): void {
+    const port = this.downOnPort;
+    if (port === null) return;
     this.downOnPort = null;
-    this.onRestLost(this);
+    this.onRestLost(this, port, reason);
   }
 
   private recordCheck(result: CheckResult): void {
@@ -550,7 +551,7 @@ export class Server {
     this.change(reason, () => (this.agent = view));
     // Its sidecar says the license service itself is down, as a check failing on the server's own
     // port would: in HAProxy, each vendor backend's server reads that agent and ends its sessions.
-    if (view?.state === 'down' && !downBefore && !this.inMaint) this.restLost();
+    if (view?.state === 'down' && !downBefore && !this.inMaint) this.restLost(reason);
   }
 }
 

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server as NetServer } from 'node:net';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { askLmgrd, clientAddresses, flexlmCheckout, flexlmSession, vendorCheckout, type FlexlmSession } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { LicenseClient } from '../helpers/license-client.js';
 import { freePort, startFlexlmSimulator, stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
 import { startProxy, startSimulator, stopAll } from '../helpers/proxy-harness.js';
 import { sleep, waitFor } from '../helpers/wait-for.js';
@@ -15,8 +16,15 @@ import { sleep, waitFor } from '../helpers/wait-for.js';
  * round cost a denied checkout: the server flapped for as long as the vendor daemon was down.
  */
 let standIn: NetServer | null = null;
+/** A stand-in that may stop listening with connections open, and those (closed by afterEach). */
+let vendorStandIn: NetServer | null = null;
+const standInSockets = new Set<Socket>();
 
 afterEach(async () => {
+  vendorStandIn?.close();
+  vendorStandIn = null;
+  for (const s of standInSockets) s.destroy();
+  standInSockets.clear();
   if (standIn) await new Promise<void>((resolve) => standIn!.close(() => resolve()));
   standIn = null;
   await stopAll();
@@ -133,9 +141,17 @@ describe('on_marked_down: shutdown-sessions, two vendor daemons on each license 
     const [lmgrdPort, portB, portA] = [await freePort(), await freePort(), await freePort()];
     // lmgrd and vendor B: the FlexLM simulator (tickets); vendor A: a plain simulator of its own on
     // the same host, so that its daemon can die alone, as under one lmgrd. It grants any checkout.
+    // On a, vendor A is a stand-in that can stop accepting while a session on it stays open: then
+    // licgate, not the daemon, must end that session.
     const hosts = { a: '127.0.1.1', b: '127.0.1.2' };
     const lmgrd = { a: await startFlexlmSimulator({ name: 'a', host: hosts.a, lmgrdPort, vendorPort: portB }), b: await startFlexlmSimulator({ name: 'b', host: hosts.b, lmgrdPort, vendorPort: portB }) };
-    const vendorA = { a: await startSimulator('a', { host: hosts.a, port: portA }), b: await startSimulator('b', { host: hosts.b, port: portA }) };
+    await startSimulator('b', { host: hosts.b, port: portA });
+    const standInA = (vendorStandIn = createServer((sock) => {
+      standInSockets.add(sock);
+      sock.on('error', () => {}).on('close', () => standInSockets.delete(sock));
+      sock.setEncoding('latin1').on('data', () => sock.write('HELLO a\n'));
+    }));
+    await new Promise<void>((resolve, reject) => standInA.once('error', reject).listen(portA, hosts.a, () => resolve()));
     const proxy = await startProxy(`frontends:
   - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
   - { name: vendor-b, listen: "127.0.0.1:${portB}", backend: licenses, server_port: ${portB} }
@@ -163,9 +179,15 @@ backends:
     expect(held.vendorPort).toBe(portB);
     const seen: string[] = [];
     held.vendor.socket.on('end', () => seen.push('end')).on('close', () => seen.push('close'));
+    // The same client holds a vendor A session on a too (its stick entry takes it there).
+    const heldA = await LicenseClient.connect(portA, { host: '127.0.0.1', localAddress: held.client, timeoutMs: 5000 });
+    expect(await heldA.request('HELLO')).toBe('HELLO a');
+    const seenA: string[] = [];
+    heldA.socket.on('close', () => seenA.push('close'));
 
-    // Vendor A's daemon on a dies; lmgrd and vendor B live on. New clients until one reaches it.
-    await vendorA.a.kill('SIGKILL');
+    // Vendor A's daemon on a stops accepting; lmgrd and vendor B live on. New clients until one reaches it.
+    // close() stops accepting at once; its callback would wait for that session to end.
+    standInA.close();
     for (let n = 1; (await server('a')).state !== 'DOWN'; n++) {
       if (n > 40) throw new Error(`a not marked DOWN by its dead vendor A port: ${JSON.stringify(await server('a'))}`);
       const client = { host: '127.0.0.1', lmgrdPort, localAddress: `127.0.3.${n}` };
@@ -175,6 +197,10 @@ backends:
     // The log says which port refused: the admin can tell a vendor daemon died, not a's lmgrd.
     const down = await waitFor(() => proxy.logs.find((l) => l.msg === 'server licenses/a is DOWN'), { timeoutMs: 3000, what: "a's DOWN log line" });
     expect(down.reason).toBe(`passive: connection refused on port ${portA}`);
+    // Vendor A's session on a is closed, and the warning says it was that port's only.
+    await waitFor(() => seenA.includes('close'), { timeoutMs: 3000, intervalMs: 10, what: "vendor A's session on a ended" });
+    const closedA = await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('closed ')), { timeoutMs: 3000, what: 'the on_marked_down warning' });
+    expect(closedA.msg).toBe(`closed 1 session(s) to licenses/a on port ${portA}, marked DOWN on that port (on_marked_down: shutdown-sessions)`);
     // The license on vendor B is still held: its session was not ended with a's vendor A ones.
     expect(await held.vendor.request('HELLO').catch((e: Error) => `request failed: ${e.message}; ${seen.join(', ')}`)).toBe('HELLO a');
     expect(seen).toEqual([]);
@@ -186,6 +212,9 @@ backends:
       expect(seen).toEqual(['end', 'close']);
       const ended = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed' && l.frontend === 'vendor-b'), { timeoutMs: 3000, what: "the vendor B session's log line" });
       expect(ended.end).toBe('server-down');
+      // No state changed now: the warning says which sessions went and why, not "marked DOWN" again.
+      const rest = proxy.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('closed '))[1];
+      expect(rest?.msg).toMatch(new RegExp(`^closed 1 session\\(s\\) to licenses/a on its other ports, marked DOWN on port ${portA} and now: .+ \\(on_marked_down: shutdown-sessions\\)$`));
     } finally {
       lmgrd.a.child.kill('SIGCONT');
     }
