@@ -293,13 +293,14 @@ export class Daemon implements DaemonView {
   }
 
   /**
-   * Ends the sessions relaying to `server` in every frontend, retired ones too; with `port`, in the
-   * frontends whose `server_port` it is only. Returns how many.
+   * Ends the sessions relaying to `server` in every frontend, retired ones too; with `port`, those
+   * that connected to that `server_port` only (not the frontend's now: a reload may have moved it).
+   * Returns how many.
    */
   endSessionsTo(server: Server, end: 'server-down' | 'admin', port: number | null = null): number {
     let n = 0;
-    for (const f of this.frontends) if (port === null || f.cfg.server_port === port) n += f.endSessionsTo(server, end);
-    for (const f of this.retired) if (port === null || f.cfg.server_port === port) n += f.endSessionsTo(server, end);
+    for (const f of this.frontends) n += f.endSessionsTo(server, end, port);
+    for (const f of this.retired) n += f.endSessionsTo(server, end, port);
     return n;
   }
 

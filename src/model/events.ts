@@ -25,7 +25,7 @@ export interface ModelEventMap {
   'connect-error': [{ backend: string; server: string; reason: string }];
   /**
    * `on_marked_down: shutdown-sessions`: the sessions to `server` are to be closed now (the frontends
-   * hold them); with `port`, only those of the frontends whose `server_port` it is (Server.downOnPort).
+   * hold them); with `port`, only those that connected to that port (Server.downOnPort).
    * `rest`: the server was marked DOWN on `rest.port` only, and the sessions that DOWN kept go now,
    * for `rest.reason` (its own check failed, its agent said down).
    */

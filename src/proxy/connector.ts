@@ -105,7 +105,8 @@ export class Connector implements Expiring {
     /** Where this connection takes its slot: the session's backend, or its successor once a reload moved it (movedTo). */
     public backend: Backend,
     private readonly clientKey: string,
-    private readonly port: number | null,
+    /** The frontend's `server_port` when this connection came (null: the server's own port). */
+    readonly port: number | null,
     private readonly owner: ConnectOwner,
   ) {
     this.deadlines = deadlineList(backend.cfg.connect_timeout);

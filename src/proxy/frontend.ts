@@ -184,11 +184,14 @@ export class Frontend implements WaitingOwner {
     this.sessions.forEach((s) => s.abort('shutdown'));
   }
 
-  /** Closes the sessions relaying to `server` (on_marked_down, or an admin's shutdown-sessions); returns how many. */
-  endSessionsTo(server: Server, end: 'server-down' | 'admin'): number {
+  /**
+   * Closes the sessions relaying to `server` (on_marked_down, or an admin's shutdown-sessions), with
+   * `port` those relaying to that port only (Session.endIfTo); returns how many.
+   */
+  endSessionsTo(server: Server, end: 'server-down' | 'admin', port: number | null = null): number {
     let n = 0;
     this.sessions.forEach((s) => {
-      if (s.endIfTo(server, end)) n++;
+      if (s.endIfTo(server, end, port)) n++;
     });
     return n;
   }

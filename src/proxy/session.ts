@@ -223,10 +223,12 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   /**
    * on_marked_down (`server-down`) or an admin's shutdown-sessions (`admin`): ends this session if
    * it relays to `server`, or to the server of that name a reload replaced by it (they share their
-   * counts): one opened before a reload is to the same license server. Returns whether it did.
+   * counts): one opened before a reload is to the same license server. With `port`, only if it
+   * relays to that port: the one it connected to, which a reload since may have moved the
+   * frontend's `server_port` from. Returns whether it did.
    */
-  endIfTo(server: Server, end: 'server-down' | 'admin'): boolean {
-    if (this.relay === null || !this.server!.countsWith(server)) return false;
+  endIfTo(server: Server, end: 'server-down' | 'admin', port: number | null = null): boolean {
+    if (this.relay === null || !this.server!.countsWith(server) || (port !== null && this.connector.port !== port)) return false;
     this.relay.abort(end);
     return true;
   }

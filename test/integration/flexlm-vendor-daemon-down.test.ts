@@ -220,3 +220,57 @@ backends:
     }
   });
 });
+
+describe('on_marked_down: shutdown-sessions across a reload that moves a vendor port', () => {
+  it('a DOWN on the new port keeps the sessions opened to the old one before the reload', async () => {
+    const [ownPort, oldPort, newPort] = [await freePort(), await freePort(), await freePort()];
+    const hosts = { a: '127.0.1.1', b: '127.0.1.2' };
+    // Both hosts answer the checks on their own port and serve the vendor on the old port; only b
+    // has the vendor on the new one yet: a's daemon there is not up.
+    for (const [name, host] of Object.entries(hosts)) {
+      await startSimulator(name, { host, port: ownPort });
+      await startSimulator(name, { host, port: oldPort });
+    }
+    await startSimulator('b', { host: hosts.b, port: newPort });
+    const config = (serverPort: number) => `frontends:
+  - { name: vendor, listen: "127.0.0.1:${oldPort}", backend: licenses, server_port: ${serverPort} }
+backends:
+  - name: licenses
+    retries: 2
+    on_marked_down: shutdown-sessions
+    check: { type: tcp, inter: 200ms, fastinter: 100ms, downinter: 200ms, rise: 2, fall: 2, timeout: 300ms }
+    servers:
+      - { name: a, address: "${hosts.a}:${ownPort}" }
+      - { name: b, address: "${hosts.b}:${ownPort}" }
+`;
+    const proxy = await startProxy(config(oldPort));
+    const server = async (name: string) => proxy.server('licenses', name);
+
+    // A session to a's vendor on the old port, held across the reload.
+    let held: LicenseClient | null = null;
+    for (let n = 1; held === null; n++) {
+      if (n > 20) throw new Error('no session landed on a in 20 clients');
+      const c = await LicenseClient.connect(oldPort, { host: '127.0.0.1', localAddress: `127.0.2.${n}`, timeoutMs: 5000 });
+      if ((await c.request('HELLO')) === 'HELLO a') held = c;
+      else c.destroy();
+    }
+    const seen: string[] = [];
+    held.socket.on('close', () => seen.push('close'));
+
+    // The vendor moves to the new port on the license servers; the listener stays.
+    proxy.reload(config(newPort));
+    await waitFor(() => proxy.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded')), { timeoutMs: 5000, what: 'the reload' });
+    for (let n = 1; (await server('a')).state !== 'DOWN'; n++) {
+      if (n > 40) throw new Error(`a not marked DOWN by its dead new vendor port: ${JSON.stringify(await server('a'))}`);
+      const c = await LicenseClient.connect(oldPort, { host: '127.0.0.1', localAddress: `127.0.3.${n}`, timeoutMs: 5000 }).catch(() => null);
+      await c?.request('HELLO').catch(() => null);
+      c?.destroy();
+    }
+    const down = await waitFor(() => proxy.logs.find((l) => l.msg === 'server licenses/a is DOWN'), { timeoutMs: 3000, what: "a's DOWN log line" });
+    expect(down.reason).toBe(`passive: connection refused on port ${newPort}`);
+    // a's daemon on the old port still holds that session: it is not the new port's.
+    expect(await held.request('HELLO').catch((e: Error) => `request failed: ${e.message}; ${seen.join(', ')}`)).toBe('HELLO a');
+    expect(seen).toEqual([]);
+    held.destroy();
+  });
+});
