@@ -197,7 +197,10 @@ async function failedPortCheck(server: Server, checkedPort: number, backend: Bac
   // more, and waiting for it to accept held the server DOWN for good.
   // Likewise one that turned passive health off (observe_errors: 0): nothing would mark the server
   // DOWN on live traffic now, as HAProxy's reload without `observe` forgets what it observed.
-  const used = backend.cfg.observe_errors > 0 && (port === server.address.port || backend.stepPorts.includes(port));
+  // And while no other server can take new clients: held DOWN for one vendor daemon, the last
+  // server served no vendor at all, where it can serve the others (HAProxy's other vendor backends
+  // keep it UP); its connect errors do not mark it DOWN then either (Server.connectFailed).
+  const used = backend.cfg.observe_errors > 0 && (port === server.address.port || backend.stepPorts.includes(port)) && !backend.takesClientsAlone(server);
   if (used && port !== checkedPort && server.connectFamily !== 0) {
     try {
       await tcpExchange({ host: server.connectHost, port }, signal, '', null, 1);

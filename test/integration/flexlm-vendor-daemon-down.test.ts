@@ -136,23 +136,24 @@ describe('FlexLM vendor daemon down, lmgrd alive', () => {
   });
 });
 
-describe('on_marked_down: shutdown-sessions, two vendor daemons on each license host', () => {
-  it("vendor A's daemon dies on a: vendor B's license held on a stays; a's own check failing then ends it", async () => {
-    const [lmgrdPort, portB, portA] = [await freePort(), await freePort(), await freePort()];
-    // lmgrd and vendor B: the FlexLM simulator (tickets); vendor A: a plain simulator of its own on
-    // the same host, so that its daemon can die alone, as under one lmgrd. It grants any checkout.
-    // On a, vendor A is a stand-in that can stop accepting while a session on it stays open: then
-    // licgate, not the daemon, must end that session.
-    const hosts = { a: '127.0.1.1', b: '127.0.1.2' };
-    const lmgrd = { a: await startFlexlmSimulator({ name: 'a', host: hosts.a, lmgrdPort, vendorPort: portB }), b: await startFlexlmSimulator({ name: 'b', host: hosts.b, lmgrdPort, vendorPort: portB }) };
-    await startSimulator('b', { host: hosts.b, port: portA });
-    const standInA = (vendorStandIn = createServer((sock) => {
-      standInSockets.add(sock);
-      sock.on('error', () => {}).on('close', () => standInSockets.delete(sock));
-      sock.setEncoding('latin1').on('data', () => sock.write('HELLO a\n'));
-    }));
-    await new Promise<void>((resolve, reject) => standInA.once('error', reject).listen(portA, hosts.a, () => resolve()));
-    const proxy = await startProxy(`frontends:
+/**
+ * Two license hosts a and b, each with lmgrd + vendor B (the FlexLM simulator: tickets) and vendor A
+ * (a plain simulator of its own on the same host, so that its daemon can die alone, as under one
+ * lmgrd; it grants any checkout). On a, vendor A is a stand-in that can stop accepting while a
+ * session on it stays open: then licgate, not the daemon, must end that session.
+ */
+async function twoVendorHosts() {
+  const [lmgrdPort, portB, portA] = [await freePort(), await freePort(), await freePort()];
+  const hosts = { a: '127.0.1.1', b: '127.0.1.2' };
+  const lmgrd = { a: await startFlexlmSimulator({ name: 'a', host: hosts.a, lmgrdPort, vendorPort: portB }), b: await startFlexlmSimulator({ name: 'b', host: hosts.b, lmgrdPort, vendorPort: portB }) };
+  const vendorAOnB = await startSimulator('b', { host: hosts.b, port: portA });
+  const standInA = (vendorStandIn = createServer((sock) => {
+    standInSockets.add(sock);
+    sock.on('error', () => {}).on('close', () => standInSockets.delete(sock));
+    sock.setEncoding('latin1').on('data', () => sock.write('HELLO a\n'));
+  }));
+  await new Promise<void>((resolve, reject) => standInA.once('error', reject).listen(portA, hosts.a, () => resolve()));
+  const proxy = await startProxy(`frontends:
   - { name: lmgrd, listen: "127.0.0.1:${lmgrdPort}", backend: licenses }
   - { name: vendor-b, listen: "127.0.0.1:${portB}", backend: licenses, server_port: ${portB} }
   - { name: vendor-a, listen: "127.0.0.1:${portA}", backend: licenses, server_port: ${portA} }
@@ -166,7 +167,26 @@ backends:
       - { name: a, address: "${hosts.a}:${lmgrdPort}" }
       - { name: b, address: "${hosts.b}:${lmgrdPort}" }
 `);
-    const server = async (name: string) => proxy.server('licenses', name);
+  const server = async (name: string) => proxy.server('licenses', name);
+  return { lmgrdPort, portA, portB, lmgrd, vendorAOnB, standInA, proxy, server };
+}
+
+/** Vendor A's daemon on a stops accepting (lmgrd and vendor B live on); new clients until one reaches it and marks a DOWN. */
+async function vendorADiesOnA({ lmgrdPort, portA, standInA, server }: Awaited<ReturnType<typeof twoVendorHosts>>): Promise<void> {
+  // close() stops accepting at once; its callback would wait for the sessions on it to end.
+  standInA.close();
+  for (let n = 1; (await server('a')).state !== 'DOWN'; n++) {
+    if (n > 40) throw new Error(`a not marked DOWN by its dead vendor A port: ${JSON.stringify(await server('a'))}`);
+    const client = { host: '127.0.0.1', lmgrdPort, localAddress: `127.0.3.${n}` };
+    const r = await vendorCheckout(client, { ...(await askLmgrd(client)), vendorPort: portA }).catch(() => null);
+    r?.vendor.destroy();
+  }
+}
+
+describe('on_marked_down: shutdown-sessions, two vendor daemons on each license host', () => {
+  it("vendor A's daemon dies on a: vendor B's license held on a stays; a's own check failing then ends it", async () => {
+    const lab = await twoVendorHosts();
+    const { lmgrdPort, portA, portB, lmgrd, proxy } = lab;
 
     // A client holding a vendor B license on a.
     let held: FlexlmSession | null = null;
@@ -185,15 +205,7 @@ backends:
     const seenA: string[] = [];
     heldA.socket.on('close', () => seenA.push('close'));
 
-    // Vendor A's daemon on a stops accepting; lmgrd and vendor B live on. New clients until one reaches it.
-    // close() stops accepting at once; its callback would wait for that session to end.
-    standInA.close();
-    for (let n = 1; (await server('a')).state !== 'DOWN'; n++) {
-      if (n > 40) throw new Error(`a not marked DOWN by its dead vendor A port: ${JSON.stringify(await server('a'))}`);
-      const client = { host: '127.0.0.1', lmgrdPort, localAddress: `127.0.3.${n}` };
-      const r = await vendorCheckout(client, { ...(await askLmgrd(client)), vendorPort: portA }).catch(() => null);
-      r?.vendor.destroy();
-    }
+    await vendorADiesOnA(lab);
     // The log says which port refused: the admin can tell a vendor daemon died, not a's lmgrd.
     const down = await waitFor(() => proxy.logs.find((l) => l.msg === 'server licenses/a is DOWN'), { timeoutMs: 3000, what: "a's DOWN log line" });
     expect(down.reason).toBe(`passive: connection refused on port ${portA}`);
@@ -218,6 +230,27 @@ backends:
     } finally {
       lmgrd.a.child.kill('SIGCONT');
     }
+  });
+});
+
+describe('a vendor daemon down on the last server that can serve', () => {
+  it("vendor A's daemon is dead on a, then host b dies: a comes back on its checks, and vendor B's clients get their licenses there", async () => {
+    const lab = await twoVendorHosts();
+    const { lmgrdPort, portA, lmgrd, vendorAOnB, server } = lab;
+    await vendorADiesOnA(lab);
+    await waitFor(async () => (await server('a')).last_check?.reason.includes(`port ${portA}`), { timeoutMs: 5000, intervalMs: 20, what: `a held DOWN on port ${portA} by its check` });
+
+    // Host b goes: lmgrd, vendor B and vendor A with it. a is the only server left with lmgrd and
+    // vendor B alive; held DOWN for vendor A, it served no one at all.
+    lmgrd.b.child.kill('SIGKILL');
+    await vendorAOnB.kill('SIGKILL');
+    await waitFor(async () => (await server('b')).state === 'DOWN', { timeoutMs: 5000, intervalMs: 20, what: 'b DOWN on its checks' });
+    const a = await waitFor(async () => ((await server('a')).state === 'UP' ? server('a') : null), { timeoutMs: 5000, intervalMs: 20, what: 'a UP on its checks once no other server can serve' }).catch(async (e: Error) => {
+      throw new Error(`${e.message}; a: ${JSON.stringify(await server('a'))}`);
+    });
+    expect(a.last_check?.reason).not.toContain(`port ${portA}`);
+    const r = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: '127.0.4.1' });
+    expect([r.granted, r.server]).toEqual([true, 'a']);
   });
 });
 
