@@ -88,10 +88,11 @@ export class Server {
   failedPort: number | null = null;
   /**
    * The port a DOWN by live traffic is confined to: a connect to another port than the server's own
-   * (a `server_port` frontend's, a vendor daemon's) failed while its checks passed. on_marked_down
-   * then ends only the sessions to that port: the other vendor daemons on that host still hold their
-   * clients' licenses, as HAProxy, with a backend per vendor port, ends only that backend's. Until
-   * the server is UP again, a check that fails on its own port, or its agent saying `down`, ends the
+   * (a `server_port` frontend's, a vendor daemon's) failed while its checks passed; or a check's
+   * DOWN that only its connect to failedPort found (checkFailed). on_marked_down then ends only
+   * the sessions to that port: the other vendor daemons on that host still hold their clients'
+   * licenses, as HAProxy, with a backend per vendor port, ends only that backend's. Until the
+   * server is UP again, a check that fails on its own port, or its agent saying `down`, ends the
    * rest (restLost): the host itself is in trouble then. null otherwise.
    */
   downOnPort: number | null = null;
@@ -447,12 +448,13 @@ export class Server {
     const healthPausedBefore = this.healthPaused;
     const upBefore = this.up && !this.inMaint;
     mutate();
-    if (this.health.up) this.downOnPort = null;
     // Leaving maintenance, health is as old as the maintenance: as HAProxy, the server comes back
     // UP with one failure of margin ("start OK but check immediately") and is checked at once.
     // An admin's ready under the agent's own MAINT resumes a type agent check, counting nothing yet.
     const resumed = healthPausedBefore && !this.healthPaused;
     if (resumed) this.health.health = this.health.rise;
+    // UP (leaving MAINT too): a DOWN from now on is a new one, which says what it is confined to.
+    if (this.health.up) this.downOnPort = null;
     if (this.changeText !== from || this.eligible !== usableBefore) {
       if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = performance.now();
       this.onChange(this, from, reason, usableBefore, upBefore && !this.up && !this.inMaint);
@@ -475,7 +477,14 @@ export class Server {
   checkFailed(result: CheckResult, ownPortPassed = false): void {
     this.recordCheck(result);
     this.firstCheckDone = true;
-    this.change(result.reason, () => this.health.failure());
+    this.change(result.reason, () => {
+      const wasUp = this.health.up;
+      this.health.failure();
+      // A DOWN only the connect to failedPort found (UP out of MAINT, that port still refusing) is
+      // that port's, as the passive DOWN that set it was (connectFailed).
+      const port = this.failedPort;
+      if (ownPortPassed && wasUp && !this.health.up && port !== null && port !== this.address.port) this.downOnPort = port;
+    });
     if (!ownPortPassed) this.restLost(result.reason);
   }
 

@@ -285,6 +285,22 @@ describe('on_marked_down: shutdown-sessions', () => {
     expect(shutdowns).toEqual(['l/a port 27001', 'l/a', 'l/a', 'l/a port 27001', 'l/a']);
   });
 
+  it('a DOWN on a vendor port, then MAINT and ready (UP): a check failing on its own port asks for all, once; one failing on that port only, for that port', () => {
+    const { a, shutdowns } = make('{ type: status, rise: 1, fall: 1 }', 1, 'shutdown-sessions');
+    const onVendorPort = { ...bad, reason: 'Layer4 check passed, but port 27001, where a connect on live traffic failed: connection refused' };
+    a.checkSucceeded(ok);
+    a.connectFailed('connection refused', 1, 27001);
+    a.setAdmin('maint', 'admin');
+    a.setAdmin('ready', 'admin');
+    expect(a.stateText).toBe('UP');
+    a.checkFailed(bad);
+    expect(shutdowns).toEqual(['l/a port 27001', 'l/a']);
+    a.setAdmin('maint', 'admin');
+    a.setAdmin('ready', 'admin');
+    a.checkFailed(onVendorPort, true); // still held for that port (failedPort): its sessions only
+    expect(shutdowns).toEqual(['l/a port 27001', 'l/a', 'l/a port 27001']);
+  });
+
   it("a DOWN on a vendor port: the agent's down then asks for the rest, once; in MAINT, not", () => {
     const { a, shutdowns } = make('{ type: status, rise: 1, fall: 1 }', 1, 'shutdown-sessions');
     a.checkSucceeded(ok);
