@@ -204,6 +204,11 @@ describe('on_marked_down: shutdown-sessions, two vendor daemons on each license 
     expect(await heldA.request('HELLO')).toBe('HELLO a');
     const seenA: string[] = [];
     heldA.socket.on('close', () => seenA.push('close'));
+    // And a connection to a's lmgrd (a client's placement: it answers each line, and stays open).
+    const heldLmgrd = await LicenseClient.connect(lmgrdPort, { host: '127.0.0.1', localAddress: held.client, timeoutMs: 5000 });
+    expect(await heldLmgrd.request('HELLO')).toMatch(new RegExp(`^VENDOR ${portB} `));
+    const seenLmgrd: string[] = [];
+    heldLmgrd.socket.on('close', () => seenLmgrd.push('close'));
 
     await vendorADiesOnA(lab);
     // The log says which port refused: the admin can tell a vendor daemon died, not a's lmgrd.
@@ -216,6 +221,9 @@ describe('on_marked_down: shutdown-sessions, two vendor daemons on each license 
     // The license on vendor B is still held: its session was not ended with a's vendor A ones.
     expect(await held.vendor.request('HELLO').catch((e: Error) => `request failed: ${e.message}; ${seen.join(', ')}`)).toBe('HELLO a');
     expect(seen).toEqual([]);
+    // Nor is lmgrd's (README: "lmgrd's sessions are kept too").
+    expect(await heldLmgrd.request('HELLO').catch((e: Error) => `request failed: ${e.message}`)).toMatch(new RegExp(`^VENDOR ${portB} `));
+    expect(seenLmgrd).toEqual([]);
 
     // Now a's lmgrd (and vendor B) stop answering: its own check fails, and the rest goes too.
     lmgrd.a.child.kill('SIGSTOP');
@@ -224,9 +232,10 @@ describe('on_marked_down: shutdown-sessions, two vendor daemons on each license 
       expect(seen).toEqual(['end', 'close']);
       const ended = await waitFor(() => proxy.logs.find((l) => l.msg === 'session closed' && l.frontend === 'vendor-b'), { timeoutMs: 3000, what: "the vendor B session's log line" });
       expect(ended.end).toBe('server-down');
+      await waitFor(() => seenLmgrd.includes('close'), { timeoutMs: 3000, intervalMs: 10, what: "the lmgrd session on a ended with the rest" });
       // No state changed now: the warning says which sessions went and why, not "marked DOWN" again.
       const rest = proxy.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('closed '))[1];
-      expect(rest?.msg).toMatch(new RegExp(`^closed 1 session\\(s\\) to licenses/a on its other ports, marked DOWN on port ${portA} and now: .+ \\(on_marked_down: shutdown-sessions\\)$`));
+      expect(rest?.msg).toMatch(new RegExp(`^closed 2 session\\(s\\) to licenses/a on its other ports, marked DOWN on port ${portA} and now: .+ \\(on_marked_down: shutdown-sessions\\)$`));
     } finally {
       lmgrd.a.child.kill('SIGCONT');
     }
