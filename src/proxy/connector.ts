@@ -130,11 +130,7 @@ export class Connector implements Expiring {
       clearTimeout(this.queueTimer);
       this.queueTimer = null;
     }
-    if (server === null && again !== null) {
-      this.retryAgain(again);
-      return;
-    }
-    if (server === again && again !== null && !full) {
+    if (again !== null && (server === null || (server === again && !full))) {
       this.retryAgain(again);
       return;
     }
