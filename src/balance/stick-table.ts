@@ -26,11 +26,18 @@ export class StickTable {
   /** Open sessions per client, only for clients that have at least one. Bounded by open connections. */
   private readonly open = new Map<string, number>();
   /**
-   * Some entry was added, moved, refreshed or dropped since admin.state_file's writer last looked
-   * (it clears this). A flag and no more on the connection path: the writer copies the table
-   * every few seconds while it is set, not once per entry.
+   * Some entry was added, moved or dropped since admin.state_file's writer last wrote the table (it
+   * clears this). A flag and no more on the connection path: the writer copies the table every few
+   * seconds while it is set, not once per entry.
    */
   dirty = false;
+  /**
+   * Some entry's expiry only moved (a known client connected again, its last session ended) since
+   * the writer last wrote the table. Kept apart from `dirty`: every connection of a known client
+   * refreshes, and the expiry it moves is hours away, so the writer writes for it once a minute,
+   * not every few seconds (a full table is 5 MB).
+   */
+  refreshed = false;
 
   constructor(private ttlMs: number, private maxSize: number) {}
 
@@ -60,6 +67,7 @@ export class StickTable {
       if (e.server !== server) {
         e.server = server;
         e.since = now;
+        this.dirty = true;
       }
       this.touch(key, e, now);
       return;
@@ -74,7 +82,7 @@ export class StickTable {
    * how long ago its client was put on its server (`sinceAgo`), both in ms. Taken in expiry order,
    * so the map's order stays expiry order; one past its time is not taken, and none keeps more than
    * the ttl configured now (a config that lowered `stick_ttl` meanwhile). An entry the table has
-   * already is left as it is. Not `dirty`: the file holds these.
+   * already is left as it is. Neither `dirty` nor `refreshed`: the file holds these.
    */
   restore(saved: readonly { client: string; server: string; expiresIn: number; sinceAgo: number }[], now = performance.now()): number {
     let n = 0;
@@ -192,7 +200,7 @@ export class StickTable {
 
   private touch(key: string, e: Entry, now: number): void {
     e.expires = now + this.ttlMs;
-    this.dirty = true;
+    this.refreshed = true;
     this.entries.delete(key);
     this.entries.set(key, e);
   }

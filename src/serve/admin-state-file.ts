@@ -20,10 +20,18 @@ export const STATE_FILE_VERSION = 1;
 /** A write begins at most this often: a burst of admin calls (a script draining 100 servers) makes a few writes, not one each. */
 export const STATE_WRITE_INTERVAL_MS = 250;
 /**
- * While stick entries changed, the file is written at most this often: they change with every new
- * client. A `kill -9` loses what changed since the last write; a stop writes it.
+ * While stick entries are added, moved or dropped, the file is written at most this often: they
+ * change with every new client. A `kill -9` loses what changed since the last write; a stop writes
+ * it.
  */
 export const STICK_WRITE_INTERVAL_MS = 5000;
+/**
+ * While entries are only refreshed (each new connection of a known client moves its expiry, hours
+ * away), the file is written at most this often: under steady traffic every 5 s rewrote a full
+ * table (5 MB) 17,280 times a day. A crash loses at most this much of the expiries' moves, which
+ * costs nothing while stick_ttl is hours; a lost new or moved entry costs a second license.
+ */
+export const STICK_REFRESH_WRITE_MS = 60_000;
 /** After a failed write (disk full, directory gone), the next try; an admin change meanwhile waits for it too. */
 const STATE_RETRY_MS = 10_000;
 /** A failing write logs at most one line this often; the others are counted in the next. */
@@ -74,9 +82,14 @@ export interface SavedStick {
   entries: [string, string, number, number][];
 }
 
-/** What the writer asks of the stick tables: have they changed since it last asked (it clears that), and their "stick" list as JSON. */
+/** What the writer asks of the stick tables: have they changed since it last asked, and their "stick" list as JSON. */
 export interface StickSource {
-  changed(): boolean;
+  /**
+   * Whether an entry was added, moved or dropped, or with `refreshes` also only refreshed, since a
+   * write last took the tables; when so, every table's flags are cleared: the write that follows
+   * takes them all.
+   */
+  changed(refreshes: boolean): boolean;
   /** The `,"stick":[...]` part of the file (nothing while every table is empty), in pieces of at most STICK_BATCH entries. */
   json(): AsyncIterable<string>;
 }
@@ -94,14 +107,16 @@ const STICK_BATCH = 2000;
  */
 export function stickSourceOf(model: () => Model): StickSource {
   return {
-    changed() {
+    changed(refreshes) {
       let changed = false;
+      for (const b of model().backends.values()) if (b.stick !== null && (b.stick.dirty || (refreshes && b.stick.refreshed))) changed = true;
+      if (!changed) return false;
       for (const b of model().backends.values()) {
-        if (b.stick === null || !b.stick.dirty) continue;
+        if (b.stick === null) continue;
         b.stick.dirty = false;
-        changed = true;
+        b.stick.refreshed = false;
       }
-      return changed;
+      return true;
     },
     async *json() {
       let tables = 0;
@@ -409,15 +424,18 @@ export class AdminStateWriter {
   /** Stick entries changed since the last write began: the next write is due even when the admin state is what was written. */
   private stickPending = false;
   private readonly stickTimer: NodeJS.Timeout | null = null;
+  /** When the last write that took the stick tables began (every write does); at first, the start's restore. */
+  private stickWrittenAt = performance.now();
 
   /**
    * `retryMs`: after a failed write, the next try; another value only for a test. `stick`: the stick
-   * tables, looked at every `stickIntervalMs` and written when they changed.
+   * tables, looked at every `stickIntervalMs` and written when an entry was added, moved or dropped,
+   * or `stickRefreshMs` after the last write when entries were only refreshed.
    */
-  constructor(readonly file: string, private readonly state: () => AdminStateSnapshot, private readonly log: Logger, private readonly retryMs = STATE_RETRY_MS, private readonly stick: StickSource | null = null, stickIntervalMs = STICK_WRITE_INTERVAL_MS) {
+  constructor(readonly file: string, private readonly state: () => AdminStateSnapshot, private readonly log: Logger, private readonly retryMs = STATE_RETRY_MS, private readonly stick: StickSource | null = null, stickIntervalMs = STICK_WRITE_INTERVAL_MS, stickRefreshMs = STICK_REFRESH_WRITE_MS) {
     if (stick === null) return;
     this.stickTimer = setInterval(() => {
-      if (!stick.changed()) return;
+      if (!stick.changed(performance.now() - this.stickWrittenAt >= stickRefreshMs)) return;
       this.stickPending = true;
       this.changed();
     }, stickIntervalMs).unref();
@@ -454,7 +472,7 @@ export class AdminStateWriter {
     this.timer = null;
     await this.writing;
     // The stop's sessions ended just now: their clients' TTLs count from here.
-    if (this.stick?.changed()) this.stickPending = true;
+    if (this.stick?.changed(true)) this.stickPending = true;
     if (this.dirty || this.stickPending) await this.write(true);
   }
 
@@ -475,7 +493,10 @@ export class AdminStateWriter {
     const stickDue = this.stickPending;
     this.stickPending = false;
     if (json === this.written && !stickDue) return Promise.resolve();
+    // Each write takes the tables as they are now, an admin change's too: what they changed is in it.
+    const tookStick = this.stick?.changed(true) ?? false;
     this.lastStart = performance.now();
+    this.stickWrittenAt = this.lastStart;
     // "backends" and "stick" only when they hold one: the file is then as a licgate from before them wrote it.
     const backends = state.backends.length > 0 ? `,"backends":${JSON.stringify(state.backends)}` : '';
     const head = `{"version":${STATE_FILE_VERSION},"saved_at":${JSON.stringify(new Date().toISOString())},"servers":${JSON.stringify(state.servers)}${backends}`;
@@ -490,7 +511,7 @@ export class AdminStateWriter {
       (e: NodeJS.ErrnoException) => {
         failed = true;
         this.dirty = true;
-        this.stickPending ||= stickDue;
+        this.stickPending ||= stickDue || tookStick;
         this.failedWrite(e, last);
       },
     ).finally(() => {

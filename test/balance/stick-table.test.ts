@@ -21,6 +21,22 @@ describe('StickTable', () => {
     expect(t.dirty).toBe(true);
   });
 
+  it('a known client connecting again or ending its last session marks the table refreshed, not dirty; a move or a drop marks it dirty', () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('10.0.0.1', 'a', 0);
+    expect([t.dirty, t.refreshed]).toEqual([true, false]);
+    t.dirty = false;
+    t.set('10.0.0.1', 'a', 1000);
+    t.sessionOpened('10.0.0.1');
+    t.sessionClosed('10.0.0.1', 2000);
+    expect([t.dirty, t.refreshed, t.entry('10.0.0.1', 2000)?.expires]).toEqual([false, true, 2000 + HOUR]);
+    t.set('10.0.0.1', 'b', 3000);
+    expect(t.dirty).toBe(true);
+    t.dirty = false;
+    t.delete('10.0.0.1', 4000);
+    expect(t.dirty).toBe(true);
+  });
+
   it('keeps an entry for ttl after the last connection, and each new connection refreshes it', () => {
     const t = new StickTable(HOUR, 100);
     t.set('10.0.0.1', 'a', 0);

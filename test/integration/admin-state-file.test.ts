@@ -586,6 +586,28 @@ describe('admin.state_file: the stick table survives a restart', { timeout: 60_0
     expect(e!.age_s).toBeGreaterThanOrEqual(60);
   });
 
+  it('known clients connecting again do not rewrite the file within 5 s (their expiries wait for a new client\'s write, or a minute); a new client is written within 5 s', async () => {
+    const [one, two] = [await startInProcessSimulator('one'), await startInProcessSimulator('two')];
+    const p = await startProxy(`${admin()}\n${sticky(one.port, two.port)}`);
+    const known = clientAddresses(4);
+    await answers(p, known);
+    await waitFor(() => existsSync(stateFile) && stickOf()?.[0]?.entries.length === 4, { timeoutMs: 8000, what: 'the 4 stick entries in the state file' });
+    const before = readFileSync(stateFile, 'utf8');
+    const expiries = (): number[] => known.map((c) => stickOf()![0]!.entries.find((e) => e[0] === c)![2]);
+    const written = expiries();
+    // Steady traffic of known clients for longer than STICK_WRITE_INTERVAL_MS: only refreshes.
+    const end = performance.now() + 6500;
+    let rounds = 0;
+    for (; performance.now() < end; rounds++) await answers(p, known);
+    expect(rounds).toBeGreaterThan(10);
+    expect(readFileSync(stateFile, 'utf8')).toBe(before);
+    const newcomer = clientAddresses(1, 6)[0]!;
+    await answers(p, [newcomer]);
+    await waitFor(() => stickOf()?.[0]?.entries.length === 5, { timeoutMs: 6000, what: 'the new client in the state file' });
+    // That write took the refreshed expiries too.
+    expiries().forEach((e, i) => expect(e).toBeGreaterThan(written[i]!));
+  });
+
   it('a kill -9 restart restores what the last periodic write had', async () => {
     const [one, two] = [await startInProcessSimulator('one'), await startInProcessSimulator('two')];
     const p = await startProxy(`${admin()}\n${sticky(one.port, two.port)}`);

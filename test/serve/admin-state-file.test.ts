@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AdminStateWriter, parseAdminState, type SavedServer } from '../../src/serve/admin-state-file.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { Model } from '../../src/model/model.js';
+import { AdminStateWriter, adminStateOf, parseAdminState, stickSourceOf, type SavedServer } from '../../src/serve/admin-state-file.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let dir: string;
@@ -48,6 +50,38 @@ describe('AdminStateWriter', () => {
     await waitFor(() => lines().length === 2, { timeoutMs: 5000, what: '"written again" logged' });
     // One failure, or more when a retry came before the directory was back.
     expect(lines()[1]).toMatchObject({ level: 30, msg: expect.stringMatching(new RegExp(`^admin state file ${file} written again after \\d+ failed write\\(s\\)$`)) });
+  });
+});
+
+describe('AdminStateWriter with a stick table', () => {
+  it('writes a new or moved client at its next look, and entries only refreshed not before stickRefreshMs after the last write', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'licgate-state-writer-'));
+    const file = join(dir, 'server-state');
+    const model = new Model(loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    stick: source\n    servers:\n      - { name: a, address: 127.0.0.1:1 }\n      - { name: b, address: 127.0.0.1:2 }\n'));
+    const table = model.backend('lic')!.stick!;
+    const REFRESH_MS = 1500;
+    writer = new AdminStateWriter(file, () => adminStateOf(model), pino({ level: 'silent' }), undefined, stickSourceOf(() => model), 20, REFRESH_MS);
+    type Doc = { saved_at: string; stick?: { entries: [string, string, number, number][] }[] };
+    const read = (): Doc | null => (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Doc) : null);
+    /** The next write after `last` (saved_at differs), and when it was seen. */
+    const nextWrite = async (last: string | null, what: string): Promise<{ doc: Doc; at: number }> => {
+      const doc = await waitFor(() => { const d = read(); return d !== null && d.saved_at !== last && d; }, { timeoutMs: 5000, intervalMs: 5, what });
+      return { doc, at: performance.now() };
+    };
+
+    table.set('10.0.0.1', 'a');
+    const first = await nextWrite(null, 'the new client written');
+    expect(first.doc.stick?.[0]?.entries.map((e) => e.slice(0, 2))).toEqual([['10.0.0.1', 'a']]);
+    table.set('10.0.0.1', 'a');
+    const refreshed = await nextWrite(first.doc.saved_at, 'the refresh written');
+    // The first write began before it was seen, by at most the poll and the write itself.
+    expect(refreshed.at - first.at).toBeGreaterThanOrEqual(REFRESH_MS - 300);
+    expect(refreshed.doc.stick![0]!.entries[0]![2]).toBeGreaterThan(first.doc.stick![0]!.entries[0]![2]);
+    const movedAt = performance.now();
+    table.set('10.0.0.1', 'b');
+    const moved = await nextWrite(refreshed.doc.saved_at, 'the moved client written');
+    expect(moved.doc.stick?.[0]?.entries.map((e) => e.slice(0, 2))).toEqual([['10.0.0.1', 'b']]);
+    expect(moved.at - movedAt).toBeLessThan(REFRESH_MS - 300);
   });
 });
 
