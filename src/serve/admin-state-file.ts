@@ -85,9 +85,9 @@ export interface SavedStick {
 /** What the writer asks of the stick tables: have they changed since it last asked, and their "stick" list as JSON. */
 export interface StickSource {
   /**
-   * Whether an entry was added, moved or dropped, or with `refreshes` also only refreshed, since a
-   * write last took the tables; when so, every table's flags are cleared: the write that follows
-   * takes them all.
+   * Whether an entry was added, moved or dropped, or with `refreshes` also only refreshed, or a
+   * reload added or removed a table, since a write last took the tables; when so, every table's
+   * flags are cleared: the write that follows takes them all.
    */
   changed(refreshes: boolean): boolean;
   /** The `,"stick":[...]` part of the file (nothing while every table is empty), in pieces of at most STICK_BATCH entries. */
@@ -106,11 +106,16 @@ const STICK_BATCH = 2000;
  * entry gone by its batch is left out.
  */
 export function stickSourceOf(model: () => Model): StickSource {
+  // The backends with a table when a write last took them: a reload that removed `stick: source`
+  // (or the backend) changes no flag, and the file kept the table across the stop that followed.
+  let taken = stickBackends(model());
   return {
     changed(refreshes) {
-      let changed = false;
+      const now = stickBackends(model());
+      let changed = now !== taken;
       for (const b of model().backends.values()) if (b.stick !== null && (b.stick.dirty || (refreshes && b.stick.refreshed))) changed = true;
       if (!changed) return false;
+      taken = now;
       for (const b of model().backends.values()) {
         if (b.stick === null) continue;
         b.stick.dirty = false;
@@ -149,6 +154,12 @@ export function stickSourceOf(model: () => Model): StickSource {
       if (tables > 0) yield ']';
     },
   };
+}
+
+function stickBackends(m: Model): string {
+  let names = '';
+  for (const b of m.backends.values()) if (b.stick !== null) names += `${b.name}\n`;
+  return names;
 }
 
 /** Each server's configured address, by name: an entry to a server now elsewhere is not restored. */
@@ -336,8 +347,9 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
   }
   for (const e of saved.backends) restoreServingTier(model, e, file, log);
-  for (const t of saved.stick) restoreStick(model, t, file, log);
-  writer.restored({ servers: saved.servers, backends: saved.backends }, saved.invalid.length > 0);
+  let stickKept = true;
+  for (const t of saved.stick) if (!restoreStick(model, t, file, log)) stickKept = false;
+  writer.restored({ servers: saved.servers, backends: saved.backends }, saved.invalid.length > 0 || !stickKept);
 }
 
 /**
@@ -374,10 +386,11 @@ function restoreServingTier(model: Model, e: SavedBackend, file: string, log: Lo
  * reconnects after the restart and is balanced to the other server checks out a second license
  * while the first server still holds its first. Only for a backend that still has `stick: source`,
  * to a server of the same name at the same address (another address is another license server);
- * an entry past its time is dropped, the others keep the time they had left.
+ * an entry past its time is dropped, the others keep the time they had left. False when the table
+ * now holds less than the file did (a start then writes the file again).
  */
-function restoreStick(model: Model, t: SavedStick, file: string, log: Logger): void {
-  const skip = (why: string): void => log.warn({ state_file: file, backend: t.backend, entries: t.entries.length }, `stick table of ${t.backend} (${t.entries.length} entries) not restored: ${why}`);
+function restoreStick(model: Model, t: SavedStick, file: string, log: Logger): boolean {
+  const skip = (why: string): false => (log.warn({ state_file: file, backend: t.backend, entries: t.entries.length }, `stick table of ${t.backend} (${t.entries.length} entries) not restored: ${why}`), false);
   const backend = model.backend(t.backend);
   if (backend === undefined) return skip(`the config has no backend ${t.backend} now`);
   if (backend.stick === null) return skip(`backend ${t.backend} has no "stick: source" now`);
@@ -395,6 +408,7 @@ function restoreStick(model: Model, t: SavedStick, file: string, log: Logger): v
   const dropped = t.entries.length - keep.length - expired;
   const goneText = gone.size > 0 ? `; ${dropped} to ${[...gone].join(', ')} dropped: no such server now, or it is at another address` : '';
   log.info({ state_file: file, backend: t.backend, restored, expired, dropped }, `stick table of ${t.backend} restored from ${file}: ${restored} client(s) go back to their server; ${expired} expired${goneText}`);
+  return restored === t.entries.length;
 }
 
 /**
@@ -447,10 +461,11 @@ export class AdminStateWriter {
   }
 
   /**
-   * Start-up restored `saved`, the file's usable entries (`invalid`: it had others). Unless what
-   * runs is what the file holds (an entry was skipped or invalid, a weight gave way to the
-   * config's), one write makes it so: the file would otherwise keep a skipped entry, warned about
-   * again at every start, until an admin change.
+   * Start-up restored `saved`, the file's usable entries (`invalid`: it had others, or stick entries
+   * it did not restore: a table the config has no `stick: source` for now, entries expired).
+   * Unless what runs is what the file holds (an entry was skipped or invalid, a weight gave way to
+   * the config's), one write makes it so: the file would otherwise keep a skipped entry, warned
+   * about again at every start, until an admin change.
    */
   restored(saved: AdminStateSnapshot, invalid: boolean): void {
     const now = JSON.stringify(this.state());

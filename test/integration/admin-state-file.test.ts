@@ -608,6 +608,27 @@ describe('admin.state_file: the stick table survives a restart', { timeout: 60_0
     expiries().forEach((e, i) => expect(e).toBeGreaterThan(written[i]!));
   });
 
+  it('a reload that removes stick: source has the table leave the file, also at a stop right after; a start without it writes the file without it, and warns once', async () => {
+    const [one, two] = [await startInProcessSimulator('one'), await startInProcessSimulator('two')];
+    const top = admin();
+    const p = await startProxy(`${top}\n${sticky(one.port, two.port)}`);
+    await answers(p, clientAddresses(4));
+    await waitFor(() => existsSync(stateFile) && stickOf()?.[0]?.entries.length === 4, { timeoutMs: 8000, what: 'the 4 stick entries in the state file' });
+    const kept = readFileSync(stateFile, 'utf8');
+    const unstuck = sticky(one.port, two.port).replace('    stick: source\n', '');
+    p.reload(`${top}\n${unstuck}`);
+    await waitFor(() => said(p, /^config reloaded/).length, { timeoutMs: 5000, what: 'the reload' });
+    await p.stop();
+    expect(stickOf()).toBeUndefined();
+    // A file from before the change (or from a licgate before this fix), and a start without stick: source.
+    writeFileSync(stateFile, kept);
+    const q = await startProxy(`${top}\n${unstuck}`);
+    expect(said(q, /^stick table of lic /).map((l) => [l.level, l.msg])).toEqual([[40, 'stick table of lic (4 entries) not restored: backend lic has no "stick: source" now']]);
+    await waitFor(() => stickOf() === undefined, { timeoutMs: 5000, what: 'the table gone from the state file' });
+    const r = await restart(q);
+    expect(said(r, /^stick table of lic /)).toEqual([]);
+  });
+
   it('a kill -9 restart restores what the last periodic write had', async () => {
     const [one, two] = [await startInProcessSimulator('one'), await startInProcessSimulator('two')];
     const p = await startProxy(`${admin()}\n${sticky(one.port, two.port)}`);
