@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, lstat, open, rename, unlink } from 'node:fs/promises';
+import { access, lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { formatHostPort } from '../config/address.js';
 import { LIMITS } from '../config/schema.js';
@@ -303,6 +303,7 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     const what = e.code === 'ENOENT' || e.code === 'ENOTDIR' ? 'does not exist' : `is not writable (${e.code ?? e.message})`;
     log.warn({ state_file: file, error: e.code ?? e.message }, `admin state file ${file} cannot be written: ${dir} ${what}; what an admin sets holds while licgate runs, not across a restart`);
   });
+  await removeLeftTemps(file, log);
   let saved: ReturnType<typeof parseAdminState>;
   try {
     const text = await readRegularFile(file);
@@ -577,6 +578,40 @@ async function readRegularFile(file: string): Promise<string> {
   }
 }
 
+/** The temporary file writeAtomically writes `file` to before it renames it; `pid`: the writing process. */
+function tempOf(file: string, pid: number): string {
+  return join(dirname(file), `.${basename(file)}.${pid}.tmp`);
+}
+
+/**
+ * Start-up: a write cut short by a `kill -9` or a crash leaves its temporary file (a full stick
+ * table: 5 MB), named after a process that is gone, so no later write replaces it: without this,
+ * each such crash left one more. One whose process still runs is left alone.
+ */
+async function removeLeftTemps(file: string, log: Logger): Promise<void> {
+  const prefix = `.${basename(file)}.`;
+  const names = await readdir(dirname(file)).catch(() => [] as string[]);
+  for (const name of names) {
+    const digits = name.startsWith(prefix) && name.endsWith('.tmp') ? name.slice(prefix.length, -4) : '';
+    const pid = /^[1-9]\d{0,9}$/.test(digits) ? Number(digits) : 0;
+    if (pid === 0 || pid === process.pid || processRuns(pid)) continue;
+    const tmp = tempOf(file, pid);
+    await unlink(tmp).then(
+      () => log.info({ state_file: file, removed: tmp }, `removed ${tmp}, left by a write of admin state file ${file} that did not finish (its process, ${pid}, is gone)`),
+      (e: NodeJS.ErrnoException) => log.warn({ state_file: file, error: e.code ?? e.message }, `cannot remove ${tmp}, left by a write that did not finish (${e.code ?? e.message})`),
+    );
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 /** The file's text: `head` (up to "backends"), the stick tables, the closing brace. */
 async function* filePieces(head: string, stick: StickSource | null): AsyncIterable<string> {
   yield head;
@@ -587,7 +622,7 @@ async function* filePieces(head: string, stick: StickSource | null): AsyncIterab
 /** Written piece by piece (filePieces): writeFile on an open handle writes on from where the last one ended. */
 async function writeAtomically(file: string, pieces: AsyncIterable<string>): Promise<void> {
   const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
+  const tmp = tempOf(file, process.pid);
   try {
     const fh = await open(tmp, 'w', 0o640);
     try {

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -627,6 +627,26 @@ describe('admin.state_file: the stick table survives a restart', { timeout: 60_0
     await waitFor(() => stickOf() === undefined, { timeoutMs: 5000, what: 'the table gone from the state file' });
     const r = await restart(q);
     expect(said(r, /^stick table of lic /)).toEqual([]);
+  });
+
+  it('a temporary file that a write cut short by kill -9 left is removed at the next start; one of a process that still runs is not', async () => {
+    const [one, two] = [await startInProcessSimulator('one'), await startInProcessSimulator('two')];
+    const top = admin();
+    // A pid that was a process and is gone, as a licgate killed during its write.
+    const gone = spawn('true');
+    await new Promise((r) => gone.once('exit', r));
+    const left = join(dir, `.${basename(stateFile)}.${gone.pid}.tmp`);
+    const running = join(dir, `.${basename(stateFile)}.${process.pid}.tmp`);
+    writeFileSync(left, '{"version":1,"servers":[],"stick":[{"backend":"lic","ser');
+    writeFileSync(running, '');
+    try {
+      const p = await startProxy(`${top}\n${sticky(one.port, two.port)}`);
+      expect([existsSync(left), existsSync(running)]).toEqual([false, true]);
+      expect(said(p, /^removed /).map((l) => l.msg)).toEqual([`removed ${left}, left by a write of admin state file ${stateFile} that did not finish (its process, ${gone.pid}, is gone)`]);
+    } finally {
+      rmSync(left, { force: true });
+      rmSync(running, { force: true });
+    }
   });
 
   it('a kill -9 restart restores what the last periodic write had', async () => {
