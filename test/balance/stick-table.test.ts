@@ -37,6 +37,17 @@ describe('StickTable', () => {
     expect(t.dirty).toBe(true);
   });
 
+  it('restores 400,000 saved entries into a stick_size of 100,000 (a size lowered since) within 3 s, keeping those with the most time left', () => {
+    const t = new StickTable(8 * HOUR, 100_000);
+    const saved = Array.from({ length: 400_000 }, (_, i) => ({ client: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, server: 'a', expiresIn: HOUR + i, sinceAgo: 0 }));
+    const t0 = performance.now();
+    const n = t.restore(saved, 0);
+    const ms = performance.now() - t0;
+    const clients = t.clients(0);
+    expect([n, clients.length, clients[0], clients.at(-1)]).toEqual([100_000, 100_000, saved[300_000]!.client, saved[399_999]!.client]);
+    expect(ms).toBeLessThan(3000);
+  });
+
   it('keeps an entry for ttl after the last connection, and each new connection refreshes it', () => {
     const t = new StickTable(HOUR, 100);
     t.set('10.0.0.1', 'a', 0);
