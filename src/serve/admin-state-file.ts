@@ -73,8 +73,8 @@ export interface SavedBackend {
 /**
  * A `stick: source` backend's table, in the file's optional "stick" list (an older licgate reads
  * "version", "servers" and "backends" only). `entries`: [client, server, expires, since], the times
- * in Unix ms: a restart loses the monotonic clock the table counts on. `servers`: the address each
- * server an entry names was configured at.
+ * in Unix ms: a restart loses the monotonic clock the table counts on. `servers`: the backend's
+ * servers' configured addresses, by name, when it was written.
  */
 export interface SavedStick {
   backend: string;
