@@ -1,0 +1,71 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { PEER_PROTOCOL, PEER_VERSION } from './peer-codec.js';
+
+/**
+ * The peers challenge-response. Each side sends a fresh random nonce and proves the shared token by
+ * an HMAC-SHA256 of the other side's nonce, so the token never crosses the wire and a recorded
+ * exchange cannot be replayed. The proofs name the role ("push" / "listen"): a proof one side sent
+ * cannot be reflected back to it as the other side's. HAProxy's peers have no authentication at all
+ * (its docs tell admins to keep the port on a trusted network); a licgate peer port applies stick
+ * entries that choose license servers, so it asks for the token too.
+ */
+const NONCE_BYTES = 16;
+const HEX = /^[0-9a-f]+$/;
+
+function nonce(): string {
+  return randomBytes(NONCE_BYTES).toString('hex');
+}
+
+function proof(token: string, role: 'push' | 'listen', theirNonce: string): string {
+  return createHmac('sha256', token).update(`${PEER_PROTOCOL} ${PEER_VERSION} ${role} ${theirNonce}`).digest('hex');
+}
+
+function sameProof(expected: string, found: string): boolean {
+  if (found.length !== expected.length || !HEX.test(found)) return false;
+  return timingSafeEqual(Buffer.from(expected, 'hex'), Buffer.from(found, 'hex'));
+}
+
+export type AuthStep = { ok: true; reply: string } | { ok: false; reply: string | null; problem: string };
+
+/** The listener's side: greets with its nonce, then checks the pusher's AUTH line. */
+export class ListenerAuth {
+  private readonly mine = nonce();
+  readonly greeting = `${PEER_PROTOCOL} ${PEER_VERSION} ${this.mine}\n`;
+
+  constructor(private readonly token: string) {}
+
+  /** The pusher's first line: its proof and nonce. The reply is OK with ours, or NO. */
+  check(line: string): AuthStep {
+    const f = line.split(' ');
+    if (f.length !== 3 || f[0] !== 'AUTH' || f[1]!.length !== NONCE_BYTES * 2 || !HEX.test(f[1]!)) {
+      return { ok: false, reply: 'NO protocol\n', problem: `expected "AUTH <nonce> <proof>", found "${line.slice(0, 60)}"` };
+    }
+    if (!sameProof(proof(this.token, 'push', this.mine), f[2]!)) return { ok: false, reply: 'NO auth\n', problem: 'wrong token: its proof does not match peers.token_file' };
+    return { ok: true, reply: `OK ${proof(this.token, 'listen', f[1]!)}\n` };
+  }
+}
+
+/** The pusher's side: answers the greeting with its proof and nonce, then checks the listener's. */
+export class PusherAuth {
+  private readonly mine = nonce();
+
+  constructor(private readonly token: string) {}
+
+  /** The listener's greeting; the reply is our AUTH line. */
+  answer(line: string): AuthStep {
+    const f = line.split(' ');
+    if (f[0] !== PEER_PROTOCOL) return { ok: false, reply: null, problem: `expected "${PEER_PROTOCOL} ${PEER_VERSION} <nonce>" (a licgate peers listener), found "${line.slice(0, 60)}"` };
+    if (f[1] !== String(PEER_VERSION)) return { ok: false, reply: null, problem: `expected peers protocol version ${PEER_VERSION}, found ${f[1]} (a licgate of another version on the other host)` };
+    if (f.length !== 3 || f[2]!.length !== NONCE_BYTES * 2 || !HEX.test(f[2]!)) return { ok: false, reply: null, problem: `expected a ${NONCE_BYTES * 2}-digit hex nonce in the greeting, found "${line.slice(0, 60)}"` };
+    return { ok: true, reply: `AUTH ${this.mine} ${proof(this.token, 'push', f[2]!)}\n` };
+  }
+
+  /** The listener's answer to our AUTH line. */
+  check(line: string): AuthStep {
+    if (line === 'NO auth') return { ok: false, reply: null, problem: 'the remote refused our token: peers.token_file differs between the hosts' };
+    const f = line.split(' ');
+    if (f.length !== 2 || f[0] !== 'OK') return { ok: false, reply: null, problem: `expected "OK <proof>", found "${line.slice(0, 60)}"` };
+    if (!sameProof(proof(this.token, 'listen', this.mine), f[1]!)) return { ok: false, reply: null, problem: 'wrong token: the remote\'s proof does not match peers.token_file' };
+    return { ok: true, reply: '' };
+  }
+}

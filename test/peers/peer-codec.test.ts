@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { clearLine, deleteLine, LineSplitter, MAX_PEER_LINE, parsePeerLine, setLine } from '../../src/peers/peer-codec.js';
+
+describe('peer codec', () => {
+  it('reads back what it writes', () => {
+    const lines = [setLine('licenses', '10.1.2.3', 'primary', '10.0.0.11:27000', 3_600_000.4, 12.6), setLine('licenses', 'fd00::7', 'b', '[fd00::12]:27000', 5, 0), deleteLine('licenses', '10.1.2.3'), clearLine('vendor-x'), 'K\n'];
+    expect(lines.map((l) => parsePeerLine(l.slice(0, -1)))).toEqual([
+      { type: 'S', backend: 'licenses', client: '10.1.2.3', server: 'primary', address: '10.0.0.11:27000', expiresIn: 3_600_000, sinceAgo: 13 },
+      { type: 'S', backend: 'licenses', client: 'fd00::7', server: 'b', address: '[fd00::12]:27000', expiresIn: 5, sinceAgo: 0 },
+      { type: 'D', backend: 'licenses', client: '10.1.2.3' },
+      { type: 'C', backend: 'vendor-x' },
+      { type: 'K' },
+    ]);
+  });
+
+  it('refuses lines that are not updates, saying what it expected', () => {
+    for (const bad of ['', 'HELLO', 'S licenses 10.1.2.3 primary', 'S licenses 10.1.2.3 primary 10.0.0.11:27000 -5 0', 'S lic enses 10.1.2.3 a b 1 2 3', 'D licenses', 'C', 'K K', 'D licenses 10.1.2.3\x00']) {
+      const m = parsePeerLine(bad);
+      expect('problem' in m, JSON.stringify(bad)).toBe(true);
+    }
+    expect(parsePeerLine('X y')).toEqual({ problem: 'expected an update line (S, D, C or K), found "X y"' });
+  });
+
+  it('splits lines across chunks and stops at a line over the limit', () => {
+    const split = new LineSplitter();
+    const got: string[] = [];
+    const take = (l: string): boolean => (got.push(l), true);
+    expect(split.feed(Buffer.from('K\nD licenses 10.'), take)).toBe(true);
+    expect(split.feed(Buffer.from('1.2.3\r\nK'), take)).toBe(true);
+    expect(got).toEqual(['K', 'D licenses 10.1.2.3']);
+    expect(split.feed(Buffer.alloc(MAX_PEER_LINE, 'x'), take)).toBe(false);
+    // Without a line end too: the partial line is bounded, not the peer's patience.
+    const slow = new LineSplitter();
+    let ok = true;
+    for (let i = 0; i < MAX_PEER_LINE && ok; i++) ok = slow.feed(Buffer.from('x'), take);
+    expect(ok).toBe(false);
+  });
+});
