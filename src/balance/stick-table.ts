@@ -16,6 +16,20 @@ interface Entry {
   since: number;
   /** performance.now() time: an NTP step or a VM's clock sync must not expire every entry at once. */
   expires: number;
+  /** The expiry the peers (src/peers/) were last told, or were told by: their copy lives that long. */
+  told: number;
+}
+
+/**
+ * What the peers (src/peers/peer-sync.ts) need of a table: the clients whose entry was added, moved
+ * to another server or dropped since they last took the set, and whether the whole table was
+ * cleared. Separate from `dirty`, which admin.state_file's writer reads and clears.
+ */
+export interface PeerTracking {
+  readonly pending: Set<string>;
+  cleared: boolean;
+  /** Called when `pending` gains its first key or the table is cleared (one flush per loop turn). */
+  readonly wake: () => void;
 }
 
 /** How many entries with open sessions an insertion may step over before it evicts one anyway. */
@@ -38,6 +52,8 @@ export class StickTable {
    * not every few seconds (a full table is 5 MB).
    */
   refreshed = false;
+  /** Set while a `peers` section shares this table; null otherwise (one null check per new entry). */
+  peers: PeerTracking | null = null;
 
   constructor(private ttlMs: number, private maxSize: number) {}
 
@@ -68,12 +84,14 @@ export class StickTable {
         e.server = server;
         e.since = now;
         this.dirty = true;
+        if (this.peers !== null) this.notePeer(key);
       }
       this.touch(key, e, now);
       return;
     }
-    this.entries.set(key, { server, since: now, expires: now + this.ttlMs });
+    this.entries.set(key, { server, since: now, expires: now + this.ttlMs, told: 0 });
     this.dirty = true;
+    if (this.peers !== null) this.notePeer(key);
     if (this.entries.size > this.maxSize) this.evictOne(now);
   }
 
@@ -93,7 +111,7 @@ export class StickTable {
     for (let i = Math.max(0, sorted.length - this.maxSize); i < sorted.length; i++) {
       const e = sorted[i]!;
       if (this.entries.has(e.client)) continue;
-      this.entries.set(e.client, { server: e.server, since: now - Math.max(0, e.sinceAgo), expires: now + Math.min(e.expiresIn, this.ttlMs) });
+      this.entries.set(e.client, { server: e.server, since: now - Math.max(0, e.sinceAgo), expires: now + Math.min(e.expiresIn, this.ttlMs), told: 0 });
       n++;
       if (this.entries.size > this.maxSize) this.evictOne(now);
     }
@@ -104,10 +122,11 @@ export class StickTable {
    * Drops `key`'s entry, so its next connection is balanced afresh; false when it had none live.
    * Its open-session count stays (see clear).
    */
-  delete(key: string, now = performance.now()): boolean {
+  delete(key: string, now = performance.now(), fromPeer = false): boolean {
     this.sweep(now);
     const had = this.entries.delete(key);
     if (had) this.dirty = true;
+    if (had && !fromPeer && this.peers !== null) this.notePeer(key);
     return had;
   }
 
@@ -156,6 +175,7 @@ export class StickTable {
     for (const [k, e] of this.entries) {
       if (e.server !== server) continue;
       this.entries.delete(k);
+      if (this.peers !== null) this.notePeer(k);
       n++;
     }
     if (n > 0) this.dirty = true;
@@ -170,12 +190,88 @@ export class StickTable {
    * and its new entry could expire or be evicted under the sessions still open. Kept, the last
    * one to end finds no entry and makes none (or refreshes the client's new one).
    */
-  clear(now = performance.now()): number {
+  clear(now = performance.now(), fromPeer = false): number {
     this.sweep(now);
     const n = this.entries.size;
     this.entries.clear();
     if (n > 0) this.dirty = true;
+    if (!fromPeer && this.peers !== null) {
+      this.peers.pending.clear();
+      this.peers.cleared = true;
+      this.peers.wake();
+    }
     return n;
+  }
+
+  /**
+   * An entry a peer pushed: `expiresIn` and `sinceAgo` in ms as the peer measured them, the expiry
+   * capped at this table's ttl. Not noted for the peers (no echo), and its `told` is its expiry, so
+   * the refresh pass does not send it back either. Conflicts: a client with sessions open here keeps
+   * its entry, and otherwise the more recent assignment wins. 'kept': this host's entry stayed.
+   *
+   * A taken entry goes to the map's end like a touch, though its expiry may be earlier than the
+   * entries before it: get() still expires it on time, and only the sweep, which looks at the head,
+   * frees its memory later (the size bound holds regardless).
+   */
+  applyPeer(key: string, server: string, expiresIn: number, sinceAgo: number, now = performance.now()): 'applied' | 'kept' {
+    const expires = now + Math.min(expiresIn, this.ttlMs);
+    const since = now - sinceAgo;
+    const e = this.entries.get(key);
+    if (e !== undefined && (e.expires > now || this.open.has(key))) {
+      if (e.server !== server) {
+        if (this.open.has(key) || e.since > since) return 'kept';
+        e.server = server;
+        e.since = since;
+        this.dirty = true;
+      }
+      if (expires > e.expires) {
+        e.expires = expires;
+        this.refreshed = true;
+        this.entries.delete(key);
+        this.entries.set(key, e);
+      }
+      if (e.told < e.expires) e.told = e.expires;
+      return 'applied';
+    }
+    if (e !== undefined) this.entries.delete(key);
+    if (expiresIn <= 0) return 'applied';
+    this.entries.set(key, { server, since, expires, told: expires });
+    this.dirty = true;
+    if (this.entries.size > this.maxSize) this.evictOne(now);
+    return 'applied';
+  }
+
+  /**
+   * `key`'s entry as the peers are told it, or undefined when it has none live: a client with
+   * sessions open is told as if they ended now, as admin.state_file saves it. Records what was told.
+   */
+  peerEntry(key: string, now = performance.now()): { server: string; expiresIn: number; sinceAgo: number } | undefined {
+    if (this.get(key, now) === undefined) return undefined;
+    const e = this.entries.get(key)!;
+    const expires = this.open.has(key) ? now + this.ttlMs : e.expires;
+    e.told = expires;
+    return { server: e.server, expiresIn: expires - now, sinceAgo: now - e.since };
+  }
+
+  /**
+   * Whether the peers' copy of `key`'s entry needs its expiry refreshed: this host's entry lives past
+   * what they were told (the client came back, or holds a session), and their copy has less than
+   * `margin` ms left. So a copy never lapses while this host's entry lives, and an entry held for
+   * hours costs one line per ttl - margin, not one per connection.
+   */
+  peerStale(key: string, margin: number, now = performance.now()): boolean {
+    const e = this.entries.get(key);
+    if (e === undefined) return false;
+    const expires = this.open.has(key) ? now + this.ttlMs : e.expires;
+    return expires > e.told + 1000 && e.told - now < margin;
+  }
+
+  private notePeer(key: string): void {
+    const p = this.peers!;
+    if (p.pending.size === 0 && !p.cleared) {
+      p.pending.add(key);
+      p.wake();
+    } else p.pending.add(key);
   }
 
   /**

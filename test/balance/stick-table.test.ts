@@ -162,6 +162,64 @@ describe('StickTable', () => {
   });
 });
 
+describe('StickTable shared with peers', () => {
+  const tracked = (t: StickTable): { pending: Set<string>; cleared: boolean; wake: () => void; wakes: number } => {
+    const p = { pending: new Set<string>(), cleared: false, wakes: 0, wake: () => p.wakes++ };
+    t.peers = p;
+    return p;
+  };
+
+  it('notes new, moved and dropped clients for the peers, not a client that only connected again, and wakes once per batch', () => {
+    const t = new StickTable(HOUR, 100);
+    const p = tracked(t);
+    t.set('10.0.0.1', 'a', 0);
+    t.set('10.0.0.2', 'a', 0);
+    t.set('10.0.0.1', 'a', 1000);
+    expect([[...p.pending], p.wakes]).toEqual([['10.0.0.1', '10.0.0.2'], 1]);
+    p.pending.clear();
+    t.set('10.0.0.1', 'b', 2000);
+    t.delete('10.0.0.2', 2000);
+    expect([...p.pending]).toEqual(['10.0.0.1', '10.0.0.2']);
+    t.clear(3000);
+    expect([p.pending.size, p.cleared]).toEqual([0, true]);
+  });
+
+  it('applies a pushed entry without noting it (no echo), capped at its ttl; a client with sessions here, or a more recent assignment, keeps its entry', () => {
+    const t = new StickTable(HOUR, 100);
+    const p = tracked(t);
+    expect(t.applyPeer('10.0.0.1', 'b', 5 * HOUR, 1000, 10_000)).toBe('applied');
+    expect(t.entry('10.0.0.1', 10_000)).toEqual({ server: 'b', since: 9000, expires: 10_000 + HOUR, sessions: 0 });
+    expect(p.pending.size).toBe(0);
+    // Held here: the peer's move is not taken.
+    t.set('10.0.0.2', 'a', 10_000);
+    t.sessionOpened('10.0.0.2');
+    expect(t.applyPeer('10.0.0.2', 'b', HOUR, 0, 20_000)).toBe('kept');
+    // Assigned here 1 s ago, there 5 s ago: this host's is the more recent.
+    t.set('10.0.0.3', 'a', 19_000);
+    expect(t.applyPeer('10.0.0.3', 'b', HOUR, 5000, 20_000)).toBe('kept');
+    expect(t.applyPeer('10.0.0.3', 'b', HOUR, 500, 20_000)).toBe('applied');
+    expect(t.get('10.0.0.3', 20_000)).toBe('b');
+    t.delete('10.0.0.3', 20_000, true);
+    t.clear(20_000, true);
+    expect([p.cleared, [...p.pending]]).toEqual([false, ['10.0.0.2', '10.0.0.3']]);
+  });
+
+  it("asks for a refresh only when this host's entry outlives what the peers were told and their copy is near its end", () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('10.0.0.1', 'a', 0);
+    expect(t.peerEntry('10.0.0.1', 0)).toEqual({ server: 'a', expiresIn: HOUR, sinceAgo: 0 });
+    // Connected again: this host's entry moves on, the peers' copy still has most of its hour.
+    t.set('10.0.0.1', 'a', 60_000);
+    expect(t.peerStale('10.0.0.1', HOUR / 2, 60_000)).toBe(false);
+    expect(t.peerStale('10.0.0.1', HOUR / 2, HOUR / 2 + 1)).toBe(true);
+    // A client holding a session is told as if it ended now.
+    t.sessionOpened('10.0.0.1');
+    expect(t.peerEntry('10.0.0.1', HOUR)).toEqual({ server: 'a', expiresIn: HOUR, sinceAgo: HOUR });
+    expect(t.peerStale('10.0.0.1', HOUR / 2, HOUR + 1000)).toBe(false);
+  });
+});
+
+
 describe('StickTable: the admin clears entries (clear table)', () => {
   const list = (t: StickTable, now: number): [string, string, number, number, number][] =>
     t.clients(now).map((k) => {
