@@ -17,6 +17,8 @@ export interface DaemonView {
   /** performance.now() time. */
   readonly startedAt: number;
   readonly shuttingDown: boolean;
+  /** The `peers` section's state (null status: none configured). Optional: tests build views without it. */
+  readonly peers?: { status(): object | null };
   healthVerdict(): HealthVerdict;
   readiness(): { ready: boolean; reason: string };
 }

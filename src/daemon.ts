@@ -36,6 +36,8 @@ import { VrrpWatch } from './observe/vrrp-watch.js';
 import { ControlRefusals, type ControlListener } from './observe/control-refusals.js';
 import { PeerEventSummary } from './observe/peer-event-summary.js';
 import type { OnRefused } from './io/peers-by-address.js';
+import { PeerSync } from './peers/peer-sync.js';
+import { peersToken } from './peers/peer-token.js';
 
 /** See Daemon.reloadWatcher. */
 export interface ReloadWatcher {
@@ -80,6 +82,8 @@ export class Daemon implements DaemonView {
 
   readonly metrics: Metrics;
   readonly notifier: Notifier;
+  /** The `peers` section at work (idle without one: no table is tracked, nothing listens). */
+  readonly peers: PeerSync;
   /**
    * Start-up and reloads run one at a time, in order, on this chain; shutdown waits for it before it
    * stops the listeners. A reload asked for while start() still resolves server names (the admin
@@ -110,6 +114,7 @@ export class Daemon implements DaemonView {
     this.reread = deps.reread;
     this.resolver = new AddressResolver(() => allServers(this.model), log, this.lookup);
     this.model = new Model(cfg);
+    this.peers = new PeerSync(() => this.model, log);
     this.notifier = new Notifier(cfg.notify.webhooks, log);
     this.metrics = new Metrics(this, () => this.notifier.counts);
     for (const w of cfg.warnings) log.warn(String(w));
@@ -148,6 +153,8 @@ export class Daemon implements DaemonView {
       const bind = this.bindOptions;
       // Before a frontend accepts: a client must not reach a server its admin left in MAINT.
       if (this.adminState) await restoreAdminState(this.model, this.adminState, this.log);
+      // Before the frontends: the other host's pusher gets in while this one binds the rest.
+      if (this.cfg.peers) await this.peers.start(this.cfg.peers, peersToken(this.cfg.peers.token_file), bind);
       for (const f of this.frontends) await f.listen(bind);
       await this.statusResponder?.listen(bind);
       await this.agentResponder?.listen(bind);
@@ -364,6 +371,7 @@ export class Daemon implements DaemonView {
     for (const l of this.movedAway) await l.close();
     this.movedAway.clear();
     await this.admin?.close();
+    await this.peers.close();
     await this.adminState?.flush();
     for (const r of this.refusals.values()) r.close();
     this.statusCutOffs.close();

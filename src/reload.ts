@@ -14,6 +14,8 @@ import type { Frontend } from './proxy/frontend.js';
 import type { AdminHttp } from './serve/admin-http.js';
 import type { AgentResponder } from './serve/agent-responder.js';
 import { untilAborted } from './until-aborted.js';
+import type { PeerListener } from './peers/peer-listener.js';
+import { peersToken } from './peers/peer-token.js';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -108,6 +110,9 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   const token = next.admin?.token_file ? readTokenFile(next.admin.token_file) : null;
   const nextToken = token !== null && 'token' in token ? token.token : null;
   if (old.admin?.token_file === next.admin?.token_file && nextToken !== null && nextToken !== d.adminToken) changes.push('admin.token_file: a new token; the old one is refused from now on');
+  // Read before anything is bound: a file emptied since the config load refuses the reload.
+  const peersTokenNext = next.peers ? peersToken(next.peers.token_file) : null;
+  if (old.peers && next.peers && old.peers.token_file === next.peers.token_file && peersTokenNext !== d.peers.token()) changes.push('peers.token_file: a new token, asked of the next handshakes (connections up now stay)');
   const model = new Model(next);
   const fresh = adoptServers(d.model, model);
   // Servers new in this config start as at start-up, with the first address of their name: looked
@@ -132,6 +137,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   let status: LineServer | null = null;
   let agent: AgentResponder | null = null;
   let admin: AdminHttp | null = null;
+  let peersListener: PeerListener | null = null;
+  const peersMoved = !sameListen(old.peers?.listen, next.peers?.listen);
   const adminMoved = !sameListen(old.admin?.listen, next.admin?.listen);
   const statusMoved = !sameListen(old.status?.listen, next.status?.listen);
   const agentMoved = !sameListen(old.agent?.listen, next.agent?.listen);
@@ -141,6 +148,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   for (const [what, moved, l] of [['status', statusMoved, d.statusResponder], ['agent', agentMoved, d.agentResponder], ['admin', adminMoved, d.admin]] as const) {
     if (moved && l) outgoing.push({ what, at: l.address(), release: async () => l.stopListening(), listen: (b) => l.listen(b) });
   }
+  const oldPeers = d.peers.listener;
+  if (peersMoved && oldPeers) outgoing.push({ what: 'peers', at: oldPeers.address(), release: async () => oldPeers.stopListening(), listen: (b) => oldPeers.listen(b) });
   const released: Listener[] = [];
   const bindOver = async (port: number, listen: () => Promise<void>): Promise<void> => {
     for (;;) {
@@ -163,6 +172,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     await status?.close();
     await agent?.close();
     await admin?.close();
+    await peersListener?.close();
     // The old listeners go on where they were: the very address they had, not looked up again.
     for (const o of released.splice(0).reverse()) {
       await o.listen({ lookup: () => Promise.resolve(o.at.address) }).catch((err: Error) => {
@@ -177,6 +187,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     if (statusMoved && next.status) await bindOver(next.status.listen.port, () => (status = d.buildStatusResponder(next.status!)).listen(bind));
     if (agentMoved && next.agent) await bindOver(next.agent.listen.port, () => (agent = d.buildAgentResponder(next.agent!)).listen(bind));
     if (adminMoved && next.admin) await bindOver(next.admin.listen.port, () => (admin = d.buildAdmin(next.admin!.listen)).listen(bind));
+    if (peersMoved && next.peers) await bindOver(next.peers.listen.port, () => (peersListener = d.peers.buildListener(next.peers!)).listen(bind));
     await untilAborted(lookedUp, bind.signal);
   } catch (e) {
     await unbind();
@@ -219,6 +230,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     d.moveAway(d.admin);
     d.admin = admin;
   }
+  // Remotes kept keep their connections (and tables need no resend); a moved listener replaces the old.
+  d.peers.configure(next.peers ?? null, peersTokenNext, peersMoved ? peersListener : null);
   // A listener the reload keeps takes its new allow list from the next accept; open peers go on.
   if (!statusMoved) d.restrict(d.statusResponder, 'status', next.status?.allow);
   if (!agentMoved) d.restrict(d.agentResponder, 'agent', next.agent?.allow);
@@ -349,6 +362,8 @@ export function describeChanges(old: Config, next: Config): string[] {
     if (!sameJson(old[key], next[key])) out.push(`${key} ${old[key] === null ? 'added' : next[key] === null ? 'removed' : 'changed'}`);
   }
   if (!sameJson(old.notify, next.notify)) out.push('notify.webhooks changed');
+  const [op, np] = [old.peers ?? null, next.peers ?? null];
+  if (!sameJson(op, np)) out.push(op === null ? `peers added on ${formatHostPort(np!.listen)}` : np === null ? 'peers removed: the stick tables are no longer shared' : `peers changed (remotes ${op.remotes.map(formatHostPort).join(', ')} -> ${np.remotes.map(formatHostPort).join(', ')})`);
   if (!sameJson(old.vrrp, next.vrrp)) out.push(`vrrp.state_file ${old.vrrp?.state_file ?? 'none'} -> ${next.vrrp?.state_file ?? 'none'}`);
   if (old.log.level !== next.log.level) out.push(`log.level ${old.log.level} -> ${next.log.level}`);
   if (old.shutdown_grace !== next.shutdown_grace) out.push(`shutdown_grace ${formatDuration(old.shutdown_grace)} -> ${formatDuration(next.shutdown_grace)}`);

@@ -11,28 +11,28 @@ const MAX_TOKEN_FILE_BYTES = 4096;
  * Bearer <token>`, which ends at a space and is refused by browsers outside printable ASCII, so a
  * token with either could never be presented: every call would get 401.
  */
-export function readTokenFile(file: string): { token: string } | { problem: string } {
+export function readTokenFile(file: string, key = 'admin.token_file'): { token: string } | { problem: string } {
   let token: string;
   try {
     const fd = openSync(file, READ_NO_WAIT);
     try {
       const other = notRegularFile(fstatSync(fd));
-      if (other !== null) return { problem: `admin.token_file: expected a regular file at ${file}, found ${other}` };
+      if (other !== null) return { problem: `${key}: expected a regular file at ${file}, found ${other}` };
       const buf = Buffer.alloc(MAX_TOKEN_FILE_BYTES + 1);
       const n = readSync(fd, buf, 0, buf.length, 0);
-      if (n > MAX_TOKEN_FILE_BYTES) return { problem: `admin.token_file: expected a token of one line in ${file}, found a file over ${MAX_TOKEN_FILE_BYTES} bytes` };
+      if (n > MAX_TOKEN_FILE_BYTES) return { problem: `${key}: expected a token of one line in ${file}, found a file over ${MAX_TOKEN_FILE_BYTES} bytes` };
       token = buf.toString('utf8', 0, n).trim();
     } finally {
       closeSync(fd);
     }
   } catch (e) {
-    return { problem: `admin.token_file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+    return { problem: `${key}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
   }
-  if (token.length < MIN_TOKEN_LENGTH) return { problem: `admin.token_file: expected a token of at least ${MIN_TOKEN_LENGTH} characters in ${file}, found ${token.length}` };
+  if (token.length < MIN_TOKEN_LENGTH) return { problem: `${key}: expected a token of at least ${MIN_TOKEN_LENGTH} characters in ${file}, found ${token.length}` };
   const bad = /[^\x21-\x7e]/.exec(token);
   if (bad) {
     const what = /\s/.test(bad[0]) ? 'a space' : `"${bad[0]}"`;
-    return { problem: `admin.token_file: expected a token of printable ASCII without spaces in ${file} (it is sent as "Authorization: Bearer <token>"), found ${what} at character ${bad.index + 1}` };
+    return { problem: `${key}: expected a token of printable ASCII without spaces in ${file}${key === 'admin.token_file' ? ' (it is sent as "Authorization: Bearer <token>")' : ''}, found ${what} at character ${bad.index + 1}` };
   }
   return { token };
 }
@@ -42,7 +42,7 @@ export function readTokenFile(file: string): { token: string } | { problem: stri
  * file` under the usual umask 022 makes such a file), or write one of their own. A warning, not a
  * refusal, so that an upgrade does not stop a running setup.
  */
-export function tokenFileWarning(file: string | null): string | null {
+export function tokenFileWarning(file: string | null, key = 'admin.token_file'): string | null {
   if (file === null) return null;
   let mode: number;
   try {
@@ -54,6 +54,6 @@ export function tokenFileWarning(file: string | null): string | null {
   const write = (mode & 0o002) !== 0;
   if (!read && !write) return null;
   const what = read && write ? 'readable and writable' : read ? 'readable' : 'writable';
-  const can = read ? 'any of them can drain servers or reload' : 'any of them can put in a token of their own, taken at the next reload';
-  return `admin.token_file ${file} is ${what} by every user on this host (mode 0${mode.toString(8)}): ${can}; chmod o-${read ? 'r' : ''}${write ? 'w' : ''} ${file}`;
+  const can = key !== 'admin.token_file' ? (read ? 'any of them can push stick entries to this host' : 'any of them can put in a token of their own, taken at the next reload') : read ? 'any of them can drain servers or reload' : 'any of them can put in a token of their own, taken at the next reload';
+  return `${key} ${file} is ${what} by every user on this host (mode 0${mode.toString(8)}): ${can}; chmod o-${read ? 'r' : ''}${write ? 'w' : ''} ${file}`;
 }

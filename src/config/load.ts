@@ -141,6 +141,7 @@ function crossCheck(r: YamlReader, cfg: Config): void {
     ...(cfg.status ? [[cfg.status, 'status', cfg.status.listen] as [object, string, HostPort]] : []),
     ...(cfg.agent ? [[cfg.agent, 'agent', cfg.agent.listen] as [object, string, HostPort]] : []),
     ...(cfg.admin ? [[cfg.admin, 'admin', cfg.admin.listen] as [object, string, HostPort]] : []),
+    ...(cfg.peers ? [[cfg.peers, 'peers', cfg.peers.listen] as [object, string, HostPort]] : []),
   ];
   const bound: [string, HostPort][] = [];
   for (const [obj, what, hp] of listeners) {
@@ -161,6 +162,17 @@ function crossCheck(r: YamlReader, cfg: Config): void {
       const readable = tokenFileWarning(cfg.admin.token_file);
       if (readable !== null) r.warnAt(cfg.admin, 'token_file', readable);
     }
+  }
+  if (cfg.peers?.token_file) {
+    const t = readTokenFile(cfg.peers.token_file, 'peers.token_file');
+    if ('problem' in t) r.errorAt(cfg.peers, 'token_file', t.problem);
+    else {
+      const readable = tokenFileWarning(cfg.peers.token_file, 'peers.token_file');
+      if (readable !== null) r.warnAt(cfg.peers, 'token_file', readable);
+    }
+  }
+  if (cfg.peers && namesKnown && !backendList.some((b) => b.stick)) {
+    r.warnAt(cfg.peers, null, 'peers: no backend has "stick: source", so there is no table to share; add it to the backends FlexLM clients use, or remove peers');
   }
   if (!hadErrors && !cfg.frontends.length && !cfg.status && !cfg.agent && !cfg.admin) {
     r.issues.push(new ConfigIssue({ file: r.file, line: 1, col: 1 }, 'nothing to run: declare frontends (proxy role), status/agent (sidecar role) or admin'));

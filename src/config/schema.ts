@@ -1,5 +1,6 @@
 import type { Node } from 'yaml';
-import type { HostPort } from './address.js';
+import { isIP } from 'node:net';
+import { formatHostPort, type HostPort } from './address.js';
 import { formatDuration } from './duration.js';
 import { readAllow } from './source-networks.js';
 import type { ConfigIssue } from '../errors.js';
@@ -125,6 +126,19 @@ export interface WebhookConfig {
   events: NotifyEventName[] | null;
 }
 
+/**
+ * `peers`: this host shares its stick tables with the other host(s) of a keepalived pair
+ * (src/peers/): it pushes its own changes to each remote and takes theirs on `listen`.
+ */
+export interface PeersConfig {
+  listen: HostPort;
+  /** IP addresses: the listener admits exactly these, as `allow` does. */
+  remotes: HostPort[];
+  token_file: string;
+}
+
+export const MAX_PEER_REMOTES = 8;
+
 export interface Config {
   file: string;
   /** What licgate runs with but an admin should hear about; `licgate validate` prints, start-up and reloads log them. */
@@ -141,6 +155,7 @@ export interface Config {
   shutdown_delay: number;
   frontends: FrontendConfig[];
   backends: BackendConfig[];
+  peers: PeersConfig | null;
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -174,7 +189,7 @@ const NAME_TEXT = 'a name of 1-64 letters, digits, "_", "." or "-"';
 
 /** Reads the whole document into a Config, recording every problem on the reader. */
 export function readConfig(r: YamlReader, root: Node | null): Config | undefined {
-  const top = r.map(root, 'config', ['admin', 'status', 'agent', 'notify', 'vrrp', 'log', 'shutdown_grace', 'shutdown_delay', 'frontends', 'backends']);
+  const top = r.map(root, 'config', ['admin', 'status', 'agent', 'notify', 'vrrp', 'log', 'shutdown_grace', 'shutdown_delay', 'frontends', 'backends', 'peers']);
   if (!top) return undefined;
   const opt = <T>(key: string, read: (n: Node | null) => T | undefined): T | null | undefined =>
     top.has(key) ? read(top.get(key)!) : null;
@@ -218,6 +233,7 @@ export function readConfig(r: YamlReader, root: Node | null): Config | undefined
     shutdown_delay: opt('shutdown_delay', (n) => r.duration(n, 'shutdown_delay', 0, 600_000)) ?? DEFAULTS.shutdownDelay,
     frontends: opt('frontends', (n) => r.list(n, 'frontends')?.map((f, i) => readFrontend(r, f, i))) ?? [],
     backends: opt('backends', (n) => r.list(n, 'backends')?.map((b, i) => readBackend(r, b, i))) ?? [],
+    peers: opt('peers', (n) => readPeers(r, n)),
   };
   return cfg as Config;
 }
@@ -235,6 +251,26 @@ function readAdmin(r: YamlReader, n: Node | null): AdminConfig | undefined {
     token_file: m.has('token_file') ? r.string(m.get('token_file')!, 'admin.token_file')! : null,
     state_file: m.has('state_file') ? r.string(m.get('state_file')!, 'admin.state_file')! : null,
   }, m, n);
+}
+
+function readPeers(r: YamlReader, n: Node | null): PeersConfig | undefined {
+  const m = r.section(n, 'peers', ['listen', 'remotes', 'token_file']);
+  if (!m) return undefined;
+  const listen = req(r, m, n, 'peers', 'listen', (v) => r.hostPort(v, 'peers.listen', { allowPortZero: true }));
+  const remotes = req(r, m, n, 'peers', 'remotes', (v) => {
+    const list = r.seq(v, 'peers.remotes');
+    if (list === undefined) return undefined;
+    if (list.length === 0 || list.length > MAX_PEER_REMOTES) return r.error(v, `peers.remotes: expected 1-${MAX_PEER_REMOTES} addresses (the other host of the keepalived pair), found ${list.length}`);
+    return list.map((x, i) => {
+      const hp = r.hostPort(x, `peers.remotes[${i}]`);
+      // The listener admits remotes by address, as `allow` does: a name could resolve elsewhere later.
+      if (hp !== undefined && isIP(hp.host) === 0) return r.error(x, `peers.remotes[${i}]: expected an IP address (the peers listener admits remotes by address), found "${hp.host}"`);
+      if (hp !== undefined && listen !== undefined && formatHostPort(hp) === formatHostPort(listen)) return r.error(x, `peers.remotes[${i}]: ${formatHostPort(hp)} is this host's own peers.listen; list the other host(s)`);
+      return hp;
+    }) as HostPort[];
+  });
+  const token_file = req(r, m, n, 'peers', 'token_file', (v) => r.string(v, 'peers.token_file'));
+  return r.mark({ listen: listen!, remotes: remotes!, token_file: token_file! }, m, n);
 }
 
 function readWeightFrom(r: YamlReader, n: Node | null): WeightFromConfig | undefined {

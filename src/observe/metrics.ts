@@ -31,6 +31,14 @@ export interface MetricsSource {
   readonly retired: ReadonlySet<Frontend>;
   readonly shuttingDown: boolean;
   readonly cfg: Pick<Config, 'vrrp'>;
+  /** The `peers` section's pushers and incoming peers (none without one). */
+  readonly peers?: PeerCounts;
+}
+
+/** What the peer metrics read at scrape time (src/peers/peer-sync.ts). */
+export interface PeerCounts {
+  readonly pushers: ReadonlyMap<string, { readonly live: boolean; readonly sent: number }>;
+  readonly incoming: ReadonlyMap<string, { readonly connected: number; readonly received: number; readonly applied: number; readonly kept: number; readonly skipped: number; readonly cutOff: number }>;
 }
 
 /** Counters the notifier keeps; read at scrape time. */
@@ -241,6 +249,44 @@ export class Metrics {
         const { role } = await readVrrpState(file);
         if (!role) this.set({ vrrp_instance: '', state: 'UNKNOWN' }, 1);
         else for (const st of VRRP_STATES) this.set({ vrrp_instance: role.name, state: st }, st === role.state ? 1 : 0);
+      },
+    });
+
+    // --- peers (src/peers/): mirrored from the pushers and incoming peers at scrape time
+    new Gauge({
+      name: 'licgate_peer_connected',
+      help: 'Whether this host is connected to the remote and pushing its stick tables there (peers.remotes), 1 or 0.',
+      labelNames: ['peer'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const [peer, p] of metrics.src.peers?.pushers ?? []) this.set({ peer }, p.live ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'licgate_peer_updates_total',
+      help: 'Stick-table update lines: sent to a remote (direction "sent"); received from a peer address and then applied, kept (this host\'s entry won: sessions open here, or a more recent assignment) or skipped (no such backend or server here).',
+      labelNames: ['peer', 'direction'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const [peer, p] of metrics.src.peers?.pushers ?? []) this.inc({ peer, direction: 'sent' }, p.sent);
+        for (const [peer, s] of metrics.src.peers?.incoming ?? []) {
+          this.inc({ peer, direction: 'received' }, s.received);
+          this.inc({ peer, direction: 'applied' }, s.applied);
+          this.inc({ peer, direction: 'kept' }, s.kept);
+          this.inc({ peer, direction: 'skipped' }, s.skipped);
+        }
+      },
+    });
+    new Counter({
+      name: 'licgate_peer_cut_off_total',
+      help: 'Connections to the peers listener cut off: not in peers.remotes, a wrong token, garbage, a line too long, or silence.',
+      labelNames: ['peer'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const [peer, s] of metrics.src.peers?.incoming ?? []) this.inc({ peer }, s.cutOff);
       },
     });
 

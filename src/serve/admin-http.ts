@@ -82,6 +82,7 @@ export class AdminHttp {
       vrrp,
       frontends: v.frontends.map((f) => ({ name: f.name, listen: formatHostPort(f.cfg.listen), port: f.address()?.port ?? null, backend: f.backend.name, active: f.sessions.size })),
       backends: [...v.model.backends.values()].map(backendJson),
+      ...peersJson(v.peers?.status() ?? null),
     };
   }
 
@@ -220,4 +221,9 @@ function drainedOrClosed(res: ServerResponse): Promise<void> {
     res.on('drain', done);
     res.on('close', done);
   });
+}
+
+/** /status's `peers`, only with a peers section: a config without one keeps its reply as it was. */
+function peersJson(peers: object | null): { peers?: object } {
+  return peers === null ? {} : { peers };
 }

@@ -351,6 +351,20 @@ backends:
     expect(loadConfigText(`vrrp: { state_file: /run/licgate/vrrp-state }\n${rest}`, 'lic.yaml').vrrp).toEqual({ state_file: '/run/licgate/vrrp-state' });
   });
 
+  it('peers: addresses, remotes 1-8 IP addresses other than listen, a token file', () => {
+    const rest = `status: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, stick: source, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
+    expect(issues(`peers:\n  listen: 10.0.0.1\n  remotes: []\n${rest}`)).toEqual([
+      'lic.yaml:2:11: peers.listen: expected host:port (e.g. 10.0.0.11:27000 or [::1]:27000), found "10.0.0.1"',
+      'lic.yaml:3:12: peers.remotes: expected 1-8 addresses (the other host of the keepalived pair), found 0',
+      'lic.yaml:2:3: peers: missing required key "token_file"',
+    ]);
+    expect(issues(`peers:\n  listen: 10.0.0.1:8406\n  remotes: [10.0.0.1:8406, lb2.example.edu:8406]\n  token_file: /nonexistent/peers.token\n${rest}`)).toEqual([
+      "lic.yaml:3:13: peers.remotes[0]: 10.0.0.1:8406 is this host's own peers.listen; list the other host(s)",
+      'lic.yaml:3:28: peers.remotes[1]: expected an IP address (the peers listener admits remotes by address), found "lb2.example.edu"',
+      'lic.yaml:4:15: peers.token_file: cannot read /nonexistent/peers.token: ENOENT',
+    ]);
+  });
+
   it('admin on 0.0.0.0 without a token file', () => {
     expect(
       issues(`admin:

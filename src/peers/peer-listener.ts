@@ -1,0 +1,89 @@
+import type { Socket } from 'node:net';
+import type { HostPort } from '../config/address.js';
+import { ControlPort } from '../io/control-port.js';
+import type { OnRefused } from '../io/peers-by-address.js';
+import { ListenerAuth } from './peer-auth.js';
+import { KEEPALIVE_LINE, LineSplitter, parsePeerLine, PEER_IDLE_MS, PEER_KEEPALIVE_MS, type PeerMessage } from './peer-codec.js';
+
+/** A pair has one remote, a group at most 8: a few more for reconnects that overlap a dying socket. */
+const MAX_PEER_CONNECTIONS = 32;
+const HANDSHAKE_MS = 5000;
+
+/** What the listener tells its owner (src/peers/peer-sync.ts), by the peer's address. */
+export interface PeerInbox {
+  token(): string | null;
+  authenticated(peer: string): void;
+  received(peer: string, m: Exclude<PeerMessage, { type: 'K' }>): void;
+  /** The peer was cut off: wrong token, garbage, a line too long, silence. */
+  cutOff(peer: string, why: string, auth: boolean): void;
+  closed(peer: string): void;
+}
+
+/**
+ * Where the other hosts push their stick entries. Only the `remotes` addresses get past accept
+ * (ControlPort's allow list resets the others, as on status and agent), and only a peer that proves
+ * the token has its lines applied. Each peer's memory is bounded by the line limit, and its time by
+ * the handshake deadline and the idle timeout: a peer that misbehaves is cut off alone.
+ */
+export class PeerListener extends ControlPort {
+  constructor(listenAt: HostPort, private readonly inbox: PeerInbox, onRefused?: OnRefused) {
+    super(listenAt, 'peers', MAX_PEER_CONNECTIONS, onRefused);
+  }
+
+  protected serve(sock: Socket): void {
+    const peer = sock.remoteAddress ?? 'unknown';
+    const token = this.inbox.token();
+    if (token === null) {
+      sock.destroy();
+      return;
+    }
+    sock.setNoDelay(true);
+    const auth = new ListenerAuth(token);
+    const split = new LineSplitter();
+    let authed = false;
+    let lastRead = performance.now();
+    let ended = false;
+    const cut = (why: string, reply: string | null, isAuth = false): false => {
+      if (ended) return false;
+      ended = true;
+      this.inbox.cutOff(peer, why, isAuth);
+      if (reply !== null) sock.end(reply);
+      // Not left to the peer to close after the reply: it may never.
+      setTimeout(() => sock.destroy(), 1000).unref();
+      sock.pause();
+      return false;
+    };
+    const handshake = setTimeout(() => cut(`no handshake within ${HANDSHAKE_MS / 1000} s`, null), HANDSHAKE_MS);
+    const ticker = setInterval(() => {
+      if (performance.now() - lastRead > PEER_IDLE_MS) cut(`nothing for ${PEER_IDLE_MS / 1000} s (a keep-alive is due every ${PEER_KEEPALIVE_MS / 1000} s)`, null);
+      else if (authed) sock.write(KEEPALIVE_LINE);
+    }, PEER_KEEPALIVE_MS);
+    sock.on('data', (chunk: Buffer) => {
+      if (ended) return;
+      lastRead = performance.now();
+      const whole = split.feed(chunk, (line) => {
+        if (!authed) {
+          const step = auth.check(line);
+          if (!step.ok) return cut(step.problem, step.reply, true);
+          authed = true;
+          clearTimeout(handshake);
+          sock.write(step.reply);
+          this.inbox.authenticated(peer);
+          return true;
+        }
+        const m = parsePeerLine(line);
+        if ('problem' in m) return cut(m.problem, null);
+        if (m.type !== 'K') this.inbox.received(peer, m);
+        return true;
+      });
+      if (!whole && !ended) cut('a line over the length limit', null);
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      clearTimeout(handshake);
+      clearInterval(ticker);
+      if (authed) this.inbox.closed(peer);
+    });
+    sock.write(auth.greeting);
+  }
+}

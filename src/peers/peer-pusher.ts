@@ -1,0 +1,241 @@
+import { connect, type Socket } from 'node:net';
+import { formatHostPort, type HostPort } from '../config/address.js';
+import { PusherAuth } from './peer-auth.js';
+import { clearLine, KEEPALIVE_LINE, LineSplitter, PEER_IDLE_MS, PEER_KEEPALIVE_MS } from './peer-codec.js';
+
+/** Lines written per loop turn: HAProxy's peers send at most 200 updates at once (PEER_DEF_MAX_UPDATES_AT_ONCE). */
+export const PUSH_BATCH = 200;
+/** A reconnect waits 0.5 s, doubling up to 5 s (HAProxy's PEER_RECONNECT_TIMEOUT is a flat 5 s). */
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 5000;
+/** A remote that accepts but does not finish the handshake this long is given up and retried. */
+const HANDSHAKE_MS = 5000;
+
+/** What a pusher reads of the tables when it writes: each line says the entry's state at that moment. */
+export interface PushSource {
+  token(): string;
+  /** The names of the shared tables now (stick: source backends). */
+  tables(): string[];
+  /** The clients of a table with a live entry (a copy: the full push reads it over several turns). */
+  clients(backend: string): string[];
+  /** The line for `client` now: S with its entry, or D when it has none (`full`: '' instead of D). */
+  line(backend: string, client: string, now: number, full: boolean): string;
+  /** The pusher's state changed (connected, lost, auth failed, unreachable): logged by the caller. */
+  changed(p: PeerPusher, to: PusherState, detail: string | null): void;
+}
+
+export type PusherState = 'connecting' | 'connected' | 'down' | 'auth-failed';
+
+/**
+ * Pushes this host's stick entries to one remote: connects, proves the token (peer-auth.ts), sends
+ * the whole of every shared table, then each change as it happens, and a keep-alive every 3 s so the
+ * remote can tell silence from death. A lost or refused connection is retried with backoff; only a
+ * change of state is reported, never an attempt.
+ */
+export class PeerPusher {
+  state: PusherState = 'connecting';
+  /** Date.now() of the last change of `state`. */
+  since = Date.now();
+  lastError: string | null = null;
+  /** Entry lines (S, D, C) written since start. */
+  sent = 0;
+  readonly name: string;
+  private sock: Socket | null = null;
+  private authed = false;
+  private readonly pending = new Map<string, Set<string>>();
+  private readonly clears = new Set<string>();
+  /** The full push under way: a table's clients copied at connect, sent a batch per turn. */
+  private full: { backend: string; clients: string[]; i: number }[] = [];
+  private backoff = BACKOFF_FIRST_MS;
+  private retry: NodeJS.Timeout | null = null;
+  private ticker: NodeJS.Timeout | null = null;
+  private pumping = false;
+  private stopped = false;
+
+  /**
+   * `localAddress`: this host's peers.listen address when it names one. The remote admits the
+   * addresses in its own `remotes`, which list this host's listen address; without it the kernel
+   * would pick the source, and on a keepalived MASTER that can be the VIP.
+   */
+  constructor(readonly remote: HostPort, private readonly src: PushSource, readonly localAddress: string | undefined) {
+    this.name = formatHostPort(remote);
+  }
+
+  start(): void {
+    this.open();
+  }
+
+  /** Stops for good: the connection is closed, no retry. */
+  stop(): void {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.drop();
+  }
+
+  /** Whether changes are taken now: a disconnected remote gets the whole table when it is back. */
+  get live(): boolean {
+    return this.authed;
+  }
+
+  /** `client`'s entry changed (added, moved, dropped): its state is read when the line is written. */
+  queue(backend: string, client: string): void {
+    let set = this.pending.get(backend);
+    if (set === undefined) this.pending.set(backend, (set = new Set()));
+    set.add(client);
+  }
+
+  queueClear(backend: string): void {
+    this.pending.get(backend)?.clear();
+    this.clears.add(backend);
+    for (const f of this.full) if (f.backend === backend) f.i = f.clients.length;
+  }
+
+  /** Writes what is queued, a batch per loop turn, while the socket takes it. */
+  pump(): void {
+    if (this.pumping || !this.authed || this.sock === null) return;
+    this.pumping = true;
+    setImmediate(this.turn);
+  }
+
+  private readonly turn = (): void => {
+    this.pumping = false;
+    const sock = this.sock;
+    if (sock === null || !this.authed) return;
+    let out = '';
+    let n = 0;
+    const now = performance.now();
+    for (const b of this.clears) {
+      out += clearLine(b);
+      n++;
+    }
+    this.clears.clear();
+    for (const [b, set] of this.pending) {
+      for (const c of set) {
+        if (n >= PUSH_BATCH) break;
+        set.delete(c);
+        out += this.src.line(b, c, now, false);
+        n++;
+      }
+      if (set.size === 0) this.pending.delete(b);
+      if (n >= PUSH_BATCH) break;
+    }
+    while (n < PUSH_BATCH && this.full.length > 0) {
+      const f = this.full[0]!;
+      while (n < PUSH_BATCH && f.i < f.clients.length) {
+        const line = this.src.line(f.backend, f.clients[f.i++]!, now, true);
+        if (line !== '') {
+          out += line;
+          n++;
+        }
+      }
+      if (f.i >= f.clients.length) this.full.shift();
+    }
+    if (out === '') return;
+    this.sent += n;
+    // Backpressure: the next batch waits for the kernel to take this one.
+    if (sock.write(out)) this.pump();
+    else sock.once('drain', () => this.pump());
+  };
+
+  private open(): void {
+    if (this.stopped) return;
+    const sock = connect({ host: this.remote.host, port: this.remote.port, ...(this.localAddress !== undefined ? { localAddress: this.localAddress } : {}) });
+    this.sock = sock;
+    sock.setNoDelay(true);
+    const auth = new PusherAuth(this.src.token());
+    const split = new LineSplitter();
+    let greeted = false;
+    let lastRead = performance.now();
+    const handshake = setTimeout(() => this.fail(sock, 'down', `no handshake within ${HANDSHAKE_MS / 1000} s (not a licgate peers port?)`), HANDSHAKE_MS);
+    sock.on('data', (chunk: Buffer) => {
+      lastRead = performance.now();
+      const whole = split.feed(chunk, (line) => {
+        if (this.authed) return line === 'K' || this.fail(sock, 'down', `expected keep-alives from the remote, found "${line.slice(0, 40)}"`);
+        const step = greeted ? auth.check(line) : auth.answer(line);
+        if (!step.ok) return this.fail(sock, step.problem.startsWith('wrong token') || step.problem.startsWith('the remote refused') ? 'auth-failed' : 'down', step.problem);
+        if (!greeted) {
+          greeted = true;
+          sock.write(step.reply);
+          return true;
+        }
+        clearTimeout(handshake);
+        this.connected(sock, () => lastRead);
+        return true;
+      });
+      if (!whole && this.sock === sock) this.fail(sock, 'down', 'a line from the remote over the length limit');
+    });
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      this.lastError = e.code ?? e.message;
+    });
+    sock.on('close', () => {
+      clearTimeout(handshake);
+      if (this.sock !== sock) return;
+      const was = this.state;
+      this.drop();
+      if (this.stopped) return;
+      if (was === 'connected') this.moveTo('down', this.lastError ?? 'connection closed by the remote');
+      else if (was === 'connecting') this.moveTo('down', this.lastError ?? 'connection closed during the handshake');
+      this.schedule();
+    });
+  }
+
+  private connected(sock: Socket, lastRead: () => number): void {
+    this.authed = true;
+    this.backoff = BACKOFF_FIRST_MS;
+    this.lastError = null;
+    this.pending.clear();
+    this.clears.clear();
+    this.full = this.src.tables().map((backend) => ({ backend, clients: this.src.clients(backend), i: 0 }));
+    this.moveTo('connected', null);
+    this.ticker = setInterval(() => {
+      if (performance.now() - lastRead() > PEER_IDLE_MS) {
+        this.lastError = `nothing from the remote for ${PEER_IDLE_MS / 1000} s`;
+        sock.destroy();
+        return;
+      }
+      sock.write(KEEPALIVE_LINE);
+    }, PEER_KEEPALIVE_MS);
+    this.pump();
+  }
+
+  /** Returns false, for the line reader to stop. */
+  private fail(sock: Socket, to: PusherState, why: string): false {
+    this.lastError = why;
+    if (this.sock === sock) {
+      this.drop();
+      this.moveTo(to, why);
+      this.schedule();
+    }
+    sock.destroy();
+    return false;
+  }
+
+  private drop(): void {
+    this.authed = false;
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+    this.sock?.destroy();
+    this.sock = null;
+    this.pending.clear();
+    this.clears.clear();
+    this.full = [];
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.retry) return;
+    const wait = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      this.open();
+    }, wait);
+  }
+
+  private moveTo(to: PusherState, detail: string | null): void {
+    if (to === this.state && to !== 'connected') return;
+    this.state = to;
+    this.since = Date.now();
+    this.src.changed(this, to, detail);
+  }
+}

@@ -1,0 +1,177 @@
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { flexlmCheckout } from '../helpers/flexlm-client.js';
+import { freePort, startFlexlmSimulator, stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { runCli, startProxy, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+/**
+ * Two licgate hosts of a keepalived pair share their stick tables (`peers`): a FlexLM client placed
+ * on a server through one host meets the same server through the other after the VIP moves, instead
+ * of a second license checked out on the other server. Host A's frontends are on 127.0.0.1, B's on
+ * 127.0.2.1, the servers a and b on 127.0.1.1 and 127.0.1.2; the peers listen on 127.0.0.1.
+ */
+const TOKEN = 'peers-test-token-0123456789abcdef';
+const ADMIN_TOKEN = 'peers-test-admin-0123456789abcdef';
+const dirs: string[] = [];
+afterEach(async () => {
+  await stopAll();
+  await stopFlexlmSimulators();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+interface Pair {
+  lmgrdPort: number;
+  peerPorts: { a: number; b: number };
+  files: { token: string; admin: string };
+  yaml(host: 'a' | 'b', ports?: { a: number; b: number }): string;
+  a: ProxyProcess;
+  b: ProxyProcess;
+}
+
+async function startPair(): Promise<Pair> {
+  const [lmgrdPort, vendorPort] = [await freePort(['127.0.0.1', '127.0.2.1', '127.0.1.1', '127.0.1.2']), await freePort(['127.0.0.1', '127.0.2.1', '127.0.1.1', '127.0.1.2'])];
+  const peerPorts = { a: await freePort(), b: await freePort() };
+  await startFlexlmSimulator({ name: 'a', host: '127.0.1.1', lmgrdPort, vendorPort });
+  await startFlexlmSimulator({ name: 'b', host: '127.0.1.2', lmgrdPort, vendorPort });
+  const dir = mkdtempSync(join(tmpdir(), 'licgate-peers-'));
+  dirs.push(dir);
+  const files = { token: join(dir, 'peers.token'), admin: join(dir, 'admin.token') };
+  writeFileSync(files.token, `${TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(files.admin, `${ADMIN_TOKEN}\n`, { mode: 0o600 });
+  const yaml = (host: 'a' | 'b', ports = peerPorts): string => {
+    const ip = host === 'a' ? '127.0.0.1' : '127.0.2.1';
+    const [mine, other] = host === 'a' ? [ports.a, ports.b] : [ports.b, ports.a];
+    return `admin: { listen: "127.0.0.1:0", token_file: "${files.admin}" }
+peers:
+  listen: 127.0.0.1:${mine}
+  remotes: [127.0.0.1:${other}]
+  token_file: ${files.token}
+frontends:
+  - { name: lmgrd, listen: "${ip}:${lmgrdPort}", backend: licenses }
+  - { name: vendor, listen: "${ip}:${vendorPort}", backend: licenses, server_port: ${vendorPort} }
+backends:
+  - name: licenses
+    balance: roundrobin
+    stick: source
+    check: { type: status, inter: 1s }
+    servers:
+      - { name: a, address: "127.0.1.1:${lmgrdPort}" }
+      - { name: b, address: "127.0.1.2:${lmgrdPort}" }
+`;
+  };
+  const [a, b] = [await startProxy(yaml('a')), await startProxy(yaml('b'))];
+  return { lmgrdPort, peerPorts, files, yaml, a, b };
+}
+
+const entries = async (p: ProxyProcess): Promise<number | null> => (await p.backend('licenses')).stick_entries;
+const viaA = (client: string, pair: Pair) => flexlmCheckout({ host: '127.0.0.1', lmgrdPort: pair.lmgrdPort, localAddress: client });
+const viaB = (client: string, pair: Pair) => flexlmCheckout({ host: '127.0.2.1', lmgrdPort: pair.lmgrdPort, localAddress: client });
+
+/** The other host's pusher has connected and proved the token (A's /status says so for B's). */
+async function synced(p: ProxyProcess): Promise<void> {
+  await waitFor(async () => ((await p.get('/status')).json as { peers?: { remotes: { connected: boolean }[] } }).peers?.remotes.every((r) => r.connected), { timeoutMs: 10_000, what: 'the pusher to its remote connected' });
+}
+
+/** A raw peer connection from the test: the greeting, then our AUTH line proved with `token`. */
+async function rawPeer(port: number, token: string): Promise<{ sock: Socket; lines: string[]; closed: Promise<void> }> {
+  const sock = connect({ host: '127.0.0.1', port });
+  const lines: string[] = [];
+  let buf = '';
+  sock.setEncoding('latin1').on('data', (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      lines.push(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+  });
+  const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+  sock.on('error', () => {});
+  const greeting = await waitFor(() => lines[0], { timeoutMs: 5000, what: 'the peers greeting' });
+  const nonce = greeting.split(' ')[2]!;
+  const mine = '0123456789abcdef0123456789abcdef';
+  sock.write(`AUTH ${mine} ${createHmac('sha256', token).update(`LICGATE-PEERS 1 push ${nonce}`).digest('hex')}\n`);
+  return { sock, lines, closed };
+}
+
+describe('peers: stick tables shared by the hosts of a keepalived pair', () => {
+  it('sends a client stuck to the second server through A to that server through B, drops it on B at unstick on A, and gives a restarted B the whole table', async () => {
+    const pair = await startPair();
+    await synced(pair.a);
+    await synced(pair.b);
+    // Round-robin on A: the first client to a, the second to b.
+    expect((await viaA('127.0.0.2', pair)).server).toBe('a');
+    expect((await viaA('127.0.0.3', pair)).server).toBe('b');
+    await waitFor(async () => (await entries(pair.b)) === 2, { timeoutMs: 10_000, what: "A's two entries on B" });
+    // B's own first pick would be a; the shared entry sends the client to b.
+    expect((await viaB('127.0.0.3', pair)).server).toBe('b');
+    expect((await viaB('127.0.0.2', pair)).server).toBe('a');
+    // What an admin sees: A pushing to B, B applying what A sent.
+    expect((await pair.a.get('/metrics')).body).toContain(`licgate_peer_connected{peer="127.0.0.1:${pair.peerPorts.b}"} 1`);
+    expect((await pair.b.get('/metrics')).body).toMatch(/licgate_peer_updates_total\{peer="127\.0\.0\.1",direction="applied"\} [2-9]/);
+    expect(((await pair.b.get('/status')).json as { peers: unknown }).peers).toMatchObject({ incoming: [{ peer: '127.0.0.1', connected: true, skipped: 0, cut_off: 0 }] });
+
+    const unstick = await runCli(['ctl', '--url', pair.a.adminUrl, '--token-file', pair.files.admin, 'unstick', 'licenses', '127.0.0.3']);
+    expect(unstick.code, unstick.stderr).toBe(0);
+    await waitFor(async () => (await entries(pair.b)) === 1, { timeoutMs: 10_000, what: 'the unstuck entry gone from B' });
+
+    // B restarts with an empty table; A pushes its whole table when B's listener is back.
+    await pair.b.stop();
+    for (const c of ['127.0.0.4', '127.0.0.5', '127.0.0.6']) await viaA(c, pair);
+    const b2 = await startProxy(pair.yaml('b'));
+    await waitFor(async () => (await entries(b2)) === 4, { timeoutMs: 15_000, what: "A's four entries on the restarted B" });
+    for (const c of ['127.0.0.2', '127.0.0.4', '127.0.0.5', '127.0.0.6']) {
+      const server = async (p: ProxyProcess): Promise<string | undefined> => ((await p.get(`/backends/licenses/stick-table?client=${c}`)).json as { entries: { server: string }[] }).entries[0]?.server;
+      expect(await server(b2), c).toBe(await server(pair.a));
+    }
+  });
+
+  it('a reload that keeps peers keeps the connection; one that moves the listener, and the other host\'s reload to follow it, sync again', async () => {
+    const pair = await startPair();
+    await synced(pair.a);
+    const remote = async (p: ProxyProcess) => ((await p.get('/status')).json as { peers: { remotes: { connected: boolean; since: string; entries_sent: number }[] } }).peers.remotes[0]!;
+    const since = (await remote(pair.a)).since;
+    const reloaded = async (p: ProxyProcess, n: number) => waitFor(() => p.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload')).length === n && p.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload')).at(-1), { timeoutMs: 10_000, what: `reload ${n}` });
+    pair.a.reload(pair.yaml('a'));
+    expect((await reloaded(pair.a, 1)).msg).toMatch(/: no changes$/);
+    expect(await remote(pair.a)).toMatchObject({ connected: true, since });
+
+    // B's listener moves; A still pushes to the old port until its own reload follows.
+    const moved = { a: pair.peerPorts.a, b: await freePort() };
+    pair.b.reload(pair.yaml('b', moved));
+    expect((await reloaded(pair.b, 1)).msg).toContain('peers changed');
+    await waitFor(async () => !(await remote(pair.a)).connected, { timeoutMs: 10_000, what: "A's pusher to lose B's old listener" });
+    expect((await viaA('127.0.0.2', pair)).server).toBe('a');
+    pair.a.reload(pair.yaml('a', moved));
+    expect((await reloaded(pair.a, 2)).msg).toContain(`peers changed (remotes 127.0.0.1:${pair.peerPorts.b} -> 127.0.0.1:${moved.b})`);
+    await waitFor(async () => (await entries(pair.b)) === 1, { timeoutMs: 10_000, what: "A's entry on B at its new listener" });
+  });
+
+  it('refuses a peer with the wrong token, logs it and applies nothing it sends', async () => {
+    const pair = await startPair();
+    const raw = await rawPeer(pair.peerPorts.b, 'not-the-token-0123456789abcdef');
+    raw.sock.write('S licenses 127.0.0.9 b 127.0.1.2:1 3600000 0\n');
+    await raw.closed;
+    expect(raw.lines).toContain('NO auth');
+    await waitFor(() => pair.b.logs.find((l) => typeof l.msg === 'string' && l.msg.includes('peers: cut off 127.0.0.1: wrong token')), { timeoutMs: 5000, what: "B's log line about the wrong token" });
+    expect(await entries(pair.b)).toBe(0);
+  });
+
+  it('cuts off a peer that sends garbage while the real peer keeps syncing', async () => {
+    const pair = await startPair();
+    await synced(pair.a);
+    const raw = await rawPeer(pair.peerPorts.b, TOKEN);
+    await waitFor(() => raw.lines.find((l) => l.startsWith('OK ')), { timeoutMs: 5000, what: 'OK from B' });
+    raw.sock.write('GARBAGE \x00\x01 not a peers line\n');
+    await raw.closed;
+    await waitFor(() => pair.b.logs.find((l) => typeof l.msg === 'string' && l.msg.includes('peers: cut off 127.0.0.1: expected an update line')), { timeoutMs: 5000, what: "B's log line about the garbage" });
+    expect((await viaA('127.0.0.2', pair)).server).toBe('a');
+    expect((await viaA('127.0.0.3', pair)).server).toBe('b');
+    await waitFor(async () => (await entries(pair.b)) === 2, { timeoutMs: 10_000, what: "A's entries on B after the garbage peer" });
+    expect((await viaB('127.0.0.3', pair)).server).toBe('b');
+  });
+});
