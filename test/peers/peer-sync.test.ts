@@ -1,0 +1,72 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { Model } from '../../src/model/model.js';
+import { PeerSync } from '../../src/peers/peer-sync.js';
+import { freePort } from '../helpers/free-port.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const TOKEN = 'peer-sync-token-0123456789abcdef';
+const open: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of open.splice(0).reverse()) await f();
+});
+
+/** Two PeerSyncs in this process, each with its own model, pushing to each other on 127.0.0.1. */
+async function pair(ttl: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'peer-sync-'));
+  open.push(() => rmSync(dir, { recursive: true, force: true }));
+  const token = join(dir, 'token');
+  writeFileSync(token, `${TOKEN}\n`, { mode: 0o600 });
+  const ports = [await freePort(), await freePort()] as const;
+  const side = async (me: number, other: number) => {
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+peers: { listen: "127.0.0.1:${me}", remotes: ["127.0.0.1:${other}"], token_file: ${token} }
+backends:
+  - { name: licenses, stick: source, stick_ttl: ${ttl}, check: { type: none }, servers: [{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }] }
+`);
+    const model = new Model(cfg);
+    const sync = new PeerSync(() => model, pino({ level: 'silent' }));
+    await sync.start(cfg.peers!, TOKEN, {});
+    open.push(() => sync.close());
+    return { table: model.backend('licenses')!.stick!, sync, pusher: [...sync.pushers.values()][0]! };
+  };
+  const a = await side(ports[0], ports[1]);
+  const b = await side(ports[1], ports[0]);
+  await waitFor(() => a.pusher.live && b.pusher.live, { timeoutMs: 10_000, what: 'both pushers connected' });
+  return { a, b };
+}
+
+describe('PeerSync', () => {
+  it('applies what the other side pushes without pushing it back, and a clear clears the other table', async () => {
+    const { a, b } = await pair('1h');
+    a.table.set('10.1.0.1', 'b');
+    a.table.set('10.1.0.2', 'a');
+    await waitFor(() => b.table.size === 2, { timeoutMs: 5000, what: "A's entries on B" });
+    expect(b.table.get('10.1.0.1')).toBe('b');
+    // B applied them and noted nothing: its pusher has sent no entry line.
+    await new Promise(setImmediate);
+    expect([b.pusher.sent, a.pusher.sent]).toEqual([0, 2]);
+    a.table.clear();
+    await waitFor(() => b.table.size === 0, { timeoutMs: 5000, what: "the clear on B" });
+  });
+
+  it("keeps the other side's copy of an entry held by a session alive past its first expiry, through the refresh pass", async () => {
+    const { a, b } = await pair('2s');
+    const t0 = performance.now();
+    a.table.set('10.1.0.1', 'b', t0);
+    a.table.sessionOpened('10.1.0.1');
+    await waitFor(() => b.table.entry('10.1.0.1') !== undefined, { timeoutMs: 1500, what: "A's entry on B" });
+    const first = b.table.entry('10.1.0.1')!.expires;
+    // The pass sends the entry again once A's (held) entry outlives what B was told by over 1 s.
+    await waitFor(async () => {
+      await a.sync.refreshPass();
+      return (b.table.entry('10.1.0.1')?.expires ?? 0) > first;
+    }, { timeoutMs: 1900, intervalMs: 100, what: "the refreshed expiry on B" });
+    await waitFor(() => performance.now() > first + 200, { timeoutMs: 3000, what: "B's first expiry to pass" });
+    expect(b.table.get('10.1.0.1')).toBe('b');
+  });
+});
