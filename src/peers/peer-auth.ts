@@ -5,9 +5,11 @@ import { PEER_PROTOCOL, PEER_VERSION } from './peer-codec.js';
  * The peers challenge-response. Each side sends a fresh random nonce and proves the shared token by
  * an HMAC-SHA256 of the other side's nonce, so the token never crosses the wire and a recorded
  * exchange cannot be replayed. The proofs name the role ("push" / "listen"): a proof one side sent
- * cannot be reflected back to it as the other side's. HAProxy's peers have no authentication at all
- * (its docs tell admins to keep the port on a trusted network); a licgate peer port applies stick
- * entries that choose license servers, so it asks for the token too.
+ * cannot be reflected back to it as the other side's. HAProxy's peers authenticate only with TLS
+ * certificates set on them (HAProxy 2.0 on); a licgate peer port applies stick entries that choose
+ * license servers, so it always asks for the token. No channel binding and no MAC on the lines: an
+ * on-path host could relay the handshake and then alter lines, which is why the README says to keep
+ * the port on the pair's own network.
  */
 const NONCE_BYTES = 16;
 const HEX = /^[0-9a-f]+$/;
