@@ -73,6 +73,19 @@ export class PeerPusher {
     this.drop();
   }
 
+  /**
+   * The remote has just connected to this host (it is back: a restart, a link restored), so it
+   * listens again: connect now instead of waiting out the backoff, up to 5 s in which keepalived can
+   * already hand it the VIP with an empty table. HAProxy's restarted peer asks for a resync at once.
+   */
+  reconnectNow(): void {
+    if (this.stopped || this.retry === null) return;
+    clearTimeout(this.retry);
+    this.retry = null;
+    this.backoff = BACKOFF_FIRST_MS;
+    this.open();
+  }
+
   /** Whether changes are taken now: a disconnected remote gets the whole table when it is back. */
   get live(): boolean {
     return this.authed;

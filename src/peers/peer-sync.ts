@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { formatHostPort } from '../config/address.js';
+import { boundHost, formatHostPort } from '../config/address.js';
 import type { PeersConfig } from '../config/schema.js';
 import { allowListOf } from '../io/allow-list.js';
 import type { BindOptions } from '../io/listen.js';
@@ -163,6 +163,8 @@ export class PeerSync implements PushSource, PeerInbox {
     st.connected++;
     st.since = Date.now();
     if (st.connected === 1) this.log.info({ peer }, `peers: ${peer} connected and proved the token; applying its stick entries`);
+    const host = boundHost(peer);
+    for (const p of this.pushers.values()) if (boundHost(p.remote.host) === host) p.reconnectNow();
   }
 
   closed(peer: string): void {

@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,32 +16,61 @@ afterEach(async () => {
   for (const f of open.splice(0).reverse()) await f();
 });
 
-/** Two PeerSyncs in this process, each with its own model, pushing to each other on 127.0.0.1. */
-async function pair(ttl: string) {
+/** A token file in a fresh directory (removed after the test). */
+function tokenFile(): string {
   const dir = mkdtempSync(join(tmpdir(), 'peer-sync-'));
   open.push(() => rmSync(dir, { recursive: true, force: true }));
   const token = join(dir, 'token');
   writeFileSync(token, `${TOKEN}\n`, { mode: 0o600 });
-  const ports = [await freePort(), await freePort()] as const;
-  const side = async (me: number, other: number) => {
-    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+  return token;
+}
+
+/** One host's PeerSync with its own model, listening on 127.0.0.1:me and pushing to 127.0.0.1:other. */
+async function host(token: string, me: number, other: number, ttl = '1h') {
+  const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
 peers: { listen: "127.0.0.1:${me}", remotes: ["127.0.0.1:${other}"], token_file: ${token} }
 backends:
   - { name: licenses, stick: source, stick_ttl: ${ttl}, check: { type: none }, servers: [{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }] }
 `);
-    const model = new Model(cfg);
-    const sync = new PeerSync(() => model, pino({ level: 'silent' }));
-    await sync.start(cfg.peers!, TOKEN, {});
-    open.push(() => sync.close());
-    return { table: model.backend('licenses')!.stick!, sync, pusher: [...sync.pushers.values()][0]! };
-  };
-  const a = await side(ports[0], ports[1]);
-  const b = await side(ports[1], ports[0]);
+  const model = new Model(cfg);
+  const sync = new PeerSync(() => model, pino({ level: 'silent' }));
+  await sync.start(cfg.peers!, TOKEN, {});
+  open.push(() => sync.close());
+  return { table: model.backend('licenses')!.stick!, sync, pusher: [...sync.pushers.values()][0]! };
+}
+
+/** Two hosts in this process, pushing to each other on 127.0.0.1. */
+async function pair(ttl: string) {
+  const token = tokenFile();
+  const ports = [await freePort(), await freePort()] as const;
+  const a = await host(token, ports[0], ports[1], ttl);
+  const b = await host(token, ports[1], ports[0], ttl);
   await waitFor(() => a.pusher.live && b.pusher.live, { timeoutMs: 10_000, what: 'both pushers connected' });
   return { a, b };
 }
 
 describe('PeerSync', () => {
+  it('pushes its table to a remote that comes back as soon as that remote connects in, not after the backoff', async () => {
+    const token = tokenFile();
+    const [pa, pb] = [await freePort(), await freePort()];
+    // B's port at first closes every connection (B stopped): A's pusher tries at 0, 0.5, 1.5 and
+    // 3.5 s, and after the fourth would wait 4 s more.
+    let attempts = 0;
+    const down = createServer((sock) => {
+      attempts++;
+      sock.destroy();
+    });
+    await new Promise<void>((resolve) => down.listen(pb, '127.0.0.1', resolve));
+    const a = await host(token, pa, pb);
+    a.table.set('10.1.0.1', 'b');
+    await waitFor(() => attempts >= 4, { timeoutMs: 8000, what: "A's fourth attempt at B's port" });
+    await new Promise<void>((resolve) => down.close(() => resolve()));
+    const b = await host(token, pb, pa);
+    const back = performance.now();
+    await waitFor(() => b.table.get('10.1.0.1') === 'b', { timeoutMs: 3000, what: "A's entry on B, pushed once B connected in" });
+    expect(performance.now() - back).toBeLessThan(2000);
+  });
+
   it('applies what the other side pushes without pushing it back, and a clear clears the other table', async () => {
     const { a, b } = await pair('1h');
     a.table.set('10.1.0.1', 'b');
