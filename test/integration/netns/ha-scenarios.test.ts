@@ -218,12 +218,7 @@ describe('HA scenarios: keepalived VIP + licgate proxies + simulated license ser
       await waitAdminStatus(lab, lb, '/health', 200, 10_000);
       for (const s of SIMS) await waitServerState(lb, s, 'UP');
     }
-    // lb1 first, so it is MASTER by priority and lb2 joins as BACKUP.
-    pair.start('lb1');
-    await pair.waitRole('lb1', 'MASTER');
-    await pair.waitHolders(['lb1']);
-    pair.start('lb2');
-    await pair.waitRole('lb2', 'BACKUP');
+    await pair.startLb1Master();
     client = startCheckoutLoop(lab, 'client', { host: VIP, port: LICENSE_PORT, intervalMs: CLIENT_INTERVAL_MS, timeoutMs: CLIENT_TIMEOUT_MS });
   }, 90_000);
 

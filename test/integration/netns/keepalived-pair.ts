@@ -198,6 +198,15 @@ export class KeepalivedPair {
     return proc;
   }
 
+  /** lb1 first, so it is MASTER by priority and holds the VIP; then lb2, which joins as BACKUP. */
+  async startLb1Master(): Promise<void> {
+    this.start('lb1');
+    await this.waitRole('lb1', 'MASTER');
+    await this.waitHolders(['lb1']);
+    this.start('lb2');
+    await this.waitRole('lb2', 'BACKUP');
+  }
+
   /** Orderly stop (SIGTERM): the MASTER hands over at once with a priority-0 advert. */
   async stop(host: Lb): Promise<void> {
     await this.procs.get(host)?.stop({ timeoutMs: 5000 });

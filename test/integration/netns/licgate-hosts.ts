@@ -14,6 +14,8 @@ const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const LICGATE_MAIN = join(REPO, 'dist', 'cli', 'licgate.cjs');
 export const ADMIN_PORT = 8404;
 export const LICENSE_PORT = 27000;
+/** The vendor daemon's fixed port of the FlexLM-mode simulators (`VENDOR ... PORT=27001`). */
+export const VENDOR_PORT = 27001;
 
 export function assertBuilt(): void {
   if (!existsSync(LICGATE_MAIN)) throw new Error(`${LICGATE_MAIN} not found: build licgate first (npx tsc -p .)`);
@@ -35,23 +37,30 @@ export interface ProxyConfigOptions {
   tokenFile?: string;
   /** Where keepalived's notify hook records this host's VRRP role (reported in /status). */
   vrrpStateFile?: string;
+  /** FlexLM, as examples/proxy.yaml: a vendor frontend on VENDOR_PORT sharing the backend, `stick: source`. */
+  flexlm?: boolean;
+  /** More top-level YAML (e.g. a `peers:` section), written as given. */
+  extra?: string;
 }
 
-/** A proxy config: admin on 127.0.0.1:8404, frontend on 0.0.0.0:27000 (so the VIP works), one backend. */
+/**
+ * A proxy config: admin on 127.0.0.1:8404, frontend on 0.0.0.0:27000 (so the VIP works), one backend;
+ * with `flexlm` also the vendor frontend on 0.0.0.0:27001 and `stick: source` (balance roundrobin).
+ */
 export function proxyConfig(o: ProxyConfigOptions): string {
   const servers = o.servers.map((s) => `      - { name: ${s.name}, address: "${s.address}", tier: ${s.tier} }`).join('\n');
   return `# written by test/integration/netns/licgate-hosts.ts
 admin:
   listen: 127.0.0.1:${ADMIN_PORT}
-${o.tokenFile ? `  token_file: ${o.tokenFile}\n` : ''}${o.vrrpStateFile ? `vrrp: { state_file: "${o.vrrpStateFile}" }\n` : ''}log: { level: info, format: json }
+${o.tokenFile ? `  token_file: ${o.tokenFile}\n` : ''}${o.vrrpStateFile ? `vrrp: { state_file: "${o.vrrpStateFile}" }\n` : ''}${o.extra ?? ''}log: { level: info, format: json }
 shutdown_grace: ${o.shutdownGrace}
 frontends:
   - name: lmgrd
     listen: 0.0.0.0:${LICENSE_PORT}
     backend: licenses
-backends:
+${o.flexlm ? `  - name: vendor\n    listen: 0.0.0.0:${VENDOR_PORT}\n    backend: licenses\n    server_port: ${VENDOR_PORT}\n` : ''}backends:
   - name: licenses
-    failback: ${o.failback}
+${o.flexlm ? '    balance: roundrobin\n    stick: source\n' : ''}    failback: ${o.failback}
     retries: ${o.retries}
     connect_timeout: ${o.connectTimeout}
     check: ${o.check}
@@ -64,8 +73,10 @@ export function startProxy(lab: Lab, host: string, configFile: string): LabProce
   return lab.spawn(host, [process.execPath, LICGATE_MAIN, 'run', '--config', configFile], { label: 'licgate' });
 }
 
-export function startSimulator(lab: Lab, host: string, name: string): LabProcess {
-  return lab.spawn(host, [process.execPath, LICGATE_MAIN, 'simulate', '--listen', `0.0.0.0:${LICENSE_PORT}`, '--name', name], { label: `simulate-${name}` });
+/** `licgate simulate` on LICENSE_PORT; with `flexlm`, FlexLM mode with its vendor daemon on VENDOR_PORT. */
+export function startSimulator(lab: Lab, host: string, name: string, opts: { flexlm?: boolean } = {}): LabProcess {
+  const flexlm = opts.flexlm ? ['--flexlm', '--vendor-port', String(VENDOR_PORT)] : [];
+  return lab.spawn(host, [process.execPath, LICGATE_MAIN, 'simulate', '--listen', `0.0.0.0:${LICENSE_PORT}`, ...flexlm, '--name', name], { label: `simulate-${name}` });
 }
 
 export interface AdminReply {
