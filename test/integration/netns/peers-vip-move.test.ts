@@ -19,7 +19,9 @@
  * at all, so without the shared table its first pick for client2 would be lic1.
  * lb1 dies as in ha-scenarios (licgate and keepalived SIGKILLed): keepalived on lb2 takes the VIP
  * after three missed adverts plus a skew, and the time from the kill to client2's granted
- * re-checkout is printed.
+ * re-checkout is printed. Then lb1 comes back (a fresh licgate with an empty table, keepalived as
+ * BACKUP), learns the table from lb2, and the VIP is moved back to it as keepalived.conf documents
+ * (keepalived restarted on lb2): client2 lands on lic2 again, now through lb1. The tests run in order.
  *
  * Run: npx vitest run test/integration/netns/peers-vip-move.test.ts --testTimeout 120000 --hookTimeout 120000
  * (as root; needs ip, keepalived, curl; builds nothing: run `npx tsc -p .` first).
@@ -61,6 +63,9 @@ describe('peers: a FlexLM client keeps its license server when the VIP moves to 
   let anyFailed = false;
   const proxies = new Map<Lb, LabProcess>();
   const clients: HeldSession[] = [];
+  /** client2's FlexLM client, holding its license from the first test on. */
+  let held: HeldSession;
+  const configFile = (lb: Lb) => join(lab.dir, `${lb}.yaml`);
 
   /** The server `client`'s entry in `lb`'s stick table names, undefined when it has none. */
   async function stuckTo(lb: Lb, client: string): Promise<string | undefined> {
@@ -105,13 +110,13 @@ describe('peers: a FlexLM client keeps its license server when the VIP moves to 
       const other = lb === 'lb1' ? 'lb2' : 'lb1';
       const peers = `peers:\n  listen: "${lab.addr(lb)}:${PEERS_PORT}"\n  remotes: ["${lab.addr(other)}:${PEERS_PORT}"]\n  token_file: ${tokenFile}\n`;
       const config = proxyConfig({ failback: 'manual', servers, shutdownGrace: '10s', connectTimeout: '1s', retries: 2, check: CHECK, vrrpStateFile: pair.paths(lb).stateFile, flexlm: true, extra: peers });
-      writeFileSync(join(lab.dir, `${lb}.yaml`), config);
+      writeFileSync(configFile(lb), config);
     }
     const sims = SIMS.map((name) => startSimulator(lab, name, name, { flexlm: true }));
     for (const [i, p] of sims.entries()) {
       await waitFor(() => p.readLog().includes(`simulator ${SIMS[i]} listening on`), { timeoutMs: 10_000, what: `simulator ${SIMS[i]} listening` });
     }
-    for (const lb of LBS) proxies.set(lb, startProxy(lab, lb, join(lab.dir, `${lb}.yaml`)));
+    for (const lb of LBS) proxies.set(lb, startProxy(lab, lb, configFile(lb)));
     for (const lb of LBS) {
       // A config licgate refuses (exit 2) is told by its log, not by the admin port that never answers.
       await waitAdminStatus(lab, lb, '/health', 200, 10_000).catch((e: Error) => {
@@ -136,7 +141,7 @@ describe('peers: a FlexLM client keeps its license server when the VIP moves to 
     expect((await first.waitEvent('granted', 5000)).who).toBe('lic1');
     first.release();
     expect((await first.waitEvent('checkin', 5000)).reply).toBe('OK');
-    const held = flexlmClient('client2');
+    held = flexlmClient('client2');
     const granted = await held.waitEvent('granted', 5000);
     expect(granted.who).toBe('lic2');
     expect((await held.waitEvent('heartbeat', 5000, granted.t)).who).toBe('lic2');
@@ -175,4 +180,45 @@ describe('peers: a FlexLM client keeps its license server when the VIP moves to 
     expect(await stuckTo('lb2', client2)).toBe('lic2');
     expect(await stuckTo('lb2', client1)).toBe('lic1');
   }, 60_000);
+
+  it('lb1 comes back (fresh licgate, no state file): it learns the table from lb2, and when the VIP moves back to lb1 the client again lands on lic2', async () => {
+    const [client1, client2] = [lab.addr('client1'), lab.addr('client2')];
+    // Where the first test left it: VIP on lb2 (and a stale copy on lb1, whose keepalived was
+    // killed, until keepalived starts there again), client2 holding its license on lic2 through lb2.
+    await pair.waitHeldBy('lb2');
+    expect(await sessionsOf('lb2', client2)).toMatchObject([{ frontend: 'vendor', server: 'lic2' }]);
+
+    // lb1 comes back as after a reboot: a fresh licgate with an empty table, keepalived as BACKUP.
+    const tStart = Date.now();
+    proxies.set('lb1', startProxy(lab, 'lb1', configFile('lb1')));
+    await waitAdminStatus(lab, 'lb1', '/health', 200, 10_000);
+    const tHealthy = Date.now();
+    const tSynced = await waitFor(async () => (await stuckTo('lb1', client1)) === 'lic1' && (await stuckTo('lb1', client2)) === 'lic2', {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: `lb1's stick table: ${client1} on lic1 and ${client2} on lic2, from lb2 through peers`,
+    }).then(() => Date.now());
+    for (const s of SIMS) await waitFor(async () => (await serverState(lab, 'lb1', s)) === 'UP', { timeoutMs: 10_000, intervalMs: 50, what: `lb1 sees ${s} UP` });
+    pair.start('lb1');
+    await pair.waitRole('lb1', 'BACKUP');
+
+    // The VIP moves back the way keepalived.conf documents: restart keepalived on the MASTER.
+    const t0 = Date.now();
+    await pair.stop('lb2');
+    await pair.waitHolders(['lb1']);
+    await pair.waitRole('lb1', 'MASTER');
+    pair.start('lb2');
+    await pair.waitRole('lb2', 'BACKUP');
+    // The session through lb2 is reset by lb1 (the new VIP holder) at the client's next heartbeat.
+    await held.waitEvent('lost', 5000, t0);
+    const again = await held.waitEvent('granted', 15_000, t0);
+    console.log(
+      `[peers vip-move back] lb1 start → /health 200 ${tHealthy - tStart} ms, → lb2's entries on lb1 ${tSynced - tStart} ms; ` +
+        `keepalived restart on lb2 → re-checkout granted by ${again.who} through lb1 ${again.t - t0} ms (round ${again.round})`,
+    );
+    expect(again.who, 'the server that granted the re-checkout through lb1').toBe('lic2');
+    expect(held.events.filter((e) => e.ev === 'denied')).toEqual([]);
+    expect((await held.waitEvent('heartbeat', 5000, again.t)).who).toBe('lic2');
+    expect(await sessionsOf('lb1', client2)).toMatchObject([{ frontend: 'vendor', server: 'lic2' }]);
+  }, 90_000);
 });
