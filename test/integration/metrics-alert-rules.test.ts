@@ -31,6 +31,18 @@ function promtool(args: string[]): { code: number | null; out: string } {
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
+/**
+ * A `peers` section whose remote is a closed port: licgate_peer_connected exists only with peers,
+ * and here it stays 0.
+ */
+async function peersSection(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'licgate-peers-'));
+  dirs.push(dir);
+  const token = join(dir, 'peers.token');
+  writeFileSync(token, 'alert-rules-test-token-0123456789\n', { mode: 0o600 });
+  return `peers: { listen: 127.0.0.1:0, remotes: ["127.0.0.1:${await freePort()}"], token_file: ${token} }\n`;
+}
+
 /** The README's Prometheus config block (Operations, Metrics), as text and parsed. */
 function readmeScrapeConfig(): { block: string; cfg: ScrapeConfig } {
   const block = [...README.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!.replace(/^ {2}/gm, '')).find((b) => b.includes('scrape_configs:'));
@@ -48,7 +60,7 @@ describe('prometheus/alerts.yml', () => {
   it('passes promtool check rules', (ctx) => {
     requireTools(['promtool'], ctx);
     const r = promtool(['check', 'rules', 'alerts.yml']);
-    expect(r.out).toContain('SUCCESS: 14 rules found');
+    expect(r.out).toContain('SUCCESS: 15 rules found');
     expect(r.code).toBe(0);
   });
 
@@ -72,7 +84,7 @@ describe('prometheus/alerts.yml', () => {
     try {
       writeFileSync(join(dir, 'prometheus.yml'), block!.replace(cfg.rule_files[0]!, `${DIR}alerts.yml`));
       const r = spawnSync('promtool', ['check', 'config', 'prometheus.yml'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
-      expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS: 14 rules found');
+      expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS: 15 rules found');
       expect(r.status).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -84,7 +96,7 @@ describe('prometheus/alerts.yml', () => {
     const names = new Set([...rules.matchAll(/expr:.*$/gm)].flatMap((m) => [...m[0].matchAll(/\blicgate_[a-z_]+/g)].map((x) => x[0])));
     expect(names.size).toBeGreaterThanOrEqual(6);
     const sim = await startSimulator('s1');
-    const p = await startProxy(`frontends:
+    const p = await startProxy(`${await peersSection()}frontends:
   - { name: fe, listen: 127.0.0.1:0, backend: b }
 backends:
   - name: b
@@ -104,9 +116,9 @@ backends:
     const vrrpFile = join(dir, 'vrrp-state');
     const up = await startSimulator('up');
     const closed = await freePort();
-    // stick, vrrp.state_file and status: the series of the stick table, of the VRRP role and of the
-    // status listener's denials exist only with them.
-    const p = await startProxy(`vrrp: { state_file: ${vrrpFile} }
+    // stick, vrrp.state_file, status and peers: the series of the stick table, of the VRRP role, of
+    // the status listener's denials and of the peer links exist only with them.
+    const p = await startProxy(`${await peersSection()}vrrp: { state_file: ${vrrpFile} }
 status: { listen: 127.0.0.1:0 }
 frontends:
   - { name: lmgrd, listen: 127.0.0.1:0, backend: licenses }
