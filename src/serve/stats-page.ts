@@ -27,6 +27,8 @@ header .spacer { flex:1; }
 .pill.ok { background:var(--up-bg); color:var(--up); } .pill.bad { background:var(--down-bg); color:var(--down); }
 .pill.stale { background:#fff1c2; color:#7a5600; }
 .pill.idle { background:#e8edf5; color:#3b4a63; }
+.pill.peer { max-width:480px; overflow:hidden; text-overflow:ellipsis; vertical-align:middle; }
+#peers { display:contents; }
 .tokenbox { display:flex; gap:6px; align-items:center; font-size:13px; }
 .tokenbox input { width:190px; padding:5px 8px; border-radius:6px; border:1px solid #3a4656; background:#222c38; color:#eef2f7; }
 button { font:inherit; font-size:12px; padding:4px 10px; border-radius:6px; border:1px solid #c5ccd6; background:#fff; color:var(--ink); cursor:pointer; }
@@ -222,6 +224,7 @@ function render(status, health) {
   } else if (v) {
     setText(vp, 'VRRP ?'); vp.className = 'pill stale'; vp.title = v.error + ' (' + v.file + ')';
   }
+  renderPeers(status.peers);
 
   var fbody = $('frontends');
   fbody.textContent = '';
@@ -254,6 +257,21 @@ function render(status, health) {
   });
   rows.forEach(function (r, k) { if (!seenRows.has(k)) { r.tr.remove(); rows.delete(k); } });
   cards.forEach(function (c, k) { if (!seenCards.has(k)) { c.sec.remove(); cards.delete(k); } });
+}
+
+// One pill per remote of the peers section: a broken link shows nothing to clients until the VIP moves.
+function renderPeers(p) {
+  var box = $('peers');
+  var remotes = p ? p.remotes : [];
+  while (box.children.length > remotes.length) box.lastChild.remove();
+  while (box.children.length < remotes.length) box.appendChild(el('span', 'pill peer'));
+  remotes.forEach(function (r, i) {
+    var pill = box.children[i];
+    pill.dataset.remote = r.remote;
+    setText(pill, 'peers: ' + r.remote + (r.connected ? ' connected' : ' not connected: ' + (r.last_error || r.state)));
+    pill.className = 'pill peer ' + (r.connected ? 'ok' : r.state === 'connecting' ? 'stale' : 'bad');
+    pill.title = r.state + (r.since ? ' since ' + new Date(r.since).toLocaleString() : '') + ', ' + r.entries_sent + ' entries sent' + (r.last_error ? '; last error: ' + r.last_error : '') + ' (peers.listen ' + p.listen + ')';
+  });
 }
 
 async function refresh() {
@@ -350,6 +368,7 @@ export const STATS_PAGE_HTML = `<!doctype html>
   <span class="meta" id="version"></span>
   <span class="pill" id="health">…</span>
   <span class="pill" id="vrrp" hidden></span>
+  <span id="peers"></span>
   <span class="meta" id="updated">loading…</span>
   <span class="spacer"></span>
   <form class="tokenbox" id="token-form" autocomplete="off">

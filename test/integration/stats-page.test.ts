@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
 import { LicenseClient } from '../helpers/license-client.js';
-import { startProxy, startSimulator, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
+import { peersOf, startPeersPair } from '../helpers/peers-pair.js';
+import { oneServerYaml, startProxy, startSimulator, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
 import { requireTools } from '../helpers/require-tools.js';
 import { startSilentListener, type SilentListener } from '../helpers/silent-listener.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -19,6 +21,7 @@ let browser: BrowserContext | null = null;
 let profile: string | null = null;
 const clients: LicenseClient[] = [];
 let silent: SilentListener | null = null;
+const cleanups: (() => void)[] = [];
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.destroy();
@@ -29,6 +32,7 @@ afterEach(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
   profile = null;
   await stopAll();
+  for (const c of cleanups.splice(0)) c();
 });
 
 /** The text of one cell of a server's row (columns as the page lays them out). */
@@ -271,5 +275,47 @@ backends:
     expect(await badge('other', 'lic2').innerText()).toBe('DRAIN 2/3');
     expect(await badge('other', 'lic2').getAttribute('class')).toBe('state s-drain');
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows each peers remote: connected, or not connected with its last error as text; nothing without peers', async (ctx) => {
+    requireTools(['chromium'], ctx);
+    const closed = await freePort();
+    // A remote whose greeting is markup: the pusher's last_error quotes it.
+    const hostile = await startTcpServer((s) => s.write(`${HOSTILE}\n`));
+    const pair = await startPeersPair([closed, hostile.port]);
+    cleanups.push(pair.cleanup);
+    profile = mkdtempSync(join(tmpdir(), 'licgate-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`${pair.a.adminUrl}/`);
+    const pill = (port: number) => page.locator(`#peers .pill[data-remote="127.0.0.1:${port}"]`);
+    await pill(pair.peerPorts.b).filter({ hasText: /connected$/ }).waitFor({ timeout: 10_000 });
+    expect(await pill(pair.peerPorts.b).innerText()).toBe(`peers: 127.0.0.1:${pair.peerPorts.b} connected`);
+    expect(await pill(pair.peerPorts.b).getAttribute('class')).toBe('pill peer ok');
+    expect(await pill(pair.peerPorts.b).getAttribute('title')).toMatch(/^connected since .+, \d+ entries sent \(peers\.listen 127\.0\.0\.1:\d+\)$/);
+    await pill(closed).filter({ hasText: /ECONNREFUSED$/ }).waitFor({ timeout: 10_000 });
+    expect(await pill(closed).innerText()).toBe(`peers: 127.0.0.1:${closed} not connected: ECONNREFUSED`);
+    expect(await pill(closed).getAttribute('class')).toBe('pill peer bad');
+    await pill(hostile.port).filter({ hasText: 'not connected' }).waitFor({ timeout: 10_000 });
+    expect(await pill(hostile.port).innerText()).toBe(`peers: 127.0.0.1:${hostile.port} not connected: ${(await peersOf(pair.a)).remotes[2]!.last_error}`);
+    expect(await pill(hostile.port).innerText()).toContain(HOSTILE);
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.locator('#peers b').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.locator('#peers .pill').count()).toBe(3);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'stats-page-peers.png') });
+
+    // B, which pushes to A only, shows its one remote; a licgate without peers shows none.
+    await page.goto(`${pair.b.adminUrl}/`);
+    await pill(pair.peerPorts.a).filter({ hasText: /connected$/ }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#peers .pill').count()).toBe(1);
+    const plain = await startProxy(oneServerYaml(1, '{ type: none }'));
+    await page.goto(`${plain.adminUrl}/`);
+    await page.locator('#updated', { hasText: /^updated / }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#peers').innerHTML()).toBe('');
+    expect(pageErrors).toEqual([]);
   });
 });
