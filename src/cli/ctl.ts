@@ -36,7 +36,7 @@ type Outcome = { ok: true; status: number; body: unknown } | { ok: false; messag
  */
 export const ctl: Command = {
   name: 'ctl',
-  summary: 'admin client: list servers, set a weight or state, fail back, list or end sessions, show or clear stick tables, reload the config (admin HTTP API)',
+  summary: 'admin client: list servers, set a weight or state, fail back, list or end sessions, show or clear stick tables, show the peers link, reload the config (admin HTTP API)',
   usage:
     'licgate ctl [--url http://127.0.0.1:8404] [--token-file FILE] [--timeout MS] COMMAND\n' +
     '  servers [--json]                         table of every server (no token needed)\n' +
@@ -48,6 +48,7 @@ export const ctl: Command = {
     '  stick BACKEND [CLIENT] [--json]          the stick table: which server each client is stuck to\n' +
     '  unstick BACKEND CLIENT | --server NAME | --all\n' +
     '                                           balance those clients\' next connections afresh\n' +
+    '  peers [--json]                           the link to the other host (no token); exit 1 if a remote is not connected\n' +
     `  reload                                   apply the config file again: its changes, or every error (waits ${RELOAD_WAIT_MS / 1000} s unless --timeout)\n` +
     'The token comes from --token-file, else $LICGATE_TOKEN.',
   async run(args) {
@@ -134,6 +135,8 @@ export const ctl: Command = {
         return stick(base, rest, values.json === true, timeout);
       case 'unstick':
         return unstick(base, rest, values, token(), timeout);
+      case 'peers':
+        return peers(base, rest, values.json === true, timeout);
       case 'reload': {
         arity(rest, 0, 'reload');
         const sent = token();
@@ -152,10 +155,10 @@ export const ctl: Command = {
   },
 };
 
-const COMMANDS = 'servers, set, failback, sessions, shutdown-sessions, stick, unstick or reload';
+const COMMANDS = 'servers, set, failback, sessions, shutdown-sessions, stick, unstick, peers or reload';
 const UNSTICK_OPTIONS = { server: { type: 'string' }, all: { type: 'boolean' } } as const;
 /** The commands that read each command-specific option. */
-const OPTION_COMMANDS: Record<string, readonly string[]> = { json: ['servers', 'sessions', 'stick'], server: ['unstick'], all: ['unstick'] };
+const OPTION_COMMANDS: Record<string, readonly string[]> = { json: ['servers', 'sessions', 'stick', 'peers'], server: ['unstick'], all: ['unstick'] };
 
 /** The parts of GET /backends/B/stick-table this command shows (stick-table-json.ts). */
 interface StickTableBody {
@@ -198,6 +201,48 @@ async function unstick(base: string, rest: string[], values: { server?: string; 
   const what = res.client !== undefined ? `client ${res.client}` : res.server !== undefined ? `clients stuck to ${res.server}` : 'every client';
   process.stdout.write(`${res.backend}: cleared ${res.cleared} ${res.cleared === 1 ? 'entry' : 'entries'} (${what}); open sessions stay, the next connections are balanced afresh\n`);
   return 0;
+}
+
+/** The parts of GET /status's `peers` this command shows (PeerSync.status()). */
+interface PeersBody {
+  listen: string;
+  remotes: { remote: string; connected: boolean; state: string; since: string | null; last_error: string | null; entries_sent: number }[];
+  incoming: { peer: string; connected: boolean; since: string | null; received: number; applied: number; kept: number; skipped: number; cut_off: number }[];
+}
+
+/**
+ * `ctl peers`: the `peers` link, as HAProxy's `show peers`. Exit 1 while a remote is not connected,
+ * so a script can tell; 2 without a peers section, where there is no link to judge.
+ */
+async function peers(base: string, rest: string[], json: boolean, timeout: number): Promise<number> {
+  arity(rest, 0, 'peers');
+  const r = await call(base, 'GET', '/status', null, null, timeout, (b) => Array.isArray(b.backends));
+  if (!r.ok) return fail(r.message);
+  if (r.status !== 200) return fail(errorText(r.status, r.body, null));
+  const p = (r.body as { peers?: PeersBody }).peers;
+  if (p === undefined) {
+    process.stderr.write(`licgate ctl: this licgate has no peers section: expected "peers" in ${base}/status, found none (its stick tables are not shared)\n`);
+    return 2;
+  }
+  process.stdout.write(json ? JSON.stringify(p, null, 2) + '\n' : peersTable(p));
+  const down = p.remotes.filter((x) => !x.connected);
+  if (down.length === 0) return 0;
+  return fail(`not connected to ${down.length} of ${p.remotes.length} remote${p.remotes.length === 1 ? '' : 's'}: ${down.map((x) => x.remote).join(', ')}`);
+}
+
+/** The remotes this host pushes to, then the peers that push to it. */
+export function peersTable(p: PeersBody, now = Date.now()): string {
+  const age = (since: string | null): string => (since === null ? '-' : duration(Math.max(0, (now - Date.parse(since)) / 1000)));
+  const remotes = [['REMOTE', 'STATE', 'FOR', 'ENTRIES SENT', 'LAST ERROR'], ...p.remotes.map((x) => [x.remote, x.state, age(x.since), String(x.entries_sent), x.last_error === null ? '-' : printable(x.last_error)])];
+  const incoming = p.incoming.length
+    ? columns([['INCOMING', 'CONNECTED', 'FOR', 'RECEIVED', 'APPLIED', 'KEPT', 'SKIPPED', 'CUT OFF'], ...p.incoming.map((x) => [x.peer, x.connected ? 'yes' : 'no', x.connected ? age(x.since) : '-', String(x.received), String(x.applied), String(x.kept), String(x.skipped), String(x.cut_off)])]).join('\n')
+    : `no peer has connected to ${p.listen} since licgate started`;
+  return `listen ${p.listen}\n${columns(remotes).join('\n')}\n\n${incoming}\n`;
+}
+
+/** A remote's greeting can end up in last_error: its control characters must not drive the terminal. */
+function printable(s: string): string {
+  return s.replace(/[\0-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function tierMoved(backend: string, from: string, to: string, note: string): string {

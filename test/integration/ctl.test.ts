@@ -4,6 +4,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { peersOf, startPeersPair, type PeersStatus } from '../helpers/peers-pair.js';
 import { runCli, startProxy, startSimulator, startTcpServer, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { freePort } from './haproxy-lab.js';
@@ -342,6 +343,48 @@ backends:
     expect([hashed.code, hashed.stderr]).toEqual([1, 'licgate ctl: refused (HTTP 404): backend "hashed" has no stick table: expected "stick: source" in its config, found "balance: source", which places each client by a hash of its address and keeps no table\n']);
   });
 
+  it('peers: each remote and incoming peer; exit 0 all connected, 1 one not, 2 without a peers section', async () => {
+    const closed = await freePort();
+    // A remote whose greeting moves the cursor and clears the screen: ctl must not pass that on.
+    const rogue = await startTcpServer((s) => s.write('\x1b[2J\x1b[H owned\n'));
+    const pair = await startPeersPair([closed, rogue.port]);
+    try {
+      await waitFor(async () => (await peersOf(pair.b)).remotes[0]!.connected && (await peersOf(pair.a)).remotes.every((r, i) => (i === 0 ? r.connected : r.last_error !== null)), { timeoutMs: 10_000, what: 'A and B connected to each other, and A\'s other remotes failed' });
+      const b = await ctl(pair.b, ['peers']);
+      expect([b.code, b.stderr]).toEqual([0, '']);
+      const lines = b.stdout.trimEnd().split('\n');
+      expect(lines[0]).toBe(`listen 127.0.0.1:${pair.peerPorts.b}`);
+      expect(lines[1]).toMatch(/^REMOTE\s+STATE\s+FOR\s+ENTRIES SENT\s+LAST ERROR$/);
+      expect(lines[2]).toMatch(new RegExp(`^127\\.0\\.0\\.1:${pair.peerPorts.a}\\s+connected\\s+\\d+s\\s+0\\s+-$`));
+      expect(lines[3]).toBe('');
+      expect(lines[4]).toMatch(/^INCOMING\s+CONNECTED\s+FOR\s+RECEIVED\s+APPLIED\s+KEPT\s+SKIPPED\s+CUT OFF$/);
+      expect(lines[5]).toMatch(/^127\.0\.0\.1\s+yes\s+\d+s\s+0\s+0\s+0\s+0\s+0$/);
+      expect(lines).toHaveLength(6);
+
+      const a = await ctl(pair.a, ['peers']);
+      expect(a.code).toBe(1);
+      expect(a.stderr).toBe(`licgate ctl: not connected to 2 of 3 remotes: 127.0.0.1:${closed}, 127.0.0.1:${rogue.port}\n`);
+      const row = (port: number) => a.stdout.split('\n').find((l) => l.startsWith(`127.0.0.1:${port} `));
+      expect(row(pair.peerPorts.b)).toMatch(/\s+connected\s+\d+s\s+0\s+-$/);
+      expect(row(closed)).toMatch(/\s+down\s+\d+s\s+0\s+ECONNREFUSED$/);
+      expect(row(rogue.port)).toContain('found "\\x1b[2J\\x1b[H owned"');
+      expect(a.stdout).not.toContain('\x1b');
+      // Checked against the JSON, which keeps the text as the remote sent it.
+      const json = await ctl(pair.a, ['peers', '--json']);
+      expect(json.code).toBe(1);
+      const parsed = JSON.parse(json.stdout) as PeersStatus;
+      expect(parsed.remotes.map((r) => [r.remote, r.connected])).toEqual([[`127.0.0.1:${pair.peerPorts.b}`, true], [`127.0.0.1:${closed}`, false], [`127.0.0.1:${rogue.port}`, false]]);
+      expect(parsed.remotes[2]!.last_error).toContain('\x1b[2J');
+      expect(parsed.incoming).toMatchObject([{ peer: '127.0.0.1', connected: true }]);
+
+      const none = await ctl(await daemon(), ['peers']);
+      expect([none.code, none.stdout]).toEqual([2, '']);
+      expect(none.stderr).toMatch(/^licgate ctl: this licgate has no peers section: expected "peers" in http:\/\/127\.0\.0\.1:\d+\/status, found none \(its stick tables are not shared\)\n$/);
+    } finally {
+      pair.cleanup();
+    }
+  });
+
   it('exit 1 naming what answered when --url is a license server\'s port (no HTTP) or a web server\'s error page, not "Parse Error" or "refused"', async () => {
     const sim = await startSimulator('lmgrd');
     const web = createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<html>404 Not Found</html>'));
@@ -364,8 +407,8 @@ backends:
     const headerFile = join(dir, 'header.token');
     writeFileSync(headerFile, `Bearer ${TOKEN}\n`);
     const cases: [string[], string][] = [
-      [[], 'expected a command: servers, set, failback, sessions, shutdown-sessions, stick, unstick or reload'],
-      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set, failback, sessions, shutdown-sessions, stick, unstick or reload'],
+      [[], 'expected a command: servers, set, failback, sessions, shutdown-sessions, stick, unstick, peers or reload'],
+      [['frobnicate'], 'unknown ctl command "frobnicate"; expected servers, set, failback, sessions, shutdown-sessions, stick, unstick, peers or reload'],
       [['sessions', 'lic/a/b'], 'sessions: expected BACKEND or BACKEND/SERVER, found "lic/a/b"'],
       [['sessions', 'lic', 'a'], 'expected: ctl sessions [BACKEND[/SERVER]]; found "lic a" after the command'],
       [['shutdown-sessions', 'lic'], 'shutdown-sessions: expected BACKEND/SERVER, found "lic"'],
@@ -384,13 +427,14 @@ backends:
       [['set', 'lic/a', 'colour', 'red'], 'set: expected "weight" or "state", found "colour"'],
       [['failback'], 'expected: ctl failback BACKEND; found nothing after the command'],
       [['reload', 'now'], 'expected: ctl reload; found "now" after the command'],
+      [['peers', 'a'], 'expected: ctl peers; found "a" after the command'],
       [['set', 'lic/a', 'state', 'drain', '--token-file', join(dir, 'missing')], `--token-file: cannot read ${join(dir, 'missing')}: ENOENT`],
       // The header pasted into the file: a token with a space can never match (licgate refuses one in admin.token_file).
       [['set', 'lic/a', 'state', 'drain', '--token-file', headerFile], `--token-file: expected the token alone in ${headerFile}, found a space at character 7 (write the token itself, not "Bearer <token>")`],
       [['servers', '--bogus'], "Unknown option '--bogus'"],
       // An option of another command is not dropped without a word.
       [['set', 'lic/a', 'state', 'drain', '--all'], '--all: expected with unstick, found with set'],
-      [['failback', 'lic', '--json'], '--json: expected with servers, sessions or stick, found with failback'],
+      [['failback', 'lic', '--json'], '--json: expected with servers, sessions, stick or peers, found with failback'],
       [['sessions', '--server', 'a'], '--server: expected with unstick, found with sessions'],
     ];
     for (const [args, message] of cases) {
