@@ -50,6 +50,8 @@ export class PeerPusher {
   private retry: NodeJS.Timeout | null = null;
   private ticker: NodeJS.Timeout | null = null;
   private pumping = false;
+  /** A 'drain' listener waits on `sock` to pump. */
+  private awaitingDrain = false;
   private stopped = false;
 
   /**
@@ -107,9 +109,24 @@ export class PeerPusher {
   /** Writes what is queued, a batch per loop turn, while the socket takes it. */
   pump(): void {
     if (this.pumping || !this.authed || this.sock === null) return;
+    // Over the high-water mark (a batch, or a keep-alive, filled it), the next batch waits for
+    // 'drain': a change that pumped meanwhile would write past the backpressure, and a remote that
+    // stops reading would be sent the whole table.
+    if (this.sock.writableNeedDrain) {
+      if (!this.awaitingDrain) {
+        this.awaitingDrain = true;
+        this.sock.once('drain', this.drained);
+      }
+      return;
+    }
     this.pumping = true;
     setImmediate(this.turn);
   }
+
+  private readonly drained = (): void => {
+    this.awaitingDrain = false;
+    this.pump();
+  };
 
   private readonly turn = (): void => {
     this.pumping = false;
@@ -146,9 +163,8 @@ export class PeerPusher {
     }
     if (out === '') return;
     this.sent += n;
-    // Backpressure: the next batch waits for the kernel to take this one.
-    if (sock.write(out)) this.pump();
-    else sock.once('drain', () => this.pump());
+    sock.write(out);
+    this.pump();
   };
 
   private open(): void {
@@ -230,6 +246,7 @@ export class PeerPusher {
     this.ticker = null;
     this.sock?.destroy();
     this.sock = null;
+    this.awaitingDrain = false;
     this.pending.clear();
     this.clears.clear();
     this.full = [];
