@@ -13,13 +13,26 @@ import { PEER_PROTOCOL, PEER_VERSION } from './peer-codec.js';
  */
 const NONCE_BYTES = 16;
 const HEX = /^[0-9a-f]+$/;
+const V4_MAPPED = /^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i;
+
+/**
+ * The listener's end of a peers connection, as both sides see it: the listener its socket's local
+ * address and port, the pusher its socket's remote ones. Proofs name it so that a proof is only good
+ * for the listener the pusher dialed: without it, whoever answers at a remote's address (the host
+ * down, its address taken) could greet this host's pusher with the nonce this host's listener gave
+ * it, and hand the pusher's proof back to the listener. A listener on "::" sees IPv4 pushers at
+ * "::ffff:a.b.c.d", which the pusher dialed as "a.b.c.d".
+ */
+export function listenerEnd(address: string | undefined, port: number | undefined): string {
+  return `${(address ?? '').replace(V4_MAPPED, '')} ${port ?? 0}`;
+}
 
 function nonce(): string {
   return randomBytes(NONCE_BYTES).toString('hex');
 }
 
-function proof(token: string, role: 'push' | 'listen', theirNonce: string): string {
-  return createHmac('sha256', token).update(`${PEER_PROTOCOL} ${PEER_VERSION} ${role} ${theirNonce}`).digest('hex');
+function proof(token: string, role: 'push' | 'listen', listener: string, theirNonce: string): string {
+  return createHmac('sha256', token).update(`${PEER_PROTOCOL} ${PEER_VERSION} ${role} ${listener} ${theirNonce}`).digest('hex');
 }
 
 function sameProof(expected: string, found: string): boolean {
@@ -34,7 +47,8 @@ export class ListenerAuth {
   private readonly mine = nonce();
   readonly greeting = `${PEER_PROTOCOL} ${PEER_VERSION} ${this.mine}\n`;
 
-  constructor(private readonly token: string) {}
+  /** `at`: listenerEnd of the socket's local address and port. */
+  constructor(private readonly token: string, private readonly at: string) {}
 
   /** The pusher's first line: its proof and nonce. The reply is OK with ours, or NO. */
   check(line: string): AuthStep {
@@ -42,24 +56,26 @@ export class ListenerAuth {
     if (f.length !== 3 || f[0] !== 'AUTH' || f[1]!.length !== NONCE_BYTES * 2 || !HEX.test(f[1]!)) {
       return { ok: false, reply: 'NO protocol\n', problem: `expected "AUTH <nonce> <proof>", found "${line.slice(0, 60)}"` };
     }
-    if (!sameProof(proof(this.token, 'push', this.mine), f[2]!)) return { ok: false, reply: 'NO auth\n', problem: 'wrong token: its proof does not match peers.token_file' };
-    return { ok: true, reply: `OK ${proof(this.token, 'listen', f[1]!)}\n` };
+    if (!sameProof(proof(this.token, 'push', this.at, this.mine), f[2]!)) return { ok: false, reply: 'NO auth\n', problem: 'wrong token: its proof does not match peers.token_file' };
+    return { ok: true, reply: `OK ${proof(this.token, 'listen', this.at, f[1]!)}\n` };
   }
 }
 
 /** The pusher's side: answers the greeting with its proof and nonce, then checks the listener's. */
 export class PusherAuth {
   private readonly mine = nonce();
+  private at = '';
 
   constructor(private readonly token: string) {}
 
-  /** The listener's greeting; the reply is our AUTH line. */
-  answer(line: string): AuthStep {
+  /** The listener's greeting; the reply is our AUTH line. `at`: listenerEnd of the socket's remote address and port. */
+  answer(line: string, at: string): AuthStep {
+    this.at = at;
     const f = line.split(' ');
     if (f[0] !== PEER_PROTOCOL) return { ok: false, reply: null, problem: `expected "${PEER_PROTOCOL} ${PEER_VERSION} <nonce>" (a licgate peers listener), found "${line.slice(0, 60)}"` };
     if (f[1] !== String(PEER_VERSION)) return { ok: false, reply: null, problem: `expected peers protocol version ${PEER_VERSION}, found ${f[1]} (a licgate of another version on the other host)` };
     if (f.length !== 3 || f[2]!.length !== NONCE_BYTES * 2 || !HEX.test(f[2]!)) return { ok: false, reply: null, problem: `expected a ${NONCE_BYTES * 2}-digit hex nonce in the greeting, found "${line.slice(0, 60)}"` };
-    return { ok: true, reply: `AUTH ${this.mine} ${proof(this.token, 'push', f[2]!)}\n` };
+    return { ok: true, reply: `AUTH ${this.mine} ${proof(this.token, 'push', this.at, f[2]!)}\n` };
   }
 
   /** The listener's answer to our AUTH line. */
@@ -67,7 +83,7 @@ export class PusherAuth {
     if (line === 'NO auth') return { ok: false, reply: null, problem: 'the remote refused our token: peers.token_file differs between the hosts' };
     const f = line.split(' ');
     if (f.length !== 2 || f[0] !== 'OK') return { ok: false, reply: null, problem: `expected "OK <proof>", found "${line.slice(0, 60)}"` };
-    if (!sameProof(proof(this.token, 'listen', this.mine), f[1]!)) return { ok: false, reply: null, problem: 'wrong token: the remote\'s proof does not match peers.token_file' };
+    if (!sameProof(proof(this.token, 'listen', this.at, this.mine), f[1]!)) return { ok: false, reply: null, problem: 'wrong token: the remote\'s proof does not match peers.token_file' };
     return { ok: true, reply: '' };
   }
 }

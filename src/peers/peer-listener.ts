@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { ControlPort } from '../io/control-port.js';
 import type { OnRefused } from '../io/peers-by-address.js';
-import { ListenerAuth } from './peer-auth.js';
+import { ListenerAuth, listenerEnd } from './peer-auth.js';
 import { KEEPALIVE_LINE, LineSplitter, parsePeerLine, PEER_IDLE_MS, PEER_KEEPALIVE_MS, type PeerMessage } from './peer-codec.js';
 
 /** A pair has one remote, a group at most 8: a few more for reconnects that overlap a dying socket. */
@@ -38,7 +38,7 @@ export class PeerListener extends ControlPort {
       return;
     }
     sock.setNoDelay(true);
-    const auth = new ListenerAuth(token);
+    const auth = new ListenerAuth(token, listenerEnd(sock.localAddress, sock.localPort));
     const split = new LineSplitter();
     let authed = false;
     let lastRead = performance.now();

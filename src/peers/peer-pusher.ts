@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
-import { PusherAuth } from './peer-auth.js';
+import { listenerEnd, PusherAuth } from './peer-auth.js';
 import { clearLine, KEEPALIVE_LINE, LineSplitter, PEER_IDLE_MS, PEER_KEEPALIVE_MS } from './peer-codec.js';
 
 /** Lines written per loop turn: HAProxy's peers send at most 200 updates at once (PEER_DEF_MAX_UPDATES_AT_ONCE). */
@@ -181,7 +181,7 @@ export class PeerPusher {
       lastRead = performance.now();
       const whole = split.feed(chunk, (line) => {
         if (this.authed) return line === 'K' || this.fail(sock, 'down', `expected keep-alives from the remote, found "${line.slice(0, 40)}"`);
-        const step = greeted ? auth.check(line) : auth.answer(line);
+        const step = greeted ? auth.check(line) : auth.answer(line, listenerEnd(sock.remoteAddress, sock.remotePort));
         if (!step.ok) return this.fail(sock, step.problem.startsWith('wrong token') || step.problem.startsWith('the remote refused') ? 'auth-failed' : 'down', step.problem);
         if (!greeted) {
           greeted = true;

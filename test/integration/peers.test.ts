@@ -94,7 +94,7 @@ async function rawPeer(port: number, token: string): Promise<{ sock: Socket; lin
   const greeting = await waitFor(() => lines[0], { timeoutMs: 5000, what: 'the peers greeting' });
   const nonce = greeting.split(' ')[2]!;
   const mine = '0123456789abcdef0123456789abcdef';
-  sock.write(`AUTH ${mine} ${createHmac('sha256', token).update(`LICGATE-PEERS 1 push ${nonce}`).digest('hex')}\n`);
+  sock.write(`AUTH ${mine} ${createHmac('sha256', token).update(`LICGATE-PEERS 1 push 127.0.0.1 ${port} ${nonce}`).digest('hex')}\n`);
   return { sock, lines, closed };
 }
 

@@ -1,12 +1,22 @@
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ListenerAuth, PusherAuth } from '../../src/peers/peer-auth.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { Model } from '../../src/model/model.js';
+import { ListenerAuth, listenerEnd, PusherAuth } from '../../src/peers/peer-auth.js';
 import { LineSplitter } from '../../src/peers/peer-codec.js';
+import { PeerSync } from '../../src/peers/peer-sync.js';
+import { freePort } from '../helpers/free-port.js';
 
 const TOKEN = 'peers-token-0123456789abcdef';
 const servers: Server[] = [];
+const open: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
+  for (const f of open.splice(0).reverse()) await f();
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
 });
 
@@ -24,11 +34,11 @@ function lineReader(sock: Socket): () => Promise<string | null> {
 }
 
 /** A listener on 127.0.0.1:0 that runs ListenerAuth with `token`; resolves each peer's outcome. */
-async function listener(token: string): Promise<{ port: number; outcomes: Promise<string>[] }> {
+async function listener(token: string, host = '127.0.0.1'): Promise<{ port: number; outcomes: Promise<string>[] }> {
   const outcomes: Promise<string>[] = [];
   const server = createServer((sock) => {
     const next = lineReader(sock);
-    const auth = new ListenerAuth(token);
+    const auth = new ListenerAuth(token, listenerEnd(sock.localAddress, sock.localPort));
     sock.write(auth.greeting);
     outcomes.push(
       next().then((line) => {
@@ -40,7 +50,7 @@ async function listener(token: string): Promise<{ port: number; outcomes: Promis
     );
   });
   servers.push(server);
-  server.listen(0, '127.0.0.1');
+  server.listen(0, host);
   await once(server, 'listening');
   return { port: (server.address() as AddressInfo).port, outcomes };
 }
@@ -51,7 +61,7 @@ async function push(port: number, token: string, tamper: (auth: string) => strin
   sock.on('error', () => {});
   const next = lineReader(sock);
   const auth = new PusherAuth(token);
-  const hello = auth.answer((await next()) ?? '');
+  const hello = auth.answer((await next()) ?? '', listenerEnd(sock.remoteAddress, sock.remotePort));
   if (!hello.ok) return hello.problem;
   sock.write(tamper(hello.reply));
   const answer = auth.check((await next()) ?? '');
@@ -75,6 +85,12 @@ describe('peers handshake', () => {
     expect(await l.outcomes[0]).toBe('wrong token: its proof does not match peers.token_file');
   });
 
+  it('lets an IPv4 pusher into a listener on "::", which sees it at an IPv4-mapped address', async () => {
+    const l = await listener(TOKEN, '::');
+    expect(await push(l.port, TOKEN)).toBe('ok');
+    expect(await l.outcomes[0]).toBe('ok');
+  });
+
   it('refuses a proof made for another nonce (a replayed AUTH line)', async () => {
     const l = await listener(TOKEN);
     let first = '';
@@ -87,7 +103,7 @@ describe('peers handshake', () => {
     // A listener that answers OK with a proof of another token: the pusher must not push to it.
     const server = createServer((sock) => {
       const next = lineReader(sock);
-      const auth = new ListenerAuth('impostor-token-0123456789abcdef');
+      const auth = new ListenerAuth('impostor-token-0123456789abcdef', listenerEnd(sock.localAddress, sock.localPort));
       sock.write(auth.greeting);
       void next().then(() => sock.end(`OK ${'0'.repeat(64)}\n`));
     });
@@ -95,5 +111,46 @@ describe('peers handshake', () => {
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     expect(await push((server.address() as AddressInfo).port, TOKEN)).toBe("wrong token: the remote's proof does not match peers.token_file");
+  });
+
+  it("refuses an AUTH line relayed from this host's own pusher by whoever holds the remote's address", async () => {
+    // Host A pushes to 127.0.0.1:pB. Someone without the token who answers there (B is down and its
+    // address taken) greets A's pusher with the nonce A's listener gave them, and hands A's
+    // listener the proof A's pusher made for it.
+    const dir = mkdtempSync(join(tmpdir(), 'peer-auth-'));
+    open.push(() => rmSync(dir, { recursive: true, force: true }));
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    const [pA, pB] = [await freePort(), await freePort()];
+    let victim!: (s: Socket) => void;
+    const pusherSock = new Promise<Socket>((r) => (victim = r));
+    const fakeB = createServer((s) => {
+      s.on('error', () => {});
+      open.push(() => void s.destroy());
+      victim(s);
+    });
+    servers.push(fakeB);
+    fakeB.listen(pB, '127.0.0.1');
+    await once(fakeB, 'listening');
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+peers: { listen: "127.0.0.1:${pA}", remotes: ["127.0.0.1:${pB}"], token_file: ${tokenFile} }
+backends:
+  - { name: licenses, stick: source, check: { type: none }, servers: [{ name: a, address: "10.0.0.11:27000" }] }
+`);
+    const model = new Model(cfg);
+    const a = new PeerSync(() => model, pino({ level: 'silent' }));
+    await a.start(cfg.peers!, TOKEN, {});
+    open.push(() => a.close());
+    const toPusher = await pusherSock;
+    const fromPusher = lineReader(toPusher);
+    const toListener = connect({ host: '127.0.0.1', port: pA });
+    toListener.on('error', () => {});
+    open.push(() => void toListener.destroy());
+    const fromListener = lineReader(toListener);
+    toPusher.write(`${await fromListener()}\n`);
+    const relayed = await fromPusher();
+    expect(relayed).toMatch(/^AUTH /);
+    toListener.write(`${relayed}\n`);
+    expect(await fromListener()).toBe('NO auth');
   });
 });

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ListenerAuth } from '../../src/peers/peer-auth.js';
+import { ListenerAuth, listenerEnd } from '../../src/peers/peer-auth.js';
 import { LineSplitter } from '../../src/peers/peer-codec.js';
 import { PeerPusher, type PushSource } from '../../src/peers/peer-pusher.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -34,7 +34,7 @@ async function stuckRemote(): Promise<{ port: number; authed: Promise<void>; res
   const peers: Socket[] = [];
   const server: Server = createServer((sock) => {
     peers.push(sock);
-    const auth = new ListenerAuth(TOKEN);
+    const auth = new ListenerAuth(TOKEN, listenerEnd(sock.localAddress, sock.localPort));
     const split = new LineSplitter();
     const onData = (d: Buffer): void => {
       split.feed(d, (line) => {
