@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * The peers wire format, version 1: text lines ending in "\n", fields split by one space, no line
  * over MAX_PEER_LINE bytes. Backend and server names (config NAME), client addresses and host:port
@@ -30,8 +32,12 @@ export type PeerMessage =
   | { type: 'K' };
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-/** A client key as session.ts writes it: an IPv4 or IPv6 address (a zone after %). */
+/**
+ * A client key as session.ts writes it: an IPv4 or IPv6 address (a zone after %). The pattern bounds
+ * it; isIP then refuses the rest ("deadbeef"), which would become a stick key no client has.
+ */
 const CLIENT = /^[0-9A-Fa-f.:%A-Za-z_-]{2,64}$/;
+const isClient = (s: string): boolean => CLIENT.test(s) && isIP(s) !== 0;
 const ADDRESS = /^[^\s]{3,300}$/;
 const MS = /^\d{1,12}$/;
 
@@ -59,9 +65,9 @@ export function parsePeerLine(line: string): PeerMessage | { problem: string } {
     case 'C':
       return f.length === 2 && NAME.test(f[1]!) ? { type: 'C', backend: f[1]! } : bad('"C <backend>"');
     case 'D':
-      return f.length === 3 && NAME.test(f[1]!) && CLIENT.test(f[2]!) ? { type: 'D', backend: f[1]!, client: f[2]! } : bad('"D <backend> <client>"');
+      return f.length === 3 && NAME.test(f[1]!) && isClient(f[2]!) ? { type: 'D', backend: f[1]!, client: f[2]! } : bad('"D <backend> <client>"');
     case 'S': {
-      if (f.length !== 7 || !NAME.test(f[1]!) || !CLIENT.test(f[2]!) || !NAME.test(f[3]!) || !ADDRESS.test(f[4]!) || !MS.test(f[5]!) || !MS.test(f[6]!)) {
+      if (f.length !== 7 || !NAME.test(f[1]!) || !isClient(f[2]!) || !NAME.test(f[3]!) || !ADDRESS.test(f[4]!) || !MS.test(f[5]!) || !MS.test(f[6]!)) {
         return bad('"S <backend> <client> <server> <host:port> <expires_in_ms> <since_ago_ms>"');
       }
       return { type: 'S', backend: f[1]!, client: f[2]!, server: f[3]!, address: f[4]!, expiresIn: Number(f[5]), sinceAgo: Number(f[6]) };

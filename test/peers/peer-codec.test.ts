@@ -21,6 +21,14 @@ describe('peer codec', () => {
     expect(parsePeerLine('X y')).toEqual({ problem: 'expected an update line (S, D, C or K), found "X y"' });
   });
 
+  it('refuses a client that is not an address, which would become a stick key the admin API lists', () => {
+    for (const bad of ['S licenses not-an-address primary 10.0.0.11:27000 1000 0', 'S licenses 10.1.2 primary 10.0.0.11:27000 1000 0', 'D licenses deadbeef', 'D licenses ::ffff::1']) {
+      expect(parsePeerLine(bad), bad).toHaveProperty('problem');
+    }
+    // A link-local client has its zone, as Node gives its address.
+    expect(parsePeerLine('D licenses fe80::1%eth0')).toEqual({ type: 'D', backend: 'licenses', client: 'fe80::1%eth0' });
+  });
+
   it('splits lines across chunks and stops at a line over the limit', () => {
     const split = new LineSplitter();
     const got: string[] = [];
