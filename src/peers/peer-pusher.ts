@@ -8,6 +8,12 @@ export const PUSH_BATCH = 200;
 /** A reconnect waits 0.5 s, doubling up to 5 s (HAProxy's PEER_RECONNECT_TIMEOUT is a flat 5 s). */
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 5000;
+/**
+ * A connection must stay up this long to start the backoff over: a remote that takes the token and
+ * hangs up at once (it refuses a line, or crash-loops) would otherwise get the whole table, and the
+ * log a "connected" and a "not reachable" line, every 0.5 s.
+ */
+const STABLE_MS = BACKOFF_MAX_MS;
 /** A remote that accepts but does not finish the handshake this long is given up and retried. */
 const HANDSHAKE_MS = 5000;
 
@@ -47,6 +53,8 @@ export class PeerPusher {
   /** The full push under way: a table's clients copied at connect, sent a batch per turn. */
   private full: { backend: string; clients: string[]; i: number }[] = [];
   private backoff = BACKOFF_FIRST_MS;
+  /** performance.now() of the last handshake. */
+  private upAt = 0;
   private retry: NodeJS.Timeout | null = null;
   private ticker: NodeJS.Timeout | null = null;
   private pumping = false;
@@ -211,7 +219,7 @@ export class PeerPusher {
 
   private connected(sock: Socket, lastRead: () => number): void {
     this.authed = true;
-    this.backoff = BACKOFF_FIRST_MS;
+    this.upAt = performance.now();
     this.lastError = null;
     this.pending.clear();
     this.clears.clear();
@@ -241,6 +249,7 @@ export class PeerPusher {
   }
 
   private drop(): void {
+    if (this.authed && performance.now() - this.upAt >= STABLE_MS) this.backoff = BACKOFF_FIRST_MS;
     this.authed = false;
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;

@@ -109,4 +109,30 @@ describe('PeerPusher', () => {
     remote.resume();
     await waitFor(() => p.sent === 11, { timeoutMs: 10_000, what: 'the queued change sent after the drain' });
   });
+
+  it('waits longer each time a remote takes the token and hangs up at once, instead of pushing the whole table every 0.5 s', async () => {
+    // A remote whose listener cuts this host off right after the handshake (a line it refuses, a
+    // crash loop): each connection is a full push and a "connected" and a "not reachable" line.
+    const accepted: number[] = [];
+    const server = createServer((sock) => {
+      accepted.push(performance.now());
+      const auth = new ListenerAuth(TOKEN, listenerEnd(sock.localAddress, sock.localPort));
+      const split = new LineSplitter();
+      sock.on('error', () => {});
+      sock.on('data', (d: Buffer) => split.feed(d, (line) => (sock.end(auth.check(line).reply ?? ''), false)));
+      sock.write(auth.greeting);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    open.push(() => new Promise((r) => server.close(() => r())));
+    const states: string[] = [];
+    const p = new PeerPusher({ host: '127.0.0.1', port: (server.address() as AddressInfo).port }, { ...source(10), changed: (_, to) => void states.push(to) }, undefined);
+    open.push(() => p.stop());
+    p.start();
+    await waitFor(() => accepted.length >= 4, { timeoutMs: 15_000, what: 'four connections' });
+    expect(states.slice(0, 2)).toEqual(['connected', 'down']);
+    const gaps = accepted.slice(1, 4).map((t, i) => Math.round(t - accepted[i]!));
+    // 0.5 s, 1 s, 2 s: the wait doubles as for a remote that refuses the connection.
+    expect(gaps[2], `gaps between connections ${gaps.join(', ')} ms`).toBeGreaterThanOrEqual(1500);
+  });
 });
