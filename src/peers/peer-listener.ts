@@ -53,6 +53,11 @@ export class PeerListener extends ControlPort {
       sock.pause();
       return false;
     };
+    // One chunk per loop turn: libuv reads up to 32 chunks of 64 KB in one go, and a peer's burst
+    // (a full push that piled up while this loop was busy) held it 120 ms, license clients waiting.
+    const resume = (): void => {
+      if (!ended) sock.resume();
+    };
     const handshake = setTimeout(() => cut(`no handshake within ${HANDSHAKE_MS / 1000} s`, null), HANDSHAKE_MS);
     const ticker = setInterval(() => {
       if (performance.now() - lastRead > PEER_IDLE_MS) cut(`nothing for ${PEER_IDLE_MS / 1000} s (a keep-alive is due every ${PEER_KEEPALIVE_MS / 1000} s)`, null);
@@ -77,6 +82,10 @@ export class PeerListener extends ControlPort {
         return true;
       });
       if (!whole && !ended) cut('a line over the length limit', null);
+      if (!ended) {
+        sock.pause();
+        setImmediate(resume);
+      }
     });
     sock.on('error', () => {});
     sock.on('close', () => {
