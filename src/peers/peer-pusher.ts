@@ -212,7 +212,8 @@ export class PeerPusher {
       this.drop();
       if (this.stopped) return;
       if (was === 'connected') this.moveTo('down', this.lastError ?? 'connection closed by the remote');
-      else if (was === 'connecting') this.moveTo('down', this.lastError ?? 'connection closed during the handshake');
+      // From auth-failed too: /status and the log would go on saying the token is refused.
+      else if (was === 'connecting' || was === 'auth-failed') this.moveTo('down', this.lastError ?? 'connection closed during the handshake');
       this.schedule();
     });
   }

@@ -64,6 +64,23 @@ async function stuckRemote(): Promise<{ port: number; authed: Promise<void>; res
   return { port: (server.address() as AddressInfo).port, authed: done, resume };
 }
 
+/** A remote with `token` that answers the AUTH line (OK or NO) and hangs up; `accepted`: when each connection came. */
+async function hangUpRemote(token: string): Promise<{ server: Server; port: number; accepted: number[] }> {
+  const accepted: number[] = [];
+  const server = createServer((sock) => {
+    accepted.push(performance.now());
+    const auth = new ListenerAuth(token, listenerEnd(sock.localAddress, sock.localPort));
+    const split = new LineSplitter();
+    sock.on('error', () => {});
+    sock.on('data', (d: Buffer) => split.feed(d, (line) => (sock.end(auth.check(line).reply ?? ''), false)));
+    sock.write(auth.greeting);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  open.push(() => new Promise((r) => (server.listening ? server.close(() => r()) : r())));
+  return { server, port: (server.address() as AddressInfo).port, accepted };
+}
+
 describe('PeerPusher', () => {
   it('writes nothing more to a remote that stopped reading, however many changes come meanwhile', async () => {
     const remote = await stuckRemote();
@@ -113,20 +130,9 @@ describe('PeerPusher', () => {
   it('waits longer each time a remote takes the token and hangs up at once, instead of pushing the whole table every 0.5 s', async () => {
     // A remote whose listener cuts this host off right after the handshake (a line it refuses, a
     // crash loop): each connection is a full push and a "connected" and a "not reachable" line.
-    const accepted: number[] = [];
-    const server = createServer((sock) => {
-      accepted.push(performance.now());
-      const auth = new ListenerAuth(TOKEN, listenerEnd(sock.localAddress, sock.localPort));
-      const split = new LineSplitter();
-      sock.on('error', () => {});
-      sock.on('data', (d: Buffer) => split.feed(d, (line) => (sock.end(auth.check(line).reply ?? ''), false)));
-      sock.write(auth.greeting);
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    open.push(() => new Promise((r) => server.close(() => r())));
+    const { port, accepted } = await hangUpRemote(TOKEN);
     const states: string[] = [];
-    const p = new PeerPusher({ host: '127.0.0.1', port: (server.address() as AddressInfo).port }, { ...source(10), changed: (_, to) => void states.push(to) }, undefined);
+    const p = new PeerPusher({ host: '127.0.0.1', port }, { ...source(10), changed: (_, to) => void states.push(to) }, undefined);
     open.push(() => p.stop());
     p.start();
     await waitFor(() => accepted.length >= 4, { timeoutMs: 15_000, what: 'four connections' });
@@ -134,5 +140,18 @@ describe('PeerPusher', () => {
     const gaps = accepted.slice(1, 4).map((t, i) => Math.round(t - accepted[i]!));
     // 0.5 s, 1 s, 2 s: the wait doubles as for a remote that refuses the connection.
     expect(gaps[2], `gaps between connections ${gaps.join(', ')} ms`).toBeGreaterThanOrEqual(1500);
+  });
+
+  it('says a remote that refused the token and then went away is not reachable, not still refusing', async () => {
+    const { server, port } = await hangUpRemote('another-token-0123456789abcdef');
+    const states: string[] = [];
+    const p = new PeerPusher({ host: '127.0.0.1', port }, { ...source(1), changed: (_, to) => void states.push(to) }, undefined);
+    open.push(() => p.stop());
+    p.start();
+    await waitFor(() => p.state === 'auth-failed', { timeoutMs: 5000, what: 'the token refused' });
+    // The remote stops: its port refuses connections now.
+    await new Promise<void>((r) => server.close(() => r()));
+    await waitFor(() => p.lastError === 'ECONNREFUSED', { timeoutMs: 10_000, what: 'a refused connect' });
+    expect([p.state, states.join(' ')]).toEqual(['down', 'auth-failed down']);
   });
 });
