@@ -184,7 +184,8 @@ export class PeerPusher {
     const split = new LineSplitter();
     let greeted = false;
     let lastRead = performance.now();
-    const handshake = setTimeout(() => this.fail(sock, 'down', `no handshake within ${HANDSHAKE_MS / 1000} s (not a licgate peers port?)`), HANDSHAKE_MS);
+    // Still connecting then: the SYNs went unanswered (dropped), which no listener of any kind does.
+    const handshake = setTimeout(() => this.fail(sock, 'down', sock.connecting ? `no answer to the connect within ${HANDSHAKE_MS / 1000} s (a firewall dropping it, or the host down)` : `no handshake within ${HANDSHAKE_MS / 1000} s (not a licgate peers port?)`), HANDSHAKE_MS);
     sock.on('data', (chunk: Buffer) => {
       lastRead = performance.now();
       const whole = split.feed(chunk, (line) => {
