@@ -168,14 +168,19 @@ export class StickTable {
     while (this.entries.size > maxSize) this.evictOne(now);
   }
 
-  /** Drops the entries that send clients to `server` (a reload removed it, or an admin replaced it); returns how many. */
-  forgetServer(server: string, now = performance.now()): number {
+  /**
+   * Drops the entries that send clients to `server` (a reload removed it, or an admin replaced it);
+   * returns how many. `tellPeers` false for a reload: it changed this host's config only, and the
+   * other host may still serve `server` to clients holding licenses there (the backup host is
+   * reloaded first), so its entries stay; an admin's `ctl unstick --server` is told.
+   */
+  forgetServer(server: string, now = performance.now(), tellPeers = true): number {
     this.sweep(now);
     let n = 0;
     for (const [k, e] of this.entries) {
       if (e.server !== server) continue;
       this.entries.delete(k);
-      if (this.peers !== null) this.notePeer(k);
+      if (tellPeers && this.peers !== null) this.notePeer(k);
       n++;
     }
     if (n > 0) this.dirty = true;

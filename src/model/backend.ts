@@ -331,7 +331,7 @@ export class Backend {
     this.queueTimeouts = old.queueTimeouts;
     if (this.stick && old.stick) {
       this.stick = old.stick;
-      for (const s of old.servers) if (!this.server(s.name)) this.stick.forgetServer(s.name);
+      for (const s of old.servers) if (!this.server(s.name)) this.stick.forgetServer(s.name, undefined, false);
       this.stick.resize(this.cfg.stick_ttl, this.cfg.stick_size);
     }
   }

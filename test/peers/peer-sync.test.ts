@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { Model } from '../../src/model/model.js';
 import { PeerSync } from '../../src/peers/peer-sync.js';
+import { adoptServers, handOverBackends } from '../../src/reload.js';
 import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -27,16 +28,26 @@ function tokenFile(): string {
 
 /** One host's PeerSync with its own model, listening on 127.0.0.1:me and pushing to 127.0.0.1:other. */
 async function host(token: string, me: number, other: number, ttl = '1h') {
-  const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+  const config = (servers: string) => loadConfigText(`status: { listen: "127.0.0.1:0" }
 peers: { listen: "127.0.0.1:${me}", remotes: ["127.0.0.1:${other}"], token_file: ${token} }
 backends:
-  - { name: licenses, stick: source, stick_ttl: ${ttl}, check: { type: none }, servers: [{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }] }
+  - { name: licenses, stick: source, stick_ttl: ${ttl}, check: { type: none }, servers: [${servers}] }
 `);
-  const model = new Model(cfg);
+  const cfg = config('{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }');
+  let model = new Model(cfg);
   const sync = new PeerSync(() => model, pino({ level: 'silent' }));
   await sync.start(cfg.peers!, TOKEN, {});
   open.push(() => sync.close());
-  return { table: model.backend('licenses')!.stick!, sync, pusher: [...sync.pushers.values()][0]! };
+  /** What a reload to `servers` does to the model and the peers (reload.ts: adopt, hand over, configure). */
+  const reload = (servers: string): void => {
+    const next = config(servers);
+    const m = new Model(next);
+    adoptServers(model, m);
+    handOverBackends(model, m);
+    model = m;
+    sync.configure(next.peers!, TOKEN, null);
+  };
+  return { table: model.backend('licenses')!.stick!, sync, pusher: [...sync.pushers.values()][0]!, reload };
 }
 
 /** Two hosts in this process, pushing to each other on 127.0.0.1. */
@@ -98,5 +109,19 @@ describe('PeerSync', () => {
     }, { timeoutMs: 1900, intervalMs: 100, what: "the refreshed expiry on B" });
     await waitFor(() => performance.now() > first + 200, { timeoutMs: 3000, what: "B's first expiry to pass" });
     expect(b.table.get('10.1.0.1')).toBe('b');
+  });
+
+  it("keeps the other side's entries to a server a reload removed here: the other host may still serve it", async () => {
+    // The admin reloads the backup host (A) first, its config without b; B holds the VIP, still
+    // has b, and its clients hold licenses there.
+    const { a, b } = await pair('1h');
+    a.table.set('10.1.0.1', 'b');
+    await waitFor(() => b.table.get('10.1.0.1') === 'b', { timeoutMs: 5000, what: "A's entry on B" });
+    a.reload('{ name: a, address: "10.0.0.11:27000" }');
+    expect(a.table.get('10.1.0.1')).toBeUndefined();
+    // A marker after the reload: once B has it, B has had whatever the reload sent before it.
+    a.table.set('10.1.0.2', 'a');
+    await waitFor(() => b.table.get('10.1.0.2') === 'a', { timeoutMs: 5000, what: "A's marker entry on B" });
+    expect(b.table.get('10.1.0.1'), "B's entry to b, which B still serves").toBe('b');
   });
 });
