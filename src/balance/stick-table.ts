@@ -8,7 +8,8 @@
  * host must not land on another server (that server would count a second license).
  *
  * Map iteration order is activity order (every touch re-inserts), so `expires` never decreases from
- * the oldest entry to the newest: sweeping and LRU eviction only ever look at the head.
+ * the oldest entry to the newest: sweeping and LRU eviction only ever look at the head. A peer's
+ * entry (applyPeer) can expire before the entries ahead of it: those are listed in `late`.
  */
 interface Entry {
   server: string;
@@ -54,6 +55,16 @@ export class StickTable {
   refreshed = false;
   /** Set while a `peers` section shares this table; null otherwise (one null check per new entry). */
   peers: PeerTracking | null = null;
+  /** The latest expiry put at the map's end: an entry put there expiring before it is late. */
+  private newest = -Infinity;
+  /**
+   * Entries put at the map's end with an expiry before `newest` (a peer's, or a restored one), by
+   * client, with that expiry. The head-only sweep stops at the first live entry, so without this an
+   * expired one behind it stayed: counted in size, and a live entry was evicted before it.
+   */
+  private readonly late = new Map<string, number>();
+  /** No entry of `late` expires before this. */
+  private lateDue = Infinity;
 
   constructor(private ttlMs: number, private maxSize: number) {}
 
@@ -68,7 +79,7 @@ export class StickTable {
     if (!e) return undefined;
     if (e.expires <= now) {
       if (!this.open.has(key)) {
-        this.entries.delete(key);
+        this.drop(key);
         return undefined;
       }
       this.touch(key, e, now);
@@ -90,6 +101,7 @@ export class StickTable {
       return;
     }
     this.entries.set(key, { server, since: now, expires: now + this.ttlMs, told: 0 });
+    if (now + this.ttlMs > this.newest) this.newest = now + this.ttlMs;
     this.dirty = true;
     if (this.peers !== null) this.notePeer(key);
     if (this.entries.size > this.maxSize) this.evictOne(now);
@@ -111,7 +123,7 @@ export class StickTable {
     for (let i = Math.max(0, sorted.length - this.maxSize); i < sorted.length; i++) {
       const e = sorted[i]!;
       if (this.entries.has(e.client)) continue;
-      this.entries.set(e.client, { server: e.server, since: now - Math.max(0, e.sinceAgo), expires: now + Math.min(e.expiresIn, this.ttlMs), told: 0 });
+      this.place(e.client, { server: e.server, since: now - Math.max(0, e.sinceAgo), expires: now + Math.min(e.expiresIn, this.ttlMs), told: 0 });
       n++;
       if (this.entries.size > this.maxSize) this.evictOne(now);
     }
@@ -124,7 +136,7 @@ export class StickTable {
    */
   delete(key: string, now = performance.now(), fromPeer = false): boolean {
     this.sweep(now);
-    const had = this.entries.delete(key);
+    const had = this.drop(key);
     if (had) this.dirty = true;
     if (had && !fromPeer && this.peers !== null) this.notePeer(key);
     return had;
@@ -161,7 +173,12 @@ export class StickTable {
    */
   resize(ttlMs: number, maxSize: number, now = performance.now()): void {
     const shift = ttlMs - this.ttlMs;
-    if (shift !== 0) for (const e of this.entries.values()) e.expires += shift;
+    if (shift !== 0) {
+      for (const e of this.entries.values()) e.expires += shift;
+      for (const [k, x] of this.late) this.late.set(k, x + shift);
+      this.newest += shift;
+      this.lateDue += shift;
+    }
     this.ttlMs = ttlMs;
     this.maxSize = maxSize;
     if (shift !== 0) this.dirty = true;
@@ -179,7 +196,7 @@ export class StickTable {
     let n = 0;
     for (const [k, e] of this.entries) {
       if (e.server !== server) continue;
-      this.entries.delete(k);
+      this.drop(k);
       if (tellPeers && this.peers !== null) this.notePeer(k);
       n++;
     }
@@ -199,6 +216,8 @@ export class StickTable {
     this.sweep(now);
     const n = this.entries.size;
     this.entries.clear();
+    this.late.clear();
+    this.lateDue = Infinity;
     if (n > 0) this.dirty = true;
     if (!fromPeer && this.peers !== null) {
       this.peers.pending.clear();
@@ -215,8 +234,7 @@ export class StickTable {
    * its entry, and otherwise the more recent assignment wins. 'kept': this host's entry stayed.
    *
    * A taken entry goes to the map's end like a touch, though its expiry may be earlier than the
-   * entries before it: get() still expires it on time, and only the sweep, which looks at the head,
-   * frees its memory later (the size bound holds regardless).
+   * entries before it: `late` lists it for the sweep.
    */
   applyPeer(key: string, server: string, expiresIn: number, sinceAgo: number, now = performance.now()): 'applied' | 'kept' {
     const expires = now + Math.min(expiresIn, this.ttlMs);
@@ -233,14 +251,14 @@ export class StickTable {
         e.expires = expires;
         this.refreshed = true;
         this.entries.delete(key);
-        this.entries.set(key, e);
+        this.place(key, e);
       }
       if (e.told < e.expires) e.told = e.expires;
       return 'applied';
     }
-    if (e !== undefined) this.entries.delete(key);
+    if (e !== undefined) this.drop(key);
     if (expiresIn <= 0) return 'applied';
-    this.entries.set(key, { server, since, expires, told: expires });
+    this.place(key, { server, since, expires, told: expires });
     this.dirty = true;
     if (this.entries.size > this.maxSize) this.evictOne(now);
     return 'applied';
@@ -295,17 +313,56 @@ export class StickTable {
     return { server: e.server, since: e.since, expires: e.expires, sessions: this.open.get(key) ?? 0 };
   }
 
-  /** Removes expired entries from the head; an expired head whose client is still connected is refreshed instead. */
+  /**
+   * Removes expired entries from the head, and late ones when one may have expired; an expired one
+   * whose client is still connected is refreshed instead.
+   */
   sweep(now = performance.now()): void {
     for (const [key, e] of this.entries) {
-      if (e.expires > now) return;
+      if (e.expires > now) break;
       if (this.open.has(key)) this.touch(key, e, now);
-      else this.entries.delete(key);
+      else this.drop(key);
     }
+    if (now >= this.lateDue) this.sweepLate(now);
+  }
+
+  /** Entries behind the first live one that expired: all late (see `late`). */
+  private sweepLate(now: number): void {
+    let due = Infinity;
+    for (const [key, x] of this.late) {
+      const e = this.entries.get(key);
+      // Gone, or put at the end again since (a touch, a peer's later expiry: late again if so).
+      if (e === undefined || e.expires !== x) this.late.delete(key);
+      else if (x > now) due = Math.min(due, x);
+      else {
+        this.late.delete(key);
+        if (this.open.has(key)) this.touch(key, e, now);
+        else this.entries.delete(key);
+      }
+    }
+    this.lateDue = due;
+  }
+
+  /** Removes `key`'s entry, and its line in `late`, so `late` holds no more keys than the table. */
+  private drop(key: string): boolean {
+    if (this.late.size !== 0) this.late.delete(key);
+    return this.entries.delete(key);
+  }
+
+  /** Puts `e` at the map's end, in `late` when it expires before an entry ahead of it. */
+  private place(key: string, e: Entry): void {
+    this.entries.set(key, e);
+    if (e.expires >= this.newest) {
+      this.newest = e.expires;
+      return;
+    }
+    this.late.set(key, e.expires);
+    if (e.expires < this.lateDue) this.lateDue = e.expires;
   }
 
   private touch(key: string, e: Entry, now: number): void {
     e.expires = now + this.ttlMs;
+    if (e.expires > this.newest) this.newest = e.expires;
     this.refreshed = true;
     this.entries.delete(key);
     this.entries.set(key, e);
@@ -317,14 +374,18 @@ export class StickTable {
    * the size bound wins over one client's stickiness.
    */
   private evictOne(now: number): void {
+    if (now >= this.lateDue) {
+      this.sweepLate(now);
+      if (this.entries.size <= this.maxSize) return;
+    }
     for (let i = 0; i < EVICT_SCAN; i++) {
       const [key, e] = this.entries.entries().next().value!;
       if (!this.open.has(key)) {
-        this.entries.delete(key);
+        this.drop(key);
         return;
       }
       this.touch(key, e, now);
     }
-    this.entries.delete(this.entries.keys().next().value!);
+    this.drop(this.entries.keys().next().value!);
   }
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { StickTable } from '../../src/balance/stick-table.js';
 import { loadConfigText } from '../../src/config/load.js';
@@ -202,6 +203,69 @@ describe('StickTable shared with peers', () => {
     t.delete('10.0.0.3', 20_000, true);
     t.clear(20_000, true);
     expect([p.cleared, [...p.pending]]).toEqual([false, ['10.0.0.2', '10.0.0.3']]);
+  });
+
+  it("frees a pushed entry that expired behind newer ones: no live entry is evicted for it, size does not count it, a held one stays", () => {
+    // A peer's entry goes to the map's end though it expires before the entries ahead of it.
+    const t = new StickTable(HOUR, 3);
+    t.set('a', 's1', 0);
+    t.set('b', 's1', 0);
+    t.applyPeer('p', 's2', 1000, 0, 0);
+    t.set('c', 's1', 2000);
+    expect([t.get('a', 2000), t.get('b', 2000), t.get('c', 2000), t.get('p', 2000)], 'a, b, c, p').toEqual(['s1', 's1', 's1', undefined]);
+    // One held by a session is refreshed by the sweep instead; a reload's new ttl moves both.
+    const h = new StickTable(HOUR, 100);
+    h.set('a', 's1', 0);
+    h.applyPeer('p', 's2', 1000, 0, 0);
+    h.applyPeer('q', 's2', 1000, 0, 0);
+    h.sessionOpened('q');
+    h.resize(2 * HOUR, 100, 500);
+    expect(h.clients(HOUR + 900)).toEqual(['a', 'p', 'q']);
+    expect(h.clients(HOUR + 1100)).toEqual(['a', 'q']);
+    const live = new StickTable(HOUR, 100);
+    live.set('a', 's1');
+    live.applyPeer('p', 's2', 1, 0, performance.now() - 10);
+    expect(live.size, 'live entries').toBe(1);
+  });
+
+  it('lists no expired entry without a session, and keeps the size, after any mix of local and pushed entries', () => {
+    const client = fc.integer({ min: 0, max: 9 }).map((c) => `c${c}`);
+    const dt = fc.integer({ min: 0, max: 500 });
+    const op = fc.oneof(
+      fc.record({ k: fc.constant('set' as const), c: client, dt }),
+      fc.record({ k: fc.constant('peer' as const), c: client, dt, n: fc.integer({ min: -10, max: 1200 }) }),
+      fc.record({ k: fc.constant('open' as const), c: client, dt: fc.constant(0) }),
+      fc.record({ k: fc.constant('close' as const), c: client, dt }),
+      fc.record({ k: fc.constant('delete' as const), c: client, dt }),
+      fc.record({ k: fc.constant('resize' as const), c: client, dt, n: fc.integer({ min: 200, max: 1500 }), size: fc.integer({ min: 1, max: 8 }) }),
+    );
+    fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const t = new StickTable(1000, 5);
+      let now = 0;
+      let max = 5;
+      const held = new Map<string, number>();
+      for (const o of ops) {
+        now += o.dt;
+        if (o.k === 'set') t.set(o.c, 's', now);
+        else if (o.k === 'peer') t.applyPeer(o.c, 's', o.n, 0, now);
+        else if (o.k === 'open') {
+          t.sessionOpened(o.c);
+          held.set(o.c, (held.get(o.c) ?? 0) + 1);
+        } else if (o.k === 'close') {
+          t.sessionClosed(o.c, now);
+          const n = held.get(o.c) ?? 0;
+          if (n > 1) held.set(o.c, n - 1);
+          else held.delete(o.c);
+        } else if (o.k === 'delete') t.delete(o.c, now);
+        else t.resize(o.n, (max = o.size), now);
+        const listed = t.clients(now);
+        expect(listed.length).toBeLessThanOrEqual(max);
+        for (const k of listed) {
+          const e = t.entry(k, now);
+          expect(e !== undefined && (e.expires > now || held.has(k)), `${k} listed at ${now}, expired`).toBe(true);
+        }
+      }
+    }), { numRuns: 2000 });
   });
 
   it("asks for a refresh only when this host's entry outlives what the peers were told and their copy is near its end", () => {
