@@ -10,8 +10,13 @@ import { deleteLine, setLine, type PeerMessage } from './peer-codec.js';
 import { PeerListener, type PeerInbox } from './peer-listener.js';
 import { PeerPusher, type PushSource, type PusherState } from './peer-pusher.js';
 
-/** How often the refresh pass looks for entries whose peers' copy would lapse before this host's. */
+/**
+ * How often the refresh pass looks for entries whose peers' copy would lapse before this host's, at
+ * most: a shared table with a `stick_ttl` under 4 minutes has it every quarter ttl (1 s at least),
+ * or a copy lived 30 s of every minute with `stick_ttl: 30s` (see passEvery).
+ */
 export const REFRESH_PASS_MS = 60_000;
+const MIN_PASS_MS = 1000;
 /** Entries checked per loop turn by the refresh pass (as admin.state_file's writer reads tables). */
 const PASS_BATCH = 2000;
 /** Skipped entries, cut-offs and refused tokens: one log line a minute at most of each (PeerEventSummary). */
@@ -46,6 +51,8 @@ export class PeerSync implements PushSource, PeerInbox {
   readonly incoming = new Map<string, Incoming>();
   private flushQueued = false;
   private pass: NodeJS.Timeout | null = null;
+  /** The running pass's interval (passEvery when it was set). */
+  private passMs = REFRESH_PASS_MS;
   private passing = false;
 
   constructor(private readonly model: () => Model, private readonly log: Logger) {}
@@ -92,11 +99,22 @@ export class PeerSync implements PushSource, PeerInbox {
       p.start();
     }
     this.attach();
-    if (cfg !== null && this.pass === null) this.pass = setInterval(() => void this.refreshPass(), REFRESH_PASS_MS);
-    if (cfg === null && this.pass !== null) {
+    const every = this.passEvery();
+    if (this.pass !== null && (cfg === null || every !== this.passMs)) {
       clearInterval(this.pass);
       this.pass = null;
     }
+    if (cfg !== null && this.pass === null) {
+      this.passMs = every;
+      this.pass = setInterval(() => void this.refreshPass(), every);
+    }
+  }
+
+  /** The refresh pass's interval for the tables of the model now: a quarter of the shortest stick_ttl, 1 s to 60 s. */
+  private passEvery(): number {
+    let every = REFRESH_PASS_MS;
+    for (const b of this.model().backends.values()) if (b.stick !== null) every = Math.min(every, b.cfg.stick_ttl / 4);
+    return Math.max(MIN_PASS_MS, Math.round(every));
   }
 
   /**
@@ -272,8 +290,8 @@ export class PeerSync implements PushSource, PeerInbox {
   };
 
   /**
-   * Once a minute: entries whose peers' copy would lapse within half a ttl (plus a pass) while this
-   * host's lives on go to the connected pushers, a batch of keys per loop turn.
+   * Once a minute (see REFRESH_PASS_MS): entries whose peers' copy would lapse within half a ttl
+   * (plus a pass) while this host's lives on go to the connected pushers, a batch of keys per turn.
    */
   async refreshPass(): Promise<void> {
     if (this.passing) return;
@@ -282,7 +300,7 @@ export class PeerSync implements PushSource, PeerInbox {
       for (const b of this.model().backends.values()) {
         const t = b.stick;
         if (t === null || t.peers === null) continue;
-        const margin = b.cfg.stick_ttl / 2 + REFRESH_PASS_MS;
+        const margin = b.cfg.stick_ttl / 2 + this.passMs;
         const clients = t.clients();
         let live: PeerPusher[] = [];
         for (let i = 0; i < clients.length; i++) {

@@ -124,4 +124,15 @@ describe('PeerSync', () => {
     await waitFor(() => b.table.get('10.1.0.2') === 'a', { timeoutMs: 5000, what: "A's marker entry on B" });
     expect(b.table.get('10.1.0.1'), "B's entry to b, which B still serves").toBe('b');
   });
+
+  it("keeps the other side's copy of a held entry alive on its own when stick_ttl is shorter than a minute", async () => {
+    // No refreshPass() called here: the pass runs on its own, often enough for a 4 s ttl.
+    const { a, b } = await pair('4s');
+    a.table.set('10.1.0.1', 'b');
+    a.table.sessionOpened('10.1.0.1');
+    await waitFor(() => b.table.entry('10.1.0.1') !== undefined, { timeoutMs: 3000, what: "A's entry on B" });
+    const first = b.table.entry('10.1.0.1')!.expires;
+    await waitFor(() => performance.now() > first + 1500, { timeoutMs: 8000, what: "B's first expiry to pass" });
+    expect(b.table.get('10.1.0.1'), "B's copy 1.5 s past its first expiry").toBe('b');
+  });
 });
