@@ -241,6 +241,8 @@ export class StickTable {
     const since = now - sinceAgo;
     const e = this.entries.get(key);
     if (e !== undefined && (e.expires > now || this.open.has(key))) {
+      // Expiring there as it was sent (setLine rounds under 0.5 ms to 0): no placement to take.
+      if (expiresIn <= 0) return e.server === server ? 'applied' : 'kept';
       if (e.server !== server) {
         if (this.open.has(key) || e.since > since) return 'kept';
         e.server = server;

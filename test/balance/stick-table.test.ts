@@ -268,6 +268,17 @@ describe('StickTable shared with peers', () => {
     }), { numRuns: 2000 });
   });
 
+  it("does not take the server of a pushed entry that has no time left (expires_in 0)", () => {
+    const t = new StickTable(HOUR, 100);
+    t.set('10.0.0.1', 'a', 0);
+    // Placed there more recently than here, but already expiring there: nothing to take.
+    const r = t.applyPeer('10.0.0.1', 'b', 0, 0, 1000);
+    expect(t.get('10.0.0.1', 1000), "this host's server").toBe('a');
+    expect(r).toBe('kept');
+    expect(t.applyPeer('10.0.0.2', 'b', 0, 0, 1000)).toBe('applied');
+    expect(t.get('10.0.0.2', 1000)).toBeUndefined();
+  });
+
   it("asks for a refresh only when this host's entry outlives what the peers were told and their copy is near its end", () => {
     const t = new StickTable(HOUR, 100);
     t.set('10.0.0.1', 'a', 0);
