@@ -92,7 +92,8 @@ export class PeerPusher {
     if (this.stopped || this.retry === null) return;
     clearTimeout(this.retry);
     this.retry = null;
-    this.backoff = BACKOFF_FIRST_MS;
+    // The backoff stays: it starts over only after a connection that lasted (STABLE_MS), so a remote
+    // that connects in and hangs up on this one's connection is not sent the table every 0.5 s.
     this.open();
   }
 
