@@ -64,6 +64,23 @@ export abstract class ControlPort {
     this.onDenied = onDenied;
   }
 
+  /**
+   * Resets the peers connected now whose address the allow list no longer admits (a reload changed
+   * it). For a port whose peers stay connected for hours (peers): "from the next accept on" would
+   * let a host removed from the list push on until its connection broke.
+   */
+  cutOffDenied(): void {
+    const allow = this.allow;
+    if (allow === null) return;
+    for (const s of this.peers) {
+      const peer = s.remoteAddress;
+      if (peer === undefined || allow.admits(peer)) continue;
+      this.onDenied(peer);
+      this.peers.delete(s);
+      s.resetAndDestroy();
+    }
+  }
+
   /** Serves an admitted peer; it must end up destroyed or closed within a deadline of its own. */
   protected abstract serve(sock: Socket): void;
 

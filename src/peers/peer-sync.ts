@@ -83,7 +83,11 @@ export class PeerSync implements PushSource, PeerInbox {
       void this.listener?.close();
       this.listener = listener;
     }
-    if (this.listener !== null && cfg !== null) this.restrict(this.listener, cfg);
+    if (this.listener !== null && cfg !== null) {
+      this.restrict(this.listener, cfg);
+      // A connection from a host no longer in remotes would otherwise push on for as long as it lasts.
+      this.listener.cutOffDenied();
+    }
     const want = new Set((cfg?.remotes ?? []).map(formatHostPort));
     const local = cfg === null ? undefined : sourceAddress(cfg.listen.host);
     for (const [name, p] of this.pushers) {

@@ -77,6 +77,8 @@ async function synced(p: ProxyProcess): Promise<void> {
   await waitFor(async () => ((await p.get('/status')).json as { peers?: { remotes: { connected: boolean }[] } }).peers?.remotes.every((r) => r.connected), { timeoutMs: 10_000, what: 'the pusher to its remote connected' });
 }
 
+const peersOfB = async (pair: Pair) => ((await pair.b.get('/status')).json as { peers: { incoming: { peer: string; connected: boolean }[] } }).peers;
+
 /** A raw peer connection from the test: the greeting, then our AUTH line proved with `token`. */
 async function rawPeer(port: number, token: string): Promise<{ sock: Socket; lines: string[]; closed: Promise<void> }> {
   const sock = connect({ host: '127.0.0.1', port });
@@ -149,6 +151,22 @@ describe('peers: stick tables shared by the hosts of a keepalived pair', () => {
     pair.a.reload(pair.yaml('a', moved));
     expect((await reloaded(pair.a, 2)).msg).toContain(`peers changed (remotes 127.0.0.1:${pair.peerPorts.b} -> 127.0.0.1:${moved.b})`);
     await waitFor(async () => (await entries(pair.b)) === 1, { timeoutMs: 10_000, what: "A's entry on B at its new listener" });
+  });
+
+  it('cuts off a connected peer whose address a reload removed from remotes, and applies nothing it sends after', async () => {
+    const pair = await startPair();
+    await synced(pair.a);
+    const raw = await rawPeer(pair.peerPorts.b, TOKEN);
+    await waitFor(() => raw.lines.find((l) => l.startsWith('OK ')), { timeoutMs: 5000, what: 'OK from B' });
+    let gone = false;
+    void raw.closed.then(() => (gone = true));
+    // B's other host is now 127.0.0.3 (A replaced): 127.0.0.1's connections must not push on.
+    pair.b.reload(pair.yaml('b').replace(`remotes: [127.0.0.1:${pair.peerPorts.a}]`, `remotes: [127.0.0.3:${pair.peerPorts.a}]`));
+    await waitFor(() => pair.b.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload') && l.msg.includes('peers changed')), { timeoutMs: 10_000, what: "B's reload" });
+    if (!gone) raw.sock.write('S licenses 127.0.0.9 b 127.0.1.2:' + pair.lmgrdPort + ' 3600000 0\n');
+    await waitFor(() => gone, { timeoutMs: 5000, what: 'B to cut off the peer from 127.0.0.1, no longer in its remotes' });
+    await waitFor(async () => (await peersOfB(pair)).incoming.every((i) => !i.connected), { timeoutMs: 5000, what: "B's incoming peers all disconnected" });
+    expect(await entries(pair.b)).toBe(0);
   });
 
   it('refuses a peer with the wrong token, logs it and applies nothing it sends', async () => {
