@@ -266,6 +266,10 @@ function readPeers(r: YamlReader, n: Node | null): PeersConfig | undefined {
       // The listener admits remotes by address, as `allow` does: a name could resolve elsewhere later.
       if (hp !== undefined && isIP(hp.host) === 0) return r.error(x, `peers.remotes[${i}]: expected an IP address (the peers listener admits remotes by address), found "${hp.host}"`);
       if (hp !== undefined && listen !== undefined && formatHostPort(hp) === formatHostPort(listen)) return r.error(x, `peers.remotes[${i}]: ${formatHostPort(hp)} is this host's own peers.listen; list the other host(s)`);
+      // The pusher connects from listen's address when it names one: to the other family, connect()
+      // fails with EINVAL at every retry, and the pair never shares a table.
+      const family = listen === undefined || listen.host === '0.0.0.0' || listen.host === '::' ? 0 : isIP(listen.host);
+      if (hp !== undefined && family !== 0 && isIP(hp.host) !== family) return r.error(x, `peers.remotes[${i}]: expected an IPv${family} address as peers.listen ${listen!.host} is (this host connects from its listen address), found ${formatHostPort(hp)}`);
       return hp;
     }) as HostPort[];
   });

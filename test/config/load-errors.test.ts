@@ -365,6 +365,18 @@ backends:
     ]);
   });
 
+  it('peers: a remote of the other address family than listen, which the pusher cannot connect to', () => {
+    const rest = `  token_file: /nonexistent/peers.token\nstatus: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, stick: source, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
+    expect(issues(`peers:\n  listen: 10.0.0.1:8406\n  remotes: ["[fd00::2]:8406"]\n${rest}`)[0]).toBe(
+      'lic.yaml:3:13: peers.remotes[0]: expected an IPv4 address as peers.listen 10.0.0.1 is (this host connects from its listen address), found [fd00::2]:8406',
+    );
+    expect(issues(`peers:\n  listen: "[fd00::1]:8406"\n  remotes: [10.0.0.2:8406]\n${rest}`)[0]).toBe(
+      'lic.yaml:3:13: peers.remotes[0]: expected an IPv6 address as peers.listen fd00::1 is (this host connects from its listen address), found 10.0.0.2:8406',
+    );
+    // A wildcard listen names no source address: the kernel picks one of the remote's family.
+    expect(issues(`peers:\n  listen: 0.0.0.0:8406\n  remotes: ["[fd00::2]:8406"]\n${rest}`)).toEqual(['lic.yaml:4:15: peers.token_file: cannot read /nonexistent/peers.token: ENOENT']);
+  });
+
   it('admin on 0.0.0.0 without a token file', () => {
     expect(
       issues(`admin:
