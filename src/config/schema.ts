@@ -261,8 +261,13 @@ function readPeers(r: YamlReader, n: Node | null): PeersConfig | undefined {
     const list = r.seq(v, 'peers.remotes');
     if (list === undefined) return undefined;
     if (list.length === 0 || list.length > MAX_PEER_REMOTES) return r.error(v, `peers.remotes: expected 1-${MAX_PEER_REMOTES} addresses (the other host of the keepalived pair), found ${list.length}`);
+    // One pusher per address: a second copy is a typo for another host, which would never be pushed to.
+    const seen = new Map<string, number>();
     return list.map((x, i) => {
       const hp = r.hostPort(x, `peers.remotes[${i}]`);
+      const first = hp === undefined ? undefined : seen.get(formatHostPort(hp));
+      if (first !== undefined) return r.error(x, `peers.remotes[${i}]: expected each remote once, found ${formatHostPort(hp!)} again (remotes[${first}])`);
+      if (hp !== undefined) seen.set(formatHostPort(hp), i);
       // The listener admits remotes by address, as `allow` does: a name could resolve elsewhere later.
       if (hp !== undefined && isIP(hp.host) === 0) return r.error(x, `peers.remotes[${i}]: expected an IP address (the peers listener admits remotes by address), found "${hp.host}"`);
       if (hp !== undefined && listen !== undefined && formatHostPort(hp) === formatHostPort(listen)) return r.error(x, `peers.remotes[${i}]: ${formatHostPort(hp)} is this host's own peers.listen; list the other host(s)`);

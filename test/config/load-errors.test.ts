@@ -377,6 +377,13 @@ backends:
     expect(issues(`peers:\n  listen: 0.0.0.0:8406\n  remotes: ["[fd00::2]:8406"]\n${rest}`)).toEqual(['lic.yaml:4:15: peers.token_file: cannot read /nonexistent/peers.token: ENOENT']);
   });
 
+  it('peers: a remote listed twice', () => {
+    const rest = `  token_file: /nonexistent/peers.token\nstatus: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, stick: source, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
+    expect(issues(`peers:\n  listen: 10.0.0.1:8406\n  remotes: [10.0.0.2:8406, 10.0.0.2:8406]\n${rest}`)[0]).toBe(
+      'lic.yaml:3:28: peers.remotes[1]: expected each remote once, found 10.0.0.2:8406 again (remotes[0])',
+    );
+  });
+
   it('admin on 0.0.0.0 without a token file', () => {
     expect(
       issues(`admin:
