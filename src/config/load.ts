@@ -171,6 +171,11 @@ function crossCheck(r: YamlReader, cfg: Config): void {
       if (readable !== null) r.warnAt(cfg.peers, 'token_file', readable);
     }
   }
+  const peersHost = cfg.peers?.listen?.host;
+  if (cfg.peers && (peersHost === '0.0.0.0' || peersHost === '::')) {
+    // The pushers connect from listen's address so that the other host's remotes admit them.
+    r.warnAt(cfg.peers, 'listen', `peers.listen: ${peersHost} names no address to connect from: the kernel picks this host's source address towards each remote (on the VIP holder it can be the VIP), and the other host resets it unless its remotes list that address; set this host's own address`);
+  }
   if (cfg.peers && namesKnown && !backendList.some((b) => b.stick)) {
     r.warnAt(cfg.peers, null, 'peers: no backend has "stick: source", so there is no table to share; add it to the backends FlexLM clients use, or remove peers');
   }

@@ -384,6 +384,21 @@ backends:
     );
   });
 
+  it('peers: a wildcard listen warns that the other host admits only the address the kernel picks to connect from', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'licgate-peers-warn-'));
+    try {
+      const token = join(dir, 'peers.token');
+      writeFileSync(token, 'peers-warn-token-0123456789abcdef\n', { mode: 0o600 });
+      const text = (listen: string) => `peers:\n  listen: ${listen}\n  remotes: [10.0.0.2:8406]\n  token_file: ${token}\nstatus: { listen: "127.0.0.1:27100" }\nbackends: [{ name: b, stick: source, servers: [{ name: a, address: "10.0.0.1:1" }] }]\n`;
+      expect(loadConfigText(text('0.0.0.0:8406'), 'lic.yaml').warnings.map(String)).toEqual([
+        "lic.yaml:2:11: peers.listen: 0.0.0.0 names no address to connect from: the kernel picks this host's source address towards each remote (on the VIP holder it can be the VIP), and the other host resets it unless its remotes list that address; set this host's own address",
+      ]);
+      expect(loadConfigText(text('10.0.0.1:8406'), 'lic.yaml').warnings).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('admin on 0.0.0.0 without a token file', () => {
     expect(
       issues(`admin:
