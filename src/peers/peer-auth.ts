@@ -14,6 +14,7 @@ import { PEER_PROTOCOL, PEER_VERSION } from './peer-codec.js';
 const NONCE_BYTES = 16;
 const HEX = /^[0-9a-f]+$/;
 const V4_MAPPED = /^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i;
+const ZONE = /%.*$/;
 
 /**
  * The listener's end of a peers connection, as both sides see it: the listener its socket's local
@@ -21,10 +22,12 @@ const V4_MAPPED = /^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i;
  * for the listener the pusher dialed: without it, whoever answers at a remote's address (the host
  * down, its address taken) could greet this host's pusher with the nonce this host's listener gave
  * it, and hand the pusher's proof back to the listener. A listener on "::" sees IPv4 pushers at
- * "::ffff:a.b.c.d", which the pusher dialed as "a.b.c.d".
+ * "::ffff:a.b.c.d", which the pusher dialed as "a.b.c.d". A link-local address's zone is left out:
+ * Node appends the zone of the host that reads the address (fe80::b%eth1 on the listener,
+ * fe80::b%ens3 on the pusher), and it names that host's own interface, nothing both sides share.
  */
 export function listenerEnd(address: string | undefined, port: number | undefined): string {
-  return `${(address ?? '').replace(V4_MAPPED, '')} ${port ?? 0}`;
+  return `${(address ?? '').replace(V4_MAPPED, '').replace(ZONE, '')} ${port ?? 0}`;
 }
 
 function nonce(): string {

@@ -91,6 +91,20 @@ describe('peers handshake', () => {
     expect(await l.outcomes[0]).toBe('ok');
   });
 
+  it('lets in a link-local pusher whose interface has another name than the listener\'s', () => {
+    // Node gives a link-local socket address with the zone of the host reading it: over a veth
+    // pair lgUa0 (pusher's host) / lgUb0 (listener's host), the listener's socket reports local
+    // fe80::b%lgUb0 and the pusher's reports remote fe80::b%lgUa0. The zone names a host's own
+    // interface, so the proofs must not name it.
+    const l = new ListenerAuth(TOKEN, listenerEnd('fe80::b%lgUb0', 10000));
+    const p = new PusherAuth(TOKEN);
+    const auth = p.answer(l.greeting.trimEnd(), listenerEnd('fe80::b%lgUa0', 10000));
+    expect(auth.ok).toBe(true);
+    const ok = l.check((auth as { reply: string }).reply.trimEnd());
+    expect(ok.ok ? 'ok' : ok.problem).toBe('ok');
+    expect(p.check((ok as { reply: string }).reply.trimEnd())).toEqual({ ok: true, reply: '' });
+  });
+
   it('refuses a proof made for another nonce (a replayed AUTH line)', async () => {
     const l = await listener(TOKEN);
     let first = '';
