@@ -268,6 +268,25 @@ describe('StickTable shared with peers', () => {
     }), { numRuns: 2000 });
   });
 
+  it('admits a new client into a full table of pushed entries in microseconds, not by scanning them all', () => {
+    // The other host's whole table arrived behind a local entry that expires later, so every pushed
+    // entry is late; they expire one by one, and each new client, evicting, finds one due.
+    const n = 100_000;
+    const t = new StickTable(HOUR, n);
+    t.set('local', 's', 0);
+    for (let i = 1; i < n; i++) t.applyPeer(`p${i}`, 's', (i * HOUR) / n, 0, 0);
+    const clients = 500;
+    let now = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < clients; i++) t.set(`new${i}`, 's', (now += HOUR / n + 0.01));
+    const ms = performance.now() - t0;
+    // A scan of the 100,000 took about 4.7 ms per client (2.3 s here); the heap takes about 8 us.
+    expect(ms, `${clients} new clients took ${ms.toFixed(0)} ms`).toBeLessThan(250);
+    expect(t.clients(now)).toHaveLength(n);
+    expect(t.entry(`p${clients}`, now)).toBeUndefined();
+    expect(t.entry(`p${clients + 1}`, now)?.server).toBe('s');
+  });
+
   it("does not take the server of a pushed entry that has no time left (expires_in 0)", () => {
     const t = new StickTable(HOUR, 100);
     t.set('10.0.0.1', 'a', 0);
