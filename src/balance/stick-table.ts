@@ -1,3 +1,5 @@
+import { ExpiryHeap } from './expiry-heap.js';
+
 /**
  * Client address → server name. One per backend, shared by every frontend using it, so a FlexLM
  * client's lmgrd and vendor-daemon connections meet the same server.
@@ -32,8 +34,6 @@ export interface PeerTracking {
   /** Called when `pending` gains its first key or the table is cleared (one flush per loop turn). */
   readonly wake: () => void;
 }
-
-import { ExpiryHeap } from './expiry-heap.js';
 
 /** How many entries with open sessions an insertion may step over before it evicts one anyway. */
 const EVICT_SCAN = 8;
