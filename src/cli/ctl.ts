@@ -240,7 +240,10 @@ export function peersTable(p: PeersBody, now = Date.now()): string {
   return `listen ${p.listen}\n${columns(remotes).join('\n')}\n\n${incoming}\n`;
 }
 
-/** A remote's greeting can end up in last_error: its control characters must not drive the terminal. */
+/**
+ * Text another host wrote (a peers remote's greeting in last_error, a license server's reply quoted in
+ * a check reason): its control characters must not drive the admin's terminal.
+ */
 function printable(s: string): string {
   return s.replace(/[\0-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
@@ -429,5 +432,5 @@ function lastCheck(c: StatusServer['last_check'], now: number): string {
   if (!c) return '-';
   const ago = Math.max(0, Math.round((now - Date.parse(c.at)) / 1000));
   const reason = c.reason.length > 50 ? `${c.reason.slice(0, 49)}…` : c.reason;
-  return `${c.ok ? 'ok' : 'FAIL'} ${Math.round(c.duration_ms)}ms ${ago}s ago: ${reason}`;
+  return `${c.ok ? 'ok' : 'FAIL'} ${Math.round(c.duration_ms)}ms ${ago}s ago: ${printable(reason)}`;
 }

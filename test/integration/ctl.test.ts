@@ -85,6 +85,22 @@ describe('licgate ctl', { timeout: 60_000 }, () => {
     expect((JSON.parse(json.stdout) as { backends: { name: string }[] }).backends[0]!.name).toBe('lic');
   });
 
+  it("servers: a check reason quoting a server's reply prints its control characters escaped, not raw to the terminal", async () => {
+    const rogue = await startTcpServer((sock) => sock.end('\x1b[2J\x1b[H owned\n'));
+    const p = await startProxy(`
+admin: { listen: 127.0.0.1:0 }
+backends:
+  - name: lic
+    check: { type: status, inter: 200ms, rise: 1, fall: 1 }
+    servers:
+      - { name: rogue, address: 127.0.0.1:${rogue.port} }
+`);
+    await waitFor(async () => (await ctl(p, ['servers'])).stdout.includes('FAIL'), { timeoutMs: 10_000, what: "the rogue server's failed check" });
+    const r = await ctl(p, ['servers']);
+    expect(r.stdout).not.toContain('\x1b');
+    expect(r.stdout).toContain('got "\\x1b[2J\\x1b[H o');
+  });
+
   it('works against an admin listener on [::1], whose /status and stats page write IPv6 addresses in brackets', async () => {
     const a = await startSimulator('alpha', { host: '[::1]' });
     const p = await startProxy(`
