@@ -81,7 +81,7 @@ export class StickTable {
     if (!e) return undefined;
     if (e.expires <= now) {
       if (!this.open.has(key)) {
-        this.drop(key);
+        this.entries.delete(key);
         return undefined;
       }
       this.touch(key, e, now);
@@ -138,7 +138,7 @@ export class StickTable {
    */
   delete(key: string, now = performance.now(), fromPeer = false): boolean {
     this.sweep(now);
-    const had = this.drop(key);
+    const had = this.entries.delete(key);
     if (had) this.dirty = true;
     if (had && !fromPeer && this.peers !== null) this.notePeer(key);
     return had;
@@ -197,7 +197,7 @@ export class StickTable {
     let n = 0;
     for (const [k, e] of this.entries) {
       if (e.server !== server) continue;
-      this.drop(k);
+      this.entries.delete(k);
       if (tellPeers && this.peers !== null) this.notePeer(k);
       n++;
     }
@@ -258,7 +258,7 @@ export class StickTable {
       if (e.told < e.expires) e.told = e.expires;
       return 'applied';
     }
-    if (e !== undefined) this.drop(key);
+    if (e !== undefined) this.entries.delete(key);
     if (expiresIn <= 0) return 'applied';
     this.place(key, { server, since, expires, told: expires });
     this.dirty = true;
@@ -323,7 +323,7 @@ export class StickTable {
     for (const [key, e] of this.entries) {
       if (e.expires > now) break;
       if (this.open.has(key)) this.touch(key, e, now);
-      else this.drop(key);
+      else this.entries.delete(key);
     }
     if (now >= this.late.top) this.sweepLate(now);
   }
@@ -341,10 +341,6 @@ export class StickTable {
       if (this.open.has(key)) this.touch(key, e, now);
       else this.entries.delete(key);
     }
-  }
-
-  private drop(key: string): boolean {
-    return this.entries.delete(key);
   }
 
   /** Puts `e` at the map's end, in `late` when it expires before an entry ahead of it. */
@@ -381,11 +377,11 @@ export class StickTable {
     for (let i = 0; i < EVICT_SCAN; i++) {
       const [key, e] = this.entries.entries().next().value!;
       if (!this.open.has(key)) {
-        this.drop(key);
+        this.entries.delete(key);
         return;
       }
       this.touch(key, e, now);
     }
-    this.drop(this.entries.keys().next().value!);
+    this.entries.delete(this.entries.keys().next().value!);
   }
 }
