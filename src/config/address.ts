@@ -138,6 +138,11 @@ export function boundHost(host: string): string {
   return c.startsWith('::ffff:') && isIP(c.slice(7)) === 4 ? c.slice(7) : c;
 }
 
+/** Whether a listen host takes every address of its family (0.0.0.0 or ::): it names none to connect from. */
+export function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
 /**
  * Whether a listen or server host is this machine's loopback. Only addresses count, and the name
  * localhost: a name like 127.0.0.1.nip.io merely starts like one and may resolve anywhere.

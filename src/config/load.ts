@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isScalar, LineCounter, parseAllDocuments, parseDocument, visit, type YAMLError } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
-import { formatHostPort, isLoopback, listenClash, type HostPort } from './address.js';
+import { formatHostPort, isLoopback, isWildcard, listenClash, type HostPort } from './address.js';
 import { readTokenFile, tokenFileWarning } from './admin-token.js';
 import { readConfig, type Config } from './schema.js';
 import { closest, YamlReader } from './yaml-reader.js';
@@ -172,7 +172,7 @@ function crossCheck(r: YamlReader, cfg: Config): void {
     }
   }
   const peersHost = cfg.peers?.listen?.host;
-  if (cfg.peers && (peersHost === '0.0.0.0' || peersHost === '::')) {
+  if (cfg.peers && peersHost !== undefined && isWildcard(peersHost)) {
     // The pushers connect from listen's address so that the other host's remotes admit them.
     r.warnAt(cfg.peers, 'listen', `peers.listen: ${peersHost} names no address to connect from: the kernel picks this host's source address towards each remote (on the VIP holder it can be the VIP), and the other host resets it unless its remotes list that address; set this host's own address`);
   }

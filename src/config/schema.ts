@@ -1,6 +1,6 @@
 import type { Node } from 'yaml';
 import { isIP } from 'node:net';
-import { formatHostPort, type HostPort } from './address.js';
+import { formatHostPort, isWildcard, type HostPort } from './address.js';
 import { formatDuration } from './duration.js';
 import { readAllow } from './source-networks.js';
 import type { ConfigIssue } from '../errors.js';
@@ -273,7 +273,7 @@ function readPeers(r: YamlReader, n: Node | null): PeersConfig | undefined {
       if (hp !== undefined && listen !== undefined && formatHostPort(hp) === formatHostPort(listen)) return r.error(x, `peers.remotes[${i}]: ${formatHostPort(hp)} is this host's own peers.listen; list the other host(s)`);
       // The pusher connects from listen's address when it names one: to the other family, connect()
       // fails with EINVAL at every retry, and the pair never shares a table.
-      const family = listen === undefined || listen.host === '0.0.0.0' || listen.host === '::' ? 0 : isIP(listen.host);
+      const family = listen === undefined || isWildcard(listen.host) ? 0 : isIP(listen.host);
       if (hp !== undefined && family !== 0 && isIP(hp.host) !== family) return r.error(x, `peers.remotes[${i}]: expected an IPv${family} address as peers.listen ${listen!.host} is (this host connects from its listen address), found ${formatHostPort(hp)}`);
       return hp;
     }) as HostPort[];

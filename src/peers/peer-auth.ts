@@ -43,7 +43,8 @@ function sameProof(expected: string, found: string): boolean {
   return timingSafeEqual(Buffer.from(expected, 'hex'), Buffer.from(found, 'hex'));
 }
 
-export type AuthStep = { ok: true; reply: string } | { ok: false; reply: string | null; problem: string };
+/** `token`: the failure is a token that does not match (the pusher reports auth-failed), not a protocol error. */
+export type AuthStep = { ok: true; reply: string } | { ok: false; reply: string | null; problem: string; token: boolean };
 
 /** The listener's side: greets with its nonce, then checks the pusher's AUTH line. */
 export class ListenerAuth {
@@ -57,9 +58,9 @@ export class ListenerAuth {
   check(line: string): AuthStep {
     const f = line.split(' ');
     if (f.length !== 3 || f[0] !== 'AUTH' || f[1]!.length !== NONCE_BYTES * 2 || !HEX.test(f[1]!)) {
-      return { ok: false, reply: 'NO protocol\n', problem: `expected "AUTH <nonce> <proof>", found "${line.slice(0, 60)}"` };
+      return { ok: false, reply: 'NO protocol\n', problem: `expected "AUTH <nonce> <proof>", found "${line.slice(0, 60)}"`, token: false };
     }
-    if (!sameProof(proof(this.token, 'push', this.at, this.mine), f[2]!)) return { ok: false, reply: 'NO auth\n', problem: 'wrong token: its proof does not match peers.token_file' };
+    if (!sameProof(proof(this.token, 'push', this.at, this.mine), f[2]!)) return { ok: false, reply: 'NO auth\n', problem: 'wrong token: its proof does not match peers.token_file', token: true };
     return { ok: true, reply: `OK ${proof(this.token, 'listen', this.at, f[1]!)}\n` };
   }
 }
@@ -75,18 +76,18 @@ export class PusherAuth {
   answer(line: string, at: string): AuthStep {
     this.at = at;
     const f = line.split(' ');
-    if (f[0] !== PEER_PROTOCOL) return { ok: false, reply: null, problem: `expected "${PEER_PROTOCOL} ${PEER_VERSION} <nonce>" (a licgate peers listener), found "${line.slice(0, 60)}"` };
-    if (f[1] !== String(PEER_VERSION)) return { ok: false, reply: null, problem: `expected peers protocol version ${PEER_VERSION}, found ${f[1]} (a licgate of another version on the other host)` };
-    if (f.length !== 3 || f[2]!.length !== NONCE_BYTES * 2 || !HEX.test(f[2]!)) return { ok: false, reply: null, problem: `expected a ${NONCE_BYTES * 2}-digit hex nonce in the greeting, found "${line.slice(0, 60)}"` };
+    if (f[0] !== PEER_PROTOCOL) return { ok: false, reply: null, problem: `expected "${PEER_PROTOCOL} ${PEER_VERSION} <nonce>" (a licgate peers listener), found "${line.slice(0, 60)}"`, token: false };
+    if (f[1] !== String(PEER_VERSION)) return { ok: false, reply: null, problem: `expected peers protocol version ${PEER_VERSION}, found ${f[1]} (a licgate of another version on the other host)`, token: false };
+    if (f.length !== 3 || f[2]!.length !== NONCE_BYTES * 2 || !HEX.test(f[2]!)) return { ok: false, reply: null, problem: `expected a ${NONCE_BYTES * 2}-digit hex nonce in the greeting, found "${line.slice(0, 60)}"`, token: false };
     return { ok: true, reply: `AUTH ${this.mine} ${proof(this.token, 'push', this.at, f[2]!)}\n` };
   }
 
   /** The listener's answer to our AUTH line. */
   check(line: string): AuthStep {
-    if (line === 'NO auth') return { ok: false, reply: null, problem: 'the remote refused our token: peers.token_file differs between the hosts' };
+    if (line === 'NO auth') return { ok: false, reply: null, problem: 'the remote refused our token: peers.token_file differs between the hosts', token: true };
     const f = line.split(' ');
-    if (f.length !== 2 || f[0] !== 'OK') return { ok: false, reply: null, problem: `expected "OK <proof>", found "${line.slice(0, 60)}"` };
-    if (!sameProof(proof(this.token, 'listen', this.at, this.mine), f[1]!)) return { ok: false, reply: null, problem: 'wrong token: the remote\'s proof does not match peers.token_file' };
+    if (f.length !== 2 || f[0] !== 'OK') return { ok: false, reply: null, problem: `expected "OK <proof>", found "${line.slice(0, 60)}"`, token: false };
+    if (!sameProof(proof(this.token, 'listen', this.at, this.mine), f[1]!)) return { ok: false, reply: null, problem: 'wrong token: the remote\'s proof does not match peers.token_file', token: true };
     return { ok: true, reply: '' };
   }
 }

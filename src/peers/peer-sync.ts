@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { boundHost, formatHostPort } from '../config/address.js';
+import { boundHost, formatHostPort, isWildcard } from '../config/address.js';
 import type { PeersConfig } from '../config/schema.js';
 import { allowListOf } from '../io/allow-list.js';
 import type { BindOptions } from '../io/listen.js';
@@ -338,5 +338,5 @@ export class PeerSync implements PushSource, PeerInbox {
 
 /** The address pushers connect from: peers.listen's, unless it is a wildcard or a name. */
 function sourceAddress(host: string): string | undefined {
-  return isIP(host) !== 0 && host !== '0.0.0.0' && host !== '::' ? host : undefined;
+  return isIP(host) !== 0 && !isWildcard(host) ? host : undefined;
 }
