@@ -171,7 +171,7 @@ export class CheckScheduler {
       return;
     }
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
-    const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: performance.now(), ...(outcome.license ? { license: outcome.license } : {}) };
+    const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: performance.now(), ...(outcome.license ? { license: outcome.license } : {}), ...(outcome.ok && outcome.standby ? { standby: true } : {}) };
     if (outcome.inconclusive) {
       // Our own shortage (out of descriptors): the server's health stays as it was.
       this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: false, durationMs, reason: outcome.reason });

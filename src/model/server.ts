@@ -24,6 +24,8 @@ export interface CheckResult {
   /** performance.now() time (src/wall-time.ts). */
   at: number;
   license?: LicenseInfo;
+  /** With ok: a FlexLM triad member UP while another member is the MASTER (Server.standby). */
+  standby?: boolean;
 }
 
 interface ConnectionCounts {
@@ -105,6 +107,15 @@ export class Server {
    * whose line came after the cut, rather than to "not listed, full weight".
    */
   lastWholeLicense: { license: LicenseInfo; at: number } | null = null;
+  /**
+   * The last passed check found this server a FlexLM triad member that is not the MASTER. Only the
+   * MASTER serves licenses, so a standby takes no client at all, not even one whose stick entry
+   * names it: its lmgrd would send the client to the MASTER's vendor daemon, which the client could
+   * only reach through this proxy's choice of server. Its health is untouched (no DOWN, no
+   * on_marked_down, no alert): it is healthy, and takes clients from the check that finds it
+   * MASTER, with no `rise` to wait for.
+   */
+  standby = false;
   /** Set after the first active check, so /ready knows every server has been looked at. */
   firstCheckDone: boolean;
   /**
@@ -288,6 +299,9 @@ export class Server {
     else if (h.up) this.health.health = Math.max(this.health.rise, this.health.max - (h.max - h.health));
     else this.health.health = h.phase === 'down' ? 0 : Math.min(h.health, this.health.rise - 1);
     this.admin = old.admin;
+    // Until the new check's first pass says otherwise: a standby taking clients for one reload is
+    // what this is there to prevent. A server nothing checks any more has no check to clear it.
+    this.standby = this.checked && old.standby;
     this.failedPort = old.failedPort;
     this.downOnPort = old.downOnPort;
     // An admin's weight holds only while the configured one it was set against does (HAProxy's
@@ -407,24 +421,27 @@ export class Server {
    * persistent ones to a DRAIN server, so that work under way finishes before maintenance.
    */
   get servesPersistent(): boolean {
-    return this.up && !this.inMaint;
+    return this.up && !this.inMaint && !this.standby;
   }
 
   /** Same as usable but ignoring maxconn: whether the server counts for tier selection. */
   get eligible(): boolean {
-    return this.up && !this.draining && !this.inMaint && this.effectiveWeight > 0;
+    return this.up && !this.draining && !this.inMaint && !this.standby && this.effectiveWeight > 0;
   }
 
   /**
    * HAProxy stats-page state: MAINT, DRAIN, DRAIN 1/3, UP, UP 1/3, DOWN, DOWN 1/2, or "no check".
    * A drain or maint only the agent set says "(agent)": the admin state is still ready then, and
    * an admin who sees a bare DRAIN would set ready and wonder why the server still gets nothing.
+   * A triad standby reads "UP (standby)": healthy (the first word, which metrics and the stats page
+   * read, stays the health), and the parenthesis says why it takes nothing, as "(agent)" does.
    */
   get stateText(): string {
     if (this.inMaint) return this.admin === 'maint' ? 'MAINT' : 'MAINT (agent)';
     if (this.family === 0 && !this.commandCheck) return 'DOWN (no address)';
     if (this.agent?.state === 'down') return 'DOWN (agent)';
     if (this.checked && !this.health.up) return this.health.text;
+    if (this.standby) return `${this.health.text} (standby)`;
     if (!this.draining) return this.checked ? this.health.text : 'no check';
     if (this.admin !== 'drain') return 'DRAIN (agent)';
     // UP 1/3 while drained: HAProxy's DRAIN 1/3, the failing checks stay visible.
@@ -437,7 +454,7 @@ export class Server {
    */
   get changeText(): string {
     const text = this.stateText;
-    return this.up && !this.draining && !this.inMaint && this.effectiveWeight === 0 ? `${text} (weight 0)` : text;
+    return this.up && !this.draining && !this.inMaint && !this.standby && this.effectiveWeight === 0 ? `${text} (weight 0)` : text;
   }
 
   private change(reason: string, mutate: () => void): void {
@@ -470,6 +487,7 @@ export class Server {
     this.change(result.reason, () => {
       this.health.success();
       this.consecutiveErrors = 0;
+      this.standby = result.standby === true;
     });
   }
 

@@ -187,7 +187,7 @@ export class Metrics {
 
     // --- servers: mirrored from the model at scrape time
     this.serverGauge('licgate_server_up', 'Whether the server is UP by its health checks (and its agent), 1 or 0, whatever its admin state.', (s) => (s.up ? 1 : 0));
-    this.serverGauge('licgate_server_usable', 'Whether the server may take new connections now (UP, not DRAIN/MAINT, weight > 0), 1 or 0.', (s) => (s.eligible ? 1 : 0));
+    this.serverGauge('licgate_server_usable', 'Whether the server may take new connections now (UP, not DRAIN/MAINT nor a FlexLM triad standby, weight > 0), 1 or 0.', (s) => (s.eligible ? 1 : 0));
     this.serverGauge('licgate_server_weight', 'Effective weight: the runtime weight scaled by the agent percentage.', (s) => s.effectiveWeight);
     this.serverGauge('licgate_server_configured_weight', 'Weight from the config file.', (s) => s.configuredWeight);
     this.serverGauge('licgate_server_tier', 'Tier of the server: 0 active, 1 backup, 2 and up disaster recovery.', (s) => s.tier);

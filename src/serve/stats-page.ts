@@ -100,6 +100,8 @@ function ago(ms) {
 }
 function stateClass(st) {
   if (st === 'UP') return 's-up';
+  // Healthy but taking no client, as a drain: a triad member the MASTER serves for.
+  if (st.indexOf(' (standby)') > 0) return 's-drain';
   if (st.indexOf('UP ') === 0) return 's-going-down';
   if (st === 'DOWN' || st.indexOf('DOWN (') === 0) return 's-down';
   if (st.indexOf('DOWN ') === 0) return 's-going-up';
@@ -394,7 +396,7 @@ export const STATS_PAGE_HTML = `<!doctype html>
   <div class="legend">
     <span class="state s-up">UP</span><span class="state s-going-down">UP 1/3</span><span>going down</span>
     <span class="state s-going-up">DOWN 1/2</span><span>going up</span><span class="state s-down">DOWN</span>
-    <span class="state s-drain">DRAIN</span><span class="state s-maint">MAINT</span><span>(agent): set by the server's agent</span><span class="state s-nocheck">no check</span>
+    <span class="state s-drain">DRAIN</span><span class="state s-drain">UP (standby)</span><span>FlexLM triad member, not MASTER</span><span class="state s-maint">MAINT</span><span>(agent): set by the server's agent</span><span class="state s-nocheck">no check</span>
     <span>admin: drain under a DOWN or (agent) state: the admin's drain, still held when that ends</span>
   </div>
   <footer>

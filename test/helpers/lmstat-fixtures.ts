@@ -38,6 +38,7 @@ export const APP3_LICENSE: LicenseInfo = {
     ...Array.from({ length: 34 }, (_, i) => ({ name: `feature${i + 13}`, issued: 2, in_use: 0 })),
   ],
   errors: [],
+  triads: [['host1', 'host2', 'host3']],
 };
 
 /** The error lmstat prints for the unreachable member in lmstat_server_down.txt. */
@@ -56,4 +57,5 @@ export const SERVER_DOWN_LICENSE: LicenseInfo = {
     { name: 'feature2', issued: 144, in_use: 39 },
   ],
   errors: [`host3: ${HOST3_CANNOT_CONNECT}`],
+  triads: [['host1', 'host2', 'host3']],
 };

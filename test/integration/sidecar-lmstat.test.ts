@@ -55,10 +55,11 @@ type LicenseStatus = ServerStatus & {
 };
 
 /**
- * A sidecar for host3 (the license file's SERVER name) whose exec check runs `lmutil` every 200 ms
- * and parses lmstat; `head`: its sections before `backends`, `checkKeys`: more check keys.
+ * A sidecar for `name` (the license file's SERVER name, host3 by default) whose exec check runs
+ * `lmutil` every 200 ms and parses lmstat; `head`: its sections before `backends`, `checkKeys`: more
+ * check keys.
  */
-async function lmstatSidecar(lmutil: string, head: string, checkKeys = '') {
+async function lmstatSidecar(lmutil: string, head: string, checkKeys = '', name = 'host3') {
   const sidecar = await startProxy(`${head}
 backends:
   - name: flexlm
@@ -71,13 +72,13 @@ ${checkKeys}      inter: 200ms
       fall: 1
       timeout: 5s
     servers:
-      - { name: host3, address: "host3:1999" }
+      - { name: ${name}, address: "${name}:1999" }
 `);
-  return { sidecar, server: async (): Promise<LicenseStatus> => (await sidecar.server('flexlm', 'host3')) as LicenseStatus };
+  return { sidecar, server: async (): Promise<LicenseStatus> => (await sidecar.server('flexlm', name)) as LicenseStatus };
 }
 
 describe('sidecar with an exec check parsing lmstat', () => {
-  it('shows the parsed license in /status and answers STATUS and /health for the local triad member', async () => {
+  it('shows the parsed license in /status and answers STATUS and /health for the local triad member, standby or MASTER', async () => {
     const current = join(scratch, 'lmstat-output.txt');
     const argsFile = join(scratch, 'lmutil-args.txt');
     swapIn(current, lmstatFixturePath('lmstat_app3.txt'));
@@ -92,16 +93,29 @@ describe('sidecar with an exec check parsing lmstat', () => {
     const statusPort = sidecar.listening.status;
     expect(typeof statusPort).toBe('number');
 
-    // Up: lmstat lists host3 UP and both vendor daemons UP.
+    // A standby: lmstat lists host3 UP, but host1 is the MASTER, the only member that serves.
+    // Healthy (Running, /health 200), but no tier takes clients.
+    const standby = await waitFor(async () => {
+      const s = await server();
+      return s.last_check?.ok === true && s.state === 'UP (standby)' && s;
+    }, { timeoutMs: 10_000, what: 'host3 UP (standby) after a passing lmstat check' });
+    expect(standby.last_check!.reason).toBe('triad standby: host1 is MASTER [3/3 servers UP]');
+    expect(standby.last_check!.license).toEqual(APP3_LICENSE);
+    expect(readFileSync(argsFile, 'utf8')).toBe('lmstat\n-a\n-c\n1999@host3\n');
+    expect(await askStatus(statusPort as number)).toBe('Server Status: Running\r\nBackend: flexlm\r\nTier: none\r\nServers: 1/1 up\r\n');
+    expect((await sidecar.get('/health')).status).toBe(200);
+
+    // host3 becomes the MASTER: ready at the next check.
+    const app3 = readFileSync(lmstatFixturePath('lmstat_app3.txt'), 'latin1');
+    const host3Master = join(scratch, 'lmstat-host3-master.txt');
+    writeFileSync(host3Master, app3.replace('host1: license server UP (MASTER)', 'host1: license server UP').replace('host3: license server UP', 'host3: license server UP (MASTER)').replace('(on host1)', '(on host3)'), 'latin1');
+    swapIn(current, host3Master);
     const up = await waitFor(async () => {
       const s = await server();
       return s.last_check?.ok === true && s.state === 'UP' && s;
-    }, { timeoutMs: 10_000, what: 'host3 UP after a passing lmstat check' });
-    expect(up.last_check!.reason).toBe('lmgrd UP [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features');
-    expect(up.last_check!.license).toEqual(APP3_LICENSE);
-    expect(readFileSync(argsFile, 'utf8')).toBe('lmstat\n-a\n-c\n1999@host3\n');
+    }, { timeoutMs: 10_000, what: 'host3 UP once lmstat shows it MASTER' });
+    expect(up.last_check!.reason).toBe('lmgrd UP (MASTER) [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features');
     expect(await askStatus(statusPort as number)).toBe('Server Status: Running\r\nBackend: flexlm\r\nTier: active\r\nServers: 1/1 up\r\n');
-    expect((await sidecar.get('/health')).status).toBe(200);
 
     // host3's lmgrd stops answering; lmutil still exits 0, only its text says so.
     swapIn(current, lmstatFixturePath('lmstat_server_down.txt'));
@@ -129,7 +143,8 @@ describe('sidecar with an exec check parsing lmstat', () => {
     const lmutil = join(scratch, 'lmutil-cat');
     writeFileSync(lmutil, `#!/bin/sh\ncat ${q(current)}\n`, { mode: 0o755 });
     const agent = 'agent: { listen: 127.0.0.1:0, backend: flexlm, weight_from: { feature: feature9, min_percent: 20 } }';
-    const { sidecar, server } = await lmstatSidecar(lmutil, agent, '      read_limit: 24576\n');
+    // host1, the MASTER: a standby would advertise maint whatever its count.
+    const { sidecar, server } = await lmstatSidecar(lmutil, agent, '      read_limit: 24576\n', 'host1');
     const whole = await waitFor(async () => {
       const s = await server();
       return s.last_check?.ok === true && s;

@@ -14,6 +14,12 @@ export interface LicenseInfo {
   /** Error lines recognised in the output, trimmed, e.g. "lmgrd is not running: Cannot connect to license server system. (-15,570:111 ...)". */
   errors: string[];
   /**
+   * The servers of each `License server status:` line that names several (a three-server triad,
+   * where only the MASTER serves), by their `servers` host. Absent when there is none: a one-server
+   * license, or `-c port@a:port@b`, which prints a block of one server each.
+   */
+  triads?: string[][];
+  /**
    * The tool's output passed read_limit and was cut there: the server and vendor status (lmstat),
    * or the status and CSV header (DSLS), are whole (the verdict needs them), `features` lists those
    * before the cut.

@@ -10,6 +10,8 @@ const MAX_LINE_CHARS = 4096;
 // The errors list ends up in /status and logs, so a misbehaving server must not be able to bloat it.
 const MAX_ERRORS = 20;
 const MAX_ERROR_CHARS = 200;
+// One lmstat run asks a license path of a few entries; the list is in /status too.
+const MAX_TRIADS = 20;
 
 const SERVER_LIST = /^License server status:\s*(.*)$/i;
 const SERVER_STATE = /^(\S+): license server (UP|DOWN)\b(.*)$/i;
@@ -60,6 +62,7 @@ function scan(text: string): { info: LicenseInfo; section: Section } {
   // per server, and a daemon of the same name on each is two daemons with their own state.
   const vendors = new Map<string, Vendor>();
   let listHosts: string[] = [];
+  const triads: string[][] = [];
   let vendorHost: string | undefined;
   const setVendor = (v: Vendor): void => {
     const server = vendorHost;
@@ -99,6 +102,7 @@ function scan(text: string): { info: LicenseInfo; section: Section } {
         const at = entry.lastIndexOf('@');
         if (at >= 0 && at < entry.length - 1) listHosts.push(serverFor(entry.slice(at + 1)).host);
       }
+      if (listHosts.length > 1 && triads.length < MAX_TRIADS) triads.push(listHosts);
     } else if ((m = SERVER_STATE.exec(line))) {
       const s = serverFor(m[1]!);
       // Windows lmstat may print one server twice, "BVS15004: ... UP (MASTER)" then "bvs15004: ... UP":
@@ -137,7 +141,9 @@ function scan(text: string): { info: LicenseInfo; section: Section } {
     if (ERROR_TEXT.test(line)) addError(line);
   }
 
-  return { info: { servers: [...servers.values()], vendors: [...vendors.values()], features: [...features.values()], errors }, section };
+  const info: LicenseInfo = { servers: [...servers.values()], vendors: [...vendors.values()], features: [...features.values()], errors };
+  if (triads.length > 0) info.triads = triads;
+  return { info, section };
 }
 
 /** Counts from the part after "Users of NAME:"; null when the line reports an error instead. */
@@ -149,10 +155,23 @@ function parseUsage(name: string, rest: string): Feature | null {
 }
 
 /**
+ * One lmstat run's verdict. `standby`: the guarded server is a healthy triad member that another
+ * member, the MASTER, serves for: it must take no client, yet it is not down (Server.standby).
+ */
+export interface LmstatVerdict {
+  ok: boolean;
+  reason: string;
+  standby?: boolean;
+}
+
+/**
  * The health verdict for one lmstat run. `localHost` is the lmgrd this sidecar guards: in a triad
  * every member prints the same status, so "some server is UP" would keep a dead member in rotation.
+ * In a triad only the MASTER serves licenses, and only while 2 of the 3 members run and talk
+ * (Revenera's License Administration Guide, "Overview of Three-Server Redundancy"): a member UP
+ * without MASTER is a standby, and a triad without a MASTER serves nothing.
  */
-export function lmstatHealthy(info: LicenseInfo, localHost?: string): { ok: boolean; reason: string } {
+export function lmstatHealthy(info: LicenseInfo, localHost?: string): LmstatVerdict {
   const up = info.servers.filter((s) => s.up);
   if (up.length === 0) {
     const why = info.errors[0] ?? (info.servers.length === 0 ? 'no license server status in lmstat output' : 'no license server UP');
@@ -160,8 +179,9 @@ export function lmstatHealthy(info: LicenseInfo, localHost?: string): { ok: bool
   }
 
   let lmgrd: string;
+  let local: Server | undefined;
   if (localHost !== undefined) {
-    const local = info.servers.find((s) => sameHost(s.host, localHost));
+    local = info.servers.find((s) => sameHost(s.host, localHost));
     if (!local) {
       const listed = info.servers.map((s) => s.host).join(', ');
       return { ok: false, reason: `expected local host ${localHost} among license servers, found ${listed}` };
@@ -178,7 +198,22 @@ export function lmstatHealthy(info: LicenseInfo, localHost?: string): { ok: bool
     const master = up.find((s) => s.master);
     lmgrd = `lmgrd UP ${up.length}/${info.servers.length}${master ? ` (MASTER ${master.host})` : ', no MASTER'}`;
   }
-  if (localHost !== undefined && info.servers.length > 1) lmgrd += ` [${up.length}/${info.servers.length} servers UP]`;
+  const upCount = ` [${up.length}/${info.servers.length} servers UP]`;
+  if (localHost !== undefined && info.servers.length > 1) lmgrd += upCount;
+
+  const triad = triadOf(info, local);
+  if (triad !== null) {
+    const members = info.servers.filter((s) => triad.includes(s.host));
+    const live = members.filter((s) => s.up).length;
+    const master = members.find((s) => s.master);
+    // A MASTER needs 2 of 3; with 2 UP and none MASTER the triad is electing one, and serves nothing meanwhile either.
+    if (!master) {
+      const reason = live < 2 ? `triad has no quorum: ${live}/${members.length} servers UP, no MASTER` : `triad has no MASTER: ${live}/${members.length} servers UP`;
+      return { ok: false, reason };
+    }
+    // Before the vendor daemons: lmstat lists the MASTER's only, whose verdict is the MASTER's check.
+    if (local !== undefined && master !== local) return { ok: true, standby: true, reason: `triad standby: ${master.host} is MASTER${upCount}` };
+  }
 
   const vendors = localHost === undefined ? info.vendors : vendorsOf(info, localHost);
   if (vendors.length === 0) return { ok: false, reason: `${lmgrd}, but no vendor daemon listed` };
@@ -193,6 +228,16 @@ export function lmstatHealthy(info: LicenseInfo, localHost?: string): { ok: bool
     ok: true,
     reason: `${lmgrd}, vendor${vendors.length > 1 ? 's' : ''} ${names} UP, ${n} feature${n === 1 ? '' : 's'}`,
   };
+}
+
+/**
+ * The triad the verdict is about: the guarded server's, or without one the output's only triad
+ * when it lists nothing else; null for a one-server license or `-c port@a:port@b` blocks.
+ */
+function triadOf(info: LicenseInfo, local: Server | undefined): string[] | null {
+  const triads = info.triads ?? [];
+  if (local !== undefined) return triads.find((t) => t.includes(local.host)) ?? null;
+  return triads.length === 1 && triads[0]!.length === info.servers.length ? triads[0]! : null;
 }
 
 /**

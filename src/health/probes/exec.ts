@@ -93,7 +93,7 @@ export class ExecProbe implements Probe {
     if (broken !== null) return isLocalResourceError(r.spawnErrorCode) ? inconclusive(broken) : failed(broken);
 
     let license: LicenseInfo | undefined;
-    let verdict: { ok: boolean; reason: string };
+    let verdict: { ok: boolean; reason: string; standby?: boolean };
     if (this.parse !== null && r.truncated) {
       const lmstat = this.parse === 'lmstat';
       const cut = lmstat ? parseCutLmstat(r.stdout) : parseCutDslsUsage(r.stdout);
@@ -119,7 +119,7 @@ export class ExecProbe implements Probe {
     }
     if (verdict.ok && this.expect) {
       verdict = matches(this.expect, r.stdout)
-        ? { ok: true, reason: `${verdict.reason}, stdout matched ${describeMatcher(this.expect)}` }
+        ? { ...verdict, reason: `${verdict.reason}, stdout matched ${describeMatcher(this.expect)}` }
         : { ok: false, reason: `stdout did not match ${describeMatcher(this.expect)}: "${firstLine(r.stdout)}"` };
     }
     return license ? { ...verdict, license } : verdict;

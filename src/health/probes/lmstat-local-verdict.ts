@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { isLoopback, sameAddress } from '../../config/address.js';
 import type { LicenseInfo } from '../parse/license-info.js';
-import { lmstatHealthy } from '../parse/lmstat.js';
+import { lmstatHealthy, type LmstatVerdict } from '../parse/lmstat.js';
 
 /** The names this machine may appear under in lmstat's server list. */
 export interface MachineIdentity {
@@ -42,7 +42,7 @@ export function thisMachine(): MachineIdentity {
  *   list of several the check fails and says so: guessing "any member UP" would keep a dead triad
  *   member in rotation, which is exactly what the sidecar is there to prevent.
  */
-export function lmstatVerdict(info: LicenseInfo, serverHost: string, me: MachineIdentity = thisMachine()): { ok: boolean; reason: string } {
+export function lmstatVerdict(info: LicenseInfo, serverHost: string, me: MachineIdentity = thisMachine()): LmstatVerdict {
   const local = isLoopback(serverHost) || me.addresses.some((a) => sameAddress(a, serverHost));
   if (!local) return lmstatHealthy(info, info.servers.length === 1 ? info.servers[0]!.host : serverHost);
 

@@ -25,6 +25,8 @@ export interface ProbeOutcome {
   agent?: AgentView;
   /** The check could not run for a reason on licgate's side: no verdict on the server. */
   inconclusive?: boolean;
+  /** With ok: a healthy FlexLM triad member that is not the MASTER (Server.standby). */
+  standby?: boolean;
 }
 
 /**

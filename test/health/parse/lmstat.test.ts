@@ -70,8 +70,8 @@ describe('parseLmstat on lmstat_app1.txt (triad, one vendor, reservations)', () 
       ok: true,
       reason: 'lmgrd UP (MASTER) [3/3 servers UP], vendor VENDOR1 UP, 53 features',
     });
-    expect(lmstatHealthy(info, 'host3.domain.net').ok).toBe(true);
-    expect(lmstatHealthy(info, 'host-1').reason).toBe('lmgrd UP [3/3 servers UP], vendor VENDOR1 UP, 53 features');
+    expect(lmstatHealthy(info, 'host3.domain.net')).toEqual({ ok: true, standby: true, reason: 'triad standby: host2.domain.net is MASTER [3/3 servers UP]' });
+    expect(lmstatHealthy(info, 'host-1').reason).toBe('triad standby: host2.domain.net is MASTER [3/3 servers UP]');
   });
 
   it('is unhealthy when the local host is not a member of the triad', () => {
@@ -107,11 +107,9 @@ describe('parseLmstat on lmstat_app2.txt (triad, users without a license count)'
     expect(info.errors).toEqual([]);
   });
 
-  it('is healthy', () => {
-    expect(lmstatHealthy(info, 'host1')).toEqual({
-      ok: true,
-      reason: 'lmgrd UP [3/3 servers UP], vendor vendor1 UP, 10 features',
-    });
+  it('is a standby on host1 and host3, healthy on the MASTER', () => {
+    expect(lmstatHealthy(info, 'host1')).toEqual({ ok: true, standby: true, reason: 'triad standby: host2 is MASTER [3/3 servers UP]' });
+    expect(lmstatHealthy(info, 'host2')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [3/3 servers UP], vendor vendor1 UP, 10 features' });
   });
 });
 
@@ -143,11 +141,17 @@ describe('parseLmstat on lmstat_app3.txt (triad, two vendor daemons)', () => {
     expect(info.errors).toEqual([]);
   });
 
-  it('is healthy and lists both vendors', () => {
+  it('is healthy on the MASTER and lists both vendors', () => {
     expect(lmstatHealthy(info, 'host1')).toEqual({
       ok: true,
       reason: 'lmgrd UP (MASTER) [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features',
     });
+  });
+
+  it('is a standby on host2 and host3: only the MASTER serves licenses', () => {
+    expect(info.triads).toEqual([['host1', 'host2', 'host3']]);
+    expect(lmstatHealthy(info, 'host2')).toEqual({ ok: true, standby: true, reason: 'triad standby: host1 is MASTER [3/3 servers UP]' });
+    expect(lmstatHealthy(info, 'HOST3.example.org')).toEqual({ ok: true, standby: true, reason: 'triad standby: host1 is MASTER [3/3 servers UP]' });
   });
 });
 
@@ -175,7 +179,8 @@ describe('parseLmstat on lmstat_server_down.txt (one triad member unreachable)',
     expect(info.errors).toEqual([host3Error]);
   });
 
-  it('is healthy for the surviving members, unhealthy for host3', () => {
+  it('is healthy for the MASTER, a standby for host1, unhealthy for host3', () => {
+    expect(lmstatHealthy(info, 'host1')).toEqual({ ok: true, standby: true, reason: 'triad standby: host2 is MASTER [2/3 servers UP]' });
     expect(lmstatHealthy(info, 'host2')).toEqual({
       ok: true,
       reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor daemon UP, 2 features',
@@ -327,8 +332,29 @@ describe('parseLmstat on synthetic output', () => {
       { host: 'c', up: true, master: true },
     ]);
     expect(lmstatHealthy(info, 'b')).toEqual({ ok: false, reason: 'lmgrd on b DOWN' });
-    expect(lmstatHealthy(info, 'a')).toEqual({ ok: true, reason: 'lmgrd UP [2/3 servers UP], vendor ansyslmd UP, 1 feature' });
+    expect(lmstatHealthy(info, 'a')).toEqual({ ok: true, standby: true, reason: 'triad standby: c is MASTER [2/3 servers UP]' });
     expect(lmstatHealthy(info, 'c')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor ansyslmd UP, 1 feature' });
+  });
+
+  it('fails every member of a triad without a MASTER: one UP has no quorum, two are electing one', () => {
+    const triad = (a: string, b: string, c: string): string =>
+      ['License server status: 27000@a,27000@b,27000@c', `a: ${a}`, `b: ${b}`, `c: ${c}`, 'Vendor daemon status (on a):', '  ansyslmd: UP v11.16.2', 'Feature usage info:'].join('\n');
+    const alone = parseLmstat(triad('license server UP v11.16.2', 'Cannot connect to license server system. (-15,570:111 "Connection refused")', 'license server DOWN'));
+    const noQuorum = { ok: false, reason: 'triad has no quorum: 1/3 servers UP, no MASTER' };
+    expect(lmstatHealthy(alone, 'a')).toEqual(noQuorum);
+    expect(lmstatHealthy(alone)).toEqual(noQuorum);
+    expect(lmstatHealthy(alone, 'b')).toEqual({ ok: false, reason: 'lmgrd on b DOWN: Cannot connect to license server system. (-15,570:111 "Connection refused")' });
+    const electing = parseLmstat(triad('license server UP v11.16.2', 'license server UP v11.16.2', 'license server DOWN'));
+    expect(lmstatHealthy(electing, 'b')).toEqual({ ok: false, reason: 'triad has no MASTER: 2/3 servers UP' });
+  });
+
+  it('judges each server of -c port@a:port@b on its own: each block is a license of one server, not a triad', () => {
+    const block = (host: string, state: string): string[] => [`License server status: 27000@${host}`, `${host}: license server ${state}`, `Vendor daemon status (on ${host}):`, '  MLM: UP v11.19.2'];
+    // An older lmgrd may print a one-server license without "(MASTER)": still no standby.
+    const info = parseLmstat([...block('lic1', 'UP (MASTER) v11.19.2'), ...block('lic2', 'UP v11.19.2')].join('\n'));
+    expect(info.triads).toBeUndefined();
+    expect(lmstatHealthy(info, 'lic1')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [2/2 servers UP], vendor MLM UP, 0 features' });
+    expect(lmstatHealthy(info, 'lic2')).toEqual({ ok: true, reason: 'lmgrd UP [2/2 servers UP], vendor MLM UP, 0 features' });
   });
 
   it('keeps MASTER when Windows lmstat prints the same server twice, in two spellings', () => {

@@ -70,16 +70,16 @@ describe('exec probe with parse: lmstat', () => {
     expect(out.license).toEqual(SERVER_DOWN_LICENSE);
   });
 
-  it('is healthy for a member that is UP while a peer is down (host1 in the same capture)', async () => {
+  it('is a healthy standby for a member that is UP but not MASTER while a peer is down (host1 in the same capture)', async () => {
     const lmutil = fakeLmutil('lmutil-down', lmstatFixture('lmstat_server_down.txt'));
     const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('HOST1.example.org'));
-    expect(out).toMatchObject({ ok: true, reason: 'lmgrd UP [2/3 servers UP], vendor daemon UP, 2 features' });
+    expect(out).toMatchObject({ ok: true, standby: true, reason: 'triad standby: host2 is MASTER [2/3 servers UP]' });
   });
 
   it('judges the text, not the exit code: exit 1 with a healthy capture is healthy', async () => {
     const lmutil = fakeLmutil('lmutil-exit1', lmstatFixture('lmstat_app3.txt'), 'exit 1');
-    const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('host2'));
-    expect(out).toMatchObject({ ok: true, reason: 'lmgrd UP [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features' });
+    const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('host1'));
+    expect(out).toMatchObject({ ok: true, reason: 'lmgrd UP (MASTER) [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features' });
   });
 
   it('with a loopback server address, finds this machine by its hostname in the server list', async () => {

@@ -1,0 +1,95 @@
+/**
+ * A FlexLM three-server triad behind `licgate run`: only the MASTER serves licenses, so clients
+ * must land on it alone, and follow it when another member becomes MASTER. The members are
+ * FlexLM-mode simulators; the exec check runs a stand-in `lmutil` printing the triad's lmstat
+ * output with the MASTER read from a file the test rewrites.
+ */
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
+import { startFlexlmLab } from '../helpers/flexlm-lab.js';
+import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
+import { stopAll } from '../helpers/proxy-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'licgate-flexlm-triad-'));
+afterEach(async () => {
+  await stopAll();
+  await stopFlexlmSimulators();
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const q = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * `lmutil lmstat -a -c PORT@HOST` for the triad h1, h2, h3 at 127.0.1.1-3 (startFlexlmLab), as the
+ * member HOST prints it. A loopback server address means this machine to the lmstat verdict, which
+ * finds it in the list by its host name (lmstat-local-verdict.ts), so the member asked about is
+ * printed under this machine's name, the others under theirs.
+ */
+function standInLmutil(masterFile: string): string {
+  const file = join(scratch, 'lmutil');
+  writeFileSync(
+    file,
+    `#!/bin/sh
+at=\${4##*@}
+me=h\${at##*.}
+master=$(cat ${q(masterFile)})
+name() { if [ "$1" = "$me" ]; then echo ${q(hostname())}; else echo "$1"; fi; }
+echo "License server status: 27000@$(name h1),27000@$(name h2),27000@$(name h3)"
+for h in h1 h2 h3; do
+  if [ "$h" = "$master" ]; then echo "$(name $h): license server UP (MASTER) v11.19.2"; else echo "$(name $h): license server UP v11.19.2"; fi
+done
+echo "Vendor daemon status (on $(name "$master")):"
+echo "   simd: UP v11.19.2"
+echo "Feature usage info:"
+echo "Users of f1:  (Total of 1000 licenses issued;  Total of 0 licenses in use)"
+`,
+    { mode: 0o755 },
+  );
+  return file;
+}
+
+function setMaster(masterFile: string, name: string): void {
+  writeFileSync(`${masterFile}.tmp`, `${name}\n`);
+  renameSync(`${masterFile}.tmp`, masterFile);
+}
+
+describe('a FlexLM triad behind the proxy', () => {
+  it('sends every client to the MASTER only, and to the new MASTER once a check finds it', async () => {
+    const masterFile = join(scratch, 'master');
+    setMaster(masterFile, 'h1');
+    const lmutil = standInLmutil(masterFile);
+    const { lmgrdPort, proxy } = await startFlexlmLab(['h1', 'h2', 'h3'], [
+      'stick: source',
+      'on_marked_down: shutdown-sessions',
+      `check: { type: exec, argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"], parse: lmstat, inter: 200ms, fastinter: 100ms, rise: 3, fall: 2, timeout: 3s }`,
+    ]);
+    const states = async (): Promise<string[]> => Promise.all(['h1', 'h2', 'h3'].map(async (n) => (await proxy.server('licenses', n)).state));
+    await waitFor(async () => (await states()).join() === 'UP,UP (standby),UP (standby)', { timeoutMs: 15_000, what: 'h1 UP, h2 and h3 UP (standby)' });
+    expect((await proxy.server('licenses', 'h2')).last_check!.reason).toBe('triad standby: h1 is MASTER [3/3 servers UP]');
+
+    const checkout = async (client: string): Promise<string> => {
+      const r = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: client });
+      if (!r.granted) throw new Error(`${client}: checkout denied: ${r.detail}`);
+      return r.server!;
+    };
+    const clients = clientAddresses(9);
+    for (const c of clients) expect(await checkout(c)).toBe('h1');
+    const metrics = (await proxy.get('/metrics')).body;
+    expect(metrics).toContain('licgate_server_usable{backend="licenses",server="h2"} 0\n');
+    expect(metrics).toContain('licgate_server_up{backend="licenses",server="h2"} 1\n');
+
+    // h2 is elected MASTER: the first check of each member that says so moves the clients, the
+    // sticky ones included (h1's vendor daemon no longer serves), without marking anything DOWN.
+    setMaster(masterFile, 'h2');
+    await waitFor(async () => (await states()).join() === 'UP (standby),UP,UP (standby)', { timeoutMs: 15_000, what: 'h2 UP, h1 and h3 UP (standby)' });
+    for (const c of [...clients, ...clientAddresses(3, 30)]) expect(await checkout(c)).toBe('h2');
+    // The log is written in batches: the line may come a moment after the state.
+    const line = await waitFor(() => proxy.logs.find((l) => l.server === 'h1' && l.to === 'UP (standby)'), { timeoutMs: 5000, what: 'the log line of h1 going standby' });
+    expect(line).toMatchObject({ from: 'UP', reason: 'triad standby: h2 is MASTER [3/3 servers UP]' });
+    expect(proxy.logs.filter((l) => typeof l.to === 'string' && l.to.startsWith('DOWN'))).toEqual([]);
+  });
+});
