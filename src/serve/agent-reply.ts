@@ -153,7 +153,11 @@ function featureFactor(license: LicenseInfo, from: WeightFromConfig): LicenseFac
  * What a sidecar says for `servers` (one server, or a whole backend):
  * - health: up when any of them is UP and not in MAINT (STATUS "Running" in the same sense);
  * - admin: ready when any of them can take new connections by admin state and token supply,
- *   else drain while any is not in MAINT, else maint;
+ *   else drain while any is not in MAINT or a triad standby, else maint. A FlexLM triad standby
+ *   (Server.standby) says `up maint`: HAProxy sends a MAINT server no client, persistent ones
+ *   included, where a DRAIN server still takes those; `down` would log a DOWN, alert and end its
+ *   sessions for a member that is healthy. The `ready` that the check finding it MASTER brings
+ *   makes it UP at once (HAProxy ends a MAINT with "start OK", no rise);
  * - weight: their runtime weights × agent % (unrounded) × license factor, relative to their
  *   configured weights, counting the UP ones; when none is UP, what they will carry when they come
  *   back, so HAProxy sees no weight-0 blip on recovery.
@@ -165,6 +169,8 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
   let anyWeight = 0;
   let ready = false;
   let notMaint = false;
+  let standby: Server | null = null;
+  let standbyWeight = 0;
   let maxconn = 0;
   let allMaxconn = servers.length > 0;
   const notes: string[] = [];
@@ -173,21 +179,28 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
     if (s.maxconn > 0) maxconn += s.maxconn;
     else allMaxconn = false;
     if (s.inMaint) continue;
-    notMaint = true;
+    const waiting = s.standby && s.up;
+    if (waiting) standby ??= s;
+    else notMaint = true;
     const failed = s.up && s.lastCheck?.ok === false ? s.lastCheck.reason : null;
     const lic = licenseWeightFactor(s.lastCheck?.license, from, s.lastWholeLicense, performance.now(), failed);
     if (lic.note) notes.push(servers.length > 1 ? `${s.name}: ${lic.note}` : lic.note);
     if (s.draining || lic.exhausted) continue;
-    ready = true;
     const w = (s.agentScaledWeight * lic.percent) / 100;
+    // Said with its maint: what it carries as MASTER, so HAProxy sees no blip when it becomes one.
+    if (waiting) {
+      standbyWeight += w;
+      continue;
+    }
+    ready = true;
     anyWeight += w;
     if (s.up) upWeight += w;
   }
   const up = servers.some((s) => s.up && !s.inMaint);
-  const weight = up ? upWeight : anyWeight;
   const admin: AgentAdminWord = ready ? 'ready' : notMaint ? 'drain' : 'maint';
+  const weight = admin === 'maint' && standby !== null ? standbyWeight : up ? upWeight : anyWeight;
   const comments: string[] = [];
-  if (admin === 'maint') comments.push('maintenance');
+  if (admin === 'maint') comments.push(standby === null ? 'maintenance' : (standby.lastCheck?.reason ?? standby.stateText));
   else if (!up) comments.push(downReason(servers));
   else if (admin === 'drain' && servers.some((s) => s.draining && !s.inMaint)) comments.push('draining');
   comments.push(...notes);

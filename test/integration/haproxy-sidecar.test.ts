@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startDaemon } from '../helpers/in-process-daemon.js';
@@ -53,6 +53,22 @@ backends:
 `;
 }
 
+/**
+ * haproxy/sidecar-checks.cfg with lic1 at `primary` and lic2 at `backup` (host:port), the frontends
+ * on `bind` (host) ports `fe` and `feVendor`, the sidecars' ports, checks every 200 ms and `rise`.
+ */
+function sidecarChecksCfg(o: { bind: string; fe: number; feVendor: number; primary: string; backup: string; statusPort: number; agentPort: number; rise: number }): string {
+  return renderConfig(readShipped('sidecar-checks.cfg'), dir, [
+    [/bind :27000$/m, `bind ${o.bind}:${o.fe}`, 1],
+    [/bind :27001$/m, `bind ${o.bind}:${o.feVendor}`, 1],
+    [/10\.0\.0\.11:2700[01]/, o.primary, 2],
+    [/10\.0\.0\.12:2700[01]/, o.backup, 2],
+    [/tcp-check connect port 27100/, `tcp-check connect port ${o.statusPort}`, 2],
+    [/agent-port 27200 agent-inter 2s/, `agent-port ${o.agentPort} agent-inter 200ms`, 2],
+    [/inter 2s fastinter 500ms downinter 5s rise 2 fall 3/, `inter 200ms fastinter 100ms downinter 200ms rise ${o.rise} fall 2`, 2],
+  ]);
+}
+
 /** One STATUS exchange with a sidecar. */
 function status(host: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -90,15 +106,7 @@ describe('HAProxy in front of license servers, checking each through its licgate
 
     const fe = await freePort();
     const feVendor = await freePort();
-    const cfg = renderConfig(readShipped('sidecar-checks.cfg'), dir, [
-      [/bind :27000$/m, `bind 127.0.0.1:${fe}`, 1],
-      [/bind :27001$/m, `bind 127.0.0.1:${feVendor}`, 1],
-      [/10\.0\.0\.11:2700[01]/, `${PRIMARY}:${primary.port}`, 2],
-      [/10\.0\.0\.12:2700[01]/, `${BACKUP}:${backup.port}`, 2],
-      [/tcp-check connect port 27100/, `tcp-check connect port ${statusPort}`, 2],
-      [/agent-port 27200 agent-inter 2s/, `agent-port ${agentPort} agent-inter 200ms`, 2],
-      [/inter 2s fastinter 500ms downinter 5s rise 2 fall 3/, 'inter 200ms fastinter 100ms downinter 200ms rise 1 fall 2', 2],
-    ]);
+    const cfg = sidecarChecksCfg({ bind: '127.0.0.1', fe, feVendor, primary: `${PRIMARY}:${primary.port}`, backup: `${BACKUP}:${backup.port}`, statusPort, agentPort, rise: 1 });
     haproxy = await startHaproxy(cfg, dir);
     const hap = haproxy;
 
@@ -159,6 +167,85 @@ describe('HAProxy in front of license servers, checking each through its licgate
   }, 120_000);
 });
 
+describe('a FlexLM triad member that is not the MASTER, behind HAProxy', () => {
+  it("keeps HAProxy from sending it any client, a persistent one included, and gives it back as soon as it is MASTER", async () => {
+    const tokenFile = join(dir, 'admin.token');
+    writeFileSync(tokenFile, `${TOKEN}\n`);
+    const primary = await startSimulator('primary', { host: PRIMARY });
+    const backup = await startSimulator('backup', { host: BACKUP });
+    const statusPort = await freePort([PRIMARY, BACKUP]);
+    const agentPort = await freePort([PRIMARY, BACKUP]);
+    // lic1's sidecar runs a stand-in lmutil: a triad whose MASTER is this host ("me") or lic-b. A
+    // loopback server address is this machine, found in lmstat's list by its host name.
+    const masterFile = join(dir, 'master');
+    const setMaster = (who: string): void => {
+      writeFileSync(`${masterFile}.tmp`, `${who}\n`);
+      renameSync(`${masterFile}.tmp`, masterFile);
+    };
+    setMaster('me');
+    const me = hostname();
+    const lmutil = join(dir, 'lmutil');
+    writeFileSync(
+      lmutil,
+      `#!/bin/sh
+if [ "$(cat '${masterFile}')" = me ]; then m1=' (MASTER)'; m2=''; on='${me}'; else m1=''; m2=' (MASTER)'; on=lic-b; fi
+echo "License server status: 27000@${me},27000@lic-b,27000@lic-c"
+echo "${me}: license server UP$m1 v11.19.2"
+echo "lic-b: license server UP$m2 v11.19.2"
+echo "lic-c: license server UP v11.19.2"
+echo "Vendor daemon status (on $on):"
+echo "   simd: UP v11.19.2"
+echo "Feature usage info:"
+echo "Users of f1:  (Total of 10 licenses issued;  Total of 0 licenses in use)"
+`,
+      { mode: 0o755 },
+    );
+    await startProxy(
+      sidecarYaml(PRIMARY, primary.port, statusPort, agentPort, tokenFile).replace(
+        /check: \{ type: status,/,
+        `check: { type: exec, argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"], parse: lmstat,`,
+      ),
+    );
+    await startProxy(sidecarYaml(BACKUP, backup.port, statusPort, agentPort, tokenFile));
+    const fe = await freePort();
+    const feVendor = await freePort();
+    haproxy = await startHaproxy(
+      sidecarChecksCfg({ bind: '127.0.0.1', fe, feVendor, primary: `${PRIMARY}:${primary.port}`, backup: `${BACKUP}:${backup.port}`, statusPort, agentPort, rise: 2 }),
+      dir,
+    );
+    const hap = haproxy;
+    let last: StatRow[] = [];
+    const lic1 = (what: string, pred: (r: StatRow) => boolean): Promise<unknown> =>
+      waitFor(
+        async () => {
+          last = [await hap.server('licenses', 'lic1'), await hap.server('licenses_vendor', 'lic1')];
+          return last.every(pred);
+        },
+        { timeoutMs: STEP_MS, intervalMs: 100, what: `HAProxy lic1: ${what} (last: ${JSON.stringify(last.map((r) => [r.status, r.agent_status, r.last_agt]))})` },
+      );
+
+    // The MASTER: UP, and a client that checks out there is stuck to it.
+    await lic1('UP as the MASTER', (r) => r.status === 'UP' && r.agent_status === 'L7OK');
+    await waitFor(async () => (await hap.server('licenses', 'lic2')).status === 'UP', { timeoutMs: STEP_MS, what: 'HAProxy lic2 (backup) UP' });
+    expect(await askLine(fe, 'HELLO\n', '127.0.0.10')).toBe('HELLO primary');
+
+    // lic-b is elected MASTER: the sidecar says "up maint". HAProxy sends lic1 nothing, the client
+    // stuck to it included, on both ports (a drain would still send it that one), and logs no DOWN.
+    setMaster('lic-b');
+    await lic1('MAINT as a standby', (r) => r.status === 'MAINT');
+    expect(await askLine(fe, 'HELLO\n', '127.0.0.10')).toBe('HELLO backup');
+    expect(await askLine(feVendor, 'HELLO\n', '127.0.0.10')).toBe('HELLO backup');
+    expect(await askLine(fe, 'HELLO\n', '127.0.0.11')).toBe('HELLO backup');
+
+    // MASTER again: UP at once, with no rise 2 of checks to wait for (HAProxy leaves MAINT "UP,
+    // check immediately"), and new clients come back.
+    setMaster('me');
+    await lic1('UP again as the MASTER', (r) => r.status === 'UP');
+    expect(await askLine(fe, 'HELLO\n', '127.0.0.12')).toBe('HELLO primary');
+    expect(hap.output()).not.toMatch(/lic1 is DOWN/);
+  }, 120_000);
+});
+
 describe('the same over IPv6: HAProxy, sidecar and license server on ::1', () => {
   it('HAProxy reads STATUS and the agent over IPv6, follows a weight and a drain, and keeps an IPv6 client stuck to the drained server', async () => {
     const tokenFile = join(dir, 'admin.token');
@@ -173,15 +260,7 @@ describe('the same over IPv6: HAProxy, sidecar and license server on ::1', () =>
     const fe = await freePort(['::1']);
     const feVendor = await freePort(['::1']);
     haproxy = await startHaproxy(
-      renderConfig(readShipped('sidecar-checks.cfg'), dir, [
-        [/bind :27000$/m, `bind [::1]:${fe}`, 1],
-        [/bind :27001$/m, `bind [::1]:${feVendor}`, 1],
-        [/10\.0\.0\.11:2700[01]/, `[::1]:${primary.port}`, 2],
-        [/10\.0\.0\.12:2700[01]/, `${BACKUP}:${backup.port}`, 2],
-        [/tcp-check connect port 27100/, `tcp-check connect port ${statusPort}`, 2],
-        [/agent-port 27200 agent-inter 2s/, `agent-port ${agentPort} agent-inter 200ms`, 2],
-        [/inter 2s fastinter 500ms downinter 5s rise 2 fall 3/, 'inter 200ms fastinter 100ms downinter 200ms rise 1 fall 2', 2],
-      ]),
+      sidecarChecksCfg({ bind: '[::1]', fe, feVendor, primary: `[::1]:${primary.port}`, backup: `${BACKUP}:${backup.port}`, statusPort, agentPort, rise: 1 }),
       dir,
     );
     const hap = haproxy;

@@ -78,7 +78,7 @@ ${checkKeys}      inter: 200ms
 }
 
 describe('sidecar with an exec check parsing lmstat', () => {
-  it('shows the parsed license in /status and answers STATUS and /health for the local triad member, standby or MASTER', async () => {
+  it('shows the parsed license in /status and answers STATUS, the agent and /health for the local triad member, standby or MASTER', async () => {
     const current = join(scratch, 'lmstat-output.txt');
     const argsFile = join(scratch, 'lmutil-args.txt');
     swapIn(current, lmstatFixturePath('lmstat_app3.txt'));
@@ -89,12 +89,13 @@ describe('sidecar with an exec check parsing lmstat', () => {
 
     // The server is named as the license file's SERVER line names it, so the probe knows which
     // lmstat line is the member this sidecar guards.
-    const { sidecar, server } = await lmstatSidecar(lmutil, 'status:\n  listen: 127.0.0.1:0');
+    const { sidecar, server } = await lmstatSidecar(lmutil, 'status:\n  listen: 127.0.0.1:0\nagent: { listen: 127.0.0.1:0, backend: flexlm }');
     const statusPort = sidecar.listening.status;
     expect(typeof statusPort).toBe('number');
 
     // A standby: lmstat lists host3 UP, but host1 is the MASTER, the only member that serves.
-    // Healthy (Running, /health 200), but no tier takes clients.
+    // Healthy (Running, /health 200), and the agent puts it in MAINT: HAProxy sends a MAINT server
+    // no client, persistent ones included, and does not log it DOWN.
     const standby = await waitFor(async () => {
       const s = await server();
       return s.last_check?.ok === true && s.state === 'UP (standby)' && s;
@@ -103,6 +104,7 @@ describe('sidecar with an exec check parsing lmstat', () => {
     expect(standby.last_check!.license).toEqual(APP3_LICENSE);
     expect(readFileSync(argsFile, 'utf8')).toBe('lmstat\n-a\n-c\n1999@host3\n');
     expect(await askStatus(statusPort as number)).toBe('Server Status: Running\r\nBackend: flexlm\r\nTier: none\r\nServers: 1/1 up\r\n');
+    expect(await askStatus(sidecar.listening.agent!)).toBe('up maint 100% #triad standby: host1 is MASTER [3/3 servers UP]\n');
     expect((await sidecar.get('/health')).status).toBe(200);
 
     // host3 becomes the MASTER: ready at the next check.
@@ -116,6 +118,7 @@ describe('sidecar with an exec check parsing lmstat', () => {
     }, { timeoutMs: 10_000, what: 'host3 UP once lmstat shows it MASTER' });
     expect(up.last_check!.reason).toBe('lmgrd UP (MASTER) [3/3 servers UP], vendors daemon1, DAEMON2 UP, 46 features');
     expect(await askStatus(statusPort as number)).toBe('Server Status: Running\r\nBackend: flexlm\r\nTier: active\r\nServers: 1/1 up\r\n');
+    expect(await askStatus(sidecar.listening.agent!)).toBe('up ready 100%\n');
 
     // host3's lmgrd stops answering; lmutil still exits 0, only its text says so.
     swapIn(current, lmstatFixturePath('lmstat_server_down.txt'));

@@ -138,6 +138,20 @@ describe('licenseWeightFactor (agent.weight_from)', () => {
 });
 
 describe('agentReportFor (what the sidecar says)', () => {
+  it('says up maint for a FlexLM triad standby, with the weight it carries as MASTER; ready while another server of the backend serves', () => {
+    const m = model(['lic1 100', 'lic2 50'], 'exec, argv: [lmutil], parse: lmstat');
+    const [lic1, lic2] = servers(m);
+    const standby = { ...ok('triad standby: lic9 is MASTER [3/3 servers UP]'), standby: true };
+    lic1!.checkSucceeded(standby);
+    expect(lic1!.stateText).toBe('UP (standby)');
+    expect(reply([lic1!])).toBe('up maint 100% #triad standby: lic9 is MASTER [3/3 servers UP]\n');
+    lic2!.checkSucceeded(ok());
+    // The backend as a whole: lic2 serves, at its own weight (50 of 150) only.
+    expect(reply([lic1!, lic2!])).toBe('up ready 33%\n');
+    lic1!.checkSucceeded(ok('lmgrd UP (MASTER)'));
+    expect(reply([lic1!])).toBe('up ready 100%\n');
+  });
+
   it('one server: up ready 100% when healthy', () => {
     const m = model(['a 100']);
     const [a] = servers(m);
