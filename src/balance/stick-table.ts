@@ -30,10 +30,24 @@ interface Entry {
  */
 export interface PeerTracking {
   readonly pending: Set<string>;
+  /** Servers unstuck (`ctl unstick --server`) since the peers last took the set: one U line each. */
+  readonly servers: Set<string>;
   cleared: boolean;
-  /** Called when `pending` gains its first key or the table is cleared (one flush per loop turn). */
+  /** Called when `pending` or `servers` gains its first key or the table is cleared (one flush per loop turn). */
   readonly wake: () => void;
 }
+
+/**
+ * An unstick the peers must not undo (see StickTable.unstuck): the server the client's entry named
+ * (ANY when this host had none), and the performance.now() time it was made.
+ */
+interface Unstuck {
+  server: string;
+  at: number;
+}
+
+/** An Unstuck's server when the unstick found no entry here (peer-codec's ANY_SERVER). */
+const ANY = '*';
 
 /** How many entries with open sessions an insertion may step over before it evicts one anyway. */
 const EVICT_SCAN = 8;
@@ -67,6 +81,18 @@ export class StickTable {
    * insertion scanned them all. A line whose entry went or moved since stays until it comes up.
    */
   private readonly late = new ExpiryHeap();
+  /**
+   * Deletion markers, kept while the table is shared: the clients, servers and whole-table unstucks
+   * of the last `ttlMs` (an entry placed before one could not have lived longer), made here or
+   * received. A peer's entry placed before a marker for it is refused, and the full push sends them,
+   * so the other host drops what it placed before them even when it was away at the unstick. HAProxy's
+   * peers have no deletion markers: an entry cleared while a peer was away comes back from it.
+   * Clients in the order their marker was made (at most maxSize; the oldest go first). Only unstick
+   * and the peers' lines touch these: get and set never do.
+   */
+  private readonly unstuck = new Map<string, Unstuck>();
+  private readonly unstuckServers = new Map<string, number>();
+  private clearedAt = -Infinity;
 
   constructor(private ttlMs: number, private maxSize: number) {}
 
@@ -136,12 +162,109 @@ export class StickTable {
    * Drops `key`'s entry, so its next connection is balanced afresh; false when it had none live.
    * Its open-session count stays (see clear).
    */
-  delete(key: string, now = performance.now(), fromPeer = false): boolean {
+  delete(key: string, now = performance.now()): boolean {
     this.sweep(now);
+    const server = this.entries.get(key)?.server;
     const had = this.entries.delete(key);
     if (had) this.dirty = true;
-    if (had && !fromPeer && this.peers !== null) this.notePeer(key);
+    // Told even when this host had no entry: the other host's, whatever it names, goes (ANY).
+    if (this.peers !== null) {
+      this.markUnstuck(key, server ?? ANY, now, now);
+      this.notePeer(key);
+    }
     return had;
+  }
+
+  /**
+   * A peer's D line: `key` was unstuck from `server` (ANY: from whatever it was on) at `at`. Its
+   * entry here goes when it names that server and was placed no later: in a split brain, this host's
+   * entry to another server, or one placed after the unstick, is not what the admin removed.
+   */
+  unstuckByPeer(key: string, server: string, at: number, now = performance.now()): void {
+    this.markUnstuck(key, server, at, now);
+    const e = this.entries.get(key);
+    if (e !== undefined && (server === ANY || e.server === server) && e.since <= at) {
+      this.entries.delete(key);
+      this.dirty = true;
+    }
+  }
+
+  /** A peer's U line: every entry naming `server` placed no later than `at` goes. */
+  serverUnstuckByPeer(server: string, at: number, now = performance.now()): void {
+    if (at + this.ttlMs <= now) return;
+    if (at > (this.unstuckServers.get(server) ?? -Infinity)) this.unstuckServers.set(server, at);
+    this.dropPlacedBy(at, server);
+  }
+
+  /** A peer's C line: every entry placed no later than `at` goes. */
+  clearedByPeer(at: number, now = performance.now()): void {
+    if (at + this.ttlMs <= now) return;
+    if (at > this.clearedAt) this.clearedAt = at;
+    this.dropPlacedBy(at, null);
+  }
+
+  /** The deletion markers this host holds now, for the full push: ages in ms. */
+  unstucks(now = performance.now()): { clients: [string, string, number][]; servers: [string, number][]; clearedAgo: number | null } {
+    this.sweepUnstuck(now);
+    const live = (at: number): boolean => at + this.ttlMs > now;
+    const clients: [string, string, number][] = [];
+    for (const [k, u] of this.unstuck) if (live(u.at)) clients.push([k, u.server, now - u.at]);
+    const servers: [string, number][] = [];
+    for (const [s, at] of this.unstuckServers) if (live(at)) servers.push([s, now - at]);
+    return { clients, servers, clearedAgo: live(this.clearedAt) ? now - this.clearedAt : null };
+  }
+
+  /** `key`'s marker, as a D line needs it: server and age; undefined when none is held. */
+  unstuckEntry(key: string, now = performance.now()): { server: string; ago: number } | undefined {
+    const u = this.unstuck.get(key);
+    return u === undefined || u.at + this.ttlMs <= now ? undefined : { server: u.server, ago: now - u.at };
+  }
+
+  /** How long ago `server` was unstuck (`ctl unstick --server`), or undefined. */
+  serverUnstuckAgo(server: string, now = performance.now()): number | undefined {
+    const at = this.unstuckServers.get(server);
+    return at === undefined || at + this.ttlMs <= now ? undefined : now - at;
+  }
+
+  /** How long ago the whole table was cleared (`ctl unstick --all`), or undefined. */
+  clearedAgo(now = performance.now()): number | undefined {
+    return this.clearedAt + this.ttlMs <= now ? undefined : now - this.clearedAt;
+  }
+
+  private markUnstuck(key: string, server: string, at: number, now: number): void {
+    if (at + this.ttlMs <= now) return;
+    const u = this.unstuck.get(key);
+    if (u !== undefined && u.at >= at) return;
+    this.unstuck.delete(key);
+    this.unstuck.set(key, { server, at });
+    this.sweepUnstuck(now);
+    if (this.unstuck.size > this.maxSize) this.unstuck.delete(this.unstuck.keys().next().value!);
+  }
+
+  /** Markers past the ttl, from the oldest made (a received one older than those after it waits its turn). */
+  private sweepUnstuck(now: number): void {
+    for (const [k, u] of this.unstuck) {
+      if (u.at + this.ttlMs > now) break;
+      this.unstuck.delete(k);
+    }
+  }
+
+  /** Whether a peer's entry for `key` on `server`, placed at `since`, is one an unstick here removed. */
+  private unstuckBefore(key: string, server: string, since: number, now: number): boolean {
+    if (since <= this.clearedAt && this.clearedAt + this.ttlMs > now) return true;
+    const s = this.unstuckServers.get(server);
+    if (s !== undefined && since <= s && s + this.ttlMs > now) return true;
+    const u = this.unstuck.get(key);
+    return u !== undefined && (u.server === ANY || u.server === server) && since <= u.at && u.at + this.ttlMs > now;
+  }
+
+  /** Drops the entries placed no later than `at`, those naming `server` only when given. */
+  private dropPlacedBy(at: number, server: string | null): void {
+    for (const [k, e] of this.entries) {
+      if (e.since > at || (server !== null && e.server !== server)) continue;
+      this.entries.delete(k);
+      this.dirty = true;
+    }
   }
 
   /** A session of `key` took a slot (its entry cannot expire until the last one ends). */
@@ -198,10 +321,17 @@ export class StickTable {
     for (const [k, e] of this.entries) {
       if (e.server !== server) continue;
       this.entries.delete(k);
-      if (tellPeers && this.peers !== null) this.notePeer(k);
       n++;
     }
     if (n > 0) this.dirty = true;
+    // One marker for the server, not a line per client: the other host also drops its entries to
+    // `server` that this host never had (a split brain, or entries made while the link was down).
+    if (tellPeers && this.peers !== null) {
+      this.unstuckServers.set(server, now);
+      const p = this.peers;
+      if (p.pending.size === 0 && p.servers.size === 0 && !p.cleared) p.wake();
+      p.servers.add(server);
+    }
     return n;
   }
 
@@ -213,14 +343,19 @@ export class StickTable {
    * and its new entry could expire or be evicted under the sessions still open. Kept, the last
    * one to end finds no entry and makes none (or refreshes the client's new one).
    */
-  clear(now = performance.now(), fromPeer = false): number {
+  clear(now = performance.now()): number {
     this.sweep(now);
     const n = this.entries.size;
     this.entries.clear();
     this.late.clear();
     if (n > 0) this.dirty = true;
-    if (!fromPeer && this.peers !== null) {
+    if (this.peers !== null) {
+      // The table-wide marker covers every earlier one.
+      this.clearedAt = now;
+      this.unstuck.clear();
+      this.unstuckServers.clear();
       this.peers.pending.clear();
+      this.peers.servers.clear();
       this.peers.cleared = true;
       this.peers.wake();
     }
@@ -231,7 +366,8 @@ export class StickTable {
    * An entry a peer pushed: `expiresIn` and `sinceAgo` in ms as the peer measured them, the expiry
    * capped at this table's ttl. Not noted for the peers (no echo), and its `told` is its expiry, so
    * the refresh pass does not send it back either. Conflicts: a client with sessions open here keeps
-   * its entry, and otherwise the more recent assignment wins. 'kept': this host's entry stayed.
+   * its entry, and otherwise the more recent assignment wins. An entry placed before an unstick
+   * here that covers it (see `unstuck`) is refused. 'kept': this host's entry (or none) stayed.
    *
    * A taken entry goes to the map's end like a touch, though its expiry may be earlier than the
    * entries before it: `late` lists it for the sweep.
@@ -239,6 +375,7 @@ export class StickTable {
   applyPeer(key: string, server: string, expiresIn: number, sinceAgo: number, now = performance.now()): 'applied' | 'kept' {
     const expires = now + Math.min(expiresIn, this.ttlMs);
     const since = now - sinceAgo;
+    if (this.unstuckBefore(key, server, since, now)) return 'kept';
     const e = this.entries.get(key);
     if (e !== undefined && (e.expires > now || this.open.has(key))) {
       // Expiring there as it was sent (setLine rounds under 0.5 ms to 0): no placement to take.

@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenerEnd, PusherAuth } from './peer-auth.js';
-import { clearLine, KEEPALIVE_LINE, LineSplitter, PEER_IDLE_MS, PEER_KEEPALIVE_MS } from './peer-codec.js';
+import { KEEPALIVE_LINE, LineSplitter, PEER_IDLE_MS, PEER_KEEPALIVE_MS } from './peer-codec.js';
 
 /** Lines written per loop turn: HAProxy's peers send at most 200 updates at once (PEER_DEF_MAX_UPDATES_AT_ONCE). */
 export const PUSH_BATCH = 200;
@@ -24,11 +24,20 @@ export interface PushSource {
   tables(): string[];
   /** The clients of a table with a live entry (a copy: the full push reads it over several turns). */
   clients(backend: string): string[];
-  /** The line for `client` now: S with its entry, or D when it has none (`full`: '' instead of D). */
+  /**
+   * The line for `client` now: S with its entry, or D with its deletion marker when it has none
+   * (`full`: '' instead of D; '' too when it has neither).
+   */
   line(backend: string, client: string, now: number, full: boolean): string;
+  /** The deletion markers a table holds now, for the full push: clients (D), servers (U), the whole table (C). */
+  marks(backend: string): { clients: string[]; servers: string[]; cleared: boolean };
+  /** A deletion marker's line now, with its age: '' once it has lapsed. `key`: the client, the server, or '' for C. */
+  markLine(backend: string, kind: MarkKind, key: string, now: number): string;
   /** The pusher's state changed (connected, lost, auth failed, unreachable): logged by the caller. */
   changed(p: PeerPusher, to: PusherState, detail: string | null): void;
 }
+
+export type MarkKind = 'D' | 'U' | 'C';
 
 export type PusherState = 'connecting' | 'connected' | 'down' | 'auth-failed';
 
@@ -50,8 +59,14 @@ export class PeerPusher {
   private authed = false;
   private readonly pending = new Map<string, Set<string>>();
   private readonly clears = new Set<string>();
-  /** The full push under way: a table's clients copied at connect, sent a batch per turn. */
-  private full: { backend: string; clients: string[]; i: number }[] = [];
+  /** Servers unstuck (`ctl unstick --server`), per table. */
+  private readonly servers = new Map<string, Set<string>>();
+  /**
+   * The full push under way: each table's deletion markers, then its clients, copied at connect and
+   * sent a batch per turn. Markers first: they drop what the remote placed before them, and this
+   * host's entries placed after follow.
+   */
+  private full: { backend: string; kind: MarkKind | 'S'; keys: string[]; i: number }[] = [];
   private backoff = BACKOFF_FIRST_MS;
   /** performance.now() of the last handshake. */
   private upAt = 0;
@@ -111,8 +126,16 @@ export class PeerPusher {
 
   queueClear(backend: string): void {
     this.pending.get(backend)?.clear();
+    this.servers.get(backend)?.clear();
     this.clears.add(backend);
-    for (const f of this.full) if (f.backend === backend) f.i = f.clients.length;
+    for (const f of this.full) if (f.backend === backend) f.i = f.keys.length;
+  }
+
+  /** `ctl unstick --server`: one U line for the server. */
+  queueServer(backend: string, server: string): void {
+    let set = this.servers.get(backend);
+    if (set === undefined) this.servers.set(backend, (set = new Set()));
+    set.add(server);
   }
 
   /** Writes what is queued, a batch per loop turn, while the socket takes it. */
@@ -144,16 +167,27 @@ export class PeerPusher {
     let out = '';
     let n = 0;
     const now = performance.now();
+    let line: string;
     for (const b of this.clears) {
-      out += clearLine(b);
+      if ((line = this.src.markLine(b, 'C', '', now)) === '') continue;
+      out += line;
       n++;
     }
     this.clears.clear();
+    for (const [b, set] of this.servers) {
+      for (const sv of set) {
+        if ((line = this.src.markLine(b, 'U', sv, now)) === '') continue;
+        out += line;
+        n++;
+      }
+    }
+    this.servers.clear();
     for (const [b, set] of this.pending) {
       for (const c of set) {
         if (n >= PUSH_BATCH) break;
         set.delete(c);
-        out += this.src.line(b, c, now, false);
+        if ((line = this.src.line(b, c, now, false)) === '') continue;
+        out += line;
         n++;
       }
       if (set.size === 0) this.pending.delete(b);
@@ -161,14 +195,15 @@ export class PeerPusher {
     }
     while (n < PUSH_BATCH && this.full.length > 0) {
       const f = this.full[0]!;
-      while (n < PUSH_BATCH && f.i < f.clients.length) {
-        const line = this.src.line(f.backend, f.clients[f.i++]!, now, true);
+      while (n < PUSH_BATCH && f.i < f.keys.length) {
+        const key = f.keys[f.i++]!;
+        line = f.kind === 'S' ? this.src.line(f.backend, key, now, true) : this.src.markLine(f.backend, f.kind, key, now);
         if (line !== '') {
           out += line;
           n++;
         }
       }
-      if (f.i >= f.clients.length) this.full.shift();
+      if (f.i >= f.keys.length) this.full.shift();
     }
     if (out === '') return;
     this.sent += n;
@@ -226,7 +261,16 @@ export class PeerPusher {
     this.lastError = null;
     this.pending.clear();
     this.clears.clear();
-    this.full = this.src.tables().map((backend) => ({ backend, clients: this.src.clients(backend), i: 0 }));
+    this.servers.clear();
+    this.full = this.src.tables().flatMap((backend) => {
+      const m = this.src.marks(backend);
+      return [
+        { backend, kind: 'C' as const, keys: m.cleared ? [''] : [], i: 0 },
+        { backend, kind: 'U' as const, keys: m.servers, i: 0 },
+        { backend, kind: 'D' as const, keys: m.clients, i: 0 },
+        { backend, kind: 'S' as const, keys: this.src.clients(backend), i: 0 },
+      ];
+    });
     this.moveTo('connected', null);
     this.ticker = setInterval(() => {
       if (performance.now() - lastRead() > PEER_IDLE_MS) {
@@ -261,6 +305,7 @@ export class PeerPusher {
     this.awaitingDrain = false;
     this.pending.clear();
     this.clears.clear();
+    this.servers.clear();
     this.full = [];
   }
 

@@ -6,9 +6,9 @@ import type { BindOptions } from '../io/listen.js';
 import type { Model } from '../model/model.js';
 import type { Logger } from '../observe/log.js';
 import { PeerEventSummary } from '../observe/peer-event-summary.js';
-import { deleteLine, setLine, type PeerMessage } from './peer-codec.js';
+import { clearLine, deleteLine, setLine, unstickServerLine, type PeerMessage } from './peer-codec.js';
 import { PeerListener, type PeerInbox } from './peer-listener.js';
-import { PeerPusher, type PushSource, type PusherState } from './peer-pusher.js';
+import { PeerPusher, type MarkKind, type PushSource, type PusherState } from './peer-pusher.js';
 
 /**
  * How often the refresh pass looks for entries whose peers' copy would lapse before this host's, at
@@ -131,7 +131,7 @@ export class PeerSync implements PushSource, PeerInbox {
       const t = b.stick;
       if (t === null) continue;
       if (this.cfg === null) t.peers = null;
-      else t.peers ??= { pending: new Set(), cleared: false, wake: this.wake };
+      else t.peers ??= { pending: new Set(), servers: new Set(), cleared: false, wake: this.wake };
     }
   }
 
@@ -167,8 +167,28 @@ export class PeerSync implements PushSource, PeerInbox {
     const b = this.model().backend(backend);
     const e = b?.stick?.peerEntry(client, now);
     const s = e === undefined ? undefined : b!.server(e.server);
-    if (e === undefined || s === undefined) return full ? '' : deleteLine(backend, client);
-    return setLine(backend, client, e.server, formatHostPort(s.address), e.expiresIn, e.sinceAgo);
+    if (e !== undefined && s !== undefined) return setLine(backend, client, e.server, formatHostPort(s.address), e.expiresIn, e.sinceAgo);
+    return full ? '' : this.markLine(backend, 'D', client, now);
+  }
+
+  marks(backend: string): { clients: string[]; servers: string[]; cleared: boolean } {
+    const u = this.model().backend(backend)?.stick?.unstucks();
+    return { clients: u?.clients.map((c) => c[0]) ?? [], servers: u?.servers.map((x) => x[0]) ?? [], cleared: u?.clearedAgo != null };
+  }
+
+  markLine(backend: string, kind: MarkKind, key: string, now: number): string {
+    const t = this.model().backend(backend)?.stick;
+    if (t == null) return '';
+    if (kind === 'C') {
+      const ago = t.clearedAgo(now);
+      return ago === undefined ? '' : clearLine(backend, ago);
+    }
+    if (kind === 'U') {
+      const ago = t.serverUnstuckAgo(key, now);
+      return ago === undefined ? '' : unstickServerLine(backend, key, ago);
+    }
+    const u = t.unstuckEntry(key, now);
+    return u === undefined ? '' : deleteLine(backend, key, u.server, u.ago);
   }
 
   changed(p: PeerPusher, to: PusherState, detail: string | null): void {
@@ -228,8 +248,12 @@ export class PeerSync implements PushSource, PeerInbox {
     const t = b?.stick;
     if (b === undefined || t == null) return this.skip(peer, st, `backend ${m.backend} ${b ? 'has no "stick: source" here' : 'does not exist here'}`);
     const now = performance.now();
-    if (m.type === 'D') t.delete(m.client, now, true);
-    else if (m.type === 'C') t.clear(now, true);
+    if (m.type === 'D') t.unstuckByPeer(m.client, m.server, now - m.ago, now);
+    else if (m.type === 'U') {
+      // Only servers this host has: the markers it keeps are bounded by its config, not by the peer.
+      if (b.server(m.server) === undefined) return this.skip(peer, st, `backend ${b.name} has no server ${m.server} here`);
+      t.serverUnstuckByPeer(m.server, now - m.ago, now);
+    } else if (m.type === 'C') t.clearedByPeer(now - m.ago, now);
     else {
       const s = b.server(m.server);
       if (s === undefined) return this.skip(peer, st, `backend ${b.name} has no server ${m.server} here`);
@@ -286,8 +310,10 @@ export class PeerSync implements PushSource, PeerInbox {
       const p = b.stick?.peers;
       if (p == null) continue;
       if (p.cleared) for (const pu of live) pu.queueClear(b.name);
+      for (const sv of p.servers) for (const pu of live) pu.queueServer(b.name, sv);
       for (const key of p.pending) for (const pu of live) pu.queue(b.name, key);
       p.cleared = false;
+      p.servers.clear();
       p.pending.clear();
     }
     for (const pu of live) pu.pump();

@@ -164,8 +164,8 @@ describe('StickTable', () => {
 });
 
 describe('StickTable shared with peers', () => {
-  const tracked = (t: StickTable): { pending: Set<string>; cleared: boolean; wake: () => void; wakes: number } => {
-    const p = { pending: new Set<string>(), cleared: false, wakes: 0, wake: () => p.wakes++ };
+  const tracked = (t: StickTable): { pending: Set<string>; servers: Set<string>; cleared: boolean; wake: () => void; wakes: number } => {
+    const p = { pending: new Set<string>(), servers: new Set<string>(), cleared: false, wakes: 0, wake: () => p.wakes++ };
     t.peers = p;
     return p;
   };
@@ -200,9 +200,32 @@ describe('StickTable shared with peers', () => {
     expect(t.applyPeer('10.0.0.3', 'b', HOUR, 5000, 20_000)).toBe('kept');
     expect(t.applyPeer('10.0.0.3', 'b', HOUR, 500, 20_000)).toBe('applied');
     expect(t.get('10.0.0.3', 20_000)).toBe('b');
-    t.delete('10.0.0.3', 20_000, true);
-    t.clear(20_000, true);
+    t.unstuckByPeer('10.0.0.3', 'b', 20_000, 20_000);
+    t.clearedByPeer(20_000, 20_000);
     expect([p.cleared, [...p.pending]]).toEqual([false, ['10.0.0.2', '10.0.0.3']]);
+  });
+
+  it("remembers unsticks for stick_ttl, stick_size of them at most (the oldest go first), and refuses a peer's entry placed before one that covers it", () => {
+    const t = new StickTable(HOUR, 2);
+    tracked(t);
+    t.set('10.0.0.1', 'a', 0);
+    t.delete('10.0.0.1', 1000);
+    t.delete('10.0.0.2', 2000);
+    // Placed at 500, before the unstick at 1000, on the server it was unstuck from: refused. On
+    // another server (a split brain), or placed after: taken.
+    expect(t.applyPeer('10.0.0.1', 'a', HOUR, 1000, 1500)).toBe('kept');
+    expect(t.applyPeer('10.0.0.1', 'b', HOUR, 1000, 1500)).toBe('applied');
+    expect(t.applyPeer('10.0.0.1', 'a', HOUR, 400, 1500)).toBe('applied');
+    // 10.0.0.2 had no entry here: its marker covers every server.
+    expect(t.applyPeer('10.0.0.2', 'b', HOUR, 1000, 2500)).toBe('kept');
+    t.forgetServer('b', 3000);
+    expect([t.applyPeer('10.0.0.5', 'b', HOUR, 100, 3000), t.applyPeer('10.0.0.6', 'a', HOUR, 100, 3000)]).toEqual(['kept', 'applied']);
+    t.delete('10.0.0.3', 4000);
+    expect(t.unstucks(4000), 'after a third client: the oldest gone').toEqual({ clients: [['10.0.0.2', '*', 2000], ['10.0.0.3', '*', 0]], servers: [['b', 1000]], clearedAgo: null });
+    expect(t.unstucks(3000 + HOUR), 'a ttl after the server\'s').toEqual({ clients: [['10.0.0.3', '*', HOUR - 1000]], servers: [], clearedAgo: null });
+    t.clear(5000);
+    expect(t.unstucks(6000), 'the clear covers the others').toEqual({ clients: [], servers: [], clearedAgo: 1000 });
+    expect(t.applyPeer('10.0.0.7', 'a', HOUR, 2000, 6000)).toBe('kept');
   });
 
   it("frees a pushed entry that expired behind newer ones: no live entry is evicted for it, size does not count it, a held one stays", () => {

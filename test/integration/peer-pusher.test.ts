@@ -36,7 +36,7 @@ describe('PeerPusher against a remote that drops its packets', () => {
   it('gives the connect up after 5 s and says it got no answer, not that the port spoke no peers protocol', async () => {
     const port = await blackHole();
     const seen: string[] = [];
-    const p = new PeerPusher({ host: '127.0.0.1', port }, { token: () => 'peer-pusher-token-0123456789abcdef', tables: () => [], clients: () => [], line: () => '', changed: (_, to, why) => void seen.push(`${to}: ${why}`) }, undefined);
+    const p = new PeerPusher({ host: '127.0.0.1', port }, { token: () => 'peer-pusher-token-0123456789abcdef', tables: () => [], clients: () => [], line: () => '', marks: () => ({ clients: [], servers: [], cleared: false }), markLine: () => '', changed: (_, to, why) => void seen.push(`${to}: ${why}`) }, undefined);
     open.push(() => p.stop());
     p.start();
     await waitFor(() => seen.length > 0, { timeoutMs: 10_000, what: 'the pusher to give up' });

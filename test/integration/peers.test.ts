@@ -1,9 +1,10 @@
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PEER_VERSION } from '../../src/peers/peer-codec.js';
 import { flexlmCheckout } from '../helpers/flexlm-client.js';
 import { freePort, startFlexlmSimulator, stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
 import { runCli, startProxy, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
@@ -27,26 +28,27 @@ afterEach(async () => {
 interface Pair {
   lmgrdPort: number;
   peerPorts: { a: number; b: number };
-  files: { token: string; admin: string };
+  files: { token: string; admin: string; state: { a: string; b: string } };
   yaml(host: 'a' | 'b', ports?: { a: number; b: number }): string;
   a: ProxyProcess;
   b: ProxyProcess;
 }
 
-async function startPair(): Promise<Pair> {
+/** `stateFiles`: each host keeps admin.state_file (files.state), so a restarted one restores its stick table. */
+async function startPair(stateFiles = false): Promise<Pair> {
   const [lmgrdPort, vendorPort] = [await freePort(['127.0.0.1', '127.0.2.1', '127.0.1.1', '127.0.1.2']), await freePort(['127.0.0.1', '127.0.2.1', '127.0.1.1', '127.0.1.2'])];
   const peerPorts = { a: await freePort(), b: await freePort() };
   await startFlexlmSimulator({ name: 'a', host: '127.0.1.1', lmgrdPort, vendorPort });
   await startFlexlmSimulator({ name: 'b', host: '127.0.1.2', lmgrdPort, vendorPort });
   const dir = mkdtempSync(join(tmpdir(), 'licgate-peers-'));
   dirs.push(dir);
-  const files = { token: join(dir, 'peers.token'), admin: join(dir, 'admin.token') };
+  const files = { token: join(dir, 'peers.token'), admin: join(dir, 'admin.token'), state: { a: join(dir, 'a.state'), b: join(dir, 'b.state') } };
   writeFileSync(files.token, `${TOKEN}\n`, { mode: 0o600 });
   writeFileSync(files.admin, `${ADMIN_TOKEN}\n`, { mode: 0o600 });
   const yaml = (host: 'a' | 'b', ports = peerPorts): string => {
     const ip = host === 'a' ? '127.0.0.1' : '127.0.2.1';
     const [mine, other] = host === 'a' ? [ports.a, ports.b] : [ports.b, ports.a];
-    return `admin: { listen: "127.0.0.1:0", token_file: "${files.admin}" }
+    return `admin: { listen: "127.0.0.1:0", token_file: "${files.admin}"${stateFiles ? `, state_file: "${files.state[host]}"` : ''} }
 peers:
   listen: 127.0.0.1:${mine}
   remotes: [127.0.0.1:${other}]
@@ -96,9 +98,30 @@ async function rawPeer(port: number, token: string): Promise<{ sock: Socket; lin
   const greeting = await waitFor(() => lines[0], { timeoutMs: 5000, what: 'the peers greeting' });
   const nonce = greeting.split(' ')[2]!;
   const mine = '0123456789abcdef0123456789abcdef';
-  sock.write(`AUTH ${mine} ${createHmac('sha256', token).update(`LICGATE-PEERS 1 push 127.0.0.1 ${port} ${nonce}`).digest('hex')}\n`);
+  sock.write(`AUTH ${mine} ${createHmac('sha256', token).update(`LICGATE-PEERS ${PEER_VERSION} push 127.0.0.1 ${port} ${nonce}`).digest('hex')}\n`);
   return { sock, lines, closed };
 }
+
+/**
+ * A pair with state files: 127.0.0.2 on a and 127.0.0.3 on b through A, both in B's state file;
+ * then B stops (a reboot) and the admin unsticks 127.0.0.3 on A, its server going away.
+ */
+async function unstuckWhileBDown(): Promise<Pair> {
+  const pair = await startPair(true);
+  await synced(pair.a);
+  await synced(pair.b);
+  expect((await viaA('127.0.0.2', pair)).server).toBe('a');
+  expect((await viaA('127.0.0.3', pair)).server).toBe('b');
+  const savedOnB = (): string => (existsSync(pair.files.state.b) ? readFileSync(pair.files.state.b, 'utf8') : '');
+  await waitFor(() => savedOnB().includes('"127.0.0.2"') && savedOnB().includes('"127.0.0.3"'), { timeoutMs: 15_000, what: "A's two entries in B's state file" });
+  await pair.b.stop();
+  const unstick = await runCli(['ctl', '--url', pair.a.adminUrl, '--token-file', pair.files.admin, 'unstick', 'licenses', '127.0.0.3']);
+  expect(unstick.code, unstick.stderr).toBe(0);
+  return pair;
+}
+
+/** Entry lines `p` received from its peers since it started. */
+const receivedBy = async (p: ProxyProcess): Promise<number> => ((await p.get('/status')).json as { peers: { incoming: { received: number }[] } }).peers.incoming.reduce((n, i) => n + i.received, 0);
 
 describe('peers: stick tables shared by the hosts of a keepalived pair', () => {
   it('sends a client stuck to the second server through A to that server through B, drops it on B at unstick on A, and gives a restarted B the whole table', async () => {
@@ -130,6 +153,17 @@ describe('peers: stick tables shared by the hosts of a keepalived pair', () => {
       const server = async (p: ProxyProcess): Promise<string | undefined> => ((await p.get(`/backends/licenses/stick-table?client=${c}`)).json as { entries: { server: string }[] }).entries[0]?.server;
       expect(await server(b2), c).toBe(await server(pair.a));
     }
+  });
+
+  it('does not take back from a host restored from its state file an entry unstuck while it was down, and drops it there', async () => {
+    const pair = await unstuckWhileBDown();
+    const b2 = await startProxy(pair.yaml('b'));
+    // Its count now may already be 1: A's full push can be in before the first request.
+    expect(b2.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('stick table of licenses restored')).map((l) => l.restored)).toEqual([2]);
+    await waitFor(async () => (await receivedBy(pair.a)) >= 2, { timeoutMs: 15_000, what: "B's two restored entries sent to A" });
+    expect(await entries(pair.a), "A's entries after B's whole table").toBe(1);
+    await waitFor(async () => (await entries(b2)) === 1, { timeoutMs: 10_000, what: "the entry unstuck on A gone from B" });
+    expect(((await b2.get('/backends/licenses/stick-table?client=127.0.0.2')).json as { entries: { server: string }[] }).entries.map((e) => e.server)).toEqual(['a']);
   });
 
   it('a reload that keeps peers keeps the connection; one that moves the listener, and the other host\'s reload to follow it, sync again', async () => {

@@ -20,6 +20,8 @@ function source(n: number): PushSource {
     tables: () => ['licenses'],
     clients: () => clients,
     line: (b, c) => `S ${b} ${c} primary 10.0.0.11:27000 28800000 0\n`,
+    marks: () => ({ clients: [], servers: [], cleared: false }),
+    markLine: () => '',
     changed: () => {},
   };
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
+import type { StickTable } from '../../src/balance/stick-table.js';
 import { Model } from '../../src/model/model.js';
 import { PeerSync } from '../../src/peers/peer-sync.js';
 import { adoptServers, handOverBackends } from '../../src/reload.js';
@@ -26,8 +27,14 @@ function tokenFile(): string {
   return token;
 }
 
-/** One host's PeerSync with its own model, listening on 127.0.0.1:me and pushing to 127.0.0.1:other. */
-async function host(token: string, me: number, other: number, ttl = '1h') {
+/** A saved stick entry, its times on this process's performance.now() (the state file has Unix ms). */
+type Saved = { client: string; server: string; expires: number; since: number };
+
+/**
+ * One host's PeerSync with its own model, listening on 127.0.0.1:me and pushing to 127.0.0.1:other;
+ * `restored`: its table as a restart with admin.state_file starts it, before it connects.
+ */
+async function host(token: string, me: number, other: number, ttl = '1h', restored: Saved[] = []) {
   const config = (servers: string) => loadConfigText(`status: { listen: "127.0.0.1:0" }
 peers: { listen: "127.0.0.1:${me}", remotes: ["127.0.0.1:${other}"], token_file: ${token} }
 backends:
@@ -35,6 +42,8 @@ backends:
 `);
   const cfg = config('{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }');
   let model = new Model(cfg);
+  const now = performance.now();
+  model.backend('licenses')!.stick!.restore(restored.map((e) => ({ client: e.client, server: e.server, expiresIn: e.expires - now, sinceAgo: now - e.since })), now);
   const sync = new PeerSync(() => model, pino({ level: 'silent' }));
   await sync.start(cfg.peers!, TOKEN, {});
   open.push(() => sync.close());
@@ -134,5 +143,80 @@ describe('PeerSync', () => {
     const first = b.table.entry('10.1.0.1')!.expires;
     await waitFor(() => performance.now() > first + 1500, { timeoutMs: 8000, what: "B's first expiry to pass" });
     expect(b.table.get('10.1.0.1'), "B's copy 1.5 s past its first expiry").toBe('b');
+  });
+
+  /**
+   * Host B goes away (a reboot) holding A's `clients` and `onlyOnB` (placed a minute before, while the
+   * link was down: a split brain); A unsticks with `unstick` meanwhile; B comes back with what its
+   * state file saved, plus `after`: entries B placed after the unstick. Resolves once each host has
+   * had the other's whole table (a last entry of each on the other).
+   */
+  async function awayAndBack(clients: Record<string, string>, onlyOnB: Record<string, string>, unstick: (a: StickTable) => void, after: Record<string, string>) {
+    const token = tokenFile();
+    const ports = [await freePort(), await freePort()] as const;
+    const a = await host(token, ports[0], ports[1]);
+    for (const [c, s] of Object.entries(clients)) a.table.set(c, s);
+    const b = await host(token, ports[1], ports[0]);
+    await waitFor(() => a.pusher.live && b.pusher.live && Object.keys(clients).every((c) => b.table.get(c) !== undefined), { timeoutMs: 10_000, what: "A's entries on B" });
+    const saved: Saved[] = Object.keys(clients).map((c) => ({ client: c, ...b.table.entry(c)! }));
+    const t0 = performance.now();
+    for (const [c, s] of Object.entries(onlyOnB)) saved.push({ client: c, server: s, expires: t0 + 3_500_000, since: t0 - 60_000 });
+    await b.sync.close();
+    await waitFor(() => !a.pusher.live, { timeoutMs: 10_000, what: "A's pusher to notice B gone" });
+    unstick(a.table);
+    // The placements after it: 50 ms later, well over what the lines' rounding and the wire move them.
+    const at = performance.now();
+    await waitFor(() => performance.now() > at + 50, { timeoutMs: 1000, what: '50 ms' });
+    // B's last line: restore() takes them in expiry order, and the full push in table order.
+    const t1 = performance.now();
+    for (const [c, s] of Object.entries({ ...after, '10.9.9.8': 'b' })) saved.push({ client: c, server: s, expires: t1 + 3_600_000, since: t1 });
+    const b2 = await host(token, ports[1], ports[0], '1h', saved);
+    // A's last line: a change once its full push to B is out (it went in the turn A's pusher connected).
+    await waitFor(() => a.pusher.live, { timeoutMs: 10_000, what: "A's pusher connected to B again" });
+    a.table.set('10.9.9.9', 'a');
+    await waitFor(() => b2.table.get('10.9.9.9') === 'a' && a.table.get('10.9.9.8') === 'b', { timeoutMs: 10_000, what: "each host's whole table on the other" });
+    return { a: a.table, b: b2.table };
+  }
+
+  const servers = (t: StickTable, clients: string[]): (string | undefined)[] => clients.map((c) => t.get(c));
+
+  it('drops on a host that was away the entries unstuck while it was (one client, a server), and does not take them back from it', async () => {
+    const { a, b } = await awayAndBack(
+      { '10.1.0.1': 'a', '10.1.0.2': 'b', '10.1.0.3': 'b', '10.1.0.4': 'a' },
+      {},
+      (t) => {
+        t.delete('10.1.0.1');
+        t.forgetServer('b');
+      },
+      { '10.1.0.5': 'b' },
+    );
+    // A keeps what it unstuck unstuck: B's saved copies placed before the unstick are refused.
+    expect(servers(a, ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.5']), 'A: 10.1.0.1 to 10.1.0.5').toEqual([undefined, undefined, undefined, 'a', 'b']);
+    // B dropped them on A's markers, and kept what it placed after the unstick.
+    expect(servers(b, ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.5']), 'B: 10.1.0.1 to 10.1.0.5').toEqual([undefined, undefined, undefined, 'a', 'b']);
+  });
+
+  it('drops on a host that was away the whole table cleared while it was, except what it placed after', async () => {
+    const { a, b } = await awayAndBack({ '10.1.0.1': 'a', '10.1.0.2': 'b' }, {}, (t) => void t.clear(), { '10.1.0.5': 'b' });
+    expect(servers(a, ['10.1.0.1', '10.1.0.2', '10.1.0.5']), 'A').toEqual([undefined, undefined, 'b']);
+    expect(servers(b, ['10.1.0.1', '10.1.0.2', '10.1.0.5']), 'B').toEqual([undefined, undefined, 'b']);
+  });
+
+  it('split brain: an unstick of a client removes the other host\'s entry only when it names the same server; a server\'s unstick removes the other host\'s entries to it that this host never had', async () => {
+    // 10.1.0.1: a on A, b on B (each placed it while the VRRP adverts were lost). 10.1.0.2 and
+    // 10.1.0.3: on B only, to a; 10.1.0.4: on B only, to b, unstuck on A, which had no entry for it.
+    const { a, b } = await awayAndBack(
+      { '10.1.0.6': 'b' },
+      { '10.1.0.1': 'b', '10.1.0.2': 'a', '10.1.0.3': 'a', '10.1.0.4': 'b' },
+      (t) => {
+        t.set('10.1.0.1', 'a');
+        t.delete('10.1.0.1');
+        t.forgetServer('a');
+        t.delete('10.1.0.4');
+      },
+      {},
+    );
+    expect(servers(b, ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.6']), 'B: 10.1.0.1 to 10.1.0.4, 10.1.0.6').toEqual(['b', undefined, undefined, undefined, 'b']);
+    expect(servers(a, ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.6']), 'A: 10.1.0.1 to 10.1.0.4, 10.1.0.6').toEqual(['b', undefined, undefined, undefined, 'b']);
   });
 });
