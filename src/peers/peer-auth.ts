@@ -43,8 +43,12 @@ function sameProof(expected: string, found: string): boolean {
   return timingSafeEqual(Buffer.from(expected, 'hex'), Buffer.from(found, 'hex'));
 }
 
-/** `token`: the failure is a token that does not match (the pusher reports auth-failed), not a protocol error. */
-export type AuthStep = { ok: true; reply: string } | { ok: false; reply: string | null; problem: string; token: boolean };
+/**
+ * `token`: the failure is a token that does not match (the pusher reports auth-failed), not a
+ * protocol error; `version`: the other host runs another peers version (auth-failed too: retrying
+ * cannot help until an admin upgrades).
+ */
+export type AuthStep = { ok: true; reply: string } | { ok: false; reply: string | null; problem: string; token: boolean; version?: boolean };
 
 /** The listener's side: greets with its nonce, then checks the pusher's AUTH line. */
 export class ListenerAuth {
@@ -77,7 +81,9 @@ export class PusherAuth {
     this.at = at;
     const f = line.split(' ');
     if (f[0] !== PEER_PROTOCOL) return { ok: false, reply: null, problem: `expected "${PEER_PROTOCOL} ${PEER_VERSION} <nonce>" (a licgate peers listener), found "${line.slice(0, 60)}"`, token: false };
-    if (f[1] !== String(PEER_VERSION)) return { ok: false, reply: null, problem: `expected peers protocol version ${PEER_VERSION}, found ${f[1]} (a licgate of another version on the other host)`, token: false };
+    // Version 1 (the first release of peers) sends D and C lines without the server and age this one
+    // requires: cut off line by line, it would log garbage errors. Refused here, with the fix.
+    if (f[1] !== String(PEER_VERSION)) return { ok: false, reply: null, problem: `the other host speaks peers version ${(f[1] ?? '').slice(0, 8)}, this one ${PEER_VERSION}; upgrade both`, token: false, version: true };
     if (f.length !== 3 || f[2]!.length !== NONCE_BYTES * 2 || !HEX.test(f[2]!)) return { ok: false, reply: null, problem: `expected a ${NONCE_BYTES * 2}-digit hex nonce in the greeting, found "${line.slice(0, 60)}"`, token: false };
     return { ok: true, reply: `AUTH ${this.mine} ${proof(this.token, 'push', this.at, f[2]!)}\n` };
   }

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -218,5 +218,35 @@ describe('PeerSync', () => {
     );
     expect(servers(b, ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.6']), 'B: 10.1.0.1 to 10.1.0.4, 10.1.0.6').toEqual(['b', undefined, undefined, undefined, 'b']);
     expect(servers(a, ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.6']), 'A: 10.1.0.1 to 10.1.0.4, 10.1.0.6').toEqual(['b', undefined, undefined, undefined, 'b']);
+  });
+
+  it('refuses a version-1 peer with a line that says to upgrade both, in /status and the log', async () => {
+    // A version-1 listener greets with "LICGATE-PEERS 1"; a pusher that answered would get "NO auth"
+    // (the proof names the version).
+    const v1 = createServer((sock) => {
+      sock.on('error', () => {});
+      sock.on('data', () => sock.end('NO auth\n'));
+      sock.write('LICGATE-PEERS 1 0123456789abcdef0123456789abcdef\n');
+    });
+    await new Promise<void>((resolve) => v1.listen(0, '127.0.0.1', resolve));
+    open.push(() => new Promise<void>((resolve) => v1.close(() => resolve())));
+    const logged: { msg: string; level: number }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void logged.push(JSON.parse(l) as { msg: string; level: number }) });
+    const port = (v1.address() as AddressInfo).port;
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+peers: { listen: "127.0.0.1:${await freePort()}", remotes: ["127.0.0.1:${port}"], token_file: ${tokenFile()} }
+backends:
+  - { name: licenses, stick: source, check: { type: none }, servers: [{ name: a, address: "10.0.0.11:27000" }] }
+`);
+    const model = new Model(cfg);
+    const sync = new PeerSync(() => model, log);
+    await sync.start(cfg.peers!, TOKEN, {});
+    open.push(() => sync.close());
+    const p = [...sync.pushers.values()][0]!;
+    await waitFor(() => p.state !== 'connecting', { timeoutMs: 10_000, what: 'the handshake with the version-1 listener to end' });
+    const why = 'the other host speaks peers version 1, this one 2; upgrade both';
+    expect(p.lastError).toBe(why);
+    expect(sync.status()).toMatchObject({ remotes: [{ remote: `127.0.0.1:${port}`, connected: false, state: 'auth-failed', last_error: why }] });
+    expect(logged.filter((l) => l.msg.includes(why)).map((l) => [l.level, l.msg])).toEqual([[50, `peers: 127.0.0.1:${port} refused: ${why}; retrying every few seconds, quietly`]]);
   });
 });
