@@ -192,14 +192,20 @@ export class StickTable {
   /** A peer's U line: every entry naming `server` placed no later than `at` goes. */
   serverUnstuckByPeer(server: string, at: number, now = performance.now()): void {
     if (at + this.ttlMs <= now) return;
-    if (at > (this.unstuckServers.get(server) ?? -Infinity)) this.unstuckServers.set(server, at);
+    if (at > (this.unstuckServers.get(server) ?? -Infinity)) {
+      this.unstuckServers.set(server, at);
+      this.dirty = true;
+    }
     this.dropPlacedBy(at, server);
   }
 
   /** A peer's C line: every entry placed no later than `at` goes. */
   clearedByPeer(at: number, now = performance.now()): void {
     if (at + this.ttlMs <= now) return;
-    if (at > this.clearedAt) this.clearedAt = at;
+    if (at > this.clearedAt) {
+      this.clearedAt = at;
+      this.dirty = true;
+    }
     this.dropPlacedBy(at, null);
   }
 
@@ -212,6 +218,18 @@ export class StickTable {
     const servers: [string, number][] = [];
     for (const [s, at] of this.unstuckServers) if (live(at)) servers.push([s, now - at]);
     return { clients, servers, clearedAgo: live(this.clearedAt) ? now - this.clearedAt : null };
+  }
+
+  /**
+   * Start-up, from admin.state_file: the markers `unstucks` gave, their ages from now. One past the
+   * ttl configured now is not taken. Not `dirty`: the file holds these.
+   */
+  restoreUnstucks(saved: { clients: [string, string, number][]; servers: [string, number][]; clearedAgo: number | null }, now = performance.now()): void {
+    const dirty = this.dirty;
+    for (const [c, sv, ago] of [...saved.clients].sort((x, y) => y[2] - x[2])) this.markUnstuck(c, sv, now - ago, now);
+    for (const [sv, ago] of saved.servers) if (ago < this.ttlMs) this.unstuckServers.set(sv, now - ago);
+    if (saved.clearedAgo !== null && saved.clearedAgo < this.ttlMs) this.clearedAt = now - saved.clearedAgo;
+    this.dirty = dirty;
   }
 
   /** `key`'s marker, as a D line needs it: server and age; undefined when none is held. */
@@ -237,6 +255,8 @@ export class StickTable {
     if (u !== undefined && u.at >= at) return;
     this.unstuck.delete(key);
     this.unstuck.set(key, { server, at });
+    // admin.state_file keeps the markers too (see serve/admin-state-file.ts).
+    this.dirty = true;
     this.sweepUnstuck(now);
     if (this.unstuck.size > this.maxSize) this.unstuck.delete(this.unstuck.keys().next().value!);
   }
@@ -328,6 +348,7 @@ export class StickTable {
     // `server` that this host never had (a split brain, or entries made while the link was down).
     if (tellPeers && this.peers !== null) {
       this.unstuckServers.set(server, now);
+      this.dirty = true;
       const p = this.peers;
       if (p.pending.size === 0 && p.servers.size === 0 && !p.cleared) p.wake();
       p.servers.add(server);
@@ -352,6 +373,7 @@ export class StickTable {
     if (this.peers !== null) {
       // The table-wide marker covers every earlier one.
       this.clearedAt = now;
+      this.dirty = true;
       this.unstuck.clear();
       this.unstuckServers.clear();
       this.peers.pending.clear();

@@ -80,6 +80,19 @@ export interface SavedStick {
   backend: string;
   servers: Record<string, string>;
   entries: [string, string, number, number][];
+  /**
+   * Its deletion markers (`ctl unstick` while `peers` shares the table, StickTable.unstucks), the
+   * times in Unix ms: clients [client, server, at], servers [server, at], the whole table's. Kept so
+   * that a host restarted before the other host is back still refuses the entries it unstuck. An
+   * older licgate does not read the key.
+   */
+  unstuck?: SavedUnstuck;
+}
+
+export interface SavedUnstuck {
+  clients: [string, string, number][];
+  servers: [string, number][];
+  cleared: number | null;
 }
 
 /** What the writer asks of the stick tables: have they changed since it last asked, and their "stick" list as JSON. */
@@ -133,6 +146,7 @@ export function stickSourceOf(model: () => Model): StickSource {
         let piece = '';
         let now = performance.now();
         let wall = Date.now() - now;
+        const head = (): string => `${tables++ > 0 ? ',' : ',"stick":['}{"backend":${JSON.stringify(b.name)},"servers":${JSON.stringify(addressesOf(b))},"entries":[\n`;
         for (let i = 0; i < clients.length; i++) {
           if (i > 0 && i % STICK_BATCH === 0) {
             if (piece !== '') yield piece;
@@ -144,12 +158,31 @@ export function stickSourceOf(model: () => Model): StickSource {
           const e = table.entry(clients[i]!, now);
           if (e === undefined) continue;
           if (rows++ > 0) piece += ',\n';
-          else piece += `${tables++ > 0 ? ',' : ',"stick":['}{"backend":${JSON.stringify(b.name)},"servers":${JSON.stringify(addressesOf(b))},"entries":[\n`;
+          else piece += head();
           // A client with sessions open is saved as if they ended now: they end with the process.
           const expires = e.sessions > 0 ? now + b.cfg.stick_ttl : e.expires;
           piece += `[${JSON.stringify(clients[i])},${JSON.stringify(e.server)},${Math.round(expires + wall)},${Math.round(e.since + wall)}]`;
         }
-        if (rows > 0) yield `${piece}]}`;
+        const u = table.unstucks(now);
+        if (rows === 0 && u.clients.length === 0 && u.servers.length === 0 && u.clearedAgo === null) continue;
+        if (rows === 0) piece += head();
+        piece += ']';
+        if (u.clients.length > 0 || u.servers.length > 0 || u.clearedAgo !== null) {
+          const at = (ago: number): number => Math.round(now + wall - ago);
+          piece += `,"unstuck":{"servers":${JSON.stringify(u.servers.map(([sv, ago]) => [sv, at(ago)]))},"cleared":${u.clearedAgo === null ? 'null' : at(u.clearedAgo)},"clients":[`;
+          for (let i = 0; i < u.clients.length; i++) {
+            // As many as stick_size: joined a batch per turn, as the entries are.
+            if (i > 0 && i % STICK_BATCH === 0) {
+              yield piece;
+              piece = '';
+              await new Promise(setImmediate);
+            }
+            const [c, sv, ago] = u.clients[i]!;
+            piece += `${i > 0 ? ',' : ''}[${JSON.stringify(c)},${JSON.stringify(sv)},${at(ago)}]`;
+          }
+          piece += ']}';
+        }
+        yield `${piece}}`;
       }
       if (tables > 0) yield ']';
     },
@@ -276,9 +309,21 @@ function parseStick(list: unknown, invalid: string[]): SavedStick[] {
     const rows = (r.entries as unknown[]).filter(isStickRow);
     const bad = (r.entries as unknown[]).length - rows.length;
     if (bad > 0) invalid.push(`stick entry ${i + 1} (${r.backend as string}): ${bad} row(s) not [client, server, expires ms, since ms]`);
-    tables.push({ backend: r.backend as string, servers: servers as Record<string, string>, entries: rows });
+    const unstuck = parseUnstuck(r.unstuck);
+    if (unstuck === null) invalid.push(`stick entry ${i + 1} (${r.backend as string}): expected "unstuck" to be {clients: [[client, server, at ms]], servers: [[server, at ms]], cleared: at ms or null}, found ${JSON.stringify(r.unstuck)?.slice(0, 120)}`);
+    tables.push({ backend: r.backend as string, servers: servers as Record<string, string>, entries: rows, ...(unstuck ? { unstuck } : {}) });
   });
   return tables;
+}
+
+/** A table's "unstuck" (SavedUnstuck): undefined when absent (a file from before it), null when it is not one. */
+function parseUnstuck(u: unknown): SavedUnstuck | undefined | null {
+  if (u === undefined) return undefined;
+  const r = (typeof u === 'object' && u !== null ? u : {}) as Record<string, unknown>;
+  const isClient = (x: unknown): boolean => Array.isArray(x) && x.length === 3 && typeof x[0] === 'string' && typeof x[1] === 'string' && Number.isFinite(x[2]);
+  const isServer = (x: unknown): boolean => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && Number.isFinite(x[1]);
+  if (!Array.isArray(r.clients) || !r.clients.every(isClient) || !Array.isArray(r.servers) || !r.servers.every(isServer) || !(r.cleared === null || Number.isFinite(r.cleared))) return null;
+  return r as unknown as SavedUnstuck;
 }
 
 /**
@@ -406,6 +451,14 @@ function restoreStick(model: Model, t: SavedStick, file: string, log: Logger): b
     else keep.push({ client, server, expiresIn: expires - wallNow, sinceAgo: wallNow - since });
   }
   const restored = backend.stick.restore(keep);
+  if (t.unstuck !== undefined) {
+    const u = t.unstuck;
+    backend.stick.restoreUnstucks({
+      clients: u.clients.map(([c, sv, at]): [string, string, number] => [c, sv, wallNow - at]),
+      servers: u.servers.filter(([sv]) => backend.server(sv) !== undefined).map(([sv, at]): [string, number] => [sv, wallNow - at]),
+      clearedAgo: u.cleared === null ? null : wallNow - u.cleared,
+    });
+  }
   const dropped = t.entries.length - keep.length - expired;
   const goneText = gone.size > 0 ? `; ${dropped} to ${[...gone].join(', ')} dropped: no such server now, or it is at another address` : '';
   log.info({ state_file: file, backend: t.backend, restored, expired, dropped }, `stick table of ${t.backend} restored from ${file}: ${restored} client(s) go back to their server; ${expired} expired${goneText}`);

@@ -166,6 +166,17 @@ describe('peers: stick tables shared by the hosts of a keepalived pair', () => {
     expect(((await b2.get('/backends/licenses/stick-table?client=127.0.0.2')).json as { entries: { server: string }[] }).entries.map((e) => e.server)).toEqual(['a']);
   });
 
+  it('keeps its unsticks in its state file: restarted before the other host is back, it still refuses the entries it unstuck', async () => {
+    const pair = await unstuckWhileBDown();
+    await pair.a.stop();
+    const a2 = await startProxy(pair.yaml('a'));
+    expect(await entries(a2), "A's entries restored from its state file").toBe(1);
+    const b2 = await startProxy(pair.yaml('b'));
+    await waitFor(async () => (await receivedBy(a2)) >= 2, { timeoutMs: 15_000, what: "B's two restored entries sent to the restarted A" });
+    expect(await entries(a2), "A's entries after B's whole table").toBe(1);
+    await waitFor(async () => (await entries(b2)) === 1, { timeoutMs: 10_000, what: 'the entry unstuck on A gone from B' });
+  });
+
   it('a reload that keeps peers keeps the connection; one that moves the listener, and the other host\'s reload to follow it, sync again', async () => {
     const pair = await startPair();
     await synced(pair.a);
