@@ -5,6 +5,7 @@ import type { Server } from '../model/server.js';
 import { carryOver, carryOverTimers } from './carry-over.js';
 import { failedFrom, type Probe, type ProbeOutcome } from './probes/probe.js';
 import { tcpExchange } from './probes/tcp-exchange.js';
+import { sameHost } from './parse/lmstat.js';
 import { pollFirstTimeout } from '../io/poll-first-timeout.js';
 
 /**
@@ -171,17 +172,40 @@ export class CheckScheduler {
       return;
     }
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
-    const result = { ok: outcome.ok, reason: outcome.reason, durationMs, at: performance.now(), ...(outcome.license ? { license: outcome.license } : {}), ...(outcome.ok && outcome.standby ? { standby: true } : {}) };
+    const standby = outcome.ok && outcome.standby === true;
+    const result = {
+      ok: outcome.ok,
+      reason: outcome.reason,
+      durationMs,
+      at: performance.now(),
+      ...(outcome.license ? { license: outcome.license } : {}),
+      ...(standby ? { standby: true, ...(outcome.master !== undefined ? { master: outcome.master } : {}) } : {}),
+    };
     if (outcome.inconclusive) {
       // Our own shortage (out of descriptors): the server's health stays as it was.
       this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: false, durationMs, reason: outcome.reason });
       this.schedule(server, this.nextDelay(server));
       return;
     }
+    const wasStandby = server.up && server.standby;
     if (outcome.ok) server.checkSucceeded(result);
     else server.checkFailed(result, ownPortPassed);
     this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: outcome.ok, durationMs, reason: outcome.reason });
     this.schedule(server, this.nextDelay(server));
+    if (standby && outcome.master !== undefined) this.checkNamedMaster(server, outcome.master, wasStandby);
+  }
+
+  /**
+   * A triad's MASTER moved: the old MASTER's check says standby before the new one's next check,
+   * up to `inter` later, says MASTER, and meanwhile no member takes a client. So the member a
+   * standby verdict names as MASTER is checked at once when this backend still holds it a standby.
+   * Only when this check made the server a standby: two members that name each other during an
+   * election would otherwise check each other back to back.
+   */
+  private checkNamedMaster(server: Server, master: string, wasStandby: boolean): void {
+    if (wasStandby) return;
+    const named = this.backend.servers.find((s) => s !== server && (sameHost(master, s.name) || sameHost(master, s.address.host)));
+    if (named?.standby && named.up) named.checkNow?.();
   }
 }
 

@@ -26,6 +26,8 @@ export interface CheckResult {
   license?: LicenseInfo;
   /** With ok: a FlexLM triad member UP while another member is the MASTER (Server.standby). */
   standby?: boolean;
+  /** With standby: the MASTER's host as the check names it. */
+  master?: string;
 }
 
 interface ConnectionCounts {

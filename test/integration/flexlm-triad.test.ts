@@ -5,13 +5,14 @@
  * output with the MASTER read from a file the test rewrites.
  */
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
 import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
-import { stopAll } from '../helpers/proxy-harness.js';
+import { stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'licgate-flexlm-triad-'));
@@ -57,6 +58,18 @@ function setMaster(masterFile: string, name: string): void {
   renameSync(`${masterFile}.tmp`, masterFile);
 }
 
+function setState(proxy: ProxyProcess, server: string, state: string, token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ state });
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const req = request(`${proxy.adminUrl}/admin/backends/licenses/servers/${server}`, { method: 'POST', headers, timeout: 5000 }, (res) => {
+      res.resume().on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error(`POST ${state} to ${server}: no answer within 5 s`))).on('error', reject);
+    req.end(body);
+  });
+}
+
 describe('a FlexLM triad behind the proxy', () => {
   it('sends every client to the MASTER only, and to the new MASTER once a check finds it', async () => {
     const masterFile = join(scratch, 'master');
@@ -91,5 +104,41 @@ describe('a FlexLM triad behind the proxy', () => {
     const line = await waitFor(() => proxy.logs.find((l) => l.server === 'h1' && l.to === 'UP (standby)'), { timeoutMs: 5000, what: 'the log line of h1 going standby' });
     expect(line).toMatchObject({ from: 'UP', reason: 'triad standby: h2 is MASTER [3/3 servers UP]' });
     expect(proxy.logs.filter((l) => typeof l.to === 'string' && l.to.startsWith('DOWN'))).toEqual([]);
+  });
+
+  it('checks the member a new standby names as MASTER at once, so clients are served before its next inter', async () => {
+    const masterFile = join(scratch, 'master-handover');
+    setMaster(masterFile, 'h1');
+    const lmutil = standInLmutil(masterFile);
+    const tokenFile = join(scratch, 'admin.token');
+    writeFileSync(tokenFile, 'triad-handover-token\n', { mode: 0o600 });
+    // inter 60 s: no regular check comes during the test, only those the handover brings.
+    const { lmgrdPort, proxy } = await startFlexlmLab(
+      ['h1', 'h2', 'h3'],
+      ['stick: source', `check: { type: exec, argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"], parse: lmstat, inter: 60s, fastinter: 100ms, downinter: 100ms, rise: 1, fall: 2, timeout: 3s }`],
+      {},
+      [`admin: { listen: "127.0.0.1:0", token_file: ${JSON.stringify(tokenFile)} }`],
+    );
+    const states = async (): Promise<string> => (await Promise.all(['h1', 'h2', 'h3'].map(async (n) => (await proxy.server('licenses', n)).state))).join();
+    await waitFor(async () => (await states()) === 'UP,UP (standby),UP (standby)', { timeoutMs: 15_000, what: 'h1 UP, h2 and h3 UP (standby)' });
+
+    // An admin restarts h1's lmgrd: h2 takes the MASTER role. Leaving maint checks h1 at once,
+    // which finds it a standby of h2 while h2's own next check is a minute away.
+    setMaster(masterFile, 'h2');
+    expect(await setState(proxy, 'h1', 'maint', 'triad-handover-token')).toBe(200);
+    expect(await setState(proxy, 'h1', 'ready', 'triad-handover-token')).toBe(200);
+    await waitFor(async () => (await proxy.server('licenses', 'h1')).state === 'UP (standby)', { timeoutMs: 10_000, what: 'h1 UP (standby)' });
+    const client = clientAddresses(1, 40)[0]!;
+    // With no backup tier a client is denied until a member takes clients: poll until one is granted.
+    const granted = await waitFor(
+      async () => {
+        const r = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: client });
+        if (!r.granted) throw new Error(`denied: ${r.detail} (states ${await states()})`);
+        return r.server;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: 'a checkout granted by the new MASTER h2' },
+    );
+    expect(granted).toBe('h2');
+    expect(await states()).toBe('UP (standby),UP,UP (standby)');
   });
 });

@@ -162,6 +162,8 @@ export interface LmstatVerdict {
   ok: boolean;
   reason: string;
   standby?: boolean;
+  /** With standby: the MASTER's host as lmstat prints it. */
+  master?: string;
 }
 
 /**
@@ -212,7 +214,7 @@ export function lmstatHealthy(info: LicenseInfo, localHost?: string): LmstatVerd
       return { ok: false, reason };
     }
     // Before the vendor daemons: lmstat lists the MASTER's only, whose verdict is the MASTER's check.
-    if (local !== undefined && master !== local) return { ok: true, standby: true, reason: `triad standby: ${master.host} is MASTER${upCount}` };
+    if (local !== undefined && master !== local) return { ok: true, standby: true, master: master.host, reason: `triad standby: ${master.host} is MASTER${upCount}` };
   }
 
   const vendors = localHost === undefined ? info.vendors : vendorsOf(info, localHost);
@@ -257,7 +259,7 @@ function vendorsOf(info: LicenseInfo, host: string): LicenseInfo['vendors'] {
  * lmstat prints whatever name the license file's SERVER line used, which is often the short name
  * while the sidecar knows its FQDN (or the other way round).
  */
-function sameHost(a: string, b: string): boolean {
+export function sameHost(a: string, b: string): boolean {
   const x = a.toLowerCase();
   const y = b.toLowerCase();
   if (x === y) return true;

@@ -93,7 +93,7 @@ export class ExecProbe implements Probe {
     if (broken !== null) return isLocalResourceError(r.spawnErrorCode) ? inconclusive(broken) : failed(broken);
 
     let license: LicenseInfo | undefined;
-    let verdict: { ok: boolean; reason: string; standby?: boolean };
+    let verdict: { ok: boolean; reason: string; standby?: boolean; master?: string };
     if (this.parse !== null && r.truncated) {
       const lmstat = this.parse === 'lmstat';
       const cut = lmstat ? parseCutLmstat(r.stdout) : parseCutDslsUsage(r.stdout);

@@ -27,6 +27,8 @@ export interface ProbeOutcome {
   inconclusive?: boolean;
   /** With ok: a healthy FlexLM triad member that is not the MASTER (Server.standby). */
   standby?: boolean;
+  /** With standby: the MASTER's host as the server's own check names it (lmstat's spelling). */
+  master?: string;
 }
 
 /**

@@ -70,7 +70,7 @@ describe('parseLmstat on lmstat_app1.txt (triad, one vendor, reservations)', () 
       ok: true,
       reason: 'lmgrd UP (MASTER) [3/3 servers UP], vendor VENDOR1 UP, 53 features',
     });
-    expect(lmstatHealthy(info, 'host3.domain.net')).toEqual({ ok: true, standby: true, reason: 'triad standby: host2.domain.net is MASTER [3/3 servers UP]' });
+    expect(lmstatHealthy(info, 'host3.domain.net')).toEqual({ ok: true, standby: true, master: 'host2.domain.net', reason: 'triad standby: host2.domain.net is MASTER [3/3 servers UP]' });
     expect(lmstatHealthy(info, 'host-1').reason).toBe('triad standby: host2.domain.net is MASTER [3/3 servers UP]');
   });
 
@@ -108,7 +108,7 @@ describe('parseLmstat on lmstat_app2.txt (triad, users without a license count)'
   });
 
   it('is a standby on host1 and host3, healthy on the MASTER', () => {
-    expect(lmstatHealthy(info, 'host1')).toEqual({ ok: true, standby: true, reason: 'triad standby: host2 is MASTER [3/3 servers UP]' });
+    expect(lmstatHealthy(info, 'host1')).toEqual({ ok: true, standby: true, master: 'host2', reason: 'triad standby: host2 is MASTER [3/3 servers UP]' });
     expect(lmstatHealthy(info, 'host2')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [3/3 servers UP], vendor vendor1 UP, 10 features' });
   });
 });
@@ -150,8 +150,8 @@ describe('parseLmstat on lmstat_app3.txt (triad, two vendor daemons)', () => {
 
   it('is a standby on host2 and host3: only the MASTER serves licenses', () => {
     expect(info.triads).toEqual([['host1', 'host2', 'host3']]);
-    expect(lmstatHealthy(info, 'host2')).toEqual({ ok: true, standby: true, reason: 'triad standby: host1 is MASTER [3/3 servers UP]' });
-    expect(lmstatHealthy(info, 'HOST3.example.org')).toEqual({ ok: true, standby: true, reason: 'triad standby: host1 is MASTER [3/3 servers UP]' });
+    expect(lmstatHealthy(info, 'host2')).toEqual({ ok: true, standby: true, master: 'host1', reason: 'triad standby: host1 is MASTER [3/3 servers UP]' });
+    expect(lmstatHealthy(info, 'HOST3.example.org')).toEqual({ ok: true, standby: true, master: 'host1', reason: 'triad standby: host1 is MASTER [3/3 servers UP]' });
   });
 });
 
@@ -180,7 +180,7 @@ describe('parseLmstat on lmstat_server_down.txt (one triad member unreachable)',
   });
 
   it('is healthy for the MASTER, a standby for host1, unhealthy for host3', () => {
-    expect(lmstatHealthy(info, 'host1')).toEqual({ ok: true, standby: true, reason: 'triad standby: host2 is MASTER [2/3 servers UP]' });
+    expect(lmstatHealthy(info, 'host1')).toEqual({ ok: true, standby: true, master: 'host2', reason: 'triad standby: host2 is MASTER [2/3 servers UP]' });
     expect(lmstatHealthy(info, 'host2')).toEqual({
       ok: true,
       reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor daemon UP, 2 features',
@@ -332,7 +332,7 @@ describe('parseLmstat on synthetic output', () => {
       { host: 'c', up: true, master: true },
     ]);
     expect(lmstatHealthy(info, 'b')).toEqual({ ok: false, reason: 'lmgrd on b DOWN' });
-    expect(lmstatHealthy(info, 'a')).toEqual({ ok: true, standby: true, reason: 'triad standby: c is MASTER [2/3 servers UP]' });
+    expect(lmstatHealthy(info, 'a')).toEqual({ ok: true, standby: true, master: 'c', reason: 'triad standby: c is MASTER [2/3 servers UP]' });
     expect(lmstatHealthy(info, 'c')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor ansyslmd UP, 1 feature' });
   });
 

@@ -73,7 +73,7 @@ describe('exec probe with parse: lmstat', () => {
   it('is a healthy standby for a member that is UP but not MASTER while a peer is down (host1 in the same capture)', async () => {
     const lmutil = fakeLmutil('lmutil-down', lmstatFixture('lmstat_server_down.txt'));
     const out = await check(probe({ argv: [lmutil], parse: 'lmstat' }), at('HOST1.example.org'));
-    expect(out).toMatchObject({ ok: true, standby: true, reason: 'triad standby: host2 is MASTER [2/3 servers UP]' });
+    expect(out).toMatchObject({ ok: true, standby: true, master: 'host2', reason: 'triad standby: host2 is MASTER [2/3 servers UP]' });
   });
 
   it('judges the text, not the exit code: exit 1 with a healthy capture is healthy', async () => {

@@ -31,7 +31,7 @@ describe('lmstatVerdict: which lmstat server is the one this check guards', () =
   it('loopback means this machine: found by its hostname (FQDN against the short SERVER name)', () => {
     expect(lmstatVerdict(down, '127.0.0.1', host3)).toEqual({ ok: false, reason: HOST3_DOWN });
     expect(lmstatVerdict(down, '::1', host3)).toEqual({ ok: false, reason: HOST3_DOWN });
-    expect(lmstatVerdict(down, 'localhost', { hostname: 'host1', addresses: [] })).toEqual({ ok: true, standby: true, reason: 'triad standby: host2 is MASTER [2/3 servers UP]' });
+    expect(lmstatVerdict(down, 'localhost', { hostname: 'host1', addresses: [] })).toEqual({ ok: true, standby: true, master: 'host2', reason: 'triad standby: host2 is MASTER [2/3 servers UP]' });
     expect(lmstatVerdict(down, 'localhost', { hostname: 'host2', addresses: [] })).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor daemon UP, 2 features' });
   });
 
