@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { LicenseInfo } from '../../src/health/parse/license-info.js';
 import { APP3_LICENSE, HOST3_CANNOT_CONNECT, lmstatFixturePath, SERVER_DOWN_LICENSE } from '../helpers/lmstat-fixtures.js';
-import { startProxy, stopAll, type ServerStatus } from '../helpers/proxy-harness.js';
+import { oneServerYaml, startProxy, startSimulator, stopAll, type ServerStatus } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { askLine } from './haproxy-lab.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'licgate-sidecar-lmstat-'));
 afterEach(() => stopAll());
@@ -23,6 +24,14 @@ const q = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
 function swapIn(target: string, fixture: string): void {
   copyFileSync(fixture, `${target}.tmp`);
   renameSync(`${target}.tmp`, target);
+}
+
+/** lmstat_app3.txt with host3 the MASTER instead of host1: a file to swapIn. */
+function host3Master(): string {
+  const app3 = readFileSync(lmstatFixturePath('lmstat_app3.txt'), 'latin1');
+  const file = join(scratch, 'lmstat-host3-master.txt');
+  writeFileSync(file, app3.replace('host1: license server UP (MASTER)', 'host1: license server UP').replace('host3: license server UP', 'host3: license server UP (MASTER)').replace('(on host1)', '(on host3)'), 'latin1');
+  return file;
 }
 
 /** One exchange with a sidecar's STATUS (or agent) responder: the whole reply, up to its close. */
@@ -103,15 +112,12 @@ describe('sidecar with an exec check parsing lmstat', () => {
     expect(standby.last_check!.reason).toBe('triad standby: host1 is MASTER [3/3 servers UP]');
     expect(standby.last_check!.license).toEqual(APP3_LICENSE);
     expect(readFileSync(argsFile, 'utf8')).toBe('lmstat\n-a\n-c\n1999@host3\n');
-    expect(await askStatus(statusPort as number)).toBe('Server Status: Running\r\nBackend: flexlm\r\nTier: none\r\nServers: 1/1 up\r\n');
+    expect(await askStatus(statusPort as number)).toBe('Server Status: Running\r\nBackend: flexlm\r\nTier: none\r\nStandby: host1 is MASTER\r\nServers: 1/1 up\r\n');
     expect(await askStatus(sidecar.listening.agent!)).toBe('up maint 100% #triad standby: host1 is MASTER [3/3 servers UP]\n');
     expect((await sidecar.get('/health')).status).toBe(200);
 
     // host3 becomes the MASTER: ready at the next check.
-    const app3 = readFileSync(lmstatFixturePath('lmstat_app3.txt'), 'latin1');
-    const host3Master = join(scratch, 'lmstat-host3-master.txt');
-    writeFileSync(host3Master, app3.replace('host1: license server UP (MASTER)', 'host1: license server UP').replace('host3: license server UP', 'host3: license server UP (MASTER)').replace('(on host1)', '(on host3)'), 'latin1');
-    swapIn(current, host3Master);
+    swapIn(current, host3Master());
     const up = await waitFor(async () => {
       const s = await server();
       return s.last_check?.ok === true && s.state === 'UP' && s;
@@ -173,5 +179,27 @@ describe('sidecar with an exec check parsing lmstat', () => {
     }, { timeoutMs: 10_000, what: 'the next check of the cut output' });
     expect(later.last_check!.license!.truncated).toBe(true);
     expect(later.last_whole_license!.at).toBe(cut.last_whole_license!.at);
+  });
+
+  it('a proxy checking the member through its sidecar with type: status sends it no client while it is a standby', async () => {
+    const current = join(scratch, 'lmstat-status-proxy.txt');
+    swapIn(current, lmstatFixturePath('lmstat_app3.txt'));
+    const lmutil = join(scratch, 'lmutil-status-proxy');
+    writeFileSync(lmutil, `#!/bin/sh\ncat ${q(current)}\n`, { mode: 0o755 });
+    const { sidecar } = await lmstatSidecar(lmutil, 'status:\n  listen: 127.0.0.1:0');
+    const sim = await startSimulator('host3');
+    // The design's proxy: the check asks the sidecar's STATUS port, clients go to the license port.
+    const proxy = await startProxy(oneServerYaml(sim.port, `{ type: status, port: ${sidecar.listening.status!}, inter: 200ms, rise: 1, fall: 1, timeout: 2s }`));
+    const standby = await waitFor(async () => {
+      const s = await proxy.server('licenses', 'primary');
+      return s.state === 'UP (standby)' && s;
+    }, { timeoutMs: 10_000, what: 'the proxy to read host3 UP (standby) from the sidecar STATUS' });
+    expect(standby.last_check!.reason).toBe('triad standby: host1 is MASTER (STATUS)');
+    await expect(askLine(proxy.port, 'HELLO\n')).rejects.toThrow('connection closed without a line');
+
+    // host3 becomes the MASTER: the sidecar's next check says so, then the proxy's.
+    swapIn(current, host3Master());
+    await waitFor(async () => (await proxy.server('licenses', 'primary')).state === 'UP', { timeoutMs: 10_000, what: 'the proxy to read host3 UP once it is MASTER' });
+    expect(await askLine(proxy.port, 'HELLO\n')).toBe('HELLO host3');
   });
 });

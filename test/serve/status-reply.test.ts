@@ -43,4 +43,17 @@ describe('STATUS reply (design.md), byte for byte', () => {
     b.server('primary')!.setAdmin('maint', 'admin');
     expect(renderStatus(b)).toBe('Server Status: Down\r\nBackend: licenses\r\nTier: none\r\nServers: 0/3 up\r\n');
   });
+
+  it('adds "Standby: <MASTER> is MASTER" before Servers when every live server is a triad standby', () => {
+    const b = backend();
+    const standby = { ok: true, reason: 'triad standby: lic1 is MASTER [3/3 servers UP]', durationMs: 1, at: 0, standby: true, master: 'lic1' };
+    b.server('primary')!.checkSucceeded(standby);
+    // The backup still serves: not a standby backend.
+    expect(renderStatus(b)).toBe('Server Status: Running\r\nBackend: licenses\r\nTier: backup\r\nServers: 3/3 up\r\n');
+    b.server('backup')!.checkSucceeded(standby);
+    b.server('dr')!.setAdmin('maint', 'admin');
+    expect(renderStatus(b)).toBe('Server Status: Running\r\nBackend: licenses\r\nTier: none\r\nStandby: lic1 is MASTER\r\nServers: 2/3 up\r\n');
+    b.server('primary')!.checkSucceeded({ ok: true, reason: 'lmgrd UP', durationMs: 1, at: 0 });
+    expect(renderStatus(b)).toBe('Server Status: Running\r\nBackend: licenses\r\nTier: active\r\nServers: 2/3 up\r\n');
+  });
 });

@@ -4,7 +4,8 @@ import { AgentProbe } from './agent.js';
 import { ExecProbe, type UnexitedChecks } from './exec.js';
 import { HttpProbe } from './http.js';
 import type { Probe } from './probe.js';
-import { SendExpectProbe, StatusProbe } from './send-expect.js';
+import { SendExpectProbe } from './send-expect.js';
+import { StatusProbe } from './status.js';
 import { TcpProbe } from './tcp.js';
 
 /**

@@ -17,10 +17,3 @@ export class SendExpectProbe implements Probe {
     }
   }
 }
-
-/** The STATUS protocol of design.md, as the seed HAProxy tcp-check speaks it. */
-export class StatusProbe extends SendExpectProbe {
-  constructor(readLimit: number) {
-    super('STATUS\r\n', { literal: 'Server Status: Running' }, readLimit);
-  }
-}

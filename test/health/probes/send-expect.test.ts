@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SendExpectProbe, StatusProbe } from '../../../src/health/probes/send-expect.js';
+import { SendExpectProbe } from '../../../src/health/probes/send-expect.js';
+import { StatusProbe } from '../../../src/health/probes/status.js';
 import { LicenseSimulator } from '../../../src/simulator/license-simulator.js';
 import { endingIn, trickle, withCpuMs } from '../../helpers/trickle.js';
 import { waitFor } from '../../helpers/wait-for.js';
@@ -56,15 +57,28 @@ describe('StatusProbe (type: status)', () => {
     expect(await new StatusProbe(16384).run(target(srv.port), never())).toEqual({ ok: false, reason: 'expected "Server Status: Running", got "Server Status: Down"' });
   });
 
-  it('passes on a match that arrives split across segments, without waiting for the close', async () => {
+  it('passes on a reply that arrives split across segments, without waiting for the close', async () => {
     const srv = await server((s) =>
       s.once('data', () => {
-        s.write('Server Sta', () => s.write('tus: Run', () => s.write('ning\r\n')));
-        // Stays open: the probe must not need EOF once the reply matched.
+        s.write('Server Sta', () => s.write('tus: Run', () => s.write('ning\r\nBackend: x\r\nTier: active\r\nServers: 1/', () => s.write('1 up\r\n'))));
+        // Stays open: the probe must not need EOF once the reply's last line came.
       }),
     );
-    expect(await new StatusProbe(16384).run(target(srv.port), never())).toMatchObject({ ok: true });
+    expect(await new StatusProbe(16384).run(target(srv.port), never())).toEqual({ ok: true, reason: 'reply matched "Server Status: Running"' });
     await waitFor(() => srv.closed() === 1, { timeoutMs: 2000, what: 'the probe to close its socket' });
+  });
+
+  it('passes as a standby on a Standby: line, naming the MASTER, whatever segments it comes in', async () => {
+    const reply = 'Server Status: Running\r\nBackend: flexlm\r\nTier: none\r\nStandby: lic1 is MASTER\r\nServers: 1/1 up\r\n';
+    const srv = await server((s) => s.once('data', () => s.write(reply.slice(0, 60), () => s.write(reply.slice(60)))));
+    expect(await new StatusProbe(16384).run(target(srv.port), never())).toEqual({ ok: true, standby: true, master: 'lic1', reason: 'triad standby: lic1 is MASTER (STATUS)' });
+    const closing = await server((s) => s.once('data', () => s.end('Server Status: Running\r\nStandby: yes\r\n')));
+    expect(await new StatusProbe(16384).run(target(closing.port), never())).toEqual({ ok: true, standby: true, reason: 'triad standby: yes (STATUS)' });
+  });
+
+  it('fails on "Server Status: Down" whatever else the reply says', async () => {
+    const srv = await server((s) => s.once('data', () => s.end('Server Status: Down\r\nBackend: x\r\nTier: none\r\nStandby: lic1 is MASTER\r\nServers: 0/1 up\r\n')));
+    expect(await new StatusProbe(16384).run(target(srv.port), never())).toEqual({ ok: false, reason: 'expected "Server Status: Running", got "Server Status: Down"' });
   });
 });
 
