@@ -118,6 +118,20 @@ function canonicalHost(host: string): string {
 }
 
 /**
+ * lmstat prints whatever name the license file's SERVER line used, which is often the short name
+ * while the sidecar knows its FQDN (or the other way round).
+ */
+export function sameHost(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  if (x === y) return true;
+  // "10.0.0.1" and "10.0.0.2" share a first label; short-name matching only makes sense for names.
+  const ip = /^[\d.]+$|:/;
+  if (ip.test(x) || ip.test(y)) return false;
+  return x.split('.')[0] === y.split('.')[0];
+}
+
+/**
  * Whether two hosts written as text are one address ([::0] and [::], FD00:0::11 and fd00::11). A
  * zone counts only when both name one: an address listed without it is on whichever link has it.
  */

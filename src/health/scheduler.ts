@@ -5,7 +5,6 @@ import type { Server } from '../model/server.js';
 import { carryOver, carryOverTimers } from './carry-over.js';
 import { failedFrom, type Probe, type ProbeOutcome } from './probes/probe.js';
 import { tcpExchange } from './probes/tcp-exchange.js';
-import { sameHost } from './parse/lmstat.js';
 import { pollFirstTimeout } from '../io/poll-first-timeout.js';
 
 /**
@@ -192,7 +191,7 @@ export class CheckScheduler {
     else server.checkFailed(result, ownPortPassed);
     this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: outcome.ok, durationMs, reason: outcome.reason });
     this.schedule(server, this.nextDelay(server));
-    if (standby && outcome.master !== undefined) this.checkNamedMaster(server, outcome.master, wasStandby);
+    if (standby && !wasStandby) this.checkNamedMaster(server);
   }
 
   /**
@@ -202,9 +201,8 @@ export class CheckScheduler {
    * Only when this check made the server a standby: two members that name each other during an
    * election would otherwise check each other back to back.
    */
-  private checkNamedMaster(server: Server, master: string, wasStandby: boolean): void {
-    if (wasStandby) return;
-    const named = this.backend.servers.find((s) => s !== server && (sameHost(master, s.name) || sameHost(master, s.address.host)));
+  private checkNamedMaster(server: Server): void {
+    const named = this.backend.masterOf(server);
     if (named?.standby && named.up) named.checkNow?.();
   }
 }

@@ -1,3 +1,4 @@
+import { sameHost } from '../config/address.js';
 import type { BackendConfig } from '../config/schema.js';
 import type { Balancer } from '../balance/balancer.js';
 import { LeastConn } from '../balance/least-conn.js';
@@ -375,8 +376,32 @@ export class Backend {
 
   /** Serve from the right tier after a change (failback manual keeps the tier in use while it can serve). */
   reconsider(reason: string): void {
-    const keep = this.cfg.failback === 'manual' && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible);
+    const keep = this.cfg.failback === 'manual' && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible || this.handingOver(s));
     if (!keep) this.setServing(this.bestTier(), reason);
+  }
+
+  /**
+   * A FlexLM triad's MASTER role moving inside one tier: `s` is a standby whose check names as
+   * MASTER another live server of its tier, which licgate holds a standby of `s` until its own
+   * check (the scheduler runs that at once). No member takes new clients meanwhile, but the tier has not
+   * failed: `failback: manual` must not leave it for the backup tier for good at every handover.
+   */
+  private handingOver(s: Server): boolean {
+    if (!s.up || !s.standby || s.inMaint) return false;
+    const master = this.masterOf(s);
+    // Each names the other: one of the two checks predates the handover. A MASTER that names a
+    // third member, or is no standby and still cannot serve (drained), is not a handover under way.
+    return master !== undefined && master.tier === s.tier && master.up && !master.inMaint && master.standby && this.masterOf(master) === s;
+  }
+
+  /**
+   * The other server a triad standby's last check names as the MASTER: by server name or address
+   * host, spelt as lmstat prints it (full or short name, any case), as the verdict matches them.
+   */
+  masterOf(standby: Server): Server | undefined {
+    const host = standby.standby ? standby.lastCheck?.master : undefined;
+    if (host === undefined) return undefined;
+    return this.servers.find((s) => s !== standby && (sameHost(host, s.name) || sameHost(host, s.address.host)));
   }
 
   /**

@@ -5,15 +5,16 @@ import { ModelEvents, type ServerStateEvent } from '../../src/model/events.js';
 import type { Server } from '../../src/model/server.js';
 
 const master = (host: string) => ({ ok: true, reason: `lmgrd UP (MASTER) [3/3 servers UP], vendor d UP, 1 feature (${host})`, durationMs: 1, at: 0 });
-const standby = (host: string) => ({ ok: true, standby: true, reason: `triad standby: ${host} is MASTER [3/3 servers UP]`, durationMs: 1, at: 0 });
+const standby = (host: string) => ({ ok: true, standby: true, master: host, reason: `triad standby: ${host} is MASTER [3/3 servers UP]`, durationMs: 1, at: 0 });
 const refused = { ok: false, reason: 'lmgrd on h1 DOWN', durationMs: 1, at: 0 };
 
 /** A FlexLM triad h1..h3 (rise 3, fall 3) behind `stick: source`, h1 the MASTER, plus a backup. */
-function triad(balance = 'roundrobin') {
+function triad(balance = 'roundrobin', failback = 'auto') {
   const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
 backends:
   - name: flexlm
     balance: ${balance}
+    failback: ${failback}
 ${balance === 'source' ? '' : '    stick: source\n'}    on_marked_down: shutdown-sessions
     check: { type: exec, argv: [lmutil, lmstat, -a, -c, "{port}@{host}"], parse: lmstat, rise: 3, fall: 3 }
     servers:
@@ -102,5 +103,23 @@ describe('a FlexLM triad standby (UP, not MASTER)', () => {
   it.each(['source', 'leastconn'])('is passed over by balance: %s too', (balance) => {
     const { b } = triad(balance);
     expect(new Set(clients(b, 12))).toEqual(new Set(['h1']));
+  });
+
+  it('with failback: manual, a MASTER handover keeps the triad tier, as long as the named MASTER is a live member of it', () => {
+    const { b, s } = triad('roundrobin', 'manual');
+    // h2 takes the MASTER role; h1's check comes first and finds it a standby of h2.
+    s('h1').checkSucceeded(standby('h2'));
+    // Meanwhile new clients borrow the backup, as with any tier that cannot serve for a moment.
+    expect(b.servingTier).toBe(0);
+    expect(new Set(clients(b, 3))).toEqual(new Set(['spare']));
+    s('h2').checkSucceeded(master('h2'));
+    expect(b.servingTier).toBe(0);
+    expect(new Set(clients(b, 6))).toEqual(new Set(['h2']));
+
+    // The member named MASTER is in maintenance: that is no handover, the backup serves.
+    s('h3').setAdmin('maint', 'test');
+    s('h2').checkSucceeded(standby('h3'));
+    expect(b.servingTier).toBe(1);
+    expect(new Set(clients(b, 3))).toEqual(new Set(['spare']));
   });
 });

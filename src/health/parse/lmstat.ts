@@ -1,3 +1,4 @@
+import { sameHost } from '../../config/address.js';
 import type { LicenseInfo } from './license-info.js';
 
 type Server = LicenseInfo['servers'][number];
@@ -253,18 +254,4 @@ function vendorsOf(info: LicenseInfo, host: string): LicenseInfo['vendors'] {
   if (own.length > 0) return own;
   const listedOn = new Set(info.vendors.map((v) => v.server?.toLowerCase()));
   return listedOn.size <= 1 ? info.vendors : [];
-}
-
-/**
- * lmstat prints whatever name the license file's SERVER line used, which is often the short name
- * while the sidecar knows its FQDN (or the other way round).
- */
-export function sameHost(a: string, b: string): boolean {
-  const x = a.toLowerCase();
-  const y = b.toLowerCase();
-  if (x === y) return true;
-  // "10.0.0.1" and "10.0.0.2" share a first label; short-name matching only makes sense for names.
-  const ip = /^[\d.]+$|:/;
-  if (ip.test(x) || ip.test(y)) return false;
-  return x.split('.')[0] === y.split('.')[0];
 }
