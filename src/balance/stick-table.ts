@@ -49,6 +49,20 @@ interface Unstuck {
 /** An Unstuck's server when the unstick found no entry here (peer-codec's ANY_SERVER). */
 const ANY = '*';
 
+/**
+ * A time that crossed the wire is late: a line's age counts from when it was written, so the time
+ * on the wire, in the socket while the other loop was busy (a peer's full push holds it up to 18 ms
+ * a turn) and the rounding to whole ms all add to it, more for one line than for the next. A
+ * deletion marker drops, or refuses, only what was placed more than this before it: an entry placed
+ * on one host just after the unstick would otherwise be dropped on the other.
+ */
+const PEER_SLACK_MS = 25;
+/**
+ * A peer's marker this close to the one held for the same client, server or table is that same
+ * unstick come back (see unstuckByPeer): the earlier time is kept.
+ */
+const SAME_UNSTICK_MS = 1000;
+
 /** How many entries with open sessions an insertion may step over before it evicts one anyway. */
 const EVICT_SCAN = 8;
 
@@ -177,36 +191,56 @@ export class StickTable {
 
   /**
    * A peer's D line: `key` was unstuck from `server` (ANY: from whatever it was on) at `at`. Its
-   * entry here goes when it names that server and was placed no later: in a split brain, this host's
-   * entry to another server, or one placed after the unstick, is not what the admin removed.
+   * entry here goes when it names that server and was placed before (by PEER_SLACK_MS): in a split
+   * brain, this host's entry to another server, or one placed after the unstick, is not what the
+   * admin removed.
    */
   unstuckByPeer(key: string, server: string, at: number, now = performance.now()): void {
+    const u = this.unstuck.get(key);
+    // The same unstick come back: the full push sends received markers too (a third host, or one
+    // restarted without its state file, learns them), so the one made here returns at every
+    // reconnect, a little later each time. Taken as news, it crept later and dropped the entry
+    // the client got right after the unstick.
+    if (u !== undefined && u.server === server && Math.abs(at - u.at) <= SAME_UNSTICK_MS) {
+      if (at < u.at) u.at = at;
+      return;
+    }
     this.markUnstuck(key, server, at, now);
     const e = this.entries.get(key);
-    if (e !== undefined && (server === ANY || e.server === server) && e.since <= at) {
+    if (e !== undefined && (server === ANY || e.server === server) && e.since <= at - PEER_SLACK_MS) {
       this.entries.delete(key);
       this.dirty = true;
     }
   }
 
-  /** A peer's U line: every entry naming `server` placed no later than `at` goes. */
+  /** A peer's U line: every entry naming `server` placed before `at` (by PEER_SLACK_MS) goes. */
   serverUnstuckByPeer(server: string, at: number, now = performance.now()): void {
-    if (at + this.ttlMs <= now) return;
-    if (at > (this.unstuckServers.get(server) ?? -Infinity)) {
-      this.unstuckServers.set(server, at);
-      this.dirty = true;
-    }
-    this.dropPlacedBy(at, server);
+    const held = this.heldFor(this.unstuckServers.get(server) ?? -Infinity, at, now);
+    if (held === null) return;
+    this.unstuckServers.set(server, held.at);
+    this.dirty = true;
+    if (held.news) this.dropPlacedBy(at - PEER_SLACK_MS, server);
   }
 
-  /** A peer's C line: every entry placed no later than `at` goes. */
+  /** A peer's C line: every entry placed before `at` (by PEER_SLACK_MS) goes. */
   clearedByPeer(at: number, now = performance.now()): void {
-    if (at + this.ttlMs <= now) return;
-    if (at > this.clearedAt) {
-      this.clearedAt = at;
-      this.dirty = true;
-    }
-    this.dropPlacedBy(at, null);
+    const held = this.heldFor(this.clearedAt, at, now);
+    if (held === null) return;
+    this.clearedAt = held.at;
+    this.dirty = true;
+    if (held.news) this.dropPlacedBy(at - PEER_SLACK_MS, null);
+  }
+
+  /**
+   * A peer's U or C marker made at `at`, next to the one held (made at `held`): the time to hold,
+   * and whether it is news, or null when the held one stays as it is. Only news walks the table:
+   * what was placed before the held one went when it came, and every reconnect's full push sends
+   * the markers again (the same unstick, or an older one).
+   */
+  private heldFor(held: number, at: number, now: number): { at: number; news: boolean } | null {
+    if (at + this.ttlMs <= now) return null;
+    if (held + this.ttlMs <= now || at > held + SAME_UNSTICK_MS) return { at, news: true };
+    return at < held && at >= held - SAME_UNSTICK_MS ? { at, news: false } : null;
   }
 
   /** The deletion markers this host holds now, for the full push: ages in ms. */
@@ -271,11 +305,16 @@ export class StickTable {
 
   /** Whether a peer's entry for `key` on `server`, placed at `since`, is one an unstick here removed. */
   private unstuckBefore(key: string, server: string, since: number, now: number): boolean {
-    if (since <= this.clearedAt && this.clearedAt + this.ttlMs > now) return true;
+    if (this.placedBefore(since, this.clearedAt, now)) return true;
     const s = this.unstuckServers.get(server);
-    if (s !== undefined && since <= s && s + this.ttlMs > now) return true;
+    if (s !== undefined && this.placedBefore(since, s, now)) return true;
     const u = this.unstuck.get(key);
-    return u !== undefined && (u.server === ANY || u.server === server) && since <= u.at && u.at + this.ttlMs > now;
+    return u !== undefined && (u.server === ANY || u.server === server) && this.placedBefore(since, u.at, now);
+  }
+
+  /** Whether an entry placed at `since` was placed before a live marker made at `at` (see PEER_SLACK_MS). */
+  private placedBefore(since: number, at: number, now: number): boolean {
+    return since <= at - PEER_SLACK_MS && at + this.ttlMs > now;
   }
 
   /** Drops the entries placed no later than `at`, those naming `server` only when given. */

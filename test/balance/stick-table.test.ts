@@ -209,23 +209,61 @@ describe('StickTable shared with peers', () => {
     const t = new StickTable(HOUR, 2);
     tracked(t);
     t.set('10.0.0.1', 'a', 0);
-    t.delete('10.0.0.1', 1000);
-    t.delete('10.0.0.2', 2000);
-    // Placed at 500, before the unstick at 1000, on the server it was unstuck from: refused. On
+    t.delete('10.0.0.1', 10_000);
+    t.delete('10.0.0.2', 20_000);
+    // Placed at 5000, before the unstick at 10,000, on the server it was unstuck from: refused. On
     // another server (a split brain), or placed after: taken.
-    expect(t.applyPeer('10.0.0.1', 'a', HOUR, 1000, 1500)).toBe('kept');
-    expect(t.applyPeer('10.0.0.1', 'b', HOUR, 1000, 1500)).toBe('applied');
-    expect(t.applyPeer('10.0.0.1', 'a', HOUR, 400, 1500)).toBe('applied');
+    expect(t.applyPeer('10.0.0.1', 'a', HOUR, 10_000, 15_000)).toBe('kept');
+    expect(t.applyPeer('10.0.0.1', 'b', HOUR, 10_000, 15_000)).toBe('applied');
+    expect(t.applyPeer('10.0.0.1', 'a', HOUR, 4000, 15_000)).toBe('applied');
     // 10.0.0.2 had no entry here: its marker covers every server.
-    expect(t.applyPeer('10.0.0.2', 'b', HOUR, 1000, 2500)).toBe('kept');
-    t.forgetServer('b', 3000);
-    expect([t.applyPeer('10.0.0.5', 'b', HOUR, 100, 3000), t.applyPeer('10.0.0.6', 'a', HOUR, 100, 3000)]).toEqual(['kept', 'applied']);
-    t.delete('10.0.0.3', 4000);
-    expect(t.unstucks(4000), 'after a third client: the oldest gone').toEqual({ clients: [['10.0.0.2', '*', 2000], ['10.0.0.3', '*', 0]], servers: [['b', 1000]], clearedAgo: null });
-    expect(t.unstucks(3000 + HOUR), 'a ttl after the server\'s').toEqual({ clients: [['10.0.0.3', '*', HOUR - 1000]], servers: [], clearedAgo: null });
-    t.clear(5000);
-    expect(t.unstucks(6000), 'the clear covers the others').toEqual({ clients: [], servers: [], clearedAgo: 1000 });
-    expect(t.applyPeer('10.0.0.7', 'a', HOUR, 2000, 6000)).toBe('kept');
+    expect(t.applyPeer('10.0.0.2', 'b', HOUR, 10_000, 25_000)).toBe('kept');
+    t.forgetServer('b', 30_000);
+    expect([t.applyPeer('10.0.0.5', 'b', HOUR, 2000, 30_000), t.applyPeer('10.0.0.6', 'a', HOUR, 2000, 30_000)]).toEqual(['kept', 'applied']);
+    t.delete('10.0.0.3', 40_000);
+    expect(t.unstucks(40_000), 'after a third client: the oldest gone').toEqual({ clients: [['10.0.0.2', '*', 20_000], ['10.0.0.3', '*', 0]], servers: [['b', 10_000]], clearedAgo: null });
+    expect(t.unstucks(30_000 + HOUR), 'a ttl after the server\'s').toEqual({ clients: [['10.0.0.3', '*', HOUR - 10_000]], servers: [], clearedAgo: null });
+    t.clear(50_000);
+    expect(t.unstucks(60_000), 'the clear covers the others').toEqual({ clients: [], servers: [], clearedAgo: 10_000 });
+    expect(t.applyPeer('10.0.0.7', 'a', HOUR, 20_000, 60_000)).toBe('kept');
+  });
+
+  it('keeps an entry placed just after an unstick on the other host, though the marker arrived later than it was made (the wire, a busy loop, rounding)', () => {
+    // A unstuck at 1000 (one client, a server, the whole table); the lines reached this host (B) 20 ms
+    // later, its loop busy. The clients connected again on A at 1005 (S lines, 5 ms on the wire),
+    // or here at 1012, after the unstick but before its line came.
+    const t = new StickTable(HOUR, 100);
+    tracked(t);
+    for (const c of ['10.0.0.4', '10.0.0.5', '10.0.0.6']) t.set(c, 'a', 1012);
+    t.unstuckByPeer('10.0.0.1', 'a', 1020, 1020);
+    t.serverUnstuckByPeer('a', 1020, 1020);
+    t.clearedByPeer(1020, 1020);
+    expect(['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((c) => t.applyPeer(c, 'a', HOUR, 20, 1030)), "A's entries placed after its unstick").toEqual(['applied', 'applied', 'applied']);
+    expect(['10.0.0.4', '10.0.0.5', '10.0.0.6'].map((c) => t.get(c, 1030)), 'entries placed here after the unstick').toEqual(['a', 'a', 'a']);
+  });
+
+  it('an unstick that comes back from the other host at each reconnect, a little later each time, drops nothing placed after it', () => {
+    // The full push sends received markers too: A's own marker returns at every reconnect, 15 ms
+    // later each round trip. The client connected again 2 ms after the unstick and went to a again.
+    for (const unstick of ['client', 'server', 'all'] as const) {
+      const t = new StickTable(HOUR, 100);
+      tracked(t);
+      t.set('10.0.0.1', 'a', 0);
+      if (unstick === 'client') t.delete('10.0.0.1', 1000);
+      else if (unstick === 'server') t.forgetServer('a', 1000);
+      else t.clear(1000);
+      t.set('10.0.0.1', 'a', 1002);
+      let at = 1000;
+      for (let i = 1; i <= 100; i++) {
+        at += 15;
+        const now = 1000 + i * 5000;
+        if (unstick === 'client') t.unstuckByPeer('10.0.0.1', 'a', at, now);
+        else if (unstick === 'server') t.serverUnstuckByPeer('a', at, now);
+        else t.clearedByPeer(at, now);
+        at = 1000 + i * 5000 - (unstick === 'client' ? t.unstuckEntry('10.0.0.1', now)!.ago : unstick === 'server' ? t.serverUnstuckAgo('a', now)! : t.clearedAgo(now)!);
+      }
+      expect([t.get('10.0.0.1', 600_000), at], `${unstick}: the client's entry and the marker's time after 100 reconnects`).toEqual(['a', 1000]);
+    }
   });
 
   it("frees a pushed entry that expired behind newer ones: no live entry is evicted for it, size does not count it, a held one stays", () => {
