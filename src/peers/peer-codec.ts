@@ -44,7 +44,10 @@ const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
  * it; isIP then refuses the rest ("deadbeef"), which would become a stick key no client has.
  */
 const CLIENT = /^[0-9A-Fa-f.:%A-Za-z_-]{2,64}$/;
-const isClient = (s: string): boolean => CLIENT.test(s) && isIP(s) !== 0;
+/** Whether `s` is a client key an update line may carry (admin.state_file's markers are held to it too). */
+export const isPeerClient = (s: string): boolean => CLIENT.test(s) && isIP(s) !== 0;
+/** Whether `s` is a backend or server name an update line may carry. */
+export const isPeerName = (s: string): boolean => NAME.test(s);
 const ADDRESS = /^[^\s]{3,300}$/;
 const MS = /^\d{1,12}$/;
 
@@ -82,13 +85,13 @@ export function parsePeerLine(line: string): PeerMessage | { problem: string } {
     case 'C':
       return f.length === 3 && NAME.test(f[1]!) && MS.test(f[2]!) ? { type: 'C', backend: f[1]!, ago: Number(f[2]) } : bad('"C <backend> <ago_ms>"');
     case 'D':
-      return f.length === 5 && NAME.test(f[1]!) && isClient(f[2]!) && (f[3] === ANY_SERVER || NAME.test(f[3]!)) && MS.test(f[4]!)
+      return f.length === 5 && NAME.test(f[1]!) && isPeerClient(f[2]!) && (f[3] === ANY_SERVER || NAME.test(f[3]!)) && MS.test(f[4]!)
         ? { type: 'D', backend: f[1]!, client: f[2]!, server: f[3]!, ago: Number(f[4]) }
         : bad('"D <backend> <client> <server> <ago_ms>"');
     case 'U':
       return f.length === 4 && NAME.test(f[1]!) && NAME.test(f[2]!) && MS.test(f[3]!) ? { type: 'U', backend: f[1]!, server: f[2]!, ago: Number(f[3]) } : bad('"U <backend> <server> <ago_ms>"');
     case 'S': {
-      if (f.length !== 7 || !NAME.test(f[1]!) || !isClient(f[2]!) || !NAME.test(f[3]!) || !ADDRESS.test(f[4]!) || !MS.test(f[5]!) || !MS.test(f[6]!)) {
+      if (f.length !== 7 || !NAME.test(f[1]!) || !isPeerClient(f[2]!) || !NAME.test(f[3]!) || !ADDRESS.test(f[4]!) || !MS.test(f[5]!) || !MS.test(f[6]!)) {
         return bad('"S <backend> <client> <server> <host:port> <expires_in_ms> <since_ago_ms>"');
       }
       return { type: 'S', backend: f[1]!, client: f[2]!, server: f[3]!, address: f[4]!, expiresIn: Number(f[5]), sinceAgo: Number(f[6]) };

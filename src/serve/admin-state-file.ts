@@ -10,6 +10,7 @@ import type { Backend } from '../model/backend.js';
 import type { Model } from '../model/model.js';
 import type { AdminState, Server } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
+import { ANY_SERVER, isPeerClient, isPeerName } from '../peers/peer-codec.js';
 
 /**
  * `admin.state_file`, HAProxy's server-state-file: what an admin set at runtime (a drain or maint,
@@ -451,18 +452,40 @@ function restoreStick(model: Model, t: SavedStick, file: string, log: Logger): b
     else keep.push({ client, server, expiresIn: expires - wallNow, sinceAgo: wallNow - since });
   }
   const restored = backend.stick.restore(keep);
+  let markersKept = true;
   if (t.unstuck !== undefined) {
     const u = t.unstuck;
+    const skipped: string[] = [];
+    // A time after now: the clock was ahead when the file was written, and was stepped back since
+    // (or the file was edited). Taken, the marker held for stick_ttl past now and, pushed as "made
+    // 0 ms ago", dropped the other host's entries at each reconnect (a whole-table one: all of them).
+    const past = (at: number, what: string): boolean => at <= wallNow || (skipped.push(`${what} made at ${new Date(at).toISOString()}, after now`), false);
+    // Pushed to the other host as a D line, a client or server it does not accept cuts the link off
+    // at every full push. A server this host no longer has is kept: the other host may have it
+    // still (a reload keeps such markers too).
+    const client = ([c, sv, at]: [string, string, number]): boolean => {
+      if (!isPeerClient(c)) skipped.push(`client ${JSON.stringify(c).slice(0, 70)} is not an IP address`);
+      else if (sv !== ANY_SERVER && !isPeerName(sv)) skipped.push(`client ${c}'s server ${JSON.stringify(sv).slice(0, 70)} is not a server name`);
+      else return past(at, `client ${c}'s marker`);
+      return false;
+    };
+    const clients = u.clients.filter(client);
+    const servers = u.servers.filter(([sv, at]) => backend.server(sv) !== undefined && past(at, `server ${sv}'s marker`));
+    const cleared = u.cleared !== null && past(u.cleared, "the whole table's marker") ? u.cleared : null;
     backend.stick.restoreUnstucks({
-      clients: u.clients.map(([c, sv, at]): [string, string, number] => [c, sv, wallNow - at]),
-      servers: u.servers.filter(([sv]) => backend.server(sv) !== undefined).map(([sv, at]): [string, number] => [sv, wallNow - at]),
-      clearedAgo: u.cleared === null ? null : wallNow - u.cleared,
+      clients: clients.map(([c, sv, at]): [string, string, number] => [c, sv, wallNow - at]),
+      servers: servers.map(([sv, at]): [string, number] => [sv, wallNow - at]),
+      clearedAgo: cleared === null ? null : wallNow - cleared,
     });
+    if (skipped.length > 0) {
+      markersKept = false;
+      log.warn({ state_file: file, backend: t.backend, skipped: skipped.length }, `stick table of ${t.backend}: ${skipped.length} deletion marker(s) from ${file} not restored: ${skipped.slice(0, 3).join('; ')}${skipped.length > 3 ? '; …' : ''}`);
+    }
   }
   const dropped = t.entries.length - keep.length - expired;
   const goneText = gone.size > 0 ? `; ${dropped} to ${[...gone].join(', ')} dropped: no such server now, or it is at another address` : '';
   log.info({ state_file: file, backend: t.backend, restored, expired, dropped }, `stick table of ${t.backend} restored from ${file}: ${restored} client(s) go back to their server; ${expired} expired${goneText}`);
-  return restored === t.entries.length;
+  return restored === t.entries.length && markersKept;
 }
 
 /**

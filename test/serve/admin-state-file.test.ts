@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { Model } from '../../src/model/model.js';
-import { AdminStateWriter, adminStateOf, parseAdminState, stickSourceOf, type SavedServer } from '../../src/serve/admin-state-file.js';
+import { AdminStateWriter, adminStateOf, parseAdminState, restoreAdminState, stickSourceOf, type SavedServer } from '../../src/serve/admin-state-file.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let dir: string;
@@ -165,5 +165,30 @@ describe('parseAdminState', () => {
     ] });
     // Not a list: the servers' entries are still good.
     expect(parseAdminState(JSON.stringify({ version: 1, servers: [], stick: {} })).invalid).toEqual(['expected "stick" to be a list, found {}']);
+  });
+});
+
+describe('restoreAdminState: deletion markers', () => {
+  it('does not restore a marker made after now (the clock stepped back since) or one whose client or server the peers would refuse, and says which', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'licgate-state-markers-'));
+    const file = join(dir, 'server-state');
+    const model = new Model(loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    stick: source\n    servers:\n      - { name: a, address: 127.0.0.1:1 }\n      - { name: b, address: 127.0.0.1:2 }\n'));
+    const now = Date.now();
+    const [past, future] = [now - 60_000, now + 3_600_000];
+    const unstuck = {
+      servers: [['a', past], ['b', future]],
+      cleared: future,
+      clients: [['not-an-ip', 'a', past], ['10.0.0.1', 'bad name', past], ['10.0.0.2', 'a', future], ['10.0.0.3', 'a', past], ['10.0.0.4', '*', past], ['10.0.0.5', 'gone', past]],
+    };
+    writeFileSync(file, JSON.stringify({ version: 1, servers: [], stick: [{ backend: 'lic', servers: { a: '127.0.0.1:1', b: '127.0.0.1:2' }, entries: [], unstuck }] }));
+    let text = '';
+    const log = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => ((text += c.toString()), cb()) }));
+    writer = new AdminStateWriter(file, () => adminStateOf(model), log, 10_000);
+    await restoreAdminState(model, writer, log);
+    const u = model.backend('lic')!.stick!.unstucks();
+    expect({ clients: u.clients.map(([c, sv]) => [c, sv]), servers: u.servers.map(([sv]) => sv), cleared: u.clearedAgo }, 'markers restored').toEqual({ clients: [['10.0.0.3', 'a'], ['10.0.0.4', '*'], ['10.0.0.5', 'gone']], servers: ['a'], cleared: null });
+    const warned = text.split('\n').filter((l) => l.includes('deletion marker')).map((l) => JSON.parse(l) as { level: number; msg: string; skipped: number });
+    expect(warned.map((l) => [l.level, l.skipped]), 'the warning').toEqual([[40, 5]]);
+    expect(warned[0]!.msg).toContain('client "not-an-ip" is not an IP address; client 10.0.0.1\'s server "bad name" is not a server name; client 10.0.0.2\'s marker made at ');
   });
 });
