@@ -383,6 +383,9 @@ export class StickTable {
       n++;
     }
     if (n > 0) this.dirty = true;
+    // A reload removed the server: its marker, pushed at each reconnect, was skipped by the other
+    // host once it removed the server too, and logged there as configs that differ.
+    if (!tellPeers && this.unstuckServers.delete(server)) this.dirty = true;
     // One marker for the server, not a line per client: the other host also drops its entries to
     // `server` that this host never had (a split brain, or entries made while the link was down).
     if (tellPeers && this.peers !== null) {

@@ -134,6 +134,16 @@ describe('PeerSync', () => {
     expect(b.table.get('10.1.0.1'), "B's entry to b, which B still serves").toBe('b');
   });
 
+  it('no longer pushes the marker of a server unstuck before a reload removed it: the other host, reloaded too, would skip it at each reconnect', async () => {
+    const { a, b } = await pair('1h');
+    a.table.forgetServer('b');
+    await waitFor(() => b.table.serverUnstuckAgo('b') !== undefined, { timeoutMs: 5000, what: "A's marker for b on B" });
+    a.reload('{ name: a, address: "10.0.0.11:27000" }');
+    b.reload('{ name: a, address: "10.0.0.11:27000" }');
+    // What each host's full push sends at the next reconnect (PeerPusher.connected takes marks()).
+    expect([a.sync.marks('licenses').servers, b.sync.marks('licenses').servers], "A's and B's server markers").toEqual([[], []]);
+  });
+
   it("keeps the other side's copy of a held entry alive on its own when stick_ttl is shorter than a minute", async () => {
     // No refreshPass() called here: the pass runs on its own, often enough for a 4 s ttl.
     const { a, b } = await pair('4s');
