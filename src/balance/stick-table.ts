@@ -366,6 +366,13 @@ export class StickTable {
     this.maxSize = maxSize;
     if (shift !== 0) this.dirty = true;
     while (this.entries.size > maxSize) this.evictOne(now);
+    // The client markers are held to stick_size too: markUnstuck drops one per marker it adds, so a
+    // lowered size would otherwise never be reached.
+    for (const k of this.unstuck.keys()) {
+      if (this.unstuck.size <= maxSize) break;
+      this.unstuck.delete(k);
+      this.dirty = true;
+    }
   }
 
   /**

@@ -228,6 +228,15 @@ describe('StickTable shared with peers', () => {
     expect(t.applyPeer('10.0.0.7', 'a', HOUR, 20_000, 60_000)).toBe('kept');
   });
 
+  it('a reload that lowers stick_size keeps that many client markers, the newest', () => {
+    const t = new StickTable(HOUR, 5);
+    tracked(t);
+    for (let i = 1; i <= 5; i++) t.delete(`10.0.0.${i}`, i * 1000);
+    t.resize(HOUR, 2, 6000);
+    t.delete('10.0.0.6', 7000);
+    expect(t.unstucks(7000).clients.map(([c]) => c)).toEqual(['10.0.0.5', '10.0.0.6']);
+  });
+
   it('keeps an entry placed just after an unstick on the other host, though the marker arrived later than it was made (the wire, a busy loop, rounding)', () => {
     // A unstuck at 1000 (one client, a server, the whole table); the lines reached this host (B) 20 ms
     // later, its loop busy. The clients connected again on A at 1005 (S lines, 5 ms on the wire),
