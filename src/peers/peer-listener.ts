@@ -41,7 +41,8 @@ export class PeerListener extends ControlPort {
     const auth = new ListenerAuth(token, listenerEnd(sock.localAddress, sock.localPort));
     const split = new LineSplitter();
     let authed = false;
-    let lastRead = performance.now();
+    const opened = performance.now();
+    let lastRead = opened;
     let ended = false;
     const cut = (why: string, reply: string | null, isAuth = false): false => {
       if (ended) return false;
@@ -86,6 +87,11 @@ export class PeerListener extends ControlPort {
         sock.pause();
         setImmediate(resume);
       }
+    });
+    // A version-1 pusher hangs up on a version-2 greeting without a word (it cannot say why; its
+    // own log does). Said here too, or this host's admin saw nothing of the remote's attempts.
+    sock.on('end', () => {
+      if (lastRead === opened && !ended) cut(`hung up after the greeting without a word: a licgate of another peers version (version 1 does so; upgrade both), or not a licgate pusher`, null);
     });
     sock.on('error', () => {});
     sock.on('close', () => {

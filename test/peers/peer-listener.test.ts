@@ -51,4 +51,19 @@ describe('PeerListener', () => {
     // A read is at most 64 KB (Node's read buffer), and a line here at least 46 bytes.
     expect(most, 'lines taken in one loop turn').toBeLessThanOrEqual(Math.ceil(65_536 / 46) + 1);
   });
+
+  it('says a remote hung up after the greeting without a word, as a version-1 pusher does, instead of nothing', async () => {
+    const cut: [string, string][] = [];
+    const inbox: PeerInbox = { token: () => TOKEN, authenticated: () => {}, received: () => {}, cutOff: (peer, why) => void cut.push([peer, why]), closed: () => {} };
+    const l = new PeerListener({ host: '127.0.0.1', port: 0 }, inbox);
+    await l.listen();
+    open.push(() => l.close());
+    // A version-1 pusher: reads "LICGATE-PEERS 2 <nonce>", refuses the version, closes.
+    const sock = connect({ host: '127.0.0.1', port: l.address().port });
+    open.push(() => void sock.destroy());
+    sock.on('error', () => {});
+    sock.once('data', () => sock.end());
+    await waitFor(() => cut.length > 0, { timeoutMs: 5000, what: 'the hang-up reported' });
+    expect(cut).toEqual([['127.0.0.1', 'hung up after the greeting without a word: a licgate of another peers version (version 1 does so; upgrade both), or not a licgate pusher']]);
+  });
 });
