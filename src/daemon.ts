@@ -586,6 +586,9 @@ export class Daemon implements DaemonView {
       const line = { backend: e.backend, server: e.server, from: e.from, to: e.to, reason: e.reason };
       if (e.usableChanged) this.log.warn(line, `server ${e.backend}/${e.server} is ${e.to}`);
       else this.log.info(line, `server ${e.backend}/${e.server} is ${e.to}`);
+      // admin.state_file keeps the triad standbys, so that a restart sends no client to them before
+      // their first check. A MASTER handover is rare; the writer writes only what changed the file.
+      if (e.from.endsWith('(standby)') || e.to.endsWith('(standby)')) this.adminState?.changed();
     });
     ev.on('shutdown-sessions', (e) => {
       const n = this.endSessionsTo(e.server, 'server-down', e.port);

@@ -54,6 +54,14 @@ export interface SavedServer {
    * the weight since wins over the admin's. Written with `weight`; an older reader ignores it.
    */
   configured_weight?: number;
+  /**
+   * A FlexLM triad member that was a standby (Server.standby) when this was written: restored, it
+   * takes no client until its first check says otherwise. Servers start UP, so every member took
+   * clients until its first lmstat (a second, up to the check's timeout) and most checkouts in that
+   * window reached members that do not serve; HAProxy's server-state-file restores the operational
+   * state too (srv_op_state). Written only when true; an older licgate ignores the key.
+   */
+  standby?: true;
 }
 
 /**
@@ -209,8 +217,8 @@ export interface AdminStateSnapshot {
 }
 
 /**
- * What is kept of `model`: each server whose admin state is not ready or whose admin weight is not
- * the configured one, and each `failback: manual` backend serving from a tier other than the one a
+ * What is kept of `model`: each server whose admin state is not ready, whose admin weight is not
+ * the configured one or that is a FlexLM triad standby, and each `failback: manual` backend serving from a tier other than the one a
  * start would take (startTier).
  */
 export function adminStateOf(model: Model): AdminStateSnapshot {
@@ -218,8 +226,8 @@ export function adminStateOf(model: Model): AdminStateSnapshot {
   const backends: SavedBackend[] = [];
   for (const b of model.backends.values()) {
     for (const s of b.servers) {
-      if (s.admin === 'ready' && s.weight === s.configuredWeight) continue;
-      servers.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight, configured_weight: s.configuredWeight } : {}) });
+      if (s.admin === 'ready' && s.weight === s.configuredWeight && !s.standby) continue;
+      servers.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight, configured_weight: s.configuredWeight } : {}), ...(s.standby ? { standby: true as const } : {}) });
     }
     const tier = b.servingTier;
     if (b.cfg.failback === 'manual' && tier !== null && tier !== startTier(b.servers)) backends.push({ backend: b.name, serving_tier: tier, tier_servers: b.servers.filter((s) => s.tier === tier).map((s) => s.name) });
@@ -260,9 +268,9 @@ export function parseAdminState(text: string): AdminStateSnapshot & { stick: Sav
   const invalid: string[] = [];
   rec.servers.forEach((e: unknown, i) => {
     const r = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
-    const ok = typeof r.backend === 'string' && typeof r.server === 'string' && typeof r.address === 'string' && (ADMIN_STATES as readonly unknown[]).includes(r.admin) && (r.weight === undefined || typeof r.weight === 'number') && (r.configured_weight === undefined || typeof r.configured_weight === 'number');
+    const ok = typeof r.backend === 'string' && typeof r.server === 'string' && typeof r.address === 'string' && (ADMIN_STATES as readonly unknown[]).includes(r.admin) && (r.weight === undefined || typeof r.weight === 'number') && (r.configured_weight === undefined || typeof r.configured_weight === 'number') && (r.standby === undefined || typeof r.standby === 'boolean');
     if (!ok) {
-      invalid.push(`entry ${i + 1}: expected {backend, server, address, admin: ${ADMIN_STATES.join('|')}, weight?, configured_weight?}, found ${JSON.stringify(e)?.slice(0, 120)}`);
+      invalid.push(`entry ${i + 1}: expected {backend, server, address, admin: ${ADMIN_STATES.join('|')}, weight?, configured_weight?, standby?}, found ${JSON.stringify(e)?.slice(0, 120)}`);
       return;
     }
     // A weight no server can have was not written by licgate: the entry is not trusted, its admin
@@ -328,8 +336,8 @@ function parseUnstuck(u: unknown): SavedUnstuck | undefined | null {
 }
 
 /**
- * Start-up, before any listener accepts: the admin states `file` kept are set again, without a
- * state-change event (nothing changed for the outside, as at a reload). Never fails: a missing
+ * Start-up, before any listener accepts: the admin states `file` kept (and the triad standbys,
+ * until their first checks) are set again, without a state-change event (nothing changed for the outside, as at a reload). Never fails: a missing
  * or empty file is a first start; one that cannot be read or used is a warning, every server
  * starts ready at its configured weight, and no write replaces that file. An entry is skipped
  * when its backend or server is no longer in the config, or the server is configured at another
@@ -390,8 +398,11 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
     // permanent there) changed nothing that runs.
     const configChanged = e.configured_weight !== undefined && e.configured_weight !== server.configuredWeight && w !== server.configuredWeight;
     if (w !== undefined && !configChanged) server.weight = w;
-    if (w !== undefined && configChanged) skip(`weight ${w} was set while ${e.configured_weight} was configured, and the config says ${server.configuredWeight} now: the config's change wins; state ${e.admin} restored`);
-    else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}`);
+    // As a reload carries it over (Server.takeState): a server nothing checks has no check to clear it.
+    if (e.standby === true && server.checked) server.standby = true;
+    const standby = server.standby ? '; a FlexLM triad standby until its first check' : '';
+    if (w !== undefined && configChanged) skip(`weight ${w} was set while ${e.configured_weight} was configured, and the config says ${server.configuredWeight} now: the config's change wins; state ${e.admin}${standby ? ' and standby' : ''} restored`);
+    else log.info({ state_file: file, backend: e.backend, server: e.server, admin: server.admin, weight: server.weight, ...(server.standby ? { standby: true } : {}) }, `admin state of ${where} restored from ${file}: ${server.admin}, weight ${server.weight}/${server.configuredWeight}${standby}`);
   }
   for (const e of saved.backends) restoreServingTier(model, e, file, log);
   let stickKept = true;

@@ -256,7 +256,7 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
     const p = await startProxy(`${top}\n${twoServers(s1.port, s2.port)}`);
     expect(p.logs.filter((l) => l.state_file === stateFile).map((l) => l.msg)).toEqual([
       `admin state file ${stateFile}: entry 1 (lic/a): expected "weight" to be a whole number 0-256, as a server's weight in the config, found 999; skipped`,
-      expect.stringMatching(/: entry 5: expected \{backend, server, address, admin: ready\|drain\|maint, weight\?, configured_weight\?\}, found \{"backend":"lic","admin":"sleeping"\}; skipped$/),
+      expect.stringMatching(/: entry 5: expected \{backend, server, address, admin: ready\|drain\|maint, weight\?, configured_weight\?, standby\?\}, found \{"backend":"lic","admin":"sleeping"\}; skipped$/),
       `admin state of lic/b (maint) not restored: b is configured at 127.0.0.1:${s2.port} now, not 127.0.0.1:1: another license server`,
       'admin state of lic/gone (maint) not restored: backend lic has no server gone now',
       'admin state of old/x (maint) not restored: the config has no backend old now',

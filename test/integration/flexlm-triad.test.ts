@@ -4,7 +4,7 @@
  * FlexLM-mode simulators; the exec check runs a stand-in `lmutil` printing the triad's lmstat
  * output with the MASTER read from a file the test rewrites.
  */
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
 import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
-import { stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { startProxy, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'licgate-flexlm-triad-'));
@@ -30,11 +30,12 @@ const q = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
  * finds it in the list by its host name (lmstat-local-verdict.ts), so the member asked about is
  * printed under this machine's name, the others under theirs.
  */
-function standInLmutil(masterFile: string): string {
+function standInLmutil(masterFile: string, gate?: string): string {
   const file = join(scratch, 'lmutil');
   writeFileSync(
     file,
     `#!/bin/sh
+${gate === undefined ? '' : `while [ ! -e ${q(gate)} ]; do sleep 0.05; done`}
 at=\${4##*@}
 me=h\${at##*.}
 master=$(cat ${q(masterFile)})
@@ -140,5 +141,52 @@ describe('a FlexLM triad behind the proxy', () => {
     );
     expect(granted).toBe('h2');
     expect(await states()).toBe('UP (standby),UP,UP (standby)');
+  });
+
+  it('restarted with admin.state_file, sends the clients that come before the first checks end to the MASTER', async () => {
+    const masterFile = join(scratch, 'master-restart');
+    setMaster(masterFile, 'h1');
+    // lmstat waits for this file: the test holds the first checks after the restart as long as it needs.
+    const gate = join(scratch, 'lmstat-may-answer');
+    writeFileSync(gate, '');
+    const lmutil = standInLmutil(masterFile, gate);
+    const stateFile = join(scratch, 'state-restart.json');
+    const { lmgrdPort, proxy } = await startFlexlmLab(
+      ['h1', 'h2', 'h3'],
+      ['stick: source', `check: { type: exec, argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"], parse: lmstat, inter: 1s, rise: 2, fall: 2, timeout: 20s }`],
+      {},
+      [`admin: { listen: "127.0.0.1:0", state_file: ${JSON.stringify(stateFile)} }`, 'shutdown_delay: 0s'],
+    );
+    const states = async (p: ProxyProcess): Promise<string> => (await Promise.all(['h1', 'h2', 'h3'].map(async (n) => (await p.server('licenses', n)).state))).join();
+    await waitFor(async () => (await states(proxy)) === 'UP,UP (standby),UP (standby)', { timeoutMs: 15_000, what: 'h1 UP, h2 and h3 UP (standby)' });
+    // Written on the standby change itself: no admin change, and a crash would keep it too.
+    const saved = await waitFor(() => (JSON.parse(readFileSync(stateFile, 'utf8')) as { servers: unknown[] }).servers, { timeoutMs: 5000, what: `the standbys in ${stateFile}` });
+    expect(saved).toEqual([
+      { backend: 'licenses', server: 'h2', address: `127.0.1.2:${lmgrdPort}`, admin: 'ready', standby: true },
+      { backend: 'licenses', server: 'h3', address: `127.0.1.3:${lmgrdPort}`, admin: 'ready', standby: true },
+    ]);
+
+    const config = readFileSync(proxy.configFile, 'utf8');
+    rmSync(gate);
+    await proxy.stop();
+    const again = await startProxy(config, { waitReady: false });
+    // No check has ended yet (each waits for the gate), so this is the gap a restart used to open.
+    for (const c of clientAddresses(3, 20)) {
+      const r = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: c });
+      expect(r.server).toBe('h1');
+      expect(r.granted).toBe(true);
+    }
+    expect(await states(again)).toBe('UP 1/2,UP 1/2 (standby),UP 1/2 (standby)');
+    expect((await again.status()).backends[0]!.servers.map((s) => s.last_check)).toEqual([null, null, null]);
+    expect(again.logs.filter((l) => l.state_file === stateFile).map((l) => l.msg)).toEqual([
+      `admin state of licenses/h2 restored from ${stateFile}: ready, weight 1/1; a FlexLM triad standby until its first check`,
+      `admin state of licenses/h3 restored from ${stateFile}: ready, weight 1/1; a FlexLM triad standby until its first check`,
+    ]);
+
+    // The first checks decide as usual: h2 is the MASTER now.
+    setMaster(masterFile, 'h2');
+    writeFileSync(gate, '');
+    await waitFor(async () => (await states(again)) === 'UP (standby),UP,UP (standby)', { timeoutMs: 15_000, what: 'h2 UP, h1 and h3 UP (standby) after the first checks' });
+    await waitFor(() => (JSON.parse(readFileSync(stateFile, 'utf8')) as { servers: { server: string }[] }).servers.map((s) => s.server).join() === 'h1,h3', { timeoutMs: 5000, what: `h1 and h3 the standbys in ${stateFile}` });
   });
 });

@@ -192,3 +192,27 @@ describe('restoreAdminState: deletion markers', () => {
     expect(warned[0]!.msg).toContain('client "not-an-ip" is not an IP address; client 10.0.0.1\'s server "bad name" is not a server name; client 10.0.0.2\'s marker made at ');
   });
 });
+
+describe('restoreAdminState: FlexLM triad standbys', () => {
+  it('restores a standby to a checked server, not to one nothing checks (no check would clear it), and writes back what runs', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'licgate-state-standby-'));
+    const file = join(dir, 'server-state');
+    const model = new Model(loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: tcp }\n    servers:\n      - { name: a, address: 127.0.0.1:1 }\n      - { name: b, address: 127.0.0.1:2 }\n  - name: plain\n    check: { type: none }\n    servers:\n      - { name: c, address: 127.0.0.1:3 }\n'));
+    const entry = (backend: string, server: string, port: number, extra: object) => ({ backend, server, address: `127.0.0.1:${port}`, admin: 'ready', ...extra });
+    writeFileSync(file, JSON.stringify({ version: 1, servers: [entry('lic', 'b', 2, { standby: true }), entry('plain', 'c', 3, { standby: true }), entry('lic', 'a', 1, { standby: 'yes' })] }));
+    let text = '';
+    const log = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => ((text += c.toString()), cb()) }));
+    writer = new AdminStateWriter(file, () => adminStateOf(model), log, 10_000);
+    await restoreAdminState(model, writer, log);
+    const [a, b] = model.backend('lic')!.servers;
+    expect([a!.standby, b!.standby, model.backend('plain')!.servers[0]!.standby]).toEqual([false, true, false]);
+    expect(b!.stateText).toBe('UP 1/3 (standby)');
+    expect(model.backend('lic')!.servers.filter((s) => s.eligible).map((s) => s.name)).toEqual(['a']);
+    const lines = text.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(lines).toContain(`admin state of lic/b restored from ${file}: ready, weight 1/1; a FlexLM triad standby until its first check`);
+    expect(lines).toContain(`admin state file ${file}: entry 3: expected {backend, server, address, admin: ready|drain|maint, weight?, configured_weight?, standby?}, found {"backend":"lic","server":"a","address":"127.0.0.1:1","admin":"ready","standby":"yes"}; skipped`);
+    // What runs is not what the file holds (c's standby and a's entry are gone): written back at once.
+    await waitFor(() => JSON.parse(readFileSync(file, 'utf8')).servers.length === 1, { timeoutMs: 5000, what: `${file} written back` });
+    expect(JSON.parse(readFileSync(file, 'utf8')).servers).toEqual([entry('lic', 'b', 2, { standby: true })]);
+  });
+});
