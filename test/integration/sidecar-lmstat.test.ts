@@ -202,4 +202,44 @@ describe('sidecar with an exec check parsing lmstat', () => {
     await waitFor(async () => (await proxy.server('licenses', 'primary')).state === 'UP', { timeoutMs: 10_000, what: 'the proxy to read host3 UP once it is MASTER' });
     expect(await askLine(proxy.port, 'HELLO\n')).toBe('HELLO host3');
   });
+
+  // The sidecar answers a standby "up maint ... #triad standby": a proxy reading that agent, as its
+  // check (type agent) or beside another check (agent_port), must send the member no client, and
+  // take it back at the reply that says it is MASTER ("up ready"), as HAProxy leaves a MAINT.
+  for (const how of ['check: { type: agent }', 'agent_port']) {
+    it(`a proxy reading the member's sidecar agent (${how}) sends it no client while it is a standby, and takes it back at the agent's "up ready"`, async () => {
+      const current = join(scratch, 'lmstat-agent-proxy.txt');
+      swapIn(current, lmstatFixturePath('lmstat_app3.txt'));
+      const lmutil = join(scratch, 'lmutil-agent-proxy');
+      writeFileSync(lmutil, `#!/bin/sh\ncat ${q(current)}\n`, { mode: 0o755 });
+      const { sidecar } = await lmstatSidecar(lmutil, 'agent: { listen: 127.0.0.1:0, backend: flexlm }');
+      const agentPort = sidecar.listening.agent!;
+      const sim = await startSimulator('host3');
+      const yaml = how === 'agent_port'
+        ? oneServerYaml(sim.port, '{ type: tcp, inter: 200ms, rise: 1, fall: 1, timeout: 2s }').replace('    check:', `    agent_port: ${agentPort}\n    agent_inter: 200ms\n    check:`)
+        : oneServerYaml(sim.port, `{ type: agent, port: ${agentPort}, inter: 200ms, rise: 1, fall: 1, timeout: 2s }`);
+      const proxy = await startProxy(yaml);
+      const maint = await waitFor(async () => {
+        const s = await proxy.server('licenses', 'primary');
+        return s.state === 'MAINT (agent)' && s;
+      }, { timeoutMs: 10_000, what: 'the proxy to read host3 MAINT (agent) from the sidecar agent' });
+      expect(maint.usable).toBe(false);
+      await expect(askLine(proxy.port, 'HELLO\n')).rejects.toThrow('connection closed without a line');
+      expect(proxy.logs.filter((l) => typeof l.to === 'string' && l.to.startsWith('DOWN'))).toEqual([]);
+
+      // host3 becomes the MASTER: the sidecar's next check says so, and the proxy's next agent read.
+      swapIn(current, host3Master());
+      await waitFor(async () => (await askStatus(agentPort)) === 'up ready 100%\n', { timeoutMs: 10_000, intervalMs: 10, what: 'the sidecar agent to say up ready' });
+      const up = await waitFor(async () => {
+        const s = await proxy.server('licenses', 'primary');
+        return s.usable && s;
+      }, { timeoutMs: 10_000, what: 'the proxy to take host3 back once its sidecar says up ready' });
+      expect(up.state).toMatch(/^UP/);
+      const line = await waitFor(() => proxy.logs.find((l) => l.server === 'primary' && l.from === 'MAINT (agent)'), { timeoutMs: 5000, what: 'the log line of host3 leaving MAINT (agent)' });
+      // Straight back to UP by the reply itself: no DOWN, no rise to wait for.
+      expect(line).toMatchObject({ to: 'UP', reason: expect.stringContaining('agent says "up ready 100%"') });
+      expect(await askLine(proxy.port, 'HELLO\n')).toBe('HELLO host3');
+      expect(proxy.logs.filter((l) => typeof l.to === 'string' && l.to.startsWith('DOWN'))).toEqual([]);
+    });
+  }
 });
