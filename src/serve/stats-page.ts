@@ -397,7 +397,7 @@ export const STATS_PAGE_HTML = `<!doctype html>
     <span class="state s-up">UP</span><span class="state s-going-down">UP 1/3</span><span>going down</span>
     <span class="state s-going-up">DOWN 1/2</span><span>going up</span><span class="state s-down">DOWN</span>
     <span class="state s-drain">DRAIN</span><span class="state s-drain">UP (standby)</span><span>FlexLM triad member, not MASTER</span><span class="state s-maint">MAINT</span><span>(agent): set by the server's agent</span><span class="state s-nocheck">no check</span>
-    <span>admin: drain under a DOWN or (agent) state: the admin's drain, still held when that ends</span>
+    <span>admin: drain under a DOWN, (agent) or (standby) state: the admin's drain, still held when that ends</span>
   </div>
   <footer>
     Refreshes every 2 s from <a href="/status">/status</a> · <a href="/health">/health</a> · <a href="/ready">/ready</a> · <a href="/metrics">/metrics</a>.

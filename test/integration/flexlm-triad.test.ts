@@ -12,7 +12,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { clientAddresses, flexlmCheckout } from '../helpers/flexlm-client.js';
 import { startFlexlmLab } from '../helpers/flexlm-lab.js';
 import { stopFlexlmSimulators } from '../helpers/flexlm-simulator-process.js';
-import { startProxy, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
+import { runCli, startProxy, stopAll, type ProxyProcess } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'licgate-flexlm-triad-'));
@@ -57,6 +57,15 @@ echo "Users of f1:  (Total of 1000 licenses issued;  Total of 0 licenses in use)
 function setMaster(masterFile: string, name: string): void {
   writeFileSync(`${masterFile}.tmp`, `${name}\n`);
   renameSync(`${masterFile}.tmp`, masterFile);
+}
+
+/** A MASTER file naming h1, the stand-in lmutil reading it, and an admin token file holding `token`. */
+function triadFiles(name: string, token: string): { masterFile: string; lmutil: string; tokenFile: string } {
+  const masterFile = join(scratch, `master-${name}`);
+  setMaster(masterFile, 'h1');
+  const tokenFile = join(scratch, `admin-${name}.token`);
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  return { masterFile, lmutil: standInLmutil(masterFile), tokenFile };
 }
 
 function setState(proxy: ProxyProcess, server: string, state: string, token: string): Promise<number> {
@@ -108,11 +117,7 @@ describe('a FlexLM triad behind the proxy', () => {
   });
 
   it('checks the member a new standby names as MASTER at once, so clients are served before its next inter', async () => {
-    const masterFile = join(scratch, 'master-handover');
-    setMaster(masterFile, 'h1');
-    const lmutil = standInLmutil(masterFile);
-    const tokenFile = join(scratch, 'admin.token');
-    writeFileSync(tokenFile, 'triad-handover-token\n', { mode: 0o600 });
+    const { masterFile, lmutil, tokenFile } = triadFiles('handover', 'triad-handover-token');
     // inter 60 s: no regular check comes during the test, only those the handover brings.
     const { lmgrdPort, proxy } = await startFlexlmLab(
       ['h1', 'h2', 'h3'],
@@ -141,6 +146,29 @@ describe('a FlexLM triad behind the proxy', () => {
     );
     expect(granted).toBe('h2');
     expect(await states()).toBe('UP (standby),UP,UP (standby)');
+  });
+
+  it('shows an admin drain of a standby in ctl servers, and the drain holds when the member becomes MASTER', async () => {
+    const { masterFile, lmutil, tokenFile } = triadFiles('drain', 'triad-drain-token');
+    const { proxy } = await startFlexlmLab(
+      ['h1', 'h2', 'h3'],
+      [`check: { type: exec, argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"], parse: lmstat, inter: 200ms, rise: 1, fall: 2, timeout: 3s }`],
+      {},
+      [`admin: { listen: "127.0.0.1:0", token_file: ${JSON.stringify(tokenFile)} }`],
+    );
+    await waitFor(async () => (await proxy.server('licenses', 'h2')).state === 'UP (standby)', { timeoutMs: 15_000, what: 'h2 UP (standby)' });
+    expect(await setState(proxy, 'h2', 'drain', 'triad-drain-token')).toBe(200);
+    const row = async (): Promise<string> => {
+      const r = await runCli(['ctl', '--url', proxy.adminUrl, 'servers']);
+      return r.stdout.split('\n').find((l) => /\bh2\b/.test(l)) ?? `no h2 row in: ${r.stdout}${r.stderr}`;
+    };
+    // As for a drain under DOWN or an agent's MAINT: the state says why it takes nothing now, the
+    // admin's drain is what still holds when that ends.
+    expect(await row()).toContain('UP (standby), admin drain');
+    setMaster(masterFile, 'h2');
+    await waitFor(async () => (await proxy.server('licenses', 'h1')).state === 'UP (standby)', { timeoutMs: 15_000, what: 'h1 UP (standby) once h2 is MASTER' });
+    await waitFor(async () => (await proxy.server('licenses', 'h2')).state === 'DRAIN', { timeoutMs: 15_000, what: 'h2 DRAIN once it is MASTER' });
+    expect(await row()).not.toContain('admin drain');
   });
 
   it('restarted with admin.state_file, sends the clients that come before the first checks end to the MASTER', async () => {
