@@ -416,9 +416,9 @@ function duration(whole: number): string {
 }
 
 /**
- * The state, and the admin's drain where the state reads DOWN, DOWN (agent), MAINT (agent) or
- * UP (standby) and hides it, as HAProxy keeps the admin state apart from the status: the drain still holds when
- * the server comes back, and an admin who cannot see it would not know to set ready.
+ * The state, and the admin's drain where the state reads DOWN, DOWN (agent), MAINT (agent) or UP
+ * (standby) and hides it, as HAProxy keeps the admin state apart from the status: the drain still
+ * holds when the server comes back, and an admin who cannot see it would not know to set ready.
  */
 function stateText(s: { state: string; admin: string }): string {
   return s.admin !== 'ready' && !s.state.startsWith(s.admin.toUpperCase()) ? `${s.state}, admin ${s.admin}` : s.state;

@@ -218,8 +218,8 @@ export interface AdminStateSnapshot {
 
 /**
  * What is kept of `model`: each server whose admin state is not ready, whose admin weight is not
- * the configured one or that is a FlexLM triad standby, and each `failback: manual` backend serving from a tier other than the one a
- * start would take (startTier).
+ * the configured one or that is a FlexLM triad standby, and each `failback: manual` backend serving
+ * from a tier other than the one a start would take (startTier).
  */
 export function adminStateOf(model: Model): AdminStateSnapshot {
   const servers: SavedServer[] = [];
@@ -337,15 +337,15 @@ function parseUnstuck(u: unknown): SavedUnstuck | undefined | null {
 
 /**
  * Start-up, before any listener accepts: the admin states `file` kept (and the triad standbys,
- * until their first checks) are set again, without a state-change event (nothing changed for the outside, as at a reload). Never fails: a missing
- * or empty file is a first start; one that cannot be read or used is a warning, every server
- * starts ready at its configured weight, and no write replaces that file. An entry is skipped
- * when its backend or server is no longer in the config, or the server is configured at another
- * address (HAProxy's rule: another license server); a weight saved when another weight was
- * configured (HAProxy's rule: the config's change wins) is skipped and the entry's state still
- * restored. An invalid entry (a weight no server can have among them) is skipped whole. Unless the
- * file then holds what runs, one write follows, so a skipped entry is warned about at this start
- * only.
+ * until their first checks) are set again, without a state-change event (nothing changed for the
+ * outside, as at a reload). Never fails: a missing or empty file is a first start; one that cannot
+ * be read or used is a warning, every server starts ready at its configured weight, and no write
+ * replaces that file. An entry is skipped when its backend or server is no longer in the config, or
+ * the server is configured at another address (HAProxy's rule: another license server); a weight
+ * saved when another weight was configured (HAProxy's rule: the config's change wins) is skipped
+ * and the entry's state still restored. An invalid entry (a weight no server can have among them)
+ * is skipped whole. Unless the file then holds what runs, one write follows, so a skipped entry is
+ * warned about at this start only.
  */
 export async function restoreAdminState(model: Model, writer: AdminStateWriter, log: Logger): Promise<void> {
   const file = writer.file;
