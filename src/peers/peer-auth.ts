@@ -44,11 +44,11 @@ function sameProof(expected: string, found: string): boolean {
 }
 
 /**
- * `token`: the failure is a token that does not match (the pusher reports auth-failed), not a
- * protocol error; `version`: the other host runs another peers version (auth-failed too: retrying
- * cannot help until an admin upgrades).
+ * `refused`: the other host cannot be talked to until an admin acts (the pusher reports
+ * auth-failed, not down): a token that does not match, or another peers version; null for a
+ * protocol error.
  */
-export type AuthStep = { ok: true; reply: string } | { ok: false; reply: string | null; problem: string; token: boolean; version?: boolean };
+export type AuthStep = { ok: true; reply: string } | { ok: false; reply: string | null; problem: string; refused: 'token' | 'version' | null };
 
 /** The listener's side: greets with its nonce, then checks the pusher's AUTH line. */
 export class ListenerAuth {
@@ -62,9 +62,9 @@ export class ListenerAuth {
   check(line: string): AuthStep {
     const f = line.split(' ');
     if (f.length !== 3 || f[0] !== 'AUTH' || f[1]!.length !== NONCE_BYTES * 2 || !HEX.test(f[1]!)) {
-      return { ok: false, reply: 'NO protocol\n', problem: `expected "AUTH <nonce> <proof>", found "${line.slice(0, 60)}"`, token: false };
+      return { ok: false, reply: 'NO protocol\n', problem: `expected "AUTH <nonce> <proof>", found "${line.slice(0, 60)}"`, refused: null };
     }
-    if (!sameProof(proof(this.token, 'push', this.at, this.mine), f[2]!)) return { ok: false, reply: 'NO auth\n', problem: 'wrong token: its proof does not match peers.token_file', token: true };
+    if (!sameProof(proof(this.token, 'push', this.at, this.mine), f[2]!)) return { ok: false, reply: 'NO auth\n', problem: 'wrong token: its proof does not match peers.token_file', refused: 'token' };
     return { ok: true, reply: `OK ${proof(this.token, 'listen', this.at, f[1]!)}\n` };
   }
 }
@@ -80,20 +80,20 @@ export class PusherAuth {
   answer(line: string, at: string): AuthStep {
     this.at = at;
     const f = line.split(' ');
-    if (f[0] !== PEER_PROTOCOL) return { ok: false, reply: null, problem: `expected "${PEER_PROTOCOL} ${PEER_VERSION} <nonce>" (a licgate peers listener), found "${line.slice(0, 60)}"`, token: false };
+    if (f[0] !== PEER_PROTOCOL) return { ok: false, reply: null, problem: `expected "${PEER_PROTOCOL} ${PEER_VERSION} <nonce>" (a licgate peers listener), found "${line.slice(0, 60)}"`, refused: null };
     // Version 1 (the first release of peers) sends D and C lines without the server and age this one
     // requires: cut off line by line, it would log garbage errors. Refused here, with the fix.
-    if (f[1] !== String(PEER_VERSION)) return { ok: false, reply: null, problem: `the other host speaks peers version ${(f[1] ?? '').slice(0, 8)}, this one ${PEER_VERSION}; upgrade both`, token: false, version: true };
-    if (f.length !== 3 || f[2]!.length !== NONCE_BYTES * 2 || !HEX.test(f[2]!)) return { ok: false, reply: null, problem: `expected a ${NONCE_BYTES * 2}-digit hex nonce in the greeting, found "${line.slice(0, 60)}"`, token: false };
+    if (f[1] !== String(PEER_VERSION)) return { ok: false, reply: null, problem: `the other host speaks peers version ${(f[1] ?? '').slice(0, 8)}, this one ${PEER_VERSION}; upgrade both`, refused: 'version' };
+    if (f.length !== 3 || f[2]!.length !== NONCE_BYTES * 2 || !HEX.test(f[2]!)) return { ok: false, reply: null, problem: `expected a ${NONCE_BYTES * 2}-digit hex nonce in the greeting, found "${line.slice(0, 60)}"`, refused: null };
     return { ok: true, reply: `AUTH ${this.mine} ${proof(this.token, 'push', this.at, f[2]!)}\n` };
   }
 
   /** The listener's answer to our AUTH line. */
   check(line: string): AuthStep {
-    if (line === 'NO auth') return { ok: false, reply: null, problem: 'the remote refused our token: peers.token_file differs between the hosts', token: true };
+    if (line === 'NO auth') return { ok: false, reply: null, problem: 'the remote refused our token: peers.token_file differs between the hosts', refused: 'token' };
     const f = line.split(' ');
-    if (f.length !== 2 || f[0] !== 'OK') return { ok: false, reply: null, problem: `expected "OK <proof>", found "${line.slice(0, 60)}"`, token: false };
-    if (!sameProof(proof(this.token, 'listen', this.at, this.mine), f[1]!)) return { ok: false, reply: null, problem: 'wrong token: the remote\'s proof does not match peers.token_file', token: true };
+    if (f.length !== 2 || f[0] !== 'OK') return { ok: false, reply: null, problem: `expected "OK <proof>", found "${line.slice(0, 60)}"`, refused: null };
+    if (!sameProof(proof(this.token, 'listen', this.at, this.mine), f[1]!)) return { ok: false, reply: null, problem: 'wrong token: the remote\'s proof does not match peers.token_file', refused: 'token' };
     return { ok: true, reply: '' };
   }
 }

@@ -227,7 +227,7 @@ export class PeerPusher {
       const whole = split.feed(chunk, (line) => {
         if (this.authed) return line === 'K' || this.fail(sock, 'down', `expected keep-alives from the remote, found "${line.slice(0, 40)}"`);
         const step = greeted ? auth.check(line) : auth.answer(line, listenerEnd(sock.remoteAddress, sock.remotePort));
-        if (!step.ok) return this.fail(sock, step.token || step.version === true ? 'auth-failed' : 'down', step.problem);
+        if (!step.ok) return this.fail(sock, step.refused !== null ? 'auth-failed' : 'down', step.problem);
         if (!greeted) {
           greeted = true;
           sock.write(step.reply);
