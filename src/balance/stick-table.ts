@@ -438,15 +438,16 @@ export class StickTable {
    * capped at this table's ttl. Not noted for the peers (no echo), and its `told` is its expiry, so
    * the refresh pass does not send it back either. Conflicts: a client with sessions open here keeps
    * its entry, and otherwise the more recent assignment wins. An entry placed before an unstick
-   * here that covers it (see `unstuck`) is refused. 'kept': this host's entry (or none) stayed.
+   * here that covers it (see `unstuck`) is refused: 'unstuck'. 'kept': this host's entry (or none)
+   * stayed.
    *
    * A taken entry goes to the map's end like a touch, though its expiry may be earlier than the
    * entries before it: `late` lists it for the sweep.
    */
-  applyPeer(key: string, server: string, expiresIn: number, sinceAgo: number, now = performance.now()): 'applied' | 'kept' {
+  applyPeer(key: string, server: string, expiresIn: number, sinceAgo: number, now = performance.now()): 'applied' | 'kept' | 'unstuck' {
     const expires = now + Math.min(expiresIn, this.ttlMs);
     const since = now - sinceAgo;
-    if (this.unstuckBefore(key, server, since, now)) return 'kept';
+    if (this.unstuckBefore(key, server, since, now)) return 'unstuck';
     const e = this.entries.get(key);
     if (e !== undefined && (e.expires > now || this.open.has(key))) {
       // Expiring there as it was sent (setLine rounds under 0.5 ms to 0): no placement to take.

@@ -207,7 +207,8 @@ async function unstick(base: string, rest: string[], values: { server?: string; 
 interface PeersBody {
   listen: string;
   remotes: { remote: string; connected: boolean; state: string; since: string | null; last_error: string | null; entries_sent: number }[];
-  incoming: { peer: string; connected: boolean; since: string | null; received: number; applied: number; kept: number; skipped: number; cut_off: number }[];
+  /** `unstuck`: absent from an older licgate, which counted those entries in `kept`. */
+  incoming: { peer: string; connected: boolean; since: string | null; received: number; applied: number; kept: number; unstuck?: number; skipped: number; cut_off: number }[];
 }
 
 /**
@@ -235,7 +236,7 @@ export function peersTable(p: PeersBody, now = Date.now()): string {
   const age = (since: string | null): string => (since === null ? '-' : duration(Math.max(0, (now - Date.parse(since)) / 1000)));
   const remotes = [['REMOTE', 'STATE', 'FOR', 'ENTRIES SENT', 'LAST ERROR'], ...p.remotes.map((x) => [x.remote, x.state, age(x.since), String(x.entries_sent), x.last_error === null ? '-' : printable(x.last_error)])];
   const incoming = p.incoming.length
-    ? columns([['INCOMING', 'CONNECTED', 'FOR', 'RECEIVED', 'APPLIED', 'KEPT', 'SKIPPED', 'CUT OFF'], ...p.incoming.map((x) => [x.peer, x.connected ? 'yes' : 'no', x.connected ? age(x.since) : '-', String(x.received), String(x.applied), String(x.kept), String(x.skipped), String(x.cut_off)])]).join('\n')
+    ? columns([['INCOMING', 'CONNECTED', 'FOR', 'RECEIVED', 'APPLIED', 'KEPT', 'UNSTUCK', 'SKIPPED', 'CUT OFF'], ...p.incoming.map((x) => [x.peer, x.connected ? 'yes' : 'no', x.connected ? age(x.since) : '-', String(x.received), String(x.applied), String(x.kept), x.unstuck === undefined ? '-' : String(x.unstuck), String(x.skipped), String(x.cut_off)])]).join('\n')
     : `no peer has connected to ${p.listen} since licgate started`;
   return `listen ${p.listen}\n${columns(remotes).join('\n')}\n\n${incoming}\n`;
 }

@@ -38,7 +38,7 @@ export interface MetricsSource {
 /** What the peer metrics read at scrape time (src/peers/peer-sync.ts). */
 export interface PeerCounts {
   readonly pushers: ReadonlyMap<string, { readonly live: boolean; readonly sent: number }>;
-  readonly incoming: ReadonlyMap<string, { readonly connected: number; readonly received: number; readonly applied: number; readonly kept: number; readonly skipped: number; readonly cutOff: number }>;
+  readonly incoming: ReadonlyMap<string, { readonly connected: number; readonly received: number; readonly applied: number; readonly kept: number; readonly unstuck: number; readonly skipped: number; readonly cutOff: number }>;
 }
 
 /** Counters the notifier keeps; read at scrape time. */
@@ -265,7 +265,7 @@ export class Metrics {
     });
     new Counter({
       name: 'licgate_peer_updates_total',
-      help: 'Stick-table update lines: sent to a remote (direction "sent"); received from a peer address and then applied, kept (this host\'s entry won: sessions open here, or a more recent assignment) or skipped (no such backend or server here).',
+      help: 'Stick-table update lines: sent to a remote (direction "sent"); received from a peer address and then applied, kept (this host\'s entry won: sessions open here, or a more recent assignment), unstuck (placed before a `ctl unstick` here that covers it) or skipped (no such backend or server here).',
       labelNames: ['peer', 'direction'],
       registers: reg,
       collect() {
@@ -275,6 +275,7 @@ export class Metrics {
           this.inc({ peer, direction: 'received' }, s.received);
           this.inc({ peer, direction: 'applied' }, s.applied);
           this.inc({ peer, direction: 'kept' }, s.kept);
+          this.inc({ peer, direction: 'unstuck' }, s.unstuck);
           this.inc({ peer, direction: 'skipped' }, s.skipped);
         }
       },

@@ -30,6 +30,8 @@ interface Incoming {
   applied: number;
   /** Entries this host kept against the peer's: sessions open here, or a more recent assignment. */
   kept: number;
+  /** Entries refused for a deletion marker here: placed before an unstick that covers them. */
+  unstuck: number;
   skipped: number;
   cutOff: number;
   lastSkip: string | null;
@@ -259,8 +261,9 @@ export class PeerSync implements PushSource, PeerInbox {
       if (s === undefined) return this.skip(peer, st, `backend ${b.name} has no server ${m.server} here`);
       const at = formatHostPort(s.address);
       if (at !== m.address) return this.skip(peer, st, `server ${b.name}/${m.server} is ${at} here, ${m.address} there`);
-      if (t.applyPeer(m.client, m.server, m.expiresIn, m.sinceAgo, now) === 'kept') {
-        st.kept++;
+      const r = t.applyPeer(m.client, m.server, m.expiresIn, m.sinceAgo, now);
+      if (r !== 'applied') {
+        st[r]++;
         return;
       }
     }
@@ -288,7 +291,7 @@ export class PeerSync implements PushSource, PeerInbox {
   private incomingOf(peer: string): Incoming {
     let st = this.incoming.get(peer);
     if (st === undefined) {
-      st = { connected: 0, since: null, received: 0, applied: 0, kept: 0, skipped: 0, cutOff: 0, lastSkip: null, lastCutOff: null };
+      st = { connected: 0, since: null, received: 0, applied: 0, kept: 0, unstuck: 0, skipped: 0, cutOff: 0, lastSkip: null, lastCutOff: null };
       this.incoming.set(peer, st);
     }
     return st;
@@ -357,7 +360,7 @@ export class PeerSync implements PushSource, PeerInbox {
       listen: formatHostPort(this.cfg.listen),
       reset_at_connect: this.strays,
       remotes: [...this.pushers.values()].map((p) => ({ remote: p.name, connected: p.live, state: p.state, since: iso(p.since), last_error: p.lastError, entries_sent: p.sent })),
-      incoming: [...this.incoming].map(([peer, s]) => ({ peer, connected: s.connected > 0, since: iso(s.since), received: s.received, applied: s.applied, kept: s.kept, skipped: s.skipped, last_skip: s.lastSkip, cut_off: s.cutOff, last_cut_off: s.lastCutOff })),
+      incoming: [...this.incoming].map(([peer, s]) => ({ peer, connected: s.connected > 0, since: iso(s.since), received: s.received, applied: s.applied, kept: s.kept, unstuck: s.unstuck, skipped: s.skipped, last_skip: s.lastSkip, cut_off: s.cutOff, last_cut_off: s.lastCutOff })),
     };
   }
 }

@@ -213,19 +213,19 @@ describe('StickTable shared with peers', () => {
     t.delete('10.0.0.2', 20_000);
     // Placed at 5000, before the unstick at 10,000, on the server it was unstuck from: refused. On
     // another server (a split brain), or placed after: taken.
-    expect(t.applyPeer('10.0.0.1', 'a', HOUR, 10_000, 15_000)).toBe('kept');
+    expect(t.applyPeer('10.0.0.1', 'a', HOUR, 10_000, 15_000)).toBe('unstuck');
     expect(t.applyPeer('10.0.0.1', 'b', HOUR, 10_000, 15_000)).toBe('applied');
     expect(t.applyPeer('10.0.0.1', 'a', HOUR, 4000, 15_000)).toBe('applied');
     // 10.0.0.2 had no entry here: its marker covers every server.
-    expect(t.applyPeer('10.0.0.2', 'b', HOUR, 10_000, 25_000)).toBe('kept');
+    expect(t.applyPeer('10.0.0.2', 'b', HOUR, 10_000, 25_000)).toBe('unstuck');
     t.forgetServer('b', 30_000);
-    expect([t.applyPeer('10.0.0.5', 'b', HOUR, 2000, 30_000), t.applyPeer('10.0.0.6', 'a', HOUR, 2000, 30_000)]).toEqual(['kept', 'applied']);
+    expect([t.applyPeer('10.0.0.5', 'b', HOUR, 2000, 30_000), t.applyPeer('10.0.0.6', 'a', HOUR, 2000, 30_000)]).toEqual(['unstuck', 'applied']);
     t.delete('10.0.0.3', 40_000);
     expect(t.unstucks(40_000), 'after a third client: the oldest gone').toEqual({ clients: [['10.0.0.2', '*', 20_000], ['10.0.0.3', '*', 0]], servers: [['b', 10_000]], clearedAgo: null });
     expect(t.unstucks(30_000 + HOUR), 'a ttl after the server\'s').toEqual({ clients: [['10.0.0.3', '*', HOUR - 10_000]], servers: [], clearedAgo: null });
     t.clear(50_000);
     expect(t.unstucks(60_000), 'the clear covers the others').toEqual({ clients: [], servers: [], clearedAgo: 10_000 });
-    expect(t.applyPeer('10.0.0.7', 'a', HOUR, 20_000, 60_000)).toBe('kept');
+    expect(t.applyPeer('10.0.0.7', 'a', HOUR, 20_000, 60_000)).toBe('unstuck');
   });
 
   it('a reload that lowers stick_size keeps that many client markers, the newest', () => {

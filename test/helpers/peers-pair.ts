@@ -8,7 +8,7 @@ import { startProxy, type ProxyProcess } from './proxy-harness.js';
 export interface PeersStatus {
   listen: string;
   remotes: { remote: string; connected: boolean; state: string; since: string; last_error: string | null; entries_sent: number }[];
-  incoming: { peer: string; connected: boolean; received: number; applied: number; kept: number; skipped: number; cut_off: number }[];
+  incoming: { peer: string; connected: boolean; received: number; applied: number; kept: number; unstuck: number; skipped: number; cut_off: number }[];
 }
 
 export interface PeersPair {

@@ -104,6 +104,19 @@ describe('PeerSync', () => {
     await waitFor(() => b.table.size === 0, { timeoutMs: 5000, what: "the clear on B" });
   });
 
+  it('counts an entry refused for a deletion marker here as unstuck, not as kept', async () => {
+    const { a, b } = await pair('1h');
+    // A unsticks a client it has no entry for; B's entry for it was placed a minute before (a
+    // split brain), and B pushes it before A's marker reaches B.
+    a.table.delete('10.1.0.1');
+    b.table.set('10.1.0.1', 'a', performance.now() - 60_000);
+    // Then one B places now, which A takes: once it is in, so is the line before it.
+    b.table.set('10.1.0.2', 'a');
+    await waitFor(() => a.table.get('10.1.0.2') === 'a', { timeoutMs: 5000, what: "B's second entry on A" });
+    expect(a.table.get('10.1.0.1'), "A's entry for the client it unstuck").toBeUndefined();
+    expect(a.sync.status()).toMatchObject({ incoming: [{ peer: '127.0.0.1', received: 2, applied: 1, kept: 0, unstuck: 1 }] });
+  });
+
   it("keeps the other side's copy of an entry held by a session alive past its first expiry, through the refresh pass", async () => {
     const { a, b } = await pair('2s');
     const t0 = performance.now();
