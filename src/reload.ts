@@ -112,7 +112,7 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   if (old.admin?.token_file === next.admin?.token_file && nextToken !== null && nextToken !== d.adminToken) changes.push('admin.token_file: a new token; the old one is refused from now on');
   // Read before anything is bound: a file emptied since the config load refuses the reload.
   const peersTokenNext = next.peers ? peersToken(next.peers.token_file) : null;
-  if (old.peers && next.peers && old.peers.token_file === next.peers.token_file && peersTokenNext !== d.peers.token()) changes.push('peers.token_file: a new token, asked of the next handshakes (connections up now stay)');
+  if (old.peers && next.peers && old.peers.token_file === next.peers.token_file && d.peers.tokenChanged(peersTokenNext)) changes.push('peers.token_file: a new token; the peers connections that proved the old one are cut off, and reconnect with the new one');
   const model = new Model(next);
   const fresh = adoptServers(d.model, model);
   // Servers new in this config start as at start-up, with the first address of their name: looked
@@ -230,7 +230,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
     d.moveAway(d.admin);
     d.admin = admin;
   }
-  // Remotes kept keep their connections (and tables need no resend); a moved listener replaces the old.
+  // Remotes kept keep their connections (and tables need no resend) unless the token changed; a
+  // moved listener replaces the old.
   d.peers.configure(next.peers ?? null, peersTokenNext, peersMoved ? peersListener : null);
   // A listener the reload keeps takes its new allow list from the next accept; open peers go on.
   if (!statusMoved) d.restrict(d.statusResponder, 'status', next.status?.allow);

@@ -26,8 +26,22 @@ export interface PeerInbox {
  * the handshake deadline and the idle timeout: a peer that misbehaves is cut off alone.
  */
 export class PeerListener extends ControlPort {
+  /** Each connection's end (by its peer's address), for cutOffAll. */
+  private readonly ends = new Map<(reply: string) => boolean, string>();
+
   constructor(listenAt: HostPort, private readonly inbox: PeerInbox, onRefused?: OnRefused) {
     super(listenAt, 'peers', MAX_PEER_CONNECTIONS, onRefused);
+  }
+
+  /**
+   * Ends every connection open now with "NO auth" (a licgate pusher then reports the token refused):
+   * each was accepted under the token in force, which changed. Returns their peers' addresses,
+   * which the caller counts and logs (once for all, not as a wrong token each).
+   */
+  cutOffAll(): string[] {
+    const cut: string[] = [];
+    for (const [end, peer] of this.ends) if (end('NO auth\n')) cut.push(peer);
+    return cut;
   }
 
   protected serve(sock: Socket): void {
@@ -44,16 +58,20 @@ export class PeerListener extends ControlPort {
     const opened = performance.now();
     let lastRead = opened;
     let ended = false;
-    const cut = (why: string, reply: string | null, isAuth = false): false => {
+    const end = (reply: string | null): boolean => {
       if (ended) return false;
       ended = true;
-      this.inbox.cutOff(peer, why, isAuth);
       if (reply !== null) sock.end(reply);
       // Not left to the peer to close after the reply: it may never.
       setTimeout(() => sock.destroy(), 1000).unref();
       sock.pause();
+      return true;
+    };
+    const cut = (why: string, reply: string | null, isAuth = false): false => {
+      if (end(reply)) this.inbox.cutOff(peer, why, isAuth);
       return false;
     };
+    this.ends.set(end, peer);
     // One chunk per loop turn: libuv reads up to 32 chunks of 64 KB in one go, and a peer's burst
     // (a full push that piled up while this loop was busy) held it 120 ms, license clients waiting.
     const resume = (): void => {
@@ -95,6 +113,7 @@ export class PeerListener extends ControlPort {
     });
     sock.on('error', () => {});
     sock.on('close', () => {
+      this.ends.delete(end);
       clearTimeout(handshake);
       clearInterval(ticker);
       if (authed) this.inbox.closed(peer);

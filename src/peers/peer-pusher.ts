@@ -112,6 +112,22 @@ export class PeerPusher {
     this.open();
   }
 
+  /**
+   * The token changed here: the connection up (or the handshake under way) proved the old one, so it
+   * ends, and a new one proves the new token at once, without the backoff's wait (a remote waiting in
+   * the backoff after a refusal is tried now too: its admin may have just rotated it first).
+   */
+  rekey(): void {
+    if (this.stopped) return;
+    if (this.retry !== null) clearTimeout(this.retry);
+    this.retry = null;
+    this.drop();
+    // Not reported: the new handshake's outcome is (connected again, or the token refused).
+    this.state = 'connecting';
+    this.since = Date.now();
+    this.open();
+  }
+
   /** Whether changes are taken now: a disconnected remote gets the whole table when it is back. */
   get live(): boolean {
     return this.authed;
@@ -225,7 +241,12 @@ export class PeerPusher {
     sock.on('data', (chunk: Buffer) => {
       lastRead = performance.now();
       const whole = split.feed(chunk, (line) => {
-        if (this.authed) return line === 'K' || this.fail(sock, 'down', `expected keep-alives from the remote, found "${line.slice(0, 40)}"`);
+        if (this.authed) {
+          if (line === 'K') return true;
+          // The remote's token changed (PeerListener.cutOffAll): ours is refused from now on.
+          if (line === 'NO auth') return this.fail(sock, 'auth-failed', 'the remote\'s token changed and refuses ours: peers.token_file differs between the hosts');
+          return this.fail(sock, 'down', `expected keep-alives from the remote, found "${line.slice(0, 40)}"`);
+        }
         const step = greeted ? auth.check(line) : auth.answer(line, listenerEnd(sock.remoteAddress, sock.remotePort));
         if (!step.ok) return this.fail(sock, step.refused !== null ? 'auth-failed' : 'down', step.problem);
         if (!greeted) {

@@ -9,6 +9,7 @@ import { PeerEventSummary } from '../observe/peer-event-summary.js';
 import { clearLine, deleteLine, setLine, unstickServerLine, type PeerMessage } from './peer-codec.js';
 import { PeerListener, type PeerInbox } from './peer-listener.js';
 import { PeerPusher, type MarkKind, type PushSource, type PusherState } from './peer-pusher.js';
+import { sameToken } from './peer-token.js';
 
 /**
  * How often the refresh pass looks for entries whose peers' copy would lapse before this host's, at
@@ -75,25 +76,33 @@ export class PeerSync implements PushSource, PeerInbox {
 
   /**
    * Start-up and reload commit: `listener`, when given, is bound and replaces the one running (its
-   * peers are cut off: they reconnect to the new address). Remotes kept keep their connection; the
-   * token read again is asked of the next handshake. Null: peers removed, every table unshared.
+   * peers are cut off: they reconnect to the new address). Remotes kept keep their connection, unless
+   * the token changed: then every connection that proved the old one ends, in and out (the pushers
+   * prove the new one at once), as a rotated secret must not leave open what the old one opened.
+   * Null: peers removed, every table unshared.
    */
   configure(cfg: PeersConfig | null, token: string | null, listener: PeerListener | null): void {
+    const rekeyed = this.tokenChanged(token);
     this.cfg = cfg;
     this.tokenText = token;
     if (listener !== null || cfg === null) {
       void this.listener?.close();
       this.listener = listener;
     }
+    let cut: string[] = [];
     if (this.listener !== null && cfg !== null) {
       this.restrict(this.listener, cfg);
       // A connection from a host no longer in remotes would otherwise push on for as long as it lasts.
       this.listener.cutOffDenied();
+      if (rekeyed) cut = this.listener.cutOffAll();
     }
     const want = new Set((cfg?.remotes ?? []).map(formatHostPort));
     const local = cfg === null ? undefined : sourceAddress(cfg.listen.host);
     for (const [name, p] of this.pushers) {
-      if (want.has(name) && p.localAddress === local) continue;
+      if (want.has(name) && p.localAddress === local) {
+        if (rekeyed) p.rekey();
+        continue;
+      }
       p.stop();
       this.pushers.delete(name);
     }
@@ -104,6 +113,7 @@ export class PeerSync implements PushSource, PeerInbox {
       this.pushers.set(name, p);
       p.start();
     }
+    if (rekeyed) this.cutOffRekeyed(cut);
     this.attach();
     const every = this.passEvery();
     if (this.pass !== null && (cfg === null || every !== this.passMs)) {
@@ -114,6 +124,23 @@ export class PeerSync implements PushSource, PeerInbox {
       this.passMs = every;
       this.pass = setInterval(() => void this.refreshPass(), every);
     }
+  }
+
+  /** Whether `next` replaces a token in force with another (start-up and removing peers replace none). */
+  tokenChanged(next: string | null): boolean {
+    return this.tokenText !== null && next !== null && !sameToken(this.tokenText, next);
+  }
+
+  /** The connections in that a token change ended: counted as cut off, logged in one line. */
+  private cutOffRekeyed(peers: string[]): void {
+    const why = 'the token changed here (peers.token_file): the connection proved the old one';
+    for (const peer of peers) {
+      const st = this.incomingOf(peer);
+      st.cutOff++;
+      st.lastCutOff = why;
+    }
+    const from = [...new Set(peers)].join(', ');
+    this.log.info({ cut_off: peers.length, reconnecting: this.pushers.size }, `peers: the token changed: cut off ${peers.length} connection(s) in that proved the old one${from === '' ? '' : ` (from ${from})`}, and the pushers prove the new one now; a host with another token refuses it`);
   }
 
   /** The refresh pass's interval for the tables of the model now: a quarter of the shortest stick_ttl, 1 s to 60 s. */

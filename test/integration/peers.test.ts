@@ -198,6 +198,50 @@ describe('peers: stick tables shared by the hosts of a keepalived pair', () => {
     await waitFor(async () => (await entries(pair.b)) === 1, { timeoutMs: 10_000, what: "A's entry on B at its new listener" });
   });
 
+  it('a rotated token cuts the links at the first reload, and the second host\'s reload links them again with nothing lost', async () => {
+    const pair = await startPair();
+    await synced(pair.a);
+    await synced(pair.b);
+    expect((await viaA('127.0.0.2', pair)).server).toBe('a');
+    await waitFor(async () => (await entries(pair.b)) === 1, { timeoutMs: 10_000, what: "A's entry on B" });
+    const peersOf = async (p: ProxyProcess) => ((await p.get('/status')).json as { peers: { remotes: { connected: boolean; state: string; last_error: string | null }[]; incoming: { connected: boolean; cut_off: number; last_cut_off: string | null }[] } }).peers;
+    const lines = (p: ProxyProcess, text: string) => p.logs.filter((l) => typeof l.msg === 'string' && l.msg.includes(text));
+    const reloadLine = (p: ProxyProcess) => waitFor(() => lines(p, 'config reload').at(-1), { timeoutMs: 10_000, what: 'the reload line' });
+
+    // The admin writes the new token file on both hosts (here the one file both read), reloads A, then B.
+    writeFileSync(pair.files.token, 'peers-test-token-rotated-0123456789\n', { mode: 0o600 });
+    pair.a.reload(pair.yaml('a'));
+    expect((await reloadLine(pair.a)).msg).toContain('peers.token_file: a new token; the peers connections that proved the old one are cut off');
+    // Each host's retries are refused by the other: B's connection in cut once for the rotation and
+    // at least once more for its old token, A's pusher refused at least twice.
+    await waitFor(async () => {
+      const [a, b] = [await peersOf(pair.a), await peersOf(pair.b)];
+      return a.remotes[0]!.state === 'auth-failed' && b.remotes[0]!.state === 'auth-failed' && a.incoming[0]!.cut_off >= 2 && b.incoming[0]!.cut_off >= 2;
+    }, { timeoutMs: 15_000, what: 'each host refusing the other\'s retries' });
+    expect(lines(pair.a, 'peers: the token changed: cut off 1 connection(s) in that proved the old one (from 127.0.0.1)')).toHaveLength(1);
+    // Logged once each, as a token that differs is today, however many retries.
+    expect(lines(pair.a, `peers: 127.0.0.1:${pair.peerPorts.b} refused: the remote refused our token`)).toHaveLength(1);
+    expect(lines(pair.b, `peers: 127.0.0.1:${pair.peerPorts.a} refused: the remote's token changed and refuses ours`)).toHaveLength(1);
+    expect(lines(pair.a, 'peers: cut off 127.0.0.1: wrong token')).toHaveLength(1);
+    const shown = await runCli(['ctl', '--url', pair.a.adminUrl, 'peers']);
+    expect(shown.code, 'ctl peers on A between the reloads').toBe(1);
+    expect(shown.stdout).toMatch(new RegExp(`^127\\.0\\.0\\.1:${pair.peerPorts.b}\\s+auth-failed\\s+.*the remote refused our token`, 'm'));
+
+    // Clients placed on either host between the reloads.
+    expect((await viaA('127.0.0.3', pair)).server).toBe('b');
+    expect((await viaB('127.0.0.4', pair)).server).toBe('a');
+    expect([await entries(pair.a), await entries(pair.b)], 'A\'s and B\'s entries between the reloads').toEqual([2, 2]);
+
+    const t0 = performance.now();
+    pair.b.reload(pair.yaml('b'));
+    await waitFor(async () => (await peersOf(pair.a)).remotes[0]!.connected && (await peersOf(pair.b)).remotes[0]!.connected, { timeoutMs: 10_000, what: 'A and B linked again' });
+    // B's reload itself (the config read again) is in this time: its pusher does not wait out a backoff.
+    expect(performance.now() - t0, 'ms from B\'s reload to both linked').toBeLessThan(2000);
+    await waitFor(async () => (await entries(pair.a)) === 3 && (await entries(pair.b)) === 3, { timeoutMs: 10_000, what: 'three entries on each host' });
+    const server = async (p: ProxyProcess, c: string): Promise<string | undefined> => ((await p.get(`/backends/licenses/stick-table?client=${c}`)).json as { entries: { server: string }[] }).entries[0]?.server;
+    expect([await server(pair.b, '127.0.0.3'), await server(pair.a, '127.0.0.4')], "A's client on B, B's on A").toEqual(['b', 'a']);
+  });
+
   it('cuts off a connected peer whose address a reload removed from remotes, and applies nothing it sends after', async () => {
     const pair = await startPair();
     await synced(pair.a);

@@ -47,14 +47,14 @@ backends:
   const sync = new PeerSync(() => model, pino({ level: 'silent' }));
   await sync.start(cfg.peers!, TOKEN, {});
   open.push(() => sync.close());
-  /** What a reload to `servers` does to the model and the peers (reload.ts: adopt, hand over, configure). */
-  const reload = (servers: string): void => {
+  /** What a reload to `servers` (and `newToken`, read again from token_file) does to the model and the peers (reload.ts: adopt, hand over, configure). */
+  const reload = (servers: string, newToken = TOKEN): void => {
     const next = config(servers);
     const m = new Model(next);
     adoptServers(model, m);
     handOverBackends(model, m);
     model = m;
-    sync.configure(next.peers!, TOKEN, null);
+    sync.configure(next.peers!, newToken, null);
   };
   return { table: model.backend('licenses')!.stick!, sync, pusher: [...sync.pushers.values()][0]!, reload };
 }
@@ -155,6 +155,32 @@ describe('PeerSync', () => {
     b.reload('{ name: a, address: "10.0.0.11:27000" }');
     // What each host's full push sends at the next reconnect (PeerPusher.connected takes marks()).
     expect([a.sync.marks('licenses').servers, b.sync.marks('licenses').servers], "A's and B's server markers").toEqual([[], []]);
+  });
+
+  it('a reload that keeps the token (other keys changed) keeps every connection; one that changes it ends those that proved the old one, in and out', async () => {
+    const { a, b } = await pair('1h');
+    await waitFor(() => a.sync.incoming.get('127.0.0.1')?.connected === 1, { timeoutMs: 5000, what: "B's pusher connected in to A" });
+    const since = a.pusher.since;
+    a.reload('{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }, { name: c, address: "10.0.0.13:27000" }');
+    // Both ends are cut at the commit, synchronously: checked before any turn of the loop.
+    expect([a.pusher.live, a.pusher.since, a.sync.incoming.get('127.0.0.1')!.cutOff], "A's pusher (live, since) and its connection in (cut off) after a reload with the same token").toEqual([true, since, 0]);
+
+    const NEW = 'peer-sync-token-rotated-0123456789';
+    a.reload('{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }', NEW);
+    expect(a.pusher.live, "A's pusher right after the token changed").toBe(false);
+    expect(a.sync.status()).toMatchObject({ incoming: [{ peer: '127.0.0.1', cut_off: 1, last_cut_off: 'the token changed here (peers.token_file): the connection proved the old one' }] });
+    // B is told why its connection in ended (not "not reachable"); A's new proof is refused by B.
+    await waitFor(() => a.pusher.state === 'auth-failed' && b.pusher.state === 'auth-failed', { timeoutMs: 5000, what: 'each pusher refused by the other host' });
+    expect([a.pusher.lastError, b.pusher.lastError]).toEqual(['the remote refused our token: peers.token_file differs between the hosts', "the remote's token changed and refuses ours: peers.token_file differs between the hosts"]);
+    expect(b.table.size, "B's table").toBe(0);
+    a.table.set('10.1.0.1', 'b');
+    b.table.set('10.1.0.2', 'a');
+
+    const t0 = performance.now();
+    b.reload('{ name: a, address: "10.0.0.11:27000" }, { name: b, address: "10.0.0.12:27000" }', NEW);
+    await waitFor(() => a.pusher.live && b.pusher.live && b.table.get('10.1.0.1') === 'b' && a.table.get('10.1.0.2') === 'a', { timeoutMs: 6000, what: 'the hosts linked again, each with the entry the other made between the reloads' });
+    // No backoff wait: B's pusher reconnects at the reload, and its connection in ends A's wait.
+    expect(performance.now() - t0).toBeLessThan(1000);
   });
 
   it("keeps the other side's copy of a held entry alive on its own when stick_ttl is shorter than a minute", async () => {
