@@ -395,6 +395,8 @@ function describeBackend(o: BackendConfig, b: BackendConfig): string[] {
     if (w.weight !== s.weight) out.push(`${p}: server ${s.name} weight ${w.weight} -> ${s.weight}`);
     if (w.tier !== s.tier) out.push(`${p}: server ${s.name} tier ${w.tier} -> ${s.tier}`);
     if (w.maxconn !== s.maxconn) out.push(`${p}: server ${s.name} maxconn ${w.maxconn} -> ${s.maxconn}`);
+    // Kept across the reload, the server keeps its health: the new initial state is for a later start.
+    if (w.init_state !== s.init_state) out.push(`${p}: server ${s.name} init_state ${w.init_state} -> ${s.init_state} (from the next start; its state now is kept)`);
   }
   for (const s of oldS.values()) out.push(`${p}: server ${s.name} removed`);
   if (!sameJson(o.check, b.check)) out.push(`${p}: check changed`);

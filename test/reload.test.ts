@@ -236,6 +236,25 @@ describe('carryOver: a surviving server keeps what was learned at runtime', () =
     expect(kept.get('192.0.2.2', now + 2 * 3_600_000)).toBe('a');
     expect(kept.get('192.0.2.3', now + 2 * 3_600_000 + 3)).toBeUndefined();
   });
+
+  it('init_state: a server kept across a reload keeps its state, one the reload adds starts in its own', () => {
+    const oldCfg = cfg(TWO);
+    const old = new Model(oldCfg);
+    expect(old.backend('b')!.server('a')!.stateText).toBe('UP 1/3');
+    const nextCfg = cfg(`${TWO.replace('weight: 100 }', 'weight: 100, init_state: fully-down }')}
+      - { name: c, address: 10.0.0.3:27000, init_state: down }`);
+    const next = new Model(nextCfg);
+    const events: unknown[] = [];
+    next.events.on('server-state', (e) => events.push(e));
+    carryOver(old, next);
+    expect(next.backend('b')!.servers.map((s) => s.stateText)).toEqual(['UP 1/3', 'UP 1/3', 'DOWN 1/2']);
+    expect(next.backend('b')!.server('c')!.eligible).toBe(false);
+    expect(events).toEqual([]);
+    expect(describeChanges(oldCfg, nextCfg)).toEqual([
+      'backend b: server a init_state up -> fully-down (from the next start; its state now is kept)',
+      'backend b: server c added (10.0.0.3:27000, tier 0, weight 1)',
+    ]);
+  });
 });
 
 describe('a change on the running server while the reload binds its listeners', () => {

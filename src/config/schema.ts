@@ -49,12 +49,20 @@ export interface CheckConfig {
   parse: LicenseParser | null;
 }
 
+/**
+ * HAProxy 3.1 `init-state`: whether a checked server starts UP or DOWN, and whether the first
+ * check (up, down) or `fall`/`rise` checks (fully-up, fully-down) can turn it.
+ */
+export type InitState = 'up' | 'fully-up' | 'down' | 'fully-down';
+export const INIT_STATES: readonly InitState[] = ['up', 'fully-up', 'down', 'fully-down'];
+
 export interface ServerConfig {
   name: string;
   address: HostPort;
   weight: number;
   tier: number;
   maxconn: number;
+  init_state: InitState;
 }
 
 export interface BackendConfig {
@@ -366,6 +374,9 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
   const get = <T>(key: string, read: (v: Node | null) => T | undefined, dflt: T): T => (m.has(key) ? (read(m.get(key)!) as T) : dflt);
   const servers = req(r, m, n, w, 'servers', (v) => r.seq(v, `${w}.servers`));
   if (servers && servers.length === 0) r.error(m.get('servers')!, `${w}.servers: expected at least one server`);
+  // Read in the literal below, where it always was (errors are reported in reading order); the
+  // servers after it need its type.
+  let check: CheckConfig | undefined;
   const connectTimeout = get('connect_timeout', (v) => r.duration(v, `${w}.connect_timeout`, 1, 600_000), DEFAULTS.connectTimeout);
   // Options of a feature the backend does not have would be read and never used: stick_ttl looks
   // like FlexLM stickiness, but without "stick: source" there is no table.
@@ -390,11 +401,11 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
     // HAProxy's `timeout queue` defaults to `timeout connect` too.
     queue_timeout: get('queue_timeout', (v) => r.duration(v, `${w}.queue_timeout`, 1, 3_600_000), connectTimeout),
     max_queue: get('max_queue', (v) => r.int(v, `${w}.max_queue`, 0, 1_000_000), DEFAULTS.maxQueue),
-    check: readCheck(r, m.has('check') ? m.get('check')! : null, `${w}.check`)!,
+    check: (check = readCheck(r, m.has('check') ? m.get('check')! : null, `${w}.check`))!,
     agent_port: get('agent_port', (v) => r.int(v, `${w}.agent_port`, 1, 65535), null),
     agent_inter: get('agent_inter', (v) => r.duration(v, `${w}.agent_inter`, 100, 3_600_000), DEFAULTS.agentInter),
     agent_send: get('agent_send', (v) => (r.scalar(v) === '' ? '' : r.string(v, `${w}.agent_send`)), ''),
-    servers: (servers ?? []).map((s, j) => readServer(r, s, `${w}.servers[${j}]`)!),
+    servers: (servers ?? []).map((s, j) => readServer(r, s, `${w}.servers[${j}]`, check?.type)!),
   }, m, n);
 }
 
@@ -482,8 +493,9 @@ function readMatcher(r: YamlReader, n: Node | null, what: string): Matcher | und
   }
 }
 
-function readServer(r: YamlReader, n: Node | null, what: string): ServerConfig | undefined {
-  const m = r.map(n, what, ['name', 'address', 'weight', 'backup', 'tier', 'maxconn']);
+/** `checkType`: the backend's, undefined when it was wrong (reported already). */
+function readServer(r: YamlReader, n: Node | null, what: string, checkType: CheckType | undefined): ServerConfig | undefined {
+  const m = r.map(n, what, ['name', 'address', 'weight', 'backup', 'tier', 'maxconn', 'init_state']);
   if (!m) return undefined;
   const name = req(r, m, n, what, 'name', (v) => r.string(v, `${what}.name`, { pattern: NAME, patternText: NAME_TEXT }));
   const w = name ? `server "${name}"` : what;
@@ -491,11 +503,16 @@ function readServer(r: YamlReader, n: Node | null, what: string): ServerConfig |
   let tier = m.has('tier') ? r.int(m.get('tier')!, `${w}.tier`, 0, LIMITS.maxTier) : undefined;
   if (backup && tier !== undefined && tier !== 1) r.error(m.get('tier')!, `${w}: "backup: true" means tier 1, but tier is ${tier}; use one or the other`);
   tier ??= backup ? 1 : 0;
+  const initState = m.has('init_state') ? r.oneOf(m.get('init_state')!, `${w}.init_state`, INIT_STATES) : 'up';
+  // Only a check moves a server from its initial state: unchecked, DOWN would be for good, and
+  // fully-up would be plain up.
+  if (checkType === 'none' && initState !== undefined && initState !== 'up') r.error(m.get('init_state')!, `${w}.init_state: ${initState} needs a health check to move it, but the backend's check type is none; remove init_state or set a check`);
   return r.mark({
     name: name!,
     address: req(r, m, n, w, 'address', (v) => r.hostPort(v, `${w}.address`))!,
     weight: m.has('weight') ? r.int(m.get('weight')!, `${w}.weight`, 0, LIMITS.maxWeight)! : DEFAULTS.weight,
     tier,
     maxconn: m.has('maxconn') ? r.int(m.get('maxconn')!, `${w}.maxconn`, 0, 10_000_000)! : 0,
+    init_state: initState!,
   }, m, n);
 }

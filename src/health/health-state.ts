@@ -1,13 +1,17 @@
+import type { InitState } from '../config/schema.js';
+
 /**
  * HAProxy's check counter (src/check.c): health runs 0..rise+fall-1 and the server is UP while
  * health >= rise. A success adds 1 and, on reaching rise, jumps to the top; a failure takes 1 off
  * while above rise, and drops to 0 (DOWN) otherwise. Starting at `rise` makes the first check decide.
+ * The other starts are HAProxy 3.1's init-state: fully-up at the top (`fall` failures to DOWN),
+ * down one short of rise (one success to UP), fully-down at 0 (`rise` successes).
  */
 export class HealthState {
   health: number;
 
-  constructor(readonly rise: number, readonly fall: number, start: 'up' | 'down' = 'up') {
-    this.health = start === 'up' ? rise : 0;
+  constructor(readonly rise: number, readonly fall: number, start: InitState = 'up') {
+    this.health = start === 'up' ? rise : start === 'fully-up' ? rise + fall - 1 : start === 'down' ? rise - 1 : 0;
   }
 
   get max(): number {

@@ -196,7 +196,8 @@ export class Server {
     this.configuredMaxconn = cfg.maxconn;
     this.checked = checked;
     this.firstCheckDone = !checked;
-    this.health = new HealthState(rise, fall);
+    // Set, not changed: a server that starts DOWN (init_state) logs and notifies no DOWN at start.
+    this.health = new HealthState(rise, fall, checked ? cfg.init_state : 'up');
   }
 
   /** Sessions holding a slot now (maxconn, leastconn, /status). */

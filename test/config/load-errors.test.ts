@@ -528,7 +528,7 @@ backends:
       'lic.yaml:10:52: backend "licenses".check.rise: expected a whole number 1-100, found 0',
       'lic.yaml:12:62: server "primary".weight: expected a whole number 0-256, found 257',
       'lic.yaml:13:74: server "primary": "backup: true" means tier 1, but tier is 2; use one or the other',
-      'lic.yaml:14:21: backend "licenses".servers[2]: unknown key "adress" (did you mean "address"?); expected one of name, address, weight, backup, tier, maxconn',
+      'lic.yaml:14:21: backend "licenses".servers[2]: unknown key "adress" (did you mean "address"?); expected one of name, address, weight, backup, tier, maxconn, init_state',
       'lic.yaml:14:9: server "dr": missing required key "address"',
       'lic.yaml:13:17: backend "licenses": duplicate server name "primary"',
       'lic.yaml:6:14: frontend "lmgrd": unknown backend "licence" (did you mean "licenses"?); backends: licenses',
@@ -703,6 +703,26 @@ backends:
       'lic.yaml:4:71: frontend "rlm".allow[0]: expected a network address for /8, found "10.1.2.3/8", which has host bits set; write 10.0.0.0/8 for the network or 10.1.2.3 for the host alone',
       'lic.yaml:4:83: frontend "rlm".allow[1]: expected a network address for /48, found "2001:db8:17::1/48", which has host bits set; write 2001:db8:17::/48 for the network or 2001:db8:17::1 for the host alone',
       'lic.yaml:4:104: frontend "rlm".allow[2]: expected a network without an interface zone, found "fe80::1%eth0/64": a zone is not compared (fe80::/10 admits link-local clients on every interface); remove "%eth0"',
+    ]);
+  });
+
+  it('init_state: a value not among the four, and a state other than up with no check to move it', () => {
+    expect(
+      issues(`status: { listen: "127.0.0.1:27100" }
+backends:
+  - name: triad
+    check: { type: tcp }
+    servers:
+      - { name: a, address: "10.0.0.1:27000", init_state: donw }
+  - name: plain
+    check: { type: none }
+    servers:
+      - { name: b, address: "10.0.0.2:27000", init_state: down }
+      - { name: c, address: "10.0.0.3:27000", init_state: up }
+`),
+    ).toEqual([
+      'lic.yaml:6:59: server "a".init_state: expected one of up | fully-up | down | fully-down, found "donw" (did you mean "down"?)',
+      `lic.yaml:10:59: server "b".init_state: down needs a health check to move it, but the backend's check type is none; remove init_state or set a check`,
     ]);
   });
 

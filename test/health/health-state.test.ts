@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { InitState } from '../../src/config/schema.js';
 import { HealthState } from '../../src/health/health-state.js';
 
 /**
@@ -66,12 +67,41 @@ describe('HealthState follows HAProxy counter rules', () => {
     });
   }
 
-  it('starts DOWN when asked, and needs rise successes to come up', () => {
-    const h = new HealthState(3, 2, 'down');
+  it('starts fully DOWN when asked, and needs rise successes to come up', () => {
+    const h = new HealthState(3, 2, 'fully-down');
     expect([h.text, h.up]).toEqual(['DOWN', false]);
     expect(h.success()).toBe(false);
     expect(h.success()).toBe(false);
     expect(h.text).toBe('DOWN 2/3');
+    expect(h.success()).toBe(true);
+    expect(h.text).toBe('UP');
+  });
+
+  // HAProxy 3.1 init-state, rise 2 fall 3: up (rise), fully-up (rise+fall-1), down (rise-1),
+  // fully-down (0). The first check, and how many of one kind it takes to turn the verdict.
+  const INIT: { start: InitState; text: string; untilTurned: Step[] }[] = [
+    { start: 'up', text: 'UP 1/3', untilTurned: [['F', 'DOWN']] },
+    { start: 'fully-up', text: 'UP', untilTurned: [['F', 'UP 2/3'], ['F', 'UP 1/3'], ['F', 'DOWN']] },
+    { start: 'down', text: 'DOWN 1/2', untilTurned: [['S', 'UP']] },
+    { start: 'fully-down', text: 'DOWN', untilTurned: [['S', 'DOWN 1/2'], ['S', 'UP']] },
+  ];
+  for (const row of INIT) {
+    it(`init-state ${row.start} (rise 2, fall 3) starts ${row.text} and turns after ${row.untilTurned.length} ${row.untilTurned[0]![0] === 'S' ? 'successes' : 'failures'}`, () => {
+      const h = new HealthState(2, 3, row.start);
+      const wasUp = h.up;
+      expect(h.text).toBe(row.text);
+      row.untilTurned.forEach(([step, text], i) => {
+        const changed = step === 'S' ? h.success() : h.failure();
+        expect(h.text).toBe(text);
+        expect(changed).toBe(i === row.untilTurned.length - 1);
+      });
+      expect(h.up).toBe(!wasUp);
+    });
+  }
+
+  it('init-state down with rise 1 is fully DOWN: one success still brings it up', () => {
+    const h = new HealthState(1, 3, 'down');
+    expect([h.text, h.phase]).toEqual(['DOWN', 'down']);
     expect(h.success()).toBe(true);
     expect(h.text).toBe('UP');
   });

@@ -79,7 +79,7 @@ backends:
       `${f}:12:62: server "primary".weight: expected a whole number 0-256, found 257`,
       `${f}:13:17: backend "licenses": duplicate server name "primary"`,
       `${f}:14:9: server "dr": missing required key "address"`,
-      `${f}:14:21: backend "licenses".servers[2]: unknown key "adress" (did you mean "address"?); expected one of name, address, weight, backup, tier, maxconn`,
+      `${f}:14:21: backend "licenses".servers[2]: unknown key "adress" (did you mean "address"?); expected one of name, address, weight, backup, tier, maxconn, init_state`,
       '',
     ]);
   });
@@ -102,6 +102,13 @@ backends:
       `${f}:5:14: backend "licenses".retries: expected a whole number 0-16, found "two"`,
       '',
     ]);
+  });
+
+  it('exits 2 on an init_state no check would ever move, saying why', async () => {
+    const f = file('init-state.yaml', 'status: { listen: "127.0.0.1:27100" }\nbackends:\n  - name: b\n    check: { type: none }\n    servers: [{ name: a, address: "10.0.0.1:1", init_state: fully-down }]\n');
+    const r = await runCli(['validate', '--config', f]);
+    expect(r.stderr).toBe(`${f}:5:61: server "a".init_state: fully-down needs a health check to move it, but the backend's check type is none; remove init_state or set a check\n`);
+    expect(r.code).toBe(2);
   });
 
   it('exits 2 on a YAML syntax error, positioned', async () => {

@@ -171,6 +171,38 @@ describe('a FlexLM triad behind the proxy', () => {
     expect(await row()).not.toContain('admin drain');
   });
 
+  it('with init_state: down, sends no client to any member before the first lmstat, even on a first start with no state file', async () => {
+    const masterFile = join(scratch, 'master-init-state');
+    setMaster(masterFile, 'h1');
+    // lmstat waits for this file: the first checks end when the test allows.
+    const gate = join(scratch, 'lmstat-may-answer-init-state');
+    const lmutil = standInLmutil(masterFile, gate);
+    const down = 'init_state: down';
+    const { lmgrdPort, proxy } = await startFlexlmLab(
+      ['h1', 'h2', 'h3'],
+      ['stick: source', `check: { type: exec, argv: [${JSON.stringify(lmutil)}, lmstat, -a, -c, "{port}@{host}"], parse: lmstat, inter: 1s, rise: 2, fall: 2, timeout: 20s }`],
+      { h1: down, h2: down, h3: down },
+      [],
+      { waitReady: false },
+    );
+    const states = async (): Promise<string> => (await Promise.all(['h1', 'h2', 'h3'].map(async (n) => (await proxy.server('licenses', n)).state))).join();
+    // The window a first start used to open: no check has ended. No member is a client's, so each
+    // is closed at its lmgrd connect rather than sent to a standby whose vendor daemon denies it.
+    for (const c of clientAddresses(3, 20)) await expect(flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: c })).rejects.toThrow();
+    expect(await states()).toBe('DOWN 1/2,DOWN 1/2,DOWN 1/2');
+    const closed = (): unknown[][] => proxy.logs.filter((l) => l.msg === 'session closed').map((l) => [l.server, l.end]);
+    await waitFor(() => closed().length >= 3, { timeoutMs: 5000, what: 'three session lines' });
+    expect(closed()).toEqual([[null, 'no-server'], [null, 'no-server'], [null, 'no-server']]);
+
+    writeFileSync(gate, '');
+    await waitFor(async () => (await states()) === 'UP,UP (standby),UP (standby)', { timeoutMs: 15_000, what: 'h1 UP, h2 and h3 UP (standby) after the first checks' });
+    for (const c of clientAddresses(6, 20)) {
+      const r = await flexlmCheckout({ host: '127.0.0.1', lmgrdPort, localAddress: c });
+      expect([r.server, r.granted]).toEqual(['h1', true]);
+    }
+    expect(proxy.logs.filter((l) => typeof l.to === 'string' && l.to.startsWith('DOWN'))).toEqual([]);
+  });
+
   it('restarted with admin.state_file, sends the clients that come before the first checks end to the MASTER', async () => {
     const masterFile = join(scratch, 'master-restart');
     setMaster(masterFile, 'h1');
