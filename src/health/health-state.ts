@@ -11,7 +11,13 @@ export class HealthState {
   health: number;
 
   constructor(readonly rise: number, readonly fall: number, start: InitState = 'up') {
-    this.health = start === 'up' ? rise : start === 'fully-up' ? rise + fall - 1 : start === 'down' ? rise - 1 : 0;
+    this.health = 0;
+    this.restart(start);
+  }
+
+  /** Health as at a start in `start` (init-state); the caller reports the change, if any. */
+  restart(start: InitState): void {
+    this.health = start === 'up' ? this.rise : start === 'fully-up' ? this.max : start === 'down' ? this.rise - 1 : 0;
   }
 
   get max(): number {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
-import { LIMITS, type ServerConfig } from '../config/schema.js';
+import { LIMITS, type InitState, type ServerConfig } from '../config/schema.js';
 import { HealthState } from '../health/health-state.js';
 import type { LicenseInfo } from '../health/parse/license-info.js';
 import { ConnectTime } from './connect-time.js';
@@ -62,6 +62,8 @@ export class Server {
   readonly configuredWeight: number;
   readonly configuredMaxconn: number;
   readonly health: HealthState;
+  /** How its health starts, at a start and again on leaving maintenance (config init_state). */
+  private readonly initState: InitState;
   /** Checks of type none: always UP. */
   readonly checked: boolean;
 
@@ -196,8 +198,9 @@ export class Server {
     this.configuredMaxconn = cfg.maxconn;
     this.checked = checked;
     this.firstCheckDone = !checked;
+    this.initState = checked ? cfg.init_state : 'up';
     // Set, not changed: a server that starts DOWN (init_state) logs and notifies no DOWN at start.
-    this.health = new HealthState(rise, fall, checked ? cfg.init_state : 'up');
+    this.health = new HealthState(rise, fall, this.initState);
   }
 
   /** Sessions holding a slot now (maxconn, leastconn, /status). */
@@ -468,11 +471,12 @@ export class Server {
     const healthPausedBefore = this.healthPaused;
     const upBefore = this.up && !this.inMaint;
     mutate();
-    // Leaving maintenance, health is as old as the maintenance: as HAProxy, the server comes back
-    // UP with one failure of margin ("start OK but check immediately") and is checked at once.
-    // An admin's ready under the agent's own MAINT resumes a type agent check, counting nothing yet.
+    // Leaving maintenance, health is as old as the maintenance: as HAProxy 3.1, the server comes
+    // back in its init_state (by default UP with one failure of margin, "start OK but check
+    // immediately"; with down, DOWN until a check passes) and is checked at once. An admin's ready
+    // under the agent's own MAINT resumes a type agent check, counting nothing yet.
     const resumed = healthPausedBefore && !this.healthPaused;
-    if (resumed) this.health.health = this.health.rise;
+    if (resumed) this.health.restart(this.initState);
     // UP (leaving MAINT too): a DOWN from now on is a new one, which says what it is confined to.
     if (this.health.up) this.downOnPort = null;
     if (this.changeText !== from || this.eligible !== usableBefore) {

@@ -83,6 +83,30 @@ describe('Server state', () => {
     expect(n.stateText).toBe('DRAIN');
   });
 
+  it('comes out of MAINT in its init_state (HAProxy 3.1): down stays DOWN, and no client, until a check passes; no DOWN is reported', () => {
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: l
+    check: { type: status, rise: 2, fall: 3 }
+    servers:
+      - { name: a, address: "10.0.0.11:27000", init_state: down }
+      - { name: b, address: "10.0.0.12:27000", init_state: fully-up }
+`);
+    const events = new ModelEvents();
+    const changes: string[] = [];
+    events.on('server-state', (e) => changes.push(`${e.server} ${e.from} -> ${e.to}`));
+    const be = new Backend(cfg.backends[0]!, events);
+    const [a, b] = [be.server('a')!, be.server('b')!];
+    expect([a.stateText, b.stateText]).toEqual(['DOWN 1/2', 'UP']);
+    a.checkSucceeded(ok);
+    for (const s of [a, b]) s.setAdmin('maint', 'admin');
+    for (const s of [a, b]) s.setAdmin('ready', 'admin');
+    expect([a.stateText, a.usable, b.stateText]).toEqual(['DOWN 1/2', false, 'UP']);
+    a.checkSucceeded(ok);
+    expect([a.stateText, a.usable]).toEqual(['UP', true]);
+    expect(changes).toEqual(['a DOWN 1/2 -> UP', 'a UP -> MAINT', 'b UP -> MAINT', 'a MAINT -> DOWN 1/2', 'b MAINT -> UP', 'a DOWN 1/2 -> UP']);
+  });
+
   it('pauses health checks in MAINT, the admin\'s or the agent\'s, but not a type agent check in the agent\'s own MAINT (it is how that ends); /ready does not wait for a paused server', () => {
     const view = (state: 'maint' | 'up') => ({ state, weightPercent: null, maxconn: null, reason: state });
     const { be, a } = make();
