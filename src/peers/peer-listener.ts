@@ -59,7 +59,9 @@ export class PeerListener extends ControlPort {
     let lastRead = opened;
     let ended = false;
     const end = (reply: string | null): boolean => {
-      if (ended) return false;
+      // Reset already (cutOffDenied: its remote was removed) and counted there: not a second time
+      // by cutOffAll, whose reload removed it too, before its 'close' takes it out of `ends`.
+      if (ended || sock.destroyed) return false;
       ended = true;
       if (reply !== null) sock.end(reply);
       // Not left to the peer to close after the reply: it may never.

@@ -85,17 +85,15 @@ export class PeerSync implements PushSource, PeerInbox {
     const rekeyed = this.tokenChanged(token);
     this.cfg = cfg;
     this.tokenText = token;
+    const cut: string[] = [];
     if (listener !== null || cfg === null) {
+      // A moved listener's connections proved the old token too: ended and counted as the kept
+      // listener's are, before close() destroys them without a word.
+      if (rekeyed && this.listener !== null && cfg !== null) this.endConnections(this.listener, cfg, rekeyed, cut);
       void this.listener?.close();
       this.listener = listener;
     }
-    let cut: string[] = [];
-    if (this.listener !== null && cfg !== null) {
-      this.restrict(this.listener, cfg);
-      // A connection from a host no longer in remotes would otherwise push on for as long as it lasts.
-      this.listener.cutOffDenied();
-      if (rekeyed) cut = this.listener.cutOffAll();
-    }
+    if (this.listener !== null && cfg !== null) this.endConnections(this.listener, cfg, rekeyed, cut);
     const want = new Set((cfg?.remotes ?? []).map(formatHostPort));
     const local = cfg === null ? undefined : sourceAddress(cfg.listen.host);
     for (const [name, p] of this.pushers) {
@@ -124,6 +122,17 @@ export class PeerSync implements PushSource, PeerInbox {
       this.passMs = every;
       this.pass = setInterval(() => void this.refreshPass(), every);
     }
+  }
+
+  /**
+   * Resets `l`'s connections from hosts no longer in remotes (one would otherwise push on for as long
+   * as it lasts) and, when the token changed, ends the others, adding their peers to `cut`: a
+   * removed remote's is counted once, as reset.
+   */
+  private endConnections(l: PeerListener, cfg: PeersConfig, rekeyed: boolean, cut: string[]): void {
+    this.restrict(l, cfg);
+    l.cutOffDenied();
+    if (rekeyed) cut.push(...l.cutOffAll());
   }
 
   /** Whether `next` replaces a token in force with another (start-up and removing peers replace none). */

@@ -183,6 +183,52 @@ describe('PeerSync', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
   });
 
+  it('a token change in the same reload as a removed remote or a moved listener counts each connection in that proved the old one once, and logs that count', async () => {
+    const token = tokenFile();
+    const [pa, pa2, pb, pc] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const logged: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void logged.push((JSON.parse(l) as { msg: string }).msg) });
+    const config = (me: string, remotes: string[]) => loadConfigText(`status: { listen: "127.0.0.1:0" }
+peers: { listen: "${me}", remotes: [${remotes.map((r) => `"${r}"`).join(', ')}], token_file: ${token} }
+backends:
+  - { name: licenses, stick: source, check: { type: none }, servers: [{ name: a, address: "10.0.0.11:27000" }] }
+`);
+    // A on 127.0.0.1 with remotes B (127.0.0.2) and C (127.0.0.3), which push to A from their own address.
+    const start = async (me: string, remotes: string[], l = pino({ level: 'silent' })) => {
+      const cfg = config(me, remotes);
+      const model = new Model(cfg);
+      const sync = new PeerSync(() => model, l);
+      await sync.start(cfg.peers!, TOKEN, {});
+      open.push(() => sync.close());
+      return sync;
+    };
+    const a = await start(`127.0.0.1:${pa}`, [`127.0.0.2:${pb}`, `127.0.0.3:${pc}`], log);
+    const b = await start(`127.0.0.2:${pb}`, [`127.0.0.1:${pa}`]);
+    await start(`127.0.0.3:${pc}`, [`127.0.0.1:${pa}`]);
+    const inA = (peer: string) => a.incoming.get(peer);
+    await waitFor(() => inA('127.0.0.2')?.connected === 1 && inA('127.0.0.3')?.connected === 1, { timeoutMs: 10_000, what: "B's and C's pushers connected in to A" });
+    const cutLines = () => logged.filter((m) => m.startsWith('peers: the token changed'));
+
+    // C removed and the token changed: C's connection is reset as not in remotes, and is not also
+    // counted as cut off for the token.
+    const NEW = 'peer-sync-token-rotated-0123456789';
+    a.configure(config(`127.0.0.1:${pa}`, [`127.0.0.2:${pb}`]).peers!, NEW, null);
+    expect([a.strays, inA('127.0.0.3')!.cutOff, inA('127.0.0.2')!.cutOff], 'A: reset at connect, cut off from C, cut off from B').toEqual([1, 0, 1]);
+    expect(cutLines().at(-1), "A's token line after C was removed").toMatch(/^peers: the token changed: cut off 1 connection\(s\) in that proved the old one \(from 127\.0\.0\.2\),/);
+
+    // B takes the new token too and links again; then A moves its listener and changes the token again.
+    const bCfg = config(`127.0.0.2:${pb}`, [`127.0.0.1:${pa}`]);
+    b.configure(bCfg.peers!, NEW, null);
+    await waitFor(() => [...b.pushers.values()][0]!.live, { timeoutMs: 10_000, what: "B's pusher connected to A with the new token" });
+    const moved = config(`127.0.0.1:${pa2}`, [`127.0.0.2:${pb}`]);
+    const l = a.buildListener(moved.peers!);
+    await l.listen({});
+    a.configure(moved.peers!, `${NEW}-again`, l);
+    expect(inA('127.0.0.2')!.cutOff, "A's cut off from B after the moved listener's token change").toBe(2);
+    expect(cutLines().at(-1), "A's token line after the moved listener").toMatch(/^peers: the token changed: cut off 1 connection\(s\) in that proved the old one \(from 127\.0\.0\.2\),/);
+    expect(cutLines(), 'one token line per token change').toHaveLength(2);
+  });
+
   it("keeps the other side's copy of a held entry alive on its own when stick_ttl is shorter than a minute", async () => {
     // No refreshPass() called here: the pass runs on its own, often enough for a 4 s ttl.
     const { a, b } = await pair('4s');
