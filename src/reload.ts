@@ -112,7 +112,8 @@ export async function applyConfig(d: Daemon, next: Config): Promise<string[]> {
   if (old.admin?.token_file === next.admin?.token_file && nextToken !== null && nextToken !== d.adminToken) changes.push('admin.token_file: a new token; the old one is refused from now on');
   // Read before anything is bound: a file emptied since the config load refuses the reload.
   const peersTokenNext = next.peers ? peersToken(next.peers.token_file) : null;
-  if (old.peers && next.peers && old.peers.token_file === next.peers.token_file && d.peers.tokenChanged(peersTokenNext)) changes.push('peers.token_file: a new token; the peers connections that proved the old one are cut off, and reconnect with the new one');
+  // By contents, not path: a token_file moved to a file with another token cuts the connections too.
+  if (d.peers.tokenChanged(peersTokenNext)) changes.push('peers.token_file: a new token; the peers connections that proved the old one are cut off, and reconnect with the new one');
   const model = new Model(next);
   const fresh = adoptServers(d.model, model);
   // Servers new in this config start as at start-up, with the first address of their name: looked

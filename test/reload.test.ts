@@ -1,4 +1,7 @@
 import fc from 'fast-check';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
@@ -6,8 +9,10 @@ import type { TierChangeEvent } from '../src/model/events.js';
 import { Model } from '../src/model/model.js';
 import type { Backend } from '../src/model/backend.js';
 import type { Server } from '../src/model/server.js';
-import { adoptServers, describeChanges, frontendKey, handOverBackends } from '../src/reload.js';
+import { adoptServers, applyConfig, describeChanges, frontendKey, handOverBackends } from '../src/reload.js';
 import { agentReportFor } from '../src/serve/agent-reply.js';
+import { freePort } from './helpers/free-port.js';
+import { startDaemon } from './helpers/in-process-daemon.js';
 
 /** `stick`: true for `stick: source`, or a string of further backend keys to go with it; `keys`: other backend keys. */
 function cfg(servers: string, opts: { failback?: string; check?: string; stick?: boolean | string; keys?: string; extra?: string } = {}): Config {
@@ -627,5 +632,31 @@ describe('random reload sequences with sessions open (remove, add back, move, re
       }),
       { seed: 41, numRuns: 300 },
     );
+  });
+});
+
+describe('peers.token_file moved to another file at a reload', () => {
+  it('says a new token in the reload line when the new file holds another token, and nothing of a token when it holds the same', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reload-peers-'));
+    const file = (name: string, token: string): string => {
+      writeFileSync(join(dir, name), `${token}\n`, { mode: 0o600 });
+      return join(dir, name);
+    };
+    const [first, same, other] = [file('first', 'reload-peers-token-0123456789'), file('same', 'reload-peers-token-0123456789'), file('other', 'reload-peers-token-rotated-0123456789')];
+    const port = await freePort();
+    const yaml = (tokenFile: string) => `status: { listen: "127.0.0.1:0" }
+peers: { listen: "127.0.0.1:${port}", remotes: ["127.0.0.2:${port}"], token_file: ${tokenFile} }
+backends:
+  - { name: licenses, stick: source, check: { type: none }, servers: [{ name: a, address: "10.0.0.11:27000" }] }
+`;
+    const d = await startDaemon(yaml(first));
+    try {
+      const tokenLine = (changes: string[]) => changes.filter((c) => c.startsWith('peers.token_file'));
+      expect(tokenLine(await applyConfig(d, loadConfigText(yaml(same), 'reload.yaml'))), 'a file with the same token').toEqual([]);
+      expect(tokenLine(await applyConfig(d, loadConfigText(yaml(other), 'reload.yaml'))), 'a file with another token').toEqual(['peers.token_file: a new token; the peers connections that proved the old one are cut off, and reconnect with the new one']);
+    } finally {
+      await d.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
