@@ -149,7 +149,6 @@ describe('init_state behind licgate run', () => {
     const proxy = await startProxy(config(script, `      - { name: a, address: "127.0.0.1:${a.port}", init_state: down }`, { timing: 'inter: 15s, rise: 2, fall: 3, timeout: 10s' }), { waitReady: false });
     await waitFor(async () => (await fetchName(proxy.port)) === 'a', { timeoutMs: 10_000, intervalMs: 10, what: 'a client served by a' });
     const ms = performance.now() - started;
-    console.log(`init_state down: first client served ${Math.round(ms)} ms after licgate run was spawned`);
     expect(ms).toBeLessThan(5000);
   });
 });
