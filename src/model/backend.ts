@@ -23,6 +23,14 @@ export class Backend {
   servingTier: number | null = null;
   /** servingTier came from admin.state_file (keepServing) and settle() has not judged it yet. */
   private kept = false;
+  /**
+   * Serving from a worse tier (or none) only because servers of a better one start DOWN by their
+   * init_state and await their first check. Those checks decide the start's tier, without an event:
+   * with `failback: manual`, a primary DOWN only until its first check passed kept the backup tier
+   * in use for good, and every start was a failover (log line, webhook, licgate_backend_failovers_total).
+   * Never after keepServing: that tier is an admin's, which manual failback holds.
+   */
+  provisional = false;
   private readonly tiers: { tier: number; servers: Server[] }[];
   private readonly balancer: Balancer;
   /**
@@ -60,13 +68,14 @@ export class Backend {
     this.name = cfg.name;
     const checked = cfg.check.type !== 'none';
     this.servers = cfg.servers.map(
-      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore, markedDown) => this.serverChanged(srv, from, reason, usableBefore, markedDown), () => this.serveQueue(), (srv, port, reason) => this.sessionsLost(srv, null, { port, reason })),
+      (s) => new Server(s, cfg.check.rise, cfg.check.fall, checked, cfg.check.type === 'exec', cfg.check.type === 'agent', (srv, from, reason, usableBefore, markedDown) => this.serverChanged(srv, from, reason, usableBefore, markedDown), () => this.serveQueue(), (srv, port, reason) => this.sessionsLost(srv, null, { port, reason }), (srv, reason) => this.reconsider(`${srv.name} ${srv.changeText}: ${reason}`)),
     );
     const tierNums = [...new Set(this.servers.map((s) => s.tier))].sort((a, b) => a - b);
     this.tiers = tierNums.map((tier) => ({ tier, servers: this.servers.filter((s) => s.tier === tier) }));
     this.balancer = cfg.balance === 'leastconn' ? new LeastConn() : cfg.balance === 'source' ? new SourceHash() : new SmoothRoundRobin();
     this.stick = cfg.stick ? new StickTable(cfg.stick_ttl, cfg.stick_size) : null;
     this.servingTier = this.bestTier();
+    this.provisional = this.awaitedAbove();
   }
 
   /**
@@ -327,6 +336,7 @@ export class Backend {
     this.adoptSessions(old);
     for (const s of this.servers) s.commitAdoption();
     this.servingTier = old.servingTier;
+    this.provisional = old.provisional;
     this.balancer.adopt(old.balancer, (s) => this.server(s.name));
     this.queueRejected = old.queueRejected;
     this.queueTimeouts = old.queueTimeouts;
@@ -376,8 +386,21 @@ export class Backend {
 
   /** Serve from the right tier after a change (failback manual keeps the tier in use while it can serve). */
   reconsider(reason: string): void {
-    const keep = this.cfg.failback === 'manual' && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible || this.handingOver(s));
-    if (!keep) this.setServing(this.bestTier(), reason);
+    // As before the change: the server it is about has had its first check now.
+    const provisional = this.provisional;
+    const keep = this.cfg.failback === 'manual' && !provisional && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible || this.handingOver(s));
+    if (keep) return;
+    const to = this.bestTier();
+    // The tier the start meant to serve from, once its first check passed: no failover, as it is
+    // none when its servers start UP (init_state up) and pass.
+    this.setServing(to, reason, !(provisional && to !== null && (this.servingTier === null || to < this.servingTier)));
+    if (provisional) this.provisional = this.awaitedAbove();
+  }
+
+  /** A server of a better tier than the serving one (any, when none serves) awaits its first check. */
+  private awaitedAbove(): boolean {
+    const serving = this.servingTier;
+    return this.servers.some((s) => (serving === null || s.tier < serving) && awaits(s));
   }
 
   /**
@@ -411,6 +434,7 @@ export class Backend {
   keepServing(tier: number): void {
     this.servingTier = tier;
     this.kept = true;
+    this.provisional = false;
   }
 
   /**
@@ -423,6 +447,7 @@ export class Backend {
     this.kept = false;
     if (kept !== null && this.tierServers(kept).some((s) => s.eligible)) return null;
     this.servingTier = this.bestTier();
+    this.provisional = this.awaitedAbove();
     return kept;
   }
 
@@ -460,11 +485,11 @@ export class Backend {
     if (this.cfg.on_marked_down === 'shutdown-sessions') this.events.emit('shutdown-sessions', { backend: this.name, server, port, rest });
   }
 
-  private setServing(tier: number | null, reason: string): void {
+  private setServing(tier: number | null, reason: string, announce = true): void {
     if (tier === this.servingTier) return;
     const from = this.servingTier;
     this.servingTier = tier;
-    this.events.emit('tier-change', { backend: this.name, from, to: tier, reason: `${tierName(from)} -> ${tierName(tier)}: ${reason}` });
+    if (announce) this.events.emit('tier-change', { backend: this.name, from, to: tier, reason: `${tierName(from)} -> ${tierName(tier)}: ${reason}` });
     // Sticky clients wait on their server only inside the serving tier (see choose); a second step
     // placed again comes back to its own server's queue.
     for (const server of [...this.serverQueues.keys()]) if (server.tier !== tier) this.redispatchOwn(server);
@@ -472,6 +497,8 @@ export class Backend {
 }
 
 const isUsable = (s: Server): boolean => s.usable;
+/** Would be eligible but for its init_state DOWN, which only its first check ends. */
+const awaits = (s: Server): boolean => s.awaitingFirstCheck && !s.draining && !s.inMaint && s.effectiveWeight > 0;
 const isAnswering = (s: Server): boolean => s.usable && s.overdue === 0;
 const isAnsweringFirstSteps = (s: Server): boolean => s.usable && s.overdue === s.secondStepsOverdue;
 /** Has a slot for the clients queued on it (enqueueOn): a drained server's second steps too. */

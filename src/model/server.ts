@@ -123,6 +123,12 @@ export class Server {
   /** Set after the first active check, so /ready knows every server has been looked at. */
   firstCheckDone: boolean;
   /**
+   * Started DOWN by its init_state and no check has judged it yet. It is no failed server: the
+   * tier it is in is the one the start meant to serve (Backend.provisional), and `failback: manual`
+   * must not hold the backup tier for good against it (see Backend.reconsider).
+   */
+  awaitingFirstCheck: boolean;
+  /**
    * Installed by the check scheduler running this server's checks. Passive health calls it when it
    * marks the server DOWN, so the next active check comes at fastinter rather than a whole `inter`
    * later (HAProxy's on-error forces fastinter): a server that refused one connect while it
@@ -188,6 +194,8 @@ export class Server {
     private readonly onCapacity: ServerCapacity = () => {},
     /** on_marked_down for the sessions a DOWN confined to `port` kept (downOnPort): lost too, for `reason`. */
     private readonly onRestLost: (server: Server, port: number, reason: string) => void = () => {},
+    /** Its first check ended awaitingFirstCheck, whatever it changed (a failure from DOWN changes no state). */
+    private readonly onJudged: (server: Server, reason: string) => void = () => {},
   ) {
     this.name = cfg.name;
     this.address = cfg.address;
@@ -201,6 +209,7 @@ export class Server {
     this.initState = checked ? cfg.init_state : 'up';
     // Set, not changed: a server that starts DOWN (init_state) logs and notifies no DOWN at start.
     this.health = new HealthState(rise, fall, this.initState);
+    this.awaitingFirstCheck = !this.health.up;
   }
 
   /** Sessions holding a slot now (maxconn, leastconn, /status). */
@@ -322,6 +331,7 @@ export class Server {
       this.lastWholeLicense = old.lastWholeLicense;
     }
     this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
+    this.awaitingFirstCheck = this.checked && old.awaitingFirstCheck;
     this.stateSince = firstWord(this.stateText) === firstWord(old.stateText) ? old.stateSince : performance.now();
   }
 
@@ -470,6 +480,7 @@ export class Server {
     const pausedBefore = this.checksPaused;
     const healthPausedBefore = this.healthPaused;
     const upBefore = this.up && !this.inMaint;
+    const awaitingBefore = this.awaitingFirstCheck;
     mutate();
     // Leaving maintenance, health is as old as the maintenance: as HAProxy 3.1, the server comes
     // back in its init_state (by default UP with one failure of margin, "start OK but check
@@ -485,6 +496,7 @@ export class Server {
     } else if (this.maxconn !== maxconnBefore) {
       this.onCapacity(this);
     }
+    if (awaitingBefore && !this.awaitingFirstCheck) this.onJudged(this, reason);
     if (resumed || (pausedBefore && !this.checksPaused)) this.checkNow?.();
   }
 
@@ -493,6 +505,7 @@ export class Server {
     this.firstCheckDone = true;
     this.change(result.reason, () => {
       this.health.success();
+      this.awaitingFirstCheck = false;
       this.consecutiveErrors = 0;
       this.standby = result.standby === true;
     });
@@ -505,6 +518,7 @@ export class Server {
     this.change(result.reason, () => {
       const wasUp = this.health.up;
       this.health.failure();
+      this.awaitingFirstCheck = false;
       // A DOWN only the connect to failedPort found (UP out of MAINT, that port still refusing) is
       // that port's, as the passive DOWN that set it was (connectFailed).
       const port = this.failedPort;

@@ -10,7 +10,8 @@ import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { startProxy, startTcpServer, stopAll, type TestServer } from '../helpers/proxy-harness.js';
+import { sample } from '../helpers/prom-text.js';
+import { startProxy, startTcpServer, stopAll, type ProxyProcess, type TestServer } from '../helpers/proxy-harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'licgate-init-state-'));
@@ -66,16 +67,28 @@ async function webhookReceiver(): Promise<{ url: string; got: Record<string, unk
  * A config whose backend `licenses` (frontend lmgrd on a free port) has `servers` (YAML list lines)
  * checked by `script`; `top`: lines before frontends; `timing`: the check's other keys.
  */
-function config(script: string, servers: string, opts: { top?: string; timing?: string } = {}): string {
+function config(script: string, servers: string, opts: { top?: string; timing?: string; backend?: string } = {}): string {
   return `${opts.top ?? ''}
 frontends:
   - { name: lmgrd, listen: "127.0.0.1:0", backend: licenses }
 backends:
   - name: licenses
-    check: { type: exec, argv: [${JSON.stringify(script)}, "{port}"], ${opts.timing ?? 'inter: 200ms, rise: 2, fall: 3, timeout: 30s'} }
+${opts.backend ?? ''}    check: { type: exec, argv: [${JSON.stringify(script)}, "{port}"], ${opts.timing ?? 'inter: 200ms, rise: 2, fall: 3, timeout: 30s'} }
     servers:
 ${servers}
 `;
+}
+
+/**
+ * Once server a's UP webhook came: no tier change to active was logged, notified (a's UP is, as
+ * any UP) or counted from `from`.
+ */
+async function expectNoFailover(proxy: ProxyProcess, hook: { got: Record<string, unknown>[] }, from: string): Promise<void> {
+  await waitFor(() => hook.got.find((n) => n.server === 'a'), { timeoutMs: 5000, what: "a's webhook" });
+  const metrics = (await proxy.get('/metrics')).body;
+  expect(sample(metrics, 'licgate_backend_failovers_total', { backend: 'licenses', from, to: 'active' })).toBe(0);
+  expect(hook.got.filter((n) => n.event !== 'server-state')).toEqual([]);
+  expect(proxy.logs.filter((l) => l.to !== undefined && l.server === undefined)).toEqual([]);
 }
 
 describe('init_state behind licgate run', () => {
@@ -120,6 +133,44 @@ describe('init_state behind licgate run', () => {
     expect(closed).toBe(true);
     open(dir, a);
     await waitFor(async () => (await fetchName(proxy.port)) === 'a', { timeoutMs: 10_000, what: 'a client served by a' });
+  });
+
+  it('failback manual: a primary that starts down serves once its first check passes, not the backup for good; the start is no failover', async () => {
+    const dir = mkdtempSync(join(scratch, 'manual-'));
+    const script = checkScript(dir);
+    const [a, b] = [await named('a'), await named('b')];
+    open(dir, b);
+    const hook = await webhookReceiver();
+    const proxy = await startProxy(config(script, `      - { name: a, address: "127.0.0.1:${a.port}", init_state: down }
+      - { name: b, address: "127.0.0.1:${b.port}", backup: true }`, { top: `notify:
+  webhooks: [{ url: ${hook.url} }]`, backend: '    failback: manual\n' }), { waitReady: false });
+    await waitFor(async () => (await proxy.status()).backends[0]!.servers.map((s) => s.state).join() === 'DOWN 1/2,UP', { timeoutMs: 10_000, what: 'a DOWN 1/2, b UP' });
+    // Until a's first check, the backup takes the clients, as HAProxy's backup server does.
+    expect(await fetchName(proxy.port)).toBe('b');
+
+    open(dir, a);
+    await waitFor(async () => (await proxy.server('licenses', 'a')).state === 'UP', { timeoutMs: 10_000, what: 'a UP after its first check' });
+    for (let i = 0; i < 3; i++) expect(await fetchName(proxy.port)).toBe('a');
+    expect((await proxy.backend('licenses')).tier).toBe('active');
+    // a's UP is notified as any UP; no tier change: a start with a's check passing at once is none.
+    await expectNoFailover(proxy, hook, 'backup');
+  });
+
+  it('every server down at start: the first to pass is no "none -> active" failover (log line, webhook, metric)', async () => {
+    const dir = mkdtempSync(join(scratch, 'none-'));
+    const script = checkScript(dir);
+    const [a, b] = [await named('a'), await named('b')];
+    const hook = await webhookReceiver();
+    const proxy = await startProxy(config(script, `      - { name: a, address: "127.0.0.1:${a.port}", init_state: down }
+      - { name: b, address: "127.0.0.1:${b.port}", init_state: down }`, { top: `notify:
+  webhooks: [{ url: ${hook.url} }]` }), { waitReady: false });
+    await waitFor(async () => (await proxy.status()).backends[0]!.servers.map((s) => s.state).join() === 'DOWN 1/2,DOWN 1/2', { timeoutMs: 10_000, what: 'a and b DOWN 1/2' });
+    // No server can take a client yet: the tier says so.
+    expect((await proxy.backend('licenses')).tier).toBe('none');
+    open(dir, a);
+    await waitFor(async () => (await fetchName(proxy.port)) === 'a', { timeoutMs: 10_000, what: 'a client served by a' });
+    expect((await proxy.backend('licenses')).tier).toBe('active');
+    await expectNoFailover(proxy, hook, 'none');
   });
 
   it('admin.state_file is applied over init_state at a start: a saved maint holds, a saved drain holds', async () => {

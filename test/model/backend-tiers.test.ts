@@ -12,18 +12,20 @@ const up = (s: Server): void => {
   for (let i = 0; i < 5; i++) s.checkSucceeded(result(true));
 };
 
-function make(failback: 'auto' | 'manual' = 'auto', extra = ''): { b: Backend; tiers: TierChangeEvent[]; s: (n: string) => Server } {
+const FOUR_SERVERS = `      - { name: a1, address: "10.0.0.11:27000", weight: 100 }
+      - { name: a2, address: "10.0.0.12:27000", weight: 100 }
+      - { name: b1, address: "10.0.1.11:27000", backup: true }
+      - { name: dr, address: "10.9.0.11:27000", tier: 2 }
+`;
+
+function make(failback: 'auto' | 'manual' = 'auto', extra = '', servers = FOUR_SERVERS): { b: Backend; tiers: TierChangeEvent[]; s: (n: string) => Server } {
   const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
 backends:
   - name: licenses
     failback: ${failback}
     check: { type: status, rise: 2, fall: 2 }
     servers:
-      - { name: a1, address: "10.0.0.11:27000", weight: 100 }
-      - { name: a2, address: "10.0.0.12:27000", weight: 100 }
-      - { name: b1, address: "10.0.1.11:27000", backup: true }
-      - { name: dr, address: "10.9.0.11:27000", tier: 2 }
-${extra}`);
+${servers}${extra}`);
   const events = new ModelEvents();
   const tiers: TierChangeEvent[] = [];
   events.on('tier-change', (e) => tiers.push(e));
@@ -411,5 +413,46 @@ describe('the queues at max_queue', () => {
     for (let i = 1; i < stay.size; i++) b.release(a, '192.0.2.2');
     expect(woken).toEqual([1, 3, 5, 0, 2, 4]);
     expect([b.queued, a.active]).toEqual([0, 1]);
+  });
+});
+
+describe('servers that start DOWN (init_state) and the serving tier', () => {
+  /** a1, a2 active with `init_state: down`, b1 backup UP at start. */
+  const starting = (failback: 'auto' | 'manual'): ReturnType<typeof make> =>
+    make(failback, '', `      - { name: a1, address: "10.0.0.11:27000", init_state: down }
+      - { name: a2, address: "10.0.0.12:27000", init_state: down }
+      - { name: b1, address: "10.0.1.11:27000", backup: true }
+`);
+
+  it('failback manual: the active tier serves once one of its servers passes its first check, after another failed its own; no tier change', () => {
+    const { b, tiers, s } = starting('manual');
+    expect(b.servingTier).toBe(1);
+    s('a1').checkFailed(result(false));
+    expect([s('a1').stateText, b.servingTier]).toEqual(['DOWN', 1]);
+    s('a2').checkSucceeded(result(true));
+    expect(b.servingTier).toBe(0);
+    expect(names(b, 2)).toEqual(['a2', 'a2']);
+    expect(tiers).toEqual([]);
+  });
+
+  it('failback manual: when every active server failed its first check, the backup is the tier in use and keeps serving when they recover', () => {
+    const { b, tiers, s } = starting('manual');
+    s('a1').checkFailed(result(false));
+    s('a2').checkFailed(result(false));
+    up(s('a1'));
+    expect(s('a1').stateText).toBe('UP');
+    expect(b.servingTier).toBe(1);
+    expect(names(b, 2)).toEqual(['b1', 'b1']);
+    expect(tiers).toEqual([]);
+  });
+
+  it('failback auto: the first check of a server that starts DOWN is no failback; a failover after it is announced as ever', () => {
+    const { b, tiers, s } = starting('auto');
+    s('a1').checkSucceeded(result(true));
+    expect(b.servingTier).toBe(0);
+    expect(tiers).toEqual([]);
+    down(s('a1'));
+    s('a2').checkFailed(result(false));
+    expect(tiers.map((t) => [t.from, t.to])).toEqual([[0, 1]]);
   });
 });
