@@ -388,7 +388,9 @@ export class Backend {
   reconsider(reason: string): void {
     // As before the change: the server it is about has had its first check now.
     const provisional = this.provisional;
-    const keep = this.cfg.failback === 'manual' && !provisional && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible || this.handingOver(s));
+    // A server of the tier in use that awaits its first check has not failed: a tier an admin kept
+    // through a restart (keepServing) is held while its servers start DOWN by their init_state.
+    const keep = this.cfg.failback === 'manual' && !provisional && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible || awaits(s) || this.handingOver(s));
     if (keep) return;
     const to = this.bestTier();
     // The tier the start meant to serve from, once its first check passed: no failover, as it is
@@ -445,7 +447,7 @@ export class Backend {
   settle(): number | null {
     const kept = this.kept ? this.servingTier : null;
     this.kept = false;
-    if (kept !== null && this.tierServers(kept).some((s) => s.eligible)) return null;
+    if (kept !== null && this.tierServers(kept).some((s) => s.eligible || awaits(s))) return null;
     this.servingTier = this.bestTier();
     this.provisional = this.awaitedAbove();
     return kept;

@@ -415,7 +415,8 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
  * when the config still has that backend with `failback: manual` and that tier has a server an
  * admin lets serve (ready, weight above 0: the servers' entries are restored first). Health is not
  * asked: no check has run yet and names are not looked up, and servers start UP until their first
- * checks say otherwise. The tier in use keeps serving through a restart as through a reload
+ * checks say otherwise (or DOWN by their init_state, which settle() holds the tier through too).
+ * The tier in use keeps serving through a restart as through a reload
  * (Backend.adoptRuntime), until the admin fails back or that tier cannot serve: settle() and the
  * first checks then move clients as `failback: manual` does while licgate runs. Deciding after the
  * first checks instead would have the frontends accept on the best tier meanwhile: clients would

@@ -191,6 +191,23 @@ describe('init_state behind licgate run', () => {
     expect(b.accepted.length + c.accepted.length).toBe(0);
   });
 
+  it('failback manual: a backup tier admin.state_file kept, its servers down at start, is still the tier in use after their first checks', async () => {
+    const dir = mkdtempSync(join(scratch, 'kept-'));
+    const script = checkScript(dir);
+    const [a, b] = [await named('a'), await named('b')];
+    open(dir, a);
+    const stateFile = join(dir, 'server-state');
+    writeFileSync(stateFile, JSON.stringify({ version: 1, servers: [], backends: [{ backend: 'licenses', serving_tier: 1, tier_servers: ['b'] }] }));
+    const proxy = await startProxy(config(script, `      - { name: a, address: "127.0.0.1:${a.port}", init_state: down }
+      - { name: b, address: "127.0.0.1:${b.port}", init_state: down, backup: true }`, { top: `admin: { listen: "127.0.0.1:0", state_file: ${JSON.stringify(stateFile)} }`, backend: '    failback: manual\n' }), { waitReady: false });
+    await waitFor(async () => (await proxy.server('licenses', 'a')).state === 'UP', { timeoutMs: 10_000, what: 'a UP' });
+    open(dir, b);
+    await waitFor(async () => (await proxy.server('licenses', 'b')).state === 'UP', { timeoutMs: 10_000, what: 'b UP after its first check' });
+    expect((await proxy.backend('licenses')).tier).toBe('backup');
+    for (let i = 0; i < 3; i++) expect(await fetchName(proxy.port)).toBe('b');
+    expect(proxy.logs.filter((l) => l.serving_tier !== undefined && l.level! >= 40).map((l) => l.msg)).toEqual([]);
+  });
+
   it('down: the first client is served right after start, not an inter (15 s) later', async () => {
     const dir = mkdtempSync(join(scratch, 'prompt-'));
     const script = checkScript(dir);
