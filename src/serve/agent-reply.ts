@@ -152,6 +152,7 @@ function featureFactor(license: LicenseInfo, from: WeightFromConfig): LicenseFac
 /**
  * What a sidecar says for `servers` (one server, or a whole backend):
  * - health: up when any of them is UP and not in MAINT (STATUS "Running" in the same sense);
+ *   none while every one not in MAINT awaits its first check (init_state down), else down;
  * - admin: ready when any of them can take new connections by admin state and token supply,
  *   else drain while any is not in MAINT or a triad standby, else maint. A FlexLM triad standby
  *   (Server.standby) says `up maint`: HAProxy sends a MAINT server no client, persistent ones
@@ -197,15 +198,21 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
     if (s.up) upWeight += w;
   }
   const up = servers.some((s) => s.up && !s.inMaint);
+  // Started DOWN by init_state, none checked yet: a sidecar that was restarted knows nothing of
+  // the license service yet. HAProxy marks a server DOWN at once on an agent's "down" (no `fall`),
+  // which logged a DOWN and failed over at every sidecar restart; no health word leaves HAProxy's
+  // own state, which its health check keeps deciding, as while the agent could not be reached.
+  const unchecked = !up && servers.some((s) => !s.inMaint) && servers.every((s) => s.inMaint || s.awaitingFirstCheck);
   const admin: AgentAdminWord = ready ? 'ready' : notMaint ? 'drain' : 'maint';
   const weight = admin === 'maint' && standby !== null ? standbyWeight : up ? upWeight : anyWeight;
   const comments: string[] = [];
   if (admin === 'maint') comments.push(standby === null ? 'maintenance' : (standby.lastCheck?.reason ?? standby.stateText));
+  else if (unchecked) comments.push('no check yet');
   else if (!up) comments.push(downReason(servers));
   else if (admin === 'drain' && servers.some((s) => s.draining && !s.inMaint)) comments.push('draining');
   comments.push(...notes);
   return {
-    health: up ? 'up' : 'down',
+    health: up ? 'up' : unchecked ? null : 'down',
     admin,
     weightPercent: percentOf(weight, configured),
     maxconn: allMaxconn ? maxconn : null,

@@ -152,6 +152,20 @@ describe('agentReportFor (what the sidecar says)', () => {
     expect(reply([lic1!])).toBe('up ready 100%\n');
   });
 
+  it('no health word while every server starts DOWN (init_state) and awaits its first check; down once a check failed', () => {
+    const m = new Model(loadConfigText(`admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    check: { type: status, rise: 2, fall: 1 }\n    servers:\n      - { name: a, address: 127.0.0.1:27000, weight: 100, init_state: down }\n      - { name: b, address: 127.0.0.1:27001, weight: 100, init_state: fully-down }\n`));
+    const [a, b] = servers(m);
+    expect(a!.stateText).toBe('DOWN 1/2');
+    expect(reply([a!, b!])).toBe('ready 100% #no check yet\n');
+    a!.checkFailed(bad('connection refused'));
+    expect(reply([a!])).toBe('down ready 100% #DOWN: connection refused\n');
+    expect(reply([b!])).toBe('ready 100% #no check yet\n');
+    expect(reply([a!, b!])).toMatch(/^down ready 100% #no server up: /);
+    b!.checkSucceeded(ok());
+    b!.checkSucceeded(ok());
+    expect(reply([b!])).toBe('up ready 100%\n');
+  });
+
   it('one server: up ready 100% when healthy', () => {
     const m = model(['a 100']);
     const [a] = servers(m);
