@@ -393,10 +393,19 @@ export class Backend {
     const keep = this.cfg.failback === 'manual' && !provisional && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible || awaits(s) || this.handingOver(s));
     if (keep) return;
     const to = this.bestTier();
+    const from = this.servingTier;
     // The tier the start meant to serve from, once its first check passed: no failover, as it is
     // none when its servers start UP (init_state up) and pass.
-    this.setServing(to, reason, !(provisional && to !== null && (this.servingTier === null || to < this.servingTier)));
-    if (provisional) this.provisional = this.awaitedAbove();
+    const quiet = provisional && to !== null && (from === null || to < from);
+    this.setServing(to, reason, !quiet);
+    if (!provisional) return;
+    this.provisional = this.awaitedAbove();
+    // The start's own tier failed its first checks: serving from another is a failover now, as with
+    // init_state up. Unannounced, `failback: manual` held the backup with no line saying so.
+    const meant = this.tiers[0]?.tier ?? null;
+    if (!this.provisional && (to === from || quiet) && this.servingTier !== meant) {
+      this.events.emit('tier-change', { backend: this.name, from: meant, to: this.servingTier, reason: `${tierName(meant)} -> ${tierName(this.servingTier)}: ${reason}` });
+    }
   }
 
   /** A server of a better tier than the serving one (any, when none serves) awaits its first check. */

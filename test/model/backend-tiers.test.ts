@@ -435,15 +435,20 @@ describe('servers that start DOWN (init_state) and the serving tier', () => {
     expect(tiers).toEqual([]);
   });
 
-  it('failback manual: when every active server failed its first check, the backup is the tier in use and keeps serving when they recover', () => {
+  it('failback manual: when every active server failed its first check, the backup is the tier in use, announced as a failover once, and keeps serving when they recover', () => {
     const { b, tiers, s } = starting('manual');
     s('a1').checkFailed(result(false));
+    expect(tiers).toEqual([]);
     s('a2').checkFailed(result(false));
+    // What init_state up announces when the active tier fails its first checks: an admin must learn
+    // that the backup serves, which failback: manual holds until they fail back.
+    expect(tiers.map((t) => [t.from, t.to])).toEqual([[0, 1]]);
+    expect(tiers[0]!.reason).toMatch(/^active -> backup: a2 DOWN/);
     up(s('a1'));
     expect(s('a1').stateText).toBe('UP');
     expect(b.servingTier).toBe(1);
     expect(names(b, 2)).toEqual(['b1', 'b1']);
-    expect(tiers).toEqual([]);
+    expect(tiers).toHaveLength(1);
   });
 
   it('failback auto: the first check of a server that starts DOWN is no failback; a failover after it is announced as ever', () => {
