@@ -408,7 +408,7 @@ export class Backend {
     }
   }
 
-  /** A server of a better tier than the serving one (any, when none serves) awaits its first check. */
+  /** A server of a better tier than the serving one (any, when none serves) awaits its first UP. */
   private awaitedAbove(): boolean {
     const serving = this.servingTier;
     return this.servers.some((s) => (serving === null || s.tier < serving) && awaits(s));
@@ -508,8 +508,8 @@ export class Backend {
 }
 
 const isUsable = (s: Server): boolean => s.usable;
-/** Would be eligible but for its init_state DOWN, which only its first check ends. */
-const awaits = (s: Server): boolean => s.awaitingFirstCheck && !s.draining && !s.inMaint && s.effectiveWeight > 0;
+/** Would be eligible but for its init_state DOWN, which ends when it is UP or a check fails. */
+const awaits = (s: Server): boolean => s.awaitingFirstUp && !s.draining && !s.inMaint && s.effectiveWeight > 0;
 const isAnswering = (s: Server): boolean => s.usable && s.overdue === 0;
 const isAnsweringFirstSteps = (s: Server): boolean => s.usable && s.overdue === s.secondStepsOverdue;
 /** Has a slot for the clients queued on it (enqueueOn): a drained server's second steps too. */

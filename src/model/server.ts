@@ -123,11 +123,13 @@ export class Server {
   /** Set after the first active check, so /ready knows every server has been looked at. */
   firstCheckDone: boolean;
   /**
-   * Started DOWN by its init_state and no check has judged it yet. It is no failed server: the
+   * Started DOWN by its init_state, not UP yet, and no check has failed. It is no failed server: the
    * tier it is in is the one the start meant to serve (Backend.provisional), and `failback: manual`
-   * must not hold the backup tier for good against it (see Backend.reconsider).
+   * must not hold the backup tier for good against it (see Backend.reconsider). A passed check that
+   * leaves it DOWN (`fully-down`, rise 3: DOWN 1/3) does not end it: ended there, a primary on its
+   * way up counted as failed, and `failback: manual` held the backup for good.
    */
-  awaitingFirstCheck: boolean;
+  awaitingFirstUp: boolean;
   /**
    * Installed by the check scheduler running this server's checks. Passive health calls it when it
    * marks the server DOWN, so the next active check comes at fastinter rather than a whole `inter`
@@ -194,7 +196,7 @@ export class Server {
     private readonly onCapacity: ServerCapacity = () => {},
     /** on_marked_down for the sessions a DOWN confined to `port` kept (downOnPort): lost too, for `reason`. */
     private readonly onRestLost: (server: Server, port: number, reason: string) => void = () => {},
-    /** Its first check ended awaitingFirstCheck, whatever it changed (a failure from DOWN changes no state). */
+    /** A check ended awaitingFirstUp, whatever it changed (a failure from DOWN changes no state). */
     private readonly onJudged: (server: Server, reason: string) => void = () => {},
   ) {
     this.name = cfg.name;
@@ -209,7 +211,7 @@ export class Server {
     this.initState = checked ? cfg.init_state : 'up';
     // Set, not changed: a server that starts DOWN (init_state) logs and notifies no DOWN at start.
     this.health = new HealthState(rise, fall, this.initState);
-    this.awaitingFirstCheck = !this.health.up;
+    this.awaitingFirstUp = !this.health.up;
   }
 
   /** Sessions holding a slot now (maxconn, leastconn, /status). */
@@ -331,7 +333,7 @@ export class Server {
       this.lastWholeLicense = old.lastWholeLicense;
     }
     this.firstCheckDone = !this.checked || (sameCheck && old.firstCheckDone);
-    this.awaitingFirstCheck = this.checked && old.awaitingFirstCheck;
+    this.awaitingFirstUp = this.checked && old.awaitingFirstUp;
     this.stateSince = firstWord(this.stateText) === firstWord(old.stateText) ? old.stateSince : performance.now();
   }
 
@@ -480,7 +482,7 @@ export class Server {
     const pausedBefore = this.checksPaused;
     const healthPausedBefore = this.healthPaused;
     const upBefore = this.up && !this.inMaint;
-    const awaitingBefore = this.awaitingFirstCheck;
+    const awaitingBefore = this.awaitingFirstUp;
     mutate();
     // Leaving maintenance, health is as old as the maintenance: as HAProxy 3.1, the server comes
     // back in its init_state (by default UP with one failure of margin, "start OK but check
@@ -496,7 +498,7 @@ export class Server {
     } else if (this.maxconn !== maxconnBefore) {
       this.onCapacity(this);
     }
-    if (awaitingBefore && !this.awaitingFirstCheck) this.onJudged(this, reason);
+    if (awaitingBefore && !this.awaitingFirstUp) this.onJudged(this, reason);
     if (resumed || (pausedBefore && !this.checksPaused)) this.checkNow?.();
   }
 
@@ -505,7 +507,7 @@ export class Server {
     this.firstCheckDone = true;
     this.change(result.reason, () => {
       this.health.success();
-      this.awaitingFirstCheck = false;
+      if (this.health.up) this.awaitingFirstUp = false;
       this.consecutiveErrors = 0;
       this.standby = result.standby === true;
     });
@@ -518,7 +520,7 @@ export class Server {
     this.change(result.reason, () => {
       const wasUp = this.health.up;
       this.health.failure();
-      this.awaitingFirstCheck = false;
+      this.awaitingFirstUp = false;
       // A DOWN only the connect to failedPort found (UP out of MAINT, that port still refusing) is
       // that port's, as the passive DOWN that set it was (connectFailed).
       const port = this.failedPort;

@@ -152,7 +152,8 @@ function featureFactor(license: LicenseInfo, from: WeightFromConfig): LicenseFac
 /**
  * What a sidecar says for `servers` (one server, or a whole backend):
  * - health: up when any of them is UP and not in MAINT (STATUS "Running" in the same sense);
- *   none while every one not in MAINT awaits its first check (init_state down), else down;
+ *   none while every one not in MAINT started DOWN by its init_state and no check of it failed yet
+ *   (it is not UP yet), else down;
  * - admin: ready when any of them can take new connections by admin state and token supply,
  *   else drain while any is not in MAINT or a triad standby, else maint. A FlexLM triad standby
  *   (Server.standby) says `up maint`: HAProxy sends a MAINT server no client, persistent ones
@@ -202,12 +203,13 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
   // the license service yet. HAProxy marks a server DOWN at once on an agent's "down" (no `fall`),
   // which logged a DOWN and failed over at every sidecar restart; no health word leaves HAProxy's
   // own state, which its health check keeps deciding, as while the agent could not be reached.
-  const unchecked = !up && servers.some((s) => !s.inMaint) && servers.every((s) => s.inMaint || s.awaitingFirstCheck);
+  const unchecked = !up && servers.some((s) => !s.inMaint) && servers.every((s) => s.inMaint || s.awaitingFirstUp);
   const admin: AgentAdminWord = ready ? 'ready' : notMaint ? 'drain' : 'maint';
   const weight = admin === 'maint' && standby !== null ? standbyWeight : up ? upWeight : anyWeight;
   const comments: string[] = [];
   if (admin === 'maint') comments.push(standby === null ? 'maintenance' : (standby.lastCheck?.reason ?? standby.stateText));
-  else if (unchecked) comments.push('no check yet');
+  // fully-down with rise 3: DOWN 1/3 after a passed check is on its way UP, not DOWN either.
+  else if (unchecked) comments.push(servers.find((s) => s.firstCheckDone && !s.inMaint)?.stateText ?? 'no check yet');
   else if (!up) comments.push(downReason(servers));
   else if (admin === 'drain' && servers.some((s) => s.draining && !s.inMaint)) comments.push('draining');
   comments.push(...notes);

@@ -451,6 +451,32 @@ describe('servers that start DOWN (init_state) and the serving tier', () => {
     expect(tiers).toHaveLength(1);
   });
 
+  it('failback manual, fully-down: a server still rising after its first passed check (DOWN 1/2) has not failed; its tier serves once UP, no tier change', () => {
+    const { b, tiers, s } = make('manual', '', `      - { name: a1, address: "10.0.0.11:27000", init_state: fully-down }
+      - { name: b1, address: "10.0.1.11:27000", backup: true }
+`);
+    expect(b.servingTier).toBe(1);
+    s('a1').checkSucceeded(result(true));
+    expect([s('a1').stateText, b.servingTier]).toEqual(['DOWN 1/2', 1]);
+    expect(tiers).toEqual([]);
+    s('a1').checkSucceeded(result(true));
+    expect([s('a1').stateText, b.servingTier]).toEqual(['UP', 0]);
+    expect(names(b, 2)).toEqual(['a1', 'a1']);
+    expect(tiers).toEqual([]);
+  });
+
+  it('failback manual, fully-down: a check failing after a passed one ends the wait: the backup is a failover, held when the server recovers', () => {
+    const { b, tiers, s } = make('manual', '', `      - { name: a1, address: "10.0.0.11:27000", init_state: fully-down }
+      - { name: b1, address: "10.0.1.11:27000", backup: true }
+`);
+    s('a1').checkSucceeded(result(true));
+    s('a1').checkFailed(result(false));
+    expect(tiers.map((t) => [t.from, t.to])).toEqual([[0, 1]]);
+    up(s('a1'));
+    expect([s('a1').stateText, b.servingTier]).toEqual(['UP', 1]);
+    expect(tiers).toHaveLength(1);
+  });
+
   it('failback auto: the first check of a server that starts DOWN is no failback; a failover after it is announced as ever', () => {
     const { b, tiers, s } = starting('auto');
     s('a1').checkSucceeded(result(true));

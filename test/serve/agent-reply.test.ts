@@ -162,6 +162,8 @@ describe('agentReportFor (what the sidecar says)', () => {
     expect(reply([b!])).toBe('ready 100% #no check yet\n');
     expect(reply([a!, b!])).toMatch(/^down ready 100% #no server up: /);
     b!.checkSucceeded(ok());
+    // fully-down, rise 2: on its way UP after a passed check; a "down" would have HAProxy fail over.
+    expect(reply([b!])).toBe('ready 100% #DOWN 1/2\n');
     b!.checkSucceeded(ok());
     expect(reply([b!])).toBe('up ready 100%\n');
   });
