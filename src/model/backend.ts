@@ -388,9 +388,9 @@ export class Backend {
   reconsider(reason: string): void {
     // As before the change: the server it is about has had its first check now.
     const provisional = this.provisional;
-    // A server of the tier in use that awaits its first check has not failed: a tier an admin kept
+    // A server of the tier in use that awaits its first UP has not failed: a tier an admin kept
     // through a restart (keepServing) is held while its servers start DOWN by their init_state.
-    const keep = this.cfg.failback === 'manual' && !provisional && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible || awaits(s) || this.handingOver(s));
+    const keep = this.cfg.failback === 'manual' && !provisional && this.servingTier !== null && this.tierServers(this.servingTier).some((s) => s.eligible || s.awaited || this.handingOver(s));
     if (keep) return;
     const to = this.bestTier();
     const from = this.servingTier;
@@ -411,7 +411,7 @@ export class Backend {
   /** A server of a better tier than the serving one (any, when none serves) awaits its first UP. */
   private awaitedAbove(): boolean {
     const serving = this.servingTier;
-    return this.servers.some((s) => (serving === null || s.tier < serving) && awaits(s));
+    return this.servers.some((s) => (serving === null || s.tier < serving) && s.awaited);
   }
 
   /**
@@ -456,7 +456,7 @@ export class Backend {
   settle(): number | null {
     const kept = this.kept ? this.servingTier : null;
     this.kept = false;
-    if (kept !== null && this.tierServers(kept).some((s) => s.eligible || awaits(s))) return null;
+    if (kept !== null && this.tierServers(kept).some((s) => s.eligible || s.awaited)) return null;
     this.servingTier = this.bestTier();
     this.provisional = this.awaitedAbove();
     return kept;
@@ -508,8 +508,6 @@ export class Backend {
 }
 
 const isUsable = (s: Server): boolean => s.usable;
-/** Would be eligible but for its init_state DOWN, which ends when it is UP or a check fails. */
-const awaits = (s: Server): boolean => s.awaitingFirstUp && !s.draining && !s.inMaint && s.effectiveWeight > 0;
 const isAnswering = (s: Server): boolean => s.usable && s.overdue === 0;
 const isAnsweringFirstSteps = (s: Server): boolean => s.usable && s.overdue === s.secondStepsOverdue;
 /** Has a slot for the clients queued on it (enqueueOn): a drained server's second steps too. */

@@ -196,7 +196,7 @@ export class Server {
     private readonly onCapacity: ServerCapacity = () => {},
     /** on_marked_down for the sessions a DOWN confined to `port` kept (downOnPort): lost too, for `reason`. */
     private readonly onRestLost: (server: Server, port: number, reason: string) => void = () => {},
-    /** A check ended awaitingFirstUp, whatever it changed (a failure from DOWN changes no state). */
+    /** It is no longer `awaited` (a check, or an admin), whatever it changed (a failure from DOWN changes no state). */
     private readonly onJudged: (server: Server, reason: string) => void = () => {},
   ) {
     this.name = cfg.name;
@@ -442,6 +442,14 @@ export class Server {
     return this.up && !this.inMaint && !this.standby;
   }
 
+  /**
+   * Would be eligible but for its init_state DOWN (awaitingFirstUp): Backend.provisional waits for
+   * it. An admin's drain, maint or weight 0 ends that as its check does (see change).
+   */
+  get awaited(): boolean {
+    return this.awaitingFirstUp && !this.draining && !this.inMaint && this.effectiveWeight > 0;
+  }
+
   /** Same as usable but ignoring maxconn: whether the server counts for tier selection. */
   get eligible(): boolean {
     return this.up && !this.draining && !this.inMaint && !this.standby && this.effectiveWeight > 0;
@@ -482,7 +490,7 @@ export class Server {
     const pausedBefore = this.checksPaused;
     const healthPausedBefore = this.healthPaused;
     const upBefore = this.up && !this.inMaint;
-    const awaitingBefore = this.awaitingFirstUp;
+    const awaitedBefore = this.awaited;
     mutate();
     // Leaving maintenance, health is as old as the maintenance: as HAProxy 3.1, the server comes
     // back in its init_state (by default UP with one failure of margin, "start OK but check
@@ -498,7 +506,9 @@ export class Server {
     } else if (this.maxconn !== maxconnBefore) {
       this.onCapacity(this);
     }
-    if (awaitingBefore && !this.awaitingFirstUp) this.onJudged(this, reason);
+    // Not only a check: a drain or maint in the window changes no eligibility either (DOWN before
+    // and after), and left the backend provisional, announcing its failover at some later change.
+    if (awaitedBefore && !this.awaited) this.onJudged(this, reason);
     if (resumed || (pausedBefore && !this.checksPaused)) this.checkNow?.();
   }
 

@@ -477,6 +477,19 @@ describe('servers that start DOWN (init_state) and the serving tier', () => {
     expect(tiers).toHaveLength(1);
   });
 
+  it('failback manual: an admin taking the active servers out before their first checks (maint, drain) is a failover then, held when they pass', () => {
+    const { b, tiers, s } = starting('manual');
+    s('a1').setAdmin('maint', 'ctl');
+    expect(tiers).toEqual([]);
+    s('a2').setAdmin('drain', 'ctl');
+    // As init_state up announces the drain of the last active server: with the reason that made it.
+    expect(tiers.map((t) => [t.from, t.to, t.reason])).toEqual([[0, 1, 'active -> backup: a2 DOWN 1/2: ctl']]);
+    s('a2').setAdmin('ready', 'ctl');
+    s('a2').checkSucceeded(result(true));
+    expect([s('a2').stateText, b.servingTier]).toEqual(['UP', 1]);
+    expect(tiers).toHaveLength(1);
+  });
+
   it('failback auto: the first check of a server that starts DOWN is no failback; a failover after it is announced as ever', () => {
     const { b, tiers, s } = starting('auto');
     s('a1').checkSucceeded(result(true));
