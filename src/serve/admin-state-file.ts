@@ -230,7 +230,8 @@ export function adminStateOf(model: Model): AdminStateSnapshot {
       servers.push({ backend: b.name, server: s.name, address: formatHostPort(s.address), admin: s.admin, ...(s.weight !== s.configuredWeight ? { weight: s.weight, configured_weight: s.configuredWeight } : {}), ...(s.standby ? { standby: true as const } : {}) });
     }
     const tier = b.servingTier;
-    if (b.cfg.failback === 'manual' && tier !== null && tier !== startTier(b.servers)) backends.push({ backend: b.name, serving_tier: tier, tier_servers: b.servers.filter((s) => s.tier === tier).map((s) => s.name) });
+    // Not a provisional tier: no admin kept it, nor did a failover give it (see Backend.provisional).
+    if (b.cfg.failback === 'manual' && !b.provisional && tier !== null && tier !== startTier(b.servers)) backends.push({ backend: b.name, serving_tier: tier, tier_servers: b.servers.filter((s) => s.tier === tier).map((s) => s.name) });
   }
   return { servers, backends };
 }

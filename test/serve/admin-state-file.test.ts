@@ -216,3 +216,16 @@ describe('restoreAdminState: FlexLM triad standbys', () => {
     expect(JSON.parse(readFileSync(file, 'utf8')).servers).toEqual([entry('lic', 'b', 2, { standby: true })]);
   });
 });
+
+describe('adminStateOf: the serving tier', () => {
+  it('does not save the backup a start serves from while the active servers await their first UP (init_state); saves it once they failed', () => {
+    const model = new Model(loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    failback: manual\n    check: { type: tcp }\n    servers:\n      - { name: a, address: 127.0.0.1:1, init_state: down }\n      - { name: b, address: 127.0.0.1:2, backup: true }\n'));
+    const lic = model.backend('lic')!;
+    expect(lic.servingTier).toBe(1);
+    // Saved, a restart in the window (or a write then, with no write after the quiet move to the
+    // active tier) restored the backup as kept by an admin, which failback: manual held for good.
+    expect(adminStateOf(model).backends).toEqual([]);
+    lic.servers[0]!.checkFailed({ ok: false, reason: 'connection refused', durationMs: 1, at: 0 });
+    expect(adminStateOf(model).backends).toEqual([{ backend: 'lic', serving_tier: 1, tier_servers: ['b'] }]);
+  });
+});
