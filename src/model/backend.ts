@@ -25,10 +25,11 @@ export class Backend {
   private kept = false;
   /**
    * Serving from a worse tier (or none) only because servers of a better one start DOWN by their
-   * init_state and await their first check. Those checks decide the start's tier, without an event:
-   * with `failback: manual`, a primary DOWN only until its first check passed kept the backup tier
-   * in use for good, and every start was a failover (log line, webhook, licgate_backend_failovers_total).
-   * Never after keepServing: that tier is an admin's, which manual failback holds.
+   * init_state and await their first UP (Server.awaited). Their checks decide the start's tier: one
+   * that comes UP takes its tier back without an event (else, with `failback: manual`, a primary DOWN
+   * only until its first check kept the backup in use for good, and every start was a failover);
+   * once none awaits, a tier in use that is not the first is announced as the failover it is
+   * (reconsider). Never after keepServing: that tier is an admin's, which manual failback holds.
    */
   provisional = false;
   private readonly tiers: { tier: number; servers: Server[] }[];
@@ -386,7 +387,7 @@ export class Backend {
 
   /** Serve from the right tier after a change (failback manual keeps the tier in use while it can serve). */
   reconsider(reason: string): void {
-    // As before the change: the server it is about has had its first check now.
+    // As before the change: the server it is about may no longer be awaited now.
     const provisional = this.provisional;
     // A server of the tier in use that awaits its first UP has not failed: a tier an admin kept
     // through a restart (keepServing) is held while its servers start DOWN by their init_state.

@@ -417,8 +417,8 @@ export async function restoreAdminState(model: Model, writer: AdminStateWriter, 
  * admin lets serve (ready, weight above 0: the servers' entries are restored first). Health is not
  * asked: no check has run yet and names are not looked up, and servers start UP until their first
  * checks say otherwise (or DOWN by their init_state, which settle() holds the tier through too).
- * The tier in use keeps serving through a restart as through a reload
- * (Backend.adoptRuntime), until the admin fails back or that tier cannot serve: settle() and the
+ * The tier in use keeps serving through a restart as through a reload (Backend.adoptRuntime),
+ * until the admin fails back or that tier cannot serve: settle() and the
  * first checks then move clients as `failback: manual` does while licgate runs. Deciding after the
  * first checks instead would have the frontends accept on the best tier meanwhile: clients would
  * check out there and again on the backup once it was restored, each a second license (FlexLM

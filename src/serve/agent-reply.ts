@@ -199,22 +199,22 @@ export function agentReportFor(servers: readonly Server[], from: WeightFromConfi
     if (s.up) upWeight += w;
   }
   const up = servers.some((s) => s.up && !s.inMaint);
-  // Started DOWN by init_state, none checked yet: a sidecar that was restarted knows nothing of
-  // the license service yet. HAProxy marks a server DOWN at once on an agent's "down" (no `fall`),
+  // Started DOWN by init_state, none UP yet and no check failed: a sidecar that was restarted
+  // knows nothing of the license service yet. HAProxy marks a server DOWN at once on an agent's "down" (no `fall`),
   // which logged a DOWN and failed over at every sidecar restart; no health word leaves HAProxy's
   // own state, which its health check keeps deciding, as while the agent could not be reached.
-  const unchecked = !up && servers.some((s) => !s.inMaint) && servers.every((s) => s.inMaint || s.awaitingFirstUp);
+  const awaiting = !up && servers.some((s) => !s.inMaint) && servers.every((s) => s.inMaint || s.awaitingFirstUp);
   const admin: AgentAdminWord = ready ? 'ready' : notMaint ? 'drain' : 'maint';
   const weight = admin === 'maint' && standby !== null ? standbyWeight : up ? upWeight : anyWeight;
   const comments: string[] = [];
   if (admin === 'maint') comments.push(standby === null ? 'maintenance' : (standby.lastCheck?.reason ?? standby.stateText));
   // fully-down with rise 3: DOWN 1/3 after a passed check is on its way UP, not DOWN either.
-  else if (unchecked) comments.push(servers.find((s) => s.firstCheckDone && !s.inMaint)?.stateText ?? 'no check yet');
+  else if (awaiting) comments.push(servers.find((s) => s.firstCheckDone && !s.inMaint)?.stateText ?? 'no check yet');
   else if (!up) comments.push(downReason(servers));
   else if (admin === 'drain' && servers.some((s) => s.draining && !s.inMaint)) comments.push('draining');
   comments.push(...notes);
   return {
-    health: up ? 'up' : unchecked ? null : 'down',
+    health: up ? 'up' : awaiting ? null : 'down',
     admin,
     weightPercent: percentOf(weight, configured),
     maxconn: allMaxconn ? maxconn : null,
