@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { notRegularFile, READ_NO_WAIT } from '../io/regular-file.js';
 
@@ -56,4 +57,17 @@ export function tokenFileWarning(file: string | null, key = 'admin.token_file'):
   const what = read && write ? 'readable and writable' : read ? 'readable' : 'writable';
   const can = key !== 'admin.token_file' ? (read ? 'any of them can push stick entries to this host' : 'any of them can put in a token of their own, taken at the next reload') : read ? 'any of them can drain servers or reload' : 'any of them can put in a token of their own, taken at the next reload';
   return `${key} ${file} is ${what} by every user on this host (mode 0${mode.toString(8)}): ${can}; chmod o-${read ? 'r' : ''}${write ? 'w' : ''} ${file}`;
+}
+
+/**
+ * Whether a presented token is the token held, compared in a time that depends neither on where
+ * they differ nor on their lengths (digests of equal length): the admin bearer check and a peers
+ * token rotation alike.
+ */
+export function sameToken(a: string, b: string): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
 }

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { sameToken } from '../config/admin-token.js';
 import { boundHost, formatHostPort, isWildcard } from '../config/address.js';
 import type { PeersConfig } from '../config/schema.js';
 import { allowListOf } from '../io/allow-list.js';
@@ -9,7 +10,6 @@ import { PeerEventSummary } from '../observe/peer-event-summary.js';
 import { clearLine, deleteLine, setLine, unstickServerLine, type PeerMessage } from './peer-codec.js';
 import { PeerListener, type PeerInbox } from './peer-listener.js';
 import { PeerPusher, type MarkKind, type PushSource, type PusherState } from './peer-pusher.js';
-import { sameToken } from './peer-token.js';
 
 /**
  * How often the refresh pass looks for entries whose peers' copy would lapse before this host's, at

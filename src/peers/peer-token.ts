@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readTokenFile } from '../config/admin-token.js';
 import { LicgateError } from '../errors.js';
 
@@ -11,10 +10,4 @@ export function peersToken(file: string): string {
   const t = readTokenFile(file, 'peers.token_file');
   if ('problem' in t) throw new LicgateError('E_PEERS_TOKEN', t.problem);
   return t.token;
-}
-
-/** Whether two tokens are the same, compared in a time that does not depend on where they differ. */
-export function sameToken(a: string, b: string): boolean {
-  const digest = (t: string): Buffer => createHash('sha256').update(t).digest();
-  return timingSafeEqual(digest(a), digest(b));
 }
