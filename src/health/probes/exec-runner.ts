@@ -39,7 +39,7 @@ const CLOSE_GRACE_MS = 500;
  * abort or an output flood the whole group is SIGKILLed, because license tools (lmutil on a dead
  * triad member) hang and wrapper scripts leave grandchildren that a plain child.kill() would orphan.
  * It settles by the command's exit: a grandchild still holding the output half a second later is
- * killed with the group.
+ * killed with the group, and so is one left running once it has settled.
  */
 export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecResult> {
   const command = argv[0];
@@ -86,7 +86,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
         // after a setuid exec) must not throw out of a timer; the direct child is the best we can do.
         if ((err as NodeJS.ErrnoException).code !== 'ESRCH') child.kill('SIGKILL');
       }
-      if (child.exitCode !== null || child.signalCode !== null) startGrace();
+      if (!settled && (child.exitCode !== null || child.signalCode !== null)) startGrace();
     };
     const startGrace = (): void => {
       graceTimer ??= setTimeout(() => {
@@ -115,6 +115,9 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
       settled = true;
       timer.clear();
       clearTimeout(graceTimer);
+      // A background job that let go of our pipes (`cmd >/dev/null &`, a double fork) closed them
+      // at the command's exit, so no grace ran to end it: each check would leave one behind.
+      killGroup();
       opts.signal?.removeEventListener('abort', onAbort);
       const result: ExecResult = {
         exitCode,

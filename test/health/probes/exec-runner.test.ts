@@ -65,6 +65,18 @@ describe('runExec', () => {
     await waitFor(`process group ${pgid} to be gone`, () => groupGone(pgid));
   });
 
+  it('ends a background job that let go of the output when the command exits, as one that holds it', async () => {
+    // A wrapper that starts `lmutil ... >"$tmp" 2>&1 &` (or double-forks) closes nothing of ours
+    // late, so the check settles at once; the job must not outlive it, or every check adds one.
+    for (const job of ['sleep 30 >/dev/null 2>&1 </dev/null &', '(sleep 30 >/dev/null 2>&1 </dev/null &);']) {
+      const r = await runExec(['sh', '-c', `echo $$; ${job} echo started`], { timeoutMs: 5000 });
+      expect(r).toMatchObject({ exitCode: 0, timedOut: false, truncated: false });
+      const pgid = Number(r.stdout.split('\n')[0]);
+      expect(pgid).toBeGreaterThan(1);
+      await waitFor(`the background job of "${job}" (process group ${pgid}) to be gone`, () => groupGone(pgid), 2000);
+    }
+  });
+
   it('kills the group and truncates when a command floods stdout', async () => {
     const r = await runExec(['sh', '-c', 'echo $$; exec yes'], { timeoutMs: 5000, maxOutputBytes: 4096 });
     expect(r).toMatchObject({ truncated: true, timedOut: false, exitCode: null, signal: 'SIGKILL' });
