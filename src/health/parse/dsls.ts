@@ -37,6 +37,9 @@ const ERROR_TEXT = /not connected|cannot connect|\berror\b/i;
 // starting, or whose license keys expired, says anything but "yes" and grants nothing, even though
 // getLicenseUsage still lists its licenses.
 const READY = /^(?:[^\s>]*\s?>\s*)?Ready:\s*(\S+)/i;
+// A cheap first look for the CSV header, whose columns are then found by name in any case
+// (headerColumns): a tool that spells one "InUse" must not read as a server that never answered.
+const HEADER_WORDS = [/feature/i, /count/i, /inuse/i];
 
 /**
  * Reads the output of `echo -e "connect HOST 4084\ngetLicenseUsage -csv" | DSLicSrv -admin`:
@@ -89,7 +92,7 @@ function scan(text: string): { info: LicenseInfo; csv: boolean } {
       const said = line.slice(line.search(/Ready:/i));
       if (errors.length < MAX_ERRORS) errors.push(said.length > MAX_ERROR_CHARS ? `${said.slice(0, MAX_ERROR_CHARS - 1)}…` : said);
       continue;
-    } else if (line.includes('Feature') && line.includes('Count') && line.includes('Inuse')) {
+    } else if (HEADER_WORDS.every((w) => w.test(line))) {
       columns = headerColumns(splitCsvLine(line));
       if (columns) continue;
     }

@@ -111,6 +111,15 @@ describe('parseDslsUsage on synthetic output', () => {
     }
   });
 
+  it('finds the CSV header whatever the case of its column names', () => {
+    const row = 'Dassault Systemes,1,MD2,ConcurrentUser,STD,424,,YLC,0,,1,10,3,0,0,,,,,,,,,,';
+    for (const header of [HEADER.replace('Inuse', 'InUse'), HEADER.toUpperCase(), HEADER.toLowerCase()]) {
+      const info = parseDslsUsage(`Connected to lic1:4084\n${header}\n${row}\n`);
+      expect(info.vendors, header).toEqual([{ name: 'DSLS', up: true }]);
+      expect(info.features, header).toEqual([{ name: 'MD2', issued: 10, in_use: 3 }]);
+    }
+  });
+
   it('counts a CSV header with no rows as an answering server with no features', () => {
     const info = parseDslsUsage(`Connected to lic1:4084\n${HEADER}\n`);
     expect(info.vendors).toEqual([{ name: 'DSLS', up: true }]);
