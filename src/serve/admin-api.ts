@@ -58,7 +58,8 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
       await route(req, res, params);
     } catch (e) {
       if (!(e instanceof AdminError)) throw e;
-      opts.log.warn({ status: e.status, code: e.code, method: req.method, path: req.url, peer: req.socket.remoteAddress, error: e.message }, 'admin call refused');
+      if (e instanceof RefusedToken) http.refusedAuth(req, { status: e.status, code: e.code, error: e.message });
+      else opts.log.warn({ status: e.status, code: e.code, method: req.method, path: req.url, peer: req.socket.remoteAddress, error: e.message }, 'admin call refused');
       refuse(req, res, e);
     }
   };
@@ -261,8 +262,11 @@ function authorize(req: IncomingMessage, token: string | null): void {
   const verdict = checkBearer(req, token);
   if (verdict === 'ok') return;
   const r = bearerRefusal(verdict);
-  throw new AdminError(r.code, r.status, r.error);
+  throw new RefusedToken(r.code, r.status, r.error);
 }
+
+/** A refusal anyone can cause without the token: logged in summary lines (AdminHttp.refusedAuth). */
+class RefusedToken extends AdminError {}
 
 function refuse(req: IncomingMessage, res: ServerResponse, e: AdminError): void {
   if (res.headersSent) {

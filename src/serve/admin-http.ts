@@ -34,6 +34,13 @@ export class AdminHttp {
    */
   private readonly hostRefusals: PeerEventSummary<{ method: string | undefined; path: string | undefined; host: string }>;
   private readonly byAddress: PeersByAddress;
+  /**
+   * Calls refused for their bearer token, in summary lines per code. A web page can POST to
+   * 127.0.0.1 in a loop without a token (a form or a no-cors fetch needs no preflight, and its Host
+   * is ours), and a line per call filled the journal, whose rate limit then dropped licgate's other
+   * lines, failovers among them.
+   */
+  private readonly authRefusals = new Map<string, PeerEventSummary<AuthRefusal>>();
 
   constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger, onRefused?: OnRefused) {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
@@ -107,8 +114,23 @@ export class AdminHttp {
     if (this.server.listening) this.server.close();
   }
 
+  /** A call refused for its bearer token (401, or 403 without admin.token_file): logged as hostRefusals are. */
+  refusedAuth(req: IncomingMessage, r: { status: number; code: string; error: string }): void {
+    let summary = this.authRefusals.get(r.code);
+    if (summary === undefined) {
+      summary = new PeerEventSummary<AuthRefusal>(({ count, lastReason, top }) => {
+        const { status, code, method, path, peer, error } = lastReason!;
+        this.log.warn({ status, code, method, path, peer, error, ...(count > 1 ? { refused: count, top_address: top } : {}) }, count > 1 ? `admin call refused (${count} refusals with ${code} since the last such line, the last shown, most from ${top})` : 'admin call refused');
+      });
+      this.authRefusals.set(r.code, summary);
+    }
+    const peer = req.socket.remoteAddress;
+    summary.note(peer, { status: r.status, code: r.code, method: req.method, path: req.url, peer, error: r.error });
+  }
+
   close(): Promise<void> {
     this.hostRefusals.close();
+    for (const s of this.authRefusals.values()) s.close();
     this.server.closeAllConnections();
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
@@ -160,6 +182,15 @@ export class AdminHttp {
     }
     sendJson(res, 404, { error: `no route ${path}` });
   }
+}
+
+interface AuthRefusal {
+  status: number;
+  code: string;
+  method: string | undefined;
+  path: string | undefined;
+  peer: string | undefined;
+  error: string;
 }
 
 function hostRefusal(host: string): string {

@@ -16,7 +16,7 @@ export function registerReloadRoute(http: AdminHttp, daemon: Daemon): void {
     const verdict = checkBearer(req, daemon.adminToken);
     if (verdict !== 'ok') {
       const r = bearerRefusal(verdict);
-      daemon.log.warn({ status: r.status, code: r.code, method: req.method, path: req.url, peer: req.socket.remoteAddress, error: r.error }, 'admin call refused');
+      http.refusedAuth(req, r);
       if (r.status === 401) res.setHeader('WWW-Authenticate', verdict === 'wrong' ? 'Bearer realm="licgate", error="invalid_token"' : 'Bearer realm="licgate"');
       sendJson(res, r.status, { error: r.error, code: r.code });
       return;

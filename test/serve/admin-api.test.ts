@@ -253,6 +253,31 @@ describe('admin API: authorization', () => {
     expect(s.logText()).not.toContain(TOKEN);
     expect(s.logText()).not.toContain('wrong-token-wrong-token');
   });
+
+  it('a loop of calls without the token (a page POSTing to 127.0.0.1) is logged in summary lines, not one line per call', async () => {
+    const s = await start();
+    const codes: number[] = [];
+    for (let i = 0; i < 30; i++) codes.push((await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { token: null })).status);
+    // POST /admin/reload refuses through its own route: its refusals join the same summary.
+    codes.push((await post(s, '/admin/reload', undefined, { token: null })).status);
+    codes.push((await post(s, '/admin/backends/lic/servers/a', { weight: 5 }, { token: 'wrong-token-wrong-token' })).status);
+    expect(new Set(codes)).toEqual(new Set([401]));
+    const refusedLines = async (): Promise<Record<string, unknown>[]> => {
+      await s.daemon.log.flush();
+      return s.logText().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.msg).startsWith('admin call refused'));
+    };
+    // The first of each code at once; a wrong token is another reason, worth its own line.
+    expect((await refusedLines()).map((l) => [l.msg, l.code])).toEqual([
+      ['admin call refused', 'E_ADMIN_NO_TOKEN'],
+      ['admin call refused', 'E_ADMIN_BAD_TOKEN'],
+    ]);
+    // The other 30 wait for their summary line, written at the latest when licgate stops.
+    await s.daemon.close();
+    const lines = await refusedLines();
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toMatchObject({ level: 40, status: 401, code: 'E_ADMIN_NO_TOKEN', method: 'POST', path: '/admin/reload', peer: '127.0.0.1', refused: 30, top_address: '127.0.0.1' });
+    expect(lines[2]!.msg).toBe('admin call refused (30 refusals with E_ADMIN_NO_TOKEN since the last such line, the last shown, most from 127.0.0.1)');
+  });
 });
 
 describe('admin API: request checks', () => {
