@@ -346,6 +346,8 @@ function isEmptyObject(v: unknown): boolean {
 
 /** A short rendering of a found value for an error message. */
 function preview(v: unknown): string {
+  // JSON.parse reads 1e309 as Infinity, which JSON.stringify writes as null: "found null" denied what was sent.
+  if (typeof v === 'number' && !Number.isFinite(v)) return `${v} (a number too large to hold)`;
   let text: string;
   try {
     text = JSON.stringify(v) ?? String(v);

@@ -358,6 +358,8 @@ describe('admin API: request checks', () => {
       ['{"weight": 1.5}', '"weight": expected a whole number 0-256 or a percentage like "50%", found 1.5'],
       ['{"weight": "50"}', '"weight": expected a whole number 0-256 or a percentage like "50%", found "50"'],
       ['{"weight": null}', '"weight": expected a whole number 0-256 or a percentage like "50%", found null'],
+      ['{"weight": 1e309}', '"weight": expected a whole number 0-256 or a percentage like "50%", found Infinity (a number too large to hold)'],
+      ['{"weight": -1e309}', '"weight": expected a whole number 0-256 or a percentage like "50%", found -Infinity (a number too large to hold)'],
       ['{"weight": "50.5%"}', '"weight": expected a whole number 0-256 or a percentage like "50%", found "50.5%"'],
       ['{"state": "down"}', '"state": expected one of ready | drain | maint, found "down"'],
       ['{"state": "drain", "weight": "x"}', '"weight": expected a whole number 0-256 or a percentage like "50%", found "x"'],
