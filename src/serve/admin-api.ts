@@ -10,7 +10,6 @@ import { tierName } from '../model/events.js';
 import type { Model } from '../model/model.js';
 import { percentOfWeight, type AdminState, type Server } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
-import { bearerRefusal, checkBearer } from './admin-auth.js';
 import { sendJson, type AdminHttp, type Route } from './admin-http.js';
 import { serverJson } from './status-json.js';
 import { sendStickTable } from './stick-table-json.js';
@@ -53,13 +52,12 @@ export function readAdminToken(file: string | null): string | null {
  */
 export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
   const guard = (route: (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>) => async (req: IncomingMessage, res: ServerResponse, params: string[]): Promise<void> => {
+    if (!http.authorized(req, res, opts.token)) return;
     try {
-      authorize(req, opts.token);
       await route(req, res, params);
     } catch (e) {
       if (!(e instanceof AdminError)) throw e;
-      if (e instanceof RefusedToken) http.refusedAuth(req, { status: e.status, code: e.code, error: e.message });
-      else opts.log.warn({ status: e.status, code: e.code, method: req.method, path: req.url, peer: req.socket.remoteAddress, error: e.message }, 'admin call refused');
+      opts.log.warn({ status: e.status, code: e.code, method: req.method, path: req.url, peer: req.socket.remoteAddress, error: e.message }, 'admin call refused');
       refuse(req, res, e);
     }
   };
@@ -257,23 +255,11 @@ export function findServer(model: Model, backendName: string, name: string): { b
   return { backend, server };
 }
 
-/** 403 when mutations are disabled, 401 without or with a wrong token (constant-time compare in admin-auth). */
-function authorize(req: IncomingMessage, token: string | null): void {
-  const verdict = checkBearer(req, token);
-  if (verdict === 'ok') return;
-  const r = bearerRefusal(verdict);
-  throw new RefusedToken(r.code, r.status, r.error);
-}
-
-/** A refusal anyone can cause without the token: logged in summary lines (AdminHttp.refusedAuth). */
-class RefusedToken extends AdminError {}
-
 function refuse(req: IncomingMessage, res: ServerResponse, e: AdminError): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  if (e.status === 401) res.setHeader('WWW-Authenticate', e.code === 'E_ADMIN_BAD_TOKEN' ? 'Bearer realm="licgate", error="invalid_token"' : 'Bearer realm="licgate"');
   if (e.status === 413) {
     // The rest of the body is not wanted: close instead of draining it for keep-alive.
     res.setHeader('Connection', 'close');

@@ -9,6 +9,7 @@ import { backendJson } from './status-json.js';
 import { listenAt, MAX_CONTROL_PEERS, type BindOptions } from '../io/listen.js';
 import { LOCAL_RESERVE, MAX_PEERS_PER_ADDRESS, PeersByAddress, type OnRefused } from '../io/peers-by-address.js';
 import { PeerEventSummary } from '../observe/peer-event-summary.js';
+import { bearerRefusal, checkBearer } from './admin-auth.js';
 
 /**
  * An answer the peer has not taken this long after it was written is dropped with its connection.
@@ -114,8 +115,14 @@ export class AdminHttp {
     if (this.server.listening) this.server.close();
   }
 
-  /** A call refused for its bearer token (401, or 403 without admin.token_file): logged as hostRefusals are. */
-  refusedAuth(req: IncomingMessage, r: { status: number; code: string; error: string }): void {
+  /**
+   * Whether the call carries the admin token (compared in constant time: admin-auth). If not, it is
+   * answered 401 (403 without admin.token_file) and logged as hostRefusals are.
+   */
+  authorized(req: IncomingMessage, res: ServerResponse, token: string | null): boolean {
+    const verdict = checkBearer(req, token);
+    if (verdict === 'ok') return true;
+    const r = bearerRefusal(verdict);
     let summary = this.authRefusals.get(r.code);
     if (summary === undefined) {
       summary = new PeerEventSummary<AuthRefusal>(({ count, lastReason, top }) => {
@@ -126,6 +133,9 @@ export class AdminHttp {
     }
     const peer = req.socket.remoteAddress;
     summary.note(peer, { status: r.status, code: r.code, method: req.method, path: req.url, peer, error: r.error });
+    if (r.status === 401) res.setHeader('WWW-Authenticate', verdict === 'wrong' ? 'Bearer realm="licgate", error="invalid_token"' : 'Bearer realm="licgate"');
+    sendJson(res, r.status, { error: r.error, code: r.code });
+    return false;
   }
 
   close(): Promise<void> {

@@ -1,6 +1,5 @@
 import type { Daemon } from '../daemon.js';
 import type { SettledReload } from '../reload.js';
-import { bearerRefusal, checkBearer } from './admin-auth.js';
 import { sendJson, type AdminHttp } from './admin-http.js';
 
 /**
@@ -13,14 +12,7 @@ import { sendJson, type AdminHttp } from './admin-http.js';
 export function registerReloadRoute(http: AdminHttp, daemon: Daemon): void {
   http.add('POST', /^\/admin\/reload$/, async (req, res) => {
     // The token read last: a reload may have brought a new one (applyConfig).
-    const verdict = checkBearer(req, daemon.adminToken);
-    if (verdict !== 'ok') {
-      const r = bearerRefusal(verdict);
-      http.refusedAuth(req, r);
-      if (r.status === 401) res.setHeader('WWW-Authenticate', verdict === 'wrong' ? 'Bearer realm="licgate", error="invalid_token"' : 'Bearer realm="licgate"');
-      sendJson(res, r.status, { error: r.error, code: r.code });
-      return;
-    }
+    if (!http.authorized(req, res, daemon.adminToken)) return;
     req.resume();
     const outcome = await daemon.reload(`POST /admin/reload from ${req.socket.remoteAddress ?? 'unknown peer'}`);
     sendJson(res, outcome.ok ? 200 : daemon.shuttingDown ? 503 : 400, outcome);
