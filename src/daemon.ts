@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { formatBound, type HostPort } from './config/address.js';
 import type { Config, FrontendConfig } from './config/schema.js';
 import type { DaemonView, HealthVerdict } from './daemon-view.js';
@@ -224,6 +225,14 @@ export class Daemon implements DaemonView {
       (e: unknown) => (this.lastReload = { ok: false, errors: [`the reload failed inside licgate: ${(e as Error).message ?? String(e)}; see its log`], changes: [], seq, trigger, at: Date.now() }),
     );
     return outcome;
+  }
+
+  /**
+   * The file a reload reads, absolute (null: the config is no file, the demo's). GET /reload says it,
+   * so that `licgate reload --config FILE` signals no licgate that would re-read another file.
+   */
+  get configFile(): string | null {
+    return this.reread ? null : resolve(this.cfg.file);
   }
 
   /** What start-up and reloads bind with: the daemon's lookup, given up when the stop begins. */

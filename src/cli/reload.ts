@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatHostPort } from '../config/address.js';
 import type { Config } from '../config/schema.js';
@@ -11,6 +13,8 @@ import { loadReporting } from './validate.js';
 /** GET /reload (src/serve/reload-route.ts). */
 interface ReloadState {
   pid: number;
+  /** The config file licgate re-reads, absolute; null: none (the demo); absent: an older licgate. */
+  file?: string | null;
   asked: number;
   last: (ReloadAnswer & { seq: number }) | null;
 }
@@ -60,6 +64,8 @@ export const reload: Command = {
     const mismatch = typeof before !== 'string' && given !== undefined && before.state.pid !== given ? `the admin listener at ${before.url} is licgate pid ${before.state.pid}'s, not ${given}'s` : null;
     const known = typeof before === 'string' || mismatch !== null ? null : before.state;
     const pid = given ?? known?.pid;
+    // SIGHUP carries no file: licgate would re-read its own, and report its changes as this file's.
+    if (known?.file != null && !sameFile(file, known.file)) return fail(`expected --config to be the file licgate pid ${known.pid} runs, ${known.file}, found ${file}: a reload re-reads the file licgate was started with; nothing was signalled`);
     if (pid === undefined) return fail(`expected --pid PID: ${before as string}, so licgate's pid is unknown; nothing was signalled`);
     // A listener in another pid namespace (a container) reports a pid that is another process here.
     const foreign = notLicgateRun(pid);
@@ -165,6 +171,16 @@ async function readState(base: string, ms: number, signal: AbortSignal): Promise
   // A licgate older than this command has no GET /reload (404).
   if (r.status !== 200) return { message: `${base}/reload answered ${r.status} (a licgate that does not report reloads there?)` };
   return r.body as ReloadState;
+}
+
+/** Whether `a` and `b` name one file (by device and inode; by absolute path where either cannot be read). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return resolve(a) === resolve(b);
+  }
 }
 
 function fail(message: string): number {

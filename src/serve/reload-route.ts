@@ -6,8 +6,9 @@ import { sendJson, type AdminHttp } from './admin-http.js';
  * POST /admin/reload (bearer token): the same reload as SIGHUP. 200 with the changes applied;
  * 400 with every config error (FILE:LINE:COL: message) while the previous config keeps running.
  * A request body is not needed and not read.
- * GET /reload (no token, as /status): licgate's pid, how many reloads were asked for, and the last
- * one's outcome, which `licgate reload` waits for after its SIGHUP (systemd's ExecReload).
+ * GET /reload (no token, as /status): licgate's pid, the config file it re-reads (public already in
+ * an error's position), how many reloads were asked for, and the last one's outcome, which
+ * `licgate reload` waits for after its SIGHUP (systemd's ExecReload).
  */
 export function registerReloadRoute(http: AdminHttp, daemon: Daemon): void {
   http.add('POST', /^\/admin\/reload$/, async (req, res) => {
@@ -20,7 +21,7 @@ export function registerReloadRoute(http: AdminHttp, daemon: Daemon): void {
 
   http.add('GET', /^\/reload$/, (_q, res) => {
     const last = daemon.lastReload;
-    sendJson(res, 200, { pid: process.pid, asked: daemon.reloadsAsked, last: last && publicReload(last, daemon.cfg.file) });
+    sendJson(res, 200, { pid: process.pid, file: daemon.configFile, asked: daemon.reloadsAsked, last: last && publicReload(last, daemon.cfg.file) });
   });
 }
 

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/flexlm-simulator-process.js';
 import type { RunProcess } from '../helpers/licgate-run.js';
@@ -114,6 +114,21 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     await connects(vendor);
   });
 
+  it('a FILE other than the one licgate runs: exit 1, nothing signalled, naming the file licgate would reload', async () => {
+    const [admin, lmgrd, vendor] = [await freePort(), await freePort(), await freePort()];
+    const file = writeConfig('running', admin, { lmgrd });
+    const p = await started(file);
+    // Valid, and a change: signalled, licgate would re-read its own file and report "no changes".
+    const other = writeConfig('other', admin, { lmgrd, vendor });
+    const r = await runCli(['reload', '--config', other]);
+    expect([r.code, r.stdout]).toEqual([1, '']);
+    expect(r.stderr).toBe(`licgate reload: expected --config to be the file licgate pid ${p.child.pid} runs, ${file}, found ${other}: a reload re-reads the file licgate was started with; nothing was signalled\n`);
+    expect((await reloadState(admin)).asked).toBe(0);
+    // The same file by another path (a relative one) is that file.
+    const same = await runCli(['reload', '--config', relative(process.cwd(), file)]);
+    expect([same.code, same.stderr]).toEqual([0, '']);
+  });
+
   it('without an admin listener: the reload still happens, and it exits 0 saying it could not confirm the outcome', async () => {
     const [lmgrd, vendor] = [await freePort(), await freePort()];
     const file = writeConfig('no-admin', null, { lmgrd });
@@ -138,7 +153,7 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     expect([r.code, r.stdout]).toEqual([1, '']);
     expect(r.stderr).toBe(`licgate reload: sent SIGHUP to licgate pid ${pid}; could not confirm the outcome: the admin listener at http://127.0.0.1:${admin} is licgate pid ${p.child.pid}'s, not ${pid}'s; licgate's log says it (journalctl -u licgate)\n`);
     await waitFor(() => second.logs.find((l) => String(l.msg).startsWith('config reloaded')), { timeoutMs: 10_000, what: 'the second licgate reloading' });
-    expect(await reloadState(admin)).toEqual({ pid: p.child.pid, asked: 0, last: null });
+    expect(await reloadState(admin)).toEqual({ pid: p.child.pid, file, asked: 0, last: null });
   });
 
   it('a --pid, or a pid the admin listener reports, that is not a licgate run process: exit 1, nothing signalled, saying what it found', async () => {
@@ -151,7 +166,7 @@ describe('licgate reload --config FILE [--pid PID]', { timeout: 60_000 }, () => 
     const alive = (): unknown[] => [other.exitCode, other.signalCode, processState(other.pid!)];
     const r = await runCli(['reload', '--config', file, '--pid', String(other.pid)]);
     expect([r.code, r.stdout, r.stderr]).toEqual([1, '', `licgate reload: expected --pid ${other.pid} to be a "licgate run" process, found "sleep 30"; nothing was signalled\n`]);
-    expect(await reloadState(admin)).toEqual({ pid: p.child.pid, asked: 0, last: null });
+    expect(await reloadState(admin)).toEqual({ pid: p.child.pid, file, asked: 0, last: null });
 
     // Without --pid, from an admin listener in another pid namespace (a container's licgate): its pid
     // is another process here. This one answers GET /reload as licgate does, with that pid.

@@ -369,8 +369,8 @@ backends:
     const s1 = await startSimulator('s1');
     const body = FRONTEND + backendYaml([{ name: 's1', port: s1.port }]);
     const { p, write } = await start(body);
-    const state = async (): Promise<{ pid: number; asked: number; last: { seq: number; ok: boolean; trigger: string; errors: string[]; changes: string[] } | null }> => (await p.get('/reload')).json as never;
-    expect(await state()).toEqual({ pid: p.child.pid, asked: 0, last: null });
+    const state = async (): Promise<{ pid: number; file: string; asked: number; last: { seq: number; ok: boolean; trigger: string; errors: string[]; changes: string[] } | null }> => (await p.get('/reload')).json as never;
+    expect(await state()).toEqual({ pid: p.child.pid, file: p.configFile, asked: 0, last: null });
     // A value in the wrong place (a key pasted into events): the error quotes it.
     write(`notify: { webhooks: [{ url: "http://127.0.0.1:9/hook", events: [key-8231947561] }] }\n${body}`);
     p.child.kill('SIGHUP');
