@@ -342,13 +342,20 @@ export class Daemon implements DaemonView {
   /**
    * Reload commit: the status, agent or admin listener `l` moved to another address. It stops
    * listening; its peers get their replies as they would have, each within its deadline, as a moved
-   * frontend's sessions go on. Listeners moved away before and since left idle are forgotten now.
+   * frontend's sessions go on. Listeners moved away before and since left idle are closed now.
    */
   moveAway(l: MovedListener | null): void {
-    for (const m of this.movedAway) if (m.connections === 0) this.movedAway.delete(m);
+    // Closed, not just dropped: the admin listener's refusals still waiting for their summary line
+    // are written now. A stop closes only the listeners it knows, and lost them.
+    for (const m of this.movedAway) {
+      if (m.connections > 0) continue;
+      this.movedAway.delete(m);
+      void m.close();
+    }
     if (l === null) return;
     l.stopListening();
     if (l.connections) this.movedAway.add(l);
+    else void l.close();
   }
 
   /** Clients waiting for a slot (frontend maxconn) are closed with the listener: an admin must hear of it. */

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
 import { CROWDED, LOCAL_RESERVE, MAX_PEERS_PER_ADDRESS } from '../../src/io/peers-by-address.js';
+import { freePort } from '../helpers/free-port.js';
 import { oneExchange } from '../helpers/one-exchange.js';
 import { peerFlood, type PeerFlood } from '../helpers/peer-flood.js';
 import { processGroupGone } from '../helpers/process-group.js';
@@ -207,5 +208,38 @@ backends:
     expect(await oneExchange(status, '127.0.0.2', 'STATUS\r\n')).toEqual(reset);
     expect((await oneExchange(agent, '127.0.0.1', '')).got).toMatch(/^up/);
     expect({ status: await deniedTotal(p, 'status'), agent: await deniedTotal(p, 'agent') }).toEqual({ status: 3, agent: 1 });
+  });
+});
+
+describe('refusals on an admin listener a reload moved', () => {
+  it('token refusals waiting for their summary line are written once when the listener goes idle, not lost at a stop', async () => {
+    const s1 = await startSimulator('s1');
+    const [a, b, c] = [await freePort(), await freePort(), await freePort()];
+    const yaml = (admin: number): string => `admin: { listen: "127.0.0.1:${admin}" }
+backends:
+  - name: licenses
+    check: { type: tcp, inter: 1s }
+    servers: [{ name: s1, address: 127.0.0.1:${s1.port} }]
+`;
+    const p = await startProxy(yaml(a));
+    const refused = () => p.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('admin call refused'));
+    // No admin.token_file: every change is refused 403 E_ADMIN_DISABLED. The first is logged at once,
+    // the other two wait for the end of the 10 s.
+    for (let i = 0; i < 3; i++) {
+      const r = await fetch(`http://127.0.0.1:${a}/admin/reload`, { method: 'POST', headers: { connection: 'close' } });
+      expect(r.status).toBe(403);
+    }
+    await waitFor(() => refused().length === 1, { timeoutMs: 3000, what: 'the first refusal logged at once' });
+    const reloaded = () => p.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded')).length;
+    // Two moves: the second forgets the first's listener, idle by then.
+    for (const [i, port] of [b, c].entries()) {
+      p.reload(yaml(port));
+      await waitFor(() => reloaded() === i + 1, { timeoutMs: 5000, what: `reload ${i + 1} moving the admin listener to ${port}` });
+    }
+    await p.stop();
+    // Well within the 10 s of the first line: only a close of the moved listener writes the rest.
+    // stdout may still be in the pipe when the exit is seen.
+    await waitFor(() => refused().length >= 2, { timeoutMs: 3000, what: 'the two refusals after the first, in one line by the stop' });
+    expect(refused().map((l) => [l.code, l.refused])).toEqual([['E_ADMIN_DISABLED', undefined], ['E_ADMIN_DISABLED', 2]]);
   });
 });
