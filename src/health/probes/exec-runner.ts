@@ -103,7 +103,9 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
     };
     const onAbort = (): void => killGroup();
     const timer = pollFirstTimeout(() => {
-      timedOut = true;
+      // A command that exited in time decides the check, though a job it left holding the output
+      // keeps the check open for the grace, past the timeout.
+      if (child.exitCode === null && child.signalCode === null) timedOut = true;
       killGroup();
     }, opts.timeoutMs);
     opts.signal?.addEventListener('abort', onAbort, { once: true });

@@ -77,6 +77,16 @@ describe('runExec', () => {
     }
   });
 
+  it('judges by an exit before the timeout, though a background job holding the output meets the timeout in its half-second grace', async () => {
+    // The command exits about 50 ms in, well within its 400 ms; its job keeps our stdout open, so
+    // the grace would end half a second after the exit: the timeout comes first.
+    const r = await runExec(['sh', '-c', 'echo $$; sleep 30 & sleep 0.05; echo done'], { timeoutMs: 400 });
+    expect(r).toMatchObject({ exitCode: 0, signal: null, timedOut: false, truncated: false });
+    expect(r.stdout.split('\n')[1]).toBe('done');
+    const pgid = Number(r.stdout.split('\n')[0]);
+    await waitFor(`process group ${pgid} to be gone`, () => groupGone(pgid));
+  });
+
   it('kills the group and truncates when a command floods stdout', async () => {
     const r = await runExec(['sh', '-c', 'echo $$; exec yes'], { timeoutMs: 5000, maxOutputBytes: 4096 });
     expect(r).toMatchObject({ truncated: true, timedOut: false, exitCode: null, signal: 'SIGKILL' });
