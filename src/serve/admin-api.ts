@@ -10,7 +10,7 @@ import { tierName } from '../model/events.js';
 import type { Model } from '../model/model.js';
 import { percentOfWeight, type AdminState, type Server } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
-import { sendJson, type AdminHttp, type Route } from './admin-http.js';
+import { pathOf, sendJson, type AdminHttp, type Route } from './admin-http.js';
 import { serverJson } from './status-json.js';
 import { sendStickTable } from './stick-table-json.js';
 
@@ -57,7 +57,7 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
       await route(req, res, params);
     } catch (e) {
       if (!(e instanceof AdminError)) throw e;
-      opts.log.warn({ status: e.status, code: e.code, method: req.method, path: req.url, peer: req.socket.remoteAddress, error: e.message }, 'admin call refused');
+      opts.log.warn({ status: e.status, code: e.code, method: req.method, path: pathOf(req), peer: req.socket.remoteAddress, error: e.message }, 'admin call refused');
       refuse(req, res, e);
     }
   };

@@ -132,7 +132,7 @@ export class AdminHttp {
       this.authRefusals.set(r.code, summary);
     }
     const peer = req.socket.remoteAddress;
-    summary.note(peer, { status: r.status, code: r.code, method: req.method, path: req.url, peer, error: r.error });
+    summary.note(peer, { status: r.status, code: r.code, method: req.method, path: pathOf(req), peer, error: r.error });
     if (r.status === 401) res.setHeader('WWW-Authenticate', verdict === 'wrong' ? 'Bearer realm="licgate", error="invalid_token"' : 'Bearer realm="licgate"');
     sendJson(res, r.status, { error: r.error, code: r.code });
     return false;
@@ -160,11 +160,11 @@ export class AdminHttp {
     res.setHeader('x-content-type-options', 'nosniff');
     const foreign = foreignHost(req.headers.host, this.listenAt.host);
     if (foreign !== null) {
-      this.hostRefusals.note(req.socket.remoteAddress, { method: req.method, path: req.url, host: foreign });
+      this.hostRefusals.note(req.socket.remoteAddress, { method: req.method, path: pathOf(req), host: foreign });
       sendJson(res, 403, { error: hostRefusal(foreign), code: 'E_ADMIN_HOST' });
       return;
     }
-    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const path = pathOf(req);
     let pathMatched = false;
     for (const r of this.routes) {
       const m = r.pattern.exec(path);
@@ -201,6 +201,15 @@ interface AuthRefusal {
   path: string | undefined;
   peer: string | undefined;
   error: string;
+}
+
+/**
+ * A request's path without its query: what routes match and what the log names. A caller that puts
+ * the token in `?access_token=` (RFC 6750 allows it; licgate does not) is refused, and the journal
+ * must not keep the token.
+ */
+export function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?', 1)[0]!;
 }
 
 function hostRefusal(host: string): string {

@@ -254,6 +254,22 @@ describe('admin API: authorization', () => {
     expect(s.logText()).not.toContain('wrong-token-wrong-token');
   });
 
+  it('never logs a token put in the query string: refused, and logged by its path alone', async () => {
+    const s = await start();
+    const r = await post(s, `/admin/backends/lic/servers/a?access_token=${TOKEN}`, { weight: 5 }, { token: null });
+    expect(r.status).toBe(401);
+    const port = s.base.port;
+    expect((await call(s, 'GET', `/status?access_token=${TOKEN}`, { token: null, headers: { host: `licgate.example.com:${port}` } })).status).toBe(403);
+    await s.daemon.close();
+    await s.daemon.log.flush();
+    const refused = s.logText().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.msg).startsWith('admin call refused'));
+    expect(refused.map((l) => [l.code, l.path])).toEqual([
+      ['E_ADMIN_NO_TOKEN', '/admin/backends/lic/servers/a'],
+      ['E_ADMIN_HOST', '/status'],
+    ]);
+    expect(s.logText()).not.toContain(TOKEN);
+  });
+
   it('a loop of calls without the token (a page POSTing to 127.0.0.1) is logged in summary lines, not one line per call', async () => {
     const s = await start();
     const codes: number[] = [];
