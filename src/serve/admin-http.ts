@@ -33,7 +33,7 @@ export class AdminHttp {
    * Refused Hosts, in summary lines: a hostile page can send them in a loop, but an admin whose
    * reverse proxy sends its own name must find the reason in the log.
    */
-  private readonly hostRefusals: PeerEventSummary<{ method: string | undefined; path: string | undefined; host: string }>;
+  private readonly hostRefusals: PeerEventSummary<{ method: string | undefined; path: string; host: string }>;
   private readonly byAddress: PeersByAddress;
   /**
    * Calls refused for their bearer token, in summary lines per code. A web page can POST to
@@ -198,7 +198,7 @@ interface AuthRefusal {
   status: number;
   code: string;
   method: string | undefined;
-  path: string | undefined;
+  path: string;
   peer: string | undefined;
   error: string;
 }

@@ -75,6 +75,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
     let killed = false;
     let settled = false;
     let graceTimer: NodeJS.Timeout | undefined;
+    const exited = (): boolean => child.exitCode !== null || child.signalCode !== null;
 
     const killGroup = (): void => {
       if (killed || child.pid === undefined) return;
@@ -86,7 +87,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
         // after a setuid exec) must not throw out of a timer; the direct child is the best we can do.
         if ((err as NodeJS.ErrnoException).code !== 'ESRCH') child.kill('SIGKILL');
       }
-      if (!settled && (child.exitCode !== null || child.signalCode !== null)) startGrace();
+      if (!settled && exited()) startGrace();
     };
     const startGrace = (): void => {
       graceTimer ??= setTimeout(() => {
@@ -105,7 +106,7 @@ export async function runExec(argv: string[], opts: ExecOptions): Promise<ExecRe
     const timer = pollFirstTimeout(() => {
       // A command that exited in time decides the check, though a job it left holding the output
       // keeps the check open for the grace, past the timeout.
-      if (child.exitCode === null && child.signalCode === null) timedOut = true;
+      if (!exited()) timedOut = true;
       killGroup();
     }, opts.timeoutMs);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
