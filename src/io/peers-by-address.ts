@@ -1,5 +1,6 @@
 import { SocketAddress, type Server, type Socket } from 'node:net';
 import { ipv6Groups } from '../config/address.js';
+import { IntrusiveList, type Linked } from './intrusive-list.js';
 import { MAX_CONTROL_PEERS } from './listen.js';
 
 /**
@@ -51,21 +52,42 @@ export function shareKey(addr: string): string {
   return `${prefix}${zone === undefined ? '' : `%${zone}`}/64`;
 }
 
-/** A peer closed at accept, by its address (undefined when the kernel no longer knows it). */
+/** A peer closed at accept, or closed to take a new one, by its address (undefined when the kernel no longer knows it). */
 export type OnRefused = (peer: string | undefined) => void;
+
+/** An admitted peer of a listener that closes idle peers to take new ones. */
+interface Peer extends Linked<Peer> {
+  readonly sock: Socket;
+  readonly key: string;
+  readonly local: boolean;
+  /** Requests read and not yet answered whole. */
+  busy: number;
+  /** Its place is free again: closed, or closed to take a new peer. */
+  gone: boolean;
+}
 
 /** Counts a listener's open connections per source address (per shareKey). */
 export class PeersByAddress {
   private readonly counts = new Map<string, number>();
   private total = 0;
+  /** With evictIdle: each admitted peer, and those with no request under way, the one idle longest first. */
+  private readonly peers = new WeakMap<Socket, Peer>();
+  private readonly idle = new IntrusiveList<Peer>();
 
   /**
    * `onRefused` hears of each peer refused, so that an admin can see why HAProxy's checks failed.
    * `limit`: peers in all, past which only one on this host is admitted, LOCAL_RESERVE more (the
    * server's maxConnections must leave room for them); without it the server's maxConnections is
    * the only limit in all.
+   * `evictIdle`: a new peer past a limit takes the place of the peer idle longest that the same
+   * limit binds (see admit); the caller says when a request is under way (busy, answered). Then
+   * `limit` + LOCAL_RESERVE is counted here, and the server's maxConnections must be higher, so that
+   * a peer past it reaches admit. nginx does the same when out of worker_connections ("reusing
+   * connections": it closes idle keep-alive ones and those awaiting a request). HAProxy at maxconn
+   * stops accepting instead, leaving new peers in the backlog: keepalived's check would wait there
+   * as long as the idle peers are held.
    */
-  constructor(private readonly onRefused: OnRefused = () => {}, private readonly max = MAX_PEERS_PER_ADDRESS, private readonly limit = Infinity) {}
+  constructor(private readonly onRefused: OnRefused = () => {}, private readonly max = MAX_PEERS_PER_ADDRESS, private readonly limit = Infinity, private readonly evictIdle = false) {}
 
   /** Peers admitted and not yet closed. */
   get open(): number {
@@ -80,29 +102,83 @@ export class PeersByAddress {
   /**
    * Takes a place for `sock` until it closes; false, taking none, when its address holds `max`
    * already while the listener is crowded, when `limit` peers are in and it is not on this host
-   * (or the socket is gone): the caller destroys it.
+   * (or the socket is gone): the caller destroys it. With evictIdle it takes the place of the peer
+   * idle longest instead: one of its own address past its share, one not on this host past `limit`
+   * (the reserve stays this host's), any past `limit` + LOCAL_RESERVE; false only when every such
+   * peer has a request under way.
    */
   admit(sock: Socket): boolean {
     const peer = sock.remoteAddress;
     if (peer === undefined) return false;
     const addr = shareKey(peer);
     const n = this.counts.get(addr) ?? 0;
-    if ((n >= this.max && this.total >= CROWDED) || (this.total >= this.limit && !onThisHost(peer, sock.localAddress))) {
-      this.onRefused(peer);
-      return false;
+    const local = onThisHost(peer, sock.localAddress);
+    const overShare = n >= this.max && this.total >= CROWDED;
+    const overTotal = this.total >= this.limit && (!local || (this.evictIdle && this.total >= this.limit + LOCAL_RESERVE));
+    if (overShare || overTotal) {
+      const victim = this.evictIdle ? this.idleLongest(overShare ? addr : null, local) : null;
+      if (victim === null) {
+        this.onRefused(peer);
+        return false;
+      }
+      this.onRefused(victim.sock.remoteAddress);
+      this.release(victim);
+      victim.sock.destroy();
     }
-    this.counts.set(addr, n + 1);
+    // Read again: the peer closed may have been of this address.
+    this.counts.set(addr, (this.counts.get(addr) ?? 0) + 1);
     this.total++;
-    sock.once('close', () => {
-      this.total--;
-      const left = this.counts.get(addr)! - 1;
-      if (left === 0) this.counts.delete(addr);
-      else this.counts.set(addr, left);
-    });
+    if (!this.evictIdle) {
+      sock.once('close', () => this.leave(addr));
+      return true;
+    }
+    const p: Peer = { sock, key: addr, local, busy: 0, gone: false, listPrev: null, listNext: null };
+    this.peers.set(sock, p);
+    this.idle.push(p);
+    sock.once('close', () => this.release(p));
     return true;
   }
-}
 
+  /** With evictIdle: `sock` has read a request's head; it is not closed for a new peer until answered. */
+  busy(sock: Socket): void {
+    const p = this.peers.get(sock);
+    if (p === undefined || p.gone) return;
+    if (p.busy++ === 0) this.idle.remove(p);
+  }
+
+  /** With evictIdle: a request of `sock` has its answer handed to the kernel. */
+  answered(sock: Socket): void {
+    const p = this.peers.get(sock);
+    if (p === undefined || p.gone || p.busy === 0) return;
+    if (--p.busy === 0) this.idle.push(p);
+  }
+
+  /**
+   * The peer idle longest of address `key`, or (key null) of any address, only of those not on this
+   * host for a peer that is not: at most the port's peers are looked at, and only when it is full.
+   */
+  private idleLongest(key: string | null, local: boolean): Peer | null {
+    for (let p = this.idle.head; p !== null; p = p.listNext) {
+      if (key === null ? local || !p.local : p.key === key) return p;
+    }
+    return null;
+  }
+
+  /** Gives `p`'s place back at once: a socket closed to take a new peer emits 'close' only later. */
+  private release(p: Peer): void {
+    if (p.gone) return;
+    p.gone = true;
+    this.idle.remove(p);
+    this.leave(p.key);
+  }
+
+  private leave(addr: string): void {
+    this.total--;
+    const left = this.counts.get(addr)! - 1;
+    if (left === 0) this.counts.delete(addr);
+    else this.counts.set(addr, left);
+  }
+}
 /** A peer on this host, as a local health check connects: to localhost, or to the listener's own address. */
 function onThisHost(peer: string, local: string | undefined): boolean {
   return peer === '127.0.0.1' || peer === '::1' || peer === '::ffff:127.0.0.1' || peer === local;

@@ -357,7 +357,7 @@ export class Metrics {
     this.reloads = new Counter({ name: 'licgate_config_reloads_total', help: 'Config reloads (SIGHUP, POST /admin/reload) by result (ok, failed).', labelNames: ['result'], registers: reg });
     this.reloads.inc({ result: 'ok' }, 0);
     this.reloads.inc({ result: 'failed' }, 0);
-    this.controlRefusals = new Counter({ name: 'licgate_control_refused_total', help: 'Peers a control listener (status, agent, admin) closed as soon as they connected: past 128 at once, or past 16 from one address (an IPv6 one by its /64) once 64 are open.', labelNames: ['listener'], registers: reg });
+    this.controlRefusals = new Counter({ name: 'licgate_control_refused_total', help: 'Peers a control listener (status, agent, admin) closed as soon as they connected: past 128 at once, or past 16 from one address (an IPv6 one by its /64) once 64 are open; on admin also the idle peers closed to take a new one in their place.', labelNames: ['listener'], registers: reg });
     this.controlDenials = new Counter({ name: 'licgate_control_denied_total', help: 'Peers the status or agent listener reset as soon as they connected because their address is not in its allow list.', labelNames: ['listener'], registers: reg });
     new Gauge({
       name: 'licgate_config_last_reload_successful',

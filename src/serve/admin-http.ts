@@ -46,8 +46,13 @@ export class AdminHttp {
   constructor(private readonly listenAt: HostPort, private readonly view: DaemonView, private readonly log: Logger, onRefused?: OnRefused) {
     // Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (30 s by
     // default), so a silent or slowloris peer was held 30 s, not 5.
-    this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res).finally(() => this.answered(req, res)));
-    this.server.maxConnections = MAX_CONTROL_PEERS + LOCAL_RESERVE;
+    this.server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
+      this.underWay(req, res);
+      void this.handle(req, res).finally(() => this.answered(req, res));
+    });
+    // One past the limit byAddress counts: a peer past it must reach admit to take an idle peer's
+    // place, where Node would close it unseen. Node counts a destroyed socket out at once.
+    this.server.maxConnections = MAX_CONTROL_PEERS + LOCAL_RESERVE + 1;
     this.hostRefusals = new PeerEventSummary(({ count, lastReason, top }) => {
       const { method, path, host } = lastReason!;
       this.log.warn(
@@ -56,7 +61,9 @@ export class AdminHttp {
       );
     });
     // Neither one host holding connections nor many filling the port may lock keepalived's /health out.
-    const byAddress = (this.byAddress = new PeersByAddress(onRefused, MAX_PEERS_PER_ADDRESS, MAX_CONTROL_PEERS));
+    // On a loopback listener every peer is 127.0.0.1: refused past 127.0.0.1's share, its check was
+    // reset while any local user held idle connections, so it takes the place of an idle one.
+    const byAddress = (this.byAddress = new PeersByAddress(onRefused, MAX_PEERS_PER_ADDRESS, MAX_CONTROL_PEERS, true));
     byAddress.watchDrops(this.server);
     this.server.on('connection', (sock: Socket) => {
       if (!byAddress.admit(sock)) sock.destroy();
@@ -143,6 +150,17 @@ export class AdminHttp {
     for (const s of this.authRefusals.values()) s.close();
     this.server.closeAllConnections();
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /**
+   * A peer with a request under way is not closed for a new one until its answer is handed to the
+   * kernel ('finish'): a POST /admin/reload may take seconds. One that sent part of a head has none
+   * under way for Node ('request' comes with the whole head), so a slowloris peer can be closed.
+   */
+  private underWay(req: IncomingMessage, res: ServerResponse): void {
+    const sock = req.socket;
+    this.byAddress.busy(sock);
+    res.once('finish', () => this.byAddress.answered(sock));
   }
 
   private answered(req: IncomingMessage, res: ServerResponse): void {

@@ -10,7 +10,7 @@ import { loadConfigFile } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { parseServerChange, parseStickClear, parseWeight, stickClient } from '../../src/serve/admin-api.js';
 import { MAX_CONTROL_PEERS } from '../../src/io/listen.js';
-import { MAX_PEERS_PER_ADDRESS } from '../../src/io/peers-by-address.js';
+import { CROWDED, LOCAL_RESERVE, MAX_PEERS_PER_ADDRESS } from '../../src/io/peers-by-address.js';
 import { peerFlood, type PeerFlood } from '../helpers/peer-flood.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -99,6 +99,49 @@ function call(s: Started, method: string, path: string, opts: { body?: string; h
 
 const post = (s: Started, path: string, body?: unknown, opts: { headers?: Record<string, string>; token?: string | null } = {}): Promise<Reply> =>
   call(s, 'POST', path, { ...opts, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }) });
+
+/**
+ * A local user's flood of the admin port: `count` connections from 127.0.0.1 that send nothing and
+ * hold, each one the server closes opened again 250 ms later (a loop with a pause, not a spin).
+ */
+function localFlood(port: number, count: number): { connected: () => number; reopened: () => number; stop: () => void } {
+  let stopped = false;
+  let connected = 0;
+  let reopened = 0;
+  const socks = new Set<Socket>();
+  const open = (): void => {
+    if (stopped) return;
+    const sock = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' }, () => connected++);
+    socks.add(sock);
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      socks.delete(sock);
+      if (stopped) return;
+      reopened++;
+      setTimeout(open, 250);
+    });
+  };
+  for (let i = 0; i < count; i++) open();
+  return {
+    connected: () => connected,
+    reopened: () => reopened,
+    stop: () => {
+      stopped = true;
+      for (const x of socks) x.destroy();
+    },
+  };
+}
+
+/** 127.0.0.2 to 127.0.0.9, local users or monitoring scripts on addresses of their own, each holding its share silent. */
+async function eightAddresses(s: Started, floods: PeerFlood[]): Promise<void> {
+  for (let i = 0; i < MAX_CONTROL_PEERS / MAX_PEERS_PER_ADDRESS; i++) floods.push(await peerFlood(s.base.port, MAX_PEERS_PER_ADDRESS, `127.0.0.${i + 2}`));
+}
+
+/** Only one connection was closed for `newcomer`: one of 127.0.0.2's (floods[0]), which connected first and has been silent since. */
+async function oldestClosed(floods: PeerFlood[], newcomer: string): Promise<void> {
+  await waitFor(() => floods[0]!.closed() === 1 || undefined, { timeoutMs: 3000, intervalMs: 10, what: `127.0.0.2's oldest connection closed for ${newcomer}` });
+  expect(floods.map((f) => f.closed())).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0]);
+}
 
 /** One TCP exchange with a line responder (STATUS / agent). */
 function ask(port: number, send: string): Promise<string> {
@@ -439,19 +482,33 @@ describe('admin API: request checks', () => {
     }
   });
 
-  it('8 addresses each holding their share fill the port (128): /health from 127.0.0.1 is still answered, from a reserve a ninth address cannot take', async () => {
+  it('8 addresses each holding their share fill the port (128): /health from 127.0.0.1 is still answered, from a reserve a ninth address cannot take (it takes the place of the connection idle longest)', async () => {
     const s = await start();
     const floods: PeerFlood[] = [];
     try {
-      // 127.0.0.2 to 127.0.0.9: local users, or monitoring scripts stuck on addresses of their own.
-      for (let i = 0; i < MAX_CONTROL_PEERS / MAX_PEERS_PER_ADDRESS; i++) floods.push(await peerFlood(s.base.port, MAX_PEERS_PER_ADDRESS, `127.0.0.${i + 2}`));
+      await eightAddresses(s, floods);
       await waitFor(() => s.daemon.admin!.connections === MAX_CONTROL_PEERS, { timeoutMs: 3000, intervalMs: 10, what: `${MAX_CONTROL_PEERS} flood connections admitted` });
       // As keepalived's vrrp_script asks it, well within headersTimeout (5 s) of the flood.
       const health = await call(s, 'GET', '/health', { token: null }).then((h) => h.status, (e: Error) => e.message);
       expect(health).toBe(200);
       const ninth = await peerFlood(s.base.port, 1, '127.0.0.10');
       floods.push(ninth);
-      await waitFor(() => ninth.closed() === 1 || undefined, { timeoutMs: 3000, intervalMs: 10, what: 'a ninth address refused' });
+      await oldestClosed(floods, 'the ninth address');
+    } finally {
+      for (const f of floods) f.destroy();
+    }
+  });
+
+  it('with the 128 and the 8 kept for this host all held idle, /health from 127.0.0.1 takes the place of the connection idle longest instead of being closed unseen', async () => {
+    const s = await start();
+    const floods: PeerFlood[] = [];
+    try {
+      await eightAddresses(s, floods);
+      floods.push(await peerFlood(s.base.port, LOCAL_RESERVE, '127.0.0.1'));
+      await waitFor(() => s.daemon.admin!.connections === MAX_CONTROL_PEERS + LOCAL_RESERVE, { timeoutMs: 3000, intervalMs: 10, what: `${MAX_CONTROL_PEERS + LOCAL_RESERVE} flood connections admitted` });
+      const health = await call(s, 'GET', '/health', { token: null, headers: { connection: 'close' } }).then((h) => h.status, (e: Error) => e.message);
+      expect(health).toBe(200);
+      await oldestClosed(floods, '/health');
     } finally {
       for (const f of floods) f.destroy();
     }
@@ -475,6 +532,64 @@ describe('admin API: request checks', () => {
       expect(health.status).toBe(200);
     } finally {
       for (const x of idle) if (!(x instanceof Error)) x.destroy();
+    }
+  });
+
+  it('a local process holding 140 idle connections (every peer 127.0.0.1) and opening again each one closed cannot lock keepalived\'s /health out', async () => {
+    const s = await start();
+    const flood = localFlood(s.base.port, 140);
+    try {
+      await waitFor(() => flood.connected() >= 140 && s.daemon.admin!.connections === CROWDED, { timeoutMs: 5000, intervalMs: 10, what: '140 flood connections tried, 127.0.0.1\'s share held' });
+      for (let i = 0; i < 5; i++) {
+        const reopened = flood.reopened();
+        const t0 = Date.now();
+        // As keepalived's vrrp_script asks it: within its `timeout 2` (keepalived/keepalived.conf).
+        const health = await call(s, 'GET', '/health', { token: null, headers: { connection: 'close' } }).then((h) => h.status, (e: Error) => e.message);
+        expect(health).toBe(200);
+        expect(Date.now() - t0).toBeLessThan(2000);
+        // The flood has taken its place back before the next check.
+        await waitFor(() => flood.reopened() > reopened && s.daemon.admin!.connections === CROWDED, { timeoutMs: 3000, intervalMs: 10, what: 'the flood reconnecting what was closed' });
+      }
+    } finally {
+      flood.stop();
+    }
+  });
+
+  it('a peer that sent part of its headers (slowloris) has no request under way: one of 64 such from 127.0.0.1 is closed for keepalived\'s /health', async () => {
+    const s = await start();
+    const flood = await peerFlood(s.base.port, CROWDED, '127.0.0.1', 'GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    try {
+      await waitFor(() => s.daemon.admin!.connections === CROWDED, { timeoutMs: 3000, intervalMs: 10, what: "127.0.0.1's share held by the slowloris peers" });
+      const health = await call(s, 'GET', '/health', { token: null, headers: { connection: 'close' } }).then((h) => h.status, (e: Error) => e.message);
+      expect(health).toBe(200);
+      await waitFor(() => flood.closed() > 0 || undefined, { timeoutMs: 3000, intervalMs: 10, what: 'a slowloris peer closed' });
+      expect(flood.closed()).toBe(1);
+    } finally {
+      flood.destroy();
+    }
+  });
+
+  it('a request under way is not closed for the flood\'s new connections, though its connection is the oldest: its answer comes once its body does', async () => {
+    const s = await start();
+    // Head sent, body held back: for Node a request under way, as a POST /admin/reload being served is.
+    const held = connect(s.base);
+    let answer = '';
+    held.setEncoding('latin1').on('data', (d: string) => (answer += d));
+    held.on('error', () => {});
+    const body = JSON.stringify({ weight: 7 });
+    held.write(`POST /admin/backends/lic/servers/a HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+    await waitFor(() => s.daemon.admin!.connections === 1, { timeoutMs: 3000, intervalMs: 10, what: 'the held request admitted' });
+    const flood = localFlood(s.base.port, 140);
+    try {
+      await waitFor(() => flood.connected() >= 140 && flood.reopened() >= 20, { timeoutMs: 5000, intervalMs: 10, what: 'the flood closing its own connections to take their places' });
+      expect((await call(s, 'GET', '/health', { token: null, headers: { connection: 'close' } })).status).toBe(200);
+      held.end(body);
+      await waitFor(() => answer.includes('\r\n\r\n{') || held.destroyed, { timeoutMs: 3000, intervalMs: 10, what: 'the answer to the held request' });
+      expect(answer.split('\r\n', 1)[0]).toBe('HTTP/1.1 200 OK');
+      expect(s.daemon.model.backend('lic')!.server('a')!.weight).toBe(7);
+    } finally {
+      flood.stop();
+      held.destroy();
     }
   });
 
