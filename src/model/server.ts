@@ -606,6 +606,18 @@ export class Server {
     this.change(reason, () => (this.weight = weight));
   }
 
+  /**
+   * An admin call that sets both (the API takes them together) is one change: applied one after the
+   * other, `ready` with weight 0 on a drained server of the best tier failed back to its tier and
+   * over again, each counted, logged and notified, for a call that leaves the server out of service.
+   */
+  setAdminAndWeight(state: AdminState | undefined, weight: number | undefined, reason: string): void {
+    this.change(reason, () => {
+      if (state !== undefined) this.admin = state;
+      if (weight !== undefined) this.weight = weight;
+    });
+  }
+
   setAgent(view: AgentView | null, reason: string): void {
     const downBefore = this.agent?.state === 'down';
     this.change(reason, () => (this.agent = view));

@@ -46,7 +46,7 @@ export function readAdminToken(file: string | null): string | null {
  *   POST /admin/backends/:b/servers/:s   {"weight": 0-256 | "N%"} and/or {"state": "ready|drain|maint"}
  *   POST /admin/backends/:b/failback     serve from the best tier again (for failback: manual)
  *   POST /admin/backends/:b/servers/:s/shutdown-sessions   end the sessions open to it now
- * Changes go through Server.setWeight/setAdmin and Backend.failback, so selection, STATUS, agent
+ * Changes go through Server.setAdminAndWeight and Backend.failback, so selection, STATUS, agent
  * replies and /status see them at once. Checks run cheapest-first and before the body is read:
  * token (403/401), target (404), content type (415), size (413), then the body (400).
  */
@@ -72,8 +72,7 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
     const before = { state: server.stateText, admin: server.admin, weight: server.weight };
     const tierBefore = backend.servingTier;
     const reason = `admin API from ${req.socket.remoteAddress ?? 'unknown peer'}`;
-    if (change.state !== undefined) server.setAdmin(change.state, reason);
-    if (change.weight !== undefined) server.setWeight(change.weight, reason);
+    server.setAdminAndWeight(change.state, change.weight, reason);
     opts.adminChanged?.();
     const after = { state: server.stateText, admin: server.admin, weight: server.weight };
     opts.log.info({ backend: backend.name, server: server.name, peer: req.socket.remoteAddress, before, after }, `admin: ${backend.name}/${server.name} ${describeChange(change)} (now ${after.state}, weight ${after.weight}/${server.configuredWeight})`);

@@ -37,15 +37,15 @@ interface Started {
   logText: () => string;
 }
 
-/** An in-process daemon: backend `lic` (a: active, b: backup, failback manual), status and agent responders, admin API. */
-async function start(withToken = true): Promise<Started> {
+/** An in-process daemon: backend `lic` (a: active, b: backup, failback manual unless told), status and agent responders, admin API. */
+async function start(withToken = true, failback: 'auto' | 'manual' = 'manual'): Promise<Started> {
   const yaml = `
 admin: { listen: 127.0.0.1:0${withToken ? `, token_file: ${tokenFile}` : ''} }
 status: { listen: 127.0.0.1:0 }
 agent: { listen: 127.0.0.1:0, backend: lic, server: a }
 backends:
   - name: lic
-    failback: manual
+    failback: ${failback}
     check: { type: none }
     servers:
       - { name: a, address: 127.0.0.1:1, weight: 100 }
@@ -665,6 +665,30 @@ describe('admin API: changes apply at once everywhere', () => {
     expect(lic.choose('10.0.0.3', null)!.name).toBe('a');
     const again = await post(s, '/admin/backends/lic/failback', {});
     expect(again.json).toMatchObject({ from: 'active', to: 'active', changed: false });
+  });
+
+  it('state and weight in one call are one change: a drained active set ready at weight 0 moves no tier (failback: auto)', async () => {
+    const s = await start(true, 'auto');
+    const lic = s.daemon.model.backend('lic')!;
+    const tiers: string[] = [];
+    const states: string[] = [];
+    s.daemon.model.events.on('tier-change', (e) => tiers.push(e.reason));
+    s.daemon.model.events.on('server-state', (e) => states.push(`${e.server}: ${e.from} -> ${e.to}`));
+    await post(s, '/admin/backends/lic/servers/a', { state: 'drain' });
+    expect(lic.servingTier).toBe(1);
+    tiers.length = 0;
+    states.length = 0;
+    // Taken out of service either way: drained, then ready at weight 0. Applied one key after the
+    // other, the ready alone failed back to the active tier and the weight 0 failed over again.
+    const r = await post(s, '/admin/backends/lic/servers/a', { state: 'ready', weight: 0 });
+    expect(r.status).toBe(200);
+    expect(r.json.tier).toEqual({ from: 'backup', to: 'backup', failback: 'auto' });
+    expect(tiers, 'tier changes for one call that leaves the backup serving').toEqual([]);
+    expect(states).toEqual(['a: DRAIN -> no check (weight 0)']);
+    expect(s.logText()).not.toContain('now serves from active');
+    // And back: ready at weight 100 is one failback.
+    await post(s, '/admin/backends/lic/servers/a', { state: 'ready', weight: 100 });
+    expect(tiers).toEqual(['backup -> active: a no check: admin API from 127.0.0.1']);
   });
 });
 
