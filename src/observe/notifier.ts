@@ -28,7 +28,7 @@ export interface NotifierOptions {
   timeoutMs: number;
   /** Attempts after the first one failed; 4xx answers other than 408/429 are not retried. */
   retries: number;
-  /** Wait before the first retry; doubles after each, up to maxBackoffMs. */
+  /** Wait before the first retry; doubles after each, up to maxBackoffMs. A longer Retry-After in the answer wins, also up to maxBackoffMs. */
   backoffMs: number;
   maxBackoffMs: number;
   /** Notifications waiting per webhook; past this the oldest is dropped (and counted). */
@@ -40,6 +40,8 @@ export const NOTIFIER_DEFAULTS: NotifierOptions = { timeoutMs: 5000, retries: 3,
 interface Failure {
   reason: string;
   permanent: boolean;
+  /** The receiver's Retry-After, in ms from now (RFC 9110 10.2.3). */
+  retryAfterMs?: number;
 }
 
 /** One webhook target: its own FIFO and a single delivery loop, so a slow receiver delays only itself. */
@@ -196,7 +198,10 @@ export class Notifier {
         return;
       }
       this.counts.retries++;
-      await sleep(delay, this.closing.signal);
+      // A rate-limited receiver (Slack, Discord, Teams answer 429) refuses every retry sent before
+      // its Retry-After, and the notification would be lost after 1 + 2 + 4 s. Capped, so a
+      // receiver cannot hold its queue for an hour.
+      await sleep(Math.min(Math.max(delay, failure.retryAfterMs ?? 0), this.opts.maxBackoffMs), this.closing.signal);
       delay = Math.min(delay * 2, this.opts.maxBackoffMs);
     }
   }
@@ -222,7 +227,8 @@ export class Notifier {
         return { reason: `HTTP ${res.statusCode}${typeof to === 'string' ? ` to ${redact(to, h.target)}` : ''}: redirects are not followed; set the webhook url to where it points`, permanent: true };
       }
       const permanent = res.statusCode >= 400 && res.statusCode < 500 && res.statusCode !== 408 && res.statusCode !== 429;
-      return { reason: `HTTP ${res.statusCode}`, permanent };
+      const retryAfterMs = retryAfter(res.headers['retry-after']);
+      return { reason: `HTTP ${res.statusCode}`, permanent, ...(retryAfterMs === null ? {} : { retryAfterMs }) };
     } catch (e) {
       if (timeout.aborted) return { reason: `no answer within ${this.opts.timeoutMs}ms`, permanent: false };
       if (this.closing.signal.aborted) return { reason: 'shutting down', permanent: true };
@@ -244,6 +250,15 @@ function redact(url: string, base?: string): string {
   } catch {
     return '<invalid url>';
   }
+}
+
+/** Retry-After as delay-seconds or an HTTP-date (RFC 9110 10.2.3), in ms from now; null when absent or unreadable. */
+function retryAfter(value: string | string[] | undefined): number | null {
+  if (typeof value !== 'string') return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
 }
 
 /** A URL's user:password as a Basic authorization header (RFC 7617), and the URL without them. */

@@ -142,6 +142,39 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     expect(n.counts).toMatchObject({ delivered: 0, failed: 1, retries: 0 });
   });
 
+  it("waits for a rate-limited receiver's Retry-After (seconds or an HTTP-date) before retrying, up to the longest backoff", async () => {
+    // Refuses every POST for 900 ms after the first, as a rate limit does; a retry before then is wasted.
+    const limitedFor = (ms: number, retryAfter: () => string): Promise<{ url: string; attempts: number[]; server: Server }> => {
+      let first = 0;
+      const attempts: number[] = [];
+      const server = createServer((req, res) => {
+        req.resume().on('end', () => {
+          attempts.push(Date.now());
+          first ||= Date.now();
+          if (Date.now() - first < ms) res.writeHead(429, { 'retry-after': retryAfter() }).end();
+          else res.writeHead(204).end();
+        });
+      });
+      servers.push(server);
+      return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, attempts, server })));
+    };
+    const seconds = await limitedFor(900, () => '1');
+    const date = await limitedFor(900, () => new Date(Date.now() + 2000).toUTCString());
+    const forever = await limitedFor(300, () => '3600');
+    const n = make([hook(seconds.url), hook(date.url), hook(forever.url)], { retries: 3, backoffMs: 20, maxBackoffMs: 1500 });
+    n.notify({ event: 'backend-down', backend: 'licenses', reason: 'all down' });
+    await n.idle();
+    expect(n.counts).toMatchObject({ delivered: 3, failed: 0 });
+    expect(seconds.attempts).toHaveLength(2);
+    expect(seconds.attempts[1]! - seconds.attempts[0]!).toBeGreaterThanOrEqual(950);
+    // An HTTP-date 1-2 s ahead (its whole seconds) waits that long, not past maxBackoffMs.
+    expect(date.attempts).toHaveLength(2);
+    expect(date.attempts[1]! - date.attempts[0]!).toBeGreaterThanOrEqual(900);
+    // An hour is capped at maxBackoffMs: the receiver cannot hold the queue.
+    expect(forever.attempts).toHaveLength(2);
+    expect(forever.attempts[1]! - forever.attempts[0]!).toBeLessThan(1500 + 500);
+  });
+
   it('times out a receiver that never answers, retries, and keeps its queue bounded (oldest dropped)', async () => {
     const slow = await receiver(() => 'hang');
     const fast = await receiver();
