@@ -156,6 +156,13 @@ export class Notifier {
     }
     this.closing.abort();
     for (const h of [...this.hooks, ...this.leaving]) {
+      // Said, not silently lost: after a stop nothing else tells the admin that a DOWN (or the UP
+      // after it) never reached the webhook.
+      if (h.queue.length) {
+        const shown = h.queue.slice(0, 10).map(describe);
+        const more = h.queue.length > shown.length ? `, and ${h.queue.length - shown.length} more` : '';
+        this.log.warn({ webhook: h.where, webhook_index: h.index, not_sent: h.queue.length, events: shown }, `${h.label}: licgate is stopping; ${h.queue.length} queued notification${h.queue.length > 1 ? 's' : ''} not sent: ${shown.join(', ')}${more}`);
+      }
       this.counts.queued -= h.queue.length;
       h.queue.length = 0;
     }
@@ -237,6 +244,12 @@ export class Notifier {
       return { reason: code === 'ECONNREFUSED' ? 'connection refused' : code ? `${code}: ${err.message}` : err.message, permanent: false };
     }
   }
+}
+
+/** A queued notification in a log line: what it would have said, without its reason. */
+function describe(n: Notification): string {
+  const what = [n.backend, n.server].filter((x) => x !== null).join('/');
+  return `${n.event}${what ? ` ${what}` : ''}${n.to !== null ? ` ${n.from ?? '?'} -> ${n.to}` : ''}`;
 }
 
 /**

@@ -266,6 +266,22 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     expect(JSON.stringify(out)).not.toContain('pathSecretXyz');
   });
 
+  it('close() logs which queued notifications a stop leaves unsent, per webhook', async () => {
+    const slow = await receiver(() => 'hang');
+    const { log, out } = lines();
+    const n = new Notifier([hook(slow.url)], log, { timeoutMs: 10_000, retries: 5 });
+    n.notify({ event: 'server-state', backend: 'licenses', server: 'primary', from: 'UP', to: 'DOWN', reason: 'refused' });
+    await waitFor(() => slow.attempts.length === 1, { timeoutMs: 5000, what: 'the first delivery to start' });
+    n.notify({ event: 'tier-change', backend: 'licenses', from: 'active', to: 'backup', reason: 'primary DOWN' });
+    n.notify({ event: 'server-state', backend: 'licenses', server: 'primary', from: 'DOWN', to: 'UP', reason: 'ok' });
+    await n.close(100);
+    const unsent = out.find((l) => String(l.msg).includes('not sent'));
+    expect(unsent).toMatchObject({ level: 40, not_sent: 2, webhook_index: 0, msg: expect.stringMatching(/^notify\.webhooks\[0\] http:\/\/127\.0\.0\.1:\d+\/…: licgate is stopping; 2 queued notifications not sent: tier-change licenses active -> backup, server-state licenses\/primary DOWN -> UP$/) });
+    // The one in flight is logged as not delivered, as before.
+    await waitFor(() => out.find((l) => String(l.msg).includes('not delivered')), { timeoutMs: 2000, what: 'the aborted delivery logged' });
+    expect(JSON.stringify(out)).not.toContain('secret');
+  });
+
   it('close() gives queued notifications a grace, then aborts a hanging delivery', async () => {
     const slow = await receiver(() => 'hang');
     const n = new Notifier([hook(slow.url)], lines().log, { timeoutMs: 10_000, retries: 5 });
