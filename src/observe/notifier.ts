@@ -225,8 +225,15 @@ export class Notifier {
         dispatcher: this.dispatcher,
         signal,
       });
-      await res.body.dump({ limit: 64 * 1024, signal });
-      if (res.statusCode >= 200 && res.statusCode < 300) return null;
+      const ok = res.statusCode >= 200 && res.statusCode < 300;
+      try {
+        await res.body.dump({ limit: 64 * 1024, signal });
+      } catch (e) {
+        // The 2xx status is the receipt: a body that trickles past the timeout does not unsend it,
+        // and retrying would post the alert twice.
+        if (!ok) throw e;
+      }
+      if (ok) return null;
       // Not followed: a POST redirected is re-sent as a GET (301/302) or with its headers to another
       // host. Retrying gets the same answer; the fix is the url, so say where it points.
       if (res.statusCode >= 300 && res.statusCode < 400) {

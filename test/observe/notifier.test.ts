@@ -197,6 +197,25 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     expect(n.counts).toMatchObject({ delivered: 6, failed: 6, dropped: 28, retries: 6, queued: 0 });
   });
 
+  it('counts a 2xx as delivered although its body trickles past the timeout, and does not post it again', async () => {
+    let posts = 0;
+    const server = createServer((req, res) => {
+      posts++;
+      req.resume().on('end', () => {
+        res.writeHead(200);
+        const drip = setInterval(() => res.write('.'), 50);
+        res.on('close', () => clearInterval(drip));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers.push(server);
+    const n = make([hook(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`)], { timeoutMs: 300, retries: 2, backoffMs: 10 });
+    n.notify({ event: 'backend-down', backend: 'licenses', reason: 'all down' });
+    await n.idle();
+    expect(n.counts).toMatchObject({ delivered: 1, failed: 0, retries: 0 });
+    expect(posts).toBe(1);
+  });
+
   it('sends the user and password of a webhook URL as Basic authorization, and never logs them', async () => {
     const basic = `Basic ${Buffer.from('alerts:s3cr:t@x').toString('base64')}`;
     const r = await receiver((_n, req) => (req.headers.authorization === basic ? 204 : 401));
