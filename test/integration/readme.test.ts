@@ -1,19 +1,23 @@
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
-import { runCli } from '../helpers/proxy-harness.js';
+import { oneExchange } from '../helpers/one-exchange.js';
+import { runCli, startProxy, startTcpServer, stopAll } from '../helpers/proxy-harness.js';
 
 // The README is how an admin meets licgate: a config it shows that does not validate, a flag it
 // names that a command does not take, or a file or section it cites that is not there costs that
-// admin an evening. Each of these has happened in its history (s51).
+// admin an evening. Two of its configs failed or warned in validate, and two agent replies it
+// quoted were not the lines a sidecar sends, until s51.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'licgate-readme-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** Every ```yaml block, with the indentation of a block inside a list item taken off, and its line. */
 function yamlBlocks(): { line: number; text: string }[] {
@@ -89,5 +93,32 @@ describe('README.md, as a new admin reads it', () => {
     const sent = [...README.matchAll(/\bsee "([^"]+)"/g)].map((m) => m[1]!.replace(/\s+/g, ' '));
     expect(sent.length).toBeGreaterThanOrEqual(5);
     expect(sent.filter((s) => ![...titles].some((t) => t === s || t.startsWith(`${s}:`)))).toEqual([]);
+  });
+
+  it('the agent replies it quotes for a server up, drained and in maint are the lines a sidecar sends', async () => {
+    const lmgrd = await startTcpServer((sock) => sock.end());
+    const token = tokenFile();
+    const p = await startProxy(`
+admin: { listen: "127.0.0.1:0", token_file: ${token} }
+agent: { listen: "127.0.0.1:0", backend: licenses }
+shutdown_delay: 0s
+backends:
+  - name: licenses
+    check: { type: tcp, inter: 5s }
+    servers: [{ name: local, address: "127.0.0.1:${lmgrd.port}", weight: 100 }]
+`);
+    const reply = async (): Promise<string> => (await oneExchange(p.listening.agent!, '127.0.0.1', '')).got.trim();
+    const set = async (state: string): Promise<void> => {
+      const r = await fetch(`${p.adminUrl}/admin/backends/licenses/servers/local`, { method: 'POST', headers: { authorization: `Bearer ${readFileSync(token, 'utf8').trim()}`, 'content-type': 'application/json' }, body: JSON.stringify({ state }) });
+      expect(r.status, `set state ${state}`).toBe(200);
+    };
+    const sent = [await reply()];
+    await set('drain');
+    sent.push(await reply());
+    await set('maint');
+    sent.push(await reply());
+    expect(sent).toEqual(['up ready 100%', 'up drain 0% #draining', 'down maint 0% #maintenance']);
+    const sidecar = /^## Sidecar role[\s\S]*?^The agent replies one line[\s\S]*?\n\n/m.exec(README)![0];
+    expect(sent.filter((line) => !sidecar.includes(`\`${line}\``)), 'replies the README does not show as they are').toEqual([]);
   });
 });
