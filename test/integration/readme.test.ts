@@ -10,7 +10,7 @@ import { runCli, startProxy, startTcpServer, stopAll } from '../helpers/proxy-ha
 // The README is how an admin meets licgate: a config it shows that does not validate, a flag it
 // names that a command does not take, or a file or section it cites that is not there costs that
 // admin an evening. Two of its configs failed or warned in validate, and two agent replies it
-// quoted were not the lines a sidecar sends, until s51.
+// quoted were not the lines a sidecar sends.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'licgate-readme-'));
