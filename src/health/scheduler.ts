@@ -157,19 +157,6 @@ export class CheckScheduler {
     const live = server.live();
     if (this.stopped || this.inflight.get(live) !== ctl) return;
     server = live;
-    // Put in maintenance while the check ran: its result would count against a planned outage.
-    const paused = server.checksPaused;
-    // Taken while this check is still in flight: a reply that ends the agent's own MAINT is the
-    // check made on leaving it, so the checkNow that leaving calls (Server.change) starts no other.
-    if (!paused && outcome.agent !== undefined) server.setAgent(outcome.agent, `agent: ${outcome.agent.reason}`);
-    this.inflight.delete(server);
-    if (paused) return;
-    // A type agent check in the agent's own MAINT: read for what the agent says, its health counts
-    // no more than a paused check's (a sidecar says "down maint" all through a maintenance).
-    if (server.healthPaused) {
-      this.schedule(server, this.nextDelay(server));
-      return;
-    }
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
     const standby = outcome.ok && outcome.standby === true;
     const result = {
@@ -180,6 +167,24 @@ export class CheckScheduler {
       ...(outcome.license ? { license: outcome.license } : {}),
       ...(standby ? { standby: true, ...(outcome.master !== undefined ? { master: outcome.master } : {}) } : {}),
     };
+    // Put in maintenance while the check ran: its result would count against a planned outage.
+    const paused = server.checksPaused;
+    const agent = paused ? undefined : outcome.agent;
+    // A failed reply that does not keep the agent's MAINT is one change with what it says
+    // (Server.checkFailed): `down ready` leaves that MAINT DOWN, not UP 1/fall for an instant.
+    const failedReply = agent !== undefined && !outcome.ok && !outcome.inconclusive && agent.state !== 'maint';
+    // Taken while this check is still in flight: a reply that ends the agent's own MAINT is the
+    // check made on leaving it, so the checkNow that leaving calls (Server.change) starts no other.
+    if (failedReply) server.checkFailed(result, ownPortPassed, agent);
+    else if (agent !== undefined) server.setAgent(agent, `agent: ${agent.reason}`);
+    this.inflight.delete(server);
+    if (paused) return;
+    // A type agent check in the agent's own MAINT: read for what the agent says, its health counts
+    // no more than a paused check's (a sidecar says "down maint" all through a maintenance).
+    if (server.healthPaused) {
+      this.schedule(server, this.nextDelay(server));
+      return;
+    }
     if (outcome.inconclusive) {
       // Our own shortage (out of descriptors): the server's health stays as it was.
       this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: false, durationMs, reason: outcome.reason });
@@ -188,7 +193,7 @@ export class CheckScheduler {
     }
     const wasStandby = server.up && server.standby;
     if (outcome.ok) server.checkSucceeded(result);
-    else server.checkFailed(result, ownPortPassed);
+    else if (!failedReply) server.checkFailed(result, ownPortPassed);
     this.events.emit('check-done', { backend: this.backend.name, server: server.name, ok: outcome.ok, durationMs, reason: outcome.reason });
     this.schedule(server, this.nextDelay(server));
     if (standby && !wasStandby) this.checkNamedMaster(server);

@@ -483,7 +483,8 @@ export class Server {
     return this.up && !this.draining && !this.inMaint && !this.standby && this.effectiveWeight === 0 ? `${text} (weight 0)` : text;
   }
 
-  private change(reason: string, mutate: () => void): void {
+  /** `judge`: a check's verdict in the same change, counted from the health a resumed check starts at. */
+  private change(reason: string, mutate: () => void, judge?: () => void): void {
     const from = this.changeText;
     const usableBefore = this.eligible;
     const maxconnBefore = this.maxconn;
@@ -500,6 +501,7 @@ export class Server {
     if (resumed) this.health.restart(this.initState);
     // UP (leaving MAINT too): a DOWN from now on is a new one, which says what it is confined to.
     if (this.health.up) this.downOnPort = null;
+    judge?.();
     if (this.changeText !== from || this.eligible !== usableBefore) {
       if (firstWord(this.stateText) !== firstWord(from)) this.stateSince = performance.now();
       this.onChange(this, from, reason, usableBefore, upBefore && !this.up && !this.inMaint);
@@ -523,11 +525,21 @@ export class Server {
     });
   }
 
-  /** `ownPortPassed`: only the connect to failedPort failed, the check itself passed. */
-  checkFailed(result: CheckResult, ownPortPassed = false): void {
+  /**
+   * `ownPortPassed`: only the connect to failedPort failed, the check itself passed. `agent`: what
+   * the failed reply of a type agent check says, taken in the same change. Taken first, `down ready`
+   * ended the agent's MAINT as UP 1/fall, usable for an instant, and the failure then took it DOWN:
+   * a failback and a failover, and a DOWN marked (on_marked_down) for a server that never served.
+   * HAProxy too applies the reply's admin word first and leaves maintenance DOWN when its health
+   * word says so ("DOWN/READY (leaving forced maintenance)").
+   */
+  checkFailed(result: CheckResult, ownPortPassed = false, agent?: AgentView): void {
     this.recordCheck(result);
     this.firstCheckDone = true;
-    this.change(result.reason, () => {
+    const view = (): void => {
+      if (agent !== undefined) this.agent = agent;
+    };
+    this.change(result.reason, view, () => {
       const wasUp = this.health.up;
       this.health.failure();
       this.awaitingFirstUp = false;

@@ -7,6 +7,7 @@ import type { Probe, ProbeOutcome, ProbeTarget } from '../../src/health/probes/p
 import { CheckScheduler } from '../../src/health/scheduler.js';
 import { Backend } from '../../src/model/backend.js';
 import { ModelEvents } from '../../src/model/events.js';
+import { parseAgentLine } from '../../src/serve/agent-reply.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /**
@@ -207,7 +208,45 @@ describe('CheckScheduler', () => {
 type AgentAnswer = string | 'close' | 'silent';
 
 describe('CheckScheduler with a type agent check: admin states and agent replies in any order (real agent socket)', () => {
-  it('counts no check and logs no DOWN in any MAINT; leaving every MAINT is UP 1/fall (or DRAIN) with a check at once; one check at a time', async () => {
+  it.each(['down ready', 'ready down', 'fail ready', 'stopped ready'])('a reply "%s" that ends the agent\'s MAINT leaves it DOWN in one change: no failback and failover, no DOWN marked', async (reply) => {
+    vi.useRealTimers();
+    let answer = 'up ready 100%';
+    const agent = createServer((sock) => {
+      sock.on('error', () => sock.destroy());
+      sock.end(`${answer}\n`);
+    });
+    await new Promise<void>((r) => agent.listen(0, '127.0.0.1', r));
+    const port = (agent.address() as AddressInfo).port;
+    const events = new ModelEvents();
+    const cfg = loadConfigText(
+      `status: { listen: "127.0.0.1:0" }\nbackends:\n  - name: b\n    on_marked_down: shutdown-sessions\n    check: { type: agent, port: ${port}, inter: 1h, fastinter: 1h, downinter: 1h, rise: 2, fall: 2, timeout: 1000ms }\n    servers:\n      - { name: main, address: "127.0.0.1:30000" }\n      - { name: spare, address: "127.0.0.1:30001", tier: 1 }\n`,
+      'sched.yaml',
+    );
+    const b = new Backend(cfg.backends[0]!, events);
+    const srv = b.servers[0]!;
+    // Not started: only `main` is checked, each time by runNow; `spare` stays UP as it started.
+    const s = new CheckScheduler(b, b.cfg.check, createProbe(b.cfg.check)!, events);
+    schedulers.push(s);
+    try {
+      await s.runNow(srv);
+      // No weight: a 0% would be sticky and keep the server out of its tier after the MAINT too.
+      answer = 'down maint #maintenance';
+      await s.runNow(srv);
+      expect({ state: srv.stateText, tier: b.servingTier }).toEqual({ state: 'MAINT (agent)', tier: 1 });
+      const seen: string[] = [];
+      events.on('server-state', (e) => seen.push(`${e.server}: ${e.from} -> ${e.to}`));
+      events.on('tier-change', (e) => seen.push(`tier: ${e.reason}`));
+      events.on('shutdown-sessions', (e) => seen.push(`shutdown-sessions: ${e.server.name}`));
+      answer = reply;
+      await s.runNow(srv);
+      expect(seen, 'what one reply that ends the MAINT and says down did').toEqual(['main: MAINT (agent) -> DOWN']);
+      expect({ state: srv.stateText, tier: b.servingTier }).toEqual({ state: 'DOWN', tier: 1 });
+    } finally {
+      await new Promise((r) => agent.close(r));
+    }
+  });
+
+  it('counts no check and logs no DOWN in any MAINT; leaving every MAINT is UP 1/fall (or DRAIN) with a check at once, DOWN at once by a reply that says down; one check at a time', async () => {
     vi.useRealTimers();
     const answers: AgentAnswer[] = ['down maint 0% #maintenance', 'up ready 100%', 'down ready', 'drain', '50%', 'maint', 'ready', 'down', 'hello', 'close', 'silent'];
     const op = fc.oneof(
@@ -249,7 +288,10 @@ describe('CheckScheduler with a type agent check: admin states and agent replies
         });
         events.on('server-state', (e) => {
           if (!e.from.startsWith('MAINT') || e.to.startsWith('MAINT')) return;
-          if (!/^(UP 1\/2|DRAIN 1\/2|DRAIN \(agent\))/.test(e.to)) wrong.push(`${e.from} -> ${e.to}`);
+          // One reply is one change: the agent's reply that ends its MAINT and says down leaves it DOWN.
+          const health = parseAgentLine(answer === 'close' || answer === 'silent' ? '' : answer).health;
+          const saysDown = e.reason.startsWith('agent') && health !== null && health !== 'up';
+          if (saysDown ? e.to !== 'DOWN' : !/^(UP 1\/2|DRAIN 1\/2|DRAIN \(agent\))/.test(e.to)) wrong.push(`${e.from} -> ${e.to} (${e.reason})`);
           // The check made on leaving: one started now, or the reply that ended it counted at once.
           const before = done;
           queueMicrotask(() => running > 0 || done > before || wrong.push(`no check on ${e.from} -> ${e.to}`));
