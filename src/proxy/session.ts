@@ -288,6 +288,16 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
   /** The client sent its FIN before the relay took over: its bytes are forwarded as they are. */
   earlyEnd(): void {
     this.clientEof = true;
+    // With nothing sent, while its session waits for a slot (queued at a full server, or in the
+    // turn-around before a retry), the client gave up, as one waiting at the frontend does
+    // (Waiting.ended, HAProxy's `option abortonclose`): connected later, the license server would
+    // get a connection for nobody, and the queue place would hold up the clients behind it.
+    if (this.earlyBytes === 0 && this.connector.waiting) {
+      this.connector.cancel();
+      this.closeClient();
+      this.endWith('client-gone');
+      return;
+    }
     if (this.sniffing) this.stopSniffing();
   }
 

@@ -358,37 +358,44 @@ describe('maxconn and the bounded queue', () => {
   // license server for nobody when its turn comes. A FIN with nothing before it is HAProxy's
   // `option abortonclose`; a reset ends a queued client in HAProxy whatever its options (it reads
   // waiting clients too).
+  // `queued`: how many clients wait (at the frontend, or for a server slot).
   const leaving = {
-    'closes before sending': async (port: number): Promise<void> => {
+    'closes before sending': async (port: number, queued: () => number): Promise<void> => {
       const gaveUp = connect({ host: '127.0.0.1', port });
       clients.push(gaveUp);
       gaveUp.on('error', () => {});
       gaveUp.resume();
-      await waitFor(() => daemon!.frontends[0]!.queued === 1, { timeoutMs: 5000, what: 'the client waiting' });
+      await waitFor(() => queued() === 1, { timeoutMs: 5000, what: 'the client waiting' });
       gaveUp.end();
       await once(gaveUp, 'finish');
     },
-    'resets after sending its first bytes': async (port: number): Promise<void> => {
+    'resets after sending its first bytes': async (port: number, queued: () => number): Promise<void> => {
       const gone = hello(port);
-      await waitFor(() => daemon!.frontends[0]!.queued === 1, { timeoutMs: 5000, what: 'the client waiting' });
+      await waitFor(() => queued() === 1, { timeoutMs: 5000, what: 'the client waiting' });
       gone.sock.resetAndDestroy();
       await once(gone.sock, 'close');
     },
   };
-  it.each([true, false].flatMap((inband) => Object.keys(leaving).map((how) => ({ inband, how: how as keyof typeof leaving }))))(
-    'frontend maxconn, inband_status $inband: a waiting client that $how leaves the queue at once, and its turn opens no connection to the server',
-    async ({ inband, how }) => {
+  // The same for a session queued for a full server's slot (server maxconn).
+  const cases = (['frontend', 'server'] as const).flatMap((at) => [true, false].flatMap((inband) => Object.keys(leaving).map((how) => ({ at, inband, how: how as keyof typeof leaving }))));
+  it.each(cases)(
+    '$at maxconn, inband_status $inband: a client waiting for a slot that $how leaves at once, and no connection to the server is opened for it',
+    async ({ at, inband, how }) => {
       sims = await startSimulators(['s1']);
-      const yaml = config(sims[0]!.address().port, { frontendMaxconn: 1, queueTimeout: '30s' }).replace('inband_status: false', `inband_status: ${inband}`);
+      const yaml = config(sims[0]!.address().port, { [at === 'frontend' ? 'frontendMaxconn' : 'serverMaxconn']: 1, queueTimeout: '30s' }).replace('inband_status: false', `inband_status: ${inband}`);
       const d = await startDaemon(yaml);
       daemon = d;
       const fe = d.frontends[0]!;
+      const backend = d.model.backend('b')!;
+      const queued = (): number => (at === 'frontend' ? fe.queued : backend.queued);
       const port = fe.address().port;
       const a = hello(port);
       await waitFor(() => a.reply().includes('HELLO s1'), { timeoutMs: 5000, what: 'a served' });
-      await leaving[how](port);
+      await leaving[how](port, queued);
+      // Gone while a is still served: not at its turn, nor at queue_timeout.
+      await waitFor(() => queued() === 0 && fe.sessions.size === 1, { timeoutMs: 5000, what: 'the client gone from the queue while a is served' });
       a.sock.end();
-      await waitFor(() => a.closed() && fe.sessions.size === 0 && fe.queued === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
+      await waitFor(() => a.closed() && fe.sessions.size === 0, { timeoutMs: 5000, what: "a's session ended and nobody waiting or served" });
       const text = await d.metrics.render();
       const ended = (end: string) => sample(text, 'licgate_sessions_ended_total', { frontend: 'fe', backend: 'b', end });
       expect([sims[0]!.connections, ended('closed'), ended('client-gone'), fe.rejected]).toEqual([1, 1, 1, { full: 0, timeout: 0, stopping: 0, denied: 0 }]);
@@ -726,12 +733,12 @@ backends:
   - { name: x, check: { type: none }, servers: [ { name: s2, address: "127.0.0.1:${sims[0]!.address().port}" } ] }
 `;
 
-    /** c refused by b's s1 through fe2, in its turn-around; b's port then accepts (and counts). */
-    async function inTurnaround() {
+    /** c (`hello` unless given) refused by b's s1 through fe2, in its turn-around; b's port then accepts (and counts). */
+    async function inTurnaround<C = ReturnType<typeof hello>>(client: (port: number) => C = hello as (port: number) => C) {
       sims = await startSimulators(['s2']);
       const refusing = await freePort();
       const d = (daemon = await startDaemon(turnRoutes(refusing, 'b')));
-      const c = hello(d.frontends.find((f) => f.name === 'fe2')!.address().port);
+      const c = client(d.frontends.find((f) => f.name === 'fe2')!.address().port);
       await waitFor(() => d.model.backend('b')!.server('s1')!.connectErrors === 1, { timeoutMs: 5000, what: 'c refused by s1' });
       let connects = 0;
       const late = createServer((s) => {
@@ -748,6 +755,23 @@ backends:
       await applyConfig(d, loadConfigText(turnRoutes(refusing, null), 'reload.yaml'));
       await waitFor(() => c.closed() || connects() > 0, { timeoutMs: 5000, what: 'c closed, or its retry made' });
       expect(`${c.closed() ? 'closed' : 'open'}, ${connects()} connects to s1`).toBe('closed, 0 connects to s1');
+    });
+
+    // HAProxy's `option abortonclose`, as for a client waiting at the frontend or queued for a slot.
+    it('is closed at once when its client closes before sending anything, with no reload: its retry is never made', async () => {
+      const { d, c, connects } = await inTurnaround((port) => {
+        const sock = connect({ host: '127.0.0.1', port });
+        clients.push(sock);
+        sock.on('error', () => {});
+        sock.resume();
+        let closed = false;
+        sock.on('close', () => (closed = true));
+        return { sock, closed: () => closed };
+      });
+      c.sock.end();
+      await waitFor(() => c.closed() || connects() > 0, { timeoutMs: 5000, what: 'c closed, or its retry made' });
+      const log = `${c.closed() ? 'closed' : 'open'}, ${connects()} connects to s1, ${d.frontends[1]!.sessions.size} sessions`;
+      expect(log).toBe('closed, 0 connects to s1, 0 sessions');
     });
 
     it('is placed on the backend its frontend sends to now, at once, not retried on the old backend after the turn-around', async () => {
