@@ -611,11 +611,11 @@ export class Server {
   }
 
   setAdmin(state: AdminState, reason: string): void {
-    this.change(reason, () => (this.admin = state));
+    this.setAdminAndWeight(state, undefined, reason);
   }
 
   setWeight(weight: number, reason: string): void {
-    this.change(reason, () => (this.weight = weight));
+    this.setAdminAndWeight(undefined, weight, reason);
   }
 
   /**

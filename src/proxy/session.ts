@@ -292,12 +292,7 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
     // turn-around before a retry), the client gave up, as one waiting at the frontend does
     // (Waiting.ended, HAProxy's `option abortonclose`): connected later, the license server would
     // get a connection for nobody, and the queue place would hold up the clients behind it.
-    if (this.earlyBytes === 0 && this.connector.waiting) {
-      this.connector.cancel();
-      this.closeClient();
-      this.endWith('client-gone');
-      return;
-    }
+    if (this.earlyBytes === 0 && this.connector.waiting) return this.clientGone();
     if (this.sniffing) this.stopSniffing();
   }
 
@@ -307,6 +302,11 @@ export class Session implements ConnectOwner, RelayOwner, Linked<Session>, Sessi
       this.relay.fail(this.relay.toServer, errno);
       return;
     }
+    this.clientGone();
+  }
+
+  /** Before any server is connected for it: nothing to relay, no connect to make. */
+  private clientGone(): void {
     this.closeClient();
     if (this.ended) return;
     this.connector.cancel();
