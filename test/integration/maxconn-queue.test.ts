@@ -28,7 +28,8 @@ afterEach(async () => {
 });
 
 /** A client that sends HELLO and records the reply and whether the proxy closed it. */
-function hello(port: number): { sock: Socket; reply: () => string; closed: () => boolean } {
+/** A client that sends `first` (a FlexLM-like HELLO unless told; '' for one that sends nothing) and reads. */
+function hello(port: number, first = 'HELLO\n'): { sock: Socket; reply: () => string; closed: () => boolean } {
   const sock = connect({ host: '127.0.0.1', port });
   clients.push(sock);
   let reply = '';
@@ -37,7 +38,7 @@ function hello(port: number): { sock: Socket; reply: () => string; closed: () =>
   sock.on('data', (d: string) => (reply += d));
   sock.on('error', () => {});
   sock.on('close', () => (closed = true));
-  sock.write('HELLO\n');
+  if (first) sock.write(first);
   return { sock, reply: () => reply, closed: () => closed };
 }
 
@@ -361,10 +362,7 @@ describe('maxconn and the bounded queue', () => {
   // `queued`: how many clients wait (at the frontend, or for a server slot).
   const leaving = {
     'closes before sending': async (port: number, queued: () => number): Promise<void> => {
-      const gaveUp = connect({ host: '127.0.0.1', port });
-      clients.push(gaveUp);
-      gaveUp.on('error', () => {});
-      gaveUp.resume();
+      const gaveUp = hello(port, '').sock;
       await waitFor(() => queued() === 1, { timeoutMs: 5000, what: 'the client waiting' });
       gaveUp.end();
       await once(gaveUp, 'finish');
@@ -734,7 +732,7 @@ backends:
 `;
 
     /** c (`hello` unless given) refused by b's s1 through fe2, in its turn-around; b's port then accepts (and counts). */
-    async function inTurnaround<C = ReturnType<typeof hello>>(client: (port: number) => C = hello as (port: number) => C) {
+    async function inTurnaround(client: (port: number) => ReturnType<typeof hello> = hello) {
       sims = await startSimulators(['s2']);
       const refusing = await freePort();
       const d = (daemon = await startDaemon(turnRoutes(refusing, 'b')));
@@ -759,15 +757,7 @@ backends:
 
     // HAProxy's `option abortonclose`, as for a client waiting at the frontend or queued for a slot.
     it('is closed at once when its client closes before sending anything, with no reload: its retry is never made', async () => {
-      const { d, c, connects } = await inTurnaround((port) => {
-        const sock = connect({ host: '127.0.0.1', port });
-        clients.push(sock);
-        sock.on('error', () => {});
-        sock.resume();
-        let closed = false;
-        sock.on('close', () => (closed = true));
-        return { sock, closed: () => closed };
-      });
+      const { d, c, connects } = await inTurnaround((port) => hello(port, ''));
       c.sock.end();
       await waitFor(() => c.closed() || connects() > 0, { timeoutMs: 5000, what: 'c closed, or its retry made' });
       const log = `${c.closed() ? 'closed' : 'open'}, ${connects()} connects to s1, ${d.frontends[1]!.sessions.size} sessions`;
