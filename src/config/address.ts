@@ -132,6 +132,20 @@ export function sameHost(a: string, b: string): boolean {
 }
 
 /**
+ * The one of `items` whose host (`hostOf`) is `host`: spelt the same in any case, else the only one
+ * sameHost takes for it. Undefined when none is, or when several share its short name and none is
+ * spelt the same: a triad at three sites may be flexlm.ber.example.com, flexlm.muc.example.com and
+ * flexlm.ham.example.com, and the first with a matching short name is not the one meant.
+ */
+export function findHost<T>(items: readonly T[], host: string, hostOf: (item: T) => string): T | undefined {
+  const h = host.toLowerCase();
+  const exact = items.find((i) => hostOf(i).toLowerCase() === h);
+  if (exact !== undefined) return exact;
+  const loose = items.filter((i) => sameHost(hostOf(i), host));
+  return loose.length === 1 ? loose[0] : undefined;
+}
+
+/**
  * Whether two hosts written as text are one address ([::0] and [::], FD00:0::11 and fd00::11). A
  * zone counts only when both name one: an address listed without it is on whichever link has it.
  */

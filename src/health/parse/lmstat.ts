@@ -1,4 +1,4 @@
-import { sameHost } from '../../config/address.js';
+import { findHost } from '../../config/address.js';
 import type { LicenseInfo } from './license-info.js';
 
 type Server = LicenseInfo['servers'][number];
@@ -184,7 +184,7 @@ export function lmstatHealthy(info: LicenseInfo, localHost?: string): LmstatVerd
   let lmgrd: string;
   let local: Server | undefined;
   if (localHost !== undefined) {
-    local = info.servers.find((s) => sameHost(s.host, localHost));
+    local = findHost(info.servers, localHost, (s) => s.host);
     if (!local) {
       const listed = info.servers.map((s) => s.host).join(', ');
       return { ok: false, reason: `expected local host ${localHost} among license servers, found ${listed}` };
@@ -250,8 +250,8 @@ function triadOf(info: LicenseInfo, local: Server | undefined): string[] | null 
  * not this one's.
  */
 function vendorsOf(info: LicenseInfo, host: string): LicenseInfo['vendors'] {
-  const own = info.vendors.filter((v) => v.server !== undefined && sameHost(v.server, host));
-  if (own.length > 0) return own;
   const listedOn = new Set(info.vendors.map((v) => v.server?.toLowerCase()));
+  const on = findHost([...listedOn].filter((s): s is string => s !== undefined), host, (s) => s);
+  if (on !== undefined) return info.vendors.filter((v) => v.server?.toLowerCase() === on);
   return listedOn.size <= 1 ? info.vendors : [];
 }

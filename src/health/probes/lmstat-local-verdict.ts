@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
-import { isLoopback, sameAddress } from '../../config/address.js';
+import { findHost, isLoopback, sameAddress } from '../../config/address.js';
 import type { LicenseInfo } from '../parse/license-info.js';
 import { lmstatHealthy, type LmstatVerdict } from '../parse/lmstat.js';
 
@@ -46,7 +46,8 @@ export function lmstatVerdict(info: LicenseInfo, serverHost: string, me: Machine
   const local = isLoopback(serverHost) || me.addresses.some((a) => sameAddress(a, serverHost));
   if (!local) return lmstatHealthy(info, info.servers.length === 1 ? info.servers[0]!.host : serverHost);
 
-  const mine = info.servers.find((s) => namesMachine(s.host, me));
+  // lmstat prints the SERVER line's spelling, often the short name where hostname() is the FQDN, or the reverse.
+  const mine = info.servers.find((s) => isIP(s.host) && me.addresses.some((a) => sameAddress(a, s.host))) ?? findHost(info.servers, me.hostname, (s) => s.host);
   if (mine) return lmstatHealthy(info, mine.host);
   if (info.servers.length <= 1) return lmstatHealthy(info);
   const listed = info.servers.map((s) => s.host).join(', ');
@@ -54,12 +55,4 @@ export function lmstatVerdict(info: LicenseInfo, serverHost: string, me: Machine
     ok: false,
     reason: `cannot tell which of ${listed} is this host (${me.hostname}); give the server the address the license file's SERVER line uses`,
   };
-}
-
-function namesMachine(host: string, me: MachineIdentity): boolean {
-  if (isIP(host)) return me.addresses.some((a) => sameAddress(a, host));
-  const h = host.toLowerCase();
-  const mine = me.hostname.toLowerCase();
-  // lmstat prints the SERVER line's spelling, often the short name where hostname() is the FQDN, or the reverse.
-  return h === mine || h.split('.')[0] === mine.split('.')[0];
 }

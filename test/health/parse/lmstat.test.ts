@@ -357,6 +357,28 @@ describe('parseLmstat on synthetic output', () => {
     expect(lmstatHealthy(info, 'lic2')).toEqual({ ok: true, reason: 'lmgrd UP [2/2 servers UP], vendor MLM UP, 0 features' });
   });
 
+  it('tells apart servers that share a short name in different domains: the one spelt as asked, else none', () => {
+    // A triad at three sites, each member named for its role: flexlm.ber, flexlm.muc, flexlm.ham.
+    const site = (text: string): string =>
+      text.replaceAll('host1', 'flexlm.ber.example.com').replaceAll('host2', 'flexlm.muc.example.com').replaceAll('host3', 'flexlm.ham.example.com');
+    const triad = parseLmstat(site(fixture('lmstat_server_down.txt')));
+    expect(lmstatHealthy(triad, 'flexlm.ham.example.com')).toEqual({
+      ok: false,
+      reason: 'lmgrd on flexlm.ham.example.com DOWN: Cannot connect to license server system. (-15,570:115 "Operation now in progress")',
+    });
+    expect(lmstatHealthy(triad, 'FLEXLM.MUC.example.com')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor daemon UP, 2 features' });
+    // The short name alone names all three: no member is taken for it.
+    expect(lmstatHealthy(triad, 'flexlm')).toEqual({
+      ok: false,
+      reason: 'expected local host flexlm among license servers, found flexlm.ber.example.com, flexlm.muc.example.com, flexlm.ham.example.com',
+    });
+    // -c port@a:port@b: each server's own vendor daemons, though both are "flexlm" for short.
+    const block = (host: string, mlm: string): string[] => [`License server status: 27000@${host}`, `${host}: license server UP (MASTER) v11.19.2`, `Vendor daemon status (on ${host}):`, `  MLM: ${mlm}`];
+    const two = parseLmstat([...block('flexlm.ber.example.com', 'UP v11.19.2'), ...block('flexlm.muc.example.com', 'DOWN')].join('\n'));
+    expect(lmstatHealthy(two, 'flexlm.ber.example.com')).toEqual({ ok: true, reason: 'lmgrd UP (MASTER) [2/2 servers UP], vendor MLM UP, 0 features' });
+    expect(lmstatHealthy(two, 'flexlm.muc.example.com')).toEqual({ ok: false, reason: 'vendor daemon MLM DOWN' });
+  });
+
   it('keeps MASTER when Windows lmstat prints the same server twice, in two spellings', () => {
     // A real Windows capture (flexlm_exporter issue #7, fixture lmstat_server_up_win.txt, lmutil v11.14):
     // the one server of the license file is printed once as MASTER, then again in lower case.

@@ -63,6 +63,21 @@ describe('lmstatVerdict: which lmstat server is the one this check guards', () =
     expect(lmstatVerdict(info, '127.0.0.1', host3)).toEqual({ ok: true, reason: 'lmgrd UP (MASTER), vendor MLM UP, 1 feature' });
   });
 
+  it('of members that share a short name in different domains, this machine is the one spelt as its hostname, else none', () => {
+    const site = (text: string): string =>
+      text.replaceAll('host1', 'flexlm.ber.example.com').replaceAll('host2', 'flexlm.muc.example.com').replaceAll('host3', 'flexlm.ham.example.com');
+    const triad = parseLmstat(site(fixture('lmstat_server_down.txt')));
+    expect(lmstatVerdict(triad, '127.0.0.1', { hostname: 'flexlm.ham.example.com', addresses: [] })).toEqual({ ok: false, reason: site(HOST3_DOWN) });
+    expect(lmstatVerdict(triad, '127.0.0.1', { hostname: 'FLEXLM.muc.example.com', addresses: [] })).toMatchObject({ ok: true, reason: 'lmgrd UP (MASTER) [2/3 servers UP], vendor daemon UP, 2 features' });
+    // A hostname that gives only the short name (or the distribution's "localdomain") names all three.
+    for (const hostname of ['flexlm', 'flexlm.localdomain']) {
+      expect(lmstatVerdict(triad, 'localhost', { hostname, addresses: [] })).toEqual({
+        ok: false,
+        reason: `cannot tell which of flexlm.ber.example.com, flexlm.muc.example.com, flexlm.ham.example.com is this host (${hostname}); give the server the address the license file's SERVER line uses`,
+      });
+    }
+  });
+
   it('a triad that does not name this machine fails rather than trusting any member', () => {
     expect(lmstatVerdict(down, '127.0.0.1', { hostname: 'build7', addresses: ['10.9.9.9'] })).toEqual({
       ok: false,
