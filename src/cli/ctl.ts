@@ -11,6 +11,7 @@ const STATES = ['ready', 'drain', 'maint'];
 /** The parts of GET /status this command shows (status-json.ts). */
 interface StatusServer {
   name: string;
+  tier: number;
   tier_name: string;
   state: string;
   admin: string;
@@ -24,7 +25,7 @@ interface StatusServer {
 interface StatusBody {
   pid: number;
   shutting_down: boolean;
-  backends: { name: string; tier: string; servers: StatusServer[] }[];
+  backends: { name: string; serving_tier: number | null; servers: StatusServer[] }[];
 }
 
 /** `code`: the socket error's (ECONNREFUSED: nothing listens there). */
@@ -367,7 +368,7 @@ export function serversTable(status: StatusBody, now = Date.now()): string {
   const rows: string[][] = [['BACKEND', 'SERVER', 'STATE', 'TIER', 'WEIGHT', 'ACTIVE', 'TOTAL', 'LAST CHECK']];
   for (const b of status.backends) {
     for (const s of b.servers) {
-      rows.push([b.name, s.name, stateText(s), s.tier_name + (s.tier_name === b.tier ? '*' : ''), `${num(s.effective_weight)}/${s.configured_weight}`, String(s.active), String(s.total), lastCheck(s.last_check, now)]);
+      rows.push([b.name, s.name, stateText(s), s.tier_name + (s.tier === b.serving_tier ? '*' : ''), `${num(s.effective_weight)}/${s.configured_weight}`, String(s.active), String(s.total), lastCheck(s.last_check, now)]);
     }
   }
   const lines = columns(rows);

@@ -185,7 +185,7 @@ async function disagreements(p: ProxyProcess, listening: { status: number; agent
         if (row[4] !== `${s.effective_weight}/${s.configured_weight}`) out.push(`${id}: weight ${s.effective_weight}/${s.configured_weight} in /status, ${row[4]} in ctl`);
         if (row[5] !== String(s.active)) out.push(`${id}: ${s.active} active in /status, ${row[5]} in ctl`);
         if (row[6] !== String(s.total)) out.push(`${id}: ${s.total} total in /status, ${row[6]} in ctl`);
-        if (row[3]!.endsWith('*') !== (s.tier_name === b.tier)) out.push(`${id}: ctl marks tier ${row[3]}, /status serves ${b.tier}`);
+        if (row[3]!.endsWith('*') !== (s.tier === b.serving_tier)) out.push(`${id}: ctl marks tier ${row[3]}, /status serves tier ${b.serving_tier}`);
       }
     }
   }

@@ -85,6 +85,22 @@ describe('licgate ctl', { timeout: 60_000 }, () => {
     expect((JSON.parse(json.stdout) as { backends: { name: string }[] }).backends[0]!.name).toBe('lic');
   });
 
+  it('servers: marks only the disaster-recovery tier that serves, not a further one (both read "dr")', async () => {
+    const p = await startProxy(`
+admin: { listen: 127.0.0.1:0 }
+backends:
+  - name: lic
+    check: { type: none }
+    servers: [{ name: site2, address: 127.0.0.1:1, tier: 2 }, { name: site3, address: 127.0.0.1:2, tier: 3 }]
+`);
+    expect((await p.get('/status')).json).toMatchObject({ backends: [{ serving_tier: 2 }] });
+    const r = await ctl(p, ['servers']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[1]).toMatch(/^lic\s+site2\s+no check\s+dr\*\s/);
+    expect(lines[2]).toMatch(/^lic\s+site3\s+no check\s+dr\s/);
+  });
+
   it("servers: a check reason quoting a server's reply prints its control characters escaped, not raw to the terminal", async () => {
     const rogue = await startTcpServer((sock) => sock.end('\x1b[2J\x1b[H owned\n'));
     const p = await startProxy(`
