@@ -458,9 +458,13 @@ function restoreStick(model: Model, t: SavedStick, file: string, log: Logger): b
   const keep: { client: string; server: string; expiresIn: number; sinceAgo: number }[] = [];
   const gone = new Set<string>();
   let expired = 0;
+  // A key no client connects from; pushed to the other host (peers), its S line cuts the link off
+  // at every full push for as long as the entry lives, as a marker's D line would (below).
+  const notClients: string[] = [];
   for (const [client, server, expires, since] of t.entries) {
     const s = backend.server(server);
-    if (expires <= wallNow) expired++;
+    if (!isPeerClient(client)) notClients.push(client);
+    else if (expires <= wallNow) expired++;
     else if (s === undefined || formatHostPort(s.address) !== t.servers[server]) gone.add(server);
     else keep.push({ client, server, expiresIn: expires - wallNow, sinceAgo: wallNow - since });
   }
@@ -495,7 +499,11 @@ function restoreStick(model: Model, t: SavedStick, file: string, log: Logger): b
       log.warn({ state_file: file, backend: t.backend, skipped: skipped.length }, `stick table of ${t.backend}: ${skipped.length} deletion marker(s) from ${file} not restored: ${skipped.slice(0, 3).join('; ')}${skipped.length > 3 ? '; …' : ''}`);
     }
   }
-  const dropped = t.entries.length - keep.length - expired;
+  if (notClients.length > 0) {
+    const shown = notClients.slice(0, 3).map((c) => JSON.stringify(c).slice(0, 70)).join(', ');
+    log.warn({ state_file: file, backend: t.backend, skipped: notClients.length }, `stick table of ${t.backend}: ${notClients.length} entr${notClients.length === 1 ? 'y' : 'ies'} from ${file} not restored: expected a client IP address, found ${shown}${notClients.length > 3 ? ', …' : ''}`);
+  }
+  const dropped = t.entries.length - keep.length - expired - notClients.length;
   const goneText = gone.size > 0 ? `; ${dropped} to ${[...gone].join(', ')} dropped: no such server now, or it is at another address` : '';
   log.info({ state_file: file, backend: t.backend, restored, expired, dropped }, `stick table of ${t.backend} restored from ${file}: ${restored} client(s) go back to their server; ${expired} expired${goneText}`);
   return restored === t.entries.length && markersKept;

@@ -168,11 +168,24 @@ describe('parseAdminState', () => {
   });
 });
 
+/**
+ * A start whose state file holds `table` (entries and markers) for backend lic (`stick: source`,
+ * servers a at 127.0.0.1:1 and b at 127.0.0.1:2): the model restored, the file, and the log's text.
+ */
+async function restoreStickFile(table: { entries: unknown[]; unstuck?: unknown }): Promise<{ model: Model; file: string; text: () => string }> {
+  dir = mkdtempSync(join(tmpdir(), 'licgate-state-stick-'));
+  const file = join(dir, 'server-state');
+  const model = new Model(loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    stick: source\n    servers:\n      - { name: a, address: 127.0.0.1:1 }\n      - { name: b, address: 127.0.0.1:2 }\n'));
+  writeFileSync(file, JSON.stringify({ version: 1, servers: [], stick: [{ backend: 'lic', servers: { a: '127.0.0.1:1', b: '127.0.0.1:2' }, ...table }] }));
+  let text = '';
+  const log = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => ((text += c.toString()), cb()) }));
+  writer = new AdminStateWriter(file, () => adminStateOf(model), log, 10_000, stickSourceOf(() => model));
+  await restoreAdminState(model, writer, log);
+  return { model, file, text: () => text };
+}
+
 describe('restoreAdminState: deletion markers', () => {
   it('does not restore a marker made after now (the clock stepped back since) or one whose client or server the peers would refuse, and says which', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'licgate-state-markers-'));
-    const file = join(dir, 'server-state');
-    const model = new Model(loadConfigText('admin: { listen: 127.0.0.1:0 }\nbackends:\n  - name: lic\n    stick: source\n    servers:\n      - { name: a, address: 127.0.0.1:1 }\n      - { name: b, address: 127.0.0.1:2 }\n'));
     const now = Date.now();
     const [past, future] = [now - 60_000, now + 3_600_000];
     const unstuck = {
@@ -180,16 +193,28 @@ describe('restoreAdminState: deletion markers', () => {
       cleared: future,
       clients: [['not-an-ip', 'a', past], ['10.0.0.1', 'bad name', past], ['10.0.0.2', 'a', future], ['10.0.0.3', 'a', past], ['10.0.0.4', '*', past], ['10.0.0.5', 'gone', past]],
     };
-    writeFileSync(file, JSON.stringify({ version: 1, servers: [], stick: [{ backend: 'lic', servers: { a: '127.0.0.1:1', b: '127.0.0.1:2' }, entries: [], unstuck }] }));
-    let text = '';
-    const log = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => ((text += c.toString()), cb()) }));
-    writer = new AdminStateWriter(file, () => adminStateOf(model), log, 10_000);
-    await restoreAdminState(model, writer, log);
+    const { model, text } = await restoreStickFile({ entries: [], unstuck });
     const u = model.backend('lic')!.stick!.unstucks();
     expect({ clients: u.clients.map(([c, sv]) => [c, sv]), servers: u.servers.map(([sv]) => sv), cleared: u.clearedAgo }, 'markers restored').toEqual({ clients: [['10.0.0.3', 'a'], ['10.0.0.4', '*'], ['10.0.0.5', 'gone']], servers: ['a'], cleared: null });
-    const warned = text.split('\n').filter((l) => l.includes('deletion marker')).map((l) => JSON.parse(l) as { level: number; msg: string; skipped: number });
+    const warned = text().split('\n').filter((l) => l.includes('deletion marker')).map((l) => JSON.parse(l) as { level: number; msg: string; skipped: number });
     expect(warned.map((l) => [l.level, l.skipped]), 'the warning').toEqual([[40, 5]]);
     expect(warned[0]!.msg).toContain('client "not-an-ip" is not an IP address; client 10.0.0.1\'s server "bad name" is not a server name; client 10.0.0.2\'s marker made at ');
+  });
+});
+
+describe('restoreAdminState: stick entries', () => {
+  it('does not restore an entry whose client is not an IP address (pushed, it cut the peers link off at every full push), says which, and writes the file again without it', async () => {
+    const now = Date.now();
+    const row = (client: string): [string, string, number, number] => [client, 'a', now + 3_600_000, now - 60_000];
+    const { model, file, text } = await restoreStickFile({ entries: [row('not-an-ip'), row('10.0.0.1 x'), row('10.0.0.2')] });
+    expect(model.backend('lic')!.stick!.clients(), 'entries restored').toEqual(['10.0.0.2']);
+    const said = text().split('\n').filter((l) => l.includes('stick table of lic')).map((l) => JSON.parse(l) as { level: number; msg: string; restored?: number; dropped?: number });
+    expect(said.map((l) => [l.level, l.msg.replace(file, 'FILE')])).toEqual([
+      [40, 'stick table of lic: 2 entries from FILE not restored: expected a client IP address, found "not-an-ip", "10.0.0.1 x"'],
+      [30, 'stick table of lic restored from FILE: 1 client(s) go back to their server; 0 expired'],
+    ]);
+    await waitFor(() => !readFileSync(file, 'utf8').includes('not-an-ip'), { timeoutMs: 5000, what: 'the file written again without the entries not restored' });
+    expect((JSON.parse(readFileSync(file, 'utf8')) as { stick: { entries: string[][] }[] }).stick[0]!.entries.map((e) => e[0])).toEqual(['10.0.0.2']);
   });
 });
 
