@@ -53,7 +53,7 @@ export function loadConfigText(text: string, file = '<config>'): Config {
   // reader it is empty, so a key silently took its default (a whole check) or failed at 1:1.
   visit(doc, {
     Alias(_, alias) {
-      if (alias.resolve(doc) !== undefined) return;
+      if (r.resolve(alias) !== undefined) return;
       r.issues.push(new ConfigIssue(r.at(alias.range?.[0] ?? 0), `YAML alias *${alias.source}: expected an anchor &${alias.source} before it in the file, found none`));
     },
   });

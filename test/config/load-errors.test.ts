@@ -247,6 +247,25 @@ backends:
     expect(shared.backends.map((b) => [b.check.type, b.check.inter])).toEqual([['status', 5000], ['status', 5000]]);
   });
 
+  it('a file of many aliases loads in time linear in its size, each alias the last anchor of its name before it', () => {
+    // An anchor written again is a new one from there on, as YAML says.
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - { name: a, retries: &n 3, observe_errors: *n, max_queue: &n 7, stick_size: *n, stick: source, servers: [{ name: s, address: "10.0.0.1:1" }] }
+`);
+    expect([cfg.backends[0]!.observe_errors, cfg.backends[0]!.stick_size]).toEqual([3, 7]);
+    const argv = (n: number): string => `status: { listen: "127.0.0.1:0" }
+backends:
+  - name: a
+    check: { type: exec, argv: [&arg lmstat${', *arg'.repeat(n)}] }
+    servers: [{ name: s, address: "10.0.0.1:1" }]
+`;
+    const started = performance.now();
+    expect(loadConfigText(argv(10_000)).backends[0]!.check.argv).toHaveLength(10_001);
+    // It took over 30 s, one walk of the document per alias.
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
 
   it('YAML merge keys (<<: *anchor) share a check or a server between backends; the mapping\'s own keys win', () => {
     const cfg = loadConfigText(`status: { listen: "127.0.0.1:27100" }
