@@ -192,6 +192,9 @@ export const DEFAULTS = {
 
 export const LIMITS = { maxWeight: 256, maxTier: 9, maxRetries: 16, maxReadLimit: 1024 * 1024 } as const;
 
+/** A year: idle_timeout and stick_ttl are compared at each sweep, never put in a timer (MAX_TIMER_MS). */
+const MAX_SWEPT_MS = 365 * 86_400_000;
+
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const NAME_TEXT = 'a name of 1-64 letters, digits, "_", "." or "-"';
 
@@ -331,7 +334,7 @@ function readNotify(r: YamlReader, n: Node | null): Config['notify'] | undefined
 const LICENSE_SILENCE_MS = 30 * 60_000;
 
 function idleTimeout(r: YamlReader, n: Node, what: string): number | undefined {
-  const ms = r.duration(n, what);
+  const ms = r.duration(n, what, 0, MAX_SWEPT_MS);
   // Valid, as a test or a non-license port may want it; but on a license port every client would
   // lose its session at the first quiet spell and check out again (a second license, until the
   // first times out on the server).
@@ -390,7 +393,7 @@ function readBackend(r: YamlReader, n: Node | null, i: number): BackendConfig | 
     name: name!,
     balance: get('balance', (v) => r.oneOf(v, `${w}.balance`, ['roundrobin', 'leastconn', 'source'] as const), 'roundrobin'),
     stick: get('stick', (v) => r.oneOf(v, `${w}.stick`, ['source'] as const), null),
-    stick_ttl: get('stick_ttl', (v) => r.duration(v, `${w}.stick_ttl`, 1000), DEFAULTS.stickTtl),
+    stick_ttl: get('stick_ttl', (v) => r.duration(v, `${w}.stick_ttl`, 1000, MAX_SWEPT_MS), DEFAULTS.stickTtl),
     stick_size: get('stick_size', (v) => r.int(v, `${w}.stick_size`, 1, 10_000_000), DEFAULTS.stickSize),
     failback: get('failback', (v) => r.oneOf(v, `${w}.failback`, ['auto', 'manual'] as const), 'auto'),
     retries: get('retries', (v) => r.int(v, `${w}.retries`, 0, LIMITS.maxRetries), DEFAULTS.retries),

@@ -7,6 +7,13 @@ import { parseHostPort, type HostPort } from './address.js';
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
+ * The longest wait Node's timers take (about 24.8 days, HAProxy's limit on a timeout too): a longer
+ * one runs after 1 ms, so `shutdown_grace: 30d` cut every session at once. A duration that is
+ * swept, not timed, may be longer (stick_ttl, idle_timeout).
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
  * Typed reads of YAML nodes that keep going after a problem: each reader records a positioned
  * ConfigIssue and returns undefined, so one pass over the file reports every error.
  */
@@ -198,7 +205,7 @@ export class YamlReader {
    * HAProxy's or FlexLM's seconds does not expect: `idle_timeout: 1800` is 1.8 s. So such a number
    * other than 0 gets a warning, and a range error says how it was read.
    */
-  duration(node: Node | null, what: string, min = 0, max = 365 * 86_400_000): number | undefined {
+  duration(node: Node | null, what: string, min = 0, max = MAX_TIMER_MS): number | undefined {
     const raw = this.scalar(node);
     const ms = parseDuration(raw);
     if (ms === null) return this.error(node, `${what}: expected a duration like 500ms, 2s, 5m or 8h, found ${describe(node)}`);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatDuration, parseDuration } from '../../src/config/duration.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
 
 describe('durations', () => {
   it('reads 500ms, 2s, 5m, 8h, 1d, fractions and bare milliseconds', () => {
@@ -104,8 +105,44 @@ backends:
 
   it('an out-of-range number says it was read as milliseconds', () => {
     expect(() => loadConfigText(text.replace('inter: 2000', 'inter: 2'), 'd.yaml')).toThrow(
-      'd.yaml:9:21: backend "b".check.inter: expected a duration between 10ms and 31536000000ms, found 2 (a number without a unit is milliseconds; 2s is seconds)',
+      'd.yaml:9:21: backend "b".check.inter: expected a duration between 10ms and 2147483647ms, found 2 (a number without a unit is milliseconds; 2s is seconds)',
     );
+  });
+});
+
+describe('a duration licgate waits for with a timer is at most 2147483647ms (~24.8 days), as in HAProxy', () => {
+  // Node runs a longer timer after 1 ms: a 30d shutdown_grace cut every session at once, a 30d
+  // inter checked every millisecond.
+  const text = (grace: string, inter: string): string => `admin: {}
+shutdown_grace: ${grace}
+frontends:
+  - { name: lmgrd, listen: "127.0.0.1:0", backend: b, idle_timeout: 30d }
+backends:
+  - name: b
+    stick: source
+    stick_ttl: 30d
+    check: { inter: ${inter}, fastinter: ${inter}, downinter: ${inter} }
+    servers: [{ name: a, address: "10.0.0.1:27000" }]
+`;
+
+  it('refuses shutdown_grace, inter, fastinter and downinter past it, each at its value', () => {
+    let issues: string[] = [];
+    try {
+      loadConfigText(text('30d', '25d'), 'd.yaml');
+    } catch (e) {
+      issues = (e as ConfigError).issues.map(String);
+    }
+    expect(issues).toEqual([
+      'd.yaml:2:17: shutdown_grace: expected a duration between 0ms and 2147483647ms, found 2592000000ms',
+      'd.yaml:9:21: backend "b".check.inter: expected a duration between 10ms and 2147483647ms, found 2160000000ms',
+      'd.yaml:9:37: backend "b".check.fastinter: expected a duration between 10ms and 2147483647ms, found 2160000000ms',
+      'd.yaml:9:53: backend "b".check.downinter: expected a duration between 10ms and 2147483647ms, found 2160000000ms',
+    ]);
+  });
+
+  it('takes 24d, and an idle_timeout or stick_ttl past it (swept, not timed)', () => {
+    const cfg = loadConfigText(text('24d', '24d'), 'd.yaml');
+    expect([cfg.shutdown_grace, cfg.backends[0]!.check.inter, cfg.frontends[0]!.idle_timeout, cfg.backends[0]!.stick_ttl]).toEqual([24 * 86_400_000, 24 * 86_400_000, 30 * 86_400_000, 30 * 86_400_000]);
   });
 });
 
