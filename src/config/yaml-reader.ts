@@ -293,9 +293,16 @@ export class YamlReader {
     node = this.deref(node);
     if (!isMap(node)) return this.error(node, `${what}: expected a mapping of variable names to values, like { LM_LICENSE_FILE: 27000@lic1 }, found ${describe(node)}`);
     const out: Record<string, string> = {};
-    for (const [pair] of this.mergedPairs(node, what, new Set())) {
+    const seen = new Set<string>();
+    for (const [pair, merged] of this.mergedPairs(node, what, new Set())) {
       const key = pair.key as Node | null;
       const k = isScalar(key) ? String(key.value) : undefined;
+      if (k !== undefined && seen.has(k)) {
+        // A merged one the mapping's own overrode; written twice in the mapping, one value was dropped unseen.
+        if (!merged) this.error(key, `${what}: duplicate key "${k}"`);
+        continue;
+      }
+      if (k !== undefined) seen.add(k);
       if (k === undefined || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
         this.error(key ?? (pair as Pair), `${what}: expected a variable name (letters, digits and _, not starting with a digit), found ${k === undefined ? describe(key) : `"${k}"`}`);
         continue;
@@ -304,7 +311,6 @@ export class YamlReader {
         this.error(key, `${what}.${k}: licgate runs checks with LANG and LC_ALL set to C, as its parsers read the tools' C-locale text; remove it`);
         continue;
       }
-      if (Object.hasOwn(out, k)) continue; // a merged key the mapping's own overrode
       const raw = this.scalar(this.deref(pair.value));
       const v = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : this.string(this.deref(pair.value), `${what}.${k}`);
       if (v === undefined) continue;

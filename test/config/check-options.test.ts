@@ -127,6 +127,25 @@ env: { 1X: a, "A-B": b, LANG: de_DE.UTF-8, LC_ALL: C.UTF-8, JAVA_OPTS: [-Xmx1g],
     ]);
   });
 
+  it('rejects a variable written twice in one env, where one value would be dropped unseen; a merged one the own key overrides is fine', () => {
+    expect(issues(`
+type: exec
+argv: [lmutil]
+env:
+  LM_LICENSE_FILE: 27000@lic1
+  LM_LICENSE_FILE: 27000@lic2`)).toEqual([`sidecar.yaml:${line(5)}:9: backend "flexlm".check.env: duplicate key "LM_LICENSE_FILE"`]);
+    const cfg = loadConfigText(`status: { listen: "127.0.0.1:0" }
+backends:
+  - name: a
+    check: { type: exec, argv: [lmutil], env: &env { LM_LICENSE_FILE: 27000@lic1, JAVA_HOME: /opt/java } }
+    servers: [{ name: s, address: "10.0.0.1:27000" }]
+  - name: b
+    check: { type: exec, argv: [lmutil], env: { <<: *env, LM_LICENSE_FILE: 27000@lic2 } }
+    servers: [{ name: s, address: "10.0.0.2:27000" }]
+`, 'sidecar.yaml');
+    expect(cfg.backends[1]!.check.env).toEqual({ LM_LICENSE_FILE: '27000@lic2', JAVA_HOME: '/opt/java' });
+  });
+
   it('still requires argv for exec', () => {
     expect(issues(`
 type: exec
