@@ -1,4 +1,4 @@
-import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, visit, type Alias, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, Scalar, visit, type Alias, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { ConfigIssue, type SourcePosition } from '../errors.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseHostPort, type HostPort } from './address.js';
@@ -98,6 +98,17 @@ export class YamlReader {
     return this.anchored.get(alias);
   }
 
+  /**
+   * A pair's value; a key written with none (`{ listen }`, `? listen`) has nothing at the key, so
+   * that an error about it points there, not at 1:1.
+   */
+  private valueOf(pair: Pair): Node | null {
+    if (pair.value != null) return this.deref(pair.value);
+    const nothing = new Scalar(null);
+    nothing.range = (pair.key as Node | null)?.range ?? null;
+    return nothing;
+  }
+
   /** Map entries keyed by string; unknown keys are reported with the closest known key. */
   map(node: Node | null, what: string, known: readonly string[]): Map<string, Node | null> | undefined {
     node = this.deref(node);
@@ -120,7 +131,7 @@ export class YamlReader {
         if (!merged) this.error(pair.key as Node, `${what}: duplicate key "${key}"`);
         continue;
       }
-      out.set(key, this.deref(pair.value));
+      out.set(key, this.valueOf(pair));
       if (merged) mergedAt.set(key, merged);
     }
     return out;
@@ -267,13 +278,13 @@ export class YamlReader {
         continue;
       }
       seen.add(k.toLowerCase());
-      const raw = this.scalar(this.deref(pair.value));
+      const raw = this.scalar(this.valueOf(pair));
       if (typeof raw === 'number' || typeof raw === 'boolean' || typeof raw === 'bigint') {
         // Not quoted: an unquoted API key of digits is a number to YAML, and this goes to the log.
         this.error(pair.value as Node, `${what}.${k}: expected a string, found a ${typeof raw === 'boolean' ? 'boolean' : 'number'} (not shown: a header value is often a secret); put the value in quotes`);
         continue;
       }
-      const v = this.string(this.deref(pair.value), `${what}.${k}`);
+      const v = this.string(this.valueOf(pair), `${what}.${k}`);
       if (v === undefined) continue;
       if (/[\0-\x08\x0a-\x1f\x7f]/.test(v)) {
         this.error(pair.value as Node, `${what}.${k}: expected a header value on one line without control characters, found one at character ${v.search(/[\0-\x08\x0a-\x1f\x7f]/) + 1}`);
@@ -311,8 +322,8 @@ export class YamlReader {
         this.error(key, `${what}.${k}: licgate runs checks with LANG and LC_ALL set to C, as its parsers read the tools' C-locale text; remove it`);
         continue;
       }
-      const raw = this.scalar(this.deref(pair.value));
-      const v = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : this.string(this.deref(pair.value), `${what}.${k}`);
+      const raw = this.scalar(this.valueOf(pair));
+      const v = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : this.string(this.valueOf(pair), `${what}.${k}`);
       if (v === undefined) continue;
       if (v.includes('\0')) {
         this.error(pair.value as Node, `${what}.${k}: expected a value without a NUL character, found one at character ${v.indexOf('\0') + 1}`);

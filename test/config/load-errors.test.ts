@@ -195,6 +195,15 @@ backends:
     ]);
   });
 
+  it('a key written without a value ({ listen }, ? listen) is reported at that key, not at 1:1', () => {
+    expect(issues(`status: { listen }
+backends:
+  - name: b
+    servers:
+      - { name: a, address }
+`)).toEqual(['lic.yaml:1:11: status.listen: expected host:port, found nothing', 'lic.yaml:5:20: server "a".address: expected host:port, found nothing']);
+  });
+
   it('a duplicate key in one mapping', () => {
     expect(issues(`status: { listen: "127.0.0.1:27100" }\nbackends:\n  - name: b\n    retries: 1\n    retries: 2\n    servers: [{ name: a, address: "10.0.0.1:1" }]\n`)).toEqual([
       'lic.yaml:5:5: backends[0]: duplicate key "retries"',
