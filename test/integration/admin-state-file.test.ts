@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -350,8 +350,14 @@ describe('admin.state_file: what an admin set survives a restart', { timeout: 60
       const seen: { ino: number; text: string }[] = [];
       const look = (): void => {
         if (!existsSync(stateFile)) return;
-        const text = readFileSync(stateFile, 'utf8');
-        if (seen.at(-1)?.text !== text) seen.push({ ino: statSync(stateFile).ino, text });
+        // Text and inode of one open file: a rename between a read and a stat by name would pair two files.
+        const fd = openSync(stateFile, 'r');
+        try {
+          const text = readFileSync(fd, 'utf8');
+          if (seen.at(-1)?.text !== text) seen.push({ ino: fstatSync(fd).ino, text });
+        } finally {
+          closeSync(fd);
+        }
       };
       const t0 = performance.now();
       for (let i = 1; i <= 100; i++) {
