@@ -96,11 +96,15 @@ export class PeerSync implements PushSource, PeerInbox {
     if (this.listener !== null && cfg !== null) this.endConnections(this.listener, cfg, rekeyed, cut);
     const want = new Set((cfg?.remotes ?? []).map(formatHostPort));
     const local = cfg === null ? undefined : sourceAddress(cfg.listen.host);
+    // A remote still listed keeps its count across a new local address: licgate_peer_updates_total
+    // is a counter, and one that goes back reads to Prometheus as a restart.
+    const sent = new Map<string, number>();
     for (const [name, p] of this.pushers) {
       if (want.has(name) && p.localAddress === local) {
         if (rekeyed) p.rekey();
         continue;
       }
+      if (want.has(name)) sent.set(name, p.sent);
       p.stop();
       this.pushers.delete(name);
     }
@@ -108,6 +112,7 @@ export class PeerSync implements PushSource, PeerInbox {
       const name = formatHostPort(r);
       if (this.pushers.has(name)) continue;
       const p = new PeerPusher(r, this, local);
+      p.sent = sent.get(name) ?? 0;
       this.pushers.set(name, p);
       p.start();
     }

@@ -157,6 +157,36 @@ describe('PeerSync', () => {
     expect([a.sync.marks('licenses').servers, b.sync.marks('licenses').servers], "A's and B's server markers").toEqual([[], []]);
   });
 
+  it("a reload that moves the listener to another local address keeps the count of entries sent to a remote still listed (licgate_peer_updates_total must not go back)", async () => {
+    const token = tokenFile();
+    const [pa, pa2, pb] = [await freePort(), await freePort(), await freePort()];
+    const config = (me: string, remote: string) => loadConfigText(`status: { listen: "127.0.0.1:0" }
+peers: { listen: "${me}", remotes: ["${remote}"], token_file: ${token} }
+backends:
+  - { name: licenses, stick: source, check: { type: none }, servers: [{ name: a, address: "10.0.0.11:27000" }] }
+`);
+    const start = async (cfg: ReturnType<typeof config>) => {
+      const model = new Model(cfg);
+      const sync = new PeerSync(() => model, pino({ level: 'silent' }));
+      await sync.start(cfg.peers!, TOKEN, {});
+      open.push(() => sync.close());
+      return { model, sync };
+    };
+    const a = await start(config(`127.0.0.1:${pa}`, `127.0.0.2:${pb}`));
+    const b = await start(config(`127.0.0.2:${pb}`, `127.0.0.1:${pa}`));
+    a.model.backend('licenses')!.stick!.set('10.1.0.1', 'a');
+    a.model.backend('licenses')!.stick!.set('10.1.0.2', 'a');
+    await waitFor(() => b.model.backend('licenses')!.stick!.size === 2, { timeoutMs: 10_000, what: "A's entries on B" });
+    const sentBefore = [...a.sync.pushers.values()][0]!.sent;
+    expect(sentBefore).toBe(2);
+    // Pushing from 127.0.0.4 now: a new connection from the new address.
+    const moved = config(`127.0.0.4:${pa2}`, `127.0.0.2:${pb}`);
+    const l = a.sync.buildListener(moved.peers!);
+    await l.listen({});
+    a.sync.configure(moved.peers!, TOKEN, l);
+    expect([...a.sync.pushers.values()].map((p) => [p.name, p.sent]), 'sent to B after the move').toEqual([[`127.0.0.2:${pb}`, sentBefore]]);
+  });
+
   it('a reload that keeps the token (other keys changed) keeps every connection; one that changes it ends those that proved the old one, in and out', async () => {
     const { a, b } = await pair('1h');
     await waitFor(() => a.sync.incoming.get('127.0.0.1')?.connected === 1, { timeoutMs: 5000, what: "B's pusher connected in to A" });
