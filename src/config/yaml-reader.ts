@@ -278,13 +278,14 @@ export class YamlReader {
         continue;
       }
       seen.add(k.toLowerCase());
-      const raw = this.scalar(this.valueOf(pair));
+      const value = this.valueOf(pair);
+      const raw = this.scalar(value);
       if (typeof raw === 'number' || typeof raw === 'boolean' || typeof raw === 'bigint') {
         // Not quoted: an unquoted API key of digits is a number to YAML, and this goes to the log.
         this.error(pair.value as Node, `${what}.${k}: expected a string, found a ${typeof raw === 'boolean' ? 'boolean' : 'number'} (not shown: a header value is often a secret); put the value in quotes`);
         continue;
       }
-      const v = this.string(this.valueOf(pair), `${what}.${k}`);
+      const v = this.string(value, `${what}.${k}`);
       if (v === undefined) continue;
       if (/[\0-\x08\x0a-\x1f\x7f]/.test(v)) {
         this.error(pair.value as Node, `${what}.${k}: expected a header value on one line without control characters, found one at character ${v.search(/[\0-\x08\x0a-\x1f\x7f]/) + 1}`);
@@ -322,8 +323,9 @@ export class YamlReader {
         this.error(key, `${what}.${k}: licgate runs checks with LANG and LC_ALL set to C, as its parsers read the tools' C-locale text; remove it`);
         continue;
       }
-      const raw = this.scalar(this.valueOf(pair));
-      const v = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : this.string(this.valueOf(pair), `${what}.${k}`);
+      const value = this.valueOf(pair);
+      const raw = this.scalar(value);
+      const v = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : this.string(value, `${what}.${k}`);
       if (v === undefined) continue;
       if (v.includes('\0')) {
         this.error(pair.value as Node, `${what}.${k}: expected a value without a NUL character, found one at character ${v.indexOf('\0') + 1}`);
