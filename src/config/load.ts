@@ -1,19 +1,30 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { isScalar, LineCounter, parseAllDocuments, parseDocument, visit, type YAMLError } from 'yaml';
 import { ConfigError, ConfigIssue } from '../errors.js';
 import { formatHostPort, isLoopback, isWildcard, listenClash, type HostPort } from './address.js';
 import { readTokenFile, tokenFileWarning } from './admin-token.js';
+import { notRegularFile, READ_NO_WAIT } from '../io/regular-file.js';
 import { readConfig, type Config } from './schema.js';
 import { closest, YamlReader } from './yaml-reader.js';
 
 /** Reads, validates and freezes a config file. Throws ConfigError listing every problem. */
 export function loadConfigFile(file: string): Config {
-  let bytes: Buffer;
+  let bytes: Buffer | undefined;
+  let other: string | null = null;
   try {
-    bytes = readFileSync(file);
+    // A reload reads the file synchronously: a FIFO would wait for a writer with every relay
+    // stopped, a device (/dev/zero) would be read without end.
+    const fd = openSync(file, READ_NO_WAIT);
+    try {
+      other = notRegularFile(fstatSync(fd));
+      if (other === null) bytes = readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
     throw new ConfigError([new ConfigIssue({ file, line: 1, col: 1 }, `cannot read config: ${(e as Error).message}`)]);
   }
+  if (bytes === undefined) throw new ConfigError([new ConfigIssue({ file, line: 1, col: 1 }, `cannot read config: expected a regular file, found ${other}`)]);
   return loadConfigText(utf8Text(bytes, file), file);
 }
 

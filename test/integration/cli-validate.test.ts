@@ -157,6 +157,16 @@ backends:
     expect(r.code).toBe(2);
   });
 
+  it('exits 2 on a config path that is a FIFO or a device, without waiting for a writer or reading on', async () => {
+    // A reload reads the file synchronously: a FIFO there froze the daemon, relay and all.
+    const fifo = join(dir, 'config.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = await runCli(['validate', '--config', fifo], 10_000);
+    expect([r.code, r.stderr]).toEqual([2, `${fifo}:1:1: cannot read config: expected a regular file, found a FIFO\n`]);
+    const zero = await runCli(['validate', '--config', '/dev/zero'], 10_000);
+    expect([zero.code, zero.stderr]).toEqual([2, '/dev/zero:1:1: cannot read config: expected a regular file, found a device\n']);
+  });
+
   it('exits 2 with usage when --config is missing or an option is unknown', async () => {
     const a = await runCli(['validate']);
     expect(a.code).toBe(2);
