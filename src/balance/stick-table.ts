@@ -437,9 +437,9 @@ export class StickTable {
    * An entry a peer pushed: `expiresIn` and `sinceAgo` in ms as the peer measured them, the expiry
    * capped at this table's ttl. Not noted for the peers (no echo), and its `told` is its expiry, so
    * the refresh pass does not send it back either. Conflicts: a client with sessions open here keeps
-   * its entry, and otherwise the more recent assignment wins. An entry placed before an unstick
-   * here that covers it (see `unstuck`) is refused: 'unstuck'. 'kept': this host's entry (or none)
-   * stayed.
+   * its entry, and otherwise the more recent assignment wins (within PEER_SLACK_MS, the first server
+   * by name). An entry placed before an unstick here that covers it (see `unstuck`) is refused:
+   * 'unstuck'. 'kept': this host's entry (or none) stayed.
    *
    * A taken entry goes to the map's end like a touch, though its expiry may be earlier than the
    * entries before it: `late` lists it for the sweep.
@@ -453,7 +453,10 @@ export class StickTable {
       // Expiring there as it was sent (setLine rounds under 0.5 ms to 0): no placement to take.
       if (expiresIn <= 0) return e.server === server ? 'applied' : 'kept';
       if (e.server !== server) {
-        if (this.open.has(key) || e.since > since) return 'kept';
+        // Placed within PEER_SLACK_MS of each other, the wire may have made either look the later
+        // on each host, and both would take the other's: the server whose name sorts first wins.
+        const tie = Math.abs(e.since - since) < PEER_SLACK_MS;
+        if (this.open.has(key) || (tie ? e.server < server : e.since > since)) return 'kept';
         e.server = server;
         e.since = since;
         this.dirty = true;

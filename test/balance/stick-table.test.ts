@@ -205,6 +205,23 @@ describe('StickTable shared with peers', () => {
     expect([p.cleared, [...p.pending]]).toEqual([false, ['10.0.0.2', '10.0.0.3']]);
   });
 
+  it('two hosts that place a client on different servers within the wire delay of each other agree on one server, not swap', () => {
+    // Each line's age counts from when it was written, so the time on the wire makes the other
+    // host's placement look later than it was: each host took the other's, A ending on s1, B on s2.
+    const [a, b] = [new StickTable(HOUR, 100), new StickTable(HOUR, 100)];
+    a.set('10.0.0.1', 's2', 1000);
+    b.set('10.0.0.1', 's1', 1001);
+    a.applyPeer('10.0.0.1', 's1', HOUR, 0, 1006);
+    b.applyPeer('10.0.0.1', 's2', HOUR, 0, 1005);
+    expect([a.get('10.0.0.1', 1010), b.get('10.0.0.1', 1010)]).toEqual(['s1', 's1']);
+    // Placed well apart, the more recent still wins on both.
+    a.set('10.0.0.2', 's1', 1000);
+    b.set('10.0.0.2', 's2', 1100);
+    a.applyPeer('10.0.0.2', 's2', HOUR, 0, 1105);
+    b.applyPeer('10.0.0.2', 's1', HOUR, 0, 1005);
+    expect([a.get('10.0.0.2', 1110), b.get('10.0.0.2', 1110)]).toEqual(['s2', 's2']);
+  });
+
   it("remembers unsticks for stick_ttl, stick_size of them at most (the oldest go first), and refuses a peer's entry placed before one that covers it", () => {
     const t = new StickTable(HOUR, 2);
     tracked(t);
