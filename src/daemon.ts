@@ -9,7 +9,7 @@ import { AgentScheduler } from './health/agent-scheduler.js';
 import type { LineServer } from './io/line-server.js';
 import type { ControlPort } from './io/control-port.js';
 import { allowListOf } from './io/allow-list.js';
-import { tierName } from './model/events.js';
+import { tierLabel, tierName } from './model/events.js';
 import type { Backend } from './model/backend.js';
 import { Model } from './model/model.js';
 import type { Server } from './model/server.js';
@@ -171,7 +171,7 @@ export class Daemon implements DaemonView {
       const lost = b.settle();
       if (lost === null) continue;
       const servers = b.servers.filter((s) => s.tier === lost).map((s) => `${s.name} ${s.stateText}`);
-      this.log.warn({ state_file: this.adminState?.file, backend: b.name, serving_tier: lost }, `backend ${b.name} serves from ${tierName(b.servingTier)}, not from ${tierName(lost)} as admin.state_file kept it: no server of that tier can serve now (${servers.join(', ')})`);
+      this.log.warn({ state_file: this.adminState?.file, backend: b.name, serving_tier: lost }, `backend ${b.name} serves from ${tierLabel(b.servingTier)}, not from ${tierLabel(lost)} as admin.state_file kept it: no server of that tier can serve now (${servers.join(', ')})`);
       this.adminState?.changed();
     }
     this.startChecks();
@@ -620,7 +620,7 @@ export class Daemon implements DaemonView {
     // the failback route: a check or the agent moves the serving tier too.
     ev.on('tier-change', (e) => {
       if (model.backend(e.backend)?.cfg.failback === 'manual') this.adminState?.changed();
-      this.log.warn({ backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason }, e.to === null ? `backend ${e.backend} has no usable server` : `backend ${e.backend} now serves from ${tierName(e.to)}`);
+      this.log.warn({ backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason }, e.to === null ? `backend ${e.backend} has no usable server` : `backend ${e.backend} now serves from ${tierLabel(e.to)}`);
     });
   }
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { UsageError } from '../errors.js';
+import { tierLabel } from '../model/events.js';
 import { help, notHttpAnswer, parse, type Command } from './command.js';
 import { isReloadAnswer, RELOAD_WAIT_MS, reportReload, type ReloadAnswer } from './reload-outcome.js';
 
@@ -92,11 +93,11 @@ export const ctl: Command = {
         const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(m[1]!)}/servers/${encodeURIComponent(m[2]!)}`, body, sent?.token ?? null, timeout, (b) => typeof b.server === 'object' && b.server !== null && b.before !== undefined);
         if (!r.ok) return fail(r.message);
         if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
-        const res = r.body as { backend: string; before: { state: string; admin: string; weight: number }; server: StatusServer; tier?: { from: string; to: string; failback: string } };
+        const res = r.body as { backend: string; before: { state: string; admin: string; weight: number }; server: StatusServer; tier?: TierMove & { failback: string } };
         process.stdout.write(`${res.backend}/${res.server.name}: ${stateText(res.server)}, weight ${res.server.weight}/${res.server.configured_weight} (was ${stateText(res.before)}, weight ${res.before.weight})\n`);
         const t = res.tier;
         // `failback: manual` stays on the tier this change failed over to: say how it comes back.
-        if (t && t.from !== t.to) process.stdout.write(tierMoved(res.backend, t.from, t.to, t.failback === 'manual' && t.to !== 'active' && t.to !== 'none' ? `; failback: manual keeps it there until: licgate ctl failback ${res.backend}` : ''));
+        if (t && moved(t)) process.stdout.write(tierMoved(res.backend, t, t.failback === 'manual' && t.to !== 'active' && t.to !== 'none' ? `; failback: manual keeps it there until: licgate ctl failback ${res.backend}` : ''));
         return 0;
       }
       case 'failback': {
@@ -105,8 +106,8 @@ export const ctl: Command = {
         const r = await call(base, 'POST', `/admin/backends/${encodeURIComponent(rest[0]!)}/failback`, null, sent?.token ?? null, timeout, (b) => typeof b.to === 'string');
         if (!r.ok) return fail(r.message);
         if (r.status !== 200) return fail(errorText(r.status, r.body, sent));
-        const res = r.body as { backend: string; from: string; to: string; changed: boolean };
-        process.stdout.write(res.changed ? tierMoved(res.backend, res.from, res.to, '') : `${res.backend}: already serving from ${res.to}\n`);
+        const res = r.body as TierMove & { backend: string; changed: boolean };
+        process.stdout.write(res.changed ? tierMoved(res.backend, res, '') : `${res.backend}: already serving from ${label(res, 'to')}\n`);
         return 0;
       }
       case 'sessions': {
@@ -250,8 +251,26 @@ function printable(s: string): string {
   return s.replace(/[\0-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-function tierMoved(backend: string, from: string, to: string, note: string): string {
-  return `${backend}: now serving from ${to} (was ${from})${note}\n`;
+/** A tier move as the admin API answers it: names, and the numbers that tell DR tiers apart (an older daemon sends names only). */
+interface TierMove {
+  from: string;
+  to: string;
+  from_tier?: number | null;
+  to_tier?: number | null;
+}
+
+/** By the numbers: DR tiers 2 and 3 share the name `dr`. */
+function moved(t: TierMove): boolean {
+  return t.from_tier !== undefined && t.to_tier !== undefined ? t.from_tier !== t.to_tier : t.from !== t.to;
+}
+
+function label(t: TierMove, end: 'from' | 'to'): string {
+  const n = t[`${end}_tier`];
+  return n === undefined ? t[end] : tierLabel(n);
+}
+
+function tierMoved(backend: string, t: TierMove, note: string): string {
+  return `${backend}: now serving from ${label(t, 'to')} (was ${label(t, 'from')})${note}\n`;
 }
 
 function arity(rest: string[], n: number, form: string): void {

@@ -6,7 +6,7 @@ import { SmoothRoundRobin } from '../balance/smooth-round-robin.js';
 import { SourceHash } from '../balance/source-hash.js';
 import { StickTable } from '../balance/stick-table.js';
 import { IntrusiveList, type Linked } from '../io/intrusive-list.js';
-import { tierName, type ModelEvents } from './events.js';
+import { tierLabel, type ModelEvents } from './events.js';
 import { Server } from './server.js';
 
 /**
@@ -405,7 +405,7 @@ export class Backend {
     // init_state up. Unannounced, `failback: manual` held the backup with no line saying so.
     const meant = this.tiers[0]?.tier ?? null;
     if (!this.provisional && (to === from || quiet) && this.servingTier !== meant) {
-      this.events.emit('tier-change', { backend: this.name, from: meant, to: this.servingTier, reason: `${tierName(meant)} -> ${tierName(this.servingTier)}: ${reason}` });
+      this.events.emit('tier-change', { backend: this.name, from: meant, to: this.servingTier, reason: `${tierLabel(meant)} -> ${tierLabel(this.servingTier)}: ${reason}` });
     }
   }
 
@@ -501,7 +501,7 @@ export class Backend {
     if (tier === this.servingTier) return;
     const from = this.servingTier;
     this.servingTier = tier;
-    if (announce) this.events.emit('tier-change', { backend: this.name, from, to: tier, reason: `${tierName(from)} -> ${tierName(tier)}: ${reason}` });
+    if (announce) this.events.emit('tier-change', { backend: this.name, from, to: tier, reason: `${tierLabel(from)} -> ${tierLabel(tier)}: ${reason}` });
     // Sticky clients wait on their server only inside the serving tier (see choose); a second step
     // placed again comes back to its own server's queue.
     for (const server of [...this.serverQueues.keys()]) if (server.tier !== tier) this.redispatchOwn(server);

@@ -41,3 +41,12 @@ export function tierName(tier: number | null): string {
   if (tier === 1) return 'backup';
   return 'dr';
 }
+
+/**
+ * The tier as a human reads it (logs, ctl, webhooks, the stats page): every tier from 2 up is `dr`
+ * to tierName (STATUS, metric labels), and a backend with DR sites at tiers 2 and 3 moved `dr -> dr`.
+ * The first DR tier keeps its bare name; a further one says its number.
+ */
+export function tierLabel(tier: number | null): string {
+  return tier !== null && tier > 2 ? `dr tier ${tier}` : tierName(tier);
+}

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Agent, request } from 'undici';
 import type { NotifyEventName, WebhookConfig } from '../config/schema.js';
-import { tierName, type ModelEvents } from '../model/events.js';
+import { tierLabel, tierName, type ModelEvents } from '../model/events.js';
 import { VERSION } from '../version.js';
 import type { Logger } from './log.js';
 import type { NotifyCounts } from './metrics.js';
@@ -18,10 +18,13 @@ export interface Notification {
   server: string | null;
   from: string | null;
   to: string | null;
+  /** tier-change and backend-down only: the tier numbers, as `from`/`to` name every tier from 2 up `dr`. */
+  from_tier?: number | null;
+  to_tier?: number | null;
   reason: string;
 }
 
-export type NotificationInput = Pick<Notification, 'event' | 'reason'> & Partial<Pick<Notification, 'backend' | 'server' | 'from' | 'to'>>;
+export type NotificationInput = Pick<Notification, 'event' | 'reason'> & Partial<Pick<Notification, 'backend' | 'server' | 'from' | 'to' | 'from_tier' | 'to_tier'>>;
 
 export interface NotifierOptions {
   /** One attempt (connect, headers and body) may take this long. */
@@ -119,13 +122,13 @@ export class Notifier {
       if (e.usableChanged) this.notify({ event: 'server-state', backend: e.backend, server: e.server, from: e.from, to: e.to, reason: e.reason });
     });
     events.on('tier-change', (e) => {
-      this.notify({ event: e.to === null ? 'backend-down' : 'tier-change', backend: e.backend, from: tierName(e.from), to: tierName(e.to), reason: e.reason });
+      this.notify({ event: e.to === null ? 'backend-down' : 'tier-change', backend: e.backend, from: tierName(e.from), to: tierName(e.to), from_tier: e.from, to_tier: e.to, reason: e.reason });
     });
   }
 
   notify(input: NotificationInput): void {
     if (this.closing.signal.aborted) return;
-    const n: Notification = { event: input.event, time: new Date().toISOString(), host: this.host, version: VERSION, backend: input.backend ?? null, server: input.server ?? null, from: input.from ?? null, to: input.to ?? null, reason: input.reason };
+    const n: Notification = { event: input.event, time: new Date().toISOString(), host: this.host, version: VERSION, backend: input.backend ?? null, server: input.server ?? null, from: input.from ?? null, to: input.to ?? null, ...(input.from_tier === undefined ? {} : { from_tier: input.from_tier, to_tier: input.to_tier ?? null }), reason: input.reason };
     for (const h of this.hooks) {
       if (!h.wants(n.event)) continue;
       if (h.queue.length >= this.opts.maxQueue) {
@@ -256,7 +259,7 @@ export class Notifier {
 /** A queued notification in a log line: what it would have said, without its reason. */
 function describe(n: Notification): string {
   const what = [n.backend, n.server].filter((x) => x !== null).join('/');
-  return `${n.event}${what ? ` ${what}` : ''}${n.to !== null ? ` ${n.from ?? '?'} -> ${n.to}` : ''}`;
+  return `${n.event}${what ? ` ${what}` : ''}${n.to !== null ? ` ${n.from_tier !== undefined ? tierLabel(n.from_tier) : n.from ?? '?'} -> ${n.to_tier !== undefined ? tierLabel(n.to_tier) : n.to}` : ''}`;
 }
 
 /**

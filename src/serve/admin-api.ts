@@ -6,7 +6,7 @@ import { readTokenFile } from '../config/admin-token.js';
 import { LIMITS } from '../config/schema.js';
 import { AdminError, LicgateError } from '../errors.js';
 import type { Backend } from '../model/backend.js';
-import { tierName } from '../model/events.js';
+import { tierLabel, tierName } from '../model/events.js';
 import type { Model } from '../model/model.js';
 import { percentOfWeight, type AdminState, type Server } from '../model/server.js';
 import type { Logger } from '../observe/log.js';
@@ -77,8 +77,8 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
     const after = { state: server.stateText, admin: server.admin, weight: server.weight };
     opts.log.info({ backend: backend.name, server: server.name, peer: req.socket.remoteAddress, before, after }, `admin: ${backend.name}/${server.name} ${describeChange(change)} (now ${after.state}, weight ${after.weight}/${server.configuredWeight})`);
     // The backend's serving tier too: a weight 0 or a drain can fail it over, and with
-    // failback: manual it stays there until a failback.
-    const tier = { from: tierName(tierBefore), to: tierName(backend.servingTier), failback: backend.cfg.failback };
+    // failback: manual it stays there until a failback. The numbers tell DR tiers 2 and 3 apart.
+    const tier = { from: tierName(tierBefore), to: tierName(backend.servingTier), failback: backend.cfg.failback, from_tier: tierBefore, to_tier: backend.servingTier };
     sendJson(res, 200, { backend: backend.name, before, server: serverJson(server), tier });
   }));
 
@@ -103,8 +103,8 @@ export function registerAdminApi(http: AdminHttp, opts: AdminApiOptions): void {
     const from = backend.servingTier;
     backend.failback(`admin API from ${req.socket.remoteAddress ?? 'unknown peer'}`);
     const to = backend.servingTier;
-    opts.log.info({ backend: backend.name, peer: req.socket.remoteAddress, from: tierName(from), to: tierName(to) }, from === to ? `admin: failback ${backend.name}: already serving from ${tierName(to)}` : `admin: failback ${backend.name}: ${tierName(from)} -> ${tierName(to)}`);
-    sendJson(res, 200, { backend: backend.name, failback: backend.cfg.failback, from: tierName(from), to: tierName(to), changed: from !== to });
+    opts.log.info({ backend: backend.name, peer: req.socket.remoteAddress, from: tierName(from), to: tierName(to), from_tier: from, to_tier: to }, from === to ? `admin: failback ${backend.name}: already serving from ${tierLabel(to)}` : `admin: failback ${backend.name}: ${tierLabel(from)} -> ${tierLabel(to)}`);
+    sendJson(res, 200, { backend: backend.name, failback: backend.cfg.failback, from: tierName(from), to: tierName(to), from_tier: from, to_tier: to, changed: from !== to });
   }));
 
   registerStickTableRoutes(http, opts, guard);

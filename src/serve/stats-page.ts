@@ -110,7 +110,8 @@ function stateClass(st) {
   return 's-nocheck';
 }
 function tierClass(t) { return t === null ? 'none' : 't' + Math.min(t, 2); }
-function tierLabel(t) { return t === null ? 'none' : t === 0 ? 'active' : t === 1 ? 'backup' : 'dr'; }
+// events.ts tierLabel: a DR tier past the first says its number (DR sites at tiers 2 and 3).
+function tierLabel(t) { return t === null ? 'none' : t === 0 ? 'active' : t === 1 ? 'backup' : t === 2 ? 'dr' : 'dr tier ' + t; }
 
 function setText(node, text) { text = String(text); if (node.textContent !== text) node.textContent = text; }
 

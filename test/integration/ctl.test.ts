@@ -101,6 +101,24 @@ backends:
     expect(lines[2]).toMatch(/^lic\s+site3\s+no check\s+dr\s/);
   });
 
+  it('set and failback between DR sites at tiers 2 and 3 say the move, naming the further tier by its number (both read "dr")', async () => {
+    const p = await startProxy(`
+admin: { listen: 127.0.0.1:0, token_file: ${tokenFile} }
+backends:
+  - name: lic
+    failback: manual
+    check: { type: none }
+    servers: [{ name: site2, address: 127.0.0.1:1, tier: 2 }, { name: site3, address: 127.0.0.1:2, tier: 3 }]
+`);
+    const over = await ctl(p, ['set', 'lic/site2', 'state', 'drain'], TOKEN);
+    expect(over).toMatchObject({ code: 0, stderr: '' });
+    expect(over.stdout.split('\n')[1]).toBe('lic: now serving from dr tier 3 (was dr); failback: manual keeps it there until: licgate ctl failback lic');
+    expect((await ctl(p, ['set', 'lic/site2', 'state', 'ready'], TOKEN)).stdout).toBe('lic/site2: no check, weight 1/1 (was DRAIN, weight 1)\n');
+    expect((await p.get('/status')).json).toMatchObject({ backends: [{ serving_tier: 3 }] });
+    expect(await ctl(p, ['failback', 'lic'], TOKEN)).toMatchObject({ code: 0, stdout: 'lic: now serving from dr (was dr tier 3)\n' });
+    expect((await ctl(p, ['failback', 'lic'], TOKEN)).stdout).toBe('lic: already serving from dr\n');
+  });
+
   it("servers: a check reason quoting a server's reply prints its control characters escaped, not raw to the terminal", async () => {
     const rogue = await startTcpServer((sock) => sock.end('\x1b[2J\x1b[H owned\n'));
     const p = await startProxy(`

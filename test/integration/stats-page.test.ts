@@ -199,6 +199,29 @@ backends:
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('tells DR sites at tiers 2 and 3 apart in the serving pill (both "dr" in /status)', async (ctx) => {
+    requireTools(['chromium'], ctx);
+    // site2 at weight 0 takes nothing, so the tier 3 site serves.
+    const p = await startProxy(`admin: { listen: "127.0.0.1:0" }
+backends:
+  - name: three
+    check: { type: none }
+    servers: [{ name: site2, address: 127.0.0.1:1, tier: 2, weight: 0 }, { name: site3, address: 127.0.0.1:2, tier: 3 }]
+  - name: two
+    check: { type: none }
+    servers: [{ name: site2, address: 127.0.0.1:3, tier: 2 }, { name: site3, address: 127.0.0.1:4, tier: 3 }]
+`);
+    expect((await p.get('/status')).json).toMatchObject({ backends: [{ serving_tier: 3, tier: 'dr' }, { serving_tier: 2, tier: 'dr' }] });
+    profile = mkdtempSync(join(tmpdir(), 'licgate-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
+    const page = await browser.newPage();
+    await page.goto(`${p.adminUrl}/`);
+    const pill = (b: string) => page.locator(`section[data-backend="${b}"] .serving`);
+    await pill('two').filter({ hasText: /^serving: / }).waitFor({ timeout: 10_000 });
+    expect(await pill('three').innerText()).toBe('serving: dr tier 3');
+    expect(await pill('two').innerText()).toBe('serving: dr');
+  });
+
   it('tells an agent-set drain or maint from an admin one, and a drained server going down from a healthy one', async (ctx) => {
     requireTools(['chromium'], ctx);
     const sim = await startSimulator('lic1');

@@ -120,6 +120,24 @@ describe('tiers: active → backup → DR', () => {
     expect(names(b, 2)).toEqual(['a1', 'a1']);
   });
 
+  it('DR sites at tiers 2 and 3: a move between them says which (tier 2 keeps the bare "dr"), not "dr -> dr"', () => {
+    const { b, tiers, s } = make('manual', '', `      - { name: a1, address: "10.0.0.11:27000" }
+      - { name: dr2, address: "10.9.0.11:27000", tier: 2 }
+      - { name: dr3, address: "10.9.1.11:27000", tier: 3 }
+`);
+    down(s('a1'));
+    down(s('dr2'));
+    expect(b.servingTier).toBe(3);
+    up(s('dr2'));
+    b.failback('admin');
+    expect(b.servingTier).toBe(2);
+    expect(tiers.map((t) => [t.from, t.to, t.reason])).toEqual([
+      [0, 2, 'active -> dr: a1 DOWN: connection refused'],
+      [2, 3, 'dr -> dr tier 3: dr2 DOWN: connection refused'],
+      [3, 2, 'dr tier 3 -> dr: admin'],
+    ]);
+  });
+
   it('a retry may leave the serving tier: after both actives failed a connect, the next candidate is the backup', () => {
     const { b, s } = make();
     const first = b.choose('10.1.1.1', null)!;

@@ -301,6 +301,35 @@ describe('Notifier (webhooks over undici, real HTTP receivers)', () => {
     expect(JSON.stringify(out)).not.toContain('secret');
   });
 
+  it('DR sites at tiers 2 and 3: a tier-change carries from_tier and to_tier beside the names (both "dr"), and the log says which', async () => {
+    const slow = await receiver(() => 'hang');
+    const { log, out } = lines();
+    const n = new Notifier([hook(slow.url)], log, { timeoutMs: 10_000, retries: 5 });
+    const events = new ModelEvents();
+    n.watch(events);
+    n.notify({ event: 'reload-ok', reason: 'held in flight' });
+    await waitFor(() => slow.attempts.length === 1, { timeoutMs: 5000, what: 'the first delivery to start' });
+    events.emit('tier-change', { backend: 'licenses', from: 2, to: 3, reason: 'dr -> dr tier 3: dr2 DOWN' });
+    events.emit('tier-change', { backend: 'licenses', from: 3, to: null, reason: 'dr tier 3 -> none: dr3 DOWN' });
+    await n.close(100);
+    const unsent = out.find((l) => String(l.msg).includes('not sent'));
+    expect(unsent?.msg).toMatch(/; 2 queued notifications not sent: tier-change licenses dr -> dr tier 3, backend-down licenses dr tier 3 -> none$/);
+
+    const r = await receiver();
+    const m = make([hook(r.url)]);
+    m.watch(events);
+    events.emit('tier-change', { backend: 'licenses', from: 2, to: 3, reason: 'dr -> dr tier 3: dr2 DOWN' });
+    events.emit('tier-change', { backend: 'licenses', from: 3, to: null, reason: 'dr tier 3 -> none: dr3 DOWN' });
+    events.emit('server-state', { backend: 'licenses', server: 'dr3', from: 'UP', to: 'DOWN', reason: 'refused', usableChanged: true });
+    await m.idle();
+    expect(r.got.map((g) => g.body)).toMatchObject([
+      { event: 'tier-change', from: 'dr', to: 'dr', from_tier: 2, to_tier: 3 },
+      { event: 'backend-down', from: 'dr', to: 'none', from_tier: 3, to_tier: null },
+      { event: 'server-state', from: 'UP', to: 'DOWN' },
+    ]);
+    expect(r.got[2]!.body).not.toHaveProperty('from_tier');
+  });
+
   it('close() gives queued notifications a grace, then aborts a hanging delivery', async () => {
     const slow = await receiver(() => 'hang');
     const n = new Notifier([hook(slow.url)], lines().log, { timeoutMs: 10_000, retries: 5 });

@@ -37,8 +37,12 @@ interface Started {
   logText: () => string;
 }
 
-/** An in-process daemon: backend `lic` (a: active, b: backup, failback manual unless told), status and agent responders, admin API. */
-async function start(withToken = true, failback: 'auto' | 'manual' = 'manual'): Promise<Started> {
+const ACTIVE_AND_BACKUP = `      - { name: a, address: 127.0.0.1:1, weight: 100 }
+      - { name: b, address: 127.0.0.1:2, weight: 10, backup: true }
+`;
+
+/** An in-process daemon: backend `lic` (a: active, b: backup, or `servers`; failback manual unless told), status and agent responders, admin API. */
+async function start(withToken = true, failback: 'auto' | 'manual' = 'manual', servers = ACTIVE_AND_BACKUP): Promise<Started> {
   const yaml = `
 admin: { listen: 127.0.0.1:0${withToken ? `, token_file: ${tokenFile}` : ''} }
 status: { listen: 127.0.0.1:0 }
@@ -48,9 +52,7 @@ backends:
     failback: ${failback}
     check: { type: none }
     servers:
-      - { name: a, address: 127.0.0.1:1, weight: 100 }
-      - { name: b, address: 127.0.0.1:2, weight: 10, backup: true }
-  - name: other
+${servers}  - name: other
     check: { type: none }
     servers:
       - { name: x, address: 127.0.0.1:3 }
@@ -624,7 +626,7 @@ describe('admin API: changes apply at once everywhere', () => {
     const r = await post(s, '/admin/backends/lic/servers/a', { weight: 50 });
     expect(r.status).toBe(200);
     expect(r.json.before).toEqual({ state: 'no check', admin: 'ready', weight: 100 });
-    expect(r.json.tier).toEqual({ from: 'active', to: 'active', failback: 'manual' });
+    expect(r.json.tier).toEqual({ from: 'active', to: 'active', failback: 'manual', from_tier: 0, to_tier: 0 });
     expect(r.json.server).toMatchObject({ name: 'a', weight: 50, configured_weight: 100, effective_weight: 50 });
     expect(lic.server('a')!.weight).toBe(50);
     expect(await ask(agentPort, '')).toBe('up ready 50%\n');
@@ -644,7 +646,7 @@ describe('admin API: changes apply at once everywhere', () => {
     const r = await post(s, '/admin/backends/lic/servers/a', { state: 'drain' });
     expect(r.status).toBe(200);
     expect(r.json.server).toMatchObject({ state: 'DRAIN', admin: 'drain', usable: false });
-    expect(r.json.tier).toEqual({ from: 'active', to: 'backup', failback: 'manual' });
+    expect(r.json.tier).toEqual({ from: 'active', to: 'backup', failback: 'manual', from_tier: 0, to_tier: 1 });
     expect(lic.choose('10.0.0.1', null)!.name).toBe('b');
     expect(await ask(statusPort, 'STATUS\r\n')).toBe('Server Status: Running\r\nBackend: lic\r\nTier: backup\r\nServers: 2/2 up\r\n');
     expect(await ask(agentPort, '')).toBe('up drain 0% #draining\n');
@@ -661,10 +663,31 @@ describe('admin API: changes apply at once everywhere', () => {
     expect(await ask(agentPort, '')).toBe('up ready 100%\n');
     const fb = await post(s, '/admin/backends/lic/failback');
     expect(fb.status).toBe(200);
-    expect(fb.json).toEqual({ backend: 'lic', failback: 'manual', from: 'backup', to: 'active', changed: true });
+    expect(fb.json).toEqual({ backend: 'lic', failback: 'manual', from: 'backup', to: 'active', from_tier: 1, to_tier: 0, changed: true });
     expect(lic.choose('10.0.0.3', null)!.name).toBe('a');
     const again = await post(s, '/admin/backends/lic/failback', {});
     expect(again.json).toMatchObject({ from: 'active', to: 'active', changed: false });
+  });
+
+  it('DR sites at tiers 2 and 3: the answers give the tier numbers beside the names, and the log says which DR tier', async () => {
+    const s = await start(true, 'manual', `      - { name: a, address: 127.0.0.1:1 }
+      - { name: d2, address: 127.0.0.1:2, tier: 2 }
+      - { name: d3, address: 127.0.0.1:4, tier: 3 }
+`);
+    const lic = s.daemon.model.backend('lic')!;
+    await post(s, '/admin/backends/lic/servers/a', { state: 'drain' });
+    expect(lic.servingTier).toBe(2);
+    const over = await post(s, '/admin/backends/lic/servers/d2', { state: 'drain' });
+    expect(over.json.tier).toEqual({ from: 'dr', to: 'dr', failback: 'manual', from_tier: 2, to_tier: 3 });
+    expect(s.logText()).toContain('backend lic now serves from dr tier 3');
+    await post(s, '/admin/backends/lic/servers/d2', { state: 'ready' });
+    expect(lic.servingTier).toBe(3);
+    const fb = await post(s, '/admin/backends/lic/failback');
+    expect(fb.json).toEqual({ backend: 'lic', failback: 'manual', from: 'dr', to: 'dr', from_tier: 3, to_tier: 2, changed: true });
+    expect(s.logText()).toContain('admin: failback lic: dr tier 3 -> dr"');
+    const again = await post(s, '/admin/backends/lic/failback');
+    expect(again.json).toMatchObject({ from_tier: 2, to_tier: 2, changed: false });
+    expect(s.logText()).toContain('admin: failback lic: already serving from dr"');
   });
 
   it('state and weight in one call are one change: a drained active set ready at weight 0 moves no tier (failback: auto)', async () => {
@@ -682,7 +705,7 @@ describe('admin API: changes apply at once everywhere', () => {
     // other, the ready alone failed back to the active tier and the weight 0 failed over again.
     const r = await post(s, '/admin/backends/lic/servers/a', { state: 'ready', weight: 0 });
     expect(r.status).toBe(200);
-    expect(r.json.tier).toEqual({ from: 'backup', to: 'backup', failback: 'auto' });
+    expect(r.json.tier).toEqual({ from: 'backup', to: 'backup', failback: 'auto', from_tier: 1, to_tier: 1 });
     expect(tiers, 'tier changes for one call that leaves the backup serving').toEqual([]);
     expect(states).toEqual(['a: DRAIN -> no check (weight 0)']);
     expect(s.logText()).not.toContain('now serves from active');
